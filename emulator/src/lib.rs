@@ -1,0 +1,1 @@
+//! Stateful local emulator of the Cloud BOT REST API.

@@ -1,0 +1,1 @@
+//! Typed client for the Cloud BOT REST API (api.c-bot.pro).

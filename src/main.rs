@@ -1,0 +1,3 @@
+//! Lambda entry point: wires configuration, shared clients and the handler to `lambda_runtime`.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Integration tests of the Cloud BOT client against the emulator.

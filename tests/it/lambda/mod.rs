@@ -1,0 +1,1 @@
+//! Integration tests of the Lambda handler (decoding, credentials, upstream faults).
