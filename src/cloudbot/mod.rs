@@ -1,1 +1,27 @@
 //! Typed client for the Cloud BOT REST API (api.c-bot.pro).
+//!
+//! - `endpoint`: the API base, validated ids, BOT execution / job reference endpoints (strict
+//!   parsing of URLs that arrive in events).
+//! - `credentials`: access token + secret key, redacted everywhere.
+//! - `model`: language, job status, Job/Bot objects, the execute request.
+//! - `error`: the one error enum with stable names.
+//! - `client`: the pooled HTTP client and the four operations.
+//! - `retry`: which failures are retried (never an execute that may have reached the server).
+
+mod client;
+mod credentials;
+mod endpoint;
+mod error;
+mod model;
+mod retry;
+
+pub use client::{
+    Call, ClientSettings, CloudBotClient, MAX_REQUEST_BODY, MAX_RESPONSE_BODY, default_user_agent,
+};
+pub use credentials::Credentials;
+pub use endpoint::{
+    ApiBase, BotEndpoint, BotId, DEFAULT_API_BASE, EndpointError, EndpointProblem, JobEndpoint,
+    JobId, MAX_ID_LEN, PublicId,
+};
+pub use error::{CloudBotError, Failure, MAX_MESSAGE_CHARS};
+pub use model::{Bot, ExecuteRequest, Job, JobStatus, Language, Started, UnknownLanguage};

@@ -1,0 +1,598 @@
+//! The Cloud BOT HTTP client: one pooled `reqwest` client built at cold start, the four
+//! operations (list BOTs, execute, refer job, suspend job), header handling, capped body
+//! reading, and the mapping of HTTP answers and transport failures to [`CloudBotError`].
+//! Which failures are retried is decided in `retry.rs`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::Method;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::credentials::Credentials;
+use super::endpoint::{ApiBase, BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
+use super::error::{CloudBotError, Failure, sanitize_message};
+use super::model::{Bot, BotList, ErrorBody, ExecuteBody, ExecuteRequest, Job, Language, Started};
+use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
+
+/// Largest request body the service accepts (4 MB); bigger bodies are refused locally.
+pub const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
+
+/// Largest response body read (1 MiB). A job with its output is far smaller; anything bigger is
+/// treated as an invalid answer instead of being buffered.
+pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// How long an idle keep-alive connection stays in the pool. A warm Lambda reuses it across
+/// invocations; kept below common server/load-balancer idle timeouts (60 s and more) so that we
+/// rarely write into a connection the server has already closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings for [`CloudBotClient::new`].
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The only origin requests (and credentials) go to.
+    pub base: ApiBase,
+    /// Timeout for establishing a connection (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Timeout for one attempt (send + whole answer); always capped by the call's deadline.
+    pub request_timeout: Duration,
+    /// `user-agent` header.
+    pub user_agent: String,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            base: ApiBase::default(),
+            connect_timeout: Duration::from_millis(3000),
+            request_timeout: Duration::from_millis(25_000),
+            user_agent: default_user_agent(),
+        }
+    }
+}
+
+/// `cloudbot-trigger/<crate version>`.
+pub fn default_user_agent() -> String {
+    format!("cloudbot-trigger/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Per-call context: who calls, in which language, and until when.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// Access token + secret key.
+    pub credentials: &'a Credentials,
+    /// `content-language` of server messages.
+    pub language: Language,
+    /// No attempt starts, and no retry wait ends, after this instant (the Lambda's remaining
+    /// time minus a safety margin).
+    pub deadline: Instant,
+}
+
+/// Client for the Cloud BOT REST API. Build it once (cold start) and clone it freely: clones
+/// share the connection pool.
+#[derive(Debug, Clone)]
+pub struct CloudBotClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base: ApiBase,
+    request_timeout: Duration,
+}
+
+/// One logical request (retried as a whole).
+struct Op<'a> {
+    method: Method,
+    /// Path template for logs (never the concrete ids' values beyond what the URL holds).
+    template: &'static str,
+    url: &'a str,
+    body: Option<Vec<u8>>,
+    safety: Safety,
+}
+
+/// A successful (2xx) answer with its body read.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    /// The server answered and the body was read (any status).
+    Answered(Answer),
+    /// The server answered with a success status but the body was cut off.
+    BodyCut { status: u16 },
+    /// The server answered but the body exceeded [`MAX_RESPONSE_BODY`].
+    BodyTooLarge { status: u16 },
+    /// No answer.
+    Failed(AttemptEnd),
+}
+
+impl CloudBotClient {
+    /// Build the client (one `reqwest` client with rustls, timeouts, keep-alive pool, no
+    /// redirects). Call once per process.
+    pub fn new(settings: ClientSettings) -> Result<Self, CloudBotError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .user_agent(settings.user_agent.as_str())
+            // Redirects would carry the access-token/secret-key headers to wherever the
+            // Location points; the API does not use them.
+            .redirect(reqwest::redirect::Policy::none());
+        if settings.base.is_http() {
+            // Loopback http (local runs): never hand the plain-text credentials to a proxy
+            // configured in the environment.
+            builder = builder.no_proxy();
+        } else {
+            builder = builder.https_only(true);
+        }
+        let http = builder.build().map_err(|_| CloudBotError::Internal {
+            detail: "the HTTP client could not be built",
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base: settings.base,
+                request_timeout: settings.request_timeout,
+            }),
+        })
+    }
+
+    /// The configured API base.
+    pub fn base(&self) -> &ApiBase {
+        &self.inner.base
+    }
+
+    /// `GET /{public_id}/bots`: the contract's API-published BOTs, each with its BOT execution
+    /// endpoint `{base}/{public_id}/bots/{bot_id}/jobs` [I]. BOTs whose id falls outside the
+    /// accepted id charset are left out (they could not be executed through a validated
+    /// endpoint) and counted in a warning.
+    pub async fn list_bots(
+        &self,
+        call: &Call<'_>,
+        public_id: &PublicId,
+    ) -> Result<Vec<(Bot, BotEndpoint)>, CloudBotError> {
+        let url = self
+            .inner
+            .base
+            .join(&format!("/{}/bots", public_id.as_str()));
+        let answer = self
+            .exchange(
+                call,
+                Op {
+                    method: Method::GET,
+                    template: "/{public_id}/bots",
+                    url: &url,
+                    body: None,
+                    safety: Safety::Idempotent,
+                },
+            )
+            .await?;
+        let list: BotList =
+            serde_json::from_slice(&answer.body).map_err(|_| CloudBotError::InvalidResponse {
+                status: answer.status,
+                detail: "body is not a BOT list",
+            })?;
+        let mut skipped = 0usize;
+        let mut bots = Vec::with_capacity(list.bots.len());
+        for bot in list.bots {
+            match BotId::parse(&bot.id, "bots[].id") {
+                Ok(bot_id) => {
+                    let endpoint = BotEndpoint::new(&self.inner.base, public_id.clone(), bot_id);
+                    bots.push((bot, endpoint));
+                }
+                Err(_) => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                "BOTs with ids outside the accepted charset left out"
+            );
+        }
+        Ok(bots)
+    }
+
+    /// `POST /{public_id}/bots/{bot_id}/jobs`: start the BOT.
+    ///
+    /// Never retried once the request may have reached the server (see `retry.rs`); such
+    /// failures come back as [`CloudBotError::OutcomeUnknown`]. A body over 4 MB is refused
+    /// with [`CloudBotError::PayloadTooLarge`] before anything is sent.
+    pub async fn execute(
+        &self,
+        call: &Call<'_>,
+        bot: &BotEndpoint,
+        req: &ExecuteRequest,
+    ) -> Result<Started, CloudBotError> {
+        let body =
+            serde_json::to_vec(&ExecuteBody::from(req)).map_err(|_| CloudBotError::Internal {
+                detail: "the execute request could not be encoded",
+            })?;
+        if body.len() > MAX_REQUEST_BODY {
+            return Err(CloudBotError::PayloadTooLarge { size: body.len() });
+        }
+        let answer = self
+            .exchange(
+                call,
+                Op {
+                    method: Method::POST,
+                    template: "/{public_id}/bots/{bot_id}/jobs",
+                    url: bot.url(),
+                    body: Some(body),
+                    safety: Safety::ExecuteOnce,
+                },
+            )
+            .await?;
+        // From here on the server has answered "success": a job exists. Anything we cannot
+        // read means the caller does not learn about it, hence OutcomeUnknown, never a retry.
+        let unusable = CloudBotError::OutcomeUnknown {
+            cause: Failure::Body,
+        };
+        let job: Job = serde_json::from_slice(&answer.body).map_err(|_| unusable.clone())?;
+        let job_id = JobId::parse(&job.job_id, "job_id").map_err(|_| unusable.clone())?;
+        let job_reference = self
+            .server_job_reference(&answer, bot.public_id(), &job_id)
+            .unwrap_or_else(|| JobEndpoint::new(&self.inner.base, bot.public_id().clone(), job_id));
+        Ok(Started {
+            job,
+            job_reference,
+            http_status: answer.status,
+        })
+    }
+
+    /// `GET /{public_id}/jobs/{job_id}`: the job's current state (with `output` once finished).
+    pub async fn refer_job(
+        &self,
+        call: &Call<'_>,
+        job: &JobEndpoint,
+    ) -> Result<Job, CloudBotError> {
+        self.job_call(call, job, Method::GET).await
+    }
+
+    /// `DELETE /{public_id}/jobs/{job_id}`: suspend the job. Idempotent, so retried like a read.
+    pub async fn suspend_job(
+        &self,
+        call: &Call<'_>,
+        job: &JobEndpoint,
+    ) -> Result<Job, CloudBotError> {
+        self.job_call(call, job, Method::DELETE).await
+    }
+
+    async fn job_call(
+        &self,
+        call: &Call<'_>,
+        job: &JobEndpoint,
+        method: Method,
+    ) -> Result<Job, CloudBotError> {
+        let answer = self
+            .exchange(
+                call,
+                Op {
+                    method,
+                    template: "/{public_id}/jobs/{job_id}",
+                    url: job.url(),
+                    body: None,
+                    safety: Safety::Idempotent,
+                },
+            )
+            .await?;
+        serde_json::from_slice(&answer.body).map_err(|_| CloudBotError::InvalidResponse {
+            status: answer.status,
+            detail: "body is not a job object",
+        })
+    }
+
+    /// The job reference endpoint the server announced, if any, and only when it is a valid job
+    /// endpoint on the configured base for this very job. [I] The API documents none; we look at
+    /// a `Location` header first, then at the body fields `job_reference_endpoint`, `job_url`,
+    /// `url`. A relative `Location` (`/demo/jobs/...`) is resolved against the base.
+    fn server_job_reference(
+        &self,
+        answer: &Answer,
+        public_id: &PublicId,
+        job_id: &JobId,
+    ) -> Option<JobEndpoint> {
+        #[derive(Deserialize)]
+        struct UrlFields {
+            job_reference_endpoint: Option<serde_json::Value>,
+            job_url: Option<serde_json::Value>,
+            url: Option<serde_json::Value>,
+        }
+        let base = &self.inner.base;
+        let matches = |e: &JobEndpoint| e.job_id() == job_id && e.public_id() == public_id;
+        let location = answer
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|loc| {
+                let absolute = if loc.starts_with('/') {
+                    base.join(loc)
+                } else {
+                    loc.to_owned()
+                };
+                JobEndpoint::parse(base, &absolute, "location").ok()
+            })
+            .filter(matches);
+        if location.is_some() {
+            return location;
+        }
+        let fields: UrlFields = serde_json::from_slice(&answer.body).ok()?;
+        [fields.job_reference_endpoint, fields.job_url, fields.url]
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter_map(|s| JobEndpoint::parse(base, &s, "job_reference_endpoint").ok())
+            .find(matches)
+    }
+
+    /// Run `op` with retries per `retry.rs`; `Ok` only for a 2xx answer whose body was read.
+    async fn exchange(&self, call: &Call<'_>, op: Op<'_>) -> Result<Answer, CloudBotError> {
+        let headers = request_headers(call)?;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let now = Instant::now();
+            let time_left = call.deadline.saturating_duration_since(now);
+            if time_left < MIN_ATTEMPT_TIME {
+                return Err(CloudBotError::DeadlineExceeded);
+            }
+            let attempt_timeout = self.inner.request_timeout.min(time_left);
+            let outcome = self.attempt(&op, &headers, attempt_timeout).await;
+            let latency_ms = u64::try_from(now.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (status, error) = match outcome {
+                Outcome::Answered(answer) if (200..300).contains(&answer.status) => {
+                    tracing::debug!(
+                        method = %op.method,
+                        path = op.template,
+                        status = answer.status,
+                        attempt,
+                        latency_ms,
+                        "cloud bot call succeeded"
+                    );
+                    return Ok(answer);
+                }
+                Outcome::Answered(answer) => {
+                    let retry_after = answer
+                        .headers
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                    let end = AttemptEnd::Status {
+                        status: answer.status,
+                        retry_after,
+                    };
+                    let error = status_error(call, &op, &answer, retry_after);
+                    (Some(answer.status), (end, error))
+                }
+                Outcome::BodyCut { status } => {
+                    let error = match op.safety {
+                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown {
+                            cause: Failure::Body,
+                        },
+                        Safety::Idempotent => CloudBotError::Unavailable {
+                            cause: Failure::Transport,
+                        },
+                    };
+                    (Some(status), (AttemptEnd::Transport, error))
+                }
+                Outcome::BodyTooLarge { status } => {
+                    let error = match op.safety {
+                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown {
+                            cause: Failure::Body,
+                        },
+                        Safety::Idempotent => CloudBotError::InvalidResponse {
+                            status,
+                            detail: "body exceeds the size limit",
+                        },
+                    };
+                    // Not transient: do not ask for the same oversized answer again.
+                    tracing::debug!(
+                        method = %op.method,
+                        path = op.template,
+                        status,
+                        attempt,
+                        latency_ms,
+                        "cloud bot answer too large"
+                    );
+                    return Err(error);
+                }
+                Outcome::Failed(end) => (None, (end, transport_error(op.safety, end))),
+            };
+            let (end, error) = error;
+            tracing::debug!(
+                method = %op.method,
+                path = op.template,
+                status,
+                attempt,
+                latency_ms,
+                error = error.name(),
+                "cloud bot call failed"
+            );
+            let time_left = call.deadline.saturating_duration_since(Instant::now());
+            match retry::retry_wait(op.safety, end, attempt, time_left) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt: send, then read the body with the size cap, all within `timeout`.
+    async fn attempt(&self, op: &Op<'_>, headers: &HeaderMap, timeout: Duration) -> Outcome {
+        let mut request = self
+            .inner
+            .http
+            .request(op.method.clone(), op.url)
+            .headers(headers.clone())
+            .timeout(timeout);
+        if let Some(body) = &op.body {
+            request = request.body(body.clone());
+        }
+        let exchange = async {
+            let mut response = match request.send().await {
+                Ok(r) => r,
+                Err(e) => return Outcome::Failed(classify(e)),
+            };
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let success = response.status().is_success();
+            if response
+                .content_length()
+                .is_some_and(|n| n > MAX_RESPONSE_BODY as u64)
+            {
+                return if success {
+                    Outcome::BodyTooLarge { status }
+                } else {
+                    // The status is what matters for an error answer; its body is optional.
+                    Outcome::Answered(Answer {
+                        status,
+                        headers,
+                        body: Vec::new(),
+                    })
+                };
+            }
+            let mut body = Vec::new();
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+                            if success {
+                                return Outcome::BodyTooLarge { status };
+                            }
+                            body.clear();
+                            break;
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let e = e.without_url();
+                        tracing::debug!(error = %e, "cloud bot answer body cut off");
+                        if success {
+                            return Outcome::BodyCut { status };
+                        }
+                        body.clear();
+                        break;
+                    }
+                }
+            }
+            Outcome::Answered(Answer {
+                status,
+                headers,
+                body,
+            })
+        };
+        // reqwest's own timeout covers the same span; this one also bounds the body reads
+        // independently of reqwest's internals, so the deadline holds whatever happens.
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Failed(AttemptEnd::Timeout),
+        }
+    }
+}
+
+/// The headers of every call. Credentials go into sensitive header values here and nowhere else.
+fn request_headers(call: &Call<'_>) -> Result<HeaderMap, CloudBotError> {
+    let (token, secret) = call
+        .credentials
+        .header_values()
+        .ok_or(CloudBotError::InvalidCredentials)?;
+    let mut headers = HeaderMap::with_capacity(6);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_LANGUAGE,
+        HeaderValue::from_static(call.language.as_str()),
+    );
+    headers.insert(HeaderName::from_static("access-token"), token);
+    headers.insert(HeaderName::from_static("secret-key"), secret);
+    Ok(headers)
+}
+
+/// Reduce a transport error to what the retry policy needs. The error itself is dropped (after
+/// `without_url`, only its kind is logged).
+fn classify(e: reqwest::Error) -> AttemptEnd {
+    let e = e.without_url();
+    tracing::debug!(error = %e, "cloud bot transport error");
+    if e.is_connect() {
+        // Connector failures (DNS, TCP connect, TLS handshake, connect timeout) happen before
+        // any byte of the request is written.
+        AttemptEnd::ConnectFailed
+    } else if e.is_timeout() {
+        AttemptEnd::Timeout
+    } else {
+        AttemptEnd::Transport
+    }
+}
+
+/// The error for a failed attempt that got no answer.
+fn transport_error(safety: Safety, end: AttemptEnd) -> CloudBotError {
+    let cause = match end {
+        AttemptEnd::ConnectFailed => {
+            return CloudBotError::Unavailable {
+                cause: Failure::Connect,
+            };
+        }
+        AttemptEnd::Timeout => Failure::Timeout,
+        AttemptEnd::Transport | AttemptEnd::Status { .. } => Failure::Transport,
+    };
+    match safety {
+        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause },
+        Safety::Idempotent => CloudBotError::Unavailable { cause },
+    }
+}
+
+/// The error for a non-success answer.
+fn status_error(
+    call: &Call<'_>,
+    op: &Op<'_>,
+    answer: &Answer,
+    retry_after: Option<Duration>,
+) -> CloudBotError {
+    let message = || server_message(call.credentials, &answer.body);
+    match answer.status {
+        400 => CloudBotError::BadRequest { message: message() },
+        401 => CloudBotError::Unauthorized,
+        403 => CloudBotError::Forbidden,
+        404 => CloudBotError::NotFound,
+        413 => CloudBotError::PayloadTooLarge {
+            size: op.body.as_ref().map_or(0, Vec::len),
+        },
+        415 => CloudBotError::UnsupportedMediaType,
+        422 => CloudBotError::Unprocessable { message: message() },
+        429 => CloudBotError::RateLimited { retry_after },
+        s @ 500..=599 => match op.safety {
+            // A 503 that names a retry time is a refusal before any work started.
+            Safety::ExecuteOnce if !(s == 503 && retry_after.is_some()) => {
+                CloudBotError::OutcomeUnknown {
+                    cause: Failure::Status(s),
+                }
+            }
+            _ => CloudBotError::Unavailable {
+                cause: Failure::Status(s),
+            },
+        },
+        _ => CloudBotError::UnexpectedStatus {
+            status: answer.status,
+        },
+    }
+}
+
+/// The `message` of an error body `{"code":..,"message":..}`, scrubbed of the credentials and
+/// truncated; `None` when the body is not such an object.
+fn server_message(credentials: &Credentials, body: &[u8]) -> Option<String> {
+    let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+    let text = match parsed.message? {
+        serde_json::Value::String(s) => s,
+        _ => return None,
+    };
+    let cleaned = sanitize_message(&credentials.scrub(&text));
+    (!cleaned.is_empty()).then_some(cleaned)
+}

@@ -1,0 +1,112 @@
+//! Cloud BOT access-token credentials: the access token and its secret key.
+//!
+//! The type is built so that it cannot leak by accident: `Debug` prints `***`, there is no
+//! `Display` or `Serialize`, and the raw values leave it only as sensitive header values, built
+//! in exactly one place (where the request headers are set).
+
+use std::fmt;
+
+use reqwest::header::HeaderValue;
+
+/// An access token + secret key pair (sent as the `access-token` and `secret-key` headers).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    access_token: String,
+    secret_key: String,
+}
+
+impl Credentials {
+    /// Wrap an access token and its secret key.
+    pub fn new(access_token: String, secret_key: String) -> Self {
+        Self {
+            access_token,
+            secret_key,
+        }
+    }
+
+    /// True when both values are non-empty and can be sent as HTTP header values (visible
+    /// ASCII only). Callers use it to reject a malformed secret early; the client checks it
+    /// again before sending.
+    pub fn is_well_formed(&self) -> bool {
+        header_safe(&self.access_token) && header_safe(&self.secret_key)
+    }
+
+    /// The two header values, marked sensitive so that no HTTP layer prints them.
+    /// `None` when a value cannot be sent as a header.
+    pub(crate) fn header_values(&self) -> Option<(HeaderValue, HeaderValue)> {
+        if !self.is_well_formed() {
+            return None;
+        }
+        let mut token = HeaderValue::from_str(&self.access_token).ok()?;
+        let mut secret = HeaderValue::from_str(&self.secret_key).ok()?;
+        token.set_sensitive(true);
+        secret.set_sensitive(true);
+        Some((token, secret))
+    }
+
+    /// Replace any occurrence of either value in `text` by `***` (used on server-supplied
+    /// messages kept in errors: a server that echoes a header must not make us leak it).
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in [&self.access_token, &self.secret_key] {
+            if !secret.is_empty() && out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn header_safe(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let c = Credentials::new("tok-123".into(), "sec-456".into());
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("tok-123"));
+        assert!(!shown.contains("sec-456"));
+        assert!(shown.contains("***"));
+    }
+
+    #[test]
+    fn header_values_are_sensitive() {
+        let c = Credentials::new("tok".into(), "sec".into());
+        let (t, s) = c.header_values().unwrap();
+        assert!(t.is_sensitive() && s.is_sensitive());
+        assert_eq!(t.to_str().unwrap(), "tok");
+        assert!(!format!("{t:?}{s:?}").contains("sec"));
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        for (t, s) in [
+            ("", "x"),
+            ("x", ""),
+            ("a b", "x"),
+            ("x", "line\nbreak"),
+            ("é", "x"),
+        ] {
+            let c = Credentials::new(t.into(), s.into());
+            assert!(!c.is_well_formed());
+            assert!(c.header_values().is_none());
+        }
+    }
+
+    #[test]
+    fn scrub_removes_both_values() {
+        let c = Credentials::new("tok".into(), "sec".into());
+        assert_eq!(c.scrub("bad tok and sec!"), "bad *** and ***!");
+    }
+}
