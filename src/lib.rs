@@ -3,3 +3,10 @@
 //! The library holds everything testable; `main.rs` only wires it to the Lambda runtime.
 
 pub mod cloudbot;
+pub mod config;
+pub mod credentials;
+pub mod outcome;
+pub mod request;
+pub mod service;
+pub mod telemetry;
+pub mod trigger;

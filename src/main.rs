@@ -1,3 +1,29 @@
-//! Lambda entry point: wires configuration, shared clients and the handler to `lambda_runtime`.
+//! Lambda entry point: wires tracing, configuration, the shared clients and the handler to
+//! `lambda_runtime`. Everything else lives in the library so tests can reach it.
+//!
+//! A current-thread runtime: one sandbox serves one invocation at a time, so a multi-threaded
+//! scheduler only adds start-up work and binary size.
 
-fn main() {}
+use cloudbot_trigger::config::Config;
+use cloudbot_trigger::service::Service;
+use cloudbot_trigger::telemetry;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+    let config =
+        Config::from_env().inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
+    // Standard AWS settings (region, credentials, AWS_ENDPOINT_URL for local runs) from the environment.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let service = Service::new(config, secrets)
+        .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
+    let service = &service;
+    // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        Box::pin(service.handle(event))
+    }))
+    .await
+}

@@ -1,0 +1,270 @@
+//! Function configuration: the only place that reads environment variables.
+//!
+//! `Config::from_env()` runs once at cold start; every value is parsed and validated there, so a
+//! misconfigured function fails at start-up with an error naming the variable instead of failing
+//! on its first invocation. Tests build a `Config` from a map with [`Config::from_lookup`] so they
+//! never mutate the process environment.
+
+use std::time::Duration;
+
+use crate::cloudbot::{ApiBase, BotEndpoint, Language, PublicId};
+
+/// Largest `callback_tries` the function accepts ([I]: the API documents no maximum; ten attempts
+/// at Cloud BOT's >= 30 s retry interval already add five minutes of billed execution time).
+pub const MAX_CALLBACK_TRIES: u32 = 10;
+
+/// Validated configuration of the function.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Secrets Manager secret name or ARN holding `{"access_token", "secret_key"}`.
+    pub secret_id: String,
+    /// The only origin credentials are sent to.
+    pub api_base: ApiBase,
+    /// BOT run when a request names none (for example an empty scheduled event).
+    pub default_bot: Option<BotEndpoint>,
+    /// Contract used by `list_bots` / `refer_job` / `bot_id` when the request names none.
+    pub default_public_id: Option<PublicId>,
+    /// Default `content-language` for Cloud BOT messages.
+    pub language: Language,
+    /// How long fetched credentials are reused before Secrets Manager is asked again.
+    pub secret_ttl: Duration,
+    /// `callback_tries` used when a request gives `callback_endpoint` alone.
+    pub default_callback_tries: u32,
+    /// Allow `http://` callback endpoints on loopback hosts (local runs only).
+    pub allow_http_loopback_callback: bool,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// Upstream request timeout (always capped by the invocation's remaining time).
+    pub request_timeout: Duration,
+}
+
+/// A configuration variable is missing or invalid; `Display` names the variable, never its value
+/// when the value could be sensitive.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads and validates the configuration from any name → value lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // An empty variable counts as unset: CloudFormation and `--env-vars` make empty values easy.
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let secret_id = get("CLOUDBOT_SECRET_ID").ok_or_else(|| {
+            ConfigError::new("CLOUDBOT_SECRET_ID", "is required (secret name or ARN)")
+        })?;
+
+        let api_base = match get("CLOUDBOT_API_BASE") {
+            Some(raw) => ApiBase::parse(&raw)
+                .map_err(|e| ConfigError::new("CLOUDBOT_API_BASE", e.to_string()))?,
+            None => ApiBase::default(),
+        };
+
+        let default_bot = get("CLOUDBOT_DEFAULT_BOT_ENDPOINT")
+            .map(|raw| {
+                BotEndpoint::parse(&api_base, &raw, "CLOUDBOT_DEFAULT_BOT_ENDPOINT").map_err(|e| {
+                    ConfigError::new(
+                        "CLOUDBOT_DEFAULT_BOT_ENDPOINT",
+                        format!("{e} (must be a BOT execution endpoint under CLOUDBOT_API_BASE)"),
+                    )
+                })
+            })
+            .transpose()?;
+
+        let default_public_id = match get("CLOUDBOT_DEFAULT_PUBLIC_ID") {
+            Some(raw) => Some(
+                PublicId::parse(&raw, "CLOUDBOT_DEFAULT_PUBLIC_ID")
+                    .map_err(|e| ConfigError::new("CLOUDBOT_DEFAULT_PUBLIC_ID", e.to_string()))?,
+            ),
+            None => default_bot.as_ref().map(|bot| bot.public_id().clone()),
+        };
+
+        let language = match get("CLOUDBOT_LANGUAGE") {
+            Some(raw) => raw
+                .parse::<Language>()
+                .map_err(|_| ConfigError::new("CLOUDBOT_LANGUAGE", "must be `ja` or `en`"))?,
+            None => Language::Ja,
+        };
+
+        let secret_ttl = Duration::from_secs(parse_u64(
+            &get,
+            "CLOUDBOT_SECRET_TTL_SECONDS",
+            300,
+            0,
+            86_400,
+        )?);
+
+        let default_callback_tries = u32::try_from(parse_u64(
+            &get,
+            "CLOUDBOT_DEFAULT_CALLBACK_TRIES",
+            3,
+            1,
+            u64::from(MAX_CALLBACK_TRIES),
+        )?)
+        .map_err(|_| ConfigError::new("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "out of range"))?;
+
+        let allow_http_loopback_callback =
+            match get("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK").as_deref() {
+                None | Some("false") | Some("0") => false,
+                Some("true") | Some("1") => true,
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK",
+                        "must be `true` or `false`",
+                    ));
+                }
+            };
+
+        let connect_timeout = Duration::from_millis(parse_u64(
+            &get,
+            "CLOUDBOT_CONNECT_TIMEOUT_MS",
+            3_000,
+            1,
+            60_000,
+        )?);
+        let request_timeout = Duration::from_millis(parse_u64(
+            &get,
+            "CLOUDBOT_REQUEST_TIMEOUT_MS",
+            25_000,
+            1,
+            900_000,
+        )?);
+
+        Ok(Self {
+            secret_id,
+            api_base,
+            default_bot,
+            default_public_id,
+            language,
+            secret_ttl,
+            default_callback_tries,
+            allow_http_loopback_callback,
+            connect_timeout,
+            request_timeout,
+        })
+    }
+}
+
+fn parse_u64(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    let value: u64 = raw.parse().map_err(|_| {
+        ConfigError::new(
+            var,
+            format!("must be a whole number between {min} and {max}"),
+        )
+    })?;
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError::new(
+            var,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn secret_id_is_required_and_named() {
+        let err = config(&[]).unwrap_err();
+        assert_eq!(err.var, "CLOUDBOT_SECRET_ID");
+        assert!(err.to_string().contains("CLOUDBOT_SECRET_ID"));
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = config(&[("CLOUDBOT_SECRET_ID", "s")]).unwrap();
+        assert_eq!(cfg.secret_ttl, Duration::from_secs(300));
+        assert_eq!(cfg.default_callback_tries, 3);
+        assert!(!cfg.allow_http_loopback_callback);
+        assert!(cfg.default_bot.is_none());
+        assert!(cfg.default_public_id.is_none());
+        assert_eq!(cfg.connect_timeout, Duration::from_millis(3000));
+        assert_eq!(cfg.request_timeout, Duration::from_millis(25000));
+    }
+
+    #[test]
+    fn default_public_id_comes_from_default_bot() {
+        let cfg = config(&[
+            ("CLOUDBOT_SECRET_ID", "s"),
+            ("CLOUDBOT_API_BASE", "http://127.0.0.1:8787"),
+            (
+                "CLOUDBOT_DEFAULT_BOT_ENDPOINT",
+                "http://127.0.0.1:8787/demo/bots/echo_bot/jobs",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(cfg.default_public_id.unwrap().as_str(), "demo");
+    }
+
+    #[test]
+    fn default_bot_on_a_foreign_host_is_rejected() {
+        let err = config(&[
+            ("CLOUDBOT_SECRET_ID", "s"),
+            (
+                "CLOUDBOT_DEFAULT_BOT_ENDPOINT",
+                "https://evil.example/demo/bots/echo_bot/jobs",
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "CLOUDBOT_DEFAULT_BOT_ENDPOINT");
+    }
+
+    #[test]
+    fn bad_numbers_and_flags_name_the_variable() {
+        for (var, value) in [
+            ("CLOUDBOT_SECRET_TTL_SECONDS", "soon"),
+            ("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "11"),
+            ("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "0"),
+            ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "yes"),
+            ("CLOUDBOT_LANGUAGE", "fr"),
+            ("CLOUDBOT_CONNECT_TIMEOUT_MS", "0"),
+            ("CLOUDBOT_API_BASE", "ftp://x"),
+        ] {
+            let err = config(&[("CLOUDBOT_SECRET_ID", "s"), (var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{var}={value}");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Cloud BOT credentials from AWS Secrets Manager: one SDK call, a TTL cache, decoding, and two
+//! narrow errors.
+//!
+//! The secret is a SecretString holding `{"access_token": "...", "secret_key": "..."}`. It is
+//! fetched on first use and reused for the TTL. All fetches go through one `tokio::sync::Mutex`,
+//! so concurrent invocations in one sandbox wait for the fetch in flight instead of starting their
+//! own (single flight). [`CredentialsProvider::refresh`] lets the caller replace credentials the
+//! Cloud BOT API just rejected (HTTP 401: the secret may have rotated) without every concurrent
+//! caller re-fetching again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::cloudbot::Credentials;
+
+/// Reading the credentials failed. `Display` never contains secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// Secrets Manager could not be reached or refused the call (retryable).
+    #[error("could not read the Cloud BOT secret from Secrets Manager: {0}")]
+    Unavailable(String),
+    /// The secret exists but does not hold usable credentials (fix the secret).
+    #[error("the Cloud BOT secret is malformed: {0}")]
+    Invalid(String),
+}
+
+/// Credentials handed out by the provider, tagged with the fetch they came from.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// The credentials (their `Debug` prints `***`).
+    pub credentials: Arc<Credentials>,
+    /// Increments on every successful fetch in this sandbox; used by [`CredentialsProvider::refresh`].
+    pub generation: u64,
+    /// Secrets Manager version id of the secret value, when known.
+    version_id: Option<String>,
+}
+
+/// What [`CredentialsProvider::refresh`] found.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// Newer credentials than the rejected ones: retry with them.
+    New(Lease),
+    /// Secrets Manager still holds the rejected secret version: retrying cannot help.
+    Unchanged,
+}
+
+#[derive(Debug)]
+struct Cached {
+    lease: Lease,
+    fetched_at: Instant,
+}
+
+/// Secrets Manager backed, TTL-cached, single-flight credentials source. Build once per sandbox.
+#[derive(Debug)]
+pub struct CredentialsProvider {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    ttl: Duration,
+    cache: Mutex<Option<Cached>>,
+}
+
+impl CredentialsProvider {
+    /// A provider reading `secret_id` with `client`, caching values for `ttl`.
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String, ttl: Duration) -> Self {
+        Self {
+            client,
+            secret_id,
+            ttl,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Cached credentials, fetched first when absent or older than the TTL. Gives up at `deadline`.
+    pub async fn get(&self, deadline: Instant) -> Result<Lease, CredentialsError> {
+        tokio::time::timeout_at(deadline, async {
+            // Holding the lock across the fetch is the single flight: others wait, then hit the cache.
+            let mut cache = self.cache.lock().await;
+            if let Some(cached) = cache.as_ref()
+                && cached.fetched_at.elapsed() < self.ttl
+            {
+                return Ok(cached.lease.clone());
+            }
+            let generation = cache.as_ref().map_or(0, |c| c.lease.generation) + 1;
+            let lease = self.fetch(generation).await?;
+            *cache = Some(Cached {
+                lease: lease.clone(),
+                fetched_at: Instant::now(),
+            });
+            Ok(lease)
+        })
+        .await
+        .map_err(|_| timed_out())?
+    }
+
+    /// Replaces credentials the API rejected. Fetches at most once however many callers report the
+    /// same `rejected` lease: later callers get the lease the first one fetched.
+    pub async fn refresh(
+        &self,
+        rejected: &Lease,
+        deadline: Instant,
+    ) -> Result<Refreshed, CredentialsError> {
+        tokio::time::timeout_at(deadline, async {
+            let mut cache = self.cache.lock().await;
+            if let Some(cached) = cache.as_ref()
+                && cached.lease.generation != rejected.generation
+            {
+                return Ok(Refreshed::New(cached.lease.clone()));
+            }
+            let lease = self.fetch(rejected.generation + 1).await?;
+            let unchanged = lease.version_id.is_some() && lease.version_id == rejected.version_id;
+            *cache = Some(Cached {
+                lease: lease.clone(),
+                fetched_at: Instant::now(),
+            });
+            Ok(if unchanged {
+                Refreshed::Unchanged
+            } else {
+                Refreshed::New(lease)
+            })
+        })
+        .await
+        .map_err(|_| timed_out())?
+    }
+
+    async fn fetch(&self, generation: u64) -> Result<Lease, CredentialsError> {
+        let started = std::time::Instant::now();
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|err| {
+                // Only the error code and the service's message: neither contains the secret value.
+                let reason = match (err.code(), err.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), None) => code.to_owned(),
+                    _ => match &err {
+                        aws_sdk_secretsmanager::error::SdkError::TimeoutError(_) => {
+                            "timed out".to_owned()
+                        }
+                        aws_sdk_secretsmanager::error::SdkError::DispatchFailure(_) => {
+                            "could not connect".to_owned()
+                        }
+                        _ => "unexpected response".to_owned(),
+                    },
+                };
+                CredentialsError::Unavailable(reason)
+            })?;
+        let secret = output.secret_string().ok_or_else(|| {
+            CredentialsError::Invalid(
+                "it has no SecretString (binary secrets are not supported)".into(),
+            )
+        })?;
+        let credentials = decode(secret)?;
+        tracing::info!(
+            generation,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "fetched Cloud BOT credentials from Secrets Manager"
+        );
+        Ok(Lease {
+            credentials: Arc::new(credentials),
+            generation,
+            version_id: output.version_id().map(str::to_owned),
+        })
+    }
+}
+
+fn timed_out() -> CredentialsError {
+    CredentialsError::Unavailable("timed out before the invocation deadline".into())
+}
+
+/// Decodes the SecretString. Errors name the key at fault, never a value (serde's own messages can
+/// quote values, so they are not passed on).
+pub fn decode(secret: &str) -> Result<Credentials, CredentialsError> {
+    let value: serde_json::Value = serde_json::from_str(secret).map_err(|_| {
+        CredentialsError::Invalid(
+            "SecretString is not JSON; expected {\"access_token\": \"...\", \"secret_key\": \"...\"}".into(),
+        )
+    })?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| CredentialsError::Invalid("SecretString is not a JSON object".into()))?;
+    let field = |key: &str| -> Result<String, CredentialsError> {
+        match object.get(key) {
+            None => Err(CredentialsError::Invalid(format!("key `{key}` is missing"))),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+            Some(serde_json::Value::String(_)) => {
+                Err(CredentialsError::Invalid(format!("key `{key}` is empty")))
+            }
+            Some(_) => Err(CredentialsError::Invalid(format!(
+                "key `{key}` is not a string"
+            ))),
+        }
+    };
+    Ok(Credentials::new(
+        field("access_token")?,
+        field("secret_key")?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_names_the_missing_key_without_values() {
+        let err = decode(r#"{"access_token":"tok-123"}"#).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("secret_key"), "{text}");
+        assert!(!text.contains("tok-123"), "{text}");
+        assert!(matches!(err, CredentialsError::Invalid(_)));
+    }
+
+    #[test]
+    fn decode_rejects_non_json_empty_and_wrong_types() {
+        for (secret, needle) in [
+            ("tok-123:sec-456", "not JSON"),
+            ("[]", "not a JSON object"),
+            (
+                r#"{"access_token":"","secret_key":"sec-456"}"#,
+                "access_token` is empty",
+            ),
+            (
+                r#"{"access_token":5,"secret_key":"sec-456"}"#,
+                "access_token` is not a string",
+            ),
+        ] {
+            let text = decode(secret).unwrap_err().to_string();
+            assert!(text.contains(needle), "{secret}: {text}");
+            assert!(
+                !text.contains("sec-456") && !text.contains("tok-123"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn decode_accepts_a_well_formed_secret() {
+        let creds =
+            decode(r#"{"access_token":"tok","secret_key":"sec","note":"extra keys are fine"}"#)
+                .unwrap();
+        assert_eq!(format!("{creds:?}").contains("tok"), false);
+    }
+}

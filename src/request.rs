@@ -1,0 +1,487 @@
+//! The one logical request every trigger is decoded into, and its validation.
+//!
+//! Input is a JSON object (a Step Functions task input, an EventBridge `detail`, an API Gateway
+//! body merged with its path parameters). Every key is matched against the known field names, so
+//! an unknown field is rejected by name (the effect of serde's `deny_unknown_fields`, but with the
+//! field named in every error, including wrong types, which serde's messages do not name). `null`
+//! is rejected like a wrong type: a request must never silently lose a field and fall back to the
+//! default BOT. Endpoints and ids are parsed by the client's endpoint module against the configured
+//! API base, so credentials can only ever be sent to that origin.
+
+use serde_json::{Map, Value};
+
+use crate::cloudbot::{BotEndpoint, BotId, ExecuteRequest, JobEndpoint, JobId, Language, PublicId};
+use crate::config::{Config, MAX_CALLBACK_TRIES};
+
+/// Largest request body the Cloud BOT API accepts ([D]: 4 MB). The execute body is checked
+/// against it before any call, so an oversized input never reaches the API.
+pub const MAX_UPSTREAM_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest `timeout` (ms) accepted ([I]: the API documents no maximum; the public sample code
+/// uses 120000). The value actually sent is also capped by the invocation's remaining time.
+pub const MAX_TIMEOUT_MS: u64 = 120_000;
+
+/// The request is invalid; nothing was sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A field is unknown, missing, of the wrong type, out of range or conflicts with another.
+    #[error("field `{field}`: {reason}")]
+    Field {
+        /// The field at fault (as named in the request).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The event or body is not a request at all (not JSON, not an object, unknown event shape).
+    #[error("{0}")]
+    Malformed(String),
+    /// The body (or the execute payload it would produce) is larger than allowed.
+    #[error("{what} is {size} bytes; the limit is {limit} bytes")]
+    TooLarge {
+        /// What was measured.
+        what: &'static str,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// An API Gateway event for a method and path this function does not serve.
+    #[error("no route for {method} {path}")]
+    NoRoute {
+        /// HTTP method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+}
+
+impl RequestError {
+    pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Field {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What to do, with every target already validated against the API base.
+#[derive(Debug, Clone)]
+pub enum Operation {
+    /// Start a BOT.
+    Execute {
+        /// The BOT execution endpoint.
+        bot: BotEndpoint,
+        /// True when the request named no BOT and the configured default is used.
+        default_bot: bool,
+        /// The execute body (input, callback, timeout).
+        body: ExecuteRequest,
+    },
+    /// Read one job.
+    ReferJob {
+        /// The job reference endpoint.
+        job: JobEndpoint,
+    },
+    /// List the API-published BOTs of a contract.
+    ListBots {
+        /// The contract.
+        public_id: PublicId,
+    },
+}
+
+impl Operation {
+    /// Stable operation name as used in requests and results.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Execute { .. } => "execute",
+            Operation::ReferJob { .. } => "refer_job",
+            Operation::ListBots { .. } => "list_bots",
+        }
+    }
+}
+
+/// A validated logical request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The operation and its target.
+    pub operation: Operation,
+    /// Language of Cloud BOT messages (request value or the configured default).
+    pub language: Language,
+}
+
+const FIELDS: &[&str] = &[
+    "operation",
+    "bot_endpoint",
+    "public_id",
+    "bot_id",
+    "input",
+    "callback_endpoint",
+    "callback_tries",
+    "timeout",
+    "language",
+    "job_reference_endpoint",
+    "job_id",
+];
+
+/// Fields each operation accepts besides `operation` and `language`.
+fn allowed(operation: &str) -> &'static [&'static str] {
+    match operation {
+        "execute" => &[
+            "bot_endpoint",
+            "public_id",
+            "bot_id",
+            "input",
+            "callback_endpoint",
+            "callback_tries",
+            "timeout",
+        ],
+        "refer_job" => &["job_reference_endpoint", "public_id", "job_id"],
+        _ => &["public_id"],
+    }
+}
+
+/// Validates a request object. `Value` must be a JSON object.
+pub fn parse(value: Value, config: &Config) -> Result<Request, RequestError> {
+    let Value::Object(map) = value else {
+        return Err(RequestError::Malformed(format!(
+            "the request must be a JSON object, not {}",
+            kind_of(&value)
+        )));
+    };
+    parse_map(map, config)
+}
+
+/// Validates a request given as a JSON object map.
+pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, RequestError> {
+    if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(RequestError::field(
+            unknown.as_str(),
+            format!("unknown field; expected one of: {}", FIELDS.join(", ")),
+        ));
+    }
+    if let Some((key, _)) = map.iter().find(|(_, v)| v.is_null()) {
+        return Err(RequestError::field(
+            key.as_str(),
+            "must not be null (omit the field instead)",
+        ));
+    }
+
+    let operation = match map.get("operation") {
+        None => "execute",
+        Some(v) => match str_field(v, "operation")? {
+            op @ ("execute" | "refer_job" | "list_bots") => op,
+            _ => {
+                return Err(RequestError::field(
+                    "operation",
+                    "must be `execute`, `refer_job` or `list_bots`",
+                ));
+            }
+        },
+    };
+    let operation = operation.to_owned();
+    let permitted = allowed(&operation);
+    if let Some(key) = map.keys().find(|k| {
+        !matches!(k.as_str(), "operation" | "language") && !permitted.contains(&k.as_str())
+    }) {
+        return Err(RequestError::field(
+            key.as_str(),
+            format!("is not valid for operation `{operation}`"),
+        ));
+    }
+
+    let language = match map.get("language") {
+        None => config.language,
+        Some(v) => str_field(v, "language")?
+            .parse::<Language>()
+            .map_err(|_| RequestError::field("language", "must be `ja` or `en`"))?,
+    };
+
+    let operation = match operation.as_str() {
+        "execute" => parse_execute(&map, config)?,
+        "refer_job" => parse_refer_job(&map, config)?,
+        _ => Operation::ListBots {
+            public_id: public_id_or_default(&map, config, "list_bots")?,
+        },
+    };
+    Ok(Request {
+        operation,
+        language,
+    })
+}
+
+fn parse_execute(map: &Map<String, Value>, config: &Config) -> Result<Operation, RequestError> {
+    let base = &config.api_base;
+    let (bot, default_bot) = match (
+        map.get("bot_endpoint"),
+        map.get("public_id"),
+        map.get("bot_id"),
+    ) {
+        (Some(_), Some(_), _) => {
+            return Err(RequestError::field(
+                "public_id",
+                "conflicts with `bot_endpoint`; give either `bot_endpoint` or `public_id` + `bot_id`",
+            ));
+        }
+        (Some(_), None, Some(_)) => {
+            return Err(RequestError::field(
+                "bot_id",
+                "conflicts with `bot_endpoint`; give either `bot_endpoint` or `public_id` + `bot_id`",
+            ));
+        }
+        (Some(endpoint), None, None) => {
+            let url = str_field(endpoint, "bot_endpoint")?;
+            (
+                BotEndpoint::parse(base, url, "bot_endpoint").map_err(endpoint_error)?,
+                false,
+            )
+        }
+        (None, Some(_), None) => {
+            return Err(RequestError::field(
+                "bot_id",
+                "is required when `public_id` is given",
+            ));
+        }
+        (None, public_id, Some(bot_id)) => {
+            let public_id = match public_id {
+                Some(v) => PublicId::parse(str_field(v, "public_id")?, "public_id")
+                    .map_err(endpoint_error)?,
+                None => config.default_public_id.clone().ok_or_else(|| {
+                    RequestError::field(
+                        "public_id",
+                        "is required with `bot_id` (no CLOUDBOT_DEFAULT_PUBLIC_ID is configured)",
+                    )
+                })?,
+            };
+            let bot_id =
+                BotId::parse(str_field(bot_id, "bot_id")?, "bot_id").map_err(endpoint_error)?;
+            (BotEndpoint::new(base, public_id, bot_id), false)
+        }
+        (None, None, None) => match &config.default_bot {
+            Some(bot) => (bot.clone(), true),
+            None => {
+                return Err(RequestError::field(
+                    "bot_endpoint",
+                    "no BOT named: give `bot_endpoint` or `public_id` + `bot_id` \
+                     (no CLOUDBOT_DEFAULT_BOT_ENDPOINT is configured)",
+                ));
+            }
+        },
+    };
+
+    let input = match map.get("input") {
+        None => None,
+        Some(Value::Object(input)) => Some(input.clone()),
+        Some(other) => {
+            return Err(RequestError::field(
+                "input",
+                format!(
+                    "must be an object keyed by data name, not {}",
+                    kind_of(other)
+                ),
+            ));
+        }
+    };
+
+    let callback_endpoint = map
+        .get("callback_endpoint")
+        .map(|v| callback_url(str_field(v, "callback_endpoint")?, config))
+        .transpose()?;
+
+    let callback_tries = match (map.get("callback_tries"), &callback_endpoint) {
+        (Some(_), None) => {
+            // [I] Rejected rather than ignored: tries without an endpoint is almost surely a mistake.
+            return Err(RequestError::field(
+                "callback_tries",
+                "requires `callback_endpoint`",
+            ));
+        }
+        (Some(v), Some(_)) => {
+            let tries = uint_field(v, "callback_tries")?;
+            if !(1..=u64::from(MAX_CALLBACK_TRIES)).contains(&tries) {
+                return Err(RequestError::field(
+                    "callback_tries",
+                    format!("must be between 1 and {MAX_CALLBACK_TRIES}"),
+                ));
+            }
+            Some(u32::try_from(tries).unwrap_or(MAX_CALLBACK_TRIES))
+        }
+        (None, Some(_)) => Some(config.default_callback_tries),
+        (None, None) => None,
+    };
+
+    let timeout_ms = match map.get("timeout") {
+        None => None,
+        Some(v) => {
+            let ms = uint_field(v, "timeout")?;
+            if ms > MAX_TIMEOUT_MS {
+                return Err(RequestError::field(
+                    "timeout",
+                    format!("must be between 0 and {MAX_TIMEOUT_MS} milliseconds"),
+                ));
+            }
+            Some(ms)
+        }
+    };
+
+    let body = ExecuteRequest {
+        input,
+        callback_endpoint,
+        callback_tries,
+        timeout_ms,
+    };
+    check_body_size(&body)?;
+    Ok(Operation::Execute {
+        bot,
+        default_bot,
+        body,
+    })
+}
+
+fn parse_refer_job(map: &Map<String, Value>, config: &Config) -> Result<Operation, RequestError> {
+    let base = &config.api_base;
+    let job = match (map.get("job_reference_endpoint"), map.get("job_id")) {
+        (Some(_), Some(_)) => {
+            return Err(RequestError::field(
+                "job_id",
+                "conflicts with `job_reference_endpoint`; give one of them",
+            ));
+        }
+        (Some(endpoint), None) => {
+            if map.contains_key("public_id") {
+                return Err(RequestError::field(
+                    "public_id",
+                    "conflicts with `job_reference_endpoint`; give either it or `public_id` + `job_id`",
+                ));
+            }
+            JobEndpoint::parse(
+                base,
+                str_field(endpoint, "job_reference_endpoint")?,
+                "job_reference_endpoint",
+            )
+            .map_err(endpoint_error)?
+        }
+        (None, Some(job_id)) => {
+            let public_id = public_id_or_default(map, config, "refer_job")?;
+            let job_id =
+                JobId::parse(str_field(job_id, "job_id")?, "job_id").map_err(endpoint_error)?;
+            JobEndpoint::new(base, public_id, job_id)
+        }
+        (None, None) => {
+            return Err(RequestError::field(
+                "job_reference_endpoint",
+                "is required for `refer_job` (or give `public_id` + `job_id`)",
+            ));
+        }
+    };
+    Ok(Operation::ReferJob { job })
+}
+
+fn public_id_or_default(
+    map: &Map<String, Value>,
+    config: &Config,
+    op: &str,
+) -> Result<PublicId, RequestError> {
+    match map.get("public_id") {
+        Some(v) => PublicId::parse(str_field(v, "public_id")?, "public_id").map_err(endpoint_error),
+        None => config.default_public_id.clone().ok_or_else(|| {
+            RequestError::field(
+                "public_id",
+                format!("is required for `{op}` (no CLOUDBOT_DEFAULT_PUBLIC_ID is configured)"),
+            )
+        }),
+    }
+}
+
+/// The callback endpoint is where Cloud BOT posts the finished job (no credentials go there), so
+/// any https host is allowed; plain http only on loopback and only when configured for local runs.
+fn callback_url(raw: &str, config: &Config) -> Result<String, RequestError> {
+    const FIELD: &str = "callback_endpoint";
+    let url =
+        url::Url::parse(raw).map_err(|_| RequestError::field(FIELD, "is not an absolute URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(RequestError::field(
+            FIELD,
+            "must not contain user information",
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if config.allow_http_loopback_callback && is_loopback(&url) => {}
+        "http" if config.allow_http_loopback_callback => {
+            return Err(RequestError::field(
+                FIELD,
+                "plain http is allowed only for loopback hosts",
+            ));
+        }
+        _ => return Err(RequestError::field(FIELD, "must be an https URL")),
+    }
+    if url.host().is_none() {
+        return Err(RequestError::field(FIELD, "has no host"));
+    }
+    Ok(url.to_string())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+fn check_body_size(body: &ExecuteRequest) -> Result<(), RequestError> {
+    // Measure what goes on the wire: the input dominates; the other fields add well under 1 KiB.
+    const OVERHEAD: usize = 1024;
+    let input_len = match &body.input {
+        Some(input) => serde_json::to_vec(input)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX),
+        None => 0,
+    };
+    let size = input_len.saturating_add(OVERHEAD);
+    if size > MAX_UPSTREAM_BODY_BYTES {
+        return Err(RequestError::TooLarge {
+            what: "the execute request body (field `input`)",
+            size: input_len,
+            limit: MAX_UPSTREAM_BODY_BYTES - OVERHEAD,
+        });
+    }
+    Ok(())
+}
+
+fn endpoint_error(err: crate::cloudbot::EndpointError) -> RequestError {
+    // The client's error names the field and the problem, never the rejected value.
+    RequestError::field(err.field, err.reason.to_string())
+}
+
+fn str_field<'a>(value: &'a Value, field: &str) -> Result<&'a str, RequestError> {
+    value.as_str().ok_or_else(|| {
+        RequestError::field(field, format!("must be a string, not {}", kind_of(value)))
+    })
+}
+
+fn uint_field(value: &Value, field: &str) -> Result<u64, RequestError> {
+    value.as_u64().ok_or_else(|| {
+        RequestError::field(
+            field,
+            format!(
+                "must be a non-negative whole number, not {}",
+                kind_of(value)
+            ),
+        )
+    })
+}
+
+/// JSON type name for error messages (never the value: it may be user data).
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_u64() => "a whole number",
+        Value::Number(n) if n.is_i64() => "a negative number",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

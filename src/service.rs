@@ -1,0 +1,301 @@
+//! The business step: one invocation from event to answer.
+//!
+//! [`Service`] is built once per sandbox (configuration, Cloud BOT client, credentials provider)
+//! and borrowed by every invocation. [`Service::handle`] decodes the event ([`crate::trigger`]),
+//! runs the operation with credentials from Secrets Manager, and encodes the answer per trigger.
+//! On an upstream 401 it re-reads the secret once and retries once: the secret may have rotated
+//! since it was cached, and a 401 proves no job was started, so repeating even `execute` is safe.
+
+use std::time::{Duration, SystemTime};
+
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::cloudbot::{
+    Call, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest, Job, JobEndpoint,
+};
+use crate::config::Config;
+use crate::credentials::{CredentialsProvider, Lease, Refreshed};
+use crate::outcome::Failure;
+use crate::request::{Operation, Request};
+use crate::telemetry;
+use crate::trigger::{self, Answer};
+
+/// Time kept back from the Lambda deadline to encode and post the answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// When the caller asks Cloud BOT to wait for the job (`timeout`), the wait is shortened so the
+/// answer arrives this long before our own deadline or the client's request timeout ([I]: the
+/// API's behaviour past `timeout` is undocumented; with this margin the usual answer is a job
+/// still `executing`, never a connection we abandon after a job started).
+pub const WAIT_HEADROOM: Duration = Duration::from_secs(2);
+
+/// Shared state of the function: built once at cold start.
+#[derive(Debug)]
+pub struct Service {
+    config: Config,
+    client: CloudBotClient,
+    credentials: CredentialsProvider,
+}
+
+impl Service {
+    /// Builds the service from validated configuration and a Secrets Manager client.
+    pub fn new(
+        config: Config,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, CloudBotError> {
+        let client = CloudBotClient::new(ClientSettings {
+            base: config.api_base.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            ..ClientSettings::default()
+        })?;
+        let credentials =
+            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl);
+        Ok(Self {
+            config,
+            client,
+            credentials,
+        })
+    }
+
+    /// The configuration the service runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one Lambda invocation of any trigger.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Box<RawValue>, Diagnostic> {
+        let started = Instant::now();
+        let (payload, context) = event.into_parts();
+        let deadline = invocation_deadline(&context, started);
+        let decoded = trigger::decode(payload, &self.config);
+        let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
+        async move {
+            let result = match decoded.request {
+                Ok(request) => self.run(&request, deadline).await,
+                Err(err) => Err(Failure::Request(err)),
+            };
+            telemetry::finish(&result, started.elapsed());
+            trigger::encode(decoded.trigger, result)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs a validated request; gives up at `deadline`.
+    pub async fn run(&self, request: &Request, deadline: Instant) -> Result<Answer, Failure> {
+        match &request.operation {
+            Operation::Execute {
+                bot, default_bot, ..
+            } => {
+                telemetry::record_target("execute", Some(bot.url()), None);
+                if *default_bot {
+                    tracing::info!("no BOT in the request: running the configured default BOT");
+                }
+            }
+            Operation::ReferJob { job } => {
+                telemetry::record_target("refer_job", None, Some(job.job_id().as_str()))
+            }
+            Operation::ListBots { public_id } => {
+                telemetry::record_target("list_bots", Some(public_id.as_str()), None)
+            }
+        }
+        let lease = self.credentials.get(deadline).await?;
+        match self.call(request, &lease, deadline).await {
+            Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
+                tracing::info!(
+                    "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
+                );
+                match self.credentials.refresh(&lease, deadline).await? {
+                    Refreshed::New(fresh) => self.call(request, &fresh, deadline).await,
+                    Refreshed::Unchanged => {
+                        tracing::info!(
+                            "the secret has not changed since it was read: not retrying"
+                        );
+                        Err(CloudBotError::Unauthorized.into())
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn call(
+        &self,
+        request: &Request,
+        lease: &Lease,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
+        let call = Call {
+            credentials: &lease.credentials,
+            language: request.language,
+            deadline,
+        };
+        match &request.operation {
+            Operation::Execute { bot, body, .. } => {
+                let body = self.bounded_wait(body, deadline);
+                let result = self.client.execute(&call, bot, &body).await;
+                record_result(&result, |s| {
+                    (Some(s.http_status), Some(s.job.job_id.as_str()))
+                });
+                let started = result?;
+                let body = job_result("execute", &started.job, &started.job_reference)?;
+                Ok(Answer {
+                    body,
+                    http_status: 202,
+                    location: Some(started.job_reference.url().to_owned()),
+                })
+            }
+            Operation::ReferJob { job } => {
+                let result = self.client.refer_job(&call, job).await;
+                record_result(&result, |_| (Some(200), None));
+                let found = result?;
+                Ok(Answer {
+                    body: job_result("refer_job", &found, job)?,
+                    http_status: 200,
+                    location: None,
+                })
+            }
+            Operation::ListBots { public_id } => {
+                let result = self.client.list_bots(&call, public_id).await;
+                record_result(&result, |_| (Some(200), None));
+                let bots = result?;
+                let body = ListBotsResult {
+                    operation: "list_bots",
+                    public_id: public_id.as_str(),
+                    bots: bots
+                        .iter()
+                        .map(|(bot, endpoint)| BotResult {
+                            bot_id: &bot.id,
+                            name: bot.name.as_deref(),
+                            description: bot.description.as_deref(),
+                            bot_endpoint: endpoint.url(),
+                        })
+                        .collect(),
+                };
+                Ok(Answer {
+                    body: to_raw(&body)?,
+                    http_status: 200,
+                    location: None,
+                })
+            }
+        }
+    }
+
+    /// Shortens a requested synchronous wait (`timeout`) so Cloud BOT answers before we must.
+    fn bounded_wait(&self, body: &ExecuteRequest, deadline: Instant) -> ExecuteRequest {
+        let mut body = body.clone();
+        if let Some(requested) = body.timeout_ms.filter(|ms| *ms > 0) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let budget = remaining
+                .min(self.config.request_timeout)
+                .saturating_sub(WAIT_HEADROOM);
+            let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+            if budget_ms < requested {
+                tracing::info!(
+                    requested_ms = requested,
+                    sent_ms = budget_ms,
+                    "shortened the execute wait to fit the invocation"
+                );
+                body.timeout_ms = Some(budget_ms);
+            }
+        }
+        body
+    }
+}
+
+fn record_result<T>(
+    result: &Result<T, CloudBotError>,
+    ok: impl Fn(&T) -> (Option<u16>, Option<&str>),
+) {
+    match result {
+        Ok(value) => {
+            let (status, job_id) = ok(value);
+            telemetry::record_upstream(status, job_id);
+        }
+        Err(err) => telemetry::record_upstream(err.upstream_status(), None),
+    }
+}
+
+/// The invocation's deadline minus [`DEADLINE_MARGIN`], as a monotonic instant. A context without
+/// a deadline (0) gets the Lambda maximum of 15 minutes.
+pub fn invocation_deadline(context: &Context, now: Instant) -> Instant {
+    let remaining = if context.deadline == 0 {
+        Duration::from_secs(900)
+    } else {
+        context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    };
+    now + remaining.saturating_sub(DEADLINE_MARGIN)
+}
+
+/// Job result of `execute` and `refer_job` (stable snake_case contract; see docs/lambda.md).
+#[derive(Serialize)]
+struct JobResult<'a> {
+    operation: &'static str,
+    job_id: &'a str,
+    job_reference_endpoint: &'a str,
+    public_id: &'a str,
+    bot_id: &'a str,
+    bot_name: Option<&'a str>,
+    status: &'static str,
+    status_code: i64,
+    response_code: Option<i64>,
+    start_time: Option<&'a str>,
+    elapsed_time: Option<i64>,
+    message: Option<&'a str>,
+    output: Option<&'a RawValue>,
+    cast_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ListBotsResult<'a> {
+    operation: &'static str,
+    public_id: &'a str,
+    bots: Vec<BotResult<'a>>,
+}
+
+#[derive(Serialize)]
+struct BotResult<'a> {
+    bot_id: &'a str,
+    name: Option<&'a str>,
+    description: Option<&'a str>,
+    bot_endpoint: &'a str,
+}
+
+fn job_result(
+    operation: &'static str,
+    job: &Job,
+    reference: &JobEndpoint,
+) -> Result<Box<RawValue>, Failure> {
+    to_raw(&JobResult {
+        operation,
+        job_id: &job.job_id,
+        job_reference_endpoint: reference.url(),
+        public_id: reference.public_id().as_str(),
+        bot_id: &job.bot_id,
+        bot_name: job.bot_name.as_deref(),
+        status: job.status.label(),
+        status_code: job.status.code(),
+        response_code: job.code,
+        start_time: job.start_time.as_deref(),
+        elapsed_time: job.elapsed_time,
+        message: job.message.as_deref(),
+        output: job.output.as_deref(),
+        cast_url: job.cast_url.as_deref(),
+    })
+}
+
+fn to_raw<T: Serialize>(value: &T) -> Result<Box<RawValue>, Failure> {
+    // Serializing these plain structs cannot fail in practice; if it ever does, report it rather
+    // than panicking.
+    serde_json::value::to_raw_value(value)
+        .map_err(|_| Failure::Internal("the result could not be encoded"))
+}
