@@ -1,0 +1,198 @@
+"""Invariants of template.yaml and statemachine/*.asl.json that cfn-lint and asl-validator do not see.
+
+These are the promises docs/deploy.md makes: ExecuteBot is never retried on an error after which a
+job may have started, every retrier uses backoff with full jitter, every task has a timeout and a
+Catch, DefinitionSubstitutions and the ASL placeholders agree, the function reads exactly the
+environment variables src/config.rs knows, and its IAM policy names one secret. Offline, no tools
+beyond PyYAML.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+# The brief's contract: the only errorTypes a state machine may retry.
+RETRYABLE = {
+    "CloudBot.RateLimited",
+    "CloudBot.Unavailable",
+    "Credentials.Unavailable",
+    "Lambda.ServiceException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.SdkClientException",
+}
+# After these a BOT job may have been started: retrying ExecuteBot could start a second, paid run.
+NEVER_RETRY_EXECUTE = {
+    "CloudBot.OutcomeUnknown",
+    "Lambda.ServiceException",
+    "Lambda.SdkClientException",
+    "States.Timeout",
+    "States.TaskFailed",
+    "States.ALL",
+    "Function.DeadlineExceeded",
+}
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short-form tags (!Ref, !GetAtt, !If, ...) as plain data."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+
+
+def _state_machines(template: dict) -> dict[str, dict]:
+    return {
+        name: res["Properties"]
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Serverless::StateMachine"
+    }
+
+
+def _walk_states(states: dict, prefix: str = ""):
+    """Yields (qualified name, state) for every state, including those inside Map/Parallel."""
+    for name, state in states.items():
+        yield prefix + name, state
+        if state["Type"] == "Map":
+            processor = state.get("ItemProcessor") or state.get("Iterator")
+            yield from _walk_states(processor["States"], f"{prefix}{name}/")
+        if state["Type"] == "Parallel":
+            for i, branch in enumerate(state["Branches"]):
+                yield from _walk_states(branch["States"], f"{prefix}{name}[{i}]/")
+
+
+def _asl_files() -> list[Path]:
+    files = sorted((ROOT / "statemachine").glob("*.asl.json"))
+    assert files, "no statemachine/*.asl.json files"
+    return files
+
+
+def test_every_asl_file_is_referenced_and_its_placeholders_are_substituted(template):
+    machines = _state_machines(template)
+    referenced = {props["DefinitionUri"]: props for props in machines.values()}
+    for path in _asl_files():
+        rel = path.relative_to(ROOT).as_posix()
+        assert rel in referenced, f"{rel} is not the DefinitionUri of any state machine"
+        placeholders = set(re.findall(r"\$\{([A-Za-z0-9]+)\}", path.read_text()))
+        substitutions = set(referenced[rel].get("DefinitionSubstitutions", {}))
+        assert placeholders == substitutions, f"{rel}: placeholders {placeholders} != substitutions {substitutions}"
+
+
+@pytest.mark.parametrize("path", _asl_files(), ids=lambda p: p.name)
+def test_state_machine_retry_and_catch_policy(path: Path):
+    definition = json.loads(path.read_text())
+    assert isinstance(definition.get("TimeoutSeconds"), int), "an overall TimeoutSeconds bounds the poll loop"
+    tasks = [(name, s) for name, s in _walk_states(definition["States"]) if s["Type"] == "Task"]
+    assert tasks
+    execute_tasks = [name for name, s in tasks if name.split("/")[-1] == "ExecuteBot"]
+    assert execute_tasks, "every state machine starts the BOT in a state named ExecuteBot"
+    for name, state in tasks:
+        assert isinstance(state.get("TimeoutSeconds"), int), f"{name}: per-task TimeoutSeconds"
+        catches = [e for c in state.get("Catch", []) for e in c["ErrorEquals"]]
+        assert "States.ALL" in catches, f"{name}: non-retryable errors must be caught"
+        for retrier in state.get("Retry", []):
+            errors = set(retrier["ErrorEquals"])
+            assert errors <= RETRYABLE, f"{name}: retries non-retryable {errors - RETRYABLE}"
+            assert retrier.get("JitterStrategy") == "FULL", f"{name}: full jitter"
+            assert retrier.get("BackoffRate", 1) > 1, f"{name}: exponential backoff"
+            assert retrier.get("MaxDelaySeconds"), f"{name}: capped delay"
+            if name.split("/")[-1] == "ExecuteBot":
+                assert not errors & NEVER_RETRY_EXECUTE, f"{name}: retrying {errors & NEVER_RETRY_EXECUTE} could start a second job"
+
+
+def test_task_timeout_outlasts_the_longest_function_timeout(template):
+    max_function_timeout = template["Parameters"]["FunctionTimeout"]["MaxValue"]
+    for path in _asl_files():
+        for name, state in _walk_states(json.loads(path.read_text())["States"]):
+            if state["Type"] == "Task":
+                assert state["TimeoutSeconds"] > max_function_timeout, f"{path.name}/{name}"
+
+
+def test_map_concurrency_is_bounded_by_a_parameter(template):
+    param = template["Parameters"]["MapMaxConcurrency"]
+    assert 1 <= param["Default"] <= param["MaxValue"] <= 40  # 40: inline Map's real concurrency limit
+    definition = json.loads((ROOT / "statemachine/run-bot-map.asl.json").read_text())
+    maps = [s for _, s in _walk_states(definition["States"]) if s["Type"] == "Map"]
+    assert len(maps) == 1
+    assert "MaxConcurrency" in maps[0] or "MaxConcurrencyPath" in maps[0]
+    assert maps[0].get("MaxConcurrency") != 0, "0 means unbounded"
+
+
+def test_function_env_matches_what_config_reads(template):
+    env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
+    config_rs = (ROOT / "src/config.rs").read_text()
+    known = set(re.findall(r'"(CLOUDBOT_[A-Z_]+)"', config_rs))
+    assert "CLOUDBOT_SECRET_ID" in env
+    unknown = set(env) - known
+    assert not unknown, f"template sets variables src/config.rs never reads: {unknown}"
+    # Local-run switches must never be on in a deployment.
+    assert "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK" not in env
+
+
+def test_function_may_read_only_its_secret(template):
+    props = template["Resources"]["CloudBotFunction"]["Properties"]
+    statements = [s for policy in props["Policies"] for s in policy["Statement"]]
+    actions = []
+    for statement in statements:
+        if "Fn::If" in statement:  # conditional statement: [condition, then, else]
+            statement = statement["Fn::If"][1]
+        assert statement["Resource"] != "*", statement
+        actions.append(statement["Action"])
+    assert sorted(actions) == ["kms:Decrypt", "secretsmanager:GetSecretValue"]
+    secret_id = props["Environment"]["Variables"]["CLOUDBOT_SECRET_ID"]
+    read = next(s for s in statements if s.get("Action") == "secretsmanager:GetSecretValue")
+    assert read["Resource"] == secret_id, "the policy and the function must name the same secret"
+
+
+def test_async_invocations_and_schedule_never_rerun_a_started_function(template):
+    props = template["Resources"]["CloudBotFunction"]["Properties"]
+    assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+    schedule = props["Events"]["Schedule"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert "DeadLetterConfig" in schedule["Properties"]
+    assert schedule["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600
+
+
+def test_http_api_routes_use_iam_and_throttling(template):
+    api = template["Resources"]["HttpApi"]["Properties"]
+    assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    assert {"ThrottlingBurstLimit", "ThrottlingRateLimit"} <= set(api["DefaultRouteSettings"])
+    events = template["Resources"]["CloudBotFunction"]["Properties"]["Events"]
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values() if e["Type"] == "HttpApi"}
+    assert routes == {
+        ("POST", "/bots/{public_id}/{bot_id}/jobs"),
+        ("GET", "/jobs/{public_id}/{job_id}"),
+        ("GET", "/bots/{public_id}"),
+    }
+
+
+def test_outputs(template):
+    assert {"FunctionArn", "HttpApiUrl", "RunBotStateMachineArn", "RunBotMapStateMachineArn", "SecretArn"} <= set(
+        template["Outputs"]
+    )
