@@ -1,0 +1,118 @@
+//! One "sandbox": a bootstrap process spawned with a Lambda-like environment and its own
+//! Runtime API server, as the Lambda service runs one process per execution environment.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::BenchError;
+use crate::runtime_api::RuntimeApi;
+
+/// How long a bootstrap may take to reach its first `GET /next` before the start counts as failed.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A spawned bootstrap with its Runtime API. Dropping it kills the process.
+pub struct Sandbox {
+    /// The sandbox's Runtime API server.
+    pub api: RuntimeApi,
+    child: Child,
+    /// When `spawn` was called (just before fork/exec).
+    pub spawned: Instant,
+    log: PathBuf,
+}
+
+impl Sandbox {
+    /// Spawns `bootstrap` with a cleared environment plus `env`, pointing it at a fresh
+    /// Runtime API server. stdout and stderr go to `log` (like CloudWatch's pipe, not a tty).
+    pub async fn spawn(
+        bootstrap: &Path,
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Self, BenchError> {
+        let api = RuntimeApi::start().await?;
+        let out = std::fs::File::create(log)?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(bootstrap);
+        // Start from an empty environment so nothing from the developer's shell (AWS_PROFILE,
+        // RUST_LOG, proxies...) changes what is measured; Lambda also gives a fixed set.
+        cmd.env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true);
+        let spawned = Instant::now();
+        let child = cmd
+            .spawn()
+            .map_err(|e| BenchError::msg(format!("cannot start {}: {e}", bootstrap.display())))?;
+        Ok(Self {
+            api,
+            child,
+            spawned,
+            log: log.to_owned(),
+        })
+    }
+
+    /// Waits for the first `GET /next` and returns the cold-init time (spawn → first poll).
+    /// Fails if the process exits, posts an init error or does not poll within [`INIT_TIMEOUT`].
+    pub async fn cold_init(&mut self) -> Result<Duration, BenchError> {
+        let spawned = self.spawned;
+        let log = self.log.clone();
+        tokio::select! {
+            r = self.api.first_poll() => match r {
+                Ok(at) => Ok(at.saturating_duration_since(spawned)),
+                Err(report) => Err(BenchError::msg(format!(
+                    "init error {}: {} (log: {})", report.error_type, report.body, log.display()
+                ))),
+            },
+            status = self.child.wait() => Err(BenchError::msg(format!(
+                "bootstrap exited before polling: {status:?}; log tail:\n{}", log_tail(&log)
+            ))),
+            _ = tokio::time::sleep(INIT_TIMEOUT) => Err(BenchError::msg(format!(
+                "no GET /next within {INIT_TIMEOUT:?}; log tail:\n{}", log_tail(&log)
+            ))),
+        }
+    }
+
+    /// Peak resident set size so far (`VmHWM` from /proc/<pid>/status), in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64, BenchError> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| BenchError::msg("process already reaped"))?;
+        peak_rss_kib(pid)
+    }
+
+    /// Last lines of the process log, for error messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+
+    /// Kills the process and reaps it.
+    pub async fn stop(mut self) -> Result<(), BenchError> {
+        // SIGKILL: the runtime is parked in GET /next; Lambda also freezes/kills it without notice.
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        Ok(())
+    }
+}
+
+/// `VmHWM` of a live process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Result<u64, BenchError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| BenchError::msg(format!("no VmHWM in /proc/{pid}/status")))
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(20);
+    lines[from..].join("\n")
+}

@@ -1,0 +1,178 @@
+//! A tiny counting Secrets Manager endpoint on 127.0.0.1 that speaks the awsJson1.1
+//! `GetSecretValue` shape, so the harness can count how often the function fetches its secret.
+//!
+//! Chosen over moto behind a counting proxy: no Python process competing for the 2 cores during
+//! timing, no extra hop in the first-invocation figure, and the count is exact. The AWS SDK is
+//! pointed here with `AWS_ENDPOINT_URL_SECRETS_MANAGER`; request signatures are not checked
+//! (the harness hands out dummy credentials).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::BenchError;
+
+struct State {
+    secret_id: String,
+    secret_string: String,
+    get_secret_value: AtomicU64,
+    other: AtomicU64,
+}
+
+/// The counting endpoint. Dropping it stops the server.
+pub struct SecretsEndpoint {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for SecretsEndpoint {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl SecretsEndpoint {
+    /// Serves one secret: `secret_id` (name) whose SecretString is `secret_string`.
+    pub async fn start(secret_id: &str, secret_string: &str) -> Result<Self, BenchError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            secret_id: secret_id.to_owned(),
+            secret_string: secret_string.to_owned(),
+            get_secret_value: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+        });
+        let server_state = state.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let state = server_state.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// GetSecretValue calls answered so far.
+    pub fn get_secret_value_calls(&self) -> u64 {
+        self.state.get_secret_value.load(Ordering::Relaxed)
+    }
+
+    /// Requests for any other operation (should stay 0).
+    pub fn other_calls(&self) -> u64 {
+        self.state.other.load(Ordering::Relaxed)
+    }
+
+    /// Sets both counters back to 0.
+    pub fn reset(&self) {
+        self.state.get_secret_value.store(0, Ordering::Relaxed);
+        self.state.other.store(0, Ordering::Relaxed);
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    h.insert(
+        "x-amzn-requestid",
+        hyper::header::HeaderValue::from_static("00000000-0000-4000-8000-000000000000"),
+    );
+    resp
+}
+
+fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "__type": kind, "message": message }).to_string();
+    json(status, body)
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(aws_error(
+                StatusCode::BAD_REQUEST,
+                "SerializationException",
+                "bad body",
+            ));
+        }
+    };
+    if target != "secretsmanager.GetSecretValue" {
+        state.other.fetch_add(1, Ordering::Relaxed);
+        return Ok(aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestException",
+            "only GetSecretValue is served by the bench endpoint",
+        ));
+    }
+    state.get_secret_value.fetch_add(1, Ordering::Relaxed);
+    let secret_id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("SecretId")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let arn = format!(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}-AbCdEf",
+        state.secret_id
+    );
+    if secret_id != state.secret_id && secret_id != arn {
+        return Ok(aws_error(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "Secrets Manager can't find the specified secret.",
+        ));
+    }
+    let body = serde_json::json!({
+        "ARN": arn,
+        "Name": state.secret_id,
+        "VersionId": "00000000-0000-4000-8000-000000000001",
+        "SecretString": state.secret_string,
+        "VersionStages": ["AWSCURRENT"],
+        "CreatedDate": 1_700_000_000.0,
+    })
+    .to_string();
+    Ok(json(StatusCode::OK, body))
+}

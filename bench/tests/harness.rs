@@ -1,0 +1,97 @@
+//! The harness's own plumbing against the real floor binary: the Runtime API server hands out
+//! events with the documented headers, the runtime polls, answers, and the sandbox reports
+//! cold init and peak RSS; the counting Secrets Manager endpoint answers the SDK's JSON shape.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cloudbot_bench::sandbox::Sandbox;
+use cloudbot_bench::secrets::SecretsEndpoint;
+
+fn floor_env() -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_FUNCTION_NAME", "floor"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+#[tokio::test]
+async fn floor_polls_and_echoes_events_through_the_runtime_api() {
+    let dir = std::env::temp_dir().join(format!("cloudbot-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_lambda-floor"));
+    let mut sb = Sandbox::spawn(bin, &floor_env(), &dir.join("floor.log"))
+        .await
+        .unwrap();
+    let init = sb.cold_init().await.unwrap();
+    assert!(init > Duration::ZERO);
+    for n in 0..3 {
+        let payload = format!("{{\"n\":{n}}}");
+        let out = sb
+            .api
+            .invoke(Bytes::from(payload.clone()), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(out.result.unwrap(), Bytes::from(payload));
+        assert!(out.received >= out.handed_out);
+    }
+    // One poll per invocation plus the one the runtime sends right after its last answer.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while sb.api.polls() < 4 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(sb.api.polls(), 4);
+    assert!(sb.peak_rss_kib().unwrap() > 0);
+    sb.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn runtime_that_cannot_start_is_reported_not_waited_for() {
+    let dir = std::env::temp_dir().join(format!("cloudbot-bench-test2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Without AWS_LAMBDA_FUNCTION_NAME lambda_runtime refuses to start and the process exits.
+    let bin = Path::new(env!("CARGO_BIN_EXE_lambda-floor"));
+    let mut sb = Sandbox::spawn(bin, &[], &dir.join("floor.log"))
+        .await
+        .unwrap();
+    let err = sb.cold_init().await.unwrap_err();
+    assert!(err.to_string().contains("exited before polling"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn secrets_endpoint_counts_get_secret_value_and_rejects_other_ids() {
+    let ep = SecretsEndpoint::start("s1", "{\"a\":1}").await.unwrap();
+    let url = ep.url();
+    let addr = url.trim_start_matches("http://").to_owned();
+    let call = |id: &'static str| {
+        let addr = addr.clone();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let body = format!("{{\"SecretId\":\"{id}\"}}");
+            let req = format!(
+                "POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: secretsmanager.GetSecretValue\r\n\
+                 content-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    let ok = call("s1").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("\"SecretString\":\"{\\\"a\\\":1}\""), "{ok}");
+    let missing = call("other").await;
+    assert!(missing.contains("ResourceNotFoundException"), "{missing}");
+    assert_eq!(ep.get_secret_value_calls(), 2);
+    assert_eq!(ep.other_calls(), 0);
+}
