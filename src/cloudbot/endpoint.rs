@@ -205,6 +205,18 @@ impl ApiBase {
     ) -> Result<Vec<&'r str>, EndpointError> {
         let err = |p| EndpointError::new(field, p);
         let split = split_raw(raw).map_err(err)?;
+        // Segment checks on the raw path, before `url` resolves `.`/`..` and merges nothing.
+        let segments: Vec<&str> = match split.path.strip_prefix('/') {
+            Some(rest) => rest.split('/').collect(),
+            None => return Err(err(EndpointProblem::PathShape)),
+        };
+        for s in &segments {
+            match *s {
+                "" => return Err(err(EndpointProblem::EmptySegment)),
+                "." | ".." => return Err(err(EndpointProblem::DotSegment)),
+                _ => {}
+            }
+        }
         let url = Url::parse(raw).map_err(|_| err(EndpointProblem::NotAUrl))?;
         check_parsed_common(&url).map_err(err)?;
         if url.scheme() != self.scheme.as_str() {
@@ -220,18 +232,6 @@ impl ApiBase {
         // The raw path and the parsed path must agree: anything the parser rewrote is a trick.
         if url.path() != split.path {
             return Err(err(EndpointProblem::PathShape));
-        }
-        let rest = split
-            .path
-            .strip_prefix('/')
-            .ok_or(err(EndpointProblem::PathShape))?;
-        let segments: Vec<&str> = rest.split('/').collect();
-        for s in &segments {
-            match *s {
-                "" => return Err(err(EndpointProblem::EmptySegment)),
-                "." | ".." => return Err(err(EndpointProblem::DotSegment)),
-                _ => {}
-            }
         }
         Ok(segments)
     }
@@ -496,5 +496,294 @@ impl JobEndpoint {
 impl fmt::Display for JobEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EndpointProblem as P;
+    use super::*;
+
+    fn prod() -> ApiBase {
+        ApiBase::default()
+    }
+
+    #[test]
+    fn default_base_is_the_public_service() {
+        assert_eq!(prod(), ApiBase::parse("https://api.c-bot.pro").unwrap());
+        assert_eq!(prod().as_str(), "https://api.c-bot.pro");
+        assert_eq!(ApiBase::parse("https://api.c-bot.pro/").unwrap(), prod());
+        assert_eq!(ApiBase::parse("HTTPS://API.C-BOT.PRO").unwrap(), prod());
+        assert_eq!(ApiBase::parse("https://api.c-bot.pro:443").unwrap(), prod());
+    }
+
+    #[test]
+    fn base_table() {
+        let ok = [
+            ("http://127.0.0.1:8787", "http://127.0.0.1:8787"),
+            ("http://localhost:9000/", "http://localhost:9000"),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+            ("http://127.10.0.1", "http://127.10.0.1"),
+            (
+                "https://cloudbot.internal.example:8443",
+                "https://cloudbot.internal.example:8443",
+            ),
+        ];
+        for (raw, origin) in ok {
+            assert_eq!(ApiBase::parse(raw).unwrap().as_str(), origin, "{raw}");
+        }
+        let bad = [
+            ("", P::Empty),
+            ("api.c-bot.pro", P::NotAUrl),
+            ("ftp://api.c-bot.pro", P::Scheme),
+            ("http://api.c-bot.pro", P::InsecureScheme),
+            ("http://10.0.0.1:8787", P::InsecureScheme),
+            ("http://localhost.evil.example", P::InsecureScheme),
+            ("https://user:pw@api.c-bot.pro", P::UserInfo),
+            ("https://api.c-bot.pro/v1", P::BaseHasPath),
+            ("https://api.c-bot.pro?x=1", P::Query),
+            ("https://api.c-bot.pro#x", P::Fragment),
+            ("https://api.c-bot.pro/%2e", P::PercentEncoding),
+            (" https://api.c-bot.pro", P::InvalidCharacter),
+            ("https://", P::NotAUrl),
+        ];
+        for (raw, problem) in bad {
+            let err = ApiBase::parse_field(raw, "CLOUDBOT_API_BASE").unwrap_err();
+            assert_eq!(err.reason, problem, "{raw:?}");
+            assert_eq!(err.field, "CLOUDBOT_API_BASE");
+        }
+    }
+
+    #[test]
+    fn bot_endpoint_parses_the_documented_shape() {
+        let e = BotEndpoint::parse(
+            &prod(),
+            "https://api.c-bot.pro/demo/bots/echo_bot/jobs",
+            "bot_endpoint",
+        )
+        .unwrap();
+        assert_eq!(e.public_id().as_str(), "demo");
+        assert_eq!(e.bot_id().as_str(), "echo_bot");
+        assert_eq!(e.url(), "https://api.c-bot.pro/demo/bots/echo_bot/jobs");
+        // Same origin written differently: canonical URL out.
+        let e = BotEndpoint::parse(
+            &prod(),
+            "HTTPS://Api.C-Bot.Pro:443/demo/bots/get-items_2/jobs",
+            "bot_endpoint",
+        )
+        .unwrap();
+        assert_eq!(e.url(), "https://api.c-bot.pro/demo/bots/get-items_2/jobs");
+    }
+
+    #[test]
+    fn bot_endpoint_hostile_table() {
+        let cases: &[(&str, P)] = &[
+            ("", P::Empty),
+            ("not a url", P::InvalidCharacter),
+            ("/demo/bots/b/jobs", P::NotAUrl),
+            ("api.c-bot.pro/demo/bots/b/jobs", P::NotAUrl),
+            // userinfo
+            (
+                "https://api.c-bot.pro@evil.example/demo/bots/b/jobs",
+                P::UserInfo,
+            ),
+            (
+                "https://user:pass@api.c-bot.pro/demo/bots/b/jobs",
+                P::UserInfo,
+            ),
+            (
+                "https://api.c-bot.pro/demo/bots/b@evil.example/jobs",
+                P::UserInfo,
+            ),
+            // other scheme / host / port
+            ("http://api.c-bot.pro/demo/bots/b/jobs", P::Scheme),
+            ("ftp://api.c-bot.pro/demo/bots/b/jobs", P::Scheme),
+            ("javascript:alert(1)", P::NotAUrl),
+            ("https://evil.example/demo/bots/b/jobs", P::Host),
+            (
+                "https://api.c-bot.pro.evil.example/demo/bots/b/jobs",
+                P::Host,
+            ),
+            ("https://api.c-bot.pro./demo/bots/b/jobs", P::Host),
+            ("https://xapi.c-bot.pro/demo/bots/b/jobs", P::Host),
+            ("https://c-bot.pro/demo/bots/b/jobs", P::Host),
+            ("https://api.c-bot.pro:8443/demo/bots/b/jobs", P::Port),
+            ("https://api.c-bot.pro:80/demo/bots/b/jobs", P::Port),
+            ("https://1.2.3.4/demo/bots/b/jobs", P::Host),
+            // encodings and normalisation tricks
+            (
+                "https://api.c-bot.pro/demo/bots/b%2Fx/jobs",
+                P::PercentEncoding,
+            ),
+            (
+                "https://api.c-bot.pro/%64emo/bots/b/jobs",
+                P::PercentEncoding,
+            ),
+            (
+                "https://api%2ec-bot.pro/demo/bots/b/jobs",
+                P::PercentEncoding,
+            ),
+            (
+                "https://api.c-bot.pro/demo/bots/b/jobs/%2e%2e",
+                P::PercentEncoding,
+            ),
+            (
+                "https://api.c-bot.pro/other/../demo/bots/b/jobs",
+                P::DotSegment,
+            ),
+            ("https://api.c-bot.pro/demo/bots/./b/jobs", P::DotSegment),
+            ("https://api.c-bot.pro/demo/bots/b/jobs/..", P::DotSegment),
+            (
+                "https://api.c-bot.pro\\demo/bots/b/jobs",
+                P::InvalidCharacter,
+            ),
+            (
+                "https://api.c-bot.pro/demo/bots/b/jobs\t",
+                P::InvalidCharacter,
+            ),
+            (
+                "https://api.c-bot.pro/demo/bo\nts/b/jobs",
+                P::InvalidCharacter,
+            ),
+            (
+                " https://api.c-bot.pro/demo/bots/b/jobs",
+                P::InvalidCharacter,
+            ),
+            (
+                "https://api.c-bot.pro/demo/bots/bé/jobs",
+                P::InvalidCharacter,
+            ),
+            (
+                "https://аpi.c-bot.pro/demo/bots/b/jobs",
+                P::InvalidCharacter,
+            ),
+            // empty segments, trailing junk, shape
+            ("https://api.c-bot.pro//demo/bots/b/jobs", P::EmptySegment),
+            ("https://api.c-bot.pro/demo//bots/b/jobs", P::EmptySegment),
+            ("https://api.c-bot.pro/demo/bots/b/jobs/", P::EmptySegment),
+            ("https://api.c-bot.pro/demo/bots//jobs", P::EmptySegment),
+            ("https://api.c-bot.pro/demo/bots/b/jobs/extra", P::PathShape),
+            ("https://api.c-bot.pro/demo/bots/b/jobsx", P::PathShape),
+            ("https://api.c-bot.pro/demo/bots/b", P::PathShape),
+            ("https://api.c-bot.pro/demo/bot/b/jobs", P::PathShape),
+            ("https://api.c-bot.pro/demo/jobs/x", P::PathShape),
+            ("https://api.c-bot.pro", P::PathShape),
+            ("https://api.c-bot.pro/", P::EmptySegment),
+            // query and fragment
+            ("https://api.c-bot.pro/demo/bots/b/jobs?x=1", P::Query),
+            ("https://api.c-bot.pro/demo/bots/b/jobs?", P::Query),
+            ("https://api.c-bot.pro/demo/bots/b/jobs#frag", P::Fragment),
+            // ids outside the charset
+            ("https://api.c-bot.pro/de.mo/bots/b/jobs", P::IdCharset),
+            ("https://api.c-bot.pro/demo/bots/b;x/jobs", P::IdCharset),
+            ("https://api.c-bot.pro/demo/bots/b~x/jobs", P::IdCharset),
+        ];
+        for (raw, problem) in cases {
+            let err = BotEndpoint::parse(&prod(), raw, "bot_endpoint").unwrap_err();
+            assert_eq!(err.reason, *problem, "{raw:?}");
+            assert_eq!(err.field, "bot_endpoint");
+            assert!(err.to_string().starts_with("bot_endpoint "), "{err}");
+        }
+        let long_id = "a".repeat(MAX_ID_LEN + 1);
+        let raw = format!("https://api.c-bot.pro/demo/bots/{long_id}/jobs");
+        let err = BotEndpoint::parse(&prod(), &raw, "bot_endpoint").unwrap_err();
+        assert_eq!(err.reason, P::TooLong);
+        let huge = format!("https://api.c-bot.pro/{}", "a/".repeat(2000));
+        let err = BotEndpoint::parse(&prod(), &huge, "bot_endpoint").unwrap_err();
+        assert_eq!(err.reason, P::TooLong);
+    }
+
+    #[test]
+    fn errors_never_echo_the_value() {
+        let raw = "https://user:hunter2@api.c-bot.pro/demo/bots/b/jobs";
+        let err = BotEndpoint::parse(&prod(), raw, "bot_endpoint").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        assert!(!format!("{err:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn loopback_base_endpoints() {
+        let base = ApiBase::parse("http://127.0.0.1:8787").unwrap();
+        let e = BotEndpoint::parse(&base, "http://127.0.0.1:8787/demo/bots/b/jobs", "f").unwrap();
+        assert_eq!(e.url(), "http://127.0.0.1:8787/demo/bots/b/jobs");
+        for (raw, problem) in [
+            ("https://127.0.0.1:8787/demo/bots/b/jobs", P::Scheme),
+            ("http://127.0.0.1:8788/demo/bots/b/jobs", P::Port),
+            ("http://localhost:8787/demo/bots/b/jobs", P::Host),
+            ("http://127.0.0.2:8787/demo/bots/b/jobs", P::Host),
+            ("https://api.c-bot.pro/demo/bots/b/jobs", P::Scheme),
+        ] {
+            assert_eq!(
+                BotEndpoint::parse(&base, raw, "f").unwrap_err().reason,
+                problem,
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn job_endpoint_parses_and_rejects() {
+        let uuid = "1b7c0f6e-93a4-4c1e-9f7b-0123456789ab";
+        let raw = format!("https://api.c-bot.pro/demo/jobs/{uuid}");
+        let e = JobEndpoint::parse(&prod(), &raw, "job_reference_endpoint").unwrap();
+        assert_eq!(e.job_id().as_str(), uuid);
+        assert_eq!(e.public_id().as_str(), "demo");
+        assert_eq!(e.url(), raw);
+        let built = JobEndpoint::new(
+            &prod(),
+            PublicId::parse("demo", "public_id").unwrap(),
+            JobId::parse(uuid, "job_id").unwrap(),
+        );
+        assert_eq!(built, e);
+        for (raw, problem) in [
+            ("https://api.c-bot.pro/demo/jobs", P::PathShape),
+            ("https://api.c-bot.pro/demo/jobs/x/y", P::PathShape),
+            ("https://api.c-bot.pro/demo/bots/b/jobs", P::PathShape),
+            ("https://api.c-bot.pro/demo/jobs/..", P::DotSegment),
+            ("https://api.c-bot.pro/demo/jobs/%31", P::PercentEncoding),
+            (
+                "https://api.c-bot.pro@evil.example/demo/jobs/x",
+                P::UserInfo,
+            ),
+            ("https://api.c-bot.pro.evil.example/demo/jobs/x", P::Host),
+            ("https://api.c-bot.pro/demo/jobs/x?y", P::Query),
+            ("https://api.c-bot.pro/demo/jobs/x#y", P::Fragment),
+            ("https://api.c-bot.pro/demo/jobs/x/", P::EmptySegment),
+        ] {
+            let err = JobEndpoint::parse(&prod(), raw, "job_reference_endpoint").unwrap_err();
+            assert_eq!(err.reason, problem, "{raw}");
+            assert_eq!(err.field, "job_reference_endpoint");
+        }
+    }
+
+    #[test]
+    fn id_table() {
+        for ok in [
+            "demo",
+            "get_items",
+            "A-z_09",
+            "1b7c0f6e-93a4-4c1e-9f7b-0123456789ab",
+        ] {
+            assert!(BotId::parse(ok, "bot_id").is_ok(), "{ok}");
+        }
+        for (bad, problem) in [
+            ("", P::Empty),
+            (".", P::IdCharset),
+            ("..", P::IdCharset),
+            ("a/b", P::IdCharset),
+            ("a b", P::IdCharset),
+            ("a%2f", P::IdCharset),
+            ("ä", P::IdCharset),
+        ] {
+            let err = PublicId::parse(bad, "public_id").unwrap_err();
+            assert_eq!(err.reason, problem, "{bad:?}");
+            assert_eq!(err.field, "public_id");
+        }
+        assert_eq!(
+            JobId::parse(&"f".repeat(MAX_ID_LEN + 1), "job_id")
+                .unwrap_err()
+                .reason,
+            P::TooLong
+        );
     }
 }
