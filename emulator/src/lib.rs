@@ -1,1 +1,36 @@
-//! Stateful local emulator of the Cloud BOT REST API.
+//! Stateful local emulator of the Cloud BOT REST API (api.c-bot.pro), for tests, local runs
+//! and benchmarks. It speaks the API's endpoints, headers and statuses on 127.0.0.1, runs
+//! jobs on timers (executing → succeeded/error), derives output from input, delivers and
+//! retries callbacks, injects faults, and exposes what it saw under `/__emulator/` and through
+//! [`Emulator`]'s typed accessors. Not part of the Lambda artifact.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cloudbot_emulator::EmulatorError> {
+//! use cloudbot_emulator::{Emulator, Seed};
+//! let emulator = Emulator::start(Seed::demo()).await?;
+//! println!("{}", emulator.base_url()); // http://127.0.0.1:PORT
+//! assert_eq!(emulator.stats().jobs_created, 0);
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod api;
+mod callback;
+mod emulator;
+mod fault;
+mod output;
+mod seed;
+mod server;
+mod state;
+
+pub use api::MAX_BODY_BYTES;
+pub use emulator::{DEFAULT_CALLBACK_INTERVAL, Emulator, EmulatorError, EmulatorOptions};
+pub use fault::{
+    FAULT_HEADER, FaultKind, FaultRule, LATENCY_HEADER, RETRY_AFTER_HEADER, STATUS_HEADER,
+};
+pub use seed::{
+    BotSeed, ContractSeed, DataType, InputDef, Outcome, OutputDef, Permission, Seed, SeedError,
+    TokenSeed, Transform,
+};
+pub use server::OVERSIZED_PADDING;
+pub use state::{CallbackAttempt, JobRecord, RequestRecord, Stats};

@@ -1,0 +1,175 @@
+//! The admin API under `/__emulator/`: observe requests, jobs, callbacks and counters; set
+//! faults and latency; rotate tokens; reset. It never requires or echoes credentials and is
+//! not itself logged, counted or subject to faults.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::fault::FaultRule;
+use crate::server::{EmuBody, reply_response};
+use crate::state::{State, lock};
+
+/// Admin request bodies are small JSON documents.
+const MAX_ADMIN_BODY: usize = 1024 * 1024;
+
+fn ok(body: Value) -> Response<EmuBody> {
+    reply_response(StatusCode::OK, &body)
+}
+
+fn err(status: StatusCode, message: &str) -> Response<EmuBody> {
+    reply_response(
+        status,
+        &json!({"code": status.as_u16(), "message": message}),
+    )
+}
+
+/// Reads a JSON body. `detailed` errors quote serde's message (which may echo values), so
+/// it is off for bodies that carry credentials.
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    body: Incoming,
+    detailed: bool,
+) -> Result<T, Response<EmuBody>> {
+    let bytes = Limited::new(body, MAX_ADMIN_BODY)
+        .collect()
+        .await
+        .map_err(|_| {
+            err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "admin request body too large or unreadable",
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let why = if detailed {
+            e.to_string()
+        } else {
+            classify(&e)
+        };
+        err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("invalid JSON body: {why}"),
+        )
+    })
+}
+
+fn classify(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Rules {
+    Many(Vec<FaultRule>),
+    One(FaultRule),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Latency {
+    latency_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    access_token: String,
+    new_access_token: String,
+    new_secret_key: String,
+}
+
+pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<EmuBody> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().trim_end_matches('/');
+    let method = parts.method;
+    match (&method, path) {
+        (&Method::GET, "/__emulator" | "/__emulator/stats") => ok(with_code(json!(state.stats()))),
+        (&Method::GET, "/__emulator/requests") => {
+            let list: Vec<_> = lock(&state.requests).iter().cloned().collect();
+            ok(json!({"code": 200, "requests": list}))
+        }
+        (&Method::GET, "/__emulator/jobs") => ok(json!({"code": 200, "jobs": state.job_records()})),
+        (&Method::GET, p) if p.starts_with("/__emulator/jobs/") => {
+            let id = &p["/__emulator/jobs/".len()..];
+            match state.job_record(id) {
+                Some(j) => ok(with_code(json!(j))),
+                None => err(StatusCode::NOT_FOUND, "no such job"),
+            }
+        }
+        (&Method::GET, "/__emulator/callbacks") => {
+            let list = lock(&state.callbacks).clone();
+            ok(json!({"code": 200, "callbacks": list}))
+        }
+        (&Method::GET, "/__emulator/faults") => {
+            ok(json!({"code": 200, "faults": lock(&state.faults).list()}))
+        }
+        (&Method::POST, "/__emulator/faults") => match read_json::<Rules>(body, true).await {
+            Ok(rules) => {
+                let rules = match rules {
+                    Rules::Many(r) => r,
+                    Rules::One(r) => vec![r],
+                };
+                if let Some(m) = rules.iter().find_map(|r| r.validate().err()) {
+                    return err(StatusCode::UNPROCESSABLE_ENTITY, &m);
+                }
+                state.add_faults(rules);
+                ok(json!({"code": 200, "faults": lock(&state.faults).list()}))
+            }
+            Err(r) => r,
+        },
+        (&Method::DELETE, "/__emulator/faults") => {
+            state.clear_faults();
+            ok(json!({"code": 200, "faults": []}))
+        }
+        (&Method::GET, "/__emulator/latency") => {
+            ok(json!({"code": 200, "latency_ms": state.latency_ms.load(Ordering::Relaxed)}))
+        }
+        (&Method::PUT, "/__emulator/latency") => match read_json::<Latency>(body, true).await {
+            Ok(l) => {
+                state.latency_ms.store(l.latency_ms, Ordering::Relaxed);
+                ok(json!({"code": 200, "latency_ms": l.latency_ms}))
+            }
+            Err(r) => r,
+        },
+        (&Method::POST, "/__emulator/tokens/rotate") => {
+            match read_json::<Rotate>(body, false).await {
+                Ok(r) => {
+                    if r.new_access_token.is_empty() || r.new_secret_key.is_empty() {
+                        return err(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "new token and secret must not be empty",
+                        );
+                    }
+                    if state.rotate_token(&r.access_token, &r.new_access_token, &r.new_secret_key) {
+                        ok(json!({"code": 200, "rotated": true}))
+                    } else {
+                        err(StatusCode::NOT_FOUND, "unknown access token")
+                    }
+                }
+                Err(r) => r,
+            }
+        }
+        (&Method::POST, "/__emulator/reset") => {
+            state.reset();
+            ok(json!({"code": 200, "reset": true}))
+        }
+        _ => err(StatusCode::NOT_FOUND, "unknown admin endpoint"),
+    }
+}
+
+fn with_code(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.insert("code".into(), json!(200));
+    }
+    v
+}

@@ -1,0 +1,313 @@
+//! The in-process handle: start an emulator on 127.0.0.1, read its URL, observe and steer it
+//! without HTTP (typed mirrors of the admin API), stop it.
+//!
+//! Threading choice: every emulator runs on its OWN thread with its own tokio runtime. So it
+//! works the same from a multi-thread or current_thread test runtime, from sync code (the
+//! benchmark), and keeps running while the caller's runtime is blocked or its time is paused;
+//! timers (job durations, callback intervals) are real time. `Drop` stops it and joins the
+//! thread (a few milliseconds).
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::fault::FaultRule;
+use crate::seed::Seed;
+use crate::state::{CallbackAttempt, JobRecord, RequestRecord, State, Stats, lock};
+
+/// Documented minimum interval between callback attempts of the real service.
+pub const DEFAULT_CALLBACK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How to start an emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorOptions {
+    /// Contracts, BOTs and tokens.
+    pub seed: Seed,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Interval between callback attempts; overrides the seed's `callback_interval_ms`
+    /// (default 30 s).
+    pub callback_interval: Option<Duration>,
+    /// Time allowed for one callback attempt (connect + answer). Default 10 s.
+    pub callback_timeout: Duration,
+    /// Worker threads of the emulator's runtime. Default 1 (enough for thousands of
+    /// requests per second; leaves the other core to the code under test).
+    pub worker_threads: usize,
+}
+
+impl EmulatorOptions {
+    /// Options for `seed` on an ephemeral port with defaults.
+    pub fn new(seed: Seed) -> EmulatorOptions {
+        EmulatorOptions {
+            seed,
+            port: 0,
+            callback_interval: None,
+            callback_timeout: Duration::from_secs(10),
+            worker_threads: 1,
+        }
+    }
+
+    /// Sets the port (0 = ephemeral).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets the interval between callback attempts.
+    pub fn callback_interval(mut self, interval: Duration) -> Self {
+        self.callback_interval = Some(interval);
+        self
+    }
+}
+
+/// Why an emulator could not start or an admin action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    /// The seed is invalid.
+    #[error("invalid seed")]
+    Seed(#[from] crate::seed::SeedError),
+    /// The port could not be bound on 127.0.0.1.
+    #[error("cannot listen on 127.0.0.1:{port}")]
+    Bind {
+        /// The requested port.
+        port: u16,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime, thread or HTTP client for callbacks could not be created.
+    #[error("cannot start the emulator: {0}")]
+    Start(String),
+    /// A fault rule has invalid parameters.
+    #[error("invalid fault rule: {0}")]
+    InvalidFault(String),
+    /// `rotate_token` named a token the emulator does not know.
+    #[error("unknown access token")]
+    UnknownToken,
+}
+
+/// A running emulator. Dropping it (or [`Emulator::shutdown`]) stops it.
+pub struct Emulator {
+    state: Arc<State>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts `seed` on an ephemeral port of 127.0.0.1 (callback interval from the seed, else 30 s).
+    pub async fn start(seed: Seed) -> Result<Emulator, EmulatorError> {
+        Emulator::launch(EmulatorOptions::new(seed))
+    }
+
+    /// Starts with explicit options.
+    pub async fn start_with(options: EmulatorOptions) -> Result<Emulator, EmulatorError> {
+        Emulator::launch(options)
+    }
+
+    /// Starts from synchronous code (no tokio runtime needed; also fine inside one).
+    pub fn start_blocking(options: EmulatorOptions) -> Result<Emulator, EmulatorError> {
+        Emulator::launch(options)
+    }
+
+    fn launch(options: EmulatorOptions) -> Result<Emulator, EmulatorError> {
+        options.seed.validate()?;
+        // Bound and listening before this returns: connections made right away wait in the
+        // backlog until the server thread accepts them, so no readiness handshake is needed.
+        let listener =
+            StdListener::bind((Ipv4Addr::LOCALHOST, options.port)).map_err(|source| {
+                EmulatorError::Bind {
+                    port: options.port,
+                    source,
+                }
+            })?;
+        let bind_err = |source| EmulatorError::Bind {
+            port: options.port,
+            source,
+        };
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let interval = options
+            .callback_interval
+            .or(options.seed.callback_interval_ms.map(Duration::from_millis))
+            .unwrap_or(DEFAULT_CALLBACK_INTERVAL);
+        let base_url = format!("http://{addr}");
+        let state = Arc::new(
+            State::new(options.seed, interval, options.callback_timeout, base_url)
+                .map_err(|e| EmulatorError::Start(format!("callback HTTP client: {e}")))?,
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.worker_threads.max(1))
+            .thread_name("cloudbot-emulator")
+            .enable_all()
+            .build()
+            .map_err(|e| EmulatorError::Start(format!("runtime: {e}")))?;
+        let (stop, stopped) = oneshot::channel();
+        let server_state = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("cloudbot-emulator".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => crate::server::serve(l, server_state, stopped).await,
+                        Err(e) => tracing::error!(error = %e, "cannot register the listener"),
+                    }
+                });
+                // Cancels connection, timer and callback tasks; nothing blocking runs here.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(|e| EmulatorError::Start(format!("thread: {e}")))?;
+        tracing::info!(%addr, "cloudbot-emulator started");
+        Ok(Emulator {
+            state,
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        self.state.base_url.clone()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The seed it runs.
+    pub fn seed(&self) -> &Seed {
+        &self.state.seed
+    }
+
+    /// Interval between callback attempts in effect.
+    pub fn callback_interval(&self) -> Duration {
+        self.state.callback_interval
+    }
+
+    /// API requests received, oldest first (`GET /__emulator/requests`).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.state.requests).iter().cloned().collect()
+    }
+
+    /// Counters (`GET /__emulator/stats`).
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    /// All jobs, in creation order (`GET /__emulator/jobs`).
+    pub fn jobs(&self) -> Vec<JobRecord> {
+        self.state.job_records()
+    }
+
+    /// One job.
+    pub fn job(&self, job_id: &str) -> Option<JobRecord> {
+        self.state.job_record(job_id)
+    }
+
+    /// Callback attempts, in order (`GET /__emulator/callbacks`).
+    pub fn callbacks(&self) -> Vec<CallbackAttempt> {
+        lock(&self.state.callbacks).clone()
+    }
+
+    /// Adds fault rules after the active ones (`POST /__emulator/faults`).
+    pub fn add_faults(
+        &self,
+        rules: impl IntoIterator<Item = FaultRule>,
+    ) -> Result<(), EmulatorError> {
+        let rules: Vec<FaultRule> = rules.into_iter().collect();
+        if let Some(m) = rules.iter().find_map(|r| r.validate().err()) {
+            return Err(EmulatorError::InvalidFault(m));
+        }
+        self.state.add_faults(rules);
+        Ok(())
+    }
+
+    /// Replaces the active fault rules.
+    pub fn set_faults(
+        &self,
+        rules: impl IntoIterator<Item = FaultRule>,
+    ) -> Result<(), EmulatorError> {
+        let rules: Vec<FaultRule> = rules.into_iter().collect();
+        if let Some(m) = rules.iter().find_map(|r| r.validate().err()) {
+            return Err(EmulatorError::InvalidFault(m));
+        }
+        self.state.clear_faults();
+        self.state.add_faults(rules);
+        Ok(())
+    }
+
+    /// Active fault rules with their remaining counts (`GET /__emulator/faults`).
+    pub fn faults(&self) -> Vec<FaultRule> {
+        lock(&self.state.faults).list()
+    }
+
+    /// Removes every fault rule (`DELETE /__emulator/faults`).
+    pub fn clear_faults(&self) {
+        self.state.clear_faults();
+    }
+
+    /// Fixed latency added to every API answer (`PUT /__emulator/latency`).
+    pub fn set_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.state.latency_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Replaces `old_access_token` with a new pair keeping its permissions; the old one then
+    /// answers 401 (`POST /__emulator/tokens/rotate`).
+    pub fn rotate_token(
+        &self,
+        old_access_token: &str,
+        new_access_token: &str,
+        new_secret_key: &str,
+    ) -> Result<(), EmulatorError> {
+        if self
+            .state
+            .rotate_token(old_access_token, new_access_token, new_secret_key)
+        {
+            Ok(())
+        } else {
+            Err(EmulatorError::UnknownToken)
+        }
+    }
+
+    /// Back to the seed: forgets jobs, requests, callbacks, faults, latency, counters and
+    /// rotated tokens (`POST /__emulator/reset`).
+    pub fn reset(&self) {
+        self.state.reset();
+    }
+
+    /// Stops the server and waits for its thread without blocking the caller's runtime.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

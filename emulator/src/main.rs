@@ -1,0 +1,96 @@
+//! `cloudbot-emulator`: runs the Cloud BOT API emulator on 127.0.0.1 until SIGTERM/SIGINT.
+//! Prints exactly one line to stdout when ready; logs go to stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use cloudbot_emulator::{Emulator, EmulatorOptions, Seed};
+
+/// Local emulator of the Cloud BOT REST API (demo seed unless --config is given).
+#[derive(Debug, Parser)]
+#[command(name = "cloudbot-emulator", version)]
+struct Args {
+    /// Port on 127.0.0.1 (0 = pick a free port).
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// Seed file (JSON) with contracts, BOTs and tokens; the built-in demo seed otherwise.
+    #[arg(long, value_name = "SEED.json")]
+    config: Option<PathBuf>,
+    /// Interval between callback attempts in ms (default: the seed's, else 30000).
+    #[arg(long, value_name = "MS")]
+    callback_interval_ms: Option<u64>,
+    /// Print the built-in demo seed as JSON (a starting point for --config) and exit.
+    #[arg(long)]
+    print_demo_seed: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                source = s.source();
+            }
+            eprintln!("cloudbot-emulator: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.print_demo_seed {
+        println!("{}", serde_json::to_string_pretty(&Seed::demo())?);
+        return Ok(());
+    }
+    let seed = match &args.config {
+        Some(path) => Seed::from_file(path)?,
+        None => Seed::demo(),
+    };
+    let mut options = EmulatorOptions::new(seed).port(args.port);
+    if let Some(ms) = args.callback_interval_ms {
+        options = options.callback_interval(Duration::from_millis(ms));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let emulator = Emulator::start_with(options).await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "cloudbot-emulator listening on {}",
+            emulator.base_url()
+        )?;
+        out.flush()?;
+        drop(out);
+        wait_for_signal().await?;
+        tracing::info!("stopping");
+        emulator.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}

@@ -1,0 +1,468 @@
+//! Shared mutable state of a running emulator: tokens, jobs and their timers, the request and
+//! callback logs, fault rules, latency and counters. Each part has its own short-held lock or
+//! atomic so the request hot path stays cheap under load.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+use crate::fault::{FaultKind, FaultRules};
+use crate::seed::{BotSeed, ContractSeed, Outcome, Permission, Seed};
+
+/// Oldest request records are dropped beyond this many (keeps memory flat under benchmarks).
+const REQUEST_LOG_CAP: usize = 100_000;
+
+/// Language of messages (`content-language`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    Ja,
+    En,
+}
+
+impl Lang {
+    pub fn pick(self, ja: &str, en: &str) -> String {
+        match self {
+            Lang::Ja => ja.to_string(),
+            Lang::En => en.to_string(),
+        }
+    }
+}
+
+/// One API request as seen by the emulator. Never holds credentials, input values or bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    /// Sequence number (1-based, per emulator since the last reset).
+    pub seq: u64,
+    /// Id of the TCP connection it arrived on (1-based, in accept order).
+    pub connection_id: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Status answered; `None` when the connection was closed without an answer.
+    pub status: Option<u16>,
+    /// Job created by this request, if any.
+    pub job_id: Option<String>,
+    /// Fault applied, if any.
+    pub fault: Option<FaultKind>,
+    /// When the request arrived (RFC 3339, UTC, milliseconds).
+    pub received_at: String,
+}
+
+/// Counters (`GET /__emulator/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// TCP connections accepted since start or reset.
+    pub connections_accepted: u64,
+    /// TCP connections open right now.
+    pub connections_open: u64,
+    /// API requests received (admin requests excluded).
+    pub requests: u64,
+    /// Jobs created.
+    pub jobs_created: u64,
+    /// Callback POST attempts made.
+    pub callback_attempts: u64,
+}
+
+/// A job as the emulator holds it (`GET /__emulator/jobs`). Input values are not exposed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    /// Job UUID.
+    pub job_id: String,
+    /// Contract.
+    pub public_id: String,
+    /// BOT ID.
+    pub bot_id: String,
+    /// BOT name.
+    pub bot_name: String,
+    /// 0 succeeded, 1 error, 2 executing.
+    pub status: u8,
+    /// Start (RFC 3339, seconds, `Z`).
+    pub start_time: String,
+    /// End (RFC 3339, milliseconds), `None` while executing.
+    pub end_time: Option<String>,
+    /// Whether it ended through `DELETE /{public_id}/jobs/{job_id}`.
+    pub suspended: bool,
+    /// Final output (succeeded jobs only).
+    pub output: Option<Value>,
+    /// Callback URL (query string values redacted).
+    pub callback_endpoint: Option<String>,
+    /// Callback attempts allowed.
+    pub callback_tries: u32,
+}
+
+/// One callback POST attempt (`GET /__emulator/callbacks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallbackAttempt {
+    /// The job reported.
+    pub job_id: String,
+    /// Target URL (query string values redacted).
+    pub url: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// HTTP status answered, if the endpoint answered.
+    pub status: Option<u16>,
+    /// Transport error (`connect`, `timeout`, ...) when it did not answer.
+    pub error: Option<String>,
+    /// When the attempt was made (RFC 3339, UTC, milliseconds).
+    pub at: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub secret_key: String,
+    pub permissions: HashSet<Permission>,
+    pub contracts: HashSet<String>,
+}
+
+pub(crate) struct Job {
+    pub job_id: String,
+    pub seq: u64,
+    pub public_id: String,
+    pub bot_id: String,
+    pub bot_name: String,
+    pub status: u8,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub suspended: bool,
+    pub error_message: Option<String>,
+    pub output: Option<Value>,
+    pub input: Map<String, Value>,
+    pub callback_endpoint: Option<String>,
+    pub callback_tries: u32,
+    pub language: Lang,
+    pub done: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+pub(crate) struct Jobs {
+    pub by_id: HashMap<String, Job>,
+    pub order: Vec<String>,
+    pub next_seq: u64,
+}
+
+/// How a job ends.
+pub(crate) enum Ending {
+    Natural,
+    Suspended,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub connections_accepted: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub requests: AtomicU64,
+    pub jobs_created: AtomicU64,
+    pub callback_attempts: AtomicU64,
+}
+
+pub(crate) struct State {
+    pub seed: Seed,
+    pub tokens: Mutex<HashMap<String, Arc<Token>>>,
+    pub jobs: Mutex<Jobs>,
+    pub requests: Mutex<VecDeque<RequestRecord>>,
+    pub callbacks: Mutex<Vec<CallbackAttempt>>,
+    pub faults: Mutex<FaultRules>,
+    /// Fast check that skips the fault lock when no rule is active.
+    pub faults_active: std::sync::atomic::AtomicBool,
+    pub latency_ms: AtomicU64,
+    pub counters: Counters,
+    pub callback_interval: Duration,
+    pub callback_timeout: Duration,
+    pub http: reqwest::Client,
+    pub base_url: String,
+    /// Bumped by reset so timers and callback loops of forgotten jobs stop recording.
+    pub generation: AtomicU64,
+}
+
+/// Locks a mutex, recovering the data if a thread panicked while holding it (the state stays
+/// usable for the other tests sharing the emulator).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn rfc3339_secs(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub(crate) fn rfc3339_millis(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Callback URLs may carry a secret in the query (the documented way to protect an endpoint):
+/// keep query keys, hide values.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url.split_once('?') {
+        None => url.to_string(),
+        Some((base, query)) => {
+            let keys: Vec<String> = query
+                .split('&')
+                .map(|kv| format!("{}=***", kv.split('=').next().unwrap_or("")))
+                .collect();
+            format!("{base}?{}", keys.join("&"))
+        }
+    }
+}
+
+fn tokens_from_seed(seed: &Seed) -> HashMap<String, Arc<Token>> {
+    seed.tokens
+        .iter()
+        .map(|t| {
+            (
+                t.access_token.clone(),
+                Arc::new(Token {
+                    secret_key: t.secret_key.clone(),
+                    permissions: t.permissions.iter().copied().collect(),
+                    contracts: t.contracts.iter().cloned().collect(),
+                }),
+            )
+        })
+        .collect()
+}
+
+impl State {
+    pub fn new(
+        seed: Seed,
+        callback_interval: Duration,
+        callback_timeout: Duration,
+        base_url: String,
+    ) -> Result<State, reqwest::Error> {
+        // Callbacks go to local receivers in tests and local runs: never through an
+        // environment proxy.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(callback_timeout)
+            .user_agent(concat!("cloudbot-emulator/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(State {
+            tokens: Mutex::new(tokens_from_seed(&seed)),
+            seed,
+            jobs: Mutex::default(),
+            requests: Mutex::default(),
+            callbacks: Mutex::default(),
+            faults: Mutex::default(),
+            faults_active: Default::default(),
+            latency_ms: AtomicU64::new(0),
+            counters: Counters::default(),
+            callback_interval,
+            callback_timeout,
+            http,
+            base_url,
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    pub fn contract(&self, public_id: &str) -> Option<&ContractSeed> {
+        self.seed
+            .contracts
+            .iter()
+            .find(|c| c.public_id == public_id)
+    }
+
+    /// A BOT that is published as API (unpublished ones are invisible, like unknown ones).
+    pub fn bot(&self, public_id: &str, bot_id: &str) -> Option<&BotSeed> {
+        self.contract(public_id)?
+            .bots
+            .iter()
+            .find(|b| b.id == bot_id && b.published)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        Stats {
+            connections_accepted: c.connections_accepted.load(Ordering::Relaxed),
+            connections_open: c.connections_open.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            jobs_created: c.jobs_created.load(Ordering::Relaxed),
+            callback_attempts: c.callback_attempts.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn record_request(&self, record: RequestRecord) {
+        let mut log = lock(&self.requests);
+        if log.len() >= REQUEST_LOG_CAP {
+            log.pop_front();
+        }
+        log.push_back(record);
+    }
+
+    pub fn add_faults(&self, rules: Vec<crate::fault::FaultRule>) {
+        let mut f = lock(&self.faults);
+        f.add(rules);
+        self.faults_active.store(!f.is_empty(), Ordering::Release);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.faults).clear();
+        self.faults_active.store(false, Ordering::Release);
+    }
+
+    pub fn take_fault(&self, method: &str, path: &str) -> Option<crate::fault::Fault> {
+        if !self.faults_active.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut f = lock(&self.faults);
+        let fault = f.take(method, path);
+        self.faults_active.store(!f.is_empty(), Ordering::Release);
+        fault
+    }
+
+    /// Replaces `old` with a new token/secret pair keeping its permissions; `false` if unknown.
+    pub fn rotate_token(&self, old: &str, new_access: &str, new_secret: &str) -> bool {
+        let mut tokens = lock(&self.tokens);
+        match tokens.remove(old) {
+            Some(t) => {
+                let rotated = Token {
+                    secret_key: new_secret.to_string(),
+                    ..(*t).clone()
+                };
+                tokens.insert(new_access.to_string(), Arc::new(rotated));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Back to the seed: forgets jobs, requests, callbacks, faults, latency, counters and
+    /// rotated tokens. Open connections stay open (and counted).
+    pub fn reset(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.tokens) = tokens_from_seed(&self.seed);
+        *lock(&self.jobs) = Jobs::default();
+        lock(&self.requests).clear();
+        lock(&self.callbacks).clear();
+        self.clear_faults();
+        self.latency_ms.store(0, Ordering::Relaxed);
+        let c = &self.counters;
+        c.connections_accepted.store(0, Ordering::Relaxed);
+        c.requests.store(0, Ordering::Relaxed);
+        c.jobs_created.store(0, Ordering::Relaxed);
+        c.callback_attempts.store(0, Ordering::Relaxed);
+    }
+
+    pub fn job_records(&self) -> Vec<JobRecord> {
+        let jobs = lock(&self.jobs);
+        jobs.order
+            .iter()
+            .filter_map(|id| jobs.by_id.get(id))
+            .map(job_record)
+            .collect()
+    }
+
+    pub fn job_record(&self, job_id: &str) -> Option<JobRecord> {
+        lock(&self.jobs).by_id.get(job_id).map(job_record)
+    }
+
+    /// Ends an executing job (no-op if it already ended or was forgotten) and starts its
+    /// callback delivery.
+    pub fn finish_job(self: &Arc<Self>, job_id: &str, ending: Ending) {
+        let callback = {
+            let mut jobs = lock(&self.jobs);
+            let Some(job) = jobs.by_id.get_mut(job_id) else {
+                return;
+            };
+            if job.status != 2 {
+                return;
+            }
+            let Some(bot) = self.bot(&job.public_id, &job.bot_id) else {
+                return;
+            };
+            let now = Utc::now();
+            job.end = Some(now);
+            match ending {
+                Ending::Suspended => {
+                    job.status = 1;
+                    job.suspended = true;
+                }
+                Ending::Natural => match bot.outcome {
+                    Outcome::Succeed => {
+                        job.status = 0;
+                        job.output = Some(crate::output::derive_output(
+                            bot,
+                            &job.input,
+                            &job.job_id,
+                            now.timestamp_millis(),
+                        ));
+                    }
+                    Outcome::Error => {
+                        job.status = 1;
+                        job.error_message = Some(
+                            bot.error_message
+                                .clone()
+                                .unwrap_or_else(|| "The BOT ended in error".to_string()),
+                        );
+                    }
+                },
+            }
+            job.done.send_replace(true);
+            tracing::info!(job_id, bot_id = %job.bot_id, status = job.status, "job ended");
+            job.callback_endpoint.clone().map(|url| {
+                // [I] callbacks carry `code: 201` like the documented callback sample.
+                let body = job_json(job, 201, job.language, true, &self.base_url);
+                (url, job.callback_tries, body)
+            })
+        };
+        if let Some((url, tries, body)) = callback {
+            let state = Arc::clone(self);
+            let job_id = job_id.to_string();
+            tokio::spawn(async move {
+                crate::callback::deliver(state, job_id, url, tries, body).await;
+            });
+        }
+    }
+}
+
+fn job_record(j: &Job) -> JobRecord {
+    JobRecord {
+        job_id: j.job_id.clone(),
+        public_id: j.public_id.clone(),
+        bot_id: j.bot_id.clone(),
+        bot_name: j.bot_name.clone(),
+        status: j.status,
+        start_time: rfc3339_secs(j.start),
+        end_time: j.end.map(rfc3339_millis),
+        suspended: j.suspended,
+        output: j.output.clone(),
+        callback_endpoint: j.callback_endpoint.as_deref().map(redact_url),
+        callback_tries: j.callback_tries,
+    }
+}
+
+/// The Job object of the API (§2.1): `code`, ids, status, times, message, `output` when
+/// finished and asked for, `cast_url`.
+pub(crate) fn job_json(j: &Job, code: u16, lang: Lang, with_output: bool, base_url: &str) -> Value {
+    let elapsed = (j.end.unwrap_or_else(Utc::now) - j.start)
+        .num_seconds()
+        .max(0);
+    let message = match (j.status, j.suspended, &j.error_message) {
+        (2, _, _) => lang.pick("BOTを実行中です", "The BOT is executing"),
+        (0, _, _) => lang.pick(
+            "BOTの実行が正常に終了しました",
+            "The BOT finished successfully",
+        ),
+        (_, true, _) => lang.pick("ジョブは停止されました", "The job was suspended"),
+        (_, _, Some(m)) => m.clone(),
+        _ => lang.pick("BOTの実行がエラーで終了しました", "The BOT ended in error"),
+    };
+    let mut v = json!({
+        "code": code,
+        "job_id": j.job_id,
+        "bot_id": j.bot_id,
+        "bot_name": j.bot_name,
+        "status": j.status,
+        "start_time": rfc3339_secs(j.start),
+        "elapsed_time": elapsed,
+        "message": message,
+        "cast_url": format!("{base_url}/__emulator/jobs/{}", j.job_id),
+    });
+    if let (true, Some(out), Value::Object(m)) = (with_output, &j.output, &mut v) {
+        m.insert("output".into(), out.clone());
+    }
+    v
+}
