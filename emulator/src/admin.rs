@@ -67,11 +67,12 @@ fn classify(e: &serde_json::Error) -> String {
     )
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Rules {
-    Many(Vec<FaultRule>),
-    One(FaultRule),
+/// `POST /__emulator/faults` takes one rule or a list of rules.
+fn parse_rules(v: Value) -> Result<Vec<FaultRule>, serde_json::Error> {
+    match v {
+        Value::Array(_) => serde_json::from_value(v),
+        other => serde_json::from_value(other).map(|r| vec![r]),
+    }
 }
 
 #[derive(Deserialize)]
@@ -113,11 +114,16 @@ pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Respon
         (&Method::GET, "/__emulator/faults") => {
             ok(json!({"code": 200, "faults": lock(&state.faults).list()}))
         }
-        (&Method::POST, "/__emulator/faults") => match read_json::<Rules>(body, true).await {
-            Ok(rules) => {
-                let rules = match rules {
-                    Rules::Many(r) => r,
-                    Rules::One(r) => vec![r],
+        (&Method::POST, "/__emulator/faults") => match read_json::<Value>(body, true).await {
+            Ok(v) => {
+                let rules = match parse_rules(v) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return err(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            &format!("invalid fault rule: {e}"),
+                        );
+                    }
                 };
                 if let Some(m) = rules.iter().find_map(|r| r.validate().err()) {
                     return err(StatusCode::UNPROCESSABLE_ENTITY, &m);

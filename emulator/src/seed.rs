@@ -410,6 +410,8 @@ impl Seed {
             echo_ms,
         );
         draft.published = false;
+        draft.input = Vec::new();
+        draft.output = Vec::new();
         Seed {
             callback_interval_ms: None,
             contracts: vec![ContractSeed {

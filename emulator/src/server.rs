@@ -7,6 +7,7 @@
 //! SO_LINGER 0, i.e. a TCP RST (`ConnIo`). A body that yields an error after its first frame
 //! makes hyper abort the connection mid-body (truncation). Both are verified by tests.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,12 @@ use crate::state::{RequestRecord, State, rfc3339_millis};
 /// Response body: whole bytes, or bytes followed by an error (truncated transfer).
 pub(crate) enum EmuBody {
     Full(Option<Bytes>),
-    Truncated(Option<Bytes>),
+    /// The first part, then a short pause (so hyper flushes the head and that part to the
+    /// socket; an immediate error would discard them unsent), then an error.
+    Truncated {
+        first: Option<Bytes>,
+        pause: Pin<Box<tokio::time::Sleep>>,
+    },
 }
 
 /// Error yielded by a truncated body; makes hyper abort the connection.
@@ -46,14 +52,17 @@ impl Body for EmuBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Truncated>>> {
         let this = self.get_mut();
         match this {
             EmuBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            EmuBody::Truncated(b) => match b.take() {
+            EmuBody::Truncated { first, pause } => match first.take() {
                 Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
-                None => Poll::Ready(Some(Err(Truncated))),
+                None => match pause.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Truncated))),
+                    Poll::Pending => Poll::Pending,
+                },
             },
         }
     }
@@ -66,7 +75,7 @@ impl Body for EmuBody {
         match self {
             EmuBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             EmuBody::Full(None) => SizeHint::with_exact(0),
-            EmuBody::Truncated(_) => SizeHint::default(),
+            EmuBody::Truncated { .. } => SizeHint::default(),
         }
     }
 }
@@ -317,7 +326,10 @@ async fn handle(
         FaultKind::TruncatedBody => {
             let bytes = Bytes::from(text);
             let half = bytes.slice(..bytes.len() / 2);
-            let mut resp = Response::new(EmuBody::Truncated(Some(half)));
+            let mut resp = Response::new(EmuBody::Truncated {
+                first: Some(half),
+                pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
+            });
             *resp.status_mut() = status;
             let h = resp.headers_mut();
             h.insert(
