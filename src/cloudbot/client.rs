@@ -237,7 +237,7 @@ impl CloudBotClient {
         let job: Job = serde_json::from_slice(&answer.body).map_err(|_| unusable.clone())?;
         let job_id = JobId::parse(&job.job_id, "job_id").map_err(|_| unusable.clone())?;
         let job_reference = self
-            .server_job_reference(&answer, bot.public_id(), &job_id)
+            .server_job_reference(&answer, &job_id)
             .unwrap_or_else(|| JobEndpoint::new(&self.inner.base, bot.public_id().clone(), job_id));
         Ok(Started {
             job,
@@ -288,16 +288,13 @@ impl CloudBotClient {
         })
     }
 
-    /// The job reference endpoint the server announced, if any, and only when it is a valid job
-    /// endpoint on the configured base for this very job. [I] The API documents none; we look at
-    /// a `Location` header first, then at the body fields `job_reference_endpoint`, `job_url`,
-    /// `url`. A relative `Location` (`/demo/jobs/...`) is resolved against the base.
-    fn server_job_reference(
-        &self,
-        answer: &Answer,
-        public_id: &PublicId,
-        job_id: &JobId,
-    ) -> Option<JobEndpoint> {
+    /// The job reference endpoint the server announced, if any. [I] The API documents none; we
+    /// look at a `Location` header first, then at the body fields `job_reference_endpoint`,
+    /// `job_url`, `url`. A candidate is used only when it parses as a job endpoint on the
+    /// configured base (credentials never follow a URL elsewhere) and names the job id the body
+    /// reports; its public id may differ (the server knows where the job lives). A relative
+    /// `Location` (`/demo/jobs/...`) is resolved against the base.
+    fn server_job_reference(&self, answer: &Answer, job_id: &JobId) -> Option<JobEndpoint> {
         #[derive(Deserialize)]
         struct UrlFields {
             job_reference_endpoint: Option<serde_json::Value>,
@@ -305,7 +302,7 @@ impl CloudBotClient {
             url: Option<serde_json::Value>,
         }
         let base = &self.inner.base;
-        let matches = |e: &JobEndpoint| e.job_id() == job_id && e.public_id() == public_id;
+        let matches = |e: &JobEndpoint| e.job_id() == job_id;
         let location = answer
             .headers
             .get(header::LOCATION)

@@ -292,6 +292,7 @@ pub(crate) struct ErrorBody {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -1,1 +1,12 @@
-//! Integration tests of the Cloud BOT client against the emulator.
+//! Integration tests of the Cloud BOT client: against the in-process emulator (operations,
+//! statuses, fault modes, retries, deadlines, connection reuse) and, for narrow wire-level cases
+//! the emulator does not produce (415, Location header, echoed secrets), against wiremock.
+//! Run with `cargo test --test it client`.
+// Tests may unwrap (the library's clippy lints apply to every target of the package).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod deadline;
+mod faults;
+mod operations;
+mod secrets;
+mod wire;

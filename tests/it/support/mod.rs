@@ -1,1 +1,115 @@
-//! Helpers shared by the integration tests (starting the emulator, moto, ...).
+//! Helpers shared by the integration tests: the in-process emulator with short job durations,
+//! the demo seed's credentials, a client pointed at a local base, and call contexts.
+// Shared by the client and lambda tests: not every test module uses every helper.
+#![allow(dead_code)]
+// Test helpers may unwrap: a failed setup should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod moto;
+
+use std::time::Duration;
+
+use cloudbot_emulator::{Emulator, RequestRecord, Seed};
+use cloudbot_trigger::cloudbot::{
+    ApiBase, BotEndpoint, BotId, Call, ClientSettings, CloudBotClient, Credentials, JobEndpoint,
+    JobId, Language, PublicId,
+};
+use tokio::time::Instant;
+
+/// Demo seed token with Refer, Execute and Suspend.
+pub const ACCESS_TOKEN: &str = "demo-access-token";
+/// Secret of [`ACCESS_TOKEN`].
+pub const SECRET_KEY: &str = "demo-secret-key";
+/// Demo seed token with Refer only.
+pub const REFER_TOKEN: &str = "demo-refer-token";
+/// Secret of [`REFER_TOKEN`].
+pub const REFER_SECRET: &str = "demo-refer-secret";
+
+/// Job durations of the test emulator: echo_bot and error_bot end quickly, slow_bot runs long
+/// enough to be suspended.
+pub const ECHO_MS: u64 = 300;
+pub const ERROR_MS: u64 = 300;
+pub const SLOW_MS: u64 = 3_000;
+
+/// The full-permission demo credentials.
+pub fn credentials() -> Credentials {
+    Credentials::new(ACCESS_TOKEN.to_owned(), SECRET_KEY.to_owned())
+}
+
+/// The refer-only demo credentials.
+pub fn refer_credentials() -> Credentials {
+    Credentials::new(REFER_TOKEN.to_owned(), REFER_SECRET.to_owned())
+}
+
+/// An in-process emulator with the demo seed and short job durations (stopped on drop).
+pub async fn emulator() -> Emulator {
+    Emulator::start(Seed::demo_with_durations(ECHO_MS, ERROR_MS, SLOW_MS))
+        .await
+        .expect("start emulator")
+}
+
+/// A client for a local base (`http://127.0.0.1:PORT`) with test-friendly timeouts.
+pub fn client_for(base_url: &str) -> CloudBotClient {
+    client_with_timeout(base_url, Duration::from_secs(5))
+}
+
+/// A client for a local base with the given per-attempt request timeout.
+pub fn client_with_timeout(base_url: &str, request_timeout: Duration) -> CloudBotClient {
+    CloudBotClient::new(ClientSettings {
+        base: ApiBase::parse(base_url).expect("local base"),
+        connect_timeout: Duration::from_secs(1),
+        request_timeout,
+        ..ClientSettings::default()
+    })
+    .expect("client")
+}
+
+/// A call context in English with `within` left before the deadline.
+pub fn call(credentials: &Credentials, within: Duration) -> Call<'_> {
+    Call {
+        credentials,
+        language: Language::En,
+        deadline: Instant::now() + within,
+    }
+}
+
+/// The BOT execution endpoint of `bot_id` in contract `public_id` on the client's base.
+pub fn bot(client: &CloudBotClient, public_id: &str, bot_id: &str) -> BotEndpoint {
+    BotEndpoint::new(
+        client.base(),
+        PublicId::parse(public_id, "public_id").unwrap(),
+        BotId::parse(bot_id, "bot_id").unwrap(),
+    )
+}
+
+/// The job reference endpoint of `job_id` in contract `public_id` on the client's base.
+pub fn job(client: &CloudBotClient, public_id: &str, job_id: &str) -> JobEndpoint {
+    JobEndpoint::new(
+        client.base(),
+        PublicId::parse(public_id, "public_id").unwrap(),
+        JobId::parse(job_id, "job_id").unwrap(),
+    )
+}
+
+/// API requests the emulator saw with this method whose path starts with `prefix`.
+pub fn requests_to(emulator: &Emulator, method: &str, prefix: &str) -> Vec<RequestRecord> {
+    emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.starts_with(prefix))
+        .collect()
+}
+
+/// Poll `check` every 50 ms until it returns `Some` or `limit` passes.
+pub async fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
