@@ -204,6 +204,7 @@ pub fn decode(secret: &str) -> Result<Credentials, CredentialsError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -244,6 +245,6 @@ mod tests {
         let creds =
             decode(r#"{"access_token":"tok","secret_key":"sec","note":"extra keys are fine"}"#)
                 .unwrap();
-        assert_eq!(format!("{creds:?}").contains("tok"), false);
+        assert!(!format!("{creds:?}").contains("tok"));
     }
 }

@@ -1,1 +1,152 @@
-//! Integration tests of the Lambda handler (decoding, credentials, upstream faults).
+//! Integration tests of the Lambda handler (decoding, credentials, upstream faults), run
+//! in-process: `Service::handle` with a constructed `LambdaEvent`, against the in-process Cloud
+//! BOT emulator and a real Secrets Manager (moto).
+// Tests may unwrap (style.md); the library lints deny it elsewhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod credentials;
+mod events;
+mod faults;
+mod logs;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cloudbot_emulator::{Emulator, Seed};
+use cloudbot_trigger::config::Config;
+use cloudbot_trigger::service::Service;
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+use crate::support::moto::{CallCounter, moto, secret_json};
+
+/// The placeholder job id in `events/*refer-job*.json`; tests substitute a job just created.
+pub const JOB_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
+/// The API base written in `events/*.json`; tests substitute the emulator's.
+pub const EVENTS_API_BASE: &str = "http://127.0.0.1:8787";
+
+/// An emulator, a secret in moto and a `Service` wired to both.
+pub struct Harness {
+    pub emulator: Emulator,
+    pub service: Service,
+    pub secret_id: String,
+    /// `GetSecretValue` calls made by the service.
+    pub secret_reads: CallCounter,
+}
+
+/// Options for [`Harness::start_with`].
+pub struct Setup {
+    pub secret: String,
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            secret: secret_json("demo-access-token", "demo-secret-key"),
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::start_with(Setup::default()).await
+    }
+
+    pub async fn start_with(setup: Setup) -> Harness {
+        // Short runs so tests can wait for jobs to finish.
+        let emulator = Emulator::start(Seed::demo_with_durations(300, 300, 3_000))
+            .await
+            .expect("start emulator");
+        let moto = moto();
+        let secret_id = moto.create_secret("cloudbot-demo", &setup.secret).await;
+        let base = emulator.base_url();
+        let mut env: HashMap<&str, String> = HashMap::from([
+            ("CLOUDBOT_SECRET_ID", secret_id.clone()),
+            ("CLOUDBOT_API_BASE", base.clone()),
+            (
+                "CLOUDBOT_DEFAULT_BOT_ENDPOINT",
+                format!("{base}/demo/bots/echo_bot/jobs"),
+            ),
+            ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "true".to_owned()),
+            ("CLOUDBOT_REQUEST_TIMEOUT_MS", "5000".to_owned()),
+        ]);
+        for (k, v) in setup.env {
+            env.insert(k, v);
+        }
+        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
+        let (client, secret_reads) = moto.counting_client();
+        let service = Service::new(config, client).expect("service");
+        Harness {
+            emulator,
+            service,
+            secret_id,
+            secret_reads,
+        }
+    }
+
+    /// Invokes the handler with a 30 s deadline.
+    pub async fn invoke(&self, event: Value) -> Result<Value, Diagnostic> {
+        self.invoke_with_deadline(event, Duration::from_secs(30))
+            .await
+    }
+
+    pub async fn invoke_with_deadline(
+        &self,
+        event: Value,
+        remaining: Duration,
+    ) -> Result<Value, Diagnostic> {
+        let mut context = Context::default();
+        context.request_id = format!("test-{}", fastrand::u64(..));
+        context.deadline = (SystemTime::now() + remaining)
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        self.service
+            .handle(LambdaEvent::new(event, context))
+            .await
+            .map(|raw| serde_json::from_str(raw.get()).unwrap())
+    }
+
+    /// A sample event from `events/`, with the API base and job id placeholders substituted.
+    pub fn event(&self, name: &str, job_id: Option<&str>) -> Value {
+        let text = std::fs::read_to_string(events_dir().join(name)).expect("read event");
+        let text = text.replace(EVENTS_API_BASE, &self.emulator.base_url());
+        let text = match job_id {
+            Some(id) => text.replace(JOB_ID_PLACEHOLDER, id),
+            None => text,
+        };
+        serde_json::from_str(&text).expect("event JSON")
+    }
+
+    /// Starts an echo_bot job directly through the handler; returns its job id.
+    pub async fn start_job(&self) -> String {
+        let ok = self
+            .invoke(serde_json::json!({"public_id": "demo", "bot_id": "echo_bot"}))
+            .await
+            .expect("execute");
+        ok["job_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Number of API requests that reached the emulator.
+    pub fn upstream_requests(&self) -> usize {
+        self.emulator.requests().len()
+    }
+}
+
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
+}
+
+/// Parses an API Gateway response's body.
+pub fn http_body(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().expect("body string")).expect("body JSON")
+}
+
+/// The `content-type` header of an API Gateway response.
+pub fn header<'a>(response: &'a Value, name: &str) -> Option<&'a str> {
+    response["headers"][name].as_str()
+}

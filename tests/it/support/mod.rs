@@ -113,3 +113,5 @@ pub async fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Option<T>
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+pub mod moto;

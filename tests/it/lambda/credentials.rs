@@ -1,0 +1,167 @@
+//! Credentials from a real Secrets Manager (moto): caching, TTL, single flight, rotation with
+//! refresh-on-401, malformed and unreachable secrets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Harness, Setup, http_body};
+use crate::support::moto::{moto, secret_json};
+
+fn execute() -> serde_json::Value {
+    json!({"public_id": "demo", "bot_id": "echo_bot", "input": {"message": "hi"}})
+}
+
+#[tokio::test]
+async fn rotated_secret_is_refetched_once_after_401_and_the_execute_retried() {
+    let h = Harness::start().await;
+    h.invoke(execute()).await.expect("first execute");
+    assert_eq!(h.secret_reads.get(), 1);
+
+    // Rotate while the sandbox is warm: Cloud BOT now rejects the cached token; the secret has a
+    // new version with the new pair.
+    h.emulator
+        .rotate_token("demo-access-token", "rotated-token", "rotated-secret")
+        .unwrap();
+    moto()
+        .put_secret(
+            &h.secret_id,
+            &secret_json("rotated-token", "rotated-secret"),
+        )
+        .await;
+
+    let ok = h.invoke(execute()).await.expect("execute after rotation");
+    assert_eq!(ok["status"], "executing");
+    assert_eq!(
+        h.secret_reads.get(),
+        2,
+        "Secrets Manager read exactly twice"
+    );
+    let posts: Vec<_> = h
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(posts, [Some(201), Some(401), Some(201)]);
+    assert_eq!(h.emulator.stats().jobs_created, 2, "one job per invocation");
+
+    // The fresh credentials are cached again.
+    h.invoke(execute()).await.unwrap();
+    assert_eq!(h.secret_reads.get(), 2);
+}
+
+#[tokio::test]
+async fn unauthorized_without_a_new_secret_version_is_not_retried() {
+    let h = Harness::start().await;
+    h.invoke(execute()).await.unwrap();
+    h.emulator
+        .rotate_token("demo-access-token", "rotated-token", "rotated-secret")
+        .unwrap();
+    let err = h.invoke(execute()).await.unwrap_err();
+    assert_eq!(err.error_type, "CloudBot.Unauthorized");
+    assert_eq!(
+        h.secret_reads.get(),
+        2,
+        "re-read once to look for a rotation"
+    );
+    let rejected = h
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(401))
+        .count();
+    assert_eq!(rejected, 1, "same secret: no second attempt");
+    assert_eq!(h.emulator.stats().jobs_created, 1);
+}
+
+#[tokio::test]
+async fn upstream_401_is_a_502_for_api_gateway_callers() {
+    let h = Harness::start().await;
+    h.emulator
+        .rotate_token("demo-access-token", "rotated-token", "rotated-secret")
+        .unwrap();
+    let response = h
+        .invoke(h.event("apigw-v2-list-bots.json", None))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 502);
+    let body = http_body(&response);
+    assert_eq!(body["error_type"], "CloudBot.Unauthorized");
+    assert_eq!(body["retryable"], false);
+}
+
+#[tokio::test]
+async fn credentials_are_cached_for_the_ttl() {
+    let h = Harness::start_with(Setup {
+        env: vec![("CLOUDBOT_SECRET_TTL_SECONDS", "1".to_owned())],
+        ..Setup::default()
+    })
+    .await;
+    h.invoke(execute()).await.unwrap();
+    h.invoke(execute()).await.unwrap();
+    assert_eq!(h.secret_reads.get(), 1, "second call served from the cache");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    h.invoke(execute()).await.unwrap();
+    assert_eq!(h.secret_reads.get(), 2, "re-read after the TTL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_invocations_share_one_secret_fetch() {
+    let h = Arc::new(Harness::start().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let h = Arc::clone(&h);
+        tasks.spawn(async move {
+            h.invoke(json!({"operation": "list_bots", "public_id": "demo"}))
+                .await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap().expect("list_bots");
+    }
+    assert_eq!(h.secret_reads.get(), 1, "single flight");
+}
+
+#[tokio::test]
+async fn malformed_secret_names_the_missing_key_and_sends_nothing() {
+    let h = Harness::start_with(Setup {
+        secret: json!({"access_token": "tok-visible-9731"}).to_string(),
+        ..Setup::default()
+    })
+    .await;
+    let err = h.invoke(execute()).await.unwrap_err();
+    assert_eq!(err.error_type, "Credentials.Invalid");
+    assert!(
+        err.error_message.contains("secret_key"),
+        "{}",
+        err.error_message
+    );
+    assert!(!err.error_message.contains("tok-visible-9731"));
+    assert_eq!(h.upstream_requests(), 0);
+}
+
+#[tokio::test]
+async fn missing_secret_is_credentials_unavailable() {
+    let h = Harness::start_with(Setup {
+        env: vec![("CLOUDBOT_SECRET_ID", "no-such-secret".to_owned())],
+        ..Setup::default()
+    })
+    .await;
+    let err = h.invoke(execute()).await.unwrap_err();
+    assert_eq!(err.error_type, "Credentials.Unavailable");
+    assert!(
+        err.error_message.contains("ResourceNotFound"),
+        "{}",
+        err.error_message
+    );
+    let response = h
+        .invoke(h.event("apigw-v1-list-bots.json", None))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 503);
+    assert_eq!(http_body(&response)["retryable"], true);
+    assert_eq!(h.upstream_requests(), 0);
+}

@@ -1,0 +1,166 @@
+//! A real Secrets Manager for the tests: one `moto_server` (pinned, from `.tools/venv-aws`) per
+//! test binary, on a free loopback port, plus SDK clients pointed at it.
+//!
+//! The server starts on first use. Statics are never dropped, so moto is started under a small
+//! `sh` watchdog that kills it by PID as soon as the test process is gone (normal exit, failure or
+//! abort). Tests never touch the process environment: clients get the endpoint, region and dummy
+//! credentials through their config builder. Each test uses its own secret name.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, ConfigBag, Credentials, Intercept, Region};
+use aws_sdk_secretsmanager::error::BoxError;
+
+/// A running moto server.
+pub struct Moto {
+    endpoint: String,
+    /// The watchdog shell; it outlives the test process just long enough to kill moto.
+    _watchdog: Child,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+/// The shared moto server, started on first call.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(Moto::start)
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let bin = root.join(".tools/venv-aws/bin/moto_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/install-tools.sh aws",
+            bin.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        // The watchdog: start moto, then wait for this test process to disappear and kill moto
+        // by its PID (also on SIGTERM of the watchdog itself).
+        let script = r#"
+"$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 &
+moto=$!
+trap 'kill $moto 2>/dev/null; exit 0' TERM INT EXIT
+while kill -0 "$3" 2>/dev/null; do sleep 0.5; done
+"#;
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("moto-watchdog")
+            .arg(&bin)
+            .arg(port.to_string())
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _watchdog: watchdog,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A Secrets Manager client for moto (dummy credentials, us-east-1).
+    pub fn client(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::from_conf(self.config().build())
+    }
+
+    /// A Secrets Manager client that counts its `GetSecretValue` calls.
+    pub fn counting_client(&self) -> (aws_sdk_secretsmanager::Client, CallCounter) {
+        let counter = CallCounter::default();
+        let conf = self.config().interceptor(counter.clone()).build();
+        (aws_sdk_secretsmanager::Client::from_conf(conf), counter)
+    }
+
+    fn config(&self) -> aws_sdk_secretsmanager::config::Builder {
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .endpoint_url(&self.endpoint)
+    }
+
+    /// Creates a secret with a unique name holding `value`; returns the name.
+    pub async fn create_secret(&self, prefix: &str, value: &str) -> String {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        self.client()
+            .create_secret()
+            .name(&name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create_secret");
+        name
+    }
+
+    /// Stores a new version of the secret (what a rotation does).
+    pub async fn put_secret(&self, name: &str, value: &str) {
+        self.client()
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("put_secret_value");
+    }
+}
+
+/// The demo credentials as a SecretString.
+pub fn secret_json(access_token: &str, secret_key: &str) -> String {
+    serde_json::json!({"access_token": access_token, "secret_key": secret_key}).to_string()
+}
+
+/// Counts `GetSecretValue` operations sent through one client.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<AtomicUsize>);
+
+impl CallCounter {
+    /// Operations seen so far.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
