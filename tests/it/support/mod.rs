@@ -113,5 +113,3 @@ pub async fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Option<T>
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
-
-pub mod moto;
