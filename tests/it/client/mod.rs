@@ -7,6 +7,7 @@
 
 mod deadline;
 mod faults;
+mod logs;
 mod operations;
 mod secrets;
 mod wire;
