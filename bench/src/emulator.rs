@@ -95,9 +95,9 @@ impl EmulatorProcess {
         &self.base_url
     }
 
-    /// The BOT execution endpoint of [`BENCH_BOT`].
+    /// The BOT execution endpoint of [`BENCH_BOT`] (`{base}/{public_id}/bots/{bot_id}/jobs`).
     pub fn bot_endpoint(&self) -> String {
-        format!("{}/{DEMO_PUBLIC_ID}/bots/{BENCH_BOT}", self.base_url)
+        format!("{}/{DEMO_PUBLIC_ID}/bots/{BENCH_BOT}/jobs", self.base_url)
     }
 
     async fn admin(
@@ -211,7 +211,7 @@ impl EmulatorProcess {
         for _ in 0..n {
             let req = Request::builder()
                 .method(Method::POST)
-                .uri(format!("{}/jobs", self.bot_endpoint()))
+                .uri(self.bot_endpoint())
                 .header("content-type", "application/json")
                 .header("content-language", "en")
                 .header("access-token", DEMO_ACCESS_TOKEN)

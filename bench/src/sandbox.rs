@@ -113,6 +113,6 @@ pub fn peak_rss_kib(pid: u32) -> Result<u64, BenchError> {
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(20);
+    let from = lines.len().saturating_sub(6);
     lines[from..].join("\n")
 }

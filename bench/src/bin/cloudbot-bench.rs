@@ -15,15 +15,18 @@ use cloudbot_bench::report::{
 };
 use cloudbot_bench::sandbox::Sandbox;
 use cloudbot_bench::secrets::SecretsEndpoint;
-use cloudbot_bench::stats::Summary;
+use cloudbot_bench::stats::{Summary, ms};
 use serde_json::Value;
 
 /// Secret name the function is configured with; the value is the emulator's demo token pair.
 const SECRET_ID: &str = "cloudbot/bench";
 /// How long one invocation may take before the harness calls it lost.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Error types the load test may see because it injected them (503 before any job exists).
-const INJECTED_ERROR_TYPES: [&str; 1] = ["CloudBot.Unavailable"];
+/// Error types the load test may see because it injected them: a 503 answered before any job
+/// exists. The function may classify a 503 on execute as `Unavailable` or, conservatively (a 503
+/// from a proxy may come after the job started), as `OutcomeUnknown`; both are accepted here,
+/// and the job accounting below still proves no job was created for them.
+const INJECTED_ERROR_TYPES: [&str; 2] = ["CloudBot.Unavailable", "CloudBot.OutcomeUnknown"];
 
 struct Args {
     bootstrap: PathBuf,
@@ -32,6 +35,7 @@ struct Args {
     out: PathBuf,
     work: PathBuf,
     quick: bool,
+    only_cold: bool,
     starts: usize,
     warm: usize,
     sandboxes: usize,
@@ -40,19 +44,21 @@ struct Args {
     injected_faults: usize,
     artifacts: Vec<Artifact>,
     notices: Vec<String>,
+    extra_env: Vec<(String, String)>,
     rustc: String,
     commit: String,
 }
 
 const USAGE: &str =
     "usage: cloudbot-bench --bootstrap PATH --floor PATH --emulator PATH [--out BENCHMARKS.md]
-  [--work DIR] [--quick] [--starts N] [--warm N] [--sandboxes N] [--per-sandbox M] [--latency-ms MS]
-  [--faults K] [--artifact LABEL=PATH]... [--notice TEXT]... [--rustc TEXT] [--commit TEXT]";
+  [--work DIR] [--quick] [--only-cold] [--starts N] [--warm N] [--sandboxes N] [--per-sandbox M] [--latency-ms MS]
+  [--faults K] [--artifact LABEL=PATH]... [--notice TEXT]... [--env KEY=VALUE]... [--rustc TEXT] [--commit TEXT]";
 
 fn parse_args() -> Result<Args, BenchError> {
     let mut raw: Vec<String> = std::env::args().skip(1).collect();
     let quick = raw.iter().any(|a| a == "--quick");
-    raw.retain(|a| a != "--quick");
+    let only_cold = raw.iter().any(|a| a == "--only-cold");
+    raw.retain(|a| a != "--quick" && a != "--only-cold");
     let mut args = Args {
         bootstrap: PathBuf::from("target/release/cloudbot-trigger"),
         floor: PathBuf::from("target/release/lambda-floor"),
@@ -60,6 +66,7 @@ fn parse_args() -> Result<Args, BenchError> {
         out: PathBuf::from("BENCHMARKS.md"),
         work: std::env::temp_dir().join(format!("cloudbot-bench-{}", std::process::id())),
         quick,
+        only_cold,
         starts: if quick { 3 } else { 20 },
         warm: if quick { 100 } else { 1000 },
         sandboxes: if quick { 2 } else { 4 },
@@ -68,6 +75,7 @@ fn parse_args() -> Result<Args, BenchError> {
         injected_faults: if quick { 2 } else { 5 },
         artifacts: Vec::new(),
         notices: Vec::new(),
+        extra_env: Vec::new(),
         rustc: String::new(),
         commit: String::new(),
     };
@@ -111,6 +119,12 @@ fn parse_args() -> Result<Args, BenchError> {
                 });
             }
             "--notice" => args.notices.push(value),
+            "--env" => {
+                let (k, v) = value
+                    .split_once('=')
+                    .ok_or_else(|| BenchError::msg(format!("--env KEY=VALUE, got {value}")))?;
+                args.extra_env.push((k.to_owned(), v.to_owned()));
+            }
             "--rustc" => args.rustc = value,
             "--commit" => args.commit = value,
             _ => return Err(BenchError::msg(format!("unknown flag {flag}\n{USAGE}"))),
@@ -120,7 +134,7 @@ fn parse_args() -> Result<Args, BenchError> {
 }
 
 /// The environment Lambda would give the function, plus local endpoints and dummy credentials.
-fn function_env(emulator: &EmulatorProcess, secrets: &SecretsEndpoint) -> Vec<(String, String)> {
+fn function_env(api_base: &str, bot_endpoint: &str, secrets_url: &str) -> Vec<(String, String)> {
     let pairs = [
         (
             "AWS_LAMBDA_FUNCTION_NAME",
@@ -144,14 +158,14 @@ fn function_env(emulator: &EmulatorProcess, secrets: &SecretsEndpoint) -> Vec<(S
         ("AWS_SESSION_TOKEN", "bench".to_owned()),
         // Never fall back to instance metadata: there is none, and probing it costs seconds.
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets.url()),
-        ("AWS_ENDPOINT_URL", secrets.url()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_url.to_owned()),
+        ("AWS_ENDPOINT_URL", secrets_url.to_owned()),
         ("TZ", ":UTC".to_owned()),
         ("LANG", "C.UTF-8".to_owned()),
         ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
         ("CLOUDBOT_SECRET_ID", SECRET_ID.to_owned()),
-        ("CLOUDBOT_API_BASE", emulator.base_url().to_owned()),
-        ("CLOUDBOT_DEFAULT_BOT_ENDPOINT", emulator.bot_endpoint()),
+        ("CLOUDBOT_API_BASE", api_base.to_owned()),
+        ("CLOUDBOT_DEFAULT_BOT_ENDPOINT", bot_endpoint.to_owned()),
         ("CLOUDBOT_LANGUAGE", "en".to_owned()),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
@@ -393,7 +407,7 @@ impl Harness {
         }
         if injected > self.args.injected_faults {
             return Err(BenchError::msg(format!(
-                "load: {injected} Unavailable errors but only {} faults injected",
+                "load: {injected} errors of the injected types but only {} faults injected",
                 self.args.injected_faults
             )));
         }
@@ -493,12 +507,15 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
 async fn run(args: Args) -> Result<(), BenchError> {
     std::fs::create_dir_all(&args.work)?;
     for bin in [&args.bootstrap, &args.floor, &args.emulator] {
-        if !bin.is_file() {
+        if !bin.is_file() && !(args.only_cold && bin == &args.emulator) {
             return Err(BenchError::msg(format!(
                 "{} not found: build it first (scripts/bench.sh does)",
                 bin.display()
             )));
         }
+    }
+    if args.only_cold {
+        return only_cold(args).await;
     }
     let emulator = EmulatorProcess::spawn(&args.emulator, &args.work.join("emulator.log")).await?;
     let secret = serde_json::json!({
@@ -507,7 +524,12 @@ async fn run(args: Args) -> Result<(), BenchError> {
     })
     .to_string();
     let secrets = SecretsEndpoint::start(SECRET_ID, &secret).await?;
-    let env = function_env(&emulator, &secrets);
+    let mut env = function_env(
+        emulator.base_url(),
+        &emulator.bot_endpoint(),
+        &secrets.url(),
+    );
+    env.extend(args.extra_env.iter().cloned());
     let mut h = Harness {
         args,
         emulator,
@@ -546,6 +568,77 @@ async fn run(args: Args) -> Result<(), BenchError> {
     let work = h.args.work.clone();
     h.emulator.stop().await;
     // Logs are only interesting when something failed; keep them then.
+    let _ = std::fs::remove_dir_all(work);
+    Ok(())
+}
+
+/// `--only-cold`: scenario 1 alone (no emulator needed: the function must not call anything
+/// before its first poll), printed as a table. Used to try release-profile levers quickly.
+async fn only_cold(args: Args) -> Result<(), BenchError> {
+    // Nothing listens on port 9 (discard): a function that called its upstream at init would fail.
+    let api_base = "http://127.0.0.1:9";
+    let secrets = SecretsEndpoint::start(SECRET_ID, "{}").await?;
+    let mut env = function_env(
+        api_base,
+        &format!("{api_base}/demo/bots/echo_bot/jobs"),
+        &secrets.url(),
+    );
+    env.extend(args.extra_env.iter().cloned());
+    let starts = args.starts;
+    let work = args.work.clone();
+    let (bootstrap, floor) = (args.bootstrap.clone(), args.floor.clone());
+    let mut rounds = Vec::new();
+    let mut logs = 0;
+    for round in 0..starts {
+        for first_floor in [round % 2 == 0, round % 2 != 0] {
+            let bin = if first_floor { &floor } else { &bootstrap };
+            logs += 1;
+            let mut sb =
+                Sandbox::spawn(bin, &env, &work.join(format!("{logs:04}-cold.log"))).await?;
+            let init = sb.cold_init().await?;
+            let rss = sb.peak_rss_kib()?;
+            sb.stop().await?;
+            rounds.push((first_floor, init, rss));
+        }
+    }
+    println!(
+        "| binary | starts | min ms | median ms | p90 ms | max ms | RSS after init KiB | secret fetches |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut medians = Vec::new();
+    for (is_floor, path) in [(false, &bootstrap), (true, &floor)] {
+        let samples: Vec<Duration> = rounds
+            .iter()
+            .filter(|r| r.0 == is_floor)
+            .map(|r| r.1)
+            .collect();
+        let rss = rounds
+            .iter()
+            .filter(|r| r.0 == is_floor)
+            .map(|r| r.2)
+            .max()
+            .unwrap_or_default();
+        let x = Summary::of(&samples).ok_or_else(|| BenchError::msg("no starts"))?;
+        medians.push(x.p50);
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {rss} | {} |",
+            path.display(),
+            x.n,
+            ms(x.min),
+            ms(x.p50),
+            ms(x.p90),
+            ms(x.max),
+            if is_floor {
+                "–".to_owned()
+            } else {
+                secrets.get_secret_value_calls().to_string()
+            }
+        );
+    }
+    println!(
+        "\nratio of medians: {:.2}x",
+        medians[0].as_secs_f64() / medians[1].as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(work);
     Ok(())
 }
