@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
@@ -160,6 +160,9 @@ pub(crate) async fn handle(
     let l = lang.unwrap_or(Lang::En);
     let declared = header(headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        // Decided from the header alone; the body is then discarded unbuffered (up to a cap)
+        // so the client, still sending, reads the 413 instead of a reset.
+        discard(body, DISCARD_CAP).await;
         return too_large(l);
     }
     if !is_json(headers) {
@@ -305,19 +308,45 @@ fn unprocessable(message: String) -> Reply {
     error(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
-/// Reads the body, refusing more than 4 MB even without (or with a lying) Content-Length.
-async fn read_body(body: Incoming, lang: Lang) -> Result<Bytes, Reply> {
-    match Limited::new(body, MAX_BODY_BYTES as usize).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(lang)),
-        Err(_) => Err(error(
-            StatusCode::BAD_REQUEST,
-            lang.pick(
-                "リクエストボディを読み取れません",
-                "The request body could not be read",
-            ),
-        )),
+/// How much of a refused body is read and dropped before answering 413.
+const DISCARD_CAP: u64 = 2 * MAX_BODY_BYTES;
+
+/// Reads and drops body frames until the end or `cap` bytes (never buffers them).
+async fn discard(mut body: Incoming, cap: u64) {
+    let mut seen = 0u64;
+    while seen <= cap {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            _ => return,
+        }
     }
+}
+
+/// Reads the body, refusing more than 4 MB even without (or with a lying) Content-Length:
+/// at most 4 MiB is buffered, the rest is discarded (up to a cap) before answering 413.
+async fn read_body(mut body: Incoming, lang: Lang) -> Result<Bytes, Reply> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                lang.pick(
+                    "リクエストボディを読み取れません",
+                    "The request body could not be read",
+                ),
+            ));
+        };
+        if let Some(data) = frame.data_ref() {
+            if (buf.len() + data.len()) as u64 > MAX_BODY_BYTES {
+                discard(body, DISCARD_CAP).await;
+                return Err(too_large(lang));
+            }
+            buf.extend_from_slice(data);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// `properties=a,b` as a set, checked against the allowed names ([I] unknown names → 422).
