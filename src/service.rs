@@ -222,16 +222,22 @@ fn record_result<T>(
     }
 }
 
-/// The invocation's deadline minus [`DEADLINE_MARGIN`], as a monotonic instant. A context without
-/// a deadline (0) gets the Lambda maximum of 15 minutes.
+/// The invocation's deadline minus [`DEADLINE_MARGIN`], as a monotonic instant.
+///
+/// Lambda sends the deadline as epoch milliseconds. A value that cannot be one (before
+/// 2001-09-09, i.e. below 10^12) is read as the remaining time in milliseconds: `cargo lambda
+/// watch` 1.9 sends the function timeout (600000) there. A missing deadline (0) gets the Lambda
+/// maximum of 15 minutes.
 pub fn invocation_deadline(context: &Context, now: Instant) -> Instant {
-    let remaining = if context.deadline == 0 {
-        Duration::from_secs(900)
-    } else {
-        context
+    const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+    const LAMBDA_MAX: Duration = Duration::from_secs(900);
+    let remaining = match context.deadline {
+        0 => LAMBDA_MAX,
+        ms if ms < EPOCH_MS_FLOOR => Duration::from_millis(ms).min(LAMBDA_MAX),
+        _ => context
             .deadline()
             .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
+            .unwrap_or(Duration::ZERO),
     };
     now + remaining.saturating_sub(DEADLINE_MARGIN)
 }

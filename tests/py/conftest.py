@@ -1,0 +1,384 @@
+"""Process-level fixtures: the real binaries, a real Secrets Manager, the real Lambda runtime loop.
+
+Run with `.tools/venv-aws/bin/pytest tests/py` (after `scripts/install-tools.sh aws lambda`).
+Everything binds 127.0.0.1 on free ports; every process is stopped by its PID in a finalizer,
+also when a test fails. Fixtures (all session-scoped, started on first use):
+
+* ``binaries`` -- builds ``target/debug/cloudbot-trigger`` and ``target/debug/cloudbot-emulator``
+  once (``cargo build``), returns a dict of their paths.
+* ``emulator`` -- the Cloud BOT emulator binary with ``tests/resources/emulator-seed.json``
+  (demo contract, short job durations) on an ephemeral port. ``emulator.base_url``;
+  ``emulator.admin(method, path, body=None)`` calls ``/__emulator/...``; helpers ``requests()``,
+  ``stats()``, ``jobs()``, ``reset()``, ``set_faults(rules)``, ``clear_faults()``,
+  ``rotate_token(old, new_token, new_secret)``.
+* ``moto`` -- ``moto_server`` (pinned) with the secret ``cloudbot-trigger/demo`` holding the demo
+  credentials. ``moto.endpoint``, ``moto.secret_id``, ``moto.client`` (boto3 Secrets Manager),
+  ``moto.put_secret(access_token, secret_key)``.
+* ``lambda_env`` -- the function's environment (dict) for the emulator and moto above.
+* ``lambda_watch`` -- ``cargo lambda watch`` running the built function with ``lambda_env``;
+  ``lambda_watch.port``, ``lambda_watch.log_path``, ``lambda_watch.invoke(event)``.
+* ``invoke`` -- ``invoke(event_dict_or_path) -> (ok, payload)`` through ``timeout 120 cargo
+  lambda invoke --data-file``: ``(True, result)`` on success, ``(False, {"errorType",
+  "errorMessage"})`` for a function error.
+
+Other suites can start their own watch with different settings (for example a proxy in front
+of it, or another env) with ``LambdaWatch.start(env, log_path)`` and stop it with ``.stop()``.
+``load_event(name, base_url, job_id)`` reads a sample from ``events/`` and substitutes the API
+base (``http://127.0.0.1:8787`` in the files) and the placeholder job id
+(``00000000-0000-0000-0000-000000000000``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+SEED = ROOT / "tests" / "resources" / "emulator-seed.json"
+LAMBDA_BIN = ROOT / ".tools" / "venv-lambda" / "bin"
+MOTO_SERVER = ROOT / ".tools" / "venv-aws" / "bin" / "moto_server"
+FUNCTION = "cloudbot-trigger"
+EVENTS_API_BASE = "http://127.0.0.1:8787"
+JOB_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+SECRET_ID = "cloudbot-trigger/demo"
+ACCESS_TOKEN = "demo-access-token"
+SECRET_KEY = "demo-secret-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
+
+
+def stop(proc: subprocess.Popen, group: bool = False) -> None:
+    """Stops a process we started, by its PID (or its own process group, whose id is its PID)."""
+    if proc.poll() is not None:
+        return
+    try:
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.terminate()
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+            proc.wait(timeout=5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+
+
+def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{LAMBDA_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra or {})
+    return env
+
+
+def load_event(name: str, base_url: str | None = None, job_id: str | None = None) -> dict:
+    text = (EVENTS / name).read_text()
+    if base_url:
+        text = text.replace(EVENTS_API_BASE, base_url)
+    if job_id:
+        text = text.replace(JOB_ID_PLACEHOLDER, job_id)
+    return json.loads(text)
+
+
+# --------------------------------------------------------------------------------------------
+# binaries
+
+
+@pytest.fixture(scope="session")
+def binaries() -> dict[str, Path]:
+    for cmd in (
+        ["cargo", "build", "-p", "cloudbot-trigger", "--bin", FUNCTION],
+        ["cargo", "build", "-p", "cloudbot-emulator", "--bin", "cloudbot-emulator"],
+    ):
+        subprocess.run(cmd, cwd=ROOT, check=True, timeout=1800)
+    return {
+        "function": ROOT / "target" / "debug" / FUNCTION,
+        "emulator": ROOT / "target" / "debug" / "cloudbot-emulator",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# emulator
+
+
+class Emulator:
+    """The emulator binary on an ephemeral port."""
+
+    def __init__(self, binary: Path, seed: Path = SEED):
+        self.proc = subprocess.Popen(
+            [str(binary), "--port", "0", "--config", str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        match = re.match(r"cloudbot-emulator listening on (http://127\.0\.0\.1:\d+)", line)
+        if not match:
+            stop(self.proc)
+            raise RuntimeError(f"emulator did not report its address: {line!r}")
+        self.base_url = match.group(1)
+
+    def admin(self, method: str, path: str, body: object = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.base_url}/__emulator/{path}",
+            data=data,
+            method=method,
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def requests(self) -> list[dict]:
+        return self.admin("GET", "requests")["requests"]
+
+    def stats(self) -> dict:
+        return self.admin("GET", "stats")
+
+    def jobs(self) -> list[dict]:
+        return self.admin("GET", "jobs")["jobs"]
+
+    def reset(self) -> None:
+        self.admin("POST", "reset")
+
+    def set_faults(self, rules: list[dict]) -> None:
+        self.admin("DELETE", "faults")
+        self.admin("POST", "faults", rules)
+
+    def clear_faults(self) -> None:
+        self.admin("DELETE", "faults")
+
+    def rotate_token(self, old: str, new_token: str, new_secret: str) -> None:
+        self.admin(
+            "POST",
+            "tokens/rotate",
+            {"access_token": old, "new_access_token": new_token, "new_secret_key": new_secret},
+        )
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+@pytest.fixture(scope="session")
+def emulator(binaries) -> Emulator:
+    emu = Emulator(binaries["emulator"])
+    yield emu
+    emu.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# moto (Secrets Manager)
+
+
+class Moto:
+    """moto_server on a free port with the demo secret."""
+
+    def __init__(self, log_path: Path):
+        if not MOTO_SERVER.exists():
+            raise RuntimeError(f"{MOTO_SERVER} is missing: run scripts/install-tools.sh aws")
+        port = free_port()
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_for_port(port, self.proc, 60, "moto_server")
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.client = boto3.client(
+            "secretsmanager",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        self.secret_id = SECRET_ID
+        self.client.create_secret(
+            Name=SECRET_ID,
+            SecretString=json.dumps({"access_token": ACCESS_TOKEN, "secret_key": SECRET_KEY}),
+        )
+
+    def put_secret(self, access_token: str, secret_key: str) -> None:
+        self.client.put_secret_value(
+            SecretId=self.secret_id,
+            SecretString=json.dumps({"access_token": access_token, "secret_key": secret_key}),
+        )
+
+    def stop(self) -> None:
+        stop(self.proc)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory) -> Moto:
+    m = Moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield m
+    m.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# the function under `cargo lambda watch`
+
+
+def function_env(emulator_base: str, moto_endpoint: str, secret_id: str = SECRET_ID) -> dict[str, str]:
+    """The function's configuration for a local emulator and moto (see docs/lambda.md)."""
+    return {
+        "CLOUDBOT_SECRET_ID": secret_id,
+        "CLOUDBOT_API_BASE": emulator_base,
+        "CLOUDBOT_DEFAULT_BOT_ENDPOINT": f"{emulator_base}/demo/bots/echo_bot/jobs",
+        "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK": "true",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",
+    }
+
+
+class LambdaWatch:
+    """`cargo lambda watch` serving the built function (never rebuilds on file changes)."""
+
+    def __init__(self, proc: subprocess.Popen, port: int, log_path: Path, log):
+        self.proc = proc
+        self.port = port
+        self.log_path = log_path
+        self._log = log
+
+    @classmethod
+    def start(cls, env: dict[str, str], log_path: Path, port: int | None = None) -> "LambdaWatch":
+        port = port or free_port()
+        cmd = ["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--ignore-changes"]
+        for key, value in env.items():
+            cmd += ["--env-var", f"{key}={value}"]
+        log = open(log_path, "w")
+        # Own process group: watch runs the function as a child; stop() ends the whole group.
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=tool_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        watch = cls(proc, port, log_path, log)
+        try:
+            wait_for_port(port, proc, 60, "cargo lambda watch")
+            # The first invoke starts the function (`cargo run`, already built): wait for it.
+            end = time.monotonic() + 180
+            while True:
+                ok, payload = watch.invoke({"operation": "list_bots", "public_id": "demo"})
+                if ok or payload.get("errorType") not in (None, "InvokeFailed"):
+                    break
+                if time.monotonic() > end:
+                    raise RuntimeError(f"the function did not answer: {payload}")
+                time.sleep(1)
+        except Exception:
+            watch.stop()
+            raise
+        return watch
+
+    def invoke(self, event: dict | str | Path) -> tuple[bool, dict]:
+        """Invokes the function through `cargo lambda invoke` (bounded by `timeout 120`)."""
+        if isinstance(event, dict):
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump(event, f)
+                path = Path(f.name)
+            cleanup = True
+        else:
+            path = Path(event)
+            cleanup = False
+        try:
+            done = subprocess.run(
+                [
+                    "timeout", "120", "cargo", "lambda", "invoke",
+                    "-A", "127.0.0.1", "-P", str(self.port),
+                    "--output-format", "json",
+                    FUNCTION, "--data-file", str(path),
+                ],
+                cwd=ROOT,
+                env=tool_env({"CARGO_LAMBDA_COLOR": "never", "NO_COLOR": "1"}),
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            if cleanup:
+                path.unlink(missing_ok=True)
+        return parse_invoke(done)
+
+    def stop(self) -> None:
+        stop(self.proc, group=True)
+        self._log.close()
+
+
+def parse_invoke(done: subprocess.CompletedProcess) -> tuple[bool, dict]:
+    """`(True, result)` or `(False, {"errorType", "errorMessage"})` from `cargo lambda invoke`."""
+    if done.returncode == 0:
+        return True, json.loads(done.stdout)
+    if done.returncode == 124:
+        return False, {"errorType": "InvokeTimeout", "errorMessage": "cargo lambda invoke timed out"}
+    text = (done.stdout or "") + (done.stderr or "")
+    # The invoke command itself could not reach watch (not a function error).
+    if "error sending request" in text or "Connection refused" in text:
+        return False, {"errorType": "InvokeFailed", "errorMessage": text.strip()}
+    # A function error is rendered as "Error: <errorType>" then "× <errorMessage>" wrapped over
+    # lines prefixed with "│".
+    match = re.search(r"Error:\s*([A-Za-z][\w.]*)\s*\n\s*×\s*(.*?)(?:\n\s*\n|$)", text, re.S)
+    if match:
+        message = re.sub(r"\s*\n\s*│\s*", " ", match.group(2)).strip()
+        return False, {"errorType": match.group(1), "errorMessage": message}
+    return False, {"errorType": "InvokeFailed", "errorMessage": text.strip()}
+
+
+@pytest.fixture(scope="session")
+def lambda_env(emulator, moto) -> dict[str, str]:
+    return function_env(emulator.base_url, moto.endpoint, moto.secret_id)
+
+
+@pytest.fixture(scope="session")
+def lambda_watch(binaries, lambda_env, tmp_path_factory) -> LambdaWatch:
+    watch = LambdaWatch.start(lambda_env, tmp_path_factory.mktemp("watch") / "watch.log")
+    yield watch
+    watch.stop()
+
+
+@pytest.fixture(scope="session")
+def invoke(lambda_watch):
+    return lambda_watch.invoke
