@@ -162,7 +162,13 @@ pub(crate) async fn handle(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         // Decided from the header alone; the body is then discarded unbuffered (up to a cap)
         // so the client, still sending, reads the 413 instead of a reset.
-        discard(body, DISCARD_CAP).await;
+        // A client waiting for `100 Continue` has sent nothing yet: answer without reading
+        // (polling the body would make hyper invite the upload).
+        let expects_continue =
+            header(headers, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        if !expects_continue {
+            discard(body, DISCARD_CAP).await;
+        }
         return too_large(l);
     }
     if !is_json(headers) {
@@ -254,12 +260,12 @@ pub(crate) async fn handle(
     };
     let query = query_pairs(query);
     match route {
-        Route::Contracts => contracts(state, &token.contracts, &query, lang),
+        Route::Contracts => contracts(state, &token.contracts, &query),
         Route::Bots(p) if !contract_ok(p) => not_found("契約", "Contract"),
         Route::Bot(p, _) | Route::BotJobs(p, _) | Route::Job(p, _) if !contract_ok(p) => {
             not_found("契約", "Contract")
         }
-        Route::Bots(p) => bots(state, p, &query, lang),
+        Route::Bots(p) => bots(state, p, &query),
         Route::Bot(p, b) => match state.bot(p, b) {
             None => not_found("BOT", "BOT"),
             Some(_) => bot_detail(state, p, b, &query, lang),
@@ -382,12 +388,7 @@ fn only_params(query: &[(String, String)], allowed: &[&str]) -> Result<(), Reply
     }
 }
 
-fn contracts(
-    state: &State,
-    allowed: &HashSet<String>,
-    query: &[(String, String)],
-    _lang: Lang,
-) -> Reply {
+fn contracts(state: &State, allowed: &HashSet<String>, query: &[(String, String)]) -> Reply {
     const PROPS: [&str; 11] = [
         "plan",
         "owner",
@@ -465,7 +466,7 @@ fn bot_json(b: &crate::seed::BotSeed, props: &HashSet<&str>) -> Map<String, Valu
     m
 }
 
-fn bots(state: &State, public_id: &str, query: &[(String, String)], _lang: Lang) -> Reply {
+fn bots(state: &State, public_id: &str, query: &[(String, String)]) -> Reply {
     if let Err(r) = only_params(query, &["properties"]) {
         return r;
     }

@@ -513,3 +513,23 @@ async fn messages_follow_content_language() {
     let a = ja.execute("echo_bot", json!({})).await;
     assert_eq!(a.body["message"], "BOTを実行中です");
 }
+
+#[tokio::test]
+async fn oversized_upload_waiting_for_100_continue_gets_413_without_sending() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = start().await;
+    let mut s = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
+    let head = format!(
+        "POST /demo/bots/echo_bot/jobs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-language: en\r\naccess-token: {TOKEN}\r\nsecret-key: {SECRET}\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        5 * 1024 * 1024
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert_eq!(emu.stats().jobs_created, 0);
+}
