@@ -198,7 +198,8 @@ impl Emulator {
         self.state.callback_interval
     }
 
-    /// API requests received, oldest first (`GET /__emulator/requests`).
+    /// API requests in the order they were answered; `seq` is the arrival order
+    /// (`GET /__emulator/requests`; the last 100 000 are kept).
     pub fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.state.requests).iter().cloned().collect()
     }
