@@ -70,6 +70,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Handlers are installed before the ready line: a supervisor that stops us right after
+        // reading it must get a clean exit, not the default SIGTERM death.
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         let emulator = Emulator::start_with(options).await?;
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -79,18 +84,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )?;
         out.flush()?;
         drop(out);
-        wait_for_signal().await?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
         tracing::info!("stopping");
         emulator.shutdown().await;
         Ok(())
     })
-}
-
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r,
-        _ = term.recv() => Ok(()),
-    }
 }

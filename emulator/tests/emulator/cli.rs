@@ -85,13 +85,16 @@ async fn binary_prints_its_url_serves_the_seed_and_stops_on_sigterm() {
 }
 
 #[test]
-fn binary_without_config_serves_the_demo_seed() {
-    let (running, line) = spawn(&["--port", "0"]);
+fn binary_without_config_serves_the_demo_seed_and_exits_cleanly_right_after_ready() {
+    let (mut running, line) = spawn(&["--port", "0"]);
     assert!(
         line.starts_with("cloudbot-emulator listening on http://127.0.0.1:"),
         "{line}"
     );
-    drop(running);
+    // SIGTERM immediately after the ready line still exits with success.
+    sigterm(&running.0);
+    let status = running.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }
 
 #[test]
