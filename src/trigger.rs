@@ -393,3 +393,89 @@ pub fn encode(
         error_message: format!("could not encode the API Gateway response: {e}"),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> Config {
+        Config::from_lookup(|k| match k {
+            "CLOUDBOT_SECRET_ID" => Some("s".into()),
+            "CLOUDBOT_DEFAULT_BOT_ENDPOINT" => {
+                Some("https://api.c-bot.pro/demo/bots/echo_bot/jobs".into())
+            }
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn routes_match_on_trailing_segments_whatever_the_prefix() {
+        assert!(matches!(
+            route("POST", "/prod/v1/bots/demo/echo_bot/jobs"),
+            Some(Route::Execute {
+                public_id: "demo",
+                bot_id: "echo_bot"
+            })
+        ));
+        assert!(matches!(
+            route("GET", "/jobs/demo/abc"),
+            Some(Route::ReferJob {
+                public_id: "demo",
+                job_id: "abc"
+            })
+        ));
+        assert!(matches!(
+            route("GET", "/stage/bots/demo"),
+            Some(Route::ListBots { public_id: "demo" })
+        ));
+        assert!(matches!(route("POST", "/run"), Some(Route::Body)));
+        assert!(route("GET", "/run").is_none());
+        assert!(route("PUT", "/bots/demo/echo_bot/jobs").is_none());
+    }
+
+    #[test]
+    fn shapes_are_told_apart_in_the_documented_order() {
+        let cfg = config();
+        let v2 = json!({"version": "2.0", "routeKey": "GET /bots/{p}", "rawPath": "/bots/demo",
+            "requestContext": {"http": {"method": "GET", "path": "/bots/demo"}, "timeEpoch": 0}});
+        assert_eq!(decode(v2, &cfg).trigger, Trigger::ApiGatewayHttp);
+        let v1 = json!({"httpMethod": "GET", "path": "/bots/demo", "requestContext": {"httpMethod": "GET"}});
+        assert_eq!(decode(v1, &cfg).trigger, Trigger::ApiGatewayRest);
+        let scheduled =
+            json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+        let decoded = decode(scheduled, &cfg);
+        assert_eq!(decoded.trigger, Trigger::Scheduled);
+        assert!(matches!(
+            decoded.request.unwrap().operation,
+            crate::request::Operation::Execute {
+                default_bot: true,
+                ..
+            }
+        ));
+        let custom =
+            json!({"detail-type": "Run", "source": "app", "detail": {"operation": "list_bots"}});
+        assert_eq!(decode(custom, &cfg).trigger, Trigger::EventBridge);
+        // A plain request that merely has a `detail` key is not an EventBridge event.
+        let plain = json!({"detail": {}});
+        let decoded = decode(plain, &cfg);
+        assert_eq!(decoded.trigger, Trigger::Direct);
+        assert!(decoded.request.unwrap_err().to_string().contains("detail"));
+    }
+
+    #[test]
+    fn base64_size_is_checked_before_decoding() {
+        let huge = "A".repeat((MAX_HTTP_BODY_BYTES + 10) * 4 / 3);
+        assert!(matches!(
+            http_body(Some(&huge), true),
+            Err(RequestError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            http_body(Some("%%%"), true),
+            Err(RequestError::Malformed(_))
+        ));
+        assert!(http_body(Some("  "), false).unwrap().is_empty());
+    }
+}

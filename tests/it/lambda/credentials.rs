@@ -165,3 +165,36 @@ async fn missing_secret_is_credentials_unavailable() {
     assert_eq!(http_body(&response)["retryable"], true);
     assert_eq!(h.upstream_requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_401s_after_rotation_share_one_refresh() {
+    let h = Arc::new(Harness::start().await);
+    h.invoke(json!({"operation": "list_bots", "public_id": "demo"}))
+        .await
+        .unwrap();
+    h.emulator
+        .rotate_token("demo-access-token", "rotated-token", "rotated-secret")
+        .unwrap();
+    moto()
+        .put_secret(
+            &h.secret_id,
+            &secret_json("rotated-token", "rotated-secret"),
+        )
+        .await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let h = Arc::clone(&h);
+        tasks.spawn(async move {
+            h.invoke(json!({"operation": "list_bots", "public_id": "demo"}))
+                .await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap().expect("list_bots after rotation");
+    }
+    assert_eq!(
+        h.secret_reads.get(),
+        2,
+        "one initial read, one shared refresh"
+    );
+}

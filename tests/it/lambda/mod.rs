@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod credentials;
+mod docs;
 mod events;
 mod faults;
 mod logs;
