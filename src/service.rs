@@ -6,6 +6,7 @@
 //! On an upstream 401 it re-reads the secret once and retries once: the secret may have rotated
 //! since it was cached, and a 401 proves no job was started, so repeating even `execute` is safe.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -188,24 +189,31 @@ impl Service {
     }
 
     /// Shortens a requested synchronous wait (`timeout`) so Cloud BOT answers before we must.
-    fn bounded_wait(&self, body: &ExecuteRequest, deadline: Instant) -> ExecuteRequest {
-        let mut body = body.clone();
-        if let Some(requested) = body.timeout_ms.filter(|ms| *ms > 0) {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let budget = remaining
-                .min(self.config.request_timeout)
-                .saturating_sub(WAIT_HEADROOM);
-            let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
-            if budget_ms < requested {
-                tracing::info!(
-                    requested_ms = requested,
-                    sent_ms = budget_ms,
-                    "shortened the execute wait to fit the invocation"
-                );
-                body.timeout_ms = Some(budget_ms);
-            }
+    /// Borrowed unchanged in the usual case: the body can hold up to 4 MB of input.
+    fn bounded_wait<'a>(
+        &self,
+        body: &'a ExecuteRequest,
+        deadline: Instant,
+    ) -> Cow<'a, ExecuteRequest> {
+        let Some(requested) = body.timeout_ms.filter(|ms| *ms > 0) else {
+            return Cow::Borrowed(body);
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let budget = remaining
+            .min(self.config.request_timeout)
+            .saturating_sub(WAIT_HEADROOM);
+        let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+        if budget_ms >= requested {
+            return Cow::Borrowed(body);
         }
-        body
+        tracing::info!(
+            requested_ms = requested,
+            sent_ms = budget_ms,
+            "shortened the execute wait to fit the invocation"
+        );
+        let mut shortened = body.clone();
+        shortened.timeout_ms = Some(budget_ms);
+        Cow::Owned(shortened)
     }
 }
 

@@ -235,8 +235,9 @@ fn http_request(
     config: &Config,
 ) -> Result<Request, RequestError> {
     let route = route(method, path).ok_or_else(|| RequestError::NoRoute {
-        method: method.to_owned(),
-        path: path.to_owned(),
+        method: method.chars().take(16).collect(),
+        // The path is caller-controlled: keep the message short.
+        path: path.chars().take(200).collect(),
     })?;
     let mut map = http_body(body, base64)?;
     if matches!(route, Route::ReferJob { .. } | Route::ListBots { .. }) && !map.is_empty() {

@@ -169,3 +169,22 @@ async fn execute_with_a_wait_returns_the_finished_job() {
     assert_eq!(ok["status"], "succeeded", "{ok}");
     assert_eq!(ok["output"]["echo"], "Hello from Step Functions");
 }
+
+#[tokio::test]
+async fn a_wait_longer_than_the_invocation_is_shortened_not_abandoned() {
+    let h = Harness::start().await;
+    // slow_bot runs 3 s; the caller asks Cloud BOT to wait up to 60 s but the invocation has 4 s.
+    let event = json!({"public_id": "demo", "bot_id": "slow_bot", "timeout": 60_000});
+    let started = std::time::Instant::now();
+    let ok = h
+        .invoke_with_deadline(event, Duration::from_secs(4))
+        .await
+        .expect("a running job, not OutcomeUnknown");
+    assert_eq!(ok["status"], "executing", "{ok}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.emulator.stats().jobs_created, 1);
+}
