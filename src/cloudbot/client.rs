@@ -87,14 +87,14 @@ struct Inner {
 /// One logical request (retried as a whole).
 struct Op<'a> {
     method: Method,
-    /// Path template for logs (never the concrete ids' values beyond what the URL holds).
+    /// Path template for logs, e.g. `/{public_id}/jobs/{job_id}`.
     template: &'static str,
     url: &'a str,
     body: Option<Vec<u8>>,
     safety: Safety,
 }
 
-/// A successful (2xx) answer with its body read.
+/// An answer (any status) with its body read within the cap.
 struct Answer {
     status: u16,
     headers: HeaderMap,
@@ -332,17 +332,19 @@ impl CloudBotClient {
     async fn exchange(&self, call: &Call<'_>, op: Op<'_>) -> Result<Answer, CloudBotError> {
         let headers = request_headers(call)?;
         let mut attempt: u32 = 0;
+        let mut last_error = None;
         loop {
             attempt += 1;
             let now = Instant::now();
             let time_left = call.deadline.saturating_duration_since(now);
             if time_left < MIN_ATTEMPT_TIME {
-                return Err(CloudBotError::DeadlineExceeded);
+                // After a failed attempt, its error says more than "no time left".
+                return Err(last_error.unwrap_or(CloudBotError::DeadlineExceeded));
             }
             let attempt_timeout = self.inner.request_timeout.min(time_left);
             let outcome = self.attempt(&op, &headers, attempt_timeout).await;
             let latency_ms = u64::try_from(now.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let (status, error) = match outcome {
+            let (status, end, error) = match outcome {
                 Outcome::Answered(answer) if (200..300).contains(&answer.status) => {
                     tracing::debug!(
                         method = %op.method,
@@ -364,7 +366,7 @@ impl CloudBotClient {
                         retry_after,
                     };
                     let error = status_error(call, &op, &answer, retry_after);
-                    (Some(answer.status), (end, error))
+                    (Some(answer.status), end, error)
                 }
                 Outcome::BodyCut { status } => {
                     let error = match op.safety {
@@ -375,7 +377,7 @@ impl CloudBotClient {
                             cause: Failure::Transport,
                         },
                     };
-                    (Some(status), (AttemptEnd::Transport, error))
+                    (Some(status), AttemptEnd::Transport, error)
                 }
                 Outcome::BodyTooLarge { status } => {
                     let error = match op.safety {
@@ -398,9 +400,8 @@ impl CloudBotClient {
                     );
                     return Err(error);
                 }
-                Outcome::Failed(end) => (None, (end, transport_error(op.safety, end))),
+                Outcome::Failed(end) => (None, end, transport_error(op.safety, end)),
             };
-            let (end, error) = error;
             tracing::debug!(
                 method = %op.method,
                 path = op.template,
@@ -412,7 +413,10 @@ impl CloudBotClient {
             );
             let time_left = call.deadline.saturating_duration_since(Instant::now());
             match retry::retry_wait(op.safety, end, attempt, time_left) {
-                Some(wait) => tokio::time::sleep(wait).await,
+                Some(wait) => {
+                    last_error = Some(error);
+                    tokio::time::sleep(wait).await;
+                }
                 None => return Err(error),
             }
         }

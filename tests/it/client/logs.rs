@@ -35,9 +35,15 @@ async fn debug_events_describe_calls_without_secrets_inputs_or_bodies() {
         .with_max_level(lambda_runtime::tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .finish();
+    // tracing-core caches each callsite's interest globally. While only one dispatcher exists,
+    // a callsite first hit on another test's thread is cached with *that* thread's (absent)
+    // subscriber, i.e. "never", and our events would vanish. A second live dispatcher makes
+    // tracing-core combine all dispatchers ("sometimes": asked per event) instead.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let _guard = tracing::subscriber::set_default(collector);
-
+    tracing::callsite::rebuild_interest_cache();
     let emu = emulator().await;
+
     let client = client_for(&emu.base_url());
     let creds = credentials();
     let ctx = call(&creds, Duration::from_secs(10));
