@@ -57,8 +57,15 @@ pub enum RequestError {
 
 impl RequestError {
     pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        // An unknown field's name is caller-controlled: keep the message short.
+        let field: String = field.into();
+        let field = if field.chars().count() > 64 {
+            field.chars().take(64).chain("…".chars()).collect()
+        } else {
+            field
+        };
         Self::Field {
-            field: field.into(),
+            field,
             reason: reason.into(),
         }
     }

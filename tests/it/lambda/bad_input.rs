@@ -139,6 +139,11 @@ fn direct_cases(base: &str) -> Vec<(&'static str, Value, &'static str)> {
             "input",
         ),
         (
+            "long unknown field is cut in the message",
+            Value::Object([("y".repeat(10_000), json!(1))].into_iter().collect()),
+            "yyyy…",
+        ),
+        (
             "eventbridge detail not an object",
             json!({"detail-type": "Run", "source": "x", "detail": "go"}),
             "detail",
