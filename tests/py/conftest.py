@@ -21,8 +21,11 @@ also when a test fails. Fixtures (all session-scoped, started on first use):
   lambda invoke --data-file``: ``(True, result)`` on success, ``(False, {"errorType",
   "errorMessage"})`` for a function error.
 
-Other suites can start their own watch with different settings (for example a proxy in front
-of it, or another env) with ``LambdaWatch.start(env, log_path)`` and stop it with ``.stop()``.
+Other suites can start their own instances with other settings and stop them with ``.stop()``:
+``Moto(log_path, env={"MOTO_PORT": "<lambda proxy port>"})`` (moto's Step Functions interpreter
+sends Lambda Invoke calls to ``localhost:$MOTO_PORT``; the demo secret is created in it too),
+``LambdaWatch.start(function_env(emulator.base_url, moto.endpoint), log_path)``, and
+``Emulator(binaries["emulator"])``.
 ``load_event(name, base_url, job_id)`` reads a sample from ``events/`` and substitutes the API
 base (``http://127.0.0.1:8787`` in the files) and the placeholder job id
 (``00000000-0000-0000-0000-000000000000``).
@@ -208,13 +211,14 @@ def emulator(binaries) -> Emulator:
 class Moto:
     """moto_server on a free port with the demo secret."""
 
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None):
         if not MOTO_SERVER.exists():
             raise RuntimeError(f"{MOTO_SERVER} is missing: run scripts/install-tools.sh aws")
         port = free_port()
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
