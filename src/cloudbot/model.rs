@@ -146,7 +146,6 @@ impl Visitor<'_> for LenientInt {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
         if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 {
             // Exact: integral and well inside the range where f64 holds integers exactly.
-            #[allow(clippy::cast_possible_truncation)]
             Ok(v as i64)
         } else {
             Err(E::custom("not an integer"))
