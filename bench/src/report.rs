@@ -248,6 +248,10 @@ pub fn render(r: &Report) -> String {
     // Budget.
     let cold_ratio = ratio(r.cold.function.p50, r.cold.floor.p50);
     let warm_over = r.warm.warm.p99.saturating_sub(r.warm.latency);
+    // The emulator's "5 ms" is a tokio sleep (1 ms timer granularity) plus its own handling, so
+    // the upstream a client really sees is the direct client's figure; the function's overhead
+    // is what it adds on top of that. Both are reported; the verdict uses the second.
+    let warm_over_upstream = r.warm.warm.p99.saturating_sub(r.warm.direct.p99);
     let peak_rss = r
         .warm
         .peak_rss_kib
@@ -269,12 +273,14 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "| warm overhead p99 above upstream latency | ≤ {} ms | {} ms (p99 {} ms − {} ms latency) | {} |",
+        "| warm overhead p99 above upstream latency | ≤ {} ms | {} ms above the upstream as a direct client measures it (p99 {} ms vs {} ms); {} ms above the nominal {} ms | {} |",
         ms(BUDGET_WARM_P99_OVERHEAD),
-        ms(warm_over),
+        ms(warm_over_upstream),
         ms(r.warm.warm.p99),
+        ms(r.warm.direct.p99),
+        ms(warm_over),
         ms(r.warm.latency),
-        met(warm_over <= BUDGET_WARM_P99_OVERHEAD)
+        met(warm_over_upstream <= BUDGET_WARM_P99_OVERHEAD)
     );
     let _ = writeln!(
         s,
@@ -360,28 +366,33 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         s,
         "Measured from the Runtime API handing out the event to receiving the response. \
-         *Overhead* = figure − the emulator's fixed latency.\n"
+         *Overhead* = figure − the emulator's nominal fixed latency. The emulator's latency is a \
+         timer (1 ms granularity) plus its own request handling, so even the leanest client (the \
+         direct row) sees more than the nominal figure; the function's own cost is its row minus \
+         the direct row.\n"
     );
     let _ = writeln!(
         s,
-        "| what | n | first ms | p50 ms | p99 ms | max ms | overhead p50 ms | overhead p99 ms |"
+        "| what | n | first ms | p50 ms | p99 ms | max ms | overhead p50 ms | overhead p99 ms | above direct p50 / p99 ms |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     let w = &r.warm;
     let _ = writeln!(
         s,
-        "| cloudbot-trigger execute | 1 + {} | {} | {} | {} | {} | {} | {} |",
+        "| cloudbot-trigger execute | 1 + {} | {} | {} | {} | {} | {} | {} | {} / {} |",
         w.warm.n,
         ms(w.first),
         ms(w.warm.p50),
         ms(w.warm.p99),
         ms(w.warm.max),
         ms_minus(w.warm.p50, lat),
-        ms_minus(w.warm.p99, lat)
+        ms_minus(w.warm.p99, lat),
+        ms_minus(w.warm.p50, w.direct.p50),
+        ms_minus(w.warm.p99, w.direct.p99)
     );
     let _ = writeln!(
         s,
-        "| direct keep-alive hyper client → emulator execute (upstream alone) | {} | – | {} | {} | {} | {} | {} |",
+        "| direct keep-alive hyper client → emulator execute (upstream alone) | {} | – | {} | {} | {} | {} | {} | – |",
         w.direct.n,
         ms(w.direct.p50),
         ms(w.direct.p99),
@@ -392,7 +403,7 @@ pub fn render(r: &Report) -> String {
     let f = &r.floor_warm;
     let _ = writeln!(
         s,
-        "| lambda-floor echo (no upstream: Runtime API round trip) | 1 + {} | {} | {} | {} | {} | – | – |",
+        "| lambda-floor echo (no upstream: Runtime API round trip) | 1 + {} | {} | {} | {} | {} | – | – | – |",
         f.n,
         ms(r.floor_first),
         ms(f.p50),
