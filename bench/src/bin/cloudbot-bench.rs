@@ -507,7 +507,8 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
 async fn run(args: Args) -> Result<(), BenchError> {
     std::fs::create_dir_all(&args.work)?;
     for bin in [&args.bootstrap, &args.floor, &args.emulator] {
-        if !bin.is_file() && !(args.only_cold && bin == &args.emulator) {
+        let needed = !(args.only_cold && bin == &args.emulator);
+        if needed && !bin.is_file() {
             return Err(BenchError::msg(format!(
                 "{} not found: build it first (scripts/bench.sh does)",
                 bin.display()
