@@ -4,6 +4,8 @@ lambda invoke`), against the emulator binary and moto, each with its expected re
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 
 import pytest
@@ -141,3 +143,19 @@ def test_secret_rotation_while_warm(invoke, emulator, moto):
         # Back to the demo pair for other suites sharing these session fixtures.
         emulator.reset()
         moto.put_secret("demo-access-token", "demo-secret-key")
+
+
+def test_misconfiguration_stops_the_function_at_start_naming_the_variable(binaries):
+    """A bad configuration fails the cold start (before polling for events) with an error that
+    names the variable, instead of failing every invocation later."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDBOT_")}
+    base.update({"AWS_REGION": "us-east-1", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9"})
+    for env, variable in (
+        ({}, "CLOUDBOT_SECRET_ID"),
+        ({"CLOUDBOT_SECRET_ID": "s", "CLOUDBOT_API_BASE": "ftp://api.example"}, "CLOUDBOT_API_BASE"),
+        ({"CLOUDBOT_SECRET_ID": "s", "CLOUDBOT_SECRET_TTL_SECONDS": "soon"}, "CLOUDBOT_SECRET_TTL_SECONDS"),
+    ):
+        done = subprocess.run([str(binaries["function"])], env={**base, **env}, capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert done.returncode != 0
+        assert variable in done.stdout + done.stderr
