@@ -1,0 +1,337 @@
+"""The state machines of template.yaml, run for real: moto's Step Functions interpreter executes the
+very ASL files under statemachine/, every `lambda:invoke` task goes through tests/py/lambda_proxy.py
+to `cargo lambda watch`, which runs the real function against the Cloud BOT emulator.
+
+    start_execution -> moto (ASL interpreter) -> Lambda proxy -> cargo lambda watch -> function
+                                                                      -> Secrets Manager (moto) + emulator
+
+Order of start-up matters: moto sends Lambda Invoke calls to `localhost:$MOTO_PORT`, so the proxy
+is started first and a moto of our own gets its port in `MOTO_PORT`. The function under watch is
+the shared session one (conftest.py). The placeholders of the ASL files are substituted the way
+CloudFormation does with the template's DefinitionSubstitutions, with a 1 s poll interval so the
+tests are quick. Every test resets the emulator (jobs, requests, faults) first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from conftest import ROOT, Moto
+from lambda_proxy import LambdaProxy
+
+REGION = "us-east-1"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:cloudbot-trigger"
+ROLE_ARN = "arn:aws:iam::123456789012:role/cloudbot-trigger-state-machine"
+MAP_MAX_CONCURRENCY = 2
+# The function's client makes up to 4 attempts per call on its own (src/cloudbot/retry.rs,
+# MAX_ATTEMPTS) when a retry is safe. FAULT_RUN consecutive faults outlast one invocation but not
+# two, so the Step Functions Retry is what recovers.
+FAULT_RUN = 6
+ERROR_BOT_MESSAGE = "Step 3 failed: element not found (emulated error)"
+
+
+def definition(name: str, **overrides: str) -> str:
+    """The ASL file with DefinitionSubstitutions applied, as CloudFormation would."""
+    substitutions = {
+        "CloudBotFunctionArn": FUNCTION_ARN,
+        "PollIntervalSeconds": "1",
+        "MapMaxConcurrency": str(MAP_MAX_CONCURRENCY),
+        **overrides,
+    }
+    text = (ROOT / "statemachine" / name).read_text()
+    for key, value in substitutions.items():
+        text = text.replace("${" + key + "}", value)
+    assert "${" not in text, f"unsubstituted placeholder left in {name}"
+    return text
+
+
+class StepFunctions:
+    """moto with the ASL interpreter on, and the two state machines created from the ASL files."""
+
+    def __init__(self, moto: Moto):
+        self.moto = moto
+        resp = requests.post(
+            f"{moto.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
+        )
+        resp.raise_for_status()
+        self.client = boto3.client(
+            "stepfunctions",
+            endpoint_url=moto.endpoint,
+            region_name=REGION,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        self.run_bot = self.create("run-bot", definition("run-bot.asl.json"))
+        self.run_bot_map = self.create("run-bot-map", definition("run-bot-map.asl.json"))
+
+    def create(self, name: str, asl: str) -> str:
+        return self.client.create_state_machine(name=name, definition=asl, roleArn=ROLE_ARN)["stateMachineArn"]
+
+    def run(self, machine: str, execution_input: dict, timeout_s: float = 90) -> tuple[dict, list[dict]]:
+        """Starts an execution and waits (bounded) until it leaves RUNNING; returns it and its history."""
+        arn = self.client.start_execution(
+            stateMachineArn=machine, name=uuid.uuid4().hex, input=json.dumps(execution_input)
+        )["executionArn"]
+        end = time.monotonic() + timeout_s
+        while True:
+            execution = self.client.describe_execution(executionArn=arn)
+            if execution["status"] != "RUNNING":
+                break
+            if time.monotonic() > end:
+                self.client.stop_execution(executionArn=arn)
+                pytest.fail(f"execution still RUNNING after {timeout_s} s: {self.history(arn)[-5:]}")
+            time.sleep(0.2)
+        return execution, self.history(arn)
+
+    def history(self, arn: str) -> list[dict]:
+        events, token = [], None
+        for _ in range(50):
+            page = self.client.get_execution_history(executionArn=arn, maxResults=1000, **({"nextToken": token} if token else {}))
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                break
+        return events
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    with LambdaProxy() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def sfn(proxy, lambda_watch, tmp_path_factory) -> StepFunctions:
+    proxy.set_target(f"http://127.0.0.1:{lambda_watch.port}")
+    moto = Moto(tmp_path_factory.mktemp("moto-sfn") / "moto.log", env={"MOTO_PORT": str(proxy.port)})
+    try:
+        yield StepFunctions(moto)
+    finally:
+        moto.stop()
+
+
+@pytest.fixture()
+def emu(emulator, proxy):
+    """The session emulator, reset, with the proxy's invocation log cleared; faults cleared after."""
+    emulator.reset()
+    proxy.clear()
+    yield emulator
+    emulator.clear_faults()
+
+
+def bot(emulator, bot_id: str) -> str:
+    return f"{emulator.base_url}/demo/bots/{bot_id}/jobs"
+
+
+def task_attempts(history: list[dict], state: str) -> list[str]:
+    """Outcome of every attempt of the Task `state`: "succeeded" or the failed attempt's error."""
+    outcomes, inside = [], False
+    for event in history:
+        kind = event["type"]
+        if kind == "TaskStateEntered":
+            inside = event["stateEnteredEventDetails"]["name"] == state
+        elif kind == "TaskStateExited":
+            inside = False
+        elif inside and kind == "TaskSucceeded":
+            outcomes.append("succeeded")
+        elif inside and kind in ("TaskFailed", "TaskTimedOut"):
+            outcomes.append(event.get("taskFailedEventDetails", {}).get("error", kind))
+    return outcomes
+
+
+def states_entered(history: list[dict]) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+def executes(emulator, bot_id: str) -> list[dict]:
+    """The execute requests the emulator received for `bot_id`."""
+    return [
+        r for r in emulator.requests() if r["method"] == "POST" and r["path"] == f"/demo/bots/{bot_id}/jobs"
+    ]
+
+
+def executions_of(proxy: LambdaProxy, operation: str) -> list:
+    return [i for i in proxy.invocations() if (i.payload or {}).get("operation", "execute") == operation]
+
+
+# ------------------------------------------------------------------------------------------------
+# run-bot.asl.json
+
+
+def test_run_bot_succeeds_with_the_job_output(sfn, emu, proxy):
+    execution, history = sfn.run(
+        sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "echo_bot"), "input": {"message": "hello sfn"}}, "wait_seconds": 1}
+    )
+
+    assert execution["status"] == "SUCCEEDED", execution
+    output = json.loads(execution["output"])
+    assert output["operation"] == "refer_job"
+    assert output["status"] == "succeeded"
+    assert output["bot_id"] == "echo_bot"
+    assert output["output"]["echo"] == "hello sfn"
+    assert output["output"]["shout"] == "HELLO SFN"
+    jobs = emu.jobs()
+    assert [j["job_id"] for j in jobs] == [output["job_id"]]
+    assert task_attempts(history, "ExecuteBot") == ["succeeded"]
+    assert len(executions_of(proxy, "execute")) == 1
+
+
+def test_run_bot_uses_the_deployed_poll_interval_when_the_input_names_none(sfn, emu):
+    execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "echo_bot")}})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    waits = [e for e in history if e["type"] == "WaitStateEntered"]
+    assert waits and all(json.loads(e["stateEnteredEventDetails"]["input"])["config"]["wait_seconds"] == 1 for e in waits)
+    assert "UseInputWaitSeconds" not in states_entered(history)
+
+
+def test_run_bot_fails_with_the_bots_message_when_the_job_ends_in_error(sfn, emu):
+    execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "error_bot")}, "wait_seconds": 1})
+
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "CloudBot.JobFailed"
+    assert execution["cause"] == ERROR_BOT_MESSAGE
+    assert states_entered(history)[-1] == "JobFailed"
+    assert len(emu.jobs()) == 1
+
+
+def test_run_bot_retries_a_rate_limited_execute_and_starts_one_job(sfn, emu, proxy):
+    emu.set_faults(
+        [{"fault": "status", "status": 429, "retry_after": 1, "method": "POST", "path_prefix": "/demo/bots/echo_bot/jobs", "count": FAULT_RUN}]
+    )
+    execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "echo_bot")}, "wait_seconds": 1})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    attempts = task_attempts(history, "ExecuteBot")
+    assert attempts[0] == "CloudBot.RateLimited" and attempts[-1] == "succeeded", attempts
+    statuses = [r["status"] for r in executes(emu, "echo_bot")]
+    assert statuses == [429] * FAULT_RUN + [201], statuses
+    assert len(emu.jobs()) == 1, "a rate-limited execute starts no job; the retry starts exactly one"
+    assert len(executions_of(proxy, "execute")) == len(attempts)
+
+
+def test_run_bot_retries_an_unavailable_refer_and_follows_the_same_job(sfn, emu):
+    emu.set_faults([{"fault": "status", "status": 503, "method": "GET", "path_prefix": "/demo/jobs/", "count": FAULT_RUN}])
+    execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "echo_bot")}, "wait_seconds": 1})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    attempts = task_attempts(history, "ReferJob")
+    assert "CloudBot.Unavailable" in attempts and attempts[-1] == "succeeded", attempts
+    assert task_attempts(history, "ExecuteBot") == ["succeeded"]
+    refers = [r for r in emu.requests() if r["method"] == "GET" and r["path"].startswith("/demo/jobs/")]
+    assert [r["status"] for r in refers[:FAULT_RUN]] == [503] * FAULT_RUN
+    assert len(emu.jobs()) == 1
+
+
+def test_run_bot_retries_lambda_throttling(sfn, emu, proxy):
+    proxy.throttle_next(1)
+    execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "echo_bot")}, "wait_seconds": 1})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert task_attempts(history, "ExecuteBot") == ["Lambda.TooManyRequestsException", "succeeded"]
+    assert len(emu.jobs()) == 1
+
+
+def test_run_bot_catches_a_non_retryable_error_without_retrying(sfn, emu, proxy):
+    execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "no_such_bot")}, "wait_seconds": 1})
+
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "CloudBot.NotFound"
+    assert json.loads(execution["cause"])["errorType"] == "CloudBot.NotFound"
+    assert task_attempts(history, "ExecuteBot") == ["CloudBot.NotFound"]
+    assert states_entered(history)[-1] == "ExecuteFailed"
+    assert len(proxy.invocations()) == 1
+    assert emu.jobs() == []
+
+
+def test_run_bot_never_retries_an_execute_whose_outcome_is_unknown(sfn, emu, proxy):
+    # The emulator starts the job, then resets the connection: the function cannot know whether a
+    # job exists (CloudBot.OutcomeUnknown). A retry would start a second, paid run.
+    emu.set_faults([{"fault": "reset_after", "method": "POST", "path_prefix": "/demo/bots/echo_bot/jobs", "count": 1}])
+    execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "echo_bot")}, "wait_seconds": 1})
+
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "CloudBot.OutcomeUnknown"
+    assert task_attempts(history, "ExecuteBot") == ["CloudBot.OutcomeUnknown"]
+    assert len(executes(emu, "echo_bot")) == 1
+    assert len(emu.jobs()) == 1, "the one job the emulator did start"
+
+
+def test_run_bot_rejects_malformed_input_before_calling_the_function(sfn, emu, proxy):
+    for bad in ({"wait_seconds": 1}, {"request": {"operation": "list_bots"}}, {"request": {}, "wait_seconds": "soon"}):
+        execution, _ = sfn.run(sfn.run_bot, bad)
+        assert (execution["status"], execution["error"]) == ("FAILED", "RunBot.InvalidInput"), bad
+    assert proxy.invocations() == []
+
+
+# ------------------------------------------------------------------------------------------------
+# run-bot-map.asl.json
+
+
+def _at(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """Most intervals open at the same instant (an end at t closes before a start at t opens)."""
+    points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    current = peak = 0
+    for _, delta in points:
+        current += delta
+        peak = max(peak, current)
+    return peak
+
+
+def test_run_bot_map_runs_every_input_once_within_the_concurrency_bound(sfn, emu, proxy):
+    messages = [f"item {i}" for i in range(5)]
+    execution, _ = sfn.run(
+        sfn.run_bot_map,
+        {"bot_endpoint": bot(emu, "slow_bot"), "inputs": [{"message": m} for m in messages], "wait_seconds": 1},
+        timeout_s=120,
+    )
+
+    assert execution["status"] == "SUCCEEDED", execution
+    results = json.loads(execution["output"])["results"]
+    assert [r["index"] for r in results] == list(range(5))
+    assert all(r["succeeded"] and r["job"]["status"] == "succeeded" for r in results), results
+    assert [r["job"]["output"]["echo"] for r in results] == messages
+
+    # Exactly once: five execute requests, five jobs, each input's job once.
+    created = executes(emu, "slow_bot")
+    assert [r["status"] for r in created] == [201] * 5
+    jobs = {j["job_id"]: j for j in emu.jobs()}
+    assert sorted(jobs) == sorted(r["job"]["job_id"] for r in results) == sorted(r["job_id"] for r in created)
+    assert sorted(j["output"]["echo"] for j in jobs.values()) == sorted(messages)
+    assert len(executions_of(proxy, "execute")) == 5
+
+    # Concurrency: a job runs from its execute request until it ends (emulator clock, ms).
+    intervals = [(_at(r["received_at"]), _at(jobs[r["job_id"]]["end_time"])) for r in created]
+    assert max_overlap(intervals) == MAP_MAX_CONCURRENCY, intervals
+
+
+def test_run_bot_map_reports_a_failed_item_and_still_runs_the_others_once(sfn, emu, proxy):
+    # One execute answers 404 (non-retryable): that item fails, the other four run exactly once.
+    emu.set_faults([{"fault": "status", "status": 404, "method": "POST", "path_prefix": "/demo/bots/echo_bot/jobs", "count": 1}])
+    execution, history = sfn.run(
+        sfn.run_bot_map,
+        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"message": f"m{i}"} for i in range(5)], "wait_seconds": 1},
+    )
+
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "CloudBot.SomeJobsFailed"
+    statuses = json.loads(execution["cause"].split("Item statuses in input order: ", 1)[1].split("]", 1)[0] + "]")
+    assert sorted(statuses) == ["execute_failed"] + ["succeeded"] * 4, statuses
+    assert [r["status"] for r in executes(emu, "echo_bot")].count(201) == 4
+    assert len(executes(emu, "echo_bot")) == 5, "nothing is re-run"
+    assert len(emu.jobs()) == 4
+    map_output = next(e for e in history if e["type"] == "MapStateExited")["stateExitedEventDetails"]["output"]
+    failed = [r for r in json.loads(map_output)["results"] if not r["succeeded"]]
+    assert len(failed) == 1 and failed[0]["error"] == "CloudBot.NotFound", failed
