@@ -204,7 +204,6 @@ pub fn decode(secret: &str) -> Result<Credentials, CredentialsError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

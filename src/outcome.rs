@@ -256,7 +256,6 @@ pub struct Problem {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::cloudbot::Failure as Wire;

@@ -265,7 +265,6 @@ pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Fault>, String>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -211,7 +211,6 @@ pub(crate) fn derive_output(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::seed::Seed;

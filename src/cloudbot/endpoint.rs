@@ -500,7 +500,6 @@ impl fmt::Display for JobEndpoint {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::EndpointProblem as P;
     use super::*;

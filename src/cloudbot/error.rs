@@ -202,7 +202,6 @@ pub(crate) fn sanitize_message(raw: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -291,7 +291,6 @@ pub(crate) struct ErrorBody {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
 //! The emulator's integration tests (one binary): every endpoint and status, faults,
 //! callbacks, the admin API, seeds, runtimes and the CLI.
+// Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests;
+// they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;

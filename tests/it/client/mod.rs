@@ -2,7 +2,8 @@
 //! statuses, fault modes, retries, deadlines, connection reuse) and, for narrow wire-level cases
 //! the emulator does not produce (415, Location header, echoed secrets), against wiremock.
 //! Run with `cargo test --test it client`.
-// Tests may unwrap (the library's clippy lints apply to every target of the package).
+// Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests;
+// they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod deadline;

@@ -1,7 +1,8 @@
 //! Integration tests of the Lambda handler (decoding, credentials, upstream faults), run
 //! in-process: `Service::handle` with a constructed `LambdaEvent`, against the in-process Cloud
 //! BOT emulator and a real Secrets Manager (moto).
-// Tests may unwrap (style.md); the library lints deny it elsewhere.
+// Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests;
+// they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;

@@ -2,7 +2,8 @@
 //! the demo seed's credentials, a client pointed at a local base, and call contexts.
 // Shared by the client and lambda tests: not every test module uses every helper.
 #![allow(dead_code)]
-// Test helpers may unwrap: a failed setup should fail the test loudly.
+// Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests;
+// they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod moto;

@@ -5,6 +5,8 @@
 //! `sh` watchdog that kills it by PID as soon as the test process is gone (normal exit, failure or
 //! abort). Tests never touch the process environment: clients get the endpoint, region and dummy
 //! credentials through their config builder. Each test uses its own secret name.
+// Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests;
+// they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{TcpListener, TcpStream};
