@@ -216,6 +216,21 @@ impl Failure {
         }
     }
 
+    /// The failure as logged: its `Display` text without a message quoted from Cloud BOT
+    /// (400/422). Such a message can quote the caller's input values, which are never logged;
+    /// the caller still gets it in the Lambda error message or the problem detail.
+    pub fn log_text(&self) -> String {
+        match self {
+            Failure::CloudBot(CloudBotError::Unprocessable { .. }) => {
+                CloudBotError::Unprocessable { message: None }.to_string()
+            }
+            Failure::CloudBot(CloudBotError::BadRequest { .. }) => {
+                CloudBotError::BadRequest { message: None }.to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The Lambda error for Step Functions, EventBridge and direct invocations.
     pub fn to_diagnostic(&self) -> Diagnostic {
         Diagnostic {

@@ -58,7 +58,7 @@ pub fn record_upstream(status: Option<u16>, job_id: Option<&str>) {
 }
 
 /// Logs the end of the invocation once, with its latency and, on failure, the error type and
-/// message (messages never contain credentials or bodies).
+/// message (messages never contain credentials or bodies; see [`Failure::log_text`]).
 pub fn finish<T>(result: &Result<T, Failure>, latency: Duration) {
     let span = Span::current();
     let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
@@ -74,7 +74,7 @@ pub fn finish<T>(result: &Result<T, Failure>, latency: Duration) {
                 latency_ms,
                 error_type = failure.error_type(),
                 retryable = failure.retryable(),
-                error = %failure,
+                error = %failure.log_text(),
                 "invocation failed"
             );
         }

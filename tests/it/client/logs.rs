@@ -1,47 +1,20 @@
 //! The client's debug events: method, path template, status, attempt and latency; never
 //! headers, credentials, input values or response bodies.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudbot_emulator::{FaultKind, FaultRule};
 use cloudbot_trigger::cloudbot::{CloudBotError, ExecuteRequest};
-use lambda_runtime::tracing::subscriber;
 use serde_json::{Value, json};
+use tracing::level_filters::LevelFilter;
 
+use crate::support::logs::capture_json;
 use crate::support::{ACCESS_TOKEN, SECRET_KEY, bot, call, client_for, credentials, emulator};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 // current_thread runtime: the thread-local subscriber also sees the connection tasks.
 #[tokio::test]
 async fn debug_events_describe_calls_without_secrets_inputs_or_bodies() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let collector = subscriber::fmt()
-        .json()
-        .with_max_level(lambda_runtime::tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    // tracing-core caches each callsite's interest globally. While only one dispatcher exists,
-    // a callsite first hit on another test's thread is cached with *that* thread's (absent)
-    // subscriber, i.e. "never", and our events would vanish. A second live dispatcher makes
-    // tracing-core combine all dispatchers ("sometimes": asked per event) instead.
-    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    let _guard = tracing::subscriber::set_default(collector);
-    tracing::callsite::rebuild_interest_cache();
+    let captured = capture_json(LevelFilter::TRACE);
     let emu = emulator().await;
 
     let client = client_for(&emu.base_url());
@@ -85,10 +58,10 @@ async fn debug_events_describe_calls_without_secrets_inputs_or_bodies() {
     assert_eq!(err.name(), "Unprocessable");
     assert!(matches!(err, CloudBotError::Unprocessable { .. }));
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let events: Vec<Value> = text
+    let text = captured.text();
+    let events: Vec<Value> = captured
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .into_iter()
         .filter(|e: &Value| {
             e["target"]
                 .as_str()

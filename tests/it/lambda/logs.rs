@@ -1,48 +1,23 @@
 //! The function's logs (captured JSON tracing output): one span per invocation with the
 //! documented fields, and never a secret, a caller's Authorization header or input values.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use cloudbot_emulator::{FaultKind, FaultRule};
-use lambda_runtime::tracing::subscriber;
+use cloudbot_trigger::cloudbot::CloudBotError;
+use cloudbot_trigger::outcome::Failure;
+use cloudbot_trigger::telemetry;
 use serde_json::json;
+use tracing::level_filters::LevelFilter;
 
 use super::{Harness, Setup};
+use crate::support::logs::capture_json;
 use crate::support::moto::{moto, secret_json};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 // current_thread runtime: the thread-local default subscriber sees every span of the handler.
 #[tokio::test]
 async fn logs_carry_the_invocation_fields_and_no_secrets() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let collector = subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_max_level(lambda_runtime::tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(collector);
+    let captured = capture_json(LevelFilter::DEBUG);
 
     let h = Harness::start().await;
     let started = h
@@ -101,10 +76,7 @@ async fn logs_carry_the_invocation_fields_and_no_secrets() {
         assert!(!logs.contains(secret), "logs contain {secret:?}:\n{logs}");
     }
 
-    let lines: Vec<serde_json::Value> = logs
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON log line"))
-        .collect();
+    let lines = captured.lines();
     let finished: Vec<&serde_json::Value> = lines
         .iter()
         .filter(|l| {
@@ -139,4 +111,40 @@ async fn logs_carry_the_invocation_fields_and_no_secrets() {
         logs.contains("re-reading the secret once"),
         "the refresh on 401 is logged"
     );
+}
+
+#[tokio::test]
+async fn a_message_quoted_from_cloud_bot_goes_to_the_caller_but_not_to_the_logs() {
+    // Cloud BOT's 400/422 messages may quote the caller's input values, which are never logged.
+    let captured = capture_json(LevelFilter::DEBUG);
+    for err in [
+        CloudBotError::Unprocessable {
+            message: Some("input \"name\" value Taro-4711 is invalid".into()),
+        },
+        CloudBotError::BadRequest {
+            message: Some("bad value Taro-4711".into()),
+        },
+    ] {
+        let failure = Failure::CloudBot(err);
+        assert!(failure.to_diagnostic().error_message.contains("Taro-4711"));
+        assert!(failure.to_problem().detail.contains("Taro-4711"));
+        telemetry::finish(&Err::<(), _>(failure), Duration::from_millis(5));
+    }
+    let logs = captured.text();
+    assert!(!logs.contains("Taro-4711"), "{logs}");
+    let failed: Vec<serde_json::Value> = captured
+        .lines()
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "invocation failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{logs}");
+    assert_eq!(failed[0]["fields"]["error_type"], "CloudBot.Unprocessable");
+    assert!(
+        failed[0]["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 422"),
+        "{logs}"
+    );
+    assert_eq!(failed[1]["fields"]["error_type"], "CloudBot.BadRequest");
 }

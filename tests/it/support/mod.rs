@@ -6,6 +6,7 @@
 // they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod logs;
 pub mod moto;
 
 use std::time::Duration;
