@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,74 @@ def test_outputs(template):
     assert {"FunctionArn", "HttpApiUrl", "RunBotStateMachineArn", "RunBotMapStateMachineArn", "SecretArn"} <= set(
         template["Outputs"]
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# The function accepts every configuration the template can give it.
+
+SAMPLE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cloudbot-trigger-AbCdEf"
+
+
+def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
+    """The function's Environment.Variables with parameter Refs resolved (the created secret's ARN
+    stands in for the secret Ref)."""
+
+    def resolve(value):
+        if isinstance(value, dict) and "Ref" in value:
+            name = value["Ref"]
+            return str(params[name]) if name in params else SAMPLE_SECRET_ARN
+        if isinstance(value, dict) and "Fn::If" in value:
+            return resolve(value["Fn::If"][1])
+        assert isinstance(value, (str, int)), value
+        return str(value)
+
+    variables = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
+    return {key: resolve(value) for key, value in variables.items()}
+
+
+def _parameter_sets(template: dict) -> dict[str, dict[str, object]]:
+    params = template["Parameters"]
+    defaults = {name: p.get("Default", "") for name, p in params.items()}
+    sets = {
+        "defaults": defaults,
+        "minimums": {**defaults, **{n: p["MinValue"] for n, p in params.items() if "MinValue" in p}},
+        "maximums": {**defaults, **{n: p["MaxValue"] for n, p in params.items() if "MaxValue" in p}},
+        "documented example": {
+            **defaults,
+            "DefaultBotEndpoint": "https://api.c-bot.pro/acme/bots/daily_report/jobs",
+            "DefaultPublicId": "acme",
+        },
+    }
+    for name, p in params.items():
+        for allowed in p.get("AllowedValues", []):
+            sets[f"{name}={allowed}"] = {**defaults, name: allowed}
+    return sets
+
+
+def test_the_function_starts_with_every_configuration_the_template_allows(template, binaries):
+    # Config::from_env runs before the runtime loop: a rejected value exits at once naming the
+    # variable ("invalid configuration: CLOUDBOT_..."). An accepted one gets as far as polling
+    # the Runtime API, which here is a closed port.
+    runtime = {
+        "AWS_REGION": "us-east-1",
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",
+        "AWS_LAMBDA_FUNCTION_NAME": "cloudbot-trigger",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/cloudbot-trigger",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "PATH": "/usr/bin:/bin",
+    }
+    for label, params in _parameter_sets(template).items():
+        env = _function_env(template, params)
+        done = subprocess.run(
+            [str(binaries["function"])],
+            env={**runtime, **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        output = done.stdout + done.stderr
+        assert "invalid configuration" not in output and "CLOUDBOT_" not in output, f"{label}: {env}\n{output}"
+        assert done.returncode != 0, f"{label}: the function cannot have run without a Runtime API"
