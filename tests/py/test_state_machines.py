@@ -18,14 +18,15 @@ import json
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 import boto3
 import pytest
 import requests
+import yaml
 
 from conftest import ROOT, Moto
 from lambda_proxy import LambdaProxy
+from test_template import TEMPLATE, CfnLoader
 
 REGION = "us-east-1"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:cloudbot-trigger"
@@ -335,3 +336,18 @@ def test_run_bot_map_reports_a_failed_item_and_still_runs_the_others_once(sfn, e
     map_output = next(e for e in history if e["type"] == "MapStateExited")["stateExitedEventDetails"]["output"]
     failed = [r for r in json.loads(map_output)["results"] if not r["succeeded"]]
     assert len(failed) == 1 and failed[0]["error"] == "CloudBot.NotFound", failed
+
+
+# ------------------------------------------------------------------------------------------------
+# The schedule (EventBridge Scheduler never fires in moto): its constant input, invoked directly.
+
+
+def test_schedule_default_input_runs_the_default_bot_once(emu, lambda_watch):
+    template = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+    schedule_input = json.loads(template["Parameters"]["ScheduleInput"]["Default"])
+    ok, result = lambda_watch.invoke(schedule_input)
+
+    # The session function's CLOUDBOT_DEFAULT_BOT_ENDPOINT is echo_bot (conftest.function_env).
+    assert ok, result
+    assert (result["operation"], result["bot_id"], result["status"]) == ("execute", "echo_bot", "executing")
+    assert [j["job_id"] for j in emu.jobs()] == [result["job_id"]]

@@ -41,7 +41,7 @@ NEVER_RETRY_EXECUTE = {
 }
 
 
-class _CfnLoader(yaml.SafeLoader):
+class CfnLoader(yaml.SafeLoader):
     """SafeLoader that reads CloudFormation short-form tags (!Ref, !GetAtt, !If, ...) as plain data."""
 
 
@@ -59,12 +59,12 @@ def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
     return {f"Fn::{suffix}": value}
 
 
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
+CfnLoader.add_multi_constructor("!", _cfn_tag)
 
 
 @pytest.fixture(scope="module")
 def template() -> dict:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+    return yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
 
 
 def _state_machines(template: dict) -> dict[str, dict]:
