@@ -3,9 +3,11 @@
 use std::time::{Duration, Instant};
 
 use cloudbot_emulator::{FaultKind, FaultRule};
-use cloudbot_trigger::cloudbot::{CloudBotError, ExecuteRequest, Failure, PublicId};
+use cloudbot_trigger::cloudbot::{CloudBotError, ExecuteRequest, Failure};
 
-use crate::support::{bot, call, client_for, client_with_timeout, credentials, emulator};
+use crate::support::{
+    call, client_for, client_with_timeout, credentials, demo, emulator, execute_demo,
+};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -14,7 +16,7 @@ async fn get_with_latency_and_a_short_deadline_returns_promptly() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     emu.set_latency(Duration::from_secs(5));
-    let public_id = PublicId::parse("demo", "public_id").unwrap();
+    let public_id = demo();
     let t0 = Instant::now();
     let err = client
         .list_bots(
@@ -41,14 +43,15 @@ async fn get_with_latency_and_a_short_deadline_returns_promptly() {
 async fn a_deadline_already_passed_sends_nothing() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
-    let err = client
-        .execute(
-            &call(&credentials(), Duration::ZERO),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest::default(),
-        )
-        .await
-        .unwrap_err();
+    let err = execute_demo(
+        &client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest::default(),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err, CloudBotError::DeadlineExceeded);
     assert_eq!(err.name(), "DeadlineExceeded");
     assert_eq!(emu.stats().requests, 0);
@@ -64,14 +67,15 @@ async fn execute_attempt_is_cut_at_the_deadline() {
         .method("POST")])
         .unwrap();
     let t0 = Instant::now();
-    let err = client
-        .execute(
-            &call(&credentials(), Duration::from_millis(800)),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest::default(),
-        )
-        .await
-        .unwrap_err();
+    let err = execute_demo(
+        &client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest::default(),
+        Duration::from_millis(800),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         err,
         CloudBotError::OutcomeUnknown {
@@ -95,7 +99,7 @@ async fn retries_stop_before_the_deadline() {
     emu.set_faults([FaultRule::new(FaultKind::Status).status(503).method("GET")])
         .unwrap();
     emu.set_latency(Duration::from_millis(300));
-    let public_id = PublicId::parse("demo", "public_id").unwrap();
+    let public_id = demo();
     let t0 = Instant::now();
     let err = client
         .list_bots(
@@ -117,17 +121,12 @@ async fn one_connection_is_reused_across_calls() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let creds = credentials();
-    let public_id = PublicId::parse("demo", "public_id").unwrap();
+    let public_id = demo();
     client
         .list_bots(&call(&creds, T), &public_id)
         .await
         .unwrap();
-    let started = client
-        .execute(
-            &call(&creds, T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest::default(),
-        )
+    let started = execute_demo(&client, &creds, "echo_bot", &ExecuteRequest::default(), T)
         .await
         .unwrap();
     // A clone shares the pool.

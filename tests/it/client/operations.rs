@@ -9,8 +9,8 @@ use cloudbot_trigger::cloudbot::{
 use serde_json::{Map, Value, json};
 
 use crate::support::{
-    ACCESS_TOKEN, bot, call, client_for, credentials, emulator, eventually, job, refer_credentials,
-    requests_to,
+    ACCESS_TOKEN, call, client_for, credentials, demo, emulator, eventually, execute_demo, job,
+    refer_credentials, requests_to,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -38,7 +38,7 @@ async fn wait_final(client: &CloudBotClient, creds: &Credentials, job: &JobEndpo
 async fn list_bots_gives_each_bot_its_execution_endpoint() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
-    let public_id = PublicId::parse("demo", "public_id").unwrap();
+    let public_id = demo();
     let bots = client
         .list_bots(&call(&credentials(), T), &public_id)
         .await
@@ -63,17 +63,18 @@ async fn list_bots_gives_each_bot_its_execution_endpoint() {
 async fn execute_starts_a_job_and_builds_its_reference_endpoint() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
-    let started = client
-        .execute(
-            &call(&credentials(), T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                input: input(json!({"message": "hello"})),
-                ..ExecuteRequest::default()
-            },
-        )
-        .await
-        .unwrap();
+    let started = execute_demo(
+        &client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest {
+            input: input(json!({"message": "hello"})),
+            ..ExecuteRequest::default()
+        },
+        T,
+    )
+    .await
+    .unwrap();
     assert_eq!(started.http_status, 201);
     assert_eq!(started.job.status, JobStatus::Executing);
     assert_eq!(started.job.bot_id, "echo_bot");
@@ -92,17 +93,18 @@ async fn refer_job_follows_a_job_to_success_with_raw_output() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let creds = credentials();
-    let started = client
-        .execute(
-            &call(&creds, T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                input: input(json!({"message": "hello"})),
-                ..ExecuteRequest::default()
-            },
-        )
-        .await
-        .unwrap();
+    let started = execute_demo(
+        &client,
+        &creds,
+        "echo_bot",
+        &ExecuteRequest {
+            input: input(json!({"message": "hello"})),
+            ..ExecuteRequest::default()
+        },
+        T,
+    )
+    .await
+    .unwrap();
     let done = wait_final(&client, &creds, &started.job_reference).await;
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.job_id, started.job.job_id);
@@ -118,12 +120,7 @@ async fn error_bot_ends_in_error_with_a_message() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let creds = credentials();
-    let started = client
-        .execute(
-            &call(&creds, T),
-            &bot(&client, "demo", "error_bot"),
-            &ExecuteRequest::default(),
-        )
+    let started = execute_demo(&client, &creds, "error_bot", &ExecuteRequest::default(), T)
         .await
         .unwrap();
     let done = wait_final(&client, &creds, &started.job_reference).await;
@@ -135,17 +132,18 @@ async fn error_bot_ends_in_error_with_a_message() {
 async fn execute_with_timeout_returns_the_finished_job() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
-    let started = client
-        .execute(
-            &call(&credentials(), T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                timeout_ms: Some(5_000),
-                ..ExecuteRequest::default()
-            },
-        )
-        .await
-        .unwrap();
+    let started = execute_demo(
+        &client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest {
+            timeout_ms: Some(5_000),
+            ..ExecuteRequest::default()
+        },
+        T,
+    )
+    .await
+    .unwrap();
     assert_eq!(started.http_status, 200);
     assert_eq!(started.job.status, JobStatus::Succeeded);
     assert!(started.job.output.is_some());
@@ -156,12 +154,7 @@ async fn suspend_job_ends_a_running_job() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let creds = credentials();
-    let started = client
-        .execute(
-            &call(&creds, T),
-            &bot(&client, "demo", "slow_bot"),
-            &ExecuteRequest::default(),
-        )
+    let started = execute_demo(&client, &creds, "slow_bot", &ExecuteRequest::default(), T)
         .await
         .unwrap();
     let suspended = client
@@ -183,19 +176,14 @@ async fn wrong_secret_is_unauthorized() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let wrong = Credentials::new(ACCESS_TOKEN.to_owned(), "not-the-secret".to_owned());
-    let public_id = PublicId::parse("demo", "public_id").unwrap();
+    let public_id = demo();
     let err = client
         .list_bots(&call(&wrong, T), &public_id)
         .await
         .unwrap_err();
     assert_eq!(err, CloudBotError::Unauthorized);
     assert_eq!(err.upstream_status(), Some(401));
-    let err = client
-        .execute(
-            &call(&wrong, T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest::default(),
-        )
+    let err = execute_demo(&client, &wrong, "echo_bot", &ExecuteRequest::default(), T)
         .await
         .unwrap_err();
     assert_eq!(err, CloudBotError::Unauthorized);
@@ -210,7 +198,7 @@ async fn rotated_token_is_unauthorized() {
     let client = client_for(&emu.base_url());
     emu.rotate_token(ACCESS_TOKEN, "new-token", "new-secret")
         .unwrap();
-    let public_id = PublicId::parse("demo", "public_id").unwrap();
+    let public_id = demo();
     let err = client
         .list_bots(&call(&credentials(), T), &public_id)
         .await
@@ -225,12 +213,7 @@ async fn refer_only_token_cannot_execute_or_suspend() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let refer = refer_credentials();
-    let err = client
-        .execute(
-            &call(&refer, T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest::default(),
-        )
+    let err = execute_demo(&client, &refer, "echo_bot", &ExecuteRequest::default(), T)
         .await
         .unwrap_err();
     assert_eq!(err, CloudBotError::Forbidden);
@@ -238,16 +221,17 @@ async fn refer_only_token_cannot_execute_or_suspend() {
     assert_eq!(emu.stats().jobs_created, 0);
 
     // It can list and refer, but not suspend.
-    let public_id = PublicId::parse("demo", "public_id").unwrap();
+    let public_id = demo();
     assert!(client.list_bots(&call(&refer, T), &public_id).await.is_ok());
-    let started = client
-        .execute(
-            &call(&credentials(), T),
-            &bot(&client, "demo", "slow_bot"),
-            &ExecuteRequest::default(),
-        )
-        .await
-        .unwrap();
+    let started = execute_demo(
+        &client,
+        &credentials(),
+        "slow_bot",
+        &ExecuteRequest::default(),
+        T,
+    )
+    .await
+    .unwrap();
     assert!(
         client
             .refer_job(&call(&refer, T), &started.job_reference)
@@ -277,14 +261,15 @@ async fn unknown_contract_bot_and_job_are_not_found() {
         CloudBotError::NotFound
     );
     assert_eq!(
-        client
-            .execute(
-                &call(&creds, T),
-                &bot(&client, "demo", "no_such_bot"),
-                &ExecuteRequest::default()
-            )
-            .await
-            .unwrap_err(),
+        execute_demo(
+            &client,
+            &creds,
+            "no_such_bot",
+            &ExecuteRequest::default(),
+            T
+        )
+        .await
+        .unwrap_err(),
         CloudBotError::NotFound
     );
     let missing = job(&client, "demo", "00000000-0000-0000-0000-000000000000");
@@ -310,17 +295,18 @@ async fn payload_over_4_mb_is_refused_before_anything_is_sent() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let big = "x".repeat(MAX_REQUEST_BODY);
-    let err = client
-        .execute(
-            &call(&credentials(), T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                input: input(json!({ "message": big })),
-                ..ExecuteRequest::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = execute_demo(
+        &client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest {
+            input: input(json!({ "message": big })),
+            ..ExecuteRequest::default()
+        },
+        T,
+    )
+    .await
+    .unwrap_err();
     match err {
         CloudBotError::PayloadTooLarge { size } => assert!(size > MAX_REQUEST_BODY),
         other => panic!("{other:?}"),
@@ -337,17 +323,18 @@ async fn payload_just_under_4_mb_is_sent() {
     let client = client_for(&emu.base_url());
     // `{"input":{"message":"..."}}` adds 26 bytes around the string.
     let fits = "x".repeat(MAX_REQUEST_BODY - 64);
-    let started = client
-        .execute(
-            &call(&credentials(), T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                input: input(json!({ "message": fits })),
-                ..ExecuteRequest::default()
-            },
-        )
-        .await
-        .unwrap();
+    let started = execute_demo(
+        &client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest {
+            input: input(json!({ "message": fits })),
+            ..ExecuteRequest::default()
+        },
+        T,
+    )
+    .await
+    .unwrap();
     assert_eq!(started.job.status, JobStatus::Executing);
 }
 
@@ -355,18 +342,19 @@ async fn payload_just_under_4_mb_is_sent() {
 async fn invalid_execute_body_is_unprocessable_with_the_server_message() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
-    let err = client
-        .execute(
-            &call(&credentials(), T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                callback_endpoint: Some("https://callback.example/hook".into()),
-                callback_tries: Some(0),
-                ..ExecuteRequest::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = execute_demo(
+        &client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest {
+            callback_endpoint: Some("https://callback.example/hook".into()),
+            callback_tries: Some(0),
+            ..ExecuteRequest::default()
+        },
+        T,
+    )
+    .await
+    .unwrap_err();
     match &err {
         CloudBotError::Unprocessable { message: Some(m) } => {
             assert!(m.contains("callback_tries"), "{m}")
@@ -387,18 +375,19 @@ async fn execute_with_callback_is_delivered_to_the_endpoint() {
         .respond_with(wiremock::ResponseTemplate::new(200))
         .mount(&receiver)
         .await;
-    let started = client
-        .execute(
-            &call(&credentials(), T),
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                callback_endpoint: Some(format!("{}/hook", receiver.uri())),
-                callback_tries: Some(2),
-                ..ExecuteRequest::default()
-            },
-        )
-        .await
-        .unwrap();
+    let started = execute_demo(
+        &client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest {
+            callback_endpoint: Some(format!("{}/hook", receiver.uri())),
+            callback_tries: Some(2),
+            ..ExecuteRequest::default()
+        },
+        T,
+    )
+    .await
+    .unwrap();
     let attempts = eventually(Duration::from_secs(10), || {
         let a = emu.callbacks();
         (!a.is_empty()).then_some(a)

@@ -21,12 +21,34 @@ use tracing::Dispatch;
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::DefaultGuard;
 
+/// A subscriber installed as this thread's default, with the helper dispatcher that keeps
+/// callsite interest from being cached as "never" (see the module docs). Dropping it uninstalls.
+pub struct Scoped {
+    // Field order is drop order: uninstall before the helper dispatcher goes away.
+    _guard: DefaultGuard,
+    _second: Dispatch,
+}
+
+/// Install `subscriber` as this thread's default for as long as the returned value lives.
+pub fn set_scoped<S>(subscriber: S) -> Scoped
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+{
+    // Created before our subscriber is installed: from then on there are always two.
+    let second = Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Recompute interests cached as "never" before the capture started.
+    tracing::callsite::rebuild_interest_cache();
+    Scoped {
+        _guard: guard,
+        _second: second,
+    }
+}
+
 /// JSON log lines written by this thread's subscriber while the capture lives.
 pub struct CapturedLogs {
     buffer: Arc<Mutex<Vec<u8>>>,
-    // Field order is drop order: stop capturing before the helper dispatcher goes away.
-    _guard: DefaultGuard,
-    _second: Dispatch,
+    _scoped: Scoped,
 }
 
 /// Start capturing this thread's events (and their spans: current span and span list) as JSON,
@@ -34,8 +56,6 @@ pub struct CapturedLogs {
 pub fn capture_json(level: LevelFilter) -> CapturedLogs {
     let buffer = Arc::new(Mutex::new(Vec::new()));
     let writer = Writer(buffer.clone());
-    // Created before our subscriber is installed: from then on there are always two.
-    let second = Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let collector = subscriber::fmt()
         .json()
         .with_current_span(true)
@@ -43,13 +63,9 @@ pub fn capture_json(level: LevelFilter) -> CapturedLogs {
         .with_max_level(level)
         .with_writer(move || writer.clone())
         .finish();
-    let guard = tracing::subscriber::set_default(collector);
-    // Recompute interests cached as "never" before the capture started.
-    tracing::callsite::rebuild_interest_cache();
     CapturedLogs {
         buffer,
-        _guard: guard,
-        _second: second,
+        _scoped: set_scoped(collector),
     }
 }
 

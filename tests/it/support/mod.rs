@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use cloudbot_emulator::{Emulator, RequestRecord, Seed};
 use cloudbot_trigger::cloudbot::{
-    ApiBase, BotEndpoint, BotId, Call, ClientSettings, CloudBotClient, Credentials, JobEndpoint,
-    JobId, Language, PublicId,
+    ApiBase, BotEndpoint, BotId, Call, ClientSettings, CloudBotClient, CloudBotError, Credentials,
+    ExecuteRequest, JobEndpoint, JobId, Language, PublicId, Started,
 };
 use tokio::time::Instant;
 
@@ -82,6 +82,28 @@ pub fn bot(client: &CloudBotClient, public_id: &str, bot_id: &str) -> BotEndpoin
         PublicId::parse(public_id, "public_id").unwrap(),
         BotId::parse(bot_id, "bot_id").unwrap(),
     )
+}
+
+/// Execute `bot_id` of the demo contract with `credentials`, `within` left before the deadline.
+pub async fn execute_demo(
+    client: &CloudBotClient,
+    credentials: &Credentials,
+    bot_id: &str,
+    request: &ExecuteRequest,
+    within: Duration,
+) -> Result<Started, CloudBotError> {
+    client
+        .execute(
+            &call(credentials, within),
+            &bot(client, "demo", bot_id),
+            request,
+        )
+        .await
+}
+
+/// The demo contract's public id.
+pub fn demo() -> PublicId {
+    PublicId::parse("demo", "public_id").unwrap()
 }
 
 /// The job reference endpoint of `job_id` in contract `public_id` on the client's base.
