@@ -6,7 +6,7 @@ use cloudbot_emulator::{FaultKind, FaultRule};
 use cloudbot_trigger::cloudbot::{CloudBotError, ExecuteRequest, Failure};
 
 use crate::support::{
-    call, client_for, client_with_timeout, credentials, demo, emulator, execute_demo,
+    call, client_for, client_with_timeout, credentials, demo, emulator, execute_demo, execute_echo,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -43,15 +43,7 @@ async fn get_with_latency_and_a_short_deadline_returns_promptly() {
 async fn a_deadline_already_passed_sends_nothing() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
-    let err = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest::default(),
-        Duration::ZERO,
-    )
-    .await
-    .unwrap_err();
+    let err = execute_echo(&client, Duration::ZERO).await.unwrap_err();
     assert_eq!(err, CloudBotError::DeadlineExceeded);
     assert_eq!(err.name(), "DeadlineExceeded");
     assert_eq!(emu.stats().requests, 0);
@@ -67,15 +59,9 @@ async fn execute_attempt_is_cut_at_the_deadline() {
         .method("POST")])
         .unwrap();
     let t0 = Instant::now();
-    let err = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest::default(),
-        Duration::from_millis(800),
-    )
-    .await
-    .unwrap_err();
+    let err = execute_echo(&client, Duration::from_millis(800))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         CloudBotError::OutcomeUnknown {

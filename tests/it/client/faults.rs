@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use crate::support::logs::set_scoped;
 use crate::support::{
     ECHO_MS, ERROR_MS, SLOW_MS, call, client_for, client_with_timeout, credentials, demo, emulator,
-    eventually, execute_demo, requests_to,
+    eventually, execute_demo, execute_echo, requests_to,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -384,14 +384,7 @@ async fn run_execute(case: Case) {
     let client = client_with_timeout(&emu.base_url(), case.request_timeout);
     emu.set_faults(case.faults.clone()).unwrap();
     let t0 = Instant::now();
-    let result = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest::default(),
-        case.within,
-    )
-    .await;
+    let result = execute_echo(&client, case.within).await;
     let took = t0.elapsed();
     let posts = requests_to(&emu, "POST", "/demo/bots/").len();
     case.check(&result, took, posts, &emu).await;
@@ -530,15 +523,7 @@ fn free_port() -> u16 {
 async fn execute_to_a_closed_port_is_unavailable_without_a_job() {
     let client = client_for(&format!("http://127.0.0.1:{}", free_port()));
     let t0 = Instant::now();
-    let err = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest::default(),
-        T,
-    )
-    .await
-    .unwrap_err();
+    let err = execute_echo(&client, T).await.unwrap_err();
     assert_eq!(
         err,
         CloudBotError::Unavailable {
@@ -586,15 +571,7 @@ async fn execute_is_retried_after_a_connect_error_and_starts_exactly_one_job() {
         started: started.clone(),
     }));
     let client = client_for(&format!("http://127.0.0.1:{port}"));
-    let job: Started = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest::default(),
-        T,
-    )
-    .await
-    .unwrap();
+    let job: Started = execute_echo(&client, T).await.unwrap();
     let emu = started
         .lock()
         .unwrap()

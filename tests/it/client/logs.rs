@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use cloudbot_emulator::{FaultKind, FaultRule};
-use cloudbot_trigger::cloudbot::{CloudBotError, ExecuteRequest};
-use serde_json::{Value, json};
+use cloudbot_trigger::cloudbot::CloudBotError;
+use serde_json::Value;
 use tracing::level_filters::LevelFilter;
 
 use crate::support::logs::capture_json;
-use crate::support::{ACCESS_TOKEN, SECRET_KEY, bot, call, client_for, credentials, emulator};
+use crate::support::{
+    ACCESS_TOKEN, SECRET_KEY, bot, call, client_for, credentials, emulator, message, unprocessable,
+};
 
 // current_thread runtime: the thread-local subscriber also sees the connection tasks.
 #[tokio::test]
@@ -20,18 +22,9 @@ async fn debug_events_describe_calls_without_secrets_inputs_or_bodies() {
     let client = client_for(&emu.base_url());
     let creds = credentials();
     let ctx = call(&creds, Duration::from_secs(10));
-    let Value::Object(input) = json!({"message": "input-value-4711"}) else {
-        unreachable!()
-    };
+    let echo_bot = bot(&client, "demo", "echo_bot");
     let started = client
-        .execute(
-            &ctx,
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                input: Some(input),
-                ..ExecuteRequest::default()
-            },
-        )
+        .execute(&ctx, &echo_bot, &message("input-value-4711"))
         .await
         .unwrap();
     emu.set_faults([FaultRule::new(FaultKind::Status)
@@ -44,15 +37,7 @@ async fn debug_events_describe_calls_without_secrets_inputs_or_bodies() {
         .await
         .unwrap();
     let err = client
-        .execute(
-            &ctx,
-            &bot(&client, "demo", "echo_bot"),
-            &ExecuteRequest {
-                callback_endpoint: Some("https://callback.example/hook".into()),
-                callback_tries: Some(0),
-                ..ExecuteRequest::default()
-            },
-        )
+        .execute(&ctx, &echo_bot, &unprocessable())
         .await
         .unwrap_err();
     assert_eq!(err.name(), "Unprocessable");

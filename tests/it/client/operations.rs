@@ -6,21 +6,14 @@ use cloudbot_trigger::cloudbot::{
     BotEndpoint, CloudBotClient, CloudBotError, Credentials, ExecuteRequest, Job, JobEndpoint,
     JobStatus, MAX_REQUEST_BODY, PublicId,
 };
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::support::{
     ACCESS_TOKEN, call, client_for, credentials, demo, emulator, eventually, execute_demo, job,
-    refer_credentials, requests_to,
+    message, refer_credentials, requests_to, unprocessable,
 };
 
 const T: Duration = Duration::from_secs(10);
-
-fn input(pairs: Value) -> Option<Map<String, Value>> {
-    match pairs {
-        Value::Object(m) => Some(m),
-        _ => panic!("object expected"),
-    }
-}
 
 /// Refer until the job is final (bounded).
 async fn wait_final(client: &CloudBotClient, creds: &Credentials, job: &JobEndpoint) -> Job {
@@ -63,18 +56,9 @@ async fn list_bots_gives_each_bot_its_execution_endpoint() {
 async fn execute_starts_a_job_and_builds_its_reference_endpoint() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
-    let started = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest {
-            input: input(json!({"message": "hello"})),
-            ..ExecuteRequest::default()
-        },
-        T,
-    )
-    .await
-    .unwrap();
+    let started = execute_demo(&client, &credentials(), "echo_bot", &message("hello"), T)
+        .await
+        .unwrap();
     assert_eq!(started.http_status, 201);
     assert_eq!(started.job.status, JobStatus::Executing);
     assert_eq!(started.job.bot_id, "echo_bot");
@@ -93,18 +77,9 @@ async fn refer_job_follows_a_job_to_success_with_raw_output() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let creds = credentials();
-    let started = execute_demo(
-        &client,
-        &creds,
-        "echo_bot",
-        &ExecuteRequest {
-            input: input(json!({"message": "hello"})),
-            ..ExecuteRequest::default()
-        },
-        T,
-    )
-    .await
-    .unwrap();
+    let started = execute_demo(&client, &creds, "echo_bot", &message("hello"), T)
+        .await
+        .unwrap();
     let done = wait_final(&client, &creds, &started.job_reference).await;
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.job_id, started.job.job_id);
@@ -295,18 +270,9 @@ async fn payload_over_4_mb_is_refused_before_anything_is_sent() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let big = "x".repeat(MAX_REQUEST_BODY);
-    let err = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest {
-            input: input(json!({ "message": big })),
-            ..ExecuteRequest::default()
-        },
-        T,
-    )
-    .await
-    .unwrap_err();
+    let err = execute_demo(&client, &credentials(), "echo_bot", &message(&big), T)
+        .await
+        .unwrap_err();
     match err {
         CloudBotError::PayloadTooLarge { size } => assert!(size > MAX_REQUEST_BODY),
         other => panic!("{other:?}"),
@@ -323,18 +289,9 @@ async fn payload_just_under_4_mb_is_sent() {
     let client = client_for(&emu.base_url());
     // `{"input":{"message":"..."}}` adds 26 bytes around the string.
     let fits = "x".repeat(MAX_REQUEST_BODY - 64);
-    let started = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest {
-            input: input(json!({ "message": fits })),
-            ..ExecuteRequest::default()
-        },
-        T,
-    )
-    .await
-    .unwrap();
+    let started = execute_demo(&client, &credentials(), "echo_bot", &message(&fits), T)
+        .await
+        .unwrap();
     assert_eq!(started.job.status, JobStatus::Executing);
 }
 
@@ -342,19 +299,9 @@ async fn payload_just_under_4_mb_is_sent() {
 async fn invalid_execute_body_is_unprocessable_with_the_server_message() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
-    let err = execute_demo(
-        &client,
-        &credentials(),
-        "echo_bot",
-        &ExecuteRequest {
-            callback_endpoint: Some("https://callback.example/hook".into()),
-            callback_tries: Some(0),
-            ..ExecuteRequest::default()
-        },
-        T,
-    )
-    .await
-    .unwrap_err();
+    let err = execute_demo(&client, &credentials(), "echo_bot", &unprocessable(), T)
+        .await
+        .unwrap_err();
     match &err {
         CloudBotError::Unprocessable { message: Some(m) } => {
             assert!(m.contains("callback_tries"), "{m}")

@@ -3,9 +3,12 @@
 use std::time::Duration;
 
 use cloudbot_emulator::{FaultKind, FaultRule};
-use cloudbot_trigger::cloudbot::{CloudBotError, Credentials, ExecuteRequest, PublicId};
+use cloudbot_trigger::cloudbot::{CloudBotError, Credentials, ExecuteRequest};
 
-use crate::support::{ACCESS_TOKEN, SECRET_KEY, bot, call, client_for, credentials, emulator, job};
+use crate::support::{
+    ACCESS_TOKEN, SECRET_KEY, call, client_for, credentials, demo, emulator, execute_demo, job,
+    unprocessable,
+};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -30,7 +33,7 @@ async fn errors_never_contain_credentials() {
     assert_clean(&format!("{client:?}"));
     let creds = credentials();
     let wrong = Credentials::new(ACCESS_TOKEN.to_owned(), "wrong-secret-value".to_owned());
-    let public_id = PublicId::parse("demo", "public_id").unwrap();
+    let public_id = demo();
     let mut errors: Vec<CloudBotError> = Vec::new();
     errors.push(
         client
@@ -48,16 +51,7 @@ async fn errors_never_contain_credentials() {
             .unwrap_err(),
     );
     errors.push(
-        client
-            .execute(
-                &call(&creds, T),
-                &bot(&client, "demo", "echo_bot"),
-                &ExecuteRequest {
-                    callback_tries: Some(0),
-                    callback_endpoint: Some("https://x.example/".into()),
-                    ..ExecuteRequest::default()
-                },
-            )
+        execute_demo(&client, &creds, "echo_bot", &unprocessable(), T)
             .await
             .unwrap_err(),
     );
@@ -69,12 +63,7 @@ async fn errors_never_contain_credentials() {
         emu.set_faults([FaultRule::new(fault).method("POST").times(1)])
             .unwrap();
         errors.push(
-            client
-                .execute(
-                    &call(&creds, T),
-                    &bot(&client, "demo", "echo_bot"),
-                    &ExecuteRequest::default(),
-                )
+            execute_demo(&client, &creds, "echo_bot", &ExecuteRequest::default(), T)
                 .await
                 .unwrap_err(),
         );

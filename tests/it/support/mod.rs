@@ -101,6 +101,41 @@ pub async fn execute_demo(
         .await
 }
 
+/// Execute echo_bot of the demo contract, no input, full-permission credentials, `within` left
+/// before the deadline.
+pub async fn execute_echo(
+    client: &CloudBotClient,
+    within: Duration,
+) -> Result<Started, CloudBotError> {
+    execute_demo(
+        client,
+        &credentials(),
+        "echo_bot",
+        &ExecuteRequest::default(),
+        within,
+    )
+    .await
+}
+
+/// An execute request with echo_bot's input `{"message": text}`.
+pub fn message(text: &str) -> ExecuteRequest {
+    let mut input = serde_json::Map::new();
+    input.insert("message".into(), text.into());
+    ExecuteRequest {
+        input: Some(input),
+        ..ExecuteRequest::default()
+    }
+}
+
+/// An execute request the emulator refuses with 422: `callback_tries` 0 is below the minimum.
+pub fn unprocessable() -> ExecuteRequest {
+    ExecuteRequest {
+        callback_endpoint: Some("https://callback.example/hook".into()),
+        callback_tries: Some(0),
+        ..ExecuteRequest::default()
+    }
+}
+
 /// The demo contract's public id.
 pub fn demo() -> PublicId {
     PublicId::parse("demo", "public_id").unwrap()
