@@ -187,63 +187,50 @@ async fn error_body_that_is_not_json_still_maps_the_status() {
     );
 }
 
-#[tokio::test]
-async fn location_header_is_preferred_for_the_job_reference() {
-    let (server, client) = server_answering_execute(
-        ResponseTemplate::new(201)
-            .set_body_json(job_body())
-            .insert_header("location", format!("/demo-alias/jobs/{JOB_ID}").as_str()),
-    )
-    .await;
-    let started = execute(&client).await.unwrap();
-    assert_eq!(
-        started.job_reference.url(),
-        format!("{}/demo-alias/jobs/{JOB_ID}", server.uri())
-    );
-
-    // Absolute form on the same origin, too.
+/// Execute against a server whose 201 carries `location(server_uri, port)` as `Location`; the
+/// job reference the client settled on, and the server's URI.
+async fn job_reference_with_location(
+    location: impl FnOnce(&str, u16) -> String,
+) -> (String, String) {
     let server = MockServer::start().await;
+    let location = location(&server.uri(), server.address().port());
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(201)
                 .set_body_json(job_body())
-                .insert_header(
-                    "location",
-                    format!("{}/other/jobs/{JOB_ID}", server.uri()).as_str(),
-                ),
+                .insert_header("location", location.as_str()),
         )
         .mount(&server)
         .await;
-    let client = client_for(&server.uri());
-    let started = execute(&client).await.unwrap();
-    assert_eq!(
-        started.job_reference.url(),
-        format!("{}/other/jobs/{JOB_ID}", server.uri())
-    );
+    let started = execute(&client_for(&server.uri())).await.unwrap();
+    (started.job_reference.url().to_owned(), server.uri())
+}
+
+#[tokio::test]
+async fn location_header_is_preferred_for_the_job_reference() {
+    let (reference, uri) =
+        job_reference_with_location(|_, _| format!("/demo-alias/jobs/{JOB_ID}")).await;
+    assert_eq!(reference, format!("{uri}/demo-alias/jobs/{JOB_ID}"));
+
+    // Absolute form on the same origin, too.
+    let (reference, uri) =
+        job_reference_with_location(|uri, _| format!("{uri}/other/jobs/{JOB_ID}")).await;
+    assert_eq!(reference, format!("{uri}/other/jobs/{JOB_ID}"));
 }
 
 #[tokio::test]
 async fn location_on_another_origin_is_ignored() {
-    let server = MockServer::start().await;
-    let port = server.address().port();
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(job_body())
-                // Same port, other host name: a different origin. Credentials never follow it.
-                .insert_header(
-                    "location",
-                    format!("http://localhost:{port}/other/jobs/{JOB_ID}").as_str(),
-                ),
-        )
-        .mount(&server)
-        .await;
-    let client = client_for(&server.uri());
-    let started = execute(&client).await.unwrap();
-    assert_eq!(
-        started.job_reference.url(),
-        format!("{}/demo/jobs/{JOB_ID}", server.uri())
-    );
+    // Same port, other host name: a different origin. Credentials never follow it. Nor a
+    // scheme-relative reference to another host.
+    let others: [fn(&str, u16) -> String; 3] = [
+        |_, port| format!("http://localhost:{port}/other/jobs/{JOB_ID}"),
+        |_, port| format!("//localhost:{port}/demo/jobs/{JOB_ID}"),
+        |_, _| format!("//evil.example/demo/jobs/{JOB_ID}"),
+    ];
+    for other in others {
+        let (reference, uri) = job_reference_with_location(other).await;
+        assert_eq!(reference, format!("{uri}/demo/jobs/{JOB_ID}"));
+    }
 }
 
 #[tokio::test]
@@ -255,18 +242,8 @@ async fn location_for_another_job_or_of_another_shape_is_ignored() {
         format!("/demo/bots/b/jobs/{JOB_ID}"),
         "https://api.c-bot.pro.evil.example/demo/jobs/x".to_owned(),
     ] {
-        let (server, client) = server_answering_execute(
-            ResponseTemplate::new(201)
-                .set_body_json(job_body())
-                .insert_header("location", location.as_str()),
-        )
-        .await;
-        let started = execute(&client).await.unwrap();
-        assert_eq!(
-            started.job_reference.url(),
-            format!("{}/demo/jobs/{JOB_ID}", server.uri()),
-            "{location}"
-        );
+        let (reference, uri) = job_reference_with_location(|_, _| location.clone()).await;
+        assert_eq!(reference, format!("{uri}/demo/jobs/{JOB_ID}"), "{location}");
     }
 }
 

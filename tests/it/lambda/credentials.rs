@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{Harness, Setup, http_body};
-use crate::support::moto::{moto, secret_json};
 
 fn execute() -> serde_json::Value {
     json!({"public_id": "demo", "bot_id": "echo_bot", "input": {"message": "hi"}})
@@ -21,15 +20,7 @@ async fn rotated_secret_is_refetched_once_after_401_and_the_execute_retried() {
 
     // Rotate while the sandbox is warm: Cloud BOT now rejects the cached token; the secret has a
     // new version with the new pair.
-    h.emulator
-        .rotate_token("demo-access-token", "rotated-token", "rotated-secret")
-        .unwrap();
-    moto()
-        .put_secret(
-            &h.secret_id,
-            &secret_json("rotated-token", "rotated-secret"),
-        )
-        .await;
+    h.rotate("rotated-token", "rotated-secret").await;
 
     let ok = h.invoke(execute()).await.expect("execute after rotation");
     assert_eq!(ok["status"], "executing");
@@ -111,17 +102,8 @@ async fn credentials_are_cached_for_the_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_invocations_share_one_secret_fetch() {
     let h = Arc::new(Harness::start().await);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..12 {
-        let h = Arc::clone(&h);
-        tasks.spawn(async move {
-            h.invoke(json!({"operation": "list_bots", "public_id": "demo"}))
-                .await
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        result.unwrap().expect("list_bots");
-    }
+    h.invoke_concurrently(12, json!({"operation": "list_bots", "public_id": "demo"}))
+        .await;
     assert_eq!(h.secret_reads.get(), 1, "single flight");
 }
 
@@ -172,26 +154,9 @@ async fn concurrent_401s_after_rotation_share_one_refresh() {
     h.invoke(json!({"operation": "list_bots", "public_id": "demo"}))
         .await
         .unwrap();
-    h.emulator
-        .rotate_token("demo-access-token", "rotated-token", "rotated-secret")
-        .unwrap();
-    moto()
-        .put_secret(
-            &h.secret_id,
-            &secret_json("rotated-token", "rotated-secret"),
-        )
+    h.rotate("rotated-token", "rotated-secret").await;
+    h.invoke_concurrently(8, json!({"operation": "list_bots", "public_id": "demo"}))
         .await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let h = Arc::clone(&h);
-        tasks.spawn(async move {
-            h.invoke(json!({"operation": "list_bots", "public_id": "demo"}))
-                .await
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        result.unwrap().expect("list_bots after rotation");
-    }
     assert_eq!(
         h.secret_reads.get(),
         2,

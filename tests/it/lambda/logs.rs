@@ -12,7 +12,6 @@ use tracing::level_filters::LevelFilter;
 
 use super::{Harness, Setup};
 use crate::support::logs::capture_json;
-use crate::support::moto::{moto, secret_json};
 
 // current_thread runtime: the thread-local default subscriber sees every span of the handler.
 #[tokio::test]
@@ -26,19 +25,7 @@ async fn logs_carry_the_invocation_fields_and_no_secrets() {
         .unwrap();
     assert_eq!(started["statusCode"], 202);
     // Rotation + refresh-on-401 logs, a malformed-input rejection and an upstream failure.
-    h.emulator
-        .rotate_token(
-            "demo-access-token",
-            "rotated-token-5521",
-            "rotated-secret-7733",
-        )
-        .unwrap();
-    moto()
-        .put_secret(
-            &h.secret_id,
-            &secret_json("rotated-token-5521", "rotated-secret-7733"),
-        )
-        .await;
+    h.rotate("rotated-token-5521", "rotated-secret-7733").await;
     h.invoke(h.event("apigw-v2-execute.json", None))
         .await
         .unwrap();

@@ -14,6 +14,7 @@ mod logs;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloudbot_emulator::{Emulator, Seed};
@@ -131,6 +132,29 @@ impl Harness {
             .await
             .expect("execute");
         ok["job_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Rotate the demo token as an operator would: Cloud BOT now rejects the old pair (401) and
+    /// the secret gets a new version holding the new one.
+    pub async fn rotate(&self, new_token: &str, new_secret: &str) {
+        self.emulator
+            .rotate_token("demo-access-token", new_token, new_secret)
+            .unwrap();
+        moto()
+            .put_secret(&self.secret_id, &secret_json(new_token, new_secret))
+            .await;
+    }
+
+    /// Run `n` invocations of `event` at the same time; each must succeed.
+    pub async fn invoke_concurrently(self: &Arc<Self>, n: usize, event: Value) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (h, event) = (Arc::clone(self), event.clone());
+            tasks.spawn(async move { h.invoke(event).await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.unwrap().expect("concurrent invocation");
+        }
     }
 
     /// Number of API requests that reached the emulator.
