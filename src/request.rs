@@ -115,35 +115,30 @@ pub struct Request {
     pub language: Language,
 }
 
-const FIELDS: &[&str] = &[
-    "operation",
-    "bot_endpoint",
-    "public_id",
-    "bot_id",
-    "input",
-    "callback_endpoint",
-    "callback_tries",
-    "timeout",
-    "language",
-    "job_reference_endpoint",
-    "job_id",
+const ALL: &[&str] = &["execute", "refer_job", "list_bots"];
+
+/// Every request field, with the operations that accept it (one list: the unknown-field message
+/// and the per-operation check cannot drift apart).
+const FIELDS: &[(&str, &[&str])] = &[
+    ("operation", ALL),
+    ("bot_endpoint", &["execute"]),
+    ("public_id", ALL),
+    ("bot_id", &["execute"]),
+    ("input", &["execute"]),
+    ("callback_endpoint", &["execute"]),
+    ("callback_tries", &["execute"]),
+    ("timeout", &["execute"]),
+    ("language", ALL),
+    ("job_reference_endpoint", &["refer_job"]),
+    ("job_id", &["refer_job"]),
 ];
 
-/// Fields each operation accepts besides `operation` and `language`.
-fn allowed(operation: &str) -> &'static [&'static str] {
-    match operation {
-        "execute" => &[
-            "bot_endpoint",
-            "public_id",
-            "bot_id",
-            "input",
-            "callback_endpoint",
-            "callback_tries",
-            "timeout",
-        ],
-        "refer_job" => &["job_reference_endpoint", "public_id", "job_id"],
-        _ => &["public_id"],
-    }
+/// The operations that accept `field`; `None` for an unknown field.
+fn operations_of(field: &str) -> Option<&'static [&'static str]> {
+    FIELDS
+        .iter()
+        .find(|(name, _)| *name == field)
+        .map(|(_, ops)| *ops)
 }
 
 /// Validates a request object. `Value` must be a JSON object.
@@ -159,10 +154,11 @@ pub fn parse(value: Value, config: &Config) -> Result<Request, RequestError> {
 
 /// Validates a request given as a JSON object map.
 pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, RequestError> {
-    if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    if let Some(unknown) = map.keys().find(|k| operations_of(k).is_none()) {
+        let known: Vec<&str> = FIELDS.iter().map(|(name, _)| *name).collect();
         return Err(RequestError::field(
             unknown.as_str(),
-            format!("unknown field; expected one of: {}", FIELDS.join(", ")),
+            format!("unknown field; expected one of: {}", known.join(", ")),
         ));
     }
     if let Some((key, _)) = map.iter().find(|(_, v)| v.is_null()) {
@@ -185,10 +181,10 @@ pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, Re
         },
     };
     let operation = operation.to_owned();
-    let permitted = allowed(&operation);
-    if let Some(key) = map.keys().find(|k| {
-        !matches!(k.as_str(), "operation" | "language") && !permitted.contains(&k.as_str())
-    }) {
+    if let Some(key) = map
+        .keys()
+        .find(|k| !operations_of(k).is_some_and(|ops| ops.contains(&operation.as_str())))
+    {
         return Err(RequestError::field(
             key.as_str(),
             format!("is not valid for operation `{operation}`"),

@@ -64,6 +64,11 @@ fn direct_cases(base: &str) -> Vec<(&'static str, Value, &'static str)> {
             "bot_id",
         ),
         (
+            "refer_job field on list_bots",
+            json!({"operation": "list_bots", "public_id": "demo", "job_id": "abc"}),
+            "job_id",
+        ),
+        (
             "public_id without bot_id",
             json!({"public_id": "demo"}),
             "bot_id",
