@@ -124,7 +124,17 @@ impl CloudBotClient {
             .user_agent(settings.user_agent.as_str())
             // Redirects would carry the access-token/secret-key headers to wherever the
             // Location points; the API does not use them.
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // Trust the Mozilla root set compiled into the binary instead of reqwest's default
+            // platform verifier, which reads and parses the whole system CA store
+            // (/etc/ssl/certs) while the client is built: measured 5.2 -> 3.6 ms cold init
+            // (docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that
+            // a CA change needs a rebuild with a newer webpki-root-certs.
+            .tls_certs_only(
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .filter_map(|der| reqwest::Certificate::from_der(der).ok()),
+            );
         if settings.base.is_http() {
             // Loopback http (local runs): never hand the plain-text credentials to a proxy
             // configured in the environment.
