@@ -355,11 +355,14 @@ async fn read_body(mut body: Incoming, lang: Lang) -> Result<Bytes, Reply> {
     Ok(buf.freeze())
 }
 
-/// `properties=a,b` as a set, checked against the allowed names ([I] unknown names → 422).
+/// `properties=a,b` as a set, checked against the allowed names ([I] unknown names → 422), after
+/// checking that the query has no parameter outside `params`.
 fn properties<'a>(
     query: &[(String, String)],
+    params: &[&str],
     allowed: &[&'a str],
 ) -> Result<HashSet<&'a str>, Reply> {
+    only_params(query, params)?;
     let mut set = HashSet::new();
     for (k, v) in query {
         if k != "properties" {
@@ -402,10 +405,7 @@ fn contracts(state: &State, allowed: &HashSet<String>, query: &[(String, String)
         "department",
         "username",
     ];
-    if let Err(r) = only_params(query, &["properties"]) {
-        return r;
-    }
-    let props = match properties(query, &PROPS) {
+    let props = match properties(query, &["properties"], &PROPS) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -467,10 +467,7 @@ fn bot_json(b: &crate::seed::BotSeed, props: &HashSet<&str>) -> Map<String, Valu
 }
 
 fn bots(state: &State, public_id: &str, query: &[(String, String)]) -> Reply {
-    if let Err(r) = only_params(query, &["properties"]) {
-        return r;
-    }
-    let props = match properties(query, &BOT_PROPS) {
+    let props = match properties(query, &["properties"], &BOT_PROPS) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -494,13 +491,11 @@ fn bot_detail(
     query: &[(String, String)],
     lang: Lang,
 ) -> Reply {
-    if let Err(r) = only_params(query, &["properties"]) {
-        return r;
-    }
     // `input`/`output` are accepted in properties but always included ([I]: the detail is what
     // callers read to build an input payload).
     let props = match properties(
         query,
+        &["properties"],
         &[
             "icon",
             "created",
@@ -571,10 +566,7 @@ fn job_list(
         "id_to",
         "properties",
     ];
-    if let Err(r) = only_params(query, &PARAMS) {
-        return r;
-    }
-    let props = match properties(query, &["output"]) {
+    let props = match properties(query, &PARAMS, &["output"]) {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -229,11 +229,7 @@ impl Emulator {
         &self,
         rules: impl IntoIterator<Item = FaultRule>,
     ) -> Result<(), EmulatorError> {
-        let rules: Vec<FaultRule> = rules.into_iter().collect();
-        if let Some(m) = rules.iter().find_map(|r| r.validate().err()) {
-            return Err(EmulatorError::InvalidFault(m));
-        }
-        self.state.add_faults(rules);
+        self.state.add_faults(validated(rules)?);
         Ok(())
     }
 
@@ -242,10 +238,8 @@ impl Emulator {
         &self,
         rules: impl IntoIterator<Item = FaultRule>,
     ) -> Result<(), EmulatorError> {
-        let rules: Vec<FaultRule> = rules.into_iter().collect();
-        if let Some(m) = rules.iter().find_map(|r| r.validate().err()) {
-            return Err(EmulatorError::InvalidFault(m));
-        }
+        // Validate first: an invalid list leaves the active rules in place.
+        let rules = validated(rules)?;
         self.state.clear_faults();
         self.state.add_faults(rules);
         Ok(())
@@ -299,6 +293,15 @@ impl Emulator {
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+}
+
+/// The rules as a list, or the first rule's validation error.
+fn validated(rules: impl IntoIterator<Item = FaultRule>) -> Result<Vec<FaultRule>, EmulatorError> {
+    let rules: Vec<FaultRule> = rules.into_iter().collect();
+    match rules.iter().find_map(|r| r.validate().err()) {
+        Some(m) => Err(EmulatorError::InvalidFault(m)),
+        None => Ok(rules),
     }
 }
 

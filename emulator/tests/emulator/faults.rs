@@ -266,6 +266,15 @@ async fn admin_rules_match_method_and_path_and_count_down() {
         emu.add_faults([FaultRule::new(FaultKind::Latency).times(0)])
             .is_err()
     );
+    // An invalid replacement list leaves the active rules in place.
+    emu.set_faults([FaultRule::new(FaultKind::Status).status(503)])
+        .unwrap();
+    assert!(
+        emu.set_faults([FaultRule::new(FaultKind::Status).status(200)])
+            .is_err()
+    );
+    assert_eq!(emu.faults().len(), 1);
+    assert_eq!(emu.faults()[0].status, Some(503));
 }
 
 #[tokio::test]
