@@ -16,15 +16,21 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The test seed's full-permission access token.
 pub const TOKEN: &str = "demo-access-token";
+/// Secret key of [`TOKEN`].
 pub const SECRET: &str = "demo-secret-key";
+/// The test seed's Refer-only access token.
 pub const REFER_TOKEN: &str = "demo-refer-token";
+/// Secret key of [`REFER_TOKEN`].
 pub const REFER_SECRET: &str = "demo-refer-secret";
 
+/// `tests/resources/emulator-seed.json` (short durations, same ids and tokens as the demo).
 pub fn seed_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/resources/emulator-seed.json")
 }
 
+/// The seed at [`seed_path`].
 pub fn test_seed() -> Seed {
     Seed::from_file(seed_path()).expect("test seed loads")
 }
@@ -34,6 +40,7 @@ pub async fn start() -> Emulator {
     Emulator::start(test_seed()).await.expect("emulator starts")
 }
 
+/// The emulator with explicit options.
 pub async fn start_with(options: EmulatorOptions) -> Emulator {
     Emulator::start_with(options)
         .await
@@ -59,6 +66,7 @@ pub struct Answer {
 }
 
 impl Api {
+    /// A caller of `emulator` with the full-permission token, in English.
     pub fn new(emulator: &Emulator) -> Api {
         Api {
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -69,17 +77,20 @@ impl Api {
         }
     }
 
+    /// The same caller with other credentials.
     pub fn with_token(mut self, token: &str, secret: &str) -> Api {
         self.token = token.into();
         self.secret = secret.into();
         self
     }
 
+    /// The same caller with another `content-language` value (tests also send empty or unknown ones).
     pub fn with_lang(mut self, lang: &str) -> Api {
         self.lang = lang.into();
         self
     }
 
+    /// A request to `path` with this caller's headers.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
@@ -89,6 +100,7 @@ impl Api {
             .header("secret-key", &self.secret)
     }
 
+    /// Sends `rb` and decodes the answer.
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Answer {
         let resp = rb.send().await.expect("request answered");
         let status = resp.status().as_u16();
@@ -103,14 +115,17 @@ impl Api {
         }
     }
 
+    /// `GET path`.
     pub async fn get(&self, path: &str) -> Answer {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
+    /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> Answer {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }
 
+    /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> Answer {
         self.send(
             self.request(reqwest::Method::POST, path)
@@ -119,6 +134,7 @@ impl Api {
         .await
     }
 
+    /// Execute `bot` of the demo contract with `body`.
     pub async fn execute(&self, bot: &str, body: Value) -> Answer {
         self.post(&format!("/demo/bots/{bot}/jobs"), body).await
     }
@@ -144,6 +160,7 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// The bytes received, as (lossy) text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
@@ -159,6 +176,7 @@ impl Raw {
         &self.bytes[pos..]
     }
 
+    /// The `content-length` header's value, if any.
     pub fn content_length(&self) -> Option<usize> {
         self.text().lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -210,6 +228,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
+    /// Listens on an ephemeral port; answers with `script`'s statuses in order.
     pub async fn start(script: Vec<u16>) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -263,6 +282,7 @@ impl Receiver {
         }
     }
 
+    /// Every request received so far: content-type and JSON body.
     pub fn bodies(&self) -> Vec<(String, Value)> {
         self.received.lock().unwrap().clone()
     }

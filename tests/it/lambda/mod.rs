@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cloudbot_emulator::{Emulator, Seed};
+use cloudbot_emulator::Emulator;
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::service::Service;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -32,8 +32,11 @@ pub const EVENTS_API_BASE: &str = "http://127.0.0.1:8787";
 
 /// An emulator, a secret in moto and a `Service` wired to both.
 pub struct Harness {
+    /// The in-process Cloud BOT emulator the function calls.
     pub emulator: Emulator,
+    /// The function's shared state, as built at cold start.
     pub service: Service,
+    /// ARN of the Cloud BOT secret in moto.
     pub secret_id: String,
     /// `GetSecretValue` calls made by the service.
     pub secret_reads: CallCounter,
@@ -41,7 +44,9 @@ pub struct Harness {
 
 /// Options for [`Harness::start_with`].
 pub struct Setup {
+    /// The SecretString stored for the function.
     pub secret: String,
+    /// Environment entries added to (or replacing) the defaults.
     pub env: Vec<(&'static str, String)>,
 }
 
@@ -55,15 +60,15 @@ impl Default for Setup {
 }
 
 impl Harness {
+    /// The default set-up: demo credentials, default BOT echo_bot.
     pub async fn start() -> Harness {
         Harness::start_with(Setup::default()).await
     }
 
+    /// A fresh emulator, a fresh secret and a `Service` configured for them plus `setup`.
     pub async fn start_with(setup: Setup) -> Harness {
         // Short runs so tests can wait for jobs to finish.
-        let emulator = Emulator::start(Seed::demo_with_durations(300, 300, 3_000))
-            .await
-            .expect("start emulator");
+        let emulator = crate::support::emulator().await;
         let moto = moto();
         let secret_id = moto.create_secret("cloudbot-demo", &setup.secret).await;
         let base = emulator.base_url();
@@ -97,6 +102,7 @@ impl Harness {
             .await
     }
 
+    /// Invokes the handler with `remaining` time before the Lambda deadline.
     pub async fn invoke_with_deadline(
         &self,
         event: Value,
@@ -163,6 +169,7 @@ impl Harness {
     }
 }
 
+/// The repository's `events/` samples.
 pub fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events")
 }
@@ -172,7 +179,7 @@ pub fn http_body(response: &Value) -> Value {
     serde_json::from_str(response["body"].as_str().expect("body string")).expect("body JSON")
 }
 
-/// The `content-type` header of an API Gateway response.
+/// A header of an API Gateway response.
 pub fn header<'a>(response: &'a Value, name: &str) -> Option<&'a str> {
     response["headers"][name].as_str()
 }

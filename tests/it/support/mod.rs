@@ -6,7 +6,9 @@
 // they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Capturing tracing output.
 pub mod logs;
+/// A real Secrets Manager (moto).
 pub mod moto;
 
 use std::time::Duration;
@@ -27,10 +29,13 @@ pub const REFER_TOKEN: &str = "demo-refer-token";
 /// Secret of [`REFER_TOKEN`].
 pub const REFER_SECRET: &str = "demo-refer-secret";
 
-/// Job durations of the test emulator: echo_bot and error_bot end quickly, slow_bot runs long
-/// enough to be suspended.
+// Job durations of the test emulator: echo_bot and error_bot end quickly, slow_bot runs long
+// enough to be suspended.
+/// echo_bot's run time in the test emulator (ms).
 pub const ECHO_MS: u64 = 300;
+/// error_bot's run time in the test emulator (ms).
 pub const ERROR_MS: u64 = 300;
+/// slow_bot's run time in the test emulator (ms).
 pub const SLOW_MS: u64 = 3_000;
 
 /// The full-permission demo credentials.
