@@ -104,6 +104,16 @@ fn direct_cases(base: &str) -> Vec<(&'static str, Value, &'static str)> {
             "bot_endpoint",
         ),
         (
+            "same port, other host name (another origin)",
+            json!({"bot_endpoint": base.replace("127.0.0.1", "localhost") + "/demo/bots/echo_bot/jobs"}),
+            "bot_endpoint",
+        ),
+        (
+            "job reference on the same port, other host name",
+            json!({"operation": "refer_job", "job_reference_endpoint": base.replace("127.0.0.1", "localhost") + "/demo/jobs/abc"}),
+            "job_reference_endpoint",
+        ),
+        (
             "userinfo",
             json!({"bot_endpoint": base.replace("http://", "http://user:pw@") + "/demo/bots/echo_bot/jobs"}),
             "bot_endpoint",
