@@ -16,7 +16,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config =
         Config::from_env().inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
     // Standard AWS settings (region, credentials, AWS_ENDPOINT_URL for local runs) from the environment.
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(sdk_http_client()?)
+        .load()
+        .await;
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let service = Service::new(config, secrets)
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
@@ -26,4 +29,35 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Box::pin(service.handle(event))
     }))
     .await
+}
+
+/// The Secrets Manager SDK's HTTPS client: the SDK's default (rustls + aws-lc), trusting the
+/// Mozilla roots compiled into the binary (the same set as the Cloud BOT client) instead of
+/// reading and parsing the system CA store at start-up. Measured cold init 3.6 -> 2.8 ms
+/// (docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
+fn sdk_http_client()
+-> Result<aws_sdk_secretsmanager::config::SharedHttpClient, lambda_runtime::Error> {
+    use aws_smithy_http_client::tls;
+    use base64::Engine as _;
+    let mut pem = String::with_capacity(300 * 1024);
+    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        // base64 output is ASCII, so every 64-byte chunk is valid UTF-8.
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem.into_bytes());
+    let tls_context = tls::TlsContext::builder().with_trust_store(trust).build()?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(tls_context)
+        .build_https())
 }
