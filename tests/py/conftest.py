@@ -83,21 +83,19 @@ def stop(proc: subprocess.Popen, group: bool = False) -> None:
     """Stops a process we started, by its PID (or its own process group, whose id is its PID)."""
     if proc.poll() is not None:
         return
-    try:
-        if group:
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.terminate()
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    # SIGTERM first (a clean shutdown), SIGKILL if it is still there after the grace period.
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
         try:
             if group:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, sig)
             else:
-                proc.kill()
-            proc.wait(timeout=5)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
+                proc.send_signal(sig)
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
 
 
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
