@@ -61,10 +61,21 @@ step "build the harness, the floor and the emulator ($profile)"
 cargo build "${profile_flag[@]}" -p cloudbot-bench -p cloudbot-emulator
 
 bin=target/$profile
+# How aws-lc-sys was built: the jitter-entropy switch is a build-time variable (environment or
+# the [env] table of .cargo/config.toml).
+if [[ -n ${AWS_LC_SYS_NO_JITTER_ENTROPY:-} ]]; then
+  aws_lc_build="AWS_LC_SYS_NO_JITTER_ENTROPY=$AWS_LC_SYS_NO_JITTER_ENTROPY (environment)"
+elif grep -qs '^AWS_LC_SYS_NO_JITTER_ENTROPY' .cargo/config.toml; then
+  aws_lc_build="$(grep '^AWS_LC_SYS_NO_JITTER_ENTROPY' .cargo/config.toml | tr -d ' ') (.cargo/config.toml)"
+else
+  aws_lc_build="AWS_LC_SYS_NO_JITTER_ENTROPY unset (jitter entropy on)"
+fi
 harness_args=(
   --bootstrap "$bin/cloudbot-trigger"
   --floor "$bin/lambda-floor"
   --emulator "$bin/cloudbot-emulator"
+  --tls-start "$bin/tls-start"
+  --aws-lc-build "$aws_lc_build"
   --out "$out"
   --rustc "$(rustc --version)"
   --commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')"

@@ -145,6 +145,26 @@ pub struct Load {
     pub peak_rss_kib: u64,
 }
 
+/// First-use cost of one crypto provider (`tls-start`).
+#[derive(Debug, Clone)]
+pub struct TlsProvider {
+    /// `aws-lc` or `ring`.
+    pub name: String,
+    /// First ephemeral X25519 key generation in a fresh process.
+    pub first: Summary,
+    /// The second one (steady state).
+    pub second: Summary,
+}
+
+/// The TLS provider start-up scenario.
+#[derive(Debug, Clone)]
+pub struct TlsStart {
+    /// How aws-lc-sys was built (jitter entropy on/off), as scripts/bench.sh saw it.
+    pub aws_lc_build: String,
+    /// One entry per provider.
+    pub providers: Vec<TlsProvider>,
+}
+
 /// A measured artifact.
 #[derive(Debug, Clone)]
 pub struct Artifact {
@@ -173,6 +193,8 @@ pub struct Report {
     pub floor_first: Duration,
     /// Floor VmHWM after its warm run, KiB.
     pub floor_peak_rss_kib: u64,
+    /// TLS provider start-up.
+    pub tls: TlsStart,
     /// Scenario 5.
     pub counts: Counts,
     /// Load test.
@@ -497,6 +519,38 @@ pub fn render(r: &Report) -> String {
         "\n(The emulator's raw `connections_accepted` was {}: it also counts the harness's own admin connections.)\n",
         c.connections_accepted_raw
     );
+
+    // TLS provider start-up.
+    let _ = writeln!(s, "## TLS provider start-up (first TLS handshake)\n");
+    let _ = writeln!(
+        s,
+        "Fresh process per sample (`tls-start`): the first ephemeral X25519 key generation, which \
+         is the first thing a rustls handshake asks of the provider's random generator. With \
+         aws-lc this first use seeds its DRBG (CPU jitter entropy unless aws-lc-sys is built with \
+         `AWS_LC_SYS_NO_JITTER_ENTROPY=1`). The function pays it in its first invocation (its \
+         first TLS connection, to Secrets Manager), not in cold init; the benchmark's own \
+         upstreams are plain HTTP on loopback, so the first-invocation figure above does not \
+         include it. aws-lc build in this run: {}.\n",
+        r.tls.aws_lc_build
+    );
+    let _ = writeln!(
+        s,
+        "| provider | samples | first use median ms | min ms | max ms | second use median ms |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for p in &r.tls.providers {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            p.name,
+            p.first.n,
+            ms(p.first.p50),
+            ms(p.first.min),
+            ms(p.first.max),
+            ms(p.second.p50)
+        );
+    }
+    let _ = writeln!(s);
 
     // Load.
     let l = &r.load;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use cloudbot_bench::BenchError;
 use cloudbot_bench::emulator::EmulatorProcess;
 use cloudbot_bench::report::{
-    Artifact, ColdInit, Counts, Load, Machine, Report, Warm, write_report,
+    Artifact, ColdInit, Counts, Load, Machine, Report, TlsProvider, TlsStart, Warm, write_report,
 };
 use cloudbot_bench::sandbox::Sandbox;
 use cloudbot_bench::secrets::SecretsEndpoint;
@@ -32,6 +32,8 @@ struct Args {
     bootstrap: PathBuf,
     floor: PathBuf,
     emulator: PathBuf,
+    tls_start: PathBuf,
+    aws_lc_build: String,
     out: PathBuf,
     work: PathBuf,
     quick: bool,
@@ -52,7 +54,8 @@ struct Args {
 const USAGE: &str =
     "usage: cloudbot-bench --bootstrap PATH --floor PATH --emulator PATH [--out BENCHMARKS.md]
   [--work DIR] [--quick] [--only-cold] [--starts N] [--warm N] [--sandboxes N] [--per-sandbox M] [--latency-ms MS]
-  [--faults K] [--artifact LABEL=PATH]... [--notice TEXT]... [--env KEY=VALUE]... [--rustc TEXT] [--commit TEXT]";
+  [--faults K] [--artifact LABEL=PATH]... [--notice TEXT]... [--env KEY=VALUE]... [--rustc TEXT] [--commit TEXT]
+  [--tls-start PATH] [--aws-lc-build TEXT]";
 
 fn parse_args() -> Result<Args, BenchError> {
     let mut raw: Vec<String> = std::env::args().skip(1).collect();
@@ -63,6 +66,8 @@ fn parse_args() -> Result<Args, BenchError> {
         bootstrap: PathBuf::from("target/release/cloudbot-trigger"),
         floor: PathBuf::from("target/release/lambda-floor"),
         emulator: PathBuf::from("target/release/cloudbot-emulator"),
+        tls_start: PathBuf::from("target/release/tls-start"),
+        aws_lc_build: "AWS_LC_SYS_NO_JITTER_ENTROPY unset (jitter entropy on)".to_owned(),
         out: PathBuf::from("BENCHMARKS.md"),
         work: std::env::temp_dir().join(format!("cloudbot-bench-{}", std::process::id())),
         quick,
@@ -97,6 +102,8 @@ fn parse_args() -> Result<Args, BenchError> {
             "--bootstrap" => args.bootstrap = PathBuf::from(&value),
             "--floor" => args.floor = PathBuf::from(&value),
             "--emulator" => args.emulator = PathBuf::from(&value),
+            "--tls-start" => args.tls_start = PathBuf::from(&value),
+            "--aws-lc-build" => args.aws_lc_build = value,
             "--out" => args.out = PathBuf::from(&value),
             "--work" => args.work = PathBuf::from(&value),
             "--starts" => args.starts = num()?.max(1),
@@ -506,8 +513,13 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
 
 async fn run(args: Args) -> Result<(), BenchError> {
     std::fs::create_dir_all(&args.work)?;
-    for bin in [&args.bootstrap, &args.floor, &args.emulator] {
-        let needed = !(args.only_cold && bin == &args.emulator);
+    for bin in [
+        &args.bootstrap,
+        &args.floor,
+        &args.emulator,
+        &args.tls_start,
+    ] {
+        let needed = !(args.only_cold && (bin == &args.emulator || bin == &args.tls_start));
         if needed && !bin.is_file() {
             return Err(BenchError::msg(format!(
                 "{} not found: build it first (scripts/bench.sh does)",
@@ -541,6 +553,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
     let t0 = Instant::now();
     eprintln!("cold init: {} starts each", h.args.starts);
     let cold = h.cold_init().await?;
+    eprintln!("TLS provider start-up: {} processes each", h.args.starts);
+    let tls = tls_start(&h.args).await?;
     eprintln!("warm: 1 + {} invocations (function)", h.args.warm);
     let (warm, counts) = h.warm_function().await?;
     eprintln!("warm: 1 + {} invocations (floor)", h.args.warm);
@@ -558,6 +572,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
         floor_warm,
         floor_first,
         floor_peak_rss_kib: floor_rss,
+        tls,
         counts,
         load,
         artifacts: h.args.artifacts.clone(),
@@ -571,6 +586,55 @@ async fn run(args: Args) -> Result<(), BenchError> {
     // Logs are only interesting when something failed; keep them then.
     let _ = std::fs::remove_dir_all(work);
     Ok(())
+}
+
+/// Runs `tls-start PROVIDER` in fresh processes: the first-use cost of each crypto provider.
+async fn tls_start(args: &Args) -> Result<TlsStart, BenchError> {
+    let mut providers = Vec::new();
+    for provider in ["aws-lc", "ring"] {
+        let mut first = Vec::new();
+        let mut second = Vec::new();
+        for _ in 0..args.starts {
+            let out = tokio::process::Command::new(&args.tls_start)
+                .arg(provider)
+                .env_clear()
+                .output()
+                .await?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let field = |name: &str| {
+                text.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(name))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(Duration::from_micros)
+            };
+            match (
+                out.status.success(),
+                field("first_us="),
+                field("second_us="),
+            ) {
+                (true, Some(a), Some(b)) => {
+                    first.push(a);
+                    second.push(b);
+                }
+                _ => {
+                    return Err(BenchError::msg(format!(
+                        "tls-start {provider} failed: {}{}",
+                        text,
+                        String::from_utf8_lossy(&out.stderr)
+                    )));
+                }
+            }
+        }
+        providers.push(TlsProvider {
+            name: provider.to_owned(),
+            first: Summary::of(&first).ok_or_else(|| BenchError::msg("no samples"))?,
+            second: Summary::of(&second).ok_or_else(|| BenchError::msg("no samples"))?,
+        });
+    }
+    Ok(TlsStart {
+        aws_lc_build: args.aws_lc_build.clone(),
+        providers,
+    })
 }
 
 /// `--only-cold`: scenario 1 alone (no emulator needed: the function must not call anything
