@@ -55,10 +55,16 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 # Two builds, not one: cargo unifies dependency features across the packages of one invocation,
 # and the harness needs tokio/hyper features the function does not ship. Building the function
 # alone keeps the measured bootstrap byte-identical to what `cargo lambda build` deploys.
-step "build the function ($profile)"
-cargo build "${profile_flag[@]}" -p cloudbot-trigger --bin cloudbot-trigger
-step "build the harness, the floor and the emulator ($profile)"
-cargo build "${profile_flag[@]}" -p cloudbot-bench -p cloudbot-emulator
+if [[ $dev == 1 ]]; then
+  # Functional check only: one build, sharing as much as possible with `cargo test`'s.
+  step "build the function, the harness, the floor and the emulator (debug)"
+  cargo build -p cloudbot-trigger -p cloudbot-bench -p cloudbot-emulator --bins
+else
+  step "build the function ($profile)"
+  cargo build "${profile_flag[@]}" -p cloudbot-trigger --bin cloudbot-trigger
+  step "build the harness, the floor and the emulator ($profile)"
+  cargo build "${profile_flag[@]}" -p cloudbot-bench -p cloudbot-emulator
+fi
 
 bin=target/$profile
 # How aws-lc-sys was built: the jitter-entropy switch is a build-time variable (environment or
