@@ -87,6 +87,7 @@ harness_args=(
   --commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')"
 )
 [[ $quick == 1 ]] && harness_args+=(--quick)
+[[ $dev == 1 ]] && harness_args+=(--notice "debug builds (--dev): a functional check only; the figures mean nothing")
 
 step "artifacts (x86_64)"
 # Lambda zips hold the executable as `bootstrap` at the root; zip it the same way cargo lambda does.
