@@ -32,7 +32,7 @@ pub enum Failure {
 }
 
 /// Every error type the function reports, with its HTTP status, retry safety and meaning: the
-/// source of the documentation table (a test keeps docs/lambda.md in step with it).
+/// source of the documentation table (a test keeps README.md in step with it).
 pub const ERROR_TABLE: &[(&str, u16, bool, &str)] = &[
     (
         "InvalidRequest",

@@ -250,7 +250,7 @@ pub fn invocation_deadline(context: &Context, now: Instant) -> Instant {
     now + remaining.saturating_sub(DEADLINE_MARGIN)
 }
 
-/// Job result of `execute` and `refer_job` (stable snake_case contract; see docs/lambda.md).
+/// Job result of `execute` and `refer_job` (stable snake_case contract; see README.md).
 #[derive(Serialize)]
 struct JobResult<'a> {
     operation: &'static str,

@@ -83,7 +83,7 @@ pub struct Decoded {
 /// A successful answer, before trigger-specific encoding.
 #[derive(Debug)]
 pub struct Answer {
-    /// The result JSON (see docs/lambda.md for its fields).
+    /// The result JSON (see README.md for its fields).
     pub body: Box<RawValue>,
     /// HTTP status for API Gateway (202 for execute, 200 otherwise).
     pub http_status: u16,

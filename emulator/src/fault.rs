@@ -1,6 +1,6 @@
 //! Fault injection: the fault kinds, admin rules (method + path prefix + count) and the
 //! per-request `x-emulator-fault` header. Which faults create a job is documented in
-//! docs/emulator.md and on [`FaultKind`].
+//! README.md and on [`FaultKind`].
 
 use std::time::Duration;
 

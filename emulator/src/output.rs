@@ -1,5 +1,5 @@
 //! Input validation and output derivation: how a job's `output` follows from the execute
-//! request's `input` and the BOT's definitions (rules documented in docs/emulator.md).
+//! request's `input` and the BOT's definitions (rules documented in README.md).
 //!
 //! Wire values follow the Cloud BOT data format: plain values are strings, multi-values are
 //! arrays of strings, group data are arrays of row objects, files are

@@ -259,7 +259,7 @@ def moto(tmp_path_factory) -> Moto:
 
 
 def function_env(emulator_base: str, moto_endpoint: str, secret_id: str = SECRET_ID) -> dict[str, str]:
-    """The function's configuration for a local emulator and moto (see docs/lambda.md)."""
+    """The function's configuration for a local emulator and moto (see README.md)."""
     return {
         "CLOUDBOT_SECRET_ID": secret_id,
         "CLOUDBOT_API_BASE": emulator_base,

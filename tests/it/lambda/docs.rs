@@ -1,11 +1,11 @@
-//! docs/lambda.md stays in step with the code: the error table and the sample list.
+//! README.md stays in step with the code: the error table and the sample list.
 
 use cloudbot_trigger::outcome::ERROR_TABLE;
 
 use super::events_dir;
 
 fn docs() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lambda.md")).unwrap()
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
 }
 
 #[test]
@@ -16,7 +16,7 @@ fn every_error_type_is_documented_with_its_status_and_retry_safety() {
             "| `{error_type}` | {status} | {} |",
             if *retryable { "yes" } else { "no" }
         );
-        assert!(docs.contains(&row), "docs/lambda.md lacks the row {row}");
+        assert!(docs.contains(&row), "README.md lacks the row {row}");
     }
 }
 
@@ -27,7 +27,7 @@ fn every_event_sample_is_documented() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(
             docs.contains(&format!("| `{name}` |")),
-            "docs/lambda.md does not list events/{name}"
+            "README.md does not list events/{name}"
         );
     }
 }
