@@ -232,8 +232,8 @@ impl Harness {
         let mut function_rss = 0;
         let mut floor_rss = 0;
         for round in 0..self.args.starts {
-            for first_floor in [round % 2 == 0, round % 2 != 0] {
-                let (bin, what) = if first_floor {
+            for is_floor in [round % 2 == 0, round % 2 != 0] {
+                let (bin, what) = if is_floor {
                     (&floor, "floor-cold")
                 } else {
                     (&bootstrap, "function-cold")
@@ -242,7 +242,7 @@ impl Harness {
                 let init = sb.cold_init().await?;
                 let rss = sb.peak_rss_kib()?;
                 sb.stop().await?;
-                if first_floor {
+                if is_floor {
                     floor_samples.push(init);
                     floor_rss = floor_rss.max(rss);
                 } else {
@@ -655,15 +655,15 @@ async fn only_cold(args: Args) -> Result<(), BenchError> {
     let mut rounds = Vec::new();
     let mut logs = 0;
     for round in 0..starts {
-        for first_floor in [round % 2 == 0, round % 2 != 0] {
-            let bin = if first_floor { &floor } else { &bootstrap };
+        for is_floor in [round % 2 == 0, round % 2 != 0] {
+            let bin = if is_floor { &floor } else { &bootstrap };
             logs += 1;
             let mut sb =
                 Sandbox::spawn(bin, &env, &work.join(format!("{logs:04}-cold.log"))).await?;
             let init = sb.cold_init().await?;
             let rss = sb.peak_rss_kib()?;
             sb.stop().await?;
-            rounds.push((first_floor, init, rss));
+            rounds.push((is_floor, init, rss));
         }
     }
     println!(
