@@ -54,10 +54,49 @@ fn sdk_http_client()
         .with_native_roots(false)
         .with_pem_certificate(pem.into_bytes());
     let tls_context = tls::TlsContext::builder().with_trust_store(trust).build()?;
-    Ok(aws_smithy_http_client::Builder::new()
+    let https = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::AwsLc,
         ))
         .tls_context(tls_context)
-        .build_https())
+        .build_https();
+    Ok(aws_sdk_secretsmanager::config::SharedHttpClient::new(
+        NoThrowawayConnector(https),
+    ))
+}
+
+/// The SDK HTTPS client minus one wasted step at start-up. The SDK's client validates itself
+/// when the Secrets Manager client is built by creating a whole connector (rustls config with
+/// every trust anchor parsed from PEM) and dropping it: that pre-loads the *system* CA store,
+/// which this client does not use. The connector actually used is created and cached on the
+/// first request either way, so skipping the throwaway one takes ~0.5 ms off cold init without
+/// moving any work into the first invocation (docs/benchmarks.md, "Levers").
+#[derive(Debug)]
+struct NoThrowawayConnector(aws_sdk_secretsmanager::config::SharedHttpClient);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for NoThrowawayConnector {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_sdk_secretsmanager::config::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    // `validate_base_client_config` keeps the trait's no-op default on purpose (see above).
+
+    fn validate_final_config(
+        &self,
+        components: &aws_sdk_secretsmanager::config::RuntimeComponents,
+        cfg: &aws_sdk_secretsmanager::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        // Keeps the SDK's user agent metadata ("hyper/1.x") as it was.
+        self.0.connector_metadata()
+    }
 }
