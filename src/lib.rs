@@ -7,6 +7,7 @@ pub mod config;
 pub mod credentials;
 pub mod outcome;
 pub mod request;
+pub mod sdk;
 pub mod service;
 pub mod telemetry;
 pub mod trigger;

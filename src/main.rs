@@ -5,6 +5,7 @@
 //! scheduler only adds start-up work and binary size.
 
 use cloudbot_trigger::config::Config;
+use cloudbot_trigger::sdk;
 use cloudbot_trigger::service::Service;
 use cloudbot_trigger::telemetry;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -15,12 +16,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
-    // Standard AWS settings (region, credentials, AWS_ENDPOINT_URL for local runs) from the environment.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(sdk_http_client()?)
-        .load()
-        .await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secrets = sdk::secrets_manager_client()
+        .await
+        .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
     let service = Service::new(config, secrets)
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
     let service = &service;
@@ -29,75 +27,4 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Box::pin(service.handle(event))
     }))
     .await
-}
-
-/// The Secrets Manager SDK's HTTPS client: the SDK's default (rustls + aws-lc), trusting the
-/// Mozilla roots compiled into the binary (the same set as the Cloud BOT client) instead of
-/// reading and parsing the system CA store at start-up. Measured cold init 3.6 -> 2.8 ms
-/// (docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
-fn sdk_http_client()
--> Result<aws_sdk_secretsmanager::config::SharedHttpClient, lambda_runtime::Error> {
-    use aws_smithy_http_client::tls;
-    use base64::Engine as _;
-    let mut pem = String::with_capacity(300 * 1024);
-    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-        // base64 output is ASCII, so every 64-byte chunk is valid UTF-8.
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    let trust = tls::TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(pem.into_bytes());
-    let tls_context = tls::TlsContext::builder().with_trust_store(trust).build()?;
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(tls_context)
-        .build_https();
-    Ok(aws_sdk_secretsmanager::config::SharedHttpClient::new(
-        NoThrowawayConnector(https),
-    ))
-}
-
-/// The SDK HTTPS client minus one wasted step at start-up. The SDK's client validates itself
-/// while `aws_config` loads and when the Secrets Manager client is built, each time by creating
-/// a whole connector (rustls config with every trust anchor parsed from PEM, ~0.5 ms) and
-/// dropping it: that pre-loads the *system* CA store, which this client does not use. The
-/// connector actually used is created and cached on the first request either way, so skipping
-/// the throwaway ones took cold init from 3.0 to 2.0 ms (median) with the first invocation
-/// unchanged (docs/benchmarks.md, "Levers", lever 8).
-#[derive(Debug)]
-struct NoThrowawayConnector(aws_sdk_secretsmanager::config::SharedHttpClient);
-
-impl aws_smithy_runtime_api::client::http::HttpClient for NoThrowawayConnector {
-    fn http_connector(
-        &self,
-        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        components: &aws_sdk_secretsmanager::config::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        self.0.http_connector(settings, components)
-    }
-
-    // `validate_base_client_config` keeps the trait's no-op default on purpose (see above).
-
-    fn validate_final_config(
-        &self,
-        components: &aws_sdk_secretsmanager::config::RuntimeComponents,
-        cfg: &aws_sdk_secretsmanager::config::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        self.0.validate_final_config(components, cfg)
-    }
-
-    fn connector_metadata(
-        &self,
-    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
-        // Keeps the SDK's user agent metadata ("hyper/1.x") as it was.
-        self.0.connector_metadata()
-    }
 }
