@@ -10,7 +10,48 @@ pub mod sandbox;
 pub mod secrets;
 pub mod stats;
 
+use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Serves `handle` (HTTP/1.1, keep-alive) on every connection `listener` accepts, each on its own
+/// task, until the returned task is aborted. Shared by the harness's local servers.
+pub(crate) fn spawn_http_server<S, H, F>(
+    listener: TcpListener,
+    state: Arc<S>,
+    handle: H,
+) -> JoinHandle<()>
+where
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            // Requests and answers are tiny and answered at once: Nagle would only add delay.
+            let _ = stream.set_nodelay(true);
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
 
 /// Any harness failure: setup, a process that did not start, an unexpected answer.
 /// A benchmark fails only on such functional breakage, never on slow timings.

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -105,23 +104,7 @@ impl RuntimeApi {
             init_error: watch::channel(None).0,
             polls: AtomicU64::new(0),
         });
-        let server_state = state.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                // Events are tiny and answered at once: Nagle would only add delay.
-                let _ = stream.set_nodelay(true);
-                let state = server_state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server = crate::spawn_http_server(listener, state.clone(), handle);
         Ok(Self {
             addr,
             state,
