@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool the tests, the local run and the benchmarks need, pinned, into .tools/
 # (git-ignored), plus the two Debian packages of the arm64 run. Idempotent: a tool set whose lock
-# has not changed since it was installed is kept, so a second run takes about a second.
+# has not changed since it was installed is kept (a repeated run only compares files).
 #
 #   scripts/install-tools.sh            # everything
 #   scripts/install-tools.sh aws lambda # only some sets: aws | lambda | sam | deny | node | arm64 | qemu
