@@ -9,6 +9,7 @@
 // they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -41,7 +42,9 @@ impl Moto {
         if !bin.exists() {
             // A fresh clone has no .tools/ yet. Stop the whole test binary here with one clear
             // line rather than letting every test that needs Secrets Manager fail on its own.
-            eprintln!(
+            // Written to the stderr handle: libtest captures `eprintln!`, and exiting drops it.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\nerror: {} is missing. The tests need the project's pinned tools: run \
                  `scripts/test.sh` (see README.md), which installs them into .tools/ \
                  and runs every test; `cargo test` works on its own afterwards.\n",
