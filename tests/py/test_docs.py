@@ -44,8 +44,8 @@ def markdown_files(root: Path = ROOT) -> list[Path]:
     return sorted({root / name for name in out.split("\0") if name and (root / name).is_file()})
 
 
-def prose_lines(text: str):
-    """(line number, line) outside fenced code blocks, with inline code spans blanked."""
+def outside_fences(text: str):
+    """(line number, line) of the lines outside fenced code blocks."""
     fence = None
     for number, line in enumerate(text.splitlines(), start=1):
         m = FENCE.match(line)
@@ -56,6 +56,12 @@ def prose_lines(text: str):
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
                 fence = None
             continue
+        yield number, line
+
+
+def prose_lines(text: str):
+    """(line number, line) outside fenced code blocks, with inline code spans blanked."""
+    for number, line in outside_fences(text):
         yield number, INLINE_CODE.sub(lambda c: " " * len(c.group(0)), line)
 
 
@@ -85,16 +91,7 @@ def anchors(text: str) -> set[str]:
     """Every anchor a Markdown text defines: its headings (GitHub rules) and id/name attributes."""
     found: set[str] = set()
     seen: dict[str, int] = {}
-    fence = None
-    for line in text.splitlines():
-        m = FENCE.match(line)
-        if fence is None and m:
-            fence = m.group(1)
-            continue
-        if fence is not None:
-            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
-                fence = None
-            continue
+    for _, line in outside_fences(text):
         found.update(HTML_ANCHOR.findall(line))
         h = ATX_HEADING.match(line)
         if not h:
