@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -22,6 +21,7 @@ use crate::cloudbot::{
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Refreshed};
 use crate::error::Failure;
+use crate::payload::Payload;
 use crate::request::{Operation, OperationKind, Request};
 use crate::telemetry;
 use crate::trigger::{self, Answer};
@@ -65,11 +65,11 @@ impl Service {
     }
 
     /// Handles one Lambda invocation of any trigger.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Box<RawValue>, Diagnostic> {
+    pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
         let (payload, context) = event.into_parts();
         let deadline = invocation_deadline(&context, started);
-        let decoded = trigger::decode(payload, &self.config);
+        let decoded = trigger::decode_payload(&payload, &self.config);
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
         async move {
             let result = match decoded.request {

@@ -24,6 +24,7 @@ pub use http::MAX_HTTP_BODY_BYTES;
 
 use crate::config::Config;
 use crate::error::Failure;
+use crate::payload::Payload;
 use crate::request::{self, Request, RequestError};
 
 /// Which kind of trigger delivered the event.
@@ -108,6 +109,18 @@ pub struct Answer {
     pub http_status: u16,
     /// `Location` header for API Gateway (the job reference endpoint after execute).
     pub location: Option<String>,
+}
+
+/// Decodes the invocation payload: a payload that is not JSON, or not JSON we accept (see
+/// [`crate::payload`]), is an invalid direct request.
+pub fn decode_payload(payload: &Payload, config: &Config) -> Decoded {
+    match payload.parse() {
+        Ok(event) => decode(event, config),
+        Err(err) => Decoded {
+            trigger: Trigger::Direct,
+            request: Err(err),
+        },
+    }
 }
 
 /// Decodes an event of any supported trigger.
