@@ -5,7 +5,7 @@
 pub mod cloudbot;
 pub mod config;
 pub mod credentials;
-pub mod outcome;
+pub mod error;
 pub mod request;
 pub mod sdk;
 pub mod service;

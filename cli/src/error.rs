@@ -53,7 +53,7 @@ pub enum CliError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     /// A Cloud BOT call failed.
-    #[error("{action} failed (CloudBot.{name})", name = source.name())]
+    #[error("{action} failed ({name})", name = source.kind().name)]
     CloudBot {
         /// What was being done, e.g. "starting the BOT".
         action: &'static str,
@@ -133,14 +133,14 @@ impl CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cloudbot_trigger::cloudbot::Failure;
+    use cloudbot_trigger::cloudbot::Cause;
 
     #[test]
     fn outcome_unknown_has_its_own_exit_code_and_a_hint() {
         let err = CliError::CloudBot {
             action: "starting the BOT",
             source: CloudBotError::OutcomeUnknown {
-                cause: Failure::Timeout,
+                cause: Cause::Timeout,
             },
         };
         assert_eq!(err.exit(), Exit::OutcomeUnknown);
