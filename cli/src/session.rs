@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use cloudbot_trigger::cloudbot::{
-    ApiBase, Call, ClientSettings, CloudBotClient, Credentials, Language,
+    ApiBase, Call, ClientSettings, CloudBotClient, Credentials, Language, check_value,
 };
 use cloudbot_trigger::credentials::CredentialsProvider;
 use cloudbot_trigger::sdk;
@@ -65,8 +65,8 @@ impl Settings {
             Some(raw) if !raw.is_empty() => (raw, false),
             _ => (LOCAL_API_BASE, true),
         };
-        let base = ApiBase::parse_field(raw_base, "--api-base / CLOUDBOT_API_BASE")
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let base = ApiBase::parse(raw_base)
+            .map_err(|e| CliError::Usage(format!("--api-base / CLOUDBOT_API_BASE {}", e.reason)))?;
         let language = global
             .language
             .parse::<Language>()
@@ -90,14 +90,11 @@ impl Settings {
             }
             (Some(id), None, None) => Source::Secret(id.to_owned()),
             (None, Some(token), Some(key)) => {
-                let credentials = Credentials::new(token, key);
-                if !credentials.is_well_formed() {
-                    return Err(CliError::Usage(format!(
-                        "{ACCESS_TOKEN_VAR} or {SECRET_KEY_VAR} contains characters that \
-                         cannot be sent in an HTTP header"
-                    )));
+                // The rule the secret decoder applies, naming the variable, never its value.
+                for (var, value) in [(ACCESS_TOKEN_VAR, &token), (SECRET_KEY_VAR, &key)] {
+                    check_value(value).map_err(|p| CliError::Usage(format!("{var} {p}")))?;
                 }
-                Source::Env(credentials)
+                Source::Env(Credentials::new(token, key))
             }
             (None, Some(_), None) | (None, None, Some(_)) => {
                 return Err(CliError::Usage(format!(

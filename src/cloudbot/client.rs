@@ -33,7 +33,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(25_000);
 
 /// Largest response body read (1 MiB). A job with its output is far smaller; anything bigger is
 /// treated as an invalid answer instead of being buffered.
-pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
 /// How long an idle keep-alive connection stays in the pool. A warm Lambda reuses it across
 /// invocations; kept below common server/load-balancer idle timeouts (60 s and more) so that we
@@ -65,7 +65,7 @@ impl Default for ClientSettings {
 }
 
 /// `cloudbot-trigger/<crate version>`.
-pub fn default_user_agent() -> String {
+fn default_user_agent() -> String {
     format!("cloudbot-trigger/{}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -138,9 +138,9 @@ impl CloudBotClient {
             .redirect(reqwest::redirect::Policy::none())
             // Trust the Mozilla root set compiled into the binary instead of reqwest's default
             // platform verifier, which reads and parses the whole system CA store
-            // (/etc/ssl/certs) while the client is built: measured 5.2 -> 3.6 ms cold init
-            // (docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that
-            // a CA change needs a rebuild with a newer webpki-root-certs.
+            // (/etc/ssl/certs) while the client is built (its cold-init cost is measured in
+            // docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that a
+            // CA change needs a rebuild with a newer webpki-root-certs.
             .tls_certs_only(
                 webpki_root_certs::TLS_SERVER_ROOT_CERTS
                     .iter()

@@ -18,12 +18,11 @@ mod retry;
 
 pub use client::{
     Call, ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-    MAX_REQUEST_BODY, MAX_RESPONSE_BODY, default_user_agent,
+    MAX_REQUEST_BODY,
 };
-pub use credentials::Credentials;
+pub use credentials::{Credentials, ValueProblem, check_value};
 pub use endpoint::{
-    ApiBase, BotEndpoint, BotId, DEFAULT_API_BASE, EndpointError, EndpointProblem, JobEndpoint,
-    JobId, MAX_ID_LEN, PublicId,
+    ApiBase, BotEndpoint, BotId, EndpointError, EndpointProblem, JobEndpoint, JobId, PublicId,
 };
 pub use error::{Cause, CloudBotError, MAX_MESSAGE_CHARS};
 pub use model::{
