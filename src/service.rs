@@ -73,7 +73,10 @@ impl Service {
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
         async move {
             let result = match decoded.request {
-                Ok(request) => self.run(&request, deadline).await,
+                Ok(request) => {
+                    let budget = decoded.trigger.retry_budget();
+                    self.run(&request, deadline, budget).await
+                }
                 Err(err) => Err(Failure::Request(err)),
             };
             telemetry::finish(&result, started.elapsed());
@@ -83,8 +86,14 @@ impl Service {
         .await
     }
 
-    /// Runs a validated request; gives up at `deadline`.
-    async fn run(&self, request: &Request, deadline: Instant) -> Result<Answer, Failure> {
+    /// Runs a validated request; gives up at `deadline`, and waits between Cloud BOT attempts
+    /// for at most `retry_budget` per call.
+    async fn run(
+        &self,
+        request: &Request,
+        deadline: Instant,
+        retry_budget: Duration,
+    ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
         if let Operation::Execute {
             default_bot: true, ..
@@ -93,13 +102,15 @@ impl Service {
             tracing::info!("no BOT in the request: running the configured default BOT");
         }
         let lease = self.credentials.get(deadline).await?;
-        match self.call(request, &lease, deadline).await {
+        match self.call(request, &lease, deadline, retry_budget).await {
             Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
                 tracing::info!(
                     "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
                 );
                 match self.credentials.refresh(&lease, deadline).await? {
-                    Refreshed::New(fresh) => self.call(request, &fresh, deadline).await,
+                    Refreshed::New(fresh) => {
+                        self.call(request, &fresh, deadline, retry_budget).await
+                    }
                     Refreshed::Unchanged => {
                         tracing::info!(
                             "the secret has not changed since it was read: not retrying"
@@ -117,11 +128,13 @@ impl Service {
         request: &Request,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
     ) -> Result<Answer, Failure> {
         let call = Call {
             credentials: &lease.credentials,
             language: request.language,
             deadline,
+            retry_budget,
         };
         match &request.operation {
             Operation::Execute { bot, body, .. } => {

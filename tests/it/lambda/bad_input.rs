@@ -422,7 +422,10 @@ async fn loopback_http_callback_is_exactly_the_three_documented_hosts() {
     ];
     for (raw, sent) in accepted {
         let event = json!({"public_id": "demo", "bot_id": "echo_bot", "callback_endpoint": raw});
-        let ok = h.invoke(event).await.unwrap_or_else(|e| panic!("{raw}: {e:?}"));
+        let ok = h
+            .invoke(event)
+            .await
+            .unwrap_or_else(|e| panic!("{raw}: {e:?}"));
         let job = h.emulator.job(ok["job_id"].as_str().unwrap()).unwrap();
         assert_eq!(job.callback_endpoint.as_deref(), Some(sent), "{raw}");
     }
@@ -445,7 +448,14 @@ async fn loopback_http_callback_is_exactly_the_three_documented_hosts() {
         let event = json!({"public_id": "demo", "bot_id": "echo_bot", "callback_endpoint": raw});
         let err = h.invoke(event).await.expect_err(raw);
         assert_eq!(err.error_type, "InvalidRequest", "{raw}");
-        assert!(err.error_message.contains("callback_endpoint"), "{raw}: {err:?}");
+        assert!(
+            err.error_message.contains("callback_endpoint"),
+            "{raw}: {err:?}"
+        );
     }
-    assert_eq!(h.emulator.stats().jobs_created, executes, "nothing was started");
+    assert_eq!(
+        h.emulator.stats().jobs_created,
+        executes,
+        "nothing was started"
+    );
 }
