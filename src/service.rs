@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -22,18 +21,19 @@ use crate::cloudbot::{
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Refreshed};
 use crate::error::Failure;
+use crate::payload::Payload;
 use crate::request::{Operation, OperationKind, Request};
 use crate::telemetry;
 use crate::trigger::{self, Answer};
 
 /// Time kept back from the Lambda deadline to encode and post the answer.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// When the caller asks Cloud BOT to wait for the job (`timeout`), the wait is shortened so the
 /// answer arrives this long before our own deadline or the client's request timeout ([I]: the
 /// API's behaviour past `timeout` is undocumented; with this margin the usual answer is a job
 /// still `executing`, never a connection we abandon after a job started).
-pub const WAIT_HEADROOM: Duration = Duration::from_secs(2);
+const WAIT_HEADROOM: Duration = Duration::from_secs(2);
 
 /// Shared state of the function: built once at cold start.
 #[derive(Debug)]
@@ -64,21 +64,19 @@ impl Service {
         })
     }
 
-    /// The configuration the service runs with.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Handles one Lambda invocation of any trigger.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Box<RawValue>, Diagnostic> {
+    pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
         let (payload, context) = event.into_parts();
         let deadline = invocation_deadline(&context, started);
-        let decoded = trigger::decode(payload, &self.config);
+        let decoded = trigger::decode_payload(&payload, &self.config);
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
         async move {
             let result = match decoded.request {
-                Ok(request) => self.run(&request, deadline).await,
+                Ok(request) => {
+                    let budget = decoded.trigger.retry_budget();
+                    self.run(&request, deadline, budget).await
+                }
                 Err(err) => Err(Failure::Request(err)),
             };
             telemetry::finish(&result, started.elapsed());
@@ -88,8 +86,14 @@ impl Service {
         .await
     }
 
-    /// Runs a validated request; gives up at `deadline`.
-    pub async fn run(&self, request: &Request, deadline: Instant) -> Result<Answer, Failure> {
+    /// Runs a validated request; gives up at `deadline`, and waits between Cloud BOT attempts
+    /// for at most `retry_budget` per call.
+    async fn run(
+        &self,
+        request: &Request,
+        deadline: Instant,
+        retry_budget: Duration,
+    ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
         if let Operation::Execute {
             default_bot: true, ..
@@ -98,13 +102,15 @@ impl Service {
             tracing::info!("no BOT in the request: running the configured default BOT");
         }
         let lease = self.credentials.get(deadline).await?;
-        match self.call(request, &lease, deadline).await {
+        match self.call(request, &lease, deadline, retry_budget).await {
             Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
                 tracing::info!(
                     "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
                 );
                 match self.credentials.refresh(&lease, deadline).await? {
-                    Refreshed::New(fresh) => self.call(request, &fresh, deadline).await,
+                    Refreshed::New(fresh) => {
+                        self.call(request, &fresh, deadline, retry_budget).await
+                    }
                     Refreshed::Unchanged => {
                         tracing::info!(
                             "the secret has not changed since it was read: not retrying"
@@ -122,11 +128,13 @@ impl Service {
         request: &Request,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
     ) -> Result<Answer, Failure> {
         let call = Call {
             credentials: &lease.credentials,
             language: request.language,
             deadline,
+            retry_budget,
         };
         match &request.operation {
             Operation::Execute { bot, body, .. } => {
@@ -228,7 +236,7 @@ fn record_result<T>(
 /// 2001-09-09, i.e. below 10^12) is read as the remaining time in milliseconds: `cargo lambda
 /// watch` 1.9 sends the function timeout (600000) there. A missing deadline (0) gets the Lambda
 /// maximum of 15 minutes.
-pub fn invocation_deadline(context: &Context, now: Instant) -> Instant {
+fn invocation_deadline(context: &Context, now: Instant) -> Instant {
     const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
     const LAMBDA_MAX: Duration = Duration::from_secs(900);
     let remaining = match context.deadline {

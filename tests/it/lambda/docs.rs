@@ -1,5 +1,5 @@
 //! The docs stay in step with the code: the error table (docs/errors.md, generated from the
-//! code's table) and the sample list.
+//! code's table) and the sample list (docs/contract.md).
 //!
 //! After changing a row in `src/error/kind.rs`, regenerate the doc's table with
 //! `CLOUDBOT_UPDATE_DOCS=1 cargo test --test it error_table`.
@@ -56,12 +56,12 @@ fn the_error_table_in_docs_is_the_codes_table() {
 
 #[test]
 fn every_event_sample_is_documented() {
-    let docs = doc("README.md");
+    let docs = doc("docs/contract.md");
     for entry in std::fs::read_dir(events_dir()).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(
             docs.contains(&format!("| `{name}` |")),
-            "README.md does not list events/{name}"
+            "docs/contract.md does not list events/{name}"
         );
     }
 }
