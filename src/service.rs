@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -23,6 +22,7 @@ use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Refreshed};
 use crate::error::Failure;
 use crate::metrics::{Invocation, Metrics};
+use crate::payload::Payload;
 use crate::request::{Operation, OperationKind, Request};
 use crate::telemetry;
 use crate::trigger::{self, Answer};
@@ -69,11 +69,11 @@ impl Service {
     }
 
     /// Handles one Lambda invocation of any trigger.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Box<RawValue>, Diagnostic> {
+    pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
         let (payload, context) = event.into_parts();
         let deadline = invocation_deadline(&context, started);
-        let decoded = trigger::decode(payload, &self.config);
+        let decoded = trigger::decode_payload(&payload, &self.config);
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
         let mut record = self
             .metrics
@@ -85,7 +85,8 @@ impl Service {
             let result = match decoded.request {
                 Ok(request) => {
                     record.set_operation(request.operation.kind().name());
-                    self.run(&request, deadline, &mut record).await
+                    let budget = decoded.trigger.retry_budget();
+                    self.run(&request, deadline, budget, &mut record).await
                 }
                 Err(err) => Err(Failure::Request(err)),
             };
@@ -102,11 +103,13 @@ impl Service {
         .await
     }
 
-    /// Runs a validated request; gives up at `deadline`.
+    /// Runs a validated request; gives up at `deadline`, and waits between Cloud BOT attempts
+    /// for at most `retry_budget` per call.
     async fn run(
         &self,
         request: &Request,
         deadline: Instant,
+        retry_budget: Duration,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
@@ -117,13 +120,19 @@ impl Service {
             tracing::info!("no BOT in the request: running the configured default BOT");
         }
         let lease = self.credentials.get(deadline).await?;
-        match self.call(request, &lease, deadline, record).await {
+        match self
+            .call(request, &lease, deadline, retry_budget, record)
+            .await
+        {
             Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
                 tracing::info!(
                     "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
                 );
                 match self.credentials.refresh(&lease, deadline).await? {
-                    Refreshed::New(fresh) => self.call(request, &fresh, deadline, record).await,
+                    Refreshed::New(fresh) => {
+                        self.call(request, &fresh, deadline, retry_budget, record)
+                            .await
+                    }
                     Refreshed::Unchanged => {
                         tracing::info!(
                             "the secret has not changed since it was read: not retrying"
@@ -141,12 +150,14 @@ impl Service {
         request: &Request,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         let call = Call {
             credentials: &lease.credentials,
             language: request.language,
             deadline,
+            retry_budget,
         };
         match &request.operation {
             Operation::Execute { bot, body, .. } => {

@@ -176,6 +176,8 @@ impl Session {
             credentials: &self.credentials,
             language: self.language,
             deadline: Instant::now() + CALL_BUDGET,
+            // An operator waits at the terminal: only the call's deadline bounds the waits.
+            retry_budget: std::time::Duration::MAX,
         }
     }
 }
