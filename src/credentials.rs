@@ -15,6 +15,7 @@
 //! definite answer (access denied, secret missing, malformed secret).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
@@ -109,6 +110,8 @@ pub struct CredentialsProvider {
     ttl: Duration,
     max_stale: Duration,
     cache: Mutex<Option<Cached>>,
+    /// Secrets Manager reads attempted so far (successful or not), for the metrics.
+    fetches: AtomicU32,
 }
 
 impl CredentialsProvider {
@@ -121,6 +124,7 @@ impl CredentialsProvider {
             ttl,
             max_stale: Duration::ZERO,
             cache: Mutex::new(None),
+            fetches: AtomicU32::new(0),
         }
     }
 
@@ -179,6 +183,11 @@ impl CredentialsProvider {
         .map_err(|_| timed_out())?
     }
 
+    /// Secrets Manager reads this provider has attempted since it was built.
+    pub fn fetch_count(&self) -> u32 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
     /// Replaces credentials the API rejected. Fetches at most once however many callers report the
     /// same `rejected` lease: later callers get the lease the first one fetched.
     pub async fn refresh(
@@ -231,6 +240,7 @@ impl CredentialsProvider {
     }
 
     async fn fetch(&self, generation: u64) -> Result<Lease, FetchError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let output = self
             .client

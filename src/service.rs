@@ -21,6 +21,7 @@ use crate::cloudbot::{
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Refreshed};
 use crate::error::Failure;
+use crate::metrics::{Invocation, Metrics};
 use crate::payload::Payload;
 use crate::request::{Operation, OperationKind, Request};
 use crate::telemetry;
@@ -41,6 +42,7 @@ pub struct Service {
     config: Config,
     client: CloudBotClient,
     credentials: CredentialsProvider,
+    metrics: Metrics,
 }
 
 impl Service {
@@ -58,10 +60,12 @@ impl Service {
         let credentials =
             CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl)
                 .with_max_stale(config.secret_max_stale);
+        let metrics = Metrics::new(config.metrics_namespace.clone());
         Ok(Self {
             config,
             client,
             credentials,
+            metrics,
         })
     }
 
@@ -72,15 +76,28 @@ impl Service {
         let deadline = invocation_deadline(&context, started);
         let decoded = trigger::decode_payload(&payload, &self.config);
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
+        let mut record = self
+            .metrics
+            .start(decoded.trigger.name(), &context.request_id);
         async move {
+            // Lambda runs one invocation per sandbox at a time, so the difference of the
+            // provider's counter is this invocation's reads.
+            let fetches_before = self.credentials.fetch_count();
             let result = match decoded.request {
                 Ok(request) => {
+                    record.set_operation(request.operation.kind().name());
                     let budget = decoded.trigger.retry_budget();
-                    self.run(&request, deadline, budget).await
+                    self.run(&request, deadline, budget, &mut record).await
                 }
                 Err(err) => Err(Failure::Request(err)),
             };
-            telemetry::finish(&result, started.elapsed());
+            if let Err(failure) = &result {
+                record.set_failed(failure.kind().name);
+            }
+            record.add_secret_fetches(self.credentials.fetch_count() - fetches_before);
+            let elapsed = started.elapsed();
+            telemetry::finish(&result, elapsed);
+            self.metrics.emit(&record, elapsed);
             trigger::encode(decoded.trigger, result)
         }
         .instrument(span)
@@ -94,6 +111,7 @@ impl Service {
         request: &Request,
         deadline: Instant,
         retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
         if let Operation::Execute {
@@ -103,14 +121,18 @@ impl Service {
             tracing::info!("no BOT in the request: running the configured default BOT");
         }
         let lease = self.credentials.get(deadline).await?;
-        match self.call(request, &lease, deadline, retry_budget).await {
+        match self
+            .call(request, &lease, deadline, retry_budget, record)
+            .await
+        {
             Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
                 tracing::info!(
                     "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
                 );
                 match self.credentials.refresh(&lease, deadline).await? {
                     Refreshed::New(fresh) => {
-                        self.call(request, &fresh, deadline, retry_budget).await
+                        self.call(request, &fresh, deadline, retry_budget, record)
+                            .await
                     }
                     Refreshed::Unchanged => {
                         tracing::info!(
@@ -130,6 +152,7 @@ impl Service {
         lease: &Lease,
         deadline: Instant,
         retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         let call = Call {
             credentials: &lease.credentials,
@@ -140,11 +163,14 @@ impl Service {
         match &request.operation {
             Operation::Execute { bot, body, .. } => {
                 let body = self.bounded_wait(body, deadline);
+                let upstream = Instant::now();
                 let result = self.client.execute(&call, bot, &body).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |s| {
                     (Some(s.http_status), Some(s.job.job_id.as_str()))
                 });
                 let started = result?;
+                record.set_run_started(&started.job.job_id);
                 let body =
                     job_result(OperationKind::Execute, &started.job, &started.job_reference)?;
                 Ok(Answer {
@@ -154,7 +180,10 @@ impl Service {
                 })
             }
             Operation::ReferJob { job } => {
+                record.set_job(job.job_id().as_str());
+                let upstream = Instant::now();
                 let result = self.client.refer_job(&call, job).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |_| (Some(200), None));
                 let found = result?;
                 Ok(Answer {
@@ -164,7 +193,9 @@ impl Service {
                 })
             }
             Operation::ListBots { public_id } => {
+                let upstream = Instant::now();
                 let result = self.client.list_bots(&call, public_id).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |_| (Some(200), None));
                 let bots = result?;
                 let body = ListBotsResult {
