@@ -26,14 +26,18 @@ RETRYABLE = {
     "CloudBot.Unavailable",
     "Credentials.Unavailable",
     "Lambda.ServiceException",
-    "Lambda.TooManyRequestsException",
+    "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.TooManyRequestsException",
 }
 # After these a BOT job may have been started: retrying ExecuteBot could start a second, paid run.
 NEVER_RETRY_EXECUTE = {
     "CloudBot.OutcomeUnknown",
     "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
+    "Lambda.ClientExecutionTimeoutException",
     "States.Timeout",
     "States.TaskFailed",
     "States.ALL",

@@ -26,7 +26,7 @@ use cloudbot_trigger::service::Service;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-use crate::support::moto::{CallCounter, moto, secret_json};
+use crate::support::moto::{CallCounter, Outage, moto, secret_json};
 
 /// The placeholder job id in `events/*refer-job*.json`; tests substitute a job just created.
 pub const JOB_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
@@ -43,6 +43,8 @@ pub struct Harness {
     pub secret_id: String,
     /// `GetSecretValue` calls made by the service.
     pub secret_reads: CallCounter,
+    /// Switches Secrets Manager's answers to the service to errors.
+    pub secret_outage: Outage,
 }
 
 /// Options for [`Harness::start_with`].
@@ -89,13 +91,14 @@ impl Harness {
             env.insert(k, v);
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
-        let (client, secret_reads) = moto.counting_client();
+        let (client, secret_reads, secret_outage) = moto.faulty_client();
         let service = Service::new(config, client).expect("service");
         Harness {
             emulator,
             service,
             secret_id,
             secret_reads,
+            secret_outage,
         }
     }
 

@@ -89,3 +89,55 @@ fn retry_lists_and_the_retryable_column_agree() {
     }
     assert!(checked >= 4, "found only {checked} function tasks");
 }
+
+/// The Lambda service errors AWS's guidance lists for Lambda tasks. A read is safe to repeat, so
+/// every ReferJob retries all of them; ExecuteBot retries only throttling (the others may mean
+/// the function ran and started a job).
+#[test]
+fn refer_job_retries_the_lambda_service_errors_aws_lists() {
+    const AWS_LISTED: [&str; 4] = [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.ClientExecutionTimeoutException",
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine");
+    let mut refer_jobs = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let asl: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut found = Vec::new();
+        tasks(asl["States"].as_object().unwrap(), &mut found);
+        for (name, task) in found {
+            let retried: BTreeSet<&str> = task["Retry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+                .map(|e| e.as_str().unwrap())
+                .collect();
+            let at = format!("{}/{name}", path.file_name().unwrap().to_string_lossy());
+            match name.as_str() {
+                "ReferJob" => {
+                    refer_jobs += 1;
+                    for error in AWS_LISTED
+                        .iter()
+                        .chain(["Lambda.TooManyRequestsException"].iter())
+                    {
+                        assert!(retried.contains(error), "{at} does not retry {error}");
+                    }
+                }
+                "ExecuteBot" => {
+                    for error in AWS_LISTED {
+                        assert!(
+                            !retried.contains(error),
+                            "{at} retries {error}: a job may have started"
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(refer_jobs, 2, "one ReferJob per state machine");
+}
