@@ -5,7 +5,9 @@
 pub mod cloudbot;
 pub mod config;
 pub mod credentials;
-pub mod outcome;
+pub mod error;
+pub mod metrics;
+pub mod payload;
 pub mod request;
 pub mod sdk;
 pub mod service;

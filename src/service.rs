@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -21,19 +20,21 @@ use crate::cloudbot::{
 };
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Refreshed};
-use crate::outcome::Failure;
-use crate::request::{Operation, Request};
+use crate::error::Failure;
+use crate::metrics::{Invocation, Metrics};
+use crate::payload::Payload;
+use crate::request::{Operation, OperationKind, Request};
 use crate::telemetry;
 use crate::trigger::{self, Answer};
 
 /// Time kept back from the Lambda deadline to encode and post the answer.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// When the caller asks Cloud BOT to wait for the job (`timeout`), the wait is shortened so the
 /// answer arrives this long before our own deadline or the client's request timeout ([I]: the
 /// API's behaviour past `timeout` is undocumented; with this margin the usual answer is a job
 /// still `executing`, never a connection we abandon after a job started).
-pub const WAIT_HEADROOM: Duration = Duration::from_secs(2);
+const WAIT_HEADROOM: Duration = Duration::from_secs(2);
 
 /// Shared state of the function: built once at cold start.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ pub struct Service {
     config: Config,
     client: CloudBotClient,
     credentials: CredentialsProvider,
+    metrics: Metrics,
 }
 
 impl Service {
@@ -56,64 +58,82 @@ impl Service {
             ..ClientSettings::default()
         })?;
         let credentials =
-            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl);
+            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl)
+                .with_max_stale(config.secret_max_stale);
+        let metrics = Metrics::new(config.metrics_namespace.clone());
         Ok(Self {
             config,
             client,
             credentials,
+            metrics,
         })
     }
 
-    /// The configuration the service runs with.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Handles one Lambda invocation of any trigger.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Box<RawValue>, Diagnostic> {
+    pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
         let (payload, context) = event.into_parts();
         let deadline = invocation_deadline(&context, started);
-        let decoded = trigger::decode(payload, &self.config);
+        let decoded = trigger::decode_payload(&payload, &self.config);
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
+        let mut record = self
+            .metrics
+            .start(decoded.trigger.name(), &context.request_id);
         async move {
+            // Lambda runs one invocation per sandbox at a time, so the difference of the
+            // provider's counter is this invocation's reads.
+            let fetches_before = self.credentials.fetch_count();
             let result = match decoded.request {
-                Ok(request) => self.run(&request, deadline).await,
+                Ok(request) => {
+                    record.set_operation(request.operation.kind().name());
+                    let budget = decoded.trigger.retry_budget();
+                    self.run(&request, deadline, budget, &mut record).await
+                }
                 Err(err) => Err(Failure::Request(err)),
             };
-            telemetry::finish(&result, started.elapsed());
+            if let Err(failure) = &result {
+                record.set_failed(failure.kind().name);
+            }
+            record.add_secret_fetches(self.credentials.fetch_count() - fetches_before);
+            let elapsed = started.elapsed();
+            telemetry::finish(&result, elapsed);
+            self.metrics.emit(&record, elapsed);
             trigger::encode(decoded.trigger, result)
         }
         .instrument(span)
         .await
     }
 
-    /// Runs a validated request; gives up at `deadline`.
-    pub async fn run(&self, request: &Request, deadline: Instant) -> Result<Answer, Failure> {
-        match &request.operation {
-            Operation::Execute {
-                bot, default_bot, ..
-            } => {
-                telemetry::record_target("execute", Some(bot.url()), None);
-                if *default_bot {
-                    tracing::info!("no BOT in the request: running the configured default BOT");
-                }
-            }
-            Operation::ReferJob { job } => {
-                telemetry::record_target("refer_job", None, Some(job.job_id().as_str()))
-            }
-            Operation::ListBots { public_id } => {
-                telemetry::record_target("list_bots", Some(public_id.as_str()), None)
-            }
+    /// Runs a validated request; gives up at `deadline`, and waits between Cloud BOT attempts
+    /// for at most `retry_budget` per call.
+    async fn run(
+        &self,
+        request: &Request,
+        deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
+    ) -> Result<Answer, Failure> {
+        telemetry::record_target(&request.operation);
+        if let Operation::Execute {
+            default_bot: true, ..
+        } = &request.operation
+        {
+            tracing::info!("no BOT in the request: running the configured default BOT");
         }
         let lease = self.credentials.get(deadline).await?;
-        match self.call(request, &lease, deadline).await {
+        match self
+            .call(request, &lease, deadline, retry_budget, record)
+            .await
+        {
             Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
                 tracing::info!(
                     "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
                 );
                 match self.credentials.refresh(&lease, deadline).await? {
-                    Refreshed::New(fresh) => self.call(request, &fresh, deadline).await,
+                    Refreshed::New(fresh) => {
+                        self.call(request, &fresh, deadline, retry_budget, record)
+                            .await
+                    }
                     Refreshed::Unchanged => {
                         tracing::info!(
                             "the secret has not changed since it was read: not retrying"
@@ -131,21 +151,28 @@ impl Service {
         request: &Request,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         let call = Call {
             credentials: &lease.credentials,
             language: request.language,
             deadline,
+            retry_budget,
         };
         match &request.operation {
             Operation::Execute { bot, body, .. } => {
                 let body = self.bounded_wait(body, deadline);
+                let upstream = Instant::now();
                 let result = self.client.execute(&call, bot, &body).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |s| {
                     (Some(s.http_status), Some(s.job.job_id.as_str()))
                 });
                 let started = result?;
-                let body = job_result("execute", &started.job, &started.job_reference)?;
+                record.set_run_started(&started.job.job_id);
+                let body =
+                    job_result(OperationKind::Execute, &started.job, &started.job_reference)?;
                 Ok(Answer {
                     body,
                     http_status: 202,
@@ -153,21 +180,26 @@ impl Service {
                 })
             }
             Operation::ReferJob { job } => {
+                record.set_job(job.job_id().as_str());
+                let upstream = Instant::now();
                 let result = self.client.refer_job(&call, job).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |_| (Some(200), None));
                 let found = result?;
                 Ok(Answer {
-                    body: job_result("refer_job", &found, job)?,
+                    body: job_result(OperationKind::ReferJob, &found, job)?,
                     http_status: 200,
                     location: None,
                 })
             }
             Operation::ListBots { public_id } => {
+                let upstream = Instant::now();
                 let result = self.client.list_bots(&call, public_id).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |_| (Some(200), None));
                 let bots = result?;
                 let body = ListBotsResult {
-                    operation: "list_bots",
+                    operation: OperationKind::ListBots.name(),
                     public_id: public_id.as_str(),
                     bots: bots
                         .iter()
@@ -236,7 +268,7 @@ fn record_result<T>(
 /// 2001-09-09, i.e. below 10^12) is read as the remaining time in milliseconds: `cargo lambda
 /// watch` 1.9 sends the function timeout (600000) there. A missing deadline (0) gets the Lambda
 /// maximum of 15 minutes.
-pub fn invocation_deadline(context: &Context, now: Instant) -> Instant {
+fn invocation_deadline(context: &Context, now: Instant) -> Instant {
     const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
     const LAMBDA_MAX: Duration = Duration::from_secs(900);
     let remaining = match context.deadline {
@@ -250,7 +282,7 @@ pub fn invocation_deadline(context: &Context, now: Instant) -> Instant {
     now + remaining.saturating_sub(DEADLINE_MARGIN)
 }
 
-/// Job result of `execute` and `refer_job` (stable snake_case contract; see README.md).
+/// Job result of `execute` and `refer_job` (stable snake_case contract; see docs/contract.md).
 #[derive(Serialize)]
 struct JobResult<'a> {
     operation: &'static str,
@@ -285,12 +317,12 @@ struct BotResult<'a> {
 }
 
 fn job_result(
-    operation: &'static str,
+    operation: OperationKind,
     job: &Job,
     reference: &JobEndpoint,
 ) -> Result<Box<RawValue>, Failure> {
     to_raw(&JobResult {
-        operation,
+        operation: operation.name(),
         job_id: &job.job_id,
         job_reference_endpoint: reference.url(),
         public_id: reference.public_id().as_str(),

@@ -1,7 +1,7 @@
-//! The Cloud BOT HTTP client: one pooled `reqwest` client built at cold start, the four
-//! operations (list BOTs, execute, refer job, suspend job), header handling, capped body
-//! reading, and the mapping of HTTP answers and transport failures to [`CloudBotError`].
-//! Which failures are retried is decided in `retry.rs`.
+//! The Cloud BOT HTTP client: one pooled `reqwest` client built at cold start, the operations
+//! (list contracts, list BOTs, execute, refer job, suspend job, list jobs), header handling,
+//! capped body reading, and the mapping of HTTP answers and transport failures to
+//! [`CloudBotError`]. Which failures are retried is decided in `retry.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,16 +13,27 @@ use tokio::time::Instant;
 
 use super::credentials::Credentials;
 use super::endpoint::{ApiBase, BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
-use super::error::{CloudBotError, Failure, sanitize_message};
-use super::model::{Bot, BotList, ErrorBody, ExecuteBody, ExecuteRequest, Job, Language, Started};
+use super::error::{Cause, CloudBotError, sanitize_message};
+use super::model::{
+    Bot, BotList, Contract, ContractList, ErrorBody, ExecuteBody, ExecuteRequest, Job, JobList,
+    JobQuery, Language, Started,
+};
 use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
 
-/// Largest request body the service accepts (4 MB); bigger bodies are refused locally.
+/// Largest request body the service accepts ([D]: 4 MB); bigger bodies are refused locally, and
+/// the request parser checks the execute input against it before any call.
 pub const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
+
+/// Default timeout for establishing a connection (TCP + TLS).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_000);
+
+/// Default timeout of one attempt. Below API Gateway's 30 s integration timeout, so an HTTP
+/// caller gets our answer rather than API Gateway's.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(25_000);
 
 /// Largest response body read (1 MiB). A job with its output is far smaller; anything bigger is
 /// treated as an invalid answer instead of being buffered.
-pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
 /// How long an idle keep-alive connection stays in the pool. A warm Lambda reuses it across
 /// invocations; kept below common server/load-balancer idle timeouts (60 s and more) so that we
@@ -46,15 +57,15 @@ impl Default for ClientSettings {
     fn default() -> Self {
         Self {
             base: ApiBase::default(),
-            connect_timeout: Duration::from_millis(3000),
-            request_timeout: Duration::from_millis(25_000),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             user_agent: default_user_agent(),
         }
     }
 }
 
 /// `cloudbot-trigger/<crate version>`.
-pub fn default_user_agent() -> String {
+fn default_user_agent() -> String {
     format!("cloudbot-trigger/{}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -68,6 +79,10 @@ pub struct Call<'a> {
     /// No attempt starts, and no retry wait ends, after this instant (the Lambda's remaining
     /// time minus a safety margin).
     pub deadline: Instant,
+    /// Most time the call may spend waiting between attempts, all waits together (backoff and
+    /// `Retry-After`); a retry that would need more ends the call with the last error instead.
+    /// [`Duration::MAX`] leaves only the deadline to bound it.
+    pub retry_budget: Duration,
 }
 
 /// Client for the Cloud BOT REST API. Build it once (cold start) and clone it freely: clones
@@ -94,17 +109,17 @@ struct Op<'a> {
     safety: Safety,
 }
 
-/// An answer (any status) with its body read within the cap.
-struct Answer {
+/// A reply (any status) with its body read within the cap.
+struct Reply {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
 }
 
 /// How one attempt ended.
-enum Outcome {
+enum AttemptResult {
     /// The server answered and the body was read (any status).
-    Answered(Answer),
+    Answered(Reply),
     /// The server answered with a success status but the body was cut off.
     BodyCut { status: u16 },
     /// The server answered but the body exceeded [`MAX_RESPONSE_BODY`].
@@ -125,11 +140,16 @@ impl CloudBotClient {
             // Redirects would carry the access-token/secret-key headers to wherever the
             // Location points; the API does not use them.
             .redirect(reqwest::redirect::Policy::none())
+            // Every re-send is decided in retry.rs, which never repeats an execute POST that may
+            // have reached the server. reqwest's default policy would re-send on some HTTP/2
+            // protocol NACKs; switching it off keeps that promise independent of HTTP/2 being
+            // compiled out.
+            .retry(transport_retry_policy())
             // Trust the Mozilla root set compiled into the binary instead of reqwest's default
             // platform verifier, which reads and parses the whole system CA store
-            // (/etc/ssl/certs) while the client is built: measured 5.2 -> 3.6 ms cold init
-            // (docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that
-            // a CA change needs a rebuild with a newer webpki-root-certs.
+            // (/etc/ssl/certs) while the client is built (its cold-init cost is measured in
+            // docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that a
+            // CA change needs a rebuild with a newer webpki-root-certs.
             .tls_certs_only(
                 webpki_root_certs::TLS_SERVER_ROOT_CERTS
                     .iter()
@@ -209,6 +229,117 @@ impl CloudBotClient {
         Ok(bots)
     }
 
+    /// `GET /services/contracts?properties=name,plan`: the contracts these credentials can see
+    /// (Refer permission). Contracts whose public id falls outside the accepted id charset are
+    /// left out (no validated endpoint could name them) and counted in a warning.
+    pub async fn list_contracts(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<Vec<(Contract, PublicId)>, CloudBotError> {
+        let url = self
+            .inner
+            .base
+            .join("/services/contracts?properties=name,plan");
+        let answer = self
+            .exchange(
+                call,
+                Op {
+                    method: Method::GET,
+                    template: "/services/contracts",
+                    url: &url,
+                    body: None,
+                    safety: Safety::Idempotent,
+                },
+            )
+            .await?;
+        let list: ContractList =
+            serde_json::from_slice(&answer.body).map_err(|_| CloudBotError::InvalidResponse {
+                status: answer.status,
+                detail: "body is not a contract list",
+            })?;
+        let total = list.contracts.len();
+        let contracts: Vec<_> = list
+            .contracts
+            .into_iter()
+            .filter_map(|c| {
+                let id = PublicId::parse(&c.public_id, "contracts[].public_id").ok()?;
+                Some((c, id))
+            })
+            .collect();
+        if contracts.len() < total {
+            tracing::warn!(
+                skipped = total - contracts.len(),
+                "contracts with public ids outside the accepted charset left out"
+            );
+        }
+        Ok(contracts)
+    }
+
+    /// `GET /{public_id}/bots/{bot_id}/jobs`: the BOT's jobs, newest first, filtered by `query`
+    /// (../shared §3.6). Each job comes with its job reference endpoint; jobs whose id falls
+    /// outside the accepted charset are left out and counted in a warning.
+    pub async fn list_jobs(
+        &self,
+        call: &Call<'_>,
+        bot: &BotEndpoint,
+        query: &JobQuery,
+    ) -> Result<Vec<(Job, JobEndpoint)>, CloudBotError> {
+        let mut url = format!("{}?sort_order=desc", bot.url());
+        if let Some(limit) = query.limit {
+            url.push_str(&format!("&limit={limit}"));
+        }
+        if let Some(since) = query.started_since {
+            // RFC 3339 in UTC (`2026-01-31T09:00:00Z`): only digits, `-`, `:`, `T` and `Z`, all
+            // valid in a query string as they are.
+            url.push_str(&format!(
+                "&datetime_from={}",
+                humantime::format_rfc3339_seconds(since)
+            ));
+        }
+        if !query.statuses.is_empty() {
+            let codes: Vec<String> = query
+                .statuses
+                .iter()
+                .map(|s| s.code().to_string())
+                .collect();
+            url.push_str(&format!("&statuses={}", codes.join(",")));
+        }
+        let answer = self
+            .exchange(
+                call,
+                Op {
+                    method: Method::GET,
+                    template: "/{public_id}/bots/{bot_id}/jobs",
+                    url: &url,
+                    body: None,
+                    safety: Safety::Idempotent,
+                },
+            )
+            .await?;
+        let list: JobList =
+            serde_json::from_slice(&answer.body).map_err(|_| CloudBotError::InvalidResponse {
+                status: answer.status,
+                detail: "body is not a job list",
+            })?;
+        let total = list.jobs.len();
+        let jobs: Vec<_> = list
+            .jobs
+            .into_iter()
+            .filter_map(|job| {
+                let id = JobId::parse(&job.job_id, "jobs[].job_id").ok()?;
+                let endpoint = JobEndpoint::new(&self.inner.base, bot.public_id().clone(), id);
+                Some((job, endpoint))
+            })
+            .collect();
+        if jobs.len() < total {
+            tracing::warn!(
+                skipped = total - jobs.len(),
+                "jobs with ids outside the accepted charset left out"
+            );
+        }
+        Ok(jobs)
+    }
+
     /// `POST /{public_id}/bots/{bot_id}/jobs`: start the BOT.
     ///
     /// Never retried once the request may have reached the server (see `retry.rs`); such
@@ -241,9 +372,7 @@ impl CloudBotClient {
             .await?;
         // From here on the server has answered "success": a job exists. Anything we cannot
         // read means the caller does not learn about it, hence OutcomeUnknown, never a retry.
-        let unusable = CloudBotError::OutcomeUnknown {
-            cause: Failure::Body,
-        };
+        let unusable = CloudBotError::OutcomeUnknown { cause: Cause::Body };
         let job: Job = serde_json::from_slice(&answer.body).map_err(|_| unusable.clone())?;
         let job_id = JobId::parse(&job.job_id, "job_id").map_err(|_| unusable.clone())?;
         let job_reference = self
@@ -304,7 +433,7 @@ impl CloudBotClient {
     /// configured base (credentials never follow a URL elsewhere) and names the job id the body
     /// reports; its public id may differ (the server knows where the job lives). A relative
     /// `Location` (`/demo/jobs/...`) is resolved against the base.
-    fn server_job_reference(&self, answer: &Answer, job_id: &JobId) -> Option<JobEndpoint> {
+    fn server_job_reference(&self, answer: &Reply, job_id: &JobId) -> Option<JobEndpoint> {
         #[derive(Deserialize)]
         struct UrlFields {
             job_reference_endpoint: Option<serde_json::Value>,
@@ -339,10 +468,11 @@ impl CloudBotClient {
     }
 
     /// Run `op` with retries per `retry.rs`; `Ok` only for a 2xx answer whose body was read.
-    async fn exchange(&self, call: &Call<'_>, op: Op<'_>) -> Result<Answer, CloudBotError> {
+    async fn exchange(&self, call: &Call<'_>, op: Op<'_>) -> Result<Reply, CloudBotError> {
         let headers = request_headers(call)?;
         let mut attempt: u32 = 0;
         let mut last_error = None;
+        let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
             let now = Instant::now();
@@ -355,7 +485,7 @@ impl CloudBotClient {
             let outcome = self.attempt(&op, &headers, attempt_timeout).await;
             let latency_ms = u64::try_from(now.elapsed().as_millis()).unwrap_or(u64::MAX);
             let (status, end, error) = match outcome {
-                Outcome::Answered(answer) if (200..300).contains(&answer.status) => {
+                AttemptResult::Answered(answer) if (200..300).contains(&answer.status) => {
                     tracing::debug!(
                         method = %op.method,
                         path = op.template,
@@ -366,7 +496,7 @@ impl CloudBotClient {
                     );
                     return Ok(answer);
                 }
-                Outcome::Answered(answer) => {
+                AttemptResult::Answered(answer) => {
                     let retry_after = answer
                         .headers
                         .get(header::RETRY_AFTER)
@@ -378,22 +508,18 @@ impl CloudBotClient {
                     let error = status_error(call, &op, &answer, retry_after);
                     (Some(answer.status), end, error)
                 }
-                Outcome::BodyCut { status } => {
+                AttemptResult::BodyCut { status } => {
                     let error = match op.safety {
-                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown {
-                            cause: Failure::Body,
-                        },
+                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause: Cause::Body },
                         Safety::Idempotent => CloudBotError::Unavailable {
-                            cause: Failure::Transport,
+                            cause: Cause::Transport,
                         },
                     };
                     (Some(status), AttemptEnd::Transport, error)
                 }
-                Outcome::BodyTooLarge { status } => {
+                AttemptResult::BodyTooLarge { status } => {
                     let error = match op.safety {
-                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown {
-                            cause: Failure::Body,
-                        },
+                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause: Cause::Body },
                         Safety::Idempotent => CloudBotError::InvalidResponse {
                             status,
                             detail: "body exceeds the size limit",
@@ -410,7 +536,7 @@ impl CloudBotClient {
                     );
                     return Err(error);
                 }
-                Outcome::Failed(end) => (None, end, transport_error(op.safety, end)),
+                AttemptResult::Failed(end) => (None, end, transport_error(op.safety, end)),
             };
             tracing::debug!(
                 method = %op.method,
@@ -418,13 +544,15 @@ impl CloudBotClient {
                 status,
                 attempt,
                 latency_ms,
-                error = error.name(),
+                error = error.kind().name,
                 "cloud bot call failed"
             );
             let time_left = call.deadline.saturating_duration_since(Instant::now());
-            match retry::retry_wait(op.safety, end, attempt, time_left) {
+            let budget_left = call.retry_budget.saturating_sub(waited);
+            match retry::retry_wait(op.safety, end, attempt, time_left, budget_left) {
                 Some(wait) => {
                     last_error = Some(error);
+                    waited += wait;
                     tokio::time::sleep(wait).await;
                 }
                 None => return Err(error),
@@ -433,7 +561,7 @@ impl CloudBotClient {
     }
 
     /// One attempt: send, then read the body with the size cap, all within `timeout`.
-    async fn attempt(&self, op: &Op<'_>, headers: &HeaderMap, timeout: Duration) -> Outcome {
+    async fn attempt(&self, op: &Op<'_>, headers: &HeaderMap, timeout: Duration) -> AttemptResult {
         let mut request = self
             .inner
             .http
@@ -446,7 +574,7 @@ impl CloudBotClient {
         let exchange = async {
             let mut response = match request.send().await {
                 Ok(r) => r,
-                Err(e) => return Outcome::Failed(classify(e)),
+                Err(e) => return AttemptResult::Failed(classify(e)),
             };
             let status = response.status().as_u16();
             let headers = response.headers().clone();
@@ -456,10 +584,10 @@ impl CloudBotClient {
                 .is_some_and(|n| n > MAX_RESPONSE_BODY as u64)
             {
                 return if success {
-                    Outcome::BodyTooLarge { status }
+                    AttemptResult::BodyTooLarge { status }
                 } else {
                     // The status is what matters for an error answer; its body is optional.
-                    Outcome::Answered(Answer {
+                    AttemptResult::Answered(Reply {
                         status,
                         headers,
                         body: Vec::new(),
@@ -472,7 +600,7 @@ impl CloudBotClient {
                     Ok(Some(chunk)) => {
                         if body.len() + chunk.len() > MAX_RESPONSE_BODY {
                             if success {
-                                return Outcome::BodyTooLarge { status };
+                                return AttemptResult::BodyTooLarge { status };
                             }
                             body.clear();
                             break;
@@ -484,14 +612,14 @@ impl CloudBotClient {
                         let e = e.without_url();
                         tracing::debug!(error = %e, "cloud bot answer body cut off");
                         if success {
-                            return Outcome::BodyCut { status };
+                            return AttemptResult::BodyCut { status };
                         }
                         body.clear();
                         break;
                     }
                 }
             }
-            Outcome::Answered(Answer {
+            AttemptResult::Answered(Reply {
                 status,
                 headers,
                 body,
@@ -501,7 +629,7 @@ impl CloudBotClient {
         // independently of reqwest's internals, so the deadline holds whatever happens.
         match tokio::time::timeout(timeout, exchange).await {
             Ok(outcome) => outcome,
-            Err(_) => Outcome::Failed(AttemptEnd::Timeout),
+            Err(_) => AttemptResult::Failed(AttemptEnd::Timeout),
         }
     }
 }
@@ -548,11 +676,11 @@ fn transport_error(safety: Safety, end: AttemptEnd) -> CloudBotError {
     let cause = match end {
         AttemptEnd::ConnectFailed => {
             return CloudBotError::Unavailable {
-                cause: Failure::Connect,
+                cause: Cause::Connect,
             };
         }
-        AttemptEnd::Timeout => Failure::Timeout,
-        AttemptEnd::Transport | AttemptEnd::Status { .. } => Failure::Transport,
+        AttemptEnd::Timeout => Cause::Timeout,
+        AttemptEnd::Transport | AttemptEnd::Status { .. } => Cause::Transport,
     };
     match safety {
         Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause },
@@ -564,7 +692,7 @@ fn transport_error(safety: Safety, end: AttemptEnd) -> CloudBotError {
 fn status_error(
     call: &Call<'_>,
     op: &Op<'_>,
-    answer: &Answer,
+    answer: &Reply,
     retry_after: Option<Duration>,
 ) -> CloudBotError {
     let message = || server_message(call.credentials, &answer.body);
@@ -583,11 +711,11 @@ fn status_error(
             // A 503 that names a retry time is a refusal before any work started.
             Safety::ExecuteOnce if !(s == 503 && retry_after.is_some()) => {
                 CloudBotError::OutcomeUnknown {
-                    cause: Failure::Status(s),
+                    cause: Cause::Status(s),
                 }
             }
             _ => CloudBotError::Unavailable {
-                cause: Failure::Status(s),
+                cause: Cause::Status(s),
             },
         },
         _ => CloudBotError::UnexpectedStatus {
@@ -606,4 +734,24 @@ fn server_message(credentials: &Credentials, body: &[u8]) -> Option<String> {
     };
     let cleaned = sanitize_message(&credentials.scrub(&text));
     (!cleaned.is_empty()).then_some(cleaned)
+}
+
+/// The retry policy handed to reqwest: never re-send. See [`CloudBotClient::new`].
+fn transport_retry_policy() -> reqwest::retry::Builder {
+    reqwest::retry::never()
+}
+
+#[cfg(test)]
+mod transport_retry_tests {
+    use super::transport_retry_policy;
+
+    // The only observable trace of the policy: with HTTP/2 compiled out no request could provoke
+    // a protocol-NACK retry, so the policy itself is what is checked. `never()` is the policy
+    // whose classifier answers "success" for every outcome, with no retry budget.
+    #[test]
+    fn the_http_client_is_built_with_reqwest_retries_off() {
+        let policy = format!("{:?}", transport_retry_policy());
+        assert!(policy.contains("classifier: Never"), "{policy}");
+        assert!(policy.contains("budget: None"), "{policy}");
+    }
 }

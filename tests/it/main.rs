@@ -3,4 +3,5 @@
 
 mod client;
 mod lambda;
+mod repo;
 mod support;
