@@ -196,7 +196,10 @@ async fn rotated_token_stops_working_and_the_new_one_works() {
             .status,
         200
     );
-    let unknown = admin(&emu).rotate_token("nope", "a", "b").await.unwrap_err();
+    let unknown = admin(&emu)
+        .rotate_token("nope", "a", "b")
+        .await
+        .unwrap_err();
     assert!(
         matches!(unknown, AdminError::Status { status: 404, .. }),
         "{unknown}"
@@ -209,10 +212,8 @@ async fn reset_forgets_jobs_requests_faults_latency_and_rotations() {
     let api = Api::new(&emu);
     let a = api.execute("slow_bot", json!({})).await;
     emu.set_latency(Duration::from_millis(50));
-    emu.add_faults([
-        FaultRule::new(FaultKind::Status).path_prefix("/nowhere"),
-    ])
-    .unwrap();
+    emu.add_faults([FaultRule::new(FaultKind::Status).path_prefix("/nowhere")])
+        .unwrap();
     emu.rotate_token(TOKEN, "t2", "s2").unwrap();
     admin(&emu).reset().await.unwrap();
     let s = emu.stats();
