@@ -77,6 +77,11 @@ impl Sandbox {
         }
     }
 
+    /// The process id (`None` once reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Peak resident set size so far (`VmHWM` from /proc/<pid>/status), in KiB.
     pub fn peak_rss_kib(&self) -> Result<u64, BenchError> {
         let pid = self
