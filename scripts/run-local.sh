@@ -86,7 +86,8 @@ moto_port=$(free_port)
 moto_pid=$!
 wait_port "$moto_port" 60 moto_server
 moto="http://127.0.0.1:$moto_port"
-secret_id=cloudbot-trigger/demo
+# The secret id the function is given by cargo lambda watch (Cargo.toml, one home for it).
+secret_id=$("$py" -c 'import tomllib; print(tomllib.load(open("Cargo.toml", "rb"))["package"]["metadata"]["lambda"]["watch"]["env"]["CLOUDBOT_SECRET_ID"])')
 "$py" - "$moto" "$secret_id" <<'PY'
 import json, sys, boto3
 endpoint, name = sys.argv[1], sys.argv[2]
@@ -98,15 +99,13 @@ PY
 
 log "starting the function under cargo lambda watch"
 watch_port=$(free_port)
+# The secret id, region and dummy credentials come from Cargo.toml
+# ([package.metadata.lambda.watch]); only what depends on this run's ports is passed here.
 setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --ignore-changes \
-  --env-var "CLOUDBOT_SECRET_ID=$secret_id" \
   --env-var "CLOUDBOT_API_BASE=$base" \
   --env-var "CLOUDBOT_DEFAULT_BOT_ENDPOINT=$base/demo/bots/echo_bot/jobs" \
   --env-var "CLOUDBOT_LANGUAGE=en" \
   --env-var "AWS_ENDPOINT_URL=$moto" \
-  --env-var AWS_REGION=us-east-1 \
-  --env-var AWS_ACCESS_KEY_ID=test \
-  --env-var AWS_SECRET_ACCESS_KEY=test \
   >"$work/watch.log" 2>&1 &
 watch_pid=$!
 wait_port "$watch_port" 60 "cargo lambda watch"
