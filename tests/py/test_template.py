@@ -148,6 +148,11 @@ def test_map_concurrency_is_bounded_by_a_parameter(template):
     assert maps[0].get("MaxConcurrency") != 0, "0 means unbounded"
 
 
+# Variables src/config.rs reads that a deployment must never set (README: "Other variables the
+# function reads").
+LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK"}
+
+
 def test_function_env_matches_what_config_reads(template):
     env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
     config_rs = (ROOT / "src/config.rs").read_text()
@@ -156,7 +161,14 @@ def test_function_env_matches_what_config_reads(template):
     unknown = set(env) - known
     assert not unknown, f"template sets variables src/config.rs never reads: {unknown}"
     # Local-run switches must never be on in a deployment.
-    assert "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK" not in env
+    for switch in LOCAL_ONLY_VARIABLES:
+        assert switch not in env, switch
+    # And every other setting the function reads can be made through the template.
+    unsettable = known - set(env) - LOCAL_ONLY_VARIABLES
+    assert not unsettable, (
+        f"src/config.rs reads variables the template cannot set: {unsettable}; "
+        "add a Parameter wired to the function's Environment (and its README configuration row)"
+    )
 
 
 def test_function_may_read_only_its_secret(template):
