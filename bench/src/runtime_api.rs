@@ -164,6 +164,12 @@ impl RuntimeApi {
 
     /// Queues one event and waits for the function's answer (or `timeout`).
     pub async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Outcome, BenchError> {
+        self.submit(payload)?.answer(timeout).await
+    }
+
+    /// Queues one event without waiting: events queued back to back are handed out as fast as
+    /// the bootstrap polls, which is how a throughput run keeps one sandbox busy.
+    pub fn submit(&self, payload: Bytes) -> Result<Submitted, BenchError> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("00000000-0000-4000-8000-{n:012}");
         let (reply, answer) = oneshot::channel();
@@ -174,7 +180,22 @@ impl RuntimeApi {
                 reply,
             })
             .map_err(|_| BenchError::msg("runtime API server stopped"))?;
-        match tokio::time::timeout(timeout, answer).await {
+        Ok(Submitted { request_id, answer })
+    }
+}
+
+/// A queued event whose answer has not been awaited yet.
+#[derive(Debug)]
+pub struct Submitted {
+    request_id: String,
+    answer: oneshot::Receiver<Outcome>,
+}
+
+impl Submitted {
+    /// Waits for the function's answer (or `timeout`).
+    pub async fn answer(self, timeout: Duration) -> Result<Outcome, BenchError> {
+        let request_id = self.request_id;
+        match tokio::time::timeout(timeout, self.answer).await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) => Err(BenchError::msg(format!("invocation {request_id} dropped"))),
             Err(_) => Err(BenchError::msg(format!(
