@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
-    let secrets = sdk::secrets_manager_client()
+    let secrets = sdk::secrets_manager_client(config.pool_idle_timeout)
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
     let service = Service::new(config, secrets)

@@ -4,14 +4,19 @@
 //! from the environment as usual; what is ours is the HTTPS client underneath, tuned for a fast
 //! cold start (measured in docs/benchmarks.md, "Levers").
 
+use std::time::Duration;
+
 use aws_sdk_secretsmanager::config::SharedHttpClient;
 use aws_smithy_http_client::{HttpClientError, tls};
 use base64::Engine as _;
 
-/// The Secrets Manager client for this sandbox, from the standard AWS environment.
-pub async fn secrets_manager_client() -> Result<aws_sdk_secretsmanager::Client, HttpClientError> {
+/// The Secrets Manager client for this sandbox, from the standard AWS environment. Idle
+/// connections are kept for `pool_idle_timeout` (the function's setting for every upstream).
+pub async fn secrets_manager_client(
+    pool_idle_timeout: Duration,
+) -> Result<aws_sdk_secretsmanager::Client, HttpClientError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client()?)
+        .http_client(https_client(pool_idle_timeout)?)
         .load()
         .await;
     Ok(aws_sdk_secretsmanager::Client::new(&sdk))
@@ -21,7 +26,7 @@ pub async fn secrets_manager_client() -> Result<aws_sdk_secretsmanager::Client, 
 /// Mozilla roots compiled into the binary (the same set as the Cloud BOT client) instead of
 /// reading and parsing the system CA store at start-up (its effect on cold init is measured in
 /// docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
-fn https_client() -> Result<SharedHttpClient, HttpClientError> {
+fn https_client(pool_idle_timeout: Duration) -> Result<SharedHttpClient, HttpClientError> {
     let mut pem = String::with_capacity(300 * 1024);
     for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
         pem.push_str("-----BEGIN CERTIFICATE-----\n");
@@ -38,6 +43,7 @@ fn https_client() -> Result<SharedHttpClient, HttpClientError> {
         .with_pem_certificate(pem.into_bytes());
     let tls_context = tls::TlsContext::builder().with_trust_store(trust).build()?;
     let https = aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(pool_idle_timeout)
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::AwsLc,
         ))
@@ -89,6 +95,6 @@ mod tests {
 
     #[test]
     fn the_https_client_builds_from_the_compiled_in_roots() {
-        assert!(https_client().is_ok());
+        assert!(https_client(Duration::from_secs(30)).is_ok());
     }
 }

@@ -574,7 +574,7 @@ def test_samconfig_names_no_account_bucket_or_region():
     assert _samconfig()["default"]["validate"]["parameters"]["lint"] is True
 
 
-def test_samconfig_keys_are_options_of_their_sam_commands():
+def test_samconfig_keys_are_options_of_their_sam_commands(tmp_path):
     if not SAM.exists():
         pytest.fail(f"{SAM} is missing: run scripts/install-tools.sh sam")
     for command, section in _samconfig()["default"].items():
@@ -582,7 +582,7 @@ def test_samconfig_keys_are_options_of_their_sam_commands():
             continue
         done = subprocess.run(
             [str(SAM), command, "--help"],
-            env={"PATH": "/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "HOME": str(ROOT / "target")},
+            env={"PATH": "/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "HOME": str(tmp_path)},
             capture_output=True,
             text=True,
             timeout=120,
