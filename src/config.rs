@@ -27,6 +27,20 @@ pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 /// revoked token is not used for long (a 401 ends it at once anyway).
 pub const DEFAULT_SECRET_MAX_STALE: Duration = Duration::from_secs(900);
 
+/// Names a PEM file whose CA certificates both upstream clients trust *in addition to* the
+/// compiled-in roots. For tests against local HTTPS stand-ins only: the template cannot set it,
+/// and the function logs a warning at cold start when it is set.
+pub const TEST_ONLY_EXTRA_CA_VAR: &str = "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE";
+
+/// An extra CA to trust (tests only, see [`TEST_ONLY_EXTRA_CA_VAR`]).
+#[derive(Debug, Clone)]
+pub struct TestOnlyExtraCa {
+    /// The file it was read from (for the cold-start warning).
+    pub path: String,
+    /// Its PEM text.
+    pub pem: Vec<u8>,
+}
+
 /// Validated configuration of the function.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -57,6 +71,8 @@ pub struct Config {
     pub pool_idle_timeout: Duration,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
+    /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
+    pub test_only_extra_ca: Option<TestOnlyExtraCa>,
 }
 
 /// A configuration variable is missing or invalid; `Display` names the variable, never its value
@@ -152,8 +168,28 @@ impl Config {
                 600_000,
             )?,
             metrics_namespace: parse_namespace(&get)?,
+            test_only_extra_ca: parse_extra_ca(&get)?,
         })
     }
+}
+
+/// [`TEST_ONLY_EXTRA_CA_VAR`]: the file must hold at least one PEM certificate.
+fn parse_extra_ca(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<TestOnlyExtraCa>, ConfigError> {
+    let Some(path) = get(TEST_ONLY_EXTRA_CA_VAR) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path).map_err(|e| {
+        ConfigError::new(TEST_ONLY_EXTRA_CA_VAR, format!("cannot read {path}: {e}"))
+    })?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(ConfigError::new(
+            TEST_ONLY_EXTRA_CA_VAR,
+            format!("{path} holds no PEM certificate"),
+        ));
+    }
+    Ok(Some(TestOnlyExtraCa { path, pem }))
 }
 
 /// `CLOUDBOT_METRICS_NAMESPACE`: CloudWatch's namespace rules (1 to 255 letters, digits, space
@@ -355,6 +391,8 @@ mod tests {
             ("CLOUDBOT_LANGUAGE", "fr"),
             ("CLOUDBOT_CONNECT_TIMEOUT_MS", "0"),
             ("CLOUDBOT_POOL_IDLE_TIMEOUT_MS", "0"),
+            (TEST_ONLY_EXTRA_CA_VAR, "/nonexistent/ca.pem"),
+            (TEST_ONLY_EXTRA_CA_VAR, "Cargo.toml"),
             ("CLOUDBOT_METRICS_NAMESPACE", "AWS/Lambda"),
             ("CLOUDBOT_METRICS_NAMESPACE", "bad{namespace}"),
             ("CLOUDBOT_API_BASE", "ftp://x"),

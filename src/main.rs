@@ -16,7 +16,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
-    let secrets = sdk::secrets_manager_client(config.pool_idle_timeout)
+    let extra_roots = config
+        .test_only_extra_ca
+        .as_ref()
+        .map(|ca| ca.pem.as_slice());
+    let secrets = sdk::secrets_manager_client(config.pool_idle_timeout, extra_roots)
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
     let service = Service::new(config, secrets)

@@ -11,12 +11,14 @@ use aws_smithy_http_client::{HttpClientError, tls};
 use base64::Engine as _;
 
 /// The Secrets Manager client for this sandbox, from the standard AWS environment. Idle
-/// connections are kept for `pool_idle_timeout` (the function's setting for every upstream).
+/// connections are kept for `pool_idle_timeout` (the function's setting for every upstream);
+/// `test_only_extra_roots` (PEM) is trusted besides the compiled-in roots, for tests only.
 pub async fn secrets_manager_client(
     pool_idle_timeout: Duration,
+    test_only_extra_roots: Option<&[u8]>,
 ) -> Result<aws_sdk_secretsmanager::Client, HttpClientError> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client(pool_idle_timeout)?)
+        .http_client(https_client(pool_idle_timeout, test_only_extra_roots)?)
         .load()
         .await;
     Ok(aws_sdk_secretsmanager::Client::new(&sdk))
@@ -26,7 +28,10 @@ pub async fn secrets_manager_client(
 /// Mozilla roots compiled into the binary (the same set as the Cloud BOT client) instead of
 /// reading and parsing the system CA store at start-up (its effect on cold init is measured in
 /// docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
-fn https_client(pool_idle_timeout: Duration) -> Result<SharedHttpClient, HttpClientError> {
+fn https_client(
+    pool_idle_timeout: Duration,
+    test_only_extra_roots: Option<&[u8]>,
+) -> Result<SharedHttpClient, HttpClientError> {
     let mut pem = String::with_capacity(300 * 1024);
     for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
         pem.push_str("-----BEGIN CERTIFICATE-----\n");
@@ -38,9 +43,14 @@ fn https_client(pool_idle_timeout: Duration) -> Result<SharedHttpClient, HttpCli
         }
         pem.push_str("-----END CERTIFICATE-----\n");
     }
+    let mut pem = pem.into_bytes();
+    if let Some(extra) = test_only_extra_roots {
+        pem.push(b'\n');
+        pem.extend_from_slice(extra);
+    }
     let trust = tls::TrustStore::empty()
         .with_native_roots(false)
-        .with_pem_certificate(pem.into_bytes());
+        .with_pem_certificate(pem);
     let tls_context = tls::TlsContext::builder().with_trust_store(trust).build()?;
     let https = aws_smithy_http_client::Builder::new()
         .pool_idle_timeout(pool_idle_timeout)
@@ -95,6 +105,6 @@ mod tests {
 
     #[test]
     fn the_https_client_builds_from_the_compiled_in_roots() {
-        assert!(https_client(Duration::from_secs(30)).is_ok());
+        assert!(https_client(Duration::from_secs(30), None).is_ok());
     }
 }

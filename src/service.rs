@@ -51,11 +51,20 @@ impl Service {
         config: Config,
         secrets: aws_sdk_secretsmanager::Client,
     ) -> Result<Self, CloudBotError> {
+        if let Some(ca) = &config.test_only_extra_ca {
+            tracing::warn!(
+                variable = crate::config::TEST_ONLY_EXTRA_CA_VAR,
+                path = %ca.path,
+                "TEST ONLY: trusting an extra CA besides the compiled-in roots for Cloud BOT and \
+                 Secrets Manager; never set this variable in a deployment"
+            );
+        }
         let client = CloudBotClient::new(ClientSettings {
             base: config.api_base.clone(),
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             pool_idle_timeout: config.pool_idle_timeout,
+            test_only_extra_roots: config.test_only_extra_ca.as_ref().map(|ca| ca.pem.clone()),
             ..ClientSettings::default()
         })?;
         let credentials =

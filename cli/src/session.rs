@@ -138,7 +138,7 @@ impl Settings {
         let credentials = match self.source {
             Source::Env(credentials) => credentials,
             Source::Secret(secret_id) => {
-                let secrets = sdk::secrets_manager_client(DEFAULT_POOL_IDLE_TIMEOUT)
+                let secrets = sdk::secrets_manager_client(DEFAULT_POOL_IDLE_TIMEOUT, None)
                     .await
                     .map_err(|_| {
                         CliError::Usage(

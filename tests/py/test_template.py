@@ -150,7 +150,7 @@ def test_map_concurrency_is_bounded_by_a_parameter(template):
 
 # Variables src/config.rs reads that a deployment must never set (README: "Other variables the
 # function reads").
-LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK"}
+LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE"}
 
 
 def test_function_env_matches_what_config_reads(template):
