@@ -5,6 +5,7 @@
 pub mod cloudbot;
 pub mod config;
 pub mod credentials;
+pub mod idempotency;
 pub mod outcome;
 pub mod request;
 pub mod sdk;
