@@ -7,11 +7,19 @@
 
 use std::time::Duration;
 
-use crate::cloudbot::{ApiBase, BotEndpoint, Language, PublicId};
+use crate::cloudbot::{
+    ApiBase, BotEndpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Language, PublicId,
+};
 
 /// Largest `callback_tries` the function accepts ([I]: the API documents no maximum; ten attempts
 /// at Cloud BOT's >= 30 s retry interval already add five minutes of billed execution time).
 pub const MAX_CALLBACK_TRIES: u32 = 10;
+
+/// `callback_tries` used when a request gives `callback_endpoint` alone.
+pub const DEFAULT_CALLBACK_TRIES: u32 = 3;
+
+/// How long fetched credentials are reused by default.
+pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 
 /// Validated configuration of the function.
 #[derive(Debug, Clone)]
@@ -72,17 +80,70 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-
         let secret_id = get("CLOUDBOT_SECRET_ID").ok_or_else(|| {
             ConfigError::new("CLOUDBOT_SECRET_ID", "is required (secret name or ARN)")
         })?;
+        let targets = Targets::from_lookup(&get)?;
+        Ok(Self {
+            secret_id,
+            api_base: targets.api_base,
+            default_bot: targets.default_bot,
+            default_public_id: targets.default_public_id,
+            language: match get("CLOUDBOT_LANGUAGE") {
+                Some(raw) => raw
+                    .parse::<Language>()
+                    .map_err(|_| ConfigError::new("CLOUDBOT_LANGUAGE", "must be `ja` or `en`"))?,
+                None => Language::Ja,
+            },
+            secret_ttl: Duration::from_secs(parse_u64(
+                &get,
+                "CLOUDBOT_SECRET_TTL_SECONDS",
+                DEFAULT_SECRET_TTL.as_secs(),
+                0,
+                86_400,
+            )?),
+            default_callback_tries: parse_u32(
+                &get,
+                "CLOUDBOT_DEFAULT_CALLBACK_TRIES",
+                DEFAULT_CALLBACK_TRIES,
+                1,
+                MAX_CALLBACK_TRIES,
+            )?,
+            allow_http_loopback_callback: parse_flag(
+                &get,
+                "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK",
+            )?,
+            connect_timeout: parse_ms(
+                &get,
+                "CLOUDBOT_CONNECT_TIMEOUT_MS",
+                DEFAULT_CONNECT_TIMEOUT,
+                60_000,
+            )?,
+            request_timeout: parse_ms(
+                &get,
+                "CLOUDBOT_REQUEST_TIMEOUT_MS",
+                DEFAULT_REQUEST_TIMEOUT,
+                900_000,
+            )?,
+        })
+    }
+}
 
+/// Where requests go and what runs when a request names no target: the API base, the default
+/// BOT (under that base) and the default contract (given, or the default BOT's).
+struct Targets {
+    api_base: ApiBase,
+    default_bot: Option<BotEndpoint>,
+    default_public_id: Option<PublicId>,
+}
+
+impl Targets {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let api_base = match get("CLOUDBOT_API_BASE") {
             Some(raw) => ApiBase::parse(&raw)
                 .map_err(|e| ConfigError::new("CLOUDBOT_API_BASE", e.to_string()))?,
             None => ApiBase::default(),
         };
-
         let default_bot = get("CLOUDBOT_DEFAULT_BOT_ENDPOINT")
             .map(|raw| {
                 BotEndpoint::parse(&api_base, &raw, "CLOUDBOT_DEFAULT_BOT_ENDPOINT").map_err(|e| {
@@ -93,7 +154,6 @@ impl Config {
                 })
             })
             .transpose()?;
-
         let default_public_id = match get("CLOUDBOT_DEFAULT_PUBLIC_ID") {
             Some(raw) => Some(
                 PublicId::parse(&raw, "CLOUDBOT_DEFAULT_PUBLIC_ID")
@@ -101,71 +161,44 @@ impl Config {
             ),
             None => default_bot.as_ref().map(|bot| bot.public_id().clone()),
         };
-
-        let language = match get("CLOUDBOT_LANGUAGE") {
-            Some(raw) => raw
-                .parse::<Language>()
-                .map_err(|_| ConfigError::new("CLOUDBOT_LANGUAGE", "must be `ja` or `en`"))?,
-            None => Language::Ja,
-        };
-
-        let secret_ttl = Duration::from_secs(parse_u64(
-            &get,
-            "CLOUDBOT_SECRET_TTL_SECONDS",
-            300,
-            0,
-            86_400,
-        )?);
-
-        let default_callback_tries = u32::try_from(parse_u64(
-            &get,
-            "CLOUDBOT_DEFAULT_CALLBACK_TRIES",
-            3,
-            1,
-            u64::from(MAX_CALLBACK_TRIES),
-        )?)
-        .map_err(|_| ConfigError::new("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "out of range"))?;
-
-        let allow_http_loopback_callback =
-            match get("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK").as_deref() {
-                None | Some("false") | Some("0") => false,
-                Some("true") | Some("1") => true,
-                Some(_) => {
-                    return Err(ConfigError::new(
-                        "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK",
-                        "must be `true` or `false`",
-                    ));
-                }
-            };
-
-        let connect_timeout = Duration::from_millis(parse_u64(
-            &get,
-            "CLOUDBOT_CONNECT_TIMEOUT_MS",
-            3_000,
-            1,
-            60_000,
-        )?);
-        let request_timeout = Duration::from_millis(parse_u64(
-            &get,
-            "CLOUDBOT_REQUEST_TIMEOUT_MS",
-            25_000,
-            1,
-            900_000,
-        )?);
-
         Ok(Self {
-            secret_id,
             api_base,
             default_bot,
             default_public_id,
-            language,
-            secret_ttl,
-            default_callback_tries,
-            allow_http_loopback_callback,
-            connect_timeout,
-            request_timeout,
         })
     }
+}
+
+fn parse_flag(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<bool, ConfigError> {
+    match get(var).as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err(ConfigError::new(var, "must be `true` or `false`")),
+    }
+}
+
+fn parse_ms(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Duration,
+    max_ms: u64,
+) -> Result<Duration, ConfigError> {
+    let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+    parse_u64(get, var, default_ms, 1, max_ms).map(Duration::from_millis)
+}
+
+fn parse_u32(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    let value = parse_u64(get, var, default.into(), min.into(), max.into())?;
+    u32::try_from(value).map_err(|_| ConfigError::new(var, "out of range"))
 }
 
 fn parse_u64(
@@ -218,6 +251,8 @@ mod tests {
         let cfg = config(&[("CLOUDBOT_SECRET_ID", "s")]).unwrap();
         assert_eq!(cfg.secret_ttl, Duration::from_secs(300));
         assert_eq!(cfg.default_callback_tries, 3);
+        assert_eq!(cfg.secret_ttl, DEFAULT_SECRET_TTL);
+        assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         assert!(!cfg.allow_http_loopback_callback);
         assert!(cfg.default_bot.is_none());
         assert!(cfg.default_public_id.is_none());

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::cloudbot::Credentials;
+use crate::error::kind::{self, ErrorKind};
 
 /// Reading the credentials failed. `Display` never contains secret values.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,16 @@ pub enum CredentialsError {
     /// The secret exists but does not hold usable credentials (fix the secret).
     #[error("the Cloud BOT secret is malformed: {0}")]
     Invalid(String),
+}
+
+impl CredentialsError {
+    /// The error's row in the error table.
+    pub fn kind(&self) -> &'static ErrorKind {
+        match self {
+            CredentialsError::Unavailable(_) => &kind::CREDENTIALS_UNAVAILABLE,
+            CredentialsError::Invalid(_) => &kind::CREDENTIALS_INVALID,
+        }
+    }
 }
 
 /// Credentials handed out by the provider, tagged with the fetch they came from.

@@ -5,8 +5,8 @@
 pub mod cloudbot;
 pub mod config;
 pub mod credentials;
+pub mod error;
 pub mod idempotency;
-pub mod outcome;
 pub mod request;
 pub mod sdk;
 pub mod service;

@@ -10,12 +10,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::cloudbot::{BotEndpoint, BotId, ExecuteRequest, JobEndpoint, JobId, Language, PublicId};
+use crate::cloudbot::{
+    BotEndpoint, BotId, ExecuteRequest, JobEndpoint, JobId, Language, MAX_REQUEST_BODY, PublicId,
+};
 use crate::config::{Config, MAX_CALLBACK_TRIES};
-
-/// Largest request body the Cloud BOT API accepts ([D]: 4 MB). The execute body is checked
-/// against it before any call, so an oversized input never reaches the API.
-pub const MAX_UPSTREAM_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Largest `timeout` (ms) accepted ([I]: the API documents no maximum; the public sample code
 /// uses 120000). The value actually sent is also capped by the invocation's remaining time.
@@ -71,6 +69,40 @@ impl RequestError {
     }
 }
 
+/// The operations a request can name, parsed once from its `operation` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Start a BOT (the default when `operation` is absent).
+    Execute,
+    /// Read one job.
+    ReferJob,
+    /// List the API-published BOTs of a contract.
+    ListBots,
+}
+
+impl OperationKind {
+    /// Every operation, in documentation order.
+    pub const ALL: [OperationKind; 3] = [
+        OperationKind::Execute,
+        OperationKind::ReferJob,
+        OperationKind::ListBots,
+    ];
+
+    /// Stable name as used in requests, results and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            OperationKind::Execute => "execute",
+            OperationKind::ReferJob => "refer_job",
+            OperationKind::ListBots => "list_bots",
+        }
+    }
+
+    /// The operation named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
 /// What to do, with every target already validated against the API base.
 #[derive(Debug, Clone)]
 pub enum Operation {
@@ -96,12 +128,12 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// Stable operation name as used in requests and results.
-    pub fn name(&self) -> &'static str {
+    /// Which operation this is.
+    pub fn kind(&self) -> OperationKind {
         match self {
-            Operation::Execute { .. } => "execute",
-            Operation::ReferJob { .. } => "refer_job",
-            Operation::ListBots { .. } => "list_bots",
+            Operation::Execute { .. } => OperationKind::Execute,
+            Operation::ReferJob { .. } => OperationKind::ReferJob,
+            Operation::ListBots { .. } => OperationKind::ListBots,
         }
     }
 }
@@ -115,26 +147,26 @@ pub struct Request {
     pub language: Language,
 }
 
-const ALL: &[&str] = &["execute", "refer_job", "list_bots"];
+use OperationKind::{Execute, ListBots, ReferJob};
 
 /// Every request field, with the operations that accept it (one list: the unknown-field message
 /// and the per-operation check cannot drift apart).
-const FIELDS: &[(&str, &[&str])] = &[
-    ("operation", ALL),
-    ("bot_endpoint", &["execute"]),
-    ("public_id", ALL),
-    ("bot_id", &["execute"]),
-    ("input", &["execute"]),
-    ("callback_endpoint", &["execute"]),
-    ("callback_tries", &["execute"]),
-    ("timeout", &["execute"]),
-    ("language", ALL),
-    ("job_reference_endpoint", &["refer_job"]),
-    ("job_id", &["refer_job"]),
+const FIELDS: &[(&str, &[OperationKind])] = &[
+    ("operation", &OperationKind::ALL),
+    ("bot_endpoint", &[Execute]),
+    ("public_id", &OperationKind::ALL),
+    ("bot_id", &[Execute]),
+    ("input", &[Execute]),
+    ("callback_endpoint", &[Execute]),
+    ("callback_tries", &[Execute]),
+    ("timeout", &[Execute]),
+    ("language", &OperationKind::ALL),
+    ("job_reference_endpoint", &[ReferJob]),
+    ("job_id", &[ReferJob]),
 ];
 
 /// The operations that accept `field`; `None` for an unknown field.
-fn operations_of(field: &str) -> Option<&'static [&'static str]> {
+fn operations_of(field: &str) -> Option<&'static [OperationKind]> {
     FIELDS
         .iter()
         .find(|(name, _)| *name == field)
@@ -154,6 +186,38 @@ pub fn parse(value: Value, config: &Config) -> Result<Request, RequestError> {
 
 /// Validates a request given as a JSON object map.
 pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, RequestError> {
+    check_keys(&map)?;
+    let kind = operation_kind(&map)?;
+    if let Some(key) = map
+        .keys()
+        .find(|k| !operations_of(k).is_some_and(|ops| ops.contains(&kind)))
+    {
+        return Err(RequestError::field(
+            key.as_str(),
+            format!("is not valid for operation `{}`", kind.name()),
+        ));
+    }
+    let language = match map.get("language") {
+        None => config.language,
+        Some(v) => str_field(v, "language")?
+            .parse::<Language>()
+            .map_err(|_| RequestError::field("language", "must be `ja` or `en`"))?,
+    };
+    let operation = match kind {
+        Execute => parse_execute(&map, config)?,
+        ReferJob => parse_refer_job(&map, config)?,
+        ListBots => Operation::ListBots {
+            public_id: public_id_or_default(&map, config, ListBots)?,
+        },
+    };
+    Ok(Request {
+        operation,
+        language,
+    })
+}
+
+/// Every key is a known field, and none is null.
+fn check_keys(map: &Map<String, Value>) -> Result<(), RequestError> {
     if let Some(unknown) = map.keys().find(|k| operations_of(k).is_none()) {
         let known: Vec<&str> = FIELDS.iter().map(|(name, _)| *name).collect();
         return Err(RequestError::field(
@@ -167,82 +231,64 @@ pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, Re
             "must not be null (omit the field instead)",
         ));
     }
+    Ok(())
+}
 
-    let operation = match map.get("operation") {
-        None => "execute",
-        Some(v) => match str_field(v, "operation")? {
-            op @ ("execute" | "refer_job" | "list_bots") => op,
-            _ => {
-                return Err(RequestError::field(
-                    "operation",
-                    "must be `execute`, `refer_job` or `list_bots`",
-                ));
-            }
-        },
-    };
-    let operation = operation.to_owned();
-    if let Some(key) = map
-        .keys()
-        .find(|k| !operations_of(k).is_some_and(|ops| ops.contains(&operation.as_str())))
-    {
-        return Err(RequestError::field(
-            key.as_str(),
-            format!("is not valid for operation `{operation}`"),
-        ));
+fn operation_kind(map: &Map<String, Value>) -> Result<OperationKind, RequestError> {
+    match map.get("operation") {
+        None => Ok(Execute),
+        Some(v) => OperationKind::parse(str_field(v, "operation")?).ok_or_else(|| {
+            RequestError::field("operation", "must be `execute`, `refer_job` or `list_bots`")
+        }),
     }
-
-    let language = match map.get("language") {
-        None => config.language,
-        Some(v) => str_field(v, "language")?
-            .parse::<Language>()
-            .map_err(|_| RequestError::field("language", "must be `ja` or `en`"))?,
-    };
-
-    let operation = match operation.as_str() {
-        "execute" => parse_execute(&map, config)?,
-        "refer_job" => parse_refer_job(&map, config)?,
-        _ => Operation::ListBots {
-            public_id: public_id_or_default(&map, config, "list_bots")?,
-        },
-    };
-    Ok(Request {
-        operation,
-        language,
-    })
 }
 
 fn parse_execute(map: &Map<String, Value>, config: &Config) -> Result<Operation, RequestError> {
+    let (bot, default_bot) = bot_target(map, config)?;
+    let callback_endpoint = map
+        .get("callback_endpoint")
+        .map(|v| callback_url(str_field(v, "callback_endpoint")?, config))
+        .transpose()?;
+    let callback_tries = callback_tries(map, callback_endpoint.is_some(), config)?;
+    let body = ExecuteRequest {
+        input: input(map)?,
+        callback_endpoint,
+        callback_tries,
+        timeout_ms: timeout_ms(map)?,
+    };
+    check_body_size(&body)?;
+    Ok(Operation::Execute {
+        bot,
+        default_bot,
+        body,
+    })
+}
+
+/// The BOT to run: `bot_endpoint`, or `public_id` (or its default) + `bot_id`, or the
+/// configured default BOT; the flag is true for the default BOT.
+fn bot_target(
+    map: &Map<String, Value>,
+    config: &Config,
+) -> Result<(BotEndpoint, bool), RequestError> {
+    const EITHER: &str =
+        "conflicts with `bot_endpoint`; give either `bot_endpoint` or `public_id` + `bot_id`";
     let base = &config.api_base;
-    let (bot, default_bot) = match (
+    match (
         map.get("bot_endpoint"),
         map.get("public_id"),
         map.get("bot_id"),
     ) {
-        (Some(_), Some(_), _) => {
-            return Err(RequestError::field(
-                "public_id",
-                "conflicts with `bot_endpoint`; give either `bot_endpoint` or `public_id` + `bot_id`",
-            ));
-        }
-        (Some(_), None, Some(_)) => {
-            return Err(RequestError::field(
-                "bot_id",
-                "conflicts with `bot_endpoint`; give either `bot_endpoint` or `public_id` + `bot_id`",
-            ));
-        }
+        (Some(_), Some(_), _) => Err(RequestError::field("public_id", EITHER)),
+        (Some(_), None, Some(_)) => Err(RequestError::field("bot_id", EITHER)),
         (Some(endpoint), None, None) => {
             let url = str_field(endpoint, "bot_endpoint")?;
-            (
-                BotEndpoint::parse(base, url, "bot_endpoint").map_err(endpoint_error)?,
-                false,
-            )
+            let bot = BotEndpoint::parse(base, url, "bot_endpoint").map_err(endpoint_error)?;
+            Ok((bot, false))
         }
-        (None, Some(_), None) => {
-            return Err(RequestError::field(
-                "bot_id",
-                "is required when `public_id` is given",
-            ));
-        }
+        (None, Some(_), None) => Err(RequestError::field(
+            "bot_id",
+            "is required when `public_id` is given",
+        )),
         (None, public_id, Some(bot_id)) => {
             let public_id = match public_id {
                 Some(v) => PublicId::parse(str_field(v, "public_id")?, "public_id")
@@ -256,48 +302,45 @@ fn parse_execute(map: &Map<String, Value>, config: &Config) -> Result<Operation,
             };
             let bot_id =
                 BotId::parse(str_field(bot_id, "bot_id")?, "bot_id").map_err(endpoint_error)?;
-            (BotEndpoint::new(base, public_id, bot_id), false)
+            Ok((BotEndpoint::new(base, public_id, bot_id), false))
         }
         (None, None, None) => match &config.default_bot {
-            Some(bot) => (bot.clone(), true),
-            None => {
-                return Err(RequestError::field(
-                    "bot_endpoint",
-                    "no BOT named: give `bot_endpoint` or `public_id` + `bot_id` \
-                     (no CLOUDBOT_DEFAULT_BOT_ENDPOINT is configured)",
-                ));
-            }
+            Some(bot) => Ok((bot.clone(), true)),
+            None => Err(RequestError::field(
+                "bot_endpoint",
+                "no BOT named: give `bot_endpoint` or `public_id` + `bot_id` \
+                 (no CLOUDBOT_DEFAULT_BOT_ENDPOINT is configured)",
+            )),
         },
-    };
+    }
+}
 
-    let input = match map.get("input") {
-        None => None,
-        Some(Value::Object(input)) => Some(input.clone()),
-        Some(other) => {
-            return Err(RequestError::field(
-                "input",
-                format!(
-                    "must be an object keyed by data name, not {}",
-                    kind_of(other)
-                ),
-            ));
-        }
-    };
+fn input(map: &Map<String, Value>) -> Result<Option<Map<String, Value>>, RequestError> {
+    match map.get("input") {
+        None => Ok(None),
+        Some(Value::Object(input)) => Ok(Some(input.clone())),
+        Some(other) => Err(RequestError::field(
+            "input",
+            format!(
+                "must be an object keyed by data name, not {}",
+                kind_of(other)
+            ),
+        )),
+    }
+}
 
-    let callback_endpoint = map
-        .get("callback_endpoint")
-        .map(|v| callback_url(str_field(v, "callback_endpoint")?, config))
-        .transpose()?;
-
-    let callback_tries = match (map.get("callback_tries"), &callback_endpoint) {
-        (Some(_), None) => {
-            // [I] Rejected rather than ignored: tries without an endpoint is almost surely a mistake.
-            return Err(RequestError::field(
-                "callback_tries",
-                "requires `callback_endpoint`",
-            ));
-        }
-        (Some(v), Some(_)) => {
+fn callback_tries(
+    map: &Map<String, Value>,
+    has_callback: bool,
+    config: &Config,
+) -> Result<Option<u32>, RequestError> {
+    match (map.get("callback_tries"), has_callback) {
+        // [I] Rejected rather than ignored: tries without an endpoint is almost surely a mistake.
+        (Some(_), false) => Err(RequestError::field(
+            "callback_tries",
+            "requires `callback_endpoint`",
+        )),
+        (Some(v), true) => {
             let tries = uint_field(v, "callback_tries")?;
             if !(1..=u64::from(MAX_CALLBACK_TRIES)).contains(&tries) {
                 return Err(RequestError::field(
@@ -305,38 +348,25 @@ fn parse_execute(map: &Map<String, Value>, config: &Config) -> Result<Operation,
                     format!("must be between 1 and {MAX_CALLBACK_TRIES}"),
                 ));
             }
-            Some(u32::try_from(tries).unwrap_or(MAX_CALLBACK_TRIES))
+            Ok(Some(u32::try_from(tries).unwrap_or(MAX_CALLBACK_TRIES)))
         }
-        (None, Some(_)) => Some(config.default_callback_tries),
-        (None, None) => None,
-    };
+        (None, true) => Ok(Some(config.default_callback_tries)),
+        (None, false) => Ok(None),
+    }
+}
 
-    let timeout_ms = match map.get("timeout") {
-        None => None,
-        Some(v) => {
-            let ms = uint_field(v, "timeout")?;
-            if ms > MAX_TIMEOUT_MS {
-                return Err(RequestError::field(
-                    "timeout",
-                    format!("must be between 0 and {MAX_TIMEOUT_MS} milliseconds"),
-                ));
-            }
-            Some(ms)
-        }
+fn timeout_ms(map: &Map<String, Value>) -> Result<Option<u64>, RequestError> {
+    let Some(v) = map.get("timeout") else {
+        return Ok(None);
     };
-
-    let body = ExecuteRequest {
-        input,
-        callback_endpoint,
-        callback_tries,
-        timeout_ms,
-    };
-    check_body_size(&body)?;
-    Ok(Operation::Execute {
-        bot,
-        default_bot,
-        body,
-    })
+    let ms = uint_field(v, "timeout")?;
+    if ms > MAX_TIMEOUT_MS {
+        return Err(RequestError::field(
+            "timeout",
+            format!("must be between 0 and {MAX_TIMEOUT_MS} milliseconds"),
+        ));
+    }
+    Ok(Some(ms))
 }
 
 fn parse_refer_job(map: &Map<String, Value>, config: &Config) -> Result<Operation, RequestError> {
@@ -363,7 +393,7 @@ fn parse_refer_job(map: &Map<String, Value>, config: &Config) -> Result<Operatio
             .map_err(endpoint_error)?
         }
         (None, Some(job_id)) => {
-            let public_id = public_id_or_default(map, config, "refer_job")?;
+            let public_id = public_id_or_default(map, config, ReferJob)?;
             let job_id =
                 JobId::parse(str_field(job_id, "job_id")?, "job_id").map_err(endpoint_error)?;
             JobEndpoint::new(base, public_id, job_id)
@@ -381,14 +411,17 @@ fn parse_refer_job(map: &Map<String, Value>, config: &Config) -> Result<Operatio
 fn public_id_or_default(
     map: &Map<String, Value>,
     config: &Config,
-    op: &str,
+    op: OperationKind,
 ) -> Result<PublicId, RequestError> {
     match map.get("public_id") {
         Some(v) => PublicId::parse(str_field(v, "public_id")?, "public_id").map_err(endpoint_error),
         None => config.default_public_id.clone().ok_or_else(|| {
             RequestError::field(
                 "public_id",
-                format!("is required for `{op}` (no CLOUDBOT_DEFAULT_PUBLIC_ID is configured)"),
+                format!(
+                    "is required for `{}` (no CLOUDBOT_DEFAULT_PUBLIC_ID is configured)",
+                    op.name()
+                ),
             )
         }),
     }
@@ -442,11 +475,11 @@ fn check_body_size(body: &ExecuteRequest) -> Result<(), RequestError> {
         None => 0,
     };
     let size = input_len.saturating_add(OVERHEAD);
-    if size > MAX_UPSTREAM_BODY_BYTES {
+    if size > MAX_REQUEST_BODY {
         return Err(RequestError::TooLarge {
             what: "the execute request body (field `input`)",
             size: input_len,
-            limit: MAX_UPSTREAM_BODY_BYTES - OVERHEAD,
+            limit: MAX_REQUEST_BODY - OVERHEAD,
         });
     }
     Ok(())

@@ -21,8 +21,8 @@ use crate::cloudbot::{
 };
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Refreshed};
-use crate::outcome::Failure;
-use crate::request::{Operation, Request};
+use crate::error::Failure;
+use crate::request::{Operation, OperationKind, Request};
 use crate::telemetry;
 use crate::trigger::{self, Answer};
 
@@ -90,21 +90,12 @@ impl Service {
 
     /// Runs a validated request; gives up at `deadline`.
     pub async fn run(&self, request: &Request, deadline: Instant) -> Result<Answer, Failure> {
-        match &request.operation {
-            Operation::Execute {
-                bot, default_bot, ..
-            } => {
-                telemetry::record_target("execute", Some(bot.url()), None);
-                if *default_bot {
-                    tracing::info!("no BOT in the request: running the configured default BOT");
-                }
-            }
-            Operation::ReferJob { job } => {
-                telemetry::record_target("refer_job", None, Some(job.job_id().as_str()))
-            }
-            Operation::ListBots { public_id } => {
-                telemetry::record_target("list_bots", Some(public_id.as_str()), None)
-            }
+        telemetry::record_target(&request.operation);
+        if let Operation::Execute {
+            default_bot: true, ..
+        } = &request.operation
+        {
+            tracing::info!("no BOT in the request: running the configured default BOT");
         }
         let lease = self.credentials.get(deadline).await?;
         match self.call(request, &lease, deadline).await {
@@ -145,7 +136,8 @@ impl Service {
                     (Some(s.http_status), Some(s.job.job_id.as_str()))
                 });
                 let started = result?;
-                let body = job_result("execute", &started.job, &started.job_reference)?;
+                let body =
+                    job_result(OperationKind::Execute, &started.job, &started.job_reference)?;
                 Ok(Answer {
                     body,
                     http_status: 202,
@@ -157,7 +149,7 @@ impl Service {
                 record_result(&result, |_| (Some(200), None));
                 let found = result?;
                 Ok(Answer {
-                    body: job_result("refer_job", &found, job)?,
+                    body: job_result(OperationKind::ReferJob, &found, job)?,
                     http_status: 200,
                     location: None,
                 })
@@ -167,7 +159,7 @@ impl Service {
                 record_result(&result, |_| (Some(200), None));
                 let bots = result?;
                 let body = ListBotsResult {
-                    operation: "list_bots",
+                    operation: OperationKind::ListBots.name(),
                     public_id: public_id.as_str(),
                     bots: bots
                         .iter()
@@ -250,7 +242,7 @@ pub fn invocation_deadline(context: &Context, now: Instant) -> Instant {
     now + remaining.saturating_sub(DEADLINE_MARGIN)
 }
 
-/// Job result of `execute` and `refer_job` (stable snake_case contract; see README.md).
+/// Job result of `execute` and `refer_job` (stable snake_case contract; see docs/contract.md).
 #[derive(Serialize)]
 struct JobResult<'a> {
     operation: &'static str,
@@ -285,12 +277,12 @@ struct BotResult<'a> {
 }
 
 fn job_result(
-    operation: &'static str,
+    operation: OperationKind,
     job: &Job,
     reference: &JobEndpoint,
 ) -> Result<Box<RawValue>, Failure> {
     to_raw(&JobResult {
-        operation,
+        operation: operation.name(),
         job_id: &job.job_id,
         job_reference_endpoint: reference.url(),
         public_id: reference.public_id().as_str(),

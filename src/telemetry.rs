@@ -3,8 +3,9 @@
 //! Logs go to stdout through `lambda_runtime`'s tracing set-up, which honours Lambda's advanced
 //! logging controls: JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`, level from
 //! `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`), INFO by default. Each invocation runs inside an
-//! `invocation` span carrying the request id, trigger, operation, BOT, job id, upstream status,
-//! latency and error type, so every line of an invocation can be correlated. The raw event,
+//! `invocation` span carrying the request id, trigger, operation, its target (`bot_endpoint`,
+//! `public_id`, `bot_id`, `job_id`: each field means one thing whatever the operation), upstream
+//! status, latency and error type, so every line of an invocation can be correlated. The raw event,
 //! headers, input values and response bodies are never logged.
 
 use std::time::Duration;
@@ -12,7 +13,8 @@ use std::time::Duration;
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::outcome::Failure;
+use crate::error::Failure;
+use crate::request::Operation;
 
 /// Installs the global subscriber (call once, first thing in `main`).
 pub fn init() {
@@ -26,7 +28,9 @@ pub fn invocation_span(request_id: &str, trigger: &'static str) -> Span {
         request_id = %request_id,
         trigger,
         operation = Empty,
-        bot = Empty,
+        bot_endpoint = Empty,
+        public_id = Empty,
+        bot_id = Empty,
         job_id = Empty,
         upstream_status = Empty,
         latency_ms = Empty,
@@ -35,14 +39,22 @@ pub fn invocation_span(request_id: &str, trigger: &'static str) -> Span {
 }
 
 /// Records the operation and its target on the current invocation span.
-pub fn record_target(operation: &'static str, bot: Option<&str>, job_id: Option<&str>) {
+pub fn record_target(operation: &Operation) {
     let span = Span::current();
-    span.record("operation", operation);
-    if let Some(bot) = bot {
-        span.record("bot", bot);
-    }
-    if let Some(job_id) = job_id {
-        span.record("job_id", job_id);
+    span.record("operation", operation.kind().name());
+    match operation {
+        Operation::Execute { bot, .. } => {
+            span.record("bot_endpoint", bot.url());
+            span.record("public_id", bot.public_id().as_str());
+            span.record("bot_id", bot.bot_id().as_str());
+        }
+        Operation::ReferJob { job } => {
+            span.record("public_id", job.public_id().as_str());
+            span.record("job_id", job.job_id().as_str());
+        }
+        Operation::ListBots { public_id } => {
+            span.record("public_id", public_id.as_str());
+        }
     }
 }
 

@@ -13,12 +13,20 @@ use tokio::time::Instant;
 
 use super::credentials::Credentials;
 use super::endpoint::{ApiBase, BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
-use super::error::{CloudBotError, Failure, sanitize_message};
+use super::error::{Cause, CloudBotError, sanitize_message};
 use super::model::{Bot, BotList, ErrorBody, ExecuteBody, ExecuteRequest, Job, Language, Started};
 use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
 
-/// Largest request body the service accepts (4 MB); bigger bodies are refused locally.
+/// Largest request body the service accepts ([D]: 4 MB); bigger bodies are refused locally, and
+/// the request parser checks the execute input against it before any call.
 pub const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
+
+/// Default timeout for establishing a connection (TCP + TLS).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_000);
+
+/// Default timeout of one attempt. Below API Gateway's 30 s integration timeout, so an HTTP
+/// caller gets our answer rather than API Gateway's.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(25_000);
 
 /// Largest response body read (1 MiB). A job with its output is far smaller; anything bigger is
 /// treated as an invalid answer instead of being buffered.
@@ -46,8 +54,8 @@ impl Default for ClientSettings {
     fn default() -> Self {
         Self {
             base: ApiBase::default(),
-            connect_timeout: Duration::from_millis(3000),
-            request_timeout: Duration::from_millis(25_000),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             user_agent: default_user_agent(),
         }
     }
@@ -94,17 +102,17 @@ struct Op<'a> {
     safety: Safety,
 }
 
-/// An answer (any status) with its body read within the cap.
-struct Answer {
+/// A reply (any status) with its body read within the cap.
+struct Reply {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
 }
 
 /// How one attempt ended.
-enum Outcome {
+enum AttemptResult {
     /// The server answered and the body was read (any status).
-    Answered(Answer),
+    Answered(Reply),
     /// The server answered with a success status but the body was cut off.
     BodyCut { status: u16 },
     /// The server answered but the body exceeded [`MAX_RESPONSE_BODY`].
@@ -241,9 +249,7 @@ impl CloudBotClient {
             .await?;
         // From here on the server has answered "success": a job exists. Anything we cannot
         // read means the caller does not learn about it, hence OutcomeUnknown, never a retry.
-        let unusable = CloudBotError::OutcomeUnknown {
-            cause: Failure::Body,
-        };
+        let unusable = CloudBotError::OutcomeUnknown { cause: Cause::Body };
         let job: Job = serde_json::from_slice(&answer.body).map_err(|_| unusable.clone())?;
         let job_id = JobId::parse(&job.job_id, "job_id").map_err(|_| unusable.clone())?;
         let job_reference = self
@@ -304,7 +310,7 @@ impl CloudBotClient {
     /// configured base (credentials never follow a URL elsewhere) and names the job id the body
     /// reports; its public id may differ (the server knows where the job lives). A relative
     /// `Location` (`/demo/jobs/...`) is resolved against the base.
-    fn server_job_reference(&self, answer: &Answer, job_id: &JobId) -> Option<JobEndpoint> {
+    fn server_job_reference(&self, answer: &Reply, job_id: &JobId) -> Option<JobEndpoint> {
         #[derive(Deserialize)]
         struct UrlFields {
             job_reference_endpoint: Option<serde_json::Value>,
@@ -339,7 +345,7 @@ impl CloudBotClient {
     }
 
     /// Run `op` with retries per `retry.rs`; `Ok` only for a 2xx answer whose body was read.
-    async fn exchange(&self, call: &Call<'_>, op: Op<'_>) -> Result<Answer, CloudBotError> {
+    async fn exchange(&self, call: &Call<'_>, op: Op<'_>) -> Result<Reply, CloudBotError> {
         let headers = request_headers(call)?;
         let mut attempt: u32 = 0;
         let mut last_error = None;
@@ -355,7 +361,7 @@ impl CloudBotClient {
             let outcome = self.attempt(&op, &headers, attempt_timeout).await;
             let latency_ms = u64::try_from(now.elapsed().as_millis()).unwrap_or(u64::MAX);
             let (status, end, error) = match outcome {
-                Outcome::Answered(answer) if (200..300).contains(&answer.status) => {
+                AttemptResult::Answered(answer) if (200..300).contains(&answer.status) => {
                     tracing::debug!(
                         method = %op.method,
                         path = op.template,
@@ -366,7 +372,7 @@ impl CloudBotClient {
                     );
                     return Ok(answer);
                 }
-                Outcome::Answered(answer) => {
+                AttemptResult::Answered(answer) => {
                     let retry_after = answer
                         .headers
                         .get(header::RETRY_AFTER)
@@ -378,22 +384,18 @@ impl CloudBotClient {
                     let error = status_error(call, &op, &answer, retry_after);
                     (Some(answer.status), end, error)
                 }
-                Outcome::BodyCut { status } => {
+                AttemptResult::BodyCut { status } => {
                     let error = match op.safety {
-                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown {
-                            cause: Failure::Body,
-                        },
+                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause: Cause::Body },
                         Safety::Idempotent => CloudBotError::Unavailable {
-                            cause: Failure::Transport,
+                            cause: Cause::Transport,
                         },
                     };
                     (Some(status), AttemptEnd::Transport, error)
                 }
-                Outcome::BodyTooLarge { status } => {
+                AttemptResult::BodyTooLarge { status } => {
                     let error = match op.safety {
-                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown {
-                            cause: Failure::Body,
-                        },
+                        Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause: Cause::Body },
                         Safety::Idempotent => CloudBotError::InvalidResponse {
                             status,
                             detail: "body exceeds the size limit",
@@ -410,7 +412,7 @@ impl CloudBotClient {
                     );
                     return Err(error);
                 }
-                Outcome::Failed(end) => (None, end, transport_error(op.safety, end)),
+                AttemptResult::Failed(end) => (None, end, transport_error(op.safety, end)),
             };
             tracing::debug!(
                 method = %op.method,
@@ -418,7 +420,7 @@ impl CloudBotClient {
                 status,
                 attempt,
                 latency_ms,
-                error = error.name(),
+                error = error.kind().name,
                 "cloud bot call failed"
             );
             let time_left = call.deadline.saturating_duration_since(Instant::now());
@@ -433,7 +435,7 @@ impl CloudBotClient {
     }
 
     /// One attempt: send, then read the body with the size cap, all within `timeout`.
-    async fn attempt(&self, op: &Op<'_>, headers: &HeaderMap, timeout: Duration) -> Outcome {
+    async fn attempt(&self, op: &Op<'_>, headers: &HeaderMap, timeout: Duration) -> AttemptResult {
         let mut request = self
             .inner
             .http
@@ -446,7 +448,7 @@ impl CloudBotClient {
         let exchange = async {
             let mut response = match request.send().await {
                 Ok(r) => r,
-                Err(e) => return Outcome::Failed(classify(e)),
+                Err(e) => return AttemptResult::Failed(classify(e)),
             };
             let status = response.status().as_u16();
             let headers = response.headers().clone();
@@ -456,10 +458,10 @@ impl CloudBotClient {
                 .is_some_and(|n| n > MAX_RESPONSE_BODY as u64)
             {
                 return if success {
-                    Outcome::BodyTooLarge { status }
+                    AttemptResult::BodyTooLarge { status }
                 } else {
                     // The status is what matters for an error answer; its body is optional.
-                    Outcome::Answered(Answer {
+                    AttemptResult::Answered(Reply {
                         status,
                         headers,
                         body: Vec::new(),
@@ -472,7 +474,7 @@ impl CloudBotClient {
                     Ok(Some(chunk)) => {
                         if body.len() + chunk.len() > MAX_RESPONSE_BODY {
                             if success {
-                                return Outcome::BodyTooLarge { status };
+                                return AttemptResult::BodyTooLarge { status };
                             }
                             body.clear();
                             break;
@@ -484,14 +486,14 @@ impl CloudBotClient {
                         let e = e.without_url();
                         tracing::debug!(error = %e, "cloud bot answer body cut off");
                         if success {
-                            return Outcome::BodyCut { status };
+                            return AttemptResult::BodyCut { status };
                         }
                         body.clear();
                         break;
                     }
                 }
             }
-            Outcome::Answered(Answer {
+            AttemptResult::Answered(Reply {
                 status,
                 headers,
                 body,
@@ -501,7 +503,7 @@ impl CloudBotClient {
         // independently of reqwest's internals, so the deadline holds whatever happens.
         match tokio::time::timeout(timeout, exchange).await {
             Ok(outcome) => outcome,
-            Err(_) => Outcome::Failed(AttemptEnd::Timeout),
+            Err(_) => AttemptResult::Failed(AttemptEnd::Timeout),
         }
     }
 }
@@ -548,11 +550,11 @@ fn transport_error(safety: Safety, end: AttemptEnd) -> CloudBotError {
     let cause = match end {
         AttemptEnd::ConnectFailed => {
             return CloudBotError::Unavailable {
-                cause: Failure::Connect,
+                cause: Cause::Connect,
             };
         }
-        AttemptEnd::Timeout => Failure::Timeout,
-        AttemptEnd::Transport | AttemptEnd::Status { .. } => Failure::Transport,
+        AttemptEnd::Timeout => Cause::Timeout,
+        AttemptEnd::Transport | AttemptEnd::Status { .. } => Cause::Transport,
     };
     match safety {
         Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause },
@@ -564,7 +566,7 @@ fn transport_error(safety: Safety, end: AttemptEnd) -> CloudBotError {
 fn status_error(
     call: &Call<'_>,
     op: &Op<'_>,
-    answer: &Answer,
+    answer: &Reply,
     retry_after: Option<Duration>,
 ) -> CloudBotError {
     let message = || server_message(call.credentials, &answer.body);
@@ -583,11 +585,11 @@ fn status_error(
             // A 503 that names a retry time is a refusal before any work started.
             Safety::ExecuteOnce if !(s == 503 && retry_after.is_some()) => {
                 CloudBotError::OutcomeUnknown {
-                    cause: Failure::Status(s),
+                    cause: Cause::Status(s),
                 }
             }
             _ => CloudBotError::Unavailable {
-                cause: Failure::Status(s),
+                cause: Cause::Status(s),
             },
         },
         _ => CloudBotError::UnexpectedStatus {

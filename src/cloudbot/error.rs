@@ -1,11 +1,13 @@
-//! The one error type of the Cloud BOT client, with variants named by what the caller can do and
-//! a stable [`CloudBotError::name`] per variant (the Lambda turns it into `CloudBot.<name>`).
+//! The one error type of the Cloud BOT client, with variants named by what the caller can do,
+//! each mapped to its row of the error table ([`CloudBotError::kind`]).
 //!
 //! Nothing in here holds a credential, a URL with secrets, a whole response body or a transport
 //! library's error: server messages are scrubbed of the credentials and truncated, and transport
-//! failures are reduced to a [`Failure`] kind.
+//! failures are reduced to a [`Cause`].
 
 use std::time::Duration;
+
+use crate::error::kind::{self, ErrorKind};
 
 /// Longest server `message` kept in an error, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 300;
@@ -13,7 +15,7 @@ pub const MAX_MESSAGE_CHARS: usize = 300;
 /// What went wrong on the wire when no usable answer came back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Failure {
+pub enum Cause {
     /// The server answered with this HTTP status (5xx).
     #[error("HTTP {0}")]
     Status(u16),
@@ -76,14 +78,14 @@ pub enum CloudBotError {
     #[error("Cloud BOT is unavailable: {cause}")]
     Unavailable {
         /// What failed.
-        cause: Failure,
+        cause: Cause,
     },
     /// Execute only: the request may have reached the server and it is unknown whether a job
     /// started. Do not retry blindly: look at the BOT's job list first.
     #[error("outcome of the execute request is unknown ({cause}); a job may have started")]
     OutcomeUnknown {
         /// What failed.
-        cause: Failure,
+        cause: Cause,
     },
     /// A read's answer did not decode (or was too large).
     #[error("Cloud BOT sent an invalid answer (HTTP {status}): {detail}")]
@@ -115,24 +117,26 @@ pub enum CloudBotError {
 }
 
 impl CloudBotError {
-    /// Stable name of the variant (e.g. `"RateLimited"`), used as the error type by callers.
-    pub fn name(&self) -> &'static str {
+    /// The error's row in the error table. Exhaustive on purpose: a new variant needs a row.
+    pub fn kind(&self) -> &'static ErrorKind {
         match self {
-            CloudBotError::Unauthorized => "Unauthorized",
-            CloudBotError::Forbidden => "Forbidden",
-            CloudBotError::NotFound => "NotFound",
-            CloudBotError::BadRequest { .. } => "BadRequest",
-            CloudBotError::PayloadTooLarge { .. } => "PayloadTooLarge",
-            CloudBotError::UnsupportedMediaType => "UnsupportedMediaType",
-            CloudBotError::Unprocessable { .. } => "Unprocessable",
-            CloudBotError::RateLimited { .. } => "RateLimited",
-            CloudBotError::Unavailable { .. } => "Unavailable",
-            CloudBotError::OutcomeUnknown { .. } => "OutcomeUnknown",
-            CloudBotError::InvalidResponse { .. } => "InvalidResponse",
-            CloudBotError::DeadlineExceeded => "DeadlineExceeded",
-            CloudBotError::UnexpectedStatus { .. } => "UnexpectedStatus",
-            CloudBotError::InvalidCredentials => "InvalidCredentials",
-            CloudBotError::Internal { .. } => "Internal",
+            CloudBotError::Unauthorized => &kind::CLOUDBOT_UNAUTHORIZED,
+            CloudBotError::Forbidden => &kind::CLOUDBOT_FORBIDDEN,
+            CloudBotError::NotFound => &kind::CLOUDBOT_NOT_FOUND,
+            CloudBotError::BadRequest { .. } => &kind::CLOUDBOT_BAD_REQUEST,
+            CloudBotError::PayloadTooLarge { .. } => &kind::CLOUDBOT_PAYLOAD_TOO_LARGE,
+            CloudBotError::UnsupportedMediaType => &kind::CLOUDBOT_UNSUPPORTED_MEDIA_TYPE,
+            CloudBotError::Unprocessable { .. } => &kind::CLOUDBOT_UNPROCESSABLE,
+            CloudBotError::RateLimited { .. } => &kind::CLOUDBOT_RATE_LIMITED,
+            CloudBotError::Unavailable { .. } => &kind::CLOUDBOT_UNAVAILABLE,
+            CloudBotError::OutcomeUnknown { .. } => &kind::CLOUDBOT_OUTCOME_UNKNOWN,
+            CloudBotError::InvalidResponse { .. } => &kind::CLOUDBOT_INVALID_RESPONSE,
+            CloudBotError::UnexpectedStatus { .. } => &kind::CLOUDBOT_UNEXPECTED_STATUS,
+            CloudBotError::InvalidCredentials => &kind::CLOUDBOT_INVALID_CREDENTIALS,
+            // The client only says "no time left before sending": nothing reached Cloud BOT.
+            CloudBotError::DeadlineExceeded => &kind::FUNCTION_DEADLINE_EXCEEDED,
+            // The HTTP client could not be built or a body could not be encoded: nothing was sent.
+            CloudBotError::Internal { .. } => &kind::FUNCTION_INTERNAL,
         }
     }
 
@@ -150,7 +154,7 @@ impl CloudBotError {
             CloudBotError::RateLimited { .. } => Some(429),
             CloudBotError::Unavailable { cause } | CloudBotError::OutcomeUnknown { cause } => {
                 match cause {
-                    Failure::Status(s) => Some(*s),
+                    Cause::Status(s) => Some(*s),
                     _ => None,
                 }
             }
@@ -160,15 +164,6 @@ impl CloudBotError {
             | CloudBotError::InvalidCredentials
             | CloudBotError::Internal { .. } => None,
         }
-    }
-
-    /// True when repeating the same call later is safe and may succeed (rate limited, or
-    /// unavailable without a job having been started).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            CloudBotError::RateLimited { .. } | CloudBotError::Unavailable { .. }
-        )
     }
 }
 
@@ -206,37 +201,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_stable() {
-        assert_eq!(CloudBotError::Unauthorized.name(), "Unauthorized");
+    fn kinds_are_stable() {
         assert_eq!(
-            CloudBotError::RateLimited { retry_after: None }.name(),
-            "RateLimited"
+            CloudBotError::Unauthorized.kind().name,
+            "CloudBot.Unauthorized"
         );
         assert_eq!(
-            CloudBotError::OutcomeUnknown {
-                cause: Failure::Timeout
-            }
-            .name(),
-            "OutcomeUnknown"
+            CloudBotError::RateLimited { retry_after: None }.kind().name,
+            "CloudBot.RateLimited"
+        );
+        assert_eq!(
+            CloudBotError::DeadlineExceeded.kind().name,
+            "Function.DeadlineExceeded"
         );
     }
 
     #[test]
     fn retryable_only_when_no_job_can_have_started() {
-        assert!(
-            CloudBotError::Unavailable {
-                cause: Failure::Connect
-            }
-            .is_retryable()
-        );
-        assert!(CloudBotError::RateLimited { retry_after: None }.is_retryable());
-        assert!(
-            !CloudBotError::OutcomeUnknown {
-                cause: Failure::Timeout
-            }
-            .is_retryable()
-        );
-        assert!(!CloudBotError::DeadlineExceeded.is_retryable());
+        let retryable = |e: CloudBotError| e.kind().retryable;
+        assert!(retryable(CloudBotError::Unavailable {
+            cause: Cause::Connect
+        }));
+        assert!(retryable(CloudBotError::RateLimited { retry_after: None }));
+        assert!(!retryable(CloudBotError::OutcomeUnknown {
+            cause: Cause::Timeout
+        }));
+        // Nothing was sent: a new invocation with its own time may succeed.
+        assert!(retryable(CloudBotError::DeadlineExceeded));
     }
 
     #[test]
@@ -255,7 +246,7 @@ mod tests {
     fn upstream_status_maps() {
         assert_eq!(
             CloudBotError::Unavailable {
-                cause: Failure::Status(503)
+                cause: Cause::Status(503)
             }
             .upstream_status(),
             Some(503)

@@ -4,7 +4,7 @@
 //!   parsing of URLs that arrive in events).
 //! - `credentials`: access token + secret key, redacted everywhere.
 //! - `model`: language, job status, Job/Bot objects, the execute request.
-//! - `error`: the one error enum with stable names.
+//! - `error`: the one error enum, each variant mapped to its row of the error table.
 //! - `client`: the pooled HTTP client and the four operations.
 //! - `retry`: which failures are retried (never an execute that may have reached the server).
 
@@ -16,12 +16,13 @@ mod model;
 mod retry;
 
 pub use client::{
-    Call, ClientSettings, CloudBotClient, MAX_REQUEST_BODY, MAX_RESPONSE_BODY, default_user_agent,
+    Call, ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    MAX_REQUEST_BODY, MAX_RESPONSE_BODY, default_user_agent,
 };
 pub use credentials::Credentials;
 pub use endpoint::{
     ApiBase, BotEndpoint, BotId, DEFAULT_API_BASE, EndpointError, EndpointProblem, JobEndpoint,
     JobId, MAX_ID_LEN, PublicId,
 };
-pub use error::{CloudBotError, Failure, MAX_MESSAGE_CHARS};
+pub use error::{Cause, CloudBotError, MAX_MESSAGE_CHARS};
 pub use model::{Bot, ExecuteRequest, Job, JobStatus, Language, Started, UnknownLanguage};

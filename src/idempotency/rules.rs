@@ -208,7 +208,7 @@ pub fn may_resolve(existing: Option<&Record>, now_ms: u64) -> ResolveCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloudbot::Failure;
+    use crate::cloudbot::Cause;
 
     const NOW: u64 = 1_800_000_000_000;
 
@@ -354,7 +354,7 @@ mod tests {
             CloudBotError::Unprocessable { message: None },
             CloudBotError::RateLimited { retry_after: None },
             CloudBotError::Unavailable {
-                cause: Failure::Status(503),
+                cause: Cause::Status(503),
             },
             CloudBotError::DeadlineExceeded,
             CloudBotError::InvalidCredentials,
@@ -365,10 +365,10 @@ mod tests {
         }
         let unknown = [
             CloudBotError::OutcomeUnknown {
-                cause: Failure::Timeout,
+                cause: Cause::Timeout,
             },
             CloudBotError::OutcomeUnknown {
-                cause: Failure::Body,
+                cause: Cause::Body,
             },
             CloudBotError::UnexpectedStatus { status: 302 },
             CloudBotError::InvalidResponse {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use cloudbot_emulator::{FaultKind, FaultRule};
-use cloudbot_trigger::cloudbot::{CloudBotError, ExecuteRequest, Failure};
+use cloudbot_trigger::cloudbot::{Cause, CloudBotError, ExecuteRequest};
 
 use crate::support::{
     call, client_for, client_with_timeout, credentials, demo, emulator, execute_demo, execute_echo,
@@ -30,7 +30,7 @@ async fn get_with_latency_and_a_short_deadline_returns_promptly() {
         matches!(
             err,
             CloudBotError::Unavailable {
-                cause: Failure::Timeout
+                cause: Cause::Timeout
             } | CloudBotError::DeadlineExceeded
         ),
         "{err:?}"
@@ -45,7 +45,7 @@ async fn a_deadline_already_passed_sends_nothing() {
     let client = client_for(&emu.base_url());
     let err = execute_echo(&client, Duration::ZERO).await.unwrap_err();
     assert_eq!(err, CloudBotError::DeadlineExceeded);
-    assert_eq!(err.name(), "DeadlineExceeded");
+    assert_eq!(err.kind().name, "Function.DeadlineExceeded");
     assert_eq!(emu.stats().requests, 0);
 }
 
@@ -65,7 +65,7 @@ async fn execute_attempt_is_cut_at_the_deadline() {
     assert_eq!(
         err,
         CloudBotError::OutcomeUnknown {
-            cause: Failure::Timeout
+            cause: Cause::Timeout
         }
     );
     assert!(
@@ -94,7 +94,7 @@ async fn retries_stop_before_the_deadline() {
         )
         .await
         .unwrap_err();
-    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.kind().retryable, "{err:?}");
     assert!(
         t0.elapsed() < Duration::from_millis(2000),
         "{:?}",

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloudbot_emulator::{Emulator, EmulatorOptions, FaultKind, FaultRule, Seed};
-use cloudbot_trigger::cloudbot::{CloudBotError, ExecuteRequest, Failure, Started};
+use cloudbot_trigger::cloudbot::{Cause, CloudBotError, ExecuteRequest, Started};
 use lambda_runtime::tracing::subscriber::layer::{Context, SubscriberExt};
 use lambda_runtime::tracing::subscriber::{Layer, Registry};
 use tokio::task::JoinSet;
@@ -44,7 +44,7 @@ enum Expect {
 
 fn fails(error: CloudBotError, retryable: bool, upstream_status: Option<u16>) -> Expect {
     Expect::Fails {
-        name: error.name(),
+        name: error.kind().name,
         one_of: vec![error],
         retryable,
         upstream_status,
@@ -134,8 +134,8 @@ impl Case {
                 Err(err),
             ) => {
                 assert!(one_of.contains(err), "{name}: {err:?}");
-                assert_eq!(err.name(), *error_name, "{name}");
-                assert_eq!(err.is_retryable(), *retryable, "{name}: {err:?}");
+                assert_eq!(err.kind().name, *error_name, "{name}");
+                assert_eq!(err.kind().retryable, *retryable, "{name}: {err:?}");
                 assert_eq!(err.upstream_status(), *upstream_status, "{name}: {err:?}");
             }
             (_, other) => panic!("{name}: unexpected {other:?}"),
@@ -231,7 +231,7 @@ async fn reads_are_retried_on_transient_faults_and_give_up_on_the_rest() {
             vec![FaultRule::new(Status).status(500).method("GET")],
             fails(
                 CloudBotError::Unavailable {
-                    cause: Failure::Status(500),
+                    cause: Cause::Status(500),
                 },
                 true,
                 Some(500),
@@ -393,7 +393,7 @@ async fn run_execute(case: Case) {
     }
 }
 
-fn outcome_unknown(cause: Failure, upstream_status: Option<u16>) -> Expect {
+fn outcome_unknown(cause: Cause, upstream_status: Option<u16>) -> Expect {
     fails(
         CloudBotError::OutcomeUnknown { cause },
         false,
@@ -408,7 +408,7 @@ async fn execute_is_never_repeated_once_it_may_have_reached_the_server() {
         Case::new(
             "execute_is_not_retried_after_a_reset_after_the_job_was_created",
             vec![post_rule(ResetAfter)],
-            outcome_unknown(Failure::Transport, None),
+            outcome_unknown(Cause::Transport, None),
             Some(1),
         )
         .jobs(1),
@@ -417,27 +417,27 @@ async fn execute_is_never_repeated_once_it_may_have_reached_the_server() {
         Case::new(
             "execute_is_not_retried_after_a_reset_before_the_answer",
             vec![post_rule(ResetBefore)],
-            outcome_unknown(Failure::Transport, None),
+            outcome_unknown(Cause::Transport, None),
             Some(1),
         )
         .jobs(0),
         Case::new(
             "execute_is_not_retried_after_500",
             vec![post_rule(Status).status(500)],
-            outcome_unknown(Failure::Status(500), Some(500)),
+            outcome_unknown(Cause::Status(500), Some(500)),
             Some(1),
         ),
         Case::new(
             "execute_is_not_retried_after_503_without_retry_after",
             vec![post_rule(Status).status(503)],
-            outcome_unknown(Failure::Status(503), Some(503)),
+            outcome_unknown(Cause::Status(503), Some(503)),
             Some(1),
         ),
         // The job exists although the caller never heard about it.
         Case::new(
             "execute_is_not_retried_after_a_timeout",
             vec![post_rule(Latency).latency_ms(2_000)],
-            outcome_unknown(Failure::Timeout, None),
+            outcome_unknown(Cause::Timeout, None),
             None,
         )
         .request_timeout(Duration::from_millis(500))
@@ -451,14 +451,12 @@ async fn execute_is_never_repeated_once_it_may_have_reached_the_server() {
             vec![post_rule(TruncatedBody)],
             Expect::Fails {
                 one_of: vec![
+                    CloudBotError::OutcomeUnknown { cause: Cause::Body },
                     CloudBotError::OutcomeUnknown {
-                        cause: Failure::Body,
-                    },
-                    CloudBotError::OutcomeUnknown {
-                        cause: Failure::Transport,
+                        cause: Cause::Transport,
                     },
                 ],
-                name: "OutcomeUnknown",
+                name: "CloudBot.OutcomeUnknown",
                 retryable: false,
                 upstream_status: None,
             },
@@ -468,14 +466,14 @@ async fn execute_is_never_repeated_once_it_may_have_reached_the_server() {
         Case::new(
             "execute_with_malformed_json_answer_is_outcome_unknown",
             vec![post_rule(MalformedJson)],
-            outcome_unknown(Failure::Body, None),
+            outcome_unknown(Cause::Body, None),
             Some(1),
         )
         .jobs(1),
         Case::new(
             "execute_with_oversized_answer_is_capped_and_outcome_unknown",
             vec![post_rule(OversizedBody)],
-            outcome_unknown(Failure::Body, None),
+            outcome_unknown(Cause::Body, None),
             Some(1),
         )
         .jobs(1),
@@ -500,7 +498,7 @@ async fn execute_is_never_repeated_once_it_may_have_reached_the_server() {
             vec![post_rule(Status).status(503).retry_after(30)],
             fails(
                 CloudBotError::Unavailable {
-                    cause: Failure::Status(503),
+                    cause: Cause::Status(503),
                 },
                 true,
                 Some(503),
@@ -527,10 +525,10 @@ async fn execute_to_a_closed_port_is_unavailable_without_a_job() {
     assert_eq!(
         err,
         CloudBotError::Unavailable {
-            cause: Failure::Connect
+            cause: Cause::Connect
         }
     );
-    assert!(err.is_retryable());
+    assert!(err.kind().retryable);
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
 

@@ -40,7 +40,7 @@ async fn debug_events_describe_calls_without_secrets_inputs_or_bodies() {
         .execute(&ctx, &echo_bot, &unprocessable())
         .await
         .unwrap_err();
-    assert_eq!(err.name(), "Unprocessable");
+    assert_eq!(err.kind().name, "CloudBot.Unprocessable");
     assert!(matches!(err, CloudBotError::Unprocessable { .. }));
 
     let text = captured.text();

@@ -192,7 +192,7 @@ async fn refer_only_token_cannot_execute_or_suspend() {
         .await
         .unwrap_err();
     assert_eq!(err, CloudBotError::Forbidden);
-    assert_eq!(err.name(), "Forbidden");
+    assert_eq!(err.kind().name, "CloudBot.Forbidden");
     assert_eq!(emu.stats().jobs_created, 0);
 
     // It can list and refer, but not suspend.
@@ -308,7 +308,7 @@ async fn invalid_execute_body_is_unprocessable_with_the_server_message() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(err.name(), "Unprocessable");
+    assert_eq!(err.kind().name, "CloudBot.Unprocessable");
     assert_eq!(emu.stats().jobs_created, 0);
 }
 

@@ -76,6 +76,6 @@ async fn errors_never_contain_credentials() {
     );
     assert_eq!(errors.len(), 7);
     for e in &errors {
-        assert_clean(&format!("{e} {e:?} {}", e.name()));
+        assert_clean(&format!("{e} {e:?} {}", e.kind().name));
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cloudbot_trigger::cloudbot::{
-    CloudBotClient, CloudBotError, Credentials, ExecuteRequest, Failure, JobStatus, Language,
+    Cause, CloudBotClient, CloudBotError, Credentials, ExecuteRequest, JobStatus, Language,
     MAX_MESSAGE_CHARS, PublicId, Started,
 };
 use serde_json::{Value, json};
@@ -271,9 +271,7 @@ async fn execute_answer_without_a_valid_job_id_is_outcome_unknown() {
             server_answering_execute(ResponseTemplate::new(201).set_body_json(body)).await;
         assert_eq!(
             execute(&client).await.unwrap_err(),
-            CloudBotError::OutcomeUnknown {
-                cause: Failure::Body
-            }
+            CloudBotError::OutcomeUnknown { cause: Cause::Body }
         );
         assert_eq!(server.received_requests().await.unwrap().len(), 1);
     }

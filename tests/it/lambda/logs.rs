@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use cloudbot_emulator::{FaultKind, FaultRule};
 use cloudbot_trigger::cloudbot::CloudBotError;
-use cloudbot_trigger::outcome::Failure;
+use cloudbot_trigger::error::Failure;
 use cloudbot_trigger::telemetry;
+use lambda_runtime::Diagnostic;
 use serde_json::json;
 use tracing::level_filters::LevelFilter;
 
@@ -84,7 +85,7 @@ async fn logs_carry_the_invocation_fields_and_no_secrets() {
     assert!(first["job_id"].is_string(), "{first}");
     assert_eq!(first["upstream_status"], 201);
     assert!(
-        first["bot"]
+        first["bot_endpoint"]
             .as_str()
             .unwrap()
             .ends_with("/demo/bots/echo_bot/jobs")
@@ -113,7 +114,11 @@ async fn a_message_quoted_from_cloud_bot_goes_to_the_caller_but_not_to_the_logs(
         },
     ] {
         let failure = Failure::CloudBot(err);
-        assert!(failure.to_diagnostic().error_message.contains("Taro-4711"));
+        assert!(
+            Diagnostic::from(&failure)
+                .error_message
+                .contains("Taro-4711")
+        );
         assert!(failure.to_problem().detail.contains("Taro-4711"));
         telemetry::finish(&Err::<(), _>(failure), Duration::from_millis(5));
     }

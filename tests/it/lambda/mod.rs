@@ -11,6 +11,7 @@ mod docs;
 mod events;
 mod faults;
 mod logs;
+mod state_machines;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

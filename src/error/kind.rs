@@ -1,0 +1,209 @@
+//! The error table: every error type the function reports, one typed row each.
+//!
+//! A row is the whole public identity of a class of failure: the stable Lambda `errorType` that
+//! Step Functions `Retry`/`Catch` match on, the HTTP status API Gateway callers get, whether the
+//! same request may simply be sent again, and what it means. Each error enum maps its variants to
+//! a row with one exhaustive `match` (no wildcard arm), so a new variant does not compile until it
+//! has a row. docs/errors.md is checked against [`ALL`] by a test (and regenerated from it).
+
+/// One row of the error table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ErrorKind {
+    /// Stable Lambda `errorType` (also `error_type` in problem+json).
+    pub name: &'static str,
+    /// HTTP status for API Gateway callers. Upstream auth failures are 502: a 401/403 would tell
+    /// the caller that *their* credentials were refused.
+    pub http_status: u16,
+    /// True when repeating the same request later is safe and may succeed.
+    pub retryable: bool,
+    /// What it means, as documented (Markdown).
+    pub meaning: &'static str,
+}
+
+/// `InvalidRequest`.
+pub static INVALID_REQUEST: ErrorKind = ErrorKind {
+    name: "InvalidRequest",
+    http_status: 400,
+    retryable: false,
+    meaning: "the event or request is invalid; the message names the field; nothing was sent. 413 when the body is too large, 404 for an unknown route",
+};
+
+/// `Credentials.Unavailable`.
+pub static CREDENTIALS_UNAVAILABLE: ErrorKind = ErrorKind {
+    name: "Credentials.Unavailable",
+    http_status: 503,
+    retryable: true,
+    meaning: "Secrets Manager could not be read (throttled, unreachable, access denied, secret missing)",
+};
+
+/// `Credentials.Invalid`.
+pub static CREDENTIALS_INVALID: ErrorKind = ErrorKind {
+    name: "Credentials.Invalid",
+    http_status: 500,
+    retryable: false,
+    meaning: "the secret is not `{\"access_token\", \"secret_key\"}` JSON; the message names the key, never a value",
+};
+
+/// `CloudBot.Unauthorized`.
+pub static CLOUDBOT_UNAUTHORIZED: ErrorKind = ErrorKind {
+    name: "CloudBot.Unauthorized",
+    http_status: 502,
+    retryable: false,
+    meaning: "Cloud BOT rejected the credentials, also after re-reading the secret once",
+};
+
+/// `CloudBot.Forbidden`.
+pub static CLOUDBOT_FORBIDDEN: ErrorKind = ErrorKind {
+    name: "CloudBot.Forbidden",
+    http_status: 502,
+    retryable: false,
+    meaning: "the access token lacks the permission (Execute / Refer)",
+};
+
+/// `CloudBot.NotFound`.
+pub static CLOUDBOT_NOT_FOUND: ErrorKind = ErrorKind {
+    name: "CloudBot.NotFound",
+    http_status: 404,
+    retryable: false,
+    meaning: "unknown contract, BOT (or BOT not published via API), or job",
+};
+
+/// `CloudBot.BadRequest`.
+pub static CLOUDBOT_BAD_REQUEST: ErrorKind = ErrorKind {
+    name: "CloudBot.BadRequest",
+    http_status: 422,
+    retryable: false,
+    meaning: "Cloud BOT refused the request as malformed (HTTP 400)",
+};
+
+/// `CloudBot.PayloadTooLarge`.
+pub static CLOUDBOT_PAYLOAD_TOO_LARGE: ErrorKind = ErrorKind {
+    name: "CloudBot.PayloadTooLarge",
+    http_status: 413,
+    retryable: false,
+    meaning: "the execute body is over 4 MB (HTTP 413, or refused before sending)",
+};
+
+/// `CloudBot.UnsupportedMediaType`.
+pub static CLOUDBOT_UNSUPPORTED_MEDIA_TYPE: ErrorKind = ErrorKind {
+    name: "CloudBot.UnsupportedMediaType",
+    http_status: 502,
+    retryable: false,
+    meaning: "Cloud BOT rejected the content type (HTTP 415)",
+};
+
+/// `CloudBot.Unprocessable`.
+pub static CLOUDBOT_UNPROCESSABLE: ErrorKind = ErrorKind {
+    name: "CloudBot.Unprocessable",
+    http_status: 422,
+    retryable: false,
+    meaning: "Cloud BOT could not process the request, e.g. invalid input data (HTTP 422)",
+};
+
+/// `CloudBot.RateLimited`.
+pub static CLOUDBOT_RATE_LIMITED: ErrorKind = ErrorKind {
+    name: "CloudBot.RateLimited",
+    http_status: 503,
+    retryable: true,
+    meaning: "Cloud BOT answered 429; retry after its `Retry-After`",
+};
+
+/// `CloudBot.Unavailable`.
+pub static CLOUDBOT_UNAVAILABLE: ErrorKind = ErrorKind {
+    name: "CloudBot.Unavailable",
+    http_status: 503,
+    retryable: true,
+    meaning: "Cloud BOT unreachable or failing (5xx, timeout, reset) and provably no job was started (connection refused, 503 with `Retry-After`), or it was a read",
+};
+
+/// `CloudBot.OutcomeUnknown`.
+pub static CLOUDBOT_OUTCOME_UNKNOWN: ErrorKind = ErrorKind {
+    name: "CloudBot.OutcomeUnknown",
+    http_status: 504,
+    retryable: false,
+    meaning: "execute may have reached Cloud BOT and it is unknown whether a job started (timeout, reset, 500/502/504, unreadable answer): look at the BOT's jobs before running it again",
+};
+
+/// `CloudBot.InvalidResponse`.
+pub static CLOUDBOT_INVALID_RESPONSE: ErrorKind = ErrorKind {
+    name: "CloudBot.InvalidResponse",
+    http_status: 502,
+    retryable: false,
+    meaning: "Cloud BOT's answer to a read could not be decoded",
+};
+
+/// `CloudBot.UnexpectedStatus`.
+pub static CLOUDBOT_UNEXPECTED_STATUS: ErrorKind = ErrorKind {
+    name: "CloudBot.UnexpectedStatus",
+    http_status: 502,
+    retryable: false,
+    meaning: "Cloud BOT answered with an undocumented HTTP status",
+};
+
+/// `CloudBot.InvalidCredentials`.
+pub static CLOUDBOT_INVALID_CREDENTIALS: ErrorKind = ErrorKind {
+    name: "CloudBot.InvalidCredentials",
+    http_status: 500,
+    retryable: false,
+    meaning: "the secret's values cannot be sent as HTTP headers (fix the secret)",
+};
+
+/// `Function.DeadlineExceeded`.
+pub static FUNCTION_DEADLINE_EXCEEDED: ErrorKind = ErrorKind {
+    name: "Function.DeadlineExceeded",
+    http_status: 504,
+    retryable: true,
+    meaning: "the invocation ran out of time before the request could be sent; no job was started",
+};
+
+/// `Function.Internal`.
+pub static FUNCTION_INTERNAL: ErrorKind = ErrorKind {
+    name: "Function.Internal",
+    http_status: 500,
+    retryable: false,
+    meaning: "an internal error (the HTTP client could not be built, a body could not be encoded)",
+};
+
+/// Every row, in documentation order.
+pub static ALL: &[&ErrorKind] = &[
+    &INVALID_REQUEST,
+    &CREDENTIALS_UNAVAILABLE,
+    &CREDENTIALS_INVALID,
+    &CLOUDBOT_UNAUTHORIZED,
+    &CLOUDBOT_FORBIDDEN,
+    &CLOUDBOT_NOT_FOUND,
+    &CLOUDBOT_BAD_REQUEST,
+    &CLOUDBOT_PAYLOAD_TOO_LARGE,
+    &CLOUDBOT_UNSUPPORTED_MEDIA_TYPE,
+    &CLOUDBOT_UNPROCESSABLE,
+    &CLOUDBOT_RATE_LIMITED,
+    &CLOUDBOT_UNAVAILABLE,
+    &CLOUDBOT_OUTCOME_UNKNOWN,
+    &CLOUDBOT_INVALID_RESPONSE,
+    &CLOUDBOT_UNEXPECTED_STATUS,
+    &CLOUDBOT_INVALID_CREDENTIALS,
+    &FUNCTION_DEADLINE_EXCEEDED,
+    &FUNCTION_INTERNAL,
+];
+
+/// The row named `name`, if any.
+pub fn by_name(name: &str) -> Option<&'static ErrorKind> {
+    ALL.iter().copied().find(|kind| kind.name == name)
+}
+
+/// The table as Markdown, exactly as docs/errors.md holds it.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| errorType | HTTP (API Gateway) | retryable | meaning |\n|---|---|---|---|\n",
+    );
+    for kind in ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            kind.name,
+            kind.http_status,
+            if kind.retryable { "yes" } else { "no" },
+            kind.meaning
+        ));
+    }
+    out
+}

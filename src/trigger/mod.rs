@@ -1,0 +1,228 @@
+//! Trigger adapters: tell the event's shape apart, decode it into the logical [`Request`], and
+//! encode the answer back in the shape that trigger expects.
+//!
+//! [`detect`] looks only at discriminating keys of the raw JSON, in this order (the first match
+//! wins, the way `lambda_http`'s deserializer tries event types in a fixed order):
+//! 1. API Gateway HTTP API (payload 2.0): an object with `requestContext` and `"version": "2.0"`.
+//! 2. API Gateway REST API / HTTP API payload 1.0: an object with `requestContext` and `httpMethod`.
+//! 3. EventBridge (rule or bus event): an object with `detail-type`, `source` and `detail`.
+//! 4. Anything else is a plain request object (Step Functions task input, EventBridge Scheduler
+//!    target input, direct invoke). Non-objects and unknown fields are rejected by name.
+//!
+//! The detected shape is then decoded into its `aws_lambda_events` type by the adapter of its
+//! family: [`http`] (both API Gateway payload versions share one path) and [`eventbridge`]. The
+//! request contract and the routes are documented in docs/contract.md.
+
+mod eventbridge;
+mod http;
+mod route;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+pub use http::MAX_HTTP_BODY_BYTES;
+
+use crate::config::Config;
+use crate::error::Failure;
+use crate::request::{self, Request, RequestError};
+
+/// Which kind of trigger delivered the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// API Gateway REST API (or HTTP API payload 1.0) proxy integration.
+    ApiGatewayRest,
+    /// API Gateway HTTP API payload 2.0.
+    ApiGatewayHttp,
+    /// An EventBridge event (custom bus event or rule match); request in `detail`.
+    EventBridge,
+    /// An EventBridge scheduled rule event (`Scheduled Event`).
+    Scheduled,
+    /// A plain request object (Step Functions, EventBridge Scheduler, direct invoke).
+    Direct,
+}
+
+impl Trigger {
+    /// Stable name used in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trigger::ApiGatewayRest => "apigw-rest",
+            Trigger::ApiGatewayHttp => "apigw-http",
+            Trigger::EventBridge => "eventbridge",
+            Trigger::Scheduled => "scheduled",
+            Trigger::Direct => "direct",
+        }
+    }
+
+    /// True when failures are answered as HTTP responses instead of Lambda errors.
+    pub fn is_http(self) -> bool {
+        matches!(self, Trigger::ApiGatewayRest | Trigger::ApiGatewayHttp)
+    }
+}
+
+/// The event shapes [`detect`] tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// API Gateway proxy event, payload 2.0.
+    HttpV2,
+    /// API Gateway proxy event, REST API or payload 1.0.
+    HttpV1,
+    /// EventBridge event (rule, bus or schedule).
+    EventBridge,
+    /// Anything else: a plain request.
+    Request,
+}
+
+/// The event's shape, from its discriminating keys alone (order in the module header).
+fn detect(event: &Value) -> Shape {
+    let Some(obj) = event.as_object() else {
+        return Shape::Request;
+    };
+    let has = |key: &str| obj.contains_key(key);
+    if has("requestContext") && obj.get("version").and_then(Value::as_str) == Some("2.0") {
+        Shape::HttpV2
+    } else if has("requestContext") && has("httpMethod") {
+        Shape::HttpV1
+    } else if has("detail-type") && has("source") && has("detail") {
+        Shape::EventBridge
+    } else {
+        Shape::Request
+    }
+}
+
+/// A decoded event: the trigger is known even when the request is invalid, so the error can be
+/// answered in that trigger's shape.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The trigger kind.
+    pub trigger: Trigger,
+    /// The validated request, or why there is none.
+    pub request: Result<Request, RequestError>,
+}
+
+/// A successful answer, before trigger-specific encoding.
+#[derive(Debug)]
+pub struct Answer {
+    /// The result JSON (fields in docs/contract.md).
+    pub body: Box<RawValue>,
+    /// HTTP status for API Gateway (202 for execute, 200 otherwise).
+    pub http_status: u16,
+    /// `Location` header for API Gateway (the job reference endpoint after execute).
+    pub location: Option<String>,
+}
+
+/// Decodes an event of any supported trigger.
+pub fn decode(event: Value, config: &Config) -> Decoded {
+    match detect(&event) {
+        Shape::HttpV2 => Decoded {
+            trigger: Trigger::ApiGatewayHttp,
+            request: http::decode(http::Version::V2, event, config),
+        },
+        Shape::HttpV1 => Decoded {
+            trigger: Trigger::ApiGatewayRest,
+            request: http::decode(http::Version::V1, event, config),
+        },
+        Shape::EventBridge => eventbridge::decode(event, config),
+        Shape::Request => Decoded {
+            trigger: Trigger::Direct,
+            request: match event {
+                Value::Object(map) => request::parse_map(map, config),
+                other => Err(RequestError::Malformed(format!(
+                    "the event is not an API Gateway proxy event, an EventBridge event or a \
+                     request object (it is {})",
+                    request::kind_of(&other)
+                ))),
+            },
+        },
+    }
+}
+
+/// Encodes the result for the trigger: API Gateway always gets an HTTP response (errors as
+/// problem+json); every other trigger gets the result JSON or a Lambda error.
+pub fn encode(
+    trigger: Trigger,
+    result: Result<Answer, Failure>,
+) -> Result<Box<RawValue>, lambda_runtime::Diagnostic> {
+    match trigger {
+        Trigger::ApiGatewayHttp => http::encode(http::Version::V2, result),
+        Trigger::ApiGatewayRest => http::encode(http::Version::V1, result),
+        Trigger::EventBridge | Trigger::Scheduled | Trigger::Direct => result
+            .map(|answer| answer.body)
+            .map_err(lambda_runtime::Diagnostic::from),
+    }
+}
+
+/// serde's messages can quote values (an API Gateway event carries `Authorization`), so only the
+/// position is kept.
+fn typed_error(what: &str, err: &serde_json::Error) -> RequestError {
+    RequestError::Malformed(format!(
+        "the event looks like {what} but does not decode as one ({:?} error at line {}, column {})",
+        err.classify(),
+        err.line(),
+        err.column()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(super) fn config() -> Config {
+        Config::from_lookup(|k| match k {
+            "CLOUDBOT_SECRET_ID" => Some("s".into()),
+            "CLOUDBOT_DEFAULT_BOT_ENDPOINT" => {
+                Some("https://api.c-bot.pro/demo/bots/echo_bot/jobs".into())
+            }
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn shapes_are_told_apart_in_the_documented_order() {
+        let cfg = config();
+        let v2 = json!({"version": "2.0", "routeKey": "GET /bots/{p}", "rawPath": "/bots/demo",
+            "requestContext": {"http": {"method": "GET", "path": "/bots/demo"}, "timeEpoch": 0}});
+        assert_eq!(decode(v2, &cfg).trigger, Trigger::ApiGatewayHttp);
+        let v1 = json!({"httpMethod": "GET", "path": "/bots/demo", "requestContext": {"httpMethod": "GET"}});
+        assert_eq!(decode(v1, &cfg).trigger, Trigger::ApiGatewayRest);
+        let scheduled =
+            json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+        let decoded = decode(scheduled, &cfg);
+        assert_eq!(decoded.trigger, Trigger::Scheduled);
+        assert!(matches!(
+            decoded.request.unwrap().operation,
+            crate::request::Operation::Execute {
+                default_bot: true,
+                ..
+            }
+        ));
+        let custom =
+            json!({"detail-type": "Run", "source": "app", "detail": {"operation": "list_bots"}});
+        assert_eq!(decode(custom, &cfg).trigger, Trigger::EventBridge);
+        // A plain request that merely has a `detail` key is not an EventBridge event.
+        let plain = json!({"detail": {}});
+        let decoded = decode(plain, &cfg);
+        assert_eq!(decoded.trigger, Trigger::Direct);
+        assert!(decoded.request.unwrap_err().to_string().contains("detail"));
+    }
+
+    #[test]
+    fn an_earlier_shape_wins_when_keys_of_several_are_present() {
+        // `version: "2.0"` beats `httpMethod`; API Gateway beats EventBridge keys.
+        let both = json!({"version": "2.0", "httpMethod": "GET", "requestContext": {},
+            "detail-type": "x", "source": "y", "detail": {}});
+        assert_eq!(detect(&both), Shape::HttpV2);
+        let v1_and_eb = json!({"httpMethod": "GET", "requestContext": {},
+            "detail-type": "x", "source": "y", "detail": {}});
+        assert_eq!(detect(&v1_and_eb), Shape::HttpV1);
+        for other in [
+            json!([]),
+            json!("x"),
+            json!(null),
+            json!({"version": "2.0"}),
+        ] {
+            assert_eq!(detect(&other), Shape::Request, "{other}");
+        }
+    }
+}

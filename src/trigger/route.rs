@@ -1,0 +1,217 @@
+//! Building the request of an API Gateway event: the route from method and path, path
+//! parameters and the `language` query parameter merged into the JSON body, then the one request
+//! parser every trigger uses.
+//!
+//! Routes match on the trailing path segments, so stage and base-path prefixes do not matter:
+//! `POST …/bots/{public_id}/{bot_id}/jobs` (execute), `GET …/jobs/{public_id}/{job_id}`
+//! (refer_job), `GET …/bots/{public_id}` (list_bots), and `POST` on any other path with a full
+//! request object as body (docs/contract.md).
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::http::{HttpRequest, MAX_HTTP_BODY_BYTES};
+use crate::config::Config;
+use crate::request::{self, OperationKind, Request, RequestError};
+
+/// Where an API Gateway request goes.
+#[derive(Debug)]
+enum Route<'a> {
+    Execute {
+        public_id: &'a str,
+        bot_id: &'a str,
+    },
+    ReferJob {
+        public_id: &'a str,
+        job_id: &'a str,
+    },
+    ListBots {
+        public_id: &'a str,
+    },
+    /// The body is a whole request object.
+    Body,
+}
+
+fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let tail = |n: usize| {
+        segments
+            .len()
+            .checked_sub(n)
+            .map(|start| &segments[start..])
+    };
+    match method {
+        "POST" => match tail(4) {
+            Some(["bots", public_id, bot_id, "jobs"]) => Some(Route::Execute { public_id, bot_id }),
+            _ => Some(Route::Body),
+        },
+        "GET" => {
+            if let Some(["jobs", public_id, job_id]) = tail(3) {
+                Some(Route::ReferJob { public_id, job_id })
+            } else if let Some(["bots", public_id]) = tail(2) {
+                Some(Route::ListBots { public_id })
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The validated request of an API Gateway event.
+pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, RequestError> {
+    let route = route(http.method, http.path).ok_or_else(|| RequestError::NoRoute {
+        method: http.method.chars().take(16).collect(),
+        // The path is caller-controlled: keep the message short.
+        path: http.path.chars().take(200).collect(),
+    })?;
+    let mut map = body(http.body, http.base64)?;
+    check_body_fits_route(&route, &map, http.body)?;
+    let mut from_path = |field: &'static str, value: Value| -> Result<(), RequestError> {
+        if map.contains_key(field) {
+            return Err(RequestError::field(
+                field,
+                "is given both in the path and in the body",
+            ));
+        }
+        map.insert(field.to_owned(), value);
+        Ok(())
+    };
+    let operation = |kind: OperationKind| Value::from(kind.name());
+    match route {
+        Route::Execute { public_id, bot_id } => {
+            from_path("operation", operation(OperationKind::Execute))?;
+            from_path("public_id", public_id.into())?;
+            from_path("bot_id", bot_id.into())?;
+        }
+        Route::ReferJob { public_id, job_id } => {
+            from_path("operation", operation(OperationKind::ReferJob))?;
+            from_path("public_id", public_id.into())?;
+            from_path("job_id", job_id.into())?;
+        }
+        Route::ListBots { public_id } => {
+            from_path("operation", operation(OperationKind::ListBots))?;
+            from_path("public_id", public_id.into())?;
+        }
+        Route::Body => {}
+    }
+    for (key, value) in http.query.iter() {
+        if key != "language" {
+            return Err(RequestError::field(
+                format!("?{key}"),
+                "unknown query parameter (only `language` is accepted)",
+            ));
+        }
+        from_path("language", value.into())?;
+    }
+    request::parse_map(map, config)
+}
+
+/// GET routes take no body, the body route needs one, and the execute route names its BOT in
+/// the path only.
+fn check_body_fits_route(
+    route: &Route<'_>,
+    map: &Map<String, Value>,
+    raw: Option<&str>,
+) -> Result<(), RequestError> {
+    match route {
+        Route::ReferJob { .. } | Route::ListBots { .. } if !map.is_empty() => Err(
+            RequestError::Malformed("a GET request must not have a body".into()),
+        ),
+        Route::Body if raw.is_none_or(|b| b.trim().is_empty()) => {
+            Err(RequestError::Malformed("the request body is empty".into()))
+        }
+        Route::Execute { .. } if map.contains_key("bot_endpoint") => Err(RequestError::field(
+            "bot_endpoint",
+            "conflicts with the BOT in the path",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the size before decoding anything, then base64-decodes and parses the body.
+fn body(body: Option<&str>, base64: bool) -> Result<Map<String, Value>, RequestError> {
+    let Some(body) = body else {
+        return Ok(Map::new());
+    };
+    // base64 grows the body by 4/3: compare the decoded size the text can hold.
+    let decoded_len = if base64 {
+        body.len() / 4 * 3
+    } else {
+        body.len()
+    };
+    if decoded_len > MAX_HTTP_BODY_BYTES {
+        return Err(RequestError::TooLarge {
+            what: "the request body",
+            size: decoded_len,
+            limit: MAX_HTTP_BODY_BYTES,
+        });
+    }
+    let bytes = if base64 {
+        base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|_| RequestError::Malformed("the request body is not valid base64".into()))?
+    } else {
+        body.as_bytes().to_vec()
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(RequestError::Malformed(format!(
+            "the request body must be a JSON object, not {}",
+            request::kind_of(&other)
+        ))),
+        // Position only: the body is user data.
+        Err(e) => Err(RequestError::Malformed(format!(
+            "the request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_on_trailing_segments_whatever_the_prefix() {
+        assert!(matches!(
+            route("POST", "/prod/v1/bots/demo/echo_bot/jobs"),
+            Some(Route::Execute {
+                public_id: "demo",
+                bot_id: "echo_bot"
+            })
+        ));
+        assert!(matches!(
+            route("GET", "/jobs/demo/abc"),
+            Some(Route::ReferJob {
+                public_id: "demo",
+                job_id: "abc"
+            })
+        ));
+        assert!(matches!(
+            route("GET", "/stage/bots/demo"),
+            Some(Route::ListBots { public_id: "demo" })
+        ));
+        assert!(matches!(route("POST", "/run"), Some(Route::Body)));
+        assert!(route("GET", "/run").is_none());
+        assert!(route("PUT", "/bots/demo/echo_bot/jobs").is_none());
+    }
+
+    #[test]
+    fn base64_size_is_checked_before_decoding() {
+        let huge = "A".repeat((MAX_HTTP_BODY_BYTES + 10) * 4 / 3);
+        assert!(matches!(
+            body(Some(&huge), true),
+            Err(RequestError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            body(Some("%%%"), true),
+            Err(RequestError::Malformed(_))
+        ));
+        assert!(body(Some("  "), false).unwrap().is_empty());
+    }
+}

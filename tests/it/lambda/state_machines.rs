@@ -1,0 +1,91 @@
+//! The state machines' Retry lists agree with the error table's retryable column.
+//!
+//! The rule, for every Task of `statemachine/*.asl.json` that invokes the function:
+//! - every function error type a Retry lists is a row of the table marked retryable (names
+//!   starting `Lambda.` or `States.` are the Lambda service's and Step Functions' own, not ours);
+//! - every row marked retryable is listed in one of the Task's Retry entries, unless it is in
+//!   [`NOT_RETRIED`] with the reason the state machines leave it to Catch.
+
+use std::collections::BTreeSet;
+
+use cloudbot_trigger::error::kind;
+use serde_json::Value;
+
+/// Retryable rows the state machines deliberately do not retry, and why.
+const NOT_RETRIED: &[(&str, &str)] = &[(
+    "Function.DeadlineExceeded",
+    "the function's own timeout was too short for the call: a Step Functions retry runs with the \
+     same timeout and fails the same way, so the Task fails fast and the Catch reports it",
+)];
+
+/// Every Task state of an ASL document, including those inside Map and Parallel states.
+fn tasks<'a>(states: &'a serde_json::Map<String, Value>, out: &mut Vec<(String, &'a Value)>) {
+    for (name, state) in states {
+        if state["Type"] == "Task" {
+            out.push((name.clone(), state));
+        }
+        for nested in [&state["ItemProcessor"], &state["Iterator"]] {
+            if let Some(states) = nested["States"].as_object() {
+                tasks(states, out);
+            }
+        }
+        if let Some(branches) = state["Branches"].as_array() {
+            for branch in branches {
+                if let Some(states) = branch["States"].as_object() {
+                    tasks(states, out);
+                }
+            }
+        }
+    }
+}
+
+fn invokes_the_function(task: &Value) -> bool {
+    task["Resource"] == "arn:aws:states:::lambda:invoke"
+        && task["Parameters"]["FunctionName"] == "${CloudBotFunctionArn}"
+}
+
+#[test]
+fn retry_lists_and_the_retryable_column_agree() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".asl.json") {
+            continue;
+        }
+        let asl: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut found = Vec::new();
+        tasks(asl["States"].as_object().unwrap(), &mut found);
+        for (name, task) in found.into_iter().filter(|(_, t)| invokes_the_function(t)) {
+            let at = format!("{}/{name}", path.file_name().unwrap().to_string_lossy());
+            let retried: BTreeSet<&str> = task["Retry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+                .map(|e| e.as_str().unwrap())
+                .collect();
+            for error in &retried {
+                if error.starts_with("Lambda.") || error.starts_with("States.") {
+                    continue;
+                }
+                let row = kind::by_name(error)
+                    .unwrap_or_else(|| panic!("{at} retries {error}, which is not in the table"));
+                assert!(row.retryable, "{at} retries {error}, marked not retryable");
+            }
+            for row in kind::ALL.iter().filter(|k| k.retryable) {
+                if NOT_RETRIED.iter().any(|(name, _)| *name == row.name) {
+                    assert!(!retried.contains(row.name), "{at} retries {}", row.name);
+                    continue;
+                }
+                assert!(
+                    retried.contains(row.name),
+                    "{at} does not retry {}, which the table marks retryable",
+                    row.name
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "found only {checked} function tasks");
+}
