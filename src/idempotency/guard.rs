@@ -12,8 +12,6 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::cloudbot::CloudBotError;
-
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
 use super::rules::{self, Record, ResolveCheck, Settlement, State, Verdict};
@@ -231,12 +229,17 @@ impl Idempotency {
     }
 
     /// Settles a failed execute: releases the key when provably nothing started, records
-    /// "unknown" otherwise.
-    pub async fn fail(&self, claim: &Claim, err: &CloudBotError, deadline: Instant) {
-        let detail = format!("{}: {err}", err.name());
-        let update = match rules::settlement_of(err) {
+    /// "unknown" with `detail` (an error type and message, never input values) otherwise.
+    pub async fn settle_failure(
+        &self,
+        claim: &Claim,
+        settlement: Settlement,
+        detail: &str,
+        deadline: Instant,
+    ) {
+        let update = match settlement {
             Settlement::Release => Update::Release,
-            Settlement::Unknown => Update::Unknown { detail: &detail },
+            Settlement::Unknown => Update::Unknown { detail },
         };
         self.settle(claim, &update, deadline).await;
     }

@@ -32,7 +32,7 @@ pub use guard::{
     Begin, Claim, Idempotency, IdempotencyError, MAX_STORED_RESULT, Pending, Replayed,
 };
 pub use key::{KeyProblem, MAX_KEY_LEN, RecordKey, parse_header};
-pub use rules::{Record, Resolution, ResolveCheck, State};
+pub use rules::{Record, Resolution, ResolveCheck, Settlement, State, settlement_of};
 pub use store::{
     ClaimOutcome, Expected, NewClaim, Store, StoreError, StoreFuture, Update, UpdateOutcome,
 };

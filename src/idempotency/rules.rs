@@ -367,9 +367,7 @@ mod tests {
             CloudBotError::OutcomeUnknown {
                 cause: Cause::Timeout,
             },
-            CloudBotError::OutcomeUnknown {
-                cause: Cause::Body,
-            },
+            CloudBotError::OutcomeUnknown { cause: Cause::Body },
             CloudBotError::UnexpectedStatus { status: 302 },
             CloudBotError::InvalidResponse {
                 status: 201,
