@@ -1,6 +1,8 @@
 //! The one integration test binary: the Cloud BOT client and the Lambda handler, against the
-//! project's emulator (and moto for Secrets Manager).
+//! project's emulator (and moto for Secrets Manager and DynamoDB); the idempotency store adapter
+//! against moto.
 
 mod client;
 mod lambda;
+mod store;
 mod support;

@@ -16,6 +16,7 @@ from conftest import EVENTS, load_event
 # API Gateway samples, or ("error", errorType, text in the message).
 EXPECTED = {
     "scheduler-input.json": "executed",
+    "scheduler-envelope.json": "executed",
     "scheduled-rule.json": "executed",
     "eventbridge-custom.json": "executed",
     "sfn-execute.json": "executed",
