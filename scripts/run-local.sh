@@ -6,7 +6,8 @@
 #      local Secrets Manager (moto) holding the demo secret,
 #   4. runs the function in the Lambda runtime emulator (`cargo lambda watch`),
 #   5. invokes it with every execute sample in events/ and prints each job reference endpoint,
-#   6. follows one job to completion with refer_job and prints the final job,
+#   6. follows one job to completion with the operator CLI (`cloudbot job --follow`, credentials
+#      from the same secret), then reads it once more through the function (refer_job),
 #   7. stops everything it started (by PID, also on failure or Ctrl-C).
 #
 #   scripts/run-local.sh          # works unattended (CI=true, no stdin); about a minute when built
@@ -66,6 +67,7 @@ py=.tools/venv-aws/bin/python
 log "building the function and the emulator"
 timeout 1800 cargo build --quiet -p cloudbot-trigger --bin cloudbot-trigger
 timeout 1800 cargo build --quiet -p cloudbot-emulator --bin cloudbot-emulator
+timeout 1800 cargo build --quiet -p cloudbot-cli --bin cloudbot
 
 log "starting the Cloud BOT emulator (demo seed)"
 target/debug/cloudbot-emulator --port 0 >"$work/emulator.out" 2>"$work/emulator.log" &
@@ -135,7 +137,7 @@ print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
 }
 
 log "invoking the execute samples"
-first_job=""
+first_job="" first_endpoint=""
 for name in scheduler-input.json scheduled-rule.json eventbridge-custom.json sfn-execute.json \
   apigw-v1-execute.json apigw-v2-execute.json; do
   # The first invoke also starts the function process: give it a few tries.
@@ -149,20 +151,21 @@ for name in scheduler-input.json scheduled-rule.json eventbridge-custom.json sfn
   [ -n "$result" ] || { cat "$work/invoke.err" >&2; die "$name: no answer from the function"; }
   endpoint=$(field "$result" job_reference_endpoint)
   printf '%-26s job reference endpoint: %s\n' "$name" "$endpoint"
-  [ -n "$first_job" ] || first_job=$(field "$result" job_id)
+  if [ -z "$first_job" ]; then
+    first_job=$(field "$result" job_id)
+    first_endpoint=$endpoint
+  fi
 done
 
-log "following job $first_job with refer_job until it finishes"
-refer=$(sample sfn-refer-job.json "$first_job")
-final=""
-for _ in $(seq 60); do
-  final=$(invoke "$refer")
-  status=$(field "$final" status)
-  log "status: $status"
-  [ "$status" = "executing" ] || break
-  sleep 1
-done
-[ "$status" != "executing" ] || die "job $first_job did not finish within 60 s"
-echo "final job:"
+log "following job $first_job with the operator CLI (cloudbot job --follow)"
+env -u CLOUDBOT_ACCESS_TOKEN -u CLOUDBOT_SECRET_KEY CLOUDBOT_API_BASE="$base" \
+  AWS_ENDPOINT_URL="$moto" AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+  timeout 120 target/debug/cloudbot --secret-id "$secret_id" --language en \
+  job "$first_endpoint" --follow --interval 1s \
+  || die "job $first_job did not succeed (cloudbot exit code $?)"
+
+log "the same job through the function (refer_job)"
+final=$(invoke "$(sample sfn-refer-job.json "$first_job")")
 "$py" -m json.tool <<<"$final"
 log "done"

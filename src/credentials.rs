@@ -15,7 +15,7 @@ use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::cloudbot::Credentials;
+use crate::cloudbot::{Credentials, check_value};
 use crate::error::kind::{self, ErrorKind};
 
 /// Reading the credentials failed. `Display` never contains secret values.
@@ -199,9 +199,12 @@ pub fn decode(secret: &str) -> Result<Credentials, CredentialsError> {
     let field = |key: &str| -> Result<String, CredentialsError> {
         match object.get(key) {
             None => Err(CredentialsError::Invalid(format!("key `{key}` is missing"))),
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
-            Some(serde_json::Value::String(_)) => {
-                Err(CredentialsError::Invalid(format!("key `{key}` is empty")))
+            Some(serde_json::Value::String(s)) => {
+                let value = s.trim();
+                check_value(value).map_err(|problem| {
+                    CredentialsError::Invalid(format!("key `{key}` {problem}"))
+                })?;
+                Ok(value.to_owned())
             }
             Some(_) => Err(CredentialsError::Invalid(format!(
                 "key `{key}` is not a string"
@@ -240,11 +243,19 @@ mod tests {
                 r#"{"access_token":5,"secret_key":"sec-456"}"#,
                 "access_token` is not a string",
             ),
+            (
+                r#"{"access_token":"tok-123","secret_key":"sec 456"}"#,
+                "secret_key` contains characters not allowed",
+            ),
+            (
+                r#"{"access_token":"tök-123","secret_key":"sec-456"}"#,
+                "access_token` contains characters not allowed",
+            ),
         ] {
             let text = decode(secret).unwrap_err().to_string();
             assert!(text.contains(needle), "{secret}: {text}");
             assert!(
-                !text.contains("sec-456") && !text.contains("tok-123"),
+                !text.contains("sec-456") && !text.contains("tok-123") && !text.contains("sec 456"),
                 "{text}"
             );
         }

@@ -202,17 +202,6 @@ fn operations_of(field: &str) -> Option<&'static [OperationKind]> {
         .map(|(_, ops)| *ops)
 }
 
-/// Validates a request object. `Value` must be a JSON object.
-pub fn parse(value: Value, config: &Config) -> Result<Request, RequestError> {
-    let Value::Object(map) = value else {
-        return Err(RequestError::Malformed(format!(
-            "the request must be a JSON object, not {}",
-            kind_of(&value)
-        )));
-    };
-    parse_map(map, config)
-}
-
 /// Validates a request given as a JSON object map.
 pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, RequestError> {
     check_keys(&map)?;

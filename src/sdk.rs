@@ -44,8 +44,8 @@ pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
 
 /// The Secrets Manager SDK's HTTPS client: the SDK's default (rustls + aws-lc), trusting the
 /// Mozilla roots compiled into the binary (the same set as the Cloud BOT client) instead of
-/// reading and parsing the system CA store at start-up. Measured cold init 3.6 -> 2.8 ms
-/// (docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
+/// reading and parsing the system CA store at start-up (its effect on cold init is measured in
+/// docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
 fn https_client() -> Result<SharedHttpClient, HttpClientError> {
     let mut pem = String::with_capacity(300 * 1024);
     for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
@@ -73,11 +73,11 @@ fn https_client() -> Result<SharedHttpClient, HttpClientError> {
 
 /// The SDK HTTPS client minus one wasted step at start-up. The SDK's client validates itself
 /// while `aws_config` loads and when the Secrets Manager client is built, each time by creating
-/// a whole connector (rustls config with every trust anchor parsed from PEM, ~0.5 ms) and
-/// dropping it: that pre-loads the *system* CA store, which this client does not use. The
-/// connector actually used is created and cached on the first request either way, so skipping
-/// the throwaway ones took cold init from 3.0 to 2.0 ms (median) with the first invocation
-/// unchanged (docs/benchmarks.md, "Levers", lever 8).
+/// a whole connector (rustls config with every trust anchor parsed from PEM) and dropping it:
+/// that pre-loads the *system* CA store, which this client does not use. The connector actually
+/// used is created and cached on the first request either way, so skipping the throwaway ones
+/// shortens cold init and leaves the first invocation unchanged (figures in
+/// docs/benchmarks.md, "Levers").
 #[derive(Debug)]
 struct NoThrowawayConnector(SharedHttpClient);
 

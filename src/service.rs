@@ -35,13 +35,13 @@ use crate::telemetry;
 use crate::trigger::{self, Answer};
 
 /// Time kept back from the Lambda deadline to encode and post the answer.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// When the caller asks Cloud BOT to wait for the job (`timeout`), the wait is shortened so the
 /// answer arrives this long before our own deadline or the client's request timeout ([I]: the
 /// API's behaviour past `timeout` is undocumented; with this margin the usual answer is a job
 /// still `executing`, never a connection we abandon after a job started).
-pub const WAIT_HEADROOM: Duration = Duration::from_secs(2);
+const WAIT_HEADROOM: Duration = Duration::from_secs(2);
 
 /// Shared state of the function: built once at cold start.
 #[derive(Debug)]
@@ -80,11 +80,6 @@ impl Service {
         self
     }
 
-    /// The configuration the service runs with.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// Handles one Lambda invocation of any trigger.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
@@ -106,7 +101,7 @@ impl Service {
 
     /// Runs a validated request; gives up at `deadline`. `request_id` is the Lambda request id
     /// (kept in an idempotency record for operators).
-    pub async fn run(
+    async fn run(
         &self,
         request: &Request,
         deadline: Instant,
@@ -455,7 +450,7 @@ fn record_result<T>(
 /// 2001-09-09, i.e. below 10^12) is read as the remaining time in milliseconds: `cargo lambda
 /// watch` 1.9 sends the function timeout (600000) there. A missing deadline (0) gets the Lambda
 /// maximum of 15 minutes.
-pub fn invocation_deadline(context: &Context, now: Instant) -> Instant {
+fn invocation_deadline(context: &Context, now: Instant) -> Instant {
     const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
     const LAMBDA_MAX: Duration = Duration::from_secs(900);
     let remaining = match context.deadline {

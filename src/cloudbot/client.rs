@@ -1,7 +1,7 @@
-//! The Cloud BOT HTTP client: one pooled `reqwest` client built at cold start, the four
-//! operations (list BOTs, execute, refer job, suspend job), header handling, capped body
-//! reading, and the mapping of HTTP answers and transport failures to [`CloudBotError`].
-//! Which failures are retried is decided in `retry.rs`.
+//! The Cloud BOT HTTP client: one pooled `reqwest` client built at cold start, the operations
+//! (list contracts, list BOTs, execute, refer job, suspend job, list jobs), header handling,
+//! capped body reading, and the mapping of HTTP answers and transport failures to
+//! [`CloudBotError`]. Which failures are retried is decided in `retry.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,7 +14,10 @@ use tokio::time::Instant;
 use super::credentials::Credentials;
 use super::endpoint::{ApiBase, BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
 use super::error::{Cause, CloudBotError, sanitize_message};
-use super::model::{Bot, BotList, ErrorBody, ExecuteBody, ExecuteRequest, Job, Language, Started};
+use super::model::{
+    Bot, BotList, Contract, ContractList, ErrorBody, ExecuteBody, ExecuteRequest, Job, JobList,
+    JobQuery, Language, Started,
+};
 use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
 
 /// Largest request body the service accepts ([D]: 4 MB); bigger bodies are refused locally, and
@@ -30,7 +33,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(25_000);
 
 /// Largest response body read (1 MiB). A job with its output is far smaller; anything bigger is
 /// treated as an invalid answer instead of being buffered.
-pub const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
 /// How long an idle keep-alive connection stays in the pool. A warm Lambda reuses it across
 /// invocations; kept below common server/load-balancer idle timeouts (60 s and more) so that we
@@ -62,7 +65,7 @@ impl Default for ClientSettings {
 }
 
 /// `cloudbot-trigger/<crate version>`.
-pub fn default_user_agent() -> String {
+fn default_user_agent() -> String {
     format!("cloudbot-trigger/{}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -135,9 +138,9 @@ impl CloudBotClient {
             .redirect(reqwest::redirect::Policy::none())
             // Trust the Mozilla root set compiled into the binary instead of reqwest's default
             // platform verifier, which reads and parses the whole system CA store
-            // (/etc/ssl/certs) while the client is built: measured 5.2 -> 3.6 ms cold init
-            // (docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that
-            // a CA change needs a rebuild with a newer webpki-root-certs.
+            // (/etc/ssl/certs) while the client is built (its cold-init cost is measured in
+            // docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that a
+            // CA change needs a rebuild with a newer webpki-root-certs.
             .tls_certs_only(
                 webpki_root_certs::TLS_SERVER_ROOT_CERTS
                     .iter()
@@ -215,6 +218,117 @@ impl CloudBotClient {
             );
         }
         Ok(bots)
+    }
+
+    /// `GET /services/contracts?properties=name,plan`: the contracts these credentials can see
+    /// (Refer permission). Contracts whose public id falls outside the accepted id charset are
+    /// left out (no validated endpoint could name them) and counted in a warning.
+    pub async fn list_contracts(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<Vec<(Contract, PublicId)>, CloudBotError> {
+        let url = self
+            .inner
+            .base
+            .join("/services/contracts?properties=name,plan");
+        let answer = self
+            .exchange(
+                call,
+                Op {
+                    method: Method::GET,
+                    template: "/services/contracts",
+                    url: &url,
+                    body: None,
+                    safety: Safety::Idempotent,
+                },
+            )
+            .await?;
+        let list: ContractList =
+            serde_json::from_slice(&answer.body).map_err(|_| CloudBotError::InvalidResponse {
+                status: answer.status,
+                detail: "body is not a contract list",
+            })?;
+        let total = list.contracts.len();
+        let contracts: Vec<_> = list
+            .contracts
+            .into_iter()
+            .filter_map(|c| {
+                let id = PublicId::parse(&c.public_id, "contracts[].public_id").ok()?;
+                Some((c, id))
+            })
+            .collect();
+        if contracts.len() < total {
+            tracing::warn!(
+                skipped = total - contracts.len(),
+                "contracts with public ids outside the accepted charset left out"
+            );
+        }
+        Ok(contracts)
+    }
+
+    /// `GET /{public_id}/bots/{bot_id}/jobs`: the BOT's jobs, newest first, filtered by `query`
+    /// (../shared §3.6). Each job comes with its job reference endpoint; jobs whose id falls
+    /// outside the accepted charset are left out and counted in a warning.
+    pub async fn list_jobs(
+        &self,
+        call: &Call<'_>,
+        bot: &BotEndpoint,
+        query: &JobQuery,
+    ) -> Result<Vec<(Job, JobEndpoint)>, CloudBotError> {
+        let mut url = format!("{}?sort_order=desc", bot.url());
+        if let Some(limit) = query.limit {
+            url.push_str(&format!("&limit={limit}"));
+        }
+        if let Some(since) = query.started_since {
+            // RFC 3339 in UTC (`2026-01-31T09:00:00Z`): only digits, `-`, `:`, `T` and `Z`, all
+            // valid in a query string as they are.
+            url.push_str(&format!(
+                "&datetime_from={}",
+                humantime::format_rfc3339_seconds(since)
+            ));
+        }
+        if !query.statuses.is_empty() {
+            let codes: Vec<String> = query
+                .statuses
+                .iter()
+                .map(|s| s.code().to_string())
+                .collect();
+            url.push_str(&format!("&statuses={}", codes.join(",")));
+        }
+        let answer = self
+            .exchange(
+                call,
+                Op {
+                    method: Method::GET,
+                    template: "/{public_id}/bots/{bot_id}/jobs",
+                    url: &url,
+                    body: None,
+                    safety: Safety::Idempotent,
+                },
+            )
+            .await?;
+        let list: JobList =
+            serde_json::from_slice(&answer.body).map_err(|_| CloudBotError::InvalidResponse {
+                status: answer.status,
+                detail: "body is not a job list",
+            })?;
+        let total = list.jobs.len();
+        let jobs: Vec<_> = list
+            .jobs
+            .into_iter()
+            .filter_map(|job| {
+                let id = JobId::parse(&job.job_id, "jobs[].job_id").ok()?;
+                let endpoint = JobEndpoint::new(&self.inner.base, bot.public_id().clone(), id);
+                Some((job, endpoint))
+            })
+            .collect();
+        if jobs.len() < total {
+            tracing::warn!(
+                skipped = total - jobs.len(),
+                "jobs with ids outside the accepted charset left out"
+            );
+        }
+        Ok(jobs)
     }
 
     /// `POST /{public_id}/bots/{bot_id}/jobs`: start the BOT.

@@ -24,17 +24,10 @@ impl Credentials {
         }
     }
 
-    /// True when both values are non-empty and can be sent as HTTP header values (visible
-    /// ASCII only). Callers use it to reject a malformed secret early; the client checks it
-    /// again before sending.
-    pub fn is_well_formed(&self) -> bool {
-        header_safe(&self.access_token) && header_safe(&self.secret_key)
-    }
-
     /// The two header values, marked sensitive so that no HTTP layer prints them.
     /// `None` when a value cannot be sent as a header.
     pub(crate) fn header_values(&self) -> Option<(HeaderValue, HeaderValue)> {
-        if !self.is_well_formed() {
+        if check_value(&self.access_token).is_err() || check_value(&self.secret_key).is_err() {
             return None;
         }
         let mut token = HeaderValue::from_str(&self.access_token).ok()?;
@@ -63,8 +56,28 @@ impl fmt::Debug for Credentials {
     }
 }
 
-fn header_safe(value: &str) -> bool {
-    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic())
+/// Why a credential value cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValueProblem {
+    /// Nothing in it.
+    #[error("is empty")]
+    Empty,
+    /// A character an HTTP header value cannot carry.
+    #[error("contains characters not allowed in HTTP headers (visible ASCII only)")]
+    NotHeaderSafe,
+}
+
+/// The shape rule for a credential value, defined once: non-empty, visible ASCII only (what an
+/// HTTP header value can carry). The secret decoder applies it to name the key at fault; the
+/// client applies it again before sending.
+pub fn check_value(value: &str) -> Result<(), ValueProblem> {
+    if value.is_empty() {
+        Err(ValueProblem::Empty)
+    } else if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        Err(ValueProblem::NotHeaderSafe)
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -99,7 +112,7 @@ mod tests {
             ("é", "x"),
         ] {
             let c = Credentials::new(t.into(), s.into());
-            assert!(!c.is_well_formed());
+            assert!(check_value(t).is_err() || check_value(s).is_err());
             assert!(c.header_values().is_none());
         }
     }

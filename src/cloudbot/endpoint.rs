@@ -14,11 +14,11 @@ use std::net::IpAddr;
 use url::{Host, Url};
 
 /// The default API base: the public Cloud BOT service.
-pub const DEFAULT_API_BASE: &str = "https://api.c-bot.pro";
+const DEFAULT_API_BASE: &str = "https://api.c-bot.pro";
 
 /// Longest id accepted (public id, BOT id, job id). A UUID has 36 characters; BOT ids are short
 /// user-chosen slugs. [I] the vendor documents no limit: 128 is a generous, bounded choice.
-pub const MAX_ID_LEN: usize = 128;
+const MAX_ID_LEN: usize = 128;
 
 /// Longest endpoint URL accepted, before any parsing work is done.
 const MAX_URL_LEN: usize = 2048;
@@ -147,7 +147,7 @@ impl ApiBase {
     }
 
     /// Like [`ApiBase::parse`], naming `field` in errors (e.g. the env var it came from).
-    pub fn parse_field(raw: &str, field: &'static str) -> Result<Self, EndpointError> {
+    fn parse_field(raw: &str, field: &'static str) -> Result<Self, EndpointError> {
         let err = |p| EndpointError::new(field, p);
         let split = split_raw(raw).map_err(err)?;
         if !(split.path.is_empty() || split.path == "/") {

@@ -3,9 +3,10 @@
 //! - `endpoint`: the API base, validated ids, BOT execution / job reference endpoints (strict
 //!   parsing of URLs that arrive in events).
 //! - `credentials`: access token + secret key, redacted everywhere.
-//! - `model`: language, job status, Job/Bot objects, the execute request.
+//! - `model`: language, job status, Job/Bot/Contract objects, the execute request, job list
+//!   filters.
 //! - `error`: the one error enum, each variant mapped to its row of the error table.
-//! - `client`: the pooled HTTP client and the four operations.
+//! - `client`: the pooled HTTP client and the operations.
 //! - `retry`: which failures are retried (never an execute that may have reached the server).
 
 mod client;
@@ -17,12 +18,13 @@ mod retry;
 
 pub use client::{
     Call, ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-    MAX_REQUEST_BODY, MAX_RESPONSE_BODY, default_user_agent,
+    MAX_REQUEST_BODY,
 };
-pub use credentials::Credentials;
+pub use credentials::{Credentials, ValueProblem, check_value};
 pub use endpoint::{
-    ApiBase, BotEndpoint, BotId, DEFAULT_API_BASE, EndpointError, EndpointProblem, JobEndpoint,
-    JobId, MAX_ID_LEN, PublicId,
+    ApiBase, BotEndpoint, BotId, EndpointError, EndpointProblem, JobEndpoint, JobId, PublicId,
 };
 pub use error::{Cause, CloudBotError, MAX_MESSAGE_CHARS};
-pub use model::{Bot, ExecuteRequest, Job, JobStatus, Language, Started, UnknownLanguage};
+pub use model::{
+    Bot, Contract, ExecuteRequest, Job, JobQuery, JobStatus, Language, Started, UnknownLanguage,
+};

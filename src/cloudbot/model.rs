@@ -276,6 +276,45 @@ pub struct Started {
     pub http_status: u16,
 }
 
+/// A contract the credentials can see, as listed by `GET /services/contracts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    /// The contract's public id (first path segment of its BOT and job URLs).
+    pub public_id: String,
+    /// Contract name (requested with `properties=name`; `null` when unset).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Plan (requested with `properties=plan`).
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+/// Filters of a job list (`GET /{public_id}/bots/{bot_id}/jobs`, ../shared §3.6); every field is
+/// optional and `Default` asks for the server's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobQuery {
+    /// At most this many jobs (`limit`).
+    pub limit: Option<u32>,
+    /// Only jobs started at or after this time (`datetime_from`, ISO 8601 UTC).
+    pub started_since: Option<std::time::SystemTime>,
+    /// Only jobs in these states (`statuses`); empty = all.
+    pub statuses: Vec<JobStatus>,
+}
+
+/// Body of `GET /services/contracts`.
+#[derive(Deserialize)]
+pub(crate) struct ContractList {
+    #[serde(default)]
+    pub(crate) contracts: Vec<Contract>,
+}
+
+/// Body of `GET /{public_id}/bots/{bot_id}/jobs`. [I] the wrapper key `jobs` is not confirmed by
+/// the vendor (../shared §3.6); a body without it is an invalid answer, not an empty list.
+#[derive(Deserialize)]
+pub(crate) struct JobList {
+    pub(crate) jobs: Vec<Job>,
+}
+
 /// Body of `GET /{public_id}/bots`.
 #[derive(Deserialize)]
 pub(crate) struct BotList {

@@ -41,7 +41,7 @@ pub static CREDENTIALS_INVALID: ErrorKind = ErrorKind {
     name: "Credentials.Invalid",
     http_status: 500,
     retryable: false,
-    meaning: "the secret is not `{\"access_token\", \"secret_key\"}` JSON; the message names the key, never a value",
+    meaning: "the secret is not `{\"access_token\", \"secret_key\"}` JSON with non-empty, visible-ASCII values; the message names the key, never a value",
 };
 
 /// `CloudBot.Unauthorized`.
@@ -145,7 +145,7 @@ pub static CLOUDBOT_INVALID_CREDENTIALS: ErrorKind = ErrorKind {
     name: "CloudBot.InvalidCredentials",
     http_status: 500,
     retryable: false,
-    meaning: "the secret's values cannot be sent as HTTP headers (fix the secret)",
+    meaning: "the client was given credentials that cannot be sent as HTTP headers (the function checks the secret first and reports `Credentials.Invalid`)",
 };
 
 /// `Idempotency.KeyReused`.

@@ -4,5 +4,6 @@
 
 mod client;
 mod lambda;
+mod repo;
 mod store;
 mod support;

@@ -35,12 +35,23 @@ ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
+# Where a tree without git keeps files that are not the project's own.
+NOT_OURS = {".git", ".tools", "target", "node_modules", ".aws-sam"}
+
+
 def markdown_files(root: Path = ROOT) -> list[Path]:
-    """Markdown files git tracks, plus untracked ones it does not ignore."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "*.md"],
-        cwd=root, check=True, capture_output=True, text=True,
-    ).stdout
+    """Markdown files git tracks, plus untracked ones it does not ignore (every Markdown file
+    outside build and tool folders when the tree is not a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "*.md"],
+            cwd=root, check=True, capture_output=True, text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return sorted(
+            p for p in root.rglob("*.md")
+            if p.is_file() and not NOT_OURS.intersection(p.relative_to(root).parts)
+        )
     return sorted({root / name for name in out.split("\0") if name and (root / name).is_file()})
 
 

@@ -8,6 +8,7 @@
 
 mod deadline;
 mod faults;
+mod listing;
 mod logs;
 mod operations;
 mod secrets;

@@ -9,6 +9,7 @@
 // they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -38,11 +39,19 @@ impl Moto {
     fn start() -> Moto {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let bin = root.join(".tools/venv-aws/bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} is missing: run scripts/install-tools.sh aws",
-            bin.display()
-        );
+        if !bin.exists() {
+            // A fresh clone has no .tools/ yet. Stop the whole test binary here with one clear
+            // line rather than letting every test that needs Secrets Manager fail on its own.
+            // Written to the stderr handle: libtest captures `eprintln!`, and exiting drops it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nerror: {} is missing. The tests need the project's pinned tools: run \
+                 `scripts/test.sh` (see README.md), which installs them into .tools/ \
+                 and runs every test; `cargo test` works on its own afterwards.\n",
+                bin.display()
+            );
+            std::process::exit(2);
+        }
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())

@@ -1,0 +1,154 @@
+//! The command line: global options (API base, credentials, language, `--json`) and the four
+//! commands. Parsing only; what each command does is in `commands.rs`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+/// Operator CLI for Cloud BOT: find BOT execution endpoints, run a BOT and follow its job, look
+/// at a BOT's recent jobs.
+///
+/// API base: --api-base, else CLOUDBOT_API_BASE, else the local emulator (http://127.0.0.1:8787).
+/// Set CLOUDBOT_API_BASE=https://api.c-bot.pro for the real service. Credentials are sent to
+/// that origin only; every endpoint argument must be on it.
+///
+/// Credentials: --secret-id (or CLOUDBOT_SECRET_ID), a Secrets Manager secret holding
+/// {"access_token": "...", "secret_key": "..."} read with the standard AWS configuration; or
+/// CLOUDBOT_ACCESS_TOKEN and CLOUDBOT_SECRET_KEY. Never as arguments (they would show in the
+/// process list and the shell history).
+///
+/// Exit codes: 0 ok (a followed job succeeded), 1 the job ended in error, 2 bad arguments or
+/// configuration (nothing sent), 3 a Cloud BOT or Secrets Manager call failed, 4 `run` could
+/// not learn whether the job started (check `jobs`), 5 --timeout ran out, 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "cloudbot", version, max_term_width = 100)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, ClapArgs)]
+pub struct Global {
+    /// Cloud BOT API origin [default: http://127.0.0.1:8787, the local emulator].
+    #[arg(long, env = "CLOUDBOT_API_BASE", global = true, value_name = "URL")]
+    pub api_base: Option<String>,
+    /// Secrets Manager secret (name or ARN) holding the access token and secret key.
+    #[arg(long, env = "CLOUDBOT_SECRET_ID", global = true, value_name = "ID")]
+    pub secret_id: Option<String>,
+    /// Language of Cloud BOT messages.
+    #[arg(long, env = "CLOUDBOT_LANGUAGE", global = true, default_value = "ja",
+          value_parser = ["ja", "en"])]
+    pub language: String,
+    /// Print one JSON document on stdout instead of text (for scripts; no colour, no progress).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the API-published BOTs with their BOT execution endpoints (all contracts the
+    /// credentials can see, or one).
+    Bots {
+        /// Contract public id; all contracts when omitted.
+        public_id: Option<String>,
+    },
+    /// Start a BOT and print its job reference endpoint; --follow waits for the job to end.
+    Run {
+        /// BOT execution endpoint ({base}/{public_id}/bots/{bot_id}/jobs), e.g. from `bots`.
+        bot_endpoint: String,
+        /// Input data KEY=VALUE (repeatable; values are strings, as Cloud BOT expects).
+        #[arg(
+            long = "input",
+            value_name = "KEY=VALUE",
+            conflicts_with = "input_file"
+        )]
+        inputs: Vec<String>,
+        /// Input data as a JSON object in a file (`-` for stdin), for lists and groups.
+        #[arg(long, value_name = "FILE")]
+        input_file: Option<PathBuf>,
+        /// How to follow the job.
+        #[command(flatten)]
+        follow: Follow,
+    },
+    /// Show a job (status, message, output); --follow waits for it to end.
+    Job {
+        /// Job reference endpoint ({base}/{public_id}/jobs/{job_id}), e.g. from `run`.
+        job_endpoint: String,
+        /// How to follow the job.
+        #[command(flatten)]
+        follow: Follow,
+    },
+    /// List a BOT's jobs, newest first (e.g. to find out whether an ambiguous start did start).
+    Jobs {
+        /// BOT execution endpoint.
+        bot_endpoint: String,
+        /// Only jobs started within this long before now (e.g. 15m, 1h, 2days).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
+}
+
+/// `--follow` and its pacing.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct Follow {
+    /// Wait until the job ends, with a live status line, then print it.
+    #[arg(long)]
+    pub follow: bool,
+    /// Time between job polls while following.
+    #[arg(long, default_value = "3s", value_name = "DURATION", value_parser = poll_interval)]
+    pub interval: Duration,
+    /// Stop following after this long (exit code 5; the job goes on) [default: no limit].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// At least 100 ms between polls: following must not turn into a request flood.
+fn poll_interval(raw: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if interval < Duration::from_millis(100) {
+        return Err("must be at least 100ms".into());
+    }
+    Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn input_and_input_file_conflict() {
+        let err = Cli::try_parse_from([
+            "cloudbot",
+            "run",
+            "http://127.0.0.1:8787/demo/bots/echo_bot/jobs",
+            "--input",
+            "a=b",
+            "--input-file",
+            "x.json",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn poll_interval_has_a_floor() {
+        assert!(poll_interval("10ms").is_err());
+        assert_eq!(poll_interval("2s").unwrap(), Duration::from_secs(2));
+    }
+}

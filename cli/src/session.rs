@@ -1,0 +1,256 @@
+//! Where requests go and with which credentials.
+//!
+//! Two steps, so a bad argument never costs a request: [`Settings::from_global`] decides the API
+//! base and the credentials *source* without any I/O (commands then validate their endpoint
+//! arguments against the base), and [`Settings::connect`] reads the credentials (Secrets Manager
+//! is the first thing contacted) and builds the client.
+//!
+//! The API base rule (also in `--help` and docs/operations.md): `--api-base`, else
+//! `CLOUDBOT_API_BASE` (the variable the function reads), else the local emulator at
+//! [`LOCAL_API_BASE`]. The real service must be chosen explicitly, so that trying the CLI
+//! against the emulator can never start a paid BOT run by accident.
+
+use std::time::Duration;
+
+use cloudbot_trigger::cloudbot::{
+    ApiBase, Call, ClientSettings, CloudBotClient, Credentials, Language, check_value,
+};
+use cloudbot_trigger::credentials::CredentialsProvider;
+use cloudbot_trigger::sdk;
+use tokio::time::Instant;
+
+use crate::args::Global;
+use crate::error::CliError;
+
+/// The emulator's default address (`cloudbot-emulator` without `--port`).
+pub const LOCAL_API_BASE: &str = "http://127.0.0.1:8787";
+
+/// Environment variable holding the access token (when no secret id is given).
+pub const ACCESS_TOKEN_VAR: &str = "CLOUDBOT_ACCESS_TOKEN";
+/// Environment variable holding the secret key (when no secret id is given).
+pub const SECRET_KEY_VAR: &str = "CLOUDBOT_SECRET_KEY";
+
+/// Time one command's call may take, retries included (the client's per-attempt timeout is
+/// shorter; this bounds the retry loop).
+const CALL_BUDGET: Duration = Duration::from_secs(60);
+
+/// Where the credentials come from.
+enum Source {
+    /// A Secrets Manager secret, read exactly as the function reads it.
+    Secret(String),
+    /// Taken from the environment.
+    Env(Credentials),
+}
+
+/// The API base and the credentials source, decided without any I/O.
+pub struct Settings {
+    base: ApiBase,
+    base_is_default: bool,
+    source: Source,
+    language: Language,
+}
+
+impl Settings {
+    /// Reads the global options and the credential variables; fails with a message naming the
+    /// option or variable at fault (never its value).
+    pub fn from_global(global: &Global) -> Result<Settings, CliError> {
+        Settings::from_lookup(global, |name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(
+        global: &Global,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, CliError> {
+        let (raw_base, base_is_default) = match global.api_base.as_deref().map(str::trim) {
+            Some(raw) if !raw.is_empty() => (raw, false),
+            _ => (LOCAL_API_BASE, true),
+        };
+        let base = ApiBase::parse(raw_base)
+            .map_err(|e| CliError::Usage(format!("--api-base / CLOUDBOT_API_BASE {}", e.reason)))?;
+        let language = global
+            .language
+            .parse::<Language>()
+            .map_err(|e| CliError::Usage(format!("--language: {e}")))?;
+        let var = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let secret_id = global
+            .secret_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let source = match (secret_id, var(ACCESS_TOKEN_VAR), var(SECRET_KEY_VAR)) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(CliError::Usage(format!(
+                    "credentials given twice: --secret-id (or CLOUDBOT_SECRET_ID) and \
+                     {ACCESS_TOKEN_VAR}/{SECRET_KEY_VAR}; use one"
+                )));
+            }
+            (Some(id), None, None) => Source::Secret(id.to_owned()),
+            (None, Some(token), Some(key)) => {
+                // The rule the secret decoder applies, naming the variable, never its value.
+                for (var, value) in [(ACCESS_TOKEN_VAR, &token), (SECRET_KEY_VAR, &key)] {
+                    check_value(value).map_err(|p| CliError::Usage(format!("{var} {p}")))?;
+                }
+                Source::Env(Credentials::new(token, key))
+            }
+            (None, Some(_), None) | (None, None, Some(_)) => {
+                return Err(CliError::Usage(format!(
+                    "set both {ACCESS_TOKEN_VAR} and {SECRET_KEY_VAR} (or use --secret-id)"
+                )));
+            }
+            (None, None, None) => {
+                return Err(CliError::Usage(format!(
+                    "no Cloud BOT credentials: pass --secret-id (or set CLOUDBOT_SECRET_ID), or \
+                     set {ACCESS_TOKEN_VAR} and {SECRET_KEY_VAR}"
+                )));
+            }
+        };
+        Ok(Settings {
+            base,
+            base_is_default,
+            source,
+            language,
+        })
+    }
+
+    /// The only origin requests (and credentials) go to.
+    pub fn base(&self) -> &ApiBase {
+        &self.base
+    }
+
+    /// A note for stderr when the base was not configured, so nobody mistakes the emulator for
+    /// the real service (or wonders why a real endpoint is refused).
+    pub fn default_base_notice(&self) -> Option<String> {
+        self.base_is_default.then(|| {
+            format!(
+                "using the local emulator at {LOCAL_API_BASE}; set CLOUDBOT_API_BASE=https://api.c-bot.pro \
+                 (or --api-base) for the real service"
+            )
+        })
+    }
+
+    /// Reads the credentials and builds the client.
+    pub async fn connect(self) -> Result<Session, CliError> {
+        let credentials = match self.source {
+            Source::Env(credentials) => credentials,
+            Source::Secret(secret_id) => {
+                let secrets = sdk::secrets_manager_client().await.map_err(|_| {
+                    CliError::Usage("the Secrets Manager HTTPS client could not be built".into())
+                })?;
+                // The function's provider: same decoding, same errors. The TTL does not matter
+                // for one command.
+                let provider = CredentialsProvider::new(secrets, secret_id, Duration::ZERO);
+                let lease = provider.get(Instant::now() + CALL_BUDGET).await?;
+                (*lease.credentials).clone()
+            }
+        };
+        let client = CloudBotClient::new(ClientSettings {
+            base: self.base,
+            user_agent: format!("cloudbot-cli/{}", env!("CARGO_PKG_VERSION")),
+            ..ClientSettings::default()
+        })
+        .map_err(CliError::cloud_bot("building the HTTP client"))?;
+        Ok(Session {
+            client,
+            credentials,
+            language: self.language,
+        })
+    }
+}
+
+/// A client with its credentials, ready for calls.
+pub struct Session {
+    /// The Cloud BOT client (bound to the API base).
+    pub client: CloudBotClient,
+    credentials: Credentials,
+    language: Language,
+}
+
+impl Session {
+    /// The context of one call, with a fresh deadline.
+    pub fn call(&self) -> Call<'_> {
+        Call {
+            credentials: &self.credentials,
+            language: self.language,
+            deadline: Instant::now() + CALL_BUDGET,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global(api_base: Option<&str>, secret_id: Option<&str>) -> Global {
+        Global {
+            api_base: api_base.map(str::to_owned),
+            secret_id: secret_id.map(str::to_owned),
+            language: "en".into(),
+            json: false,
+        }
+    }
+
+    fn settings(g: &Global, vars: &[(&str, &str)]) -> Result<Settings, CliError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Settings::from_lookup(g, |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    const TOKENS: &[(&str, &str)] = &[(ACCESS_TOKEN_VAR, "tok-1"), (SECRET_KEY_VAR, "sec-1")];
+
+    #[test]
+    fn the_base_defaults_to_the_local_emulator_with_a_notice() {
+        let s = settings(&global(None, None), TOKENS).unwrap();
+        assert_eq!(s.base().as_str(), LOCAL_API_BASE);
+        assert!(
+            s.default_base_notice()
+                .unwrap()
+                .contains("https://api.c-bot.pro")
+        );
+        let s = settings(&global(Some("https://api.c-bot.pro"), None), TOKENS).unwrap();
+        assert_eq!(s.base().as_str(), "https://api.c-bot.pro");
+        assert!(s.default_base_notice().is_none());
+    }
+
+    #[test]
+    fn a_plain_http_base_off_loopback_is_refused() {
+        let err = settings(&global(Some("http://api.c-bot.pro"), None), TOKENS)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("CLOUDBOT_API_BASE"), "{err}");
+    }
+
+    #[test]
+    fn credentials_come_from_exactly_one_source_and_are_never_shown() {
+        let both = settings(&global(None, Some("my-secret")), TOKENS)
+            .err()
+            .unwrap();
+        assert!(both.to_string().contains("given twice"));
+        let none = settings(&global(None, None), &[]).err().unwrap();
+        assert!(none.to_string().contains("--secret-id"));
+        let half = settings(&global(None, None), &TOKENS[..1]).err().unwrap();
+        assert!(half.to_string().contains(SECRET_KEY_VAR));
+        let bad = settings(
+            &global(None, None),
+            &[(ACCESS_TOKEN_VAR, "tok 1"), (SECRET_KEY_VAR, "sec-1")],
+        )
+        .err()
+        .unwrap();
+        for err in [both, none, half, bad] {
+            let text = err.to_string();
+            assert!(
+                !["tok-1", "tok 1", "sec-1"].iter().any(|v| text.contains(v)),
+                "{text}"
+            );
+            assert_eq!(err.exit(), crate::error::Exit::Usage);
+        }
+        assert!(settings(&global(None, Some("my-secret")), &[]).is_ok());
+    }
+}
