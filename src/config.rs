@@ -60,6 +60,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The idempotency table; `None` runs without deduplication (warned at cold start).
     pub idempotency: Option<IdempotencyConfig>,
+    /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 /// A configuration variable is missing or invalid; `Display` names the variable, never its value
@@ -142,6 +144,7 @@ impl Config {
                 900_000,
             )?,
             idempotency: idempotency(&get)?,
+            metrics_namespace: parse_namespace(&get)?,
         })
     }
 }
@@ -184,6 +187,33 @@ fn idempotency(
         ));
     }
     Ok(Some(IdempotencyConfig { table, expiry }))
+}
+
+/// `CLOUDBOT_METRICS_NAMESPACE`: CloudWatch's namespace rules (1 to 255 of `[A-Za-z0-9.-_/#:]`,
+/// not starting with `AWS/`, which is reserved), checked here because CloudWatch drops the
+/// metrics of an invalid EMF namespace silently.
+fn parse_namespace(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    const VAR: &str = "CLOUDBOT_METRICS_NAMESPACE";
+    let Some(raw) = get(VAR) else {
+        return Ok(crate::metrics::DEFAULT_NAMESPACE.to_owned());
+    };
+    if raw.len() > 255
+        || !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#: ".contains(&b))
+    {
+        return Err(ConfigError::new(
+            VAR,
+            "must be at most 255 characters of letters, digits and . - _ / # : or space",
+        ));
+    }
+    if raw.starts_with("AWS/") {
+        return Err(ConfigError::new(
+            VAR,
+            "must not start with `AWS/` (reserved)",
+        ));
+    }
+    Ok(raw)
 }
 
 /// Where requests go and what runs when a request names no target: the API base, the default
@@ -315,6 +345,7 @@ mod tests {
         assert!(cfg.default_public_id.is_none());
         assert_eq!(cfg.connect_timeout, Duration::from_millis(3000));
         assert_eq!(cfg.request_timeout, Duration::from_millis(25000));
+        assert_eq!(cfg.metrics_namespace, crate::metrics::DEFAULT_NAMESPACE);
     }
 
     #[test]
@@ -353,6 +384,8 @@ mod tests {
             ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "yes"),
             ("CLOUDBOT_LANGUAGE", "fr"),
             ("CLOUDBOT_CONNECT_TIMEOUT_MS", "0"),
+            ("CLOUDBOT_METRICS_NAMESPACE", "AWS/Lambda"),
+            ("CLOUDBOT_METRICS_NAMESPACE", "bad{namespace}"),
             ("CLOUDBOT_API_BASE", "ftp://x"),
             ("CLOUDBOT_IDEMPOTENCY_TABLE", "a b"),
             ("CLOUDBOT_IDEMPOTENCY_TABLE", "x"),

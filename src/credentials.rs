@@ -9,6 +9,7 @@
 //! caller re-fetching again.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
@@ -72,6 +73,8 @@ pub struct CredentialsProvider {
     secret_id: String,
     ttl: Duration,
     cache: Mutex<Option<Cached>>,
+    /// Secrets Manager reads attempted so far (successful or not), for the metrics.
+    fetches: AtomicU32,
 }
 
 impl CredentialsProvider {
@@ -82,6 +85,7 @@ impl CredentialsProvider {
             secret_id,
             ttl,
             cache: Mutex::new(None),
+            fetches: AtomicU32::new(0),
         }
     }
 
@@ -105,6 +109,11 @@ impl CredentialsProvider {
         })
         .await
         .map_err(|_| timed_out())?
+    }
+
+    /// Secrets Manager reads this provider has attempted since it was built.
+    pub fn fetch_count(&self) -> u32 {
+        self.fetches.load(Ordering::Relaxed)
     }
 
     /// Replaces credentials the API rejected. Fetches at most once however many callers report the
@@ -138,6 +147,7 @@ impl CredentialsProvider {
     }
 
     async fn fetch(&self, generation: u64) -> Result<Lease, CredentialsError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let output = self
             .client

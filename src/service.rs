@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -30,6 +29,8 @@ use crate::idempotency::{
     Begin, Claim, Fingerprint, Idempotency, IdempotencyError, Pending, RecordKey, Resolution,
     ResolveCheck, Settlement, Update,
 };
+use crate::metrics::{Invocation, Metrics};
+use crate::payload::Payload;
 use crate::request::{Operation, OperationKind, Request, RequestError};
 use crate::telemetry;
 use crate::trigger::{self, Answer};
@@ -49,6 +50,7 @@ pub struct Service {
     config: Config,
     client: CloudBotClient,
     credentials: CredentialsProvider,
+    metrics: Metrics,
     idempotency: Option<Idempotency>,
 }
 
@@ -66,10 +68,12 @@ impl Service {
         })?;
         let credentials =
             CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl);
+        let metrics = Metrics::new(config.metrics_namespace.clone());
         Ok(Self {
             config,
             client,
             credentials,
+            metrics,
             idempotency: None,
         })
     }
@@ -81,31 +85,51 @@ impl Service {
     }
 
     /// Handles one Lambda invocation of any trigger.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Box<RawValue>, Diagnostic> {
+    pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
         let (payload, context) = event.into_parts();
         let deadline = invocation_deadline(&context, started);
-        let decoded = trigger::decode(payload, &self.config);
+        let decoded = trigger::decode_payload(&payload, &self.config);
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
+        let mut record = self
+            .metrics
+            .start(decoded.trigger.name(), &context.request_id);
         async move {
+            // Lambda runs one invocation per sandbox at a time, so the difference of the
+            // provider's counter is this invocation's reads.
+            let fetches_before = self.credentials.fetch_count();
             let result = match decoded.request {
-                Ok(request) => self.run(&request, deadline, &context.request_id).await,
+                Ok(request) => {
+                    record.set_operation(request.operation.kind().name());
+                    let budget = decoded.trigger.retry_budget();
+                    self.run(&request, deadline, budget, &context.request_id, &mut record)
+                        .await
+                }
                 Err(err) => Err(Failure::Request(err)),
             };
-            telemetry::finish(&result, started.elapsed());
+            if let Err(failure) = &result {
+                record.set_failed(failure.kind().name);
+            }
+            record.add_secret_fetches(self.credentials.fetch_count() - fetches_before);
+            let elapsed = started.elapsed();
+            telemetry::finish(&result, elapsed);
+            self.metrics.emit(&record, elapsed);
             trigger::encode(decoded.trigger, result)
         }
         .instrument(span)
         .await
     }
 
-    /// Runs a validated request; gives up at `deadline`. `request_id` is the Lambda request id
-    /// (kept in an idempotency record for operators).
+    /// Runs a validated request; gives up at `deadline`, and waits between Cloud BOT attempts
+    /// for at most `retry_budget` per call. `request_id` is the Lambda request id (kept in an
+    /// idempotency record for operators).
     async fn run(
         &self,
         request: &Request,
         deadline: Instant,
+        retry_budget: Duration,
         request_id: &str,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
         let Operation::Execute {
@@ -115,7 +139,9 @@ impl Service {
         } = &request.operation
         else {
             let lease = self.credentials.get(deadline).await?;
-            return self.call_with_refresh(request, &lease, deadline).await;
+            return self
+                .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                .await;
         };
         if *default_bot {
             tracing::info!("no BOT in the request: running the configured default BOT");
@@ -125,11 +151,15 @@ impl Service {
             (Some(key), Some(idempotency)) => (key, idempotency),
             (Some(key), None) => {
                 tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
-                return self.call_with_refresh(request, &lease, deadline).await;
+                return self
+                    .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                    .await;
             }
             (None, _) => {
                 tracing::info!("execute without an idempotency key: not deduplicated");
-                return self.call_with_refresh(request, &lease, deadline).await;
+                return self
+                    .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                    .await;
             }
         };
         let fingerprint = Fingerprint::of_execute(bot, body);
@@ -150,7 +180,9 @@ impl Service {
                 });
             }
         };
-        let result = self.call_with_refresh(request, &lease, deadline).await;
+        let result = self
+            .call_with_refresh(request, &lease, deadline, retry_budget, record)
+            .await;
         settle(idempotency, &claim, &result, deadline).await;
         result
     }
@@ -161,14 +193,22 @@ impl Service {
         request: &Request,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
-        match self.call(request, lease, deadline).await {
+        match self
+            .call(request, lease, deadline, retry_budget, record)
+            .await
+        {
             Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
                 tracing::info!(
                     "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
                 );
                 match self.credentials.refresh(lease, deadline).await? {
-                    Refreshed::New(fresh) => self.call(request, &fresh, deadline).await,
+                    Refreshed::New(fresh) => {
+                        self.call(request, &fresh, deadline, retry_budget, record)
+                            .await
+                    }
                     Refreshed::Unchanged => {
                         tracing::info!(
                             "the secret has not changed since it was read: not retrying"
@@ -186,20 +226,26 @@ impl Service {
         request: &Request,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         let call = Call {
             credentials: &lease.credentials,
             language: request.language,
             deadline,
+            retry_budget,
         };
         match &request.operation {
             Operation::Execute { bot, body, .. } => {
                 let body = self.bounded_wait(body, deadline);
+                let upstream = Instant::now();
                 let result = self.client.execute(&call, bot, &body).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |s| {
                     (Some(s.http_status), Some(s.job.job_id.as_str()))
                 });
                 let started = result?;
+                record.set_run_started(&started.job.job_id);
                 let body = job_result(
                     OperationKind::Execute,
                     &started.job,
@@ -213,7 +259,10 @@ impl Service {
                 })
             }
             Operation::ReferJob { job } => {
+                record.set_job(job.job_id().as_str());
+                let upstream = Instant::now();
                 let result = self.client.refer_job(&call, job).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |_| (Some(200), None));
                 let found = result?;
                 Ok(Answer {
@@ -223,7 +272,9 @@ impl Service {
                 })
             }
             Operation::ListBots { public_id } => {
+                let upstream = Instant::now();
                 let result = self.client.list_bots(&call, public_id).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |_| (Some(200), None));
                 let bots = result?;
                 let body = ListBotsResult {

@@ -79,6 +79,10 @@ pub struct Call<'a> {
     /// No attempt starts, and no retry wait ends, after this instant (the Lambda's remaining
     /// time minus a safety margin).
     pub deadline: Instant,
+    /// Most time the call may spend waiting between attempts, all waits together (backoff and
+    /// `Retry-After`); a retry that would need more ends the call with the last error instead.
+    /// [`Duration::MAX`] leaves only the deadline to bound it.
+    pub retry_budget: Duration,
 }
 
 /// Client for the Cloud BOT REST API. Build it once (cold start) and clone it freely: clones
@@ -463,6 +467,7 @@ impl CloudBotClient {
         let headers = request_headers(call)?;
         let mut attempt: u32 = 0;
         let mut last_error = None;
+        let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
             let now = Instant::now();
@@ -538,9 +543,11 @@ impl CloudBotClient {
                 "cloud bot call failed"
             );
             let time_left = call.deadline.saturating_duration_since(Instant::now());
-            match retry::retry_wait(op.safety, end, attempt, time_left) {
+            let budget_left = call.retry_budget.saturating_sub(waited);
+            match retry::retry_wait(op.safety, end, attempt, time_left, budget_left) {
                 Some(wait) => {
                     last_error = Some(error);
+                    waited += wait;
                     tokio::time::sleep(wait).await;
                 }
                 None => return Err(error),

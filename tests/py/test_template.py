@@ -225,6 +225,151 @@ def test_http_api_routes_use_iam_and_throttling(template):
     }
 
 
+# ------------------------------------------------------------------------------------------------
+# Alarms and the dashboard see only metrics the function emits (src/metrics.rs is their one home),
+# so a rename cannot silently blind an alarm.
+
+METRICS_RS = ROOT / "src/metrics.rs"
+KIND_RS = ROOT / "src/error/kind.rs"
+OUR_NAMESPACE = "CloudBotTrigger/${AWS::StackName}"
+OPERATIONS = {"execute", "refer_job", "list_bots", "none"}
+
+
+def _rust_consts(module: str) -> set[str]:
+    """The string constants of `pub mod <module> { ... }` in src/metrics.rs."""
+    text = METRICS_RS.read_text()
+    block = re.search(r"pub mod " + module + r" \{(.*?)\n\}", text, re.S)
+    assert block, f"pub mod {module} not found in {METRICS_RS}"
+    return set(re.findall(r'pub const [A-Z_]+: &str = "([^"]+)";', block.group(1)))
+
+
+def _dimension_sets() -> list[set[str]]:
+    text = METRICS_RS.read_text()
+    block = re.search(r"pub const DIMENSION_SETS[^=]*= &\[(.*?)\n\];", text, re.S)
+    assert block, "DIMENSION_SETS not found"
+    names = {"dimension::OPERATION": "Operation", "dimension::OUTCOME": "Outcome"}
+    sets = []
+    for inner in re.findall(r"&\[([^\]]*)\]", block.group(1)):
+        sets.append({names[d.strip()] for d in inner.split(",") if d.strip()})
+    return sets
+
+
+def _error_types() -> set[str]:
+    return set(re.findall(r'name: "([A-Za-z.]+)"', KIND_RS.read_text()))
+
+
+def _ours(namespace) -> bool:
+    return isinstance(namespace, dict) and namespace.get("Fn::Sub") == OUR_NAMESPACE or namespace == OUR_NAMESPACE
+
+
+def _used_metrics(template: dict):
+    """(where, metric name, {dimension: value}) of every metric in our namespace that an alarm or
+    the dashboard reads, plus the metric names of SEARCH expressions (with dimensions None)."""
+    for name, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::CloudWatch::Alarm":
+            stats = [(props.get("Namespace"), props.get("MetricName"), props.get("Dimensions", []))]
+            for m in props.get("Metrics", []):
+                metric = m.get("MetricStat", {}).get("Metric")
+                if metric:
+                    stats.append((metric["Namespace"], metric["MetricName"], metric.get("Dimensions", [])))
+            for namespace, metric, dims in stats:
+                if _ours(namespace):
+                    yield name, metric, {d["Name"]: d["Value"] for d in dims}
+        if res["Type"] == "AWS::CloudWatch::Dashboard":
+            body = props["DashboardBody"]["Fn::Sub"]
+            widgets = json.loads(re.sub(r"\$\{[^}]+\}", lambda m: m.group(0).replace('"', ""), body))["widgets"]
+            for widget in widgets:
+                for row in widget["properties"].get("metrics", []):
+                    parts = [p for p in row if not isinstance(p, dict)]
+                    options = [p for p in row if isinstance(p, dict)]
+                    for option in options:
+                        expression = option.get("expression", "")
+                        if OUR_NAMESPACE in expression:
+                            for metric in re.findall(r'MetricName="([^"]+)"', expression):
+                                yield f"{name}/{widget['properties']['title']}", metric, None
+                    if parts and parts[0] == OUR_NAMESPACE:
+                        dims = dict(zip(parts[2::2], parts[3::2]))
+                        yield f"{name}/{widget['properties']['title']}", parts[1], dims
+
+
+def test_alarms_and_dashboard_use_only_metrics_the_function_emits(template):
+    emitted = _rust_consts("name")
+    dimensions = _rust_consts("dimension")
+    sets = _dimension_sets()
+    error_types = _error_types()
+    assert {"Failures", "RunsStarted", "UpstreamLatency"} <= emitted, emitted
+    assert sets and error_types
+    used = list(_used_metrics(template))
+    assert len(used) >= 10, used
+    for where, metric, dims in used:
+        assert metric in emitted, f"{where}: {metric} is not a metric src/metrics.rs emits ({sorted(emitted)})"
+        if dims is None:
+            continue
+        assert set(dims) <= dimensions, f"{where}: unknown dimension in {dims}"
+        assert set(dims) in sets, f"{where}: {sorted(dims)} is not one of the emitted dimension sets {sets}"
+        if "Operation" in dims:
+            assert dims["Operation"] in OPERATIONS, f"{where}: {dims}"
+        if "Outcome" in dims:
+            assert dims["Outcome"] == "ok" or dims["Outcome"] in error_types, (
+                f"{where}: Outcome {dims['Outcome']} is not an error type of src/error/kind.rs"
+            )
+
+
+def test_failures_of_every_trigger_reach_an_alarm(template):
+    alarms = {n: r["Properties"] for n, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    # OutcomeUnknown alarms on the first occurrence and tells the human what to do.
+    unknown = alarms["OutcomeUnknownAlarm"]
+    assert unknown["Threshold"] == 0 and unknown["ComparisonOperator"] == "GreaterThanThreshold"
+    assert "cloudbot jobs" in unknown["AlarmDescription"] and len(unknown["AlarmDescription"]) <= 1024
+    # Every operation's failures (HTTP API answers included) are summed by FailuresAlarm.
+    operations = {
+        d["Value"]
+        for m in alarms["FailuresAlarm"]["Metrics"]
+        if "MetricStat" in m
+        for d in m["MetricStat"]["Metric"]["Dimensions"]
+    }
+    assert operations == OPERATIONS
+    # Every state machine: failed and timed-out executions.
+    machines = set(_state_machines(template))
+    watched: dict[str, set[str]] = {}
+    for props in alarms.values():
+        for m in props.get("Metrics", []):
+            metric = m.get("MetricStat", {}).get("Metric", {})
+            if metric.get("Namespace") == "AWS/States":
+                arn = metric["Dimensions"][0]["Value"]["Ref"]
+                watched.setdefault(arn, set()).add(metric["MetricName"])
+    for machine in machines:
+        assert watched.get(machine, set()) >= {"ExecutionsFailed", "ExecutionsTimedOut"}, machine
+    # The HTTP API's own 5xx, and every queue's depth.
+    assert any(p.get("Namespace") == "AWS/ApiGateway" and p.get("MetricName") == "5xx" for p in alarms.values())
+    queues = {n for n, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+    queue_refs = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for p in alarms.values()
+        for m in p.get("Metrics", [])
+        if m.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/SQS"
+    }
+    assert queues <= queue_refs, queues - queue_refs
+    # One SNS topic parameter, on every alarm.
+    for name, props in alarms.items():
+        assert props["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}, name
+
+
+def test_state_machines_log_errors_and_every_log_group_expires(template):
+    resources = template["Resources"]
+    for name, props in _state_machines(template).items():
+        logging = props["Logging"]
+        assert logging["Level"] == "ERROR" and logging["IncludeExecutionData"] is False, name
+        group = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+    access = resources["HttpApi"]["Properties"]["AccessLogSettings"]
+    assert json.loads(access["Format"])["status"] == "$context.status"
+    for name, res in resources.items():
+        if res["Type"] == "AWS::Logs::LogGroup":
+            assert res["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
 def test_outputs(template):
     assert {"FunctionArn", "HttpApiUrl", "RunBotStateMachineArn", "RunBotMapStateMachineArn", "SecretArn"} <= set(
         template["Outputs"]
@@ -250,6 +395,9 @@ def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
             return str(params[name]) if name in params else SAMPLE_SECRET_ARN
         if isinstance(value, dict) and "Fn::If" in value:
             return resolve(value["Fn::If"][1])
+        if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            # The longest stack name CloudFormation allows (128 characters).
+            return value["Fn::Sub"].replace("${AWS::StackName}", "s" * 128)
         assert isinstance(value, (str, int)), value
         return str(value)
 
