@@ -21,6 +21,11 @@ pub const DEFAULT_CALLBACK_TRIES: u32 = 3;
 /// How long fetched credentials are reused by default.
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 
+/// How long past their TTL cached credentials may still be used by default while Secrets Manager
+/// fails transiently: long enough to ride out a brief throttling or outage, short enough that a
+/// revoked token is not used for long (a 401 ends it at once anyway).
+pub const DEFAULT_SECRET_MAX_STALE: Duration = Duration::from_secs(900);
+
 /// How long an idempotency record lives by default: a duplicate delivered later than this runs
 /// again (asynchronous invocations are retried for up to 6 hours; API clients and state machines
 /// retry within minutes).
@@ -50,6 +55,8 @@ pub struct Config {
     pub language: Language,
     /// How long fetched credentials are reused before Secrets Manager is asked again.
     pub secret_ttl: Duration,
+    /// How long past the TTL they may still be used while Secrets Manager fails transiently.
+    pub secret_max_stale: Duration,
     /// `callback_tries` used when a request gives `callback_endpoint` alone.
     pub default_callback_tries: u32,
     /// Allow `http://` callback endpoints on loopback hosts (local runs only).
@@ -117,6 +124,13 @@ impl Config {
                 &get,
                 "CLOUDBOT_SECRET_TTL_SECONDS",
                 DEFAULT_SECRET_TTL.as_secs(),
+                0,
+                86_400,
+            )?),
+            secret_max_stale: Duration::from_secs(parse_u64(
+                &get,
+                "CLOUDBOT_SECRET_MAX_STALE_SECONDS",
+                DEFAULT_SECRET_MAX_STALE.as_secs(),
                 0,
                 86_400,
             )?),
@@ -339,6 +353,7 @@ mod tests {
         assert_eq!(cfg.secret_ttl, Duration::from_secs(300));
         assert_eq!(cfg.default_callback_tries, 3);
         assert_eq!(cfg.secret_ttl, DEFAULT_SECRET_TTL);
+        assert_eq!(cfg.secret_max_stale, Duration::from_secs(900));
         assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         assert!(!cfg.allow_http_loopback_callback);
         assert!(cfg.default_bot.is_none());
@@ -379,6 +394,7 @@ mod tests {
     fn bad_numbers_and_flags_name_the_variable() {
         for (var, value) in [
             ("CLOUDBOT_SECRET_TTL_SECONDS", "soon"),
+            ("CLOUDBOT_SECRET_MAX_STALE_SECONDS", "86401"),
             ("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "11"),
             ("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "0"),
             ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "yes"),

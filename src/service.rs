@@ -67,7 +67,8 @@ impl Service {
             ..ClientSettings::default()
         })?;
         let credentials =
-            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl);
+            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl)
+                .with_max_stale(config.secret_max_stale);
         let metrics = Metrics::new(config.metrics_namespace.clone());
         Ok(Self {
             config,

@@ -80,7 +80,7 @@ where
 /// Every target as configured, except [`CAPPED_TARGETS`] at DEBUG at most. Because the filter
 /// is global, a capped TRACE callsite is disabled outright and its field values are never
 /// computed (`lambda_runtime`'s raw-event line fails on a payload that is not UTF-8).
-pub fn runtime_cap() -> Targets {
+fn runtime_cap() -> Targets {
     CAPPED_TARGETS.iter().fold(
         Targets::new().with_default(LevelFilter::TRACE),
         |targets, target| targets.with_target(*target, LevelFilter::DEBUG),

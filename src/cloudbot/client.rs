@@ -140,6 +140,11 @@ impl CloudBotClient {
             // Redirects would carry the access-token/secret-key headers to wherever the
             // Location points; the API does not use them.
             .redirect(reqwest::redirect::Policy::none())
+            // Every re-send is decided in retry.rs, which never repeats an execute POST that may
+            // have reached the server. reqwest's default policy would re-send on some HTTP/2
+            // protocol NACKs; switching it off keeps that promise independent of HTTP/2 being
+            // compiled out.
+            .retry(transport_retry_policy())
             // Trust the Mozilla root set compiled into the binary instead of reqwest's default
             // platform verifier, which reads and parses the whole system CA store
             // (/etc/ssl/certs) while the client is built (its cold-init cost is measured in
@@ -729,4 +734,24 @@ fn server_message(credentials: &Credentials, body: &[u8]) -> Option<String> {
     };
     let cleaned = sanitize_message(&credentials.scrub(&text));
     (!cleaned.is_empty()).then_some(cleaned)
+}
+
+/// The retry policy handed to reqwest: never re-send. See [`CloudBotClient::new`].
+fn transport_retry_policy() -> reqwest::retry::Builder {
+    reqwest::retry::never()
+}
+
+#[cfg(test)]
+mod transport_retry_tests {
+    use super::transport_retry_policy;
+
+    // The only observable trace of the policy: with HTTP/2 compiled out no request could provoke
+    // a protocol-NACK retry, so the policy itself is what is checked. `never()` is the policy
+    // whose classifier answers "success" for every outcome, with no retry budget.
+    #[test]
+    fn the_http_client_is_built_with_reqwest_retries_off() {
+        let policy = format!("{:?}", transport_retry_policy());
+        assert!(policy.contains("classifier: Never"), "{policy}");
+        assert!(policy.contains("budget: None"), "{policy}");
+    }
 }

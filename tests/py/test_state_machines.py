@@ -29,7 +29,8 @@ from lambda_proxy import LambdaProxy
 from test_template import TEMPLATE, CfnLoader
 
 REGION = "us-east-1"
-FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:cloudbot-trigger"
+# What the template substitutes: the ARN of the `live` alias (AutoPublishAlias), not $LATEST.
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:cloudbot-trigger:live"
 ROLE_ARN = "arn:aws:iam::123456789012:role/cloudbot-trigger-state-machine"
 MAP_MAX_CONCURRENCY = 2
 # The function's client makes up to 4 attempts per call on its own (src/cloudbot/retry.rs,

@@ -371,9 +371,124 @@ def test_state_machines_log_errors_and_every_log_group_expires(template):
 
 
 def test_outputs(template):
-    assert {"FunctionArn", "HttpApiUrl", "RunBotStateMachineArn", "RunBotMapStateMachineArn", "SecretArn"} <= set(
-        template["Outputs"]
+    assert {
+        "FunctionArn",
+        "FunctionAliasArn",
+        "HttpApiUrl",
+        "RunBotStateMachineArn",
+        "RunBotMapStateMachineArn",
+        "SecretArn",
+    } <= set(template["Outputs"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Versioned invocation: every deploy publishes a version behind the `live` alias, and everything
+# that invokes the function invokes that alias, never $LATEST.
+
+ALIAS = "live"
+SAM_PYTHON = ROOT / ".tools" / "venv-sam" / "bin" / "python"
+
+
+def test_each_deploy_publishes_a_version_behind_the_alias(template):
+    function = template["Resources"]["CloudBotFunction"]["Properties"]
+    assert function["AutoPublishAlias"] == ALIAS
+    assert template["Outputs"]["FunctionAliasArn"]["Value"] == {"Ref": "CloudBotFunction.Alias"}
+
+
+def test_state_machines_invoke_only_the_alias(template):
+    for name, props in _state_machines(template).items():
+        assert props["DefinitionSubstitutions"]["CloudBotFunctionArn"] == {"Ref": "CloudBotFunction.Alias"}, name
+        invoke = [
+            s for policy in props["Policies"] for s in policy["Statement"] if s["Action"] == "lambda:InvokeFunction"
+        ]
+        assert [s["Resource"] for s in invoke] == [{"Ref": "CloudBotFunction.Alias"}], name
+
+
+def _statements(statements: list) -> list[dict]:
+    """IAM statements, with both branches of a conditional (Fn::If) statement."""
+    out = []
+    for statement in statements:
+        if "Fn::If" in statement:
+            _, then, otherwise = statement["Fn::If"]
+            out += [s for s in (then, otherwise) if "Action" in s]
+        else:
+            out.append(statement)
+    return out
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict:
+    """template.yaml after the AWS::Serverless transform (SAM CLI's translator, offline)."""
+    if not SAM_PYTHON.exists():
+        pytest.fail(f"{SAM_PYTHON} is missing: run scripts/install-tools.sh sam")
+    done = subprocess.run(
+        [str(SAM_PYTHON), str(ROOT / "tests" / "py" / "sam_translate.py"), str(TEMPLATE)],
+        env={"PATH": "/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "AWS_EC2_METADATA_DISABLED": "true"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_every_generated_invoker_targets_the_alias(translated):
+    resources = translated["Resources"]
+    aliases = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Alias" and r["Properties"]["FunctionName"] == {"Ref": "CloudBotFunction"}
+    }
+    assert [a["Name"] for a in aliases.values()] == [ALIAS]
+    (alias_id,) = aliases
+    alias_ref = {"Ref": alias_id}
+    by_type: dict[str, list[tuple[str, dict]]] = {}
+    for name, r in resources.items():
+        by_type.setdefault(r["Type"], []).append((name, r["Properties"]))
+
+    # The published version the alias points at comes from this function.
+    versions = [p for _, p in by_type["AWS::Lambda::Version"]]
+    assert versions and all(v["FunctionName"] == {"Ref": "CloudBotFunction"} for v in versions)
+
+    # API Gateway's permissions (one per route) and the HTTP API integrations.
+    permissions = by_type["AWS::Lambda::Permission"]
+    assert permissions
+    for name, p in permissions:
+        assert p["FunctionName"] == alias_ref, f"{name} grants invoke on {p['FunctionName']}"
+    api = next(p for _, p in by_type["AWS::ApiGatewayV2::Api"])
+    uris = [m["x-amazon-apigateway-integration"]["uri"] for path in api["Body"]["paths"].values() for m in path.values()]
+    assert len(uris) == 3
+    for uri in uris:
+        assert f"${{{alias_id}}}" in json.dumps(uri), uri
+
+    # The schedule's target and its role.
+    schedules = by_type["AWS::Scheduler::Schedule"]
+    assert schedules
+    for name, p in schedules:
+        assert p["Target"]["Arn"] == alias_ref, name
+
+    # State machines: the ASL substitution and their roles.
+    machines = by_type["AWS::StepFunctions::StateMachine"]
+    assert len(machines) == 2
+    for name, p in machines:
+        assert p["DefinitionSubstitutions"]["CloudBotFunctionArn"] == alias_ref, name
+
+    # Every lambda:InvokeFunction grant in a generated role names the alias and nothing else.
+    grants = 0
+    for name, role in by_type["AWS::IAM::Role"]:
+        for policy in role.get("Policies", []):
+            for statement in _statements(policy["PolicyDocument"]["Statement"]):
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if "lambda:InvokeFunction" in actions:
+                    grants += 1
+                    assert statement["Resource"] == alias_ref, f"{name}: {statement}"
+    assert grants >= 3, "the schedule's and both state machines' roles"
+
+    # Asynchronous invocations (the schedule) are configured on the alias they arrive at.
+    (invoke_config,) = [p for _, p in by_type["AWS::Lambda::EventInvokeConfig"]]
+    assert invoke_config["Qualifier"] == ALIAS
+    assert invoke_config["MaximumRetryAttempts"] == 0
 
 
 # ------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ use cloudbot_trigger::service::Service;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-use crate::support::moto::{CallCounter, OperationLog, moto, secret_json};
+use crate::support::moto::{CallCounter, OperationLog, Outage, moto, secret_json};
 
 /// The placeholder job id in `events/*refer-job*.json`; tests substitute a job just created.
 pub const JOB_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
@@ -49,6 +49,8 @@ pub struct Harness {
     pub table: Option<String>,
     /// The DynamoDB operations the service sent.
     pub store_calls: OperationLog,
+    /// Switches Secrets Manager's answers to the service to errors.
+    pub secret_outage: Outage,
 }
 
 /// Which idempotency store the function gets.
@@ -116,7 +118,7 @@ impl Harness {
             env.insert(k, v);
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
-        let (client, secret_reads) = moto.counting_client();
+        let (client, secret_reads, secret_outage) = moto.faulty_client();
         let (dynamodb, store_calls) = match setup.store {
             Store::Unreachable => moto.recording_dynamodb_at(&closed_port_url()),
             _ => moto.recording_dynamodb(),
@@ -142,6 +144,7 @@ impl Harness {
                 None
             },
             store_calls,
+            secret_outage,
         }
     }
 
