@@ -174,6 +174,7 @@ impl Service {
         let claim = match idempotency.begin(pending, deadline).await? {
             Begin::Claimed(claim) => claim,
             Begin::Replay(replayed) => {
+                record.set_replay();
                 return Ok(Answer {
                     body: replayed.body,
                     http_status: 202,
