@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use crate::cloudbot::{
-    ApiBase, BotEndpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Language, PublicId,
+    ApiBase, BotEndpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_IDLE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, Language, PublicId,
 };
 
 /// Largest `callback_tries` the function accepts ([I]: the API documents no maximum; ten attempts
@@ -67,6 +68,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The idempotency table; `None` runs without deduplication (warned at cold start).
     pub idempotency: Option<IdempotencyConfig>,
+    /// How long an idle upstream connection (Cloud BOT and Secrets Manager) is kept for reuse;
+    /// must stay below the shortest idle timeout on the way to either.
+    pub pool_idle_timeout: Duration,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
 }
@@ -158,6 +162,12 @@ impl Config {
                 900_000,
             )?,
             idempotency: idempotency(&get)?,
+            pool_idle_timeout: parse_ms(
+                &get,
+                "CLOUDBOT_POOL_IDLE_TIMEOUT_MS",
+                DEFAULT_POOL_IDLE_TIMEOUT,
+                600_000,
+            )?,
             metrics_namespace: parse_namespace(&get)?,
         })
     }
@@ -355,6 +365,7 @@ mod tests {
         assert_eq!(cfg.secret_ttl, DEFAULT_SECRET_TTL);
         assert_eq!(cfg.secret_max_stale, Duration::from_secs(900));
         assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(cfg.pool_idle_timeout, DEFAULT_POOL_IDLE_TIMEOUT);
         assert!(!cfg.allow_http_loopback_callback);
         assert!(cfg.default_bot.is_none());
         assert!(cfg.default_public_id.is_none());
@@ -400,6 +411,7 @@ mod tests {
             ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "yes"),
             ("CLOUDBOT_LANGUAGE", "fr"),
             ("CLOUDBOT_CONNECT_TIMEOUT_MS", "0"),
+            ("CLOUDBOT_POOL_IDLE_TIMEOUT_MS", "0"),
             ("CLOUDBOT_METRICS_NAMESPACE", "AWS/Lambda"),
             ("CLOUDBOT_METRICS_NAMESPACE", "bad{namespace}"),
             ("CLOUDBOT_API_BASE", "ftp://x"),

@@ -260,6 +260,14 @@ async fn run_bot(
             status.label()
         )?;
         writeln!(w, "job reference endpoint: {}", endpoint.url())?;
+        if !follow.follow {
+            writeln!(
+                w,
+                "{DIM}follow it: cloudbot job {} --follow{DIM:#}",
+                endpoint.url()
+            )?;
+            return Ok(Exit::of_status(started.job.status));
+        }
     }
     finish_job(&session, &endpoint, started.job, follow, out).await
 }

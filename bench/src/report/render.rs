@@ -61,6 +61,7 @@ fn sections(s: &mut String, r: &Report) -> fmt::Result {
     calls(s, r)?;
     tls_start(s, r)?;
     load(s, r)?;
+    super::cpu::cpu_model(s, r)?;
     notices(s, r)
 }
 
@@ -438,6 +439,12 @@ fn calls(s: &mut String, r: &Report) -> fmt::Result {
         s,
         "| emulator jobs_created | {} | – | {} |",
         c.jobs_created, c.invocations
+    )?;
+    writeln!(
+        s,
+        "| EMF metrics records on stdout (metrics on) | {} | {} | 1000 |",
+        c.metrics_records,
+        per_1000(c.metrics_records, c.invocations)
     )?;
     writeln!(
         s,
