@@ -41,6 +41,20 @@ pub struct TestOnlyExtraCa {
     pub pem: Vec<u8>,
 }
 
+/// How long an idempotency record lives by default: a duplicate delivered later than this runs
+/// again (asynchronous invocations are retried for up to 6 hours; API clients and state machines
+/// retry within minutes).
+pub const DEFAULT_IDEMPOTENCY_EXPIRY: Duration = Duration::from_secs(86_400);
+
+/// The idempotency table (docs/exactly-once.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyConfig {
+    /// DynamoDB table name or ARN.
+    pub table: String,
+    /// How long a record lives after its claim.
+    pub expiry: Duration,
+}
+
 /// Validated configuration of the function.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -66,6 +80,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Upstream request timeout (always capped by the invocation's remaining time).
     pub request_timeout: Duration,
+    /// The idempotency table; `None` runs without deduplication (warned at cold start).
+    pub idempotency: Option<IdempotencyConfig>,
     /// How long an idle upstream connection (Cloud BOT and Secrets Manager) is kept for reuse;
     /// must stay below the shortest idle timeout on the way to either.
     pub pool_idle_timeout: Duration,
@@ -161,6 +177,7 @@ impl Config {
                 DEFAULT_REQUEST_TIMEOUT,
                 900_000,
             )?,
+            idempotency: idempotency(&get)?,
             pool_idle_timeout: parse_ms(
                 &get,
                 "CLOUDBOT_POOL_IDLE_TIMEOUT_MS",
@@ -190,6 +207,46 @@ fn parse_extra_ca(
         ));
     }
     Ok(Some(TestOnlyExtraCa { path, pem }))
+}
+
+/// `CLOUDBOT_IDEMPOTENCY_TABLE` (name or ARN) and `CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS`. The
+/// expiry is at least 15 minutes, the longest Lambda invocation: a record must outlive its
+/// owner's in-flight window, or a claim whose owner died would be taken as free.
+fn idempotency(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<IdempotencyConfig>, ConfigError> {
+    const TABLE: &str = "CLOUDBOT_IDEMPOTENCY_TABLE";
+    const EXPIRY: &str = "CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS";
+    let expiry = Duration::from_secs(parse_u64(
+        get,
+        EXPIRY,
+        DEFAULT_IDEMPOTENCY_EXPIRY.as_secs(),
+        900,
+        30 * 86_400,
+    )?);
+    let Some(table) = get(TABLE) else {
+        return Ok(None);
+    };
+    let name_ok = |name: &str| {
+        (3..=255).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let valid = match table.strip_prefix("arn:") {
+        Some(_) => table
+            .rsplit_once(":table/")
+            .is_some_and(|(_, name)| name_ok(name)),
+        None => name_ok(&table),
+    };
+    if !valid {
+        return Err(ConfigError::new(
+            TABLE,
+            "must be a DynamoDB table name (3-255 characters: letters, digits, `_`, `-`, `.`) \
+             or a table ARN",
+        ));
+    }
+    Ok(Some(IdempotencyConfig { table, expiry }))
 }
 
 /// `CLOUDBOT_METRICS_NAMESPACE`: CloudWatch's namespace rules (1 to 255 letters, digits, space
@@ -396,9 +453,40 @@ mod tests {
             ("CLOUDBOT_METRICS_NAMESPACE", "AWS/Lambda"),
             ("CLOUDBOT_METRICS_NAMESPACE", "bad{namespace}"),
             ("CLOUDBOT_API_BASE", "ftp://x"),
+            ("CLOUDBOT_IDEMPOTENCY_TABLE", "a b"),
+            ("CLOUDBOT_IDEMPOTENCY_TABLE", "x"),
+            (
+                "CLOUDBOT_IDEMPOTENCY_TABLE",
+                "arn:aws:dynamodb:us-east-1:1:stream/x",
+            ),
+            ("CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS", "60"),
         ] {
             let err = config(&[("CLOUDBOT_SECRET_ID", "s"), (var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn the_idempotency_table_is_optional() {
+        let cfg = config(&[("CLOUDBOT_SECRET_ID", "s")]).unwrap();
+        assert_eq!(cfg.idempotency, None);
+        for table in [
+            "cloudbot-idempotency",
+            "arn:aws:dynamodb:us-east-1:123456789012:table/cloudbot-idempotency",
+        ] {
+            let cfg = config(&[
+                ("CLOUDBOT_SECRET_ID", "s"),
+                ("CLOUDBOT_IDEMPOTENCY_TABLE", table),
+                ("CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS", "3600"),
+            ])
+            .unwrap();
+            assert_eq!(
+                cfg.idempotency,
+                Some(IdempotencyConfig {
+                    table: table.to_owned(),
+                    expiry: Duration::from_secs(3600)
+                })
+            );
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod cloudbot;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 pub mod payload;
 pub mod request;

@@ -5,6 +5,7 @@
 //! scheduler only adds start-up work and binary size.
 
 use cloudbot_trigger::config::Config;
+use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency};
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::sdk;
 use cloudbot_trigger::service::Service;
@@ -20,11 +21,25 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .test_only_extra_ca
         .as_ref()
         .map(|ca| ca.pem.as_slice());
-    let secrets = sdk::secrets_manager_client(config.pool_idle_timeout, extra_roots)
+    let aws = sdk::aws_config(config.pool_idle_timeout, extra_roots)
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
-    let service = Service::new(config, secrets)
-        .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
+    let idempotency = match &config.idempotency {
+        Some(table) => Some(Idempotency::new(
+            DynamoDbStore::new(sdk::dynamodb_client(&aws), table.table.clone()),
+            table.expiry,
+        )),
+        None => {
+            tracing::warn!(
+                "CLOUDBOT_IDEMPOTENCY_TABLE is not set: duplicate deliveries can start a BOT twice \
+                 (docs/exactly-once.md)"
+            );
+            None
+        }
+    };
+    let service = Service::new(config, sdk::secrets_manager_client(&aws))
+        .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
+        .with_idempotency(idempotency);
     let service = &service;
     // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {

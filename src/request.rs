@@ -14,6 +14,7 @@ use crate::cloudbot::{
     BotEndpoint, BotId, ExecuteRequest, JobEndpoint, JobId, Language, MAX_REQUEST_BODY, PublicId,
 };
 use crate::config::{Config, MAX_CALLBACK_TRIES};
+use crate::idempotency::{RecordKey, Resolution};
 
 /// Largest `timeout` (ms) accepted ([I]: the API documents no maximum; the public sample code
 /// uses 120000). The value actually sent is also capped by the invocation's remaining time.
@@ -78,11 +79,22 @@ pub enum OperationKind {
     ReferJob,
     /// List the API-published BOTs of a contract.
     ListBots,
+    /// Operators only: settle an idempotency record whose outcome is unknown
+    /// (docs/exactly-once.md). Accepted from direct invocations only.
+    ResolveIdempotency,
 }
 
 impl OperationKind {
     /// Every operation, in documentation order.
-    pub const ALL: [OperationKind; 3] = [
+    pub const ALL: [OperationKind; 4] = [
+        OperationKind::Execute,
+        OperationKind::ReferJob,
+        OperationKind::ListBots,
+        OperationKind::ResolveIdempotency,
+    ];
+
+    /// The operations that call Cloud BOT for a BOT or job (every one but the operator's).
+    const CLOUD_BOT: [OperationKind; 3] = [
         OperationKind::Execute,
         OperationKind::ReferJob,
         OperationKind::ListBots,
@@ -94,6 +106,7 @@ impl OperationKind {
             OperationKind::Execute => "execute",
             OperationKind::ReferJob => "refer_job",
             OperationKind::ListBots => "list_bots",
+            OperationKind::ResolveIdempotency => "resolve_idempotency",
         }
     }
 
@@ -125,6 +138,15 @@ pub enum Operation {
         /// The contract.
         public_id: PublicId,
     },
+    /// Settle an idempotency record whose outcome is unknown (operators, direct invoke only).
+    ResolveIdempotency {
+        /// The record's key, as shown in the error or log (`request:...`, `http:...`).
+        key: RecordKey,
+        /// What the operator found.
+        resolution: Resolution,
+        /// `started`: the job the operator found (checked with refer_job before it is recorded).
+        job: Option<JobEndpoint>,
+    },
 }
 
 impl Operation {
@@ -134,6 +156,7 @@ impl Operation {
             Operation::Execute { .. } => OperationKind::Execute,
             Operation::ReferJob { .. } => OperationKind::ReferJob,
             Operation::ListBots { .. } => OperationKind::ListBots,
+            Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
         }
     }
 }
@@ -145,24 +168,30 @@ pub struct Request {
     pub operation: Operation,
     /// Language of Cloud BOT messages (request value or the configured default).
     pub language: Language,
+    /// Execute only: the key that makes a repeated delivery start the BOT at most once
+    /// (docs/exactly-once.md). `None`: not deduplicated.
+    pub idempotency_key: Option<RecordKey>,
 }
 
-use OperationKind::{Execute, ListBots, ReferJob};
+use OperationKind::{Execute, ListBots, ReferJob, ResolveIdempotency};
 
 /// Every request field, with the operations that accept it (one list: the unknown-field message
 /// and the per-operation check cannot drift apart).
 const FIELDS: &[(&str, &[OperationKind])] = &[
     ("operation", &OperationKind::ALL),
+    ("idempotency_key", &[Execute]),
     ("bot_endpoint", &[Execute]),
-    ("public_id", &OperationKind::ALL),
+    ("public_id", &OperationKind::CLOUD_BOT),
     ("bot_id", &[Execute]),
     ("input", &[Execute]),
     ("callback_endpoint", &[Execute]),
     ("callback_tries", &[Execute]),
     ("timeout", &[Execute]),
     ("language", &OperationKind::ALL),
-    ("job_reference_endpoint", &[ReferJob]),
+    ("job_reference_endpoint", &[ReferJob, ResolveIdempotency]),
     ("job_id", &[ReferJob]),
+    ("record_key", &[ResolveIdempotency]),
+    ("resolution", &[ResolveIdempotency]),
 ];
 
 /// The operations that accept `field`; `None` for an unknown field.
@@ -198,11 +227,75 @@ pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, Re
         ListBots => Operation::ListBots {
             public_id: public_id_or_default(&map, config, ListBots)?,
         },
+        ResolveIdempotency => parse_resolve(&map, config)?,
     };
+    let idempotency_key = map
+        .get("idempotency_key")
+        .map(|v| {
+            RecordKey::request(str_field(v, "idempotency_key")?)
+                .map_err(|problem| RequestError::field("idempotency_key", problem.to_string()))
+        })
+        .transpose()?;
     Ok(Request {
         operation,
         language,
+        idempotency_key,
     })
+}
+
+/// `resolve_idempotency`: `record_key`, `resolution` (`started` with `job_reference_endpoint`,
+/// or `not_started`).
+fn parse_resolve(map: &Map<String, Value>, config: &Config) -> Result<Operation, RequestError> {
+    let key = match map.get("record_key") {
+        Some(v) => RecordKey::parse(str_field(v, "record_key")?)
+            .map_err(|problem| RequestError::field("record_key", problem.to_string()))?,
+        None => {
+            return Err(RequestError::field(
+                "record_key",
+                "is required for `resolve_idempotency`",
+            ));
+        }
+    };
+    let resolution = match map
+        .get("resolution")
+        .map(|v| str_field(v, "resolution"))
+        .transpose()?
+    {
+        Some("started") => Resolution::Started,
+        Some("not_started") => Resolution::NotStarted,
+        _ => {
+            return Err(RequestError::field(
+                "resolution",
+                "must be `started` (with `job_reference_endpoint`) or `not_started`",
+            ));
+        }
+    };
+    let job = map
+        .get("job_reference_endpoint")
+        .map(|v| {
+            JobEndpoint::parse(
+                &config.api_base,
+                str_field(v, "job_reference_endpoint")?,
+                "job_reference_endpoint",
+            )
+            .map_err(endpoint_error)
+        })
+        .transpose()?;
+    match (resolution, &job) {
+        (Resolution::Started, None) => Err(RequestError::field(
+            "job_reference_endpoint",
+            "is required with `resolution` `started` (the job you found in the BOT's job list)",
+        )),
+        (Resolution::NotStarted, Some(_)) => Err(RequestError::field(
+            "job_reference_endpoint",
+            "conflicts with `resolution` `not_started`",
+        )),
+        _ => Ok(Operation::ResolveIdempotency {
+            key,
+            resolution,
+            job,
+        }),
+    }
 }
 
 /// Every key is a known field, and none is null.
@@ -227,7 +320,10 @@ fn operation_kind(map: &Map<String, Value>) -> Result<OperationKind, RequestErro
     match map.get("operation") {
         None => Ok(Execute),
         Some(v) => OperationKind::parse(str_field(v, "operation")?).ok_or_else(|| {
-            RequestError::field("operation", "must be `execute`, `refer_job` or `list_bots`")
+            RequestError::field(
+                "operation",
+                "must be `execute`, `refer_job`, `list_bots` or `resolve_idempotency`",
+            )
         }),
     }
 }

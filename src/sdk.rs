@@ -1,4 +1,6 @@
-//! The AWS SDK set-up of a sandbox: the Secrets Manager client, built once at cold start.
+//! The AWS SDK set-up of a sandbox: one shared configuration and HTTPS client, and the clients
+//! built from it once at cold start (Secrets Manager; DynamoDB when an idempotency table is
+//! configured).
 //!
 //! Standard AWS settings (region, credentials, `AWS_ENDPOINT_URL` for local runs and tests) come
 //! from the environment as usual; what is ours is the HTTPS client underneath, tuned for a fast
@@ -6,22 +8,44 @@
 
 use std::time::Duration;
 
+use aws_config::SdkConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::SharedHttpClient;
 use aws_smithy_http_client::{HttpClientError, tls};
 use base64::Engine as _;
 
-/// The Secrets Manager client for this sandbox, from the standard AWS environment. Idle
-/// connections are kept for `pool_idle_timeout` (the function's setting for every upstream);
-/// `test_only_extra_roots` (PEM) is trusted besides the compiled-in roots, for tests only.
-pub async fn secrets_manager_client(
+/// The sandbox's SDK configuration from the standard AWS environment, on our HTTPS client.
+/// Idle connections are kept for `pool_idle_timeout` (the function's setting for every
+/// upstream); `test_only_extra_roots` (PEM) is trusted besides the compiled-in roots, for tests
+/// against local HTTPS stand-ins only.
+pub async fn aws_config(
     pool_idle_timeout: Duration,
     test_only_extra_roots: Option<&[u8]>,
-) -> Result<aws_sdk_secretsmanager::Client, HttpClientError> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+) -> Result<SdkConfig, HttpClientError> {
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https_client(pool_idle_timeout, test_only_extra_roots)?)
         .load()
-        .await;
-    Ok(aws_sdk_secretsmanager::Client::new(&sdk))
+        .await)
+}
+
+/// The Secrets Manager client.
+pub fn secrets_manager_client(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(sdk)
+}
+
+/// The DynamoDB client of the idempotency store, with short timeouts: DynamoDB answers in
+/// milliseconds, and every call happens inside an invocation that must leave time for the
+/// Cloud BOT call (the store is also bounded by the invocation's deadline).
+pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 /// The Secrets Manager SDK's HTTPS client: the SDK's default (rustls + aws-lc), trusting the

@@ -5,6 +5,10 @@
 //! runs the operation with credentials from Secrets Manager, and encodes the answer per trigger.
 //! On an upstream 401 it re-reads the secret once and retries once: the secret may have rotated
 //! since it was cached, and a 401 proves no job was started, so repeating even `execute` is safe.
+//!
+//! An execute with an idempotency key runs inside a claim ([`crate::idempotency`]): validated
+//! first, credentials read second, the key claimed third, then the POST, then the record settled.
+//! `refer_job` and `list_bots` are reads and never touch the store.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
@@ -21,9 +25,13 @@ use crate::cloudbot::{
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Refreshed};
 use crate::error::Failure;
+use crate::idempotency::{
+    Begin, Claim, Fingerprint, Idempotency, IdempotencyError, Pending, RecordKey, Resolution,
+    ResolveCheck, Settlement, Update,
+};
 use crate::metrics::{Invocation, Metrics};
 use crate::payload::Payload;
-use crate::request::{Operation, OperationKind, Request};
+use crate::request::{Operation, OperationKind, Request, RequestError};
 use crate::telemetry;
 use crate::trigger::{self, Answer};
 
@@ -43,6 +51,7 @@ pub struct Service {
     client: CloudBotClient,
     credentials: CredentialsProvider,
     metrics: Metrics,
+    idempotency: Option<Idempotency>,
 }
 
 impl Service {
@@ -76,7 +85,14 @@ impl Service {
             client,
             credentials,
             metrics,
+            idempotency: None,
         })
+    }
+
+    /// The service with an idempotency store (`None`: duplicates are not detected).
+    pub fn with_idempotency(mut self, idempotency: Option<Idempotency>) -> Self {
+        self.idempotency = idempotency;
+        self
     }
 
     /// Handles one Lambda invocation of any trigger.
@@ -97,7 +113,8 @@ impl Service {
                 Ok(request) => {
                     record.set_operation(request.operation.kind().name());
                     let budget = decoded.trigger.retry_budget();
-                    self.run(&request, deadline, budget, &mut record).await
+                    self.run(&request, deadline, budget, &context.request_id, &mut record)
+                        .await
                 }
                 Err(err) => Err(Failure::Request(err)),
             };
@@ -115,31 +132,91 @@ impl Service {
     }
 
     /// Runs a validated request; gives up at `deadline`, and waits between Cloud BOT attempts
-    /// for at most `retry_budget` per call.
+    /// for at most `retry_budget` per call. `request_id` is the Lambda request id (kept in an
+    /// idempotency record for operators).
     async fn run(
         &self,
         request: &Request,
         deadline: Instant,
         retry_budget: Duration,
+        request_id: &str,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
-        if let Operation::Execute {
-            default_bot: true, ..
+        let Operation::Execute {
+            bot,
+            default_bot,
+            body,
         } = &request.operation
-        {
+        else {
+            let lease = self.credentials.get(deadline).await?;
+            return self
+                .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                .await;
+        };
+        if *default_bot {
             tracing::info!("no BOT in the request: running the configured default BOT");
         }
         let lease = self.credentials.get(deadline).await?;
+        let (key, idempotency) = match (&request.idempotency_key, &self.idempotency) {
+            (Some(key), Some(idempotency)) => (key, idempotency),
+            (Some(key), None) => {
+                tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
+                return self
+                    .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                    .await;
+            }
+            (None, _) => {
+                tracing::info!("execute without an idempotency key: not deduplicated");
+                return self
+                    .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                    .await;
+            }
+        };
+        let fingerprint = Fingerprint::of_execute(bot, body);
+        let pending = Pending {
+            key,
+            fingerprint: &fingerprint,
+            bot_endpoint: bot.url(),
+            request_id,
+            in_flight_until: lambda_deadline(deadline),
+        };
+        let claim = match idempotency.begin(pending, deadline).await? {
+            Begin::Claimed(claim) => claim,
+            Begin::Replay(replayed) => {
+                record.set_replay();
+                return Ok(Answer {
+                    body: replayed.body,
+                    http_status: 202,
+                    location: replayed.job_reference_endpoint,
+                });
+            }
+        };
+        let result = self
+            .call_with_refresh(request, &lease, deadline, retry_budget, record)
+            .await;
+        settle(idempotency, &claim, &result, deadline).await;
+        result
+    }
+
+    /// [`Self::call`], re-reading the secret once after a 401.
+    async fn call_with_refresh(
+        &self,
+        request: &Request,
+        lease: &Lease,
+        deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
+    ) -> Result<Answer, Failure> {
         match self
-            .call(request, &lease, deadline, retry_budget, record)
+            .call(request, lease, deadline, retry_budget, record)
             .await
         {
             Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
                 tracing::info!(
                     "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
                 );
-                match self.credentials.refresh(&lease, deadline).await? {
+                match self.credentials.refresh(lease, deadline).await? {
                     Refreshed::New(fresh) => {
                         self.call(request, &fresh, deadline, retry_budget, record)
                             .await
@@ -181,8 +258,12 @@ impl Service {
                 });
                 let started = result?;
                 record.set_run_started(&started.job.job_id);
-                let body =
-                    job_result(OperationKind::Execute, &started.job, &started.job_reference)?;
+                let body = job_result(
+                    OperationKind::Execute,
+                    &started.job,
+                    &started.job_reference,
+                    false,
+                )?;
                 Ok(Answer {
                     body,
                     http_status: 202,
@@ -197,7 +278,7 @@ impl Service {
                 record_result(&result, |_| (Some(200), None));
                 let found = result?;
                 Ok(Answer {
-                    body: job_result(OperationKind::ReferJob, &found, job)?,
+                    body: job_result(OperationKind::ReferJob, &found, job, false)?,
                     http_status: 200,
                     location: None,
                 })
@@ -227,7 +308,106 @@ impl Service {
                     location: None,
                 })
             }
+            Operation::ResolveIdempotency {
+                key,
+                resolution,
+                job,
+            } => {
+                self.resolve(&call, key, *resolution, job.as_ref(), deadline)
+                    .await
+            }
         }
+    }
+
+    /// The operator's way out of an unknown record: mark it started with the job they found
+    /// (checked with refer_job: it must exist and belong to the record's BOT), or not started.
+    async fn resolve(
+        &self,
+        call: &Call<'_>,
+        key: &RecordKey,
+        resolution: Resolution,
+        job: Option<&JobEndpoint>,
+        deadline: Instant,
+    ) -> Result<Answer, Failure> {
+        let idempotency = self.idempotency.as_ref().ok_or_else(|| {
+            RequestError::field(
+                "operation",
+                "no idempotency table is configured (CLOUDBOT_IDEMPOTENCY_TABLE)",
+            )
+        })?;
+        let (record, check) = idempotency.check_resolvable(key, deadline).await?;
+        let record = match (check, record) {
+            (ResolveCheck::Allowed, Some(record)) => record,
+            (ResolveCheck::InFlight { retry_after }, _) => {
+                return Err(IdempotencyError::InProgress {
+                    key: key.clone(),
+                    retry_after,
+                }
+                .into());
+            }
+            (ResolveCheck::Refused(reason), _) => {
+                return Err(RequestError::field("record_key", reason).into());
+            }
+            (ResolveCheck::Allowed, None) => {
+                return Err(RequestError::field("record_key", "no record with this key").into());
+            }
+        };
+        let (update_result, job_url);
+        let update = match (resolution, job) {
+            (Resolution::Started, Some(job)) => {
+                let found = self.client.refer_job(call, job).await?;
+                let record_bot = record.bot_endpoint.as_deref().and_then(|url| {
+                    crate::cloudbot::BotEndpoint::parse(&self.config.api_base, url, "bot_endpoint")
+                        .ok()
+                });
+                if let Some(bot) = record_bot
+                    && (bot.public_id() != job.public_id() || bot.bot_id().as_str() != found.bot_id)
+                {
+                    return Err(RequestError::field(
+                        "job_reference_endpoint",
+                        format!(
+                            "the job belongs to BOT `{}`, not to the record's BOT {}",
+                            found.bot_id,
+                            bot.url()
+                        ),
+                    )
+                    .into());
+                }
+                update_result = job_result(OperationKind::Execute, &found, job, false)?;
+                job_url = job.url().to_owned();
+                Update::Complete {
+                    result: update_result.get(),
+                    job_reference_endpoint: &job_url,
+                }
+            }
+            (Resolution::NotStarted, _) => Update::Release,
+            // The request parser requires the job with `started`.
+            (Resolution::Started, None) => {
+                return Err(RequestError::field("job_reference_endpoint", "is required").into());
+            }
+        };
+        if !idempotency
+            .write_resolution(key, &record, &update, deadline)
+            .await?
+        {
+            return Err(RequestError::field(
+                "record_key",
+                "the record changed while it was being resolved; look at it again",
+            )
+            .into());
+        }
+        tracing::warn!(idempotency_key = %key, state = update.state().as_str(), "idempotency record resolved by an operator");
+        let body = ResolveResult {
+            operation: OperationKind::ResolveIdempotency.name(),
+            record_key: key.as_str(),
+            state: update.state().as_str(),
+            job_reference_endpoint: job.map(JobEndpoint::url),
+        };
+        Ok(Answer {
+            body: to_raw(&body)?,
+            http_status: 200,
+            location: None,
+        })
     }
 
     /// Shortens a requested synchronous wait (`timeout`) so Cloud BOT answers before we must.
@@ -257,6 +437,61 @@ impl Service {
         shortened.timeout_ms = Some(budget_ms);
         Cow::Owned(shortened)
     }
+}
+
+/// Settles the claim of an execute by how it ended.
+async fn settle(
+    idempotency: &Idempotency,
+    claim: &Claim,
+    result: &Result<Answer, Failure>,
+    deadline: Instant,
+) {
+    // The POST is capped at `deadline`; the record write may use part of the margin kept for
+    // answering, so that a finished call is recorded rather than left to turn "unknown".
+    let deadline = deadline + DEADLINE_MARGIN / 2;
+    match result {
+        Ok(answer) => {
+            let location = answer.location.as_deref().unwrap_or_default();
+            idempotency
+                .complete(claim, &answer.body, location, deadline)
+                .await;
+        }
+        Err(Failure::CloudBot(err)) => {
+            let detail = format!("{}: {err}", err.kind().name);
+            idempotency
+                .settle_failure(
+                    claim,
+                    crate::idempotency::settlement_of(err),
+                    &detail,
+                    deadline,
+                )
+                .await;
+        }
+        // The secret could not be re-read after a 401: nothing was started.
+        Err(Failure::Credentials(_)) => {
+            idempotency
+                .settle_failure(
+                    claim,
+                    Settlement::Release,
+                    "credentials unavailable",
+                    deadline,
+                )
+                .await;
+        }
+        // After the POST (e.g. the result could not be encoded): a job may exist.
+        Err(other) => {
+            let detail = format!("{}: {other}", other.error_type());
+            idempotency
+                .settle_failure(claim, Settlement::Unknown, &detail, deadline)
+                .await;
+        }
+    }
+}
+
+/// The Lambda deadline itself (the end of an owner's in-flight window), from the working
+/// deadline that keeps [`DEADLINE_MARGIN`] back.
+fn lambda_deadline(deadline: Instant) -> SystemTime {
+    SystemTime::now() + deadline.saturating_duration_since(Instant::now()) + DEADLINE_MARGIN
 }
 
 fn record_result<T>(
@@ -309,6 +544,16 @@ struct JobResult<'a> {
     message: Option<&'a str>,
     output: Option<&'a RawValue>,
     cast_url: Option<&'a str>,
+    /// True when this is a duplicate's answer recorded by the first request (docs/exactly-once.md).
+    replay: bool,
+}
+
+#[derive(Serialize)]
+struct ResolveResult<'a> {
+    operation: &'static str,
+    record_key: &'a str,
+    state: &'static str,
+    job_reference_endpoint: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -330,6 +575,7 @@ fn job_result(
     operation: OperationKind,
     job: &Job,
     reference: &JobEndpoint,
+    replay: bool,
 ) -> Result<Box<RawValue>, Failure> {
     to_raw(&JobResult {
         operation: operation.name(),
@@ -346,6 +592,7 @@ fn job_result(
         message: job.message.as_deref(),
         output: job.output.as_deref(),
         cast_url: job.cast_url.as_deref(),
+        replay,
     })
 }
 

@@ -121,6 +121,12 @@ pub fn record_target(operation: &Operation) {
         Operation::ListBots { public_id } => {
             span.record("public_id", public_id.as_str());
         }
+        Operation::ResolveIdempotency { job, .. } => {
+            if let Some(job) = job {
+                span.record("public_id", job.public_id().as_str());
+                span.record("job_id", job.job_id().as_str());
+            }
+        }
     }
 }
 

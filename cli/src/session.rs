@@ -138,13 +138,14 @@ impl Settings {
         let credentials = match self.source {
             Source::Env(credentials) => credentials,
             Source::Secret(secret_id) => {
-                let secrets = sdk::secrets_manager_client(DEFAULT_POOL_IDLE_TIMEOUT, None)
+                let aws = sdk::aws_config(DEFAULT_POOL_IDLE_TIMEOUT, None)
                     .await
                     .map_err(|_| {
                         CliError::Usage(
                             "the Secrets Manager HTTPS client could not be built".into(),
                         )
                     })?;
+                let secrets = sdk::secrets_manager_client(&aws);
                 // The function's provider: same decoding, same errors. The TTL does not matter
                 // for one command.
                 let provider = CredentialsProvider::new(secrets, secret_id, Duration::ZERO);

@@ -148,6 +148,30 @@ pub static CLOUDBOT_INVALID_CREDENTIALS: ErrorKind = ErrorKind {
     meaning: "the client was given credentials that cannot be sent as HTTP headers (the function checks the secret first and reports `Credentials.Invalid`)",
 };
 
+/// `Idempotency.KeyReused`.
+pub static IDEMPOTENCY_KEY_REUSED: ErrorKind = ErrorKind {
+    name: "Idempotency.KeyReused",
+    http_status: 422,
+    retryable: false,
+    meaning: "the idempotency key was used before for a different request (BOT, input, callback or timeout differ); nothing was sent ([exactly once](exactly-once.md))",
+};
+
+/// `Idempotency.InProgress`.
+pub static IDEMPOTENCY_IN_PROGRESS: ErrorKind = ErrorKind {
+    name: "Idempotency.InProgress",
+    http_status: 409,
+    retryable: true,
+    meaning: "the first request with this idempotency key is still running; nothing was sent. Retry after `Retry-After`: the retry gets the first request's answer",
+};
+
+/// `Idempotency.Unavailable`.
+pub static IDEMPOTENCY_UNAVAILABLE: ErrorKind = ErrorKind {
+    name: "Idempotency.Unavailable",
+    http_status: 503,
+    retryable: true,
+    meaning: "the idempotency table could not be read or written (unreachable, throttled, access denied, missing); nothing was sent",
+};
+
 /// `Function.DeadlineExceeded`.
 pub static FUNCTION_DEADLINE_EXCEEDED: ErrorKind = ErrorKind {
     name: "Function.DeadlineExceeded",
@@ -182,6 +206,9 @@ pub static ALL: &[&ErrorKind] = &[
     &CLOUDBOT_INVALID_RESPONSE,
     &CLOUDBOT_UNEXPECTED_STATUS,
     &CLOUDBOT_INVALID_CREDENTIALS,
+    &IDEMPOTENCY_KEY_REUSED,
+    &IDEMPOTENCY_IN_PROGRESS,
+    &IDEMPOTENCY_UNAVAILABLE,
     &FUNCTION_DEADLINE_EXCEEDED,
     &FUNCTION_INTERNAL,
 ];

@@ -18,6 +18,7 @@ pub use kind::ErrorKind;
 
 use crate::cloudbot::CloudBotError;
 use crate::credentials::CredentialsError;
+use crate::idempotency::IdempotencyError;
 use crate::request::RequestError;
 
 /// Why an invocation failed.
@@ -32,6 +33,9 @@ pub enum Failure {
     /// The Cloud BOT API call failed.
     #[error(transparent)]
     CloudBot(#[from] CloudBotError),
+    /// The idempotency layer refused to send (or the store is down); nothing was sent.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
     /// A bug-class failure inside the function (e.g. a result that could not be encoded).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -44,6 +48,13 @@ impl Failure {
             Failure::Request(_) => &kind::INVALID_REQUEST,
             Failure::Credentials(err) => err.kind(),
             Failure::CloudBot(err) => err.kind(),
+            Failure::Idempotency(err) => match err {
+                IdempotencyError::KeyReused { .. } => &kind::IDEMPOTENCY_KEY_REUSED,
+                IdempotencyError::InProgress { .. } => &kind::IDEMPOTENCY_IN_PROGRESS,
+                // The same answer the first request got, so callers need one rule for it.
+                IdempotencyError::OutcomeUnknown { .. } => &kind::CLOUDBOT_OUTCOME_UNKNOWN,
+                IdempotencyError::Unavailable(_) => &kind::IDEMPOTENCY_UNAVAILABLE,
+            },
             Failure::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
     }
@@ -73,6 +84,9 @@ impl Failure {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Failure::CloudBot(err) => err.retry_after(),
+            Failure::Idempotency(IdempotencyError::InProgress { retry_after, .. }) => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -85,6 +99,16 @@ impl Failure {
             Failure::Request(_) => "Invalid request",
             Failure::Credentials(_) => "Cloud BOT credentials unavailable",
             Failure::CloudBot(_) => "Cloud BOT call failed",
+            Failure::Idempotency(IdempotencyError::KeyReused { .. }) => "Idempotency key reused",
+            Failure::Idempotency(IdempotencyError::InProgress { .. }) => {
+                "A request with this idempotency key is in progress"
+            }
+            Failure::Idempotency(IdempotencyError::OutcomeUnknown { .. }) => {
+                "Outcome of the first request is unknown"
+            }
+            Failure::Idempotency(IdempotencyError::Unavailable(_)) => {
+                "Idempotency store unavailable"
+            }
             Failure::Internal(_) => "Internal error",
         }
     }
@@ -157,6 +181,28 @@ mod tests {
 
     use super::*;
     use crate::cloudbot::Cause;
+    use crate::idempotency::{RecordKey, StoreError};
+
+    fn key() -> RecordKey {
+        RecordKey::request("k").unwrap()
+    }
+
+    #[test]
+    fn idempotency_refusals_carry_their_status_and_retry_after() {
+        let in_progress = Failure::Idempotency(IdempotencyError::InProgress {
+            key: key(),
+            retry_after: Duration::from_secs(3),
+        });
+        assert_eq!(in_progress.http_status(), 409);
+        assert_eq!(in_progress.retry_after(), Some(Duration::from_secs(3)));
+        let reused = Failure::Idempotency(IdempotencyError::KeyReused { key: key() });
+        assert_eq!((reused.http_status(), reused.retryable()), (422, false));
+        let unknown = Failure::Idempotency(IdempotencyError::OutcomeUnknown {
+            key: key(),
+            owner_gone: false,
+        });
+        assert_eq!(unknown.error_type(), "CloudBot.OutcomeUnknown");
+    }
 
     #[test]
     fn upstream_auth_failures_are_bad_gateway_not_401() {
@@ -180,6 +226,8 @@ mod tests {
                 "Credentials.Unavailable",
                 "CloudBot.RateLimited",
                 "CloudBot.Unavailable",
+                "Idempotency.InProgress",
+                "Idempotency.Unavailable",
                 "Function.DeadlineExceeded"
             ]
         );
@@ -241,6 +289,18 @@ mod tests {
             Failure::CloudBot(CloudBotError::InvalidCredentials),
             Failure::CloudBot(CloudBotError::DeadlineExceeded),
             Failure::CloudBot(CloudBotError::Internal { detail: "x" }),
+            Failure::Idempotency(IdempotencyError::KeyReused { key: key() }),
+            Failure::Idempotency(IdempotencyError::InProgress {
+                key: key(),
+                retry_after: Duration::from_secs(3),
+            }),
+            Failure::Idempotency(IdempotencyError::OutcomeUnknown {
+                key: key(),
+                owner_gone: true,
+            }),
+            Failure::Idempotency(IdempotencyError::Unavailable(StoreError::Unavailable(
+                "x".into(),
+            ))),
             Failure::Internal("x"),
         ];
         let reached: HashSet<&str> = samples.iter().map(Failure::error_type).collect();

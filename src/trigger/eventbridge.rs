@@ -1,13 +1,15 @@
 //! EventBridge events (custom bus events, rule matches and scheduled rules): the request is the
 //! event's `detail`. A `Scheduled Event` from `aws.events` with an empty `detail` runs the
-//! configured default BOT.
+//! configured default BOT. The idempotency key of an execute is the event's `id` (the same in
+//! every delivery of one event), unless the `detail` names its own `idempotency_key`.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::{Map, Value};
 
 use super::{Decoded, Trigger, typed_error};
 use crate::config::Config;
-use crate::request::{self, RequestError};
+use crate::idempotency::RecordKey;
+use crate::request::{self, OperationKind, RequestError};
 
 /// Decodes an event [`super::detect`] found to be EventBridge-shaped.
 pub(super) fn decode(event: Value, config: &Config) -> Decoded {
@@ -35,5 +37,17 @@ pub(super) fn decode(event: Value, config: &Config) -> Decoded {
             request::kind_of(&other)
         ))),
     };
+    let request = request.and_then(|mut request| {
+        if request.operation.kind() == OperationKind::Execute
+            && request.idempotency_key.is_none()
+            && let Some(id) = event.id.as_deref()
+        {
+            request.idempotency_key = Some(
+                RecordKey::event(id)
+                    .map_err(|p| RequestError::field("id", format!("(the event id) {p}")))?,
+            );
+        }
+        Ok(request)
+    });
     Decoded { trigger, request }
 }

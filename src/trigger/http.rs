@@ -25,6 +25,9 @@ use crate::request::{Request, RequestError};
 /// room for the request's other fields.
 pub const MAX_HTTP_BODY_BYTES: usize = MAX_REQUEST_BODY + 64 * 1024;
 
+/// The request header that carries the idempotency key (IETF httpapi draft).
+pub(super) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// API Gateway payload version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Version {
@@ -41,6 +44,8 @@ pub(super) struct HttpRequest<'a> {
     pub(super) query: &'a QueryMap,
     pub(super) body: Option<&'a str>,
     pub(super) base64: bool,
+    /// The `Idempotency-Key` header (docs/exactly-once.md).
+    pub(super) idempotency_key: Option<&'a HeaderValue>,
 }
 
 /// A decoded API Gateway event of either version.
@@ -69,6 +74,7 @@ impl HttpEvent {
                 query: &e.query_string_parameters,
                 body: e.body.as_deref(),
                 base64: e.is_base64_encoded,
+                idempotency_key: e.headers.get(IDEMPOTENCY_KEY),
             },
             HttpEvent::V2(e) => HttpRequest {
                 method: e.request_context.http.method.as_str(),
@@ -82,6 +88,7 @@ impl HttpEvent {
                 query: &e.query_string_parameters,
                 body: e.body.as_deref(),
                 base64: e.is_base64_encoded,
+                idempotency_key: e.headers.get(IDEMPOTENCY_KEY),
             },
         }
     }

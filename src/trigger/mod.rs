@@ -7,12 +7,15 @@
 //! 2. API Gateway REST API / HTTP API payload 1.0: an object with `requestContext` and `httpMethod`.
 //! 3. EventBridge (rule or bus event): an object with `detail-type`, `source` and `detail`.
 //! 4. Anything else is a plain request object (Step Functions task input, EventBridge Scheduler
-//!    target input, direct invoke). Non-objects and unknown fields are rejected by name.
+//!    target input, direct invoke), bare or in an envelope with its idempotency key
+//!    ([`envelope`]). Non-objects and unknown fields are rejected by name.
 //!
 //! The detected shape is then decoded into its `aws_lambda_events` type by the adapter of its
-//! family: [`http`] (both API Gateway payload versions share one path) and [`eventbridge`]. The
-//! request contract and the routes are documented in docs/contract.md.
+//! family: [`http`] (both API Gateway payload versions share one path), [`eventbridge`] and
+//! [`envelope`]. Each adapter also takes the trigger's idempotency key (docs/exactly-once.md).
+//! The request contract and the routes are documented in docs/contract.md.
 
+mod envelope;
 mod eventbridge;
 mod http;
 mod route;
@@ -27,7 +30,7 @@ pub use http::MAX_HTTP_BODY_BYTES;
 use crate::config::Config;
 use crate::error::Failure;
 use crate::payload::Payload;
-use crate::request::{self, Request, RequestError};
+use crate::request::{OperationKind, Request, RequestError};
 
 /// Which kind of trigger delivered the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +43,9 @@ pub enum Trigger {
     EventBridge,
     /// An EventBridge scheduled rule event (`Scheduled Event`).
     Scheduled,
-    /// A plain request object (Step Functions, EventBridge Scheduler, direct invoke).
+    /// EventBridge Scheduler with the template's input envelope (`schedule` + `request`).
+    Scheduler,
+    /// A plain request object (Step Functions, direct invoke, a schedule with a plain input).
     Direct,
 }
 
@@ -52,6 +57,7 @@ impl Trigger {
             Trigger::ApiGatewayHttp => "apigw-http",
             Trigger::EventBridge => "eventbridge",
             Trigger::Scheduled => "scheduled",
+            Trigger::Scheduler => "scheduler",
             Trigger::Direct => "direct",
         }
     }
@@ -143,6 +149,25 @@ pub fn decode_payload(payload: &Payload, config: &Config) -> Decoded {
 
 /// Decodes an event of any supported trigger.
 pub fn decode(event: Value, config: &Config) -> Decoded {
+    let decoded = decode_shape(event, config);
+    let trigger = decoded.trigger;
+    let request = decoded.request.and_then(|request| {
+        // Settling an idempotency record is an operator's act: never from an event source or
+        // an HTTP caller, whatever the payload says.
+        if request.operation.kind() == OperationKind::ResolveIdempotency
+            && trigger != Trigger::Direct
+        {
+            return Err(RequestError::field(
+                "operation",
+                "`resolve_idempotency` is accepted from a direct invocation only",
+            ));
+        }
+        Ok(request)
+    });
+    Decoded { trigger, request }
+}
+
+fn decode_shape(event: Value, config: &Config) -> Decoded {
     match detect(&event) {
         Shape::HttpV2 => Decoded {
             trigger: Trigger::ApiGatewayHttp,
@@ -153,17 +178,7 @@ pub fn decode(event: Value, config: &Config) -> Decoded {
             request: http::decode(http::Version::V1, event, config),
         },
         Shape::EventBridge => eventbridge::decode(event, config),
-        Shape::Request => Decoded {
-            trigger: Trigger::Direct,
-            request: match event {
-                Value::Object(map) => request::parse_map(map, config),
-                other => Err(RequestError::Malformed(format!(
-                    "the event is not an API Gateway proxy event, an EventBridge event or a \
-                     request object (it is {})",
-                    request::kind_of(&other)
-                ))),
-            },
-        },
+        Shape::Request => envelope::decode(event, config),
     }
 }
 
@@ -176,7 +191,7 @@ pub fn encode(
     match trigger {
         Trigger::ApiGatewayHttp => http::encode(http::Version::V2, result),
         Trigger::ApiGatewayRest => http::encode(http::Version::V1, result),
-        Trigger::EventBridge | Trigger::Scheduled | Trigger::Direct => result
+        Trigger::EventBridge | Trigger::Scheduled | Trigger::Scheduler | Trigger::Direct => result
             .map(|answer| answer.body)
             .map_err(lambda_runtime::Diagnostic::from),
     }

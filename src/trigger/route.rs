@@ -5,13 +5,15 @@
 //! Routes match on the trailing path segments, so stage and base-path prefixes do not matter:
 //! `POST …/bots/{public_id}/{bot_id}/jobs` (execute), `GET …/jobs/{public_id}/{job_id}`
 //! (refer_job), `GET …/bots/{public_id}` (list_bots), and `POST` on any other path with a full
-//! request object as body (docs/contract.md).
+//! request object as body (docs/contract.md). An execute's idempotency key is the
+//! `Idempotency-Key` header (never a body field, so one request cannot carry two keys).
 
 use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::http::{HttpRequest, MAX_HTTP_BODY_BYTES};
 use crate::config::Config;
+use crate::idempotency::{self, KeyProblem, RecordKey};
 use crate::payload;
 use crate::request::{self, OperationKind, Request, RequestError};
 
@@ -105,7 +107,26 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, 
         }
         from_path("language", value.into())?;
     }
-    request::parse_map(map, config)
+    if map.contains_key("idempotency_key") {
+        return Err(RequestError::field(
+            "idempotency_key",
+            "send the key as the Idempotency-Key header",
+        ));
+    }
+    let mut request = request::parse_map(map, config)?;
+    // Reads are idempotent by nature: the header only matters for execute.
+    if request.operation.kind() == OperationKind::Execute
+        && let Some(value) = http.idempotency_key
+    {
+        let key = value
+            .to_str()
+            .map_err(|_| KeyProblem::HeaderSyntax)
+            .and_then(idempotency::parse_header)
+            .and_then(|raw| RecordKey::http(&raw))
+            .map_err(|p| RequestError::field("Idempotency-Key", format!("(header) {p}")))?;
+        request.idempotency_key = Some(key);
+    }
+    Ok(request)
 }
 
 /// GET routes take no body, the body route needs one, and the execute route names its BOT in

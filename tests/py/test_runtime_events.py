@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 import urllib.error
 import urllib.request
 
@@ -18,6 +19,7 @@ from conftest import EVENTS, FUNCTION, LambdaWatch, load_event
 # API Gateway samples, or ("error", errorType, text in the message).
 EXPECTED = {
     "scheduler-input.json": "executed",
+    "scheduler-envelope.json": "executed",
     "scheduled-rule.json": "executed",
     "eventbridge-custom.json": "executed",
     "sfn-execute.json": "executed",
@@ -161,6 +163,26 @@ def test_misconfiguration_stops_the_function_at_start_naming_the_variable(binari
                               text=True, timeout=30, stdin=subprocess.DEVNULL)
         assert done.returncode != 0
         assert variable in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", ["scheduled-rule.json", "scheduler-envelope.json", "eventbridge-custom.json"])
+def test_a_keyed_sample_delivered_twice_starts_one_job(name, invoke, emulator, moto):
+    # A fresh key per run (the samples' own ids are used by the test above in the same session).
+    event = load_event(name, emulator.base_url)
+    fresh = uuid.uuid4().hex
+    if "schedule" in event:
+        event["schedule"]["scheduled_time"] = f"2026-11-24T00:00:00Z#{fresh}"
+    else:
+        event["id"] = fresh
+    jobs_before = emulator.stats()["jobs_created"]
+    ok, first = invoke(event)
+    again_ok, second = invoke(event)
+
+    assert ok and again_ok, (first, second)
+    assert (first["replay"], second["replay"]) == (False, True)
+    assert second["job_reference_endpoint"] == first["job_reference_endpoint"]
+    assert emulator.stats()["jobs_created"] == jobs_before + 1
+    assert "completed" in moto.records().values()
 
 
 # --------------------------------------------------------------------------------------------

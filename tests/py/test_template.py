@@ -1,7 +1,8 @@
 """Invariants of template.yaml and statemachine/*.asl.json that cfn-lint and asl-validator do not see.
 
 These are the promises README.md makes: ExecuteBot is never retried on an error after which a
-job may have started, every retrier uses backoff with full jitter, every task has a timeout and a
+job may have started unless the retry carries the same idempotency key (docs/exactly-once.md),
+every retrier uses backoff with full jitter, every task has a timeout and a
 Catch, DefinitionSubstitutions and the ASL placeholders agree, the function reads exactly the
 environment variables src/config.rs knows, and its IAM policy names one secret. Offline, no tools
 beyond PyYAML.
@@ -20,25 +21,28 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
-# The brief's contract: the only errorTypes a state machine may retry.
+# The only errorTypes a state machine may retry. The Lambda and timeout errors after which the
+# function may have run are safe because ExecuteBot sends an idempotency key (docs/exactly-once.md).
 RETRYABLE = {
     "CloudBot.RateLimited",
     "CloudBot.Unavailable",
     "Credentials.Unavailable",
+    "Idempotency.InProgress",
+    "Idempotency.Unavailable",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
+    "Lambda.TooManyRequestsException",
     "Lambda.SdkClientException",
     "Lambda.ClientExecutionTimeoutException",
-    "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",
+    "Sandbox.Timedout",
+    "States.Timeout",
 }
-# After these a BOT job may have been started: retrying ExecuteBot could start a second, paid run.
+# After these a BOT job may exist (or the key names another request): retrying ExecuteBot would
+# only repeat the answer, or hide that an operator must look.
 NEVER_RETRY_EXECUTE = {
     "CloudBot.OutcomeUnknown",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.ClientExecutionTimeoutException",
-    "States.Timeout",
+    "Idempotency.KeyReused",
     "States.TaskFailed",
     "States.ALL",
     "Function.DeadlineExceeded",
@@ -128,6 +132,10 @@ def test_state_machine_retry_and_catch_policy(path: Path):
             assert retrier.get("MaxDelaySeconds"), f"{name}: capped delay"
             if name.split("/")[-1] == "ExecuteBot":
                 assert not errors & NEVER_RETRY_EXECUTE, f"{name}: retrying {errors & NEVER_RETRY_EXECUTE} could start a second job"
+                assert retrier.get("Comment"), f"{name}: every ExecuteBot retrier says why it is safe"
+        if name.split("/")[-1] == "ExecuteBot":
+            key = state["Parameters"]["Payload"].get("idempotency_key.$", "")
+            assert "$$.Execution.Id" in key, f"{name}: the idempotency key is built from the execution id"
 
 
 def test_task_timeout_outlasts_the_longest_function_timeout(template):
@@ -180,15 +188,35 @@ def test_function_may_read_only_its_secret(template):
             statement = statement["Fn::If"][1]
         assert statement["Resource"] != "*", statement
         actions.append(statement["Action"])
-    assert sorted(actions) == ["kms:Decrypt", "secretsmanager:GetSecretValue"]
+    assert sorted(map(str, actions)) == sorted(
+        ["kms:Decrypt", "secretsmanager:GetSecretValue", str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"])]
+    )
+    table = next(s for s in statements if isinstance(s.get("Action"), list))
+    assert table["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, "only the idempotency table"
+    assert props["Environment"]["Variables"]["CLOUDBOT_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
     secret_id = props["Environment"]["Variables"]["CLOUDBOT_SECRET_ID"]
     read = next(s for s in statements if s.get("Action") == "secretsmanager:GetSecretValue")
     assert read["Resource"] == secret_id, "the policy and the function must name the same secret"
 
 
-def test_async_invocations_and_schedule_never_rerun_a_started_function(template):
+def test_idempotency_table_is_on_demand_encrypted_with_ttl(template):
+    table = template["Resources"]["IdempotencyTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "record_key", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_async_retries_and_the_schedule_carry_an_idempotency_key(template):
     props = template["Resources"]["CloudBotFunction"]["Properties"]
-    assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+    schedule_input = props["Events"]["Schedule"]["Properties"]["Input"]["Fn::Sub"]
+    envelope = json.loads(schedule_input.replace("${ScheduleInput}", template["Parameters"]["ScheduleInput"]["Default"]))
+    assert envelope["schedule"] == {
+        "schedule_arn": "<aws.scheduler.schedule-arn>",
+        "scheduled_time": "<aws.scheduler.scheduled-time>",
+    }, "not <aws.scheduler.execution-id>: it changes on every attempt"
+    assert envelope["request"] == {}
     assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
     schedule = props["Events"]["Schedule"]
     assert schedule["Type"] == "ScheduleV2"
@@ -472,7 +500,7 @@ def test_every_generated_invoker_targets_the_alias(translated):
     # Asynchronous invocations (the schedule) are configured on the alias they arrive at.
     (invoke_config,) = [p for _, p in by_type["AWS::Lambda::EventInvokeConfig"]]
     assert invoke_config["Qualifier"] == ALIAS
-    assert invoke_config["MaximumRetryAttempts"] == 0
+    assert invoke_config["MaximumRetryAttempts"] == 2, "retries carry the idempotency key (docs/exactly-once.md)"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -483,11 +511,14 @@ SAMPLE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cloudb
 
 def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
     """The function's Environment.Variables with parameter Refs resolved (the created secret's ARN
-    stands in for the secret Ref)."""
+    stands in for the secret Ref, a table name for the table's)."""
+    resources = {"IdempotencyTable": "cloudbot-trigger-IdempotencyTable-1A2B3C4D5E6F"}
 
     def resolve(value):
         if isinstance(value, dict) and "Ref" in value:
             name = value["Ref"]
+            if name in resources:
+                return resources[name]
             return str(params[name]) if name in params else SAMPLE_SECRET_ARN
         if isinstance(value, dict) and "Fn::If" in value:
             return resolve(value["Fn::If"][1])

@@ -9,6 +9,7 @@ use super::{Harness, events_dir, header, http_body};
 /// What each sample must produce. A new file in events/ must be added here (checked below).
 const SAMPLES: &[(&str, Expect)] = &[
     ("scheduler-input.json", Expect::Executed),
+    ("scheduler-envelope.json", Expect::Executed),
     ("scheduled-rule.json", Expect::Executed),
     ("eventbridge-custom.json", Expect::Executed),
     ("sfn-execute.json", Expect::Executed),

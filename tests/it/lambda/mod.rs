@@ -9,6 +9,7 @@ mod bad_input;
 mod credentials;
 mod docs;
 mod events;
+mod exactly_once;
 mod faults;
 mod logs;
 mod payloads;
@@ -21,12 +22,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloudbot_emulator::Emulator;
 use cloudbot_trigger::config::Config;
+use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency};
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::service::Service;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-use crate::support::moto::{CallCounter, Outage, moto, secret_json};
+use crate::support::moto::{CallCounter, OperationLog, Outage, moto, secret_json};
 
 /// The placeholder job id in `events/*refer-job*.json`; tests substitute a job just created.
 pub const JOB_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
@@ -43,8 +45,22 @@ pub struct Harness {
     pub secret_id: String,
     /// `GetSecretValue` calls made by the service.
     pub secret_reads: CallCounter,
+    /// The idempotency table in moto, when the set-up has one.
+    pub table: Option<String>,
+    /// The DynamoDB operations the service sent.
+    pub store_calls: OperationLog,
     /// Switches Secrets Manager's answers to the service to errors.
     pub secret_outage: Outage,
+}
+
+/// Which idempotency store the function gets.
+pub enum Store {
+    /// A fresh table in moto (the deployed configuration).
+    Table,
+    /// No table configured (duplicates are not detected).
+    None,
+    /// A table on a port where nothing listens (the store is down).
+    Unreachable,
 }
 
 /// Options for [`Harness::start_with`].
@@ -53,6 +69,8 @@ pub struct Setup {
     pub secret: String,
     /// Environment entries added to (or replacing) the defaults.
     pub env: Vec<(&'static str, String)>,
+    /// The idempotency store.
+    pub store: Store,
 }
 
 impl Default for Setup {
@@ -60,6 +78,7 @@ impl Default for Setup {
         Setup {
             secret: secret_json("demo-access-token", "demo-secret-key"),
             env: Vec::new(),
+            store: Store::Table,
         }
     }
 }
@@ -87,17 +106,44 @@ impl Harness {
             ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "true".to_owned()),
             ("CLOUDBOT_REQUEST_TIMEOUT_MS", "5000".to_owned()),
         ]);
+        let table = match setup.store {
+            Store::Table => Some(moto.create_idempotency_table("idempotency").await),
+            Store::Unreachable => Some("unreachable".to_owned()),
+            Store::None => None,
+        };
+        if let Some(table) = &table {
+            env.insert("CLOUDBOT_IDEMPOTENCY_TABLE", table.clone());
+        }
         for (k, v) in setup.env {
             env.insert(k, v);
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
         let (client, secret_reads, secret_outage) = moto.faulty_client();
-        let service = Service::new(config, client).expect("service");
+        let (dynamodb, store_calls) = match setup.store {
+            Store::Unreachable => moto.recording_dynamodb_at(&closed_port_url()),
+            _ => moto.recording_dynamodb(),
+        };
+        // Wired as main.rs does.
+        let idempotency = config.idempotency.as_ref().map(|table| {
+            Idempotency::new(
+                DynamoDbStore::new(dynamodb, table.table.clone()),
+                table.expiry,
+            )
+        });
+        let service = Service::new(config, client)
+            .expect("service")
+            .with_idempotency(idempotency);
         Harness {
             emulator,
             service,
             secret_id,
             secret_reads,
+            table: if matches!(setup.store, Store::Table) {
+                table
+            } else {
+                None
+            },
+            store_calls,
             secret_outage,
         }
     }
@@ -190,6 +236,15 @@ impl Harness {
     pub fn upstream_requests(&self) -> usize {
         self.emulator.requests().len()
     }
+}
+
+/// `http://127.0.0.1:PORT` where nothing listens.
+fn closed_port_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    format!("http://127.0.0.1:{port}")
 }
 
 /// The repository's `events/` samples.

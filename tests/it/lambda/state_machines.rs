@@ -2,9 +2,11 @@
 //!
 //! The rule, for every Task of `statemachine/*.asl.json` that invokes the function:
 //! - every function error type a Retry lists is a row of the table marked retryable (names
-//!   starting `Lambda.` or `States.` are the Lambda service's and Step Functions' own, not ours);
+//!   starting `Lambda.`, `Sandbox.` or `States.` are the Lambda service's and Step Functions' own,
+//!   not ours);
 //! - every row marked retryable is listed in one of the Task's Retry entries, unless it is in
-//!   [`NOT_RETRIED`] with the reason the state machines leave it to Catch.
+//!   [`NOT_RETRIED`] with the reason the state machines leave it to Catch, or in
+//!   [`EXECUTE_ONLY`] and the Task is not an execute.
 
 use std::collections::BTreeSet;
 
@@ -17,6 +19,18 @@ const NOT_RETRIED: &[(&str, &str)] = &[(
     "the function's own timeout was too short for the call: a Step Functions retry runs with the \
      same timeout and fails the same way, so the Task fails fast and the Catch reports it",
 )];
+
+/// Retryable rows only an execute can produce, and why.
+const EXECUTE_ONLY: &[(&str, &str)] = &[
+    (
+        "Idempotency.InProgress",
+        "only an execute claims an idempotency key; reads never touch the store",
+    ),
+    (
+        "Idempotency.Unavailable",
+        "only an execute claims an idempotency key; reads never touch the store",
+    ),
+];
 
 /// Every Task state of an ASL document, including those inside Map and Parallel states.
 fn tasks<'a>(states: &'a serde_json::Map<String, Value>, out: &mut Vec<(String, &'a Value)>) {
@@ -58,6 +72,7 @@ fn retry_lists_and_the_retryable_column_agree() {
         tasks(asl["States"].as_object().unwrap(), &mut found);
         for (name, task) in found.into_iter().filter(|(_, t)| invokes_the_function(t)) {
             let at = format!("{}/{name}", path.file_name().unwrap().to_string_lossy());
+            let is_execute = task["Parameters"]["Payload"]["operation"] != "refer_job";
             let retried: BTreeSet<&str> = task["Retry"]
                 .as_array()
                 .into_iter()
@@ -66,7 +81,10 @@ fn retry_lists_and_the_retryable_column_agree() {
                 .map(|e| e.as_str().unwrap())
                 .collect();
             for error in &retried {
-                if error.starts_with("Lambda.") || error.starts_with("States.") {
+                if ["Lambda.", "Sandbox.", "States."]
+                    .iter()
+                    .any(|own| error.starts_with(own))
+                {
                     continue;
                 }
                 let row = kind::by_name(error)
@@ -76,6 +94,9 @@ fn retry_lists_and_the_retryable_column_agree() {
             for row in kind::ALL.iter().filter(|k| k.retryable) {
                 if NOT_RETRIED.iter().any(|(name, _)| *name == row.name) {
                     assert!(!retried.contains(row.name), "{at} retries {}", row.name);
+                    continue;
+                }
+                if !is_execute && EXECUTE_ONLY.iter().any(|(name, _)| *name == row.name) {
                     continue;
                 }
                 assert!(
@@ -91,10 +112,11 @@ fn retry_lists_and_the_retryable_column_agree() {
 }
 
 /// The Lambda service errors AWS's guidance lists for Lambda tasks. A read is safe to repeat, so
-/// every ReferJob retries all of them; ExecuteBot retries only throttling (the others may mean
-/// the function ran and started a job).
+/// every ReferJob retries all of them. After them the function may have run and started a job:
+/// ExecuteBot retries them too, because it sends an idempotency key built from the execution id
+/// (docs/exactly-once.md), so the retry gets the recorded answer instead of a second run.
 #[test]
-fn refer_job_retries_the_lambda_service_errors_aws_lists() {
+fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
     const AWS_LISTED: [&str; 4] = [
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
@@ -128,11 +150,15 @@ fn refer_job_retries_the_lambda_service_errors_aws_lists() {
                     }
                 }
                 "ExecuteBot" => {
+                    let key = task["Parameters"]["Payload"]["idempotency_key.$"]
+                        .as_str()
+                        .unwrap_or_default();
+                    assert!(
+                        key.contains("$$.Execution.Id"),
+                        "{at} retries Lambda errors, so it must send an idempotency key"
+                    );
                     for error in AWS_LISTED {
-                        assert!(
-                            !retried.contains(error),
-                            "{at} retries {error}: a job may have started"
-                        );
+                        assert!(retried.contains(error), "{at} does not retry {error}");
                     }
                 }
                 _ => {}

@@ -195,6 +195,154 @@ impl Intercept for CallCounter {
     }
 }
 
+/// DynamoDB (moto serves it on the same port): the idempotency table of the tests. moto keeps the
+/// TTL setting but never deletes an item, which is how the function must cope anyway.
+impl Moto {
+    /// A DynamoDB client for moto (dummy credentials, us-east-1).
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::from_conf(self.dynamodb_config().build())
+    }
+
+    /// A DynamoDB client that records the name of every operation it sends.
+    pub fn recording_dynamodb(&self) -> (aws_sdk_dynamodb::Client, OperationLog) {
+        self.recording_dynamodb_at(&self.endpoint)
+    }
+
+    /// [`Self::recording_dynamodb`] for another endpoint (e.g. one where nothing listens).
+    pub fn recording_dynamodb_at(
+        &self,
+        endpoint: &str,
+    ) -> (aws_sdk_dynamodb::Client, OperationLog) {
+        let log = OperationLog::default();
+        let conf = self
+            .dynamodb_config()
+            .endpoint_url(endpoint)
+            .interceptor(log.clone())
+            .build();
+        (aws_sdk_dynamodb::Client::from_conf(conf), log)
+    }
+
+    fn dynamodb_config(&self) -> aws_sdk_dynamodb::config::Builder {
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .endpoint_url(&self.endpoint)
+    }
+
+    /// Creates a table shaped like template.yaml's IdempotencyTable; returns its unique name.
+    pub async fn create_idempotency_table(&self, prefix: &str) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TimeToLiveSpecification,
+        };
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let client = self.dynamodb();
+        client
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("record_key")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("record_key")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("create_table");
+        client
+            .update_time_to_live()
+            .table_name(&name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("update_time_to_live");
+        name
+    }
+
+    /// Every item of `table` (a scan; tests only).
+    pub async fn items(
+        &self,
+        table: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        self.dynamodb()
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan")
+            .items()
+            .to_vec()
+    }
+}
+
+/// The names of the operations a client sent, in order.
+#[derive(Debug, Clone, Default)]
+pub struct OperationLog(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl OperationLog {
+    /// Operations so far (e.g. `["PutItem", "UpdateItem"]`).
+    pub fn operations(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Forgets the operations so far.
+    pub fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+}
+
+impl Intercept for OperationLog {
+    fn name(&self) -> &'static str {
+        "OperationLog"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_dynamodb::operation::{
+            get_item::GetItemInput, put_item::PutItemInput, update_item::UpdateItemInput,
+        };
+        let input = context.input();
+        let name = if input.downcast_ref::<PutItemInput>().is_some() {
+            "PutItem"
+        } else if input.downcast_ref::<UpdateItemInput>().is_some() {
+            "UpdateItem"
+        } else if input.downcast_ref::<GetItemInput>().is_some() {
+            "GetItem"
+        } else {
+            "other"
+        };
+        self.0.lock().unwrap().push(name.to_owned());
+        Ok(())
+    }
+}
+
 /// What Secrets Manager answers while an [`Outage`] is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutageKind {

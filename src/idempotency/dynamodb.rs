@@ -1,0 +1,230 @@
+//! The DynamoDB adapter of [`Store`]: one conditional `PutItem` to claim (returning the old item
+//! on conflict, so a lost race costs no extra read), one conditional `UpdateItem` to settle, and
+//! a consistent `GetItem` for the operator's resolve operation. The only code that sees SDK types.
+//!
+//! Table (template.yaml): partition key `record_key` (S), TTL on `expires_at` (epoch seconds).
+//! Other attributes: `state`, `owner`, `fingerprint`, `in_flight_until` (epoch ms), `bot_endpoint`,
+//! `request_id`, `claimed_at`, `updated_at` (epoch ms), and per state `result`,
+//! `job_reference_endpoint` (completed) or `detail` (unknown). Expiry is compared in the
+//! condition itself: DynamoDB deletes expired items only eventually.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use super::fingerprint::Fingerprint;
+use super::key::RecordKey;
+use super::rules::{Record, State};
+use super::store::{
+    ClaimOutcome, Expected, NewClaim, Store, StoreError, StoreFuture, Update, UpdateOutcome,
+};
+
+/// Partition key attribute of the table.
+pub const KEY_ATTRIBUTE: &str = "record_key";
+/// TTL attribute of the table (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// Claim if absent, expired (by our clock, sent as `:now`) or released.
+const CLAIM_CONDITION: &str =
+    "attribute_not_exists(#key) OR #expires <= :now_s OR #state = :released";
+
+/// The idempotency table on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    /// A store on `table` (name or ARN) through `client` (built once, see `sdk.rs`).
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn seconds_ceil(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+impl Store for DynamoDbStore {
+    fn claim<'a>(&'a self, claim: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimOutcome> {
+        Box::pin(async move {
+            let item = HashMap::from([
+                (KEY_ATTRIBUTE.to_owned(), s(claim.key.as_str())),
+                ("state".to_owned(), s(State::InProgress.as_str())),
+                ("owner".to_owned(), s(claim.owner)),
+                ("fingerprint".to_owned(), s(claim.fingerprint.as_str())),
+                (
+                    TTL_ATTRIBUTE.to_owned(),
+                    n(seconds_ceil(claim.expires_at_ms)),
+                ),
+                ("in_flight_until".to_owned(), n(claim.in_flight_until_ms)),
+                ("bot_endpoint".to_owned(), s(claim.bot_endpoint)),
+                ("request_id".to_owned(), s(claim.request_id)),
+                ("claimed_at".to_owned(), n(claim.now_ms)),
+                ("updated_at".to_owned(), n(claim.now_ms)),
+            ]);
+            let sent = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(CLAIM_CONDITION)
+                .expression_attribute_names("#key", KEY_ATTRIBUTE)
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .expression_attribute_names("#state", "state")
+                // Seconds, like the stored TTL: an item is free once its expiry second is reached.
+                .expression_attribute_values(":now_s", n(claim.now_ms / 1000))
+                .expression_attribute_values(":released", s(State::Released.as_str()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match sent {
+                Ok(_) => Ok(ClaimOutcome::Won),
+                Err(SdkError::ServiceError(ctx))
+                    if ctx.err().is_conditional_check_failed_exception() =>
+                {
+                    let old = match ctx.err() {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => e.item(),
+                        _ => None,
+                    };
+                    let old = old.ok_or(StoreError::Malformed(
+                        "the conditional write failed without returning the record",
+                    ))?;
+                    Ok(ClaimOutcome::Taken(record_of(old)?))
+                }
+                Err(err) => Err(unavailable("PutItem", &err)),
+            }
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a RecordKey,
+        expected: Expected<'a>,
+        update: &'a Update<'a>,
+        now_ms: u64,
+    ) -> StoreFuture<'a, UpdateOutcome> {
+        Box::pin(async move {
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(KEY_ATTRIBUTE, s(key.as_str()))
+                .condition_expression("#owner = :owner AND #state = :expected")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#updated", "updated_at")
+                .expression_attribute_values(":owner", s(expected.owner))
+                .expression_attribute_values(":expected", s(expected.state.as_str()))
+                .expression_attribute_values(":state", s(update.state().as_str()))
+                .expression_attribute_values(":now", n(now_ms))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+            request = match update {
+                Update::Complete {
+                    result,
+                    job_reference_endpoint,
+                } => request
+                    .update_expression(
+                        "SET #state = :state, #updated = :now, #result = :result, #job = :job",
+                    )
+                    .expression_attribute_names("#result", "result")
+                    .expression_attribute_names("#job", "job_reference_endpoint")
+                    .expression_attribute_values(":result", s(result))
+                    .expression_attribute_values(":job", s(job_reference_endpoint)),
+                Update::Unknown { detail } => request
+                    .update_expression("SET #state = :state, #updated = :now, #detail = :detail")
+                    .expression_attribute_names("#detail", "detail")
+                    .expression_attribute_values(":detail", s(detail)),
+                Update::Release => {
+                    request.update_expression("SET #state = :state, #updated = :now")
+                }
+            };
+            match request.send().await {
+                Ok(_) => Ok(UpdateOutcome::Written),
+                Err(SdkError::ServiceError(ctx))
+                    if ctx.err().is_conditional_check_failed_exception() =>
+                {
+                    let old = match ctx.err() {
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => e.item(),
+                        _ => None,
+                    };
+                    Ok(UpdateOutcome::Changed(old.map(record_of).transpose()?))
+                }
+                Err(err) => Err(unavailable("UpdateItem", &err)),
+            }
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
+        Box::pin(async move {
+            let got = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(KEY_ATTRIBUTE, s(key.as_str()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|err| unavailable("GetItem", &err))?;
+            got.item().map(record_of).transpose()
+        })
+    }
+}
+
+/// A failed call as a short, fixed description plus the service's error code.
+fn unavailable<E: ProvideErrorMetadata, R>(operation: &str, err: &SdkError<E, R>) -> StoreError {
+    StoreError::Unavailable(match err {
+        SdkError::ServiceError(ctx) => format!(
+            "DynamoDB {operation} failed: {}",
+            ctx.err().code().unwrap_or("unknown error")
+        ),
+        SdkError::TimeoutError(_) => format!("DynamoDB {operation} timed out"),
+        SdkError::DispatchFailure(_) => {
+            format!("DynamoDB {operation} could not be sent (no connection)")
+        }
+        SdkError::ResponseError(_) => format!("DynamoDB {operation} answer could not be read"),
+        _ => format!("DynamoDB {operation} could not be built"),
+    })
+}
+
+fn record_of(item: &HashMap<String, AttributeValue>) -> Result<Record, StoreError> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let state = text("state")
+        .as_deref()
+        .and_then(State::parse)
+        .ok_or(StoreError::Malformed("state"))?;
+    Ok(Record {
+        state,
+        owner: text("owner").ok_or(StoreError::Malformed("owner"))?,
+        fingerprint: Fingerprint::from_stored(
+            text("fingerprint").ok_or(StoreError::Malformed("fingerprint"))?,
+        ),
+        expires_at_ms: number(TTL_ATTRIBUTE)
+            .ok_or(StoreError::Malformed(TTL_ATTRIBUTE))?
+            .saturating_mul(1000),
+        in_flight_until_ms: number("in_flight_until")
+            .ok_or(StoreError::Malformed("in_flight_until"))?,
+        bot_endpoint: text("bot_endpoint"),
+        result: text("result"),
+        job_reference_endpoint: text("job_reference_endpoint"),
+    })
+}

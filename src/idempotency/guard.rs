@@ -1,0 +1,399 @@
+//! The claim → send → settle flow the service runs around an execute, on top of any [`Store`].
+//!
+//! Fail closed: when the store cannot be asked, nothing is sent (`Idempotency.Unavailable`,
+//! retryable). Once the request may have been sent, a failing store write never hides the
+//! answer: the caller still gets its job (or error), and the record left in progress turns
+//! into "unknown" when the owner's window ends, which is safe (no second run), only less
+//! convenient (an operator resolves it).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use super::fingerprint::Fingerprint;
+use super::key::RecordKey;
+use super::rules::{self, Record, ResolveCheck, Settlement, State, Verdict};
+use super::store::{ClaimOutcome, Expected, NewClaim, Store, StoreError, Update, UpdateOutcome};
+
+/// Largest result stored for replay. DynamoDB items hold at most 400 KB; a result above this
+/// (only possible when the caller waited for the job with `timeout` and the BOT returned a large
+/// output) is stored without its `output`, which `refer_job` still returns.
+pub const MAX_STORED_RESULT: usize = 350 * 1024;
+
+/// What the idempotency layer reports to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdempotencyError {
+    /// The key was used before for a different request (BOT, input, callback or timeout).
+    #[error(
+        "idempotency key `{key}` was already used for a different request (BOT, input, callback or \
+         timeout differ); nothing was sent to Cloud BOT"
+    )]
+    KeyReused {
+        /// The key.
+        key: RecordKey,
+    },
+    /// The first request with this key is still running.
+    #[error("a request with idempotency key `{key}` is still in progress; retry in {} s", retry_after.as_secs())]
+    InProgress {
+        /// The key.
+        key: RecordKey,
+        /// Until the first request's window ends.
+        retry_after: Duration,
+    },
+    /// An earlier request with this key may have started a job and its outcome is unknown.
+    #[error(
+        "an earlier request with idempotency key `{key}` may have started a job and its outcome is \
+         unknown{}; nothing was sent. Check the BOT's jobs, then settle the key with the \
+         resolve_idempotency operation (docs/exactly-once.md)",
+        if *owner_gone { " (it did not finish within its invocation)" } else { "" }
+    )]
+    OutcomeUnknown {
+        /// The key.
+        key: RecordKey,
+        /// The first request's invocation ended without settling the record.
+        owner_gone: bool,
+    },
+    /// The store could not be used; nothing was sent.
+    #[error("the idempotency store is unavailable: {0}; nothing was sent to Cloud BOT")]
+    Unavailable(StoreError),
+}
+
+/// A request about to be sent, as the claim needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending<'a> {
+    /// The key.
+    pub key: &'a RecordKey,
+    /// What would be sent.
+    pub fingerprint: &'a Fingerprint,
+    /// The BOT execution endpoint.
+    pub bot_endpoint: &'a str,
+    /// The Lambda request id (kept in the record for operators).
+    pub request_id: &'a str,
+    /// The invocation's deadline: the end of the in-flight window.
+    pub in_flight_until: SystemTime,
+}
+
+/// A won claim: settle it after the call.
+#[derive(Debug)]
+pub struct Claim {
+    key: RecordKey,
+    owner: String,
+}
+
+impl Claim {
+    /// The claimed key.
+    pub fn key(&self) -> &RecordKey {
+        &self.key
+    }
+}
+
+/// What the caller does next.
+#[derive(Debug)]
+pub enum Begin {
+    /// The key is ours: send, then settle.
+    Claimed(Claim),
+    /// A job was started for this key before: answer this result (marked `"replay": true`).
+    Replay(Replayed),
+}
+
+/// A recorded result to answer again.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The result JSON with `"replay": true`.
+    pub body: Box<RawValue>,
+    /// The job reference endpoint (API Gateway's `Location`).
+    pub job_reference_endpoint: Option<String>,
+}
+
+/// The idempotency layer: a store and the record expiry. Built once per sandbox.
+#[derive(Debug)]
+pub struct Idempotency {
+    store: Box<dyn Store>,
+    expiry: Duration,
+}
+
+/// Milliseconds since the Unix epoch.
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn now_ms() -> u64 {
+    epoch_ms(SystemTime::now())
+}
+
+/// Runs a store call within `deadline`.
+async fn bounded<T>(
+    deadline: Instant,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "no answer before the invocation's deadline".into(),
+            ))
+        })
+}
+
+impl Idempotency {
+    /// The layer over `store`; records expire `expiry` after their claim.
+    pub fn new(store: impl Store + 'static, expiry: Duration) -> Self {
+        Self {
+            store: Box::new(store),
+            expiry,
+        }
+    }
+
+    /// Claims the key of `pending`, or says why the request must not be sent.
+    pub async fn begin(
+        &self,
+        pending: Pending<'_>,
+        deadline: Instant,
+    ) -> Result<Begin, IdempotencyError> {
+        let owner = format!("{:032x}", fastrand::u128(..));
+        // A record found expired or released between the write and its answer (clock edge):
+        // claim once more, then give up rather than loop.
+        for _ in 0..2 {
+            let now = now_ms();
+            let claim = NewClaim {
+                key: pending.key,
+                owner: &owner,
+                fingerprint: pending.fingerprint,
+                bot_endpoint: pending.bot_endpoint,
+                request_id: pending.request_id,
+                now_ms: now,
+                in_flight_until_ms: epoch_ms(pending.in_flight_until),
+                expires_at_ms: now
+                    .saturating_add(u64::try_from(self.expiry.as_millis()).unwrap_or(u64::MAX)),
+            };
+            let outcome = bounded(deadline, self.store.claim(&claim))
+                .await
+                .map_err(IdempotencyError::Unavailable)?;
+            let existing = match outcome {
+                ClaimOutcome::Won => return Ok(self.claimed(pending.key, owner)),
+                ClaimOutcome::Taken(existing) => existing,
+            };
+            let key = pending.key.clone();
+            match rules::judge(&existing, &owner, pending.fingerprint, now) {
+                Verdict::Ours => return Ok(self.claimed(pending.key, owner)),
+                Verdict::Free => continue,
+                Verdict::KeyReused => {
+                    tracing::warn!(idempotency_key = %key, "idempotency key reused for a different request: not sent");
+                    return Err(IdempotencyError::KeyReused { key });
+                }
+                Verdict::Replay(result) => {
+                    tracing::info!(idempotency_key = %key, "duplicate request: answering the recorded result");
+                    return replayed(&key, &result, existing.job_reference_endpoint);
+                }
+                Verdict::InProgress { retry_after } => {
+                    tracing::info!(idempotency_key = %key, retry_after_s = retry_after.as_secs(), "duplicate request while the first is in progress");
+                    return Err(IdempotencyError::InProgress { key, retry_after });
+                }
+                Verdict::Unknown { owner_gone } => {
+                    tracing::warn!(idempotency_key = %key, owner_gone, "duplicate request of an execute whose outcome is unknown: not sent");
+                    return Err(IdempotencyError::OutcomeUnknown { key, owner_gone });
+                }
+            }
+        }
+        Err(IdempotencyError::Unavailable(StoreError::Unavailable(
+            "the record changed while it was claimed".into(),
+        )))
+    }
+
+    fn claimed(&self, key: &RecordKey, owner: String) -> Begin {
+        tracing::debug!(idempotency_key = %key, "idempotency key claimed");
+        Begin::Claimed(Claim {
+            key: key.clone(),
+            owner,
+        })
+    }
+
+    /// Records the started job's result for replay. A failed write is logged, not returned:
+    /// the job exists and the caller must learn about it.
+    pub async fn complete(
+        &self,
+        claim: &Claim,
+        result: &RawValue,
+        job_reference_endpoint: &str,
+        deadline: Instant,
+    ) {
+        let stored = storable(result);
+        let update = Update::Complete {
+            result: &stored,
+            job_reference_endpoint,
+        };
+        self.settle(claim, &update, deadline).await;
+    }
+
+    /// Settles a failed execute: releases the key when provably nothing started, records
+    /// "unknown" with `detail` (an error type and message, never input values) otherwise.
+    pub async fn settle_failure(
+        &self,
+        claim: &Claim,
+        settlement: Settlement,
+        detail: &str,
+        deadline: Instant,
+    ) {
+        let update = match settlement {
+            Settlement::Release => Update::Release,
+            Settlement::Unknown => Update::Unknown { detail },
+        };
+        self.settle(claim, &update, deadline).await;
+    }
+
+    async fn settle(&self, claim: &Claim, update: &Update<'_>, deadline: Instant) {
+        let expected = Expected {
+            owner: &claim.owner,
+            state: State::InProgress,
+        };
+        let written = bounded(
+            deadline,
+            self.store.update(&claim.key, expected, update, now_ms()),
+        )
+        .await;
+        let state = update.state().as_str();
+        match written {
+            Ok(UpdateOutcome::Written) => {
+                tracing::debug!(idempotency_key = %claim.key, state, "idempotency record settled");
+            }
+            // An SDK retry of a write that had gone through.
+            Ok(UpdateOutcome::Changed(Some(now)))
+                if now.owner == claim.owner && now.state == update.state() => {}
+            Ok(UpdateOutcome::Changed(now)) => tracing::warn!(
+                idempotency_key = %claim.key,
+                state,
+                found = now.as_ref().map_or("no record", |r| r.state.as_str()),
+                "the idempotency record changed while the request ran (expired and claimed again, \
+                 or resolved by an operator): not overwritten"
+            ),
+            Err(err) => tracing::error!(
+                idempotency_key = %claim.key,
+                state,
+                error = %err,
+                "could not settle the idempotency record: duplicates get CloudBot.OutcomeUnknown \
+                 once this invocation's window ends"
+            ),
+        }
+    }
+
+    /// The current record of `key` and whether an operator may resolve it.
+    pub async fn check_resolvable(
+        &self,
+        key: &RecordKey,
+        deadline: Instant,
+    ) -> Result<(Option<Record>, ResolveCheck), IdempotencyError> {
+        let record = bounded(deadline, self.store.get(key))
+            .await
+            .map_err(IdempotencyError::Unavailable)?;
+        let check = rules::may_resolve(record.as_ref(), now_ms());
+        Ok((record, check))
+    }
+
+    /// Writes an operator's resolution over `seen` (the record [`Self::check_resolvable`]
+    /// returned). `false` when the record changed in between (nothing written).
+    pub async fn write_resolution(
+        &self,
+        key: &RecordKey,
+        seen: &Record,
+        update: &Update<'_>,
+        deadline: Instant,
+    ) -> Result<bool, IdempotencyError> {
+        let expected = Expected {
+            owner: &seen.owner,
+            state: seen.state,
+        };
+        let stored;
+        let update = match update {
+            Update::Complete {
+                result,
+                job_reference_endpoint,
+            } => {
+                stored = storable_str(result);
+                Update::Complete {
+                    result: &stored,
+                    job_reference_endpoint,
+                }
+            }
+            other => other.clone(),
+        };
+        let written = bounded(
+            deadline,
+            self.store.update(key, expected, &update, now_ms()),
+        )
+        .await
+        .map_err(IdempotencyError::Unavailable)?;
+        Ok(written == UpdateOutcome::Written)
+    }
+}
+
+fn replayed(
+    key: &RecordKey,
+    stored: &str,
+    job_reference_endpoint: Option<String>,
+) -> Result<Begin, IdempotencyError> {
+    let unreadable = || {
+        tracing::error!(idempotency_key = %key, "the recorded result cannot be read: not replayed, not sent");
+        IdempotencyError::OutcomeUnknown {
+            key: key.clone(),
+            owner_gone: false,
+        }
+    };
+    let mut result: Map<String, Value> = serde_json::from_str(stored).map_err(|_| unreadable())?;
+    result.insert("replay".into(), Value::Bool(true));
+    let body = serde_json::value::to_raw_value(&result).map_err(|_| unreadable())?;
+    Ok(Begin::Replay(Replayed {
+        body,
+        job_reference_endpoint,
+    }))
+}
+
+fn storable(result: &RawValue) -> String {
+    storable_str(result.get())
+}
+
+/// The result as stored: unchanged, or without `output` when it would not fit an item.
+fn storable_str(result: &str) -> String {
+    if result.len() <= MAX_STORED_RESULT {
+        return result.to_owned();
+    }
+    let Ok(mut map) = serde_json::from_str::<Map<String, Value>>(result) else {
+        return "{}".to_owned();
+    };
+    map.insert("output".into(), Value::Null);
+    tracing::warn!(
+        size = result.len(),
+        "the execute result is too large to store for replay: stored without `output`"
+    );
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_are_marked_and_keep_the_result() {
+        let key = RecordKey::request("k").unwrap();
+        let Ok(Begin::Replay(r)) = replayed(&key, r#"{"job_id":"j","replay":false}"#, None) else {
+            panic!("expected a replay");
+        };
+        assert_eq!(r.body.get(), r#"{"job_id":"j","replay":true}"#);
+        assert!(matches!(
+            replayed(&key, "not json", None),
+            Err(IdempotencyError::OutcomeUnknown { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_results_are_stored_without_output() {
+        let big = format!(
+            r#"{{"job_id":"j","output":"{}"}}"#,
+            "x".repeat(MAX_STORED_RESULT)
+        );
+        assert_eq!(storable_str(&big), r#"{"job_id":"j","output":null}"#);
+        assert_eq!(storable_str(r#"{"a":1}"#), r#"{"a":1}"#);
+    }
+}

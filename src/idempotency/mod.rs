@@ -1,0 +1,38 @@
+//! Exactly-once BOT starts under at-least-once delivery: the idempotency store.
+//!
+//! Every trigger can deliver one logical request more than once (asynchronous invocations are
+//! duplicated by Lambda's queue, API clients retry, Step Functions retries a task it cannot tell
+//! ran). Before the execute POST the function claims the request's key with one conditional
+//! write; after it, it records what happened. A duplicate then gets the recorded result (a
+//! replay), "in progress", or the recorded "outcome unknown", never a second POST. Keys per
+//! trigger, what a duplicate gets in each state and the operator's way out:
+//! docs/exactly-once.md.
+//!
+//! Hand-written on purpose: no maintained Rust library does this for Lambda (there is no
+//! Powertools for Rust), and the rules are the product, including the part Powertools gets
+//! wrong (see `rules`).
+//!
+//! - `key`: record keys per trigger, their validation, the `Idempotency-Key` header.
+//! - `fingerprint`: the hash of what would be sent, to refuse a reused key.
+//! - `rules`: the record lifecycle as pure functions, with table tests.
+//! - `store`: the small trait the rules go through.
+//! - `dynamodb`: the DynamoDB adapter (the only code that sees SDK types).
+//! - `guard`: the claim → send → settle flow the service runs.
+
+mod dynamodb;
+mod fingerprint;
+mod guard;
+mod key;
+mod rules;
+mod store;
+
+pub use dynamodb::{DynamoDbStore, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+pub use fingerprint::Fingerprint;
+pub use guard::{
+    Begin, Claim, Idempotency, IdempotencyError, MAX_STORED_RESULT, Pending, Replayed,
+};
+pub use key::{KeyProblem, MAX_KEY_LEN, RecordKey, parse_header};
+pub use rules::{Record, Resolution, ResolveCheck, Settlement, State, settlement_of};
+pub use store::{
+    ClaimOutcome, Expected, NewClaim, Store, StoreError, StoreFuture, Update, UpdateOutcome,
+};

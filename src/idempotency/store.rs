@@ -1,0 +1,122 @@
+//! The small interface between the rules and a table: one conditional claim, one conditional
+//! update, one read (operators only). The DynamoDB adapter implements it; nothing above it sees
+//! an SDK type.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+
+use super::fingerprint::Fingerprint;
+use super::key::RecordKey;
+use super::rules::{Record, State};
+
+/// A boxed store future (the trait is used as `dyn Store`).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store could not be used; nothing is known about the record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The call failed (unreachable, throttled, access denied, table missing, timed out): the
+    /// error code or a fixed description, never a request or response body.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A stored record could not be read back (a field missing or malformed).
+    #[error("the stored record is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// A new claim: written only when the key is absent, expired or released.
+#[derive(Debug, Clone)]
+pub struct NewClaim<'a> {
+    /// The key.
+    pub key: &'a RecordKey,
+    /// Random id of this claim.
+    pub owner: &'a str,
+    /// What the request would send.
+    pub fingerprint: &'a Fingerprint,
+    /// The BOT execution endpoint (kept for operators and the resolve check).
+    pub bot_endpoint: &'a str,
+    /// The Lambda request id of the claiming invocation (kept for operators).
+    pub request_id: &'a str,
+    /// Now, in milliseconds since the Unix epoch (expired records count as absent).
+    pub now_ms: u64,
+    /// End of the owner's in-flight window (its invocation deadline).
+    pub in_flight_until_ms: u64,
+    /// When the record expires.
+    pub expires_at_ms: u64,
+}
+
+/// How a claim ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The record is ours.
+    Won,
+    /// The key is taken: the record that holds it, returned by the failed write itself.
+    Taken(Record),
+}
+
+/// A change of a record's state, written only if the record is still as `Expected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update<'a> {
+    /// A job was started.
+    Complete {
+        /// The execute result JSON to replay.
+        result: &'a str,
+        /// The job reference endpoint.
+        job_reference_endpoint: &'a str,
+    },
+    /// The outcome is unknown.
+    Unknown {
+        /// Why (an error type and message; never input values).
+        detail: &'a str,
+    },
+    /// No job was started: the key is free.
+    Release,
+}
+
+impl Update<'_> {
+    /// The state the update writes.
+    pub fn state(&self) -> State {
+        match self {
+            Update::Complete { .. } => State::Completed,
+            Update::Unknown { .. } => State::Unknown,
+            Update::Release => State::Released,
+        }
+    }
+}
+
+/// The condition of an update: the record still has this owner and state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected<'a> {
+    /// The claim's owner id.
+    pub owner: &'a str,
+    /// The state the record must still be in.
+    pub state: State,
+}
+
+/// How an update ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// Written.
+    Written,
+    /// The record was no longer as expected; what it is now (absent: `None`).
+    Changed(Option<Record>),
+}
+
+/// An idempotency table.
+pub trait Store: Send + Sync + Debug {
+    /// Writes `claim` if its key is absent, expired or released; otherwise returns the record.
+    fn claim<'a>(&'a self, claim: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimOutcome>;
+
+    /// Applies `update` to the record of `key` if it is still as `expected`.
+    fn update<'a>(
+        &'a self,
+        key: &'a RecordKey,
+        expected: Expected<'a>,
+        update: &'a Update<'a>,
+        now_ms: u64,
+    ) -> StoreFuture<'a, UpdateOutcome>;
+
+    /// Reads the record of `key` (strongly consistent). Only the operator's resolve reads.
+    fn get<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, Option<Record>>;
+}

@@ -1,0 +1,250 @@
+//! Plain request objects (direct invoke, Step Functions, EventBridge Scheduler), bare or in an
+//! envelope that carries the idempotency key next to the request:
+//!
+//! - `{"idempotency_key": "...", "request": {...}}`: what the shipped state machines send (the
+//!   key built from the execution id and the state, docs/state-machines.md).
+//! - `{"schedule": {"schedule_arn": "<aws.scheduler.schedule-arn>", "scheduled_time":
+//!   "<aws.scheduler.scheduled-time>"}, "request": {...}}`: the template's schedule input;
+//!   EventBridge Scheduler fills in the context attributes, so every attempt of one run shares
+//!   the key (its execution id changes per attempt and is not used).
+//!
+//! A bare request (no `request` key) may carry `idempotency_key` itself. Keys per trigger:
+//! docs/exactly-once.md.
+
+use serde_json::{Map, Value};
+
+use super::{Decoded, Trigger};
+use crate::config::Config;
+use crate::idempotency::RecordKey;
+use crate::request::{self, OperationKind, Request, RequestError};
+
+const ENVELOPE_FIELDS: &[&str] = &["request", "idempotency_key", "schedule"];
+
+/// Decodes an event [`super::detect`] found to be a plain request.
+pub(super) fn decode(event: Value, config: &Config) -> Decoded {
+    let map = match event {
+        Value::Object(map) => map,
+        other => {
+            return Decoded {
+                trigger: Trigger::Direct,
+                request: Err(RequestError::Malformed(format!(
+                    "the event is not an API Gateway proxy event, an EventBridge event or a \
+                     request object (it is {})",
+                    request::kind_of(&other)
+                ))),
+            };
+        }
+    };
+    if !map.contains_key("request") {
+        return Decoded {
+            trigger: Trigger::Direct,
+            request: request::parse_map(map, config),
+        };
+    }
+    let trigger = if map.contains_key("schedule") {
+        Trigger::Scheduler
+    } else {
+        Trigger::Direct
+    };
+    Decoded {
+        trigger,
+        request: envelope(map, config),
+    }
+}
+
+fn envelope(mut map: Map<String, Value>, config: &Config) -> Result<Request, RequestError> {
+    if let Some(unknown) = map.keys().find(|k| !ENVELOPE_FIELDS.contains(&k.as_str())) {
+        return Err(RequestError::field(
+            unknown.as_str(),
+            "unknown envelope field; an envelope has `request` and one of `idempotency_key`, \
+             `schedule` (request fields go inside `request`)",
+        ));
+    }
+    let key = match (map.get("idempotency_key"), map.get("schedule")) {
+        (Some(_), Some(_)) => {
+            return Err(RequestError::field(
+                "schedule",
+                "conflicts with `idempotency_key`; give one of them",
+            ));
+        }
+        (Some(key), None) => {
+            let key = key.as_str().ok_or_else(|| {
+                RequestError::field(
+                    "idempotency_key",
+                    format!("must be a string, not {}", request::kind_of(key)),
+                )
+            })?;
+            Some(
+                RecordKey::request(key)
+                    .map_err(|p| RequestError::field("idempotency_key", p.to_string()))?,
+            )
+        }
+        (None, Some(schedule)) => Some(schedule_key(schedule)?),
+        (None, None) => None,
+    };
+    let inner = match map.remove("request") {
+        Some(Value::Object(inner)) => inner,
+        other => {
+            return Err(RequestError::field(
+                "request",
+                format!(
+                    "must be a request object, not {}",
+                    other.as_ref().map_or("missing", request::kind_of)
+                ),
+            ));
+        }
+    };
+    let mut request = request::parse_map(inner, config).map_err(inside_request)?;
+    if let Some(key) = key {
+        if request.idempotency_key.is_some() {
+            return Err(RequestError::field(
+                "request.idempotency_key",
+                "conflicts with the envelope's key; give the key once",
+            ));
+        }
+        if request.operation.kind() != OperationKind::Execute {
+            return Err(RequestError::field(
+                "request.operation",
+                "an envelope's key applies to `execute` only",
+            ));
+        }
+        request.idempotency_key = Some(key);
+    }
+    Ok(request)
+}
+
+/// The key of a scheduled run from the context attributes the template puts in the input.
+fn schedule_key(schedule: &Value) -> Result<RecordKey, RequestError> {
+    const FIELDS: [&str; 2] = ["schedule_arn", "scheduled_time"];
+    let Value::Object(schedule) = schedule else {
+        return Err(RequestError::field(
+            "schedule",
+            "must be an object with `schedule_arn` and `scheduled_time`",
+        ));
+    };
+    if let Some(unknown) = schedule.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(RequestError::field(
+            format!("schedule.{unknown}"),
+            "unknown field; expected `schedule_arn` and `scheduled_time`",
+        ));
+    }
+    let mut parts = FIELDS.iter().map(|field| {
+        let name = format!("schedule.{field}");
+        let value = schedule
+            .get(*field)
+            .and_then(Value::as_str)
+            .ok_or_else(|| RequestError::field(name.as_str(), "is required (a string)"))?;
+        if value.starts_with("<aws.scheduler.") {
+            return Err(RequestError::field(
+                name.as_str(),
+                "was not filled in: only EventBridge Scheduler substitutes <aws.scheduler.…> \
+                 (to run the BOT by hand, invoke with the plain request)",
+            ));
+        }
+        Ok(value)
+    });
+    let (arn, time) = match (parts.next(), parts.next()) {
+        (Some(arn), Some(time)) => (arn?, time?),
+        _ => return Err(RequestError::field("schedule", "is incomplete")),
+    };
+    RecordKey::schedule(arn, time).map_err(|p| RequestError::field("schedule", p.to_string()))
+}
+
+/// Names a field error of the inner request by its path in the envelope.
+fn inside_request(err: RequestError) -> RequestError {
+    match err {
+        RequestError::Field { field, reason } => {
+            RequestError::field(format!("request.{field}"), reason)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trigger::tests::config;
+    use serde_json::json;
+
+    fn key_of(event: Value) -> (Trigger, Result<Option<String>, String>) {
+        let decoded = decode(event, &config());
+        let key = decoded
+            .request
+            .map(|r| r.idempotency_key.map(|k| k.as_str().to_owned()))
+            .map_err(|e| e.to_string());
+        (decoded.trigger, key)
+    }
+
+    #[test]
+    fn keys_come_from_the_envelope_or_the_request() {
+        assert_eq!(
+            key_of(json!({"idempotency_key": "exec#ExecuteBot", "request": {"bot_id": "b"}})),
+            (Trigger::Direct, Ok(Some("request:exec#ExecuteBot".into())))
+        );
+        assert_eq!(
+            key_of(json!({"idempotency_key": "k", "bot_id": "b"})),
+            (Trigger::Direct, Ok(Some("request:k".into())))
+        );
+        assert_eq!(key_of(json!({"bot_id": "b"})), (Trigger::Direct, Ok(None)));
+        assert_eq!(
+            key_of(json!({"schedule": {
+                "schedule_arn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/nightly",
+                "scheduled_time": "2026-11-24T00:00:00Z"}, "request": {}})),
+            (
+                Trigger::Scheduler,
+                Ok(Some(
+                    "schedule:arn:aws:scheduler:us-east-1:123456789012:schedule/default/nightly@2026-11-24T00:00:00Z"
+                        .into()
+                ))
+            )
+        );
+    }
+
+    #[test]
+    fn envelope_mistakes_are_named() {
+        for (event, field) in [
+            (
+                json!({"idempotency_key": "k", "request": {}, "bot_id": "b"}),
+                "`bot_id`",
+            ),
+            (json!({"idempotency_key": "k", "request": "x"}), "`request`"),
+            (
+                json!({"idempotency_key": 7, "request": {}}),
+                "`idempotency_key`",
+            ),
+            (
+                json!({"idempotency_key": "a b", "request": {}}),
+                "`idempotency_key`",
+            ),
+            (
+                json!({"idempotency_key": "k", "request": {"idempotency_key": "j"}}),
+                "`request.idempotency_key`",
+            ),
+            (
+                json!({"idempotency_key": "k", "request": {"operation": "list_bots", "public_id": "p"}}),
+                "`request.operation`",
+            ),
+            (
+                json!({"idempotency_key": "k", "request": {"inptu": {}}}),
+                "`request.inptu`",
+            ),
+            (
+                json!({"schedule": {"schedule_arn": "<aws.scheduler.schedule-arn>",
+                "scheduled_time": "<aws.scheduler.scheduled-time>"}, "request": {}}),
+                "`schedule.schedule_arn`",
+            ),
+            (
+                json!({"schedule": {"schedule_arn": "a"}, "request": {}}),
+                "`schedule.scheduled_time`",
+            ),
+            (
+                json!({"schedule": {"schedule_arn": "a", "scheduled_time": "t"}, "idempotency_key": "k", "request": {}}),
+                "`schedule`",
+            ),
+        ] {
+            let (_, key) = key_of(event.clone());
+            let err = key.unwrap_err();
+            assert!(err.contains(field), "{event}: {err}");
+        }
+    }
+}
