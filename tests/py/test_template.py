@@ -29,6 +29,7 @@ RETRYABLE = {
     "Credentials.Unavailable",
     "Idempotency.InProgress",
     "Idempotency.Unavailable",
+    "Callback.Unavailable",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.TooManyRequestsException",
@@ -121,7 +122,12 @@ def test_state_machine_retry_and_catch_policy(path: Path):
     execute_tasks = [name for name, s in tasks if name.split("/")[-1] == "ExecuteBot"]
     assert execute_tasks, "every state machine starts the BOT in a state named ExecuteBot"
     for name, state in tasks:
-        assert isinstance(state.get("TimeoutSeconds"), int), f"{name}: per-task TimeoutSeconds"
+        if state["Resource"].endswith(".waitForTaskToken"):
+            # The callback wait: bounded by the CallbackTimeoutSeconds parameter (via $.config).
+            assert state.get("TimeoutSecondsPath") == "$.config.callback_timeout_seconds", name
+            assert "States.Timeout" in [e for c in state["Catch"] for e in c["ErrorEquals"]], f"{name}: a lost callback falls back"
+        else:
+            assert isinstance(state.get("TimeoutSeconds"), int), f"{name}: per-task TimeoutSeconds"
         catches = [e for c in state.get("Catch", []) for e in c["ErrorEquals"]]
         assert "States.ALL" in catches, f"{name}: non-retryable errors must be caught"
         for retrier in state.get("Retry", []):
@@ -142,8 +148,9 @@ def test_task_timeout_outlasts_the_longest_function_timeout(template):
     max_function_timeout = template["Parameters"]["FunctionTimeout"]["MaxValue"]
     for path in _asl_files():
         for name, state in _walk_states(json.loads(path.read_text())["States"]):
-            if state["Type"] == "Task":
+            if state["Type"] == "Task" and "TimeoutSeconds" in state:
                 assert state["TimeoutSeconds"] > max_function_timeout, f"{path.name}/{name}"
+    assert template["Parameters"]["CallbackTimeoutSeconds"]["MinValue"] > max_function_timeout
 
 
 def test_map_concurrency_is_bounded_by_a_parameter(template):
@@ -171,15 +178,23 @@ def test_function_may_read_only_its_secret(template):
     props = template["Resources"]["CloudBotFunction"]["Properties"]
     statements = [s for policy in props["Policies"] for s in policy["Statement"]]
     actions = []
+    settle = ["states:SendTaskSuccess", "states:SendTaskFailure"]
     for statement in statements:
         if "Fn::If" in statement:  # conditional statement: [condition, then, else]
             statement = statement["Fn::If"][1]
-        assert statement["Resource"] != "*", statement
+        # SendTask* cannot be scoped: a task token names no state machine (IAM has no resource
+        # type for these actions). Nothing else may use "*".
+        assert statement["Resource"] != "*" or statement["Action"] == settle, statement
         actions.append(statement["Action"])
     assert sorted(map(str, actions)) == sorted(
-        ["kms:Decrypt", "secretsmanager:GetSecretValue", str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"])]
+        [
+            "kms:Decrypt",
+            "secretsmanager:GetSecretValue",
+            str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]),
+            str(settle),
+        ]
     )
-    table = next(s for s in statements if isinstance(s.get("Action"), list))
+    table = next(s for s in statements if isinstance(s.get("Action"), list) and s["Action"][0].startswith("dynamodb:"))
     assert table["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, "only the idempotency table"
     assert props["Environment"]["Variables"]["CLOUDBOT_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
     secret_id = props["Environment"]["Variables"]["CLOUDBOT_SECRET_ID"]
@@ -225,6 +240,21 @@ def test_http_api_routes_use_iam_and_throttling(template):
     }
 
 
+def test_the_callback_route_alone_is_unauthenticated_and_has_no_cycle(template):
+    resources = template["Resources"]
+    route = resources["CallbackRoute"]["Properties"]
+    assert route["RouteKey"] == "POST /callbacks/{id}"
+    assert route["AuthorizationType"] == "NONE", "Cloud BOT cannot sign requests"
+    assert resources["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM", "the other routes keep IAM"
+    assert {"ThrottlingBurstLimit", "ThrottlingRateLimit"} <= set(resources["CallbackStage"]["Properties"]["DefaultRouteSettings"])
+    # The function names the API, the API must not name the function (cfn-lint checks the cycle).
+    assert "CloudBotFunction" not in json.dumps(resources["CallbackApi"])
+    base = resources["CloudBotFunction"]["Properties"]["Environment"]["Variables"]["CLOUDBOT_CALLBACK_BASE_URL"]
+    assert base["Fn::Sub"].startswith("https://${CallbackApi}.") and base["Fn::Sub"].endswith("/callbacks")
+    permission = resources["CallbackInvokePermission"]["Properties"]
+    assert permission["SourceArn"]["Fn::Sub"].endswith("${CallbackApi}/*/POST/callbacks/*")
+
+
 def test_outputs(template):
     assert {"FunctionArn", "HttpApiUrl", "RunBotStateMachineArn", "RunBotMapStateMachineArn", "SecretArn"} <= set(
         template["Outputs"]
@@ -250,6 +280,9 @@ def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
             return str(params[name]) if name in params else SAMPLE_SECRET_ARN
         if isinstance(value, dict) and "Fn::If" in value:
             return resolve(value["Fn::If"][1])
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            pseudo = {"CallbackApi": "a1b2c3d4e5", "AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com"}
+            return re.sub(r"\$\{([^}]+)\}", lambda m: pseudo[m.group(1)], value["Fn::Sub"])
         assert isinstance(value, (str, int)), value
         return str(value)
 
