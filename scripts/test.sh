@@ -2,16 +2,41 @@
 # The one test command: installs what the tests need (pinned, into .tools/) and runs every test.
 # .ci/run calls exactly this. Works on a fresh clone with CI=true and no stdin.
 #
-# Order: cheap checks first (format, lint, template), then the Rust tests (client, emulator,
-# handler with moto), the process-level tests (the real Lambda runtime loop via cargo lambda, and
-# the state machines in moto's Step Functions interpreter), and last the quick benchmark, which
-# only fails on functional breakage, never on a slow figure.
+# Order: cheap checks first (format, lint, supply chain, template), then the release builds and
+# what runs them (the arm64 bootstrap `sam build` makes, executed under qemu; the quick benchmark,
+# which only fails on functional breakage, never on a slow figure), then the Rust tests (client,
+# emulator, handler with moto) and the process-level tests (the real Lambda runtime loop via
+# cargo lambda, and the state machines in moto's Step Functions interpreter).
+# Each step's wall time is printed at the end (what each costs: CONTRIBUTING.md).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
+current="" current_started=$SECONDS
+timings=()
+step() {
+  if [ -n "$current" ]; then
+    timings+=("$(printf '%5d s  %s' $((SECONDS - current_started)) "$current")")
+  fi
+  current=$*
+  current_started=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
+summary() {
+  local rc=$? line
+  if [ -n "$current" ]; then
+    timings+=("$(printf '%5d s  %s' $((SECONDS - current_started)) "$current")")
+  fi
+  printf '\n==> step times\n'
+  for line in "${timings[@]}"; do printf '%s\n' "$line"; done
+  if [ "$rc" -eq 0 ]; then
+    printf '\n==> all tests passed in %d s\n' $((SECONDS - started))
+  else
+    printf '\n==> FAILED in step "%s" after %d s\n' "$current" $((SECONDS - started))
+  fi
+}
+trap summary EXIT
 
 step "install pinned tools (scripts/install-tools.sh)"
 scripts/install-tools.sh
@@ -22,16 +47,20 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "template and state machine checks (cfn-lint, sam validate, asl-validator, sam build)"
+step "supply chain: cargo deny (licenses, duplicate versions, sources; deny.toml)"
+scripts/deny.sh
+
+step "template and state machine checks, sam build of the arm64 bootstrap (scripts/check-template.sh)"
 scripts/check-template.sh --with-build
 
 step "quick benchmark (functional check of the harness; figures in target/bench/)"
 scripts/bench.sh --quick
+
+step "arm64 bootstrap from sam build, run under qemu (scripts/arm64-smoke.sh)"
+scripts/arm64-smoke.sh
 
 step "cargo test (client, emulator, handler against the emulator and moto)"
 cargo test --workspace
 
 step "process-level tests (cargo lambda runtime loop, Step Functions in moto)"
 .tools/venv-aws/bin/pytest tests/py -q
-
-step "all tests passed in $((SECONDS - started)) s"

@@ -21,6 +21,11 @@ pub const DEFAULT_CALLBACK_TRIES: u32 = 3;
 /// How long fetched credentials are reused by default.
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 
+/// How long past their TTL cached credentials may still be used by default while Secrets Manager
+/// fails transiently: long enough to ride out a brief throttling or outage, short enough that a
+/// revoked token is not used for long (a 401 ends it at once anyway).
+pub const DEFAULT_SECRET_MAX_STALE: Duration = Duration::from_secs(900);
+
 /// How long an idempotency record lives by default: a duplicate delivered later than this runs
 /// again (asynchronous invocations are retried for up to 6 hours; API clients and state machines
 /// retry within minutes).
@@ -50,6 +55,8 @@ pub struct Config {
     pub language: Language,
     /// How long fetched credentials are reused before Secrets Manager is asked again.
     pub secret_ttl: Duration,
+    /// How long past the TTL they may still be used while Secrets Manager fails transiently.
+    pub secret_max_stale: Duration,
     /// `callback_tries` used when a request gives `callback_endpoint` alone.
     pub default_callback_tries: u32,
     /// Allow `http://` callback endpoints on loopback hosts (local runs only).
@@ -63,6 +70,8 @@ pub struct Config {
     /// Public URL of the callback route (`…/callbacks`); `None`: no callback-driven runs
     /// (docs/state-machines.md). Needs the idempotency table, which holds the callback records.
     pub callback_base: Option<url::Url>,
+    /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 /// A configuration variable is missing or invalid; `Display` names the variable, never its value
@@ -121,6 +130,13 @@ impl Config {
                 0,
                 86_400,
             )?),
+            secret_max_stale: Duration::from_secs(parse_u64(
+                &get,
+                "CLOUDBOT_SECRET_MAX_STALE_SECONDS",
+                DEFAULT_SECRET_MAX_STALE.as_secs(),
+                0,
+                86_400,
+            )?),
             default_callback_tries: parse_u32(
                 &get,
                 "CLOUDBOT_DEFAULT_CALLBACK_TRIES",
@@ -146,6 +162,7 @@ impl Config {
             )?,
             idempotency: idempotency(&get)?,
             callback_base: callback_base(&get)?,
+            metrics_namespace: parse_namespace(&get)?,
         })
         .and_then(Config::check_callbacks)
     }
@@ -252,6 +269,33 @@ fn idempotency(
         ));
     }
     Ok(Some(IdempotencyConfig { table, expiry }))
+}
+
+/// `CLOUDBOT_METRICS_NAMESPACE`: CloudWatch's namespace rules (1 to 255 of `[A-Za-z0-9.-_/#:]`,
+/// not starting with `AWS/`, which is reserved), checked here because CloudWatch drops the
+/// metrics of an invalid EMF namespace silently.
+fn parse_namespace(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    const VAR: &str = "CLOUDBOT_METRICS_NAMESPACE";
+    let Some(raw) = get(VAR) else {
+        return Ok(crate::metrics::DEFAULT_NAMESPACE.to_owned());
+    };
+    if raw.len() > 255
+        || !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#: ".contains(&b))
+    {
+        return Err(ConfigError::new(
+            VAR,
+            "must be at most 255 characters of letters, digits and . - _ / # : or space",
+        ));
+    }
+    if raw.starts_with("AWS/") {
+        return Err(ConfigError::new(
+            VAR,
+            "must not start with `AWS/` (reserved)",
+        ));
+    }
+    Ok(raw)
 }
 
 /// Where requests go and what runs when a request names no target: the API base, the default
@@ -377,6 +421,7 @@ mod tests {
         assert_eq!(cfg.secret_ttl, Duration::from_secs(300));
         assert_eq!(cfg.default_callback_tries, 3);
         assert_eq!(cfg.secret_ttl, DEFAULT_SECRET_TTL);
+        assert_eq!(cfg.secret_max_stale, Duration::from_secs(900));
         assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         assert!(!cfg.allow_http_loopback_callback);
         assert!(cfg.default_bot.is_none());
@@ -384,6 +429,7 @@ mod tests {
         assert_eq!(cfg.connect_timeout, Duration::from_millis(3000));
         assert_eq!(cfg.request_timeout, Duration::from_millis(25000));
         assert!(cfg.callback_base.is_none());
+        assert_eq!(cfg.metrics_namespace, crate::metrics::DEFAULT_NAMESPACE);
     }
 
     #[test]
@@ -457,11 +503,14 @@ mod tests {
     fn bad_numbers_and_flags_name_the_variable() {
         for (var, value) in [
             ("CLOUDBOT_SECRET_TTL_SECONDS", "soon"),
+            ("CLOUDBOT_SECRET_MAX_STALE_SECONDS", "86401"),
             ("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "11"),
             ("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "0"),
             ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "yes"),
             ("CLOUDBOT_LANGUAGE", "fr"),
             ("CLOUDBOT_CONNECT_TIMEOUT_MS", "0"),
+            ("CLOUDBOT_METRICS_NAMESPACE", "AWS/Lambda"),
+            ("CLOUDBOT_METRICS_NAMESPACE", "bad{namespace}"),
             ("CLOUDBOT_API_BASE", "ftp://x"),
             ("CLOUDBOT_IDEMPOTENCY_TABLE", "a b"),
             ("CLOUDBOT_IDEMPOTENCY_TABLE", "x"),

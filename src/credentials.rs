@@ -7,8 +7,15 @@
 //! own (single flight). [`CredentialsProvider::refresh`] lets the caller replace credentials the
 //! Cloud BOT API just rejected (HTTP 401: the secret may have rotated) without every concurrent
 //! caller re-fetching again.
+//!
+//! Stale while error: when the TTL has run out and Secrets Manager fails transiently (throttled,
+//! unreachable, timing out, 5xx), the cached credentials are served for at most `max_stale`
+//! longer, with a warning; every use asks Secrets Manager first, so fresh values are picked up
+//! as soon as it answers. Never once Cloud BOT has answered 401 to them, and never on a
+//! definite answer (access denied, secret missing, malformed secret).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
@@ -63,6 +70,36 @@ pub enum Refreshed {
 struct Cached {
     lease: Lease,
     fetched_at: Instant,
+    /// Cloud BOT answered 401 to these credentials: never serve them stale.
+    rejected: bool,
+}
+
+/// A failed fetch, with whether trying again later may succeed.
+#[derive(Debug)]
+struct FetchError {
+    error: CredentialsError,
+    transient: bool,
+}
+
+impl From<CredentialsError> for FetchError {
+    fn from(error: CredentialsError) -> Self {
+        FetchError {
+            error,
+            transient: false,
+        }
+    }
+}
+
+/// Whether cached credentials `age` old may be used after a failed fetch (the stale-while-error
+/// rule in one place).
+fn may_serve_stale(
+    age: Duration,
+    ttl: Duration,
+    max_stale: Duration,
+    rejected: bool,
+    transient: bool,
+) -> bool {
+    transient && !rejected && age < ttl.saturating_add(max_stale)
 }
 
 /// Secrets Manager backed, TTL-cached, single-flight credentials source. Build once per sandbox.
@@ -71,18 +108,31 @@ pub struct CredentialsProvider {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
     ttl: Duration,
+    max_stale: Duration,
     cache: Mutex<Option<Cached>>,
+    /// Secrets Manager reads attempted so far (successful or not), for the metrics.
+    fetches: AtomicU32,
 }
 
 impl CredentialsProvider {
-    /// A provider reading `secret_id` with `client`, caching values for `ttl`.
+    /// A provider reading `secret_id` with `client`, caching values for `ttl`, never serving
+    /// them stale (see [`CredentialsProvider::with_max_stale`]).
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String, ttl: Duration) -> Self {
         Self {
             client,
             secret_id,
             ttl,
+            max_stale: Duration::ZERO,
             cache: Mutex::new(None),
+            fetches: AtomicU32::new(0),
         }
+    }
+
+    /// Serve cached credentials up to `max_stale` past their TTL while Secrets Manager fails
+    /// transiently (module docs).
+    pub fn with_max_stale(mut self, max_stale: Duration) -> Self {
+        self.max_stale = max_stale;
+        self
     }
 
     /// Cached credentials, fetched first when absent or older than the TTL. Gives up at `deadline`.
@@ -96,15 +146,46 @@ impl CredentialsProvider {
                 return Ok(cached.lease.clone());
             }
             let generation = cache.as_ref().map_or(0, |c| c.lease.generation) + 1;
-            let lease = self.fetch(generation).await?;
-            *cache = Some(Cached {
-                lease: lease.clone(),
-                fetched_at: Instant::now(),
-            });
-            Ok(lease)
+            let failed = match self.fetch_by(generation, deadline).await {
+                Ok(lease) => {
+                    *cache = Some(Cached {
+                        lease: lease.clone(),
+                        fetched_at: Instant::now(),
+                        rejected: false,
+                    });
+                    return Ok(lease);
+                }
+                Err(failed) => failed,
+            };
+            match cache.as_ref() {
+                Some(cached)
+                    if may_serve_stale(
+                        cached.fetched_at.elapsed(),
+                        self.ttl,
+                        self.max_stale,
+                        cached.rejected,
+                        failed.transient,
+                    ) =>
+                {
+                    let stale_for = cached.fetched_at.elapsed().saturating_sub(self.ttl);
+                    tracing::warn!(
+                        stale_for_ms = u64::try_from(stale_for.as_millis()).unwrap_or(u64::MAX),
+                        max_stale_ms = u64::try_from(self.max_stale.as_millis()).unwrap_or(u64::MAX),
+                        error = %failed.error,
+                        "Secrets Manager is unavailable: using the cached Cloud BOT credentials past their TTL"
+                    );
+                    Ok(cached.lease.clone())
+                }
+                _ => Err(failed.error),
+            }
         })
         .await
         .map_err(|_| timed_out())?
+    }
+
+    /// Secrets Manager reads this provider has attempted since it was built.
+    pub fn fetch_count(&self) -> u32 {
+        self.fetches.load(Ordering::Relaxed)
     }
 
     /// Replaces credentials the API rejected. Fetches at most once however many callers report the
@@ -121,11 +202,21 @@ impl CredentialsProvider {
             {
                 return Ok(Refreshed::New(cached.lease.clone()));
             }
-            let lease = self.fetch(rejected.generation + 1).await?;
+            let lease = match self.fetch_by(rejected.generation + 1, deadline).await {
+                Ok(lease) => lease,
+                Err(failed) => {
+                    // Whatever happens next, these credentials are not to be served stale.
+                    if let Some(cached) = cache.as_mut() {
+                        cached.rejected = true;
+                    }
+                    return Err(failed.error);
+                }
+            };
             let unchanged = lease.version_id.is_some() && lease.version_id == rejected.version_id;
             *cache = Some(Cached {
                 lease: lease.clone(),
                 fetched_at: Instant::now(),
+                rejected: unchanged,
             });
             Ok(if unchanged {
                 Refreshed::Unchanged
@@ -137,7 +228,19 @@ impl CredentialsProvider {
         .map_err(|_| timed_out())?
     }
 
-    async fn fetch(&self, generation: u64) -> Result<Lease, CredentialsError> {
+    /// One fetch, given up at `deadline` (a transient failure: stale credentials may still do).
+    async fn fetch_by(&self, generation: u64, deadline: Instant) -> Result<Lease, FetchError> {
+        match tokio::time::timeout_at(deadline, self.fetch(generation)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError {
+                error: timed_out(),
+                transient: true,
+            }),
+        }
+    }
+
+    async fn fetch(&self, generation: u64) -> Result<Lease, FetchError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let output = self
             .client
@@ -146,6 +249,7 @@ impl CredentialsProvider {
             .send()
             .await
             .map_err(|err| {
+                let transient = is_transient(&err);
                 // Only the error code and the service's message: neither contains the secret value.
                 let reason = match (err.code(), err.message()) {
                     (Some(code), Some(message)) => format!("{code}: {message}"),
@@ -160,7 +264,10 @@ impl CredentialsProvider {
                         _ => "unexpected response".to_owned(),
                     },
                 };
-                CredentialsError::Unavailable(reason)
+                FetchError {
+                    error: CredentialsError::Unavailable(reason),
+                    transient,
+                }
             })?;
         let secret = output.secret_string().ok_or_else(|| {
             CredentialsError::Invalid(
@@ -178,6 +285,35 @@ impl CredentialsProvider {
             generation,
             version_id: output.version_id().map(str::to_owned),
         })
+    }
+}
+
+/// Whether a failed `GetSecretValue` may succeed when simply tried again: no answer (timeout,
+/// connection failure, a broken response), throttling, or a server-side error. A definite answer
+/// (access denied, secret missing, cannot decrypt, invalid request) is not.
+fn is_transient<E: ProvideErrorMetadata, R>(
+    err: &aws_sdk_secretsmanager::error::SdkError<E, R>,
+) -> bool {
+    use aws_sdk_secretsmanager::error::SdkError;
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => matches!(
+            err.code(),
+            Some(
+                "ThrottlingException"
+                    | "Throttling"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "InternalServiceError"
+                    | "InternalFailure"
+                    | "ServiceUnavailable"
+                    | "RequestTimeout"
+                    | "RequestTimeoutException"
+            )
+        ),
+        _ => false,
     }
 }
 
@@ -259,6 +395,34 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn stale_credentials_only_on_a_transient_failure_within_the_bound_and_never_after_a_401() {
+        let s = Duration::from_secs;
+        let (ttl, max_stale) = (s(300), s(900));
+        // (age, rejected, transient, served stale)
+        for (age, rejected, transient, served) in [
+            (s(301), false, true, true),
+            (s(1199), false, true, true),
+            (s(1200), false, true, false),
+            (s(5000), false, true, false),
+            (s(301), true, true, false),
+            (s(301), false, false, false),
+        ] {
+            assert_eq!(
+                may_serve_stale(age, ttl, max_stale, rejected, transient),
+                served,
+                "{age:?} rejected={rejected} transient={transient}"
+            );
+        }
+        assert!(!may_serve_stale(
+            s(1),
+            Duration::ZERO,
+            Duration::ZERO,
+            false,
+            true
+        ));
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod idempotency;
+pub mod metrics;
+pub mod payload;
 pub mod request;
 pub mod sdk;
 pub mod service;

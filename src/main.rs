@@ -7,11 +7,11 @@
 use cloudbot_trigger::callback::{Callbacks, DynamoDbCallbackStore, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency};
+use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::sdk;
 use cloudbot_trigger::service::Service;
 use cloudbot_trigger::telemetry;
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -50,7 +50,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_callbacks(callbacks);
     let service = &service;
     // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {
         Box::pin(service.handle(event))
     }))
     .await

@@ -535,7 +535,10 @@ fn public_id_or_default(
 }
 
 /// The callback endpoint is where Cloud BOT posts the finished job (no credentials go there), so
-/// any https host is allowed; plain http only on loopback and only when configured for local runs.
+/// any https host is allowed; plain http only when configured for local runs, and then only to
+/// exactly `127.0.0.1`, `[::1]` or `localhost` in any spelling the URL standard normalizes to
+/// them (`127.1`, `2130706433`, `LOCALHOST`). Other loopback addresses (`127.0.0.2`, …) are
+/// refused: the switch is documented for those three hosts and no wider.
 fn callback_url(raw: &str, config: &Config) -> Result<String, RequestError> {
     const FIELD: &str = "callback_endpoint";
     let url =
@@ -548,11 +551,11 @@ fn callback_url(raw: &str, config: &Config) -> Result<String, RequestError> {
     }
     match url.scheme() {
         "https" => {}
-        "http" if config.allow_http_loopback_callback && is_loopback(&url) => {}
+        "http" if config.allow_http_loopback_callback && is_local_host(&url) => {}
         "http" if config.allow_http_loopback_callback => {
             return Err(RequestError::field(
                 FIELD,
-                "plain http is allowed only for loopback hosts",
+                "plain http is allowed only for 127.0.0.1, [::1] and localhost",
             ));
         }
         _ => return Err(RequestError::field(FIELD, "must be an https URL")),
@@ -563,11 +566,12 @@ fn callback_url(raw: &str, config: &Config) -> Result<String, RequestError> {
     Ok(url.to_string())
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+/// True for the three hosts plain-http callbacks may use (after the URL parser's normalization).
+fn is_local_host(url: &url::Url) -> bool {
     match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+        Some(url::Host::Domain(d)) => d == "localhost",
         None => false,
     }
 }

@@ -20,7 +20,6 @@ use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -38,6 +37,8 @@ use crate::idempotency::{
     Begin, Claim, Fingerprint, Idempotency, IdempotencyError, Pending, RecordKey, Resolution,
     ResolveCheck, Settlement, Update,
 };
+use crate::metrics::{Invocation, Metrics};
+use crate::payload::Payload;
 use crate::request::{Operation, OperationKind, Request, RequestError};
 use crate::telemetry;
 use crate::trigger::{self, Answer};
@@ -68,6 +69,7 @@ pub struct Service {
     config: Config,
     client: CloudBotClient,
     credentials: CredentialsProvider,
+    metrics: Metrics,
     idempotency: Option<Idempotency>,
     callbacks: Option<Callbacks>,
 }
@@ -85,11 +87,14 @@ impl Service {
             ..ClientSettings::default()
         })?;
         let credentials =
-            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl);
+            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl)
+                .with_max_stale(config.secret_max_stale);
+        let metrics = Metrics::new(config.metrics_namespace.clone());
         Ok(Self {
             config,
             client,
             credentials,
+            metrics,
             idempotency: None,
             callbacks: None,
         })
@@ -108,35 +113,57 @@ impl Service {
     }
 
     /// Handles one Lambda invocation of any trigger.
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Box<RawValue>, Diagnostic> {
+    pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
         let (payload, context) = event.into_parts();
         let deadline = invocation_deadline(&context, started);
-        let decoded = trigger::decode(payload, &self.config);
+        let decoded = trigger::decode_payload(&payload, &self.config);
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
+        let mut record = self
+            .metrics
+            .start(decoded.trigger.name(), &context.request_id);
         async move {
+            // Lambda runs one invocation per sandbox at a time, so the difference of the
+            // provider's counter is this invocation's reads.
+            let fetches_before = self.credentials.fetch_count();
             let result = match decoded.request {
-                Ok(request) => self.run(&request, deadline, &context.request_id).await,
+                Ok(request) => {
+                    record.set_operation(request.operation.kind().name());
+                    let budget = decoded.trigger.retry_budget();
+                    self.run(&request, deadline, budget, &context.request_id, &mut record)
+                        .await
+                }
                 Err(err) => Err(Failure::Request(err)),
             };
-            telemetry::finish(&result, started.elapsed());
+            if let Err(failure) = &result {
+                record.set_failed(failure.kind().name);
+            }
+            record.add_secret_fetches(self.credentials.fetch_count() - fetches_before);
+            let elapsed = started.elapsed();
+            telemetry::finish(&result, elapsed);
+            self.metrics.emit(&record, elapsed);
             trigger::encode(decoded.trigger, result)
         }
         .instrument(span)
         .await
     }
 
-    /// Runs a validated request; gives up at `deadline`. `request_id` is the Lambda request id
-    /// (kept in an idempotency record for operators).
+    /// Runs a validated request; gives up at `deadline`, and waits between Cloud BOT attempts
+    /// for at most `retry_budget` per call. `request_id` is the Lambda request id (kept in an
+    /// idempotency record for operators).
     async fn run(
         &self,
         request: &Request,
         deadline: Instant,
+        retry_budget: Duration,
         request_id: &str,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
         if let Operation::Callback { id } = &request.operation {
-            return self.receive_callback(id, deadline).await;
+            return self
+                .receive_callback(id, deadline, retry_budget, record)
+                .await;
         }
         let Operation::Execute {
             bot,
@@ -145,7 +172,9 @@ impl Service {
         } = &request.operation
         else {
             let lease = self.credentials.get(deadline).await?;
-            return self.call_with_refresh(request, &lease, deadline).await;
+            return self
+                .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                .await;
         };
         if *default_bot {
             tracing::info!("no BOT in the request: running the configured default BOT");
@@ -167,11 +196,15 @@ impl Service {
             (Some(key), Some(idempotency)) => (key, idempotency),
             (Some(key), None) => {
                 tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
-                return self.call_with_refresh(request, &lease, deadline).await;
+                return self
+                    .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                    .await;
             }
             (None, _) => {
                 tracing::info!("execute without an idempotency key: not deduplicated");
-                return self.call_with_refresh(request, &lease, deadline).await;
+                return self
+                    .call_with_refresh(request, &lease, deadline, retry_budget, record)
+                    .await;
             }
         };
         let fingerprint = Fingerprint::of_execute(bot, body);
@@ -220,7 +253,9 @@ impl Service {
             }
             None => request,
         };
-        let result = self.call_with_refresh(sent, &lease, deadline).await;
+        let result = self
+            .call_with_refresh(sent, &lease, deadline, retry_budget, record)
+            .await;
         if let (
             Some((registered, callbacks)),
             Ok(Answer {
@@ -256,18 +291,20 @@ impl Service {
         &self,
         id: &CallbackId,
         deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         let Some(callbacks) = &self.callbacks else {
             return Err(CallbackError::NotFound.into());
         };
-        let mut record = callbacks.find(id, deadline).await?;
-        if record.state == CallbackState::Settled {
+        let mut stored = callbacks.find(id, deadline).await?;
+        if stored.state == CallbackState::Settled {
             tracing::info!("callback for a settled task: nothing to do");
             return callback_answer(Delivery::AlreadySettled("settled"));
         }
         let mut reads = 1;
         let endpoint = loop {
-            if let Some(endpoint) = &record.job_reference_endpoint {
+            if let Some(endpoint) = &stored.job_reference_endpoint {
                 break endpoint.clone();
             }
             if reads >= JOB_RECORD_READS || Instant::now() + JOB_RECORD_WAIT >= deadline {
@@ -276,15 +313,18 @@ impl Service {
             }
             tokio::time::sleep(JOB_RECORD_WAIT).await;
             reads += 1;
-            record = callbacks.find(id, deadline).await?;
+            stored = callbacks.find(id, deadline).await?;
         };
         let job = JobEndpoint::parse(&self.config.api_base, &endpoint, "job_reference_endpoint")
             .map_err(|_| Failure::Internal("a stored job reference endpoint is invalid"))?;
         telemetry::record_target(&Operation::ReferJob { job: job.clone() });
+        record.set_job(job.job_id().as_str());
         let lease = self.credentials.get(deadline).await?;
         let mut rereads = 0;
         let found = loop {
-            let found = self.refer_with_refresh(&job, &lease, deadline).await?;
+            let found = self
+                .refer_with_refresh(&job, &lease, deadline, retry_budget, record)
+                .await?;
             if found.status.is_final()
                 || rereads >= JOB_REREADS
                 || Instant::now() + JOB_REREAD_WAIT >= deadline
@@ -301,7 +341,7 @@ impl Service {
             found.message.as_deref(),
             job.url(),
         );
-        let delivery = callbacks.settle(id, &record, &outcome, deadline).await?;
+        let delivery = callbacks.settle(id, &stored, &outcome, deadline).await?;
         match delivery {
             Delivery::AlreadySettled(code) => {
                 tracing::info!(
@@ -327,27 +367,29 @@ impl Service {
         job: &JobEndpoint,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Job, Failure> {
-        fn call<'a>(lease: &'a Lease, language: Language, deadline: Instant) -> Call<'a> {
-            Call {
-                credentials: &lease.credentials,
-                language,
-                deadline,
-            }
-        }
         let language = self.config.language;
+        let upstream = Instant::now();
         let result = self
             .client
-            .refer_job(&call(lease, language, deadline), job)
+            .refer_job(&call_of(lease, language, deadline, retry_budget), job)
             .await;
+        record.add_upstream(upstream.elapsed());
         record_result(&result, |_| (Some(200), None));
         match result {
             Err(CloudBotError::Unauthorized) => {
                 match self.credentials.refresh(lease, deadline).await? {
-                    Refreshed::New(fresh) => Ok(self
-                        .client
-                        .refer_job(&call(&fresh, language, deadline), job)
-                        .await?),
+                    Refreshed::New(fresh) => {
+                        let upstream = Instant::now();
+                        let result = self
+                            .client
+                            .refer_job(&call_of(&fresh, language, deadline, retry_budget), job)
+                            .await;
+                        record.add_upstream(upstream.elapsed());
+                        Ok(result?)
+                    }
                     Refreshed::Unchanged => Err(CloudBotError::Unauthorized.into()),
                 }
             }
@@ -361,14 +403,22 @@ impl Service {
         request: &Request,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
-        match self.call(request, lease, deadline).await {
+        match self
+            .call(request, lease, deadline, retry_budget, record)
+            .await
+        {
             Err(Failure::CloudBot(CloudBotError::Unauthorized)) => {
                 tracing::info!(
                     "Cloud BOT answered 401: re-reading the secret once (it may have rotated)"
                 );
                 match self.credentials.refresh(lease, deadline).await? {
-                    Refreshed::New(fresh) => self.call(request, &fresh, deadline).await,
+                    Refreshed::New(fresh) => {
+                        self.call(request, &fresh, deadline, retry_budget, record)
+                            .await
+                    }
                     Refreshed::Unchanged => {
                         tracing::info!(
                             "the secret has not changed since it was read: not retrying"
@@ -386,20 +436,26 @@ impl Service {
         request: &Request,
         lease: &Lease,
         deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         let call = Call {
             credentials: &lease.credentials,
             language: request.language,
             deadline,
+            retry_budget,
         };
         match &request.operation {
             Operation::Execute { bot, body, .. } => {
                 let body = self.bounded_wait(body, deadline);
+                let upstream = Instant::now();
                 let result = self.client.execute(&call, bot, &body).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |s| {
                     (Some(s.http_status), Some(s.job.job_id.as_str()))
                 });
                 let started = result?;
+                record.set_run_started(&started.job.job_id);
                 let body = job_result(
                     OperationKind::Execute,
                     &started.job,
@@ -413,7 +469,10 @@ impl Service {
                 })
             }
             Operation::ReferJob { job } => {
+                record.set_job(job.job_id().as_str());
+                let upstream = Instant::now();
                 let result = self.client.refer_job(&call, job).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |_| (Some(200), None));
                 let found = result?;
                 Ok(Answer {
@@ -423,7 +482,9 @@ impl Service {
                 })
             }
             Operation::ListBots { public_id } => {
+                let upstream = Instant::now();
                 let result = self.client.list_bots(&call, public_id).await;
+                record.add_upstream(upstream.elapsed());
                 record_result(&result, |_| (Some(200), None));
                 let bots = result?;
                 let body = ListBotsResult {
@@ -577,6 +638,21 @@ impl Service {
         let mut shortened = body.clone();
         shortened.timeout_ms = Some(budget_ms);
         Cow::Owned(shortened)
+    }
+}
+
+/// The per-call context of a call made with `lease`.
+fn call_of(
+    lease: &Lease,
+    language: Language,
+    deadline: Instant,
+    retry_budget: Duration,
+) -> Call<'_> {
+    Call {
+        credentials: &lease.credentials,
+        language,
+        deadline,
+        retry_budget,
     }
 }
 

@@ -1,24 +1,90 @@
 //! Structured logging: the subscriber set-up and the one span per invocation.
 //!
-//! Logs go to stdout through `lambda_runtime`'s tracing set-up, which honours Lambda's advanced
-//! logging controls: JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`, level from
-//! `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`), INFO by default. Each invocation runs inside an
-//! `invocation` span carrying the request id, trigger, operation, its target (`bot_endpoint`,
-//! `public_id`, `bot_id`, `job_id`: each field means one thing whatever the operation), upstream
-//! status, latency and error type, so every line of an invocation can be correlated. The raw event,
-//! headers, input values and response bodies are never logged.
+//! Logs go to stdout the way `lambda_runtime`'s default subscriber writes them, honouring
+//! Lambda's advanced logging controls: JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`, level from
+//! `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`), INFO by default. (These are the runtime's logging
+//! controls, not the function's configuration, so they are read here rather than in `config`.)
+//! One addition: the runtime crates' own events are capped at DEBUG whatever the level, because
+//! `lambda_runtime` logs the raw event at TRACE, and with it an API Gateway caller's
+//! `Authorization` header and the BOT's input values.
+//!
+//! Each invocation runs inside an `invocation` span carrying the request id, trigger, operation,
+//! its target (`bot_endpoint`, `public_id`, `bot_id`, `job_id`: each field means one thing
+//! whatever the operation), upstream status, latency and error type, so every line of an
+//! invocation can be correlated. The raw event, headers, input values and response bodies are
+//! never logged, at any level.
 
+use std::str::FromStr;
 use std::time::Duration;
 
+use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
+use lambda_runtime::tracing::subscriber::layer::SubscriberExt;
+use lambda_runtime::tracing::subscriber::{self, util::SubscriberInitExt};
 use tracing::Span;
 use tracing::field::Empty;
 
 use crate::error::Failure;
 use crate::request::Operation;
 
+/// Log targets capped at DEBUG: the runtime crates, whose TRACE events carry the raw event.
+pub const CAPPED_TARGETS: &[&str] = &["lambda_runtime", "lambda_runtime_api_client"];
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (`AWS_LAMBDA_LOG_FORMAT=JSON`).
+    Json,
+    /// tracing's plain text.
+    Text,
+}
+
 /// Installs the global subscriber (call once, first thing in `main`).
 pub fn init() {
-    lambda_runtime::tracing::init_default_subscriber();
+    let format = match std::env::var("AWS_LAMBDA_LOG_FORMAT") {
+        Ok(f) if f.eq_ignore_ascii_case("json") => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| LevelFilter::from_str(&l).ok())
+        .unwrap_or(LevelFilter::INFO);
+    // `RUST_LOG` may also hold per-target directives; the cap applies on top of them.
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy();
+    subscriber(format, filter, std::io::stdout).init();
+}
+
+/// The function's subscriber: `filter`, then the runtime cap, written by `writer` in `format`.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(builder.json().finish().with(runtime_cap())),
+        LogFormat::Text => Box::new(builder.finish().with(runtime_cap())),
+    }
+}
+
+/// Every target as configured, except [`CAPPED_TARGETS`] at DEBUG at most. Because the filter
+/// is global, a capped TRACE callsite is disabled outright and its field values are never
+/// computed (`lambda_runtime`'s raw-event line fails on a payload that is not UTF-8).
+fn runtime_cap() -> Targets {
+    CAPPED_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |targets, target| targets.with_target(*target, LevelFilter::DEBUG),
+    )
 }
 
 /// The span of one invocation; the other fields are recorded as they become known.

@@ -137,9 +137,10 @@ impl Settings {
         let credentials = match self.source {
             Source::Env(credentials) => credentials,
             Source::Secret(secret_id) => {
-                let secrets = sdk::secrets_manager_client().await.map_err(|_| {
+                let aws = sdk::aws_config().await.map_err(|_| {
                     CliError::Usage("the Secrets Manager HTTPS client could not be built".into())
                 })?;
+                let secrets = sdk::secrets_manager_client(&aws);
                 // The function's provider: same decoding, same errors. The TTL does not matter
                 // for one command.
                 let provider = CredentialsProvider::new(secrets, secret_id, Duration::ZERO);
@@ -176,6 +177,8 @@ impl Session {
             credentials: &self.credentials,
             language: self.language,
             deadline: Instant::now() + CALL_BUDGET,
+            // An operator waits at the terminal: only the call's deadline bounds the waits.
+            retry_budget: std::time::Duration::MAX,
         }
     }
 }

@@ -79,6 +79,10 @@ pub struct Call<'a> {
     /// No attempt starts, and no retry wait ends, after this instant (the Lambda's remaining
     /// time minus a safety margin).
     pub deadline: Instant,
+    /// Most time the call may spend waiting between attempts, all waits together (backoff and
+    /// `Retry-After`); a retry that would need more ends the call with the last error instead.
+    /// [`Duration::MAX`] leaves only the deadline to bound it.
+    pub retry_budget: Duration,
 }
 
 /// Client for the Cloud BOT REST API. Build it once (cold start) and clone it freely: clones
@@ -136,6 +140,11 @@ impl CloudBotClient {
             // Redirects would carry the access-token/secret-key headers to wherever the
             // Location points; the API does not use them.
             .redirect(reqwest::redirect::Policy::none())
+            // Every re-send is decided in retry.rs, which never repeats an execute POST that may
+            // have reached the server. reqwest's default policy would re-send on some HTTP/2
+            // protocol NACKs; switching it off keeps that promise independent of HTTP/2 being
+            // compiled out.
+            .retry(transport_retry_policy())
             // Trust the Mozilla root set compiled into the binary instead of reqwest's default
             // platform verifier, which reads and parses the whole system CA store
             // (/etc/ssl/certs) while the client is built (its cold-init cost is measured in
@@ -463,6 +472,7 @@ impl CloudBotClient {
         let headers = request_headers(call)?;
         let mut attempt: u32 = 0;
         let mut last_error = None;
+        let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
             let now = Instant::now();
@@ -538,9 +548,11 @@ impl CloudBotClient {
                 "cloud bot call failed"
             );
             let time_left = call.deadline.saturating_duration_since(Instant::now());
-            match retry::retry_wait(op.safety, end, attempt, time_left) {
+            let budget_left = call.retry_budget.saturating_sub(waited);
+            match retry::retry_wait(op.safety, end, attempt, time_left, budget_left) {
                 Some(wait) => {
                     last_error = Some(error);
+                    waited += wait;
                     tokio::time::sleep(wait).await;
                 }
                 None => return Err(error),
@@ -722,4 +734,24 @@ fn server_message(credentials: &Credentials, body: &[u8]) -> Option<String> {
     };
     let cleaned = sanitize_message(&credentials.scrub(&text));
     (!cleaned.is_empty()).then_some(cleaned)
+}
+
+/// The retry policy handed to reqwest: never re-send. See [`CloudBotClient::new`].
+fn transport_retry_policy() -> reqwest::retry::Builder {
+    reqwest::retry::never()
+}
+
+#[cfg(test)]
+mod transport_retry_tests {
+    use super::transport_retry_policy;
+
+    // The only observable trace of the policy: with HTTP/2 compiled out no request could provoke
+    // a protocol-NACK retry, so the policy itself is what is checked. `never()` is the policy
+    // whose classifier answers "success" for every outcome, with no retry budget.
+    #[test]
+    fn the_http_client_is_built_with_reqwest_retries_off() {
+        let policy = format!("{:?}", transport_retry_policy());
+        assert!(policy.contains("classifier: Never"), "{policy}");
+        assert!(policy.contains("budget: None"), "{policy}");
+    }
 }

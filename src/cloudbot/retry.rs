@@ -10,7 +10,9 @@
 //! that still fits before the deadline. A timeout, a reset, any other 5xx, or a 503 without
 //! `Retry-After` ends the call (as `OutcomeUnknown` where a job may exist).
 //!
-//! Every wait and every attempt stays inside the caller's deadline.
+//! Every wait and every attempt stays inside the caller's deadline, and the waits of one call add
+//! up to at most the caller's retry budget ([`super::Call::retry_budget`]): a synchronous HTTP
+//! caller is better served by an early answer carrying `Retry-After` than by a long wait.
 
 use std::time::{Duration, SystemTime};
 
@@ -54,12 +56,14 @@ pub(crate) enum AttemptEnd {
 }
 
 /// Decide whether to retry after attempt number `attempt` (1-based) ended with `end`, given the
-/// time left before the deadline. Returns the wait before the next attempt.
+/// time left before the deadline and the part of the retry budget not yet spent waiting.
+/// Returns the wait before the next attempt.
 pub(crate) fn retry_wait(
     safety: Safety,
     end: AttemptEnd,
     attempt: u32,
     time_left: Duration,
+    budget_left: Duration,
 ) -> Option<Duration> {
     if attempt >= MAX_ATTEMPTS {
         return None;
@@ -91,7 +95,7 @@ pub(crate) fn retry_wait(
         (Safety::Idempotent, AttemptEnd::Status { .. }) => return None,
     };
     // Never sleep past the deadline, and leave room for the attempt itself.
-    if wait.saturating_add(MIN_ATTEMPT_TIME) > time_left {
+    if wait.saturating_add(MIN_ATTEMPT_TIME) > time_left || wait > budget_left {
         return None;
     }
     Some(wait)
@@ -142,7 +146,7 @@ mod tests {
             status(400, None),
         ] {
             assert_eq!(
-                retry_wait(Safety::ExecuteOnce, end, 1, LOTS),
+                retry_wait(Safety::ExecuteOnce, end, 1, LOTS, LOTS),
                 None,
                 "{end:?}"
             );
@@ -151,13 +155,22 @@ mod tests {
 
     #[test]
     fn execute_is_retried_when_provably_not_started() {
-        assert!(retry_wait(Safety::ExecuteOnce, AttemptEnd::ConnectFailed, 1, LOTS).is_some());
+        assert!(
+            retry_wait(
+                Safety::ExecuteOnce,
+                AttemptEnd::ConnectFailed,
+                1,
+                LOTS,
+                LOTS
+            )
+            .is_some()
+        );
         assert_eq!(
-            retry_wait(Safety::ExecuteOnce, status(503, Some(2)), 1, LOTS),
+            retry_wait(Safety::ExecuteOnce, status(503, Some(2)), 1, LOTS, LOTS),
             Some(Duration::from_secs(2))
         );
         assert_eq!(
-            retry_wait(Safety::ExecuteOnce, status(429, Some(0)), 1, LOTS),
+            retry_wait(Safety::ExecuteOnce, status(429, Some(0)), 1, LOTS, LOTS),
             Some(Duration::ZERO)
         );
     }
@@ -166,11 +179,11 @@ mod tests {
     fn retry_after_beyond_the_deadline_stops() {
         let left = Duration::from_secs(3);
         assert_eq!(
-            retry_wait(Safety::ExecuteOnce, status(503, Some(5)), 1, left),
+            retry_wait(Safety::ExecuteOnce, status(503, Some(5)), 1, left, LOTS),
             None
         );
         assert_eq!(
-            retry_wait(Safety::Idempotent, status(429, Some(5)), 1, left),
+            retry_wait(Safety::Idempotent, status(429, Some(5)), 1, left, LOTS),
             None
         );
     }
@@ -186,13 +199,13 @@ mod tests {
             status(429, None),
         ] {
             assert!(
-                retry_wait(Safety::Idempotent, end, 1, LOTS).is_some(),
+                retry_wait(Safety::Idempotent, end, 1, LOTS, LOTS).is_some(),
                 "{end:?}"
             );
         }
         for s in [400, 401, 403, 404, 413, 415, 422] {
             assert_eq!(
-                retry_wait(Safety::Idempotent, status(s, None), 1, LOTS),
+                retry_wait(Safety::Idempotent, status(s, None), 1, LOTS, LOTS),
                 None
             );
         }
@@ -205,19 +218,55 @@ mod tests {
                 Safety::Idempotent,
                 AttemptEnd::Timeout,
                 MAX_ATTEMPTS - 1,
+                LOTS,
                 LOTS
             )
             .is_some()
         );
         assert_eq!(
-            retry_wait(Safety::Idempotent, AttemptEnd::Timeout, MAX_ATTEMPTS, LOTS),
+            retry_wait(
+                Safety::Idempotent,
+                AttemptEnd::Timeout,
+                MAX_ATTEMPTS,
+                LOTS,
+                LOTS
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn waits_stop_at_the_retry_budget() {
+        let budget = Duration::from_secs(2);
+        // A Retry-After beyond the budget ends the call at once, for execute and reads alike.
+        assert_eq!(
+            retry_wait(Safety::ExecuteOnce, status(429, Some(7)), 1, LOTS, budget),
+            None
+        );
+        assert_eq!(
+            retry_wait(Safety::Idempotent, status(503, Some(3)), 1, LOTS, budget),
+            None
+        );
+        assert_eq!(
+            retry_wait(Safety::ExecuteOnce, status(429, Some(2)), 1, LOTS, budget),
+            Some(budget)
+        );
+        // A spent budget stops backoff too.
+        assert_eq!(
+            retry_wait(
+                Safety::Idempotent,
+                AttemptEnd::Timeout,
+                1,
+                LOTS,
+                Duration::ZERO
+            ),
             None
         );
     }
 
     #[test]
     fn retry_after_is_honoured_for_reads() {
-        let w = retry_wait(Safety::Idempotent, status(503, Some(3)), 1, LOTS).unwrap();
+        let w = retry_wait(Safety::Idempotent, status(503, Some(3)), 1, LOTS, LOTS).unwrap();
         assert!(w >= Duration::from_secs(3));
     }
 

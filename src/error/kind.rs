@@ -25,7 +25,7 @@ pub static INVALID_REQUEST: ErrorKind = ErrorKind {
     name: "InvalidRequest",
     http_status: 400,
     retryable: false,
-    meaning: "the event or request is invalid; the message names the field; nothing was sent. 413 when the body is too large, 404 for an unknown route",
+    meaning: "the event or request is invalid, including a payload that is not JSON, nested deeper than 128 levels or holding a number outside the 64-bit float range; the message names the field (or where); nothing was sent. 413 when the body is too large, 404 for an unknown route",
 };
 
 /// `Credentials.Unavailable`.
@@ -33,7 +33,7 @@ pub static CREDENTIALS_UNAVAILABLE: ErrorKind = ErrorKind {
     name: "Credentials.Unavailable",
     http_status: 503,
     retryable: true,
-    meaning: "Secrets Manager could not be read (throttled, unreachable, access denied, secret missing)",
+    meaning: "Secrets Manager could not be read (throttled, unreachable, access denied, secret missing) and no cached credentials may stand in (see the README on stale credentials)",
 };
 
 /// `Credentials.Invalid`.
@@ -105,7 +105,7 @@ pub static CLOUDBOT_RATE_LIMITED: ErrorKind = ErrorKind {
     name: "CloudBot.RateLimited",
     http_status: 503,
     retryable: true,
-    meaning: "Cloud BOT answered 429; retry after its `Retry-After`",
+    meaning: "Cloud BOT answered 429 (and kept answering it within the trigger's retry budget); retry after its `Retry-After`",
 };
 
 /// `CloudBot.Unavailable`.

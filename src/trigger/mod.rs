@@ -20,6 +20,8 @@ mod eventbridge;
 mod http;
 mod route;
 
+use std::time::Duration;
+
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -27,6 +29,7 @@ pub use http::MAX_HTTP_BODY_BYTES;
 
 use crate::config::Config;
 use crate::error::Failure;
+use crate::payload::Payload;
 use crate::request::{OperationKind, Request, RequestError};
 
 /// Which kind of trigger delivered the event.
@@ -63,7 +66,23 @@ impl Trigger {
     pub fn is_http(self) -> bool {
         matches!(self, Trigger::ApiGatewayRest | Trigger::ApiGatewayHttp)
     }
+
+    /// How long the Cloud BOT client may wait between attempts in one invocation of this
+    /// trigger (docs/contract.md, "Retry budget per trigger"). An HTTP caller waits
+    /// synchronously behind API Gateway's integration timeout: it gets an early 503 with
+    /// `Retry-After` rather than a long wait. The other triggers are asynchronous or have their
+    /// own retries (Step Functions), so only the invocation's deadline bounds them.
+    pub fn retry_budget(self) -> Duration {
+        if self.is_http() {
+            HTTP_RETRY_BUDGET
+        } else {
+            Duration::MAX
+        }
+    }
 }
+
+/// Retry budget of API Gateway invocations (see [`Trigger::retry_budget`]).
+pub const HTTP_RETRY_BUDGET: Duration = Duration::from_secs(2);
 
 /// The event shapes [`detect`] tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +133,18 @@ pub struct Answer {
     pub http_status: u16,
     /// `Location` header for API Gateway (the job reference endpoint after execute).
     pub location: Option<String>,
+}
+
+/// Decodes the invocation payload: a payload that is not JSON, or not JSON we accept (see
+/// [`crate::payload`]), is an invalid direct request.
+pub fn decode_payload(payload: &Payload, config: &Config) -> Decoded {
+    match payload.parse() {
+        Ok(event) => decode(event, config),
+        Err(err) => Decoded {
+            trigger: Trigger::Direct,
+            request: Err(err),
+        },
+    }
 }
 
 /// Decodes an event of any supported trigger.

@@ -17,6 +17,7 @@ use super::http::{HttpRequest, MAX_HTTP_BODY_BYTES};
 use crate::callback::CallbackId;
 use crate::config::Config;
 use crate::idempotency::{self, KeyProblem, RecordKey};
+use crate::payload;
 use crate::request::{self, Operation, OperationKind, Request, RequestError};
 
 /// Where an API Gateway request goes.
@@ -203,17 +204,13 @@ fn body(body: Option<&str>, base64: bool) -> Result<Map<String, Value>, RequestE
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(RequestError::Malformed(format!(
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| RequestError::Malformed("the request body is not UTF-8 text".into()))?;
+    match payload::parse(text, "the request body")? {
+        Value::Object(map) => Ok(map),
+        other => Err(RequestError::Malformed(format!(
             "the request body must be a JSON object, not {}",
             request::kind_of(&other)
-        ))),
-        // Position only: the body is user data.
-        Err(e) => Err(RequestError::Malformed(format!(
-            "the request body is not valid JSON (line {}, column {})",
-            e.line(),
-            e.column()
         ))),
     }
 }

@@ -2,13 +2,21 @@
 
 use std::process::Command;
 
-/// `rust-version` is exactly the highest `rust-version` any locked dependency declares: lower
-/// would promise builds that fail, higher would turn away toolchains that work.
+/// `rust-version` is exactly the highest `rust-version` any locked dependency declares for this
+/// platform (others are not downloaded offline): lower would promise builds that fail, higher
+/// would turn away toolchains that work.
 #[test]
 fn rust_version_is_what_the_locked_dependencies_need() {
+    let rustc = Command::new("rustc").arg("-vV").output().unwrap();
+    let host = String::from_utf8(rustc.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", &host])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();

@@ -12,8 +12,10 @@ also when a test fails. Fixtures (all session-scoped, started on first use):
   ``stats()``, ``jobs()``, ``reset()``, ``set_faults(rules)``, ``clear_faults()``,
   ``rotate_token(old, new_token, new_secret)``.
 * ``moto`` -- ``moto_server`` (pinned) with the secret ``cloudbot-trigger/demo`` holding the demo
-  credentials. ``moto.endpoint``, ``moto.secret_id``, ``moto.client`` (boto3 Secrets Manager),
-  ``moto.put_secret(access_token, secret_key)``.
+  credentials and the idempotency table ``cloudbot-trigger-idempotency`` (shaped like the
+  template's; moto serves DynamoDB too). ``moto.endpoint``, ``moto.secret_id``, ``moto.client``
+  (boto3 Secrets Manager), ``moto.dynamodb`` (boto3 DynamoDB), ``moto.table``,
+  ``moto.records()``, ``moto.put_secret(access_token, secret_key)``.
 * ``lambda_env`` -- the function's environment (dict) for the emulator and moto above.
 * ``lambda_watch`` -- ``cargo lambda watch`` running the built function with ``lambda_env``;
   ``lambda_watch.port``, ``lambda_watch.log_path``, ``lambda_watch.invoke(event)``.
@@ -56,6 +58,7 @@ FUNCTION = "cloudbot-trigger"
 EVENTS_API_BASE = "http://127.0.0.1:8787"
 JOB_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 SECRET_ID = "cloudbot-trigger/demo"
+IDEMPOTENCY_TABLE = "cloudbot-trigger-idempotency"
 ACCESS_TOKEN = "demo-access-token"
 SECRET_KEY = "demo-secret-key"
 
@@ -235,6 +238,30 @@ class Moto:
             Name=SECRET_ID,
             SecretString=json.dumps({"access_token": ACCESS_TOKEN, "secret_key": SECRET_KEY}),
         )
+        self.dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        self.table = IDEMPOTENCY_TABLE
+        # As template.yaml's IdempotencyTable (moto keeps the TTL setting but never deletes).
+        self.dynamodb.create_table(
+            TableName=IDEMPOTENCY_TABLE,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "record_key", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "record_key", "KeyType": "HASH"}],
+        )
+        self.dynamodb.update_time_to_live(
+            TableName=IDEMPOTENCY_TABLE,
+            TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True},
+        )
+
+    def records(self) -> dict[str, str]:
+        """The idempotency records: stored key -> state."""
+        items = self.dynamodb.scan(TableName=self.table, ConsistentRead=True)["Items"]
+        return {i["record_key"]["S"]: i["state"]["S"] for i in items}
 
     def put_secret(self, access_token: str, secret_key: str) -> None:
         self.client.put_secret_value(
@@ -259,9 +286,11 @@ def moto(tmp_path_factory) -> Moto:
 
 
 def function_env(emulator_base: str, moto_endpoint: str, secret_id: str = SECRET_ID) -> dict[str, str]:
-    """The function's configuration for a local emulator and moto (see README.md)."""
+    """The function's configuration for a local emulator and moto (see README.md), with the
+    idempotency table as deployed."""
     return {
         "CLOUDBOT_SECRET_ID": secret_id,
+        "CLOUDBOT_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
         "CLOUDBOT_API_BASE": emulator_base,
         "CLOUDBOT_DEFAULT_BOT_ENDPOINT": f"{emulator_base}/demo/bots/echo_bot/jobs",
         "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK": "true",

@@ -14,7 +14,10 @@ same path but differs from Lambda in three ways this proxy smooths over:
 The proxy also records every invocation (for assertions such as "ExecuteBot ran exactly once")
 and can answer the next N invocations with a Lambda throttling error
 (`TooManyRequestsException`, i.e. `Lambda.TooManyRequestsException` in Step Functions) without
-calling the function, to test the Lambda-level Retry.
+calling the function, to test the Lambda-level Retry. It can also fail the next N execute
+invocations *after* the function ran (`service_exception_after_next`): the function's answer is
+dropped and Step Functions gets `Lambda.ServiceException`, the case where it cannot tell whether
+a job was started.
 
 Start it BEFORE moto (moto needs its port in `MOTO_PORT`), and point it at watch once watch runs
 (`set_target`). Binds 127.0.0.1 on an ephemeral port; `close()` stops it.
@@ -48,12 +51,14 @@ class Invocation:
     function_error: str | None = None
     response: object = None
     throttled: bool = False
+    failed_after_run: bool = False
 
 
 @dataclass
 class _State:
     target: str | None = None
     throttle_next: int = 0
+    fail_after_run_next: int = 0
     invocations: list[Invocation] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -101,6 +106,12 @@ class LambdaProxy:
         with self._state.lock:
             self._state.throttle_next = count
 
+    def service_exception_after_next(self, count: int) -> None:
+        """Runs the next `count` execute invocations, then answers Lambda's ServiceException
+        (HTTP 500) instead of the function's result."""
+        with self._state.lock:
+            self._state.fail_after_run_next = count
+
     def invocations(self) -> list[Invocation]:
         """Every invocation so far, in arrival order."""
         with self._state.lock:
@@ -111,6 +122,7 @@ class LambdaProxy:
         with self._state.lock:
             self._state.invocations.clear()
             self._state.throttle_next = 0
+            self._state.fail_after_run_next = 0
 
     def close(self) -> None:
         self._server.shutdown()
@@ -178,6 +190,12 @@ class LambdaProxy:
             throttled = self._state.throttle_next > 0
             if throttled:
                 self._state.throttle_next -= 1
+            is_execute = isinstance(payload, dict) and (
+                "idempotency_key" in payload or payload.get("operation", "execute") == "execute"
+            )
+            fail_after_run = not throttled and is_execute and self._state.fail_after_run_next > 0
+            if fail_after_run:
+                self._state.fail_after_run_next -= 1
 
         if throttled:
             record.throttled = True
@@ -225,6 +243,16 @@ class LambdaProxy:
             handler.send_json(
                 502,
                 {"message": f"cargo lambda watch answered HTTP {status}"},
+                {"x-amzn-ErrorType": "ServiceException"},
+            )
+            return
+        if fail_after_run:
+            # The function ran (and may have started a job); Lambda itself then fails.
+            record.failed_after_run = True
+            self._finish(record, 500, None, _parse(data))
+            handler.send_json(
+                500,
+                {"Type": "Service", "message": "Lambda failed after the function ran (injected by the test proxy)"},
                 {"x-amzn-ErrorType": "ServiceException"},
             )
             return

@@ -7,10 +7,13 @@ import json
 import os
 import subprocess
 import time
+import uuid
+import urllib.error
+import urllib.request
 
 import pytest
 
-from conftest import EVENTS, load_event
+from conftest import EVENTS, FUNCTION, LambdaWatch, load_event
 
 # file -> expected kind: "executed" (job started), "job" (refer_job result), an HTTP status for
 # API Gateway samples, or ("error", errorType, text in the message).
@@ -160,3 +163,111 @@ def test_misconfiguration_stops_the_function_at_start_naming_the_variable(binari
                               text=True, timeout=30, stdin=subprocess.DEVNULL)
         assert done.returncode != 0
         assert variable in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", ["scheduled-rule.json", "scheduler-envelope.json", "eventbridge-custom.json"])
+def test_a_keyed_sample_delivered_twice_starts_one_job(name, invoke, emulator, moto):
+    # A fresh key per run (the samples' own ids are used by the test above in the same session).
+    event = load_event(name, emulator.base_url)
+    fresh = uuid.uuid4().hex
+    if "schedule" in event:
+        event["schedule"]["scheduled_time"] = f"2026-11-24T00:00:00Z#{fresh}"
+    else:
+        event["id"] = fresh
+    jobs_before = emulator.stats()["jobs_created"]
+    ok, first = invoke(event)
+    again_ok, second = invoke(event)
+
+    assert ok and again_ok, (first, second)
+    assert (first["replay"], second["replay"]) == (False, True)
+    assert second["job_reference_endpoint"] == first["job_reference_endpoint"]
+    assert emulator.stats()["jobs_created"] == jobs_before + 1
+    assert "completed" in moto.records().values()
+
+
+# --------------------------------------------------------------------------------------------
+# payloads lambda_runtime's own deserializer used to reject, and logging at TRACE
+
+
+def invoke_bytes(watch: LambdaWatch, body: bytes) -> tuple[bool, dict]:
+    """Invokes through watch's Lambda Invoke API with the payload bytes exactly as given
+    (`cargo lambda invoke` sends only text): `(True, result)` or `(False, {"errorType", ...})`."""
+    url = f"http://127.0.0.1:{watch.port}/2015-03-31/functions/{FUNCTION}/invocations"
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            failed = response.headers.get("X-Amz-Function-Error") is not None
+            payload = json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        failed, payload = True, json.loads(error.read() or b"null")
+    if isinstance(payload, dict) and "errorType" in payload:
+        failed = True
+    return not failed, payload
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+RAW_PAYLOADS = {
+    "arrays 129 deep": (nested(129), "nested deeper than 128"),
+    "arrays 200000 deep": (nested(200_000), "nested deeper"),
+    "deep EventBridge detail": (
+        b'{"detail-type":"Run","source":"app","detail":{"input":' + nested(300) + b"}}",
+        "at `detail.input[0][0]",
+    ),
+    "timeout 1e400": (b'{"public_id":"demo","bot_id":"echo_bot","timeout":1e400}', "field `timeout`"),
+    "timeout of 400 digits": (b'{"public_id":"demo","bot_id":"echo_bot","timeout":' + b"9" * 400 + b"}",
+                              "field `timeout`"),
+    "huge number in input": (b'{"public_id":"demo","bot_id":"echo_bot","input":{"n":[-1e999]}}',
+                             "field `input.n[0]`"),
+    "not UTF-8": (b'{"public_id":"demo","bot_id":"\xff\xfe"}', "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RAW_PAYLOADS))
+def test_payloads_the_runtime_used_to_reject_get_invalid_request(case, lambda_watch, emulator):
+    body, needle = RAW_PAYLOADS[case]
+    requests_before = len(emulator.requests())
+    started = time.monotonic()
+    ok, payload = invoke_bytes(lambda_watch, body)
+    assert not ok, payload
+    assert payload["errorType"] == "InvalidRequest", payload
+    assert needle in payload["errorMessage"], payload
+    assert time.monotonic() - started < 30
+    assert len(emulator.requests()) == requests_before, "nothing may reach Cloud BOT"
+    # The runtime loop goes on.
+    ok, _ = invoke_bytes(lambda_watch, b'{"operation":"list_bots","public_id":"demo"}')
+    assert ok
+
+
+@pytest.fixture(scope="module")
+def trace_watch(binaries, lambda_env, tmp_path_factory):
+    """A second `cargo lambda watch` with the function at AWS_LAMBDA_LOG_LEVEL=TRACE."""
+    watch = LambdaWatch.start({**lambda_env, "AWS_LAMBDA_LOG_LEVEL": "TRACE"},
+                              tmp_path_factory.mktemp("watch-trace") / "watch.log")
+    yield watch
+    watch.stop()
+
+
+def test_trace_logs_carry_no_raw_event_header_input_or_secret(trace_watch, emulator):
+    for name in ("apigw-v1-execute.json", "apigw-v2-execute.json", "scheduler-input.json"):
+        ok, _ = invoke_bytes(trace_watch, json.dumps(load_event(name, emulator.base_url)).encode())
+        assert ok, name
+    logs = trace_watch.log_path.read_text(errors="replace")
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert any(line.get("level") == "TRACE" for line in lines), "the function logs at TRACE"
+    assert "raw JSON event" not in logs
+    for secret in ("demo-access-token", "demo-secret-key", "caller-token-that-must-never-be-logged",
+                   "Hello from API Gateway", "Hello from EventBridge Scheduler"):
+        assert secret not in logs, secret
+
+
+def test_a_payload_that_is_not_utf8_does_not_end_the_function_at_trace(trace_watch):
+    ok, payload = invoke_bytes(trace_watch, b'{"operation":"list_bots","public_id":"\xff"}')
+    assert not ok and payload["errorType"] == "InvalidRequest", payload
+    ok, payload = invoke_bytes(trace_watch, b'{"operation":"list_bots","public_id":"demo"}')
+    assert ok, payload
+    assert trace_watch.proc.poll() is None
+    assert "Failed to parse raw JSON event" not in trace_watch.log_path.read_text(errors="replace")

@@ -29,7 +29,8 @@ from lambda_proxy import LambdaProxy
 from test_template import TEMPLATE, CfnLoader
 
 REGION = "us-east-1"
-FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:cloudbot-trigger"
+# What the template substitutes: the ARN of the `live` alias (AutoPublishAlias), not $LATEST.
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:cloudbot-trigger:live"
 ROLE_ARN = "arn:aws:iam::123456789012:role/cloudbot-trigger-state-machine"
 MAP_MAX_CONCURRENCY = 2
 # The function's client makes up to 4 attempts per call on its own (src/cloudbot/retry.rs,
@@ -241,6 +242,24 @@ def test_run_bot_retries_lambda_throttling(sfn, emu, proxy):
     assert len(emu.jobs()) == 1
 
 
+def test_run_bot_retries_a_lambda_failure_after_the_function_ran_and_starts_one_job(sfn, emu, proxy):
+    # The function runs and starts the job, then Lambda answers ServiceException: Step Functions
+    # cannot tell whether a job exists. The retry carries the same idempotency key and gets the
+    # recorded result instead of starting a second, paid run.
+    proxy.service_exception_after_next(1)
+    execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "echo_bot")}, "wait_seconds": 1})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert task_attempts(history, "ExecuteBot") == ["Lambda.ServiceException", "succeeded"]
+    first, retry = executions_of(proxy, "execute")
+    assert first.failed_after_run and first.response["replay"] is False
+    assert retry.response["replay"] is True and retry.response["job_id"] == first.response["job_id"]
+    assert first.payload["idempotency_key"] == retry.payload["idempotency_key"]
+    assert first.payload["idempotency_key"].endswith("#ExecuteBot") and ":execution:" in first.payload["idempotency_key"]
+    assert len(executes(emu, "echo_bot")) == 1
+    assert [j["job_id"] for j in emu.jobs()] == [first.response["job_id"]]
+
+
 def test_run_bot_catches_a_non_retryable_error_without_retrying(sfn, emu, proxy):
     execution, history = sfn.run(sfn.run_bot, {"request": {"bot_endpoint": bot(emu, "no_such_bot")}, "wait_seconds": 1})
 
@@ -338,16 +357,48 @@ def test_run_bot_map_reports_a_failed_item_and_still_runs_the_others_once(sfn, e
     assert len(failed) == 1 and failed[0]["error"] == "CloudBot.NotFound", failed
 
 
+def test_run_bot_map_retries_an_item_after_a_lambda_failure_and_runs_every_input_once(sfn, emu, proxy):
+    proxy.service_exception_after_next(1)
+    messages = [f"m{i}" for i in range(5)]
+    execution, history = sfn.run(
+        sfn.run_bot_map,
+        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"message": m} for m in messages], "wait_seconds": 1},
+    )
+
+    assert execution["status"] == "SUCCEEDED", execution
+    calls = executions_of(proxy, "execute")
+    assert len(calls) == 6, "five items, one of them retried"
+    keys = [c.payload["idempotency_key"] for c in calls]
+    assert len(set(keys)) == 5, "one key per Map item"
+    assert all("#RunEach[" in k for k in keys), keys
+    failed = [c for c in calls if c.failed_after_run]
+    assert len(failed) == 1
+    replays = [c for c in calls if not c.failed_after_run and c.response["replay"]]
+    assert len(replays) == 1 and replays[0].payload["idempotency_key"] == failed[0].payload["idempotency_key"]
+    assert len(executes(emu, "echo_bot")) == 5
+    assert sorted(j["output"]["echo"] for j in emu.jobs()) == messages
+
+
 # ------------------------------------------------------------------------------------------------
 # The schedule (EventBridge Scheduler never fires in moto): its constant input, invoked directly.
 
 
-def test_schedule_default_input_runs_the_default_bot_once(emu, lambda_watch):
+def test_schedule_default_input_runs_the_default_bot_once_per_scheduled_run(emu, lambda_watch):
+    # The target input exactly as the template defines it, with the context attributes filled in
+    # the way EventBridge Scheduler does, delivered twice (at-least-once async delivery).
     template = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
-    schedule_input = json.loads(template["Parameters"]["ScheduleInput"]["Default"])
+    envelope = template["Resources"]["CloudBotFunction"]["Properties"]["Events"]["Schedule"]["Properties"]["Input"]["Fn::Sub"]
+    scheduled_time = f"2026-11-24T00:00:{uuid.uuid4().int % 60:02d}Z-{uuid.uuid4().hex[:8]}"
+    schedule_input = json.loads(
+        envelope.replace("${ScheduleInput}", template["Parameters"]["ScheduleInput"]["Default"])
+        .replace("<aws.scheduler.schedule-arn>", "arn:aws:scheduler:us-east-1:123456789012:schedule/default/cloudbot")
+        .replace("<aws.scheduler.scheduled-time>", scheduled_time)
+    )
     ok, result = lambda_watch.invoke(schedule_input)
+    again_ok, again = lambda_watch.invoke(schedule_input)
 
     # The session function's CLOUDBOT_DEFAULT_BOT_ENDPOINT is echo_bot (conftest.function_env).
-    assert ok, result
+    assert ok and again_ok, (result, again)
     assert (result["operation"], result["bot_id"], result["status"]) == ("execute", "echo_bot", "executing")
+    assert (result["replay"], again["replay"], again["job_id"]) == (False, True, result["job_id"])
     assert [j["job_id"] for j in emu.jobs()] == [result["job_id"]]

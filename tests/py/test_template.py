@@ -255,10 +255,270 @@ def test_the_callback_route_alone_is_unauthenticated_and_has_no_cycle(template):
     assert permission["SourceArn"]["Fn::Sub"].endswith("${CallbackApi}/*/POST/callbacks/*")
 
 
+# ------------------------------------------------------------------------------------------------
+# Alarms and the dashboard see only metrics the function emits (src/metrics.rs is their one home),
+# so a rename cannot silently blind an alarm.
+
+METRICS_RS = ROOT / "src/metrics.rs"
+KIND_RS = ROOT / "src/error/kind.rs"
+OUR_NAMESPACE = "CloudBotTrigger/${AWS::StackName}"
+OPERATIONS = {"execute", "refer_job", "list_bots", "none"}
+
+
+def _rust_consts(module: str) -> set[str]:
+    """The string constants of `pub mod <module> { ... }` in src/metrics.rs."""
+    text = METRICS_RS.read_text()
+    block = re.search(r"pub mod " + module + r" \{(.*?)\n\}", text, re.S)
+    assert block, f"pub mod {module} not found in {METRICS_RS}"
+    return set(re.findall(r'pub const [A-Z_]+: &str = "([^"]+)";', block.group(1)))
+
+
+def _dimension_sets() -> list[set[str]]:
+    text = METRICS_RS.read_text()
+    block = re.search(r"pub const DIMENSION_SETS[^=]*= &\[(.*?)\n\];", text, re.S)
+    assert block, "DIMENSION_SETS not found"
+    names = {"dimension::OPERATION": "Operation", "dimension::OUTCOME": "Outcome"}
+    sets = []
+    for inner in re.findall(r"&\[([^\]]*)\]", block.group(1)):
+        sets.append({names[d.strip()] for d in inner.split(",") if d.strip()})
+    return sets
+
+
+def _error_types() -> set[str]:
+    return set(re.findall(r'name: "([A-Za-z.]+)"', KIND_RS.read_text()))
+
+
+def _ours(namespace) -> bool:
+    return isinstance(namespace, dict) and namespace.get("Fn::Sub") == OUR_NAMESPACE or namespace == OUR_NAMESPACE
+
+
+def _used_metrics(template: dict):
+    """(where, metric name, {dimension: value}) of every metric in our namespace that an alarm or
+    the dashboard reads, plus the metric names of SEARCH expressions (with dimensions None)."""
+    for name, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::CloudWatch::Alarm":
+            stats = [(props.get("Namespace"), props.get("MetricName"), props.get("Dimensions", []))]
+            for m in props.get("Metrics", []):
+                metric = m.get("MetricStat", {}).get("Metric")
+                if metric:
+                    stats.append((metric["Namespace"], metric["MetricName"], metric.get("Dimensions", [])))
+            for namespace, metric, dims in stats:
+                if _ours(namespace):
+                    yield name, metric, {d["Name"]: d["Value"] for d in dims}
+        if res["Type"] == "AWS::CloudWatch::Dashboard":
+            body = props["DashboardBody"]["Fn::Sub"]
+            widgets = json.loads(re.sub(r"\$\{[^}]+\}", lambda m: m.group(0).replace('"', ""), body))["widgets"]
+            for widget in widgets:
+                for row in widget["properties"].get("metrics", []):
+                    parts = [p for p in row if not isinstance(p, dict)]
+                    options = [p for p in row if isinstance(p, dict)]
+                    for option in options:
+                        expression = option.get("expression", "")
+                        if OUR_NAMESPACE in expression:
+                            for metric in re.findall(r'MetricName="([^"]+)"', expression):
+                                yield f"{name}/{widget['properties']['title']}", metric, None
+                    if parts and parts[0] == OUR_NAMESPACE:
+                        dims = dict(zip(parts[2::2], parts[3::2]))
+                        yield f"{name}/{widget['properties']['title']}", parts[1], dims
+
+
+def test_alarms_and_dashboard_use_only_metrics_the_function_emits(template):
+    emitted = _rust_consts("name")
+    dimensions = _rust_consts("dimension")
+    sets = _dimension_sets()
+    error_types = _error_types()
+    assert {"Failures", "RunsStarted", "UpstreamLatency"} <= emitted, emitted
+    assert sets and error_types
+    used = list(_used_metrics(template))
+    assert len(used) >= 10, used
+    for where, metric, dims in used:
+        assert metric in emitted, f"{where}: {metric} is not a metric src/metrics.rs emits ({sorted(emitted)})"
+        if dims is None:
+            continue
+        assert set(dims) <= dimensions, f"{where}: unknown dimension in {dims}"
+        assert set(dims) in sets, f"{where}: {sorted(dims)} is not one of the emitted dimension sets {sets}"
+        if "Operation" in dims:
+            assert dims["Operation"] in OPERATIONS, f"{where}: {dims}"
+        if "Outcome" in dims:
+            assert dims["Outcome"] == "ok" or dims["Outcome"] in error_types, (
+                f"{where}: Outcome {dims['Outcome']} is not an error type of src/error/kind.rs"
+            )
+
+
+def test_failures_of_every_trigger_reach_an_alarm(template):
+    alarms = {n: r["Properties"] for n, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    # OutcomeUnknown alarms on the first occurrence and tells the human what to do.
+    unknown = alarms["OutcomeUnknownAlarm"]
+    assert unknown["Threshold"] == 0 and unknown["ComparisonOperator"] == "GreaterThanThreshold"
+    assert "cloudbot jobs" in unknown["AlarmDescription"] and len(unknown["AlarmDescription"]) <= 1024
+    # Every operation's failures (HTTP API answers included) are summed by FailuresAlarm.
+    operations = {
+        d["Value"]
+        for m in alarms["FailuresAlarm"]["Metrics"]
+        if "MetricStat" in m
+        for d in m["MetricStat"]["Metric"]["Dimensions"]
+    }
+    assert operations == OPERATIONS
+    # Every state machine: failed and timed-out executions.
+    machines = set(_state_machines(template))
+    watched: dict[str, set[str]] = {}
+    for props in alarms.values():
+        for m in props.get("Metrics", []):
+            metric = m.get("MetricStat", {}).get("Metric", {})
+            if metric.get("Namespace") == "AWS/States":
+                arn = metric["Dimensions"][0]["Value"]["Ref"]
+                watched.setdefault(arn, set()).add(metric["MetricName"])
+    for machine in machines:
+        assert watched.get(machine, set()) >= {"ExecutionsFailed", "ExecutionsTimedOut"}, machine
+    # The HTTP API's own 5xx, and every queue's depth.
+    assert any(p.get("Namespace") == "AWS/ApiGateway" and p.get("MetricName") == "5xx" for p in alarms.values())
+    queues = {n for n, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+    queue_refs = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for p in alarms.values()
+        for m in p.get("Metrics", [])
+        if m.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/SQS"
+    }
+    assert queues <= queue_refs, queues - queue_refs
+    # One SNS topic parameter, on every alarm.
+    for name, props in alarms.items():
+        assert props["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}, name
+
+
+def test_state_machines_log_errors_and_every_log_group_expires(template):
+    resources = template["Resources"]
+    for name, props in _state_machines(template).items():
+        logging = props["Logging"]
+        assert logging["Level"] == "ERROR" and logging["IncludeExecutionData"] is False, name
+        group = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+    access = resources["HttpApi"]["Properties"]["AccessLogSettings"]
+    assert json.loads(access["Format"])["status"] == "$context.status"
+    for name, res in resources.items():
+        if res["Type"] == "AWS::Logs::LogGroup":
+            assert res["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+
+
 def test_outputs(template):
-    assert {"FunctionArn", "HttpApiUrl", "RunBotStateMachineArn", "RunBotMapStateMachineArn", "SecretArn"} <= set(
-        template["Outputs"]
+    assert {
+        "FunctionArn",
+        "FunctionAliasArn",
+        "HttpApiUrl",
+        "RunBotStateMachineArn",
+        "RunBotMapStateMachineArn",
+        "SecretArn",
+    } <= set(template["Outputs"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Versioned invocation: every deploy publishes a version behind the `live` alias, and everything
+# that invokes the function invokes that alias, never $LATEST.
+
+ALIAS = "live"
+SAM_PYTHON = ROOT / ".tools" / "venv-sam" / "bin" / "python"
+
+
+def test_each_deploy_publishes_a_version_behind_the_alias(template):
+    function = template["Resources"]["CloudBotFunction"]["Properties"]
+    assert function["AutoPublishAlias"] == ALIAS
+    assert template["Outputs"]["FunctionAliasArn"]["Value"] == {"Ref": "CloudBotFunction.Alias"}
+
+
+def test_state_machines_invoke_only_the_alias(template):
+    for name, props in _state_machines(template).items():
+        assert props["DefinitionSubstitutions"]["CloudBotFunctionArn"] == {"Ref": "CloudBotFunction.Alias"}, name
+        invoke = [
+            s for policy in props["Policies"] for s in policy["Statement"] if s["Action"] == "lambda:InvokeFunction"
+        ]
+        assert [s["Resource"] for s in invoke] == [{"Ref": "CloudBotFunction.Alias"}], name
+
+
+def _statements(statements: list) -> list[dict]:
+    """IAM statements, with both branches of a conditional (Fn::If) statement."""
+    out = []
+    for statement in statements:
+        if "Fn::If" in statement:
+            _, then, otherwise = statement["Fn::If"]
+            out += [s for s in (then, otherwise) if "Action" in s]
+        else:
+            out.append(statement)
+    return out
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict:
+    """template.yaml after the AWS::Serverless transform (SAM CLI's translator, offline)."""
+    if not SAM_PYTHON.exists():
+        pytest.fail(f"{SAM_PYTHON} is missing: run scripts/install-tools.sh sam")
+    done = subprocess.run(
+        [str(SAM_PYTHON), str(ROOT / "tests" / "py" / "sam_translate.py"), str(TEMPLATE)],
+        env={"PATH": "/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "AWS_EC2_METADATA_DISABLED": "true"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_every_generated_invoker_targets_the_alias(translated):
+    resources = translated["Resources"]
+    aliases = {
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Alias" and r["Properties"]["FunctionName"] == {"Ref": "CloudBotFunction"}
+    }
+    assert [a["Name"] for a in aliases.values()] == [ALIAS]
+    (alias_id,) = aliases
+    alias_ref = {"Ref": alias_id}
+    by_type: dict[str, list[tuple[str, dict]]] = {}
+    for name, r in resources.items():
+        by_type.setdefault(r["Type"], []).append((name, r["Properties"]))
+
+    # The published version the alias points at comes from this function.
+    versions = [p for _, p in by_type["AWS::Lambda::Version"]]
+    assert versions and all(v["FunctionName"] == {"Ref": "CloudBotFunction"} for v in versions)
+
+    # API Gateway's permissions (one per route) and the HTTP API integrations.
+    permissions = by_type["AWS::Lambda::Permission"]
+    assert permissions
+    for name, p in permissions:
+        assert p["FunctionName"] == alias_ref, f"{name} grants invoke on {p['FunctionName']}"
+    api = next(p for _, p in by_type["AWS::ApiGatewayV2::Api"])
+    uris = [m["x-amazon-apigateway-integration"]["uri"] for path in api["Body"]["paths"].values() for m in path.values()]
+    assert len(uris) == 3
+    for uri in uris:
+        assert f"${{{alias_id}}}" in json.dumps(uri), uri
+
+    # The schedule's target and its role.
+    schedules = by_type["AWS::Scheduler::Schedule"]
+    assert schedules
+    for name, p in schedules:
+        assert p["Target"]["Arn"] == alias_ref, name
+
+    # State machines: the ASL substitution and their roles.
+    machines = by_type["AWS::StepFunctions::StateMachine"]
+    assert len(machines) == 2
+    for name, p in machines:
+        assert p["DefinitionSubstitutions"]["CloudBotFunctionArn"] == alias_ref, name
+
+    # Every lambda:InvokeFunction grant in a generated role names the alias and nothing else.
+    grants = 0
+    for name, role in by_type["AWS::IAM::Role"]:
+        for policy in role.get("Policies", []):
+            for statement in _statements(policy["PolicyDocument"]["Statement"]):
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if "lambda:InvokeFunction" in actions:
+                    grants += 1
+                    assert statement["Resource"] == alias_ref, f"{name}: {statement}"
+    assert grants >= 3, "the schedule's and both state machines' roles"
+
+    # Asynchronous invocations (the schedule) are configured on the alias they arrive at.
+    (invoke_config,) = [p for _, p in by_type["AWS::Lambda::EventInvokeConfig"]]
+    assert invoke_config["Qualifier"] == ALIAS
+    assert invoke_config["MaximumRetryAttempts"] == 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -283,6 +543,11 @@ def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
         if isinstance(value, dict) and "Fn::Sub" in value:
             pseudo = {"CallbackApi": "a1b2c3d4e5", "AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com"}
             return re.sub(r"\$\{([^}]+)\}", lambda m: pseudo[m.group(1)], value["Fn::Sub"])
+
+
+        if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            # The longest stack name CloudFormation allows (128 characters).
+            return value["Fn::Sub"].replace("${AWS::StackName}", "s" * 128)
         assert isinstance(value, (str, int)), value
         return str(value)
 

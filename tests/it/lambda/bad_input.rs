@@ -403,3 +403,59 @@ async fn loopback_http_callback_is_sent_when_allowed() {
     );
     assert_eq!(job.callback_tries, 3, "documented default");
 }
+
+/// With the switch on, plain http goes to exactly 127.0.0.1, [::1] and localhost, in any spelling
+/// the URL standard normalizes to them; every other loopback address and every look-alike is
+/// refused naming the field, and nothing is sent.
+#[tokio::test]
+async fn loopback_http_callback_is_exactly_the_three_documented_hosts() {
+    let h = Harness::start().await;
+    let accepted = [
+        ("http://127.0.0.1:9/hook", "http://127.0.0.1:9/hook"),
+        ("http://localhost:9/hook", "http://localhost:9/hook"),
+        ("http://LocalHost:9/hook", "http://localhost:9/hook"),
+        ("http://[::1]:9/hook", "http://[::1]:9/hook"),
+        ("http://[0:0:0:0:0:0:0:1]:9/hook", "http://[::1]:9/hook"),
+        ("http://2130706433:9/hook", "http://127.0.0.1:9/hook"),
+        ("http://127.1:9/hook", "http://127.0.0.1:9/hook"),
+        ("http://0x7f.0.0.1:9/hook", "http://127.0.0.1:9/hook"),
+    ];
+    for (raw, sent) in accepted {
+        let event = json!({"public_id": "demo", "bot_id": "echo_bot", "callback_endpoint": raw});
+        let ok = h
+            .invoke(event)
+            .await
+            .unwrap_or_else(|e| panic!("{raw}: {e:?}"));
+        let job = h.emulator.job(ok["job_id"].as_str().unwrap()).unwrap();
+        assert_eq!(job.callback_endpoint.as_deref(), Some(sent), "{raw}");
+    }
+    let executes = h.emulator.stats().jobs_created;
+    for raw in [
+        "http://127.0.0.2:9/hook",
+        "http://127.255.255.254:9/hook",
+        "http://2130706434:9/hook",
+        "http://0x7f000002:9/hook",
+        "http://127.0.1.1:9/hook",
+        "http://[::ffff:127.0.0.1]:9/hook",
+        "http://[::2]:9/hook",
+        "http://0.0.0.0:9/hook",
+        "http://localhost.:9/hook",
+        "http://api.localhost:9/hook",
+        "http://127.0.0.1.nip.io:9/hook",
+        "http://localhost@evil.example:9/hook",
+        "ftp://127.0.0.1/hook",
+    ] {
+        let event = json!({"public_id": "demo", "bot_id": "echo_bot", "callback_endpoint": raw});
+        let err = h.invoke(event).await.expect_err(raw);
+        assert_eq!(err.error_type, "InvalidRequest", "{raw}");
+        assert!(
+            err.error_message.contains("callback_endpoint"),
+            "{raw}: {err:?}"
+        );
+    }
+    assert_eq!(
+        h.emulator.stats().jobs_created,
+        executes,
+        "nothing was started"
+    );
+}

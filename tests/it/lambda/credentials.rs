@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{Harness, Setup, http_body};
+use crate::support::logs::capture_function_logs;
+use crate::support::moto::OutageKind;
 
 fn execute() -> serde_json::Value {
     json!({"public_id": "demo", "bot_id": "echo_bot", "input": {"message": "hi"}})
@@ -162,4 +164,93 @@ async fn concurrent_401s_after_rotation_share_one_refresh() {
         2,
         "one initial read, one shared refresh"
     );
+}
+
+/// TTL 0: every invocation asks Secrets Manager first, so an outage is met at once.
+fn always_refetch(max_stale: &str) -> Setup {
+    Setup {
+        env: vec![
+            ("CLOUDBOT_SECRET_TTL_SECONDS", "0".to_owned()),
+            ("CLOUDBOT_SECRET_MAX_STALE_SECONDS", max_stale.to_owned()),
+        ],
+        ..Setup::default()
+    }
+}
+
+// current_thread runtime: the thread-local log capture sees the provider's warning.
+#[tokio::test]
+async fn cached_credentials_are_served_past_the_ttl_while_secrets_manager_throttles() {
+    let captured = capture_function_logs("info");
+    let h = Harness::start_with(always_refetch("900")).await;
+    h.invoke(execute()).await.expect("first execute");
+    h.secret_outage.set(Some(OutageKind::Throttling));
+    let reads = h.secret_reads.get();
+    for _ in 0..2 {
+        let ok = h
+            .invoke(execute())
+            .await
+            .expect("execute with stale credentials");
+        assert_eq!(ok["status"], "executing");
+    }
+    assert!(
+        h.secret_reads.get() >= reads + 2,
+        "Secrets Manager is asked every time"
+    );
+    assert_eq!(h.emulator.stats().jobs_created, 3);
+    let logs = captured.text();
+    assert!(
+        logs.contains("using the cached Cloud BOT credentials past their TTL"),
+        "{logs}"
+    );
+    assert!(logs.contains("ThrottlingException"), "{logs}");
+    assert!(!logs.contains("demo-secret-key"), "{logs}");
+
+    // Secrets Manager answers again: fresh credentials, no warning needed.
+    h.secret_outage.set(None);
+    h.invoke(execute()).await.unwrap();
+}
+
+#[tokio::test]
+async fn stale_credentials_are_not_served_without_a_bound_or_on_a_definite_answer() {
+    // No stale time allowed: a throttled Secrets Manager fails the invocation.
+    let h = Harness::start_with(always_refetch("0")).await;
+    h.invoke(execute()).await.unwrap();
+    h.secret_outage.set(Some(OutageKind::Throttling));
+    let err = h.invoke(execute()).await.unwrap_err();
+    assert_eq!(err.error_type, "Credentials.Unavailable", "{err:?}");
+    assert!(err.error_message.contains("ThrottlingException"), "{err:?}");
+
+    // Access denied is an answer, not an outage: never masked by the cache.
+    let h = Harness::start_with(always_refetch("900")).await;
+    h.invoke(execute()).await.unwrap();
+    h.secret_outage.set(Some(OutageKind::AccessDenied));
+    let err = h.invoke(execute()).await.unwrap_err();
+    assert_eq!(err.error_type, "Credentials.Unavailable", "{err:?}");
+    assert!(err.error_message.contains("AccessDenied"), "{err:?}");
+    assert_eq!(h.emulator.stats().jobs_created, 1);
+}
+
+#[tokio::test]
+async fn credentials_cloud_bot_rejected_are_never_served_stale() {
+    let h = Harness::start_with(always_refetch("900")).await;
+    h.invoke(execute()).await.unwrap();
+    // The token is revoked at Cloud BOT while Secrets Manager is throttling.
+    h.emulator
+        .rotate_token("demo-access-token", "rotated-token", "rotated-secret")
+        .unwrap();
+    h.secret_outage.set(Some(OutageKind::Throttling));
+    for _ in 0..2 {
+        let err = h.invoke(execute()).await.unwrap_err();
+        assert_eq!(err.error_type, "Credentials.Unavailable", "{err:?}");
+    }
+    let posts: Vec<_> = h
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    // One 401, then the rejected credentials are not sent again.
+    assert_eq!(posts, [Some(201), Some(401)]);
+    assert_eq!(h.emulator.stats().jobs_created, 1);
 }

@@ -287,3 +287,87 @@ async fn no_time_left_is_a_deadline_error_and_sends_nothing() {
     );
     assert_eq!(h.upstream_requests(), before);
 }
+
+/// Cloud BOT API requests that reached the emulator (execute POSTs and reads alike).
+fn api_requests(h: &Harness) -> usize {
+    h.emulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/demo/"))
+        .count()
+}
+
+/// The HTTP triggers' retry budget (docs/contract.md, "Retry budget per trigger"): a Retry-After
+/// longer than it is answered at once with 503 and the server's Retry-After, after one request,
+/// for execute and reads, REST and HTTP API alike.
+#[tokio::test]
+async fn http_triggers_answer_a_long_retry_after_at_once() {
+    let h = Harness::start().await;
+    for (sample, retry_after) in [
+        ("apigw-v1-execute.json", 7),
+        ("apigw-v2-execute.json", 3),
+        ("apigw-v2-list-bots.json", 7),
+        ("apigw-v1-list-bots.json", 3),
+    ] {
+        let before = api_requests(&h);
+        h.emulator
+            .set_faults([status(429).retry_after(retry_after)])
+            .unwrap();
+        let started = std::time::Instant::now();
+        let response = h.invoke(h.event(sample, None)).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(response["statusCode"], 503, "{sample}: {response}");
+        let retry_after = retry_after.to_string();
+        assert_eq!(
+            header(&response, "retry-after"),
+            Some(retry_after.as_str()),
+            "{sample}"
+        );
+        assert_eq!(http_body(&response)["error_type"], "CloudBot.RateLimited");
+        assert!(
+            took < Duration::from_secs(2),
+            "{sample}: answered after {took:?}"
+        );
+        assert_eq!(
+            api_requests(&h),
+            before + 1,
+            "{sample}: no retry beyond the budget"
+        );
+    }
+    assert_eq!(h.emulator.stats().jobs_created, 0);
+}
+
+/// Within the budget the HTTP trigger still waits and retries.
+#[tokio::test]
+async fn http_triggers_retry_within_their_budget() {
+    let h = Harness::start().await;
+    h.emulator
+        .set_faults([status(429).retry_after(1).times(1)])
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = h
+        .invoke(h.event("apigw-v1-execute.json", None))
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 202, "{response}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(h.emulator.stats().jobs_created, 1);
+}
+
+/// Step Functions, EventBridge and direct invocations have no budget of their own: they wait for
+/// a Retry-After that an HTTP caller would not get (only the deadline bounds the waits).
+#[tokio::test]
+async fn asynchronous_triggers_wait_for_a_retry_after_beyond_the_http_budget() {
+    let h = Harness::start().await;
+    for sample in ["sfn-execute.json", "eventbridge-custom.json"] {
+        h.emulator
+            .set_faults([status(429).retry_after(3).times(1)])
+            .unwrap();
+        let jobs = h.emulator.stats().jobs_created;
+        let started = std::time::Instant::now();
+        let ok = h.invoke(h.event(sample, None)).await.unwrap();
+        assert_eq!(ok["operation"], "execute", "{sample}");
+        assert!(started.elapsed() >= Duration::from_secs(3), "{sample}");
+        assert_eq!(h.emulator.stats().jobs_created, jobs + 1, "{sample}");
+    }
+}

@@ -7,17 +7,26 @@ use cloudbot_emulator::{FaultKind, FaultRule};
 use cloudbot_trigger::cloudbot::CloudBotError;
 use cloudbot_trigger::error::Failure;
 use cloudbot_trigger::telemetry;
+use cloudbot_trigger::telemetry::CAPPED_TARGETS;
 use lambda_runtime::Diagnostic;
 use serde_json::json;
 use tracing::level_filters::LevelFilter;
 
 use super::{Harness, Setup};
-use crate::support::logs::capture_json;
+use crate::support::logs::{capture_function_logs, capture_json};
 
 // current_thread runtime: the thread-local default subscriber sees every span of the handler.
 #[tokio::test]
-async fn logs_carry_the_invocation_fields_and_no_secrets() {
-    let captured = capture_json(LevelFilter::DEBUG);
+async fn logs_carry_the_invocation_fields_and_no_secrets_at_every_level() {
+    for level in ["info", "debug", "trace"] {
+        logs_carry_the_invocation_fields_and_no_secrets(level).await;
+    }
+}
+
+/// One scenario (execute, a rotation with its 401 refresh, an invalid request, an upstream
+/// failure, a malformed secret) logged through the function's subscriber at `level`.
+async fn logs_carry_the_invocation_fields_and_no_secrets(level: &str) {
+    let captured = capture_function_logs(level);
 
     let h = Harness::start().await;
     let started = h
@@ -61,7 +70,10 @@ async fn logs_carry_the_invocation_fields_and_no_secrets() {
         "secret-ish input 4410",
         "Hello from EventBridge Scheduler",
     ] {
-        assert!(!logs.contains(secret), "logs contain {secret:?}:\n{logs}");
+        assert!(
+            !logs.contains(secret),
+            "logs at {level} contain {secret:?}:\n{logs}"
+        );
     }
 
     let lines = captured.lines();
@@ -139,4 +151,55 @@ async fn a_message_quoted_from_cloud_bot_goes_to_the_caller_but_not_to_the_logs(
         "{logs}"
     );
     assert_eq!(failed[1]["fields"]["error_type"], "CloudBot.BadRequest");
+}
+
+/// `lambda_runtime` logs the raw event at TRACE ("raw JSON event received from Lambda"), with an
+/// API Gateway caller's `Authorization` header and the BOT input in it. The function's subscriber
+/// caps the runtime crates at DEBUG whatever the configured level, so that line is never written,
+/// and its field (the payload as UTF-8, which fails for other bytes and used to end the runtime
+/// loop) is never computed.
+#[test]
+fn the_runtime_crates_never_log_the_raw_event_at_any_level() {
+    for directives in [
+        "trace",
+        "lambda_runtime=trace",
+        "trace,lambda_runtime=trace",
+    ] {
+        let captured = capture_function_logs(directives);
+        let raw_event = r#"{"headers":{"Authorization":"Bearer caller-token-5150"}}"#;
+        for target in CAPPED_TARGETS {
+            // The same shape as lambda_runtime's own call site (layers/api_response.rs).
+            tracing::trace!(target: "lambda_runtime::layers::api_response", body = raw_event, "raw JSON event received from Lambda");
+            tracing::trace!(target: "lambda_runtime_api_client::body", body = raw_event, "{target}");
+            tracing::debug!(target: "lambda_runtime::runtime", "debug from the runtime still shows");
+        }
+        let mut computed = false;
+        let not_utf8 = std::hint::black_box(vec![b'{', 0xff, b'}']);
+        let mut trace_fn = || -> Result<(), std::str::Utf8Error> {
+            tracing::trace!(target: "lambda_runtime::layers::api_response", body = {
+                computed = true;
+                std::str::from_utf8(&not_utf8)?
+            }, "raw JSON event received from Lambda");
+            Ok(())
+        };
+        assert!(
+            trace_fn().is_ok(),
+            "{directives}: the capped field was computed"
+        );
+        assert!(!computed, "{directives}");
+        tracing::trace!(target: "cloudbot_trigger::service", "our own trace still shows");
+        let logs = captured.text();
+        assert!(!logs.contains("caller-token-5150"), "{directives}: {logs}");
+        assert!(!logs.contains("raw JSON event"), "{directives}: {logs}");
+        assert!(
+            logs.contains("debug from the runtime still shows"),
+            "{directives}: {logs}"
+        );
+        if directives.starts_with("trace") {
+            assert!(
+                logs.contains("our own trace still shows"),
+                "{directives}: {logs}"
+            );
+        }
+    }
 }

@@ -12,6 +12,7 @@ mod events;
 mod exactly_once;
 mod faults;
 mod logs;
+mod payloads;
 mod state_machines;
 
 use std::collections::HashMap;
@@ -22,11 +23,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cloudbot_emulator::Emulator;
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency};
+use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::service::Service;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-use crate::support::moto::{CallCounter, OperationLog, moto, secret_json};
+use crate::support::moto::{CallCounter, OperationLog, Outage, moto, secret_json};
 
 /// The placeholder job id in `events/*refer-job*.json`; tests substitute a job just created.
 pub const JOB_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
@@ -47,6 +49,8 @@ pub struct Harness {
     pub table: Option<String>,
     /// The DynamoDB operations the service sent.
     pub store_calls: OperationLog,
+    /// Switches Secrets Manager's answers to the service to errors.
+    pub secret_outage: Outage,
 }
 
 /// Which idempotency store the function gets.
@@ -114,7 +118,7 @@ impl Harness {
             env.insert(k, v);
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
-        let (client, secret_reads) = moto.counting_client();
+        let (client, secret_reads, secret_outage) = moto.faulty_client();
         let (dynamodb, store_calls) = match setup.store {
             Store::Unreachable => moto.recording_dynamodb_at(&closed_port_url()),
             _ => moto.recording_dynamodb(),
@@ -140,6 +144,7 @@ impl Harness {
                 None
             },
             store_calls,
+            secret_outage,
         }
     }
 
@@ -155,6 +160,23 @@ impl Harness {
         event: Value,
         remaining: Duration,
     ) -> Result<Value, Diagnostic> {
+        let raw = serde_json::value::to_raw_value(&event).unwrap();
+        self.invoke_payload(Payload::from_raw(raw), remaining).await
+    }
+
+    /// Invokes the handler with the payload bytes as Lambda delivers them, deserialized the way
+    /// `lambda_runtime` does it (serde_path_to_error over serde_json, into the handler's type).
+    pub async fn invoke_bytes(&self, bytes: &[u8]) -> Result<Value, Diagnostic> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let payload: Payload = serde_path_to_error::deserialize(&mut de).unwrap();
+        self.invoke_payload(payload, Duration::from_secs(30)).await
+    }
+
+    async fn invoke_payload(
+        &self,
+        payload: Payload,
+        remaining: Duration,
+    ) -> Result<Value, Diagnostic> {
         let mut context = Context::default();
         context.request_id = format!("test-{}", fastrand::u64(..));
         context.deadline = (SystemTime::now() + remaining)
@@ -162,7 +184,7 @@ impl Harness {
             .unwrap()
             .as_millis() as u64;
         self.service
-            .handle(LambdaEvent::new(event, context))
+            .handle(LambdaEvent::new(payload, context))
             .await
             .map(|raw| serde_json::from_str(raw.get()).unwrap())
     }

@@ -128,3 +128,60 @@ fn retry_lists_and_the_retryable_column_agree() {
     }
     assert!(checked >= 4, "found only {checked} function tasks");
 }
+
+/// The Lambda service errors AWS's guidance lists for Lambda tasks. A read is safe to repeat, so
+/// every ReferJob retries all of them. After them the function may have run and started a job:
+/// ExecuteBot retries them too, because it sends an idempotency key built from the execution id
+/// (docs/exactly-once.md), so the retry gets the recorded answer instead of a second run.
+#[test]
+fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
+    const AWS_LISTED: [&str; 4] = [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.ClientExecutionTimeoutException",
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine");
+    let mut refer_jobs = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let asl: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut found = Vec::new();
+        tasks(asl["States"].as_object().unwrap(), &mut found);
+        for (name, task) in found {
+            let retried: BTreeSet<&str> = task["Retry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+                .map(|e| e.as_str().unwrap())
+                .collect();
+            let at = format!("{}/{name}", path.file_name().unwrap().to_string_lossy());
+            match name.as_str() {
+                "ReferJob" => {
+                    refer_jobs += 1;
+                    for error in AWS_LISTED
+                        .iter()
+                        .chain(["Lambda.TooManyRequestsException"].iter())
+                    {
+                        assert!(retried.contains(error), "{at} does not retry {error}");
+                    }
+                }
+                "ExecuteBot" => {
+                    let key = task["Parameters"]["Payload"]["idempotency_key.$"]
+                        .as_str()
+                        .unwrap_or_default();
+                    assert!(
+                        key.contains("$$.Execution.Id"),
+                        "{at} retries Lambda errors, so it must send an idempotency key"
+                    );
+                    for error in AWS_LISTED {
+                        assert!(retried.contains(error), "{at} does not retry {error}");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(refer_jobs, 2, "one ReferJob per state machine");
+}

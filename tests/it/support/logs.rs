@@ -15,7 +15,9 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use cloudbot_trigger::telemetry::{self, LogFormat};
 use lambda_runtime::tracing::subscriber;
+use lambda_runtime::tracing::subscriber::filter::EnvFilter;
 use serde_json::Value;
 use tracing::Dispatch;
 use tracing::level_filters::LevelFilter;
@@ -63,6 +65,21 @@ pub fn capture_json(level: LevelFilter) -> CapturedLogs {
         .with_max_level(level)
         .with_writer(move || writer.clone())
         .finish();
+    CapturedLogs {
+        buffer,
+        _scoped: set_scoped(collector),
+    }
+}
+
+/// Start capturing this thread's events through the function's own subscriber
+/// ([`telemetry::subscriber`], JSON, the runtime cap included), with `directives` as
+/// `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG` would give them.
+pub fn capture_function_logs(directives: &str) -> CapturedLogs {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let writer = Writer(buffer.clone());
+    let collector = telemetry::subscriber(LogFormat::Json, EnvFilter::new(directives), move || {
+        writer.clone()
+    });
     CapturedLogs {
         buffer,
         _scoped: set_scoped(collector),

@@ -77,6 +77,7 @@ pub fn call(credentials: &Credentials, within: Duration) -> Call<'_> {
         credentials,
         language: Language::En,
         deadline: Instant::now() + within,
+        retry_budget: Duration::MAX,
     }
 }
 

@@ -17,8 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use aws_sdk_secretsmanager::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, ConfigBag, Credentials, Intercept, Region};
+use aws_sdk_secretsmanager::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeSerializationInterceptorContextRef,
+};
+use aws_sdk_secretsmanager::config::{
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
+};
 use aws_sdk_secretsmanager::error::BoxError;
 
 /// A running moto server.
@@ -102,9 +106,24 @@ while kill -0 "$3" 2>/dev/null; do sleep 0.5; done
 
     /// A Secrets Manager client that counts its `GetSecretValue` calls.
     pub fn counting_client(&self) -> (aws_sdk_secretsmanager::Client, CallCounter) {
+        let (client, counter, _) = self.faulty_client();
+        (client, counter)
+    }
+
+    /// A counting Secrets Manager client whose answers an [`Outage`] can replace.
+    pub fn faulty_client(&self) -> (aws_sdk_secretsmanager::Client, CallCounter, Outage) {
         let counter = CallCounter::default();
-        let conf = self.config().interceptor(counter.clone()).build();
-        (aws_sdk_secretsmanager::Client::from_conf(conf), counter)
+        let outage = Outage::default();
+        let conf = self
+            .config()
+            .interceptor(counter.clone())
+            .interceptor(outage.clone())
+            .build();
+        (
+            aws_sdk_secretsmanager::Client::from_conf(conf),
+            counter,
+            outage,
+        )
     }
 
     fn config(&self) -> aws_sdk_secretsmanager::config::Builder {
@@ -320,6 +339,59 @@ impl Intercept for OperationLog {
             "other"
         };
         self.0.lock().unwrap().push(name.to_owned());
+        Ok(())
+    }
+}
+
+/// What Secrets Manager answers while an [`Outage`] is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageKind {
+    /// `ThrottlingException` (transient: the SDK retries it, then the function may use stale
+    /// credentials).
+    Throttling,
+    /// `AccessDeniedException` (a definite answer: never masked).
+    AccessDenied,
+}
+
+/// Replaces every Secrets Manager answer with an error while switched on: the request still
+/// reaches moto, the client sees the error response instead, as from the real service.
+#[derive(Debug, Clone, Default)]
+pub struct Outage(Arc<std::sync::Mutex<Option<OutageKind>>>);
+
+impl Outage {
+    /// Answer every call with `kind` from now on (`None`: answer normally again).
+    pub fn set(&self, kind: Option<OutageKind>) {
+        *self.0.lock().unwrap() = kind;
+    }
+}
+
+impl Intercept for Outage {
+    fn name(&self) -> &'static str {
+        "Outage"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(kind) = *self.0.lock().unwrap() else {
+            return Ok(());
+        };
+        let (code, message) = match kind {
+            OutageKind::Throttling => ("ThrottlingException", "Rate exceeded"),
+            OutageKind::AccessDenied => ("AccessDeniedException", "not authorized"),
+        };
+        let response = context.response_mut();
+        *response.status_mut() = 400u16.try_into().unwrap();
+        response.headers_mut().insert("x-amzn-errortype", code);
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.1");
+        *response.body_mut() = serde_json::json!({"__type": code, "message": message})
+            .to_string()
+            .into();
         Ok(())
     }
 }

@@ -1,0 +1,444 @@
+//! CloudWatch metrics: the one place that knows the Embedded Metric Format (EMF) and the metric
+//! names. Every invocation writes exactly one EMF record, one JSON line on stdout next to the
+//! JSON log lines; CloudWatch Logs extracts the metrics from it, so no API call and no
+//! background flush is needed (nothing can be lost when the sandbox freezes).
+//!
+//! Dimensions are few and bounded: `Operation` (an operation name, or `none` when the request
+//! could not be decoded) and `Outcome` (`ok` or an `errorType` of the error table). Ids go into
+//! the record as plain properties (searchable in Logs Insights, never a dimension), BOT input
+//! never. A small writer of our own instead of a metrics crate: docs/benchmarks.md ("EMF
+//! writer") has the measured comparison; docs/operations.md documents every name.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+/// Namespace used when `CLOUDBOT_METRICS_NAMESPACE` is not set.
+pub const DEFAULT_NAMESPACE: &str = "CloudBotTrigger";
+
+/// `Outcome` of an invocation that succeeded.
+pub const OUTCOME_OK: &str = "ok";
+
+/// `Operation` of an invocation whose request could not be decoded.
+pub const OPERATION_NONE: &str = "none";
+
+/// The dimension names.
+pub mod dimension {
+    /// The operation (`execute`, `refer_job`, `list_bots`, or `none`).
+    pub const OPERATION: &str = "Operation";
+    /// `ok` or the error type.
+    pub const OUTCOME: &str = "Outcome";
+}
+
+/// The metric names.
+pub mod name {
+    /// 1 per invocation.
+    pub const INVOCATIONS: &str = "Invocations";
+    /// 1 when the invocation failed (any error type), else 0.
+    pub const FAILURES: &str = "Failures";
+    /// 1 when this invocation started a BOT run (a job exists because of it), else 0.
+    pub const RUNS_STARTED: &str = "RunsStarted";
+    /// 1 when the invocation answered from the idempotency store instead of starting a run.
+    pub const REPLAYS: &str = "Replays";
+    /// Secrets Manager reads made during the invocation.
+    pub const SECRET_FETCHES: &str = "SecretFetches";
+    /// 1 on the first invocation of a sandbox, else 0.
+    pub const COLD_START: &str = "ColdStart";
+    /// Time spent in Cloud BOT API calls (retries included); absent when none was made.
+    pub const UPSTREAM_LATENCY: &str = "UpstreamLatency";
+    /// Time from event to answer.
+    pub const TOTAL_LATENCY: &str = "TotalLatency";
+}
+
+/// An EMF unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A count.
+    Count,
+    /// Milliseconds.
+    Milliseconds,
+}
+
+impl Unit {
+    /// The unit as CloudWatch spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// Every metric the function emits, with its unit: the list alarms and the dashboard may use
+/// (tests/py/test_template.py checks the template against it).
+pub const METRICS: &[(&str, Unit)] = &[
+    (name::INVOCATIONS, Unit::Count),
+    (name::FAILURES, Unit::Count),
+    (name::RUNS_STARTED, Unit::Count),
+    (name::REPLAYS, Unit::Count),
+    (name::SECRET_FETCHES, Unit::Count),
+    (name::COLD_START, Unit::Count),
+    (name::UPSTREAM_LATENCY, Unit::Milliseconds),
+    (name::TOTAL_LATENCY, Unit::Milliseconds),
+];
+
+/// The dimension sets of every metric: per operation and outcome (failures by error type), and
+/// per operation alone (latency percentiles across outcomes).
+pub const DIMENSION_SETS: &[&[&str]] = &[
+    &[dimension::OPERATION, dimension::OUTCOME],
+    &[dimension::OPERATION],
+];
+
+/// The sandbox's metrics writer: built once at cold start, borrowed by every invocation.
+#[derive(Debug)]
+pub struct Metrics {
+    namespace: String,
+    cold: AtomicBool,
+}
+
+impl Metrics {
+    /// A writer publishing under `namespace`.
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            cold: AtomicBool::new(true),
+        }
+    }
+
+    /// Starts the record of one invocation (the first one of the sandbox is the cold start).
+    pub fn start(&self, trigger: &'static str, request_id: &str) -> Invocation {
+        Invocation {
+            cold_start: self.cold.swap(false, Ordering::Relaxed),
+            trigger,
+            request_id: request_id.to_owned(),
+            operation: OPERATION_NONE,
+            outcome: OUTCOME_OK,
+            job_id: None,
+            upstream: None,
+            run_started: false,
+            replay: false,
+            secret_fetches: 0,
+        }
+    }
+
+    /// Writes the record as one line on stdout. A failed write is ignored: metrics must never
+    /// fail an invocation.
+    pub fn emit(&self, invocation: &Invocation, total: Duration) {
+        let line = self.render(invocation, total, SystemTime::now());
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// The record as one JSON line (with the trailing newline).
+    pub fn render(&self, invocation: &Invocation, total: Duration, now: SystemTime) -> String {
+        let timestamp = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let record = Record {
+            namespace: &self.namespace,
+            timestamp,
+            invocation,
+            total_ms: millis(total),
+        };
+        // Serializing plain strings and numbers cannot fail; an empty line would be dropped
+        // by CloudWatch rather than break anything.
+        let mut line = serde_json::to_string(&record).unwrap_or_default();
+        line.push('\n');
+        line
+    }
+}
+
+/// What one invocation did, filled in as it runs.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    cold_start: bool,
+    trigger: &'static str,
+    request_id: String,
+    operation: &'static str,
+    outcome: &'static str,
+    job_id: Option<String>,
+    upstream: Option<Duration>,
+    run_started: bool,
+    replay: bool,
+    secret_fetches: u32,
+}
+
+impl Invocation {
+    /// The decoded operation's name.
+    pub fn set_operation(&mut self, operation: &'static str) {
+        self.operation = operation;
+    }
+
+    /// The error type the invocation failed with (`ok` stays when never called).
+    pub fn set_failed(&mut self, error_type: &'static str) {
+        self.outcome = error_type;
+    }
+
+    /// Adds the duration of one Cloud BOT call.
+    pub fn add_upstream(&mut self, elapsed: Duration) {
+        self.upstream = Some(self.upstream.unwrap_or_default() + elapsed);
+    }
+
+    /// This invocation started a BOT run (job `job_id`).
+    pub fn set_run_started(&mut self, job_id: &str) {
+        self.run_started = true;
+        self.job_id = Some(job_id.to_owned());
+    }
+
+    /// The job the invocation was about (refer_job), as a property.
+    pub fn set_job(&mut self, job_id: &str) {
+        self.job_id = Some(job_id.to_owned());
+    }
+
+    /// The invocation answered from the idempotency store (no new run).
+    pub fn set_replay(&mut self) {
+        self.replay = true;
+    }
+
+    /// Adds Secrets Manager reads made for this invocation.
+    pub fn add_secret_fetches(&mut self, n: u32) {
+        self.secret_fetches += n;
+    }
+
+    /// True when this is the sandbox's first invocation.
+    pub fn is_cold_start(&self) -> bool {
+        self.cold_start
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    // Three decimals (microseconds) are plenty and keep the line short.
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// The EMF document: `_aws` metadata plus one root member per metric, dimension and property.
+struct Record<'a> {
+    namespace: &'a str,
+    timestamp: u64,
+    invocation: &'a Invocation,
+    total_ms: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metadata<'a> {
+    timestamp: u64,
+    cloud_watch_metrics: [Directive<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive<'a> {
+    namespace: &'a str,
+    dimensions: &'static [&'static [&'static str]],
+    metrics: Vec<MetricDef>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricDef {
+    name: &'static str,
+    unit: &'static str,
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let inv = self.invocation;
+        let count = |b: bool| u32::from(b);
+        let mut values: Vec<(&'static str, f64)> = vec![
+            (name::INVOCATIONS, 1.0),
+            (name::FAILURES, f64::from(count(inv.outcome != OUTCOME_OK))),
+            (name::RUNS_STARTED, f64::from(count(inv.run_started))),
+            (name::REPLAYS, f64::from(count(inv.replay))),
+            (name::SECRET_FETCHES, f64::from(inv.secret_fetches)),
+            (name::COLD_START, f64::from(count(inv.cold_start))),
+        ];
+        if let Some(upstream) = inv.upstream {
+            values.push((name::UPSTREAM_LATENCY, millis(upstream)));
+        }
+        values.push((name::TOTAL_LATENCY, self.total_ms));
+        // Every metric declared in the directive must be a root member (EMF specification), so
+        // the declaration is built from the values actually present.
+        let metrics = values
+            .iter()
+            .map(|(n, _)| MetricDef {
+                name: n,
+                unit: unit_of(n).as_str(),
+            })
+            .collect();
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry(
+            "_aws",
+            &Metadata {
+                timestamp: self.timestamp,
+                cloud_watch_metrics: [Directive {
+                    namespace: self.namespace,
+                    dimensions: DIMENSION_SETS,
+                    metrics,
+                }],
+            },
+        )?;
+        map.serialize_entry(dimension::OPERATION, inv.operation)?;
+        map.serialize_entry(dimension::OUTCOME, inv.outcome)?;
+        for (n, v) in &values {
+            // Counts as integers, latencies with their fraction.
+            if unit_of(n) == Unit::Count {
+                map.serialize_entry(n, &(*v as u64))?;
+            } else {
+                map.serialize_entry(n, v)?;
+            }
+        }
+        map.serialize_entry("Trigger", inv.trigger)?;
+        map.serialize_entry("RequestId", &inv.request_id)?;
+        if let Some(job_id) = &inv.job_id {
+            map.serialize_entry("JobId", job_id)?;
+        }
+        map.end()
+    }
+}
+
+fn unit_of(metric: &str) -> Unit {
+    METRICS
+        .iter()
+        .find(|(n, _)| *n == metric)
+        .map_or(Unit::Count, |(_, u)| *u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn parse(line: &str) -> Value {
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line:?}"
+        );
+        serde_json::from_str(line).unwrap()
+    }
+
+    fn render(inv: &Invocation) -> Value {
+        let m = Metrics::new("Test/NS");
+        parse(&m.render(
+            inv,
+            Duration::from_micros(12_345),
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        ))
+    }
+
+    /// The EMF specification's structural rules, checked on one record.
+    fn assert_valid_emf(v: &Value) {
+        let aws = &v["_aws"];
+        assert!(aws["Timestamp"].as_u64().is_some(), "{v}");
+        let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1);
+        let d = &directives[0];
+        assert!(d["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
+        for set in d["Dimensions"].as_array().unwrap() {
+            let set = set.as_array().unwrap();
+            assert!(!set.is_empty() && set.len() <= 30);
+            for dim in set {
+                let dim = dim.as_str().unwrap();
+                assert!(
+                    v[dim].is_string(),
+                    "dimension {dim} must be a string root member"
+                );
+            }
+        }
+        let defs = d["Metrics"].as_array().unwrap();
+        assert!(defs.len() <= 100);
+        for def in defs {
+            let name = def["Name"].as_str().unwrap();
+            assert!(
+                v[name].is_number(),
+                "metric {name} must be a numeric root member"
+            );
+            let unit = def["Unit"].as_str().unwrap();
+            assert!(["Count", "Milliseconds"].contains(&unit), "{unit}");
+        }
+    }
+
+    #[test]
+    fn a_successful_execute_is_one_valid_record_with_the_run_counted() {
+        let m = Metrics::new("Test/NS");
+        let mut inv = m.start("eventbridge", "req-1");
+        inv.set_operation("execute");
+        inv.add_secret_fetches(1);
+        inv.add_upstream(Duration::from_millis(40));
+        inv.add_upstream(Duration::from_micros(2_500));
+        inv.set_run_started("job-1");
+        let v = render(&inv);
+        assert_valid_emf(&v);
+        assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_123u64);
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Test/NS");
+        assert_eq!(v["Operation"], "execute");
+        assert_eq!(v["Outcome"], "ok");
+        assert_eq!(v["Invocations"], 1);
+        assert_eq!(v["Failures"], 0);
+        assert_eq!(v["RunsStarted"], 1);
+        assert_eq!(v["Replays"], 0);
+        assert_eq!(v["SecretFetches"], 1);
+        assert_eq!(v["ColdStart"], 1);
+        assert_eq!(v["UpstreamLatency"], 42.5);
+        assert_eq!(v["TotalLatency"], 12.345);
+        assert_eq!(v["Trigger"], "eventbridge");
+        assert_eq!(v["RequestId"], "req-1");
+        assert_eq!(v["JobId"], "job-1");
+    }
+
+    #[test]
+    fn a_failure_is_counted_under_its_error_type_and_only_the_first_record_is_cold() {
+        let m = Metrics::new(DEFAULT_NAMESPACE);
+        let _first = m.start("apigw-v2", "req-1");
+        let mut inv = m.start("apigw-v2", "req-2");
+        inv.set_failed("InvalidRequest");
+        let v = render(&inv);
+        assert_valid_emf(&v);
+        assert_eq!(v["Operation"], OPERATION_NONE);
+        assert_eq!(v["Outcome"], "InvalidRequest");
+        assert_eq!(v["Failures"], 1);
+        assert_eq!(v["ColdStart"], 0);
+        assert_eq!(v["RunsStarted"], 0);
+        // No upstream call: no UpstreamLatency, neither as a value nor as a declared metric.
+        assert!(v.get("UpstreamLatency").is_none());
+        let declared: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["Name"].as_str().unwrap())
+            .collect();
+        assert!(!declared.contains(&"UpstreamLatency"));
+        assert!(v.get("JobId").is_none());
+    }
+
+    #[test]
+    fn every_declared_metric_is_in_the_one_list_with_its_unit() {
+        let m = Metrics::new("NS");
+        let mut inv = m.start("sfn", "r");
+        inv.add_upstream(Duration::from_millis(1));
+        inv.set_replay();
+        let v = render(&inv);
+        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            declared.len(),
+            METRICS.len(),
+            "all metrics present with an upstream call"
+        );
+        for def in declared {
+            let name = def["Name"].as_str().unwrap();
+            let (_, unit) = METRICS.iter().find(|(n, _)| *n == name).unwrap();
+            assert_eq!(def["Unit"], unit.as_str());
+        }
+        assert_eq!(v["Replays"], 1);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Operation", "Outcome"], ["Operation"]])
+        );
+    }
+}
