@@ -7,8 +7,8 @@
         -> SendTaskSuccess / SendTaskFailure (moto) -> the execution ends
 
 The function here has its own `cargo lambda watch`: its AWS endpoint is the moto that runs the
-state machines (Step Functions and the DynamoDB table of the idempotency store and the callback
-records), and CLOUDBOT_CALLBACK_BASE_URL points at the gateway. Every test resets the emulator.
+state machines (Step Functions, and the idempotency table conftest's Moto creates, which also
+holds the callback records), and CLOUDBOT_CALLBACK_BASE_URL points at the gateway. Every test resets the emulator.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from conftest import FUNCTION, LambdaWatch, Moto, function_env
 from lambda_proxy import LambdaProxy
 from test_state_machines import ERROR_BOT_MESSAGE, REGION, ROLE_ARN, definition, states_entered
 
-TABLE = "cloudbot-trigger-idempotency"
 CALLBACK_TIMEOUT_S = 8
 
 
@@ -210,17 +209,8 @@ def stack(binaries, emulator, tmp_path_factory):
             requests.post(
                 f"{moto.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
             ).raise_for_status()
-            boto3.client(
-                "dynamodb", endpoint_url=moto.endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
-            ).create_table(
-                TableName=TABLE,
-                AttributeDefinitions=[{"AttributeName": "record_key", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "record_key", "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
             env = {
                 **function_env(emulator.base_url, moto.endpoint),
-                "CLOUDBOT_IDEMPOTENCY_TABLE": TABLE,
                 "CLOUDBOT_CALLBACK_BASE_URL": gateway.base_url,
                 "RUST_LOG": "debug",
             }

@@ -486,11 +486,14 @@ def test_every_generated_invoker_targets_the_alias(translated):
     assert permissions
     for name, p in permissions:
         assert p["FunctionName"] == alias_ref, f"{name} grants invoke on {p['FunctionName']}"
-    api = next(p for _, p in by_type["AWS::ApiGatewayV2::Api"])
+    # The IAM HttpApi (SAM's OpenAPI body); the callback API is plain resources (below).
+    api = next(p for _, p in by_type["AWS::ApiGatewayV2::Api"] if "Body" in p)
     uris = [m["x-amazon-apigateway-integration"]["uri"] for path in api["Body"]["paths"].values() for m in path.values()]
     assert len(uris) == 3
     for uri in uris:
         assert f"${{{alias_id}}}" in json.dumps(uri), uri
+    integrations = [p for _, p in by_type["AWS::ApiGatewayV2::Integration"]]
+    assert [i["IntegrationUri"] for i in integrations] == [alias_ref], "the callback API's integration"
 
     # The schedule's target and its role.
     schedules = by_type["AWS::Scheduler::Schedule"]
@@ -500,7 +503,7 @@ def test_every_generated_invoker_targets_the_alias(translated):
 
     # State machines: the ASL substitution and their roles.
     machines = by_type["AWS::StepFunctions::StateMachine"]
-    assert len(machines) == 2
+    assert len(machines) == 3
     for name, p in machines:
         assert p["DefinitionSubstitutions"]["CloudBotFunctionArn"] == alias_ref, name
 
@@ -540,14 +543,15 @@ def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
             return str(params[name]) if name in params else SAMPLE_SECRET_ARN
         if isinstance(value, dict) and "Fn::If" in value:
             return resolve(value["Fn::If"][1])
-        if isinstance(value, dict) and "Fn::Sub" in value:
-            pseudo = {"CallbackApi": "a1b2c3d4e5", "AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com"}
-            return re.sub(r"\$\{([^}]+)\}", lambda m: pseudo[m.group(1)], value["Fn::Sub"])
-
-
         if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-            # The longest stack name CloudFormation allows (128 characters).
-            return value["Fn::Sub"].replace("${AWS::StackName}", "s" * 128)
+            pseudo = {
+                # The longest stack name CloudFormation allows (128 characters).
+                "AWS::StackName": "s" * 128,
+                "CallbackApi": "a1b2c3d4e5",
+                "AWS::Region": "us-east-1",
+                "AWS::URLSuffix": "amazonaws.com",
+            }
+            return re.sub(r"\$\{([^}]+)\}", lambda m: pseudo[m.group(1)], value["Fn::Sub"])
         assert isinstance(value, (str, int)), value
         return str(value)
 
