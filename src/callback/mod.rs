@@ -263,3 +263,289 @@ impl Callbacks {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::idempotency::StoreFuture;
+
+    /// The table as a map (records by hash, pointers by task key).
+    #[derive(Debug, Default)]
+    struct MemoryStore {
+        records: Mutex<HashMap<String, CallbackRecord>>,
+        pointers: Mutex<HashMap<String, String>>,
+    }
+
+    impl CallbackStore for MemoryStore {
+        fn create<'a>(&'a self, new: &'a NewCallback<'a>) -> StoreFuture<'a, ()> {
+            let record = CallbackRecord {
+                task_key: new.task_key.to_owned(),
+                task_token: new.task_token.clone(),
+                job_reference_endpoint: None,
+                state: CallbackState::Waiting,
+                expires_at_ms: new.expires_at_ms,
+            };
+            self.records
+                .lock()
+                .unwrap()
+                .insert(new.hash.to_owned(), record);
+            self.pointers
+                .lock()
+                .unwrap()
+                .insert(new.task_key.to_owned(), new.hash.to_owned());
+            Box::pin(async { Ok(()) })
+        }
+
+        fn set_job<'a>(&'a self, hash: &'a str, job: &'a str, _: u64) -> StoreFuture<'a, ()> {
+            if let Some(r) = self.records.lock().unwrap().get_mut(hash) {
+                r.job_reference_endpoint = Some(job.to_owned());
+            }
+            Box::pin(async { Ok(()) })
+        }
+
+        fn renew_token<'a>(
+            &'a self,
+            task_key: &'a str,
+            token: &'a TaskToken,
+            _: u64,
+        ) -> StoreFuture<'a, bool> {
+            let hash = self.pointers.lock().unwrap().get(task_key).cloned();
+            let renewed = hash.is_some_and(|h| {
+                self.records
+                    .lock()
+                    .unwrap()
+                    .get_mut(&h)
+                    .map(|r| r.task_token = token.clone())
+                    .is_some()
+            });
+            Box::pin(async move { Ok(renewed) })
+        }
+
+        fn get<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
+            let found = self.records.lock().unwrap().get(hash).cloned();
+            Box::pin(async move { Ok(found) })
+        }
+
+        fn mark_settled<'a>(&'a self, hash: &'a str, _: &'a str, _: u64) -> StoreFuture<'a, ()> {
+            if let Some(r) = self.records.lock().unwrap().get_mut(hash) {
+                r.state = CallbackState::Settled;
+            }
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Step Functions as AWS behaves: a token is accepted once while its task is open; a closed
+    /// or settled task answers `TaskTimedOut` (moto accepts a second call silently).
+    #[derive(Debug, Default)]
+    struct FakeStepFunctions {
+        open: Mutex<Vec<String>>,
+        calls: Mutex<Vec<(String, String)>>,
+    }
+
+    impl FakeStepFunctions {
+        fn answer(&self, token: &TaskToken, what: String) -> SettleFuture<'_> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((token.expose().to_owned(), what));
+            let mut open = self.open.lock().unwrap();
+            let outcome = match open.iter().position(|t| t == token.expose()) {
+                Some(i) => {
+                    open.remove(i);
+                    Ok(Settled::Accepted)
+                }
+                None => classify("SendTaskSuccess", Some("TaskTimedOut")),
+            };
+            Box::pin(async move { outcome })
+        }
+    }
+
+    impl TaskSettler for FakeStepFunctions {
+        fn succeed<'a>(&'a self, token: &'a TaskToken, output: &'a str) -> SettleFuture<'a> {
+            self.answer(token, format!("success {output}"))
+        }
+
+        fn fail<'a>(&'a self, token: &'a TaskToken, e: &'a str, c: &'a str) -> SettleFuture<'a> {
+            self.answer(token, format!("failure {e} {c}"))
+        }
+    }
+
+    /// A store and a Step Functions double shared with the [`Callbacks`] under test.
+    #[derive(Debug, Clone, Default)]
+    struct Shared(std::sync::Arc<(MemoryStore, FakeStepFunctions)>);
+
+    impl CallbackStore for Shared {
+        fn create<'a>(&'a self, new: &'a NewCallback<'a>) -> StoreFuture<'a, ()> {
+            self.0.0.create(new)
+        }
+        fn set_job<'a>(&'a self, h: &'a str, j: &'a str, n: u64) -> StoreFuture<'a, ()> {
+            self.0.0.set_job(h, j, n)
+        }
+        fn renew_token<'a>(
+            &'a self,
+            k: &'a str,
+            t: &'a TaskToken,
+            n: u64,
+        ) -> StoreFuture<'a, bool> {
+            self.0.0.renew_token(k, t, n)
+        }
+        fn get<'a>(&'a self, h: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
+            self.0.0.get(h)
+        }
+        fn mark_settled<'a>(&'a self, h: &'a str, w: &'a str, n: u64) -> StoreFuture<'a, ()> {
+            self.0.0.mark_settled(h, w, n)
+        }
+    }
+
+    impl TaskSettler for Shared {
+        fn succeed<'a>(&'a self, t: &'a TaskToken, o: &'a str) -> SettleFuture<'a> {
+            self.0.1.succeed(t, o)
+        }
+        fn fail<'a>(&'a self, t: &'a TaskToken, e: &'a str, c: &'a str) -> SettleFuture<'a> {
+            self.0.1.fail(t, e, c)
+        }
+    }
+
+    fn setup() -> (Callbacks, Shared) {
+        let shared = Shared::default();
+        let base = url::Url::parse("https://cb.example/callbacks").unwrap();
+        let callbacks = Callbacks::new(
+            shared.clone(),
+            shared.clone(),
+            &base,
+            Duration::from_secs(3600),
+        );
+        (callbacks, shared)
+    }
+
+    fn token(raw: &str) -> TaskToken {
+        TaskToken::parse(raw).unwrap()
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    async fn registered(callbacks: &Callbacks, key: &RecordKey, t: &str) -> CallbackId {
+        let registered = callbacks
+            .register(key, &token(t), deadline())
+            .await
+            .unwrap();
+        assert!(registered.url.starts_with("https://cb.example/callbacks/"));
+        assert!(
+            !registered.url.contains(t),
+            "the token never goes into the URL"
+        );
+        let segment = registered.url.rsplit('/').next().unwrap();
+        CallbackId::parse(segment).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_retried_task_is_settled_with_its_newest_token() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("exec#ExecuteBot").unwrap();
+        let id = registered(&callbacks, &key, "token-attempt-1").await;
+        // Attempt 1's task is gone (its Lambda failed); attempt 2 is the open one.
+        shared
+            .0
+            .1
+            .open
+            .lock()
+            .unwrap()
+            .push("token-attempt-2".into());
+        callbacks
+            .renew(&key, &token("token-attempt-2"), deadline())
+            .await;
+
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(record.task_token, token("token-attempt-2"));
+        let outcome = TaskOutcome::Succeed("{}".into());
+        let delivery = callbacks.settle(&id, &record, &outcome, deadline()).await;
+        assert_eq!(delivery, Ok(Delivery::Settled));
+        let calls = shared.0.1.calls.lock().unwrap().clone();
+        assert_eq!(calls, [("token-attempt-2".into(), "success {}".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_token_renewed_during_the_settlement_is_tried_once_more() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("exec#ExecuteBot").unwrap();
+        let id = registered(&callbacks, &key, "old").await;
+        let seen = callbacks.find(&id, deadline()).await.unwrap();
+        // The retry renews after the receiver read the record, before it called Step Functions.
+        shared.0.1.open.lock().unwrap().push("new".into());
+        callbacks.renew(&key, &token("new"), deadline()).await;
+
+        let outcome = TaskOutcome::Fail("Step 3 failed".into());
+        let delivery = callbacks.settle(&id, &seen, &outcome, deadline()).await;
+        assert_eq!(delivery, Ok(Delivery::Settled));
+        let tokens: Vec<String> = shared
+            .0
+            .1
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.0.clone())
+            .collect();
+        assert_eq!(tokens, ["old", "new"]);
+    }
+
+    #[tokio::test]
+    async fn a_closed_task_is_settled_and_marked_so_later_deliveries_change_nothing() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("k").unwrap();
+        let id = registered(&callbacks, &key, "token-of-the-task").await;
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        // No open task: AWS answers TaskTimedOut (timed out, or settled before).
+        let delivery = callbacks
+            .settle(&id, &record, &TaskOutcome::Succeed("{}".into()), deadline())
+            .await;
+        assert_eq!(delivery, Ok(Delivery::AlreadySettled("TaskTimedOut")));
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(record.state, CallbackState::Settled);
+        // One call: the token did not change, so there was nothing to try again.
+        assert_eq!(shared.0.1.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_and_expired_ids_are_not_found() {
+        let (callbacks, shared) = setup();
+        let stranger = CallbackId::generate().unwrap();
+        assert_eq!(
+            callbacks.find(&stranger, deadline()).await,
+            Err(CallbackError::NotFound)
+        );
+        let key = RecordKey::request("k").unwrap();
+        let id = registered(&callbacks, &key, "token-of-the-task").await;
+        shared
+            .0
+            .0
+            .records
+            .lock()
+            .unwrap()
+            .values_mut()
+            .for_each(|r| r.expires_at_ms = 1);
+        assert_eq!(
+            callbacks.find(&id, deadline()).await,
+            Err(CallbackError::NotFound)
+        );
+        assert!(shared.0.1.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_job_still_executing_is_left_to_the_fallback_without_a_call() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("k").unwrap();
+        let id = registered(&callbacks, &key, "token-of-the-task").await;
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        let delivery = callbacks
+            .settle(&id, &record, &TaskOutcome::NotFinal, deadline())
+            .await;
+        assert_eq!(delivery, Ok(Delivery::LeftToFallback));
+        assert!(shared.0.1.calls.lock().unwrap().is_empty());
+    }
+}
