@@ -171,9 +171,12 @@ class Stack:
         self.machine = self.sfn.create_state_machine(
             name="run-bot-callback", definition=definition("run-bot-callback.asl.json", **overrides), roleArn=ROLE_ARN
         )["stateMachineArn"]
+        self.polling = self.sfn.create_state_machine(
+            name="run-bot", definition=definition("run-bot.asl.json"), roleArn=ROLE_ARN
+        )["stateMachineArn"]
 
-    def start(self, execution_input: dict) -> str:
-        return self.sfn.start_execution(stateMachineArn=self.machine, name=uuid.uuid4().hex, input=json.dumps(execution_input))[
+    def start(self, execution_input: dict, machine: str | None = None) -> str:
+        return self.sfn.start_execution(stateMachineArn=machine or self.machine, name=uuid.uuid4().hex, input=json.dumps(execution_input))[
             "executionArn"
         ]
 
@@ -188,8 +191,8 @@ class Stack:
                 pytest.fail(f"execution still RUNNING after {timeout_s} s: {self.history(arn)[-5:]}")
             time.sleep(0.1)
 
-    def run(self, execution_input: dict, timeout_s: float = 60) -> tuple[dict, list[dict]]:
-        return self.wait(self.start(execution_input), timeout_s)
+    def run(self, execution_input: dict, timeout_s: float = 60, machine: str | None = None) -> tuple[dict, list[dict]]:
+        return self.wait(self.start(execution_input, machine), timeout_s)
 
     def history(self, arn: str) -> list[dict]:
         return self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
@@ -365,3 +368,35 @@ def test_hostile_callbacks_change_nothing_and_cost_nothing_upstream(stack, emu):
     real = [d.status for d in stack.gateway.deliveries() if d.path == urllib.parse.urlsplit(url).path]
     assert real and all(s in (200, 202) for s in real), real
     assert task_token(history) not in stack.log()
+
+
+def test_figures_job_end_to_execution_end_callback_vs_polling(stack, emu, capsys):
+    """Figures for docs/state-machines.md (printed, not asserted: timings on a shared machine are
+    reported, never tested). The lag is measured from the job's end on the emulator's clock to
+    the execution's stop, for the same BOT (slow_bot, 3 s) on both paths; polling with
+    wait_seconds 2 (deployments default to 30, where the expected lag is 15 s + one poll)."""
+    from datetime import datetime
+
+    def lag(machine, wait_seconds=None):
+        emu.reset()
+        execution_input = {"request": {"bot_endpoint": bot(emu, "slow_bot")}}
+        if wait_seconds is not None:
+            execution_input["wait_seconds"] = wait_seconds
+        execution, history = stack.run(execution_input, machine=machine)
+        assert execution["status"] == "SUCCEEDED", execution
+        [job] = emu.jobs()
+        ended = datetime.fromisoformat(job["end_time"].replace("Z", "+00:00"))
+        invocations = sum(1 for e in history if e["type"] == "TaskScheduled")
+        return (execution["stopDate"] - ended).total_seconds(), invocations
+
+    runs = 3
+    callback = [lag(stack.machine) for _ in range(runs)]
+    polling = [lag(stack.polling, wait_seconds=2) for _ in range(runs)]
+    with capsys.disabled():
+        print("\njob end -> execution end (s), slow_bot 3 s, %d runs each:" % runs)
+        print("  callback:            ", ", ".join(f"{s:.2f}" for s, _ in callback), " invocations:", [n for _, n in callback])
+        print("  polling (wait 2 s):  ", ", ".join(f"{s:.2f}" for s, _ in polling), " invocations:", [n for _, n in polling])
+    # Only structure is asserted: one ExecuteBot invocation on the callback path (the callback's
+    # own invocation is the receiver's, outside the execution), execute + reads when polling.
+    assert all(n == 1 for _, n in callback)
+    assert all(n >= 2 for _, n in polling)
