@@ -400,3 +400,56 @@ def test_figures_job_end_to_execution_end_callback_vs_polling(stack, emu, capsys
     # own invocation is the receiver's, outside the execution), execute + reads when polling.
     assert all(n == 1 for _, n in callback)
     assert all(n >= 2 for _, n in polling)
+
+
+def schedule_input(request: dict, scheduled_time: str) -> dict:
+    """The input the template's schedule gives RunBotCallback (its `Input`, with ScheduleInput and
+    the Scheduler's context attributes filled in as EventBridge Scheduler does)."""
+    import yaml
+
+    from test_template import TEMPLATE, CfnLoader
+
+    template = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+    events = template["Resources"]["RunBotCallbackStateMachine"]["Properties"]["Events"]
+    text = events["Schedule"]["Properties"]["Input"]["Fn::Sub"]
+    text = text.replace("${ScheduleInput}", json.dumps(request))
+    text = text.replace("<aws.scheduler.schedule-arn>", "arn:aws:scheduler:us-east-1:123456789012:schedule/default/cloudbot-Schedule")
+    text = text.replace("<aws.scheduler.scheduled-time>", scheduled_time)
+    return json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("bot_id", "status", "error"), [("echo_bot", "SUCCEEDED", None), ("error_bot", "FAILED", "CloudBot.JobFailed")]
+)
+def test_a_scheduled_run_through_the_workflow_ends_with_the_job_outcome(stack, emu, bot_id, status, error):
+    execution_input = schedule_input({"bot_endpoint": bot(emu, bot_id)}, f"2026-12-01T09:00:0{len(bot_id) % 10}Z")
+    execution, history = stack.run(execution_input)
+
+    assert execution["status"] == status, execution
+    assert execution.get("error") == error
+    assert [r["method"] for r in emu.requests()].count("POST") == 1
+    # The run is keyed by the schedule and its time, not by the execution.
+    scheduled = json.loads(next(e for e in history if e["type"] == "TaskScheduled")["taskScheduledEventDetails"]["parameters"])
+    assert scheduled["Payload"]["idempotency_key"].startswith("schedule:arn:aws:scheduler:")
+    assert "ScheduleKey" in states_entered(history)
+
+
+def test_a_duplicate_schedule_delivery_runs_the_bot_once_and_both_executions_end_with_it(stack, emu):
+    # EventBridge Scheduler delivers at least once: two executions for one scheduled run. The
+    # second's ExecuteBot is answered with a replay and its new token takes over the callback
+    # record; the first ends through the fallback. One BOT run, two correct outcomes.
+    execution_input = schedule_input({"bot_endpoint": bot(emu, "slow_bot")}, "2026-12-01T10:00:00Z")
+    first = stack.start(execution_input)
+    end = time.monotonic() + 20
+    while not emu.jobs():
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    second = stack.start(execution_input)
+    results = [stack.wait(first, 60), stack.wait(second, 60)]
+
+    assert [r["method"] for r in emu.requests()].count("POST") == 1, "the BOT ran once"
+    outputs = [json.loads(execution["output"]) for execution, _ in results]
+    assert [e["status"] for e, _ in results] == ["SUCCEEDED", "SUCCEEDED"]
+    assert outputs[0]["job_id"] == outputs[1]["job_id"]
+    # The second execution (the newest token) was settled by the callback.
+    assert "RecoverJob" not in states_entered(results[1][1])

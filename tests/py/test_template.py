@@ -141,6 +141,13 @@ def test_state_machine_retry_and_catch_policy(path: Path):
                 assert retrier.get("Comment"), f"{name}: every ExecuteBot retrier says why it is safe"
         if name.split("/")[-1] == "ExecuteBot":
             key = state["Parameters"]["Payload"].get("idempotency_key.$", "")
+            if key == "$.key.value":
+                # Chosen before ExecuteBot: the schedule's run (ARN + time) or the execution id.
+                states = definition["States"]
+                assert "$$.Execution.Id" in states["ExecutionKey"]["Parameters"]["value.$"], name
+                schedule_key = states["ScheduleKey"]["Parameters"]["value.$"]
+                assert "schedule_arn" in schedule_key and "scheduled_time" in schedule_key, name
+                continue
             assert "$$.Execution.Id" in key, f"{name}: the idempotency key is built from the execution id"
 
 
@@ -498,8 +505,12 @@ def test_every_generated_invoker_targets_the_alias(translated):
     # The schedule's target and its role.
     schedules = by_type["AWS::Scheduler::Schedule"]
     assert schedules
-    for name, p in schedules:
-        assert p["Target"]["Arn"] == alias_ref, name
+    # ScheduleTarget picks one of two schedules: the function's alias or the callback workflow.
+    machine_ref = {"Ref": "RunBotCallbackStateMachine"}
+    assert sorted(json.dumps(p["Target"]["Arn"]) for _, p in schedules) == sorted(map(json.dumps, [alias_ref, machine_ref]))
+    states = {json.dumps(p["Target"]["Arn"]): p["State"] for _, p in schedules}
+    assert states[json.dumps(machine_ref)] == {"Fn::If": ["ScheduleTargetsWorkflow", {"Ref": "ScheduleState"}, "DISABLED"]}
+    assert states[json.dumps(alias_ref)] == {"Fn::If": ["ScheduleTargetsWorkflow", "DISABLED", {"Ref": "ScheduleState"}]}
 
     # State machines: the ASL substitution and their roles.
     machines = by_type["AWS::StepFunctions::StateMachine"]
@@ -516,7 +527,7 @@ def test_every_generated_invoker_targets_the_alias(translated):
                 if "lambda:InvokeFunction" in actions:
                     grants += 1
                     assert statement["Resource"] == alias_ref, f"{name}: {statement}"
-    assert grants >= 3, "the schedule's and both state machines' roles"
+    assert grants >= 4, "the schedule's and the three state machines' roles"
 
     # Asynchronous invocations (the schedule) are configured on the alias they arrive at.
     (invoke_config,) = [p for _, p in by_type["AWS::Lambda::EventInvokeConfig"]]
