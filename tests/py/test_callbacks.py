@@ -217,7 +217,8 @@ def stack(binaries, emulator, tmp_path_factory):
                 "CLOUDBOT_CALLBACK_BASE_URL": gateway.base_url,
                 "RUST_LOG": "debug",
             }
-            watch = LambdaWatch.start(env, dirs / "watch.log")
+            # Two instances: a callback can arrive while the execute that registered it still runs.
+            watch = LambdaWatch.start(env, dirs / "watch.log", concurrency=2)
             proxy.set_target(f"http://127.0.0.1:{watch.port}")
             gateway.set_target(watch.port)
             yield Stack(moto, gateway, watch)
@@ -453,3 +454,19 @@ def test_a_duplicate_schedule_delivery_runs_the_bot_once_and_both_executions_end
     assert outputs[0]["job_id"] == outputs[1]["job_id"]
     # The second execution (the newest token) was settled by the callback.
     assert "RecoverJob" not in states_entered(results[1][1])
+
+
+def test_a_callback_before_the_execute_answer_is_recorded_is_neither_lost_nor_trusted(stack, emu):
+    # The execute answer comes 2 s late while the BOT ends after 0.3 s: the first callback
+    # finds the record without its job, re-reads it for about a second, and answers 503
+    # (Callback.NotReady) rather than act on the body; Cloud BOT's next attempt settles the task.
+    emu.set_faults([{"fault": "latency", "latency_ms": 2000, "method": "POST", "path_prefix": "/demo/bots", "count": 1}])
+    execution, history = stack.run({"request": {"bot_endpoint": bot(emu, "echo_bot"), "input": {"message": "fast"}}})
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["output"])["output"]["echo"] == "fast"
+    statuses = [d.status for d in stack.gateway.deliveries()]
+    assert statuses[0] == 503 and statuses[-1] == 200, statuses
+    assert stack.gateway.deliveries()[0].answer["error_type"] == "Callback.NotReady"
+    assert settlements(history) == ["TaskSucceeded"]
+    assert "RecoverJob" not in states_entered(history)
