@@ -218,6 +218,7 @@ impl Service {
         let claim = match idempotency.begin(pending, deadline).await? {
             Begin::Claimed(claim) => claim,
             Begin::Replay(replayed) => {
+                record.set_replay();
                 if let Some((token, callbacks)) = callbacks {
                     callbacks.renew(key, token, deadline).await;
                 }

@@ -532,7 +532,7 @@ def test_every_generated_invoker_targets_the_alias(translated):
     # Asynchronous invocations (the schedule) are configured on the alias they arrive at.
     (invoke_config,) = [p for _, p in by_type["AWS::Lambda::EventInvokeConfig"]]
     assert invoke_config["Qualifier"] == ALIAS
-    assert invoke_config["MaximumRetryAttempts"] == 0
+    assert invoke_config["MaximumRetryAttempts"] == 2, "retries carry the idempotency key (docs/exactly-once.md)"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ use cloudbot_emulator::{FaultKind, FaultRule};
 use serde_json::{Value, json};
 
 use super::{Harness, Setup, Store, header, http_body};
+use tracing::level_filters::LevelFilter;
+
+use crate::support::logs::capture_json;
 use crate::support::{eventually, requests_to};
 
 fn execute(key: &str, message: &str) -> Value {
@@ -201,13 +204,20 @@ async fn a_store_that_cannot_be_reached_fails_closed() {
     assert_eq!((posts(&h), jobs(&h)), (0, 0));
 }
 
+// current_thread runtime: the thread-local log capture sees the handler's events.
 #[tokio::test]
 async fn requests_without_a_key_and_reads_never_touch_the_store() {
     let h = Harness::start().await;
     let plain = json!({"public_id": "demo", "bot_id": "echo_bot"});
+    let logs = capture_json(LevelFilter::INFO);
     let first = h.invoke(plain.clone()).await.unwrap();
     h.invoke(plain).await.unwrap();
     assert_eq!(jobs(&h), 2, "no key: not deduplicated");
+    assert!(
+        logs.text()
+            .contains("execute without an idempotency key: not deduplicated"),
+        "the undeduplicated case is visible in the logs"
+    );
     h.invoke(json!({"operation": "refer_job", "job_reference_endpoint": first["job_reference_endpoint"]}))
         .await
         .unwrap();
