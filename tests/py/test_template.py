@@ -616,3 +616,22 @@ def test_the_function_starts_with_every_configuration_the_template_allows(templa
         output = done.stdout + done.stderr
         assert "invalid configuration" not in output and "CLOUDBOT_" not in output, f"{label}: {env}\n{output}"
         assert done.returncode != 0, f"{label}: the function cannot have run without a Runtime API"
+
+
+def test_run_bot_callback_polls_exactly_like_run_bot():
+    """RunBotCallback's fallback is RunBot's polling loop: the states they share must not drift."""
+    run_bot = json.loads((ROOT / "statemachine/run-bot.asl.json").read_text())["States"]
+    callback = json.loads((ROOT / "statemachine/run-bot-callback.asl.json").read_text())["States"]
+    shared = ["InvalidInput", "UseInputWaitSeconds", "WaitForJob", "ReferJob", "CheckJobStatus", "JobSucceeded",
+              "JobFailed", "JobFailedWithoutMessage", "JobStatusUnknown", "ReferJobFailed"]
+    for name in shared:
+        expected = dict(run_bot[name])
+        if name == "UseInputWaitSeconds":
+            expected["Next"] = "ChooseKey"
+        assert callback[name] == expected, name
+    assert {**callback["CheckInput"], "Default": "ExecuteBot"} == run_bot["CheckInput"]
+    assert callback["ExecuteBot"]["Resource"].endswith(".waitForTaskToken")
+    assert callback["ExecuteBot"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert callback["RecoverJob"]["Parameters"]["Payload"] == {
+        k: v for k, v in callback["ExecuteBot"]["Parameters"]["Payload"].items() if k != "task_token.$"
+    }, "the fallback repeats ExecuteBot's request and key, so it gets the same job as a replay"
