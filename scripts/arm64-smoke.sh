@@ -27,9 +27,10 @@ missing() { # what, how to get it
   exit 0
 }
 
-bootstrap=.aws-sam/build/CloudBotFunction/bootstrap
-qemu=/usr/bin/qemu-aarch64-static
-sysroot=/usr/aarch64-linux-gnu
+# Overridable for the tests of this script's own failure modes (tests/py/test_arm64_smoke.py).
+bootstrap=${ARM64_SMOKE_BOOTSTRAP:-.aws-sam/build/CloudBotFunction/bootstrap}
+qemu=${ARM64_SMOKE_QEMU:-/usr/bin/qemu-aarch64-static}
+sysroot=${ARM64_SMOKE_SYSROOT:-/usr/aarch64-linux-gnu}
 work=target/arm64-smoke
 
 [ -f "$bootstrap" ] || missing "$bootstrap does not exist" "scripts/check-template.sh --with-build builds it with sam build"

@@ -80,13 +80,14 @@ base=$(sed -n 's/^cloudbot-emulator listening on //p' "$work/emulator.out")
 [ -n "$base" ] || die "the emulator did not start"
 log "emulator: $base"
 
-log "starting moto (Secrets Manager) with the demo secret"
+log "starting moto (Secrets Manager, DynamoDB) with the demo secret and the idempotency table"
 moto_port=$(free_port)
 .tools/venv-aws/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 moto_pid=$!
 wait_port "$moto_port" 60 moto_server
 moto="http://127.0.0.1:$moto_port"
-secret_id=cloudbot-trigger/demo
+# The secret id the function is given by cargo lambda watch (Cargo.toml, one home for it).
+secret_id=$("$py" -c 'import tomllib; print(tomllib.load(open("Cargo.toml", "rb"))["package"]["metadata"]["lambda"]["watch"]["env"]["CLOUDBOT_SECRET_ID"])')
 "$py" - "$moto" "$secret_id" <<'PY'
 import json, sys, boto3
 endpoint, name = sys.argv[1], sys.argv[2]
@@ -94,19 +95,24 @@ client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-e
                       aws_access_key_id="test", aws_secret_access_key="test")
 client.create_secret(Name=name, SecretString=json.dumps(
     {"access_token": "demo-access-token", "secret_key": "demo-secret-key"}))
+# The idempotency table, shaped like template.yaml's IdempotencyTable.
+dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+dynamodb.create_table(TableName="cloudbot-trigger-idempotency", BillingMode="PAY_PER_REQUEST",
+                      AttributeDefinitions=[{"AttributeName": "record_key", "AttributeType": "S"}],
+                      KeySchema=[{"AttributeName": "record_key", "KeyType": "HASH"}])
 PY
 
 log "starting the function under cargo lambda watch"
 watch_port=$(free_port)
+# The secret id, region and dummy credentials come from Cargo.toml
+# ([package.metadata.lambda.watch]); only what depends on this run's ports is passed here.
 setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --ignore-changes \
-  --env-var "CLOUDBOT_SECRET_ID=$secret_id" \
   --env-var "CLOUDBOT_API_BASE=$base" \
   --env-var "CLOUDBOT_DEFAULT_BOT_ENDPOINT=$base/demo/bots/echo_bot/jobs" \
   --env-var "CLOUDBOT_LANGUAGE=en" \
   --env-var "AWS_ENDPOINT_URL=$moto" \
-  --env-var AWS_REGION=us-east-1 \
-  --env-var AWS_ACCESS_KEY_ID=test \
-  --env-var AWS_SECRET_ACCESS_KEY=test \
+  --env-var "CLOUDBOT_IDEMPOTENCY_TABLE=cloudbot-trigger-idempotency" \
   >"$work/watch.log" 2>&1 &
 watch_pid=$!
 wait_port "$watch_port" 60 "cargo lambda watch"
@@ -138,8 +144,8 @@ print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
 
 log "invoking the execute samples"
 first_job="" first_endpoint=""
-for name in scheduler-input.json scheduled-rule.json eventbridge-custom.json sfn-execute.json \
-  apigw-v1-execute.json apigw-v2-execute.json; do
+for name in scheduler-input.json scheduler-envelope.json scheduled-rule.json eventbridge-custom.json \
+  sfn-execute.json apigw-v1-execute.json apigw-v2-execute.json; do
   # The first invoke also starts the function process: give it a few tries.
   result=""
   for attempt in 1 2 3 4 5; do
@@ -156,6 +162,12 @@ for name in scheduler-input.json scheduled-rule.json eventbridge-custom.json sfn
     first_endpoint=$endpoint
   fi
 done
+
+log "delivering scheduled-rule.json again (a duplicate delivery: same event id)"
+again=$(invoke "$(sample scheduled-rule.json)")
+printf '%-26s job reference endpoint: %s (replay: %s)\n' "scheduled-rule.json" \
+  "$(field "$again" job_reference_endpoint)" "$(field "$again" replay)"
+[ "$(field "$again" replay)" = "true" ] || die "the duplicate was not answered from the idempotency table"
 
 log "following job $first_job with the operator CLI (cloudbot job --follow)"
 env -u CLOUDBOT_ACCESS_TOKEN -u CLOUDBOT_SECRET_KEY CLOUDBOT_API_BASE="$base" \

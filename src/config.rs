@@ -271,9 +271,9 @@ fn idempotency(
     Ok(Some(IdempotencyConfig { table, expiry }))
 }
 
-/// `CLOUDBOT_METRICS_NAMESPACE`: CloudWatch's namespace rules (1 to 255 of `[A-Za-z0-9.-_/#:]`,
-/// not starting with `AWS/`, which is reserved), checked here because CloudWatch drops the
-/// metrics of an invalid EMF namespace silently.
+/// `CLOUDBOT_METRICS_NAMESPACE`: CloudWatch's namespace rules (1 to 255 letters, digits, space
+/// and `. - _ / # :`, not starting with `AWS/`, which is reserved), checked here because
+/// CloudWatch drops the metrics of an invalid EMF namespace silently.
 fn parse_namespace(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     const VAR: &str = "CLOUDBOT_METRICS_NAMESPACE";
     let Some(raw) = get(VAR) else {

@@ -1,9 +1,9 @@
 //! The Cloud BOT emulator as the benchmark's upstream: started as its own process (the
 //! `cloudbot-emulator` binary, demo seed) so its work is not scheduled on the harness's runtime,
-//! and driven through its documented admin API (`/__emulator/...`).
+//! and driven through its admin API with the emulator crate's [`AdminClient`].
 //!
 //! Connections the function opens are counted from the request log (distinct connection ids of
-//! non-admin requests), because the harness's own admin calls also reach the same listener and
+//! API requests), because the harness's own admin calls also reach the same listener and
 //! would otherwise inflate `stats.connections_accepted`; the raw stats figure is reported too.
 
 use std::collections::HashSet;
@@ -12,23 +12,17 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cloudbot_emulator::{AdminClient, DEMO_ACCESS_TOKEN, DEMO_PUBLIC_ID, DEMO_SECRET_KEY};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::BenchError;
 
-/// Demo-seed credentials (documented in the emulator's README section; not a real secret).
-pub const DEMO_ACCESS_TOKEN: &str = "demo-access-token";
-/// Demo-seed secret key paired with [`DEMO_ACCESS_TOKEN`].
-pub const DEMO_SECRET_KEY: &str = "demo-secret-key";
-/// Contract of the demo seed.
-pub const DEMO_PUBLIC_ID: &str = "demo";
 /// BOT every benchmark invocation executes.
 pub const BENCH_BOT: &str = "echo_bot";
 
@@ -36,22 +30,7 @@ pub const BENCH_BOT: &str = "echo_bot";
 pub struct EmulatorProcess {
     child: Child,
     base_url: String,
-    http: Client<HttpConnector, Full<Bytes>>,
-}
-
-/// The counters of `GET /__emulator/stats`.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
-pub struct Stats {
-    /// TCP connections accepted since start/reset (includes the harness's admin connections).
-    pub connections_accepted: u64,
-    /// Connections open now.
-    #[serde(default)]
-    pub connections_open: u64,
-    /// Requests served.
-    #[serde(default)]
-    pub requests: u64,
-    /// Jobs created by execute.
-    pub jobs_created: u64,
+    admin: AdminClient,
 }
 
 impl EmulatorProcess {
@@ -82,11 +61,11 @@ impl EmulatorProcess {
             .to_owned();
         // Keep draining stdout so the emulator never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let http = Client::builder(TokioExecutor::new()).build_http();
+        let admin = AdminClient::new(base_url.clone())?;
         Ok(Self {
             child,
             base_url,
-            http,
+            admin,
         })
     }
 
@@ -100,105 +79,23 @@ impl EmulatorProcess {
         format!("{}/{DEMO_PUBLIC_ID}/bots/{BENCH_BOT}/jobs", self.base_url)
     }
 
-    async fn admin(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, BenchError> {
-        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let req = Request::builder()
-            .method(method.clone())
-            .uri(format!("{}/__emulator/{path}", self.base_url))
-            .header("content-type", "application/json")
-            .body(Full::new(bytes))
-            .map_err(|e| BenchError::msg(format!("admin request: {e}")))?;
-        let resp = self
-            .http
-            .request(req)
-            .await
-            .map_err(|e| BenchError::msg(format!("admin {method} {path}: {e}")))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| BenchError::msg(format!("admin {path} body: {e}")))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(BenchError::msg(format!(
-                "admin {method} {path}: HTTP {status}: {}",
-                String::from_utf8_lossy(&body)
-            )));
-        }
-        if body.is_empty() {
-            return Ok(Value::Null);
-        }
-        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
+    /// The emulator's admin API.
+    pub fn admin(&self) -> &AdminClient {
+        &self.admin
     }
 
-    /// `POST /__emulator/reset`: forget jobs, requests, faults and counters.
-    pub async fn reset(&self) -> Result<(), BenchError> {
-        self.admin(Method::POST, "reset", None).await.map(drop)
-    }
-
-    /// `PUT /__emulator/latency`: fixed latency added to every API response.
-    pub async fn set_latency(&self, latency: Duration) -> Result<(), BenchError> {
-        let body = serde_json::json!({ "latency_ms": latency.as_millis() as u64 });
-        self.admin(Method::PUT, "latency", Some(body))
-            .await
-            .map(drop)
-    }
-
-    /// `POST /__emulator/faults` with the given rules.
-    pub async fn set_faults(&self, rules: Value) -> Result<(), BenchError> {
-        self.admin(Method::POST, "faults", Some(rules))
-            .await
-            .map(drop)
-    }
-
-    /// `GET /__emulator/stats`.
-    pub async fn stats(&self) -> Result<Stats, BenchError> {
-        let v = self.admin(Method::GET, "stats", None).await?;
-        Ok(serde_json::from_value(v)?)
-    }
-
-    /// Distinct connections that carried Cloud BOT API (non-admin) requests since the last
-    /// reset, from `GET /__emulator/requests`.
+    /// Distinct connections that carried Cloud BOT API requests since the last reset (the
+    /// request log holds API requests only, so the harness's admin connections do not count).
     pub async fn api_connections(&self) -> Result<u64, BenchError> {
-        let v = self.admin(Method::GET, "requests", None).await?;
-        let list = v
-            .as_array()
-            .or_else(|| v.get("requests").and_then(Value::as_array))
-            .ok_or_else(|| BenchError::msg("GET /__emulator/requests: not a list"))?;
-        let ids: HashSet<String> = list
-            .iter()
-            .filter(|r| {
-                !r.get("path")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .starts_with("/__emulator")
-            })
-            .filter_map(|r| {
-                r.get("connection_id")
-                    .or_else(|| r.get("connection"))
-                    .map(Value::to_string)
-            })
-            .collect();
+        let requests = self.admin.requests().await?;
+        let ids: HashSet<u64> = requests.iter().map(|r| r.connection_id).collect();
         Ok(ids.len() as u64)
     }
 
-    /// Job ids the emulator holds (`GET /__emulator/jobs`).
+    /// Job ids the emulator holds.
     pub async fn job_ids(&self) -> Result<Vec<String>, BenchError> {
-        let v = self.admin(Method::GET, "jobs", None).await?;
-        let list = v
-            .as_array()
-            .or_else(|| v.get("jobs").and_then(Value::as_array))
-            .ok_or_else(|| BenchError::msg("GET /__emulator/jobs: not a list"))?;
-        Ok(list
-            .iter()
-            .filter_map(|j| j.get("job_id").and_then(Value::as_str).map(str::to_owned))
-            .collect())
+        let jobs = self.admin.jobs().await?;
+        Ok(jobs.into_iter().map(|j| j.job_id).collect())
     }
 
     /// Times `n` execute calls made directly with a keep-alive hyper client (no function in

@@ -1,9 +1,11 @@
 //! Benchmark harness for cloudbot-trigger: a Lambda Runtime API server the harness controls,
-//! a counting Secrets Manager endpoint, sandbox (process) management, statistics and the
-//! markdown report. The `cloudbot-bench` binary drives the scenarios; `lambda-floor` is the
-//! hello-world bootstrap everything is compared with. See docs/benchmarks.md.
+//! a counting Secrets Manager endpoint, sandbox (process) management, the emulator as an
+//! upstream process, the scenarios, statistics and the markdown report. The `cloudbot-bench`
+//! binary parses its command line and runs [`harness::run`]; `lambda-floor` is the hello-world
+//! bootstrap everything is compared with. See docs/benchmarks.md.
 
 pub mod emulator;
+pub mod harness;
 pub mod report;
 pub mod runtime_api;
 pub mod sandbox;
@@ -76,6 +78,20 @@ impl std::error::Error for BenchError {}
 impl From<std::io::Error> for BenchError {
     fn from(e: std::io::Error) -> Self {
         Self(format!("I/O: {e}"))
+    }
+}
+
+impl From<cloudbot_emulator::AdminError> for BenchError {
+    fn from(e: cloudbot_emulator::AdminError) -> Self {
+        // The whole chain: the admin error names the route, its source says what went wrong.
+        let mut msg = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        Self(msg)
     }
 }
 

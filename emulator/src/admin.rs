@@ -11,8 +11,8 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::body::{EmuBody, reply_response};
 use crate::fault::FaultRule;
-use crate::server::{EmuBody, reply_response};
 use crate::state::{State, lock};
 
 /// Admin request bodies are small JSON documents.

@@ -18,9 +18,10 @@ use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
+use crate::lifecycle::{self, Ending};
 use crate::output::{InputProblem, effective_input};
 use crate::seed::Permission;
-use crate::state::{Ending, Job, Lang, State, job_json, lock};
+use crate::state::{Job, Lang, State, job_json, lock};
 
 /// Request bodies above 4 MB are refused (documented limit; 4 MiB exactly here).
 pub const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
@@ -285,7 +286,7 @@ pub(crate) async fn handle(
                 return not_found("ジョブ", "Job");
             }
             if method == Method::DELETE {
-                state.finish_job(j, Ending::Suspended);
+                lifecycle::finish(state, j, Ending::Suspended);
             }
             let jobs = lock(&state.jobs);
             match jobs.by_id.get(j) {
@@ -780,13 +781,11 @@ async fn execute(
     };
     state.counters.jobs_created.fetch_add(1, Ordering::Relaxed);
     tracing::info!(job_id, bot_id, "job created");
-    let timer_state = Arc::clone(state);
-    let timer_job = job_id.clone();
-    let duration = Duration::from_millis(bot.duration_ms);
-    tokio::spawn(async move {
-        tokio::time::sleep(duration).await;
-        timer_state.finish_job(&timer_job, Ending::Natural);
-    });
+    lifecycle::end_after(
+        state,
+        job_id.clone(),
+        Duration::from_millis(bot.duration_ms),
+    );
     if body.timeout_ms > 0 {
         let wait = tokio::time::timeout(
             Duration::from_millis(body.timeout_ms),

@@ -14,23 +14,29 @@
 //! ```
 
 mod admin;
+mod admin_client;
 mod api;
+mod body;
 mod callback;
+mod data;
 mod emulator;
 mod fault;
+mod lifecycle;
 mod output;
 mod seed;
 mod server;
 mod state;
 
+pub use admin_client::{AdminClient, AdminError};
 pub use api::MAX_BODY_BYTES;
+pub use data::{DataType, Transform};
 pub use emulator::{DEFAULT_CALLBACK_INTERVAL, Emulator, EmulatorError, EmulatorOptions};
 pub use fault::{
     FAULT_HEADER, FaultKind, FaultRule, LATENCY_HEADER, RETRY_AFTER_HEADER, STATUS_HEADER,
 };
 pub use seed::{
-    BotSeed, ContractSeed, DataType, InputDef, Outcome, OutputDef, Permission, Seed, SeedError,
-    TokenSeed, Transform,
+    BotSeed, ContractSeed, DEMO_ACCESS_TOKEN, DEMO_PUBLIC_ID, DEMO_REFER_SECRET, DEMO_REFER_TOKEN,
+    DEMO_SECRET_KEY, InputDef, Outcome, OutputDef, Permission, Seed, SeedError, TokenSeed,
 };
 pub use server::OVERSIZED_PADDING;
 pub use state::{CallbackAttempt, JobRecord, RequestRecord, Stats};

@@ -1,86 +1,11 @@
 //! Input validation and output derivation: how a job's `output` follows from the execute
-//! request's `input` and the BOT's definitions (rules documented in README.md).
-//!
-//! Wire values follow the Cloud BOT data format: plain values are strings, multi-values are
-//! arrays of strings, group data are arrays of row objects, files are
-//! `{"type":"files","files":[{"ref","meta":{"name","size","timestamp"}}]}`.
+//! request's `input` and the BOT's definitions (rules documented in emulator/README.md).
+//! Wire values follow the Cloud BOT data format ([`crate::data`]).
 
 use serde_json::{Map, Value, json};
 
-use crate::seed::{BotSeed, DataType, OutputDef, Transform};
-
-/// Checks (and describes the problem with) a value given for an item of `data_type`.
-pub(crate) fn check_input_value(data_type: DataType, value: &Value) -> Result<(), String> {
-    normalize(data_type, value).map(|_| ())
-}
-
-/// Converts an input value to its wire form: numbers and booleans become strings (the API
-/// carries every plain value as a string); anything else of the wrong shape is an error.
-fn normalize(data_type: DataType, value: &Value) -> Result<Value, String> {
-    match data_type {
-        DataType::Value | DataType::File => scalar(value)
-            .map(Value::String)
-            .ok_or_else(|| "expected a string".to_string()),
-        DataType::Multi => match value {
-            Value::Array(items) => items
-                .iter()
-                .map(|v| scalar(v).map(Value::String))
-                .collect::<Option<Vec<_>>>()
-                .map(Value::Array)
-                .ok_or_else(|| "expected an array of strings".to_string()),
-            _ => Err("expected an array of strings".to_string()),
-        },
-        DataType::Group => match value {
-            Value::Array(rows) => rows
-                .iter()
-                .map(|row| match row {
-                    Value::Object(cols) => cols
-                        .iter()
-                        .map(|(k, v)| {
-                            let v = match v {
-                                Value::Array(_) => normalize(DataType::Multi, v).ok(),
-                                _ => scalar(v).map(Value::String),
-                            };
-                            v.map(|v| (k.clone(), v))
-                        })
-                        .collect::<Option<Map<_, _>>>()
-                        .map(Value::Object),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .map(Value::Array)
-                .ok_or_else(|| "expected an array of row objects with string values".to_string()),
-            _ => Err("expected an array of row objects".to_string()),
-        },
-    }
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Which source types an output of a given type can be derived from, and with which transforms.
-pub(crate) fn check_output_def(def: &OutputDef, source: Option<DataType>) -> Result<(), String> {
-    let Some(source) = source else {
-        return Ok(());
-    };
-    match (def.data_type, source) {
-        (DataType::Value | DataType::File, _) => Ok(()),
-        (DataType::Multi, DataType::Value | DataType::Multi) => Ok(()),
-        (DataType::Group, DataType::Group) if def.transform == Transform::Copy => Ok(()),
-        (DataType::Group, DataType::Group) => {
-            Err("group outputs support only the copy transform".to_string())
-        }
-        (out, src) => Err(format!(
-            "a {out:?} output cannot be derived from a {src:?} input"
-        )),
-    }
-}
+use crate::data::{DataType, Transform, normalize};
+use crate::seed::BotSeed;
 
 /// Error for an execute request whose `input` does not fit the BOT (message names the key).
 #[derive(Debug)]

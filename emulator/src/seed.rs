@@ -8,6 +8,19 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::data::{DataType, Transform, check_derivation, check_input_value};
+
+/// Contract of the demo seed ([`Seed::demo`]).
+pub const DEMO_PUBLIC_ID: &str = "demo";
+/// The demo seed's access token with Refer, Execute and Suspend (not a real secret).
+pub const DEMO_ACCESS_TOKEN: &str = "demo-access-token";
+/// Secret key paired with [`DEMO_ACCESS_TOKEN`].
+pub const DEMO_SECRET_KEY: &str = "demo-secret-key";
+/// The demo seed's Refer-only access token.
+pub const DEMO_REFER_TOKEN: &str = "demo-refer-token";
+/// Secret key paired with [`DEMO_REFER_TOKEN`].
+pub const DEMO_REFER_SECRET: &str = "demo-refer-secret";
+
 /// Everything the emulator knows before the first request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,20 +131,6 @@ pub struct BotSeed {
     pub output: Vec<OutputDef>,
 }
 
-/// Kind of a data item, as in the Cloud BOT data viewer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DataType {
-    /// A single value (always a JSON string on the wire).
-    Value,
-    /// A multi-value item: array of strings.
-    Multi,
-    /// Group (table) data: array of row objects keyed by column name.
-    Group,
-    /// A file object `{"type":"files","files":[...]}` (outputs only).
-    File,
-}
-
 /// An input data item with its default value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,23 +143,6 @@ pub struct InputDef {
     /// Used when the request's `input` omits this key. Defaults to `""` / `[]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
-}
-
-/// Transformation applied to the source input of an output item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Transform {
-    /// The value unchanged.
-    #[default]
-    Copy,
-    /// Upper-cased (value and multi items).
-    Upper,
-    /// Lower-cased (value and multi items).
-    Lower,
-    /// Characters reversed (value and multi items).
-    Reverse,
-    /// Number of characters (value) or of items/rows (multi/group), as a string.
-    Length,
 }
 
 /// An output data item and how it is derived.
@@ -428,7 +410,7 @@ impl Seed {
         Seed {
             callback_interval_ms: None,
             contracts: vec![ContractSeed {
-                public_id: "demo".into(),
+                public_id: DEMO_PUBLIC_ID.into(),
                 plan: s("free"),
                 owner: s("demo@example.com"),
                 timezone: s("Asia/Tokyo"),
@@ -444,16 +426,16 @@ impl Seed {
             }],
             tokens: vec![
                 TokenSeed {
-                    access_token: "demo-access-token".into(),
-                    secret_key: "demo-secret-key".into(),
+                    access_token: DEMO_ACCESS_TOKEN.into(),
+                    secret_key: DEMO_SECRET_KEY.into(),
                     permissions: vec![Permission::Refer, Permission::Execute, Permission::Suspend],
-                    contracts: vec!["demo".into()],
+                    contracts: vec![DEMO_PUBLIC_ID.into()],
                 },
                 TokenSeed {
-                    access_token: "demo-refer-token".into(),
-                    secret_key: "demo-refer-secret".into(),
+                    access_token: DEMO_REFER_TOKEN.into(),
+                    secret_key: DEMO_REFER_SECRET.into(),
                     permissions: vec![Permission::Refer],
-                    contracts: vec!["demo".into()],
+                    contracts: vec![DEMO_PUBLIC_ID.into()],
                 },
             ],
         }
@@ -479,7 +461,7 @@ fn validate_bot(b: &BotSeed) -> Result<(), String> {
             return Err(format!("duplicate input {:?}", i.name));
         }
         if let Some(d) = &i.default {
-            crate::output::check_input_value(i.data_type, d)
+            check_input_value(i.data_type, d)
                 .map_err(|m| format!("input {:?} default: {m}", i.name))?;
         }
     }
@@ -495,10 +477,10 @@ fn validate_bot(b: &BotSeed) -> Result<(), String> {
                     o.name
                 ));
             };
-            crate::output::check_output_def(o, Some(*source))
+            check_derivation(o.data_type, o.transform, *source)
                 .map_err(|m| format!("output {:?}: {m}", o.name))?;
         } else if let (false, Some(d)) = (o.data_type == DataType::File, &o.default) {
-            crate::output::check_input_value(o.data_type, d)
+            check_input_value(o.data_type, d)
                 .map_err(|m| format!("output {:?} default: {m}", o.name))?;
         }
         if o.file_name.is_some() && o.data_type != DataType::File {

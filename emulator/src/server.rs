@@ -1,13 +1,13 @@
 //! The HTTP server: accept loop on 127.0.0.1 (connection ids and counters), hyper HTTP/1.1
-//! with keep-alive, fault application around the API handler, and response bodies (including
-//! the damaged ones faults need).
+//! with keep-alive, and fault application around the API handler; admin requests go to
+//! [`crate::admin`], response bodies are built by [`crate::body`].
 //!
 //! How faults reach the wire with hyper 1: returning `Err` from the service makes hyper drop the
 //! connection without writing a response; the connection's socket is then closed with
 //! SO_LINGER 0, i.e. a TCP RST (`ConnIo`). A body that yields an error after its first frame
-//! makes hyper abort the connection mid-body (truncation). Both are verified by tests.
+//! makes hyper abort the connection mid-body (truncation, see [`crate::body`]). Both are
+//! verified by tests.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use http::{Request, Response, StatusCode, header};
-use http_body::{Body, Frame, SizeHint};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -27,58 +26,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::{self, Reply};
+use crate::body::{EmuBody, json_response, reply_response, truncated_response};
 use crate::fault::{self, Fault, FaultKind};
 use crate::state::{RequestRecord, State, rfc3339_millis};
-
-/// Response body: whole bytes, or bytes followed by an error (truncated transfer).
-pub(crate) enum EmuBody {
-    Full(Option<Bytes>),
-    /// The first part, then a short pause (so hyper flushes the head and that part to the
-    /// socket; an immediate error would discard them unsent), then an error.
-    Truncated {
-        first: Option<Bytes>,
-        pause: Pin<Box<tokio::time::Sleep>>,
-    },
-}
-
-/// Error yielded by a truncated body; makes hyper abort the connection.
-#[derive(Debug, thiserror::Error)]
-#[error("response body truncated on purpose (fault injection)")]
-pub(crate) struct Truncated;
-
-impl Body for EmuBody {
-    type Data = Bytes;
-    type Error = Truncated;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Truncated>>> {
-        let this = self.get_mut();
-        match this {
-            EmuBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            EmuBody::Truncated { first, pause } => match first.take() {
-                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
-                None => match pause.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(Truncated))),
-                    Poll::Pending => Poll::Pending,
-                },
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, EmuBody::Full(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            EmuBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            EmuBody::Full(None) => SizeHint::with_exact(0),
-            EmuBody::Truncated { .. } => SizeHint::default(),
-        }
-    }
-}
 
 /// Returned by the service to make hyper close the connection without an answer.
 #[derive(Debug, thiserror::Error)]
@@ -205,25 +155,6 @@ pub(crate) async fn serve(
     }
 }
 
-fn json_response(status: StatusCode, body: Bytes, retry_after: Option<u64>) -> Response<EmuBody> {
-    let mut resp = Response::new(EmuBody::Full(Some(body)));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    if let Some(s) = retry_after {
-        h.insert(header::RETRY_AFTER, header::HeaderValue::from(s));
-    }
-    resp
-}
-
-/// Serializes a JSON answer (`Value` serialization cannot fail).
-pub(crate) fn reply_response(status: StatusCode, body: &Value) -> Response<EmuBody> {
-    json_response(status, Bytes::from(body.to_string()), None)
-}
-
 async fn handle(
     state: Arc<State>,
     conn_id: u64,
@@ -323,25 +254,7 @@ async fn handle(
                 None,
             )
         }
-        FaultKind::TruncatedBody => {
-            let bytes = Bytes::from(text);
-            let half = bytes.slice(..bytes.len() / 2);
-            let mut resp = Response::new(EmuBody::Truncated {
-                first: Some(half),
-                pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
-            });
-            *resp.status_mut() = status;
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json; charset=utf-8"),
-            );
-            h.insert(
-                header::CONTENT_LENGTH,
-                header::HeaderValue::from(bytes.len()),
-            );
-            resp
-        }
+        FaultKind::TruncatedBody => truncated_response(status, Bytes::from(text)),
         FaultKind::OversizedBody => {
             let mut body = reply.body;
             if let Value::Object(m) = &mut body {

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::fault::{FaultKind, FaultRules};
-use crate::seed::{BotSeed, ContractSeed, Outcome, Permission, Seed};
+use crate::seed::{BotSeed, ContractSeed, Permission, Seed};
 
 /// Oldest request records are dropped beyond this many (keeps memory flat under benchmarks).
 const REQUEST_LOG_CAP: usize = 100_000;
@@ -35,7 +35,7 @@ impl Lang {
 }
 
 /// One API request as seen by the emulator. Never holds credentials, input values or bodies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// Sequence number (1-based, per emulator since the last reset).
     pub seq: u64,
@@ -56,7 +56,7 @@ pub struct RequestRecord {
 }
 
 /// Counters (`GET /__emulator/stats`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// TCP connections accepted since start or reset.
     pub connections_accepted: u64,
@@ -71,7 +71,7 @@ pub struct Stats {
 }
 
 /// A job as the emulator holds it (`GET /__emulator/jobs`). Input values are not exposed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// Job UUID.
     pub job_id: String,
@@ -98,7 +98,7 @@ pub struct JobRecord {
 }
 
 /// One callback POST attempt (`GET /__emulator/callbacks`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackAttempt {
     /// The job reported.
     pub job_id: String,
@@ -145,12 +145,6 @@ pub(crate) struct Jobs {
     pub by_id: HashMap<String, Job>,
     pub order: Vec<String>,
     pub next_seq: u64,
-}
-
-/// How a job ends.
-pub(crate) enum Ending {
-    Natural,
-    Suspended,
 }
 
 #[derive(Default)]
@@ -357,64 +351,6 @@ impl State {
 
     pub fn job_record(&self, job_id: &str) -> Option<JobRecord> {
         lock(&self.jobs).by_id.get(job_id).map(job_record)
-    }
-
-    /// Ends an executing job (no-op if it already ended or was forgotten) and starts its
-    /// callback delivery.
-    pub fn finish_job(self: &Arc<Self>, job_id: &str, ending: Ending) {
-        let callback = {
-            let mut jobs = lock(&self.jobs);
-            let Some(job) = jobs.by_id.get_mut(job_id) else {
-                return;
-            };
-            if job.status != 2 {
-                return;
-            }
-            let Some(bot) = self.bot(&job.public_id, &job.bot_id) else {
-                return;
-            };
-            let now = Utc::now();
-            job.end = Some(now);
-            match ending {
-                Ending::Suspended => {
-                    job.status = 1;
-                    job.suspended = true;
-                }
-                Ending::Natural => match bot.outcome {
-                    Outcome::Succeed => {
-                        job.status = 0;
-                        job.output = Some(crate::output::derive_output(
-                            bot,
-                            &job.input,
-                            &job.job_id,
-                            now.timestamp_millis(),
-                        ));
-                    }
-                    Outcome::Error => {
-                        job.status = 1;
-                        job.error_message = Some(
-                            bot.error_message
-                                .clone()
-                                .unwrap_or_else(|| "The BOT ended in error".to_string()),
-                        );
-                    }
-                },
-            }
-            job.done.send_replace(true);
-            tracing::info!(job_id, bot_id = %job.bot_id, status = job.status, "job ended");
-            job.callback_endpoint.clone().map(|url| {
-                // [I] callbacks carry `code: 201` like the documented callback sample.
-                let body = job_json(job, 201, job.language, true, &self.base_url);
-                (url, job.callback_tries, body)
-            })
-        };
-        if let Some((url, tries, body)) = callback {
-            let state = Arc::clone(self);
-            let job_id = job_id.to_string();
-            tokio::spawn(async move {
-                crate::callback::deliver(state, job_id, url, tries, body).await;
-            });
-        }
     }
 }
 

@@ -513,6 +513,7 @@ impl CloudBotClient {
                         Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause: Cause::Body },
                         Safety::Idempotent => CloudBotError::Unavailable {
                             cause: Cause::Transport,
+                            retry_after: None,
                         },
                     };
                     (Some(status), AttemptEnd::Transport, error)
@@ -677,6 +678,7 @@ fn transport_error(safety: Safety, end: AttemptEnd) -> CloudBotError {
         AttemptEnd::ConnectFailed => {
             return CloudBotError::Unavailable {
                 cause: Cause::Connect,
+                retry_after: None,
             };
         }
         AttemptEnd::Timeout => Cause::Timeout,
@@ -684,7 +686,10 @@ fn transport_error(safety: Safety, end: AttemptEnd) -> CloudBotError {
     };
     match safety {
         Safety::ExecuteOnce => CloudBotError::OutcomeUnknown { cause },
-        Safety::Idempotent => CloudBotError::Unavailable { cause },
+        Safety::Idempotent => CloudBotError::Unavailable {
+            cause,
+            retry_after: None,
+        },
     }
 }
 
@@ -714,8 +719,11 @@ fn status_error(
                     cause: Cause::Status(s),
                 }
             }
+            // The server's Retry-After travels with the error: when the call ends on it (past
+            // the deadline or the caller's retry budget), the caller learns when to come back.
             _ => CloudBotError::Unavailable {
                 cause: Cause::Status(s),
+                retry_after,
             },
         },
         _ => CloudBotError::UnexpectedStatus {
@@ -753,5 +761,88 @@ mod transport_retry_tests {
         let policy = format!("{:?}", transport_retry_policy());
         assert!(policy.contains("classifier: Never"), "{policy}");
         assert!(policy.contains("budget: None"), "{policy}");
+    }
+}
+
+#[cfg(test)]
+mod status_error_tests {
+    use super::*;
+
+    fn error_for(safety: Safety, status: u16, retry_after: Option<u64>) -> CloudBotError {
+        let credentials = Credentials::new("token".into(), "secret".into());
+        let call = Call {
+            credentials: &credentials,
+            language: Language::En,
+            deadline: Instant::now(),
+            retry_budget: Duration::ZERO,
+        };
+        let op = Op {
+            method: Method::POST,
+            template: "/{public_id}/bots/{bot_id}/jobs",
+            url: "http://127.0.0.1:1/demo/bots/echo_bot/jobs",
+            body: None,
+            safety,
+        };
+        let answer = Reply {
+            status,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+        };
+        status_error(&call, &op, &answer, retry_after.map(Duration::from_secs))
+    }
+
+    /// The documented provably-not-started case keeps the server's Retry-After, so a caller the
+    /// call ends for (deadline, retry budget) learns when to come back.
+    #[test]
+    fn execute_503_with_retry_after_is_unavailable_and_keeps_it() {
+        let err = error_for(Safety::ExecuteOnce, 503, Some(30));
+        assert_eq!(
+            err,
+            CloudBotError::Unavailable {
+                cause: Cause::Status(503),
+                retry_after: Some(Duration::from_secs(30)),
+            }
+        );
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+        assert!(err.kind().retryable);
+    }
+
+    /// Any other 5xx on execute may have started a job: no Retry-After invites a retry.
+    #[test]
+    fn execute_5xx_that_may_have_started_a_job_carries_no_retry_after() {
+        for (status, retry_after) in [(503, None), (500, Some(30)), (502, Some(30)), (504, None)] {
+            let err = error_for(Safety::ExecuteOnce, status, retry_after);
+            assert_eq!(
+                err,
+                CloudBotError::OutcomeUnknown {
+                    cause: Cause::Status(status)
+                },
+                "{status}"
+            );
+            assert_eq!(err.retry_after(), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn reads_keep_the_retry_after_of_any_5xx() {
+        for status in [500, 502, 503, 504] {
+            assert_eq!(
+                error_for(Safety::Idempotent, status, Some(5)),
+                CloudBotError::Unavailable {
+                    cause: Cause::Status(status),
+                    retry_after: Some(Duration::from_secs(5)),
+                },
+                "{status}"
+            );
+            assert_eq!(
+                error_for(Safety::Idempotent, status, None).retry_after(),
+                None,
+                "{status}"
+            );
+        }
+        assert_eq!(
+            error_for(Safety::Idempotent, 429, Some(7)).retry_after(),
+            Some(Duration::from_secs(7))
+        );
     }
 }

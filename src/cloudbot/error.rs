@@ -74,11 +74,14 @@ pub enum CloudBotError {
         retry_after: Option<Duration>,
     },
     /// The service could not be reached or failed, and no job was started by this call (or the
-    /// call was a read). Safe to retry.
-    #[error("Cloud BOT is unavailable: {cause}")]
+    /// call was a read). Safe to retry, after `retry_after` when given.
+    #[error("Cloud BOT is unavailable: {cause}{}", fmt_retry_after(.retry_after))]
     Unavailable {
         /// What failed.
         cause: Cause,
+        /// The server's Retry-After on a 5xx answer (for execute: the 503 that proves no job
+        /// started), when it sent one; `None` for transport failures.
+        retry_after: Option<Duration>,
     },
     /// Execute only: the request may have reached the server and it is unknown whether a job
     /// started. Do not retry blindly: look at the BOT's job list first.
@@ -140,6 +143,17 @@ impl CloudBotError {
         }
     }
 
+    /// When the server said to come back (its `Retry-After`), for the errors that ask the caller
+    /// to retry: `RateLimited` and `Unavailable`. Never for `OutcomeUnknown`, which must not be
+    /// retried blindly whatever the server said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CloudBotError::RateLimited { retry_after }
+            | CloudBotError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// The HTTP status the server answered with, when the error came from one.
     /// (`PayloadTooLarge` reports 413 whether the server or the local guard refused it.)
     pub fn upstream_status(&self) -> Option<u16> {
@@ -152,7 +166,7 @@ impl CloudBotError {
             CloudBotError::UnsupportedMediaType => Some(415),
             CloudBotError::Unprocessable { .. } => Some(422),
             CloudBotError::RateLimited { .. } => Some(429),
-            CloudBotError::Unavailable { cause } | CloudBotError::OutcomeUnknown { cause } => {
+            CloudBotError::Unavailable { cause, .. } | CloudBotError::OutcomeUnknown { cause } => {
                 match cause {
                     Cause::Status(s) => Some(*s),
                     _ => None,
@@ -220,7 +234,8 @@ mod tests {
     fn retryable_only_when_no_job_can_have_started() {
         let retryable = |e: CloudBotError| e.kind().retryable;
         assert!(retryable(CloudBotError::Unavailable {
-            cause: Cause::Connect
+            cause: Cause::Connect,
+            retry_after: None,
         }));
         assert!(retryable(CloudBotError::RateLimited { retry_after: None }));
         assert!(!retryable(CloudBotError::OutcomeUnknown {
@@ -246,11 +261,46 @@ mod tests {
     fn upstream_status_maps() {
         assert_eq!(
             CloudBotError::Unavailable {
-                cause: Cause::Status(503)
+                cause: Cause::Status(503),
+                retry_after: None,
             }
             .upstream_status(),
             Some(503)
         );
         assert_eq!(CloudBotError::DeadlineExceeded.upstream_status(), None);
+    }
+
+    #[test]
+    fn retry_after_is_kept_for_the_errors_that_ask_for_a_retry() {
+        let after = Some(Duration::from_secs(30));
+        let unavailable = CloudBotError::Unavailable {
+            cause: Cause::Status(503),
+            retry_after: after,
+        };
+        assert_eq!(unavailable.retry_after(), after);
+        assert_eq!(
+            unavailable.to_string(),
+            "Cloud BOT is unavailable: HTTP 503, retry after 30 s"
+        );
+        assert_eq!(
+            CloudBotError::RateLimited { retry_after: after }.retry_after(),
+            after
+        );
+        let connect = CloudBotError::Unavailable {
+            cause: Cause::Connect,
+            retry_after: None,
+        };
+        assert_eq!(connect.retry_after(), None);
+        assert_eq!(
+            connect.to_string(),
+            "Cloud BOT is unavailable: could not connect"
+        );
+        assert_eq!(
+            CloudBotError::OutcomeUnknown {
+                cause: Cause::Status(500)
+            }
+            .retry_after(),
+            None
+        );
     }
 }

@@ -110,13 +110,17 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Parse `Retry-After`: delay-seconds or an HTTP date (relative to `now`; a past date is 0).
+/// A date is rounded up to whole seconds, the header's resolution: the delay is passed on as
+/// `Retry-After` to HTTP callers and must never tell them to come back earlier than the server.
 pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
     let text = value.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let left = at.duration_since(now).unwrap_or(Duration::ZERO);
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    Some(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -291,6 +295,15 @@ mod tests {
             Some(Duration::from_secs(10))
         );
         assert_eq!(v("Sun, 06 Nov 1994 08:49:00 GMT"), Some(Duration::ZERO));
+        // A moment after `now` was taken, the date is still 10 s away in whole seconds.
+        let later = now + Duration::from_millis(250);
+        assert_eq!(
+            parse_retry_after(
+                &HeaderValue::from_static("Sun, 06 Nov 1994 08:49:47 GMT"),
+                later
+            ),
+            Some(Duration::from_secs(10))
+        );
         assert_eq!(v("soon"), None);
         assert_eq!(v("-1"), None);
     }

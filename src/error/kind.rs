@@ -113,7 +113,7 @@ pub static CLOUDBOT_UNAVAILABLE: ErrorKind = ErrorKind {
     name: "CloudBot.Unavailable",
     http_status: 503,
     retryable: true,
-    meaning: "Cloud BOT unreachable or failing (5xx, timeout, reset) and provably no job was started (connection refused, 503 with `Retry-After`), or it was a read",
+    meaning: "Cloud BOT unreachable or failing (5xx, timeout, reset) and provably no job was started (connection refused, 503 with `Retry-After`), or it was a read; API Gateway callers get the server's `Retry-After` when it gave one",
 };
 
 /// `CloudBot.OutcomeUnknown`.

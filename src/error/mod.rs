@@ -88,10 +88,11 @@ impl Failure {
         self.kind().retryable
     }
 
-    /// Delay the upstream asked for, if any (sent as `Retry-After`).
+    /// Delay the upstream asked for, if any (sent as `Retry-After`): Cloud BOT's `Retry-After`
+    /// on a 429 or on a 5xx that left nothing started (see [`CloudBotError::retry_after`]).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Failure::CloudBot(CloudBotError::RateLimited { retry_after }) => *retry_after,
+            Failure::CloudBot(err) => err.retry_after(),
             Failure::Idempotency(IdempotencyError::InProgress { retry_after, .. }) => {
                 Some(*retry_after)
             }
@@ -288,6 +289,7 @@ mod tests {
             Failure::CloudBot(CloudBotError::RateLimited { retry_after: None }),
             Failure::CloudBot(CloudBotError::Unavailable {
                 cause: Cause::Connect,
+                retry_after: None,
             }),
             Failure::CloudBot(CloudBotError::OutcomeUnknown {
                 cause: Cause::Timeout,

@@ -355,6 +355,7 @@ mod tests {
             CloudBotError::RateLimited { retry_after: None },
             CloudBotError::Unavailable {
                 cause: Cause::Status(503),
+                retry_after: Some(std::time::Duration::from_secs(1)),
             },
             CloudBotError::DeadlineExceeded,
             CloudBotError::InvalidCredentials,

@@ -159,3 +159,64 @@ pub(super) fn encode(
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cloudbot::{Cause, CloudBotError};
+
+    fn answer(version: Version, err: CloudBotError) -> Value {
+        let raw = encode(version, Err(Failure::CloudBot(err))).unwrap();
+        serde_json::from_str(raw.get()).unwrap()
+    }
+
+    /// Whatever the error type, a Retry-After the server gave reaches the HTTP caller.
+    #[test]
+    fn a_retryable_failure_answers_with_the_servers_retry_after() {
+        for version in [Version::V1, Version::V2] {
+            for (err, error_type) in [
+                (
+                    CloudBotError::Unavailable {
+                        cause: Cause::Status(503),
+                        retry_after: Some(Duration::from_secs(30)),
+                    },
+                    "CloudBot.Unavailable",
+                ),
+                (
+                    CloudBotError::RateLimited {
+                        retry_after: Some(Duration::from_secs(30)),
+                    },
+                    "CloudBot.RateLimited",
+                ),
+            ] {
+                let response = answer(version, err);
+                assert_eq!(response["statusCode"], 503, "{version:?}");
+                assert_eq!(response["headers"]["retry-after"], "30", "{version:?}");
+                let problem: Value =
+                    serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+                assert_eq!(problem["error_type"], error_type);
+            }
+        }
+    }
+
+    #[test]
+    fn no_retry_after_is_invented() {
+        for err in [
+            CloudBotError::Unavailable {
+                cause: Cause::Connect,
+                retry_after: None,
+            },
+            CloudBotError::OutcomeUnknown {
+                cause: Cause::Status(503),
+            },
+        ] {
+            let response = answer(Version::V2, err);
+            assert!(
+                response["headers"].get("retry-after").is_none(),
+                "{response}"
+            );
+        }
+    }
+}

@@ -43,6 +43,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -57,7 +58,10 @@ MOTO_SERVER = ROOT / ".tools" / "venv-aws" / "bin" / "moto_server"
 FUNCTION = "cloudbot-trigger"
 EVENTS_API_BASE = "http://127.0.0.1:8787"
 JOB_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
-SECRET_ID = "cloudbot-trigger/demo"
+# The secret id `cargo lambda watch` gives the function (Cargo.toml [package.metadata.lambda.watch]).
+SECRET_ID = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["metadata"]["lambda"]["watch"]["env"][
+    "CLOUDBOT_SECRET_ID"
+]
 IDEMPOTENCY_TABLE = "cloudbot-trigger-idempotency"
 ACCESS_TOKEN = "demo-access-token"
 SECRET_KEY = "demo-secret-key"
@@ -285,19 +289,16 @@ def moto(tmp_path_factory) -> Moto:
 # the function under `cargo lambda watch`
 
 
-def function_env(emulator_base: str, moto_endpoint: str, secret_id: str = SECRET_ID) -> dict[str, str]:
-    """The function's configuration for a local emulator and moto (see README.md), with the
-    idempotency table as deployed."""
+def function_env(emulator_base: str, moto_endpoint: str) -> dict[str, str]:
+    """The function's configuration for a local emulator and moto, on top of the fixed local-run
+    settings `cargo lambda watch` reads from Cargo.toml ([package.metadata.lambda.watch]: the
+    secret id SECRET_ID, region, dummy credentials), with the idempotency table as deployed."""
     return {
-        "CLOUDBOT_SECRET_ID": secret_id,
         "CLOUDBOT_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
         "CLOUDBOT_API_BASE": emulator_base,
         "CLOUDBOT_DEFAULT_BOT_ENDPOINT": f"{emulator_base}/demo/bots/echo_bot/jobs",
         "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK": "true",
         "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_LAMBDA_LOG_FORMAT": "JSON",
     }
 
@@ -405,7 +406,7 @@ def parse_invoke(done: subprocess.CompletedProcess) -> tuple[bool, dict]:
 
 @pytest.fixture(scope="session")
 def lambda_env(emulator, moto) -> dict[str, str]:
-    return function_env(emulator.base_url, moto.endpoint, moto.secret_id)
+    return function_env(emulator.base_url, moto.endpoint)
 
 
 @pytest.fixture(scope="session")

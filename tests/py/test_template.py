@@ -170,6 +170,11 @@ def test_map_concurrency_is_bounded_by_a_parameter(template):
     assert maps[0].get("MaxConcurrency") != 0, "0 means unbounded"
 
 
+# Variables src/config.rs reads that a deployment must never set (README: "Other variables the
+# function reads").
+LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK"}
+
+
 def test_function_env_matches_what_config_reads(template):
     env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
     config_rs = (ROOT / "src/config.rs").read_text()
@@ -178,7 +183,14 @@ def test_function_env_matches_what_config_reads(template):
     unknown = set(env) - known
     assert not unknown, f"template sets variables src/config.rs never reads: {unknown}"
     # Local-run switches must never be on in a deployment.
-    assert "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK" not in env
+    for switch in LOCAL_ONLY_VARIABLES:
+        assert switch not in env, switch
+    # And every other setting the function reads can be made through the template.
+    unsettable = known - set(env) - LOCAL_ONLY_VARIABLES
+    assert not unsettable, (
+        f"src/config.rs reads variables the template cannot set: {unsettable}; "
+        "add a Parameter wired to the function's Environment (and its README configuration row)"
+    )
 
 
 def test_function_may_read_only_its_secret(template):
@@ -635,3 +647,48 @@ def test_run_bot_callback_polls_exactly_like_run_bot():
     assert callback["RecoverJob"]["Parameters"]["Payload"] == {
         k: v for k, v in callback["ExecuteBot"]["Parameters"]["Payload"].items() if k != "task_token.$"
     }, "the fallback repeats ExecuteBot's request and key, so it gets the same job as a replay"
+
+
+# ------------------------------------------------------------------------------------------------
+# samconfig.toml: committed deploy defaults, free of anything account-specific, every key an
+# option of the SAM CLI command it configures.
+
+SAMCONFIG = ROOT / "samconfig.toml"
+SAM = ROOT / ".tools" / "venv-sam" / "bin" / "sam"
+
+
+def _samconfig() -> dict:
+    import tomllib
+
+    return tomllib.loads(SAMCONFIG.read_text())
+
+
+def test_samconfig_names_no_account_bucket_or_region():
+    text = SAMCONFIG.read_text()
+    assert not re.search(r"\b\d{12}\b", text), "an AWS account id"
+    params = {k for section in _samconfig()["default"].values() for k in section["parameters"]}
+    assert not params & {"s3_bucket", "region", "profile", "image_repository", "parameter_overrides"}
+    deploy = _samconfig()["default"]["deploy"]["parameters"]
+    assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is True
+    assert "CAPABILITY_IAM" in deploy["capabilities"]
+    assert _samconfig()["default"]["validate"]["parameters"]["lint"] is True
+
+
+def test_samconfig_keys_are_options_of_their_sam_commands(tmp_path):
+    if not SAM.exists():
+        pytest.fail(f"{SAM} is missing: run scripts/install-tools.sh sam")
+    for command, section in _samconfig()["default"].items():
+        if command == "global":
+            continue
+        done = subprocess.run(
+            [str(SAM), command, "--help"],
+            env={"PATH": "/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr
+        for key in section["parameters"]:
+            option = "--" + key.replace("_", "-")
+            assert re.search(rf"{re.escape(option)}\b", done.stdout), f"sam {command} has no {option}"

@@ -9,69 +9,43 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::Parser;
 use cloudbot_bench::BenchError;
-use cloudbot_bench::emulator::{
-    BENCH_BOT, DEMO_ACCESS_TOKEN, DEMO_PUBLIC_ID, DEMO_SECRET_KEY, EmulatorProcess,
-};
+use cloudbot_bench::emulator::{BENCH_BOT, EmulatorProcess};
 use cloudbot_bench::runtime_api::{Outcome, RuntimeApi};
 use cloudbot_bench::secrets::SecretsEndpoint;
+use cloudbot_emulator::{DEMO_ACCESS_TOKEN, DEMO_PUBLIC_ID, DEMO_SECRET_KEY};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const USAGE: &str = "usage: arm64-smoke --bootstrap FILE --emulator FILE --qemu FILE --sysroot DIR \
-[--work DIR] [--report FILE]";
 const SECRET_ID: &str = "cloudbot-trigger/arm64-smoke";
 /// Generous: an emulated process on a shared 2-core machine; a healthy start takes far less.
 const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Per invocation; the function's own deadline (30 s, from the Runtime API) comes first.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Runs the arm64 bootstrap under qemu against the harness's servers and checks every answer.
+#[derive(Debug, Parser)]
+#[command(name = "arm64-smoke")]
 struct Args {
+    /// The arm64 bootstrap (what `sam build` produced).
+    #[arg(long)]
     bootstrap: PathBuf,
+    /// The `cloudbot-emulator` binary (host architecture).
+    #[arg(long)]
     emulator: PathBuf,
+    /// `qemu-aarch64-static`.
+    #[arg(long)]
     qemu: PathBuf,
+    /// The arm64 sysroot for qemu's `-L` (e.g. /usr/aarch64-linux-gnu).
+    #[arg(long)]
     sysroot: PathBuf,
+    /// Folder for logs.
+    #[arg(long, default_value = "target/arm64-smoke")]
     work: PathBuf,
+    /// Also write the markdown report here.
+    #[arg(long)]
     report: Option<PathBuf>,
-}
-
-fn parse_args() -> Result<Args, BenchError> {
-    let mut bootstrap = None;
-    let mut emulator = None;
-    let mut qemu = None;
-    let mut sysroot = None;
-    let mut work = PathBuf::from("target/arm64-smoke");
-    let mut report = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            return Err(BenchError::msg(USAGE));
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| BenchError::msg(format!("{flag} needs a value\n{USAGE}")))?;
-        let path = PathBuf::from(&value);
-        match flag.as_str() {
-            "--bootstrap" => bootstrap = Some(path),
-            "--emulator" => emulator = Some(path),
-            "--qemu" => qemu = Some(path),
-            "--sysroot" => sysroot = Some(path),
-            "--work" => work = path,
-            "--report" => report = Some(path),
-            _ => return Err(BenchError::msg(format!("unknown flag {flag}\n{USAGE}"))),
-        }
-    }
-    let need = |v: Option<PathBuf>, name: &str| {
-        v.ok_or_else(|| BenchError::msg(format!("{name} is required\n{USAGE}")))
-    };
-    Ok(Args {
-        bootstrap: need(bootstrap, "--bootstrap")?,
-        emulator: need(emulator, "--emulator")?,
-        qemu: need(qemu, "--qemu")?,
-        sysroot: need(sysroot, "--sysroot")?,
-        work,
-        report,
-    })
 }
 
 /// The environment Lambda gives a function, with local endpoints and dummy credentials.
@@ -446,13 +420,7 @@ fn render(args: &Args, lines: &[Line]) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     match run(&args).await {
         Ok(lines) => {
             let report = render(&args, &lines);

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Api, Receiver, SECRET, TOKEN, eventually, start};
+use cloudbot_emulator::{AdminError, FaultKind, FaultRule};
+
+use crate::support::{Api, Receiver, SECRET, TOKEN, admin, eventually, start};
 
 async fn admin_get(api: &Api, path: &str) -> Value {
     let resp = api
@@ -150,14 +152,9 @@ async fn fixed_latency_is_added_to_every_api_answer() {
     let t = Instant::now();
     api.get("/demo/bots").await;
     assert!(t.elapsed() >= Duration::from_millis(150));
-    let resp = api
-        .http
-        .put(format!("{}/__emulator/latency", api.base))
-        .body(r#"{"latency_ms": 0}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let admin = admin(&emu);
+    assert_eq!(admin.latency().await.unwrap(), Duration::from_millis(150));
+    admin.set_latency(Duration::ZERO).await.unwrap();
     let t = Instant::now();
     api.get("/demo/bots").await;
     assert!(t.elapsed() < Duration::from_millis(150));
@@ -199,17 +196,14 @@ async fn rotated_token_stops_working_and_the_new_one_works() {
             .status,
         200
     );
-    let unknown = api
-        .http
-        .post(format!("{}/__emulator/tokens/rotate", api.base))
-        .body(
-            json!({"access_token": "nope", "new_access_token": "a", "new_secret_key": "b"})
-                .to_string(),
-        )
-        .send()
+    let unknown = admin(&emu)
+        .rotate_token("nope", "a", "b")
         .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
+        .unwrap_err();
+    assert!(
+        matches!(unknown, AdminError::Status { status: 404, .. }),
+        "{unknown}"
+    );
 }
 
 #[tokio::test]
@@ -218,19 +212,10 @@ async fn reset_forgets_jobs_requests_faults_latency_and_rotations() {
     let api = Api::new(&emu);
     let a = api.execute("slow_bot", json!({})).await;
     emu.set_latency(Duration::from_millis(50));
-    emu.add_faults([
-        cloudbot_emulator::FaultRule::new(cloudbot_emulator::FaultKind::Status)
-            .path_prefix("/nowhere"),
-    ])
-    .unwrap();
-    emu.rotate_token(TOKEN, "t2", "s2").unwrap();
-    let resp = api
-        .http
-        .post(format!("{}/__emulator/reset", api.base))
-        .send()
-        .await
+    emu.add_faults([FaultRule::new(FaultKind::Status).path_prefix("/nowhere")])
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    emu.rotate_token(TOKEN, "t2", "s2").unwrap();
+    admin(&emu).reset().await.unwrap();
     let s = emu.stats();
     assert_eq!((s.requests, s.jobs_created), (0, 0));
     assert!(emu.requests().is_empty() && emu.jobs().is_empty() && emu.faults().is_empty());
@@ -250,6 +235,50 @@ async fn reset_forgets_jobs_requests_faults_latency_and_rotations() {
     );
     emu.reset();
     assert!(emu.requests().is_empty());
+}
+
+#[tokio::test]
+async fn admin_client_over_http_sees_what_the_typed_mirror_sees() {
+    let emu = start().await;
+    let api = Api::new(&emu);
+    let admin = admin(&emu);
+    let receiver = Receiver::start(vec![200]).await;
+    let a = api
+        .execute(
+            "echo_bot",
+            json!({"callback_endpoint": receiver.url, "input": {"message": "m"}}),
+        )
+        .await;
+    let job_id = a.body["job_id"].as_str().unwrap().to_owned();
+    api.get("/demo/bots").await;
+    assert!(eventually(Duration::from_secs(10), || emu.callbacks().len() == 1).await);
+    let rule = FaultRule::new(FaultKind::Status)
+        .status(429)
+        .path_prefix("/nowhere")
+        .times(2);
+    assert_eq!(admin.add_faults([rule.clone()]).await.unwrap(), [rule]);
+
+    assert_eq!(admin.requests().await.unwrap(), emu.requests());
+    assert_eq!(admin.jobs().await.unwrap(), emu.jobs());
+    assert_eq!(admin.job(&job_id).await.unwrap(), emu.job(&job_id));
+    assert_eq!(admin.job("no-such-job").await.unwrap(), None);
+    assert_eq!(admin.callbacks().await.unwrap(), emu.callbacks());
+    assert_eq!(admin.faults().await.unwrap(), emu.faults());
+    let (http, typed) = (admin.stats().await.unwrap(), emu.stats());
+    assert_eq!(
+        (http.requests, http.jobs_created, http.callback_attempts),
+        (typed.requests, typed.jobs_created, typed.callback_attempts)
+    );
+
+    let invalid = FaultRule::new(FaultKind::Status).status(200);
+    let refused = admin.add_faults([invalid]).await.unwrap_err();
+    assert!(
+        matches!(refused, AdminError::Status { status: 422, .. }),
+        "{refused}"
+    );
+    assert_eq!(emu.faults().len(), 1, "an invalid rule adds nothing");
+    admin.clear_faults().await.unwrap();
+    assert!(emu.faults().is_empty());
 }
 
 #[tokio::test]

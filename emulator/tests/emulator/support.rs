@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cloudbot_emulator::{Emulator, EmulatorOptions, Seed};
+use cloudbot_emulator::{
+    AdminClient, DEMO_ACCESS_TOKEN, DEMO_REFER_SECRET, DEMO_REFER_TOKEN, DEMO_SECRET_KEY, Emulator,
+    EmulatorOptions, Seed,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -16,14 +19,14 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The test seed's full-permission access token.
-pub const TOKEN: &str = "demo-access-token";
+/// The test seed's full-permission access token (the same as the demo seed's).
+pub const TOKEN: &str = DEMO_ACCESS_TOKEN;
 /// Secret key of [`TOKEN`].
-pub const SECRET: &str = "demo-secret-key";
+pub const SECRET: &str = DEMO_SECRET_KEY;
 /// The test seed's Refer-only access token.
-pub const REFER_TOKEN: &str = "demo-refer-token";
+pub const REFER_TOKEN: &str = DEMO_REFER_TOKEN;
 /// Secret key of [`REFER_TOKEN`].
-pub const REFER_SECRET: &str = "demo-refer-secret";
+pub const REFER_SECRET: &str = DEMO_REFER_SECRET;
 
 /// `tests/resources/emulator-seed.json` (short durations, same ids and tokens as the demo).
 pub fn seed_path() -> PathBuf {
@@ -45,6 +48,11 @@ pub async fn start_with(options: EmulatorOptions) -> Emulator {
     Emulator::start_with(options)
         .await
         .expect("emulator starts")
+}
+
+/// The admin API of `emulator` over HTTP (what the benchmark and out-of-process tests use).
+pub fn admin(emulator: &Emulator) -> AdminClient {
+    AdminClient::new(emulator.base_url()).unwrap()
 }
 
 /// A caller of the emulated API with fixed credentials and language.

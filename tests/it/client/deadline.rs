@@ -30,7 +30,8 @@ async fn get_with_latency_and_a_short_deadline_returns_promptly() {
         matches!(
             err,
             CloudBotError::Unavailable {
-                cause: Cause::Timeout
+                cause: Cause::Timeout,
+                retry_after: None,
             } | CloudBotError::DeadlineExceeded
         ),
         "{err:?}"

@@ -11,15 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cloudbot_emulator::{Emulator, EmulatorOptions, FaultKind, FaultRule, Seed};
-use cloudbot_trigger::cloudbot::{Cause, CloudBotError, ExecuteRequest, Started};
+use cloudbot_trigger::cloudbot::{
+    Call, Cause, CloudBotError, Credentials, ExecuteRequest, Started,
+};
 use lambda_runtime::tracing::subscriber::layer::{Context, SubscriberExt};
 use lambda_runtime::tracing::subscriber::{Layer, Registry};
 use tokio::task::JoinSet;
 
 use crate::support::logs::set_scoped;
 use crate::support::{
-    ECHO_MS, ERROR_MS, SLOW_MS, call, client_for, client_with_timeout, credentials, demo, emulator,
-    eventually, execute_demo, execute_echo, requests_to,
+    ECHO_MS, ERROR_MS, SLOW_MS, bot, call, client_for, client_with_timeout, credentials, demo,
+    emulator, eventually, execute_demo, execute_echo, requests_to,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -56,6 +58,8 @@ struct Case {
     name: &'static str,
     faults: Vec<FaultRule>,
     within: Duration,
+    /// The call's retry budget (all waits together).
+    retry_budget: Duration,
     request_timeout: Duration,
     expect: Expect,
     took_at_least: Duration,
@@ -79,6 +83,7 @@ impl Case {
             name,
             faults,
             within: T,
+            retry_budget: Duration::MAX,
             request_timeout: REQUEST_TIMEOUT,
             expect,
             took_at_least: Duration::ZERO,
@@ -91,6 +96,16 @@ impl Case {
     fn within(mut self, d: Duration) -> Self {
         self.within = d;
         self
+    }
+    fn retry_budget(mut self, d: Duration) -> Self {
+        self.retry_budget = d;
+        self
+    }
+    fn call<'a>(&self, credentials: &'a Credentials) -> Call<'a> {
+        Call {
+            retry_budget: self.retry_budget,
+            ..call(credentials, self.within)
+        }
     }
     fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
@@ -202,7 +217,7 @@ async fn run_read(case: Case) {
     emu.set_faults(case.faults.clone()).unwrap();
     let t0 = Instant::now();
     let result = client
-        .refer_job(&call(&creds, case.within), &started.job_reference)
+        .refer_job(&case.call(&creds), &started.job_reference)
         .await;
     let took = t0.elapsed();
     let gets = requests_to(&emu, "GET", "/demo/jobs/").len();
@@ -232,12 +247,35 @@ async fn reads_are_retried_on_transient_faults_and_give_up_on_the_rest() {
             fails(
                 CloudBotError::Unavailable {
                     cause: Cause::Status(500),
+                    retry_after: None,
                 },
                 true,
                 Some(500),
             ),
             Some(4),
         ),
+        // Ended by the retry budget (an API Gateway caller's), not by the deadline: at once,
+        // after one request, and the error keeps the server's Retry-After for the caller.
+        Case::new(
+            "get_503_with_retry_after_beyond_the_retry_budget_keeps_it",
+            vec![
+                FaultRule::new(Status)
+                    .status(503)
+                    .retry_after(7)
+                    .method("GET"),
+            ],
+            fails(
+                CloudBotError::Unavailable {
+                    cause: Cause::Status(503),
+                    retry_after: Some(Duration::from_secs(7)),
+                },
+                true,
+                Some(503),
+            ),
+            Some(1),
+        )
+        .retry_budget(Duration::from_secs(2))
+        .took_under(Duration::from_secs(2)),
         Case::new(
             "get_honours_retry_after_on_429",
             vec![status(429).retry_after(1)],
@@ -383,8 +421,12 @@ async fn run_execute(case: Case) {
     let emu = emulator().await;
     let client = client_with_timeout(&emu.base_url(), case.request_timeout);
     emu.set_faults(case.faults.clone()).unwrap();
+    let creds = credentials();
+    let echo_bot = bot(&client, "demo", "echo_bot");
     let t0 = Instant::now();
-    let result = execute_echo(&client, case.within).await;
+    let result = client
+        .execute(&case.call(&creds), &echo_bot, &ExecuteRequest::default())
+        .await;
     let took = t0.elapsed();
     let posts = requests_to(&emu, "POST", "/demo/bots/").len();
     case.check(&result, took, posts, &emu).await;
@@ -499,6 +541,7 @@ async fn execute_is_never_repeated_once_it_may_have_reached_the_server() {
             fails(
                 CloudBotError::Unavailable {
                     cause: Cause::Status(503),
+                    retry_after: Some(Duration::from_secs(30)),
                 },
                 true,
                 Some(503),
@@ -507,6 +550,32 @@ async fn execute_is_never_repeated_once_it_may_have_reached_the_server() {
         )
         .within(Duration::from_secs(3))
         .jobs(0),
+        // The same refusal ended by the retry budget, with the whole deadline still ahead: one
+        // POST, no job, and the server's Retry-After kept for the caller.
+        Case::new(
+            "execute_503_with_retry_after_beyond_the_retry_budget_keeps_it",
+            vec![post_rule(Status).status(503).retry_after(7)],
+            fails(
+                CloudBotError::Unavailable {
+                    cause: Cause::Status(503),
+                    retry_after: Some(Duration::from_secs(7)),
+                },
+                true,
+                Some(503),
+            ),
+            Some(1),
+        )
+        .retry_budget(Duration::from_secs(2))
+        .took_under(Duration::from_secs(2))
+        .jobs(0),
+        // A 500 with Retry-After may still have started a job: not retried, and no Retry-After
+        // that would invite a retry.
+        Case::new(
+            "execute_500_with_retry_after_is_outcome_unknown_without_it",
+            vec![post_rule(Status).status(500).retry_after(1)],
+            outcome_unknown(Cause::Status(500), Some(500)),
+            Some(1),
+        ),
     ];
     run_table(cases, run_execute).await;
 }
@@ -525,7 +594,8 @@ async fn execute_to_a_closed_port_is_unavailable_without_a_job() {
     assert_eq!(
         err,
         CloudBotError::Unavailable {
-            cause: Cause::Connect
+            cause: Cause::Connect,
+            retry_after: None,
         }
     );
     assert!(err.kind().retryable);

@@ -302,6 +302,17 @@ fn api_requests(h: &Harness) -> usize {
 /// for execute and reads, REST and HTTP API alike.
 #[tokio::test]
 async fn http_triggers_answer_a_long_retry_after_at_once() {
+    answer_a_long_retry_after_at_once(429, "CloudBot.RateLimited").await;
+}
+
+/// The same for a 503 with Retry-After: for execute the documented refusal that started no job
+/// (`CloudBot.Unavailable`, retryable), which keeps the server's Retry-After like a 429 does.
+#[tokio::test]
+async fn http_triggers_answer_a_long_503_retry_after_at_once() {
+    answer_a_long_retry_after_at_once(503, "CloudBot.Unavailable").await;
+}
+
+async fn answer_a_long_retry_after_at_once(upstream: u16, error_type: &str) {
     let h = Harness::start().await;
     for (sample, retry_after) in [
         ("apigw-v1-execute.json", 7),
@@ -311,7 +322,7 @@ async fn http_triggers_answer_a_long_retry_after_at_once() {
     ] {
         let before = api_requests(&h);
         h.emulator
-            .set_faults([status(429).retry_after(retry_after)])
+            .set_faults([status(upstream).retry_after(retry_after)])
             .unwrap();
         let started = std::time::Instant::now();
         let response = h.invoke(h.event(sample, None)).await.unwrap();
@@ -321,9 +332,11 @@ async fn http_triggers_answer_a_long_retry_after_at_once() {
         assert_eq!(
             header(&response, "retry-after"),
             Some(retry_after.as_str()),
-            "{sample}"
+            "{sample}: {response}"
         );
-        assert_eq!(http_body(&response)["error_type"], "CloudBot.RateLimited");
+        let problem = http_body(&response);
+        assert_eq!(problem["error_type"], error_type, "{sample}");
+        assert_eq!(problem["retryable"], true, "{sample}");
         assert!(
             took < Duration::from_secs(2),
             "{sample}: answered after {took:?}"
@@ -332,6 +345,26 @@ async fn http_triggers_answer_a_long_retry_after_at_once() {
             api_requests(&h),
             before + 1,
             "{sample}: no retry beyond the budget"
+        );
+    }
+    assert_eq!(h.emulator.stats().jobs_created, 0);
+}
+
+/// Step Functions and EventBridge get the Lambda error, as before: the error type their Retry
+/// matches, and the server's Retry-After in the message only.
+#[tokio::test]
+async fn asynchronous_triggers_get_the_503_retry_after_as_a_lambda_error() {
+    let h = Harness::start().await;
+    // Beyond the 30 s deadline: these triggers have no budget of their own, the deadline ends it.
+    h.emulator
+        .set_faults([status(503).retry_after(600)])
+        .unwrap();
+    for sample in ["sfn-execute.json", "eventbridge-custom.json"] {
+        let err = h.invoke(h.event(sample, None)).await.unwrap_err();
+        assert_eq!(err.error_type, "CloudBot.Unavailable", "{sample}");
+        assert!(
+            err.error_message.contains("HTTP 503, retry after 600 s"),
+            "{sample}: {err:?}"
         );
     }
     assert_eq!(h.emulator.stats().jobs_created, 0);

@@ -13,7 +13,10 @@ pub mod moto;
 
 use std::time::Duration;
 
-use cloudbot_emulator::{Emulator, RequestRecord, Seed};
+use cloudbot_emulator::{
+    DEMO_ACCESS_TOKEN, DEMO_REFER_SECRET, DEMO_REFER_TOKEN, DEMO_SECRET_KEY, Emulator,
+    RequestRecord, Seed,
+};
 use cloudbot_trigger::cloudbot::{
     ApiBase, BotEndpoint, BotId, Call, ClientSettings, CloudBotClient, CloudBotError, Credentials,
     ExecuteRequest, JobEndpoint, JobId, Language, PublicId, Started,
@@ -21,13 +24,13 @@ use cloudbot_trigger::cloudbot::{
 use tokio::time::Instant;
 
 /// Demo seed token with Refer, Execute and Suspend.
-pub const ACCESS_TOKEN: &str = "demo-access-token";
+pub const ACCESS_TOKEN: &str = DEMO_ACCESS_TOKEN;
 /// Secret of [`ACCESS_TOKEN`].
-pub const SECRET_KEY: &str = "demo-secret-key";
+pub const SECRET_KEY: &str = DEMO_SECRET_KEY;
 /// Demo seed token with Refer only.
-pub const REFER_TOKEN: &str = "demo-refer-token";
+pub const REFER_TOKEN: &str = DEMO_REFER_TOKEN;
 /// Secret of [`REFER_TOKEN`].
-pub const REFER_SECRET: &str = "demo-refer-secret";
+pub const REFER_SECRET: &str = DEMO_REFER_SECRET;
 
 // Job durations of the test emulator: echo_bot and error_bot end quickly, slow_bot runs long
 // enough to be suspended.

@@ -1,0 +1,294 @@
+//! The benchmark run: the settings, the upstreams every scenario shares (the emulator process
+//! and the counting Secrets Manager endpoint), the environment Lambda would give the function,
+//! and the checks that no job is lost or created twice. One file per scenario: cold init
+//! (`cold`), first and warm invocations (`warm`), load (`load`), TLS provider start-up (`tls`).
+
+mod cold;
+mod load;
+mod tls;
+mod warm;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cloudbot_emulator::{DEMO_ACCESS_TOKEN, DEMO_SECRET_KEY};
+use serde_json::Value;
+
+use crate::BenchError;
+use crate::emulator::EmulatorProcess;
+use crate::report::{Artifact, Machine, Report, write_report};
+use crate::runtime_api::ErrorReport;
+use crate::sandbox::Sandbox;
+use crate::secrets::SecretsEndpoint;
+
+pub use cold::only_cold;
+
+/// Secret name the function is configured with; the value is the emulator's demo token pair.
+const SECRET_ID: &str = "cloudbot/bench";
+/// How long one invocation may take before the harness calls it lost.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What to run and where the figures go (the command line, resolved).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The function's bootstrap.
+    pub bootstrap: PathBuf,
+    /// The hello-world floor bootstrap.
+    pub floor: PathBuf,
+    /// The `cloudbot-emulator` binary.
+    pub emulator: PathBuf,
+    /// The `tls-start` binary.
+    pub tls_start: PathBuf,
+    /// How aws-lc-sys was built (printed in the report).
+    pub aws_lc_build: String,
+    /// Report path.
+    pub out: PathBuf,
+    /// Folder for process logs.
+    pub work: PathBuf,
+    /// Short run (printed in the report).
+    pub quick: bool,
+    /// Cold starts of each binary.
+    pub starts: usize,
+    /// Warm invocations after the first.
+    pub warm: usize,
+    /// Sandboxes side by side in the load test.
+    pub sandboxes: usize,
+    /// Invocations per sandbox in the load test.
+    pub per_sandbox: usize,
+    /// Fixed latency the emulator adds to every API answer.
+    pub latency: Duration,
+    /// 503s injected before job creation in the load test.
+    pub injected_faults: usize,
+    /// Files whose size the report lists.
+    pub artifacts: Vec<Artifact>,
+    /// Lines for the report's notices.
+    pub notices: Vec<String>,
+    /// Extra environment variables for the function.
+    pub extra_env: Vec<(String, String)>,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// Commit measured.
+    pub commit: String,
+}
+
+/// The environment Lambda would give the function, plus local endpoints and dummy credentials.
+pub fn function_env(
+    api_base: &str,
+    bot_endpoint: &str,
+    secrets_url: &str,
+) -> Vec<(String, String)> {
+    let pairs = [
+        (
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "cloudbot-trigger-bench".to_owned(),
+        ),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2026/01/01/[$LATEST]bench".to_owned(),
+        ),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            "/aws/lambda/cloudbot-trigger-bench".to_owned(),
+        ),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".to_owned()),
+        ("AWS_SESSION_TOKEN", "bench".to_owned()),
+        // Never fall back to instance metadata: there is none, and probing it costs seconds.
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_url.to_owned()),
+        ("AWS_ENDPOINT_URL", secrets_url.to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("LANG", "C.UTF-8".to_owned()),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ("CLOUDBOT_SECRET_ID", SECRET_ID.to_owned()),
+        ("CLOUDBOT_API_BASE", api_base.to_owned()),
+        ("CLOUDBOT_DEFAULT_BOT_ENDPOINT", bot_endpoint.to_owned()),
+        ("CLOUDBOT_LANGUAGE", "en".to_owned()),
+    ];
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The demo token pair as the function's secret value.
+pub fn demo_secret() -> String {
+    serde_json::json!({
+        "access_token": DEMO_ACCESS_TOKEN,
+        "secret_key": DEMO_SECRET_KEY,
+    })
+    .to_string()
+}
+
+/// The `n`-th execute event of a run (each with its own input, so jobs are told apart).
+pub fn execute_event(bot_endpoint: &str, n: usize) -> Bytes {
+    Bytes::from(
+        serde_json::json!({
+            "operation": "execute",
+            "bot_endpoint": bot_endpoint,
+            "input": { "message": format!("bench {n}") },
+        })
+        .to_string(),
+    )
+}
+
+/// The job id of a successful execute result, or why the answer is not one.
+pub fn job_id_of(body: &[u8]) -> Result<String, BenchError> {
+    let v: Value = serde_json::from_slice(body)?;
+    if v.get("operation").and_then(Value::as_str) != Some("execute") {
+        return Err(BenchError::msg(format!(
+            "not an execute result: {}",
+            String::from_utf8_lossy(body)
+        )));
+    }
+    v.get("job_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| BenchError::msg("execute result without job_id"))
+}
+
+/// The job id of a result that must be a successful execute, with the log tail otherwise.
+fn expect_job(result: &Result<Bytes, ErrorReport>, sb: &Sandbox) -> Result<String, BenchError> {
+    match result {
+        Ok(body) => job_id_of(body),
+        Err(e) => Err(BenchError::msg(format!(
+            "function error {}: {}\nlog tail:\n{}",
+            e.error_type,
+            e.body,
+            sb.log_tail()
+        ))),
+    }
+}
+
+/// No job lost or created twice: every result's job id is unique, the emulator created exactly
+/// as many jobs as there were successful results, and it knows every id the function returned.
+async fn check_jobs(
+    what: &str,
+    job_ids: &[String],
+    jobs_created: u64,
+    emulator: &EmulatorProcess,
+) -> Result<(), BenchError> {
+    let unique: HashSet<&String> = job_ids.iter().collect();
+    if unique.len() != job_ids.len() {
+        return Err(BenchError::msg(format!(
+            "{what}: {} job ids returned twice",
+            job_ids.len() - unique.len()
+        )));
+    }
+    if jobs_created != job_ids.len() as u64 {
+        return Err(BenchError::msg(format!(
+            "{what}: emulator created {jobs_created} jobs for {} successful results",
+            job_ids.len()
+        )));
+    }
+    let known: HashSet<String> = emulator.job_ids().await?.into_iter().collect();
+    if let Some(missing) = job_ids.iter().find(|id| !known.contains(*id)) {
+        return Err(BenchError::msg(format!(
+            "{what}: job {missing} returned but unknown to the emulator"
+        )));
+    }
+    Ok(())
+}
+
+/// A run in progress: the settings and the upstreams the scenarios share.
+struct Harness {
+    settings: Settings,
+    emulator: EmulatorProcess,
+    secrets: SecretsEndpoint,
+    env: Vec<(String, String)>,
+    logs: usize,
+}
+
+impl Harness {
+    fn log_path(&mut self, what: &str) -> PathBuf {
+        self.logs += 1;
+        self.settings
+            .work
+            .join(format!("{:04}-{what}.log", self.logs))
+    }
+
+    async fn spawn(&mut self, bin: &Path, what: &str) -> Result<Sandbox, BenchError> {
+        let log = self.log_path(what);
+        Sandbox::spawn(bin, &self.env, &log).await
+    }
+}
+
+fn require_binaries(bins: &[&Path]) -> Result<(), BenchError> {
+    match bins.iter().find(|b| !b.is_file()) {
+        Some(missing) => Err(BenchError::msg(format!(
+            "{} not found: build it first (scripts/bench.sh does)",
+            missing.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Runs every scenario and writes the report to `settings.out`.
+pub async fn run(settings: Settings) -> Result<(), BenchError> {
+    std::fs::create_dir_all(&settings.work)?;
+    require_binaries(&[
+        &settings.bootstrap,
+        &settings.floor,
+        &settings.emulator,
+        &settings.tls_start,
+    ])?;
+    let emulator =
+        EmulatorProcess::spawn(&settings.emulator, &settings.work.join("emulator.log")).await?;
+    let secrets = SecretsEndpoint::start(SECRET_ID, &demo_secret()).await?;
+    let mut env = function_env(
+        emulator.base_url(),
+        &emulator.bot_endpoint(),
+        &secrets.url(),
+    );
+    env.extend(settings.extra_env.iter().cloned());
+    let mut h = Harness {
+        settings,
+        emulator,
+        secrets,
+        env,
+        logs: 0,
+    };
+    let t0 = Instant::now();
+    eprintln!("cold init: {} starts each", h.settings.starts);
+    let cold = h.cold_init().await?;
+    eprintln!(
+        "TLS provider start-up: {} processes each",
+        h.settings.starts
+    );
+    let tls = tls::tls_start(&h.settings).await?;
+    eprintln!("warm: 1 + {} invocations (function)", h.settings.warm);
+    let (warm, counts) = h.warm_function().await?;
+    eprintln!("warm: 1 + {} invocations (floor)", h.settings.warm);
+    let floor = h.warm_floor().await?;
+    eprintln!(
+        "load: {} sandboxes x {} invocations",
+        h.settings.sandboxes, h.settings.per_sandbox
+    );
+    let load = h.load().await?;
+    let s = &h.settings;
+    let report = Report {
+        machine: Machine::detect(&s.rustc, &s.commit),
+        quick: s.quick,
+        cold,
+        warm,
+        floor,
+        tls,
+        counts,
+        load,
+        artifacts: s.artifacts.clone(),
+        notices: s.notices.clone(),
+        duration: t0.elapsed(),
+    };
+    write_report(&s.out, &report)?;
+    eprintln!("wrote {}", s.out.display());
+    let work = s.work.clone();
+    h.emulator.stop().await;
+    // Logs are only interesting when something failed; keep them then.
+    let _ = std::fs::remove_dir_all(work);
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! BENCHMARKS.md: what one run measured ([`Report`] and its parts), rendered as markdown tables
+//! with the budget verdicts ([`render`]) and the machine the figures come from ([`Machine`]).
+
+mod machine;
+mod render;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::BenchError;
+use crate::stats::Summary;
+
+pub use machine::Machine;
+pub use render::{
+    BUDGET_COLD_RATIO, BUDGET_RSS_MIB, BUDGET_WARM_P99_OVERHEAD, BUDGET_ZIP_MIB, render,
+};
+
+/// Scenario 1.
+#[derive(Debug, Clone)]
+pub struct ColdInit {
+    /// Spawn → first GET /next of the function.
+    pub function: Summary,
+    /// The same for the floor.
+    pub floor: Summary,
+    /// Highest VmHWM of the function right after init, KiB.
+    pub function_rss_kib: u64,
+    /// Highest VmHWM of the floor right after init, KiB.
+    pub floor_rss_kib: u64,
+}
+
+/// Scenario 2 (+ the function's peak RSS over the warm run).
+#[derive(Debug, Clone)]
+pub struct Warm {
+    /// First invocation (secret fetch + first connection).
+    pub first: Duration,
+    /// Warm invocations.
+    pub warm: Summary,
+    /// The same execute made directly with a keep-alive hyper client.
+    pub direct: Summary,
+    /// Fixed latency the emulator added to each API response.
+    pub latency: Duration,
+    /// VmHWM of the function after the warm run, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// The floor's invocations (echo, no upstream: the Runtime API round trip alone).
+#[derive(Debug, Clone)]
+pub struct FloorWarm {
+    /// First invocation.
+    pub first: Duration,
+    /// Warm invocations.
+    pub warm: Summary,
+    /// VmHWM after the warm run, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// Scenario 5.
+#[derive(Debug, Clone)]
+pub struct Counts {
+    /// Invocations counted (first + warm).
+    pub invocations: usize,
+    /// GetSecretValue calls.
+    pub secret_fetches: u64,
+    /// Other Secrets Manager calls (expected 0).
+    pub other_secret_calls: u64,
+    /// Distinct TCP connections that carried Cloud BOT API requests.
+    pub api_connections: u64,
+    /// The emulator's raw `connections_accepted` (includes the harness's admin connections).
+    pub connections_accepted_raw: u64,
+    /// Jobs the emulator created.
+    pub jobs_created: u64,
+}
+
+/// The load test.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Sandboxes (processes) side by side.
+    pub sandboxes: usize,
+    /// Invocations per sandbox.
+    pub per_sandbox: usize,
+    /// Wall time from the first event handed out to the last answer.
+    pub wall: Duration,
+    /// Successful execute results.
+    pub succeeded: usize,
+    /// 503 faults injected before job creation.
+    pub injected_faults: usize,
+    /// Function errors caused by injected faults.
+    pub injected_errors: usize,
+    /// Any other function error (the run fails before reporting if not 0).
+    pub unexpected_errors: usize,
+    /// Jobs the emulator created.
+    pub jobs_created: u64,
+    /// GetSecretValue calls during the load test.
+    pub secret_fetches: u64,
+    /// Distinct API connections during the load test.
+    pub api_connections: u64,
+    /// Per-invocation latency under load.
+    pub latency: Summary,
+    /// Highest VmHWM among the sandboxes, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// First-use cost of one crypto provider (`tls-start`).
+#[derive(Debug, Clone)]
+pub struct TlsProvider {
+    /// `aws-lc` or `ring`.
+    pub name: String,
+    /// First ephemeral X25519 key generation in a fresh process.
+    pub first: Summary,
+    /// The second one (steady state).
+    pub second: Summary,
+}
+
+/// The TLS provider start-up scenario.
+#[derive(Debug, Clone)]
+pub struct TlsStart {
+    /// How aws-lc-sys was built (jitter entropy on/off), as scripts/bench.sh saw it.
+    pub aws_lc_build: String,
+    /// One entry per provider.
+    pub providers: Vec<TlsProvider>,
+}
+
+/// A measured artifact.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// e.g. `x86_64 zip`.
+    pub label: String,
+    /// Path as given.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Machine info.
+    pub machine: Machine,
+    /// `--quick` run (few samples).
+    pub quick: bool,
+    /// Scenario 1.
+    pub cold: ColdInit,
+    /// Scenario 2.
+    pub warm: Warm,
+    /// The floor's invocations (echo, no upstream).
+    pub floor: FloorWarm,
+    /// TLS provider start-up.
+    pub tls: TlsStart,
+    /// Scenario 5.
+    pub counts: Counts,
+    /// Load test.
+    pub load: Load,
+    /// Scenario 4.
+    pub artifacts: Vec<Artifact>,
+    /// Notices (e.g. arm64 target missing).
+    pub notices: Vec<String>,
+    /// How long the harness ran.
+    pub duration: Duration,
+}
+
+/// Writes the rendered report to `path`.
+pub fn write_report(path: &Path, r: &Report) -> Result<(), BenchError> {
+    std::fs::write(path, render(r))?;
+    Ok(())
+}
