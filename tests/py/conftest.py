@@ -320,7 +320,8 @@ class LambdaWatch:
         Lambda runs concurrent sandboxes), e.g. a callback arriving while an execute still runs."""
         port = port or free_port()
         cmd = ["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--ignore-changes"]
-        cmd += ["--concurrency", str(concurrency)]
+        if concurrency > 1:
+            cmd += ["--concurrency", str(concurrency)]
         for key, value in env.items():
             cmd += ["--env-var", f"{key}={value}"]
         log = open(log_path, "w")
