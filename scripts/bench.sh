@@ -3,9 +3,15 @@
 # figures as markdown (see docs/benchmarks.md for what each figure means).
 #
 #   scripts/bench.sh            full run: >=20 cold starts each, 1 + 1000 warm invocations,
-#                               load 4 sandboxes x 250, x86_64 + arm64 artifacts -> BENCHMARKS.md
+#                               load 4 sandboxes x 250, the Lambda CPU model (128/512/1769 MB and
+#                               the template's default, periods 100 and 20 ms), x86_64 + arm64
+#                               artifacts -> BENCHMARKS.md
 #   scripts/bench.sh --quick    short run CI uses to keep the harness working: 3 starts, 1 + 100 warm,
-#                               load 2 x 20, no arm64 build -> target/bench/BENCHMARKS-quick.md
+#                               load 2 x 20, one CPU-model configuration, no arm64 build
+#                               -> target/bench/BENCHMARKS-quick.md
+#
+# The CPU model needs root and cgroup v1 (docs/benchmarks.md, "CPU model"); without them the
+# report says it did not run, except under CI=true, where that is a failure.
 #
 # Options: --out FILE (report path), --dev (use debug builds: functional check only, figures
 # meaningless), --arm64 / --no-arm64 (force or skip the arm64 build), and anything after `--`
@@ -30,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     --no-arm64) arm64=no ;;
     --out) out="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -81,6 +87,7 @@ harness_args=(
   --floor "$bin/lambda-floor"
   --emulator "$bin/cloudbot-emulator"
   --tls-start "$bin/tls-start"
+  --template template.yaml
   --aws-lc-build "$aws_lc_build"
   --out "$out"
   --rustc "$(rustc --version)"

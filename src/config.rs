@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use crate::cloudbot::{
-    ApiBase, BotEndpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Language, PublicId,
+    ApiBase, BotEndpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_IDLE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, Language, PublicId,
 };
 
 /// Largest `callback_tries` the function accepts ([I]: the API documents no maximum; ten attempts
@@ -70,6 +71,9 @@ pub struct Config {
     /// Public URL of the callback route (`…/callbacks`); `None`: no callback-driven runs
     /// (docs/state-machines.md). Needs the idempotency table, which holds the callback records.
     pub callback_base: Option<url::Url>,
+    /// How long an idle upstream connection (Cloud BOT and Secrets Manager) is kept for reuse;
+    /// must stay below the shortest idle timeout on the way to either.
+    pub pool_idle_timeout: Duration,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
 }
@@ -162,6 +166,12 @@ impl Config {
             )?,
             idempotency: idempotency(&get)?,
             callback_base: callback_base(&get)?,
+            pool_idle_timeout: parse_ms(
+                &get,
+                "CLOUDBOT_POOL_IDLE_TIMEOUT_MS",
+                DEFAULT_POOL_IDLE_TIMEOUT,
+                600_000,
+            )?,
             metrics_namespace: parse_namespace(&get)?,
         })
         .and_then(Config::check_callbacks)
@@ -423,6 +433,7 @@ mod tests {
         assert_eq!(cfg.secret_ttl, DEFAULT_SECRET_TTL);
         assert_eq!(cfg.secret_max_stale, Duration::from_secs(900));
         assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(cfg.pool_idle_timeout, DEFAULT_POOL_IDLE_TIMEOUT);
         assert!(!cfg.allow_http_loopback_callback);
         assert!(cfg.default_bot.is_none());
         assert!(cfg.default_public_id.is_none());
@@ -509,6 +520,7 @@ mod tests {
             ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "yes"),
             ("CLOUDBOT_LANGUAGE", "fr"),
             ("CLOUDBOT_CONNECT_TIMEOUT_MS", "0"),
+            ("CLOUDBOT_POOL_IDLE_TIMEOUT_MS", "0"),
             ("CLOUDBOT_METRICS_NAMESPACE", "AWS/Lambda"),
             ("CLOUDBOT_METRICS_NAMESPACE", "bad{namespace}"),
             ("CLOUDBOT_API_BASE", "ftp://x"),

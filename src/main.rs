@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
-    let aws = sdk::aws_config()
+    let aws = sdk::aws_config(config.pool_idle_timeout)
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
     let idempotency = match &config.idempotency {

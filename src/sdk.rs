@@ -14,10 +14,11 @@ use aws_sdk_secretsmanager::config::SharedHttpClient;
 use aws_smithy_http_client::{HttpClientError, tls};
 use base64::Engine as _;
 
-/// The sandbox's SDK configuration from the standard AWS environment, on our HTTPS client.
-pub async fn aws_config() -> Result<SdkConfig, HttpClientError> {
+/// The sandbox's SDK configuration from the standard AWS environment, on our HTTPS client. Idle
+/// connections are kept for `pool_idle_timeout` (the function's setting for every upstream).
+pub async fn aws_config(pool_idle_timeout: Duration) -> Result<SdkConfig, HttpClientError> {
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client()?)
+        .http_client(https_client(pool_idle_timeout)?)
         .load()
         .await)
 }
@@ -60,7 +61,7 @@ pub fn step_functions_client(sdk: &SdkConfig) -> aws_sdk_sfn::Client {
 /// Mozilla roots compiled into the binary (the same set as the Cloud BOT client) instead of
 /// reading and parsing the system CA store at start-up (its effect on cold init is measured in
 /// docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
-fn https_client() -> Result<SharedHttpClient, HttpClientError> {
+fn https_client(pool_idle_timeout: Duration) -> Result<SharedHttpClient, HttpClientError> {
     let mut pem = String::with_capacity(300 * 1024);
     for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
         pem.push_str("-----BEGIN CERTIFICATE-----\n");
@@ -77,6 +78,7 @@ fn https_client() -> Result<SharedHttpClient, HttpClientError> {
         .with_pem_certificate(pem.into_bytes());
     let tls_context = tls::TlsContext::builder().with_trust_store(trust).build()?;
     let https = aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(pool_idle_timeout)
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::AwsLc,
         ))
@@ -128,6 +130,6 @@ mod tests {
 
     #[test]
     fn the_https_client_builds_from_the_compiled_in_roots() {
-        assert!(https_client().is_ok());
+        assert!(https_client(Duration::from_secs(30)).is_ok());
     }
 }

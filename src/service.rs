@@ -84,6 +84,7 @@ impl Service {
             base: config.api_base.clone(),
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
+            pool_idle_timeout: config.pool_idle_timeout,
             ..ClientSettings::default()
         })?;
         let credentials =

@@ -4,6 +4,7 @@
 //! binary parses its command line and runs [`harness::run`]; `lambda-floor` is the hello-world
 //! bootstrap everything is compared with. See docs/benchmarks.md.
 
+pub mod cgroup;
 pub mod emulator;
 pub mod harness;
 pub mod report;
@@ -16,8 +17,10 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use cloudbot_emulator::idle::{self, Activity, IdlePolicy, Tracked};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -25,12 +28,40 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+/// Connection counters of one harness server.
+#[derive(Debug, Default)]
+pub struct Connections {
+    accepted: AtomicU64,
+    idle_closed: AtomicU64,
+}
+
+impl Connections {
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections ended by the idle timeout so far.
+    pub fn idle_closed(&self) -> u64 {
+        self.idle_closed.load(Ordering::Relaxed)
+    }
+
+    /// Sets both counters back to 0.
+    pub fn reset(&self) {
+        self.accepted.store(0, Ordering::Relaxed);
+        self.idle_closed.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Serves `handle` (HTTP/1.1, keep-alive) on every connection `listener` accepts, each on its own
-/// task, until the returned task is aborted. Shared by the harness's local servers.
+/// task, until the returned task is aborted. Idle connections end as `idle` says (never when
+/// `None`), the same way the emulator ends them. Shared by the harness's local servers.
 pub(crate) fn spawn_http_server<S, H, F>(
     listener: TcpListener,
     state: Arc<S>,
     handle: H,
+    idle: Option<IdlePolicy>,
+    connections: Arc<Connections>,
 ) -> JoinHandle<()>
 where
     S: Send + Sync + 'static,
@@ -44,12 +75,28 @@ where
             };
             // Requests and answers are tiny and answered at once: Nagle would only add delay.
             let _ = stream.set_nodelay(true);
+            connections.accepted.fetch_add(1, Ordering::Relaxed);
             let state = state.clone();
+            let connections = connections.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let activity = Arc::new(Activity::default());
+                let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+                let svc_activity = activity.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let in_flight = svc_activity.begin();
+                    let answer = handle(state.clone(), req);
+                    async move {
+                        let answer = answer.await;
+                        drop(in_flight);
+                        answer
+                    }
+                });
+                let connection =
+                    hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+                let on_idle = |_| {
+                    connections.idle_closed.fetch_add(1, Ordering::Relaxed);
+                };
+                let _ = idle::drive(connection, activity, idle, on_idle).await;
             });
         }
     })

@@ -73,7 +73,8 @@ struct State {
     inflight: std::sync::Mutex<HashMap<String, Inflight>>,
     first_next: watch::Sender<Option<Instant>>,
     init_error: watch::Sender<Option<ErrorReport>>,
-    polls: AtomicU64,
+    polls: watch::Sender<u64>,
+    handed_out: watch::Sender<u64>,
 }
 
 /// One sandbox's Runtime API endpoint on 127.0.0.1 (ephemeral port). Dropping it stops the server.
@@ -102,9 +103,11 @@ impl RuntimeApi {
             inflight: std::sync::Mutex::new(HashMap::new()),
             first_next: watch::channel(None).0,
             init_error: watch::channel(None).0,
-            polls: AtomicU64::new(0),
+            polls: watch::channel(0).0,
+            handed_out: watch::channel(0).0,
         });
-        let server = crate::spawn_http_server(listener, state.clone(), handle);
+        let server =
+            crate::spawn_http_server(listener, state.clone(), handle, None, Default::default());
         Ok(Self {
             addr,
             state,
@@ -140,11 +143,33 @@ impl RuntimeApi {
 
     /// How many `GET /next` polls arrived so far.
     pub fn polls(&self) -> u64 {
-        self.state.polls.load(Ordering::Relaxed)
+        *self.state.polls.borrow()
+    }
+
+    /// Waits until `n` `GET /next` polls have arrived in total: after its `n - 1`-th answer the
+    /// bootstrap is parked waiting for the next event, where Lambda freezes it.
+    pub async fn polled(&self, n: u64) {
+        let mut rx = self.state.polls.subscribe();
+        // The sender lives as long as `self`: `wait_for` only fails if it is dropped.
+        let _ = rx.wait_for(|count| *count >= n).await;
+    }
+
+    /// Waits until `n` events in total have been handed out to the bootstrap (its `GET /next`
+    /// answered with them), e.g. to act on the sandbox while an event is in its hands.
+    pub async fn handed_out(&self, n: u64) {
+        let mut rx = self.state.handed_out.subscribe();
+        // The sender lives as long as `self`: `wait_for` only fails if it is dropped.
+        let _ = rx.wait_for(|count| *count >= n).await;
     }
 
     /// Queues one event and waits for the function's answer (or `timeout`).
     pub async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Outcome, BenchError> {
+        self.submit(payload)?.answer(timeout).await
+    }
+
+    /// Queues one event without waiting: events queued back to back are handed out as fast as
+    /// the bootstrap polls, which is how a throughput run keeps one sandbox busy.
+    pub fn submit(&self, payload: Bytes) -> Result<Submitted, BenchError> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("00000000-0000-4000-8000-{n:012}");
         let (reply, answer) = oneshot::channel();
@@ -155,7 +180,22 @@ impl RuntimeApi {
                 reply,
             })
             .map_err(|_| BenchError::msg("runtime API server stopped"))?;
-        match tokio::time::timeout(timeout, answer).await {
+        Ok(Submitted { request_id, answer })
+    }
+}
+
+/// A queued event whose answer has not been awaited yet.
+#[derive(Debug)]
+pub struct Submitted {
+    request_id: String,
+    answer: oneshot::Receiver<Outcome>,
+}
+
+impl Submitted {
+    /// Waits for the function's answer (or `timeout`).
+    pub async fn answer(self, timeout: Duration) -> Result<Outcome, BenchError> {
+        let request_id = self.request_id;
+        match tokio::time::timeout(timeout, self.answer).await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) => Err(BenchError::msg(format!("invocation {request_id} dropped"))),
             Err(_) => Err(BenchError::msg(format!(
@@ -248,7 +288,7 @@ async fn handle(
 
 async fn next(state: &State) -> Response<Full<Bytes>> {
     let now = Instant::now();
-    state.polls.fetch_add(1, Ordering::Relaxed);
+    state.polls.send_modify(|count| *count += 1);
     state.first_next.send_if_modified(|first| {
         if first.is_none() {
             *first = Some(now);
@@ -299,6 +339,7 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
             },
         );
     }
+    state.handed_out.send_modify(|count| *count += 1);
     resp
 }
 

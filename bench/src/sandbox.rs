@@ -77,6 +77,20 @@ impl Sandbox {
         }
     }
 
+    /// The process id (`None` once reaped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// CPU time the process has used so far (all threads).
+    pub fn cpu_time(&self) -> Result<Duration, BenchError> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| BenchError::msg("process already reaped"))?;
+        cpu_time(pid)
+    }
+
     /// Peak resident set size so far (`VmHWM` from /proc/<pid>/status), in KiB.
     pub fn peak_rss_kib(&self) -> Result<u64, BenchError> {
         let pid = self
@@ -98,6 +112,26 @@ impl Sandbox {
         let _ = self.child.wait().await;
         Ok(())
     }
+}
+
+/// CPU time a live process has used so far, all threads (`/proc/<pid>/task/*/schedstat`,
+/// nanoseconds; `/proc/<pid>/stat` counts in clock ticks, too coarse for one invocation).
+pub fn cpu_time(pid: u32) -> Result<Duration, BenchError> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))?;
+    let mut total = 0u64;
+    for task in tasks {
+        let path = task?.path().join("schedstat");
+        // A thread that ended between the listing and the read has nothing left to count.
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .ok_or_else(|| BenchError::msg(format!("unreadable {}", path.display())))?;
+    }
+    Ok(Duration::from_nanos(total))
 }
 
 /// `VmHWM` of a live process, in KiB.

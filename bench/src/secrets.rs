@@ -18,7 +18,9 @@ use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::BenchError;
+use cloudbot_emulator::IdlePolicy;
+
+use crate::{BenchError, Connections};
 
 struct State {
     secret_id: String,
@@ -31,6 +33,7 @@ struct State {
 pub struct SecretsEndpoint {
     addr: SocketAddr,
     state: Arc<State>,
+    connections: Arc<Connections>,
     server: JoinHandle<()>,
 }
 
@@ -43,6 +46,16 @@ impl Drop for SecretsEndpoint {
 impl SecretsEndpoint {
     /// Serves one secret: `secret_id` (name) whose SecretString is `secret_string`.
     pub async fn start(secret_id: &str, secret_string: &str) -> Result<Self, BenchError> {
+        Self::start_with(secret_id, secret_string, None).await
+    }
+
+    /// [`SecretsEndpoint::start`], ending idle keep-alive connections as `idle` says (like an
+    /// AWS endpoint or a NAT gateway on the way to it).
+    pub async fn start_with(
+        secret_id: &str,
+        secret_string: &str,
+        idle: Option<IdlePolicy>,
+    ) -> Result<Self, BenchError> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -51,10 +64,13 @@ impl SecretsEndpoint {
             get_secret_value: AtomicU64::new(0),
             other: AtomicU64::new(0),
         });
-        let server = crate::spawn_http_server(listener, state.clone(), handle);
+        let connections = Arc::new(Connections::default());
+        let server =
+            crate::spawn_http_server(listener, state.clone(), handle, idle, connections.clone());
         Ok(Self {
             addr,
             state,
+            connections,
             server,
         })
     }
@@ -74,8 +90,14 @@ impl SecretsEndpoint {
         self.state.other.load(Ordering::Relaxed)
     }
 
-    /// Sets both counters back to 0.
+    /// Its connection counters.
+    pub fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    /// Sets the call and connection counters back to 0.
     pub fn reset(&self) {
+        self.connections.reset();
         self.state.get_secret_value.store(0, Ordering::Relaxed);
         self.state.other.store(0, Ordering::Relaxed);
     }

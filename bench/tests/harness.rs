@@ -95,3 +95,66 @@ async fn secrets_endpoint_counts_get_secret_value_and_rejects_other_ids() {
     assert_eq!(ep.get_secret_value_calls(), 2);
     assert_eq!(ep.other_calls(), 0);
 }
+
+#[test]
+fn cpu_quota_is_memory_over_1769_of_the_period() {
+    use cloudbot_bench::harness::CpuConfig;
+    let at = |memory_mb, period_ms| {
+        CpuConfig {
+            memory_mb,
+            period: Duration::from_millis(period_ms),
+        }
+        .quota()
+    };
+    assert_eq!(at(1769, 20), Duration::from_millis(20));
+    assert_eq!(at(128, 100), Duration::from_nanos(7_235_726));
+    assert_eq!(at(128, 20), Duration::from_nanos(1_447_145));
+}
+
+#[test]
+fn template_default_memory_is_read_from_the_template() {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let mb = cloudbot_bench::harness::template_memory(&template).unwrap();
+    assert!(mb >= 128, "{mb}");
+}
+
+#[tokio::test]
+async fn a_cpu_group_holds_the_process_takes_the_quota_and_is_removed() {
+    use cloudbot_bench::cgroup::{self, Cgroup, Controller};
+    if let Err(why) = cgroup::available(Controller::Cpu) {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must run the CPU model: {why}"
+        );
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("cloudbot-bench-test3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_lambda-floor"));
+    let mut sb = Sandbox::spawn(bin, &floor_env(), &dir.join("floor.log"))
+        .await
+        .unwrap();
+    let group = Cgroup::create(Controller::Cpu).unwrap();
+    let path = group.path().to_owned();
+    group.add(sb.pid().unwrap()).unwrap();
+    sb.cold_init().await.unwrap();
+    group
+        .set_cpu_quota(Duration::from_micros(1447), Duration::from_millis(20))
+        .unwrap();
+    let read = |f: &str| std::fs::read_to_string(path.join(f)).unwrap();
+    assert_eq!(read("cpu.cfs_quota_us").trim(), "1447");
+    assert_eq!(read("cpu.cfs_period_us").trim(), "20000");
+    assert_eq!(read("cgroup.procs").trim(), sb.pid().unwrap().to_string());
+    let out = sb
+        .api
+        .invoke(Bytes::from_static(b"{}"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(out.result.is_ok());
+    sb.stop().await.unwrap();
+    drop(group);
+    assert!(!path.exists(), "the group is removed");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -13,7 +13,8 @@
 use std::time::Duration;
 
 use cloudbot_trigger::cloudbot::{
-    ApiBase, Call, ClientSettings, CloudBotClient, Credentials, Language, check_value,
+    ApiBase, Call, ClientSettings, CloudBotClient, Credentials, DEFAULT_POOL_IDLE_TIMEOUT,
+    Language, check_value,
 };
 use cloudbot_trigger::credentials::CredentialsProvider;
 use cloudbot_trigger::sdk;
@@ -137,9 +138,13 @@ impl Settings {
         let credentials = match self.source {
             Source::Env(credentials) => credentials,
             Source::Secret(secret_id) => {
-                let aws = sdk::aws_config().await.map_err(|_| {
-                    CliError::Usage("the Secrets Manager HTTPS client could not be built".into())
-                })?;
+                let aws = sdk::aws_config(DEFAULT_POOL_IDLE_TIMEOUT)
+                    .await
+                    .map_err(|_| {
+                        CliError::Usage(
+                            "the Secrets Manager HTTPS client could not be built".into(),
+                        )
+                    })?;
                 let secrets = sdk::secrets_manager_client(&aws);
                 // The function's provider: same decoding, same errors. The TTL does not matter
                 // for one command.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::fault::FaultRule;
+use crate::idle::{IdleClose, IdlePolicy};
 use crate::seed::Seed;
 use crate::state::{CallbackAttempt, JobRecord, RequestRecord, State, Stats, lock};
 
@@ -37,6 +38,9 @@ pub struct EmulatorOptions {
     /// Worker threads of the emulator's runtime. Default 1 (enough for thousands of
     /// requests per second; leaves the other core to the code under test).
     pub worker_threads: usize,
+    /// When idle keep-alive connections end (closed with a FIN, or dropped silently). Default
+    /// `None`: they stay open until the client closes them.
+    pub idle: Option<IdlePolicy>,
 }
 
 impl EmulatorOptions {
@@ -48,12 +52,19 @@ impl EmulatorOptions {
             callback_interval: None,
             callback_timeout: Duration::from_secs(10),
             worker_threads: 1,
+            idle: None,
         }
     }
 
     /// Sets the port (0 = ephemeral).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Ends keep-alive connections idle for `timeout`, as `close` says.
+    pub fn idle_timeout(mut self, timeout: Duration, close: IdleClose) -> Self {
+        self.idle = Some(IdlePolicy { timeout, close });
         self
     }
 
@@ -145,8 +156,14 @@ impl Emulator {
             .unwrap_or(DEFAULT_CALLBACK_INTERVAL);
         let base_url = format!("http://{addr}");
         let state = Arc::new(
-            State::new(options.seed, interval, options.callback_timeout, base_url)
-                .map_err(|e| EmulatorError::Start(format!("callback HTTP client: {e}")))?,
+            State::new(
+                options.seed,
+                interval,
+                options.callback_timeout,
+                options.idle,
+                base_url,
+            )
+            .map_err(|e| EmulatorError::Start(format!("callback HTTP client: {e}")))?,
         );
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.worker_threads.max(1))

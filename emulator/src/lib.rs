@@ -21,6 +21,7 @@ mod callback;
 mod data;
 mod emulator;
 mod fault;
+pub mod idle;
 mod lifecycle;
 mod output;
 mod seed;
@@ -34,6 +35,7 @@ pub use emulator::{DEFAULT_CALLBACK_INTERVAL, Emulator, EmulatorError, EmulatorO
 pub use fault::{
     FAULT_HEADER, FaultKind, FaultRule, LATENCY_HEADER, RETRY_AFTER_HEADER, STATUS_HEADER,
 };
+pub use idle::{IdleClose, IdlePolicy};
 pub use seed::{
     BotSeed, ContractSeed, DEMO_ACCESS_TOKEN, DEMO_PUBLIC_ID, DEMO_REFER_SECRET, DEMO_REFER_TOKEN,
     DEMO_SECRET_KEY, InputDef, Outcome, OutputDef, Permission, Seed, SeedError, TokenSeed,

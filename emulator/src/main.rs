@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use cloudbot_emulator::{Emulator, EmulatorOptions, Seed};
+use cloudbot_emulator::{Emulator, EmulatorOptions, IdleClose, Seed};
 
 /// Local emulator of the Cloud BOT REST API (demo seed unless --config is given).
 #[derive(Debug, Parser)]
@@ -22,6 +22,18 @@ struct Args {
     /// Interval between callback attempts in ms (default: the seed's, else 30000).
     #[arg(long, value_name = "MS")]
     callback_interval_ms: Option<u64>,
+    /// End keep-alive connections idle this long (default: never), as --idle-close says.
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
+    /// How an idle connection ends: `fin` closes it, `silent` stops reading and answering it
+    /// without closing (a middlebox that forgot the connection).
+    #[arg(
+        long,
+        value_name = "fin|silent",
+        default_value = "fin",
+        requires = "idle_timeout_ms"
+    )]
+    idle_close: IdleClose,
     /// Print the built-in demo seed as JSON (a starting point for --config) and exit.
     #[arg(long)]
     print_demo_seed: bool,
@@ -63,6 +75,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => Seed::demo(),
     };
     let mut options = EmulatorOptions::new(seed).port(args.port);
+    if let Some(ms) = args.idle_timeout_ms {
+        options = options.idle_timeout(Duration::from_millis(ms), args.idle_close);
+    }
     if let Some(ms) = args.callback_interval_ms {
         options = options.callback_interval(Duration::from_millis(ms));
     }

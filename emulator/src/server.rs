@@ -1,5 +1,6 @@
 //! The HTTP server: accept loop on 127.0.0.1 (connection ids and counters), hyper HTTP/1.1
-//! with keep-alive, and fault application around the API handler; admin requests go to
+//! with keep-alive (ended after an idle timeout when configured, see [`crate::idle`]), and
+//! fault application around the API handler; admin requests go to
 //! [`crate::admin`], response bodies are built by [`crate::body`].
 //!
 //! How faults reach the wire with hyper 1: returning `Err` from the service makes hyper drop the
@@ -28,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::api::{self, Reply};
 use crate::body::{EmuBody, json_response, reply_response, truncated_response};
 use crate::fault::{self, Fault, FaultKind};
+use crate::idle::{self, Activity, IdleClose, Tracked};
 use crate::state::{RequestRecord, State, rfc3339_millis};
 
 /// Returned by the service to make hyper close the connection without an answer.
@@ -135,20 +137,37 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let _guard = guard;
             let rst = Arc::new(AtomicBool::new(false));
-            let io = TokioIo::new(ConnIo {
-                stream,
-                rst: Arc::clone(&rst),
-            });
+            let activity = Arc::new(Activity::default());
+            let io = TokioIo::new(Tracked::new(
+                ConnIo {
+                    stream,
+                    rst: Arc::clone(&rst),
+                },
+                Arc::clone(&activity),
+            ));
+            let svc_state = Arc::clone(&state);
+            let svc_activity = Arc::clone(&activity);
             let svc = service_fn(move |req| {
-                let state = Arc::clone(&state);
+                let state = Arc::clone(&svc_state);
                 let rst = Arc::clone(&rst);
-                async move { handle(state, conn_id, rst, req).await }
+                let in_flight = svc_activity.begin();
+                async move {
+                    let reply = handle(state, conn_id, rst, req).await;
+                    drop(in_flight);
+                    reply
+                }
             });
-            if let Err(e) = http1::Builder::new()
+            let connection = http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(io, svc)
-                .await
-            {
+                .serve_connection(io, svc);
+            let on_idle = |close: IdleClose| {
+                state
+                    .counters
+                    .connections_idle_closed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(conn_id, close = close.as_str(), "idle connection ended");
+            };
+            if let Some(Err(e)) = idle::drive(connection, activity, state.idle, on_idle).await {
                 tracing::debug!(conn_id, error = %e, "connection ended with an error");
             }
         });

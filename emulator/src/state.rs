@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::fault::{FaultKind, FaultRules};
+use crate::idle::IdlePolicy;
 use crate::seed::{BotSeed, ContractSeed, Permission, Seed};
 
 /// Oldest request records are dropped beyond this many (keeps memory flat under benchmarks).
@@ -68,6 +69,10 @@ pub struct Stats {
     pub jobs_created: u64,
     /// Callback POST attempts made.
     pub callback_attempts: u64,
+    /// Keep-alive connections ended by the idle timeout (closed with a FIN or dropped
+    /// silently, as configured).
+    #[serde(default)]
+    pub connections_idle_closed: u64,
 }
 
 /// A job as the emulator holds it (`GET /__emulator/jobs`). Input values are not exposed.
@@ -154,6 +159,7 @@ pub(crate) struct Counters {
     pub requests: AtomicU64,
     pub jobs_created: AtomicU64,
     pub callback_attempts: AtomicU64,
+    pub connections_idle_closed: AtomicU64,
 }
 
 pub(crate) struct State {
@@ -169,6 +175,8 @@ pub(crate) struct State {
     pub counters: Counters,
     pub callback_interval: Duration,
     pub callback_timeout: Duration,
+    /// When idle keep-alive connections end; never when `None`.
+    pub idle: Option<IdlePolicy>,
     pub http: reqwest::Client,
     pub base_url: String,
     /// Bumped by reset so timers and callback loops of forgotten jobs stop recording.
@@ -225,6 +233,7 @@ impl State {
         seed: Seed,
         callback_interval: Duration,
         callback_timeout: Duration,
+        idle: Option<IdlePolicy>,
         base_url: String,
     ) -> Result<State, reqwest::Error> {
         // Callbacks go to local receivers in tests and local runs: never through an
@@ -246,6 +255,7 @@ impl State {
             counters: Counters::default(),
             callback_interval,
             callback_timeout,
+            idle,
             http,
             base_url,
             generation: AtomicU64::new(0),
@@ -275,6 +285,7 @@ impl State {
             requests: c.requests.load(Ordering::Relaxed),
             jobs_created: c.jobs_created.load(Ordering::Relaxed),
             callback_attempts: c.callback_attempts.load(Ordering::Relaxed),
+            connections_idle_closed: c.connections_idle_closed.load(Ordering::Relaxed),
         }
     }
 
@@ -338,6 +349,7 @@ impl State {
         c.requests.store(0, Ordering::Relaxed);
         c.jobs_created.store(0, Ordering::Relaxed);
         c.callback_attempts.store(0, Ordering::Relaxed);
+        c.connections_idle_closed.store(0, Ordering::Relaxed);
     }
 
     pub fn job_records(&self) -> Vec<JobRecord> {

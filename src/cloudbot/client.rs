@@ -35,10 +35,12 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(25_000);
 /// treated as an invalid answer instead of being buffered.
 const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
-/// How long an idle keep-alive connection stays in the pool. A warm Lambda reuses it across
-/// invocations; kept below common server/load-balancer idle timeouts (60 s and more) so that we
-/// rarely write into a connection the server has already closed.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle keep-alive connection stays in the pool by default. A warm Lambda reuses it
+/// across invocations; kept below common server and load-balancer idle timeouts so that a
+/// connection a middlebox may have dropped silently is discarded, never written to (why this is
+/// the one case the client cannot detect itself: docs/client.md, "Idle connections and frozen
+/// sandboxes").
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings for [`CloudBotClient::new`].
 #[derive(Debug, Clone)]
@@ -49,6 +51,8 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// Timeout for one attempt (send + whole answer); always capped by the call's deadline.
     pub request_timeout: Duration,
+    /// How long an idle connection stays in the pool for reuse.
+    pub pool_idle_timeout: Duration,
     /// `user-agent` header.
     pub user_agent: String,
 }
@@ -59,6 +63,7 @@ impl Default for ClientSettings {
             base: ApiBase::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             user_agent: default_user_agent(),
         }
     }
@@ -135,7 +140,7 @@ impl CloudBotClient {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(settings.pool_idle_timeout)
             .user_agent(settings.user_agent.as_str())
             // Redirects would carry the access-token/secret-key headers to wherever the
             // Location points; the API does not use them.

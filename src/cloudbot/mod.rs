@@ -17,8 +17,8 @@ mod model;
 mod retry;
 
 pub use client::{
-    Call, ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-    MAX_REQUEST_BODY,
+    Call, ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_IDLE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_BODY,
 };
 pub use credentials::{Credentials, ValueProblem, check_value};
 pub use endpoint::{

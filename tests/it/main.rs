@@ -1,8 +1,9 @@
 //! The one integration test binary: the Cloud BOT client and the Lambda handler, against the
-//! project's emulator (and moto for Secrets Manager and DynamoDB); the idempotency store adapter
-//! against moto.
+//! project's emulator (and moto for Secrets Manager and DynamoDB), the idempotency store adapter
+//! against moto, and the bootstrap process frozen between invocations.
 
 mod client;
+mod frozen;
 mod lambda;
 mod repo;
 mod store;

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use cloudbot_bench::harness::{self, Settings};
+use cloudbot_bench::BenchError;
+use cloudbot_bench::harness::{self, CpuConfig, FULL_VCPU_MB, Settings, template_memory};
 use cloudbot_bench::report::Artifact;
 
 /// Benchmarks the cloudbot-trigger bootstrap against the hello-world floor and writes the
@@ -67,6 +68,28 @@ struct Cli {
     /// 503s injected before job creation in the load test (default 5, quick 2).
     #[arg(long = "faults", value_name = "K")]
     injected_faults: Option<usize>,
+    /// CPU model: memory sizes (MB), comma-separated (default 128,512,1769; quick 128). The
+    /// template's default memory size is added when missing.
+    #[arg(long, value_name = "MB,...", value_delimiter = ',')]
+    cpu_memory: Vec<u32>,
+    /// CPU model: CFS periods (ms), comma-separated (default 100,20; quick 20).
+    #[arg(long, value_name = "MS,...", value_delimiter = ',')]
+    cpu_period_ms: Vec<u64>,
+    /// CPU model: starts per binary and configuration (default 5, quick 1).
+    #[arg(long)]
+    cpu_starts: Option<NonZeroUsize>,
+    /// CPU model: warm invocations per start (default 100, quick 10).
+    #[arg(long)]
+    cpu_warm: Option<NonZeroUsize>,
+    /// CPU model: events per back-to-back run (default 100, quick 10).
+    #[arg(long)]
+    cpu_burst: Option<NonZeroUsize>,
+    /// Skip the CPU model.
+    #[arg(long)]
+    no_cpu_model: bool,
+    /// The SAM template whose default FunctionMemorySize the CPU model also reports.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
     /// A file whose size the report lists, as LABEL=PATH (repeatable).
     #[arg(long, value_name = "LABEL=PATH", value_parser = parse_artifact)]
     artifact: Vec<Artifact>,
@@ -106,12 +129,50 @@ fn parse_env(value: &str) -> Result<(String, String), String> {
 }
 
 impl Cli {
-    fn into_settings(self) -> Settings {
+    /// The CPU-model configurations: every memory size with every period, the template's
+    /// default memory size included.
+    fn cpu_configs(&self, template_memory: Option<u32>) -> Vec<CpuConfig> {
+        if self.no_cpu_model {
+            return Vec::new();
+        }
+        let mut memories = match (self.cpu_memory.is_empty(), self.quick) {
+            (false, _) => self.cpu_memory.clone(),
+            (true, true) => vec![128],
+            (true, false) => vec![128, 512, FULL_VCPU_MB],
+        };
+        if let Some(mb) = template_memory
+            && !memories.contains(&mb)
+        {
+            memories.push(mb);
+        }
+        let periods = match (self.cpu_period_ms.is_empty(), self.quick) {
+            (false, _) => self.cpu_period_ms.clone(),
+            (true, true) => vec![20],
+            (true, false) => vec![100, 20],
+        };
+        periods
+            .iter()
+            .flat_map(|&p| {
+                memories.iter().map(move |&memory_mb| CpuConfig {
+                    memory_mb,
+                    period: Duration::from_millis(p),
+                })
+            })
+            .collect()
+    }
+
+    fn into_settings(self) -> Result<Settings, BenchError> {
         let quick = self.quick;
         let count = |given: Option<NonZeroUsize>, full: usize, short: usize| {
             given.map_or(if quick { short } else { full }, NonZeroUsize::get)
         };
-        Settings {
+        let template_memory = if self.no_cpu_model {
+            None
+        } else {
+            Some(template_memory(&self.template)?)
+        };
+        let cpu_configs = self.cpu_configs(template_memory);
+        Ok(Settings {
             bootstrap: self.bootstrap,
             floor: self.floor,
             emulator: self.emulator,
@@ -130,17 +191,28 @@ impl Cli {
             injected_faults: self.injected_faults.unwrap_or(if quick { 2 } else { 5 }),
             artifacts: self.artifact,
             notices: self.notice,
+            cpu_configs,
+            template_memory,
+            cpu_starts: count(self.cpu_starts, 5, 1),
+            cpu_warm: count(self.cpu_warm, 100, 10),
+            cpu_burst: count(self.cpu_burst, 100, 10),
             extra_env: self.env,
             rustc: self.rustc,
             commit: self.commit,
-        }
+        })
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let only_cold = cli.only_cold;
-    let settings = cli.into_settings();
+    let settings = match cli.into_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cloudbot-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let work = settings.work.clone();
     // Two workers: the harness's servers must answer promptly while the load test runs
     // several sandboxes; more threads than cores would only add scheduling noise.

@@ -4,6 +4,7 @@
 //! (`cold`), first and warm invocations (`warm`), load (`load`), TLS provider start-up (`tls`).
 
 mod cold;
+mod cpu;
 mod load;
 mod tls;
 mod warm;
@@ -24,6 +25,7 @@ use crate::sandbox::Sandbox;
 use crate::secrets::SecretsEndpoint;
 
 pub use cold::only_cold;
+pub use cpu::{CpuConfig, FULL_VCPU_MB, template_memory};
 
 /// Secret name the function is configured with; the value is the emulator's demo token pair.
 const SECRET_ID: &str = "cloudbot/bench";
@@ -65,6 +67,16 @@ pub struct Settings {
     pub artifacts: Vec<Artifact>,
     /// Lines for the report's notices.
     pub notices: Vec<String>,
+    /// CPU-model configurations (memory size × period); none = not run.
+    pub cpu_configs: Vec<CpuConfig>,
+    /// The SAM template's default memory size, marked in the CPU-model table.
+    pub template_memory: Option<u32>,
+    /// Starts per binary and CPU-model configuration.
+    pub cpu_starts: usize,
+    /// Warm invocations per CPU-model start.
+    pub cpu_warm: usize,
+    /// Events per back-to-back run of a CPU-model start.
+    pub cpu_burst: usize,
     /// Extra environment variables for the function.
     pub extra_env: Vec<(String, String)>,
     /// `rustc --version`.
@@ -218,6 +230,21 @@ impl Harness {
     }
 }
 
+/// Whether the CPU model can run: `Ok(Err(why))` to skip it with a notice, an error under CI
+/// (where the harness must prove the model works).
+fn cpu_model_available(settings: &Settings) -> Result<Result<(), String>, BenchError> {
+    if settings.cpu_configs.is_empty() {
+        return Ok(Err("no configuration asked for".to_owned()));
+    }
+    match crate::cgroup::available(crate::cgroup::Controller::Cpu) {
+        Ok(()) => Ok(Ok(())),
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => Err(BenchError::msg(format!(
+            "the CPU model must run in CI: {why}"
+        ))),
+        Err(why) => Ok(Err(why)),
+    }
+}
+
 fn require_binaries(bins: &[&Path]) -> Result<(), BenchError> {
     match bins.iter().find(|b| !b.is_file()) {
         Some(missing) => Err(BenchError::msg(format!(
@@ -270,6 +297,16 @@ pub async fn run(settings: Settings) -> Result<(), BenchError> {
         h.settings.sandboxes, h.settings.per_sandbox
     );
     let load = h.load().await?;
+    let cpu = match cpu_model_available(&h.settings)? {
+        Ok(()) => {
+            let configs = h.settings.cpu_configs.clone();
+            Some(h.cpu_model(&configs).await?)
+        }
+        Err(why) => {
+            h.settings.notices.push(format!("CPU model not run: {why}"));
+            None
+        }
+    };
     let s = &h.settings;
     let report = Report {
         machine: Machine::detect(&s.rustc, &s.commit),
@@ -280,6 +317,7 @@ pub async fn run(settings: Settings) -> Result<(), BenchError> {
         tls,
         counts,
         load,
+        cpu,
         artifacts: s.artifacts.clone(),
         notices: s.notices.clone(),
         duration: t0.elapsed(),

@@ -1,6 +1,7 @@
 //! BENCHMARKS.md: what one run measured ([`Report`] and its parts), rendered as markdown tables
 //! with the budget verdicts ([`render`]) and the machine the figures come from ([`Machine`]).
 
+mod cpu;
 mod machine;
 mod render;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 use crate::BenchError;
 use crate::stats::Summary;
 
+pub use cpu::{BUDGET_COLD_SHARE_RATIO, BUDGET_FIRST_CPU};
 pub use machine::Machine;
 pub use render::{
     BUDGET_COLD_RATIO, BUDGET_RSS_MIB, BUDGET_WARM_P99_OVERHEAD, BUDGET_ZIP_MIB, render,
@@ -120,6 +122,57 @@ pub struct TlsStart {
     pub providers: Vec<TlsProvider>,
 }
 
+/// What one binary measured under one CPU-model configuration (over every start).
+#[derive(Debug, Clone)]
+pub struct CpuFigures {
+    /// Spawn → first poll (unthrottled, as the model's init phase).
+    pub cold_init: Summary,
+    /// The first invocation (throttled): secret fetch, first connections.
+    pub first: Summary,
+    /// CPU time of the first invocation, up to the next poll.
+    pub first_cpu: Summary,
+    /// Warm invocations, one at a time.
+    pub warm: Summary,
+    /// Events per second of a back-to-back run (median over starts).
+    pub throughput: f64,
+    /// CFS periods in which the group was throttled, over every start.
+    pub throttled_periods: u64,
+}
+
+/// One memory size and period of the CPU model, function and floor side by side.
+#[derive(Debug, Clone)]
+pub struct CpuRow {
+    /// Function memory (MB).
+    pub memory_mb: u32,
+    /// CFS period.
+    pub period: Duration,
+    /// CPU time per period in the invoke phase.
+    pub quota: Duration,
+    /// The SAM template's default memory size.
+    pub template_default: bool,
+    /// cloudbot-trigger.
+    pub function: CpuFigures,
+    /// lambda-floor.
+    pub floor: CpuFigures,
+}
+
+/// The CPU-model scenario.
+#[derive(Debug, Clone)]
+pub struct CpuModel {
+    /// One row per configuration.
+    pub rows: Vec<CpuRow>,
+    /// The emulator's execute as a direct keep-alive client sees it (the upstream's own time).
+    pub direct: Summary,
+    /// Fixed latency the emulator added.
+    pub latency: Duration,
+    /// Starts per binary and configuration.
+    pub starts: usize,
+    /// Warm invocations per start.
+    pub warm: usize,
+    /// Events per back-to-back run.
+    pub burst: usize,
+}
+
 /// A measured artifact.
 #[derive(Debug, Clone)]
 pub struct Artifact {
@@ -150,6 +203,8 @@ pub struct Report {
     pub counts: Counts,
     /// Load test.
     pub load: Load,
+    /// The Lambda CPU model (`None` when this machine cannot run it: see the notices).
+    pub cpu: Option<CpuModel>,
     /// Scenario 4.
     pub artifacts: Vec<Artifact>,
     /// Notices (e.g. arm64 target missing).

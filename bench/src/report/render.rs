@@ -61,6 +61,7 @@ fn sections(s: &mut String, r: &Report) -> fmt::Result {
     calls(s, r)?;
     tls_start(s, r)?;
     load(s, r)?;
+    super::cpu::cpu_model(s, r)?;
     notices(s, r)
 }
 

@@ -9,6 +9,7 @@ mod api;
 mod callbacks;
 mod cli;
 mod faults;
+mod idle;
 mod runtime;
 mod seeds;
 mod support;

@@ -1,0 +1,239 @@
+//! The Lambda CPU model: each sandbox process in its own cgroup v1 `cpu` group, unthrottled
+//! until its first `GET /runtime/invocation/next` (the end of init), then limited to
+//! `memory / 1769` of one core per CFS period for the invoke phase. For each memory size and
+//! period, function and floor side by side: cold init, the first invocation (and the CPU time
+//! it used), warm p50/p99, and the throughput one sandbox sustains back to back. Where the model
+//! comes from and what it leaves out: docs/benchmarks.md, "CPU model".
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{Harness, INVOKE_TIMEOUT, check_jobs, execute_event, expect_job};
+use crate::BenchError;
+use crate::cgroup::{Cgroup, Controller};
+use crate::report::{CpuFigures, CpuModel, CpuRow};
+use crate::sandbox::Sandbox;
+use crate::stats::Summary;
+
+/// Memory size at which Lambda gives a function one full vCPU (AWS documentation).
+pub const FULL_VCPU_MB: u32 = 1769;
+
+/// One memory size and CFS period of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuConfig {
+    /// Function memory (MB).
+    pub memory_mb: u32,
+    /// CFS period.
+    pub period: Duration,
+}
+
+impl CpuConfig {
+    /// CPU time allowed per period in the invoke phase: `memory / 1769` of one core.
+    pub fn quota(&self) -> Duration {
+        self.period * self.memory_mb / FULL_VCPU_MB
+    }
+}
+
+/// The template's default `FunctionMemorySize`, read from the template's text.
+pub fn template_memory(template: &Path) -> Result<u32, BenchError> {
+    let text = std::fs::read_to_string(template)
+        .map_err(|e| BenchError::msg(format!("{}: {e}", template.display())))?;
+    let mut lines = text
+        .lines()
+        .skip_while(|l| l.trim() != "FunctionMemorySize:");
+    lines.next();
+    lines
+        .take_while(|l| l.starts_with("    "))
+        .find_map(|l| l.trim().strip_prefix("Default:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            BenchError::msg(format!(
+                "{}: no FunctionMemorySize default",
+                template.display()
+            ))
+        })
+}
+
+/// What one sandbox measured.
+struct Run {
+    cold_init: Duration,
+    first: Duration,
+    first_cpu: Duration,
+    warm: Vec<Duration>,
+    throughput: f64,
+    throttled_periods: u64,
+}
+
+/// The event every invocation of `floor` gets (echo, no upstream).
+fn floor_event() -> Bytes {
+    Bytes::from_static(b"{\"operation\":\"execute\",\"input\":{\"message\":\"bench\"}}")
+}
+
+impl Harness {
+    /// Runs the model for every configuration.
+    pub(super) async fn cpu_model(
+        &mut self,
+        configs: &[CpuConfig],
+    ) -> Result<CpuModel, BenchError> {
+        self.fresh_upstreams().await?;
+        // The upstream's own service time, as the leanest client sees it: what the budget
+        // subtracts from the first invocation to get the function's own share.
+        let direct = self.emulator.direct_execute(50).await?;
+        let direct = Summary::of(&direct).ok_or_else(|| BenchError::msg("no samples"))?;
+        self.fresh_upstreams().await?;
+        let mut job_ids = Vec::new();
+        let mut rows = Vec::with_capacity(configs.len());
+        for config in configs {
+            eprintln!(
+                "cpu model: {} MB, period {} ms: {} starts each",
+                config.memory_mb,
+                config.period.as_millis(),
+                self.settings.cpu_starts
+            );
+            let mut function = Vec::new();
+            let mut floor = Vec::new();
+            for start in 0..self.settings.cpu_starts {
+                for is_floor in [start % 2 == 0, start % 2 != 0] {
+                    if is_floor {
+                        floor.push(self.cpu_run(*config, true, &mut job_ids).await?);
+                    } else {
+                        function.push(self.cpu_run(*config, false, &mut job_ids).await?);
+                    }
+                }
+            }
+            rows.push(CpuRow {
+                memory_mb: config.memory_mb,
+                period: config.period,
+                quota: config.quota(),
+                template_default: self.settings.template_memory == Some(config.memory_mb),
+                function: figures(&function)?,
+                floor: figures(&floor)?,
+            });
+        }
+        let stats = self.emulator.admin().stats().await?;
+        check_jobs("cpu model", &job_ids, stats.jobs_created, &self.emulator).await?;
+        Ok(CpuModel {
+            rows,
+            direct,
+            latency: self.settings.latency,
+            starts: self.settings.cpu_starts,
+            warm: self.settings.cpu_warm,
+            burst: self.settings.cpu_burst,
+        })
+    }
+
+    /// One sandbox under the model: spawn, init unthrottled, throttle, first, warm, burst.
+    async fn cpu_run(
+        &mut self,
+        config: CpuConfig,
+        is_floor: bool,
+        job_ids: &mut Vec<String>,
+    ) -> Result<Run, BenchError> {
+        let (bin, what) = if is_floor {
+            (self.settings.floor.clone(), "floor-cpu")
+        } else {
+            (self.settings.bootstrap.clone(), "function-cpu")
+        };
+        let group = Cgroup::create(Controller::Cpu)?;
+        let mut sb = self.spawn(&bin, what).await?;
+        let pid = sb
+            .pid()
+            .ok_or_else(|| BenchError::msg("bootstrap exited at once"))?;
+        // Joined before it can reach its first poll; the new group has no quota yet.
+        group.add(pid)?;
+        let cold_init = sb.cold_init().await?;
+        group.set_cpu_quota(config.quota(), config.period)?;
+        let endpoint = self.emulator.bot_endpoint();
+        let mut n = job_ids.len() + 1_000_000 * usize::from(is_floor);
+        let mut event = || {
+            n += 1;
+            if is_floor {
+                floor_event()
+            } else {
+                execute_event(&endpoint, n)
+            }
+        };
+        let polls = sb.api.polls();
+        let cpu_before = sb.cpu_time()?;
+        let first = sb.api.invoke(event(), INVOKE_TIMEOUT).await?;
+        record(&first.result, &sb, is_floor, job_ids)?;
+        // The invocation's CPU time includes the work after its answer, up to the next poll.
+        sb.api.polled(polls + 1).await;
+        let first_cpu = sb.cpu_time()?.saturating_sub(cpu_before);
+
+        let mut warm = Vec::with_capacity(self.settings.cpu_warm);
+        for _ in 0..self.settings.cpu_warm {
+            let o = sb.api.invoke(event(), INVOKE_TIMEOUT).await?;
+            record(&o.result, &sb, is_floor, job_ids)?;
+            warm.push(o.elapsed());
+        }
+
+        // Back to back: every event queued at once, so the sandbox never waits for the harness;
+        // a stall between an answer and the next poll shows in the wall time, not in latencies.
+        let queued = (0..self.settings.cpu_burst)
+            .map(|_| sb.api.submit(event()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut started: Option<Instant> = None;
+        let mut ended = Instant::now();
+        for q in queued {
+            let o = q.answer(INVOKE_TIMEOUT).await?;
+            record(&o.result, &sb, is_floor, job_ids)?;
+            started = Some(started.map_or(o.handed_out, |s| s.min(o.handed_out)));
+            ended = o.received;
+        }
+        let wall = started.map_or(Duration::ZERO, |s| ended.saturating_duration_since(s));
+        let throughput = self.settings.cpu_burst as f64 / wall.as_secs_f64().max(1e-9);
+        let throttled_periods = group.throttled().map_or(0, |(periods, _)| periods);
+        sb.stop().await?;
+        drop(group);
+        Ok(Run {
+            cold_init,
+            first: first.elapsed(),
+            first_cpu,
+            warm,
+            throughput,
+            throttled_periods,
+        })
+    }
+}
+
+/// Checks one answer: the floor's must be an echo, the function's a new job (kept for the
+/// final accounting).
+fn record(
+    result: &Result<Bytes, crate::runtime_api::ErrorReport>,
+    sb: &Sandbox,
+    is_floor: bool,
+    job_ids: &mut Vec<String>,
+) -> Result<(), BenchError> {
+    if is_floor {
+        return match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(BenchError::msg(format!("floor failed: {e:?}"))),
+        };
+    }
+    job_ids.push(expect_job(result, sb)?);
+    Ok(())
+}
+
+fn figures(runs: &[Run]) -> Result<CpuFigures, BenchError> {
+    let no = || BenchError::msg("no cpu-model runs");
+    let of = |f: &dyn Fn(&Run) -> Duration| {
+        Summary::of(&runs.iter().map(f).collect::<Vec<_>>()).ok_or_else(no)
+    };
+    let warm: Vec<Duration> = runs.iter().flat_map(|r| r.warm.iter().copied()).collect();
+    let mut throughput: Vec<f64> = runs.iter().map(|r| r.throughput).collect();
+    throughput.sort_by(f64::total_cmp);
+    Ok(CpuFigures {
+        cold_init: of(&|r| r.cold_init)?,
+        first: of(&|r| r.first)?,
+        first_cpu: of(&|r| r.first_cpu)?,
+        warm: Summary::of(&warm).ok_or_else(no)?,
+        throughput: throughput
+            .get(throughput.len() / 2)
+            .copied()
+            .unwrap_or_default(),
+        throttled_periods: runs.iter().map(|r| r.throttled_periods).sum(),
+    })
+}

@@ -1,0 +1,136 @@
+//! Markdown for the CPU-model scenario: one row per memory size and period, function and floor
+//! side by side, and the cold-execute budget under the model.
+
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use super::{CpuModel, CpuRow, Report};
+use crate::stats::{Summary, ms};
+
+/// Budget: at 128 MB with a 20 ms period, the cold execute's own share at most this multiple of
+/// its full-core (1769 MB) figure.
+pub const BUDGET_COLD_SHARE_RATIO: f64 = 2.0;
+/// Budget: CPU time of the first invocation at 128 MB.
+pub const BUDGET_FIRST_CPU: Duration = Duration::from_millis(1);
+
+/// Memory and period the budget is judged at, and the full-core row it is compared with.
+const BUDGET_MEMORY_MB: u32 = 128;
+const FULL_CORE_MB: u32 = 1769;
+const BUDGET_PERIOD: Duration = Duration::from_millis(20);
+
+fn pair(f: impl Fn(&super::CpuFigures) -> String, row: &CpuRow) -> String {
+    format!("{} / {}", f(&row.function), f(&row.floor))
+}
+
+/// The first invocation minus the upstream's own service time (never below zero).
+fn own_share(first: &Summary, direct: &Summary) -> Duration {
+    first.p50.saturating_sub(direct.p50)
+}
+
+/// The CPU-model section (a notice instead when it did not run).
+pub(super) fn cpu_model(s: &mut String, r: &Report) -> fmt::Result {
+    writeln!(
+        s,
+        "## Lambda CPU model (memory / 1769 of a core after init)\n"
+    )?;
+    let Some(c) = &r.cpu else {
+        return writeln!(
+            s,
+            "Not run on this machine (needs root and the cgroup v1 `cpu` controller): see the \
+             notices.\n"
+        );
+    };
+    writeln!(
+        s,
+        "Each sandbox runs in its own cgroup, unthrottled until its first `GET /next` (init), then \
+         limited to `memory / 1769` of one core per CFS period. The init-phase boost is **modelled, \
+         not measured on AWS** ([where the model comes from](docs/benchmarks.md#cpu-model)). {} \
+         starts per binary and row, each with a first invocation, {} warm invocations one at a \
+         time and a back-to-back run of {} events (throughput = events / wall time of that run). \
+         Emulator latency {} ms; its execute as a direct client sees it: p50 {} ms. Upstreams are \
+         plain HTTP on loopback. Each cell: **cloudbot-trigger / lambda-floor**, medians unless \
+         marked.\n",
+        c.starts,
+        c.warm,
+        c.burst,
+        ms(c.latency),
+        ms(c.direct.p50)
+    )?;
+    writeln!(
+        s,
+        "| memory MB | period ms | quota ms | cold init ms | first invocation ms | first invocation CPU ms | warm p50 ms | warm p99 ms | throughput /s | throttled periods (sum) |"
+    )?;
+    writeln!(s, "|---|---|---|---|---|---|---|---|---|---|")?;
+    for row in &c.rows {
+        writeln!(
+            s,
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.memory_mb,
+            if row.template_default {
+                " (template default)"
+            } else {
+                ""
+            },
+            row.period.as_millis(),
+            ms(row.quota),
+            pair(|f| ms(f.cold_init.p50), row),
+            pair(|f| ms(f.first.p50), row),
+            pair(|f| ms(f.first_cpu.p50), row),
+            pair(|f| ms(f.warm.p50), row),
+            pair(|f| ms(f.warm.p99), row),
+            pair(|f| format!("{:.0}", f.throughput), row),
+            pair(|f| f.throttled_periods.to_string(), row),
+        )?;
+    }
+    writeln!(s)?;
+    budget(s, c)
+}
+
+/// The cold-execute budget under the model, when both rows it needs were run.
+fn budget(s: &mut String, c: &CpuModel) -> fmt::Result {
+    let find = |mb: u32| {
+        c.rows
+            .iter()
+            .find(|r| r.memory_mb == mb && r.period == BUDGET_PERIOD)
+    };
+    let (Some(low), Some(full)) = (find(BUDGET_MEMORY_MB), find(FULL_CORE_MB)) else {
+        return writeln!(
+            s,
+            "Budget under the model: not judged in this run (needs the {BUDGET_MEMORY_MB} MB and \
+             {FULL_CORE_MB} MB rows with a {} ms period).\n",
+            BUDGET_PERIOD.as_millis()
+        );
+    };
+    let own_low = own_share(&low.function.first, &c.direct);
+    let own_full = own_share(&full.function.first, &c.direct);
+    let ratio = own_low.as_secs_f64() / own_full.as_secs_f64().max(1e-9);
+    let cpu = low.function.first_cpu.p50;
+    let met = |ok: bool| if ok { "met" } else { "**not met**" };
+    writeln!(
+        s,
+        "Budget under the model ({BUDGET_MEMORY_MB} MB, {} ms period; own share = first \
+         invocation − the upstream's direct p50):\n",
+        BUDGET_PERIOD.as_millis()
+    )?;
+    writeln!(s, "| item | budget | measured | verdict |")?;
+    writeln!(s, "|---|---|---|---|")?;
+    writeln!(
+        s,
+        "| cold execute's own share vs full core ({FULL_CORE_MB} MB) | ≤ {BUDGET_COLD_SHARE_RATIO}× | {ratio:.2}× ({} ms vs {} ms) | {} |",
+        ms(own_low),
+        ms(own_full),
+        met(ratio <= BUDGET_COLD_SHARE_RATIO)
+    )?;
+    writeln!(
+        s,
+        "| CPU time of the first invocation | ≤ {} ms | {} ms | {} |\n",
+        ms(BUDGET_FIRST_CPU),
+        ms(cpu),
+        met(cpu <= BUDGET_FIRST_CPU)
+    )?;
+    writeln!(
+        s,
+        "The budget is stated for TLS upstreams; this run's upstreams are plain HTTP, so the TLS \
+         handshakes' CPU is not in these figures yet.\n"
+    )
+}
