@@ -100,6 +100,15 @@ impl Sandbox {
         peak_rss_kib(pid)
     }
 
+    /// EMF metrics records (JSON lines with `"_aws"`) the process wrote to stdout so far.
+    pub fn metrics_records(&self) -> Result<u64, BenchError> {
+        let log = std::fs::read_to_string(&self.log)?;
+        Ok(log
+            .lines()
+            .filter(|l| l.starts_with('{') && l.contains("\"_aws\":"))
+            .count() as u64)
+    }
+
     /// Last lines of the process log, for error messages.
     pub fn log_tail(&self) -> String {
         log_tail(&self.log)

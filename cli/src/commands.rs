@@ -260,6 +260,14 @@ async fn run_bot(
             status.label()
         )?;
         writeln!(w, "job reference endpoint: {}", endpoint.url())?;
+        if !follow.follow {
+            writeln!(
+                w,
+                "{DIM}follow it: cloudbot job {} --follow{DIM:#}",
+                endpoint.url()
+            )?;
+            return Ok(Exit::of_status(started.job.status));
+        }
     }
     finish_job(&session, &endpoint, started.job, follow, out).await
 }
@@ -307,6 +315,9 @@ async fn follow_job(
         why,
         exit,
     };
+    // One listener for the whole loop, so a Ctrl-C between two polls is not missed.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     while !job.status.is_final() {
         if follow
             .timeout
@@ -320,7 +331,7 @@ async fn follow_job(
         };
         job = tokio::select! {
             result = next => result.map_err(CliError::cloud_bot("reading the job"))?,
-            _ = tokio::signal::ctrl_c() => return Err(stopped("interrupted", Exit::Interrupted)),
+            _ = &mut interrupted => return Err(stopped("interrupted", Exit::Interrupted)),
         };
         progress.set_message(message(&job));
         if job.status != last_status && !job.status.is_final() && !out.is_live() && !out.is_json() {

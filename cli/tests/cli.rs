@@ -535,3 +535,74 @@ async fn credentials_from_a_secret_id_are_read_like_the_function_reads_them() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn following_stops_at_the_timeout_with_exit_5_and_the_job_goes_on() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    let out = run(cloudbot(&base).args([
+        "run",
+        &format!("{base}/demo/bots/slow_bot/jobs"),
+        "--follow",
+        "--interval",
+        "100ms",
+        "--timeout",
+        "500ms",
+    ]));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--timeout ran out"), "{stderr}");
+    assert!(
+        stderr.contains("cloudbot job JOB_ENDPOINT --follow"),
+        "{stderr}"
+    );
+    // Following never touches the job: it is still running.
+    let job = emulator.jobs().pop().unwrap();
+    assert_eq!(job.status, 2, "{job:?}");
+}
+
+#[test]
+fn ctrl_c_while_following_exits_130_and_leaves_the_job_running() {
+    use std::io::{BufRead, BufReader};
+    let emulator = emulator();
+    let base = emulator.base_url();
+    let mut child = cloudbot(&base)
+        .args([
+            "run",
+            &format!("{base}/demo/bots/slow_bot/jobs"),
+            "--follow",
+            "--interval",
+            "100ms",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The endpoint line is printed once the job started; the follow loop (and its Ctrl-C
+    // handler) runs from then on.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("job reference endpoint:") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no endpoint line");
+    }
+    // A poll of the job means the loop has passed its first select, which installed the handler.
+    let started = Instant::now();
+    while !emulator
+        .requests()
+        .iter()
+        .any(|r| r.method == "GET" && r.path.starts_with("/demo/jobs/"))
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "no job poll");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("interrupted"));
+    assert_eq!(emulator.jobs().pop().unwrap().status, 2);
+}

@@ -47,7 +47,15 @@ impl Harness {
             samples.push(o.elapsed());
         }
         let rss = sb.peak_rss_kib()?;
+        // Each record is written before the answer is posted, so all are in the log by now.
+        let metrics_records = sb.metrics_records()?;
         sb.stop().await?;
+        if metrics_records != (warm + 1) as u64 {
+            return Err(BenchError::msg(format!(
+                "{metrics_records} EMF metrics records for {} invocations (expected one each)",
+                warm + 1
+            )));
+        }
 
         let stats = self.emulator.admin().stats().await?;
         let counts = Counts {
@@ -57,6 +65,7 @@ impl Harness {
             api_connections: self.emulator.api_connections().await?,
             connections_accepted_raw: stats.connections_accepted,
             jobs_created: stats.jobs_created,
+            metrics_records,
         };
         check_jobs("warm run", &job_ids, stats.jobs_created, &self.emulator).await?;
         let no_samples = || BenchError::msg("no samples");

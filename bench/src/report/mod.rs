@@ -71,6 +71,8 @@ pub struct Counts {
     pub connections_accepted_raw: u64,
     /// Jobs the emulator created.
     pub jobs_created: u64,
+    /// EMF metrics records the function wrote (one per invocation).
+    pub metrics_records: u64,
 }
 
 /// The load test.

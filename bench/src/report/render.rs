@@ -442,6 +442,12 @@ fn calls(s: &mut String, r: &Report) -> fmt::Result {
     )?;
     writeln!(
         s,
+        "| EMF metrics records on stdout (metrics on) | {} | {} | 1000 |",
+        c.metrics_records,
+        per_1000(c.metrics_records, c.invocations)
+    )?;
+    writeln!(
+        s,
         "\n(The emulator's raw `connections_accepted` since its reset was {}. That counter would also include \
          any connection the harness's own admin client opened after the reset, so the table counts \
          connections that carried API requests instead.)\n",
