@@ -14,8 +14,9 @@ use aws_sdk_secretsmanager::config::SharedHttpClient;
 use aws_smithy_http_client::{HttpClientError, tls};
 use base64::Engine as _;
 
-/// The sandbox's SDK configuration from the standard AWS environment, on our HTTPS client. Idle
-/// connections are kept for `pool_idle_timeout` (the function's setting for every upstream).
+/// The sandbox's SDK configuration from the standard AWS environment, on our HTTPS client.
+/// Idle connections are kept for `pool_idle_timeout` (the function's setting for every
+/// upstream).
 pub async fn aws_config(pool_idle_timeout: Duration) -> Result<SdkConfig, HttpClientError> {
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https_client(pool_idle_timeout)?)
