@@ -1,6 +1,6 @@
 //! The AWS SDK set-up of a sandbox: one shared configuration and HTTPS client, and the clients
 //! built from it once at cold start (Secrets Manager; DynamoDB when an idempotency table is
-//! configured).
+//! configured; Step Functions when callback-driven runs are).
 //!
 //! Standard AWS settings (region, credentials, `AWS_ENDPOINT_URL` for local runs and tests) come
 //! from the environment as usual; what is ours is the HTTPS client underneath, tuned for a fast
@@ -46,6 +46,20 @@ pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
         .timeout_config(timeouts)
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// The Step Functions client of the callback receiver (`SendTaskSuccess` / `SendTaskFailure`),
+/// with short timeouts for the same reason as DynamoDB's: the callback answer waits on it.
+pub fn step_functions_client(sdk: &SdkConfig) -> aws_sdk_sfn::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(8))
+        .build();
+    let config = aws_sdk_sfn::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_sfn::Client::from_conf(config)
 }
 
 /// The Secrets Manager SDK's HTTPS client: the SDK's default (rustls + aws-lc), trusting the
