@@ -27,6 +27,20 @@ pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 /// revoked token is not used for long (a 401 ends it at once anyway).
 pub const DEFAULT_SECRET_MAX_STALE: Duration = Duration::from_secs(900);
 
+/// Names a PEM file whose CA certificates both upstream clients trust *in addition to* the
+/// compiled-in roots. For tests against local HTTPS stand-ins only: the template cannot set it,
+/// and the function logs a warning at cold start when it is set.
+pub const TEST_ONLY_EXTRA_CA_VAR: &str = "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE";
+
+/// An extra CA to trust (tests only, see [`TEST_ONLY_EXTRA_CA_VAR`]).
+#[derive(Debug, Clone)]
+pub struct TestOnlyExtraCa {
+    /// The file it was read from (for the cold-start warning).
+    pub path: String,
+    /// Its PEM text.
+    pub pem: Vec<u8>,
+}
+
 /// How long an idempotency record lives by default: a duplicate delivered later than this runs
 /// again (asynchronous invocations are retried for up to 6 hours; API clients and state machines
 /// retry within minutes).
@@ -68,11 +82,16 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The idempotency table; `None` runs without deduplication (warned at cold start).
     pub idempotency: Option<IdempotencyConfig>,
+    /// Public URL of the callback route (`…/callbacks`); `None`: no callback-driven runs
+    /// (docs/state-machines.md). Needs the idempotency table, which holds the callback records.
+    pub callback_base: Option<url::Url>,
     /// How long an idle upstream connection (Cloud BOT and Secrets Manager) is kept for reuse;
     /// must stay below the shortest idle timeout on the way to either.
     pub pool_idle_timeout: Duration,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
+    /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
+    pub test_only_extra_ca: Option<TestOnlyExtraCa>,
 }
 
 /// A configuration variable is missing or invalid; `Display` names the variable, never its value
@@ -162,6 +181,7 @@ impl Config {
                 900_000,
             )?,
             idempotency: idempotency(&get)?,
+            callback_base: callback_base(&get)?,
             pool_idle_timeout: parse_ms(
                 &get,
                 "CLOUDBOT_POOL_IDLE_TIMEOUT_MS",
@@ -169,8 +189,92 @@ impl Config {
                 600_000,
             )?,
             metrics_namespace: parse_namespace(&get)?,
+            test_only_extra_ca: parse_extra_ca(&get)?,
         })
+        .and_then(Config::check_callbacks)
     }
+
+    fn check_callbacks(self) -> Result<Self, ConfigError> {
+        if let Some(base) = &self.callback_base {
+            if self.idempotency.is_none() {
+                return Err(ConfigError::new(
+                    CALLBACK_BASE,
+                    "needs CLOUDBOT_IDEMPOTENCY_TABLE (the callback records live in that table)",
+                ));
+            }
+            if base.scheme() == "http" && !(self.allow_http_loopback_callback && is_loopback(base))
+            {
+                return Err(ConfigError::new(
+                    CALLBACK_BASE,
+                    "plain http is allowed only for loopback hosts with \
+                     CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK=true",
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+const CALLBACK_BASE: &str = "CLOUDBOT_CALLBACK_BASE_URL";
+
+/// `CLOUDBOT_CALLBACK_BASE_URL`: an absolute http(s) URL without user information, query or
+/// fragment whose path ends with `/callbacks` (the route the function serves). Read at cold
+/// start from a value the template builds from the callback API's id, so the function's
+/// environment does not depend on a route to the function itself (no CloudFormation cycle).
+fn callback_base(get: &impl Fn(&str) -> Option<String>) -> Result<Option<url::Url>, ConfigError> {
+    let Some(raw) = get(CALLBACK_BASE) else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(&raw)
+        .map_err(|_| ConfigError::new(CALLBACK_BASE, "is not an absolute URL"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        return Err(ConfigError::new(CALLBACK_BASE, "must be an https URL"));
+    }
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(ConfigError::new(
+            CALLBACK_BASE,
+            "must not carry user information, a query or a fragment",
+        ));
+    }
+    if !url.path().trim_end_matches('/').ends_with("/callbacks") {
+        return Err(ConfigError::new(
+            CALLBACK_BASE,
+            "must end with /callbacks (the callback route)",
+        ));
+    }
+    Ok(Some(url))
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// [`TEST_ONLY_EXTRA_CA_VAR`]: the file must hold at least one PEM certificate.
+fn parse_extra_ca(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<TestOnlyExtraCa>, ConfigError> {
+    let Some(path) = get(TEST_ONLY_EXTRA_CA_VAR) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path).map_err(|e| {
+        ConfigError::new(TEST_ONLY_EXTRA_CA_VAR, format!("cannot read {path}: {e}"))
+    })?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(ConfigError::new(
+            TEST_ONLY_EXTRA_CA_VAR,
+            format!("{path} holds no PEM certificate"),
+        ));
+    }
+    Ok(Some(TestOnlyExtraCa { path, pem }))
 }
 
 /// `CLOUDBOT_IDEMPOTENCY_TABLE` (name or ARN) and `CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS`. The
@@ -371,7 +475,48 @@ mod tests {
         assert!(cfg.default_public_id.is_none());
         assert_eq!(cfg.connect_timeout, Duration::from_millis(3000));
         assert_eq!(cfg.request_timeout, Duration::from_millis(25000));
+        assert!(cfg.callback_base.is_none());
         assert_eq!(cfg.metrics_namespace, crate::metrics::DEFAULT_NAMESPACE);
+    }
+
+    #[test]
+    fn the_callback_base_is_checked_at_cold_start() {
+        let table = ("CLOUDBOT_IDEMPOTENCY_TABLE", "t-1");
+        let ok = config(&[
+            ("CLOUDBOT_SECRET_ID", "s"),
+            table,
+            (
+                "CLOUDBOT_CALLBACK_BASE_URL",
+                "https://abc.example/callbacks",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            ok.callback_base.unwrap().as_str(),
+            "https://abc.example/callbacks"
+        );
+        for (value, extra) in [
+            ("https://abc.example/other", Some(table)),
+            ("https://abc.example/callbacks?x=1", Some(table)),
+            ("ftp://abc.example/callbacks", Some(table)),
+            ("http://127.0.0.1:1/callbacks", Some(table)),
+            ("https://abc.example/callbacks", None),
+        ] {
+            let mut vars = vec![
+                ("CLOUDBOT_SECRET_ID", "s"),
+                ("CLOUDBOT_CALLBACK_BASE_URL", value),
+            ];
+            vars.extend(extra);
+            let err = config(&vars).unwrap_err();
+            assert_eq!(err.var, "CLOUDBOT_CALLBACK_BASE_URL", "{value}");
+        }
+        let local = config(&[
+            ("CLOUDBOT_SECRET_ID", "s"),
+            table,
+            ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "true"),
+            ("CLOUDBOT_CALLBACK_BASE_URL", "http://127.0.0.1:1/callbacks"),
+        ]);
+        assert!(local.is_ok());
     }
 
     #[test]
@@ -412,6 +557,8 @@ mod tests {
             ("CLOUDBOT_LANGUAGE", "fr"),
             ("CLOUDBOT_CONNECT_TIMEOUT_MS", "0"),
             ("CLOUDBOT_POOL_IDLE_TIMEOUT_MS", "0"),
+            (TEST_ONLY_EXTRA_CA_VAR, "/nonexistent/ca.pem"),
+            (TEST_ONLY_EXTRA_CA_VAR, "Cargo.toml"),
             ("CLOUDBOT_METRICS_NAMESPACE", "AWS/Lambda"),
             ("CLOUDBOT_METRICS_NAMESPACE", "bad{namespace}"),
             ("CLOUDBOT_API_BASE", "ftp://x"),

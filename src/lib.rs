@@ -2,6 +2,7 @@
 //!
 //! The library holds everything testable; `main.rs` only wires it to the Lambda runtime.
 
+pub mod callback;
 pub mod cloudbot;
 pub mod config;
 pub mod credentials;

@@ -4,6 +4,7 @@
 //! A current-thread runtime: one sandbox serves one invocation at a time, so a multi-threaded
 //! scheduler only adds start-up work and binary size.
 
+use cloudbot_trigger::callback::{Callbacks, DynamoDbCallbackStore, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency};
 use cloudbot_trigger::payload::Payload;
@@ -17,7 +18,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let config =
         Config::from_env().inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
-    let aws = sdk::aws_config(config.pool_idle_timeout)
+    let extra_roots = config
+        .test_only_extra_ca
+        .as_ref()
+        .map(|ca| ca.pem.as_slice());
+    let aws = sdk::aws_config(config.pool_idle_timeout, extra_roots)
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
     let idempotency = match &config.idempotency {
@@ -33,9 +38,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             None
         }
     };
+    // The configuration guarantees the table whenever a callback base is set.
+    let callbacks = match (&config.callback_base, &config.idempotency) {
+        (Some(base), Some(table)) => Some(Callbacks::new(
+            DynamoDbCallbackStore::new(sdk::dynamodb_client(&aws), table.table.clone()),
+            SfnSettler::new(sdk::step_functions_client(&aws)),
+            base,
+            table.expiry,
+        )),
+        _ => None,
+    };
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
-        .with_idempotency(idempotency);
+        .with_idempotency(idempotency)
+        .with_callbacks(callbacks);
     let service = &service;
     // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {

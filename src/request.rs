@@ -10,6 +10,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::callback::{CallbackId, TaskToken};
 use crate::cloudbot::{
     BotEndpoint, BotId, ExecuteRequest, JobEndpoint, JobId, Language, MAX_REQUEST_BODY, PublicId,
 };
@@ -82,6 +83,9 @@ pub enum OperationKind {
     /// Operators only: settle an idempotency record whose outcome is unknown
     /// (docs/exactly-once.md). Accepted from direct invocations only.
     ResolveIdempotency,
+    /// Cloud BOT's callback at a job's end (the callback route only; never parsed from a
+    /// request's `operation` field, so it is not in [`OperationKind::ALL`]).
+    Callback,
 }
 
 impl OperationKind {
@@ -107,6 +111,7 @@ impl OperationKind {
             OperationKind::ReferJob => "refer_job",
             OperationKind::ListBots => "list_bots",
             OperationKind::ResolveIdempotency => "resolve_idempotency",
+            OperationKind::Callback => "callback",
         }
     }
 
@@ -147,6 +152,11 @@ pub enum Operation {
         /// `started`: the job the operator found (checked with refer_job before it is recorded).
         job: Option<JobEndpoint>,
     },
+    /// Cloud BOT's callback for the job of a callback-driven task (docs/state-machines.md).
+    Callback {
+        /// The id from the callback URL, checked for shape only.
+        id: CallbackId,
+    },
 }
 
 impl Operation {
@@ -157,6 +167,7 @@ impl Operation {
             Operation::ReferJob { .. } => OperationKind::ReferJob,
             Operation::ListBots { .. } => OperationKind::ListBots,
             Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
+            Operation::Callback { .. } => OperationKind::Callback,
         }
     }
 }
@@ -171,6 +182,9 @@ pub struct Request {
     /// Execute only: the key that makes a repeated delivery start the BOT at most once
     /// (docs/exactly-once.md). `None`: not deduplicated.
     pub idempotency_key: Option<RecordKey>,
+    /// Execute only: the token of a Step Functions task waiting for the job's end
+    /// (`.waitForTaskToken`, the envelope's `task_token`); the job is started with our callback.
+    pub task_token: Option<TaskToken>,
 }
 
 use OperationKind::{Execute, ListBots, ReferJob, ResolveIdempotency};
@@ -228,6 +242,13 @@ pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, Re
             public_id: public_id_or_default(&map, config, ListBots)?,
         },
         ResolveIdempotency => parse_resolve(&map, config)?,
+        // Not in OperationKind::ALL, so `operation_kind` never returns it.
+        OperationKind::Callback => {
+            return Err(RequestError::field(
+                "operation",
+                "`callback` is served on the callback route only",
+            ));
+        }
     };
     let idempotency_key = map
         .get("idempotency_key")
@@ -240,6 +261,7 @@ pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, Re
         operation,
         language,
         idempotency_key,
+        task_token: None,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The AWS SDK set-up of a sandbox: one shared configuration and HTTPS client, and the clients
 //! built from it once at cold start (Secrets Manager; DynamoDB when an idempotency table is
-//! configured).
+//! configured; Step Functions when callback-driven runs are).
 //!
 //! Standard AWS settings (region, credentials, `AWS_ENDPOINT_URL` for local runs and tests) come
 //! from the environment as usual; what is ours is the HTTPS client underneath, tuned for a fast
@@ -16,10 +16,14 @@ use base64::Engine as _;
 
 /// The sandbox's SDK configuration from the standard AWS environment, on our HTTPS client.
 /// Idle connections are kept for `pool_idle_timeout` (the function's setting for every
-/// upstream).
-pub async fn aws_config(pool_idle_timeout: Duration) -> Result<SdkConfig, HttpClientError> {
+/// upstream); `test_only_extra_roots` (PEM) is trusted besides the compiled-in roots, for tests
+/// against local HTTPS stand-ins only.
+pub async fn aws_config(
+    pool_idle_timeout: Duration,
+    test_only_extra_roots: Option<&[u8]>,
+) -> Result<SdkConfig, HttpClientError> {
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client(pool_idle_timeout)?)
+        .http_client(https_client(pool_idle_timeout, test_only_extra_roots)?)
         .load()
         .await)
 }
@@ -44,11 +48,28 @@ pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
+/// The Step Functions client of the callback receiver (`SendTaskSuccess` / `SendTaskFailure`),
+/// with short timeouts for the same reason as DynamoDB's: the callback answer waits on it.
+pub fn step_functions_client(sdk: &SdkConfig) -> aws_sdk_sfn::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(8))
+        .build();
+    let config = aws_sdk_sfn::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_sfn::Client::from_conf(config)
+}
+
 /// The Secrets Manager SDK's HTTPS client: the SDK's default (rustls + aws-lc), trusting the
 /// Mozilla roots compiled into the binary (the same set as the Cloud BOT client) instead of
 /// reading and parsing the system CA store at start-up (its effect on cold init is measured in
 /// docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
-fn https_client(pool_idle_timeout: Duration) -> Result<SharedHttpClient, HttpClientError> {
+fn https_client(
+    pool_idle_timeout: Duration,
+    test_only_extra_roots: Option<&[u8]>,
+) -> Result<SharedHttpClient, HttpClientError> {
     let mut pem = String::with_capacity(300 * 1024);
     for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
         pem.push_str("-----BEGIN CERTIFICATE-----\n");
@@ -60,9 +81,14 @@ fn https_client(pool_idle_timeout: Duration) -> Result<SharedHttpClient, HttpCli
         }
         pem.push_str("-----END CERTIFICATE-----\n");
     }
+    let mut pem = pem.into_bytes();
+    if let Some(extra) = test_only_extra_roots {
+        pem.push(b'\n');
+        pem.extend_from_slice(extra);
+    }
     let trust = tls::TrustStore::empty()
         .with_native_roots(false)
-        .with_pem_certificate(pem.into_bytes());
+        .with_pem_certificate(pem);
     let tls_context = tls::TlsContext::builder().with_trust_store(trust).build()?;
     let https = aws_smithy_http_client::Builder::new()
         .pool_idle_timeout(pool_idle_timeout)
@@ -117,6 +143,6 @@ mod tests {
 
     #[test]
     fn the_https_client_builds_from_the_compiled_in_roots() {
-        assert!(https_client(Duration::from_secs(30)).is_ok());
+        assert!(https_client(Duration::from_secs(30), None).is_ok());
     }
 }

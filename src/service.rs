@@ -9,6 +9,11 @@
 //! An execute with an idempotency key runs inside a claim ([`crate::idempotency`]): validated
 //! first, credentials read second, the key claimed third, then the POST, then the record settled.
 //! `refer_job` and `list_bots` are reads and never touch the store.
+//!
+//! An execute with a task token (the callback-driven state machine) also registers a callback
+//! ([`crate::callback`]) after the claim and before the POST, and sends its URL as
+//! `callback_endpoint`; a replay moves the retried task's new token into that record. Cloud
+//! BOT's callback is received here too: record, `refer_job` on the stored endpoint, settle.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
@@ -19,8 +24,11 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::callback::{
+    CallbackError, CallbackId, CallbackState, Callbacks, Delivery, task_outcome,
+};
 use crate::cloudbot::{
-    Call, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest, Job, JobEndpoint,
+    Call, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest, Job, JobEndpoint, Language,
 };
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Refreshed};
@@ -44,6 +52,17 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 /// still `executing`, never a connection we abandon after a job started).
 const WAIT_HEADROOM: Duration = Duration::from_secs(2);
 
+/// A callback whose job is not recorded yet (a BOT faster than the execute's own bookkeeping)
+/// re-reads the record this many times, this far apart, before answering `Callback.NotReady`.
+const JOB_RECORD_READS: u32 = 5;
+const JOB_RECORD_WAIT: Duration = Duration::from_millis(200);
+
+/// A callback whose job still reads as executing ([I]: Cloud BOT may call before its own job
+/// reads as finished) re-reads the job this many times, this far apart, then leaves the task
+/// to its timeout and the polling fallback.
+const JOB_REREADS: u32 = 3;
+const JOB_REREAD_WAIT: Duration = Duration::from_secs(1);
+
 /// Shared state of the function: built once at cold start.
 #[derive(Debug)]
 pub struct Service {
@@ -52,6 +71,7 @@ pub struct Service {
     credentials: CredentialsProvider,
     metrics: Metrics,
     idempotency: Option<Idempotency>,
+    callbacks: Option<Callbacks>,
 }
 
 impl Service {
@@ -60,11 +80,20 @@ impl Service {
         config: Config,
         secrets: aws_sdk_secretsmanager::Client,
     ) -> Result<Self, CloudBotError> {
+        if let Some(ca) = &config.test_only_extra_ca {
+            tracing::warn!(
+                variable = crate::config::TEST_ONLY_EXTRA_CA_VAR,
+                path = %ca.path,
+                "TEST ONLY: trusting an extra CA besides the compiled-in roots for Cloud BOT and \
+                 Secrets Manager; never set this variable in a deployment"
+            );
+        }
         let client = CloudBotClient::new(ClientSettings {
             base: config.api_base.clone(),
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             pool_idle_timeout: config.pool_idle_timeout,
+            test_only_extra_roots: config.test_only_extra_ca.as_ref().map(|ca| ca.pem.clone()),
             ..ClientSettings::default()
         })?;
         let credentials =
@@ -77,7 +106,14 @@ impl Service {
             credentials,
             metrics,
             idempotency: None,
+            callbacks: None,
         })
+    }
+
+    /// The service with callback-driven runs (`None`: a task token is refused).
+    pub fn with_callbacks(mut self, callbacks: Option<Callbacks>) -> Self {
+        self.callbacks = callbacks;
+        self
     }
 
     /// The service with an idempotency store (`None`: duplicates are not detected).
@@ -134,6 +170,11 @@ impl Service {
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
+        if let Operation::Callback { id } = &request.operation {
+            return self
+                .receive_callback(id, deadline, retry_budget, record)
+                .await;
+        }
         let Operation::Execute {
             bot,
             default_bot,
@@ -148,6 +189,18 @@ impl Service {
         if *default_bot {
             tracing::info!("no BOT in the request: running the configured default BOT");
         }
+        let callbacks = match (&request.task_token, &self.callbacks, &self.idempotency) {
+            (None, _, _) => None,
+            (Some(token), Some(callbacks), Some(_)) => Some((token, callbacks)),
+            (Some(_), _, _) => {
+                return Err(RequestError::field(
+                    "task_token",
+                    "callback-driven runs are not configured (CLOUDBOT_CALLBACK_BASE_URL and \
+                     CLOUDBOT_IDEMPOTENCY_TABLE)",
+                )
+                .into());
+            }
+        };
         let lease = self.credentials.get(deadline).await?;
         let (key, idempotency) = match (&request.idempotency_key, &self.idempotency) {
             (Some(key), Some(idempotency)) => (key, idempotency),
@@ -176,6 +229,9 @@ impl Service {
             Begin::Claimed(claim) => claim,
             Begin::Replay(replayed) => {
                 record.set_replay();
+                if let Some((token, callbacks)) = callbacks {
+                    callbacks.renew(key, token, deadline).await;
+                }
                 return Ok(Answer {
                     body: replayed.body,
                     http_status: 202,
@@ -183,11 +239,173 @@ impl Service {
                 });
             }
         };
+        let registered = match callbacks {
+            None => None,
+            Some((token, callbacks)) => match callbacks.register(key, token, deadline).await {
+                Ok(registered) => Some((registered, callbacks)),
+                Err(err) => {
+                    idempotency
+                        .settle_failure(
+                            &claim,
+                            Settlement::Release,
+                            "callback not registered",
+                            deadline,
+                        )
+                        .await;
+                    return Err(err.into());
+                }
+            },
+        };
+        let with_callback;
+        let sent = match &registered {
+            Some((registered, _)) => {
+                with_callback = self.with_callback_endpoint(request, &registered.url);
+                &with_callback
+            }
+            None => request,
+        };
         let result = self
-            .call_with_refresh(request, &lease, deadline, retry_budget, record)
+            .call_with_refresh(sent, &lease, deadline, retry_budget, record)
             .await;
+        if let (
+            Some((registered, callbacks)),
+            Ok(Answer {
+                location: Some(job),
+                ..
+            }),
+        ) = (&registered, &result)
+        {
+            callbacks
+                .job_started(registered, job, deadline + DEADLINE_MARGIN / 2)
+                .await;
+        }
         settle(idempotency, &claim, &result, deadline).await;
         result
+    }
+
+    /// `request` with our callback endpoint (and the configured number of attempts). The
+    /// fingerprint was taken without it, so a retry with a new callback id is the same request.
+    fn with_callback_endpoint(&self, request: &Request, url: &str) -> Request {
+        let mut sent = request.clone();
+        if let Operation::Execute { body, .. } = &mut sent.operation {
+            body.callback_endpoint = Some(url.to_owned());
+            body.callback_tries = Some(self.config.default_callback_tries);
+        }
+        sent
+    }
+
+    /// Cloud BOT's callback: the record by the id's hash (unknown or expired: 404, nothing else
+    /// called), then `refer_job` on the stored endpoint (the body is never trusted), then the
+    /// task is told. Answers 2xx whenever nothing is left to do, because Cloud BOT retries
+    /// every other answer and bills the retry time as BOT minutes.
+    async fn receive_callback(
+        &self,
+        id: &CallbackId,
+        deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
+    ) -> Result<Answer, Failure> {
+        let Some(callbacks) = &self.callbacks else {
+            return Err(CallbackError::NotFound.into());
+        };
+        let mut stored = callbacks.find(id, deadline).await?;
+        if stored.state == CallbackState::Settled {
+            tracing::info!("callback for a settled task: nothing to do");
+            return callback_answer(Delivery::AlreadySettled("settled"));
+        }
+        let mut reads = 1;
+        let endpoint = loop {
+            if let Some(endpoint) = &stored.job_reference_endpoint {
+                break endpoint.clone();
+            }
+            if reads >= JOB_RECORD_READS || Instant::now() + JOB_RECORD_WAIT >= deadline {
+                tracing::warn!("callback before its job was recorded: answered NotReady");
+                return Err(CallbackError::NotReady.into());
+            }
+            tokio::time::sleep(JOB_RECORD_WAIT).await;
+            reads += 1;
+            stored = callbacks.find(id, deadline).await?;
+        };
+        let job = JobEndpoint::parse(&self.config.api_base, &endpoint, "job_reference_endpoint")
+            .map_err(|_| Failure::Internal("a stored job reference endpoint is invalid"))?;
+        telemetry::record_target(&Operation::ReferJob { job: job.clone() });
+        record.set_job(job.job_id().as_str());
+        let lease = self.credentials.get(deadline).await?;
+        let mut rereads = 0;
+        let found = loop {
+            let found = self
+                .refer_with_refresh(&job, &lease, deadline, retry_budget, record)
+                .await?;
+            if found.status.is_final()
+                || rereads >= JOB_REREADS
+                || Instant::now() + JOB_REREAD_WAIT >= deadline
+            {
+                break found;
+            }
+            rereads += 1;
+            tokio::time::sleep(JOB_REREAD_WAIT).await;
+        };
+        let result = job_result(OperationKind::ReferJob, &found, &job, false)?;
+        let outcome = task_outcome(
+            found.status,
+            result.get(),
+            found.message.as_deref(),
+            job.url(),
+        );
+        let delivery = callbacks.settle(id, &stored, &outcome, deadline).await?;
+        match delivery {
+            Delivery::AlreadySettled(code) => {
+                tracing::info!(
+                    closed_as = code,
+                    "callback for a task Step Functions had closed"
+                );
+            }
+            Delivery::LeftToFallback => tracing::warn!(
+                status = found.status.label(),
+                "callback while the job still reads as not finished: the task is left to its \
+                 timeout and the polling fallback"
+            ),
+            Delivery::Settled => {
+                tracing::info!(status = found.status.label(), "task settled by callback");
+            }
+        }
+        callback_answer(delivery)
+    }
+
+    /// `refer_job`, re-reading the secret once after a 401 (as [`Self::call_with_refresh`]).
+    async fn refer_with_refresh(
+        &self,
+        job: &JobEndpoint,
+        lease: &Lease,
+        deadline: Instant,
+        retry_budget: Duration,
+        record: &mut Invocation,
+    ) -> Result<Job, Failure> {
+        let language = self.config.language;
+        let upstream = Instant::now();
+        let result = self
+            .client
+            .refer_job(&call_of(lease, language, deadline, retry_budget), job)
+            .await;
+        record.add_upstream(upstream.elapsed());
+        record_result(&result, |_| (Some(200), None));
+        match result {
+            Err(CloudBotError::Unauthorized) => {
+                match self.credentials.refresh(lease, deadline).await? {
+                    Refreshed::New(fresh) => {
+                        let upstream = Instant::now();
+                        let result = self
+                            .client
+                            .refer_job(&call_of(&fresh, language, deadline, retry_budget), job)
+                            .await;
+                        record.add_upstream(upstream.elapsed());
+                        Ok(result?)
+                    }
+                    Refreshed::Unchanged => Err(CloudBotError::Unauthorized.into()),
+                }
+            }
+            other => Ok(other?),
+        }
     }
 
     /// [`Self::call`], re-reading the secret once after a 401.
@@ -306,6 +524,10 @@ impl Service {
             } => {
                 self.resolve(&call, key, *resolution, job.as_ref(), deadline)
                     .await
+            }
+            // `run` hands callbacks to `receive_callback` before any call.
+            Operation::Callback { .. } => {
+                Err(Failure::Internal("a callback reached the call step"))
             }
         }
     }
@@ -430,6 +652,38 @@ impl Service {
         shortened.timeout_ms = Some(budget_ms);
         Cow::Owned(shortened)
     }
+}
+
+/// The per-call context of a call made with `lease`.
+fn call_of(
+    lease: &Lease,
+    language: Language,
+    deadline: Instant,
+    retry_budget: Duration,
+) -> Call<'_> {
+    Call {
+        credentials: &lease.credentials,
+        language,
+        deadline,
+        retry_budget,
+    }
+}
+
+/// The callback route's answer (never names the id or the token).
+fn callback_answer(delivery: Delivery) -> Result<Answer, Failure> {
+    let body = to_raw(&serde_json::json!({
+        "operation": OperationKind::Callback.name(),
+        "delivery": delivery.name(),
+    }))?;
+    Ok(Answer {
+        body,
+        http_status: if delivery == Delivery::LeftToFallback {
+            202
+        } else {
+            200
+        },
+        location: None,
+    })
 }
 
 /// Settles the claim of an execute by how it ended.

@@ -121,6 +121,8 @@ pub fn record_target(operation: &Operation) {
         Operation::ListBots { public_id } => {
             span.record("public_id", public_id.as_str());
         }
+        // The id is a secret: nothing of it is recorded.
+        Operation::Callback { .. } => {}
         Operation::ResolveIdempotency { job, .. } => {
             if let Some(job) = job {
                 span.record("public_id", job.public_id().as_str());

@@ -26,6 +26,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -56,12 +57,14 @@ impl Connections {
 
 /// Serves `handle` (HTTP/1.1, keep-alive) on every connection `listener` accepts, each on its own
 /// task, until the returned task is aborted. Idle connections end as `idle` says (never when
-/// `None`), the same way the emulator ends them. Shared by the harness's local servers.
+/// `None`), the same way the emulator ends them; with `tls`, it serves HTTPS. Shared by the
+/// harness's local servers.
 pub(crate) fn spawn_http_server<S, H, F>(
     listener: TcpListener,
     state: Arc<S>,
     handle: H,
     idle: Option<IdlePolicy>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     connections: Arc<Connections>,
 ) -> JoinHandle<()>
 where
@@ -79,28 +82,51 @@ where
             connections.accepted.fetch_add(1, Ordering::Relaxed);
             let state = state.clone();
             let connections = connections.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let activity = Arc::new(Activity::default());
-                let io = TokioIo::new(Tracked::new(stream, activity.clone()));
-                let svc_activity = activity.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let in_flight = svc_activity.begin();
-                    let answer = handle(state.clone(), req);
-                    async move {
-                        let answer = answer.await;
-                        drop(in_flight);
-                        answer
+                match tls {
+                    None => serve_one(stream, state, handle, idle, connections).await,
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            serve_one(stream, state, handle, idle, connections).await;
+                        }
                     }
-                });
-                let connection =
-                    hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-                let on_idle = |_| {
-                    connections.idle_closed.fetch_add(1, Ordering::Relaxed);
-                };
-                let _ = idle::drive(connection, activity, idle, on_idle).await;
+                }
             });
         }
     })
+}
+
+/// One connection of [`spawn_http_server`], plain or TLS.
+async fn serve_one<IO, S, H, F>(
+    io: IO,
+    state: Arc<S>,
+    handle: H,
+    idle: Option<IdlePolicy>,
+    connections: Arc<Connections>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let io = TokioIo::new(Tracked::new(io, activity.clone()));
+    let svc_activity = activity.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let in_flight = svc_activity.begin();
+        let answer = handle(state.clone(), req);
+        async move {
+            let answer = answer.await;
+            drop(in_flight);
+            answer
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    let on_idle = |_| {
+        connections.idle_closed.fetch_add(1, Ordering::Relaxed);
+    };
+    let _ = idle::drive(connection, activity, idle, on_idle).await;
 }
 
 /// Any harness failure: setup, a process that did not start, an unexpected answer.

@@ -106,8 +106,14 @@ impl RuntimeApi {
             polls: watch::channel(0).0,
             handed_out: watch::channel(0).0,
         });
-        let server =
-            crate::spawn_http_server(listener, state.clone(), handle, None, Default::default());
+        let server = crate::spawn_http_server(
+            listener,
+            state.clone(),
+            handle,
+            None,
+            None,
+            Default::default(),
+        );
         Ok(Self {
             addr,
             state,

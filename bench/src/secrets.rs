@@ -18,7 +18,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use cloudbot_emulator::IdlePolicy;
+use cloudbot_emulator::{IdlePolicy, TestCa};
 
 use crate::{BenchError, Connections};
 
@@ -32,6 +32,7 @@ struct State {
 /// The counting endpoint. Dropping it stops the server.
 pub struct SecretsEndpoint {
     addr: SocketAddr,
+    https: bool,
     state: Arc<State>,
     connections: Arc<Connections>,
     server: JoinHandle<()>,
@@ -46,15 +47,17 @@ impl Drop for SecretsEndpoint {
 impl SecretsEndpoint {
     /// Serves one secret: `secret_id` (name) whose SecretString is `secret_string`.
     pub async fn start(secret_id: &str, secret_string: &str) -> Result<Self, BenchError> {
-        Self::start_with(secret_id, secret_string, None).await
+        Self::start_with(secret_id, secret_string, None, None).await
     }
 
     /// [`SecretsEndpoint::start`], ending idle keep-alive connections as `idle` says (like an
-    /// AWS endpoint or a NAT gateway on the way to it).
+    /// AWS endpoint or a NAT gateway on the way to it), and serving HTTPS with a certificate of
+    /// `tls` when given (as the real endpoint does).
     pub async fn start_with(
         secret_id: &str,
         secret_string: &str,
         idle: Option<IdlePolicy>,
+        tls: Option<&TestCa>,
     ) -> Result<Self, BenchError> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -65,19 +68,27 @@ impl SecretsEndpoint {
             other: AtomicU64::new(0),
         });
         let connections = Arc::new(Connections::default());
-        let server =
-            crate::spawn_http_server(listener, state.clone(), handle, idle, connections.clone());
+        let server = crate::spawn_http_server(
+            listener,
+            state.clone(),
+            handle,
+            idle,
+            tls.map(TestCa::acceptor),
+            connections.clone(),
+        );
         Ok(Self {
             addr,
+            https: tls.is_some(),
             state,
             connections,
             server,
         })
     }
 
-    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), for `AWS_ENDPOINT_URL_SECRETS_MANAGER`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// GetSecretValue calls answered so far.

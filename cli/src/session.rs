@@ -138,7 +138,7 @@ impl Settings {
         let credentials = match self.source {
             Source::Env(credentials) => credentials,
             Source::Secret(secret_id) => {
-                let aws = sdk::aws_config(DEFAULT_POOL_IDLE_TIMEOUT)
+                let aws = sdk::aws_config(DEFAULT_POOL_IDLE_TIMEOUT, None)
                     .await
                     .map_err(|_| {
                         CliError::Usage(

@@ -19,6 +19,7 @@ use crate::fault::FaultRule;
 use crate::idle::{IdleClose, IdlePolicy};
 use crate::seed::Seed;
 use crate::state::{CallbackAttempt, JobRecord, RequestRecord, State, Stats, lock};
+use crate::tls::TestCa;
 
 /// Documented minimum interval between callback attempts of the real service.
 pub const DEFAULT_CALLBACK_INTERVAL: Duration = Duration::from_secs(30);
@@ -41,6 +42,9 @@ pub struct EmulatorOptions {
     /// When idle keep-alive connections end (closed with a FIN, or dropped silently). Default
     /// `None`: they stay open until the client closes them.
     pub idle: Option<IdlePolicy>,
+    /// Serve HTTPS with this test CA's server certificate (base URL `https://127.0.0.1:PORT`).
+    /// Default `None`: plain HTTP.
+    pub tls: Option<TestCa>,
 }
 
 impl EmulatorOptions {
@@ -53,6 +57,7 @@ impl EmulatorOptions {
             callback_timeout: Duration::from_secs(10),
             worker_threads: 1,
             idle: None,
+            tls: None,
         }
     }
 
@@ -65,6 +70,12 @@ impl EmulatorOptions {
     /// Ends keep-alive connections idle for `timeout`, as `close` says.
     pub fn idle_timeout(mut self, timeout: Duration, close: IdleClose) -> Self {
         self.idle = Some(IdlePolicy { timeout, close });
+        self
+    }
+
+    /// Serves HTTPS with a certificate signed by `ca`.
+    pub fn tls(mut self, ca: TestCa) -> Self {
+        self.tls = Some(ca);
         self
     }
 
@@ -154,13 +165,19 @@ impl Emulator {
             .callback_interval
             .or(options.seed.callback_interval_ms.map(Duration::from_millis))
             .unwrap_or(DEFAULT_CALLBACK_INTERVAL);
-        let base_url = format!("http://{addr}");
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base_url = format!("{scheme}://{addr}");
         let state = Arc::new(
             State::new(
                 options.seed,
                 interval,
                 options.callback_timeout,
                 options.idle,
+                options.tls.as_ref().map(TestCa::acceptor),
                 base_url,
             )
             .map_err(|e| EmulatorError::Start(format!("callback HTTP client: {e}")))?,
@@ -195,7 +212,7 @@ impl Emulator {
         })
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (`https://` with TLS; no trailing slash).
     pub fn base_url(&self) -> String {
         self.state.base_url.clone()
     }

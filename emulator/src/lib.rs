@@ -27,6 +27,7 @@ mod output;
 mod seed;
 mod server;
 mod state;
+pub mod tls;
 
 pub use admin_client::{AdminClient, AdminError};
 pub use api::MAX_BODY_BYTES;
@@ -42,3 +43,4 @@ pub use seed::{
 };
 pub use server::OVERSIZED_PADDING;
 pub use state::{CallbackAttempt, JobRecord, RequestRecord, Stats};
+pub use tls::{TestCa, TlsError};

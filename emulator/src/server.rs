@@ -137,40 +137,52 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let _guard = guard;
             let rst = Arc::new(AtomicBool::new(false));
-            let activity = Arc::new(Activity::default());
-            let io = TokioIo::new(Tracked::new(
-                ConnIo {
-                    stream,
-                    rst: Arc::clone(&rst),
-                },
-                Arc::clone(&activity),
-            ));
-            let svc_state = Arc::clone(&state);
-            let svc_activity = Arc::clone(&activity);
-            let svc = service_fn(move |req| {
-                let state = Arc::clone(&svc_state);
-                let rst = Arc::clone(&rst);
-                let in_flight = svc_activity.begin();
-                async move {
-                    let reply = handle(state, conn_id, rst, req).await;
-                    drop(in_flight);
-                    reply
-                }
-            });
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(io, svc);
-            let on_idle = |close: IdleClose| {
-                state
-                    .counters
-                    .connections_idle_closed
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(conn_id, close = close.as_str(), "idle connection ended");
+            let io = ConnIo {
+                stream,
+                rst: Arc::clone(&rst),
             };
-            if let Some(Err(e)) = idle::drive(connection, activity, state.idle, on_idle).await {
-                tracing::debug!(conn_id, error = %e, "connection ended with an error");
+            match state.tls.clone() {
+                None => connection(io, state, conn_id, rst).await,
+                Some(tls) => match tls.accept(io).await {
+                    Ok(io) => connection(io, state, conn_id, rst).await,
+                    Err(e) => tracing::debug!(conn_id, error = %e, "TLS handshake failed"),
+                },
             }
         });
+    }
+}
+
+/// Serves one accepted connection (plain or TLS) until it ends or its idle time runs out.
+async fn connection<IO>(io: IO, state: Arc<State>, conn_id: u64, rst: Arc<AtomicBool>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let io = TokioIo::new(Tracked::new(io, Arc::clone(&activity)));
+    let svc_state = Arc::clone(&state);
+    let svc_activity = Arc::clone(&activity);
+    let svc = service_fn(move |req| {
+        let state = Arc::clone(&svc_state);
+        let rst = Arc::clone(&rst);
+        let in_flight = svc_activity.begin();
+        async move {
+            let reply = handle(state, conn_id, rst, req).await;
+            drop(in_flight);
+            reply
+        }
+    });
+    let connection = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, svc);
+    let on_idle = |close: IdleClose| {
+        state
+            .counters
+            .connections_idle_closed
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(conn_id, close = close.as_str(), "idle connection ended");
+    };
+    if let Some(Err(e)) = idle::drive(connection, activity, state.idle, on_idle).await {
+        tracing::debug!(conn_id, error = %e, "connection ended with an error");
     }
 }
 

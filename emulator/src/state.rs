@@ -177,6 +177,8 @@ pub(crate) struct State {
     pub callback_timeout: Duration,
     /// When idle keep-alive connections end; never when `None`.
     pub idle: Option<IdlePolicy>,
+    /// Serves HTTPS with this acceptor; plain HTTP when `None`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub http: reqwest::Client,
     pub base_url: String,
     /// Bumped by reset so timers and callback loops of forgotten jobs stop recording.
@@ -234,6 +236,7 @@ impl State {
         callback_interval: Duration,
         callback_timeout: Duration,
         idle: Option<IdlePolicy>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
         base_url: String,
     ) -> Result<State, reqwest::Error> {
         // Callbacks go to local receivers in tests and local runs: never through an
@@ -256,6 +259,7 @@ impl State {
             callback_interval,
             callback_timeout,
             idle,
+            tls,
             http,
             base_url,
             generation: AtomicU64::new(0),

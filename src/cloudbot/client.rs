@@ -53,6 +53,9 @@ pub struct ClientSettings {
     pub request_timeout: Duration,
     /// How long an idle connection stays in the pool for reuse.
     pub pool_idle_timeout: Duration,
+    /// PEM certificates trusted besides the compiled-in roots: tests against local HTTPS
+    /// stand-ins only (`Config::test_only_extra_ca`). `None` in any deployment.
+    pub test_only_extra_roots: Option<Vec<u8>>,
     /// `user-agent` header.
     pub user_agent: String,
 }
@@ -64,6 +67,7 @@ impl Default for ClientSettings {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            test_only_extra_roots: None,
             user_agent: default_user_agent(),
         }
     }
@@ -137,6 +141,18 @@ impl CloudBotClient {
     /// Build the client (one `reqwest` client with rustls, timeouts, keep-alive pool, no
     /// redirects). Call once per process.
     pub fn new(settings: ClientSettings) -> Result<Self, CloudBotError> {
+        let mut roots: Vec<reqwest::Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+            .collect();
+        if let Some(pem) = &settings.test_only_extra_roots {
+            let extra = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
+                CloudBotError::Internal {
+                    detail: "the test-only extra CA is not valid PEM",
+                }
+            })?;
+            roots.extend(extra);
+        }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
@@ -155,11 +171,7 @@ impl CloudBotClient {
             // (/etc/ssl/certs) while the client is built (its cold-init cost is measured in
             // docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that a
             // CA change needs a rebuild with a newer webpki-root-certs.
-            .tls_certs_only(
-                webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                    .iter()
-                    .filter_map(|der| reqwest::Certificate::from_der(der).ok()),
-            );
+            .tls_certs_only(roots);
         if settings.base.is_http() {
             // Loopback http (local runs): never hand the plain-text credentials to a proxy
             // configured in the environment.

@@ -188,6 +188,30 @@ pub static FUNCTION_INTERNAL: ErrorKind = ErrorKind {
     meaning: "an internal error (the HTTP client could not be built, a body could not be encoded)",
 };
 
+/// `Callback.NotFound`.
+pub static CALLBACK_NOT_FOUND: ErrorKind = ErrorKind {
+    name: "Callback.NotFound",
+    http_status: 404,
+    retryable: false,
+    meaning: "a callback for an unknown, malformed or expired callback id; nothing was called ([state machines](state-machines.md#callback-driven-runs))",
+};
+
+/// `Callback.NotReady`.
+pub static CALLBACK_NOT_READY: ErrorKind = ErrorKind {
+    name: "Callback.NotReady",
+    http_status: 503,
+    retryable: true,
+    meaning: "a callback arrived before the execute that registered it recorded its job; Cloud BOT retries it",
+};
+
+/// `Callback.Unavailable`.
+pub static CALLBACK_UNAVAILABLE: ErrorKind = ErrorKind {
+    name: "Callback.Unavailable",
+    http_status: 503,
+    retryable: true,
+    meaning: "the callback records (idempotency table) or Step Functions could not be used; before an execute's POST nothing was sent",
+};
+
 /// Every row, in documentation order.
 pub static ALL: &[&ErrorKind] = &[
     &INVALID_REQUEST,
@@ -209,6 +233,9 @@ pub static ALL: &[&ErrorKind] = &[
     &IDEMPOTENCY_KEY_REUSED,
     &IDEMPOTENCY_IN_PROGRESS,
     &IDEMPOTENCY_UNAVAILABLE,
+    &CALLBACK_NOT_FOUND,
+    &CALLBACK_NOT_READY,
+    &CALLBACK_UNAVAILABLE,
     &FUNCTION_DEADLINE_EXCEEDED,
     &FUNCTION_INTERNAL,
 ];

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 pub use kind::ErrorKind;
 
+use crate::callback::CallbackError;
 use crate::cloudbot::CloudBotError;
 use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
@@ -36,6 +37,9 @@ pub enum Failure {
     /// The idempotency layer refused to send (or the store is down); nothing was sent.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
+    /// A callback could not be handled, or an execute could not register its callback.
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
     /// A bug-class failure inside the function (e.g. a result that could not be encoded).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -54,6 +58,11 @@ impl Failure {
                 // The same answer the first request got, so callers need one rule for it.
                 IdempotencyError::OutcomeUnknown { .. } => &kind::CLOUDBOT_OUTCOME_UNKNOWN,
                 IdempotencyError::Unavailable(_) => &kind::IDEMPOTENCY_UNAVAILABLE,
+            },
+            Failure::Callback(err) => match err {
+                CallbackError::NotFound => &kind::CALLBACK_NOT_FOUND,
+                CallbackError::NotReady => &kind::CALLBACK_NOT_READY,
+                CallbackError::Unavailable(_) => &kind::CALLBACK_UNAVAILABLE,
             },
             Failure::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
@@ -109,6 +118,8 @@ impl Failure {
             Failure::Idempotency(IdempotencyError::Unavailable(_)) => {
                 "Idempotency store unavailable"
             }
+            Failure::Callback(CallbackError::NotFound) => "No such callback",
+            Failure::Callback(_) => "Callback not handled",
             Failure::Internal(_) => "Internal error",
         }
     }
@@ -228,6 +239,8 @@ mod tests {
                 "CloudBot.Unavailable",
                 "Idempotency.InProgress",
                 "Idempotency.Unavailable",
+                "Callback.NotReady",
+                "Callback.Unavailable",
                 "Function.DeadlineExceeded"
             ]
         );
@@ -301,6 +314,9 @@ mod tests {
             Failure::Idempotency(IdempotencyError::Unavailable(StoreError::Unavailable(
                 "x".into(),
             ))),
+            Failure::Callback(CallbackError::NotFound),
+            Failure::Callback(CallbackError::NotReady),
+            Failure::Callback(CallbackError::Unavailable("x".into())),
             Failure::Internal("x"),
         ];
         let reached: HashSet<&str> = samples.iter().map(Failure::error_type).collect();

@@ -8,17 +8,23 @@
 //!   EventBridge Scheduler fills in the context attributes, so every attempt of one run shares
 //!   the key (its execution id changes per attempt and is not used).
 //!
+//! - `{"idempotency_key": "...", "task_token": "<$$.Task.Token>", "request": {...}}`: the
+//!   callback-driven state machine's ExecuteBot (`.waitForTaskToken`); the function then starts
+//!   the job with its own callback endpoint (docs/state-machines.md), so the request must not
+//!   name one. A task token needs the idempotency key: a Task retry is matched to its job by it.
+//!
 //! A bare request (no `request` key) may carry `idempotency_key` itself. Keys per trigger:
 //! docs/exactly-once.md.
 
 use serde_json::{Map, Value};
 
 use super::{Decoded, Trigger};
+use crate::callback::TaskToken;
 use crate::config::Config;
 use crate::idempotency::RecordKey;
 use crate::request::{self, OperationKind, Request, RequestError};
 
-const ENVELOPE_FIELDS: &[&str] = &["request", "idempotency_key", "schedule"];
+const ENVELOPE_FIELDS: &[&str] = &["request", "idempotency_key", "schedule", "task_token"];
 
 /// Decodes an event [`super::detect`] found to be a plain request.
 pub(super) fn decode(event: Value, config: &Config) -> Decoded {
@@ -110,7 +116,38 @@ fn envelope(mut map: Map<String, Value>, config: &Config) -> Result<Request, Req
         }
         request.idempotency_key = Some(key);
     }
+    if let Some(token) = map.get("task_token") {
+        request.task_token = Some(task_token(token, &request)?);
+    }
     Ok(request)
+}
+
+/// The envelope's task token, for an execute with an idempotency key and no callback of its own.
+fn task_token(token: &Value, request: &Request) -> Result<TaskToken, RequestError> {
+    const FIELD: &str = "task_token";
+    let raw = token.as_str().ok_or_else(|| {
+        RequestError::field(
+            FIELD,
+            format!("must be a string, not {}", request::kind_of(token)),
+        )
+    })?;
+    // The token's text never goes into a message.
+    let token = TaskToken::parse(raw).map_err(|p| RequestError::field(FIELD, p.to_string()))?;
+    if request.idempotency_key.is_none() {
+        return Err(RequestError::field(
+            FIELD,
+            "needs `idempotency_key` (a retried task is matched to its job by the key)",
+        ));
+    }
+    if let crate::request::Operation::Execute { body, .. } = &request.operation
+        && body.callback_endpoint.is_some()
+    {
+        return Err(RequestError::field(
+            "request.callback_endpoint",
+            "conflicts with `task_token`: the function gives Cloud BOT its own callback endpoint",
+        ));
+    }
+    Ok(token)
 }
 
 /// The key of a scheduled run from the context attributes the template puts in the input.

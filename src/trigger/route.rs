@@ -4,18 +4,21 @@
 //!
 //! Routes match on the trailing path segments, so stage and base-path prefixes do not matter:
 //! `POST …/bots/{public_id}/{bot_id}/jobs` (execute), `GET …/jobs/{public_id}/{job_id}`
-//! (refer_job), `GET …/bots/{public_id}` (list_bots), and `POST` on any other path with a full
-//! request object as body (docs/contract.md). An execute's idempotency key is the
+//! (refer_job), `GET …/bots/{public_id}` (list_bots), `POST …/callbacks/{id}` (Cloud BOT's
+//! callback, served by the unauthenticated callback API; its body is never read: the receiver
+//! trusts only the id and re-reads the job, docs/state-machines.md), and `POST` on any other
+//! path with a full request object as body (docs/contract.md). An execute's idempotency key is the
 //! `Idempotency-Key` header (never a body field, so one request cannot carry two keys).
 
 use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::http::{HttpRequest, MAX_HTTP_BODY_BYTES};
+use crate::callback::CallbackId;
 use crate::config::Config;
 use crate::idempotency::{self, KeyProblem, RecordKey};
 use crate::payload;
-use crate::request::{self, OperationKind, Request, RequestError};
+use crate::request::{self, Operation, OperationKind, Request, RequestError};
 
 /// Where an API Gateway request goes.
 #[derive(Debug)]
@@ -31,6 +34,9 @@ enum Route<'a> {
     ListBots {
         public_id: &'a str,
     },
+    Callback {
+        id: &'a str,
+    },
     /// The body is a whole request object.
     Body,
 }
@@ -44,8 +50,11 @@ fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
             .map(|start| &segments[start..])
     };
     match method {
-        "POST" => match tail(4) {
-            Some(["bots", public_id, bot_id, "jobs"]) => Some(Route::Execute { public_id, bot_id }),
+        "POST" => match (tail(4), tail(2)) {
+            (Some(["bots", public_id, bot_id, "jobs"]), _) => {
+                Some(Route::Execute { public_id, bot_id })
+            }
+            (_, Some(["callbacks", id])) => Some(Route::Callback { id }),
             _ => Some(Route::Body),
         },
         "GET" => {
@@ -63,11 +72,26 @@ fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
 
 /// The validated request of an API Gateway event.
 pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, RequestError> {
-    let route = route(http.method, http.path).ok_or_else(|| RequestError::NoRoute {
+    let no_route = || RequestError::NoRoute {
         method: http.method.chars().take(16).collect(),
         // The path is caller-controlled: keep the message short.
         path: http.path.chars().take(200).collect(),
-    })?;
+    };
+    let route = route(http.method, http.path).ok_or_else(no_route)?;
+    if let Route::Callback { id } = route {
+        // Malformed ids end here: no table read, no upstream call. The body (Cloud BOT's copy of
+        // the job, possibly megabytes of output) is not decoded at all.
+        let id = CallbackId::parse(id).ok_or_else(|| RequestError::NoRoute {
+            method: "POST".into(),
+            path: "/callbacks/{malformed id}".into(),
+        })?;
+        return Ok(Request {
+            operation: Operation::Callback { id },
+            language: config.language,
+            idempotency_key: None,
+            task_token: None,
+        });
+    }
     let mut map = body(http.body, http.base64)?;
     check_body_fits_route(&route, &map, http.body)?;
     let mut from_path = |field: &'static str, value: Value| -> Result<(), RequestError> {
@@ -96,7 +120,8 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, 
             from_path("operation", operation(OperationKind::ListBots))?;
             from_path("public_id", public_id.into())?;
         }
-        Route::Body => {}
+        // Returned above.
+        Route::Callback { .. } | Route::Body => {}
     }
     for (key, value) in http.query.iter() {
         if key != "language" {
@@ -215,6 +240,11 @@ mod tests {
             Some(Route::ListBots { public_id: "demo" })
         ));
         assert!(matches!(route("POST", "/run"), Some(Route::Body)));
+        assert!(matches!(
+            route("POST", "/prod/callbacks/abc"),
+            Some(Route::Callback { id: "abc" })
+        ));
+        assert!(route("GET", "/callbacks/abc").is_none());
         assert!(route("GET", "/run").is_none());
         assert!(route("PUT", "/bots/demo/echo_bot/jobs").is_none());
     }

@@ -82,7 +82,7 @@ impl Frozen {
         options.idle = policy(upstreams.cloud_bot);
         let emulator = Emulator::start_with(options).await.unwrap();
         let secrets =
-            SecretsEndpoint::start_with(SECRET_ID, &demo_secret(), policy(upstreams.secrets))
+            SecretsEndpoint::start_with(SECRET_ID, &demo_secret(), policy(upstreams.secrets), None)
                 .await
                 .unwrap();
         let bot_endpoint = format!("{}/demo/bots/echo_bot/jobs", emulator.base_url());

@@ -4,6 +4,7 @@
 
 mod client;
 mod frozen;
+mod https;
 mod lambda;
 mod repo;
 mod store;

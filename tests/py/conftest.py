@@ -313,9 +313,15 @@ class LambdaWatch:
         self._log = log
 
     @classmethod
-    def start(cls, env: dict[str, str], log_path: Path, port: int | None = None) -> "LambdaWatch":
+    def start(
+        cls, env: dict[str, str], log_path: Path, port: int | None = None, concurrency: int = 1
+    ) -> "LambdaWatch":
+        """`concurrency` > 1 lets watch run that many instances of the function at once (as
+        Lambda runs concurrent sandboxes), e.g. a callback arriving while an execute still runs."""
         port = port or free_port()
         cmd = ["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--ignore-changes"]
+        if concurrency > 1:
+            cmd += ["--concurrency", str(concurrency)]
         for key, value in env.items():
             cmd += ["--env-var", f"{key}={value}"]
         log = open(log_path, "w")

@@ -29,6 +29,7 @@ RETRYABLE = {
     "Credentials.Unavailable",
     "Idempotency.InProgress",
     "Idempotency.Unavailable",
+    "Callback.Unavailable",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.TooManyRequestsException",
@@ -121,7 +122,12 @@ def test_state_machine_retry_and_catch_policy(path: Path):
     execute_tasks = [name for name, s in tasks if name.split("/")[-1] == "ExecuteBot"]
     assert execute_tasks, "every state machine starts the BOT in a state named ExecuteBot"
     for name, state in tasks:
-        assert isinstance(state.get("TimeoutSeconds"), int), f"{name}: per-task TimeoutSeconds"
+        if state["Resource"].endswith(".waitForTaskToken"):
+            # The callback wait: bounded by the CallbackTimeoutSeconds parameter (via $.config).
+            assert state.get("TimeoutSecondsPath") == "$.config.callback_timeout_seconds", name
+            assert "States.Timeout" in [e for c in state["Catch"] for e in c["ErrorEquals"]], f"{name}: a lost callback falls back"
+        else:
+            assert isinstance(state.get("TimeoutSeconds"), int), f"{name}: per-task TimeoutSeconds"
         catches = [e for c in state.get("Catch", []) for e in c["ErrorEquals"]]
         assert "States.ALL" in catches, f"{name}: non-retryable errors must be caught"
         for retrier in state.get("Retry", []):
@@ -135,6 +141,13 @@ def test_state_machine_retry_and_catch_policy(path: Path):
                 assert retrier.get("Comment"), f"{name}: every ExecuteBot retrier says why it is safe"
         if name.split("/")[-1] == "ExecuteBot":
             key = state["Parameters"]["Payload"].get("idempotency_key.$", "")
+            if key == "$.key.value":
+                # Chosen before ExecuteBot: the schedule's run (ARN + time) or the execution id.
+                states = definition["States"]
+                assert "$$.Execution.Id" in states["ExecutionKey"]["Parameters"]["value.$"], name
+                schedule_key = states["ScheduleKey"]["Parameters"]["value.$"]
+                assert "schedule_arn" in schedule_key and "scheduled_time" in schedule_key, name
+                continue
             assert "$$.Execution.Id" in key, f"{name}: the idempotency key is built from the execution id"
 
 
@@ -142,8 +155,9 @@ def test_task_timeout_outlasts_the_longest_function_timeout(template):
     max_function_timeout = template["Parameters"]["FunctionTimeout"]["MaxValue"]
     for path in _asl_files():
         for name, state in _walk_states(json.loads(path.read_text())["States"]):
-            if state["Type"] == "Task":
+            if state["Type"] == "Task" and "TimeoutSeconds" in state:
                 assert state["TimeoutSeconds"] > max_function_timeout, f"{path.name}/{name}"
+    assert template["Parameters"]["CallbackTimeoutSeconds"]["MinValue"] > max_function_timeout
 
 
 def test_map_concurrency_is_bounded_by_a_parameter(template):
@@ -158,7 +172,7 @@ def test_map_concurrency_is_bounded_by_a_parameter(template):
 
 # Variables src/config.rs reads that a deployment must never set (README: "Other variables the
 # function reads").
-LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK"}
+LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE"}
 
 
 def test_function_env_matches_what_config_reads(template):
@@ -183,15 +197,23 @@ def test_function_may_read_only_its_secret(template):
     props = template["Resources"]["CloudBotFunction"]["Properties"]
     statements = [s for policy in props["Policies"] for s in policy["Statement"]]
     actions = []
+    settle = ["states:SendTaskSuccess", "states:SendTaskFailure"]
     for statement in statements:
         if "Fn::If" in statement:  # conditional statement: [condition, then, else]
             statement = statement["Fn::If"][1]
-        assert statement["Resource"] != "*", statement
+        # SendTask* cannot be scoped: a task token names no state machine (IAM has no resource
+        # type for these actions). Nothing else may use "*".
+        assert statement["Resource"] != "*" or statement["Action"] == settle, statement
         actions.append(statement["Action"])
     assert sorted(map(str, actions)) == sorted(
-        ["kms:Decrypt", "secretsmanager:GetSecretValue", str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"])]
+        [
+            "kms:Decrypt",
+            "secretsmanager:GetSecretValue",
+            str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]),
+            str(settle),
+        ]
     )
-    table = next(s for s in statements if isinstance(s.get("Action"), list))
+    table = next(s for s in statements if isinstance(s.get("Action"), list) and s["Action"][0].startswith("dynamodb:"))
     assert table["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, "only the idempotency table"
     assert props["Environment"]["Variables"]["CLOUDBOT_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
     secret_id = props["Environment"]["Variables"]["CLOUDBOT_SECRET_ID"]
@@ -235,6 +257,21 @@ def test_http_api_routes_use_iam_and_throttling(template):
         ("GET", "/jobs/{public_id}/{job_id}"),
         ("GET", "/bots/{public_id}"),
     }
+
+
+def test_the_callback_route_alone_is_unauthenticated_and_has_no_cycle(template):
+    resources = template["Resources"]
+    route = resources["CallbackRoute"]["Properties"]
+    assert route["RouteKey"] == "POST /callbacks/{id}"
+    assert route["AuthorizationType"] == "NONE", "Cloud BOT cannot sign requests"
+    assert resources["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM", "the other routes keep IAM"
+    assert {"ThrottlingBurstLimit", "ThrottlingRateLimit"} <= set(resources["CallbackStage"]["Properties"]["DefaultRouteSettings"])
+    # The function names the API, the API must not name the function (cfn-lint checks the cycle).
+    assert "CloudBotFunction" not in json.dumps(resources["CallbackApi"])
+    base = resources["CloudBotFunction"]["Properties"]["Environment"]["Variables"]["CLOUDBOT_CALLBACK_BASE_URL"]
+    assert base["Fn::Sub"].startswith("https://${CallbackApi}.") and base["Fn::Sub"].endswith("/callbacks")
+    permission = resources["CallbackInvokePermission"]["Properties"]
+    assert permission["SourceArn"]["Fn::Sub"].endswith("${CallbackApi}/*/POST/callbacks/*")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -468,21 +505,28 @@ def test_every_generated_invoker_targets_the_alias(translated):
     assert permissions
     for name, p in permissions:
         assert p["FunctionName"] == alias_ref, f"{name} grants invoke on {p['FunctionName']}"
-    api = next(p for _, p in by_type["AWS::ApiGatewayV2::Api"])
+    # The IAM HttpApi (SAM's OpenAPI body); the callback API is plain resources (below).
+    api = next(p for _, p in by_type["AWS::ApiGatewayV2::Api"] if "Body" in p)
     uris = [m["x-amazon-apigateway-integration"]["uri"] for path in api["Body"]["paths"].values() for m in path.values()]
     assert len(uris) == 3
     for uri in uris:
         assert f"${{{alias_id}}}" in json.dumps(uri), uri
+    integrations = [p for _, p in by_type["AWS::ApiGatewayV2::Integration"]]
+    assert [i["IntegrationUri"] for i in integrations] == [alias_ref], "the callback API's integration"
 
     # The schedule's target and its role.
     schedules = by_type["AWS::Scheduler::Schedule"]
     assert schedules
-    for name, p in schedules:
-        assert p["Target"]["Arn"] == alias_ref, name
+    # ScheduleTarget picks one of two schedules: the function's alias or the callback workflow.
+    machine_ref = {"Ref": "RunBotCallbackStateMachine"}
+    assert sorted(json.dumps(p["Target"]["Arn"]) for _, p in schedules) == sorted(map(json.dumps, [alias_ref, machine_ref]))
+    states = {json.dumps(p["Target"]["Arn"]): p["State"] for _, p in schedules}
+    assert states[json.dumps(machine_ref)] == {"Fn::If": ["ScheduleTargetsWorkflow", {"Ref": "ScheduleState"}, "DISABLED"]}
+    assert states[json.dumps(alias_ref)] == {"Fn::If": ["ScheduleTargetsWorkflow", "DISABLED", {"Ref": "ScheduleState"}]}
 
     # State machines: the ASL substitution and their roles.
     machines = by_type["AWS::StepFunctions::StateMachine"]
-    assert len(machines) == 2
+    assert len(machines) == 3
     for name, p in machines:
         assert p["DefinitionSubstitutions"]["CloudBotFunctionArn"] == alias_ref, name
 
@@ -495,7 +539,7 @@ def test_every_generated_invoker_targets_the_alias(translated):
                 if "lambda:InvokeFunction" in actions:
                     grants += 1
                     assert statement["Resource"] == alias_ref, f"{name}: {statement}"
-    assert grants >= 3, "the schedule's and both state machines' roles"
+    assert grants >= 4, "the schedule's and the three state machines' roles"
 
     # Asynchronous invocations (the schedule) are configured on the alias they arrive at.
     (invoke_config,) = [p for _, p in by_type["AWS::Lambda::EventInvokeConfig"]]
@@ -523,8 +567,14 @@ def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
         if isinstance(value, dict) and "Fn::If" in value:
             return resolve(value["Fn::If"][1])
         if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-            # The longest stack name CloudFormation allows (128 characters).
-            return value["Fn::Sub"].replace("${AWS::StackName}", "s" * 128)
+            pseudo = {
+                # The longest stack name CloudFormation allows (128 characters).
+                "AWS::StackName": "s" * 128,
+                "CallbackApi": "a1b2c3d4e5",
+                "AWS::Region": "us-east-1",
+                "AWS::URLSuffix": "amazonaws.com",
+            }
+            return re.sub(r"\$\{([^}]+)\}", lambda m: pseudo[m.group(1)], value["Fn::Sub"])
         assert isinstance(value, (str, int)), value
         return str(value)
 
@@ -578,6 +628,25 @@ def test_the_function_starts_with_every_configuration_the_template_allows(templa
         output = done.stdout + done.stderr
         assert "invalid configuration" not in output and "CLOUDBOT_" not in output, f"{label}: {env}\n{output}"
         assert done.returncode != 0, f"{label}: the function cannot have run without a Runtime API"
+
+
+def test_run_bot_callback_polls_exactly_like_run_bot():
+    """RunBotCallback's fallback is RunBot's polling loop: the states they share must not drift."""
+    run_bot = json.loads((ROOT / "statemachine/run-bot.asl.json").read_text())["States"]
+    callback = json.loads((ROOT / "statemachine/run-bot-callback.asl.json").read_text())["States"]
+    shared = ["InvalidInput", "UseInputWaitSeconds", "WaitForJob", "ReferJob", "CheckJobStatus", "JobSucceeded",
+              "JobFailed", "JobFailedWithoutMessage", "JobStatusUnknown", "ReferJobFailed"]
+    for name in shared:
+        expected = dict(run_bot[name])
+        if name == "UseInputWaitSeconds":
+            expected["Next"] = "ChooseKey"
+        assert callback[name] == expected, name
+    assert {**callback["CheckInput"], "Default": "ExecuteBot"} == run_bot["CheckInput"]
+    assert callback["ExecuteBot"]["Resource"].endswith(".waitForTaskToken")
+    assert callback["ExecuteBot"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+    assert callback["RecoverJob"]["Parameters"]["Payload"] == {
+        k: v for k, v in callback["ExecuteBot"]["Parameters"]["Payload"].items() if k != "task_token.$"
+    }, "the fallback repeats ExecuteBot's request and key, so it gets the same job as a replay"
 
 
 # ------------------------------------------------------------------------------------------------

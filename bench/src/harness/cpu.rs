@@ -10,12 +10,27 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Harness, INVOKE_TIMEOUT, check_jobs, execute_event, expect_job};
+use std::collections::HashSet;
+
+use cloudbot_emulator::{
+    DEMO_ACCESS_TOKEN, DEMO_PUBLIC_ID, DEMO_SECRET_KEY, Emulator, EmulatorOptions, Seed, TestCa,
+};
+
+use super::{
+    Harness, INVOKE_TIMEOUT, SECRET_ID, Settings, demo_secret, execute_event, expect_job,
+    function_env,
+};
 use crate::BenchError;
 use crate::cgroup::{Cgroup, Controller};
+use crate::emulator::BENCH_BOT;
 use crate::report::{CpuFigures, CpuModel, CpuRow};
 use crate::sandbox::Sandbox;
+use crate::secrets::SecretsEndpoint;
 use crate::stats::Summary;
+
+/// The function's test-only switch for an extra CA (its home: `cloudbot_trigger::config`; the
+/// harness does not link the function's library, and a mismatch fails every CPU-model run).
+const TEST_ONLY_EXTRA_CA_VAR: &str = "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE";
 
 /// Memory size at which Lambda gives a function one full vCPU (AWS documentation).
 pub const FULL_VCPU_MB: u32 = 1769;
@@ -56,6 +71,106 @@ pub fn template_memory(template: &Path) -> Result<u32, BenchError> {
         })
 }
 
+/// The CPU model's own upstreams, HTTPS as on AWS: an in-process emulator and a Secrets Manager
+/// stand-in serving certificates of a test CA generated for the run, which the function trusts
+/// through its test-only switch. (The other scenarios keep plain-HTTP upstreams.)
+struct TlsUpstreams {
+    emulator: Emulator,
+    secrets: SecretsEndpoint,
+    ca: TestCa,
+    bot_endpoint: String,
+    env: Vec<(String, String)>,
+}
+
+impl TlsUpstreams {
+    async fn start(settings: &Settings, base_env: &[(String, String)]) -> Result<Self, BenchError> {
+        let ca = TestCa::generate().map_err(|e| BenchError::msg(format!("test CA: {e}")))?;
+        let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo()).tls(ca.clone()))
+            .await
+            .map_err(|e| BenchError::msg(format!("TLS emulator: {e}")))?;
+        let secrets =
+            SecretsEndpoint::start_with(SECRET_ID, &demo_secret(), None, Some(&ca)).await?;
+        let ca_file = settings.work.join("test-ca.pem");
+        std::fs::write(&ca_file, ca.ca_pem())?;
+        let bot_endpoint = format!(
+            "{}/{DEMO_PUBLIC_ID}/bots/{BENCH_BOT}/jobs",
+            emulator.base_url()
+        );
+        let mut env = function_env(&emulator.base_url(), &bot_endpoint, &secrets.url());
+        // The run's extra variables, except the plain-HTTP endpoints they may not override.
+        for (k, v) in base_env {
+            if !env.iter().any(|(name, _)| name == k) {
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        env.push((
+            TEST_ONLY_EXTRA_CA_VAR.to_owned(),
+            ca_file.to_string_lossy().into_owned(),
+        ));
+        Ok(TlsUpstreams {
+            emulator,
+            secrets,
+            ca,
+            bot_endpoint,
+            env,
+        })
+    }
+
+    /// Times `n` executes on one warm keep-alive HTTPS connection.
+    async fn direct_execute(&self, n: usize) -> Result<Vec<Duration>, BenchError> {
+        let cert = reqwest::Certificate::from_pem(self.ca.ca_pem().as_bytes())
+            .map_err(|e| BenchError::msg(format!("test CA: {e}")))?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only([cert])
+            .build()
+            .map_err(|e| BenchError::msg(format!("direct client: {e}")))?;
+        let body = serde_json::json!({ "input": { "message": "bench" } }).to_string();
+        let mut samples = Vec::with_capacity(n);
+        // One call first so every timed one reuses the connection.
+        for i in 0..=n {
+            let start = Instant::now();
+            let resp = client
+                .post(&self.bot_endpoint)
+                .header("content-type", "application/json")
+                .header("content-language", "en")
+                .header("access-token", DEMO_ACCESS_TOKEN)
+                .header("secret-key", DEMO_SECRET_KEY)
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| BenchError::msg(format!("direct execute: {}", e.without_url())))?;
+            let status = resp.status();
+            let _ = resp.bytes().await;
+            if !status.is_success() {
+                return Err(BenchError::msg(format!("direct execute: HTTP {status}")));
+            }
+            if i > 0 {
+                samples.push(start.elapsed());
+            }
+        }
+        Ok(samples)
+    }
+
+    /// No job lost or created twice (as [`super::check_jobs`], on the in-process emulator).
+    fn check_jobs(&self, job_ids: &[String]) -> Result<(), BenchError> {
+        let unique: HashSet<&String> = job_ids.iter().collect();
+        let known: HashSet<String> = self.emulator.jobs().into_iter().map(|j| j.job_id).collect();
+        let created = self.emulator.stats().jobs_created;
+        if unique.len() != job_ids.len()
+            || created != job_ids.len() as u64
+            || job_ids.iter().any(|id| !known.contains(id))
+        {
+            return Err(BenchError::msg(format!(
+                "cpu model: {} results, {} distinct, {created} jobs created",
+                job_ids.len(),
+                unique.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// What one sandbox measured.
 struct Run {
     cold_init: Duration,
@@ -72,17 +187,19 @@ fn floor_event() -> Bytes {
 }
 
 impl Harness {
-    /// Runs the model for every configuration.
+    /// Runs the model for every configuration, against HTTPS upstreams of its own.
     pub(super) async fn cpu_model(
         &mut self,
         configs: &[CpuConfig],
     ) -> Result<CpuModel, BenchError> {
-        self.fresh_upstreams().await?;
-        // The upstream's own service time, as the leanest client sees it: what the budget
-        // subtracts from the first invocation to get the function's own share.
-        let direct = self.emulator.direct_execute(50).await?;
+        let up = TlsUpstreams::start(&self.settings, &self.env).await?;
+        // The upstream's own service time, as the leanest client sees it (a warm keep-alive
+        // HTTPS connection): what the budget subtracts from the first invocation.
+        let direct = up.direct_execute(50).await?;
         let direct = Summary::of(&direct).ok_or_else(|| BenchError::msg("no samples"))?;
-        self.fresh_upstreams().await?;
+        up.emulator.reset();
+        up.emulator.set_latency(self.settings.latency);
+        up.secrets.reset();
         let mut job_ids = Vec::new();
         let mut rows = Vec::with_capacity(configs.len());
         for config in configs {
@@ -97,9 +214,9 @@ impl Harness {
             for start in 0..self.settings.cpu_starts {
                 for is_floor in [start % 2 == 0, start % 2 != 0] {
                     if is_floor {
-                        floor.push(self.cpu_run(*config, true, &mut job_ids).await?);
+                        floor.push(self.cpu_run(&up, *config, true, &mut job_ids).await?);
                     } else {
-                        function.push(self.cpu_run(*config, false, &mut job_ids).await?);
+                        function.push(self.cpu_run(&up, *config, false, &mut job_ids).await?);
                     }
                 }
             }
@@ -112,8 +229,7 @@ impl Harness {
                 floor: figures(&floor)?,
             });
         }
-        let stats = self.emulator.admin().stats().await?;
-        check_jobs("cpu model", &job_ids, stats.jobs_created, &self.emulator).await?;
+        up.check_jobs(&job_ids)?;
         Ok(CpuModel {
             rows,
             direct,
@@ -127,6 +243,7 @@ impl Harness {
     /// One sandbox under the model: spawn, init unthrottled, throttle, first, warm, burst.
     async fn cpu_run(
         &mut self,
+        up: &TlsUpstreams,
         config: CpuConfig,
         is_floor: bool,
         job_ids: &mut Vec<String>,
@@ -137,7 +254,8 @@ impl Harness {
             (self.settings.bootstrap.clone(), "function-cpu")
         };
         let group = Cgroup::create(Controller::Cpu)?;
-        let mut sb = self.spawn(&bin, what).await?;
+        let log = self.log_path(what);
+        let mut sb = Sandbox::spawn(&bin, &up.env, &log).await?;
         let pid = sb
             .pid()
             .ok_or_else(|| BenchError::msg("bootstrap exited at once"))?;
@@ -145,7 +263,7 @@ impl Harness {
         group.add(pid)?;
         let cold_init = sb.cold_init().await?;
         group.set_cpu_quota(config.quota(), config.period)?;
-        let endpoint = self.emulator.bot_endpoint();
+        let endpoint = up.bot_endpoint.clone();
         let mut n = job_ids.len() + 1_000_000 * usize::from(is_floor);
         let mut event = || {
             n += 1;

@@ -13,3 +13,4 @@ mod idle;
 mod runtime;
 mod seeds;
 mod support;
+mod tls;

@@ -6,7 +6,8 @@
 //!   not ours);
 //! - every row marked retryable is listed in one of the Task's Retry entries, unless it is in
 //!   [`NOT_RETRIED`] with the reason the state machines leave it to Catch, or in
-//!   [`EXECUTE_ONLY`] and the Task is not an execute.
+//!   [`EXECUTE_ONLY`] and the Task is not an execute, or in [`CALLBACK_ONLY`] and the Task does
+//!   not pass a task token.
 
 use std::collections::BTreeSet;
 
@@ -14,10 +15,22 @@ use cloudbot_trigger::error::kind;
 use serde_json::Value;
 
 /// Retryable rows the state machines deliberately do not retry, and why.
-const NOT_RETRIED: &[(&str, &str)] = &[(
-    "Function.DeadlineExceeded",
-    "the function's own timeout was too short for the call: a Step Functions retry runs with the \
-     same timeout and fails the same way, so the Task fails fast and the Catch reports it",
+const NOT_RETRIED: &[(&str, &str)] = &[
+    (
+        "Function.DeadlineExceeded",
+        "the function's own timeout was too short for the call: a Step Functions retry runs with \
+         the same timeout and fails the same way, so the Task fails fast and the Catch reports it",
+    ),
+    (
+        "Callback.NotReady",
+        "an answer of the callback route to Cloud BOT (which retries it), never a Task's error",
+    ),
+];
+
+/// Retryable rows only a callback-driven execute (one that passes `$$.Task.Token`) can produce.
+const CALLBACK_ONLY: &[(&str, &str)] = &[(
+    "Callback.Unavailable",
+    "only an execute with a task token writes a callback record",
 )];
 
 /// Retryable rows only an execute can produce, and why.
@@ -54,7 +67,8 @@ fn tasks<'a>(states: &'a serde_json::Map<String, Value>, out: &mut Vec<(String, 
 }
 
 fn invokes_the_function(task: &Value) -> bool {
-    task["Resource"] == "arn:aws:states:::lambda:invoke"
+    (task["Resource"] == "arn:aws:states:::lambda:invoke"
+        || task["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken")
         && task["Parameters"]["FunctionName"] == "${CloudBotFunctionArn}"
 }
 
@@ -73,6 +87,7 @@ fn retry_lists_and_the_retryable_column_agree() {
         for (name, task) in found.into_iter().filter(|(_, t)| invokes_the_function(t)) {
             let at = format!("{}/{name}", path.file_name().unwrap().to_string_lossy());
             let is_execute = task["Parameters"]["Payload"]["operation"] != "refer_job";
+            let passes_token = task["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token";
             let retried: BTreeSet<&str> = task["Retry"]
                 .as_array()
                 .into_iter()
@@ -97,6 +112,9 @@ fn retry_lists_and_the_retryable_column_agree() {
                     continue;
                 }
                 if !is_execute && EXECUTE_ONLY.iter().any(|(name, _)| *name == row.name) {
+                    continue;
+                }
+                if !passes_token && CALLBACK_ONLY.iter().any(|(name, _)| *name == row.name) {
                     continue;
                 }
                 assert!(
@@ -149,10 +167,18 @@ fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
                         assert!(retried.contains(error), "{at} does not retry {error}");
                     }
                 }
-                "ExecuteBot" => {
-                    let key = task["Parameters"]["Payload"]["idempotency_key.$"]
+                // RecoverJob (RunBotCallback's fallback) repeats ExecuteBot's request and key.
+                "ExecuteBot" | "RecoverJob" => {
+                    let mut key = task["Parameters"]["Payload"]["idempotency_key.$"]
                         .as_str()
                         .unwrap_or_default();
+                    // RunBotCallback chooses the key first (the schedule's run, else the
+                    // execution id: ChooseKey); test_template.py checks both choices.
+                    if key == "$.key.value" {
+                        key = asl["States"]["ExecutionKey"]["Parameters"]["value.$"]
+                            .as_str()
+                            .unwrap_or_default();
+                    }
                     assert!(
                         key.contains("$$.Execution.Id"),
                         "{at} retries Lambda errors, so it must send an idempotency key"
@@ -165,5 +191,5 @@ fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
             }
         }
     }
-    assert_eq!(refer_jobs, 2, "one ReferJob per state machine");
+    assert_eq!(refer_jobs, 3, "one ReferJob per state machine");
 }

@@ -1,0 +1,551 @@
+//! Callback-driven runs: a Step Functions task waits (`.waitForTaskToken`) while the BOT runs,
+//! and Cloud BOT's callback at the job's end settles it.
+//!
+//! The execute side ([`Callbacks::register`]) makes a fresh secret id, stores the task token
+//! under the id's hash *before* the POST goes out, gives Cloud BOT `<callback base>/<id>` as
+//! `callback_endpoint`, and records the job reference endpoint once the POST has answered. A
+//! Task retry (same idempotency key, new token, the job replayed) moves its token into the same
+//! record ([`Callbacks::renew`]).
+//!
+//! The receiver side trusts nothing in the callback but the id: it finds the record
+//! ([`Callbacks::find`]; unknown, malformed or expired → `Callback.NotFound`, no other call), the
+//! service reads the job with `refer_job` on the *stored* endpoint, and [`Callbacks::settle`]
+//! tells the task ([`outcome`]). Settled, already settled and closed tasks are all answered 2xx:
+//! every other answer makes Cloud BOT retry, and retry time is billed as BOT minutes. Flow,
+//! costs and risks: docs/state-machines.md.
+//!
+//! - `id`: callback ids (CSPRNG) and task tokens, both redacted in `Debug`.
+//! - `store` / `dynamodb`: the records in the idempotency table and their DynamoDB adapter.
+//! - `tasks`: the Step Functions adapter (`SendTaskSuccess` / `SendTaskFailure`).
+//! - `outcome`: what a task is told for a job, as pure functions.
+
+mod dynamodb;
+mod id;
+mod outcome;
+mod store;
+mod tasks;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+pub use dynamodb::DynamoDbCallbackStore;
+pub use id::{CallbackId, ID_LEN, MAX_TASK_TOKEN_LEN, TaskToken, TokenProblem};
+pub use outcome::{JOB_FAILED, TaskOutcome, task_outcome};
+pub use store::{
+    CallbackRecord, CallbackState, CallbackStore, NewCallback, RECORD_PREFIX, TASK_PREFIX,
+};
+pub use tasks::{
+    MAX_TASK_CAUSE_CHARS, MAX_TASK_ERROR_CHARS, MAX_TASK_OUTPUT, SettleError, SettleFuture,
+    Settled, SfnSettler, TaskSettler, classify,
+};
+
+use crate::idempotency::{RecordKey, StoreError};
+
+/// Why a callback (or the callback part of an execute) could not be handled. Never names the
+/// id or the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// No valid record for this callback id (unknown, malformed or expired).
+    #[error("unknown or expired callback")]
+    NotFound,
+    /// The record exists but the execute that made it has not recorded its job yet.
+    #[error("the job of this callback is not recorded yet; retry later")]
+    NotReady,
+    /// The callback store or Step Functions could not be used.
+    #[error("callback handling is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for CallbackError {
+    fn from(err: StoreError) -> Self {
+        CallbackError::Unavailable(err.to_string())
+    }
+}
+
+/// A callback registered for a task, before the POST.
+#[derive(Debug)]
+pub struct Registered {
+    hash: String,
+    /// The `callback_endpoint` to send (contains the secret id: never log it).
+    pub url: String,
+}
+
+/// How a callback ended for the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The task was told the job's outcome now.
+    Settled,
+    /// It had been told before, or Step Functions had closed it (code).
+    AlreadySettled(&'static str),
+    /// The job is still executing: the task is left to its timeout and the polling fallback.
+    LeftToFallback,
+}
+
+impl Delivery {
+    /// Stable name for the answer body and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Delivery::Settled => "settled",
+            Delivery::AlreadySettled(_) => "already_settled",
+            Delivery::LeftToFallback => "left_to_fallback",
+        }
+    }
+}
+
+/// The callback side of the function: records, Step Functions, and the public base URL of the
+/// callback route. Built once per sandbox.
+#[derive(Debug)]
+pub struct Callbacks {
+    store: Box<dyn CallbackStore>,
+    tasks: Box<dyn TaskSettler>,
+    base: String,
+    expiry: Duration,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+async fn bounded<T, E: From<StoreError>>(
+    deadline: Instant,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable("no answer before the invocation's deadline".into()).into())
+        })
+}
+
+impl Callbacks {
+    /// The callback side over `store` and `tasks`; `base` is the callback route's public URL
+    /// (validated by the configuration, ends with `/callbacks`); records live `expiry`.
+    pub fn new(
+        store: impl CallbackStore + 'static,
+        tasks: impl TaskSettler + 'static,
+        base: &url::Url,
+        expiry: Duration,
+    ) -> Self {
+        Self {
+            store: Box::new(store),
+            tasks: Box::new(tasks),
+            base: base.as_str().trim_end_matches('/').to_owned(),
+            expiry,
+        }
+    }
+
+    /// Stores `token` under a fresh callback id for the task `key`, before the POST.
+    pub async fn register(
+        &self,
+        key: &RecordKey,
+        token: &TaskToken,
+        deadline: Instant,
+    ) -> Result<Registered, CallbackError> {
+        let id = CallbackId::generate()
+            .map_err(|_| CallbackError::Unavailable("no random bytes from the OS".into()))?;
+        let hash = id.hash();
+        let now = now_ms();
+        let new = NewCallback {
+            hash: &hash,
+            task_key: key.as_str(),
+            task_token: token,
+            now_ms: now,
+            expires_at_ms: now
+                .saturating_add(u64::try_from(self.expiry.as_millis()).unwrap_or(u64::MAX)),
+        };
+        bounded(deadline, self.store.create(&new)).await?;
+        tracing::debug!(idempotency_key = %key, "callback registered");
+        Ok(Registered {
+            url: format!("{}/{}", self.base, id.expose()),
+            hash,
+        })
+    }
+
+    /// Records the started job. A failed write is logged: the callback is then answered
+    /// `Callback.NotReady` and the task ends through its timeout and the polling fallback.
+    pub async fn job_started(&self, registered: &Registered, endpoint: &str, deadline: Instant) {
+        let written = bounded(
+            deadline,
+            self.store.set_job(&registered.hash, endpoint, now_ms()),
+        )
+        .await;
+        if let Err(err) = written {
+            tracing::error!(error = %err, "could not record the job of a callback: the task will end through its timeout and the polling fallback");
+        }
+    }
+
+    /// Moves a retried task's new token into its callback record (the job is being replayed).
+    pub async fn renew(&self, key: &RecordKey, token: &TaskToken, deadline: Instant) {
+        match bounded(
+            deadline,
+            self.store.renew_token(key.as_str(), token, now_ms()),
+        )
+        .await
+        {
+            Ok(true) => {
+                tracing::info!(idempotency_key = %key, "retried task: its new token replaces the old one in the callback record")
+            }
+            Ok(false) => {
+                tracing::warn!(idempotency_key = %key, "retried task without a callback record: it ends through its timeout and the polling fallback")
+            }
+            Err(err) => {
+                tracing::error!(idempotency_key = %key, error = %err, "could not renew the task token: the task ends through its timeout and the polling fallback")
+            }
+        }
+    }
+
+    /// The valid record of `id`; one consistent read.
+    pub async fn find(
+        &self,
+        id: &CallbackId,
+        deadline: Instant,
+    ) -> Result<CallbackRecord, CallbackError> {
+        let record = bounded(deadline, self.store.get(&id.hash())).await?;
+        match record {
+            Some(record) if record.expires_at_ms > now_ms() => Ok(record),
+            _ => Err(CallbackError::NotFound),
+        }
+    }
+
+    /// Tells the task of `record` the `outcome`. When Step Functions says the token's task is
+    /// closed, the record is read once more: a Task retry may have put a newer token in it.
+    pub async fn settle(
+        &self,
+        id: &CallbackId,
+        record: &CallbackRecord,
+        outcome: &TaskOutcome,
+        deadline: Instant,
+    ) -> Result<Delivery, CallbackError> {
+        let mut token = record.task_token.clone();
+        let mut delivery = self.tell(&token, outcome, deadline).await?;
+        if let Delivery::AlreadySettled(_) = delivery
+            && let Ok(newer) = self.find(id, deadline).await
+            && newer.task_token != token
+        {
+            token = newer.task_token;
+            delivery = self.tell(&token, outcome, deadline).await?;
+        }
+        let how = match (delivery, outcome) {
+            (Delivery::AlreadySettled(code), _) => code,
+            (_, TaskOutcome::Fail(_)) => "failed",
+            _ => "succeeded",
+        };
+        if let Err(err) =
+            bounded(deadline, self.store.mark_settled(&id.hash(), how, now_ms())).await
+        {
+            // The task is settled; a second delivery then only costs one more refused call.
+            tracing::warn!(error = %err, "could not mark the callback record settled");
+        }
+        Ok(delivery)
+    }
+
+    async fn tell(
+        &self,
+        token: &TaskToken,
+        outcome: &TaskOutcome,
+        deadline: Instant,
+    ) -> Result<Delivery, CallbackError> {
+        let call = match outcome {
+            TaskOutcome::Succeed(output) => self.tasks.succeed(token, output),
+            TaskOutcome::Fail(cause) => self.tasks.fail(token, JOB_FAILED, cause),
+            TaskOutcome::NotFinal => return Ok(Delivery::LeftToFallback),
+        };
+        let told = tokio::time::timeout_at(deadline, call)
+            .await
+            .unwrap_or_else(|_| Err(SettleError("no answer before the deadline".into())))
+            .map_err(|e| CallbackError::Unavailable(e.0))?;
+        Ok(match told {
+            Settled::Accepted => Delivery::Settled,
+            Settled::AlreadyClosed(code) => Delivery::AlreadySettled(code),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::idempotency::StoreFuture;
+
+    /// The table as a map (records by hash, pointers by task key).
+    #[derive(Debug, Default)]
+    struct MemoryStore {
+        records: Mutex<HashMap<String, CallbackRecord>>,
+        pointers: Mutex<HashMap<String, String>>,
+    }
+
+    impl CallbackStore for MemoryStore {
+        fn create<'a>(&'a self, new: &'a NewCallback<'a>) -> StoreFuture<'a, ()> {
+            let record = CallbackRecord {
+                task_key: new.task_key.to_owned(),
+                task_token: new.task_token.clone(),
+                job_reference_endpoint: None,
+                state: CallbackState::Waiting,
+                expires_at_ms: new.expires_at_ms,
+            };
+            self.records
+                .lock()
+                .unwrap()
+                .insert(new.hash.to_owned(), record);
+            self.pointers
+                .lock()
+                .unwrap()
+                .insert(new.task_key.to_owned(), new.hash.to_owned());
+            Box::pin(async { Ok(()) })
+        }
+
+        fn set_job<'a>(&'a self, hash: &'a str, job: &'a str, _: u64) -> StoreFuture<'a, ()> {
+            if let Some(r) = self.records.lock().unwrap().get_mut(hash) {
+                r.job_reference_endpoint = Some(job.to_owned());
+            }
+            Box::pin(async { Ok(()) })
+        }
+
+        fn renew_token<'a>(
+            &'a self,
+            task_key: &'a str,
+            token: &'a TaskToken,
+            _: u64,
+        ) -> StoreFuture<'a, bool> {
+            let hash = self.pointers.lock().unwrap().get(task_key).cloned();
+            let renewed = hash.is_some_and(|h| {
+                self.records
+                    .lock()
+                    .unwrap()
+                    .get_mut(&h)
+                    .map(|r| r.task_token = token.clone())
+                    .is_some()
+            });
+            Box::pin(async move { Ok(renewed) })
+        }
+
+        fn get<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
+            let found = self.records.lock().unwrap().get(hash).cloned();
+            Box::pin(async move { Ok(found) })
+        }
+
+        fn mark_settled<'a>(&'a self, hash: &'a str, _: &'a str, _: u64) -> StoreFuture<'a, ()> {
+            if let Some(r) = self.records.lock().unwrap().get_mut(hash) {
+                r.state = CallbackState::Settled;
+            }
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Step Functions as AWS behaves: a token is accepted once while its task is open; a closed
+    /// or settled task answers `TaskTimedOut` (moto accepts a second call silently).
+    #[derive(Debug, Default)]
+    struct FakeStepFunctions {
+        open: Mutex<Vec<String>>,
+        calls: Mutex<Vec<(String, String)>>,
+    }
+
+    impl FakeStepFunctions {
+        fn answer(&self, token: &TaskToken, what: String) -> SettleFuture<'_> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((token.expose().to_owned(), what));
+            let mut open = self.open.lock().unwrap();
+            let outcome = match open.iter().position(|t| t == token.expose()) {
+                Some(i) => {
+                    open.remove(i);
+                    Ok(Settled::Accepted)
+                }
+                None => classify("SendTaskSuccess", Some("TaskTimedOut")),
+            };
+            Box::pin(async move { outcome })
+        }
+    }
+
+    impl TaskSettler for FakeStepFunctions {
+        fn succeed<'a>(&'a self, token: &'a TaskToken, output: &'a str) -> SettleFuture<'a> {
+            self.answer(token, format!("success {output}"))
+        }
+
+        fn fail<'a>(&'a self, token: &'a TaskToken, e: &'a str, c: &'a str) -> SettleFuture<'a> {
+            self.answer(token, format!("failure {e} {c}"))
+        }
+    }
+
+    /// A store and a Step Functions double shared with the [`Callbacks`] under test.
+    #[derive(Debug, Clone, Default)]
+    struct Shared(std::sync::Arc<(MemoryStore, FakeStepFunctions)>);
+
+    impl CallbackStore for Shared {
+        fn create<'a>(&'a self, new: &'a NewCallback<'a>) -> StoreFuture<'a, ()> {
+            self.0.0.create(new)
+        }
+        fn set_job<'a>(&'a self, h: &'a str, j: &'a str, n: u64) -> StoreFuture<'a, ()> {
+            self.0.0.set_job(h, j, n)
+        }
+        fn renew_token<'a>(
+            &'a self,
+            k: &'a str,
+            t: &'a TaskToken,
+            n: u64,
+        ) -> StoreFuture<'a, bool> {
+            self.0.0.renew_token(k, t, n)
+        }
+        fn get<'a>(&'a self, h: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
+            self.0.0.get(h)
+        }
+        fn mark_settled<'a>(&'a self, h: &'a str, w: &'a str, n: u64) -> StoreFuture<'a, ()> {
+            self.0.0.mark_settled(h, w, n)
+        }
+    }
+
+    impl TaskSettler for Shared {
+        fn succeed<'a>(&'a self, t: &'a TaskToken, o: &'a str) -> SettleFuture<'a> {
+            self.0.1.succeed(t, o)
+        }
+        fn fail<'a>(&'a self, t: &'a TaskToken, e: &'a str, c: &'a str) -> SettleFuture<'a> {
+            self.0.1.fail(t, e, c)
+        }
+    }
+
+    fn setup() -> (Callbacks, Shared) {
+        let shared = Shared::default();
+        let base = url::Url::parse("https://cb.example/callbacks").unwrap();
+        let callbacks = Callbacks::new(
+            shared.clone(),
+            shared.clone(),
+            &base,
+            Duration::from_secs(3600),
+        );
+        (callbacks, shared)
+    }
+
+    fn token(raw: &str) -> TaskToken {
+        TaskToken::parse(raw).unwrap()
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    async fn registered(callbacks: &Callbacks, key: &RecordKey, t: &str) -> CallbackId {
+        let registered = callbacks
+            .register(key, &token(t), deadline())
+            .await
+            .unwrap();
+        assert!(registered.url.starts_with("https://cb.example/callbacks/"));
+        assert!(
+            !registered.url.contains(t),
+            "the token never goes into the URL"
+        );
+        let segment = registered.url.rsplit('/').next().unwrap();
+        CallbackId::parse(segment).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_retried_task_is_settled_with_its_newest_token() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("exec#ExecuteBot").unwrap();
+        let id = registered(&callbacks, &key, "token-attempt-1").await;
+        // Attempt 1's task is gone (its Lambda failed); attempt 2 is the open one.
+        shared
+            .0
+            .1
+            .open
+            .lock()
+            .unwrap()
+            .push("token-attempt-2".into());
+        callbacks
+            .renew(&key, &token("token-attempt-2"), deadline())
+            .await;
+
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(record.task_token, token("token-attempt-2"));
+        let outcome = TaskOutcome::Succeed("{}".into());
+        let delivery = callbacks.settle(&id, &record, &outcome, deadline()).await;
+        assert_eq!(delivery, Ok(Delivery::Settled));
+        let calls = shared.0.1.calls.lock().unwrap().clone();
+        assert_eq!(calls, [("token-attempt-2".into(), "success {}".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_token_renewed_during_the_settlement_is_tried_once_more() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("exec#ExecuteBot").unwrap();
+        let id = registered(&callbacks, &key, "old").await;
+        let seen = callbacks.find(&id, deadline()).await.unwrap();
+        // The retry renews after the receiver read the record, before it called Step Functions.
+        shared.0.1.open.lock().unwrap().push("new".into());
+        callbacks.renew(&key, &token("new"), deadline()).await;
+
+        let outcome = TaskOutcome::Fail("Step 3 failed".into());
+        let delivery = callbacks.settle(&id, &seen, &outcome, deadline()).await;
+        assert_eq!(delivery, Ok(Delivery::Settled));
+        let tokens: Vec<String> = shared
+            .0
+            .1
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.0.clone())
+            .collect();
+        assert_eq!(tokens, ["old", "new"]);
+    }
+
+    #[tokio::test]
+    async fn a_closed_task_is_settled_and_marked_so_later_deliveries_change_nothing() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("k").unwrap();
+        let id = registered(&callbacks, &key, "token-of-the-task").await;
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        // No open task: AWS answers TaskTimedOut (timed out, or settled before).
+        let delivery = callbacks
+            .settle(&id, &record, &TaskOutcome::Succeed("{}".into()), deadline())
+            .await;
+        assert_eq!(delivery, Ok(Delivery::AlreadySettled("TaskTimedOut")));
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(record.state, CallbackState::Settled);
+        // One call: the token did not change, so there was nothing to try again.
+        assert_eq!(shared.0.1.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_and_expired_ids_are_not_found() {
+        let (callbacks, shared) = setup();
+        let stranger = CallbackId::generate().unwrap();
+        assert_eq!(
+            callbacks.find(&stranger, deadline()).await,
+            Err(CallbackError::NotFound)
+        );
+        let key = RecordKey::request("k").unwrap();
+        let id = registered(&callbacks, &key, "token-of-the-task").await;
+        shared
+            .0
+            .0
+            .records
+            .lock()
+            .unwrap()
+            .values_mut()
+            .for_each(|r| r.expires_at_ms = 1);
+        assert_eq!(
+            callbacks.find(&id, deadline()).await,
+            Err(CallbackError::NotFound)
+        );
+        assert!(shared.0.1.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_job_still_executing_is_left_to_the_fallback_without_a_call() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("k").unwrap();
+        let id = registered(&callbacks, &key, "token-of-the-task").await;
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        let delivery = callbacks
+            .settle(&id, &record, &TaskOutcome::NotFinal, deadline())
+            .await;
+        assert_eq!(delivery, Ok(Delivery::LeftToFallback));
+        assert!(shared.0.1.calls.lock().unwrap().is_empty());
+    }
+}

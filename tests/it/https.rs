@@ -1,0 +1,128 @@
+//! The bootstrap process against HTTPS upstreams, as on AWS: the emulator and the Secrets
+//! Manager stand-in serve TLS with a test CA. The function trusts that CA only through its
+//! test-only switch (`CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE`), says so at cold start, and without the
+//! switch refuses the stand-ins: the compiled-in roots stay the default.
+// Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests;
+// they may unwrap too: a failed setup should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cloudbot_bench::harness::{demo_secret, execute_event, function_env, job_id_of};
+use cloudbot_bench::sandbox::Sandbox;
+use cloudbot_bench::secrets::SecretsEndpoint;
+use cloudbot_emulator::{Emulator, EmulatorOptions, Seed, TestCa};
+use cloudbot_trigger::config::TEST_ONLY_EXTRA_CA_VAR;
+
+use crate::support::{ECHO_MS, ERROR_MS, SLOW_MS};
+
+const SECRET_ID: &str = "cloudbot/https";
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Https {
+    emulator: Emulator,
+    secrets: SecretsEndpoint,
+    sandbox: Sandbox,
+    bot_endpoint: String,
+    dir: PathBuf,
+}
+
+impl Https {
+    /// HTTPS upstreams with one test CA; the function trusts it when `trust` is set.
+    async fn start(name: &str, trust: bool) -> Https {
+        let ca = TestCa::generate().unwrap();
+        let options = EmulatorOptions::new(Seed::demo_with_durations(ECHO_MS, ERROR_MS, SLOW_MS))
+            .tls(ca.clone());
+        let emulator = Emulator::start_with(options).await.unwrap();
+        let secrets = SecretsEndpoint::start_with(SECRET_ID, &demo_secret(), None, Some(&ca))
+            .await
+            .unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("cloudbot-https-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+        let bot_endpoint = format!("{}/demo/bots/echo_bot/jobs", emulator.base_url());
+        let mut env = function_env(&emulator.base_url(), &bot_endpoint, &secrets.url());
+        env.retain(|(k, _)| k != "CLOUDBOT_SECRET_ID");
+        env.push(("CLOUDBOT_SECRET_ID".into(), SECRET_ID.into()));
+        if trust {
+            env.push((
+                TEST_ONLY_EXTRA_CA_VAR.into(),
+                ca_file.to_string_lossy().into_owned(),
+            ));
+        }
+        let bootstrap = Path::new(env!("CARGO_BIN_EXE_cloudbot-trigger"));
+        let mut sandbox = Sandbox::spawn(bootstrap, &env, &dir.join("function.log"))
+            .await
+            .unwrap();
+        sandbox.cold_init().await.unwrap();
+        Https {
+            emulator,
+            secrets,
+            sandbox,
+            bot_endpoint,
+            dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("function.log")).unwrap_or_default()
+    }
+
+    async fn stop(self) {
+        self.sandbox.stop().await.unwrap();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn with_the_test_only_switch_the_function_speaks_tls_to_both_upstreams() {
+    let f = Https::start("trusted", true).await;
+    for n in 0..2 {
+        let out = f
+            .sandbox
+            .api
+            .invoke(execute_event(&f.bot_endpoint, n), INVOKE_TIMEOUT)
+            .await
+            .unwrap();
+        match &out.result {
+            Ok(body) => {
+                job_id_of(body).unwrap();
+            }
+            Err(e) => panic!("{}: {}\n{}", e.error_type, e.body, f.log()),
+        }
+    }
+    assert_eq!(f.emulator.stats().jobs_created, 2);
+    assert_eq!(f.secrets.get_secret_value_calls(), 1);
+    let log = f.log();
+    assert!(
+        log.contains("TEST ONLY") && log.contains(TEST_ONLY_EXTRA_CA_VAR),
+        "the switch is announced at cold start:\n{log}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_switch_the_test_ca_is_not_trusted() {
+    let f = Https::start("untrusted", false).await;
+    let out = f
+        .sandbox
+        .api
+        .invoke(execute_event(&f.bot_endpoint, 0), INVOKE_TIMEOUT)
+        .await
+        .unwrap();
+    let error = out
+        .result
+        .expect_err("the stand-ins' certificates are refused");
+    assert!(!error.error_type.is_empty(), "{error:?}");
+    assert_eq!(f.emulator.stats().jobs_created, 0);
+    assert_eq!(
+        f.secrets.get_secret_value_calls(),
+        0,
+        "no request got through the handshake"
+    );
+    assert!(!f.log().contains("TEST ONLY"));
+    f.stop().await;
+}
