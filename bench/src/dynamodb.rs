@@ -68,9 +68,10 @@ impl DynamoDbEndpoint {
             get_item: AtomicU64::new(0),
             other: AtomicU64::new(0),
         });
-        // No idle policy: a store keeps connections as long as the client does.
+        // No idle policy (a store keeps connections as long as the client does), plain HTTP.
         let connections = Arc::new(crate::Connections::default());
-        let server = crate::spawn_http_server(listener, state.clone(), handle, None, connections);
+        let server =
+            crate::spawn_http_server(listener, state.clone(), handle, None, None, connections);
         Ok(Self {
             addr,
             state,
