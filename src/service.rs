@@ -574,7 +574,9 @@ impl Service {
                         .ok()
                 });
                 if let Some(bot) = record_bot
-                    && (bot.public_id() != job.public_id() || bot.bot_id().as_str() != found.bot_id)
+                    && (bot.public_id() != job.public_id()
+                        // An empty bot_id means Cloud BOT did not say: the contract must match.
+                        || (!found.bot_id.is_empty() && bot.bot_id().as_str() != found.bot_id))
                 {
                     return Err(RequestError::field(
                         "job_reference_endpoint",

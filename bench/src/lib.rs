@@ -5,6 +5,7 @@
 //! bootstrap everything is compared with. See docs/benchmarks.md.
 
 pub mod cgroup;
+pub mod dynamodb;
 pub mod emulator;
 pub mod harness;
 pub mod report;

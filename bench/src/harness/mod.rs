@@ -6,6 +6,7 @@
 mod cold;
 mod cpu;
 mod load;
+mod store;
 mod tls;
 mod warm;
 
@@ -293,6 +294,11 @@ pub async fn run(settings: Settings) -> Result<(), BenchError> {
     eprintln!("warm: 1 + {} invocations (floor)", h.settings.warm);
     let floor = h.warm_floor().await?;
     eprintln!(
+        "idempotency store: {} starts each, 1 + {} keyed invocations",
+        h.settings.starts, h.settings.warm
+    );
+    let store = h.store().await?;
+    eprintln!(
         "load: {} sandboxes x {} invocations",
         h.settings.sandboxes, h.settings.per_sandbox
     );
@@ -318,6 +324,7 @@ pub async fn run(settings: Settings) -> Result<(), BenchError> {
         counts,
         load,
         cpu,
+        store,
         artifacts: s.artifacts.clone(),
         notices: s.notices.clone(),
         duration: t0.elapsed(),

@@ -4,6 +4,7 @@
 mod cpu;
 mod machine;
 mod render;
+mod store;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub use machine::Machine;
 pub use render::{
     BUDGET_COLD_RATIO, BUDGET_RSS_MIB, BUDGET_WARM_P99_OVERHEAD, BUDGET_ZIP_MIB, render,
 };
+pub use store::{BUDGET_COLD_DELTA, BUDGET_WRITES, StoreFigures};
 
 /// Scenario 1.
 #[derive(Debug, Clone)]
@@ -207,6 +209,8 @@ pub struct Report {
     pub load: Load,
     /// The Lambda CPU model (`None` when this machine cannot run it: see the notices).
     pub cpu: Option<CpuModel>,
+    /// Scenario 6: the idempotency store.
+    pub store: StoreFigures,
     /// Scenario 4.
     pub artifacts: Vec<Artifact>,
     /// Notices (e.g. arm64 target missing).

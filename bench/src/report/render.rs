@@ -61,6 +61,7 @@ fn sections(s: &mut String, r: &Report) -> fmt::Result {
     calls(s, r)?;
     tls_start(s, r)?;
     load(s, r)?;
+    super::store::store(s, r)?;
     super::cpu::cpu_model(s, r)?;
     notices(s, r)
 }
@@ -206,11 +207,13 @@ fn budget(s: &mut String, r: &Report) -> fmt::Result {
     )?;
     writeln!(
         s,
-        "| new API connections per 1000 warm invocations | 1 | {} over {} invocations | {} |\n",
+        "| new API connections per 1000 warm invocations | 1 | {} over {} invocations | {} |",
         c.api_connections,
         c.invocations,
         met(c.api_connections <= 1)
     )?;
+    super::store::budget_rows(s, r)?;
+    writeln!(s)?;
     writeln!(s, "Why:\n")?;
     if cold_ratio > BUDGET_COLD_RATIO {
         writeln!(

@@ -1,0 +1,180 @@
+//! A counting DynamoDB stand-in on 127.0.0.1 for the idempotency store: it answers the awsJson1.0
+//! `PutItem` / `UpdateItem` / `GetItem` calls the function makes, each after a fixed delay, and
+//! counts them by operation. Stateless on purpose: every claim is won and every update applies,
+//! so each benchmarked execute walks the happy path (claim, POST, complete) and the figure is
+//! the store's cost on that path, with the store's own latency fixed like the emulator's.
+//!
+//! Chosen over moto for the same reasons as the Secrets Manager endpoint (`secrets.rs`): no
+//! Python process on the 2 cores during timing, exact counts, a latency that is a constant.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::BenchError;
+
+struct State {
+    latency: Duration,
+    put_item: AtomicU64,
+    update_item: AtomicU64,
+    get_item: AtomicU64,
+    other: AtomicU64,
+}
+
+/// Calls the stand-in answered, by operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCalls {
+    /// Claims.
+    pub put_item: u64,
+    /// Settlements.
+    pub update_item: u64,
+    /// Reads (only the operator's resolve reads).
+    pub get_item: u64,
+    /// Anything else (should stay 0).
+    pub other: u64,
+}
+
+/// The stand-in. Dropping it stops the server.
+pub struct DynamoDbEndpoint {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for DynamoDbEndpoint {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl DynamoDbEndpoint {
+    /// Serves every call after `latency`.
+    pub async fn start(latency: Duration) -> Result<Self, BenchError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            latency,
+            put_item: AtomicU64::new(0),
+            update_item: AtomicU64::new(0),
+            get_item: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+        });
+        // No idle policy (a store keeps connections as long as the client does), plain HTTP.
+        let connections = Arc::new(crate::Connections::default());
+        let server =
+            crate::spawn_http_server(listener, state.clone(), handle, None, None, connections);
+        Ok(Self {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL_DYNAMODB`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The fixed latency of every answer.
+    pub fn latency(&self) -> Duration {
+        self.state.latency
+    }
+
+    /// Calls answered so far.
+    pub fn calls(&self) -> StoreCalls {
+        StoreCalls {
+            put_item: self.state.put_item.load(Ordering::Relaxed),
+            update_item: self.state.update_item.load(Ordering::Relaxed),
+            get_item: self.state.get_item.load(Ordering::Relaxed),
+            other: self.state.other.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `n` PutItem round trips from a plain keep-alive hyper client: the stand-in as the leanest
+    /// client sees it (its fixed latency plus its own handling), the baseline of the store's
+    /// share in the function's figure.
+    pub async fn direct_calls(&self, n: usize) -> Result<Vec<Duration>, BenchError> {
+        use hyper_util::client::legacy::Client;
+        use hyper_util::client::legacy::connect::HttpConnector;
+        use hyper_util::rt::TokioExecutor;
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let body = Bytes::from_static(br#"{"TableName":"bench","Item":{}}"#);
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let req = Request::builder()
+                .method(hyper::Method::POST)
+                .uri(self.url())
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("x-amz-target", "DynamoDB_20120810.PutItem")
+                .body(Full::new(body.clone()))
+                .map_err(|e| BenchError::msg(format!("direct PutItem request: {e}")))?;
+            let start = std::time::Instant::now();
+            let resp = client
+                .request(req)
+                .await
+                .map_err(|e| BenchError::msg(format!("direct PutItem: {e}")))?;
+            let _ = resp.into_body().collect().await;
+            samples.push(start.elapsed());
+        }
+        self.reset();
+        Ok(samples)
+    }
+
+    /// Sets every counter back to 0.
+    pub fn reset(&self) {
+        for counter in [
+            &self.state.put_item,
+            &self.state.update_item,
+            &self.state.get_item,
+            &self.state.other,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    // Read the whole request like a server would before answering.
+    let _ = req.into_body().collect().await;
+    let (counter, body) = match target.as_str() {
+        "DynamoDB_20120810.PutItem" => (&state.put_item, "{}"),
+        "DynamoDB_20120810.UpdateItem" => (&state.update_item, "{}"),
+        "DynamoDB_20120810.GetItem" => (&state.get_item, "{}"),
+        _ => (&state.other, r#"{"__type":"UnknownOperationException"}"#),
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(state.latency).await;
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    if std::ptr::eq(counter, &state.other) {
+        *resp.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    let h = resp.headers_mut();
+    h.insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    h.insert(
+        "x-amzn-requestid",
+        hyper::header::HeaderValue::from_static("00000000-0000-4000-8000-000000000000"),
+    );
+    Ok(resp)
+}
