@@ -1,6 +1,6 @@
 """Invariants of template.yaml and statemachine/*.asl.json that cfn-lint and asl-validator do not see.
 
-These are the promises README.md makes: ExecuteBot is never retried on an error after which a
+These are the promises docs/state-machines.md and docs/exactly-once.md make: ExecuteBot is never retried on an error after which a
 job may have started unless the retry carries the same idempotency key (docs/exactly-once.md),
 every retrier uses backoff with full jitter, every task has a timeout and a
 Catch, DefinitionSubstitutions and the ASL placeholders agree, the function reads exactly the
