@@ -193,6 +193,7 @@ impl Harness {
         configs: &[CpuConfig],
     ) -> Result<CpuModel, BenchError> {
         let up = TlsUpstreams::start(&self.settings, &self.env).await?;
+        up.emulator.set_latency(self.settings.latency);
         // The upstream's own service time, as the leanest client sees it (a warm keep-alive
         // HTTPS connection): what the budget subtracts from the first invocation.
         let direct = up.direct_execute(50).await?;
