@@ -170,7 +170,7 @@ def test_map_concurrency_is_bounded_by_a_parameter(template):
     assert maps[0].get("MaxConcurrency") != 0, "0 means unbounded"
 
 
-# Variables src/config.rs reads that a deployment must never set (README: "Other variables the
+# Variables src/config.rs reads that a deployment must never set (docs/deploy.md: "Other variables the
 # function reads").
 LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE"}
 
@@ -189,7 +189,7 @@ def test_function_env_matches_what_config_reads(template):
     unsettable = known - set(env) - LOCAL_ONLY_VARIABLES
     assert not unsettable, (
         f"src/config.rs reads variables the template cannot set: {unsettable}; "
-        "add a Parameter wired to the function's Environment (and its README configuration row)"
+        "add a Parameter wired to the function's Environment (and its row in the configuration table of docs/deploy.md)"
     )
 
 
