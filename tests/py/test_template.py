@@ -1,6 +1,6 @@
 """Invariants of template.yaml and statemachine/*.asl.json that cfn-lint and asl-validator do not see.
 
-These are the promises README.md makes: ExecuteBot is never retried on an error after which a
+These are the promises docs/state-machines.md and docs/exactly-once.md make: ExecuteBot is never retried on an error after which a
 job may have started unless the retry carries the same idempotency key (docs/exactly-once.md),
 every retrier uses backoff with full jitter, every task has a timeout and a
 Catch, DefinitionSubstitutions and the ASL placeholders agree, the function reads exactly the
@@ -170,7 +170,7 @@ def test_map_concurrency_is_bounded_by_a_parameter(template):
     assert maps[0].get("MaxConcurrency") != 0, "0 means unbounded"
 
 
-# Variables src/config.rs reads that a deployment must never set (README: "Other variables the
+# Variables src/config.rs reads that a deployment must never set (docs/deploy.md: "Other variables the
 # function reads").
 LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE"}
 
@@ -189,7 +189,7 @@ def test_function_env_matches_what_config_reads(template):
     unsettable = known - set(env) - LOCAL_ONLY_VARIABLES
     assert not unsettable, (
         f"src/config.rs reads variables the template cannot set: {unsettable}; "
-        "add a Parameter wired to the function's Environment (and its README configuration row)"
+        "add a Parameter wired to the function's Environment (and its row in the configuration table of docs/deploy.md)"
     )
 
 
