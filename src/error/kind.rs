@@ -33,7 +33,7 @@ pub static CREDENTIALS_UNAVAILABLE: ErrorKind = ErrorKind {
     name: "Credentials.Unavailable",
     http_status: 503,
     retryable: true,
-    meaning: "Secrets Manager could not be read (throttled, unreachable, access denied, secret missing) and no cached credentials may stand in (stale credentials: docs/deploy.md, "The secret")",
+    meaning: "Secrets Manager could not be read (throttled, unreachable, access denied, secret missing) and no cached credentials may stand in (stale credentials: docs/deploy.md, \"The secret\")",
 };
 
 /// `Credentials.Invalid`.
