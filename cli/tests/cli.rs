@@ -44,6 +44,20 @@ fn cloudbot(base: &str) -> Command {
     cmd
 }
 
+/// `cloudbot run BOT --follow --interval 100ms` against the emulator's demo BOT `bot`; tests add
+/// their own flags.
+fn follow_run(base: &str, bot: &str) -> Command {
+    let mut cmd = cloudbot(base);
+    cmd.args([
+        "run",
+        &format!("{base}/demo/bots/{bot}/jobs"),
+        "--follow",
+        "--interval",
+        "100ms",
+    ]);
+    cmd
+}
+
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run cloudbot")
 }
@@ -76,15 +90,7 @@ fn assert_no_credentials(output: &Output) {
 fn run_of_a_job_that_ends_in_error_exits_1_with_the_job() {
     let emulator = emulator();
     let base = emulator.base_url();
-    let out = run(cloudbot(&base).args([
-        "run",
-        &format!("{base}/demo/bots/error_bot/jobs"),
-        "--follow",
-        "--interval",
-        "100ms",
-        "--language",
-        "en",
-    ]));
+    let out = run(follow_run(&base, "error_bot").args(["--language", "en"]));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("error"), "{stdout}");
@@ -96,14 +102,9 @@ fn run_of_a_job_that_ends_in_error_exits_1_with_the_job() {
 fn run_with_follow_exits_0_and_prints_the_output_of_a_job_that_succeeds() {
     let emulator = emulator();
     let base = emulator.base_url();
-    let out = run(cloudbot(&base).args([
-        "run",
-        &format!("{base}/demo/bots/echo_bot/jobs"),
+    let out = run(follow_run(&base, "echo_bot").args([
         "--input",
         "message=hello from the cli",
-        "--follow",
-        "--interval",
-        "100ms",
         "--json",
     ]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -351,14 +352,7 @@ fn run_in_pty(cmd: &Command) -> Output {
 fn colour_and_the_live_status_line_appear_only_on_a_terminal() {
     let emulator = emulator();
     let base = emulator.base_url();
-    let mut cmd = cloudbot(&base);
-    cmd.args([
-        "run",
-        &format!("{base}/demo/bots/echo_bot/jobs"),
-        "--follow",
-        "--interval",
-        "100ms",
-    ]);
+    let mut cmd = follow_run(&base, "echo_bot");
 
     let on_terminal = run_in_pty(&cmd);
     assert_eq!(
@@ -540,15 +534,7 @@ async fn credentials_from_a_secret_id_are_read_like_the_function_reads_them() {
 fn following_stops_at_the_timeout_with_exit_5_and_the_job_goes_on() {
     let emulator = emulator();
     let base = emulator.base_url();
-    let out = run(cloudbot(&base).args([
-        "run",
-        &format!("{base}/demo/bots/slow_bot/jobs"),
-        "--follow",
-        "--interval",
-        "100ms",
-        "--timeout",
-        "500ms",
-    ]));
+    let out = run(follow_run(&base, "slow_bot").args(["--timeout", "500ms"]));
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--timeout ran out"), "{stderr}");
@@ -566,14 +552,7 @@ fn ctrl_c_while_following_exits_130_and_leaves_the_job_running() {
     use std::io::{BufRead, BufReader};
     let emulator = emulator();
     let base = emulator.base_url();
-    let mut child = cloudbot(&base)
-        .args([
-            "run",
-            &format!("{base}/demo/bots/slow_bot/jobs"),
-            "--follow",
-            "--interval",
-            "100ms",
-        ])
+    let mut child = follow_run(&base, "slow_bot")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
