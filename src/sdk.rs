@@ -28,9 +28,22 @@ pub async fn aws_config(
         .await)
 }
 
-/// The Secrets Manager client.
+/// The Secrets Manager client, with a per-attempt timeout: an attempt written into a pooled
+/// connection that was dropped silently on the way (no FIN, no RST, for example while the
+/// sandbox was frozen) gets no answer, and without this timeout would wait for the invocation's
+/// deadline. Abandoned, the attempt is retried by the SDK's standard retry (timeouts are
+/// transient errors there) on a new connection: `GetSecretValue` is a read, safe to repeat. The
+/// attempt timeout leaves room for a cold first attempt (connector, TLS handshake, signing) at
+/// the lowest memory size; figures in docs/client.md, "Idle connections and frozen sandboxes".
 pub fn secrets_manager_client(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(sdk)
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .build();
+    let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
 /// The DynamoDB client of the idempotency store, with short timeouts: DynamoDB answers in
