@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use crate::cloudbot::{
-    ApiBase, BotEndpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_IDLE_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT, Language, PublicId,
+    ApiBase, BotEndpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXECUTE_REUSE_WINDOW,
+    DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Language, PublicId,
 };
 
 /// Largest `callback_tries` the function accepts ([I]: the API documents no maximum; ten attempts
@@ -85,9 +85,12 @@ pub struct Config {
     /// Public URL of the callback route (`…/callbacks`); `None`: no callback-driven runs
     /// (docs/state-machines.md). Needs the idempotency table, which holds the callback records.
     pub callback_base: Option<url::Url>,
-    /// How long an idle upstream connection (Cloud BOT and Secrets Manager) is kept for reuse;
-    /// must stay below the shortest idle timeout on the way to either.
+    /// How long an idle upstream connection (Cloud BOT reads and Secrets Manager) is kept for
+    /// reuse.
     pub pool_idle_timeout: Duration,
+    /// How long an idle connection is kept for the next execute POST (`0`: never reused); must
+    /// stay below the shortest idle timeout on the way to Cloud BOT.
+    pub execute_reuse_window: Duration,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
@@ -188,6 +191,13 @@ impl Config {
                 DEFAULT_POOL_IDLE_TIMEOUT,
                 600_000,
             )?,
+            execute_reuse_window: Duration::from_millis(parse_u64(
+                &get,
+                "CLOUDBOT_EXECUTE_REUSE_MS",
+                u64::try_from(DEFAULT_EXECUTE_REUSE_WINDOW.as_millis()).unwrap_or(u64::MAX),
+                0,
+                600_000,
+            )?),
             metrics_namespace: parse_namespace(&get)?,
             test_only_extra_ca: parse_extra_ca(&get)?,
         })
@@ -470,6 +480,7 @@ mod tests {
         assert_eq!(cfg.secret_max_stale, Duration::from_secs(900));
         assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(cfg.pool_idle_timeout, DEFAULT_POOL_IDLE_TIMEOUT);
+        assert_eq!(cfg.execute_reuse_window, Duration::from_millis(1000));
         assert!(!cfg.allow_http_loopback_callback);
         assert!(cfg.default_bot.is_none());
         assert!(cfg.default_public_id.is_none());
@@ -557,6 +568,8 @@ mod tests {
             ("CLOUDBOT_LANGUAGE", "fr"),
             ("CLOUDBOT_CONNECT_TIMEOUT_MS", "0"),
             ("CLOUDBOT_POOL_IDLE_TIMEOUT_MS", "0"),
+            ("CLOUDBOT_EXECUTE_REUSE_MS", "600001"),
+            ("CLOUDBOT_EXECUTE_REUSE_MS", "-1"),
             (TEST_ONLY_EXTRA_CA_VAR, "/nonexistent/ca.pem"),
             (TEST_ONLY_EXTRA_CA_VAR, "Cargo.toml"),
             ("CLOUDBOT_METRICS_NAMESPACE", "AWS/Lambda"),
@@ -573,6 +586,16 @@ mod tests {
             let err = config(&[("CLOUDBOT_SECRET_ID", "s"), (var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}");
         }
+    }
+
+    #[test]
+    fn an_execute_reuse_window_of_zero_means_never_reused() {
+        let cfg = config(&[
+            ("CLOUDBOT_SECRET_ID", "s"),
+            ("CLOUDBOT_EXECUTE_REUSE_MS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.execute_reuse_window, Duration::ZERO);
     }
 
     #[test]

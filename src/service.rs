@@ -93,6 +93,7 @@ impl Service {
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
             pool_idle_timeout: config.pool_idle_timeout,
+            execute_reuse_window: config.execute_reuse_window,
             test_only_extra_roots: config.test_only_extra_ca.as_ref().map(|ca| ca.pem.clone()),
             ..ClientSettings::default()
         })?;

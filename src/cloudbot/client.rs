@@ -1,4 +1,4 @@
-//! The Cloud BOT HTTP client: one pooled `reqwest` client built at cold start, the operations
+//! The Cloud BOT HTTP client, built once at cold start on the pools of `transport.rs`: the operations
 //! (list contracts, list BOTs, execute, refer job, suspend job, list jobs), header handling,
 //! capped body reading, and the mapping of HTTP answers and transport failures to
 //! [`CloudBotError`]. Which failures are retried is decided in `retry.rs`.
@@ -19,6 +19,7 @@ use super::model::{
     JobQuery, Language, Started,
 };
 use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
+use super::transport::{Transport, TransportSettings};
 
 /// Largest request body the service accepts ([D]: 4 MB); bigger bodies are refused locally, and
 /// the request parser checks the execute input against it before any call.
@@ -35,12 +36,18 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(25_000);
 /// treated as an invalid answer instead of being buffered.
 const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
-/// How long an idle keep-alive connection stays in the pool by default. A warm Lambda reuses it
-/// across invocations; kept below common server and load-balancer idle timeouts so that a
-/// connection a middlebox may have dropped silently is discarded, never written to (why this is
-/// the one case the client cannot detect itself: docs/client.md, "Idle connections and frozen
-/// sandboxes").
+/// How long an idle keep-alive connection stays in the reads' pool by default: a warm Lambda
+/// reuses it across invocations, and a read written into a connection that died meanwhile is
+/// retried safely.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an idle connection stays in the execute POST's own pool by default: back-to-back
+/// executes of a burst share one connection, while an execute after a longer gap (a sandbox
+/// frozen between sporadic events) always goes on a fresh one, because nothing can tell a
+/// connection dropped silently on the way from a live one, and an execute written into it
+/// could only end as an unknown outcome. Why this value: docs/client.md, "Idle connections and
+/// frozen sandboxes".
+pub const DEFAULT_EXECUTE_REUSE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Settings for [`CloudBotClient::new`].
 #[derive(Debug, Clone)]
@@ -51,8 +58,10 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// Timeout for one attempt (send + whole answer); always capped by the call's deadline.
     pub request_timeout: Duration,
-    /// How long an idle connection stays in the pool for reuse.
+    /// How long an idle connection stays in the reads' pool for reuse.
     pub pool_idle_timeout: Duration,
+    /// How long an idle connection stays in the execute POST's pool for reuse (zero: never).
+    pub execute_reuse_window: Duration,
     /// PEM certificates trusted besides the compiled-in roots: tests against local HTTPS
     /// stand-ins only (`Config::test_only_extra_ca`). `None` in any deployment.
     pub test_only_extra_roots: Option<Vec<u8>>,
@@ -67,6 +76,7 @@ impl Default for ClientSettings {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            execute_reuse_window: DEFAULT_EXECUTE_REUSE_WINDOW,
             test_only_extra_roots: None,
             user_agent: default_user_agent(),
         }
@@ -103,7 +113,7 @@ pub struct CloudBotClient {
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
+    transport: Transport,
     base: ApiBase,
     request_timeout: Duration,
 }
@@ -138,53 +148,21 @@ enum AttemptResult {
 }
 
 impl CloudBotClient {
-    /// Build the client (one `reqwest` client with rustls, timeouts, keep-alive pool, no
-    /// redirects). Call once per process.
+    /// Build the client (rustls, timeouts, no redirects; a keep-alive pool for the reads and one
+    /// for the execute POST, see `transport.rs`). Call once per process.
     pub fn new(settings: ClientSettings) -> Result<Self, CloudBotError> {
-        let mut roots: Vec<reqwest::Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
-            .collect();
-        if let Some(pem) = &settings.test_only_extra_roots {
-            let extra = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
-                CloudBotError::Internal {
-                    detail: "the test-only extra CA is not valid PEM",
-                }
-            })?;
-            roots.extend(extra);
-        }
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .user_agent(settings.user_agent.as_str())
-            // Redirects would carry the access-token/secret-key headers to wherever the
-            // Location points; the API does not use them.
-            .redirect(reqwest::redirect::Policy::none())
-            // Every re-send is decided in retry.rs, which never repeats an execute POST that may
-            // have reached the server. reqwest's default policy would re-send on some HTTP/2
-            // protocol NACKs; switching it off keeps that promise independent of HTTP/2 being
-            // compiled out.
-            .retry(transport_retry_policy())
-            // Trust the Mozilla root set compiled into the binary instead of reqwest's default
-            // platform verifier, which reads and parses the whole system CA store
-            // (/etc/ssl/certs) while the client is built (its cold-init cost is measured in
-            // docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that a
-            // CA change needs a rebuild with a newer webpki-root-certs.
-            .tls_certs_only(roots);
-        if settings.base.is_http() {
-            // Loopback http (local runs): never hand the plain-text credentials to a proxy
-            // configured in the environment.
-            builder = builder.no_proxy();
-        } else {
-            builder = builder.https_only(true);
-        }
-        let http = builder.build().map_err(|_| CloudBotError::Internal {
-            detail: "the HTTP client could not be built",
+        let transport = Transport::new(&TransportSettings {
+            base: &settings.base,
+            connect_timeout: settings.connect_timeout,
+            request_timeout: settings.request_timeout,
+            user_agent: &settings.user_agent,
+            test_only_extra_roots: settings.test_only_extra_roots.as_deref(),
+            pool_idle_timeout: settings.pool_idle_timeout,
+            execute_reuse_window: settings.execute_reuse_window,
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
-                http,
+                transport,
                 base: settings.base,
                 request_timeout: settings.request_timeout,
             }),
@@ -582,7 +560,8 @@ impl CloudBotClient {
     async fn attempt(&self, op: &Op<'_>, headers: &HeaderMap, timeout: Duration) -> AttemptResult {
         let mut request = self
             .inner
-            .http
+            .transport
+            .for_request(op.safety)
             .request(op.method.clone(), op.url)
             .headers(headers.clone())
             .timeout(timeout);
@@ -759,26 +738,6 @@ fn server_message(credentials: &Credentials, body: &[u8]) -> Option<String> {
     };
     let cleaned = sanitize_message(&credentials.scrub(&text));
     (!cleaned.is_empty()).then_some(cleaned)
-}
-
-/// The retry policy handed to reqwest: never re-send. See [`CloudBotClient::new`].
-fn transport_retry_policy() -> reqwest::retry::Builder {
-    reqwest::retry::never()
-}
-
-#[cfg(test)]
-mod transport_retry_tests {
-    use super::transport_retry_policy;
-
-    // The only observable trace of the policy: with HTTP/2 compiled out no request could provoke
-    // a protocol-NACK retry, so the policy itself is what is checked. `never()` is the policy
-    // whose classifier answers "success" for every outcome, with no retry budget.
-    #[test]
-    fn the_http_client_is_built_with_reqwest_retries_off() {
-        let policy = format!("{:?}", transport_retry_policy());
-        assert!(policy.contains("classifier: Never"), "{policy}");
-        assert!(policy.contains("budget: None"), "{policy}");
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! - `model`: language, job status, Job/Bot/Contract objects, the execute request, job list
 //!   filters.
 //! - `error`: the one error enum, each variant mapped to its row of the error table.
-//! - `client`: the pooled HTTP client and the operations.
+//! - `client`: the operations, over the pooled HTTP clients of `transport`.
+//! - `transport`: one TLS configuration, a pool for the reads and one for the execute POST.
 //! - `retry`: which failures are retried (never an execute that may have reached the server).
 
 mod client;
@@ -15,10 +16,11 @@ mod endpoint;
 mod error;
 mod model;
 mod retry;
+mod transport;
 
 pub use client::{
-    Call, ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_IDLE_TIMEOUT,
-    DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_BODY,
+    Call, ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXECUTE_REUSE_WINDOW,
+    DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_BODY,
 };
 pub use credentials::{Credentials, ValueProblem, check_value};
 pub use endpoint::{

@@ -21,14 +21,22 @@ use cloudbot_bench::runtime_api::Outcome;
 use cloudbot_bench::sandbox::Sandbox;
 use cloudbot_bench::secrets::SecretsEndpoint;
 use cloudbot_emulator::{Emulator, EmulatorOptions, IdleClose, IdlePolicy, Seed};
+use cloudbot_trigger::cloudbot::DEFAULT_EXECUTE_REUSE_WINDOW;
 
 use crate::support::{ECHO_MS, ERROR_MS, SLOW_MS, eventually};
 
 const SECRET_ID: &str = "cloudbot/frozen";
-/// The upstream's keep-alive timeout in these tests.
+/// The upstream's keep-alive timeout in most of these tests: shorter than the default execute
+/// reuse window, so the connection the function holds is still inside it at the thaw.
 const IDLE: Duration = Duration::from_millis(300);
-/// A pool idle timeout below [`IDLE`], for the cases that rely on the client's own expiry.
-const SHORT_POOL_IDLE_MS: &str = "100";
+/// An upstream idle timeout past the default execute reuse window: once the upstream has ended
+/// the connection, the function's execute pool holds it longer than the window too (its idle
+/// clock started when the answer was read, after the upstream's last write).
+const IDLE_PAST_THE_WINDOW: Duration =
+    DEFAULT_EXECUTE_REUSE_WINDOW.saturating_add(Duration::from_millis(500));
+/// An execute reuse window far longer than [`IDLE`]: a misconfiguration, for the case that shows
+/// what it costs.
+const LONG_EXECUTE_REUSE_MS: &str = "60000";
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(20);
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -51,11 +59,12 @@ fn freezer() -> Option<Cgroup> {
     }
 }
 
-/// Where upstream connections end, and how.
+/// Where upstream connections end, how, and after how long idle.
 #[derive(Clone, Copy)]
 struct Upstreams {
     cloud_bot: Option<IdleClose>,
     secrets: Option<IdleClose>,
+    idle: Duration,
 }
 
 /// A bootstrap process in its own freezer group, its emulator and Secrets Manager stand-in.
@@ -73,7 +82,7 @@ impl Frozen {
     async fn start(freezer: Cgroup, upstreams: Upstreams, env: &[(&str, &str)]) -> Frozen {
         let policy = |close: Option<IdleClose>| {
             close.map(|close| IdlePolicy {
-                timeout: IDLE,
+                timeout: upstreams.idle,
                 close,
             })
         };
@@ -181,26 +190,39 @@ impl Frozen {
     }
 }
 
-#[tokio::test]
-async fn execute_after_a_freeze_past_a_fin_close_starts_exactly_one_job() {
-    let Some(freezer) = freezer() else { return };
-    let upstreams = Upstreams {
-        cloud_bot: Some(IdleClose::Fin),
-        secrets: None,
-    };
-    let mut f = Frozen::start(freezer, upstreams, &[]).await;
-    let first = f.execute().await;
-    f.freeze().await;
-    // The emulator closes the idle connection while the function cannot notice.
+/// Waits until the emulator has ended the idle connection (while the function is frozen).
+async fn emulator_ended_the_idle_connection(f: &Frozen) {
     assert!(
-        eventually(WAIT, || {
-            let s = f.emulator.stats();
-            (s.connections_idle_closed == 1 && s.connections_open == 0).then_some(())
-        })
+        eventually(WAIT, || (f.emulator.stats().connections_idle_closed == 1)
+            .then_some(()))
         .await
         .is_some(),
-        "the emulator closed the idle connection"
+        "the emulator ended the idle connection"
     );
+}
+
+/// Two executes with a freeze between them during which the emulator ends the connection as
+/// `close` says after `idle`; the second must start exactly one job on a new connection.
+async fn execute_after_a_freeze(close: IdleClose, idle: Duration, env: &[(&str, &str)]) {
+    let Some(freezer) = freezer() else { return };
+    let upstreams = Upstreams {
+        cloud_bot: Some(close),
+        secrets: None,
+        idle,
+    };
+    let mut f = Frozen::start(freezer, upstreams, env).await;
+    let first = f.execute().await;
+    f.freeze().await;
+    emulator_ended_the_idle_connection(&f).await;
+    if close == IdleClose::Fin {
+        assert!(
+            eventually(WAIT, || (f.emulator.stats().connections_open == 0)
+                .then_some(()))
+            .await
+            .is_some(),
+            "the emulator closed its socket"
+        );
+    }
     let second = f.execute_after_thaw().await;
     let second = f.job_of(&second);
     assert_ne!(first, second);
@@ -214,53 +236,47 @@ async fn execute_after_a_freeze_past_a_fin_close_starts_exactly_one_job() {
     f.stop().await;
 }
 
+/// Default settings, the connection still inside the execute reuse window at the thaw: hyper
+/// sees the FIN before it writes and the request goes on a new connection.
 #[tokio::test]
-async fn execute_after_a_freeze_past_a_silent_drop_starts_exactly_one_job() {
-    let Some(freezer) = freezer() else { return };
-    let upstreams = Upstreams {
-        cloud_bot: Some(IdleClose::Silent),
-        secrets: None,
-    };
-    let env = [("CLOUDBOT_POOL_IDLE_TIMEOUT_MS", SHORT_POOL_IDLE_MS)];
-    let mut f = Frozen::start(freezer, upstreams, &env).await;
-    let first = f.execute().await;
-    f.freeze().await;
-    assert!(
-        eventually(WAIT, || (f.emulator.stats().connections_idle_closed == 1)
-            .then_some(()))
-        .await
-        .is_some(),
-        "the emulator dropped the idle connection"
-    );
-    let second = f.execute_after_thaw().await;
-    let second = f.job_of(&second);
-    assert_ne!(first, second);
-    let stats = f.emulator.stats();
-    assert_eq!(stats.jobs_created, 2);
-    assert_eq!(f.executes_seen(), 2);
-    assert_eq!(stats.connections_accepted, 2);
-    f.stop().await;
+async fn execute_after_a_freeze_past_a_fin_close_starts_exactly_one_job() {
+    execute_after_a_freeze(IdleClose::Fin, IDLE, &[]).await;
 }
 
+/// Even with an execute reuse window far longer than the server's keep-alive timeout, a FIN is
+/// seen before anything is written: the window is not what saves this case.
 #[tokio::test]
-async fn a_silent_drop_inside_the_pool_idle_time_is_reported_unknown_and_never_resent() {
+async fn execute_after_a_freeze_past_a_fin_close_inside_a_long_reuse_window_starts_one_job() {
+    let env = [("CLOUDBOT_EXECUTE_REUSE_MS", LONG_EXECUTE_REUSE_MS)];
+    execute_after_a_freeze(IdleClose::Fin, IDLE, &env).await;
+}
+
+/// Default settings: the freeze outlasts the execute reuse window, so the execute pool discards
+/// the silently dropped connection at checkout and the execute goes on a fresh one.
+#[tokio::test]
+async fn execute_after_a_freeze_past_a_silent_drop_starts_exactly_one_job() {
+    execute_after_a_freeze(IdleClose::Silent, IDLE_PAST_THE_WINDOW, &[]).await;
+}
+
+/// What the window guards against: configured longer than the server's idle timeout, the pool
+/// still trusts the silently dropped connection, the request goes into a socket nobody reads,
+/// and the invocation ends `CloudBot.OutcomeUnknown`, never re-sent.
+#[tokio::test]
+async fn a_silent_drop_inside_a_long_execute_reuse_window_is_reported_unknown_and_never_resent() {
     let Some(freezer) = freezer() else { return };
     let upstreams = Upstreams {
         cloud_bot: Some(IdleClose::Silent),
         secrets: None,
+        idle: IDLE,
     };
-    // The default pool idle time is longer than the emulator's: the pool still trusts the
-    // connection, and the request goes into a socket nobody reads.
-    let env = [("CLOUDBOT_REQUEST_TIMEOUT_MS", "1000")];
+    let env = [
+        ("CLOUDBOT_EXECUTE_REUSE_MS", LONG_EXECUTE_REUSE_MS),
+        ("CLOUDBOT_REQUEST_TIMEOUT_MS", "1000"),
+    ];
     let mut f = Frozen::start(freezer, upstreams, &env).await;
     f.execute().await;
     f.freeze().await;
-    assert!(
-        eventually(WAIT, || (f.emulator.stats().connections_idle_closed == 1)
-            .then_some(()))
-        .await
-        .is_some()
-    );
+    emulator_ended_the_idle_connection(&f).await;
     let second = f.execute_after_thaw().await;
     let error = second.result.expect_err("no answer can come");
     assert_eq!(
@@ -277,62 +293,54 @@ async fn a_silent_drop_inside_the_pool_idle_time_is_reported_unknown_and_never_r
     f.stop().await;
 }
 
-#[tokio::test]
-async fn credentials_after_a_freeze_past_a_fin_close_of_secrets_manager() {
+/// Waits until the Secrets Manager stand-in has ended the idle connection.
+async fn secrets_ended_the_idle_connection(f: &Frozen) {
+    assert!(
+        eventually(WAIT, || (f.secrets.connections().idle_closed() == 1)
+            .then_some(()))
+        .await
+        .is_some(),
+        "the stand-in ended the idle connection"
+    );
+}
+
+/// Default settings but a secret TTL of 0, so every invocation asks Secrets Manager and the
+/// second one needs the connection the stand-in ended during the freeze. The fetch must succeed
+/// on a new connection: at once after a FIN, after the SDK's per-attempt timeout and one
+/// retry after a silent drop.
+async fn credentials_after_a_freeze(close: IdleClose) {
     let Some(freezer) = freezer() else { return };
     let upstreams = Upstreams {
         cloud_bot: None,
-        secrets: Some(IdleClose::Fin),
+        secrets: Some(close),
+        idle: IDLE,
     };
-    // TTL 0: every invocation asks Secrets Manager, so the second one needs the connection.
     let env = [("CLOUDBOT_SECRET_TTL_SECONDS", "0")];
     let mut f = Frozen::start(freezer, upstreams, &env).await;
     f.execute().await;
     assert_eq!(f.secrets.get_secret_value_calls(), 1);
     f.freeze().await;
-    assert!(
-        eventually(WAIT, || (f.secrets.connections().idle_closed() == 1)
-            .then_some(()))
-        .await
-        .is_some(),
-        "the stand-in closed the idle connection"
-    );
+    secrets_ended_the_idle_connection(&f).await;
     let second = f.execute_after_thaw().await;
     f.job_of(&second);
+    // A request written into the silently dropped connection is never read, so it is not
+    // counted: two calls answered, the second on a new connection.
     assert_eq!(f.secrets.get_secret_value_calls(), 2);
-    assert_eq!(f.secrets.connections().accepted(), 2);
+    assert_eq!(
+        f.secrets.connections().accepted(),
+        2,
+        "the fetch went on a new connection"
+    );
     assert_eq!(f.emulator.stats().jobs_created, 2);
     f.stop().await;
 }
 
 #[tokio::test]
+async fn credentials_after_a_freeze_past_a_fin_close_of_secrets_manager() {
+    credentials_after_a_freeze(IdleClose::Fin).await;
+}
+
+#[tokio::test]
 async fn credentials_after_a_freeze_past_a_silent_drop_of_secrets_manager() {
-    let Some(freezer) = freezer() else { return };
-    let upstreams = Upstreams {
-        cloud_bot: None,
-        secrets: Some(IdleClose::Silent),
-    };
-    // Default pool idle time: the SDK still trusts the connection and writes into it; its
-    // per-attempt timeout abandons that attempt and the standard retry goes on a new connection.
-    let env = [("CLOUDBOT_SECRET_TTL_SECONDS", "0")];
-    let mut f = Frozen::start(freezer, upstreams, &env).await;
-    f.execute().await;
-    f.freeze().await;
-    assert!(
-        eventually(WAIT, || (f.secrets.connections().idle_closed() == 1)
-            .then_some(()))
-        .await
-        .is_some(),
-        "the stand-in dropped the idle connection"
-    );
-    let second = f.execute_after_thaw().await;
-    f.job_of(&second);
-    // The request written into the dropped connection was never read, so it is not counted.
-    assert_eq!(f.secrets.get_secret_value_calls(), 2);
-    assert_eq!(
-        f.secrets.connections().accepted(),
-        2,
-        "the retry went on a new connection"
-    );
-    f.stop().await;
+    credentials_after_a_freeze(IdleClose::Silent).await;
 }

@@ -1,9 +1,12 @@
-//! The caller's deadline bounds every attempt and every retry wait; connections are reused.
+//! The caller's deadline bounds every attempt and every retry wait; connections are reused (the
+//! reads' pool and the execute POST's own).
 
 use std::time::{Duration, Instant};
 
 use cloudbot_emulator::{FaultKind, FaultRule};
-use cloudbot_trigger::cloudbot::{Cause, CloudBotError, ExecuteRequest};
+use cloudbot_trigger::cloudbot::{
+    ApiBase, Cause, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest,
+};
 
 use crate::support::{
     call, client_for, client_with_timeout, credentials, demo, emulator, execute_demo, execute_echo,
@@ -103,8 +106,13 @@ async fn retries_stop_before_the_deadline() {
     );
 }
 
+/// The connection each request of `emu` arrived on, in order.
+fn connection_ids(emu: &cloudbot_emulator::Emulator) -> Vec<u64> {
+    emu.requests().iter().map(|r| r.connection_id).collect()
+}
+
 #[tokio::test]
-async fn one_connection_is_reused_across_calls() {
+async fn reads_share_one_connection_and_back_to_back_executes_another() {
     let emu = emulator().await;
     let client = client_for(&emu.base_url());
     let creds = credentials();
@@ -113,10 +121,14 @@ async fn one_connection_is_reused_across_calls() {
         .list_bots(&call(&creds, T), &public_id)
         .await
         .unwrap();
+    // A burst: the second execute follows the first well inside the execute reuse window.
     let started = execute_demo(&client, &creds, "echo_bot", &ExecuteRequest::default(), T)
         .await
         .unwrap();
-    // A clone shares the pool.
+    execute_demo(&client, &creds, "echo_bot", &ExecuteRequest::default(), T)
+        .await
+        .unwrap();
+    // A clone shares both pools.
     let clone = client.clone();
     for c in [&client, &clone, &client] {
         c.refer_job(&call(&creds, T), &started.job_reference)
@@ -124,9 +136,41 @@ async fn one_connection_is_reused_across_calls() {
             .unwrap();
     }
     let stats = emu.stats();
-    assert_eq!(stats.requests, 5);
-    assert_eq!(stats.connections_accepted, 1, "{stats:?}");
-    let conns: std::collections::HashSet<u64> =
-        emu.requests().iter().map(|r| r.connection_id).collect();
-    assert_eq!(conns.len(), 1);
+    assert_eq!(stats.requests, 6);
+    // The execute POST has its own pool (docs/client.md, "Idle connections and frozen
+    // sandboxes"): one connection for the reads, one for the executes.
+    assert_eq!(stats.connections_accepted, 2, "{stats:?}");
+    let ids = connection_ids(&emu);
+    let (reads, executes) = (ids[0], ids[1]);
+    assert_ne!(reads, executes);
+    assert_eq!(ids, [reads, executes, executes, reads, reads, reads]);
+}
+
+#[tokio::test]
+async fn an_execute_reuse_window_of_zero_sends_every_execute_on_a_fresh_connection() {
+    let emu = emulator().await;
+    let client = CloudBotClient::new(ClientSettings {
+        base: ApiBase::parse(&emu.base_url()).unwrap(),
+        execute_reuse_window: Duration::ZERO,
+        ..ClientSettings::default()
+    })
+    .unwrap();
+    let creds = credentials();
+    for _ in 0..2 {
+        let started = execute_demo(&client, &creds, "echo_bot", &ExecuteRequest::default(), T)
+            .await
+            .unwrap();
+        client
+            .refer_job(&call(&creds, T), &started.job_reference)
+            .await
+            .unwrap();
+    }
+    let ids = connection_ids(&emu);
+    assert_eq!(ids.len(), 4);
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{ids:?}");
+    assert_ne!(ids[0], ids[2], "each execute on its own connection");
+    assert_eq!(ids[1], ids[3], "the reads still share theirs");
 }
