@@ -1,10 +1,14 @@
 //! The `cloudbot-emulator` binary: prints its one ready line, serves the seed it was given,
-//! and exits cleanly on SIGTERM.
+//! ends idle connections as its flags say, and exits cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::idle::{read_response, request};
 use crate::support::seed_path;
 
 /// Kills the child by PID on drop, so a failing test leaves no process behind.
@@ -117,4 +121,99 @@ fn print_demo_seed_emits_a_loadable_seed() {
     assert!(out.status.success());
     let seed = cloudbot_emulator::Seed::from_json(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(seed, cloudbot_emulator::Seed::demo());
+}
+
+/// The `127.0.0.1:PORT` of a ready line.
+fn addr_of(line: &str) -> String {
+    line.trim_end()
+        .strip_prefix("cloudbot-emulator listening on http://")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .to_owned()
+}
+
+/// `connections_idle_closed` from the admin API, asked on a connection of its own that closes
+/// right after the answer (so it is never idle itself).
+async fn idle_closed(addr: &str) -> u64 {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /__emulator/stats HTTP/1.1\r\nhost: emulator\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+        .await
+        .expect("stats within 10 s")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    let stats: serde_json::Value = serde_json::from_str(body).unwrap();
+    stats["connections_idle_closed"].as_u64().unwrap()
+}
+
+/// Starts the binary with `--idle-timeout-ms 200 --idle-close <close>` and serves one request
+/// on a keep-alive connection, which is then left idle.
+async fn idle_connection(close: &str) -> (Running, String, TcpStream) {
+    let (running, line) = spawn(&[
+        "--port",
+        "0",
+        "--idle-timeout-ms",
+        "200",
+        "--idle-close",
+        close,
+    ]);
+    let addr = addr_of(&line);
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(request("").as_bytes()).await.unwrap();
+    let answer = read_response(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    (running, addr, s)
+}
+
+#[tokio::test]
+async fn binary_with_idle_close_fin_closes_an_idle_connection_with_a_fin() {
+    let (_running, addr, mut s) = idle_connection("fin").await;
+    // The next read ends with EOF (a FIN), not an error (an RST) and not data.
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("closed within 10 s")
+        .expect("a clean close, not a reset");
+    assert_eq!(n, 0);
+    assert_eq!(idle_closed(&addr).await, 1);
+}
+
+#[tokio::test]
+async fn binary_with_idle_close_silent_drops_an_idle_connection_without_closing_it() {
+    let (_running, addr, mut s) = idle_connection("silent").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idle_closed(&addr).await == 0 {
+        assert!(Instant::now() < deadline, "not dropped within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client can still write (no FIN, no RST) but nothing is read or answered.
+    s.write_all(request("").as_bytes()).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
+    assert!(read.is_err(), "no answer, no close: {read:?}");
+}
+
+#[test]
+fn idle_flags_are_checked() {
+    for (args, message) in [
+        (&["--idle-close", "silent"][..], "--idle-timeout-ms"),
+        (
+            &["--idle-timeout-ms", "200", "--idle-close", "rst"][..],
+            "expected fin or silent",
+        ),
+        (&["--idle-timeout-ms", "soon"][..], "--idle-timeout-ms"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cloudbot-emulator"))
+            .args(["--port", "0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
 }

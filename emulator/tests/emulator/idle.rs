@@ -11,14 +11,15 @@ use crate::support::{SECRET, TOKEN, eventually, start_with, test_seed};
 
 const IDLE: Duration = Duration::from_millis(200);
 
-fn request(extra_headers: &str) -> String {
+/// A demo `GET /demo/bots` request, keep-alive, with `extra_headers` (each ending in CRLF).
+pub(crate) fn request(extra_headers: &str) -> String {
     format!(
         "GET /demo/bots HTTP/1.1\r\nhost: emulator\r\ncontent-type: application/json\r\ncontent-language: en\r\naccess-token: {TOKEN}\r\nsecret-key: {SECRET}\r\n{extra_headers}\r\n"
     )
 }
 
 /// Reads one whole response (head + `content-length` body) from a keep-alive connection.
-async fn read_response(s: &mut TcpStream) -> String {
+pub(crate) async fn read_response(s: &mut TcpStream) -> String {
     let mut bytes = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
