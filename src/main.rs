@@ -4,7 +4,7 @@
 //! A current-thread runtime: one sandbox serves one invocation at a time, so a multi-threaded
 //! scheduler only adds start-up work and binary size.
 
-use cloudbot_trigger::callback::{Callbacks, DynamoDbCallbackStore, SfnSettler};
+use cloudbot_trigger::callback::{Callbacks, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency};
 use cloudbot_trigger::payload::Payload;
@@ -41,7 +41,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The configuration guarantees the table whenever a callback base is set.
     let callbacks = match (&config.callback_base, &config.idempotency) {
         (Some(base), Some(table)) => Some(Callbacks::new(
-            DynamoDbCallbackStore::new(sdk::dynamodb_client(&aws), table.table.clone()),
+            DynamoDbStore::new(sdk::dynamodb_client(&aws), table.table.clone()),
             SfnSettler::new(sdk::step_functions_client(&aws)),
             base,
             table.expiry,

@@ -24,9 +24,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::callback::{
-    CallbackError, CallbackId, CallbackState, Callbacks, Delivery, task_outcome,
-};
+use crate::callback::{CallbackError, CallbackId, Callbacks, Delivery, task_outcome};
 use crate::cloudbot::{
     Call, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest, Job, JobEndpoint, Language,
 };
@@ -310,9 +308,12 @@ impl Service {
             return Err(CallbackError::NotFound.into());
         };
         let mut stored = callbacks.find(id, deadline).await?;
-        if stored.state == CallbackState::Settled {
-            tracing::info!("callback for a settled task: nothing to do");
-            return callback_answer(Delivery::AlreadySettled("settled"));
+        if let Some(delivery) = callbacks.answered_without_reading(&stored) {
+            tracing::info!(
+                delivery = delivery.name(),
+                "callback for a task settled or being settled: nothing to do"
+            );
+            return callback_answer(delivery);
         }
         let mut reads = 1;
         let endpoint = loop {
@@ -353,7 +354,7 @@ impl Service {
             found.message.as_deref(),
             job.url(),
         );
-        let delivery = callbacks.settle(id, &stored, &outcome, deadline).await?;
+        let delivery = callbacks.settle(id, &outcome, deadline).await?;
         match delivery {
             Delivery::AlreadySettled(code) => {
                 tracing::info!(
@@ -369,6 +370,9 @@ impl Service {
             Delivery::Settled => {
                 tracing::info!(status = found.status.label(), "task settled by callback");
             }
+            Delivery::BeingSettled => tracing::info!(
+                "duplicate callback: another delivery is settling the task, nothing called"
+            ),
         }
         callback_answer(delivery)
     }

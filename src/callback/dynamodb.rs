@@ -1,48 +1,36 @@
-//! The DynamoDB adapter of [`CallbackStore`], in the idempotency table (partition key
-//! `record_key`, TTL on `expires_at`). Item layout: `store`. The only callback code that sees SDK
-//! types; failures become a fixed description plus the service's error code, never a body.
+//! The DynamoDB adapter of [`CallbackStore`], on the idempotency table's handle
+//! ([`DynamoDbStore`]: one client, one table, shared helpers). Item layout: `store`; who may
+//! settle: `rules`, whose `Free` turn is [`SETTLE_CONDITION`] here. The only callback code that
+//! sees SDK types; failures become a fixed description plus the service's error code, never a
+//! body.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::id::TaskToken;
 use super::store::{
-    CallbackRecord, CallbackState, CallbackStore, NewCallback, RECORD_PREFIX, TASK_PREFIX,
+    CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, RECORD_PREFIX, SettleClaim,
+    SettleClaimOutcome, TASK_PREFIX,
 };
-use crate::idempotency::{KEY_ATTRIBUTE, StoreError, StoreFuture, TTL_ATTRIBUTE};
+use crate::idempotency::{
+    DynamoDbStore, KEY_ATTRIBUTE, StoreError, StoreFuture, TTL_ATTRIBUTE, failed_condition, n,
+    number, s, seconds_ceil, text, unavailable,
+};
 
-/// Callback records on DynamoDB.
-#[derive(Debug, Clone)]
-pub struct DynamoDbCallbackStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoDbCallbackStore {
-    /// A store on `table` through `client` (the idempotency store's client and table).
-    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
-        Self { client, table }
-    }
-}
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
-}
-
-fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
+/// Claim if the record is not expired (by our clock, sent as `:now_s`) and waiting, or settling
+/// under a lapsed lease (`rules::turn` says `Free`).
+const SETTLE_CONDITION: &str = "attribute_exists(#key) AND #expires > :now_s AND (#state = \
+     :waiting OR (#state = :settling AND (attribute_not_exists(#until) OR #until <= :now)))";
 
 fn record_key(hash: &str) -> AttributeValue {
     s(&format!("{RECORD_PREFIX}{hash}"))
 }
 
-impl CallbackStore for DynamoDbCallbackStore {
+impl CallbackStore for DynamoDbStore {
     fn create<'a>(&'a self, new: &'a NewCallback<'a>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let expires = n(new.expires_at_ms.div_ceil(1000));
+            let expires = n(seconds_ceil(new.expires_at_ms));
             let record = HashMap::from([
                 (KEY_ATTRIBUTE.to_owned(), record_key(new.hash)),
                 ("state".to_owned(), s(CallbackState::Waiting.as_str())),
@@ -53,9 +41,9 @@ impl CallbackStore for DynamoDbCallbackStore {
                 ("updated_at".to_owned(), n(new.now_ms)),
             ]);
             // A fresh 256-bit id never collides; the condition only guards against a bug.
-            self.client
+            self.client()
                 .put_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .set_item(Some(record))
                 .condition_expression("attribute_not_exists(#key)")
                 .expression_attribute_names("#key", KEY_ATTRIBUTE)
@@ -71,9 +59,9 @@ impl CallbackStore for DynamoDbCallbackStore {
                 (TTL_ATTRIBUTE.to_owned(), expires),
                 ("updated_at".to_owned(), n(new.now_ms)),
             ]);
-            self.client
+            self.client()
                 .put_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .set_item(Some(pointer))
                 .send()
                 .await
@@ -89,9 +77,9 @@ impl CallbackStore for DynamoDbCallbackStore {
         now_ms: u64,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client
+            self.client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .key(KEY_ATTRIBUTE, record_key(hash))
                 .condition_expression("attribute_exists(#key)")
                 .update_expression("SET #job = :job, #updated = :now")
@@ -115,9 +103,9 @@ impl CallbackStore for DynamoDbCallbackStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let pointer = self
-                .client
+                .client()
                 .get_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .key(KEY_ATTRIBUTE, s(&format!("{TASK_PREFIX}{task_key}")))
                 .consistent_read(true)
                 .send()
@@ -131,9 +119,9 @@ impl CallbackStore for DynamoDbCallbackStore {
                 return Ok(false);
             };
             let updated = self
-                .client
+                .client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .key(KEY_ATTRIBUTE, record_key(hash))
                 .condition_expression("attribute_exists(#key)")
                 .update_expression("SET #token = :token, #updated = :now")
@@ -146,22 +134,18 @@ impl CallbackStore for DynamoDbCallbackStore {
                 .await;
             match updated {
                 Ok(_) => Ok(true),
-                Err(SdkError::ServiceError(ctx))
-                    if ctx.err().is_conditional_check_failed_exception() =>
-                {
-                    Ok(false)
-                }
+                Err(e) if failed_condition(&e).is_some() => Ok(false),
                 Err(e) => Err(unavailable("UpdateItem", &e)),
             }
         })
     }
 
-    fn get<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
+    fn read<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
         Box::pin(async move {
             let got = self
-                .client
+                .client()
                 .get_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .key(KEY_ATTRIBUTE, record_key(hash))
                 .consistent_read(true)
                 .send()
@@ -171,15 +155,100 @@ impl CallbackStore for DynamoDbCallbackStore {
         })
     }
 
+    fn claim_settlement<'a>(
+        &'a self,
+        claim: &'a SettleClaim<'a>,
+    ) -> StoreFuture<'a, SettleClaimOutcome> {
+        Box::pin(async move {
+            let sent = self
+                .client()
+                .update_item()
+                .table_name(self.table())
+                .key(KEY_ATTRIBUTE, record_key(claim.hash))
+                .condition_expression(SETTLE_CONDITION)
+                .update_expression(
+                    "SET #state = :settling, #owner = :owner, #until = :until, #updated = :now",
+                )
+                .expression_attribute_names("#key", KEY_ATTRIBUTE)
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#owner", "lease_owner")
+                .expression_attribute_names("#until", "lease_until")
+                .expression_attribute_names("#updated", "updated_at")
+                // Seconds, like the stored TTL: a record is gone once its expiry second is reached.
+                .expression_attribute_values(":now_s", n(claim.now_ms / 1000))
+                .expression_attribute_values(":now", n(claim.now_ms))
+                .expression_attribute_values(":waiting", s(CallbackState::Waiting.as_str()))
+                .expression_attribute_values(":settling", s(CallbackState::Settling.as_str()))
+                .expression_attribute_values(":owner", s(claim.owner))
+                .expression_attribute_values(":until", n(claim.lease_until_ms))
+                // The record as claimed: its token is the newest at the claim, atomically.
+                .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    let claimed = out
+                        .attributes()
+                        .ok_or(StoreError::Malformed("the settle claim returned no record"))?;
+                    Ok(SettleClaimOutcome::Won(record_of(claimed)?))
+                }
+                Err(e) => match failed_condition(&e) {
+                    Some(old) => Ok(SettleClaimOutcome::Lost(old.map(record_of).transpose()?)),
+                    None => Err(unavailable("UpdateItem", &e)),
+                },
+            }
+        })
+    }
+
+    fn release_settlement<'a>(
+        &'a self,
+        hash: &'a str,
+        owner: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let sent = self
+                .client()
+                .update_item()
+                .table_name(self.table())
+                .key(KEY_ATTRIBUTE, record_key(hash))
+                .condition_expression("#state = :settling AND #owner = :owner")
+                .update_expression("SET #state = :waiting, #updated = :now REMOVE #until")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#owner", "lease_owner")
+                .expression_attribute_names("#until", "lease_until")
+                .expression_attribute_names("#updated", "updated_at")
+                .expression_attribute_values(":settling", s(CallbackState::Settling.as_str()))
+                .expression_attribute_values(":waiting", s(CallbackState::Waiting.as_str()))
+                .expression_attribute_values(":owner", s(owner))
+                .expression_attribute_values(":now", n(now_ms))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => Ok(()),
+                // Not ours any more (the lease lapsed and another delivery took it): leave it.
+                Err(e) if failed_condition(&e).is_some() => Ok(()),
+                Err(e) => Err(unavailable("UpdateItem", &e)),
+            }
+        })
+    }
+
     fn mark_settled<'a>(&'a self, hash: &'a str, how: &'a str, now_ms: u64) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client
+            self.client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .key(KEY_ATTRIBUTE, record_key(hash))
                 .condition_expression("attribute_exists(#key)")
-                .update_expression("SET #state = :state, #how = :how, #updated = :now")
+                .update_expression(
+                    "SET #state = :state, #how = :how, #updated = :now REMOVE #until",
+                )
                 .expression_attribute_names("#key", KEY_ATTRIBUTE)
+                .expression_attribute_names("#until", "lease_until")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_names("#how", "settled_as")
                 .expression_attribute_names("#updated", "updated_at")
@@ -194,27 +263,13 @@ impl CallbackStore for DynamoDbCallbackStore {
     }
 }
 
-fn unavailable<E: ProvideErrorMetadata, R>(operation: &str, err: &SdkError<E, R>) -> StoreError {
-    StoreError::Unavailable(match err {
-        SdkError::ServiceError(ctx) => format!(
-            "DynamoDB {operation} failed: {}",
-            ctx.err().code().unwrap_or("unknown error")
-        ),
-        SdkError::TimeoutError(_) => format!("DynamoDB {operation} timed out"),
-        SdkError::DispatchFailure(_) => {
-            format!("DynamoDB {operation} could not be sent (no connection)")
-        }
-        _ => format!("DynamoDB {operation} failed"),
-    })
-}
-
 fn record_of(item: &HashMap<String, AttributeValue>) -> Result<CallbackRecord, StoreError> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let expires_s = item
-        .get(TTL_ATTRIBUTE)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or(StoreError::Malformed(TTL_ATTRIBUTE))?;
+    let text = |name: &str| text(item, name);
+    let expires_s = number(item, TTL_ATTRIBUTE).ok_or(StoreError::Malformed(TTL_ATTRIBUTE))?;
+    let lease = match (text("lease_owner"), number(item, "lease_until")) {
+        (Some(owner), Some(until_ms)) => Some(Lease { owner, until_ms }),
+        _ => None,
+    };
     let token = text("task_token").ok_or(StoreError::Malformed("task_token"))?;
     Ok(CallbackRecord {
         task_key: text("task_key").ok_or(StoreError::Malformed("task_key"))?,
@@ -224,6 +279,7 @@ fn record_of(item: &HashMap<String, AttributeValue>) -> Result<CallbackRecord, S
             .as_deref()
             .and_then(CallbackState::parse)
             .ok_or(StoreError::Malformed("state"))?,
+        lease,
         expires_at_ms: expires_s.saturating_mul(1000),
     })
 }

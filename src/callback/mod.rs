@@ -10,18 +10,22 @@
 //! The receiver side trusts nothing in the callback but the id: it finds the record
 //! ([`Callbacks::find`]; unknown, malformed or expired → `Callback.NotFound`, no other call), the
 //! service reads the job with `refer_job` on the *stored* endpoint, and [`Callbacks::settle`]
-//! tells the task ([`outcome`]). Settled, already settled and closed tasks are all answered 2xx:
+//! tells the task ([`outcome`]) once it has claimed the record: of concurrent deliveries only one
+//! calls Step Functions (`rules`). Settled, already settled, being settled by another delivery
+//! and closed tasks are all answered 2xx:
 //! every other answer makes Cloud BOT retry, and retry time is billed as BOT minutes. Flow,
 //! costs and risks: docs/state-machines.md.
 //!
 //! - `id`: callback ids (CSPRNG) and task tokens, both redacted in `Debug`.
 //! - `store` / `dynamodb`: the records in the idempotency table and their DynamoDB adapter.
+//! - `rules`: which delivery settles (the claim and its lease), as pure functions.
 //! - `tasks`: the Step Functions adapter (`SendTaskSuccess` / `SendTaskFailure`).
 //! - `outcome`: what a task is told for a job, as pure functions.
 
 mod dynamodb;
 mod id;
 mod outcome;
+mod rules;
 mod store;
 mod tasks;
 
@@ -29,11 +33,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-pub use dynamodb::DynamoDbCallbackStore;
 pub use id::{CallbackId, ID_LEN, MAX_TASK_TOKEN_LEN, TaskToken, TokenProblem};
 pub use outcome::{JOB_FAILED, TaskOutcome, task_outcome};
+pub use rules::{SETTLE_LEASE, Turn, lease_for, turn};
 pub use store::{
-    CallbackRecord, CallbackState, CallbackStore, NewCallback, RECORD_PREFIX, TASK_PREFIX,
+    CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, RECORD_PREFIX, SettleClaim,
+    SettleClaimOutcome, TASK_PREFIX,
 };
 pub use tasks::{
     MAX_TASK_CAUSE_CHARS, MAX_TASK_ERROR_CHARS, MAX_TASK_OUTPUT, SettleError, SettleFuture,
@@ -78,6 +83,9 @@ pub enum Delivery {
     Settled,
     /// It had been told before, or Step Functions had closed it (code).
     AlreadySettled(&'static str),
+    /// Another delivery of the same callback holds the claim and is telling the task now: this
+    /// one is a duplicate (nothing called).
+    BeingSettled,
     /// The job is still executing: the task is left to its timeout and the polling fallback.
     LeftToFallback,
 }
@@ -88,6 +96,7 @@ impl Delivery {
         match self {
             Delivery::Settled => "settled",
             Delivery::AlreadySettled(_) => "already_settled",
+            Delivery::BeingSettled => "being_settled",
             Delivery::LeftToFallback => "left_to_fallback",
         }
     }
@@ -203,41 +212,108 @@ impl Callbacks {
         id: &CallbackId,
         deadline: Instant,
     ) -> Result<CallbackRecord, CallbackError> {
-        let record = bounded(deadline, self.store.get(&id.hash())).await?;
+        let record = bounded(deadline, self.store.read(&id.hash())).await?;
         match record {
             Some(record) if record.expires_at_ms > now_ms() => Ok(record),
             _ => Err(CallbackError::NotFound),
         }
     }
 
-    /// Tells the task of `record` the `outcome`. When Step Functions says the token's task is
-    /// closed, the record is read once more: a Task retry may have put a newer token in it.
+    /// What a delivery that found `record` answers without reading the job, if anything:
+    /// settled before, or being settled by another delivery right now.
+    pub fn answered_without_reading(&self, record: &CallbackRecord) -> Option<Delivery> {
+        match turn(record, None, now_ms()) {
+            Turn::Settled => Some(Delivery::AlreadySettled("settled")),
+            Turn::HeldElsewhere => Some(Delivery::BeingSettled),
+            Turn::Free | Turn::Ours | Turn::Expired => None,
+        }
+    }
+
+    /// Tells the task of callback `id` the `outcome`, if this delivery wins the claim on the
+    /// record (`rules`); a delivery that loses it to a live claim is a duplicate and calls
+    /// nothing. The token told is the newest at the claim; when Step Functions says its task is
+    /// closed, the record is read once more, since a Task retry may have put a newer token in
+    /// it. Step Functions unavailable: the claim is given back and the error returned (Cloud BOT
+    /// retries). Every Step Functions call ends before the lease does.
     pub async fn settle(
         &self,
         id: &CallbackId,
-        record: &CallbackRecord,
         outcome: &TaskOutcome,
         deadline: Instant,
     ) -> Result<Delivery, CallbackError> {
-        let mut token = record.task_token.clone();
-        let mut delivery = self.tell(&token, outcome, deadline).await?;
-        if let Delivery::AlreadySettled(_) = delivery
-            && let Ok(newer) = self.find(id, deadline).await
-            && newer.task_token != token
-        {
-            token = newer.task_token;
-            delivery = self.tell(&token, outcome, deadline).await?;
+        if *outcome == TaskOutcome::NotFinal {
+            return Ok(Delivery::LeftToFallback);
         }
-        let how = match (delivery, outcome) {
+        let hash = id.hash();
+        let owner = format!("{:032x}", fastrand::u128(..));
+        let lease = lease_for(deadline.saturating_duration_since(Instant::now()));
+        let lease_end = Instant::now() + lease;
+        let now = now_ms();
+        let claim = SettleClaim {
+            hash: &hash,
+            owner: &owner,
+            now_ms: now,
+            lease_until_ms: now.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(0)),
+        };
+        let claimed = match bounded(lease_end, self.store.claim_settlement(&claim)).await? {
+            SettleClaimOutcome::Won(record) => record,
+            SettleClaimOutcome::Lost(None) => return Err(CallbackError::NotFound),
+            SettleClaimOutcome::Lost(Some(current)) => match turn(&current, Some(&owner), now) {
+                Turn::Ours => current,
+                Turn::Settled => return Ok(Delivery::AlreadySettled("settled")),
+                Turn::HeldElsewhere => return Ok(Delivery::BeingSettled),
+                Turn::Expired => return Err(CallbackError::NotFound),
+                // The write's condition is this rule; they cannot disagree unless a bug makes
+                // them. Guessing would risk a second settlement: Cloud BOT retries instead.
+                Turn::Free => {
+                    return Err(CallbackError::Unavailable(
+                        "the callback record changed during the claim".into(),
+                    ));
+                }
+            },
+        };
+        let told = match self.tell_newest(id, &claimed, outcome, lease_end).await {
+            Ok(delivery) => delivery,
+            Err(err) => {
+                if let Err(release) = bounded(
+                    deadline,
+                    self.store.release_settlement(&hash, &owner, now_ms()),
+                )
+                .await
+                {
+                    // The lease lapses on its own; the next delivery then claims the record.
+                    tracing::warn!(error = %release, "could not give back a settle claim");
+                }
+                return Err(err);
+            }
+        };
+        let how = match (told, outcome) {
             (Delivery::AlreadySettled(code), _) => code,
             (_, TaskOutcome::Fail(_)) => "failed",
             _ => "succeeded",
         };
-        if let Err(err) =
-            bounded(deadline, self.store.mark_settled(&id.hash(), how, now_ms())).await
-        {
-            // The task is settled; a second delivery then only costs one more refused call.
+        if let Err(err) = bounded(deadline, self.store.mark_settled(&hash, how, now_ms())).await {
+            // The task is settled; a later delivery then costs one refused call at most.
             tracing::warn!(error = %err, "could not mark the callback record settled");
+        }
+        Ok(told)
+    }
+
+    /// Tells the claimed record's token, then a newer one if Step Functions had closed that
+    /// token's task and a Task retry renewed the record meanwhile.
+    async fn tell_newest(
+        &self,
+        id: &CallbackId,
+        claimed: &CallbackRecord,
+        outcome: &TaskOutcome,
+        lease_end: Instant,
+    ) -> Result<Delivery, CallbackError> {
+        let delivery = self.tell(&claimed.task_token, outcome, lease_end).await?;
+        if let Delivery::AlreadySettled(_) = delivery
+            && let Ok(newer) = self.find(id, lease_end).await
+            && newer.task_token != claimed.task_token
+        {
+            return self.tell(&newer.task_token, outcome, lease_end).await;
         }
         Ok(delivery)
     }
@@ -286,6 +362,7 @@ mod tests {
                 task_token: new.task_token.clone(),
                 job_reference_endpoint: None,
                 state: CallbackState::Waiting,
+                lease: None,
                 expires_at_ms: new.expires_at_ms,
             };
             self.records
@@ -324,9 +401,45 @@ mod tests {
             Box::pin(async move { Ok(renewed) })
         }
 
-        fn get<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
+        fn read<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
             let found = self.records.lock().unwrap().get(hash).cloned();
             Box::pin(async move { Ok(found) })
+        }
+
+        fn claim_settlement<'a>(
+            &'a self,
+            claim: &'a SettleClaim<'a>,
+        ) -> StoreFuture<'a, SettleClaimOutcome> {
+            // The DynamoDB adapter's condition, as the rule it implements.
+            let mut records = self.records.lock().unwrap();
+            let outcome = match records.get_mut(claim.hash) {
+                Some(r) if turn(r, None, claim.now_ms) == Turn::Free => {
+                    r.state = CallbackState::Settling;
+                    r.lease = Some(Lease {
+                        owner: claim.owner.to_owned(),
+                        until_ms: claim.lease_until_ms,
+                    });
+                    SettleClaimOutcome::Won(r.clone())
+                }
+                other => SettleClaimOutcome::Lost(other.map(|r| r.clone())),
+            };
+            Box::pin(async move { Ok(outcome) })
+        }
+
+        fn release_settlement<'a>(
+            &'a self,
+            hash: &'a str,
+            owner: &'a str,
+            _: u64,
+        ) -> StoreFuture<'a, ()> {
+            if let Some(r) = self.records.lock().unwrap().get_mut(hash)
+                && r.state == CallbackState::Settling
+                && r.lease.as_ref().is_some_and(|l| l.owner == owner)
+            {
+                r.state = CallbackState::Waiting;
+                r.lease = None;
+            }
+            Box::pin(async { Ok(()) })
         }
 
         fn mark_settled<'a>(&'a self, hash: &'a str, _: &'a str, _: u64) -> StoreFuture<'a, ()> {
@@ -343,6 +456,8 @@ mod tests {
     struct FakeStepFunctions {
         open: Mutex<Vec<String>>,
         calls: Mutex<Vec<(String, String)>>,
+        /// Answer every call with a throttling error (the task stays open).
+        throttled: Mutex<bool>,
     }
 
     impl FakeStepFunctions {
@@ -351,6 +466,10 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((token.expose().to_owned(), what));
+            if *self.throttled.lock().unwrap() {
+                let outcome = classify("SendTaskSuccess", Some("ThrottlingException"));
+                return Box::pin(async move { outcome });
+            }
             let mut open = self.open.lock().unwrap();
             let outcome = match open.iter().position(|t| t == token.expose()) {
                 Some(i) => {
@@ -375,7 +494,9 @@ mod tests {
 
     /// A store and a Step Functions double shared with the [`Callbacks`] under test.
     #[derive(Debug, Clone, Default)]
-    struct Shared(std::sync::Arc<(MemoryStore, FakeStepFunctions)>);
+    /// The third part: a Task retry's token that renews the record while the first Step
+    /// Functions call is under way.
+    struct Shared(std::sync::Arc<(MemoryStore, FakeStepFunctions, Mutex<Option<String>>)>);
 
     impl CallbackStore for Shared {
         fn create<'a>(&'a self, new: &'a NewCallback<'a>) -> StoreFuture<'a, ()> {
@@ -392,19 +513,47 @@ mod tests {
         ) -> StoreFuture<'a, bool> {
             self.0.0.renew_token(k, t, n)
         }
-        fn get<'a>(&'a self, h: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
-            self.0.0.get(h)
+        fn read<'a>(&'a self, h: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
+            self.0.0.read(h)
+        }
+        fn claim_settlement<'a>(
+            &'a self,
+            c: &'a SettleClaim<'a>,
+        ) -> StoreFuture<'a, SettleClaimOutcome> {
+            self.0.0.claim_settlement(c)
+        }
+        fn release_settlement<'a>(&'a self, h: &'a str, o: &'a str, n: u64) -> StoreFuture<'a, ()> {
+            self.0.0.release_settlement(h, o, n)
         }
         fn mark_settled<'a>(&'a self, h: &'a str, w: &'a str, n: u64) -> StoreFuture<'a, ()> {
             self.0.0.mark_settled(h, w, n)
         }
     }
 
+    impl Shared {
+        /// Opens a task with `token` (Step Functions accepts it once).
+        fn open(&self, token: &str) {
+            self.0.1.open.lock().unwrap().push(token.into());
+        }
+
+        /// Runs the task retry that `renew_during_call` names, if any, as a call goes out.
+        fn renew_now(&self) {
+            if let Some(newer) = self.0.2.lock().unwrap().take() {
+                self.0.1.open.lock().unwrap().push(newer.clone());
+                for r in self.0.0.records.lock().unwrap().values_mut() {
+                    r.task_token = token(&newer);
+                }
+            }
+        }
+    }
+
     impl TaskSettler for Shared {
         fn succeed<'a>(&'a self, t: &'a TaskToken, o: &'a str) -> SettleFuture<'a> {
+            self.renew_now();
             self.0.1.succeed(t, o)
         }
         fn fail<'a>(&'a self, t: &'a TaskToken, e: &'a str, c: &'a str) -> SettleFuture<'a> {
+            self.renew_now();
             self.0.1.fail(t, e, c)
         }
     }
@@ -449,13 +598,7 @@ mod tests {
         let key = RecordKey::request("exec#ExecuteBot").unwrap();
         let id = registered(&callbacks, &key, "token-attempt-1").await;
         // Attempt 1's task is gone (its Lambda failed); attempt 2 is the open one.
-        shared
-            .0
-            .1
-            .open
-            .lock()
-            .unwrap()
-            .push("token-attempt-2".into());
+        shared.open("token-attempt-2");
         callbacks
             .renew(&key, &token("token-attempt-2"), deadline())
             .await;
@@ -463,10 +606,29 @@ mod tests {
         let record = callbacks.find(&id, deadline()).await.unwrap();
         assert_eq!(record.task_token, token("token-attempt-2"));
         let outcome = TaskOutcome::Succeed("{}".into());
-        let delivery = callbacks.settle(&id, &record, &outcome, deadline()).await;
+        let delivery = callbacks.settle(&id, &outcome, deadline()).await;
         assert_eq!(delivery, Ok(Delivery::Settled));
         let calls = shared.0.1.calls.lock().unwrap().clone();
         assert_eq!(calls, [("token-attempt-2".into(), "success {}".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_token_renewed_before_the_claim_is_the_one_told() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("exec#ExecuteBot").unwrap();
+        let id = registered(&callbacks, &key, "old").await;
+        let _seen = callbacks.find(&id, deadline()).await.unwrap();
+        // The retry renews after the receiver read the record, before it claimed it.
+        shared.open("new");
+        callbacks.renew(&key, &token("new"), deadline()).await;
+
+        let outcome = TaskOutcome::Succeed("{}".into());
+        assert_eq!(
+            callbacks.settle(&id, &outcome, deadline()).await,
+            Ok(Delivery::Settled)
+        );
+        let calls = shared.0.1.calls.lock().unwrap().clone();
+        assert_eq!(calls, [("new".into(), "success {}".into())]);
     }
 
     #[tokio::test]
@@ -474,13 +636,11 @@ mod tests {
         let (callbacks, shared) = setup();
         let key = RecordKey::request("exec#ExecuteBot").unwrap();
         let id = registered(&callbacks, &key, "old").await;
-        let seen = callbacks.find(&id, deadline()).await.unwrap();
-        // The retry renews after the receiver read the record, before it called Step Functions.
-        shared.0.1.open.lock().unwrap().push("new".into());
-        callbacks.renew(&key, &token("new"), deadline()).await;
+        // The retry renews after the claim, while the old token's call is under way.
+        *shared.0.2.lock().unwrap() = Some("new".into());
 
         let outcome = TaskOutcome::Fail("Step 3 failed".into());
-        let delivery = callbacks.settle(&id, &seen, &outcome, deadline()).await;
+        let delivery = callbacks.settle(&id, &outcome, deadline()).await;
         assert_eq!(delivery, Ok(Delivery::Settled));
         let tokens: Vec<String> = shared
             .0
@@ -499,10 +659,9 @@ mod tests {
         let (callbacks, shared) = setup();
         let key = RecordKey::request("k").unwrap();
         let id = registered(&callbacks, &key, "token-of-the-task").await;
-        let record = callbacks.find(&id, deadline()).await.unwrap();
         // No open task: AWS answers TaskTimedOut (timed out, or settled before).
         let delivery = callbacks
-            .settle(&id, &record, &TaskOutcome::Succeed("{}".into()), deadline())
+            .settle(&id, &TaskOutcome::Succeed("{}".into()), deadline())
             .await;
         assert_eq!(delivery, Ok(Delivery::AlreadySettled("TaskTimedOut")));
         let record = callbacks.find(&id, deadline()).await.unwrap();
@@ -541,11 +700,88 @@ mod tests {
         let (callbacks, shared) = setup();
         let key = RecordKey::request("k").unwrap();
         let id = registered(&callbacks, &key, "token-of-the-task").await;
-        let record = callbacks.find(&id, deadline()).await.unwrap();
         let delivery = callbacks
-            .settle(&id, &record, &TaskOutcome::NotFinal, deadline())
+            .settle(&id, &TaskOutcome::NotFinal, deadline())
             .await;
         assert_eq!(delivery, Ok(Delivery::LeftToFallback));
         assert!(shared.0.1.calls.lock().unwrap().is_empty());
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(record.state, CallbackState::Waiting, "nothing claimed");
+    }
+
+    #[tokio::test]
+    async fn a_second_delivery_during_a_settlement_is_a_duplicate_and_calls_nothing() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("k").unwrap();
+        let id = registered(&callbacks, &key, "token-of-the-task").await;
+        shared.open("token-of-the-task");
+        let hash = id.hash();
+        // Another delivery holds a live claim.
+        let claim = SettleClaim {
+            hash: &hash,
+            owner: "other-delivery",
+            now_ms: now_ms(),
+            lease_until_ms: now_ms() + 10_000,
+        };
+        assert!(matches!(
+            shared.0.0.claim_settlement(&claim).await,
+            Ok(SettleClaimOutcome::Won(_))
+        ));
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(
+            callbacks.answered_without_reading(&record),
+            Some(Delivery::BeingSettled)
+        );
+        let outcome = TaskOutcome::Succeed("{}".into());
+        assert_eq!(
+            callbacks.settle(&id, &outcome, deadline()).await,
+            Ok(Delivery::BeingSettled)
+        );
+        assert!(shared.0.1.calls.lock().unwrap().is_empty());
+
+        // The holder died: once its lease lapses, the next delivery settles the task.
+        shared
+            .0
+            .0
+            .records
+            .lock()
+            .unwrap()
+            .values_mut()
+            .for_each(|r| r.lease.as_mut().unwrap().until_ms = now_ms() - 1);
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(callbacks.answered_without_reading(&record), None);
+        assert_eq!(
+            callbacks.settle(&id, &outcome, deadline()).await,
+            Ok(Delivery::Settled)
+        );
+        assert_eq!(shared.0.1.calls.lock().unwrap().len(), 1);
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(
+            callbacks.answered_without_reading(&record),
+            Some(Delivery::AlreadySettled("settled"))
+        );
+    }
+
+    #[tokio::test]
+    async fn step_functions_unavailable_gives_the_claim_back_for_cloud_bots_retry() {
+        let (callbacks, shared) = setup();
+        let key = RecordKey::request("k").unwrap();
+        let id = registered(&callbacks, &key, "token-of-the-task").await;
+        shared.open("token-of-the-task");
+        *shared.0.1.throttled.lock().unwrap() = true;
+        let outcome = TaskOutcome::Succeed("{}".into());
+        assert!(matches!(
+            callbacks.settle(&id, &outcome, deadline()).await,
+            Err(CallbackError::Unavailable(_))
+        ));
+        let record = callbacks.find(&id, deadline()).await.unwrap();
+        assert_eq!(record.state, CallbackState::Waiting, "claim released");
+
+        *shared.0.1.throttled.lock().unwrap() = false;
+        assert_eq!(
+            callbacks.settle(&id, &outcome, deadline()).await,
+            Ok(Delivery::Settled)
+        );
+        assert_eq!(shared.0.1.calls.lock().unwrap().len(), 2);
     }
 }

@@ -2,15 +2,14 @@
 //! on conflict, so a lost race costs no extra read), one conditional `UpdateItem` to settle, and
 //! a consistent `GetItem` for the operator's resolve operation. The only code that sees SDK types.
 //!
-//! Table (template.yaml): partition key `record_key` (S), TTL on `expires_at` (epoch seconds).
-//! Other attributes: `state`, `owner`, `fingerprint`, `in_flight_until` (epoch ms), `bot_endpoint`,
+//! Table: `table`. Attributes of an idempotency record: `state`, `owner`, `fingerprint`, `in_flight_until` (epoch ms), `bot_endpoint`,
 //! `request_id`, `claimed_at`, `updated_at` (epoch ms), and per state `result`,
 //! `job_reference_endpoint` (completed) or `detail` (unknown). Expiry is compared in the
 //! condition itself: DynamoDB deletes expired items only eventually.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 use super::fingerprint::Fingerprint;
@@ -19,41 +18,14 @@ use super::rules::{Record, State};
 use super::store::{
     ClaimOutcome, Expected, NewClaim, Store, StoreError, StoreFuture, Update, UpdateOutcome,
 };
-
-/// Partition key attribute of the table.
-pub const KEY_ATTRIBUTE: &str = "record_key";
-/// TTL attribute of the table (epoch seconds).
-pub const TTL_ATTRIBUTE: &str = "expires_at";
+use super::table::{
+    DynamoDbStore, KEY_ATTRIBUTE, TTL_ATTRIBUTE, failed_condition, n, number, s, seconds_ceil,
+    text, unavailable,
+};
 
 /// Claim if absent, expired (by our clock, sent as `:now`) or released.
 const CLAIM_CONDITION: &str =
     "attribute_not_exists(#key) OR #expires <= :now_s OR #state = :released";
-
-/// The idempotency table on DynamoDB.
-#[derive(Debug, Clone)]
-pub struct DynamoDbStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoDbStore {
-    /// A store on `table` (name or ARN) through `client` (built once, see `sdk.rs`).
-    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
-        Self { client, table }
-    }
-}
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
-}
-
-fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn seconds_ceil(ms: u64) -> u64 {
-    ms.div_ceil(1000)
-}
 
 impl Store for DynamoDbStore {
     fn claim<'a>(&'a self, claim: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimOutcome> {
@@ -74,9 +46,9 @@ impl Store for DynamoDbStore {
                 ("updated_at".to_owned(), n(claim.now_ms)),
             ]);
             let sent = self
-                .client
+                .client()
                 .put_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .set_item(Some(item))
                 .condition_expression(CLAIM_CONDITION)
                 .expression_attribute_names("#key", KEY_ATTRIBUTE)
@@ -118,9 +90,9 @@ impl Store for DynamoDbStore {
     ) -> StoreFuture<'a, UpdateOutcome> {
         Box::pin(async move {
             let mut request = self
-                .client
+                .client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .key(KEY_ATTRIBUTE, s(key.as_str()))
                 .condition_expression("#owner = :owner AND #state = :expected")
                 .expression_attribute_names("#owner", "owner")
@@ -155,16 +127,10 @@ impl Store for DynamoDbStore {
             };
             match request.send().await {
                 Ok(_) => Ok(UpdateOutcome::Written),
-                Err(SdkError::ServiceError(ctx))
-                    if ctx.err().is_conditional_check_failed_exception() =>
-                {
-                    let old = match ctx.err() {
-                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => e.item(),
-                        _ => None,
-                    };
-                    Ok(UpdateOutcome::Changed(old.map(record_of).transpose()?))
-                }
-                Err(err) => Err(unavailable("UpdateItem", &err)),
+                Err(err) => match failed_condition(&err) {
+                    Some(old) => Ok(UpdateOutcome::Changed(old.map(record_of).transpose()?)),
+                    None => Err(unavailable("UpdateItem", &err)),
+                },
             }
         })
     }
@@ -172,9 +138,9 @@ impl Store for DynamoDbStore {
     fn get<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
         Box::pin(async move {
             let got = self
-                .client
+                .client()
                 .get_item()
-                .table_name(&self.table)
+                .table_name(self.table())
                 .key(KEY_ATTRIBUTE, s(key.as_str()))
                 .consistent_read(true)
                 .send()
@@ -185,29 +151,9 @@ impl Store for DynamoDbStore {
     }
 }
 
-/// A failed call as a short, fixed description plus the service's error code.
-fn unavailable<E: ProvideErrorMetadata, R>(operation: &str, err: &SdkError<E, R>) -> StoreError {
-    StoreError::Unavailable(match err {
-        SdkError::ServiceError(ctx) => format!(
-            "DynamoDB {operation} failed: {}",
-            ctx.err().code().unwrap_or("unknown error")
-        ),
-        SdkError::TimeoutError(_) => format!("DynamoDB {operation} timed out"),
-        SdkError::DispatchFailure(_) => {
-            format!("DynamoDB {operation} could not be sent (no connection)")
-        }
-        SdkError::ResponseError(_) => format!("DynamoDB {operation} answer could not be read"),
-        _ => format!("DynamoDB {operation} could not be built"),
-    })
-}
-
 fn record_of(item: &HashMap<String, AttributeValue>) -> Result<Record, StoreError> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
+    let text = |name: &str| text(item, name);
+    let number = |name: &str| number(item, name);
     let state = text("state")
         .as_deref()
         .and_then(State::parse)

@@ -16,6 +16,7 @@
 //! - `fingerprint`: the hash of what would be sent, to refuse a reused key.
 //! - `rules`: the record lifecycle as pure functions, with table tests.
 //! - `store`: the small trait the rules go through.
+//! - `table`: the table handle and attribute helpers both DynamoDB adapters share.
 //! - `dynamodb`: the DynamoDB adapter (the only code that sees SDK types).
 //! - `guard`: the claim → send → settle flow the service runs.
 
@@ -25,8 +26,8 @@ mod guard;
 mod key;
 mod rules;
 mod store;
+mod table;
 
-pub use dynamodb::{DynamoDbStore, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
 pub use fingerprint::Fingerprint;
 pub use guard::{
     Begin, Claim, Idempotency, IdempotencyError, MAX_STORED_RESULT, Pending, Replayed,
@@ -36,3 +37,5 @@ pub use rules::{Record, Resolution, ResolveCheck, Settlement, State, settlement_
 pub use store::{
     ClaimOutcome, Expected, NewClaim, Store, StoreError, StoreFuture, Update, UpdateOutcome,
 };
+pub use table::{DynamoDbStore, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
+pub(crate) use table::{failed_condition, n, number, s, seconds_ceil, text, unavailable};

@@ -1,20 +1,31 @@
 //! The DynamoDB adapter of the idempotency store against moto: the conditional claim returns the
 //! winning record, expiry is compared by the condition itself (moto, like DynamoDB's best-effort
 //! TTL, never deletes the item), and updates apply only to the owner's record in the expected
-//! state.
+//! state. The callback records' settle claim on the same table: won once, a lapsed lease taken
+//! over, and concurrent deliveries making exactly one Step Functions call.
 // Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use cloudbot_trigger::callback::{
+    CallbackId, CallbackState, CallbackStore, Callbacks, Delivery, Lease, NewCallback, SettleClaim,
+    SettleClaimOutcome, SettleFuture, Settled, TaskOutcome, TaskSettler, TaskToken, Turn, turn,
+};
 use cloudbot_trigger::cloudbot::{ApiBase, BotEndpoint, ExecuteRequest};
 use cloudbot_trigger::idempotency::{
     ClaimOutcome, DynamoDbStore, Expected, Fingerprint, NewClaim, RecordKey, State, Store, Update,
     UpdateOutcome,
 };
 
-use crate::support::moto::moto;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::support::moto::{moto, serial_moto};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -176,4 +187,228 @@ async fn a_released_key_is_free_and_a_malformed_record_is_an_error_not_a_guess()
         .await
         .unwrap();
     assert!(store.claim(&claim(&broken, "x", &fp, NOW)).await.is_err());
+}
+
+// ------------------------------------------------------------------------------------------------
+// Callback records (src/callback/): the settle claim on the same table.
+
+fn settle_claim<'a>(hash: &'a str, owner: &'a str, now_ms: u64) -> SettleClaim<'a> {
+    SettleClaim {
+        hash,
+        owner,
+        now_ms,
+        lease_until_ms: now_ms + 10_000,
+    }
+}
+
+#[tokio::test]
+async fn a_settle_claim_is_won_once_and_a_lapsed_lease_is_taken_over() {
+    let (store, _) = store().await;
+    let token = TaskToken::parse("token-1").unwrap();
+    let hash = "a".repeat(64);
+    let new = NewCallback {
+        hash: &hash,
+        task_key: "request:settle-claim",
+        task_token: &token,
+        now_ms: NOW,
+        expires_at_ms: NOW + 86_400_000,
+    };
+    store.create(&new).await.unwrap();
+
+    let SettleClaimOutcome::Won(claimed) = store
+        .claim_settlement(&settle_claim(&hash, "first", NOW))
+        .await
+        .unwrap()
+    else {
+        panic!("the first claim of a waiting record must win");
+    };
+    assert_eq!(claimed.state, CallbackState::Settling);
+    assert_eq!(
+        claimed.task_token, token,
+        "the claim returns the token to tell"
+    );
+    assert_eq!(
+        claimed.lease,
+        Some(Lease {
+            owner: "first".into(),
+            until_ms: NOW + 10_000
+        })
+    );
+    // A second delivery within the lease loses and gets the holder's record back.
+    let SettleClaimOutcome::Lost(Some(held)) = store
+        .claim_settlement(&settle_claim(&hash, "second", NOW + 9_999))
+        .await
+        .unwrap()
+    else {
+        panic!("a claim within the lease must lose");
+    };
+    assert_eq!(
+        turn(&held, Some("second"), NOW + 9_999),
+        Turn::HeldElsewhere
+    );
+    // Releasing is the holder's alone.
+    store
+        .release_settlement(&hash, "second", NOW + 9_999)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.read(&hash).await.unwrap().unwrap().state,
+        CallbackState::Settling
+    );
+    // The holder died: at the lease's end the next delivery takes the record over.
+    let SettleClaimOutcome::Won(taken) = store
+        .claim_settlement(&settle_claim(&hash, "second", NOW + 10_000))
+        .await
+        .unwrap()
+    else {
+        panic!("a lapsed lease must be taken over");
+    };
+    assert_eq!(taken.lease.unwrap().owner, "second");
+    store
+        .mark_settled(&hash, "succeeded", NOW + 10_001)
+        .await
+        .unwrap();
+    let SettleClaimOutcome::Lost(Some(settled)) = store
+        .claim_settlement(&settle_claim(&hash, "third", NOW + 60_000))
+        .await
+        .unwrap()
+    else {
+        panic!("a settled record is never claimed again");
+    };
+    assert_eq!(turn(&settled, Some("third"), NOW + 60_000), Turn::Settled);
+    // Gone records and expired ones are not claimed.
+    assert_eq!(
+        store
+            .claim_settlement(&settle_claim(&"b".repeat(64), "x", NOW))
+            .await
+            .unwrap(),
+        SettleClaimOutcome::Lost(None)
+    );
+}
+
+#[tokio::test]
+async fn a_released_claim_is_waiting_again() {
+    let (store, _) = store().await;
+    let token = TaskToken::parse("token-1").unwrap();
+    let hash = "c".repeat(64);
+    store
+        .create(&NewCallback {
+            hash: &hash,
+            task_key: "request:release",
+            task_token: &token,
+            now_ms: NOW,
+            expires_at_ms: NOW + 86_400_000,
+        })
+        .await
+        .unwrap();
+    store
+        .claim_settlement(&settle_claim(&hash, "first", NOW))
+        .await
+        .unwrap();
+    store
+        .release_settlement(&hash, "first", NOW + 1)
+        .await
+        .unwrap();
+    let record = store.read(&hash).await.unwrap().unwrap();
+    assert_eq!(turn(&record, None, NOW + 2), Turn::Free);
+    assert!(matches!(
+        store
+            .claim_settlement(&settle_claim(&hash, "second", NOW + 2))
+            .await
+            .unwrap(),
+        SettleClaimOutcome::Won(_)
+    ));
+}
+
+/// Step Functions whose first call is held open until the test lets it go, counting calls.
+#[derive(Debug, Default)]
+struct Gate {
+    calls: AtomicUsize,
+    entered: Notify,
+    release: Notify,
+}
+
+#[derive(Debug, Clone, Default)]
+struct GatedStepFunctions(Arc<Gate>);
+
+impl GatedStepFunctions {
+    fn call(&self) -> SettleFuture<'_> {
+        Box::pin(async move {
+            self.0.calls.fetch_add(1, Ordering::SeqCst);
+            self.0.entered.notify_one();
+            self.0.release.notified().await;
+            Ok(Settled::Accepted)
+        })
+    }
+}
+
+impl TaskSettler for GatedStepFunctions {
+    fn succeed<'a>(&'a self, _: &'a TaskToken, _: &'a str) -> SettleFuture<'a> {
+        self.call()
+    }
+    fn fail<'a>(&'a self, _: &'a TaskToken, _: &'a str, _: &'a str) -> SettleFuture<'a> {
+        self.call()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_callback_make_one_step_functions_call() {
+    const DELIVERIES: usize = 8;
+    // Atomic conditional writes, as DynamoDB's (see `serial_moto`).
+    let table = serial_moto().create_idempotency_table("concurrent").await;
+    let store = DynamoDbStore::new(serial_moto().dynamodb(), table);
+    let sfn = GatedStepFunctions::default();
+    let base = url::Url::parse("https://cb.example/callbacks").unwrap();
+    let callbacks = Arc::new(Callbacks::new(
+        store.clone(),
+        sfn.clone(),
+        &base,
+        Duration::from_secs(3600),
+    ));
+    let deadline = || Instant::now() + Duration::from_secs(30);
+    let key = RecordKey::request("concurrent").unwrap();
+    let registered = callbacks
+        .register(&key, &TaskToken::parse("the-task").unwrap(), deadline())
+        .await
+        .unwrap();
+    callbacks
+        .job_started(&registered, "https://api.c-bot.pro/demo/jobs/j", deadline())
+        .await;
+    let id = CallbackId::parse(registered.url.rsplit('/').next().unwrap()).unwrap();
+
+    let mut deliveries = tokio::task::JoinSet::new();
+    for _ in 0..DELIVERIES {
+        let (callbacks, id) = (callbacks.clone(), id.clone());
+        deliveries.spawn(async move {
+            callbacks
+                .settle(&id, &TaskOutcome::Succeed("{}".into()), deadline())
+                .await
+        });
+    }
+    // One delivery is inside Step Functions now and stays there until released: every other
+    // one must answer meanwhile, as a duplicate, without a call of its own.
+    sfn.0.entered.notified().await;
+    let mut answers = Vec::new();
+    for _ in 1..DELIVERIES {
+        let answer = tokio::time::timeout(Duration::from_secs(10), deliveries.join_next())
+            .await
+            .expect("a second delivery waits for Step Functions: it is not a duplicate");
+        answers.push(answer.unwrap().unwrap());
+    }
+    assert_eq!(sfn.0.calls.load(Ordering::SeqCst), 1);
+    assert!(
+        answers.iter().all(|a| *a == Ok(Delivery::BeingSettled)),
+        "{answers:?}"
+    );
+    sfn.0.release.notify_one();
+    let last = deliveries.join_next().await.unwrap().unwrap();
+    assert_eq!(last, Ok(Delivery::Settled));
+    // Settled: a later delivery is answered without reading the job or calling anything.
+    let record = callbacks.find(&id, deadline()).await.unwrap();
+    assert_eq!(record.state, CallbackState::Settled);
+    assert_eq!(
+        callbacks.answered_without_reading(&record),
+        Some(Delivery::AlreadySettled("settled"))
+    );
+    assert_eq!(sfn.0.calls.load(Ordering::SeqCst), 1);
 }

@@ -33,29 +33,66 @@ pub struct Moto {
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
+static SERIAL_MOTO: OnceLock<Moto> = OnceLock::new();
 
 /// The shared moto server, started on first call.
 pub fn moto() -> &'static Moto {
     MOTO.get_or_init(Moto::start)
 }
 
+/// The shared moto server that serves one request at a time (see [`Moto::start_serial`]).
+pub fn serial_moto() -> &'static Moto {
+    SERIAL_MOTO.get_or_init(Moto::start_serial)
+}
+
+/// moto's own server application under werkzeug without threads (the port is the last argument).
+const SERIAL_SERVER: &str = "import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+run_simple('127.0.0.1', int(sys.argv[-1]), DomainDispatcherApplication(create_backend_app), threaded=False)
+";
+
+/// A pinned tool under `.tools/`; a missing one stops the test binary with one clear line.
+fn tool(relative: &str) -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative);
+    if !bin.exists() {
+        // A fresh clone has no .tools/ yet. Stop the whole test binary here with one clear
+        // line rather than letting every test that needs Secrets Manager fail on its own.
+        // Written to the stderr handle: libtest captures `eprintln!`, and exiting drops it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nerror: {} is missing. The tests need the project's pinned tools: run \
+             `scripts/test.sh` (see README.md), which installs them into .tools/ \
+             and runs every test; `cargo test` works on its own afterwards.\n",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    bin
+}
+
 impl Moto {
     fn start() -> Moto {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let bin = root.join(".tools/venv-aws/bin/moto_server");
-        if !bin.exists() {
-            // A fresh clone has no .tools/ yet. Stop the whole test binary here with one clear
-            // line rather than letting every test that needs Secrets Manager fail on its own.
-            // Written to the stderr handle: libtest captures `eprintln!`, and exiting drops it.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\nerror: {} is missing. The tests need the project's pinned tools: run \
-                 `scripts/test.sh` (see README.md), which installs them into .tools/ \
-                 and runs every test; `cargo test` works on its own afterwards.\n",
-                bin.display()
-            );
-            std::process::exit(2);
-        }
+        let bin = tool(".tools/venv-aws/bin/moto_server");
+        Moto::start_with(&[
+            bin.as_os_str(),
+            "-H".as_ref(),
+            "127.0.0.1".as_ref(),
+            "-p".as_ref(),
+        ])
+    }
+
+    /// A moto that serves one request at a time. DynamoDB applies each conditional write
+    /// atomically; moto's threaded server checks a condition and writes in separate steps, so
+    /// two concurrent conditional writes can both pass there. Tests of concurrent conditional
+    /// writes use this one, which keeps the clients concurrent and the writes atomic.
+    fn start_serial() -> Moto {
+        let python = tool(".tools/venv-aws/bin/python");
+        Moto::start_with(&[python.as_os_str(), "-c".as_ref(), SERIAL_SERVER.as_ref()])
+    }
+
+    /// Starts `command` with the port appended as its last argument.
+    fn start_with(command: &[&std::ffi::OsStr]) -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -63,18 +100,19 @@ impl Moto {
         // The watchdog: start moto, then wait for this test process to disappear and kill moto
         // by its PID (also on SIGTERM of the watchdog itself).
         let script = r#"
-"$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 &
+port=$1; parent=$2; shift 2
+"$@" "$port" >/dev/null 2>&1 &
 moto=$!
 trap 'kill $moto 2>/dev/null; exit 0' TERM INT EXIT
-while kill -0 "$3" 2>/dev/null; do sleep 0.5; done
+while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
 "#;
         let watchdog = Command::new("sh")
             .arg("-c")
             .arg(script)
             .arg("moto-watchdog")
-            .arg(&bin)
             .arg(port.to_string())
             .arg(std::process::id().to_string())
+            .args(command)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,0 +1,104 @@
+//! The idempotency table on DynamoDB: the one handle both adapters go through (`dynamodb` here
+//! implements [`super::Store`], `callback::dynamodb` the callback records' store), and the
+//! attribute and error helpers they share. Nothing outside the two adapters sees SDK types.
+//!
+//! Table (template.yaml): partition key `record_key` (S), TTL on `expires_at` (epoch seconds).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::store::StoreError;
+
+/// Partition key attribute of the table.
+pub const KEY_ATTRIBUTE: &str = "record_key";
+/// TTL attribute of the table (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// The idempotency table (and the callback records in it) on DynamoDB. Cheap to clone: the
+/// SDK client is shared.
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    /// A store on `table` (name or ARN) through `client` (built once, see `sdk.rs`).
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    /// The SDK client (adapters only).
+    pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    /// The table name or ARN.
+    pub(crate) fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+/// A string attribute.
+pub(crate) fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+/// A number attribute.
+pub(crate) fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Epoch milliseconds as the TTL's epoch seconds, rounded up (never expires early).
+pub(crate) fn seconds_ceil(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+/// The string attribute `name` of `item`.
+pub(crate) fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// The non-negative integer attribute `name` of `item`.
+pub(crate) fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// `Some` when a conditional `UpdateItem` failed its condition: with the item as it is, when
+/// the request asked for it (`ReturnValuesOnConditionCheckFailure::AllOld`) and there is one.
+/// `None` for every other failure.
+pub(crate) fn failed_condition<R>(
+    err: &SdkError<UpdateItemError, R>,
+) -> Option<Option<&HashMap<String, AttributeValue>>> {
+    match err {
+        SdkError::ServiceError(ctx) => match ctx.err() {
+            UpdateItemError::ConditionalCheckFailedException(e) => Some(e.item()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A failed call as a short, fixed description plus the service's error code, never a body.
+pub(crate) fn unavailable<E: ProvideErrorMetadata, R>(
+    operation: &str,
+    err: &SdkError<E, R>,
+) -> StoreError {
+    StoreError::Unavailable(match err {
+        SdkError::ServiceError(ctx) => format!(
+            "DynamoDB {operation} failed: {}",
+            ctx.err().code().unwrap_or("unknown error")
+        ),
+        SdkError::TimeoutError(_) => format!("DynamoDB {operation} timed out"),
+        SdkError::DispatchFailure(_) => {
+            format!("DynamoDB {operation} could not be sent (no connection)")
+        }
+        SdkError::ResponseError(_) => format!("DynamoDB {operation} answer could not be read"),
+        _ => format!("DynamoDB {operation} could not be built"),
+    })
+}
