@@ -174,6 +174,9 @@ class Stack:
         self.polling = self.sfn.create_state_machine(
             name="run-bot", definition=definition("run-bot.asl.json"), roleArn=ROLE_ARN
         )["stateMachineArn"]
+        self.map = self.sfn.create_state_machine(
+            name="run-bot-map", definition=definition("run-bot-map.asl.json", **overrides), roleArn=ROLE_ARN
+        )["stateMachineArn"]
 
     def start(self, execution_input: dict, machine: str | None = None) -> str:
         return self.sfn.start_execution(stateMachineArn=machine or self.machine, name=uuid.uuid4().hex, input=json.dumps(execution_input))[
@@ -401,6 +404,87 @@ def test_figures_job_end_to_execution_end_callback_vs_polling(stack, emu, capsys
     # own invocation is the receiver's, outside the execution), execute + reads when polling.
     assert all(n == 1 for _, n in callback)
     assert all(n >= 2 for _, n in polling)
+
+
+def suspend(emu, job_id: str) -> None:
+    """Stops a running job through the Cloud BOT API, as its owner would: it ends in error."""
+    request = urllib.request.Request(
+        f"{emu.base_url}/demo/jobs/{job_id}",
+        method="DELETE",
+        headers={
+            "access-token": "demo-access-token",
+            "secret-key": "demo-secret-key",
+            "content-type": "application/json",
+            "content-language": "en",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_a_map_of_callback_driven_items_is_settled_item_by_item(stack, emu):
+    # Three items followed by callback (MaxConcurrency 2): each ExecuteBotAndWait waits with its
+    # own task token and key; the first job is stopped (it ends in error). Every item is settled
+    # by its own callback, the Map reports each item as the polling path does, three jobs start.
+    messages = ["first", "second", "third"]
+    arn = stack.start(
+        {"bot_endpoint": bot(emu, "slow_bot"), "inputs": [{"message": m} for m in messages], "follow": "callback", "wait_seconds": 1},
+        machine=stack.map,
+    )
+    end = time.monotonic() + 30
+    while not emu.jobs():
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    stopped = emu.jobs()[0]["job_id"]
+    suspend(emu, stopped)
+    execution, history = stack.wait(arn, 90)
+
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "CloudBot.SomeJobsFailed"
+    results = json.loads(next(e for e in history if e["type"] == "MapStateExited")["stateExitedEventDetails"]["output"])["results"]
+    assert [r["index"] for r in results] == [0, 1, 2]
+    failed = [r for r in results if not r["succeeded"]]
+    assert len(failed) == 1 and failed[0]["status"] == "error", results
+    assert failed[0]["job"]["job_id"] == stopped and failed[0]["job"]["status"] == "error"
+    for r in results:
+        if r["succeeded"]:
+            assert r["status"] == "succeeded" and r["job"]["output"]["echo"] == messages[r["index"]], r
+    # Three jobs, each started once; the error item's RecoverJob was a replay.
+    assert [r["method"] for r in emu.requests()].count("POST") == 3
+    assert len(emu.jobs()) == 3
+    entered = states_entered(history)
+    assert entered.count("ExecuteBotAndWait") == 3 and "ExecuteBot" not in entered
+    assert entered.count("RecoverJob") == 1, "only the error item is read back, to report its job"
+    # Every item was settled by its own callback (one id, token and key per item).
+    deliveries = stack.gateway.deliveries()
+    assert [d.status for d in deliveries] == [200] * 3, deliveries
+    assert all(d.answer["delivery"] == "settled" for d in deliveries)
+    assert len({d.path for d in deliveries}) == 3
+    waits = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"])["Payload"]
+        for e in history
+        if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resource"].endswith("waitForTaskToken")
+    ]
+    assert len({w["task_token"] for w in waits}) == 3
+    assert sorted(w["idempotency_key"].split("#")[1] for w in waits) == ["RunEach[0]", "RunEach[1]", "RunEach[2]"]
+    assert settlements(history).count("TaskTimedOut") == 0
+    log = stack.log()
+    assert not any(w["task_token"] in log for w in waits), "a task token was logged"
+
+
+def test_a_map_item_whose_callback_never_comes_ends_through_the_polling_fallback(stack, emu):
+    stack.gateway.state.down = True  # every callback attempt gets 503: callback_tries are spent
+    execution, history = stack.run(
+        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"message": "a"}, {"message": "b"}], "follow": "callback", "wait_seconds": 1},
+        machine=stack.map,
+    )
+
+    assert execution["status"] == "SUCCEEDED", execution
+    results = json.loads(execution["output"])["results"]
+    assert [r["job"]["output"]["echo"] for r in results] == ["a", "b"]
+    entered = states_entered(history)
+    assert entered.count("RecoverJob") == 2 and "ReferJob" in entered
+    assert [r["method"] for r in emu.requests()].count("POST") == 2, "the fallback replays, never starts again"
 
 
 def schedule_input(request: dict, scheduled_time: str) -> dict:

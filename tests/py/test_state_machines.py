@@ -46,6 +46,7 @@ def definition(name: str, **overrides: str) -> str:
         "CloudBotFunctionArn": FUNCTION_ARN,
         "PollIntervalSeconds": "1",
         "MapMaxConcurrency": str(MAP_MAX_CONCURRENCY),
+        "CallbackTimeoutSeconds": "3600",
         **overrides,
     }
     text = (ROOT / "statemachine" / name).read_text()
@@ -355,6 +356,13 @@ def test_run_bot_map_reports_a_failed_item_and_still_runs_the_others_once(sfn, e
     map_output = next(e for e in history if e["type"] == "MapStateExited")["stateExitedEventDetails"]["output"]
     failed = [r for r in json.loads(map_output)["results"] if not r["succeeded"]]
     assert len(failed) == 1 and failed[0]["error"] == "CloudBot.NotFound", failed
+
+
+def test_run_bot_map_rejects_an_unknown_way_to_follow_before_calling_the_function(sfn, emu, proxy):
+    for follow in ("sometimes", 1, None):
+        execution, _ = sfn.run(sfn.run_bot_map, {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{}], "follow": follow})
+        assert (execution["status"], execution["error"]) == ("FAILED", "RunBot.InvalidInput"), follow
+    assert proxy.invocations() == []
 
 
 def test_run_bot_map_retries_an_item_after_a_lambda_failure_and_runs_every_input_once(sfn, emu, proxy):

@@ -113,6 +113,11 @@ def test_every_asl_file_is_referenced_and_its_placeholders_are_substituted(templ
         assert placeholders == substitutions, f"{rel}: placeholders {placeholders} != substitutions {substitutions}"
 
 
+def _starts_the_bot(task: dict) -> bool:
+    """An execute of the function (ExecuteBot, RunBotMap's ExecuteBotAndWait, RecoverJob): it sends a request."""
+    return "request.$" in task.get("Parameters", {}).get("Payload", {})
+
+
 @pytest.mark.parametrize("path", _asl_files(), ids=lambda p: p.name)
 def test_state_machine_retry_and_catch_policy(path: Path):
     definition = json.loads(path.read_text())
@@ -136,10 +141,10 @@ def test_state_machine_retry_and_catch_policy(path: Path):
             assert retrier.get("JitterStrategy") == "FULL", f"{name}: full jitter"
             assert retrier.get("BackoffRate", 1) > 1, f"{name}: exponential backoff"
             assert retrier.get("MaxDelaySeconds"), f"{name}: capped delay"
-            if name.split("/")[-1] == "ExecuteBot":
+            if _starts_the_bot(state):
                 assert not errors & NEVER_RETRY_EXECUTE, f"{name}: retrying {errors & NEVER_RETRY_EXECUTE} could start a second job"
                 assert retrier.get("Comment"), f"{name}: every ExecuteBot retrier says why it is safe"
-        if name.split("/")[-1] == "ExecuteBot":
+        if _starts_the_bot(state):
             key = state["Parameters"]["Payload"].get("idempotency_key.$", "")
             if key == "$.key.value":
                 # Chosen before ExecuteBot: the schedule's run (ARN + time) or the execution id.
@@ -647,6 +652,30 @@ def test_run_bot_callback_polls_exactly_like_run_bot():
     assert callback["RecoverJob"]["Parameters"]["Payload"] == {
         k: v for k, v in callback["ExecuteBot"]["Parameters"]["Payload"].items() if k != "task_token.$"
     }, "the fallback repeats ExecuteBot's request and key, so it gets the same job as a replay"
+
+
+def test_run_bot_map_follows_a_callback_like_run_bot_callback():
+    """RunBotMap's callback path is RunBotCallback's ExecuteBot and RecoverJob inside the item, with
+    the item's own key, ending in the Map's shared polling loop and per-item results."""
+    callback = json.loads((ROOT / "statemachine/run-bot-callback.asl.json").read_text())["States"]
+    definition = json.loads((ROOT / "statemachine/run-bot-map.asl.json").read_text())
+    item = definition["States"]["RunEach"]["ItemProcessor"]
+    states = item["States"]
+    assert item["StartAt"] == "ChooseFollow"
+    assert states["ChooseFollow"]["Default"] == "ExecuteBot", "polling unless the input says callback"
+    wait, recover, polling = states["ExecuteBotAndWait"], states["RecoverJob"], states["ExecuteBot"]
+    assert wait["Resource"].endswith(".waitForTaskToken")
+    for field in ("Retry", "TimeoutSecondsPath", "ResultSelector", "ResultPath", "Next"):
+        assert wait[field] == callback["ExecuteBot"][field], field
+    for field in ("Resource", "Retry", "TimeoutSeconds", "ResultSelector", "ResultPath", "Next"):
+        assert recover[field] == callback["RecoverJob"][field], field
+    payload = wait["Parameters"]["Payload"]
+    assert payload["task_token.$"] == "$$.Task.Token"
+    assert payload["idempotency_key.$"] == polling["Parameters"]["Payload"]["idempotency_key.$"], "one key per item"
+    assert recover["Parameters"]["Payload"] == {k: v for k, v in payload.items() if k != "task_token.$"}
+    catches = {e: c["Next"] for c in wait["Catch"] for e in c["ErrorEquals"]}
+    assert catches == {"States.Timeout": "RecoverJob", "CloudBot.JobFailed": "RecoverJob", "States.ALL": "ExecuteFailed"}
+    assert states["CheckJobStatus"]["Choices"][0]["Next"] == "WaitForJob", "one polling loop for both paths"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -167,8 +167,9 @@ fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
                         assert!(retried.contains(error), "{at} does not retry {error}");
                     }
                 }
-                // RecoverJob (RunBotCallback's fallback) repeats ExecuteBot's request and key.
-                "ExecuteBot" | "RecoverJob" => {
+                // RecoverJob (the callback paths' fallback) repeats ExecuteBot's request and
+                // key; ExecuteBotAndWait is RunBotMap's callback-driven execute of an item.
+                "ExecuteBot" | "ExecuteBotAndWait" | "RecoverJob" => {
                     let mut key = task["Parameters"]["Payload"]["idempotency_key.$"]
                         .as_str()
                         .unwrap_or_default();
