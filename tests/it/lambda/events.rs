@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{Harness, events_dir, header, http_body};
+use crate::support::eventually;
 
 /// What each sample must produce. A new file in events/ must be added here (checked below).
 const SAMPLES: &[(&str, Expect)] = &[
@@ -81,8 +82,12 @@ async fn every_sample_event_gives_its_documented_result() {
     let h = Harness::start().await;
     let base = h.emulator.base_url();
     let job_id = h.start_job().await;
-    // Let the job finish so refer_job shows a final status and output.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Wait for the job to finish so refer_job shows a final status and output.
+    let finished = eventually(Duration::from_secs(10), || {
+        h.emulator.job(&job_id).filter(|job| job.status != 2)
+    })
+    .await;
+    assert!(finished.is_some(), "the echo job finishes");
 
     for (name, expect) in SAMPLES {
         let before = h.upstream_requests();
