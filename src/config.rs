@@ -27,6 +27,15 @@ pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 /// revoked token is not used for long (a 401 ends it at once anyway).
 pub const DEFAULT_SECRET_MAX_STALE: Duration = Duration::from_secs(900);
 
+/// How long init waits for the secret by default before leaving the fetch to the first
+/// invocation (`CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS`; why this value: docs/benchmarks.md,
+/// "Levers tried").
+pub const DEFAULT_SECRET_PREFETCH_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Largest prefetch bound: Lambda ends an init that takes 10 s, and an init waiting seconds for
+/// Secrets Manager is slower for the cold caller than a fetch in the first invocation.
+const MAX_SECRET_PREFETCH_TIMEOUT_MS: u64 = 5_000;
+
 /// Names a PEM file whose CA certificates both upstream clients trust *in addition to* the
 /// compiled-in roots. For tests against local HTTPS stand-ins only: the template cannot set it,
 /// and the function logs a warning at cold start when it is set.
@@ -72,6 +81,9 @@ pub struct Config {
     pub secret_ttl: Duration,
     /// How long past the TTL they may still be used while Secrets Manager fails transiently.
     pub secret_max_stale: Duration,
+    /// How long init waits for the secret before leaving the fetch to the first invocation
+    /// (`ZERO`: no fetch during init).
+    pub secret_prefetch_timeout: Duration,
     /// `callback_tries` used when a request gives `callback_endpoint` alone.
     pub default_callback_tries: u32,
     /// Allow `http://` callback endpoints on loopback hosts (local runs only).
@@ -159,6 +171,13 @@ impl Config {
                 DEFAULT_SECRET_MAX_STALE.as_secs(),
                 0,
                 86_400,
+            )?),
+            secret_prefetch_timeout: Duration::from_millis(parse_u64(
+                &get,
+                "CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS",
+                u64::try_from(DEFAULT_SECRET_PREFETCH_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+                0,
+                MAX_SECRET_PREFETCH_TIMEOUT_MS,
             )?),
             default_callback_tries: parse_u32(
                 &get,
@@ -478,6 +497,7 @@ mod tests {
         assert_eq!(cfg.default_callback_tries, 3);
         assert_eq!(cfg.secret_ttl, DEFAULT_SECRET_TTL);
         assert_eq!(cfg.secret_max_stale, Duration::from_secs(900));
+        assert_eq!(cfg.secret_prefetch_timeout, DEFAULT_SECRET_PREFETCH_TIMEOUT);
         assert_eq!(cfg.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         assert_eq!(cfg.pool_idle_timeout, DEFAULT_POOL_IDLE_TIMEOUT);
         assert_eq!(cfg.execute_reuse_window, Duration::from_millis(1000));
@@ -562,6 +582,8 @@ mod tests {
         for (var, value) in [
             ("CLOUDBOT_SECRET_TTL_SECONDS", "soon"),
             ("CLOUDBOT_SECRET_MAX_STALE_SECONDS", "86401"),
+            ("CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS", "5001"),
+            ("CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS", "-1"),
             ("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "11"),
             ("CLOUDBOT_DEFAULT_CALLBACK_TRIES", "0"),
             ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "yes"),

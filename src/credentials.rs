@@ -13,6 +13,11 @@
 //! longer, with a warning; every use asks Secrets Manager first, so fresh values are picked up
 //! as soon as it answers. Never once Cloud BOT has answered 401 to them, and never on a
 //! definite answer (access denied, secret missing, malformed secret).
+//!
+//! Prefetch: [`CredentialsProvider::prefetch`] runs the same fetch during init, where Lambda does
+//! not throttle the CPU yet, with a bounded wait; its value enters the cache like any other
+//! (its TTL counts from that fetch). Given up or failed, it leaves the cache as it was, and the
+//! first invocation fetches as it always did.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -102,6 +107,19 @@ fn may_serve_stale(
     transient && !rejected && age < ttl.saturating_add(max_stale)
 }
 
+/// How [`CredentialsProvider::prefetch`] ended.
+#[derive(Debug)]
+pub enum Prefetch {
+    /// Fetched and cached: the first invocation uses them.
+    Cached,
+    /// Secrets Manager did not answer within the bound; the fetch was abandoned.
+    TimedOut,
+    /// The fetch failed (the reason never holds a secret value).
+    Failed(CredentialsError),
+    /// Not attempted: with a TTL of 0 every invocation fetches anyway.
+    Skipped,
+}
+
 /// Secrets Manager backed, TTL-cached, single-flight credentials source. Build once per sandbox.
 #[derive(Debug)]
 pub struct CredentialsProvider {
@@ -110,8 +128,9 @@ pub struct CredentialsProvider {
     ttl: Duration,
     max_stale: Duration,
     cache: Mutex<Option<Cached>>,
-    /// Secrets Manager reads attempted so far (successful or not), for the metrics.
-    fetches: AtomicU32,
+    /// Secrets Manager reads attempted and not yet reported (successful or not), for the
+    /// metrics.
+    unreported_fetches: AtomicU32,
 }
 
 impl CredentialsProvider {
@@ -124,7 +143,7 @@ impl CredentialsProvider {
             ttl,
             max_stale: Duration::ZERO,
             cache: Mutex::new(None),
-            fetches: AtomicU32::new(0),
+            unreported_fetches: AtomicU32::new(0),
         }
     }
 
@@ -183,9 +202,25 @@ impl CredentialsProvider {
         .map_err(|_| timed_out())?
     }
 
-    /// Secrets Manager reads this provider has attempted since it was built.
-    pub fn fetch_count(&self) -> u32 {
-        self.fetches.load(Ordering::Relaxed)
+    /// Fetches the credentials ahead of the first invocation through [`CredentialsProvider::get`],
+    /// waiting at most `bound`. Abandoned at the bound, so an init never waits longer on
+    /// Secrets Manager; a failure leaves the cache empty and the first invocation fetches.
+    pub async fn prefetch(&self, bound: Duration) -> Prefetch {
+        if self.ttl.is_zero() {
+            return Prefetch::Skipped;
+        }
+        let deadline = Instant::now() + bound;
+        match self.get(deadline).await {
+            Ok(_) => Prefetch::Cached,
+            Err(_) if Instant::now() >= deadline => Prefetch::TimedOut,
+            Err(error) => Prefetch::Failed(error),
+        }
+    }
+
+    /// Secrets Manager reads attempted since the last call (the first call also counts the
+    /// prefetch during init, which was made for the first invocation).
+    pub fn take_fetch_count(&self) -> u32 {
+        self.unreported_fetches.swap(0, Ordering::Relaxed)
     }
 
     /// Replaces credentials the API rejected. Fetches at most once however many callers report the
@@ -240,7 +275,7 @@ impl CredentialsProvider {
     }
 
     async fn fetch(&self, generation: u64) -> Result<Lease, FetchError> {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.unreported_fetches.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let output = self
             .client

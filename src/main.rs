@@ -53,6 +53,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_idempotency(idempotency)
         .with_callbacks(callbacks);
     let service = &service;
+    service.prefetch().await;
     // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {
         Box::pin(service.handle(event))

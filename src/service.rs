@@ -29,7 +29,7 @@ use crate::cloudbot::{
     Call, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest, Job, JobEndpoint, Language,
 };
 use crate::config::Config;
-use crate::credentials::{CredentialsProvider, Lease, Refreshed};
+use crate::credentials::{CredentialsProvider, Lease, Prefetch, Refreshed};
 use crate::error::Failure;
 use crate::idempotency::{
     Begin, Claim, Fingerprint, Idempotency, IdempotencyError, Pending, RecordKey, Resolution,
@@ -121,6 +121,44 @@ impl Service {
         self
     }
 
+    /// Init-time work that would otherwise land on the first invocation, where Lambda throttles
+    /// the CPU (measured in docs/benchmarks.md, "Levers tried"): the secret is fetched with a
+    /// wait bounded by `CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS`, which also builds the Secrets
+    /// Manager client's connector and TLS configuration and opens its pooled connection.
+    /// Nothing here can fail the init: whatever did not finish is done by the first invocation
+    /// as before.
+    pub async fn prefetch(&self) {
+        let bound = self.config.secret_prefetch_timeout;
+        if bound.is_zero() {
+            return;
+        }
+        let started = Instant::now();
+        let elapsed_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match self.credentials.prefetch(bound).await {
+            Prefetch::Cached => {
+                tracing::info!(
+                    elapsed_ms = elapsed_ms(),
+                    "Cloud BOT credentials fetched during init"
+                );
+            }
+            Prefetch::TimedOut => tracing::warn!(
+                timeout_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+                "Secrets Manager did not answer during init within the prefetch timeout: the \
+                 first invocation fetches the Cloud BOT credentials"
+            ),
+            Prefetch::Failed(error) => tracing::warn!(
+                error = %error,
+                elapsed_ms = elapsed_ms(),
+                "could not fetch the Cloud BOT credentials during init: the first invocation \
+                 tries again"
+            ),
+            Prefetch::Skipped => tracing::info!(
+                "the secret TTL is 0: the credentials are fetched by every invocation, not \
+                 during init"
+            ),
+        }
+    }
+
     /// Handles one Lambda invocation of any trigger.
     pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
@@ -132,9 +170,6 @@ impl Service {
             .metrics
             .start(decoded.trigger.name(), &context.request_id);
         async move {
-            // Lambda runs one invocation per sandbox at a time, so the difference of the
-            // provider's counter is this invocation's reads.
-            let fetches_before = self.credentials.fetch_count();
             let result = match decoded.request {
                 Ok(request) => {
                     record.set_operation(request.operation.kind().name());
@@ -147,7 +182,9 @@ impl Service {
             if let Err(failure) = &result {
                 record.set_failed(failure.kind().name);
             }
-            record.add_secret_fetches(self.credentials.fetch_count() - fetches_before);
+            // Lambda runs one invocation per sandbox at a time, so the reads since the last
+            // report are this invocation's (the first one's include the prefetch of init).
+            record.add_secret_fetches(self.credentials.take_fetch_count());
             let elapsed = started.elapsed();
             telemetry::finish(&result, elapsed);
             self.metrics.emit(&record, elapsed);

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -27,6 +28,8 @@ struct State {
     secret_string: String,
     get_secret_value: AtomicU64,
     other: AtomicU64,
+    /// How long each `GetSecretValue` answer is held back, in microseconds.
+    delay_us: AtomicU64,
 }
 
 /// The counting endpoint. Dropping it stops the server.
@@ -66,6 +69,7 @@ impl SecretsEndpoint {
             secret_string: secret_string.to_owned(),
             get_secret_value: AtomicU64::new(0),
             other: AtomicU64::new(0),
+            delay_us: AtomicU64::new(0),
         });
         let connections = Arc::new(Connections::default());
         let server = crate::spawn_http_server(
@@ -104,6 +108,13 @@ impl SecretsEndpoint {
     /// Its connection counters.
     pub fn connections(&self) -> &Connections {
         &self.connections
+    }
+
+    /// Holds every later `GetSecretValue` answer back for `delay` (a slow Secrets Manager); the
+    /// call is counted when it arrives.
+    pub fn set_delay(&self, delay: Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.state.delay_us.store(us, Ordering::Relaxed);
     }
 
     /// Sets the call and connection counters back to 0.
@@ -163,6 +174,10 @@ async fn handle(
         ));
     }
     state.get_secret_value.fetch_add(1, Ordering::Relaxed);
+    let delay = Duration::from_micros(state.delay_us.load(Ordering::Relaxed));
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let secret_id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| {

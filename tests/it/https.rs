@@ -58,6 +58,13 @@ impl Https {
             .await
             .unwrap();
         sandbox.cold_init().await.unwrap();
+        if trust {
+            assert_eq!(
+                secrets.get_secret_value_calls(),
+                1,
+                "the secret is fetched during init"
+            );
+        }
         Https {
             emulator,
             secrets,
@@ -97,6 +104,21 @@ async fn with_the_test_only_switch_the_function_speaks_tls_to_both_upstreams() {
     assert_eq!(f.emulator.stats().jobs_created, 2);
     assert_eq!(f.secrets.get_secret_value_calls(), 1);
     let log = f.log();
+    // Fetched during init (before the first poll), and reported with the first invocation.
+    assert!(
+        log.contains("Cloud BOT credentials fetched during init"),
+        "{log}"
+    );
+    let fetches: Vec<u64> = log
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains("\"_aws\":"))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["SecretFetches"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(fetches, [1, 0], "SecretFetches per invocation");
     assert!(
         log.contains("TEST ONLY") && log.contains(TEST_ONLY_EXTRA_CA_VAR),
         "the switch is announced at cold start:\n{log}"

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Harness, SECRET_ID, Settings, function_env, require_binaries};
+use super::{Harness, SECRET_ID, Settings, demo_secret, function_env, require_binaries};
 use crate::BenchError;
 use crate::report::ColdInit;
 use crate::sandbox::Sandbox;
@@ -83,9 +83,10 @@ impl Harness {
 pub async fn only_cold(settings: Settings) -> Result<(), BenchError> {
     std::fs::create_dir_all(&settings.work)?;
     require_binaries(&[&settings.bootstrap, &settings.floor])?;
-    // Nothing listens on port 9 (discard): a function that called its upstream at init would fail.
+    // Nothing listens on port 9 (discard): a function that called Cloud BOT at init would fail.
+    // Secrets Manager answers, as the function fetches its secret during init.
     let api_base = "http://127.0.0.1:9";
-    let secrets = SecretsEndpoint::start(SECRET_ID, "{}").await?;
+    let secrets = SecretsEndpoint::start(SECRET_ID, &demo_secret()).await?;
     let mut env = function_env(
         api_base,
         &format!("{api_base}/demo/bots/echo_bot/jobs"),

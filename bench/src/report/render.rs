@@ -350,8 +350,8 @@ fn invocations(s: &mut String, r: &Report) -> fmt::Result {
         s,
         "\nThe function's own share (warm p50 − direct p50 − floor p50): {} ms. The first \
          invocation took {} ms: {} ms above the nominal latency, {} ms above a warm one (p50); \
-         it includes the Secrets Manager fetch (local counting endpoint, plain HTTP) and the \
-         first TCP connection to the API.\n",
+         it includes the first TCP connection to the API (the secret was fetched during cold \
+         init, from the local counting endpoint over plain HTTP).\n",
         format_args!(
             "{:.2}",
             (w.warm.p50.as_secs_f64() - w.direct.p50.as_secs_f64() - f.p50.as_secs_f64()) * 1000.0
@@ -467,10 +467,10 @@ fn tls_start(s: &mut String, r: &Report) -> fmt::Result {
         "Fresh process per sample (`tls-start`): the first ephemeral X25519 key generation, which \
          is the first thing a rustls handshake asks of the provider's random generator. With \
          aws-lc this first use seeds its DRBG (CPU jitter entropy unless aws-lc-sys is built with \
-         `AWS_LC_SYS_NO_JITTER_ENTROPY=1`). The function pays it in its first invocation (its \
-         first TLS connection, to Secrets Manager), not in cold init; the benchmark's own \
-         upstreams are plain HTTP on loopback, so the first-invocation figure above does not \
-         include it. aws-lc build in this run: {}.\n",
+         `AWS_LC_SYS_NO_JITTER_ENTROPY=1`). The function pays it with its first TLS connection, \
+         to Secrets Manager, which it opens during init to fetch its secret; the scenarios above \
+         use plain-HTTP upstreams on loopback, so their figures do not include it (the CPU model \
+         below does). aws-lc build in this run: {}.\n",
         r.tls.aws_lc_build
     )?;
     writeln!(

@@ -13,6 +13,7 @@ mod exactly_once;
 mod faults;
 mod logs;
 mod payloads;
+mod prefetch;
 mod state_machines;
 
 use std::collections::HashMap;
@@ -71,6 +72,9 @@ pub struct Setup {
     pub env: Vec<(&'static str, String)>,
     /// The idempotency store.
     pub store: Store,
+    /// Where the function's Secrets Manager client goes instead of moto (a stand-in's URL; its
+    /// secret id then belongs in `env`).
+    pub secrets_endpoint: Option<String>,
 }
 
 impl Default for Setup {
@@ -79,6 +83,7 @@ impl Default for Setup {
             secret: secret_json("demo-access-token", "demo-secret-key"),
             env: Vec::new(),
             store: Store::Table,
+            secrets_endpoint: None,
         }
     }
 }
@@ -118,7 +123,10 @@ impl Harness {
             env.insert(k, v);
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
-        let (client, secret_reads, secret_outage) = moto.faulty_client();
+        let (client, secret_reads, secret_outage) = match &setup.secrets_endpoint {
+            Some(url) => moto.faulty_client_at(url),
+            None => moto.faulty_client(),
+        };
         let (dynamodb, store_calls) = match setup.store {
             Store::Unreachable => moto.recording_dynamodb_at(&closed_port_url()),
             _ => moto.recording_dynamodb(),

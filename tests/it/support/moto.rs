@@ -150,10 +150,19 @@ while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
 
     /// A counting Secrets Manager client whose answers an [`Outage`] can replace.
     pub fn faulty_client(&self) -> (aws_sdk_secretsmanager::Client, CallCounter, Outage) {
+        self.faulty_client_at(&self.endpoint)
+    }
+
+    /// [`Self::faulty_client`] for another endpoint (e.g. a slow Secrets Manager stand-in).
+    pub fn faulty_client_at(
+        &self,
+        endpoint: &str,
+    ) -> (aws_sdk_secretsmanager::Client, CallCounter, Outage) {
         let counter = CallCounter::default();
         let outage = Outage::default();
         let conf = self
             .config()
+            .endpoint_url(endpoint)
             .interceptor(counter.clone())
             .interceptor(outage.clone())
             .build();
