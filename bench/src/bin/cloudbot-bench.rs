@@ -50,6 +50,13 @@ struct Cli {
     /// Cold init only, printed as a table (no emulator, no report).
     #[arg(long)]
     only_cold: bool,
+    /// The CPU model only, printed as a table (no report), with every --variant beside the
+    /// function and the floor.
+    #[arg(long, conflicts_with = "only_cold")]
+    only_cpu: bool,
+    /// With --only-cpu: another bootstrap measured side by side, as LABEL=PATH (repeatable).
+    #[arg(long, value_name = "LABEL=PATH", value_parser = parse_variant, requires = "only_cpu")]
+    variant: Vec<(String, PathBuf)>,
     /// Cold starts of each binary (default 20, quick 3).
     #[arg(long)]
     starts: Option<NonZeroUsize>,
@@ -119,6 +126,13 @@ fn parse_artifact(value: &str) -> Result<Artifact, String> {
         path: path.to_owned(),
         bytes,
     })
+}
+
+fn parse_variant(value: &str) -> Result<(String, PathBuf), String> {
+    value
+        .split_once('=')
+        .map(|(label, path)| (label.to_owned(), PathBuf::from(path)))
+        .ok_or_else(|| format!("expected LABEL=PATH, got {value}"))
 }
 
 fn parse_env(value: &str) -> Result<(String, String), String> {
@@ -204,8 +218,10 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let only_cold = cli.only_cold;
+    let only_cpu = cli.only_cpu;
+    let variants = std::mem::take(&mut cli.variant);
     let settings = match cli.into_settings() {
         Ok(s) => s,
         Err(e) => {
@@ -230,6 +246,8 @@ fn main() -> ExitCode {
     let run = async {
         if only_cold {
             harness::only_cold(settings).await
+        } else if only_cpu {
+            harness::only_cpu(settings, variants).await
         } else {
             harness::run(settings).await
         }

@@ -5,7 +5,7 @@
 //! it used), warm p50/p99, and the throughput one sandbox sustains back to back. Where the model
 //! comes from and what it leaves out: docs/benchmarks.md, "CPU model".
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use cloudbot_emulator::{
 
 use super::{
     Harness, INVOKE_TIMEOUT, SECRET_ID, Settings, demo_secret, execute_event, expect_job,
-    function_env,
+    function_env, require_binaries,
 };
 use crate::BenchError;
 use crate::cgroup::{Cgroup, Controller};
@@ -26,7 +26,7 @@ use crate::emulator::BENCH_BOT;
 use crate::report::{CpuFigures, CpuModel, CpuRow};
 use crate::sandbox::Sandbox;
 use crate::secrets::SecretsEndpoint;
-use crate::stats::Summary;
+use crate::stats::{Summary, ms};
 
 /// The function's test-only switch for an extra CA (its home: `cloudbot_trigger::config`; the
 /// harness does not link the function's library, and a mismatch fails every CPU-model run).
@@ -186,12 +186,28 @@ fn floor_event() -> Bytes {
     Bytes::from_static(b"{\"operation\":\"execute\",\"input\":{\"message\":\"bench\"}}")
 }
 
+/// One binary under the model, started in turn with the others.
+struct Subject {
+    label: String,
+    bin: PathBuf,
+    is_floor: bool,
+}
+
+/// Every subject's runs for one configuration.
+struct Rounds {
+    config: CpuConfig,
+    runs: Vec<Vec<Run>>,
+}
+
 impl Harness {
-    /// Runs the model for every configuration, against HTTPS upstreams of its own.
-    pub(super) async fn cpu_model(
+    /// The upstreams, their direct baseline, and `starts` rounds of every subject for every
+    /// configuration. Each round starts the subjects in a rotated order, so machine noise and
+    /// the position in a round hit every subject alike.
+    async fn cpu_rounds(
         &mut self,
         configs: &[CpuConfig],
-    ) -> Result<CpuModel, BenchError> {
+        subjects: &[Subject],
+    ) -> Result<(Summary, Vec<Rounds>), BenchError> {
         let up = TlsUpstreams::start(&self.settings, &self.env).await?;
         up.emulator.set_latency(self.settings.latency);
         // The upstream's own service time, as the leanest client sees it (a warm keep-alive
@@ -202,7 +218,7 @@ impl Harness {
         up.emulator.set_latency(self.settings.latency);
         up.secrets.reset();
         let mut job_ids = Vec::new();
-        let mut rows = Vec::with_capacity(configs.len());
+        let mut all = Vec::with_capacity(configs.len());
         for config in configs {
             eprintln!(
                 "cpu model: {} MB, period {} ms: {} starts each",
@@ -210,27 +226,54 @@ impl Harness {
                 config.period.as_millis(),
                 self.settings.cpu_starts
             );
-            let mut function = Vec::new();
-            let mut floor = Vec::new();
+            let mut runs: Vec<Vec<Run>> = subjects.iter().map(|_| Vec::new()).collect();
             for start in 0..self.settings.cpu_starts {
-                for is_floor in [start % 2 == 0, start % 2 != 0] {
-                    if is_floor {
-                        floor.push(self.cpu_run(&up, *config, true, &mut job_ids).await?);
-                    } else {
-                        function.push(self.cpu_run(&up, *config, false, &mut job_ids).await?);
-                    }
+                for k in 0..subjects.len() {
+                    let i = (start + k) % subjects.len();
+                    let run = self
+                        .cpu_run(&up, *config, &subjects[i], &mut job_ids)
+                        .await?;
+                    runs[i].push(run);
                 }
             }
-            rows.push(CpuRow {
-                memory_mb: config.memory_mb,
-                period: config.period,
-                quota: config.quota(),
-                template_default: self.settings.template_memory == Some(config.memory_mb),
-                function: figures(&function)?,
-                floor: figures(&floor)?,
+            all.push(Rounds {
+                config: *config,
+                runs,
             });
         }
         up.check_jobs(&job_ids)?;
+        Ok((direct, all))
+    }
+
+    /// Runs the model for every configuration, against HTTPS upstreams of its own.
+    pub(super) async fn cpu_model(
+        &mut self,
+        configs: &[CpuConfig],
+    ) -> Result<CpuModel, BenchError> {
+        let subjects = [
+            Subject {
+                label: "function".to_owned(),
+                bin: self.settings.bootstrap.clone(),
+                is_floor: false,
+            },
+            Subject {
+                label: "floor".to_owned(),
+                bin: self.settings.floor.clone(),
+                is_floor: true,
+            },
+        ];
+        let (direct, all) = self.cpu_rounds(configs, &subjects).await?;
+        let mut rows = Vec::with_capacity(all.len());
+        for rounds in all {
+            rows.push(CpuRow {
+                memory_mb: rounds.config.memory_mb,
+                period: rounds.config.period,
+                quota: rounds.config.quota(),
+                template_default: self.settings.template_memory == Some(rounds.config.memory_mb),
+                function: figures(&rounds.runs[0])?,
+                floor: figures(&rounds.runs[1])?,
+            });
+        }
         Ok(CpuModel {
             rows,
             direct,
@@ -246,17 +289,18 @@ impl Harness {
         &mut self,
         up: &TlsUpstreams,
         config: CpuConfig,
-        is_floor: bool,
+        subject: &Subject,
         job_ids: &mut Vec<String>,
     ) -> Result<Run, BenchError> {
-        let (bin, what) = if is_floor {
-            (self.settings.floor.clone(), "floor-cpu")
+        let is_floor = subject.is_floor;
+        let what = if is_floor {
+            "floor-cpu"
         } else {
-            (self.settings.bootstrap.clone(), "function-cpu")
+            "function-cpu"
         };
         let group = Cgroup::create(Controller::Cpu)?;
         let log = self.log_path(what);
-        let mut sb = Sandbox::spawn(&bin, &up.env, &log).await?;
+        let mut sb = Sandbox::spawn(&subject.bin, &up.env, &log).await?;
         let pid = sb
             .pid()
             .ok_or_else(|| BenchError::msg("bootstrap exited at once"))?;
@@ -347,6 +391,7 @@ fn figures(runs: &[Run]) -> Result<CpuFigures, BenchError> {
     Ok(CpuFigures {
         cold_init: of(&|r| r.cold_init)?,
         first: of(&|r| r.first)?,
+        cold_total: of(&|r| r.cold_init + r.first)?,
         first_cpu: of(&|r| r.first_cpu)?,
         warm: Summary::of(&warm).ok_or_else(no)?,
         throughput: throughput
@@ -355,4 +400,65 @@ fn figures(runs: &[Run]) -> Result<CpuFigures, BenchError> {
             .unwrap_or_default(),
         throttled_periods: runs.iter().map(|r| r.throttled_periods).sum(),
     })
+}
+
+/// `--only-cpu`: the CPU model alone, printed as a table (no report), for the function, the
+/// floor and every `--variant` side by side; each round starts them in a rotated order. The
+/// quickest way to weigh a lever on the throttled cold path against the shipped build.
+pub async fn only_cpu(
+    settings: Settings,
+    variants: Vec<(String, PathBuf)>,
+) -> Result<(), BenchError> {
+    let mut bins = vec![&settings.bootstrap, &settings.floor, &settings.emulator];
+    bins.extend(variants.iter().map(|(_, bin)| bin));
+    require_binaries(&bins.iter().map(|b| b.as_path()).collect::<Vec<_>>())?;
+    let configs = settings.cpu_configs.clone();
+    let mut subjects = vec![
+        Subject {
+            label: settings.bootstrap.display().to_string(),
+            bin: settings.bootstrap.clone(),
+            is_floor: false,
+        },
+        Subject {
+            label: settings.floor.display().to_string(),
+            bin: settings.floor.clone(),
+            is_floor: true,
+        },
+    ];
+    subjects.extend(variants.into_iter().map(|(label, bin)| Subject {
+        label,
+        bin,
+        is_floor: false,
+    }));
+    let mut h = Harness::start(settings).await?;
+    let (direct, all) = h.cpu_rounds(&configs, &subjects).await?;
+    println!(
+        "direct execute on a warm HTTPS connection: p50 {} ms; medians of {} starts\n",
+        ms(direct.p50),
+        h.settings.cpu_starts
+    );
+    println!(
+        "| binary | memory MB | period ms | cold init ms | first invocation ms | init + first ms | first CPU ms (min) | throttled periods (sum) | warm p50 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for rounds in &all {
+        for (subject, runs) in subjects.iter().zip(&rounds.runs) {
+            let f = figures(runs)?;
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} |",
+                subject.label,
+                rounds.config.memory_mb,
+                rounds.config.period.as_millis(),
+                ms(f.cold_init.p50),
+                ms(f.first.p50),
+                ms(f.cold_total.p50),
+                ms(f.first_cpu.p50),
+                ms(f.first_cpu.min),
+                f.throttled_periods,
+                ms(f.warm.p50),
+            );
+        }
+    }
+    h.finish().await;
+    Ok(())
 }

@@ -26,7 +26,7 @@ use crate::sandbox::Sandbox;
 use crate::secrets::SecretsEndpoint;
 
 pub use cold::only_cold;
-pub use cpu::{CpuConfig, FULL_VCPU_MB, template_memory};
+pub use cpu::{CpuConfig, FULL_VCPU_MB, only_cpu, template_memory};
 
 /// Secret name the function is configured with; the value is the emulator's demo token pair.
 const SECRET_ID: &str = "cloudbot/bench";
@@ -218,6 +218,34 @@ struct Harness {
 }
 
 impl Harness {
+    /// The shared upstreams (emulator process, Secrets Manager endpoint) for `settings`.
+    async fn start(settings: Settings) -> Result<Harness, BenchError> {
+        std::fs::create_dir_all(&settings.work)?;
+        let emulator =
+            EmulatorProcess::spawn(&settings.emulator, &settings.work.join("emulator.log")).await?;
+        let secrets = SecretsEndpoint::start(SECRET_ID, &demo_secret()).await?;
+        let mut env = function_env(
+            emulator.base_url(),
+            &emulator.bot_endpoint(),
+            &secrets.url(),
+        );
+        env.extend(settings.extra_env.iter().cloned());
+        Ok(Harness {
+            settings,
+            emulator,
+            secrets,
+            env,
+            logs: 0,
+        })
+    }
+
+    /// Stops the emulator and removes the logs (kept only when a run fails).
+    async fn finish(self) {
+        let work = self.settings.work.clone();
+        self.emulator.stop().await;
+        let _ = std::fs::remove_dir_all(work);
+    }
+
     fn log_path(&mut self, what: &str) -> PathBuf {
         self.logs += 1;
         self.settings
@@ -258,29 +286,13 @@ fn require_binaries(bins: &[&Path]) -> Result<(), BenchError> {
 
 /// Runs every scenario and writes the report to `settings.out`.
 pub async fn run(settings: Settings) -> Result<(), BenchError> {
-    std::fs::create_dir_all(&settings.work)?;
     require_binaries(&[
         &settings.bootstrap,
         &settings.floor,
         &settings.emulator,
         &settings.tls_start,
     ])?;
-    let emulator =
-        EmulatorProcess::spawn(&settings.emulator, &settings.work.join("emulator.log")).await?;
-    let secrets = SecretsEndpoint::start(SECRET_ID, &demo_secret()).await?;
-    let mut env = function_env(
-        emulator.base_url(),
-        &emulator.bot_endpoint(),
-        &secrets.url(),
-    );
-    env.extend(settings.extra_env.iter().cloned());
-    let mut h = Harness {
-        settings,
-        emulator,
-        secrets,
-        env,
-        logs: 0,
-    };
+    let mut h = Harness::start(settings).await?;
     let t0 = Instant::now();
     eprintln!("cold init: {} starts each", h.settings.starts);
     let cold = h.cold_init().await?;
@@ -331,9 +343,6 @@ pub async fn run(settings: Settings) -> Result<(), BenchError> {
     };
     write_report(&s.out, &report)?;
     eprintln!("wrote {}", s.out.display());
-    let work = s.work.clone();
-    h.emulator.stop().await;
-    // Logs are only interesting when something failed; keep them then.
-    let _ = std::fs::remove_dir_all(work);
+    h.finish().await;
     Ok(())
 }

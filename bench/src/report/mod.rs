@@ -35,7 +35,7 @@ pub struct ColdInit {
 /// Scenario 2 (+ the function's peak RSS over the warm run).
 #[derive(Debug, Clone)]
 pub struct Warm {
-    /// First invocation (secret fetch + first connection).
+    /// First invocation (first API connection; the secret is fetched during init).
     pub first: Duration,
     /// Warm invocations.
     pub warm: Summary,
@@ -131,8 +131,10 @@ pub struct TlsStart {
 pub struct CpuFigures {
     /// Spawn → first poll (unthrottled, as the model's init phase).
     pub cold_init: Summary,
-    /// The first invocation (throttled): secret fetch, first connections.
+    /// The first invocation (throttled): first API connection, and whatever init left undone.
     pub first: Summary,
+    /// Cold init + first invocation of each start: what a cold caller waits for.
+    pub cold_total: Summary,
     /// CPU time of the first invocation, up to the next poll.
     pub first_cpu: Summary,
     /// Warm invocations, one at a time.
