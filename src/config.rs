@@ -55,6 +55,18 @@ pub struct TestOnlyExtraCa {
 /// retry within minutes).
 pub const DEFAULT_IDEMPOTENCY_EXPIRY: Duration = Duration::from_secs(86_400);
 
+/// How long a callback-driven task waits for its callback by default (the template's
+/// `CallbackTimeoutSeconds`).
+pub const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How much longer than the callback timeout an idempotency record must live when callbacks are
+/// on: after the timeout, the polling fallback (RecoverJob) finds the job through the record, and
+/// a record that expired first would let it start the BOT again. The bound is the longest
+/// ExecuteBot retry schedule before the wait plus RecoverJob's after it (each 2700 s: every
+/// allowed attempt at its 120 s task timeout plus its capped backoff);
+/// `tests/it/lambda/state_machines.rs` computes it from the ASL files (docs/state-machines.md).
+pub const CALLBACK_EXPIRY_MARGIN: Duration = Duration::from_secs(5400);
+
 /// The idempotency table (docs/exactly-once.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyConfig {
@@ -97,6 +109,10 @@ pub struct Config {
     /// Public URL of the callback route (`…/callbacks`); `None`: no callback-driven runs
     /// (docs/state-machines.md). Needs the idempotency table, which holds the callback records.
     pub callback_base: Option<url::Url>,
+    /// How long a callback-driven task waits for its callback before the polling fallback (the
+    /// state machines' `CallbackTimeoutSeconds`); with callbacks on, the idempotency expiry must
+    /// exceed it by [`CALLBACK_EXPIRY_MARGIN`].
+    pub callback_timeout: Duration,
     /// How long an idle upstream connection (Cloud BOT reads and Secrets Manager) is kept for
     /// reuse.
     pub pool_idle_timeout: Duration,
@@ -204,6 +220,13 @@ impl Config {
             )?,
             idempotency: idempotency(&get)?,
             callback_base: callback_base(&get)?,
+            callback_timeout: Duration::from_secs(parse_u64(
+                &get,
+                CALLBACK_TIMEOUT,
+                DEFAULT_CALLBACK_TIMEOUT.as_secs(),
+                120,
+                21_600,
+            )?),
             pool_idle_timeout: parse_ms(
                 &get,
                 "CLOUDBOT_POOL_IDLE_TIMEOUT_MS",
@@ -225,10 +248,23 @@ impl Config {
 
     fn check_callbacks(self) -> Result<Self, ConfigError> {
         if let Some(base) = &self.callback_base {
-            if self.idempotency.is_none() {
+            let Some(idempotency) = &self.idempotency else {
                 return Err(ConfigError::new(
                     CALLBACK_BASE,
                     "needs CLOUDBOT_IDEMPOTENCY_TABLE (the callback records live in that table)",
+                ));
+            };
+            let needed = self.callback_timeout + CALLBACK_EXPIRY_MARGIN;
+            if idempotency.expiry <= needed {
+                return Err(ConfigError::new(
+                    IDEMPOTENCY_EXPIRY,
+                    format!(
+                        "is {} s; with callbacks on it must exceed {CALLBACK_TIMEOUT} ({} s) by                          more than {} s, i.e. be at least {} s: the polling fallback after a                          callback timeout finds the job through the idempotency record                          (docs/state-machines.md)",
+                        idempotency.expiry.as_secs(),
+                        self.callback_timeout.as_secs(),
+                        CALLBACK_EXPIRY_MARGIN.as_secs(),
+                        needed.as_secs() + 1,
+                    ),
                 ));
             }
             if base.scheme() == "http" && !(self.allow_http_loopback_callback && is_loopback(base))
@@ -245,6 +281,8 @@ impl Config {
 }
 
 const CALLBACK_BASE: &str = "CLOUDBOT_CALLBACK_BASE_URL";
+const CALLBACK_TIMEOUT: &str = "CLOUDBOT_CALLBACK_TIMEOUT_SECONDS";
+const IDEMPOTENCY_EXPIRY: &str = "CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS";
 
 /// `CLOUDBOT_CALLBACK_BASE_URL`: an absolute http(s) URL without user information, query or
 /// fragment whose path ends with `/callbacks` (the route the function serves). Read at cold
@@ -313,10 +351,9 @@ fn idempotency(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<IdempotencyConfig>, ConfigError> {
     const TABLE: &str = "CLOUDBOT_IDEMPOTENCY_TABLE";
-    const EXPIRY: &str = "CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS";
     let expiry = Duration::from_secs(parse_u64(
         get,
-        EXPIRY,
+        IDEMPOTENCY_EXPIRY,
         DEFAULT_IDEMPOTENCY_EXPIRY.as_secs(),
         900,
         30 * 86_400,
@@ -548,6 +585,56 @@ mod tests {
             ("CLOUDBOT_CALLBACK_BASE_URL", "http://127.0.0.1:1/callbacks"),
         ]);
         assert!(local.is_ok());
+    }
+
+    #[test]
+    fn with_callbacks_the_idempotency_expiry_outlasts_the_callback_timeout_and_the_fallback() {
+        let with = |expiry: &str, timeout: Option<&str>, base: bool| {
+            let mut vars = vec![
+                ("CLOUDBOT_SECRET_ID", "s"),
+                ("CLOUDBOT_IDEMPOTENCY_TABLE", "t-1"),
+                ("CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS", expiry),
+            ];
+            if base {
+                vars.push((
+                    "CLOUDBOT_CALLBACK_BASE_URL",
+                    "https://abc.example/callbacks",
+                ));
+            }
+            if let Some(timeout) = timeout {
+                vars.push(("CLOUDBOT_CALLBACK_TIMEOUT_SECONDS", timeout));
+            }
+            config(&vars)
+        };
+        // The template's defaults (a day; an hour) and the tightest accepted pair.
+        let ok = with("86400", None, true).unwrap();
+        assert_eq!(ok.callback_timeout, DEFAULT_CALLBACK_TIMEOUT);
+        assert!(with("5521", Some("120"), true).is_ok());
+        assert!(with("27001", Some("21600"), true).is_ok());
+        for (expiry, timeout) in [
+            ("5520", "120"),
+            ("9000", "3600"),
+            ("3600", "3600"),
+            ("900", "7200"),
+        ] {
+            let err = with(expiry, Some(timeout), true).unwrap_err();
+            assert_eq!(
+                err.var, "CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS",
+                "{expiry} {timeout}"
+            );
+            assert!(
+                err.reason.contains("CLOUDBOT_CALLBACK_TIMEOUT_SECONDS")
+                    && err.reason.contains(timeout),
+                "{}",
+                err.reason
+            );
+        }
+        // Without callbacks there is no fallback to protect: the expiry's own minimum applies.
+        assert!(with("900", Some("21600"), false).is_ok());
+        for bad in ["119", "21601", "soon"] {
+            let err = with("86400", Some(bad), true).unwrap_err();
+            assert_eq!(err.var, "CLOUDBOT_CALLBACK_TIMEOUT_SECONDS", "{bad}");
+        }
     }
 
     #[test]

@@ -226,6 +226,17 @@ def test_function_may_read_only_its_secret(template):
     assert read["Resource"] == secret_id, "the policy and the function must name the same secret"
 
 
+def test_no_task_expects_a_heartbeat_so_none_may_be_sent(template):
+    # Least privilege: states:SendTaskHeartbeat would have no use (docs/state-machines.md: nothing
+    # can send one while the BOT runs at Cloud BOT), so no task asks for heartbeats and the function
+    # may not send them.
+    for path in _asl_files():
+        for name, state in _walk_states(json.loads(path.read_text())["States"]):
+            assert not {"HeartbeatSeconds", "HeartbeatSecondsPath"} & set(state), f"{path.name}/{name}"
+    statements = [s for p in template["Resources"]["CloudBotFunction"]["Properties"]["Policies"] for s in p["Statement"]]
+    assert "states:SendTaskHeartbeat" not in json.dumps(statements)
+
+
 def test_idempotency_table_is_on_demand_encrypted_with_ttl(template):
     table = template["Resources"]["IdempotencyTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"

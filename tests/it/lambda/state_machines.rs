@@ -194,3 +194,52 @@ fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
     }
     assert_eq!(refer_jobs, 3, "one ReferJob per state machine");
 }
+
+/// With callbacks on, an idempotency record must outlive the callback timeout by
+/// [`CALLBACK_EXPIRY_MARGIN`]: the polling fallback (RecoverJob) finds the job through it. The
+/// margin must cover the longest time the state machines can spend on either side of the wait:
+/// every retry of the waiting execute before it and of RecoverJob after it, each attempt at its
+/// task timeout (a waiting attempt that fails is a failed Lambda invocation, shorter than the
+/// Lambda tasks' 120 s) plus its capped backoff.
+#[test]
+fn the_callback_expiry_margin_covers_the_retries_around_the_wait() {
+    use cloudbot_trigger::config::CALLBACK_EXPIRY_MARGIN;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine");
+    let retry_time = |task: &Value, attempt_s: u64| -> u64 {
+        task["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                r["MaxAttempts"].as_u64().unwrap()
+                    * (r["MaxDelaySeconds"].as_u64().unwrap() + attempt_s)
+            })
+            .sum()
+    };
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let asl: Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let mut found = Vec::new();
+        tasks(asl["States"].as_object().unwrap(), &mut found);
+        let waiting = found
+            .iter()
+            .find(|(_, t)| t["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken");
+        let recover = found.iter().find(|(name, _)| name == "RecoverJob");
+        let (Some((_, waiting)), Some((_, recover))) = (waiting, recover) else {
+            continue;
+        };
+        let attempt_s = recover["TimeoutSeconds"].as_u64().unwrap();
+        let needed = retry_time(waiting, attempt_s) + retry_time(recover, attempt_s);
+        assert!(
+            CALLBACK_EXPIRY_MARGIN.as_secs() >= needed,
+            "the margin ({} s) is shorter than the retries around a callback wait ({needed} s)",
+            CALLBACK_EXPIRY_MARGIN.as_secs()
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 2,
+        "RunBotCallback and RunBotMap wait for callbacks"
+    );
+}
