@@ -33,7 +33,7 @@ fn jobs(h: &Harness) -> usize {
 /// The stored state of every record of the harness's table.
 async fn states(h: &Harness) -> Vec<String> {
     let table = h.table.as_deref().expect("a table");
-    crate::support::moto::moto()
+    crate::support::moto::serial_moto()
         .items(table)
         .await
         .iter()

@@ -29,7 +29,7 @@ use cloudbot_trigger::service::Service;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-use crate::support::moto::{CallCounter, OperationLog, Outage, moto, secret_json};
+use crate::support::moto::{CallCounter, OperationLog, Outage, moto, secret_json, serial_moto};
 
 /// The placeholder job id in `events/*refer-job*.json`; tests substitute a job just created.
 pub const JOB_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
@@ -111,8 +111,12 @@ impl Harness {
             ("CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "true".to_owned()),
             ("CLOUDBOT_REQUEST_TIMEOUT_MS", "5000".to_owned()),
         ]);
+        // The table lives on the moto that serves one request at a time: moto's threaded server
+        // checks a condition and writes in separate steps, so concurrent claims could both
+        // succeed there, which DynamoDB never allows (`serial_moto`).
+        let table_moto = serial_moto();
         let table = match setup.store {
-            Store::Table => Some(moto.create_idempotency_table("idempotency").await),
+            Store::Table => Some(table_moto.create_idempotency_table("idempotency").await),
             Store::Unreachable => Some("unreachable".to_owned()),
             Store::None => None,
         };
@@ -129,7 +133,7 @@ impl Harness {
         };
         let (dynamodb, store_calls) = match setup.store {
             Store::Unreachable => moto.recording_dynamodb_at(&closed_port_url()),
-            _ => moto.recording_dynamodb(),
+            _ => table_moto.recording_dynamodb(),
         };
         // Wired as main.rs does.
         let idempotency = config.idempotency.as_ref().map(|table| {
