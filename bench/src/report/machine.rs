@@ -17,6 +17,9 @@ pub struct Machine {
     pub commit: String,
     /// UTC date and time of the run.
     pub date: String,
+    /// `/proc/loadavg`'s 1, 5 and 15 minute load averages when the report is written (other
+    /// work on the machine makes every timing noisier).
+    pub load: String,
 }
 
 impl Machine {
@@ -50,6 +53,9 @@ impl Machine {
             rustc: rustc.to_owned(),
             commit: commit.to_owned(),
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+                .unwrap_or_else(|_| "unknown".to_owned()),
         }
     }
 }

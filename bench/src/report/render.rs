@@ -132,15 +132,19 @@ fn intro(s: &mut String, r: &Report) -> fmt::Result {
 fn machine(s: &mut String, r: &Report) -> fmt::Result {
     let m = &r.machine;
     writeln!(s, "## Machine\n")?;
-    writeln!(s, "| nproc | CPU | memory | kernel | rustc | commit |")?;
-    writeln!(s, "|---|---|---|---|---|---|")?;
     writeln!(
         s,
-        "| {} | {} | {} MiB | {} | {} | {} |\n",
+        "| nproc | CPU | memory | kernel | load average 1 / 5 / 15 min (end of run) | rustc | commit |"
+    )?;
+    writeln!(s, "|---|---|---|---|---|---|---|")?;
+    writeln!(
+        s,
+        "| {} | {} | {} MiB | {} | {} | {} | {} |\n",
         m.nproc,
         m.cpu,
         m.mem_mib,
         m.kernel,
+        m.load,
         if m.rustc.is_empty() { "?" } else { &m.rustc },
         if m.commit.is_empty() { "?" } else { &m.commit },
     )?;
@@ -221,8 +225,10 @@ fn budget(s: &mut String, r: &Report) -> fmt::Result {
         writeln!(
             s,
             "- **Cold init**: the floor starts in {} ms, so {BUDGET_COLD_RATIO}× leaves {} ms for \
-             everything the function does before its first poll. Where that time goes, the \
-             levers tried and what reaching the budget would cost: \
+             everything the function does before its first poll. That includes fetching the \
+             secret (lever 10), which takes the Secrets Manager call out of the first invocation: \
+             what a cold caller waits for is init + first invocation (the CPU-model table). Where \
+             the time goes, the levers tried and what reaching the budget would cost: \
              [docs/benchmarks.md](docs/benchmarks.md).",
             ms(r.cold.floor.p50),
             ms(r.cold.floor.p50.mul_f64(BUDGET_COLD_RATIO - 1.0))
