@@ -6,9 +6,9 @@
 #                               load 4 sandboxes x 250, the Lambda CPU model (128/512/1769 MB and
 #                               the template's default, periods 100 and 20 ms), x86_64 + arm64
 #                               artifacts -> BENCHMARKS.md
-#   scripts/bench.sh --quick    short run CI uses to keep the harness working: 3 starts, 1 + 100 warm,
-#                               load 2 x 20, one CPU-model configuration, no arm64 build
-#                               -> target/bench/BENCHMARKS-quick.md
+#   scripts/bench.sh --quick    short run: 3 starts, 1 + 100 warm, load 2 x 20, one CPU-model
+#                               configuration, no arm64 build -> target/bench/BENCHMARKS-quick.md
+#                               (CI runs `--quick --dev`: the harness kept working, no release build)
 #
 # The CPU model needs root and cgroup v1 (docs/benchmarks.md, "CPU model"); without them the
 # report says it did not run, except under CI=true, where that is a failure.

@@ -2,9 +2,10 @@
 # The one test command: installs what the tests need (pinned, into .tools/) and runs every test.
 # .ci/run calls exactly this. Works on a fresh clone with CI=true and no stdin.
 #
-# Order: cheap checks first (format, lint, supply chain, template), then the release builds and
-# what runs them (the arm64 bootstrap `sam build` makes, executed under qemu; the quick benchmark,
-# which only fails on functional breakage, never on a slow figure), then the Rust tests (client,
+# Order: cheap checks first (format, lint, supply chain, template), then the one release build
+# (the arm64 bootstrap `sam build` makes, later executed under qemu), the quick benchmark on the
+# debug builds (a functional check of the harness: it only fails on functional breakage, never on
+# a slow figure; the figures come from a full scripts/bench.sh), then the Rust tests (client,
 # emulator, handler with moto) and the process-level tests (the real Lambda runtime loop via
 # cargo lambda, and the state machines in moto's Step Functions interpreter).
 # Each step's wall time is printed at the end (what each costs: CONTRIBUTING.md).
@@ -53,8 +54,8 @@ scripts/deny.sh
 step "template and state machine checks, sam build of the arm64 bootstrap (scripts/check-template.sh)"
 scripts/check-template.sh --with-build
 
-step "quick benchmark (functional check of the harness; figures in target/bench/)"
-scripts/bench.sh --quick
+step "quick benchmark on the debug builds (functional check of the harness; report in target/bench/)"
+scripts/bench.sh --quick --dev
 
 step "arm64 bootstrap from sam build, run under qemu (scripts/arm64-smoke.sh)"
 scripts/arm64-smoke.sh
