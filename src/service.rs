@@ -26,7 +26,8 @@ use tracing::Instrument;
 
 use crate::callback::{CallbackError, CallbackId, Callbacks, Delivery, task_outcome};
 use crate::cloudbot::{
-    Call, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest, Job, JobEndpoint, Language,
+    Call, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest, Job, JobEndpoint,
+    Language, TlsWarmUp,
 };
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Prefetch, Refreshed};
@@ -122,12 +123,44 @@ impl Service {
     }
 
     /// Init-time work that would otherwise land on the first invocation, where Lambda throttles
-    /// the CPU (measured in docs/benchmarks.md, "Levers tried"): the secret is fetched with a
-    /// wait bounded by `CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS`, which also builds the Secrets
-    /// Manager client's connector and TLS configuration and opens its pooled connection.
-    /// Nothing here can fail the init: whatever did not finish is done by the first invocation
-    /// as before.
+    /// the CPU (measured in docs/benchmarks.md, "Levers tried"), both at once: the secret is
+    /// fetched with a wait bounded by `CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS`, which also builds
+    /// the Secrets Manager client's connector and TLS configuration and opens its pooled
+    /// connection; and one TLS handshake with the Cloud BOT API host, bounded by
+    /// `CLOUDBOT_TLS_WARMUP_TIMEOUT_MS`, leaves a session the first execute resumes. Nothing
+    /// here can fail the init: whatever did not finish is done by the first invocation as
+    /// before.
     pub async fn prefetch(&self) {
+        tokio::join!(self.prefetch_secret(), self.warm_up_tls());
+    }
+
+    async fn warm_up_tls(&self) {
+        let bound = self.config.tls_warmup_timeout;
+        let started = Instant::now();
+        let elapsed_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match self.client.warm_up_tls(bound).await {
+            TlsWarmUp::Done => tracing::info!(
+                elapsed_ms = elapsed_ms(),
+                "TLS session with the Cloud BOT API set up during init"
+            ),
+            TlsWarmUp::Skipped(why) => {
+                tracing::debug!(reason = why, "no TLS warm-up with the Cloud BOT API");
+            }
+            TlsWarmUp::TimedOut => tracing::warn!(
+                timeout_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+                "the TLS warm-up with the Cloud BOT API did not finish during init within its \
+                 timeout: the first request makes the whole handshake"
+            ),
+            TlsWarmUp::Failed(error) => tracing::warn!(
+                error = %error,
+                elapsed_ms = elapsed_ms(),
+                "the TLS warm-up with the Cloud BOT API failed during init: the first request \
+                 connects on its own"
+            ),
+        }
+    }
+
+    async fn prefetch_secret(&self) {
         let bound = self.config.secret_prefetch_timeout;
         if bound.is_zero() {
             return;

@@ -144,7 +144,14 @@ pub(crate) async fn serve(
             match state.tls.clone() {
                 None => connection(io, state, conn_id, rst).await,
                 Some(tls) => match tls.accept(io).await {
-                    Ok(io) => connection(io, state, conn_id, rst).await,
+                    Ok(io) => {
+                        let c = &state.counters;
+                        c.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+                        if io.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                            c.tls_handshakes_resumed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        connection(io, state, conn_id, rst).await
+                    }
                     Err(e) => tracing::debug!(conn_id, error = %e, "TLS handshake failed"),
                 },
             }

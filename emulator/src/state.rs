@@ -73,6 +73,12 @@ pub struct Stats {
     /// silently, as configured).
     #[serde(default)]
     pub connections_idle_closed: u64,
+    /// TLS handshakes completed (HTTPS only).
+    #[serde(default)]
+    pub tls_handshakes: u64,
+    /// Of those, the ones that resumed an earlier session instead of a full handshake.
+    #[serde(default)]
+    pub tls_handshakes_resumed: u64,
 }
 
 /// A job as the emulator holds it (`GET /__emulator/jobs`). Input values are not exposed.
@@ -160,6 +166,8 @@ pub(crate) struct Counters {
     pub jobs_created: AtomicU64,
     pub callback_attempts: AtomicU64,
     pub connections_idle_closed: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshakes_resumed: AtomicU64,
 }
 
 pub(crate) struct State {
@@ -290,6 +298,8 @@ impl State {
             jobs_created: c.jobs_created.load(Ordering::Relaxed),
             callback_attempts: c.callback_attempts.load(Ordering::Relaxed),
             connections_idle_closed: c.connections_idle_closed.load(Ordering::Relaxed),
+            tls_handshakes: c.tls_handshakes.load(Ordering::Relaxed),
+            tls_handshakes_resumed: c.tls_handshakes_resumed.load(Ordering::Relaxed),
         }
     }
 
@@ -354,6 +364,8 @@ impl State {
         c.jobs_created.store(0, Ordering::Relaxed);
         c.callback_attempts.store(0, Ordering::Relaxed);
         c.connections_idle_closed.store(0, Ordering::Relaxed);
+        c.tls_handshakes.store(0, Ordering::Relaxed);
+        c.tls_handshakes_resumed.store(0, Ordering::Relaxed);
     }
 
     pub fn job_records(&self) -> Vec<JobRecord> {

@@ -19,7 +19,7 @@ use super::model::{
     JobQuery, Language, Started,
 };
 use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
-use super::transport::{Transport, TransportSettings};
+use super::transport::{TlsWarmUp, Transport, TransportSettings};
 
 /// Largest request body the service accepts ([D]: 4 MB); bigger bodies are refused locally, and
 /// the request parser checks the execute input against it before any call.
@@ -172,6 +172,15 @@ impl CloudBotClient {
     /// The configured API base.
     pub fn base(&self) -> &ApiBase {
         &self.inner.base
+    }
+
+    /// One TLS handshake with the API host during init, within `bound`, sending no request
+    /// (see `transport.rs`). Never fails the caller: the outcome says what happened.
+    pub async fn warm_up_tls(&self, bound: Duration) -> TlsWarmUp {
+        self.inner
+            .transport
+            .warm_up_tls(&self.inner.base, bound)
+            .await
     }
 
     /// `GET /{public_id}/bots`: the contract's API-published BOTs, each with its BOT execution

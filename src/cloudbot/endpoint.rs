@@ -185,6 +185,19 @@ impl ApiBase {
         &self.origin
     }
 
+    /// The host to connect to, without the brackets of an IPv6 literal.
+    pub(crate) fn connect_host(&self) -> &str {
+        self.host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&self.host)
+    }
+
+    /// The effective port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// True when this base uses plain http (loopback only).
     pub fn is_http(&self) -> bool {
         self.scheme == Scheme::Http

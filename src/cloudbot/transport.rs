@@ -3,24 +3,49 @@
 //! keeps idle connections for the pool idle time; the execute POST's pool only for the short
 //! execute reuse window, so the execute is never written into a connection that sat idle long
 //! enough to have been dropped silently on the way (why: docs/client.md, "Idle connections and
-//! frozen sandboxes").
+//! frozen sandboxes"). During init, [`Transport::warm_up_tls`] makes one TLS handshake with the
+//! API host on that configuration and closes it without a request, so the first invocation's
+//! handshake resumes that session instead of doing the whole first TLS set-up on Lambda's
+//! throttled CPU (docs/client.md, "TLS warm-up during init").
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::endpoint::ApiBase;
 use super::error::CloudBotError;
 use super::retry::Safety;
 
-/// The two pooled clients of one [`super::CloudBotClient`].
+/// The two pooled clients of one [`super::CloudBotClient`], and the TLS configuration they
+/// share (its session store included).
 #[derive(Debug)]
 pub(crate) struct Transport {
     reads: reqwest::Client,
     execute: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
 }
+
+/// How [`Transport::warm_up_tls`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsWarmUp {
+    /// The handshake completed (the server certificate verified) and the connection was closed
+    /// after the server's session tickets; the first request's handshake can resume it.
+    Done,
+    /// Not attempted, and why (plain-http base, a proxy in the environment, bound 0).
+    Skipped(&'static str),
+    /// The bound ran out first; the first request makes the whole handshake.
+    TimedOut,
+    /// The connection or the handshake failed; the first request tries again on its own.
+    Failed(String),
+}
+
+/// Environment variables through which reqwest would send https requests via a proxy; the
+/// warm-up connects directly, so with any of them set it would set up a session the pools never
+/// use (and may be refused on the way).
+const PROXY_VARIABLES: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
 
 /// What both pools share, and how long each keeps an idle connection.
 pub(crate) struct TransportSettings<'a> {
@@ -40,8 +65,63 @@ impl Transport {
         let tls = tls_config(settings.test_only_extra_roots)?;
         Ok(Self {
             reads: http_client(settings, tls.clone(), settings.pool_idle_timeout)?,
-            execute: http_client(settings, tls, settings.execute_reuse_window)?,
+            execute: http_client(settings, tls.clone(), settings.execute_reuse_window)?,
+            tls: Arc::new(tls),
         })
+    }
+
+    /// One TLS handshake with `base`'s host, within `bound`, and no request. It does the first
+    /// use of everything a handshake needs (the crypto provider's random generator, the key
+    /// exchange, certificate parsing and verification against the roots) during init, where
+    /// Lambda does not throttle the CPU, and leaves a session in the store the pools share.
+    /// No HTTP is sent: nothing reaches the API and no credentials are involved.
+    pub(crate) async fn warm_up_tls(&self, base: &ApiBase, bound: Duration) -> TlsWarmUp {
+        if bound.is_zero() {
+            return TlsWarmUp::Skipped("turned off (timeout 0)");
+        }
+        if base.is_http() {
+            return TlsWarmUp::Skipped("the API base is plain http");
+        }
+        if proxy_configured(|name| std::env::var_os(name)) {
+            return TlsWarmUp::Skipped("an https proxy is configured in the environment");
+        }
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut tls = match tokio::time::timeout_at(deadline, self.handshake(base)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(failed)) => return TlsWarmUp::Failed(failed),
+            Err(_) => return TlsWarmUp::TimedOut,
+        };
+        // A TLS 1.3 server sends its session tickets just after the handshake. Sending our
+        // close_notify and reading until the server closes takes them in (rustls stores them
+        // in the shared session store) without ever writing a request. How the server ends the
+        // connection (close_notify, a bare FIN, a reset, nothing before the bound) does not
+        // change the outcome any more.
+        let _ = tokio::time::timeout_at(deadline, async {
+            if tls.shutdown().await.is_ok() {
+                let mut sink = [0u8; 512];
+                while matches!(tls.read(&mut sink).await, Ok(n) if n > 0) {}
+            }
+        })
+        .await;
+        TlsWarmUp::Done
+    }
+
+    /// TCP connect and a full TLS handshake with `base`'s host.
+    async fn handshake(
+        &self,
+        base: &ApiBase,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+        let host = base.connect_host();
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| "the API host is not a valid TLS server name".to_owned())?;
+        let tcp = tokio::net::TcpStream::connect((host, base.port()))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))
     }
 
     /// The client a request of this safety class goes through.
@@ -51,6 +131,13 @@ impl Transport {
             Safety::ExecuteOnce => &self.execute,
         }
     }
+}
+
+/// Whether `var` names an https proxy reqwest would use (any [`PROXY_VARIABLES`] set, non-empty).
+fn proxy_configured(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    PROXY_VARIABLES
+        .iter()
+        .any(|name| var(name).is_some_and(|v| !v.is_empty()))
 }
 
 /// The rustls configuration both pools use. Built here rather than by reqwest so that the two
@@ -150,6 +237,78 @@ mod tests {
         let policy = format!("{:?}", transport_retry_policy());
         assert!(policy.contains("classifier: Never"), "{policy}");
         assert!(policy.contains("budget: None"), "{policy}");
+    }
+
+    fn transport() -> Transport {
+        Transport::new(&TransportSettings {
+            base: &ApiBase::default(),
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(3),
+            user_agent: "test",
+            test_only_extra_roots: None,
+            pool_idle_timeout: Duration::from_secs(30),
+            execute_reuse_window: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_tls_warm_up_gives_up_at_its_bound_on_a_server_that_never_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = ApiBase::parse(&format!("https://{}", listener.local_addr().unwrap())).unwrap();
+        // Accepts and holds the connection without a byte of TLS.
+        let held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(socket);
+        });
+        let started = std::time::Instant::now();
+        let outcome = transport()
+            .warm_up_tls(&base, Duration::from_millis(200))
+            .await;
+        assert_eq!(outcome, TlsWarmUp::TimedOut);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn the_tls_warm_up_reports_a_refused_connection_and_skips_what_it_cannot_use() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let base = ApiBase::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+        let t = transport();
+        match t.warm_up_tls(&base, Duration::from_secs(2)).await {
+            TlsWarmUp::Failed(why) => assert!(why.starts_with("connect: "), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            t.warm_up_tls(&base, Duration::ZERO).await,
+            TlsWarmUp::Skipped(_)
+        ));
+        let http = ApiBase::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        assert_eq!(
+            t.warm_up_tls(&http, Duration::from_secs(2)).await,
+            TlsWarmUp::Skipped("the API base is plain http")
+        );
+    }
+
+    #[test]
+    fn a_proxy_in_the_environment_is_recognised_by_its_variable_names() {
+        let only = |set: &'static str, value: &'static str| {
+            move |name: &str| (name == set).then(|| std::ffi::OsString::from(value))
+        };
+        assert!(!proxy_configured(|_| None));
+        for name in PROXY_VARIABLES {
+            assert!(proxy_configured(only(name, "http://proxy:3128")), "{name}");
+            assert!(!proxy_configured(only(name, "")), "{name} empty");
+        }
+        assert!(!proxy_configured(only("HTTP_PROXY", "http://proxy:3128")));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The bootstrap process against HTTPS upstreams, as on AWS: the emulator and the Secrets
 //! Manager stand-in serve TLS with a test CA. The function trusts that CA only through its
 //! test-only switch (`CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE`), says so at cold start, and without the
-//! switch refuses the stand-ins: the compiled-in roots stay the default.
+//! switch refuses the stand-ins: the compiled-in roots stay the default. The TLS warm-up of init
+//! makes one handshake and no request, and the first execute resumes its session.
 // Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests;
 // they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -31,6 +32,11 @@ struct Https {
 impl Https {
     /// HTTPS upstreams with one test CA; the function trusts it when `trust` is set.
     async fn start(name: &str, trust: bool) -> Https {
+        Self::start_with(name, trust, &[]).await
+    }
+
+    /// As [`Https::start`], with more environment for the function.
+    async fn start_with(name: &str, trust: bool, extra_env: &[(&str, &str)]) -> Https {
         let ca = TestCa::generate().unwrap();
         let options = EmulatorOptions::new(Seed::demo_with_durations(ECHO_MS, ERROR_MS, SLOW_MS))
             .tls(ca.clone());
@@ -53,6 +59,11 @@ impl Https {
                 ca_file.to_string_lossy().into_owned(),
             ));
         }
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let bootstrap = Path::new(env!("CARGO_BIN_EXE_cloudbot-trigger"));
         let mut sandbox = Sandbox::spawn(bootstrap, &env, &dir.join("function.log"))
             .await
@@ -145,6 +156,70 @@ async fn without_the_switch_the_test_ca_is_not_trusted() {
         0,
         "no request got through the handshake"
     );
-    assert!(!f.log().contains("TEST ONLY"));
+    let log = f.log();
+    assert!(!log.contains("TEST ONLY"));
+    assert!(
+        log.contains("the TLS warm-up with the Cloud BOT API failed during init"),
+        "the refused warm-up is logged, and init went on:\n{log}"
+    );
+    assert_eq!(f.emulator.stats().tls_handshakes, 0);
+    f.stop().await;
+}
+
+async fn first_execute(f: &Https) {
+    let out = f
+        .sandbox
+        .api
+        .invoke(execute_event(&f.bot_endpoint, 0), INVOKE_TIMEOUT)
+        .await
+        .unwrap();
+    if let Err(e) = &out.result {
+        panic!("{}: {}\n{}", e.error_type, e.body, f.log());
+    }
+}
+
+#[tokio::test]
+async fn the_tls_warm_up_of_init_sends_no_request_and_the_first_execute_resumes_its_session() {
+    let f = Https::start("warm-up", true).await;
+    let after_init = f.emulator.stats();
+    assert_eq!(
+        (after_init.tls_handshakes, after_init.requests),
+        (1, 0),
+        "one full handshake during init, and not one request: {after_init:?}"
+    );
+    assert_eq!(after_init.tls_handshakes_resumed, 0);
+    first_execute(&f).await;
+    let after = f.emulator.stats();
+    assert_eq!(
+        (after.tls_handshakes, after.tls_handshakes_resumed),
+        (2, 1),
+        "the first execute's handshake resumed the warm-up's session: {after:?}"
+    );
+    assert_eq!((after.requests, after.jobs_created), (1, 1));
+    let log = f.log();
+    assert!(
+        log.contains("TLS session with the Cloud BOT API set up during init"),
+        "{log}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_tls_warm_up_off_the_first_execute_makes_the_whole_handshake() {
+    let f = Https::start_with(
+        "warm-up-off",
+        true,
+        &[("CLOUDBOT_TLS_WARMUP_TIMEOUT_MS", "0")],
+    )
+    .await;
+    assert_eq!(f.emulator.stats().tls_handshakes, 0);
+    first_execute(&f).await;
+    let after = f.emulator.stats();
+    assert_eq!(
+        (after.tls_handshakes, after.tls_handshakes_resumed),
+        (1, 0),
+        "{after:?}"
+    );
+    assert_eq!(after.jobs_created, 1);
     f.stop().await;
 }
