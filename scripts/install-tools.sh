@@ -155,14 +155,40 @@ install_qemu() {
   fi
 }
 
+install_set() {
+  case "$1" in
+    aws | lambda | sam | deny) install_venv "venv-$1" "$1" ;;
+    node) install_node ;;
+    arm64) install_arm64 ;;
+    qemu) install_qemu ;;
+  esac
+}
+
 sets=("$@")
 [ ${#sets[@]} -gt 0 ] || sets=(aws lambda sam deny node arm64 qemu)
 for s in "${sets[@]}"; do
   case "$s" in
-    aws | lambda | sam | deny) install_venv "venv-$s" "$s" ;;
-    node) install_node ;;
-    arm64) install_arm64 ;;
-    qemu) install_qemu ;;
+    aws | lambda | sam | deny | node | arm64 | qemu) ;;
     *) log "unknown tool set: $s (expected aws, lambda, sam, deny, node, arm64 or qemu)"; exit 2 ;;
   esac
 done
+
+# The sets are independent (own folders; apt-get only in qemu), and installing them is mostly
+# waiting on downloads and unpacking, so they run side by side. Each one's output is kept in
+# its own log and printed when it is done, in order; every job is waited for by its PID.
+logs="$tools/.install-logs"
+mkdir -p "$logs"
+pids=()
+for s in "${sets[@]}"; do
+  (install_set "$s") >"$logs/$s.log" 2>&1 &
+  pids+=("$!")
+done
+failed=()
+for i in "${!sets[@]}"; do
+  if ! wait "${pids[$i]}"; then failed+=("${sets[$i]}"); fi
+  cat "$logs/${sets[$i]}.log" >&2
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  log "ERROR: could not install: ${failed[*]} (their output is above)"
+  exit 1
+fi
