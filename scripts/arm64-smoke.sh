@@ -8,8 +8,9 @@
 #   scripts/arm64-smoke.sh        # after scripts/check-template.sh --with-build (scripts/test.sh order)
 #
 # No second arm64 build: the sam build output is reused as is. The harness and the emulator are
-# the debug builds `scripts/bench.sh --dev` makes (same cargo command, so nothing is rebuilt after
-# it in scripts/test.sh); they only drive the bootstrap, whose own speed under qemu is no figure.
+# the debug binaries of the test build (`cargo test --workspace --no-run`, which scripts/test.sh
+# has made by then, so nothing is rebuilt); they only drive the bootstrap, whose own speed under
+# qemu is no figure.
 # Under CI=true a missing piece (the sam build output, qemu, the aarch64 libraries) fails the run,
 # naming it; elsewhere the script prints a NOTICE and exits 0.
 # Writes target/arm64-smoke/{report.md,bootstrap.zip,*.log}.
@@ -46,8 +47,8 @@ fi
   missing "the aarch64 C library is not in $sysroot" "scripts/install-tools.sh qemu: Debian libc6-arm64-cross"
 [ -x .tools/venv-sam/bin/python ] || missing ".tools/venv-sam is missing" "scripts/install-tools.sh sam"
 
-log "building the harness and the emulator (debug, as scripts/bench.sh --dev does)"
-cargo build --quiet -p cloudbot-trigger -p cloudbot-bench -p cloudbot-emulator --bins
+log "building the harness and the emulator (debug, the cargo test --workspace build)"
+cargo test --workspace --no-run --quiet
 
 rm -rf "$work"
 mkdir -p "$work"

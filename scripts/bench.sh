@@ -62,9 +62,14 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 # and the harness needs tokio/hyper features the function does not ship. Building the function
 # alone keeps the measured bootstrap byte-identical to what `cargo lambda build` deploys.
 if [[ $dev == 1 ]]; then
-  # Functional check only: one build, sharing as much as possible with `cargo test`'s.
-  step "build the function, the harness, the floor and the emulator (debug)"
-  cargo build -p cloudbot-trigger -p cloudbot-bench -p cloudbot-emulator --bins
+  # Functional check only, on the debug builds the tests use anyway, so scripts/test.sh builds
+  # nothing twice: the harness, the floor and the emulator as `cargo test --workspace` builds
+  # them, then the function alone as tests/py/conftest.py (and `cargo lambda watch`) builds it.
+  # In this order: each build leaves its own binaries in target/debug/.
+  step "build the harness, the floor and the emulator (debug, the cargo test --workspace build)"
+  cargo test --workspace --no-run --quiet
+  step "build the function alone (debug, the build the process-level tests run)"
+  cargo build -p cloudbot-trigger --bin cloudbot-trigger
 else
   step "build the function ($profile)"
   cargo build "${profile_flag[@]}" -p cloudbot-trigger --bin cloudbot-trigger

@@ -4,8 +4,8 @@ Run with `.tools/venv-aws/bin/pytest tests/py` (after `scripts/install-tools.sh 
 Everything binds 127.0.0.1 on free ports; every process is stopped by its PID in a finalizer,
 also when a test fails. Fixtures (all session-scoped, started on first use):
 
-* ``binaries`` -- builds ``target/debug/cloudbot-trigger`` and ``target/debug/cloudbot-emulator``
-  once (``cargo build``), returns a dict of their paths.
+* ``binaries`` -- builds ``target/debug/cloudbot-emulator`` (the ``cargo test --workspace``
+  build) and ``target/debug/cloudbot-trigger`` (the function alone) once, returns their paths.
 * ``emulator`` -- the Cloud BOT emulator binary with ``tests/resources/emulator-seed.json``
   (demo contract, short job durations) on an ephemeral port. ``emulator.base_url``;
   ``emulator.admin(method, path, body=None)`` calls ``/__emulator/...``; helpers ``requests()``,
@@ -127,9 +127,12 @@ def load_event(name: str, base_url: str | None = None, job_id: str | None = None
 
 @pytest.fixture(scope="session")
 def binaries() -> dict[str, Path]:
+    # The emulator as the Rust tests build it (nothing new to build after `cargo test`), then the
+    # function alone, as `cargo lambda watch` runs it; in this order, because each build leaves
+    # its own binaries in target/debug/.
     for cmd in (
+        ["cargo", "test", "--workspace", "--no-run", "--quiet"],
         ["cargo", "build", "-p", "cloudbot-trigger", "--bin", FUNCTION],
-        ["cargo", "build", "-p", "cloudbot-emulator", "--bin", "cloudbot-emulator"],
     ):
         subprocess.run(cmd, cwd=ROOT, check=True, timeout=1800)
     return {
