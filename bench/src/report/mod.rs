@@ -139,6 +139,8 @@ pub struct CpuFigures {
     pub first_cpu: Summary,
     /// Warm invocations, one at a time.
     pub warm: Summary,
+    /// CPU time of each warm invocation, measured as [`CpuFigures::first_cpu`].
+    pub warm_cpu: Summary,
     /// Events per second of a back-to-back run (median over starts).
     pub throughput: f64,
     /// CFS periods in which the group was throttled, over every start.
