@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::callback::{CallbackError, CallbackId, Callbacks, Delivery, task_outcome};
 use crate::cloudbot::{
     Call, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest, Job, JobEndpoint,
-    Language, TlsWarmUp,
+    Language, WarmUpOutcome,
 };
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Lease, Prefetch, Refreshed};
@@ -126,36 +126,48 @@ impl Service {
     /// the CPU (measured in docs/benchmarks.md, "Levers tried"), both at once: the secret is
     /// fetched with a wait bounded by `CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS`, which also builds
     /// the Secrets Manager client's connector and TLS configuration and opens its pooled
-    /// connection; and one TLS handshake with the Cloud BOT API host, bounded by
-    /// `CLOUDBOT_TLS_WARMUP_TIMEOUT_MS`, leaves a session the first execute resumes. Nothing
-    /// here can fail the init: whatever did not finish is done by the first invocation as
-    /// before.
+    /// connection; and the Cloud BOT connection is prepared as `CLOUDBOT_API_WARMUP` says
+    /// (a TLS session the first request resumes, by default), bounded by
+    /// `CLOUDBOT_API_WARMUP_TIMEOUT_MS`. Nothing here can fail the init: whatever did not finish
+    /// is done by the first invocation as before.
     pub async fn prefetch(&self) {
-        tokio::join!(self.prefetch_secret(), self.warm_up_tls());
+        tokio::join!(self.prefetch_secret(), self.warm_up_api());
     }
 
-    async fn warm_up_tls(&self) {
-        let bound = self.config.tls_warmup_timeout;
+    async fn warm_up_api(&self) {
+        let mode = self.config.api_warmup;
+        let bound = self.config.api_warmup_timeout;
         let started = Instant::now();
         let elapsed_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        match self.client.warm_up_tls(bound).await {
-            TlsWarmUp::Done => tracing::info!(
+        match self.client.warm_up(mode, bound).await {
+            WarmUpOutcome::Handshaken => tracing::info!(
                 elapsed_ms = elapsed_ms(),
                 "TLS session with the Cloud BOT API set up during init"
             ),
-            TlsWarmUp::Skipped(why) => {
-                tracing::debug!(reason = why, "no TLS warm-up with the Cloud BOT API");
-            }
-            TlsWarmUp::TimedOut => tracing::warn!(
-                timeout_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
-                "the TLS warm-up with the Cloud BOT API did not finish during init within its \
-                 timeout: the first request makes the whole handshake"
+            WarmUpOutcome::Answered(status) => tracing::info!(
+                elapsed_ms = elapsed_ms(),
+                status,
+                "connection to the Cloud BOT API opened during init (HEAD /)"
             ),
-            TlsWarmUp::Failed(error) => tracing::warn!(
+            WarmUpOutcome::Skipped(why) => {
+                tracing::debug!(
+                    mode = mode.as_str(),
+                    reason = why,
+                    "no warm-up of the Cloud BOT API connection"
+                );
+            }
+            WarmUpOutcome::TimedOut => tracing::warn!(
+                mode = mode.as_str(),
+                timeout_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+                "the warm-up of the Cloud BOT API connection did not finish during init within \
+                 its timeout: the first request connects on its own"
+            ),
+            WarmUpOutcome::Failed(error) => tracing::warn!(
+                mode = mode.as_str(),
                 error = %error,
                 elapsed_ms = elapsed_ms(),
-                "the TLS warm-up with the Cloud BOT API failed during init: the first request \
-                 connects on its own"
+                "the warm-up of the Cloud BOT API connection failed during init: the first \
+                 request connects on its own"
             ),
         }
     }

@@ -19,7 +19,7 @@ use super::model::{
     JobQuery, Language, Started,
 };
 use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
-use super::transport::{TlsWarmUp, Transport, TransportSettings};
+use super::transport::{ApiWarmUp, Transport, TransportSettings, WarmUpOutcome};
 
 /// Largest request body the service accepts ([D]: 4 MB); bigger bodies are refused locally, and
 /// the request parser checks the execute input against it before any call.
@@ -174,12 +174,12 @@ impl CloudBotClient {
         &self.inner.base
     }
 
-    /// One TLS handshake with the API host during init, within `bound`, sending no request
-    /// (see `transport.rs`). Never fails the caller: the outcome says what happened.
-    pub async fn warm_up_tls(&self, bound: Duration) -> TlsWarmUp {
+    /// Prepares the first request's connection during init as `mode` says, within `bound` (see
+    /// `transport.rs`). Never fails the caller: the outcome says what happened.
+    pub async fn warm_up(&self, mode: ApiWarmUp, bound: Duration) -> WarmUpOutcome {
         self.inner
             .transport
-            .warm_up_tls(&self.inner.base, bound)
+            .warm_up(&self.inner.base, mode, bound)
             .await
     }
 

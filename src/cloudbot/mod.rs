@@ -8,7 +8,7 @@
 //! - `error`: the one error enum, each variant mapped to its row of the error table.
 //! - `client`: the operations, over the pooled HTTP clients of `transport`.
 //! - `transport`: one TLS configuration, a pool for the reads and one for the execute POST, and
-//!   the TLS warm-up handshake of init.
+//!   the warm-up of init (a TLS handshake, or a `HEAD` that leaves a connection for the execute).
 //! - `retry`: which failures are retried (never an execute that may have reached the server).
 
 mod client;
@@ -31,4 +31,4 @@ pub use error::{Cause, CloudBotError, MAX_MESSAGE_CHARS};
 pub use model::{
     Bot, Contract, ExecuteRequest, Job, JobQuery, JobStatus, Language, Started, UnknownLanguage,
 };
-pub use transport::TlsWarmUp;
+pub use transport::{ApiWarmUp, WarmUpOutcome};

@@ -3,10 +3,11 @@
 //! keeps idle connections for the pool idle time; the execute POST's pool only for the short
 //! execute reuse window, so the execute is never written into a connection that sat idle long
 //! enough to have been dropped silently on the way (why: docs/client.md, "Idle connections and
-//! frozen sandboxes"). During init, [`Transport::warm_up_tls`] makes one TLS handshake with the
-//! API host on that configuration and closes it without a request, so the first invocation's
-//! handshake resumes that session instead of doing the whole first TLS set-up on Lambda's
-//! throttled CPU (docs/client.md, "TLS warm-up during init").
+//! frozen sandboxes"). During init, [`Transport::warm_up`] prepares the first request's
+//! connection while Lambda does not throttle the CPU: by default one TLS handshake with the API
+//! host, closed without a request, whose session the first request resumes; on request a `HEAD`
+//! that leaves an open connection in the execute pool (docs/client.md, "API warm-up during
+//! init").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,20 +26,61 @@ use super::retry::Safety;
 pub(crate) struct Transport {
     reads: reqwest::Client,
     execute: reqwest::Client,
+    execute_reuse_window: Duration,
     tls: Arc<rustls::ClientConfig>,
 }
 
-/// How [`Transport::warm_up_tls`] ended.
+/// What init does to prepare the first request's connection (`CLOUDBOT_API_WARMUP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiWarmUp {
+    /// One TLS handshake with the API host, closed without a request: the first request's
+    /// handshake resumes its session. Nothing reaches the API.
+    Tls,
+    /// `HEAD /` on the API base through the execute pool, without credentials: the first
+    /// execute (within the execute reuse window) goes out on that open connection, with no
+    /// connect and no handshake. [I] Cloud BOT does not document an answer to it; any status
+    /// will do, and the request starts nothing.
+    Head,
+    /// Nothing during init.
+    Off,
+}
+
+impl ApiWarmUp {
+    /// The configuration value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiWarmUp::Tls => "tls",
+            ApiWarmUp::Head => "head",
+            ApiWarmUp::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for ApiWarmUp {
+    type Err = ();
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        [ApiWarmUp::Tls, ApiWarmUp::Head, ApiWarmUp::Off]
+            .into_iter()
+            .find(|mode| mode.as_str() == raw)
+            .ok_or(())
+    }
+}
+
+/// How [`Transport::warm_up`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsWarmUp {
-    /// The handshake completed (the server certificate verified) and the connection was closed
-    /// after the server's session tickets; the first request's handshake can resume it.
-    Done,
-    /// Not attempted, and why (plain-http base, a proxy in the environment, bound 0).
+pub enum WarmUpOutcome {
+    /// `tls`: the handshake completed (the server certificate verified) and the connection was
+    /// closed after the server's session tickets; the first request's handshake can resume it.
+    Handshaken,
+    /// `head`: the server answered with this status; the connection stays in the execute pool
+    /// when the server keeps it open.
+    Answered(u16),
+    /// Not attempted, and why (turned off, plain-http base, a proxy in the environment, ...).
     Skipped(&'static str),
-    /// The bound ran out first; the first request makes the whole handshake.
+    /// The bound ran out first; the first request connects on its own.
     TimedOut,
-    /// The connection or the handshake failed; the first request tries again on its own.
+    /// The connection, the handshake or the request failed; the first request tries again on
+    /// its own.
     Failed(String),
 }
 
@@ -66,8 +108,42 @@ impl Transport {
         Ok(Self {
             reads: http_client(settings, tls.clone(), settings.pool_idle_timeout)?,
             execute: http_client(settings, tls.clone(), settings.execute_reuse_window)?,
+            execute_reuse_window: settings.execute_reuse_window,
             tls: Arc::new(tls),
         })
+    }
+
+    /// Prepares the first request's connection to `base` as `mode` says, within `bound`.
+    pub(crate) async fn warm_up(
+        &self,
+        base: &ApiBase,
+        mode: ApiWarmUp,
+        bound: Duration,
+    ) -> WarmUpOutcome {
+        if bound.is_zero() {
+            return WarmUpOutcome::Skipped("turned off (timeout 0)");
+        }
+        match mode {
+            ApiWarmUp::Off => WarmUpOutcome::Skipped("turned off"),
+            ApiWarmUp::Tls => self.warm_up_tls(base, bound).await,
+            ApiWarmUp::Head => self.warm_up_head(base, bound).await,
+        }
+    }
+
+    /// `HEAD /` through the execute pool. No credentials: they are added per operation in
+    /// `client.rs`, never to the client itself.
+    async fn warm_up_head(&self, base: &ApiBase, bound: Duration) -> WarmUpOutcome {
+        if self.execute_reuse_window.is_zero() {
+            return WarmUpOutcome::Skipped(
+                "the execute reuse window is 0, so no connection would be kept for the execute",
+            );
+        }
+        let url = base.join("/");
+        match tokio::time::timeout(bound, self.execute.head(&url).send()).await {
+            Ok(Ok(answer)) => WarmUpOutcome::Answered(answer.status().as_u16()),
+            Ok(Err(e)) => WarmUpOutcome::Failed(format!("HEAD /: {e}")),
+            Err(_) => WarmUpOutcome::TimedOut,
+        }
     }
 
     /// One TLS handshake with `base`'s host, within `bound`, and no request. It does the first
@@ -75,21 +151,18 @@ impl Transport {
     /// exchange, certificate parsing and verification against the roots) during init, where
     /// Lambda does not throttle the CPU, and leaves a session in the store the pools share.
     /// No HTTP is sent: nothing reaches the API and no credentials are involved.
-    pub(crate) async fn warm_up_tls(&self, base: &ApiBase, bound: Duration) -> TlsWarmUp {
-        if bound.is_zero() {
-            return TlsWarmUp::Skipped("turned off (timeout 0)");
-        }
+    async fn warm_up_tls(&self, base: &ApiBase, bound: Duration) -> WarmUpOutcome {
         if base.is_http() {
-            return TlsWarmUp::Skipped("the API base is plain http");
+            return WarmUpOutcome::Skipped("the API base is plain http");
         }
         if proxy_configured(|name| std::env::var_os(name)) {
-            return TlsWarmUp::Skipped("an https proxy is configured in the environment");
+            return WarmUpOutcome::Skipped("an https proxy is configured in the environment");
         }
         let deadline = tokio::time::Instant::now() + bound;
         let mut tls = match tokio::time::timeout_at(deadline, self.handshake(base)).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err(failed)) => return TlsWarmUp::Failed(failed),
-            Err(_) => return TlsWarmUp::TimedOut,
+            Ok(Err(failed)) => return WarmUpOutcome::Failed(failed),
+            Err(_) => return WarmUpOutcome::TimedOut,
         };
         // A TLS 1.3 server sends its session tickets just after the handshake. Sending our
         // close_notify and reading until the server closes takes them in (rustls stores them
@@ -103,7 +176,7 @@ impl Transport {
             }
         })
         .await;
-        TlsWarmUp::Done
+        WarmUpOutcome::Handshaken
     }
 
     /// TCP connect and a full TLS handshake with `base`'s host.
@@ -240,8 +313,13 @@ mod tests {
     }
 
     fn transport() -> Transport {
+        transport_for(&ApiBase::default())
+    }
+
+    /// A transport built for `base` (an `http://` base allows plain-text requests).
+    fn transport_for(base: &ApiBase) -> Transport {
         Transport::new(&TransportSettings {
-            base: &ApiBase::default(),
+            base,
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(3),
             user_agent: "test",
@@ -264,9 +342,9 @@ mod tests {
         });
         let started = std::time::Instant::now();
         let outcome = transport()
-            .warm_up_tls(&base, Duration::from_millis(200))
+            .warm_up(&base, ApiWarmUp::Tls, Duration::from_millis(200))
             .await;
-        assert_eq!(outcome, TlsWarmUp::TimedOut);
+        assert_eq!(outcome, WarmUpOutcome::TimedOut);
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{:?}",
@@ -283,19 +361,98 @@ mod tests {
         };
         let base = ApiBase::parse(&format!("https://127.0.0.1:{port}")).unwrap();
         let t = transport();
-        match t.warm_up_tls(&base, Duration::from_secs(2)).await {
-            TlsWarmUp::Failed(why) => assert!(why.starts_with("connect: "), "{why}"),
+        match t
+            .warm_up(&base, ApiWarmUp::Tls, Duration::from_secs(2))
+            .await
+        {
+            WarmUpOutcome::Failed(why) => assert!(why.starts_with("connect: "), "{why}"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            t.warm_up_tls(&base, Duration::ZERO).await,
-            TlsWarmUp::Skipped(_)
+            t.warm_up(&base, ApiWarmUp::Tls, Duration::ZERO).await,
+            WarmUpOutcome::Skipped(_)
         ));
         let http = ApiBase::parse(&format!("http://127.0.0.1:{port}")).unwrap();
         assert_eq!(
-            t.warm_up_tls(&http, Duration::from_secs(2)).await,
-            TlsWarmUp::Skipped("the API base is plain http")
+            t.warm_up(&http, ApiWarmUp::Tls, Duration::from_secs(2))
+                .await,
+            WarmUpOutcome::Skipped("the API base is plain http")
         );
+    }
+
+    #[tokio::test]
+    async fn the_head_warm_up_needs_an_execute_reuse_window_and_reports_failures() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let base = ApiBase::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        match transport_for(&base)
+            .warm_up(&base, ApiWarmUp::Head, Duration::from_secs(2))
+            .await
+        {
+            WarmUpOutcome::Failed(why) => assert!(why.starts_with("HEAD /: "), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let mut no_reuse = transport_for(&base);
+        no_reuse.execute_reuse_window = Duration::ZERO;
+        assert!(matches!(
+            no_reuse
+                .warm_up(&base, ApiWarmUp::Head, Duration::from_secs(2))
+                .await,
+            WarmUpOutcome::Skipped(_)
+        ));
+        assert!(matches!(
+            transport()
+                .warm_up(&base, ApiWarmUp::Off, Duration::from_secs(2))
+                .await,
+            WarmUpOutcome::Skipped("turned off")
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_head_warm_up_sends_a_bare_head_without_credentials() {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = ApiBase::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                socket.read_line(&mut line).await.unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            socket
+                .get_mut()
+                .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            head
+        });
+        let outcome = transport_for(&base)
+            .warm_up(&base, ApiWarmUp::Head, Duration::from_secs(5))
+            .await;
+        assert_eq!(outcome, WarmUpOutcome::Answered(404));
+        let head = server.await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("head / http/1.1\r\n"), "{head}");
+        for header in ["access-token", "secret-key", "authorization", "cookie"] {
+            assert!(!head.contains(header), "{header} in {head}");
+        }
+    }
+
+    #[test]
+    fn warm_up_modes_parse_from_their_names_only() {
+        for mode in [ApiWarmUp::Tls, ApiWarmUp::Head, ApiWarmUp::Off] {
+            assert_eq!(mode.as_str().parse::<ApiWarmUp>(), Ok(mode));
+        }
+        for bad in ["", "TLS", "get", "on"] {
+            assert!(bad.parse::<ApiWarmUp>().is_err(), "{bad}");
+        }
     }
 
     #[test]

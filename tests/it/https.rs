@@ -2,7 +2,8 @@
 //! Manager stand-in serve TLS with a test CA. The function trusts that CA only through its
 //! test-only switch (`CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE`), says so at cold start, and without the
 //! switch refuses the stand-ins: the compiled-in roots stay the default. The TLS warm-up of init
-//! makes one handshake and no request, and the first execute resumes its session.
+//! makes one handshake and no request, and the first execute resumes its session; the opt-in
+//! `head` warm-up leaves the connection the first execute goes out on.
 // Helpers outside #[test] functions are not covered by clippy.toml's allow-*-in-tests;
 // they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -159,7 +160,7 @@ async fn without_the_switch_the_test_ca_is_not_trusted() {
     let log = f.log();
     assert!(!log.contains("TEST ONLY"));
     assert!(
-        log.contains("the TLS warm-up with the Cloud BOT API failed during init"),
+        log.contains("the warm-up of the Cloud BOT API connection failed during init"),
         "the refused warm-up is logged, and init went on:\n{log}"
     );
     assert_eq!(f.emulator.stats().tls_handshakes, 0);
@@ -205,13 +206,49 @@ async fn the_tls_warm_up_of_init_sends_no_request_and_the_first_execute_resumes_
 }
 
 #[tokio::test]
-async fn with_the_tls_warm_up_off_the_first_execute_makes_the_whole_handshake() {
-    let f = Https::start_with(
-        "warm-up-off",
-        true,
-        &[("CLOUDBOT_TLS_WARMUP_TIMEOUT_MS", "0")],
-    )
-    .await;
+async fn the_head_warm_up_leaves_the_connection_the_first_execute_goes_out_on() {
+    let f = Https::start_with("warm-up-head", true, &[("CLOUDBOT_API_WARMUP", "head")]).await;
+    let after_init = f.emulator.stats();
+    assert_eq!(
+        (
+            after_init.tls_handshakes,
+            after_init.requests,
+            after_init.jobs_created
+        ),
+        (1, 1, 0),
+        "{after_init:?}"
+    );
+    first_execute(&f).await;
+    let after = f.emulator.stats();
+    assert_eq!(
+        (
+            after.tls_handshakes,
+            after.connections_accepted,
+            after.jobs_created
+        ),
+        (1, 1, 1),
+        "the execute used the connection opened during init: {after:?}"
+    );
+    let requests = f.emulator.requests();
+    let shape: Vec<(&str, &str, u64)> = requests
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str(), r.connection_id))
+        .collect();
+    assert_eq!(
+        shape,
+        [("HEAD", "/", 1), ("POST", "/demo/bots/echo_bot/jobs", 1)]
+    );
+    let log = f.log();
+    assert!(
+        log.contains("connection to the Cloud BOT API opened during init (HEAD /)"),
+        "{log}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_warm_up_off_the_first_execute_makes_the_whole_handshake() {
+    let f = Https::start_with("warm-up-off", true, &[("CLOUDBOT_API_WARMUP", "off")]).await;
     assert_eq!(f.emulator.stats().tls_handshakes, 0);
     first_execute(&f).await;
     let after = f.emulator.stats();
