@@ -136,5 +136,11 @@ fn budget(s: &mut String, c: &CpuModel) -> fmt::Result {
         ms(BUDGET_FIRST_CPU),
         ms(cpu),
         met(cpu <= BUDGET_FIRST_CPU)
+    )?;
+    writeln!(
+        s,
+        "Measured with the default configuration. What moves these figures, side by side \
+         (the init-time levers, and the opt-in `CLOUDBOT_API_WARMUP=head`): \
+         [docs/benchmarks.md](docs/benchmarks.md#levers-tried-what-changed-measured-effect).\n"
     )
 }
