@@ -96,7 +96,7 @@ async fn credentials_are_cached_for_the_ttl() {
     h.invoke(execute()).await.unwrap();
     h.invoke(execute()).await.unwrap();
     assert_eq!(h.secret_reads.get(), 1, "second call served from the cache");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    crate::support::advance_clock(Duration::from_millis(1100)).await;
     h.invoke(execute()).await.unwrap();
     assert_eq!(h.secret_reads.get(), 2, "re-read after the TTL");
 }

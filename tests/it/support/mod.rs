@@ -169,6 +169,14 @@ pub fn requests_to(emulator: &Emulator, method: &str, prefix: &str) -> Vec<Reque
 }
 
 /// Poll `check` every 50 ms until it returns `Some` or `limit` passes.
+/// Moves tokio's clock (what the function's TTLs are measured on) forward by `by` without
+/// waiting, then lets it run on in real time. For a current-thread test runtime only.
+pub async fn advance_clock(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
 pub async fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + limit;
     loop {
