@@ -53,6 +53,10 @@ class _GatewayState:
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self):
+        # Signalled on every recorded delivery (CallbackGateway.wait_for).
+        self.changed = threading.Condition(self.lock)
+
 
 class CallbackGateway:
     """The callback API on loopback: each POST becomes an API Gateway HTTP API (payload 2.0) event
@@ -95,6 +99,14 @@ class CallbackGateway:
 
     def deliveries(self) -> list[Delivery]:
         with self.state.lock:
+            return list(self.state.deliveries)
+
+    def wait_for(self, ready, timeout_s: float = 20.0) -> list[Delivery]:
+        """The deliveries once `ready(deliveries)` holds. A delivery is recorded when the function
+        has answered it, which can be just after the execution it settled has ended."""
+        with self.state.changed:
+            if not self.state.changed.wait_for(lambda: ready(self.state.deliveries), timeout_s):
+                raise AssertionError(f"callback deliveries not as expected: {self.state.deliveries}")
             return list(self.state.deliveries)
 
     def clear(self) -> None:
@@ -150,8 +162,9 @@ class CallbackGateway:
             parsed = json.loads(answer)
         except ValueError:
             parsed = answer
-        with self.state.lock:
+        with self.state.changed:
             self.state.deliveries.append(Delivery(path, len(body), status, parsed, time.time()))
+            self.state.changed.notify_all()
         return status, out_headers, answer
 
     def close(self) -> None:
@@ -287,7 +300,7 @@ def test_the_callback_settles_the_task_with_the_job_output(stack, emu):
     assert job["callback_endpoint"].startswith(stack.gateway.base_url + "/")
     assert "WaitForJob" not in states_entered(history) and "RecoverJob" not in states_entered(history)
     assert settlements(history) == ["TaskSucceeded"]
-    [delivery] = stack.gateway.deliveries()
+    [delivery] = stack.gateway.wait_for(lambda ds: len(ds) >= 1)
     assert delivery.status == 200 and delivery.answer == {"operation": "callback", "delivery": "settled"}
     # One execute and one read (the callback's refer_job); the body of the callback was not used.
     assert [r["method"] for r in emu.requests()] == ["POST", "GET"]
@@ -306,7 +319,7 @@ def test_an_error_bot_fails_the_execution_with_cloudbot_job_failed(stack, emu):
     # where moto keeps it.
     assert execution.get("cause") in (None, ERROR_BOT_MESSAGE)
     assert settlements(history) == ["TaskFailed"]
-    assert [d.status for d in stack.gateway.deliveries()] == [200]
+    assert [d.status for d in stack.gateway.wait_for(lambda ds: len(ds) >= 1)] == [200]
 
 
 def test_a_lost_callback_ends_through_the_polling_fallback(stack, emu):
@@ -369,7 +382,8 @@ def test_hostile_callbacks_change_nothing_and_cost_nothing_upstream(stack, emu):
     status, answer = post(url, forged)
     assert status == 200 and answer == {"operation": "callback", "delivery": "already_settled"}
     assert reads_of(emu, job_id) == reads
-    real = [d.status for d in stack.gateway.deliveries() if d.path == urllib.parse.urlsplit(url).path]
+    path = urllib.parse.urlsplit(url).path
+    real = [d.status for d in stack.gateway.wait_for(lambda ds: any(d.path == path for d in ds)) if d.path == path]
     assert real and all(s in (200, 202) for s in real), real
     assert task_token(history) not in stack.log()
 
@@ -398,6 +412,8 @@ def test_figures_job_end_to_execution_end_callback_vs_polling(stack, emu, capsys
         [job] = emu.jobs()
         ended = datetime.fromisoformat(job["end_time"].replace("Z", "+00:00"))
         scheduled = sum(1 for e in history if e["type"] == "TaskScheduled")
+        if machine == stack.machine:  # the receiver's invocation is recorded once it answered
+            stack.gateway.wait_for(lambda ds: any(d.status == 200 for d in ds))
         receiver = sum(1 for d in stack.gateway.deliveries() if d.status != 503)
         polls = states_entered(history).count("WaitForJob")
         return (execution["stopDate"] - ended).total_seconds(), scheduled + receiver, polls
@@ -473,7 +489,7 @@ def test_a_map_of_callback_driven_items_is_settled_item_by_item(stack, emu):
     # callback), plus RecoverJob and one ReferJob for the item that ended in error.
     assert sum(1 for e in history if e["type"] == "TaskScheduled") == 3 + 2
     # Every item was settled by its own callback (one id, token and key per item).
-    deliveries = stack.gateway.deliveries()
+    deliveries = stack.gateway.wait_for(lambda ds: len(ds) >= 3)
     assert [d.status for d in deliveries] == [200] * 3, deliveries
     assert all(d.answer["delivery"] == "settled" for d in deliveries)
     assert len({d.path for d in deliveries}) == 3
@@ -566,7 +582,7 @@ def test_a_callback_before_the_execute_answer_is_recorded_is_neither_lost_nor_tr
 
     assert execution["status"] == "SUCCEEDED", execution
     assert json.loads(execution["output"])["output"]["echo"] == "fast"
-    statuses = [d.status for d in stack.gateway.deliveries()]
+    statuses = [d.status for d in stack.gateway.wait_for(lambda ds: ds and ds[-1].status == 200)]
     assert statuses[0] == 503 and statuses[-1] == 200, statuses
     assert stack.gateway.deliveries()[0].answer["error_type"] == "Callback.NotReady"
     assert settlements(history) == ["TaskSucceeded"]
