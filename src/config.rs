@@ -205,26 +205,24 @@ impl Config {
                 0,
                 86_400,
             )?),
-            secret_prefetch_timeout: Duration::from_millis(parse_u64(
+            secret_prefetch_timeout: parse_ms_or_off(
                 &get,
                 "CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS",
-                u64::try_from(DEFAULT_SECRET_PREFETCH_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
-                0,
+                DEFAULT_SECRET_PREFETCH_TIMEOUT,
                 MAX_SECRET_PREFETCH_TIMEOUT_MS,
-            )?),
+            )?,
             api_warmup: match get("CLOUDBOT_API_WARMUP") {
                 Some(raw) => raw.parse::<ApiWarmUp>().map_err(|()| {
                     ConfigError::new("CLOUDBOT_API_WARMUP", "must be `tls`, `head` or `off`")
                 })?,
                 None => DEFAULT_API_WARMUP,
             },
-            api_warmup_timeout: Duration::from_millis(parse_u64(
+            api_warmup_timeout: parse_ms_or_off(
                 &get,
                 "CLOUDBOT_API_WARMUP_TIMEOUT_MS",
-                u64::try_from(DEFAULT_API_WARMUP_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
-                0,
+                DEFAULT_API_WARMUP_TIMEOUT,
                 MAX_API_WARMUP_TIMEOUT_MS,
-            )?),
+            )?,
             default_callback_tries: parse_u32(
                 &get,
                 "CLOUDBOT_DEFAULT_CALLBACK_TRIES",
@@ -263,13 +261,12 @@ impl Config {
                 DEFAULT_POOL_IDLE_TIMEOUT,
                 600_000,
             )?,
-            execute_reuse_window: Duration::from_millis(parse_u64(
+            execute_reuse_window: parse_ms_or_off(
                 &get,
                 "CLOUDBOT_EXECUTE_REUSE_MS",
-                u64::try_from(DEFAULT_EXECUTE_REUSE_WINDOW.as_millis()).unwrap_or(u64::MAX),
-                0,
+                DEFAULT_EXECUTE_REUSE_WINDOW,
                 600_000,
-            )?),
+            )?,
             metrics_namespace: parse_namespace(&get)?,
             test_only_extra_ca: parse_extra_ca(&get)?,
         })
@@ -497,8 +494,28 @@ fn parse_ms(
     default: Duration,
     max_ms: u64,
 ) -> Result<Duration, ConfigError> {
+    parse_ms_between(get, var, default, 1, max_ms)
+}
+
+/// Like [`parse_ms`], with `0` allowed (it turns the setting off).
+fn parse_ms_or_off(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Duration,
+    max_ms: u64,
+) -> Result<Duration, ConfigError> {
+    parse_ms_between(get, var, default, 0, max_ms)
+}
+
+fn parse_ms_between(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Duration,
+    min_ms: u64,
+    max_ms: u64,
+) -> Result<Duration, ConfigError> {
     let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
-    parse_u64(get, var, default_ms, 1, max_ms).map(Duration::from_millis)
+    parse_u64(get, var, default_ms, min_ms, max_ms).map(Duration::from_millis)
 }
 
 fn parse_u32(

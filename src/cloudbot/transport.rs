@@ -330,6 +330,12 @@ mod tests {
         .unwrap()
     }
 
+    /// A loopback port nothing listens on (bound, then released).
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
     #[tokio::test]
     async fn the_tls_warm_up_gives_up_at_its_bound_on_a_server_that_never_answers() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -355,10 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_tls_warm_up_reports_a_refused_connection_and_skips_what_it_cannot_use() {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        let port = closed_port();
         let base = ApiBase::parse(&format!("https://127.0.0.1:{port}")).unwrap();
         let t = transport();
         match t
@@ -382,10 +385,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_head_warm_up_needs_an_execute_reuse_window_and_reports_failures() {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        let port = closed_port();
         let base = ApiBase::parse(&format!("http://127.0.0.1:{port}")).unwrap();
         match transport_for(&base)
             .warm_up(&base, ApiWarmUp::Head, Duration::from_secs(2))
