@@ -28,7 +28,6 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::cloudbot::{Credentials, check_value};
-use crate::error::kind::{self, ErrorKind};
 
 /// Reading the credentials failed. `Display` never contains secret values.
 #[derive(Debug, thiserror::Error)]
@@ -41,19 +40,9 @@ pub enum CredentialsError {
     Invalid(String),
 }
 
-impl CredentialsError {
-    /// The error's row in the error table.
-    pub fn kind(&self) -> &'static ErrorKind {
-        match self {
-            CredentialsError::Unavailable(_) => &kind::CREDENTIALS_UNAVAILABLE,
-            CredentialsError::Invalid(_) => &kind::CREDENTIALS_INVALID,
-        }
-    }
-}
-
 /// Credentials handed out by the provider, tagged with the fetch they came from.
 #[derive(Debug, Clone)]
-pub struct Lease {
+pub struct Fetched {
     /// The credentials (their `Debug` prints `***`).
     pub credentials: Arc<Credentials>,
     /// Increments on every successful fetch in this sandbox; used by [`CredentialsProvider::refresh`].
@@ -66,14 +55,14 @@ pub struct Lease {
 #[derive(Debug)]
 pub enum Refreshed {
     /// Newer credentials than the rejected ones: retry with them.
-    New(Lease),
+    New(Fetched),
     /// Secrets Manager still holds the rejected secret version: retrying cannot help.
     Unchanged,
 }
 
 #[derive(Debug)]
 struct Cached {
-    lease: Lease,
+    fetched: Fetched,
     fetched_at: Instant,
     /// Cloud BOT answered 401 to these credentials: never serve them stale.
     rejected: bool,
@@ -155,24 +144,24 @@ impl CredentialsProvider {
     }
 
     /// Cached credentials, fetched first when absent or older than the TTL. Gives up at `deadline`.
-    pub async fn get(&self, deadline: Instant) -> Result<Lease, CredentialsError> {
+    pub async fn get(&self, deadline: Instant) -> Result<Fetched, CredentialsError> {
         tokio::time::timeout_at(deadline, async {
             // Holding the lock across the fetch is the single flight: others wait, then hit the cache.
             let mut cache = self.cache.lock().await;
             if let Some(cached) = cache.as_ref()
                 && cached.fetched_at.elapsed() < self.ttl
             {
-                return Ok(cached.lease.clone());
+                return Ok(cached.fetched.clone());
             }
-            let generation = cache.as_ref().map_or(0, |c| c.lease.generation) + 1;
+            let generation = cache.as_ref().map_or(0, |c| c.fetched.generation) + 1;
             let failed = match self.fetch_by(generation, deadline).await {
-                Ok(lease) => {
+                Ok(fetched) => {
                     *cache = Some(Cached {
-                        lease: lease.clone(),
+                        fetched: fetched.clone(),
                         fetched_at: Instant::now(),
                         rejected: false,
                     });
-                    return Ok(lease);
+                    return Ok(fetched);
                 }
                 Err(failed) => failed,
             };
@@ -193,7 +182,7 @@ impl CredentialsProvider {
                         error = %failed.error,
                         "Secrets Manager is unavailable: using the cached Cloud BOT credentials past their TTL"
                     );
-                    Ok(cached.lease.clone())
+                    Ok(cached.fetched.clone())
                 }
                 _ => Err(failed.error),
             }
@@ -224,21 +213,21 @@ impl CredentialsProvider {
     }
 
     /// Replaces credentials the API rejected. Fetches at most once however many callers report the
-    /// same `rejected` lease: later callers get the lease the first one fetched.
+    /// same `rejected` credentials: later callers get what the first one fetched.
     pub async fn refresh(
         &self,
-        rejected: &Lease,
+        rejected: &Fetched,
         deadline: Instant,
     ) -> Result<Refreshed, CredentialsError> {
         tokio::time::timeout_at(deadline, async {
             let mut cache = self.cache.lock().await;
             if let Some(cached) = cache.as_ref()
-                && cached.lease.generation != rejected.generation
+                && cached.fetched.generation != rejected.generation
             {
-                return Ok(Refreshed::New(cached.lease.clone()));
+                return Ok(Refreshed::New(cached.fetched.clone()));
             }
-            let lease = match self.fetch_by(rejected.generation + 1, deadline).await {
-                Ok(lease) => lease,
+            let fetched = match self.fetch_by(rejected.generation + 1, deadline).await {
+                Ok(fetched) => fetched,
                 Err(failed) => {
                     // Whatever happens next, these credentials are not to be served stale.
                     if let Some(cached) = cache.as_mut() {
@@ -247,16 +236,17 @@ impl CredentialsProvider {
                     return Err(failed.error);
                 }
             };
-            let unchanged = lease.version_id.is_some() && lease.version_id == rejected.version_id;
+            let unchanged =
+                fetched.version_id.is_some() && fetched.version_id == rejected.version_id;
             *cache = Some(Cached {
-                lease: lease.clone(),
+                fetched: fetched.clone(),
                 fetched_at: Instant::now(),
                 rejected: unchanged,
             });
             Ok(if unchanged {
                 Refreshed::Unchanged
             } else {
-                Refreshed::New(lease)
+                Refreshed::New(fetched)
             })
         })
         .await
@@ -264,7 +254,7 @@ impl CredentialsProvider {
     }
 
     /// One fetch, given up at `deadline` (a transient failure: stale credentials may still do).
-    async fn fetch_by(&self, generation: u64, deadline: Instant) -> Result<Lease, FetchError> {
+    async fn fetch_by(&self, generation: u64, deadline: Instant) -> Result<Fetched, FetchError> {
         match tokio::time::timeout_at(deadline, self.fetch(generation)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError {
@@ -274,7 +264,7 @@ impl CredentialsProvider {
         }
     }
 
-    async fn fetch(&self, generation: u64) -> Result<Lease, FetchError> {
+    async fn fetch(&self, generation: u64) -> Result<Fetched, FetchError> {
         self.unreported_fetches.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let output = self
@@ -315,7 +305,7 @@ impl CredentialsProvider {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "fetched Cloud BOT credentials from Secrets Manager"
         );
-        Ok(Lease {
+        Ok(Fetched {
             credentials: Arc::new(credentials),
             generation,
             version_id: output.version_id().map(str::to_owned),

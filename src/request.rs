@@ -15,7 +15,7 @@ use crate::cloudbot::{
     BotEndpoint, BotId, ExecuteRequest, JobEndpoint, JobId, Language, MAX_REQUEST_BODY, PublicId,
 };
 use crate::config::{Config, MAX_CALLBACK_TRIES};
-use crate::idempotency::{RecordKey, Resolution};
+use crate::idempotency::RecordKey;
 
 /// Largest `timeout` (ms) accepted ([I]: the API documents no maximum; the public sample code
 /// uses 120000). The value actually sent is also capped by the invocation's remaining time.
@@ -125,14 +125,7 @@ impl OperationKind {
 #[derive(Debug, Clone)]
 pub enum Operation {
     /// Start a BOT.
-    Execute {
-        /// The BOT execution endpoint.
-        bot: BotEndpoint,
-        /// True when the request named no BOT and the configured default is used.
-        default_bot: bool,
-        /// The execute body (input, callback, timeout).
-        body: ExecuteRequest,
-    },
+    Execute(Execute),
     /// Read one job.
     ReferJob {
         /// The job reference endpoint.
@@ -149,8 +142,6 @@ pub enum Operation {
         key: RecordKey,
         /// What the operator found.
         resolution: Resolution,
-        /// `started`: the job the operator found (checked with refer_job before it is recorded).
-        job: Option<JobEndpoint>,
     },
     /// Cloud BOT's callback for the job of a callback-driven task (docs/state-machines.md).
     Callback {
@@ -163,11 +154,56 @@ impl Operation {
     /// Which operation this is.
     pub fn kind(&self) -> OperationKind {
         match self {
-            Operation::Execute { .. } => OperationKind::Execute,
+            Operation::Execute(_) => OperationKind::Execute,
             Operation::ReferJob { .. } => OperationKind::ReferJob,
             Operation::ListBots { .. } => OperationKind::ListBots,
             Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
             Operation::Callback { .. } => OperationKind::Callback,
+        }
+    }
+
+    /// The execute to run, if this is one (triggers add its key and task token).
+    pub fn execute_mut(&mut self) -> Option<&mut Execute> {
+        match self {
+            Operation::Execute(execute) => Some(execute),
+            _ => None,
+        }
+    }
+}
+
+/// An execute: the BOT, the body, and what makes it run exactly once.
+#[derive(Debug, Clone)]
+pub struct Execute {
+    /// The BOT execution endpoint.
+    pub bot: BotEndpoint,
+    /// True when the request named no BOT and the configured default is used.
+    pub default_bot: bool,
+    /// The execute body (input, callback, timeout).
+    pub body: ExecuteRequest,
+    /// The key that makes a repeated delivery start the BOT at most once
+    /// (docs/exactly-once.md). `None`: not deduplicated.
+    pub idempotency_key: Option<RecordKey>,
+    /// The token of a Step Functions task waiting for the job's end (`.waitForTaskToken`, the
+    /// envelope's `task_token`); the job is started with our callback.
+    pub task_token: Option<TaskToken>,
+}
+
+/// What an operator found for a record whose outcome is unknown.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    /// A job was started: this one (checked with refer_job before it is recorded); replay it
+    /// from now on.
+    Started(JobEndpoint),
+    /// No job was started; free the key.
+    NotStarted,
+}
+
+impl Resolution {
+    /// The job an operator found, for `started`.
+    pub fn job(&self) -> Option<&JobEndpoint> {
+        match self {
+            Resolution::Started(job) => Some(job),
+            Resolution::NotStarted => None,
         }
     }
 }
@@ -179,28 +215,24 @@ pub struct Request {
     pub operation: Operation,
     /// Language of Cloud BOT messages (request value or the configured default).
     pub language: Language,
-    /// Execute only: the key that makes a repeated delivery start the BOT at most once
-    /// (docs/exactly-once.md). `None`: not deduplicated.
-    pub idempotency_key: Option<RecordKey>,
-    /// Execute only: the token of a Step Functions task waiting for the job's end
-    /// (`.waitForTaskToken`, the envelope's `task_token`); the job is started with our callback.
-    pub task_token: Option<TaskToken>,
 }
 
-use OperationKind::{Execute, ListBots, ReferJob, ResolveIdempotency};
+use OperationKind::{ListBots, ReferJob, ResolveIdempotency};
+/// Short for the field table below.
+const EXECUTE: OperationKind = OperationKind::Execute;
 
 /// Every request field, with the operations that accept it (one list: the unknown-field message
 /// and the per-operation check cannot drift apart).
 const FIELDS: &[(&str, &[OperationKind])] = &[
     ("operation", &OperationKind::ALL),
-    ("idempotency_key", &[Execute]),
-    ("bot_endpoint", &[Execute]),
+    ("idempotency_key", &[EXECUTE]),
+    ("bot_endpoint", &[EXECUTE]),
     ("public_id", &OperationKind::CLOUD_BOT),
-    ("bot_id", &[Execute]),
-    ("input", &[Execute]),
-    ("callback_endpoint", &[Execute]),
-    ("callback_tries", &[Execute]),
-    ("timeout", &[Execute]),
+    ("bot_id", &[EXECUTE]),
+    ("input", &[EXECUTE]),
+    ("callback_endpoint", &[EXECUTE]),
+    ("callback_tries", &[EXECUTE]),
+    ("timeout", &[EXECUTE]),
     ("language", &OperationKind::ALL),
     ("job_reference_endpoint", &[ReferJob, ResolveIdempotency]),
     ("job_id", &[ReferJob]),
@@ -236,7 +268,7 @@ pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, Re
             .map_err(|_| RequestError::field("language", "must be `ja` or `en`"))?,
     };
     let operation = match kind {
-        Execute => parse_execute(&map, config)?,
+        OperationKind::Execute => parse_execute(&map, config)?,
         ReferJob => parse_refer_job(&map, config)?,
         ListBots => Operation::ListBots {
             public_id: public_id_or_default(&map, config, ListBots)?,
@@ -250,18 +282,9 @@ pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, Re
             ));
         }
     };
-    let idempotency_key = map
-        .get("idempotency_key")
-        .map(|v| {
-            RecordKey::request(str_field(v, "idempotency_key")?)
-                .map_err(|problem| RequestError::field("idempotency_key", problem.to_string()))
-        })
-        .transpose()?;
     Ok(Request {
         operation,
         language,
-        idempotency_key,
-        task_token: None,
     })
 }
 
@@ -278,13 +301,13 @@ fn parse_resolve(map: &Map<String, Value>, config: &Config) -> Result<Operation,
             ));
         }
     };
-    let resolution = match map
+    let started = match map
         .get("resolution")
         .map(|v| str_field(v, "resolution"))
         .transpose()?
     {
-        Some("started") => Resolution::Started,
-        Some("not_started") => Resolution::NotStarted,
+        Some("started") => true,
+        Some("not_started") => false,
         _ => {
             return Err(RequestError::field(
                 "resolution",
@@ -303,21 +326,23 @@ fn parse_resolve(map: &Map<String, Value>, config: &Config) -> Result<Operation,
             .map_err(endpoint_error)
         })
         .transpose()?;
-    match (resolution, &job) {
-        (Resolution::Started, None) => Err(RequestError::field(
-            "job_reference_endpoint",
-            "is required with `resolution` `started` (the job you found in the BOT's job list)",
-        )),
-        (Resolution::NotStarted, Some(_)) => Err(RequestError::field(
-            "job_reference_endpoint",
-            "conflicts with `resolution` `not_started`",
-        )),
-        _ => Ok(Operation::ResolveIdempotency {
-            key,
-            resolution,
-            job,
-        }),
-    }
+    let resolution = match (started, job) {
+        (true, Some(job)) => Resolution::Started(job),
+        (true, None) => {
+            return Err(RequestError::field(
+                "job_reference_endpoint",
+                "is required with `resolution` `started` (the job you found in the BOT's job list)",
+            ));
+        }
+        (false, Some(_)) => {
+            return Err(RequestError::field(
+                "job_reference_endpoint",
+                "conflicts with `resolution` `not_started`",
+            ));
+        }
+        (false, None) => Resolution::NotStarted,
+    };
+    Ok(Operation::ResolveIdempotency { key, resolution })
 }
 
 /// Every key is a known field, and none is null.
@@ -340,7 +365,7 @@ fn check_keys(map: &Map<String, Value>) -> Result<(), RequestError> {
 
 fn operation_kind(map: &Map<String, Value>) -> Result<OperationKind, RequestError> {
     match map.get("operation") {
-        None => Ok(Execute),
+        None => Ok(EXECUTE),
         Some(v) => OperationKind::parse(str_field(v, "operation")?).ok_or_else(|| {
             RequestError::field(
                 "operation",
@@ -364,11 +389,20 @@ fn parse_execute(map: &Map<String, Value>, config: &Config) -> Result<Operation,
         timeout_ms: timeout_ms(map)?,
     };
     check_body_size(&body)?;
-    Ok(Operation::Execute {
+    let idempotency_key = map
+        .get("idempotency_key")
+        .map(|v| {
+            RecordKey::request(str_field(v, "idempotency_key")?)
+                .map_err(|problem| RequestError::field("idempotency_key", problem.to_string()))
+        })
+        .transpose()?;
+    Ok(Operation::Execute(Execute {
         bot,
         default_bot,
         body,
-    })
+        idempotency_key,
+        task_token: None,
+    }))
 }
 
 /// The BOT to run: `bot_endpoint`, or `public_id` (or its default) + `bot_id`, or the

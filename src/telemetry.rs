@@ -109,7 +109,8 @@ pub fn record_target(operation: &Operation) {
     let span = Span::current();
     span.record("operation", operation.kind().name());
     match operation {
-        Operation::Execute { bot, .. } => {
+        Operation::Execute(execute) => {
+            let bot = &execute.bot;
             span.record("bot_endpoint", bot.url());
             span.record("public_id", bot.public_id().as_str());
             span.record("bot_id", bot.bot_id().as_str());
@@ -123,8 +124,8 @@ pub fn record_target(operation: &Operation) {
         }
         // The id is a secret: nothing of it is recorded.
         Operation::Callback { .. } => {}
-        Operation::ResolveIdempotency { job, .. } => {
-            if let Some(job) = job {
+        Operation::ResolveIdempotency { resolution, .. } => {
+            if let Some(job) = resolution.job() {
                 span.record("public_id", job.public_id().as_str());
                 span.record("job_id", job.job_id().as_str());
             }

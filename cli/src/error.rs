@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use cloudbot_trigger::cloudbot::{CloudBotError, JobStatus};
 use cloudbot_trigger::credentials::CredentialsError;
+use cloudbot_trigger::error::Classified;
 
 /// The process exit code of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -549,7 +549,7 @@ impl CloudBotClient {
                 status,
                 attempt,
                 latency_ms,
-                error = error.kind().name,
+                error = error.name(),
                 "cloud bot call failed"
             );
             let time_left = call.deadline.saturating_duration_since(Instant::now());
@@ -789,7 +789,6 @@ mod status_error_tests {
             }
         );
         assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
-        assert!(err.kind().retryable);
     }
 
     /// Any other 5xx on execute may have started a job: no Retry-After invites a retry.

@@ -1,13 +1,12 @@
-//! The one error type of the Cloud BOT client, with variants named by what the caller can do,
-//! each mapped to its row of the error table ([`CloudBotError::kind`]).
+//! The one error type of the Cloud BOT client, with variants named by what the caller can do.
+//! Each variant's stable error type, HTTP status and retry safety are the function's, in its
+//! error table (`crate::error`): the client knows nothing of them.
 //!
 //! Nothing in here holds a credential, a URL with secrets, a whole response body or a transport
 //! library's error: server messages are scrubbed of the credentials and truncated, and transport
 //! failures are reduced to a [`Cause`].
 
 use std::time::Duration;
-
-use crate::error::kind::{self, ErrorKind};
 
 /// Longest server `message` kept in an error, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 300;
@@ -120,26 +119,25 @@ pub enum CloudBotError {
 }
 
 impl CloudBotError {
-    /// The error's row in the error table. Exhaustive on purpose: a new variant needs a row.
-    pub fn kind(&self) -> &'static ErrorKind {
+    /// The variant's name, for the client's own logs (the function's error table gives each
+    /// variant its stable error type: `crate::error`).
+    pub fn name(&self) -> &'static str {
         match self {
-            CloudBotError::Unauthorized => &kind::CLOUDBOT_UNAUTHORIZED,
-            CloudBotError::Forbidden => &kind::CLOUDBOT_FORBIDDEN,
-            CloudBotError::NotFound => &kind::CLOUDBOT_NOT_FOUND,
-            CloudBotError::BadRequest { .. } => &kind::CLOUDBOT_BAD_REQUEST,
-            CloudBotError::PayloadTooLarge { .. } => &kind::CLOUDBOT_PAYLOAD_TOO_LARGE,
-            CloudBotError::UnsupportedMediaType => &kind::CLOUDBOT_UNSUPPORTED_MEDIA_TYPE,
-            CloudBotError::Unprocessable { .. } => &kind::CLOUDBOT_UNPROCESSABLE,
-            CloudBotError::RateLimited { .. } => &kind::CLOUDBOT_RATE_LIMITED,
-            CloudBotError::Unavailable { .. } => &kind::CLOUDBOT_UNAVAILABLE,
-            CloudBotError::OutcomeUnknown { .. } => &kind::CLOUDBOT_OUTCOME_UNKNOWN,
-            CloudBotError::InvalidResponse { .. } => &kind::CLOUDBOT_INVALID_RESPONSE,
-            CloudBotError::UnexpectedStatus { .. } => &kind::CLOUDBOT_UNEXPECTED_STATUS,
-            CloudBotError::InvalidCredentials => &kind::CLOUDBOT_INVALID_CREDENTIALS,
-            // The client only says "no time left before sending": nothing reached Cloud BOT.
-            CloudBotError::DeadlineExceeded => &kind::FUNCTION_DEADLINE_EXCEEDED,
-            // The HTTP client could not be built or a body could not be encoded: nothing was sent.
-            CloudBotError::Internal { .. } => &kind::FUNCTION_INTERNAL,
+            CloudBotError::Unauthorized => "Unauthorized",
+            CloudBotError::Forbidden => "Forbidden",
+            CloudBotError::NotFound => "NotFound",
+            CloudBotError::BadRequest { .. } => "BadRequest",
+            CloudBotError::PayloadTooLarge { .. } => "PayloadTooLarge",
+            CloudBotError::UnsupportedMediaType => "UnsupportedMediaType",
+            CloudBotError::Unprocessable { .. } => "Unprocessable",
+            CloudBotError::RateLimited { .. } => "RateLimited",
+            CloudBotError::Unavailable { .. } => "Unavailable",
+            CloudBotError::OutcomeUnknown { .. } => "OutcomeUnknown",
+            CloudBotError::InvalidResponse { .. } => "InvalidResponse",
+            CloudBotError::UnexpectedStatus { .. } => "UnexpectedStatus",
+            CloudBotError::InvalidCredentials => "InvalidCredentials",
+            CloudBotError::DeadlineExceeded => "DeadlineExceeded",
+            CloudBotError::Internal { .. } => "Internal",
         }
     }
 
@@ -213,37 +211,6 @@ pub(crate) fn sanitize_message(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_are_stable() {
-        assert_eq!(
-            CloudBotError::Unauthorized.kind().name,
-            "CloudBot.Unauthorized"
-        );
-        assert_eq!(
-            CloudBotError::RateLimited { retry_after: None }.kind().name,
-            "CloudBot.RateLimited"
-        );
-        assert_eq!(
-            CloudBotError::DeadlineExceeded.kind().name,
-            "Function.DeadlineExceeded"
-        );
-    }
-
-    #[test]
-    fn retryable_only_when_no_job_can_have_started() {
-        let retryable = |e: CloudBotError| e.kind().retryable;
-        assert!(retryable(CloudBotError::Unavailable {
-            cause: Cause::Connect,
-            retry_after: None,
-        }));
-        assert!(retryable(CloudBotError::RateLimited { retry_after: None }));
-        assert!(!retryable(CloudBotError::OutcomeUnknown {
-            cause: Cause::Timeout
-        }));
-        // Nothing was sent: a new invocation with its own time may succeed.
-        assert!(retryable(CloudBotError::DeadlineExceeded));
-    }
 
     #[test]
     fn messages_are_truncated_and_cleaned() {

@@ -5,7 +5,7 @@
 //! - `credentials`: access token + secret key, redacted everywhere.
 //! - `model`: language, job status, Job/Bot/Contract objects, the execute request, job list
 //!   filters.
-//! - `error`: the one error enum, each variant mapped to its row of the error table.
+//! - `error`: the one error enum (its rows of the error table live with the function, `crate::error`).
 //! - `client`: the operations, over the pooled HTTP clients of `transport`.
 //! - `transport`: one TLS configuration, a pool for the reads and one for the execute POST, and
 //!   the warm-up of init (a TLS handshake, or a `HEAD` that leaves a connection for the execute).

@@ -2,11 +2,12 @@
 //!
 //! Every failure of an invocation is a [`Failure`]. Its identity (stable Lambda `errorType`, HTTP
 //! status, retry safety, meaning) is a row of the typed error table in [`kind`]; each error enum
-//! picks its row with one exhaustive `match`. This module turns a failure into the Lambda error
+//! picks its row with one exhaustive `match` (`classify`, [`Classified`]). This module turns a failure into the Lambda error
 //! ([`Diagnostic`]) and into the RFC 9457 `application/problem+json` body API Gateway callers get.
 //! Messages are the `Display` text of the typed errors, which never contain credentials or raw
 //! bodies.
 
+mod classify;
 pub mod kind;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 
+pub use classify::Classified;
 pub use kind::ErrorKind;
 
 use crate::callback::CallbackError;
@@ -52,18 +54,8 @@ impl Failure {
             Failure::Request(_) => &kind::INVALID_REQUEST,
             Failure::Credentials(err) => err.kind(),
             Failure::CloudBot(err) => err.kind(),
-            Failure::Idempotency(err) => match err {
-                IdempotencyError::KeyReused { .. } => &kind::IDEMPOTENCY_KEY_REUSED,
-                IdempotencyError::InProgress { .. } => &kind::IDEMPOTENCY_IN_PROGRESS,
-                // The same answer the first request got, so callers need one rule for it.
-                IdempotencyError::OutcomeUnknown { .. } => &kind::CLOUDBOT_OUTCOME_UNKNOWN,
-                IdempotencyError::Unavailable(_) => &kind::IDEMPOTENCY_UNAVAILABLE,
-            },
-            Failure::Callback(err) => match err {
-                CallbackError::NotFound => &kind::CALLBACK_NOT_FOUND,
-                CallbackError::NotReady => &kind::CALLBACK_NOT_READY,
-                CallbackError::Unavailable(_) => &kind::CALLBACK_UNAVAILABLE,
-            },
+            Failure::Idempotency(err) => err.kind(),
+            Failure::Callback(err) => err.kind(),
             Failure::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
     }

@@ -1,5 +1,5 @@
 //! The DynamoDB adapter of [`Store`]: one conditional `PutItem` to claim (returning the old item
-//! on conflict, so a lost race costs no extra read), one conditional `UpdateItem` to settle, and
+//! on conflict, so a lost race costs no extra read), one conditional `UpdateItem` to finish, and
 //! a consistent `GetItem` for the operator's resolve operation. The only code that sees SDK types.
 //!
 //! Table: `table`. Attributes of an idempotency record: `state`, `owner`, `fingerprint`, `in_flight_until` (epoch ms), `bot_endpoint`,

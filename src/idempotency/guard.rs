@@ -1,4 +1,4 @@
-//! The claim → send → settle flow the service runs around an execute, on top of any [`Store`].
+//! The claim → send → finish flow the service runs around an execute, on top of any [`Store`].
 //!
 //! Fail closed: when the store cannot be asked, nothing is sent (`Idempotency.Unavailable`,
 //! retryable). Once the request may have been sent, a failing store write never hides the
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
-use super::rules::{self, Record, ResolveCheck, Settlement, State, Verdict};
+use super::rules::{self, Finish, Record, ResolveCheck, State, Verdict};
 use super::store::{ClaimOutcome, Expected, NewClaim, Store, StoreError, Update, UpdateOutcome};
 
 /// Largest result stored for replay. DynamoDB items hold at most 400 KB; a result above this
@@ -75,7 +75,7 @@ pub struct Pending<'a> {
     pub in_flight_until: SystemTime,
 }
 
-/// A won claim: settle it after the call.
+/// A won claim: finish it after the call.
 #[derive(Debug)]
 pub struct Claim {
     key: RecordKey,
@@ -92,17 +92,18 @@ impl Claim {
 /// What the caller does next.
 #[derive(Debug)]
 pub enum Begin {
-    /// The key is ours: send, then settle.
+    /// The key is ours: send, then finish the claim.
     Claimed(Claim),
-    /// A job was started for this key before: answer this result (marked `"replay": true`).
+    /// A job was started for this key before: answer this result again (the service marks it
+    /// a replay).
     Replay(Replayed),
 }
 
 /// A recorded result to answer again.
 #[derive(Debug)]
 pub struct Replayed {
-    /// The result JSON with `"replay": true`.
-    pub body: Box<RawValue>,
+    /// The result JSON as the first request recorded it.
+    pub result: Map<String, Value>,
     /// The job reference endpoint (API Gateway's `Location`).
     pub job_reference_endpoint: Option<String>,
 }
@@ -225,26 +226,26 @@ impl Idempotency {
             result: &stored,
             job_reference_endpoint,
         };
-        self.settle(claim, &update, deadline).await;
+        self.finish(claim, &update, deadline).await;
     }
 
-    /// Settles a failed execute: releases the key when provably nothing started, records
+    /// Finishes the claim of a failed execute: releases the key when provably nothing started, records
     /// "unknown" with `detail` (an error type and message, never input values) otherwise.
-    pub async fn settle_failure(
+    pub async fn finish_failed(
         &self,
         claim: &Claim,
-        settlement: Settlement,
+        finish: Finish,
         detail: &str,
         deadline: Instant,
     ) {
-        let update = match settlement {
-            Settlement::Release => Update::Release,
-            Settlement::Unknown => Update::Unknown { detail },
+        let update = match finish {
+            Finish::Release => Update::Release,
+            Finish::Unknown => Update::Unknown { detail },
         };
-        self.settle(claim, &update, deadline).await;
+        self.finish(claim, &update, deadline).await;
     }
 
-    async fn settle(&self, claim: &Claim, update: &Update<'_>, deadline: Instant) {
+    async fn finish(&self, claim: &Claim, update: &Update<'_>, deadline: Instant) {
         let expected = Expected {
             owner: &claim.owner,
             state: State::InProgress,
@@ -284,12 +285,11 @@ impl Idempotency {
         &self,
         key: &RecordKey,
         deadline: Instant,
-    ) -> Result<(Option<Record>, ResolveCheck), IdempotencyError> {
+    ) -> Result<ResolveCheck, IdempotencyError> {
         let record = bounded(deadline, self.store.get(key))
             .await
             .map_err(IdempotencyError::Unavailable)?;
-        let check = rules::may_resolve(record.as_ref(), now_ms());
-        Ok((record, check))
+        Ok(rules::may_resolve(record, now_ms()))
     }
 
     /// Writes an operator's resolution over `seen` (the record [`Self::check_resolvable`]
@@ -341,11 +341,9 @@ fn replayed(
             owner_gone: false,
         }
     };
-    let mut result: Map<String, Value> = serde_json::from_str(stored).map_err(|_| unreadable())?;
-    result.insert("replay".into(), Value::Bool(true));
-    let body = serde_json::value::to_raw_value(&result).map_err(|_| unreadable())?;
+    let result: Map<String, Value> = serde_json::from_str(stored).map_err(|_| unreadable())?;
     Ok(Begin::Replay(Replayed {
-        body,
+        result,
         job_reference_endpoint,
     }))
 }
@@ -375,12 +373,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replays_are_marked_and_keep_the_result() {
+    fn replays_keep_the_recorded_result_and_unreadable_ones_are_unknown() {
         let key = RecordKey::request("k").unwrap();
         let Ok(Begin::Replay(r)) = replayed(&key, r#"{"job_id":"j","replay":false}"#, None) else {
             panic!("expected a replay");
         };
-        assert_eq!(r.body.get(), r#"{"job_id":"j","replay":true}"#);
+        assert_eq!(
+            serde_json::to_string(&r.result).unwrap(),
+            r#"{"job_id":"j","replay":false}"#
+        );
         assert!(matches!(
             replayed(&key, "not json", None),
             Err(IdempotencyError::OutcomeUnknown { .. })

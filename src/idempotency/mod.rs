@@ -18,7 +18,7 @@
 //! - `store`: the small trait the rules go through.
 //! - `table`: the table handle and attribute helpers both DynamoDB adapters share.
 //! - `dynamodb`: the DynamoDB adapter (the only code that sees SDK types).
-//! - `guard`: the claim → send → settle flow the service runs.
+//! - `guard`: the claim → send → finish flow the service runs.
 
 mod dynamodb;
 mod fingerprint;
@@ -33,7 +33,7 @@ pub use guard::{
     Begin, Claim, Idempotency, IdempotencyError, MAX_STORED_RESULT, Pending, Replayed,
 };
 pub use key::{KeyProblem, MAX_KEY_LEN, RecordKey, parse_header};
-pub use rules::{Record, Resolution, ResolveCheck, Settlement, State, settlement_of};
+pub use rules::{Finish, Record, ResolveCheck, State, finish_of};
 pub use store::{
     ClaimOutcome, Expected, NewClaim, Store, StoreError, StoreFuture, Update, UpdateOutcome,
 };

@@ -1,5 +1,5 @@
 //! The record lifecycle as pure rules: what a request finds when its key is already taken, how
-//! an execute's result settles the record, and when an operator may resolve it. No I/O, no
+//! an execute's result finishes the record, and when an operator may resolve it. No I/O, no
 //! SDK types, the clock passed in: every rule is a table test below.
 //!
 //! ```text
@@ -129,17 +129,17 @@ pub fn judge(existing: &Record, owner: &str, fingerprint: &Fingerprint, now_ms: 
     }
 }
 
-/// How a failed execute settles its claim (a started job completes it).
+/// How a failed execute finishes its claim (a started job completes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
+pub enum Finish {
     /// Provably no job was started: free the key so a retry can run.
     Release,
     /// A job may have started: record the outcome as unknown.
     Unknown,
 }
 
-/// The settlement of a failed execute.
-pub fn settlement_of(err: &CloudBotError) -> Settlement {
+/// How a failed execute finishes its claim.
+pub fn finish_of(err: &CloudBotError) -> Finish {
     match err {
         // Refused before anything was sent, or answered with a status that starts no job.
         CloudBotError::Unauthorized
@@ -155,26 +155,18 @@ pub fn settlement_of(err: &CloudBotError) -> Settlement {
         | CloudBotError::Unavailable { .. }
         | CloudBotError::DeadlineExceeded
         | CloudBotError::InvalidCredentials
-        | CloudBotError::Internal { .. } => Settlement::Release,
+        | CloudBotError::Internal { .. } => Finish::Release,
         // Ambiguous, and anything this list does not know yet: never free a key on a guess.
-        _ => Settlement::Unknown,
+        _ => Finish::Unknown,
     }
-}
-
-/// What an operator asks for a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolution {
-    /// A job was started (the operator found it); replay it from now on.
-    Started,
-    /// No job was started; free the key.
-    NotStarted,
 }
 
 /// Whether an operator may resolve `existing` at `now_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolveCheck {
-    /// The record's outcome is unknown: resolving is what it waits for.
-    Allowed,
+    /// The record's outcome is unknown: resolving is what it waits for. The record as read
+    /// (the resolution is written only over it).
+    Allowed(Record),
     /// The owner may still finish: wait.
     InFlight {
         /// Time until the owner's window ends.
@@ -185,13 +177,13 @@ pub enum ResolveCheck {
 }
 
 /// Checks a resolve request against the current record.
-pub fn may_resolve(existing: Option<&Record>, now_ms: u64) -> ResolveCheck {
+pub fn may_resolve(existing: Option<Record>, now_ms: u64) -> ResolveCheck {
     let Some(record) = existing.filter(|r| r.expires_at_ms > now_ms) else {
         return ResolveCheck::Refused("no record with this key (never claimed, or expired)");
     };
     match record.state {
-        State::Unknown => ResolveCheck::Allowed,
-        State::InProgress if now_ms >= record.in_flight_until_ms => ResolveCheck::Allowed,
+        State::Unknown => ResolveCheck::Allowed(record),
+        State::InProgress if now_ms >= record.in_flight_until_ms => ResolveCheck::Allowed(record),
         State::InProgress => ResolveCheck::InFlight {
             retry_after: Duration::from_millis(record.in_flight_until_ms - now_ms)
                 .max(Duration::from_secs(1)),
@@ -362,7 +354,7 @@ mod tests {
             CloudBotError::Internal { detail: "x" },
         ];
         for err in release {
-            assert_eq!(settlement_of(&err), Settlement::Release, "{err:?}");
+            assert_eq!(finish_of(&err), Finish::Release, "{err:?}");
         }
         let unknown = [
             CloudBotError::OutcomeUnknown {
@@ -376,7 +368,7 @@ mod tests {
             },
         ];
         for err in unknown {
-            assert_eq!(settlement_of(&err), Settlement::Unknown, "{err:?}");
+            assert_eq!(finish_of(&err), Finish::Unknown, "{err:?}");
         }
     }
 
@@ -391,24 +383,27 @@ mod tests {
             ..record(State::Unknown)
         };
         assert_eq!(
-            may_resolve(Some(&record(State::Unknown)), NOW),
-            ResolveCheck::Allowed
+            may_resolve(Some(record(State::Unknown)), NOW),
+            ResolveCheck::Allowed(record(State::Unknown))
         );
-        assert_eq!(may_resolve(Some(&owner_gone), NOW), ResolveCheck::Allowed);
         assert_eq!(
-            may_resolve(Some(&record(State::InProgress)), NOW),
+            may_resolve(Some(owner_gone.clone()), NOW),
+            ResolveCheck::Allowed(owner_gone)
+        );
+        assert_eq!(
+            may_resolve(Some(record(State::InProgress)), NOW),
             ResolveCheck::InFlight {
                 retry_after: Duration::from_secs(10)
             }
         );
         for refused in [
             None,
-            Some(&expired),
-            Some(&record(State::Completed)),
-            Some(&record(State::Released)),
+            Some(expired),
+            Some(record(State::Completed)),
+            Some(record(State::Released)),
         ] {
             assert!(
-                matches!(may_resolve(refused, NOW), ResolveCheck::Refused(_)),
+                matches!(may_resolve(refused.clone(), NOW), ResolveCheck::Refused(_)),
                 "{refused:?}"
             );
         }

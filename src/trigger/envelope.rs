@@ -22,7 +22,7 @@ use super::{Decoded, Trigger};
 use crate::callback::TaskToken;
 use crate::config::Config;
 use crate::idempotency::RecordKey;
-use crate::request::{self, OperationKind, Request, RequestError};
+use crate::request::{self, Execute, Request, RequestError};
 
 const ENVELOPE_FIELDS: &[&str] = &["request", "idempotency_key", "schedule", "task_token"];
 
@@ -102,28 +102,33 @@ fn envelope(mut map: Map<String, Value>, config: &Config) -> Result<Request, Req
     };
     let mut request = request::parse_map(inner, config).map_err(inside_request)?;
     if let Some(key) = key {
-        if request.idempotency_key.is_some() {
+        let Some(execute) = request.operation.execute_mut() else {
+            return Err(RequestError::field(
+                "request.operation",
+                "an envelope's key applies to `execute` only",
+            ));
+        };
+        if execute.idempotency_key.is_some() {
             return Err(RequestError::field(
                 "request.idempotency_key",
                 "conflicts with the envelope's key; give the key once",
             ));
         }
-        if request.operation.kind() != OperationKind::Execute {
-            return Err(RequestError::field(
-                "request.operation",
-                "an envelope's key applies to `execute` only",
-            ));
-        }
-        request.idempotency_key = Some(key);
+        execute.idempotency_key = Some(key);
     }
     if let Some(token) = map.get("task_token") {
-        request.task_token = Some(task_token(token, &request)?);
+        let execute = request.operation.execute_mut();
+        let token = task_token(token, execute.as_deref())?;
+        if let Some(execute) = execute {
+            execute.task_token = Some(token);
+        }
     }
     Ok(request)
 }
 
-/// The envelope's task token, for an execute with an idempotency key and no callback of its own.
-fn task_token(token: &Value, request: &Request) -> Result<TaskToken, RequestError> {
+/// The envelope's task token, for an execute with an idempotency key and no callback of its own
+/// (`execute`: `None` when the request is not an execute).
+fn task_token(token: &Value, execute: Option<&Execute>) -> Result<TaskToken, RequestError> {
     const FIELD: &str = "task_token";
     let raw = token.as_str().ok_or_else(|| {
         RequestError::field(
@@ -133,15 +138,13 @@ fn task_token(token: &Value, request: &Request) -> Result<TaskToken, RequestErro
     })?;
     // The token's text never goes into a message.
     let token = TaskToken::parse(raw).map_err(|p| RequestError::field(FIELD, p.to_string()))?;
-    if request.idempotency_key.is_none() {
+    let Some(execute) = execute.filter(|e| e.idempotency_key.is_some()) else {
         return Err(RequestError::field(
             FIELD,
             "needs `idempotency_key` (a retried task is matched to its job by the key)",
         ));
-    }
-    if let crate::request::Operation::Execute { body, .. } = &request.operation
-        && body.callback_endpoint.is_some()
-    {
+    };
+    if execute.body.callback_endpoint.is_some() {
         return Err(RequestError::field(
             "request.callback_endpoint",
             "conflicts with `task_token`: the function gives Cloud BOT its own callback endpoint",
@@ -207,7 +210,12 @@ mod tests {
         let decoded = decode(event, &config());
         let key = decoded
             .request
-            .map(|r| r.idempotency_key.map(|k| k.as_str().to_owned()))
+            .map(|mut r| {
+                r.operation
+                    .execute_mut()
+                    .and_then(|e| e.idempotency_key.take())
+                    .map(|k| k.as_str().to_owned())
+            })
             .map_err(|e| e.to_string());
         (decoded.trigger, key)
     }

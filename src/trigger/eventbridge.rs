@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::{Decoded, Trigger, typed_error};
 use crate::config::Config;
 use crate::idempotency::RecordKey;
-use crate::request::{self, OperationKind, RequestError};
+use crate::request::{self, RequestError};
 
 /// Decodes an event [`super::detect`] found to be EventBridge-shaped.
 pub(super) fn decode(event: Value, config: &Config) -> Decoded {
@@ -38,11 +38,11 @@ pub(super) fn decode(event: Value, config: &Config) -> Decoded {
         ))),
     };
     let request = request.and_then(|mut request| {
-        if request.operation.kind() == OperationKind::Execute
-            && request.idempotency_key.is_none()
+        if let Some(execute) = request.operation.execute_mut()
+            && execute.idempotency_key.is_none()
             && let Some(id) = event.id.as_deref()
         {
-            request.idempotency_key = Some(
+            execute.idempotency_key = Some(
                 RecordKey::event(id)
                     .map_err(|p| RequestError::field("id", format!("(the event id) {p}")))?,
             );

@@ -10,20 +10,15 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{HeaderMap, HeaderValue, header};
-use aws_lambda_events::query_map::QueryMap;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Answer, route, typed_error};
-use crate::cloudbot::MAX_REQUEST_BODY;
+use super::route::{self, HttpRequest};
+use super::{Answer, typed_error};
 use crate::config::Config;
 use crate::error::Failure;
 use crate::request::{Request, RequestError};
-
-/// Largest API Gateway body accepted, checked before decoding: the largest execute body plus
-/// room for the request's other fields.
-pub const MAX_HTTP_BODY_BYTES: usize = MAX_REQUEST_BODY + 64 * 1024;
 
 /// The request header that carries the idempotency key (IETF httpapi draft).
 pub(super) const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -35,17 +30,6 @@ pub(super) enum Version {
     V1,
     /// HTTP API payload 2.0.
     V2,
-}
-
-/// What both payload versions carry that the request is built from.
-pub(super) struct HttpRequest<'a> {
-    pub(super) method: &'a str,
-    pub(super) path: &'a str,
-    pub(super) query: &'a QueryMap,
-    pub(super) body: Option<&'a str>,
-    pub(super) base64: bool,
-    /// The `Idempotency-Key` header (docs/exactly-once.md).
-    pub(super) idempotency_key: Option<&'a HeaderValue>,
 }
 
 /// A decoded API Gateway event of either version.

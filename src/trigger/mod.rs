@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-pub use http::MAX_HTTP_BODY_BYTES;
+pub use route::MAX_HTTP_BODY_BYTES;
 
 use crate::config::Config;
 use crate::error::Failure;
@@ -238,10 +238,10 @@ mod tests {
         assert_eq!(decoded.trigger, Trigger::Scheduled);
         assert!(matches!(
             decoded.request.unwrap().operation,
-            crate::request::Operation::Execute {
+            crate::request::Operation::Execute(crate::request::Execute {
                 default_bot: true,
                 ..
-            }
+            })
         ));
         let custom =
             json!({"detail-type": "Run", "source": "app", "detail": {"operation": "list_bots"}});

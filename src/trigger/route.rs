@@ -10,15 +10,32 @@
 //! path with a full request object as body (docs/contract.md). An execute's idempotency key is the
 //! `Idempotency-Key` header (never a body field, so one request cannot carry two keys).
 
+use aws_lambda_events::http::HeaderValue;
+use aws_lambda_events::query_map::QueryMap;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::http::{HttpRequest, MAX_HTTP_BODY_BYTES};
 use crate::callback::CallbackId;
+use crate::cloudbot::MAX_REQUEST_BODY;
 use crate::config::Config;
 use crate::idempotency::{self, KeyProblem, RecordKey};
 use crate::payload;
 use crate::request::{self, Operation, OperationKind, Request, RequestError};
+
+/// Largest API Gateway body accepted, checked before decoding: the largest execute body plus
+/// room for the request's other fields.
+pub const MAX_HTTP_BODY_BYTES: usize = MAX_REQUEST_BODY + 64 * 1024;
+
+/// What both API Gateway payload versions carry that the request is built from.
+pub(super) struct HttpRequest<'a> {
+    pub(super) method: &'a str,
+    pub(super) path: &'a str,
+    pub(super) query: &'a QueryMap,
+    pub(super) body: Option<&'a str>,
+    pub(super) base64: bool,
+    /// The `Idempotency-Key` header (docs/exactly-once.md).
+    pub(super) idempotency_key: Option<&'a HeaderValue>,
+}
 
 /// Where an API Gateway request goes.
 #[derive(Debug)]
@@ -88,8 +105,6 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, 
         return Ok(Request {
             operation: Operation::Callback { id },
             language: config.language,
-            idempotency_key: None,
-            task_token: None,
         });
     }
     let mut map = body(http.body, http.base64)?;
@@ -140,7 +155,7 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, 
     }
     let mut request = request::parse_map(map, config)?;
     // Reads are idempotent by nature: the header only matters for execute.
-    if request.operation.kind() == OperationKind::Execute
+    if let Some(execute) = request.operation.execute_mut()
         && let Some(value) = http.idempotency_key
     {
         let key = value
@@ -149,7 +164,7 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, 
             .and_then(idempotency::parse_header)
             .and_then(|raw| RecordKey::http(&raw))
             .map_err(|p| RequestError::field("Idempotency-Key", format!("(header) {p}")))?;
-        request.idempotency_key = Some(key);
+        execute.idempotency_key = Some(key);
     }
     Ok(request)
 }

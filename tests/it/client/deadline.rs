@@ -7,6 +7,7 @@ use cloudbot_emulator::{FaultKind, FaultRule};
 use cloudbot_trigger::cloudbot::{
     ApiBase, Cause, ClientSettings, CloudBotClient, CloudBotError, ExecuteRequest,
 };
+use cloudbot_trigger::error::Classified;
 
 use crate::support::{
     call, client_for, client_with_timeout, credentials, demo, emulator, execute_demo, execute_echo,

@@ -14,6 +14,7 @@ use cloudbot_emulator::{Emulator, EmulatorOptions, FaultKind, FaultRule, Seed};
 use cloudbot_trigger::cloudbot::{
     Call, Cause, CloudBotError, Credentials, ExecuteRequest, Started,
 };
+use cloudbot_trigger::error::Classified;
 use lambda_runtime::tracing::subscriber::layer::{Context, SubscriberExt};
 use lambda_runtime::tracing::subscriber::{Layer, Registry};
 use tokio::task::JoinSet;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use cloudbot_emulator::{FaultKind, FaultRule};
 use cloudbot_trigger::cloudbot::CloudBotError;
+use cloudbot_trigger::error::Classified;
 use serde_json::Value;
 use tracing::level_filters::LevelFilter;
 

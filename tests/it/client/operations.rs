@@ -6,6 +6,7 @@ use cloudbot_trigger::cloudbot::{
     BotEndpoint, CloudBotClient, CloudBotError, Credentials, ExecuteRequest, Job, JobEndpoint,
     JobStatus, MAX_REQUEST_BODY, PublicId,
 };
+use cloudbot_trigger::error::Classified;
 use serde_json::Value;
 
 use crate::support::{

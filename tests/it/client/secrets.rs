@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use cloudbot_emulator::{FaultKind, FaultRule};
 use cloudbot_trigger::cloudbot::{CloudBotError, Credentials, ExecuteRequest};
+use cloudbot_trigger::error::Classified;
 
 use crate::support::{
     ACCESS_TOKEN, SECRET_KEY, call, client_for, credentials, demo, emulator, execute_demo, job,

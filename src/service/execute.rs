@@ -1,0 +1,276 @@
+//! Starting a BOT: `execute`.
+//!
+//! An execute with an idempotency key runs inside a claim ([`crate::idempotency`]): validated
+//! first, credentials read second, the key claimed third, then the POST, then the claim
+//! finished by how the POST ended (completed, released, or unknown). A duplicate gets the
+//! recorded answer as a replay and sends nothing.
+//!
+//! An execute with a task token (the callback-driven state machine) also registers a callback
+//! ([`crate::callback`]) after the claim and before the POST, and sends its URL as
+//! `callback_endpoint`; the job is recorded on the callback once the POST answered, and a
+//! replay moves the retried task's new token into that record.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{
+    DEADLINE_MARGIN, ExactlyOnce, Scope, Service, answer, lambda_deadline, upstream, with_refresh,
+};
+use crate::callback::{Callbacks, Registered, TaskToken};
+use crate::cloudbot::ExecuteRequest;
+use crate::credentials::Fetched;
+use crate::error::{Classified, Failure};
+use crate::idempotency::{Begin, Claim, Fingerprint, Finish, Pending, RecordKey, finish_of};
+use crate::metrics::Invocation;
+use crate::request::{Execute, RequestError};
+use crate::trigger::Answer;
+
+/// When the caller asks Cloud BOT to wait for the job (`timeout`), the wait is shortened so the
+/// answer arrives this long before our own deadline or the client's request timeout ([I]: the
+/// API's behaviour past `timeout` is undocumented; with this margin the usual answer is a job
+/// still `executing`, never a connection we abandon after a job started).
+const WAIT_HEADROOM: Duration = Duration::from_secs(2);
+
+impl Service {
+    /// Starts the BOT of `execute`: deduplicated when it has a key and the table is configured.
+    pub(super) async fn execute(
+        &self,
+        execute: &Execute,
+        scope: Scope,
+        request_id: &str,
+        record: &mut Invocation,
+    ) -> Result<Answer, Failure> {
+        if execute.default_bot {
+            tracing::info!("no BOT in the request: running the configured default BOT");
+        }
+        let task = self.task_of(execute)?;
+        let fetched = self.credentials.get(scope.deadline).await?;
+        let Some(key) = &execute.idempotency_key else {
+            tracing::info!("execute without an idempotency key: not deduplicated");
+            return self.post(execute, None, &fetched, scope, record).await;
+        };
+        let Some(exactly_once) = &self.exactly_once else {
+            tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
+            return self.post(execute, None, &fetched, scope, record).await;
+        };
+        let fingerprint = Fingerprint::of_execute(&execute.bot, &execute.body);
+        let pending = Pending {
+            key,
+            fingerprint: &fingerprint,
+            bot_endpoint: execute.bot.url(),
+            request_id,
+            in_flight_until: lambda_deadline(scope.deadline),
+        };
+        let claim = match exactly_once
+            .idempotency
+            .begin(pending, scope.deadline)
+            .await?
+        {
+            Begin::Claimed(claim) => claim,
+            Begin::Replay(replayed) => {
+                record.set_replay();
+                if let Some(task) = task {
+                    task.callbacks.renew(key, task.token, scope.deadline).await;
+                }
+                return answer::replay(replayed);
+            }
+        };
+        let result = match task {
+            None => self.post(execute, None, &fetched, scope, record).await,
+            Some(task) => {
+                self.post_for_task(execute, key, task, &fetched, scope, record)
+                    .await
+            }
+        };
+        finish(exactly_once, &claim, &result, scope.deadline).await;
+        result
+    }
+
+    /// The waiting task of an execute with a task token (`None` without one). A token needs
+    /// the callback side, and with it the idempotency table.
+    fn task_of<'a>(&'a self, execute: &'a Execute) -> Result<Option<Task<'a>>, RequestError> {
+        let Some(token) = &execute.task_token else {
+            return Ok(None);
+        };
+        let callbacks = self
+            .exactly_once
+            .as_ref()
+            .and_then(|exactly_once| exactly_once.callbacks.as_ref())
+            .ok_or_else(|| {
+                RequestError::field(
+                    "task_token",
+                    "callback-driven runs are not configured (CLOUDBOT_CALLBACK_BASE_URL and \
+                     CLOUDBOT_IDEMPOTENCY_TABLE)",
+                )
+            })?;
+        Ok(Some(Task { callbacks, token }))
+    }
+
+    /// Registers the task's callback, POSTs with its URL, and records the started job on it.
+    /// A callback that cannot be registered releases the claim: nothing was sent.
+    async fn post_for_task(
+        &self,
+        execute: &Execute,
+        key: &RecordKey,
+        task: Task<'_>,
+        fetched: &Fetched,
+        scope: Scope,
+        record: &mut Invocation,
+    ) -> Result<Answer, Failure> {
+        let registered = task
+            .callbacks
+            .register(key, task.token, scope.deadline)
+            .await?;
+        let result = self
+            .post(execute, Some(&registered), fetched, scope, record)
+            .await;
+        if let Ok(Answer {
+            location: Some(job),
+            ..
+        }) = &result
+        {
+            task.callbacks
+                .job_started(&registered, job, scope.deadline + DEADLINE_MARGIN / 2)
+                .await;
+        }
+        result
+    }
+
+    /// The execute POST (with our callback endpoint when `registered`), re-reading the secret
+    /// once after a 401.
+    async fn post(
+        &self,
+        execute: &Execute,
+        registered: Option<&Registered>,
+        fetched: &Fetched,
+        scope: Scope,
+        record: &mut Invocation,
+    ) -> Result<Answer, Failure> {
+        // The body is made per attempt: the wait it asks for depends on the time left.
+        let started = with_refresh!(self, fetched, scope, |call| upstream(
+            record,
+            self.client.execute(
+                &call,
+                &execute.bot,
+                &self.body_to_send(&execute.body, registered, scope.deadline)
+            ),
+            |s| (Some(s.http_status), Some(s.job.job_id.as_str()))
+        ))?;
+        record.set_run_started(&started.job.job_id);
+        answer::started(&started.job, &started.job_reference)
+    }
+
+    /// The body as sent: with our callback endpoint (and the configured number of attempts)
+    /// when a callback is registered, and the requested wait shortened to fit the invocation.
+    /// The fingerprint was taken without the callback, so a retry with a new callback id is the
+    /// same request. Borrowed unchanged in the usual case: the body can hold up to 4 MB of input.
+    fn body_to_send<'a>(
+        &self,
+        body: &'a ExecuteRequest,
+        registered: Option<&Registered>,
+        deadline: Instant,
+    ) -> Cow<'a, ExecuteRequest> {
+        let mut body = Cow::Borrowed(body);
+        if let Some(registered) = registered {
+            let body = body.to_mut();
+            body.callback_endpoint = Some(registered.url.clone());
+            body.callback_tries = Some(self.config.default_callback_tries);
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if let Some(shortened) = bounded_wait(&body, remaining.min(self.config.request_timeout)) {
+            body.to_mut().timeout_ms = Some(shortened);
+        }
+        body
+    }
+}
+
+/// A Step Functions task waiting for the job's end: its token and the callback side that
+/// tells it.
+#[derive(Clone, Copy)]
+struct Task<'a> {
+    callbacks: &'a Callbacks,
+    token: &'a TaskToken,
+}
+
+/// The shortened wait (ms) when a requested synchronous wait (`timeout`) would not end
+/// [`WAIT_HEADROOM`] before `available` runs out, so Cloud BOT answers before we must.
+fn bounded_wait(body: &ExecuteRequest, available: Duration) -> Option<u64> {
+    let requested = body.timeout_ms.filter(|ms| *ms > 0)?;
+    let budget = available.saturating_sub(WAIT_HEADROOM);
+    let budget_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+    if budget_ms >= requested {
+        return None;
+    }
+    tracing::info!(
+        requested_ms = requested,
+        sent_ms = budget_ms,
+        "shortened the execute wait to fit the invocation"
+    );
+    Some(budget_ms)
+}
+
+/// Finishes the claim of an execute by how it ended.
+async fn finish(
+    exactly_once: &ExactlyOnce,
+    claim: &Claim,
+    result: &Result<Answer, Failure>,
+    deadline: Instant,
+) {
+    let idempotency = &exactly_once.idempotency;
+    // The POST is capped at `deadline`; the record write may use part of the margin kept for
+    // answering, so that a finished call is recorded rather than left to turn "unknown".
+    let deadline = deadline + DEADLINE_MARGIN / 2;
+    let (finish, detail) = match result {
+        Ok(answer) => {
+            let location = answer.location.as_deref().unwrap_or_default();
+            idempotency
+                .complete(claim, &answer.body, location, deadline)
+                .await;
+            return;
+        }
+        Err(Failure::CloudBot(err)) => (finish_of(err), format!("{}: {err}", err.kind().name)),
+        // The secret could not be re-read after a 401: nothing was started.
+        Err(Failure::Credentials(_)) => (Finish::Release, "credentials unavailable".to_owned()),
+        // Registering the task's callback failed before the POST: nothing was sent.
+        Err(Failure::Callback(_)) => (Finish::Release, "callback not registered".to_owned()),
+        // After the POST (e.g. the result could not be encoded): a job may exist.
+        Err(other) => (Finish::Unknown, format!("{}: {other}", other.error_type())),
+    };
+    idempotency
+        .finish_failed(claim, finish, &detail, deadline)
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(timeout_ms: Option<u64>) -> ExecuteRequest {
+        ExecuteRequest {
+            timeout_ms,
+            ..ExecuteRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_wait_that_fits_is_sent_as_asked() {
+        let ten_s = Duration::from_secs(10);
+        assert_eq!(bounded_wait(&body(None), ten_s), None);
+        assert_eq!(bounded_wait(&body(Some(0)), ten_s), None);
+        assert_eq!(bounded_wait(&body(Some(8_000)), ten_s), None);
+    }
+
+    #[test]
+    fn a_wait_that_does_not_fit_ends_the_headroom_before_the_limit() {
+        assert_eq!(
+            bounded_wait(&body(Some(8_001)), Duration::from_secs(10)),
+            Some(8_000)
+        );
+        assert_eq!(
+            bounded_wait(&body(Some(120_000)), Duration::from_secs(1)),
+            Some(0)
+        );
+    }
+}

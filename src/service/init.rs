@@ -1,0 +1,104 @@
+//! Init-time work that would otherwise land on the first invocation, where Lambda throttles the
+//! CPU (measured in docs/benchmarks.md, "Levers tried"), both at once: the secret is fetched
+//! with a wait bounded by `CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS`, which also builds the Secrets
+//! Manager client's connector and TLS configuration and opens its pooled connection; and the
+//! Cloud BOT connection is prepared as `CLOUDBOT_API_WARMUP` says (a TLS session the first
+//! request resumes, by default), bounded by `CLOUDBOT_API_WARMUP_TIMEOUT_MS`. Nothing here can
+//! fail the init: whatever did not finish is done by the first invocation as before.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Service;
+use crate::cloudbot::{ApiWarmUp, WarmUpOutcome};
+use crate::credentials::Prefetch;
+
+impl Service {
+    /// Runs the init-time work (module header); never fails.
+    pub async fn prefetch(&self) {
+        tokio::join!(self.prefetch_secret(), self.warm_up_api());
+    }
+
+    async fn warm_up_api(&self) {
+        let mode = self.config.api_warmup;
+        let bound = self.config.api_warmup_timeout;
+        let started = Instant::now();
+        let outcome = self.client.warm_up(mode, bound).await;
+        log_warm_up(&outcome, mode, bound, started.elapsed());
+    }
+
+    async fn prefetch_secret(&self) {
+        let bound = self.config.secret_prefetch_timeout;
+        if bound.is_zero() {
+            return;
+        }
+        let started = Instant::now();
+        let prefetch = self.credentials.prefetch(bound).await;
+        log_prefetch(&prefetch, bound, started.elapsed());
+    }
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn log_warm_up(outcome: &WarmUpOutcome, mode: ApiWarmUp, bound: Duration, elapsed: Duration) {
+    match outcome {
+        WarmUpOutcome::Handshaken => tracing::info!(
+            elapsed_ms = ms(elapsed),
+            "TLS session with the Cloud BOT API set up during init"
+        ),
+        WarmUpOutcome::Answered(status) => tracing::info!(
+            elapsed_ms = ms(elapsed),
+            status,
+            "connection to the Cloud BOT API opened during init (HEAD /)"
+        ),
+        WarmUpOutcome::Skipped(why) => {
+            tracing::debug!(
+                mode = mode.as_str(),
+                reason = why,
+                "no warm-up of the Cloud BOT API connection"
+            );
+        }
+        WarmUpOutcome::TimedOut => tracing::warn!(
+            mode = mode.as_str(),
+            timeout_ms = ms(bound),
+            "the warm-up of the Cloud BOT API connection did not finish during init within \
+             its timeout: the first request connects on its own"
+        ),
+        WarmUpOutcome::Failed(error) => tracing::warn!(
+            mode = mode.as_str(),
+            error = %error,
+            elapsed_ms = ms(elapsed),
+            "the warm-up of the Cloud BOT API connection failed during init: the first \
+             request connects on its own"
+        ),
+    }
+}
+
+fn log_prefetch(prefetch: &Prefetch, bound: Duration, elapsed: Duration) {
+    match prefetch {
+        Prefetch::Cached => {
+            tracing::info!(
+                elapsed_ms = ms(elapsed),
+                "Cloud BOT credentials fetched during init"
+            );
+        }
+        Prefetch::TimedOut => tracing::warn!(
+            timeout_ms = ms(bound),
+            "Secrets Manager did not answer during init within the prefetch timeout: the \
+             first invocation fetches the Cloud BOT credentials"
+        ),
+        Prefetch::Failed(error) => tracing::warn!(
+            error = %error,
+            elapsed_ms = ms(elapsed),
+            "could not fetch the Cloud BOT credentials during init: the first invocation \
+             tries again"
+        ),
+        Prefetch::Skipped => tracing::info!(
+            "the secret TTL is 0: the credentials are fetched by every invocation, not \
+             during init"
+        ),
+    }
+}

@@ -1,0 +1,353 @@
+//! The business step: one invocation from event to answer, one file per flow.
+//!
+//! [`Service`] is built once per sandbox (configuration, Cloud BOT client, credentials provider,
+//! the optional idempotency and callback sides) and borrowed by every invocation.
+//! [`Service::handle`] decodes the event ([`crate::trigger`]), [`Service::run`] sends the
+//! operation to its flow with one `match`, and the answer is encoded per trigger.
+//!
+//! - `init`: the work of init (secret prefetch, Cloud BOT connection warm-up).
+//! - `execute`: starting a BOT, inside an idempotency claim, with a callback for a waiting task.
+//! - `reads`: `refer_job` and `list_bots` (reads never touch the store).
+//! - `callback`: Cloud BOT's callback at a job's end, received and told to the waiting task.
+//! - `resolve`: the operator's way out of an idempotency record whose outcome is unknown.
+//! - `answer`: the answer shapes of docs/contract.md.
+//!
+//! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
+//! once and the call made once more. The secret may have rotated since it was cached, and a 401
+//! proves no job was started, so repeating even `execute` is safe.
+
+mod answer;
+mod callback;
+mod execute;
+mod init;
+mod reads;
+mod resolve;
+
+use std::time::{Duration, SystemTime};
+
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::callback::Callbacks;
+use crate::cloudbot::{Call, ClientSettings, CloudBotClient, CloudBotError, Credentials, Language};
+use crate::config::Config;
+use crate::credentials::{CredentialsProvider, Fetched, Refreshed};
+use crate::error::Failure;
+use crate::idempotency::Idempotency;
+use crate::metrics::{Invocation, Metrics};
+use crate::payload::Payload;
+use crate::request::{Operation, Request};
+use crate::telemetry;
+use crate::trigger::{self, Answer};
+
+/// Time kept back from the Lambda deadline to encode and post the answer.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// Shared state of the function: built once at cold start.
+#[derive(Debug)]
+pub struct Service {
+    config: Config,
+    client: CloudBotClient,
+    credentials: CredentialsProvider,
+    metrics: Metrics,
+    exactly_once: Option<ExactlyOnce>,
+}
+
+/// The idempotency store, and the callback side that needs it (a retried task finds its
+/// callback record by the idempotency key).
+#[derive(Debug)]
+struct ExactlyOnce {
+    idempotency: Idempotency,
+    callbacks: Option<Callbacks>,
+}
+
+/// What every Cloud BOT call of one invocation shares.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    /// Language of Cloud BOT messages.
+    language: Language,
+    /// The invocation's working deadline (the Lambda deadline minus [`DEADLINE_MARGIN`]).
+    deadline: Instant,
+    /// How long one call may wait between attempts (per trigger).
+    retry_budget: Duration,
+}
+
+impl Scope {
+    /// The per-call context of a call made with `credentials`.
+    fn call<'a>(&self, credentials: &'a Credentials) -> Call<'a> {
+        Call {
+            credentials,
+            language: self.language,
+            deadline: self.deadline,
+            retry_budget: self.retry_budget,
+        }
+    }
+}
+
+/// Awaits the Cloud BOT call `$call` (an expression of `$c`, the per-call context) made with
+/// `$fetched` credentials; after a 401, re-reads the secret once ([`Service::refreshed`]) and
+/// makes the call once more with newer credentials. Evaluates to `Result<_, Failure>`. A macro,
+/// not a function taking an async closure: the invocation future must stay `Send`, which
+/// async closures over borrowed arguments do not yet let the compiler prove.
+macro_rules! with_refresh {
+    ($service:expr, $fetched:expr, $scope:expr, |$c:ident| $call:expr) => {{
+        let $c = $scope.call(&$fetched.credentials);
+        match $call.await {
+            Err($crate::cloudbot::CloudBotError::Unauthorized) => {
+                match $service.refreshed($fetched, $scope.deadline).await {
+                    Ok(Some(fresh)) => {
+                        let $c = $scope.call(&fresh.credentials);
+                        $call.await.map_err($crate::error::Failure::from)
+                    }
+                    Ok(None) => Err($crate::cloudbot::CloudBotError::Unauthorized.into()),
+                    Err(failure) => Err(failure),
+                }
+            }
+            other => other.map_err($crate::error::Failure::from),
+        }
+    }};
+}
+use with_refresh;
+
+impl Service {
+    /// Builds the service from validated configuration and a Secrets Manager client.
+    pub fn new(
+        config: Config,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, CloudBotError> {
+        if let Some(ca) = &config.test_only_extra_ca {
+            tracing::warn!(
+                variable = crate::config::TEST_ONLY_EXTRA_CA_VAR,
+                path = %ca.path,
+                "TEST ONLY: trusting an extra CA besides the compiled-in roots for Cloud BOT and \
+                 Secrets Manager; never set this variable in a deployment"
+            );
+        }
+        let client = CloudBotClient::new(ClientSettings {
+            base: config.api_base.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            pool_idle_timeout: config.pool_idle_timeout,
+            execute_reuse_window: config.execute_reuse_window,
+            test_only_extra_roots: config.test_only_extra_ca.as_ref().map(|ca| ca.pem.clone()),
+            ..ClientSettings::default()
+        })?;
+        let credentials =
+            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl)
+                .with_max_stale(config.secret_max_stale);
+        let metrics = Metrics::new(config.metrics_namespace.clone());
+        Ok(Self {
+            config,
+            client,
+            credentials,
+            metrics,
+            exactly_once: None,
+        })
+    }
+
+    /// The service with an idempotency store (`None`: duplicates are not detected).
+    pub fn with_idempotency(mut self, idempotency: Option<Idempotency>) -> Self {
+        self.exactly_once = idempotency.map(|idempotency| ExactlyOnce {
+            idempotency,
+            callbacks: None,
+        });
+        self
+    }
+
+    /// The service with callback-driven runs (`None`: a task token is refused). They need the
+    /// idempotency store, so call [`Self::with_idempotency`] first; without one they are left
+    /// off (the configuration never sets a callback base without the table).
+    pub fn with_callbacks(mut self, callbacks: Option<Callbacks>) -> Self {
+        match (&mut self.exactly_once, callbacks) {
+            (Some(exactly_once), callbacks) => exactly_once.callbacks = callbacks,
+            (None, Some(_)) => {
+                tracing::warn!("callback-driven runs need the idempotency table: left off");
+            }
+            (None, None) => {}
+        }
+        self
+    }
+
+    /// Handles one Lambda invocation of any trigger.
+    pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
+        let started = Instant::now();
+        let (payload, context) = event.into_parts();
+        let deadline = invocation_deadline(&context, started);
+        let decoded = trigger::decode_payload(&payload, &self.config);
+        let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
+        let mut record = self
+            .metrics
+            .start(decoded.trigger.name(), &context.request_id);
+        async move {
+            let result = match decoded.request {
+                Ok(request) => {
+                    record.set_operation(request.operation.kind().name());
+                    let scope = Scope {
+                        language: request.language,
+                        deadline,
+                        retry_budget: decoded.trigger.retry_budget(),
+                    };
+                    self.run(&request, scope, &context.request_id, &mut record)
+                        .await
+                }
+                Err(err) => Err(Failure::Request(err)),
+            };
+            if let Err(failure) = &result {
+                record.set_failed(failure.kind().name);
+            }
+            // Lambda runs one invocation per sandbox at a time, so the reads since the last
+            // report are this invocation's (the first one's include the prefetch of init).
+            record.add_secret_fetches(self.credentials.take_fetch_count());
+            let elapsed = started.elapsed();
+            telemetry::finish(&result, elapsed);
+            self.metrics.emit(&record, elapsed);
+            trigger::encode(decoded.trigger, result)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sends a validated request to its flow. `request_id` is the Lambda request id (kept in an
+    /// idempotency record for operators).
+    async fn run(
+        &self,
+        request: &Request,
+        scope: Scope,
+        request_id: &str,
+        record: &mut Invocation,
+    ) -> Result<Answer, Failure> {
+        telemetry::record_target(&request.operation);
+        match &request.operation {
+            Operation::Execute(execute) => self.execute(execute, scope, request_id, record).await,
+            Operation::ReferJob { job } => self.refer_job(job, scope, record).await,
+            Operation::ListBots { public_id } => self.list_bots(public_id, scope, record).await,
+            Operation::ResolveIdempotency { key, resolution } => {
+                self.resolve(key, resolution, scope).await
+            }
+            Operation::Callback { id } => self.receive_callback(id, scope, record).await,
+        }
+    }
+
+    /// The credentials to make a call once more with after Cloud BOT answered 401 to
+    /// `rejected`: the secret is re-read once (`None`: it has not changed, the 401 stands).
+    async fn refreshed(
+        &self,
+        rejected: &Fetched,
+        deadline: Instant,
+    ) -> Result<Option<Fetched>, Failure> {
+        tracing::info!("Cloud BOT answered 401: re-reading the secret once (it may have rotated)");
+        match self.credentials.refresh(rejected, deadline).await? {
+            Refreshed::New(fresh) => Ok(Some(fresh)),
+            Refreshed::Unchanged => {
+                tracing::info!("the secret has not changed since it was read: not retrying");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Times one Cloud BOT call into the invocation's record and its span (`ok`: the status and job
+/// id a success reports).
+async fn upstream<T>(
+    record: &mut Invocation,
+    call: impl Future<Output = Result<T, CloudBotError>>,
+    ok: impl Fn(&T) -> (Option<u16>, Option<&str>),
+) -> Result<T, CloudBotError> {
+    let started = Instant::now();
+    let result = call.await;
+    record.add_upstream(started.elapsed());
+    match &result {
+        Ok(value) => {
+            let (status, job_id) = ok(value);
+            telemetry::record_upstream(status, job_id);
+        }
+        Err(err) => telemetry::record_upstream(err.upstream_status(), None),
+    }
+    result
+}
+
+/// The invocation's deadline minus [`DEADLINE_MARGIN`], as a monotonic instant.
+///
+/// Lambda sends the deadline as epoch milliseconds. A value that cannot be one (before
+/// 2001-09-09, i.e. below 10^12) is read as the remaining time in milliseconds: `cargo lambda
+/// watch` 1.9 sends the function timeout (600000) there. A missing deadline (0) gets the Lambda
+/// maximum of 15 minutes.
+fn invocation_deadline(context: &Context, now: Instant) -> Instant {
+    const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+    const LAMBDA_MAX: Duration = Duration::from_secs(900);
+    let remaining = match context.deadline {
+        0 => LAMBDA_MAX,
+        ms if ms < EPOCH_MS_FLOOR => Duration::from_millis(ms).min(LAMBDA_MAX),
+        _ => context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    now + remaining.saturating_sub(DEADLINE_MARGIN)
+}
+
+/// The Lambda deadline itself (the end of an owner's in-flight window), from the working
+/// deadline that keeps [`DEADLINE_MARGIN`] back.
+fn lambda_deadline(deadline: Instant) -> SystemTime {
+    SystemTime::now() + deadline.saturating_duration_since(Instant::now()) + DEADLINE_MARGIN
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    fn context(deadline: u64) -> Context {
+        let mut context = Context::default();
+        context.deadline = deadline;
+        context
+    }
+
+    fn remaining(deadline: u64, now: Instant) -> Duration {
+        invocation_deadline(&context(deadline), now) - now
+    }
+
+    #[test]
+    fn the_deadline_keeps_the_margin_back_from_each_way_lambda_can_send_it() {
+        let now = Instant::now();
+        // No deadline: the Lambda maximum.
+        assert_eq!(
+            remaining(0, now),
+            Duration::from_secs(900) - DEADLINE_MARGIN
+        );
+        // cargo lambda watch: the remaining time in milliseconds, capped at the maximum.
+        assert_eq!(
+            remaining(600_000, now),
+            Duration::from_secs(600) - DEADLINE_MARGIN
+        );
+        assert_eq!(
+            remaining(3_600_000, now),
+            Duration::from_secs(900) - DEADLINE_MARGIN
+        );
+        // Epoch milliseconds: about ten seconds from now.
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let left = remaining(epoch_ms + 10_000, now);
+        assert!(
+            left <= Duration::from_secs(10) - DEADLINE_MARGIN,
+            "{left:?}"
+        );
+        assert!(left > Duration::from_secs(8), "{left:?}");
+        // Already past: nothing left.
+        assert_eq!(remaining(epoch_ms - 10_000, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_lambda_deadline_gives_the_margin_back() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let end = lambda_deadline(deadline);
+        let left = end.duration_since(SystemTime::now()).unwrap();
+        assert!(left > Duration::from_secs(5), "{left:?}");
+        assert!(left <= Duration::from_secs(5) + DEADLINE_MARGIN, "{left:?}");
+    }
+}
