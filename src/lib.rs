@@ -13,5 +13,6 @@ pub mod payload;
 pub mod request;
 pub mod sdk;
 pub mod service;
+pub mod table;
 pub mod telemetry;
 pub mod trigger;

@@ -6,10 +6,11 @@
 
 use cloudbot_trigger::callback::{Callbacks, SfnSettler};
 use cloudbot_trigger::config::Config;
-use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency};
+use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::sdk;
 use cloudbot_trigger::service::Service;
+use cloudbot_trigger::table::DynamoDbStore;
 use cloudbot_trigger::telemetry;
 use lambda_runtime::{LambdaEvent, service_fn};
 

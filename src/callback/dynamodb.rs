@@ -13,9 +13,9 @@ use super::store::{
     CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, RECORD_PREFIX, SettleClaim,
     SettleClaimOutcome, TASK_PREFIX,
 };
-use crate::idempotency::{
-    DynamoDbStore, KEY_ATTRIBUTE, StoreError, StoreFuture, TTL_ATTRIBUTE, failed_condition, n,
-    number, s, seconds_ceil, text, unavailable,
+use crate::table::{
+    DynamoDbStore, KEY_ATTRIBUTE, StoreError, StoreFuture, TTL_ATTRIBUTE, failed_condition,
+    get_number, get_string, number_value, seconds_ceil, string_value, unavailable,
 };
 
 /// Claim if the record is not expired (by our clock, sent as `:now_s`) and waiting, or settling
@@ -24,21 +24,27 @@ const SETTLE_CONDITION: &str = "attribute_exists(#key) AND #expires > :now_s AND
      :waiting OR (#state = :settling AND (attribute_not_exists(#until) OR #until <= :now)))";
 
 fn record_key(hash: &str) -> AttributeValue {
-    s(&format!("{RECORD_PREFIX}{hash}"))
+    string_value(&format!("{RECORD_PREFIX}{hash}"))
 }
 
 impl CallbackStore for DynamoDbStore {
     fn create<'a>(&'a self, new: &'a NewCallback<'a>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let expires = n(seconds_ceil(new.expires_at_ms));
+            let expires = number_value(seconds_ceil(new.expires_at_ms));
             let record = HashMap::from([
                 (KEY_ATTRIBUTE.to_owned(), record_key(new.hash)),
-                ("state".to_owned(), s(CallbackState::Waiting.as_str())),
-                ("task_key".to_owned(), s(new.task_key)),
-                ("task_token".to_owned(), s(new.task_token.expose())),
+                (
+                    "state".to_owned(),
+                    string_value(CallbackState::Waiting.as_str()),
+                ),
+                ("task_key".to_owned(), string_value(new.task_key)),
+                (
+                    "task_token".to_owned(),
+                    string_value(new.task_token.expose()),
+                ),
                 (TTL_ATTRIBUTE.to_owned(), expires.clone()),
-                ("created_at".to_owned(), n(new.now_ms)),
-                ("updated_at".to_owned(), n(new.now_ms)),
+                ("created_at".to_owned(), number_value(new.now_ms)),
+                ("updated_at".to_owned(), number_value(new.now_ms)),
             ]);
             // A fresh 256-bit id never collides; the condition only guards against a bug.
             self.client()
@@ -53,11 +59,11 @@ impl CallbackStore for DynamoDbStore {
             let pointer = HashMap::from([
                 (
                     KEY_ATTRIBUTE.to_owned(),
-                    s(&format!("{TASK_PREFIX}{}", new.task_key)),
+                    string_value(&format!("{TASK_PREFIX}{}", new.task_key)),
                 ),
-                ("callback_hash".to_owned(), s(new.hash)),
+                ("callback_hash".to_owned(), string_value(new.hash)),
                 (TTL_ATTRIBUTE.to_owned(), expires),
-                ("updated_at".to_owned(), n(new.now_ms)),
+                ("updated_at".to_owned(), number_value(new.now_ms)),
             ]);
             self.client()
                 .put_item()
@@ -86,8 +92,8 @@ impl CallbackStore for DynamoDbStore {
                 .expression_attribute_names("#key", KEY_ATTRIBUTE)
                 .expression_attribute_names("#job", "job_reference_endpoint")
                 .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(":job", s(job_reference_endpoint))
-                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":job", string_value(job_reference_endpoint))
+                .expression_attribute_values(":now", number_value(now_ms))
                 .send()
                 .await
                 .map_err(|e| unavailable("UpdateItem", &e))?;
@@ -106,7 +112,10 @@ impl CallbackStore for DynamoDbStore {
                 .client()
                 .get_item()
                 .table_name(self.table())
-                .key(KEY_ATTRIBUTE, s(&format!("{TASK_PREFIX}{task_key}")))
+                .key(
+                    KEY_ATTRIBUTE,
+                    string_value(&format!("{TASK_PREFIX}{task_key}")),
+                )
                 .consistent_read(true)
                 .send()
                 .await
@@ -128,8 +137,8 @@ impl CallbackStore for DynamoDbStore {
                 .expression_attribute_names("#key", KEY_ATTRIBUTE)
                 .expression_attribute_names("#token", "task_token")
                 .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(":token", s(token.expose()))
-                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":token", string_value(token.expose()))
+                .expression_attribute_values(":now", number_value(now_ms))
                 .send()
                 .await;
             match updated {
@@ -176,12 +185,18 @@ impl CallbackStore for DynamoDbStore {
                 .expression_attribute_names("#until", "lease_until")
                 .expression_attribute_names("#updated", "updated_at")
                 // Seconds, like the stored TTL: a record is gone once its expiry second is reached.
-                .expression_attribute_values(":now_s", n(claim.now_ms / 1000))
-                .expression_attribute_values(":now", n(claim.now_ms))
-                .expression_attribute_values(":waiting", s(CallbackState::Waiting.as_str()))
-                .expression_attribute_values(":settling", s(CallbackState::Settling.as_str()))
-                .expression_attribute_values(":owner", s(claim.owner))
-                .expression_attribute_values(":until", n(claim.lease_until_ms))
+                .expression_attribute_values(":now_s", number_value(claim.now_ms / 1000))
+                .expression_attribute_values(":now", number_value(claim.now_ms))
+                .expression_attribute_values(
+                    ":waiting",
+                    string_value(CallbackState::Waiting.as_str()),
+                )
+                .expression_attribute_values(
+                    ":settling",
+                    string_value(CallbackState::Settling.as_str()),
+                )
+                .expression_attribute_values(":owner", string_value(claim.owner))
+                .expression_attribute_values(":until", number_value(claim.lease_until_ms))
                 // The record as claimed: its token is the newest at the claim, atomically.
                 .return_values(ReturnValue::AllNew)
                 .return_values_on_condition_check_failure(
@@ -222,10 +237,16 @@ impl CallbackStore for DynamoDbStore {
                 .expression_attribute_names("#owner", "lease_owner")
                 .expression_attribute_names("#until", "lease_until")
                 .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(":settling", s(CallbackState::Settling.as_str()))
-                .expression_attribute_values(":waiting", s(CallbackState::Waiting.as_str()))
-                .expression_attribute_values(":owner", s(owner))
-                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(
+                    ":settling",
+                    string_value(CallbackState::Settling.as_str()),
+                )
+                .expression_attribute_values(
+                    ":waiting",
+                    string_value(CallbackState::Waiting.as_str()),
+                )
+                .expression_attribute_values(":owner", string_value(owner))
+                .expression_attribute_values(":now", number_value(now_ms))
                 .send()
                 .await;
             match sent {
@@ -252,9 +273,12 @@ impl CallbackStore for DynamoDbStore {
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_names("#how", "settled_as")
                 .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(":state", s(CallbackState::Settled.as_str()))
-                .expression_attribute_values(":how", s(how))
-                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(
+                    ":state",
+                    string_value(CallbackState::Settled.as_str()),
+                )
+                .expression_attribute_values(":how", string_value(how))
+                .expression_attribute_values(":now", number_value(now_ms))
                 .send()
                 .await
                 .map_err(|e| unavailable("UpdateItem", &e))?;
@@ -264,9 +288,9 @@ impl CallbackStore for DynamoDbStore {
 }
 
 fn record_of(item: &HashMap<String, AttributeValue>) -> Result<CallbackRecord, StoreError> {
-    let text = |name: &str| text(item, name);
-    let expires_s = number(item, TTL_ATTRIBUTE).ok_or(StoreError::Malformed(TTL_ATTRIBUTE))?;
-    let lease = match (text("lease_owner"), number(item, "lease_until")) {
+    let text = |name: &str| get_string(item, name);
+    let expires_s = get_number(item, TTL_ATTRIBUTE).ok_or(StoreError::Malformed(TTL_ATTRIBUTE))?;
+    let lease = match (text("lease_owner"), get_number(item, "lease_until")) {
         (Some(owner), Some(until_ms)) => Some(Lease { owner, until_ms }),
         _ => None,
     };

@@ -45,7 +45,8 @@ pub use tasks::{
     Settled, SfnSettler, TaskSettler, classify,
 };
 
-use crate::idempotency::{RecordKey, StoreError};
+use crate::idempotency::RecordKey;
+use crate::table::StoreError;
 
 /// Why a callback (or the callback part of an execute) could not be handled. Never names the
 /// id or the token.
@@ -346,7 +347,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::idempotency::StoreFuture;
+    use crate::table::StoreFuture;
 
     /// The table as a map (records by hash, pointers by task key).
     #[derive(Debug, Default)]

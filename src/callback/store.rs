@@ -14,7 +14,7 @@
 use std::fmt::Debug;
 
 use super::id::TaskToken;
-use crate::idempotency::StoreFuture;
+use crate::table::StoreFuture;
 
 /// Key prefix of a callback record.
 pub const RECORD_PREFIX: &str = "callback:";

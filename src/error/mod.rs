@@ -184,7 +184,8 @@ mod tests {
 
     use super::*;
     use crate::cloudbot::Cause;
-    use crate::idempotency::{RecordKey, StoreError};
+    use crate::idempotency::RecordKey;
+    use crate::table::StoreError;
 
     fn key() -> RecordKey {
         RecordKey::request("k").unwrap()

@@ -15,12 +15,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
 use super::rules::{Record, State};
-use super::store::{
-    ClaimOutcome, Expected, NewClaim, Store, StoreError, StoreFuture, Update, UpdateOutcome,
-};
-use super::table::{
-    DynamoDbStore, KEY_ATTRIBUTE, TTL_ATTRIBUTE, failed_condition, n, number, s, seconds_ceil,
-    text, unavailable,
+use super::store::{ClaimOutcome, Expected, NewClaim, Store, Update, UpdateOutcome};
+use crate::table::{
+    DynamoDbStore, KEY_ATTRIBUTE, StoreError, StoreFuture, TTL_ATTRIBUTE, failed_condition,
+    get_number, get_string, number_value, seconds_ceil, string_value, unavailable,
 };
 
 /// Claim if absent, expired (by our clock, sent as `:now`) or released.
@@ -31,19 +29,25 @@ impl Store for DynamoDbStore {
     fn claim<'a>(&'a self, claim: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimOutcome> {
         Box::pin(async move {
             let item = HashMap::from([
-                (KEY_ATTRIBUTE.to_owned(), s(claim.key.as_str())),
-                ("state".to_owned(), s(State::InProgress.as_str())),
-                ("owner".to_owned(), s(claim.owner)),
-                ("fingerprint".to_owned(), s(claim.fingerprint.as_str())),
+                (KEY_ATTRIBUTE.to_owned(), string_value(claim.key.as_str())),
+                ("state".to_owned(), string_value(State::InProgress.as_str())),
+                ("owner".to_owned(), string_value(claim.owner)),
+                (
+                    "fingerprint".to_owned(),
+                    string_value(claim.fingerprint.as_str()),
+                ),
                 (
                     TTL_ATTRIBUTE.to_owned(),
-                    n(seconds_ceil(claim.expires_at_ms)),
+                    number_value(seconds_ceil(claim.expires_at_ms)),
                 ),
-                ("in_flight_until".to_owned(), n(claim.in_flight_until_ms)),
-                ("bot_endpoint".to_owned(), s(claim.bot_endpoint)),
-                ("request_id".to_owned(), s(claim.request_id)),
-                ("claimed_at".to_owned(), n(claim.now_ms)),
-                ("updated_at".to_owned(), n(claim.now_ms)),
+                (
+                    "in_flight_until".to_owned(),
+                    number_value(claim.in_flight_until_ms),
+                ),
+                ("bot_endpoint".to_owned(), string_value(claim.bot_endpoint)),
+                ("request_id".to_owned(), string_value(claim.request_id)),
+                ("claimed_at".to_owned(), number_value(claim.now_ms)),
+                ("updated_at".to_owned(), number_value(claim.now_ms)),
             ]);
             let sent = self
                 .client()
@@ -55,8 +59,8 @@ impl Store for DynamoDbStore {
                 .expression_attribute_names("#expires", TTL_ATTRIBUTE)
                 .expression_attribute_names("#state", "state")
                 // Seconds, like the stored TTL: an item is free once its expiry second is reached.
-                .expression_attribute_values(":now_s", n(claim.now_ms / 1000))
-                .expression_attribute_values(":released", s(State::Released.as_str()))
+                .expression_attribute_values(":now_s", number_value(claim.now_ms / 1000))
+                .expression_attribute_values(":released", string_value(State::Released.as_str()))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
@@ -93,15 +97,15 @@ impl Store for DynamoDbStore {
                 .client()
                 .update_item()
                 .table_name(self.table())
-                .key(KEY_ATTRIBUTE, s(key.as_str()))
+                .key(KEY_ATTRIBUTE, string_value(key.as_str()))
                 .condition_expression("#owner = :owner AND #state = :expected")
                 .expression_attribute_names("#owner", "owner")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(":owner", s(expected.owner))
-                .expression_attribute_values(":expected", s(expected.state.as_str()))
-                .expression_attribute_values(":state", s(update.state().as_str()))
-                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":owner", string_value(expected.owner))
+                .expression_attribute_values(":expected", string_value(expected.state.as_str()))
+                .expression_attribute_values(":state", string_value(update.state().as_str()))
+                .expression_attribute_values(":now", number_value(now_ms))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 );
@@ -115,12 +119,12 @@ impl Store for DynamoDbStore {
                     )
                     .expression_attribute_names("#result", "result")
                     .expression_attribute_names("#job", "job_reference_endpoint")
-                    .expression_attribute_values(":result", s(result))
-                    .expression_attribute_values(":job", s(job_reference_endpoint)),
+                    .expression_attribute_values(":result", string_value(result))
+                    .expression_attribute_values(":job", string_value(job_reference_endpoint)),
                 Update::Unknown { detail } => request
                     .update_expression("SET #state = :state, #updated = :now, #detail = :detail")
                     .expression_attribute_names("#detail", "detail")
-                    .expression_attribute_values(":detail", s(detail)),
+                    .expression_attribute_values(":detail", string_value(detail)),
                 Update::Release => {
                     request.update_expression("SET #state = :state, #updated = :now")
                 }
@@ -141,7 +145,7 @@ impl Store for DynamoDbStore {
                 .client()
                 .get_item()
                 .table_name(self.table())
-                .key(KEY_ATTRIBUTE, s(key.as_str()))
+                .key(KEY_ATTRIBUTE, string_value(key.as_str()))
                 .consistent_read(true)
                 .send()
                 .await
@@ -152,8 +156,8 @@ impl Store for DynamoDbStore {
 }
 
 fn record_of(item: &HashMap<String, AttributeValue>) -> Result<Record, StoreError> {
-    let text = |name: &str| text(item, name);
-    let number = |name: &str| number(item, name);
+    let text = |name: &str| get_string(item, name);
+    let number = |name: &str| get_number(item, name);
     let state = text("state")
         .as_deref()
         .and_then(State::parse)

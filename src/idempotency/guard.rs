@@ -15,7 +15,8 @@ use tokio::time::Instant;
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
 use super::rules::{self, Finish, Record, ResolveCheck, State, Verdict};
-use super::store::{ClaimOutcome, Expected, NewClaim, Store, StoreError, Update, UpdateOutcome};
+use super::store::{ClaimOutcome, Expected, NewClaim, Store, Update, UpdateOutcome};
+use crate::table::StoreError;
 
 /// Largest result stored for replay. DynamoDB items hold at most 400 KB; a result above this
 /// (only possible when the caller waited for the job with `timeout` and the BOT returned a large

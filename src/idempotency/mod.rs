@@ -16,8 +16,8 @@
 //! - `fingerprint`: the hash of what would be sent, to refuse a reused key.
 //! - `rules`: the record lifecycle as pure functions, with table tests.
 //! - `store`: the small trait the rules go through.
-//! - `table`: the table handle and attribute helpers both DynamoDB adapters share.
-//! - `dynamodb`: the DynamoDB adapter (the only code that sees SDK types).
+//! - `dynamodb`: the adapter to the shared table (`crate::table`), the only code here that sees
+//!   SDK types.
 //! - `guard`: the claim → send → finish flow the service runs.
 
 mod dynamodb;
@@ -26,7 +26,6 @@ mod guard;
 mod key;
 mod rules;
 mod store;
-mod table;
 
 pub use fingerprint::Fingerprint;
 pub use guard::{
@@ -34,8 +33,4 @@ pub use guard::{
 };
 pub use key::{KeyProblem, MAX_KEY_LEN, RecordKey, parse_header};
 pub use rules::{Finish, Record, ResolveCheck, State, finish_of};
-pub use store::{
-    ClaimOutcome, Expected, NewClaim, Store, StoreError, StoreFuture, Update, UpdateOutcome,
-};
-pub use table::{DynamoDbStore, KEY_ATTRIBUTE, TTL_ATTRIBUTE};
-pub(crate) use table::{failed_condition, n, number, s, seconds_ceil, text, unavailable};
+pub use store::{ClaimOutcome, Expected, NewClaim, Store, Update, UpdateOutcome};

@@ -3,27 +3,11 @@
 //! an SDK type.
 
 use std::fmt::Debug;
-use std::future::Future;
-use std::pin::Pin;
 
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
 use super::rules::{Record, State};
-
-/// A boxed store future (the trait is used as `dyn Store`).
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-/// The store could not be used; nothing is known about the record.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// The call failed (unreachable, throttled, access denied, table missing, timed out): the
-    /// error code or a fixed description, never a request or response body.
-    #[error("{0}")]
-    Unavailable(String),
-    /// A stored record could not be read back (a field missing or malformed).
-    #[error("the stored record is malformed: {0}")]
-    Malformed(&'static str),
-}
+use crate::table::StoreFuture;
 
 /// A new claim: written only when the key is absent, expired or released.
 #[derive(Debug, Clone)]

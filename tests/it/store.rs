@@ -18,9 +18,9 @@ use cloudbot_trigger::callback::{
 };
 use cloudbot_trigger::cloudbot::{ApiBase, BotEndpoint, ExecuteRequest};
 use cloudbot_trigger::idempotency::{
-    ClaimOutcome, DynamoDbStore, Expected, Fingerprint, NewClaim, RecordKey, State, Store, Update,
-    UpdateOutcome,
+    ClaimOutcome, Expected, Fingerprint, NewClaim, RecordKey, State, Store, Update, UpdateOutcome,
 };
+use cloudbot_trigger::table::DynamoDbStore;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;

@@ -23,9 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloudbot_emulator::Emulator;
 use cloudbot_trigger::config::Config;
-use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency};
+use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::service::Service;
+use cloudbot_trigger::table::DynamoDbStore;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 

@@ -18,12 +18,18 @@
 //! not throttle the CPU yet, with a bounded wait; its value enters the cache like any other
 //! (its TTL counts from that fetch). Given up or failed, it leaves the cache as it was, and the
 //! first invocation fetches as it always did.
+//!
+//! Where the secret comes from is a [`SecretSource`] (`source`): Secrets Manager in the function
+//! and the CLI, a stand-in in unit tests, so the rules here are tested without AWS.
+
+mod source;
+
+pub use source::{SecretFuture, SecretSource, SecretValue, SecretsManager, SourceError};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -112,8 +118,7 @@ pub enum Prefetch {
 /// Secrets Manager backed, TTL-cached, single-flight credentials source. Build once per sandbox.
 #[derive(Debug)]
 pub struct CredentialsProvider {
-    client: aws_sdk_secretsmanager::Client,
-    secret_id: String,
+    source: Box<dyn SecretSource>,
     ttl: Duration,
     max_stale: Duration,
     cache: Mutex<Option<Cached>>,
@@ -126,9 +131,13 @@ impl CredentialsProvider {
     /// A provider reading `secret_id` with `client`, caching values for `ttl`, never serving
     /// them stale (see [`CredentialsProvider::with_max_stale`]).
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: String, ttl: Duration) -> Self {
+        Self::with_source(SecretsManager::new(client, secret_id), ttl)
+    }
+
+    /// A provider reading `source`, caching values for `ttl`.
+    pub fn with_source(source: impl SecretSource + 'static, ttl: Duration) -> Self {
         Self {
-            client,
-            secret_id,
+            source: Box::new(source),
             ttl,
             max_stale: Duration::ZERO,
             cache: Mutex::new(None),
@@ -267,34 +276,11 @@ impl CredentialsProvider {
     async fn fetch(&self, generation: u64) -> Result<Fetched, FetchError> {
         self.unreported_fetches.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.secret_id)
-            .send()
-            .await
-            .map_err(|err| {
-                let transient = is_transient(&err);
-                // Only the error code and the service's message: neither contains the secret value.
-                let reason = match (err.code(), err.message()) {
-                    (Some(code), Some(message)) => format!("{code}: {message}"),
-                    (Some(code), None) => code.to_owned(),
-                    _ => match &err {
-                        aws_sdk_secretsmanager::error::SdkError::TimeoutError(_) => {
-                            "timed out".to_owned()
-                        }
-                        aws_sdk_secretsmanager::error::SdkError::DispatchFailure(_) => {
-                            "could not connect".to_owned()
-                        }
-                        _ => "unexpected response".to_owned(),
-                    },
-                };
-                FetchError {
-                    error: CredentialsError::Unavailable(reason),
-                    transient,
-                }
-            })?;
-        let secret = output.secret_string().ok_or_else(|| {
+        let value = self.source.read().await.map_err(|err| FetchError {
+            error: CredentialsError::Unavailable(err.reason),
+            transient: err.transient,
+        })?;
+        let secret = value.secret_string.as_deref().ok_or_else(|| {
             CredentialsError::Invalid(
                 "it has no SecretString (binary secrets are not supported)".into(),
             )
@@ -308,37 +294,8 @@ impl CredentialsProvider {
         Ok(Fetched {
             credentials: Arc::new(credentials),
             generation,
-            version_id: output.version_id().map(str::to_owned),
+            version_id: value.version_id,
         })
-    }
-}
-
-/// Whether a failed `GetSecretValue` may succeed when simply tried again: no answer (timeout,
-/// connection failure, a broken response), throttling, or a server-side error. A definite answer
-/// (access denied, secret missing, cannot decrypt, invalid request) is not.
-fn is_transient<E: ProvideErrorMetadata, R>(
-    err: &aws_sdk_secretsmanager::error::SdkError<E, R>,
-) -> bool {
-    use aws_sdk_secretsmanager::error::SdkError;
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(_) => matches!(
-            err.code(),
-            Some(
-                "ThrottlingException"
-                    | "Throttling"
-                    | "TooManyRequestsException"
-                    | "RequestLimitExceeded"
-                    | "InternalServiceError"
-                    | "InternalFailure"
-                    | "ServiceUnavailable"
-                    | "RequestTimeout"
-                    | "RequestTimeoutException"
-            )
-        ),
-        _ => false,
     }
 }
 
@@ -380,7 +337,85 @@ pub fn decode(secret: &str) -> Result<Credentials, CredentialsError> {
 
 #[cfg(test)]
 mod tests {
+    use super::source::StandIn;
     use super::*;
+
+    const ONE: &str = r#"{"access_token":"tok-1","secret_key":"sec-1"}"#;
+    const TWO: &str = r#"{"access_token":"tok-2","secret_key":"sec-2"}"#;
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secret_is_fetched_once_for_every_caller_of_the_rejected_credentials() {
+        let source = StandIn::holding(ONE, "v1");
+        let provider = CredentialsProvider::with_source(source.clone(), Duration::from_secs(300));
+        let first = provider.get(later()).await.unwrap();
+        assert_eq!(
+            provider.get(later()).await.unwrap().generation,
+            first.generation
+        );
+        source.set(TWO, "v2");
+        let Refreshed::New(fresh) = provider.refresh(&first, later()).await.unwrap() else {
+            panic!("a rotated secret is new");
+        };
+        // A second caller reporting the same rejected credentials gets them without a read.
+        let Refreshed::New(again) = provider.refresh(&first, later()).await.unwrap() else {
+            panic!("the fetched credentials are handed on");
+        };
+        assert_eq!(again.generation, fresh.generation);
+        assert_eq!(source.reads(), 2);
+        assert_eq!(provider.take_fetch_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_version_after_a_401_is_not_retried_nor_served_stale() {
+        let source = StandIn::holding(ONE, "v1");
+        let provider = CredentialsProvider::with_source(source.clone(), Duration::ZERO)
+            .with_max_stale(Duration::from_secs(900));
+        let first = provider.get(later()).await.unwrap();
+        assert!(matches!(
+            provider.refresh(&first, later()).await.unwrap(),
+            Refreshed::Unchanged
+        ));
+        source.fail("ThrottlingException", true);
+        assert!(matches!(
+            provider.get(later()).await,
+            Err(CredentialsError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_past_the_ttl_serves_the_cached_credentials_until_the_bound() {
+        let source = StandIn::holding(ONE, "v1");
+        let provider = CredentialsProvider::with_source(source.clone(), Duration::from_secs(300))
+            .with_max_stale(Duration::from_secs(900));
+        let first = provider.get(later()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(301)).await;
+        source.fail("ThrottlingException", true);
+        assert_eq!(
+            provider.get(later()).await.unwrap().generation,
+            first.generation
+        );
+        source.fail("AccessDeniedException", false);
+        assert!(
+            provider.get(later()).await.is_err(),
+            "a definite answer is never covered"
+        );
+        source.fail("ThrottlingException", true);
+        tokio::time::advance(Duration::from_secs(900)).await;
+        assert!(provider.get(later()).await.is_err(), "past the bound");
+    }
+
+    #[tokio::test]
+    async fn a_binary_secret_is_invalid_and_the_message_names_no_value() {
+        let source = StandIn::default();
+        let provider = CredentialsProvider::with_source(source, Duration::from_secs(300));
+        let err = provider.get(later()).await.unwrap_err();
+        assert!(matches!(err, CredentialsError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("SecretString"), "{err}");
+    }
 
     #[test]
     fn decode_names_the_missing_key_without_values() {

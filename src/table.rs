@@ -1,6 +1,8 @@
-//! The idempotency table on DynamoDB: the one handle both adapters go through (`dynamodb` here
-//! implements [`super::Store`], `callback::dynamodb` the callback records' store), and the
-//! attribute and error helpers they share. Nothing outside the two adapters sees SDK types.
+//! The DynamoDB table the function keeps its records in, owned by neither of its two tenants:
+//! idempotency records (`crate::idempotency`, key `request:…`, `http:…`, …) and callback records
+//! (`crate::callback`, key `callback:…`, `task:…`) share it. Here are the handle both adapters
+//! go through, the error and future types both store traits return, and the attribute helpers.
+//! Nothing outside the two adapters sees SDK types.
 //!
 //! Table (template.yaml): partition key `record_key` (S), TTL on `expires_at` (epoch seconds).
 
@@ -10,15 +12,31 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::store::StoreError;
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 
 /// Partition key attribute of the table.
 pub const KEY_ATTRIBUTE: &str = "record_key";
 /// TTL attribute of the table (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
-/// The idempotency table (and the callback records in it) on DynamoDB. Cheap to clone: the
-/// SDK client is shared.
+/// A boxed store future (the store traits are used as `dyn` objects).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store could not be used; nothing is known about the record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The call failed (unreachable, throttled, access denied, table missing, timed out): the
+    /// error code or a fixed description, never a request or response body.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A stored record could not be read back (a field missing or malformed).
+    #[error("the stored record is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// The table on DynamoDB. Cheap to clone: the SDK client is shared.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
     client: aws_sdk_dynamodb::Client,
@@ -43,12 +61,12 @@ impl DynamoDbStore {
 }
 
 /// A string attribute.
-pub(crate) fn s(v: &str) -> AttributeValue {
+pub(crate) fn string_value(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
 
 /// A number attribute.
-pub(crate) fn n(v: u64) -> AttributeValue {
+pub(crate) fn number_value(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
@@ -58,12 +76,12 @@ pub(crate) fn seconds_ceil(ms: u64) -> u64 {
 }
 
 /// The string attribute `name` of `item`.
-pub(crate) fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+pub(crate) fn get_string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
 /// The non-negative integer attribute `name` of `item`.
-pub(crate) fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+pub(crate) fn get_number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse::<u64>().ok())
