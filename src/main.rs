@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .test_only_extra_ca
         .as_ref()
         .map(|ca| ca.pem.as_slice());
-    let aws = sdk::aws_config(config.pool_idle_timeout, extra_roots)
+    let aws = sdk::aws_config(config.client.pool_idle_timeout, extra_roots)
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
     let idempotency = match &config.idempotency {
@@ -39,12 +39,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             None
         }
     };
-    // The configuration guarantees the table whenever a callback base is set.
-    let callbacks = match (&config.callback_base, &config.idempotency) {
-        (Some(base), Some(table)) => Some(Callbacks::new(
+    // The configuration guarantees the table whenever callbacks are on.
+    let callbacks = match (&config.callbacks, &config.idempotency) {
+        (Some(callbacks), Some(table)) => Some(Callbacks::new(
             DynamoDbStore::new(sdk::dynamodb_client(&aws), table.table.clone()),
             SfnSettler::new(sdk::step_functions_client(&aws)),
-            base,
+            &callbacks.base,
             table.expiry,
         )),
         _ => None,

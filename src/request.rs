@@ -14,7 +14,7 @@ use crate::callback::{CallbackId, TaskToken};
 use crate::cloudbot::{
     BotEndpoint, BotId, ExecuteRequest, JobEndpoint, JobId, Language, MAX_REQUEST_BODY, PublicId,
 };
-use crate::config::{Config, MAX_CALLBACK_TRIES};
+use crate::config::{MAX_CALLBACK_TRIES, Requests};
 use crate::idempotency::RecordKey;
 
 /// Largest `timeout` (ms) accepted ([I]: the API documents no maximum; the public sample code
@@ -249,7 +249,7 @@ fn operations_of(field: &str) -> Option<&'static [OperationKind]> {
 }
 
 /// Validates a request given as a JSON object map.
-pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, RequestError> {
+pub fn parse_map(map: Map<String, Value>, config: &Requests) -> Result<Request, RequestError> {
     check_keys(&map)?;
     let kind = operation_kind(&map)?;
     if let Some(key) = map
@@ -290,7 +290,7 @@ pub fn parse_map(map: Map<String, Value>, config: &Config) -> Result<Request, Re
 
 /// `resolve_idempotency`: `record_key`, `resolution` (`started` with `job_reference_endpoint`,
 /// or `not_started`).
-fn parse_resolve(map: &Map<String, Value>, config: &Config) -> Result<Operation, RequestError> {
+fn parse_resolve(map: &Map<String, Value>, config: &Requests) -> Result<Operation, RequestError> {
     let key = match map.get("record_key") {
         Some(v) => RecordKey::parse(str_field(v, "record_key")?)
             .map_err(|problem| RequestError::field("record_key", problem.to_string()))?,
@@ -375,7 +375,7 @@ fn operation_kind(map: &Map<String, Value>) -> Result<OperationKind, RequestErro
     }
 }
 
-fn parse_execute(map: &Map<String, Value>, config: &Config) -> Result<Operation, RequestError> {
+fn parse_execute(map: &Map<String, Value>, config: &Requests) -> Result<Operation, RequestError> {
     let (bot, default_bot) = bot_target(map, config)?;
     let callback_endpoint = map
         .get("callback_endpoint")
@@ -409,7 +409,7 @@ fn parse_execute(map: &Map<String, Value>, config: &Config) -> Result<Operation,
 /// configured default BOT; the flag is true for the default BOT.
 fn bot_target(
     map: &Map<String, Value>,
-    config: &Config,
+    config: &Requests,
 ) -> Result<(BotEndpoint, bool), RequestError> {
     const EITHER: &str =
         "conflicts with `bot_endpoint`; give either `bot_endpoint` or `public_id` + `bot_id`";
@@ -473,7 +473,7 @@ fn input(map: &Map<String, Value>) -> Result<Option<Map<String, Value>>, Request
 fn callback_tries(
     map: &Map<String, Value>,
     has_callback: bool,
-    config: &Config,
+    config: &Requests,
 ) -> Result<Option<u32>, RequestError> {
     match (map.get("callback_tries"), has_callback) {
         // [I] Rejected rather than ignored: tries without an endpoint is almost surely a mistake.
@@ -510,7 +510,7 @@ fn timeout_ms(map: &Map<String, Value>) -> Result<Option<u64>, RequestError> {
     Ok(Some(ms))
 }
 
-fn parse_refer_job(map: &Map<String, Value>, config: &Config) -> Result<Operation, RequestError> {
+fn parse_refer_job(map: &Map<String, Value>, config: &Requests) -> Result<Operation, RequestError> {
     let base = &config.api_base;
     let job = match (map.get("job_reference_endpoint"), map.get("job_id")) {
         (Some(_), Some(_)) => {
@@ -551,7 +551,7 @@ fn parse_refer_job(map: &Map<String, Value>, config: &Config) -> Result<Operatio
 
 fn public_id_or_default(
     map: &Map<String, Value>,
-    config: &Config,
+    config: &Requests,
     op: OperationKind,
 ) -> Result<PublicId, RequestError> {
     match map.get("public_id") {
@@ -573,7 +573,7 @@ fn public_id_or_default(
 /// exactly `127.0.0.1`, `[::1]` or `localhost` in any spelling the URL standard normalizes to
 /// them (`127.1`, `2130706433`, `LOCALHOST`). Other loopback addresses (`127.0.0.2`, …) are
 /// refused: the switch is documented for those three hosts and no wider.
-fn callback_url(raw: &str, config: &Config) -> Result<String, RequestError> {
+fn callback_url(raw: &str, config: &Requests) -> Result<String, RequestError> {
     const FIELD: &str = "callback_endpoint";
     let url =
         url::Url::parse(raw).map_err(|_| RequestError::field(FIELD, "is not an absolute URL"))?;

@@ -68,8 +68,12 @@ impl Service {
             return answer::delivered(delivery);
         }
         let endpoint = recorded_job(callbacks, id, stored, scope.deadline).await?;
-        let job = JobEndpoint::parse(&self.config.api_base, &endpoint, "job_reference_endpoint")
-            .map_err(|_| Failure::Internal("a stored job reference endpoint is invalid"))?;
+        let job = JobEndpoint::parse(
+            &self.config.requests.api_base,
+            &endpoint,
+            "job_reference_endpoint",
+        )
+        .map_err(|_| Failure::Internal("a stored job reference endpoint is invalid"))?;
         telemetry::record_target(&Operation::ReferJob { job: job.clone() });
         record.set_job(job.job_id().as_str());
         let found = self.final_job(&job, scope, record).await?;

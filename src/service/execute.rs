@@ -176,10 +176,12 @@ impl Service {
         if let Some(registered) = registered {
             let body = body.to_mut();
             body.callback_endpoint = Some(registered.url.clone());
-            body.callback_tries = Some(self.config.default_callback_tries);
+            body.callback_tries = Some(self.config.requests.default_callback_tries);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if let Some(shortened) = bounded_wait(&body, remaining.min(self.config.request_timeout)) {
+        if let Some(shortened) =
+            bounded_wait(&body, remaining.min(self.config.client.request_timeout))
+        {
             body.to_mut().timeout_ms = Some(shortened);
         }
         body

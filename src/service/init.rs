@@ -21,15 +21,15 @@ impl Service {
     }
 
     async fn warm_up_api(&self) {
-        let mode = self.config.api_warmup;
-        let bound = self.config.api_warmup_timeout;
+        let mode = self.config.init.api_warmup;
+        let bound = self.config.init.api_warmup_timeout;
         let started = Instant::now();
         let outcome = self.client.warm_up(mode, bound).await;
         log_warm_up(&outcome, mode, bound, started.elapsed());
     }
 
     async fn prefetch_secret(&self) {
-        let bound = self.config.secret_prefetch_timeout;
+        let bound = self.config.init.secret_prefetch_timeout;
         if bound.is_zero() {
             return;
         }

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::callback::Callbacks;
-use crate::cloudbot::{Call, ClientSettings, CloudBotClient, CloudBotError, Credentials, Language};
+use crate::cloudbot::{Call, CloudBotClient, CloudBotError, Credentials, Language};
 use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Fetched, Refreshed};
 use crate::error::Failure;
@@ -125,18 +125,10 @@ impl Service {
                  Secrets Manager; never set this variable in a deployment"
             );
         }
-        let client = CloudBotClient::new(ClientSettings {
-            base: config.api_base.clone(),
-            connect_timeout: config.connect_timeout,
-            request_timeout: config.request_timeout,
-            pool_idle_timeout: config.pool_idle_timeout,
-            execute_reuse_window: config.execute_reuse_window,
-            test_only_extra_roots: config.test_only_extra_ca.as_ref().map(|ca| ca.pem.clone()),
-            ..ClientSettings::default()
-        })?;
-        let credentials =
-            CredentialsProvider::new(secrets, config.secret_id.clone(), config.secret_ttl)
-                .with_max_stale(config.secret_max_stale);
+        let client = CloudBotClient::new(config.client_settings())?;
+        let secret = &config.secret;
+        let credentials = CredentialsProvider::new(secrets, secret.id.clone(), secret.ttl)
+            .with_max_stale(secret.max_stale);
         let metrics = Metrics::new(config.metrics_namespace.clone());
         Ok(Self {
             config,
@@ -175,7 +167,7 @@ impl Service {
         let started = Instant::now();
         let (payload, context) = event.into_parts();
         let deadline = invocation_deadline(&context, started);
-        let decoded = trigger::decode_payload(&payload, &self.config);
+        let decoded = trigger::decode_payload(&payload, &self.config.requests);
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
         let mut record = self
             .metrics

@@ -79,10 +79,9 @@ impl Service {
         job: &JobEndpoint,
         found: &Job,
     ) -> Result<(), RequestError> {
-        let record_bot = record
-            .bot_endpoint
-            .as_deref()
-            .and_then(|url| BotEndpoint::parse(&self.config.api_base, url, "bot_endpoint").ok());
+        let record_bot = record.bot_endpoint.as_deref().and_then(|url| {
+            BotEndpoint::parse(&self.config.requests.api_base, url, "bot_endpoint").ok()
+        });
         match record_bot {
             Some(bot) if !belongs_to(&bot, job, found) => Err(RequestError::field(
                 "job_reference_endpoint",

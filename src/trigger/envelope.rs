@@ -20,14 +20,14 @@ use serde_json::{Map, Value};
 
 use super::{Decoded, Trigger};
 use crate::callback::TaskToken;
-use crate::config::Config;
+use crate::config::Requests;
 use crate::idempotency::RecordKey;
 use crate::request::{self, Execute, Request, RequestError};
 
 const ENVELOPE_FIELDS: &[&str] = &["request", "idempotency_key", "schedule", "task_token"];
 
 /// Decodes an event [`super::detect`] found to be a plain request.
-pub(super) fn decode(event: Value, config: &Config) -> Decoded {
+pub(super) fn decode(event: Value, config: &Requests) -> Decoded {
     let map = match event {
         Value::Object(map) => map,
         other => {
@@ -58,7 +58,7 @@ pub(super) fn decode(event: Value, config: &Config) -> Decoded {
     }
 }
 
-fn envelope(mut map: Map<String, Value>, config: &Config) -> Result<Request, RequestError> {
+fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, RequestError> {
     if let Some(unknown) = map.keys().find(|k| !ENVELOPE_FIELDS.contains(&k.as_str())) {
         return Err(RequestError::field(
             unknown.as_str(),

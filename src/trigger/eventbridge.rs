@@ -7,12 +7,12 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::{Map, Value};
 
 use super::{Decoded, Trigger, typed_error};
-use crate::config::Config;
+use crate::config::Requests;
 use crate::idempotency::RecordKey;
 use crate::request::{self, RequestError};
 
 /// Decodes an event [`super::detect`] found to be EventBridge-shaped.
-pub(super) fn decode(event: Value, config: &Config) -> Decoded {
+pub(super) fn decode(event: Value, config: &Requests) -> Decoded {
     let event = match serde_json::from_value::<EventBridgeEvent<Value>>(event) {
         Ok(event) => event,
         Err(e) => {

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use super::route::{self, HttpRequest};
 use super::{Answer, typed_error};
-use crate::config::Config;
+use crate::config::Requests;
 use crate::error::Failure;
 use crate::request::{Request, RequestError};
 
@@ -82,7 +82,7 @@ impl HttpEvent {
 pub(super) fn decode(
     version: Version,
     event: Value,
-    config: &Config,
+    config: &Requests,
 ) -> Result<Request, RequestError> {
     let event = HttpEvent::decode(version, event)?;
     route::build(&event.parts(), config)

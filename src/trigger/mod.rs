@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 
 pub use route::MAX_HTTP_BODY_BYTES;
 
-use crate::config::Config;
+use crate::config::Requests;
 use crate::error::Failure;
 use crate::payload::Payload;
 use crate::request::{OperationKind, Request, RequestError};
@@ -137,7 +137,7 @@ pub struct Answer {
 
 /// Decodes the invocation payload: a payload that is not JSON, or not JSON we accept (see
 /// [`crate::payload`]), is an invalid direct request.
-pub fn decode_payload(payload: &Payload, config: &Config) -> Decoded {
+pub fn decode_payload(payload: &Payload, config: &Requests) -> Decoded {
     match payload.parse() {
         Ok(event) => decode(event, config),
         Err(err) => Decoded {
@@ -148,7 +148,7 @@ pub fn decode_payload(payload: &Payload, config: &Config) -> Decoded {
 }
 
 /// Decodes an event of any supported trigger.
-pub fn decode(event: Value, config: &Config) -> Decoded {
+pub fn decode(event: Value, config: &Requests) -> Decoded {
     let decoded = decode_shape(event, config);
     let trigger = decoded.trigger;
     let request = decoded.request.and_then(|request| {
@@ -167,7 +167,7 @@ pub fn decode(event: Value, config: &Config) -> Decoded {
     Decoded { trigger, request }
 }
 
-fn decode_shape(event: Value, config: &Config) -> Decoded {
+fn decode_shape(event: Value, config: &Requests) -> Decoded {
     match detect(&event) {
         Shape::HttpV2 => Decoded {
             trigger: Trigger::ApiGatewayHttp,
@@ -213,8 +213,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    pub(super) fn config() -> Config {
-        Config::from_lookup(|k| match k {
+    pub(super) fn config() -> Requests {
+        crate::config::Config::from_lookup(|k| match k {
             "CLOUDBOT_SECRET_ID" => Some("s".into()),
             "CLOUDBOT_DEFAULT_BOT_ENDPOINT" => {
                 Some("https://api.c-bot.pro/demo/bots/echo_bot/jobs".into())
@@ -222,6 +222,7 @@ mod tests {
             _ => None,
         })
         .unwrap()
+        .requests
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::callback::CallbackId;
 use crate::cloudbot::MAX_REQUEST_BODY;
-use crate::config::Config;
+use crate::config::Requests;
 use crate::idempotency::{self, KeyProblem, RecordKey};
 use crate::payload;
 use crate::request::{self, Operation, OperationKind, Request, RequestError};
@@ -88,7 +88,7 @@ fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
 }
 
 /// The validated request of an API Gateway event.
-pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, RequestError> {
+pub(super) fn build(http: &HttpRequest<'_>, config: &Requests) -> Result<Request, RequestError> {
     let no_route = || RequestError::NoRoute {
         method: http.method.chars().take(16).collect(),
         // The path is caller-controlled: keep the message short.

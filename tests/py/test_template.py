@@ -4,7 +4,7 @@ These are the promises docs/state-machines.md and docs/exactly-once.md make: Exe
 job may have started unless the retry carries the same idempotency key (docs/exactly-once.md),
 every retrier uses backoff with full jitter, every task has a timeout and a
 Catch, DefinitionSubstitutions and the ASL placeholders agree, the function reads exactly the
-environment variables src/config.rs knows, and its IAM policy names one secret. Offline, no tools
+environment variables src/config/ knows, and its IAM policy names one secret. Offline, no tools
 beyond PyYAML.
 """
 
@@ -175,25 +175,25 @@ def test_map_concurrency_is_bounded_by_a_parameter(template):
     assert maps[0].get("MaxConcurrency") != 0, "0 means unbounded"
 
 
-# Variables src/config.rs reads that a deployment must never set (docs/deploy.md: "Other variables the
+# Variables src/config/ reads that a deployment must never set (docs/deploy.md: "Other variables the
 # function reads").
 LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE"}
 
 
 def test_function_env_matches_what_config_reads(template):
     env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
-    config_rs = (ROOT / "src/config.rs").read_text()
+    config_rs = "\n".join(p.read_text() for p in sorted((ROOT / "src/config").glob("*.rs")))
     known = set(re.findall(r'"(CLOUDBOT_[A-Z_]+)"', config_rs))
     assert "CLOUDBOT_SECRET_ID" in env
     unknown = set(env) - known
-    assert not unknown, f"template sets variables src/config.rs never reads: {unknown}"
+    assert not unknown, f"template sets variables src/config/ never reads: {unknown}"
     # Local-run switches must never be on in a deployment.
     for switch in LOCAL_ONLY_VARIABLES:
         assert switch not in env, switch
     # And every other setting the function reads can be made through the template.
     unsettable = known - set(env) - LOCAL_ONLY_VARIABLES
     assert not unsettable, (
-        f"src/config.rs reads variables the template cannot set: {unsettable}; "
+        f"src/config/ reads variables the template cannot set: {unsettable}; "
         "add a Parameter wired to the function's Environment (and its row in the configuration table of docs/deploy.md)"
     )
 
