@@ -16,11 +16,11 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::callback::CallbackId;
-use crate::cloudbot::MAX_REQUEST_BODY;
+use crate::cloudbot::{BotEndpoint, BotId, JobEndpoint, JobId, MAX_REQUEST_BODY, PublicId};
 use crate::config::Requests;
 use crate::idempotency::{self, KeyProblem, RecordKey};
 use crate::payload;
-use crate::request::{self, Operation, OperationKind, Request, RequestError};
+use crate::request::{self, Operation, Request, RequestError, Routed};
 
 /// Largest API Gateway body accepted, checked before decoding: the largest execute body plus
 /// room for the request's other fields.
@@ -40,6 +40,16 @@ pub(super) struct HttpRequest<'a> {
 /// Where an API Gateway request goes.
 #[derive(Debug)]
 enum Route<'a> {
+    /// Cloud BOT's callback for the job of a callback-driven task.
+    Callback { id: &'a str },
+    /// A request of ours.
+    Request(RequestRoute<'a>),
+}
+
+/// The routes of requests: the operation and its target in the path, or a whole request object
+/// as the body.
+#[derive(Debug)]
+enum RequestRoute<'a> {
     Execute {
         public_id: &'a str,
         bot_id: &'a str,
@@ -50,9 +60,6 @@ enum Route<'a> {
     },
     ListBots {
         public_id: &'a str,
-    },
-    Callback {
-        id: &'a str,
     },
     /// The body is a whole request object.
     Body,
@@ -66,25 +73,26 @@ fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
             .checked_sub(n)
             .map(|start| &segments[start..])
     };
-    match method {
+    let request = match method {
         "POST" => match (tail(4), tail(2)) {
             (Some(["bots", public_id, bot_id, "jobs"]), _) => {
-                Some(Route::Execute { public_id, bot_id })
+                RequestRoute::Execute { public_id, bot_id }
             }
-            (_, Some(["callbacks", id])) => Some(Route::Callback { id }),
-            _ => Some(Route::Body),
+            (_, Some(["callbacks", id])) => return Some(Route::Callback { id }),
+            _ => RequestRoute::Body,
         },
         "GET" => {
             if let Some(["jobs", public_id, job_id]) = tail(3) {
-                Some(Route::ReferJob { public_id, job_id })
+                RequestRoute::ReferJob { public_id, job_id }
             } else if let Some(["bots", public_id]) = tail(2) {
-                Some(Route::ListBots { public_id })
+                RequestRoute::ListBots { public_id }
             } else {
-                None
+                return None;
             }
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(Route::Request(request))
 }
 
 /// The validated request of an API Gateway event.
@@ -94,66 +102,24 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Requests) -> Result<Request
         // The path is caller-controlled: keep the message short.
         path: http.path.chars().take(200).collect(),
     };
-    let route = route(http.method, http.path).ok_or_else(no_route)?;
-    if let Route::Callback { id } = route {
-        // Malformed ids end here: no table read, no upstream call. The body (Cloud BOT's copy of
-        // the job, possibly megabytes of output) is not decoded at all.
-        let id = CallbackId::parse(id).ok_or_else(|| RequestError::NoRoute {
-            method: "POST".into(),
-            path: "/callbacks/{malformed id}".into(),
-        })?;
-        return Ok(Request {
-            operation: Operation::Callback { id },
-            language: config.language,
-        });
-    }
-    let mut map = body(http.body, http.base64)?;
-    check_body_fits_route(&route, &map, http.body)?;
-    let mut from_path = |field: &'static str, value: Value| -> Result<(), RequestError> {
-        if map.contains_key(field) {
-            return Err(RequestError::field(
-                field,
-                "is given both in the path and in the body",
-            ));
-        }
-        map.insert(field.to_owned(), value);
-        Ok(())
+    let route = match route(http.method, http.path).ok_or_else(no_route)? {
+        Route::Callback { id } => return callback(id, config),
+        Route::Request(route) => route,
     };
-    let operation = |kind: OperationKind| Value::from(kind.name());
-    match route {
-        Route::Execute { public_id, bot_id } => {
-            from_path("operation", operation(OperationKind::Execute))?;
-            from_path("public_id", public_id.into())?;
-            from_path("bot_id", bot_id.into())?;
-        }
-        Route::ReferJob { public_id, job_id } => {
-            from_path("operation", operation(OperationKind::ReferJob))?;
-            from_path("public_id", public_id.into())?;
-            from_path("job_id", job_id.into())?;
-        }
-        Route::ListBots { public_id } => {
-            from_path("operation", operation(OperationKind::ListBots))?;
-            from_path("public_id", public_id.into())?;
-        }
-        // Returned above.
-        Route::Callback { .. } | Route::Body => {}
-    }
-    for (key, value) in http.query.iter() {
-        if key != "language" {
-            return Err(RequestError::field(
-                format!("?{key}"),
-                "unknown query parameter (only `language` is accepted)",
-            ));
-        }
-        from_path("language", value.into())?;
-    }
+    let map = body(http.body, http.base64)?;
+    check_body_fits_route(&route, &map, http.body)?;
+    let routed = routed(&route, &map, config)?;
+    let language = query_language(http.query, &map)?;
     if map.contains_key("idempotency_key") {
         return Err(RequestError::field(
             "idempotency_key",
             "send the key as the Idempotency-Key header",
         ));
     }
-    let mut request = request::parse_map(map, config)?;
+    let mut request = match routed {
+        Some(routed) => request::parse_routed(map, routed, language, config)?,
+        None => request::parse_map_with_language(map, language, config)?,
+    };
     // Reads are idempotent by nature: the header only matters for execute.
     if let Some(execute) = request.operation.execute_mut()
         && let Some(value) = http.idempotency_key
@@ -169,24 +135,110 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Requests) -> Result<Request
     Ok(request)
 }
 
+/// The callback route's request: the id, checked for shape only. Malformed ids end here: no
+/// table read, no upstream call. The body (Cloud BOT's copy of the job, possibly megabytes of
+/// output) is not decoded at all.
+fn callback(id: &str, config: &Requests) -> Result<Request, RequestError> {
+    let id = CallbackId::parse(id).ok_or_else(|| RequestError::NoRoute {
+        method: "POST".into(),
+        path: "/callbacks/{malformed id}".into(),
+    })?;
+    Ok(Request {
+        operation: Operation::Callback { id },
+        language: config.language,
+    })
+}
+
+/// The operation and target a route fixed in the path, typed (`None` for the body route). A
+/// field the path gives must not be in the body too.
+fn routed(
+    route: &RequestRoute<'_>,
+    map: &Map<String, Value>,
+    config: &Requests,
+) -> Result<Option<Routed>, RequestError> {
+    let in_path = |fields: &[&str]| match fields.iter().find(|f| map.contains_key(**f)) {
+        Some(field) => Err(RequestError::field(
+            *field,
+            "is given both in the path and in the body",
+        )),
+        None => Ok(()),
+    };
+    let base = &config.api_base;
+    let public_id = |raw: &str| PublicId::parse(raw, "public_id");
+    Ok(Some(match *route {
+        RequestRoute::Execute {
+            public_id: p,
+            bot_id,
+        } => {
+            in_path(&["operation", "public_id", "bot_id"])?;
+            let public_id = public_id(p)?;
+            Routed::Execute(BotEndpoint::new(
+                base,
+                public_id,
+                BotId::parse(bot_id, "bot_id")?,
+            ))
+        }
+        RequestRoute::ReferJob {
+            public_id: p,
+            job_id,
+        } => {
+            in_path(&["operation", "public_id", "job_id"])?;
+            let public_id = public_id(p)?;
+            Routed::ReferJob(JobEndpoint::new(
+                base,
+                public_id,
+                JobId::parse(job_id, "job_id")?,
+            ))
+        }
+        RequestRoute::ListBots { public_id: p } => {
+            in_path(&["operation", "public_id"])?;
+            Routed::ListBots(public_id(p)?)
+        }
+        RequestRoute::Body => return Ok(None),
+    }))
+}
+
+/// The `language` query parameter (the only one accepted), which the body must not give too.
+fn query_language<'a>(
+    query: &'a QueryMap,
+    map: &Map<String, Value>,
+) -> Result<Option<&'a str>, RequestError> {
+    let mut language = None;
+    for (key, value) in query.iter() {
+        if key != "language" {
+            return Err(RequestError::field(
+                format!("?{key}"),
+                "unknown query parameter (only `language` is accepted)",
+            ));
+        }
+        if map.contains_key("language") || language.is_some() {
+            return Err(RequestError::field(
+                "language",
+                "is given both in the path and in the body",
+            ));
+        }
+        language = Some(value);
+    }
+    Ok(language)
+}
+
 /// GET routes take no body, the body route needs one, and the execute route names its BOT in
 /// the path only.
 fn check_body_fits_route(
-    route: &Route<'_>,
+    route: &RequestRoute<'_>,
     map: &Map<String, Value>,
     raw: Option<&str>,
 ) -> Result<(), RequestError> {
     match route {
-        Route::ReferJob { .. } | Route::ListBots { .. } if !map.is_empty() => Err(
+        RequestRoute::ReferJob { .. } | RequestRoute::ListBots { .. } if !map.is_empty() => Err(
             RequestError::Malformed("a GET request must not have a body".into()),
         ),
-        Route::Body if raw.is_none_or(|b| b.trim().is_empty()) => {
+        RequestRoute::Body if raw.is_none_or(|b| b.trim().is_empty()) => {
             Err(RequestError::Malformed("the request body is empty".into()))
         }
-        Route::Execute { .. } if map.contains_key("bot_endpoint") => Err(RequestError::field(
-            "bot_endpoint",
-            "conflicts with the BOT in the path",
-        )),
+        RequestRoute::Execute { .. } if map.contains_key("bot_endpoint") => Err(
+            RequestError::field("bot_endpoint", "conflicts with the BOT in the path"),
+        ),
         _ => Ok(()),
     }
 }
@@ -238,23 +290,26 @@ mod tests {
     fn routes_match_on_trailing_segments_whatever_the_prefix() {
         assert!(matches!(
             route("POST", "/prod/v1/bots/demo/echo_bot/jobs"),
-            Some(Route::Execute {
+            Some(Route::Request(RequestRoute::Execute {
                 public_id: "demo",
                 bot_id: "echo_bot"
-            })
+            }))
         ));
         assert!(matches!(
             route("GET", "/jobs/demo/abc"),
-            Some(Route::ReferJob {
+            Some(Route::Request(RequestRoute::ReferJob {
                 public_id: "demo",
                 job_id: "abc"
-            })
+            }))
         ));
         assert!(matches!(
             route("GET", "/stage/bots/demo"),
-            Some(Route::ListBots { public_id: "demo" })
+            Some(Route::Request(RequestRoute::ListBots { public_id: "demo" }))
         ));
-        assert!(matches!(route("POST", "/run"), Some(Route::Body)));
+        assert!(matches!(
+            route("POST", "/run"),
+            Some(Route::Request(RequestRoute::Body))
+        ));
         assert!(matches!(
             route("POST", "/prod/callbacks/abc"),
             Some(Route::Callback { id: "abc" })

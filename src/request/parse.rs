@@ -1,221 +1,16 @@
-//! The one logical request every trigger is decoded into, and its validation.
-//!
-//! Input is a JSON object (a Step Functions task input, an EventBridge `detail`, an API Gateway
-//! body merged with its path parameters). Every key is matched against the known field names, so
-//! an unknown field is rejected by name (the effect of serde's `deny_unknown_fields`, but with the
-//! field named in every error, including wrong types, which serde's messages do not name). `null`
-//! is rejected like a wrong type: a request must never silently lose a field and fall back to the
-//! default BOT. Endpoints and ids are parsed by the client's endpoint module against the configured
-//! API base, so credentials can only ever be sent to that origin.
+//! Validating a request object: every key matched against the known fields (one table), then
+//! each operation's fields parsed, endpoints and ids against the API base.
 
 use serde_json::{Map, Value};
 
-use crate::callback::{CallbackId, TaskToken};
+use super::{
+    Execute, MAX_TIMEOUT_MS, Operation, OperationKind, Request, RequestError, Resolution, kind_of,
+};
 use crate::cloudbot::{
     BotEndpoint, BotId, ExecuteRequest, JobEndpoint, JobId, Language, MAX_REQUEST_BODY, PublicId,
 };
 use crate::config::{MAX_CALLBACK_TRIES, Requests};
 use crate::idempotency::RecordKey;
-
-/// Largest `timeout` (ms) accepted ([I]: the API documents no maximum; the public sample code
-/// uses 120000). The value actually sent is also capped by the invocation's remaining time.
-pub const MAX_TIMEOUT_MS: u64 = 120_000;
-
-/// The request is invalid; nothing was sent upstream.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    /// A field is unknown, missing, of the wrong type, out of range or conflicts with another.
-    #[error("field `{field}`: {reason}")]
-    Field {
-        /// The field at fault (as named in the request).
-        field: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The event or body is not a request at all (not JSON, not an object, unknown event shape).
-    #[error("{0}")]
-    Malformed(String),
-    /// The body (or the execute payload it would produce) is larger than allowed.
-    #[error("{what} is {size} bytes; the limit is {limit} bytes")]
-    TooLarge {
-        /// What was measured.
-        what: &'static str,
-        /// Its size in bytes.
-        size: usize,
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// An API Gateway event for a method and path this function does not serve.
-    #[error("no route for {method} {path}")]
-    NoRoute {
-        /// HTTP method.
-        method: String,
-        /// Request path.
-        path: String,
-    },
-}
-
-impl RequestError {
-    pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        // An unknown field's name is caller-controlled: keep the message short.
-        let field: String = field.into();
-        let field = if field.chars().count() > 64 {
-            field.chars().take(64).chain("…".chars()).collect()
-        } else {
-            field
-        };
-        Self::Field {
-            field,
-            reason: reason.into(),
-        }
-    }
-}
-
-/// The operations a request can name, parsed once from its `operation` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationKind {
-    /// Start a BOT (the default when `operation` is absent).
-    Execute,
-    /// Read one job.
-    ReferJob,
-    /// List the API-published BOTs of a contract.
-    ListBots,
-    /// Operators only: settle an idempotency record whose outcome is unknown
-    /// (docs/exactly-once.md). Accepted from direct invocations only.
-    ResolveIdempotency,
-    /// Cloud BOT's callback at a job's end (the callback route only; never parsed from a
-    /// request's `operation` field, so it is not in [`OperationKind::ALL`]).
-    Callback,
-}
-
-impl OperationKind {
-    /// Every operation, in documentation order.
-    pub const ALL: [OperationKind; 4] = [
-        OperationKind::Execute,
-        OperationKind::ReferJob,
-        OperationKind::ListBots,
-        OperationKind::ResolveIdempotency,
-    ];
-
-    /// The operations that call Cloud BOT for a BOT or job (every one but the operator's).
-    const CLOUD_BOT: [OperationKind; 3] = [
-        OperationKind::Execute,
-        OperationKind::ReferJob,
-        OperationKind::ListBots,
-    ];
-
-    /// Stable name as used in requests, results and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            OperationKind::Execute => "execute",
-            OperationKind::ReferJob => "refer_job",
-            OperationKind::ListBots => "list_bots",
-            OperationKind::ResolveIdempotency => "resolve_idempotency",
-            OperationKind::Callback => "callback",
-        }
-    }
-
-    /// The operation named `name`, if any.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.name() == name)
-    }
-}
-
-/// What to do, with every target already validated against the API base.
-#[derive(Debug, Clone)]
-pub enum Operation {
-    /// Start a BOT.
-    Execute(Execute),
-    /// Read one job.
-    ReferJob {
-        /// The job reference endpoint.
-        job: JobEndpoint,
-    },
-    /// List the API-published BOTs of a contract.
-    ListBots {
-        /// The contract.
-        public_id: PublicId,
-    },
-    /// Settle an idempotency record whose outcome is unknown (operators, direct invoke only).
-    ResolveIdempotency {
-        /// The record's key, as shown in the error or log (`request:...`, `http:...`).
-        key: RecordKey,
-        /// What the operator found.
-        resolution: Resolution,
-    },
-    /// Cloud BOT's callback for the job of a callback-driven task (docs/state-machines.md).
-    Callback {
-        /// The id from the callback URL, checked for shape only.
-        id: CallbackId,
-    },
-}
-
-impl Operation {
-    /// Which operation this is.
-    pub fn kind(&self) -> OperationKind {
-        match self {
-            Operation::Execute(_) => OperationKind::Execute,
-            Operation::ReferJob { .. } => OperationKind::ReferJob,
-            Operation::ListBots { .. } => OperationKind::ListBots,
-            Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
-            Operation::Callback { .. } => OperationKind::Callback,
-        }
-    }
-
-    /// The execute to run, if this is one (triggers add its key and task token).
-    pub fn execute_mut(&mut self) -> Option<&mut Execute> {
-        match self {
-            Operation::Execute(execute) => Some(execute),
-            _ => None,
-        }
-    }
-}
-
-/// An execute: the BOT, the body, and what makes it run exactly once.
-#[derive(Debug, Clone)]
-pub struct Execute {
-    /// The BOT execution endpoint.
-    pub bot: BotEndpoint,
-    /// True when the request named no BOT and the configured default is used.
-    pub default_bot: bool,
-    /// The execute body (input, callback, timeout).
-    pub body: ExecuteRequest,
-    /// The key that makes a repeated delivery start the BOT at most once
-    /// (docs/exactly-once.md). `None`: not deduplicated.
-    pub idempotency_key: Option<RecordKey>,
-    /// The token of a Step Functions task waiting for the job's end (`.waitForTaskToken`, the
-    /// envelope's `task_token`); the job is started with our callback.
-    pub task_token: Option<TaskToken>,
-}
-
-/// What an operator found for a record whose outcome is unknown.
-#[derive(Debug, Clone)]
-pub enum Resolution {
-    /// A job was started: this one (checked with refer_job before it is recorded); replay it
-    /// from now on.
-    Started(JobEndpoint),
-    /// No job was started; free the key.
-    NotStarted,
-}
-
-impl Resolution {
-    /// The job an operator found, for `started`.
-    pub fn job(&self) -> Option<&JobEndpoint> {
-        match self {
-            Resolution::Started(job) => Some(job),
-            Resolution::NotStarted => None,
-        }
-    }
-}
-
-/// A validated logical request.
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// The operation and its target.
-    pub operation: Operation,
-    /// Language of Cloud BOT messages (request value or the configured default).
-    pub language: Language,
-}
 
 use OperationKind::{ListBots, ReferJob, ResolveIdempotency};
 /// Short for the field table below.
@@ -248,10 +43,64 @@ fn operations_of(field: &str) -> Option<&'static [OperationKind]> {
         .map(|(_, ops)| *ops)
 }
 
+/// What an API Gateway route fixed in its path: the operation and its target, typed.
+#[derive(Debug)]
+pub enum Routed {
+    /// `POST …/bots/{public_id}/{bot_id}/jobs`: execute this BOT.
+    Execute(BotEndpoint),
+    /// `GET …/jobs/{public_id}/{job_id}`: read this job.
+    ReferJob(JobEndpoint),
+    /// `GET …/bots/{public_id}`: list this contract's BOTs.
+    ListBots(PublicId),
+}
+
+impl Routed {
+    fn kind(&self) -> OperationKind {
+        match self {
+            Routed::Execute(_) => OperationKind::Execute,
+            Routed::ReferJob(_) => ReferJob,
+            Routed::ListBots(_) => ListBots,
+        }
+    }
+}
+
 /// Validates a request given as a JSON object map.
 pub fn parse_map(map: Map<String, Value>, config: &Requests) -> Result<Request, RequestError> {
+    parse(map, None, None, config)
+}
+
+/// Validates a request object whose language may come from elsewhere (API Gateway's `language`
+/// query parameter; the map then has none).
+pub fn parse_map_with_language(
+    map: Map<String, Value>,
+    language: Option<&str>,
+    config: &Requests,
+) -> Result<Request, RequestError> {
+    parse(map, None, language, config)
+}
+
+/// Validates the body of a request whose operation and target a route fixed (`language`: the
+/// query parameter, if any; the body then has no `language`).
+pub fn parse_routed(
+    map: Map<String, Value>,
+    routed: Routed,
+    language: Option<&str>,
+    config: &Requests,
+) -> Result<Request, RequestError> {
+    parse(map, Some(routed), language, config)
+}
+
+fn parse(
+    map: Map<String, Value>,
+    routed: Option<Routed>,
+    language: Option<&str>,
+    config: &Requests,
+) -> Result<Request, RequestError> {
     check_keys(&map)?;
-    let kind = operation_kind(&map)?;
+    let kind = match &routed {
+        Some(routed) => routed.kind(),
+        None => operation_kind(&map)?,
+    };
     if let Some(key) = map
         .keys()
         .find(|k| !operations_of(k).is_some_and(|ops| ops.contains(&kind)))
@@ -262,18 +111,40 @@ pub fn parse_map(map: Map<String, Value>, config: &Requests) -> Result<Request, 
         ));
     }
     let language = match map.get("language") {
+        Some(v) => Some(str_field(v, "language")?),
+        None => language,
+    };
+    let language = match language {
         None => config.language,
-        Some(v) => str_field(v, "language")?
+        Some(raw) => raw
             .parse::<Language>()
             .map_err(|_| RequestError::field("language", "must be `ja` or `en`"))?,
     };
-    let operation = match kind {
-        OperationKind::Execute => parse_execute(&map, config)?,
-        ReferJob => parse_refer_job(&map, config)?,
+    let operation = match routed {
+        Some(Routed::Execute(bot)) => parse_execute(&map, Some(bot), config)?,
+        Some(Routed::ReferJob(job)) => Operation::ReferJob { job },
+        Some(Routed::ListBots(public_id)) => Operation::ListBots { public_id },
+        None => parse_operation(kind, &map, config)?,
+    };
+    Ok(Request {
+        operation,
+        language,
+    })
+}
+
+/// The operation `kind` of a request object.
+fn parse_operation(
+    kind: OperationKind,
+    map: &Map<String, Value>,
+    config: &Requests,
+) -> Result<Operation, RequestError> {
+    Ok(match kind {
+        OperationKind::Execute => parse_execute(map, None, config)?,
+        ReferJob => parse_refer_job(map, config)?,
         ListBots => Operation::ListBots {
-            public_id: public_id_or_default(&map, config, ListBots)?,
+            public_id: public_id_or_default(map, config, ListBots)?,
         },
-        ResolveIdempotency => parse_resolve(&map, config)?,
+        ResolveIdempotency => parse_resolve(map, config)?,
         // Not in OperationKind::ALL, so `operation_kind` never returns it.
         OperationKind::Callback => {
             return Err(RequestError::field(
@@ -281,10 +152,6 @@ pub fn parse_map(map: Map<String, Value>, config: &Requests) -> Result<Request, 
                 "`callback` is served on the callback route only",
             ));
         }
-    };
-    Ok(Request {
-        operation,
-        language,
     })
 }
 
@@ -323,7 +190,7 @@ fn parse_resolve(map: &Map<String, Value>, config: &Requests) -> Result<Operatio
                 str_field(v, "job_reference_endpoint")?,
                 "job_reference_endpoint",
             )
-            .map_err(endpoint_error)
+            .map_err(RequestError::from)
         })
         .transpose()?;
     let resolution = match (started, job) {
@@ -375,8 +242,16 @@ fn operation_kind(map: &Map<String, Value>) -> Result<OperationKind, RequestErro
     }
 }
 
-fn parse_execute(map: &Map<String, Value>, config: &Requests) -> Result<Operation, RequestError> {
-    let (bot, default_bot) = bot_target(map, config)?;
+/// `execute`, of `bot` when a route named it.
+fn parse_execute(
+    map: &Map<String, Value>,
+    bot: Option<BotEndpoint>,
+    config: &Requests,
+) -> Result<Operation, RequestError> {
+    let (bot, default_bot) = match bot {
+        Some(bot) => (bot, false),
+        None => bot_target(map, config)?,
+    };
     let callback_endpoint = map
         .get("callback_endpoint")
         .map(|v| callback_url(str_field(v, "callback_endpoint")?, config))
@@ -423,7 +298,7 @@ fn bot_target(
         (Some(_), None, Some(_)) => Err(RequestError::field("bot_id", EITHER)),
         (Some(endpoint), None, None) => {
             let url = str_field(endpoint, "bot_endpoint")?;
-            let bot = BotEndpoint::parse(base, url, "bot_endpoint").map_err(endpoint_error)?;
+            let bot = BotEndpoint::parse(base, url, "bot_endpoint").map_err(RequestError::from)?;
             Ok((bot, false))
         }
         (None, Some(_), None) => Err(RequestError::field(
@@ -433,7 +308,7 @@ fn bot_target(
         (None, public_id, Some(bot_id)) => {
             let public_id = match public_id {
                 Some(v) => PublicId::parse(str_field(v, "public_id")?, "public_id")
-                    .map_err(endpoint_error)?,
+                    .map_err(RequestError::from)?,
                 None => config.default_public_id.clone().ok_or_else(|| {
                     RequestError::field(
                         "public_id",
@@ -442,7 +317,7 @@ fn bot_target(
                 })?,
             };
             let bot_id =
-                BotId::parse(str_field(bot_id, "bot_id")?, "bot_id").map_err(endpoint_error)?;
+                BotId::parse(str_field(bot_id, "bot_id")?, "bot_id").map_err(RequestError::from)?;
             Ok((BotEndpoint::new(base, public_id, bot_id), false))
         }
         (None, None, None) => match &config.default_bot {
@@ -531,12 +406,12 @@ fn parse_refer_job(map: &Map<String, Value>, config: &Requests) -> Result<Operat
                 str_field(endpoint, "job_reference_endpoint")?,
                 "job_reference_endpoint",
             )
-            .map_err(endpoint_error)?
+            .map_err(RequestError::from)?
         }
         (None, Some(job_id)) => {
             let public_id = public_id_or_default(map, config, ReferJob)?;
             let job_id =
-                JobId::parse(str_field(job_id, "job_id")?, "job_id").map_err(endpoint_error)?;
+                JobId::parse(str_field(job_id, "job_id")?, "job_id").map_err(RequestError::from)?;
             JobEndpoint::new(base, public_id, job_id)
         }
         (None, None) => {
@@ -555,7 +430,9 @@ fn public_id_or_default(
     op: OperationKind,
 ) -> Result<PublicId, RequestError> {
     match map.get("public_id") {
-        Some(v) => PublicId::parse(str_field(v, "public_id")?, "public_id").map_err(endpoint_error),
+        Some(v) => {
+            PublicId::parse(str_field(v, "public_id")?, "public_id").map_err(RequestError::from)
+        }
         None => config.default_public_id.clone().ok_or_else(|| {
             RequestError::field(
                 "public_id",
@@ -630,11 +507,6 @@ fn check_body_size(body: &ExecuteRequest) -> Result<(), RequestError> {
     Ok(())
 }
 
-fn endpoint_error(err: crate::cloudbot::EndpointError) -> RequestError {
-    // The client's error names the field and the problem, never the rejected value.
-    RequestError::field(err.field, err.reason.to_string())
-}
-
 fn str_field<'a>(value: &'a Value, field: &str) -> Result<&'a str, RequestError> {
     value.as_str().ok_or_else(|| {
         RequestError::field(field, format!("must be a string, not {}", kind_of(value)))
@@ -651,18 +523,4 @@ fn uint_field(value: &Value, field: &str) -> Result<u64, RequestError> {
             ),
         )
     })
-}
-
-/// JSON type name for error messages (never the value: it may be user data).
-pub(crate) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_u64() => "a whole number",
-        Value::Number(n) if n.is_i64() => "a negative number",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

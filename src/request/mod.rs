@@ -1,0 +1,244 @@
+//! The one logical request every trigger is decoded into ([`Request`]), and its validation
+//! (`parse`: [`parse_map`] for a request object, [`parse_routed`] for an API Gateway route that
+//! fixed the operation and its target in the path).
+//!
+//! Input is a JSON object (a Step Functions task input, an EventBridge `detail`, an API Gateway
+//! body merged with its path parameters). Every key is matched against the known field names, so
+//! an unknown field is rejected by name (the effect of serde's `deny_unknown_fields`, but with the
+//! field named in every error, including wrong types, which serde's messages do not name). `null`
+//! is rejected like a wrong type: a request must never silently lose a field and fall back to the
+//! default BOT. Endpoints and ids are parsed by the client's endpoint module against the configured
+//! API base, so credentials can only ever be sent to that origin.
+
+mod parse;
+
+use serde_json::Value;
+
+pub use parse::{Routed, parse_map, parse_map_with_language, parse_routed};
+
+use crate::callback::{CallbackId, TaskToken};
+use crate::cloudbot::{
+    BotEndpoint, EndpointError, ExecuteRequest, JobEndpoint, Language, PublicId,
+};
+use crate::idempotency::RecordKey;
+
+/// Largest `timeout` (ms) accepted ([I]: the API documents no maximum; the public sample code
+/// uses 120000). The value actually sent is also capped by the invocation's remaining time.
+pub const MAX_TIMEOUT_MS: u64 = 120_000;
+
+/// The request is invalid; nothing was sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A field is unknown, missing, of the wrong type, out of range or conflicts with another.
+    #[error("field `{field}`: {reason}")]
+    Field {
+        /// The field at fault (as named in the request).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The event or body is not a request at all (not JSON, not an object, unknown event shape).
+    #[error("{0}")]
+    Malformed(String),
+    /// The body (or the execute payload it would produce) is larger than allowed.
+    #[error("{what} is {size} bytes; the limit is {limit} bytes")]
+    TooLarge {
+        /// What was measured.
+        what: &'static str,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// An API Gateway event for a method and path this function does not serve.
+    #[error("no route for {method} {path}")]
+    NoRoute {
+        /// HTTP method.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+}
+
+impl RequestError {
+    pub(crate) fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        // An unknown field's name is caller-controlled: keep the message short.
+        let field: String = field.into();
+        let field = if field.chars().count() > 64 {
+            field.chars().take(64).chain("…".chars()).collect()
+        } else {
+            field
+        };
+        Self::Field {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<EndpointError> for RequestError {
+    fn from(err: EndpointError) -> Self {
+        // The client's error names the field and the problem, never the rejected value.
+        RequestError::field(err.field, err.reason.to_string())
+    }
+}
+
+/// The operations a request can name, parsed once from its `operation` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Start a BOT (the default when `operation` is absent).
+    Execute,
+    /// Read one job.
+    ReferJob,
+    /// List the API-published BOTs of a contract.
+    ListBots,
+    /// Operators only: settle an idempotency record whose outcome is unknown
+    /// (docs/exactly-once.md). Accepted from direct invocations only.
+    ResolveIdempotency,
+    /// Cloud BOT's callback at a job's end (the callback route only; never parsed from a
+    /// request's `operation` field, so it is not in [`OperationKind::ALL`]).
+    Callback,
+}
+
+impl OperationKind {
+    /// Every operation, in documentation order.
+    pub const ALL: [OperationKind; 4] = [
+        OperationKind::Execute,
+        OperationKind::ReferJob,
+        OperationKind::ListBots,
+        OperationKind::ResolveIdempotency,
+    ];
+
+    /// The operations that call Cloud BOT for a BOT or job (every one but the operator's).
+    pub(crate) const CLOUD_BOT: [OperationKind; 3] = [
+        OperationKind::Execute,
+        OperationKind::ReferJob,
+        OperationKind::ListBots,
+    ];
+
+    /// Stable name as used in requests, results and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            OperationKind::Execute => "execute",
+            OperationKind::ReferJob => "refer_job",
+            OperationKind::ListBots => "list_bots",
+            OperationKind::ResolveIdempotency => "resolve_idempotency",
+            OperationKind::Callback => "callback",
+        }
+    }
+
+    /// The operation named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// What to do, with every target already validated against the API base.
+#[derive(Debug, Clone)]
+pub enum Operation {
+    /// Start a BOT.
+    Execute(Execute),
+    /// Read one job.
+    ReferJob {
+        /// The job reference endpoint.
+        job: JobEndpoint,
+    },
+    /// List the API-published BOTs of a contract.
+    ListBots {
+        /// The contract.
+        public_id: PublicId,
+    },
+    /// Settle an idempotency record whose outcome is unknown (operators, direct invoke only).
+    ResolveIdempotency {
+        /// The record's key, as shown in the error or log (`request:...`, `http:...`).
+        key: RecordKey,
+        /// What the operator found.
+        resolution: Resolution,
+    },
+    /// Cloud BOT's callback for the job of a callback-driven task (docs/state-machines.md).
+    Callback {
+        /// The id from the callback URL, checked for shape only.
+        id: CallbackId,
+    },
+}
+
+impl Operation {
+    /// Which operation this is.
+    pub fn kind(&self) -> OperationKind {
+        match self {
+            Operation::Execute(_) => OperationKind::Execute,
+            Operation::ReferJob { .. } => OperationKind::ReferJob,
+            Operation::ListBots { .. } => OperationKind::ListBots,
+            Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
+            Operation::Callback { .. } => OperationKind::Callback,
+        }
+    }
+
+    /// The execute to run, if this is one (triggers add its key and task token).
+    pub fn execute_mut(&mut self) -> Option<&mut Execute> {
+        match self {
+            Operation::Execute(execute) => Some(execute),
+            _ => None,
+        }
+    }
+}
+
+/// An execute: the BOT, the body, and what makes it run exactly once.
+#[derive(Debug, Clone)]
+pub struct Execute {
+    /// The BOT execution endpoint.
+    pub bot: BotEndpoint,
+    /// True when the request named no BOT and the configured default is used.
+    pub default_bot: bool,
+    /// The execute body (input, callback, timeout).
+    pub body: ExecuteRequest,
+    /// The key that makes a repeated delivery start the BOT at most once
+    /// (docs/exactly-once.md). `None`: not deduplicated.
+    pub idempotency_key: Option<RecordKey>,
+    /// The token of a Step Functions task waiting for the job's end (`.waitForTaskToken`, the
+    /// envelope's `task_token`); the job is started with our callback.
+    pub task_token: Option<TaskToken>,
+}
+
+/// What an operator found for a record whose outcome is unknown.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    /// A job was started: this one (checked with refer_job before it is recorded); replay it
+    /// from now on.
+    Started(JobEndpoint),
+    /// No job was started; free the key.
+    NotStarted,
+}
+
+impl Resolution {
+    /// The job an operator found, for `started`.
+    pub fn job(&self) -> Option<&JobEndpoint> {
+        match self {
+            Resolution::Started(job) => Some(job),
+            Resolution::NotStarted => None,
+        }
+    }
+}
+
+/// A validated logical request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The operation and its target.
+    pub operation: Operation,
+    /// Language of Cloud BOT messages (request value or the configured default).
+    pub language: Language,
+}
+
+/// JSON type name for error messages (never the value: it may be user data).
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_u64() => "a whole number",
+        Value::Number(n) if n.is_i64() => "a negative number",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
