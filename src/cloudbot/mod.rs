@@ -6,7 +6,8 @@
 //! - `model`: language, job status, Job/Bot/Contract objects, the execute request, job list
 //!   filters.
 //! - `error`: the one error enum (its rows of the error table live with the function, `crate::error`).
-//! - `client`: the operations, over the pooled HTTP clients of `transport`.
+//! - `client`: the settings and the operations, over the pooled HTTP clients of `transport`.
+//! - `exchange`: one request sent and retried as a whole, answers and failures mapped to errors.
 //! - `transport`: one TLS configuration, a pool for the reads and one for the execute POST, and
 //!   the warm-up of init (a TLS handshake, or a `HEAD` that leaves a connection for the execute).
 //! - `retry`: which failures are retried (never an execute that may have reached the server).
@@ -15,6 +16,7 @@ mod client;
 mod credentials;
 mod endpoint;
 mod error;
+mod exchange;
 mod model;
 mod retry;
 mod transport;
