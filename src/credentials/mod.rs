@@ -24,6 +24,8 @@
 
 mod source;
 
+#[cfg(test)]
+pub(crate) use source::StandIn;
 pub use source::{SecretFuture, SecretSource, SecretValue, SecretsManager, SourceError};
 
 use std::sync::Arc;

@@ -160,3 +160,146 @@ fn log_delivery(delivery: Delivery, found: &Job) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::super::testing::{run_request, secret, service};
+    use super::*;
+    use crate::callback::fake::{Shared, setup, token};
+    use crate::credentials::StandIn;
+    use crate::idempotency::{
+        ClaimOutcome, Expected, Idempotency, NewClaim, Record, RecordKey, Store, Update,
+        UpdateOutcome,
+    };
+    use crate::request::Request;
+    use crate::table::{StoreError, StoreFuture};
+
+    /// The idempotency store, which a callback never touches.
+    #[derive(Debug)]
+    struct Untouched;
+
+    impl Store for Untouched {
+        fn claim<'a>(&'a self, _: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimOutcome> {
+            unreachable!("a callback claims no idempotency key")
+        }
+        fn update<'a>(
+            &'a self,
+            _: &'a RecordKey,
+            _: Expected<'a>,
+            _: &'a Update<'a>,
+            _: u64,
+        ) -> StoreFuture<'a, UpdateOutcome> {
+            unreachable!("a callback writes no idempotency record")
+        }
+        fn get<'a>(&'a self, _: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
+            Box::pin(async { Err(StoreError::Unavailable("untouched".into())) })
+        }
+    }
+
+    fn callback(id: CallbackId) -> Request {
+        Request {
+            operation: Operation::Callback { id },
+            language: crate::cloudbot::Language::Ja,
+        }
+    }
+
+    /// A callback registered for the task `t1` (open in Step Functions), with its job recorded
+    /// at `job` when given.
+    async fn registered(callbacks: &Callbacks, shared: &Shared, job: Option<&str>) -> CallbackId {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let key = RecordKey::request("k").unwrap();
+        let registered = callbacks
+            .register(&key, &token("t1"), deadline)
+            .await
+            .unwrap();
+        if let Some(job) = job {
+            callbacks.job_started(&registered, job, deadline).await;
+        }
+        shared.open("t1");
+        CallbackId::parse(registered.url.rsplit('/').next().unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_callback_runs_every_callback_is_not_found_and_nothing_is_called() {
+        let server = MockServer::start().await;
+        let source = StandIn::holding(&secret(1), "v1");
+        let service = service(&server.uri(), source.clone(), &[]);
+        let err = run_request(&service, &callback(CallbackId::generate().unwrap()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Failure::Callback(CallbackError::NotFound)),
+            "{err:?}"
+        );
+        assert_eq!(source.reads(), 0);
+        assert!(server.received_requests().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_finished_job_is_read_from_the_stored_endpoint_and_told_to_the_task_once() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "job_id": "j1", "bot_id": "b1", "status": 0
+            })))
+            .mount(&server)
+            .await;
+        let (callbacks, shared) = setup();
+        let job = format!("{}/demo/jobs/j1", server.uri());
+        let id = registered(&callbacks, &shared, Some(&job)).await;
+        let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
+            .with_idempotency(Some(Idempotency::new(
+                Untouched,
+                Duration::from_secs(86_400),
+            )))
+            .with_callbacks(Some(callbacks));
+        let (status, body) = run_request(&service, &callback(id.clone())).await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            json!({"operation": "callback", "delivery": "settled"})
+        );
+        let calls = shared.0.1.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1);
+        assert!(
+            calls[0].1.starts_with("success ") && calls[0].1.contains("\"j1\""),
+            "{calls:?}"
+        );
+        // Cloud BOT's retry of the same callback changes nothing.
+        let (status, body) = run_request(&service, &callback(id)).await.unwrap();
+        assert_eq!(
+            (status, &body["delivery"]),
+            (200, &json!("already_settled"))
+        );
+        assert_eq!(shared.0.1.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_callback_before_its_job_is_recorded_is_not_ready_after_a_few_reads() {
+        let (callbacks, shared) = setup();
+        let id = registered(&callbacks, &shared, None).await;
+        let service = service(
+            "http://127.0.0.1:9",
+            StandIn::holding(&secret(1), "v1"),
+            &[],
+        )
+        .with_idempotency(Some(Idempotency::new(
+            Untouched,
+            Duration::from_secs(86_400),
+        )))
+        .with_callbacks(Some(callbacks));
+        let err = run_request(&service, &callback(id)).await.unwrap_err();
+        assert!(
+            matches!(err, Failure::Callback(CallbackError::NotReady)),
+            "{err:?}"
+        );
+        assert!(shared.0.1.calls.lock().unwrap().is_empty());
+    }
+}

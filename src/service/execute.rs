@@ -247,7 +247,35 @@ async fn finish(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use wiremock::MockServer;
+
+    use super::super::testing::{run_request, secret, service};
     use super::*;
+    use crate::callback::fake::token;
+    use crate::credentials::StandIn;
+    use crate::request::parse_map;
+
+    #[tokio::test]
+    async fn a_task_token_without_callback_runs_is_refused_before_anything_is_read_or_sent() {
+        let server = MockServer::start().await;
+        let source = StandIn::holding(&secret(1), "v1");
+        let service = service(&server.uri(), source.clone(), &[]);
+        let serde_json::Value::Object(map) =
+            json!({"public_id": "demo", "bot_id": "b1", "idempotency_key": "k"})
+        else {
+            unreachable!()
+        };
+        let mut request = parse_map(map, &service.config.requests).unwrap();
+        request.operation.execute_mut().unwrap().task_token = Some(token("t1"));
+        let err = run_request(&service, &request).await.unwrap_err();
+        assert!(
+            matches!(&err, Failure::Request(RequestError::Field { field, .. }) if field == "task_token"),
+            "{err:?}"
+        );
+        assert_eq!(source.reads(), 0);
+        assert!(server.received_requests().await.unwrap().is_empty());
+    }
 
     fn body(timeout_ms: Option<u64>) -> ExecuteRequest {
         ExecuteRequest {

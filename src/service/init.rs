@@ -102,3 +102,49 @@ fn log_prefetch(prefetch: &Prefetch, bound: Duration, elapsed: Duration) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{secret, service};
+    use crate::credentials::StandIn;
+
+    /// No Cloud BOT here: the warm-up is turned off in these tests.
+    const NOWHERE: &str = "http://127.0.0.1:9";
+    const NO_WARM_UP: (&str, &str) = ("CLOUDBOT_API_WARMUP", "off");
+
+    #[tokio::test]
+    async fn the_secret_fetched_during_init_serves_the_first_invocation() {
+        let source = StandIn::holding(&secret(1), "v1");
+        let service = service(NOWHERE, source.clone(), &[NO_WARM_UP]);
+        service.prefetch().await;
+        assert_eq!(source.reads(), 1);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        service.credentials.get(deadline).await.unwrap();
+        assert_eq!(source.reads(), 1, "served from the cache");
+        assert_eq!(service.credentials.take_fetch_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_bound_of_zero_fetches_nothing_during_init() {
+        let source = StandIn::holding(&secret(1), "v1");
+        let service = service(
+            NOWHERE,
+            source.clone(),
+            &[NO_WARM_UP, ("CLOUDBOT_SECRET_PREFETCH_TIMEOUT_MS", "0")],
+        );
+        service.prefetch().await;
+        assert_eq!(source.reads(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_prefetch_leaves_the_fetch_to_the_first_invocation() {
+        let source = StandIn::holding(&secret(1), "v1");
+        source.fail("ThrottlingException", true);
+        let service = service(NOWHERE, source.clone(), &[NO_WARM_UP]);
+        service.prefetch().await;
+        source.set(&secret(1), "v1");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        service.credentials.get(deadline).await.unwrap();
+        assert_eq!(source.reads(), 2);
+    }
+}

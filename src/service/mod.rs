@@ -125,10 +125,19 @@ impl Service {
                  Secrets Manager; never set this variable in a deployment"
             );
         }
-        let client = CloudBotClient::new(config.client_settings())?;
         let secret = &config.secret;
         let credentials = CredentialsProvider::new(secrets, secret.id.clone(), secret.ttl)
             .with_max_stale(secret.max_stale);
+        Self::with_credentials(config, credentials)
+    }
+
+    /// Builds the service from validated configuration and a credentials provider over any
+    /// secret source.
+    pub fn with_credentials(
+        config: Config,
+        credentials: CredentialsProvider,
+    ) -> Result<Self, CloudBotError> {
+        let client = CloudBotClient::new(config.client_settings())?;
         let metrics = Metrics::new(config.metrics_namespace.clone());
         Ok(Self {
             config,
@@ -284,6 +293,68 @@ fn invocation_deadline(context: &Context, now: Instant) -> Instant {
 /// deadline that keeps [`DEADLINE_MARGIN`] back.
 fn lambda_deadline(deadline: Instant) -> SystemTime {
     SystemTime::now() + deadline.saturating_duration_since(Instant::now()) + DEADLINE_MARGIN
+}
+
+/// A service for the flows' unit tests: Cloud BOT at `api_base` (a local stand-in), the secret
+/// from `source`, cached for five minutes, no idempotency table.
+#[cfg(test)]
+pub(super) mod testing {
+    use super::*;
+    use crate::credentials::SecretSource;
+    use crate::request::parse_map;
+
+    /// A well-formed secret holding the access token `tok-<n>`.
+    pub(crate) fn secret(n: u32) -> String {
+        format!(r#"{{"access_token":"tok-{n}","secret_key":"sec-{n}"}}"#)
+    }
+
+    pub(crate) fn service(
+        api_base: &str,
+        source: impl SecretSource + 'static,
+        vars: &[(&str, &str)],
+    ) -> Service {
+        let vars: Vec<(String, String)> =
+            [("CLOUDBOT_SECRET_ID", "s"), ("CLOUDBOT_API_BASE", api_base)]
+                .iter()
+                .chain(vars)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+        let config = Config::from_lookup(|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let credentials = CredentialsProvider::with_source(source, config.secret.ttl);
+        Service::with_credentials(config, credentials).unwrap()
+    }
+
+    /// Runs the request object `json` with a ten-second deadline; the answer's status and body.
+    pub(crate) async fn run(
+        service: &Service,
+        json: serde_json::Value,
+    ) -> Result<(u16, serde_json::Value), Failure> {
+        let serde_json::Value::Object(map) = json else {
+            panic!("a request is an object");
+        };
+        run_request(service, &parse_map(map, &service.config.requests).unwrap()).await
+    }
+
+    /// Runs `request` with a ten-second deadline; the answer's status and body.
+    pub(crate) async fn run_request(
+        service: &Service,
+        request: &Request,
+    ) -> Result<(u16, serde_json::Value), Failure> {
+        let scope = Scope {
+            language: request.language,
+            deadline: Instant::now() + Duration::from_secs(10),
+            retry_budget: Duration::from_secs(1),
+        };
+        let mut record = service.metrics.start("direct", "test");
+        let answer = service.run(request, scope, "test", &mut record).await?;
+        Ok((
+            answer.http_status,
+            serde_json::from_str(answer.body.get()).unwrap(),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -41,3 +41,105 @@ impl Service {
         answer::bots(public_id, &bots)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::super::testing::{run, secret, service};
+    use crate::credentials::StandIn;
+    use crate::error::Failure;
+
+    /// Cloud BOT answering `GET /demo/jobs/j1` with 401 to `tok-1` and the job to `tok-2`.
+    async fn cloud_bot() -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .and(header("access-token", "tok-1"))
+            .respond_with(ResponseTemplate::new(401))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .and(header("access-token", "tok-2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "job_id": "j1", "bot_id": "b1", "status": 0, "output": {"a": 1}
+            })))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn a_read_rejected_with_401_is_made_once_more_with_the_rotated_secret() {
+        let server = cloud_bot().await;
+        let source = StandIn::holding(&secret(1), "v1");
+        let service = service(&server.uri(), source.clone(), &[]);
+        let job = json!({"operation": "refer_job", "public_id": "demo", "job_id": "j1"});
+        // Cached first, then rotated behind the cache's back.
+        service
+            .credentials
+            .get(tokio::time::Instant::now() + std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        source.set(&secret(2), "v2");
+        let (status, body) = run(&service, job).await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            (body["job_id"].as_str(), body["status"].as_str()),
+            (Some("j1"), Some("succeeded"))
+        );
+        assert_eq!(body["output"], json!({"a": 1}));
+        assert_eq!(source.reads(), 2);
+        assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_401_to_an_unchanged_secret_stands_after_one_re_read() {
+        let server = cloud_bot().await;
+        let source = StandIn::holding(&secret(1), "v1");
+        let service = service(&server.uri(), source.clone(), &[]);
+        let job = json!({"operation": "refer_job", "public_id": "demo", "job_id": "j1"});
+        let err = run(&service, job).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Failure::CloudBot(crate::cloudbot::CloudBotError::Unauthorized)
+            ),
+            "{err:?}"
+        );
+        assert_eq!(source.reads(), 2, "one read, one re-read");
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "not sent again"
+        );
+    }
+
+    #[tokio::test]
+    async fn list_bots_answers_each_bot_with_its_execution_endpoint() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/bots"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "bots": [{"id": "b1", "name": "Echo"}]
+            })))
+            .mount(&server)
+            .await;
+        let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[]);
+        let (status, body) = run(
+            &service,
+            json!({"operation": "list_bots", "public_id": "demo"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body["bots"][0]["bot_id"], "b1");
+        assert_eq!(
+            body["bots"][0]["bot_endpoint"],
+            format!("{}/demo/bots/b1/jobs", server.uri())
+        );
+    }
+}
