@@ -28,11 +28,6 @@ const MAX_PATH_CHARS: usize = 120;
 pub struct Payload(Result<Box<RawValue>, String>);
 
 impl Payload {
-    /// A payload already held as JSON text.
-    pub fn from_raw(raw: Box<RawValue>) -> Self {
-        Payload(Ok(raw))
-    }
-
     /// The payload as a JSON value, or the `InvalidRequest` it gets.
     pub fn parse(&self) -> Result<Value, RequestError> {
         match &self.0 {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::tasks::classify;
 use super::*;
 use crate::table::StoreFuture;
 

@@ -1,23 +1,19 @@
 //! Callback-driven runs: a Step Functions task waits (`.waitForTaskToken`) while the BOT runs,
-//! and Cloud BOT's callback at the job's end settles it.
+//! and Cloud BOT's callback at the job's end settles it (tells the task). This module keeps the
+//! callback records and tells Step Functions; the receiver's whole story (find, read the job,
+//! settle, answer) is told in `crate::service` (`service/callback.rs`), the execute side in
+//! `service/execute.rs`. Flow, costs and risks: docs/state-machines.md.
 //!
 //! The execute side ([`Callbacks::register`]) makes a fresh secret id, stores the task token
 //! under the id's hash *before* the POST goes out, gives Cloud BOT `<callback base>/<id>` as
 //! `callback_endpoint`, and records the job reference endpoint once the POST has answered. A
 //! Task retry (same idempotency key, new token, the job replayed) moves its token into the same
-//! record ([`Callbacks::renew`]).
-//!
-//! The receiver side trusts nothing in the callback but the id: it finds the record
-//! ([`Callbacks::find`]; unknown, malformed or expired → `Callback.NotFound`, no other call), the
-//! service reads the job with `refer_job` on the *stored* endpoint, and [`Callbacks::settle`]
-//! tells the task ([`outcome`]) once it has claimed the record: of concurrent deliveries only one
-//! calls Step Functions (`rules`). Settled, already settled, being settled by another delivery
-//! and closed tasks are all answered 2xx:
-//! every other answer makes Cloud BOT retry, and retry time is billed as BOT minutes. Flow,
-//! costs and risks: docs/state-machines.md.
+//! record ([`Callbacks::renew`]). The receiving side finds the record ([`Callbacks::find`]) and
+//! settles the task ([`Callbacks::settle`]) once it has claimed the record: of concurrent
+//! deliveries only one calls Step Functions (`rules`).
 //!
 //! - `id`: callback ids (CSPRNG) and task tokens, both redacted in `Debug`.
-//! - `store` / `dynamodb`: the records in the idempotency table and their DynamoDB adapter.
+//! - `store` / `dynamodb`: the records in the shared table (`crate::table`) and their adapter.
 //! - `rules`: which delivery settles (the claim and its lease), as pure functions.
 //! - `tasks`: the Step Functions adapter (`SendTaskSuccess` / `SendTaskFailure`).
 //! - `outcome`: what a task is told for a job, as pure functions.
@@ -35,17 +31,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-pub use id::{CallbackId, ID_LEN, MAX_TASK_TOKEN_LEN, TaskToken, TokenProblem};
-pub use outcome::{JOB_FAILED, TaskOutcome, task_outcome};
-pub use rules::{SETTLE_LEASE, Turn, lease_for, turn};
+pub use id::{CallbackId, TaskToken};
+pub use outcome::{TaskOutcome, task_outcome};
+pub use rules::{Turn, turn};
 pub use store::{
-    CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, RECORD_PREFIX, SettleClaim,
-    SettleClaimOutcome, TASK_PREFIX,
+    CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, SettleClaim,
+    SettleClaimOutcome,
 };
-pub use tasks::{
-    MAX_TASK_CAUSE_CHARS, MAX_TASK_ERROR_CHARS, MAX_TASK_OUTPUT, SettleError, SettleFuture,
-    Settled, SfnSettler, TaskSettler, classify,
-};
+pub use tasks::{SettleFuture, Settled, SfnSettler, TaskSettler};
+
+use outcome::JOB_FAILED;
+use rules::lease_for;
+use tasks::SettleError;
 
 use crate::idempotency::RecordKey;
 use crate::table::StoreError;

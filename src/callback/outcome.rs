@@ -10,6 +10,9 @@ use crate::cloudbot::JobStatus;
 /// The task error of a BOT that ended in error (the name the polling state machine also uses).
 pub const JOB_FAILED: &str = "CloudBot.JobFailed";
 
+// Step Functions refuses a longer `error` (checked when compiling).
+const _: () = assert!(JOB_FAILED.len() <= super::tasks::MAX_TASK_ERROR_CHARS);
+
 /// What to tell the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskOutcome {

@@ -239,25 +239,3 @@ pub static ALL: &[&ErrorKind] = &[
     &FUNCTION_DEADLINE_EXCEEDED,
     &FUNCTION_INTERNAL,
 ];
-
-/// The row named `name`, if any.
-pub fn by_name(name: &str) -> Option<&'static ErrorKind> {
-    ALL.iter().copied().find(|kind| kind.name == name)
-}
-
-/// The table as Markdown, exactly as docs/errors.md holds it.
-pub fn markdown_table() -> String {
-    let mut out = String::from(
-        "| errorType | HTTP (API Gateway) | retryable | meaning |\n|---|---|---|---|\n",
-    );
-    for kind in ALL {
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
-            kind.name,
-            kind.http_status,
-            if kind.retryable { "yes" } else { "no" },
-            kind.meaning
-        ));
-    }
-    out
-}

@@ -30,11 +30,29 @@ fn table_range(text: &str, header: &str) -> Option<std::ops::Range<usize>> {
     Some(start..end)
 }
 
+/// The error table as Markdown, as docs/errors.md holds it (and as `CLOUDBOT_UPDATE_DOCS=1`
+/// writes it there).
+fn markdown_table() -> String {
+    let mut out = String::from(
+        "| errorType | HTTP (API Gateway) | retryable | meaning |\n|---|---|---|---|\n",
+    );
+    for kind in kind::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            kind.name,
+            kind.http_status,
+            if kind.retryable { "yes" } else { "no" },
+            kind.meaning
+        ));
+    }
+    out
+}
+
 #[test]
 fn the_error_table_in_docs_is_the_codes_table() {
     let path = doc_path("docs/errors.md");
     let text = doc("docs/errors.md");
-    let expected = kind::markdown_table();
+    let expected = markdown_table();
     let header = expected.lines().next().unwrap();
     let range = table_range(&text, header)
         .unwrap_or_else(|| panic!("docs/errors.md has no table starting with {header}"));

@@ -173,8 +173,9 @@ impl Harness {
         event: Value,
         remaining: Duration,
     ) -> Result<Value, Diagnostic> {
-        let raw = serde_json::value::to_raw_value(&event).unwrap();
-        self.invoke_payload(Payload::from_raw(raw), remaining).await
+        // Deserialized as the runtime does it (a payload always deserializes).
+        let payload: Payload = serde_json::from_value(event).unwrap();
+        self.invoke_payload(payload, remaining).await
     }
 
     /// Invokes the handler with the payload bytes as Lambda delivers them, deserialized the way
