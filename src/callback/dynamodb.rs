@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use super::id::TaskToken;
 use super::store::{
     CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, RECORD_PREFIX, SettleClaim,
-    SettleClaimOutcome, TASK_PREFIX,
+    SettleClaimWrite, TASK_PREFIX,
 };
 use crate::table::{
     DynamoDbStore, KEY_ATTRIBUTE, StoreError, StoreFuture, TTL_ATTRIBUTE, failed_condition,
@@ -167,7 +167,7 @@ impl CallbackStore for DynamoDbStore {
     fn claim_settlement<'a>(
         &'a self,
         claim: &'a SettleClaim<'a>,
-    ) -> StoreFuture<'a, SettleClaimOutcome> {
+    ) -> StoreFuture<'a, SettleClaimWrite> {
         Box::pin(async move {
             let sent = self
                 .client()
@@ -209,10 +209,10 @@ impl CallbackStore for DynamoDbStore {
                     let claimed = out
                         .attributes()
                         .ok_or(StoreError::Malformed("the settle claim returned no record"))?;
-                    Ok(SettleClaimOutcome::Won(record_of(claimed)?))
+                    Ok(SettleClaimWrite::Won(record_of(claimed)?))
                 }
                 Err(e) => match failed_condition(&e) {
-                    Some(old) => Ok(SettleClaimOutcome::Lost(old.map(record_of).transpose()?)),
+                    Some(old) => Ok(SettleClaimWrite::Lost(old.map(record_of).transpose()?)),
                     None => Err(unavailable("UpdateItem", &e)),
                 },
             }

@@ -70,7 +70,7 @@ impl CallbackStore for MemoryStore {
     fn claim_settlement<'a>(
         &'a self,
         claim: &'a SettleClaim<'a>,
-    ) -> StoreFuture<'a, SettleClaimOutcome> {
+    ) -> StoreFuture<'a, SettleClaimWrite> {
         // The DynamoDB adapter's condition, as the rule it implements.
         let mut records = self.records.lock().unwrap();
         let outcome = match records.get_mut(claim.hash) {
@@ -80,9 +80,9 @@ impl CallbackStore for MemoryStore {
                     owner: claim.owner.to_owned(),
                     until_ms: claim.lease_until_ms,
                 });
-                SettleClaimOutcome::Won(r.clone())
+                SettleClaimWrite::Won(r.clone())
             }
-            other => SettleClaimOutcome::Lost(other.map(|r| r.clone())),
+            other => SettleClaimWrite::Lost(other.map(|r| r.clone())),
         };
         Box::pin(async move { Ok(outcome) })
     }
@@ -174,10 +174,7 @@ impl CallbackStore for Shared {
     fn read<'a>(&'a self, h: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
         self.0.0.read(h)
     }
-    fn claim_settlement<'a>(
-        &'a self,
-        c: &'a SettleClaim<'a>,
-    ) -> StoreFuture<'a, SettleClaimOutcome> {
+    fn claim_settlement<'a>(&'a self, c: &'a SettleClaim<'a>) -> StoreFuture<'a, SettleClaimWrite> {
         self.0.0.claim_settlement(c)
     }
     fn release_settlement<'a>(&'a self, h: &'a str, o: &'a str, n: u64) -> StoreFuture<'a, ()> {

@@ -35,8 +35,7 @@ pub use id::{CallbackId, TaskToken};
 pub use outcome::{TaskOutcome, task_outcome};
 pub use rules::{Turn, turn};
 pub use store::{
-    CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, SettleClaim,
-    SettleClaimOutcome,
+    CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, SettleClaim, SettleClaimWrite,
 };
 pub use tasks::{SettleFuture, Settled, SfnSettler, TaskSettler};
 
@@ -256,9 +255,9 @@ impl Callbacks {
             lease_until_ms: now.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(0)),
         };
         let claimed = match bounded(lease_end, self.store.claim_settlement(&claim)).await? {
-            SettleClaimOutcome::Won(record) => record,
-            SettleClaimOutcome::Lost(None) => return Err(CallbackError::NotFound),
-            SettleClaimOutcome::Lost(Some(current)) => match turn(&current, Some(&owner), now) {
+            SettleClaimWrite::Won(record) => record,
+            SettleClaimWrite::Lost(None) => return Err(CallbackError::NotFound),
+            SettleClaimWrite::Lost(Some(current)) => match turn(&current, Some(&owner), now) {
                 Turn::Ours => current,
                 Turn::Settled => return Ok(Delivery::AlreadySettled("settled")),
                 Turn::HeldElsewhere => return Ok(Delivery::BeingSettled),
@@ -496,7 +495,7 @@ mod tests {
         };
         assert!(matches!(
             shared.0.0.claim_settlement(&claim).await,
-            Ok(SettleClaimOutcome::Won(_))
+            Ok(SettleClaimWrite::Won(_))
         ));
         let record = callbacks.find(&id, deadline()).await.unwrap();
         assert_eq!(

@@ -93,9 +93,9 @@ pub struct SettleClaim<'a> {
     pub lease_until_ms: u64,
 }
 
-/// How a settle claim ended.
+/// How the conditional settle-claim write went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SettleClaimOutcome {
+pub enum SettleClaimWrite {
     /// The record is this delivery's to settle; as it reads after the claim, so its token is
     /// the newest at the claim.
     Won(CallbackRecord),
@@ -150,7 +150,7 @@ pub trait CallbackStore: Send + Sync + Debug {
     fn claim_settlement<'a>(
         &'a self,
         claim: &'a SettleClaim<'a>,
-    ) -> StoreFuture<'a, SettleClaimOutcome>;
+    ) -> StoreFuture<'a, SettleClaimWrite>;
 
     /// Gives a claim back (Step Functions could not be told): waiting again, if `owner` still
     /// holds it; otherwise nothing changes.

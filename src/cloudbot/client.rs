@@ -19,7 +19,7 @@ use super::model::{
     Language, Started,
 };
 use super::retry::Safety;
-use super::transport::{ApiWarmUp, Transport, TransportSettings, WarmUpOutcome};
+use super::transport::{ApiWarmUp, Transport, TransportSettings, WarmUp};
 
 /// Largest request body the service accepts ([D]: 4 MB); bigger bodies are refused locally, and
 /// the request parser checks the execute input against it before any call.
@@ -147,7 +147,7 @@ impl CloudBotClient {
 
     /// Prepares the first request's connection during init as `mode` says, within `bound` (see
     /// `transport.rs`). Never fails the caller: the outcome says what happened.
-    pub async fn warm_up(&self, mode: ApiWarmUp, bound: Duration) -> WarmUpOutcome {
+    pub async fn warm_up(&self, mode: ApiWarmUp, bound: Duration) -> WarmUp {
         self.inner
             .transport
             .warm_up(&self.inner.base, mode, bound)

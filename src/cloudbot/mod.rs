@@ -33,4 +33,4 @@ pub use error::{Cause, CloudBotError, MAX_MESSAGE_CHARS};
 pub use model::{
     Bot, Contract, ExecuteRequest, Job, JobQuery, JobStatus, Language, Started, UnknownLanguage,
 };
-pub use transport::{ApiWarmUp, WarmUpOutcome};
+pub use transport::{ApiWarmUp, WarmUp};

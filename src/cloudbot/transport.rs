@@ -68,7 +68,7 @@ impl std::str::FromStr for ApiWarmUp {
 
 /// How [`Transport::warm_up`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WarmUpOutcome {
+pub enum WarmUp {
     /// `tls`: the handshake completed (the server certificate verified) and the connection was
     /// closed after the server's session tickets; the first request's handshake can resume it.
     Handshaken,
@@ -114,17 +114,12 @@ impl Transport {
     }
 
     /// Prepares the first request's connection to `base` as `mode` says, within `bound`.
-    pub(crate) async fn warm_up(
-        &self,
-        base: &ApiBase,
-        mode: ApiWarmUp,
-        bound: Duration,
-    ) -> WarmUpOutcome {
+    pub(crate) async fn warm_up(&self, base: &ApiBase, mode: ApiWarmUp, bound: Duration) -> WarmUp {
         if bound.is_zero() {
-            return WarmUpOutcome::Skipped("turned off (timeout 0)");
+            return WarmUp::Skipped("turned off (timeout 0)");
         }
         match mode {
-            ApiWarmUp::Off => WarmUpOutcome::Skipped("turned off"),
+            ApiWarmUp::Off => WarmUp::Skipped("turned off"),
             ApiWarmUp::Tls => self.warm_up_tls(base, bound).await,
             ApiWarmUp::Head => self.warm_up_head(base, bound).await,
         }
@@ -132,17 +127,17 @@ impl Transport {
 
     /// `HEAD /` through the execute pool. No credentials: they are added per operation in
     /// `client.rs`, never to the client itself.
-    async fn warm_up_head(&self, base: &ApiBase, bound: Duration) -> WarmUpOutcome {
+    async fn warm_up_head(&self, base: &ApiBase, bound: Duration) -> WarmUp {
         if self.execute_reuse_window.is_zero() {
-            return WarmUpOutcome::Skipped(
+            return WarmUp::Skipped(
                 "the execute reuse window is 0, so no connection would be kept for the execute",
             );
         }
         let url = base.join("/");
         match tokio::time::timeout(bound, self.execute.head(&url).send()).await {
-            Ok(Ok(answer)) => WarmUpOutcome::Answered(answer.status().as_u16()),
-            Ok(Err(e)) => WarmUpOutcome::Failed(format!("HEAD /: {e}")),
-            Err(_) => WarmUpOutcome::TimedOut,
+            Ok(Ok(answer)) => WarmUp::Answered(answer.status().as_u16()),
+            Ok(Err(e)) => WarmUp::Failed(format!("HEAD /: {e}")),
+            Err(_) => WarmUp::TimedOut,
         }
     }
 
@@ -151,18 +146,18 @@ impl Transport {
     /// exchange, certificate parsing and verification against the roots) during init, where
     /// Lambda does not throttle the CPU, and leaves a session in the store the pools share.
     /// No HTTP is sent: nothing reaches the API and no credentials are involved.
-    async fn warm_up_tls(&self, base: &ApiBase, bound: Duration) -> WarmUpOutcome {
+    async fn warm_up_tls(&self, base: &ApiBase, bound: Duration) -> WarmUp {
         if base.is_http() {
-            return WarmUpOutcome::Skipped("the API base is plain http");
+            return WarmUp::Skipped("the API base is plain http");
         }
         if proxy_configured(|name| std::env::var_os(name)) {
-            return WarmUpOutcome::Skipped("an https proxy is configured in the environment");
+            return WarmUp::Skipped("an https proxy is configured in the environment");
         }
         let deadline = tokio::time::Instant::now() + bound;
         let mut tls = match tokio::time::timeout_at(deadline, self.handshake(base)).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err(failed)) => return WarmUpOutcome::Failed(failed),
-            Err(_) => return WarmUpOutcome::TimedOut,
+            Ok(Err(failed)) => return WarmUp::Failed(failed),
+            Err(_) => return WarmUp::TimedOut,
         };
         // A TLS 1.3 server sends its session tickets just after the handshake. Sending our
         // close_notify and reading until the server closes takes them in (rustls stores them
@@ -176,7 +171,7 @@ impl Transport {
             }
         })
         .await;
-        WarmUpOutcome::Handshaken
+        WarmUp::Handshaken
     }
 
     /// TCP connect and a full TLS handshake with `base`'s host.
@@ -350,7 +345,7 @@ mod tests {
         let outcome = transport()
             .warm_up(&base, ApiWarmUp::Tls, Duration::from_millis(200))
             .await;
-        assert_eq!(outcome, WarmUpOutcome::TimedOut);
+        assert_eq!(outcome, WarmUp::TimedOut);
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{:?}",
@@ -368,18 +363,18 @@ mod tests {
             .warm_up(&base, ApiWarmUp::Tls, Duration::from_secs(2))
             .await
         {
-            WarmUpOutcome::Failed(why) => assert!(why.starts_with("connect: "), "{why}"),
+            WarmUp::Failed(why) => assert!(why.starts_with("connect: "), "{why}"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             t.warm_up(&base, ApiWarmUp::Tls, Duration::ZERO).await,
-            WarmUpOutcome::Skipped(_)
+            WarmUp::Skipped(_)
         ));
         let http = ApiBase::parse(&format!("http://127.0.0.1:{port}")).unwrap();
         assert_eq!(
             t.warm_up(&http, ApiWarmUp::Tls, Duration::from_secs(2))
                 .await,
-            WarmUpOutcome::Skipped("the API base is plain http")
+            WarmUp::Skipped("the API base is plain http")
         );
     }
 
@@ -391,7 +386,7 @@ mod tests {
             .warm_up(&base, ApiWarmUp::Head, Duration::from_secs(2))
             .await
         {
-            WarmUpOutcome::Failed(why) => assert!(why.starts_with("HEAD /: "), "{why}"),
+            WarmUp::Failed(why) => assert!(why.starts_with("HEAD /: "), "{why}"),
             other => panic!("{other:?}"),
         }
         let mut no_reuse = transport_for(&base);
@@ -400,13 +395,13 @@ mod tests {
             no_reuse
                 .warm_up(&base, ApiWarmUp::Head, Duration::from_secs(2))
                 .await,
-            WarmUpOutcome::Skipped(_)
+            WarmUp::Skipped(_)
         ));
         assert!(matches!(
             transport()
                 .warm_up(&base, ApiWarmUp::Off, Duration::from_secs(2))
                 .await,
-            WarmUpOutcome::Skipped("turned off")
+            WarmUp::Skipped("turned off")
         ));
     }
 
@@ -437,7 +432,7 @@ mod tests {
         let outcome = transport_for(&base)
             .warm_up(&base, ApiWarmUp::Head, Duration::from_secs(5))
             .await;
-        assert_eq!(outcome, WarmUpOutcome::Answered(404));
+        assert_eq!(outcome, WarmUp::Answered(404));
         let head = server.await.unwrap().to_ascii_lowercase();
         assert!(head.starts_with("head / http/1.1\r\n"), "{head}");
         for header in ["access-token", "secret-key", "authorization", "cookie"] {

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
 use super::rules::{Record, State};
-use super::store::{ClaimOutcome, Expected, NewClaim, Store, Update, UpdateOutcome};
+use super::store::{ClaimWrite, Expected, NewClaim, Store, Update, UpdateWrite};
 use crate::table::{
     DynamoDbStore, KEY_ATTRIBUTE, StoreError, StoreFuture, TTL_ATTRIBUTE, failed_condition,
     get_number, get_string, number_value, seconds_ceil, string_value, unavailable,
@@ -26,7 +26,7 @@ const CLAIM_CONDITION: &str =
     "attribute_not_exists(#key) OR #expires <= :now_s OR #state = :released";
 
 impl Store for DynamoDbStore {
-    fn claim<'a>(&'a self, claim: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimOutcome> {
+    fn claim<'a>(&'a self, claim: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimWrite> {
         Box::pin(async move {
             let item = HashMap::from([
                 (KEY_ATTRIBUTE.to_owned(), string_value(claim.key.as_str())),
@@ -67,7 +67,7 @@ impl Store for DynamoDbStore {
                 .send()
                 .await;
             match sent {
-                Ok(_) => Ok(ClaimOutcome::Won),
+                Ok(_) => Ok(ClaimWrite::Won),
                 Err(SdkError::ServiceError(ctx))
                     if ctx.err().is_conditional_check_failed_exception() =>
                 {
@@ -78,7 +78,7 @@ impl Store for DynamoDbStore {
                     let old = old.ok_or(StoreError::Malformed(
                         "the conditional write failed without returning the record",
                     ))?;
-                    Ok(ClaimOutcome::Taken(record_of(old)?))
+                    Ok(ClaimWrite::Taken(record_of(old)?))
                 }
                 Err(err) => Err(unavailable("PutItem", &err)),
             }
@@ -91,7 +91,7 @@ impl Store for DynamoDbStore {
         expected: Expected<'a>,
         update: &'a Update<'a>,
         now_ms: u64,
-    ) -> StoreFuture<'a, UpdateOutcome> {
+    ) -> StoreFuture<'a, UpdateWrite> {
         Box::pin(async move {
             let mut request = self
                 .client()
@@ -130,9 +130,9 @@ impl Store for DynamoDbStore {
                 }
             };
             match request.send().await {
-                Ok(_) => Ok(UpdateOutcome::Written),
+                Ok(_) => Ok(UpdateWrite::Written),
                 Err(err) => match failed_condition(&err) {
-                    Some(old) => Ok(UpdateOutcome::Changed(old.map(record_of).transpose()?)),
+                    Some(old) => Ok(UpdateWrite::Changed(old.map(record_of).transpose()?)),
                     None => Err(unavailable("UpdateItem", &err)),
                 },
             }

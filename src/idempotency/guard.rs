@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
 use super::rules::{self, Finish, Record, ResolveCheck, State, Verdict};
-use super::store::{ClaimOutcome, Expected, NewClaim, Store, Update, UpdateOutcome};
+use super::store::{ClaimWrite, Expected, NewClaim, Store, Update, UpdateWrite};
 use crate::table::StoreError;
 
 /// Largest result stored for replay. DynamoDB items hold at most 400 KB; a result above this
@@ -175,8 +175,8 @@ impl Idempotency {
                 .await
                 .map_err(IdempotencyError::Unavailable)?;
             let existing = match outcome {
-                ClaimOutcome::Won => return Ok(self.claimed(pending.key, owner)),
-                ClaimOutcome::Taken(existing) => existing,
+                ClaimWrite::Won => return Ok(self.claimed(pending.key, owner)),
+                ClaimWrite::Taken(existing) => existing,
             };
             let key = pending.key.clone();
             match rules::judge(&existing, &owner, pending.fingerprint, now) {
@@ -258,13 +258,13 @@ impl Idempotency {
         .await;
         let state = update.state().as_str();
         match written {
-            Ok(UpdateOutcome::Written) => {
+            Ok(UpdateWrite::Written) => {
                 tracing::debug!(idempotency_key = %claim.key, state, "idempotency record settled");
             }
             // An SDK retry of a write that had gone through.
-            Ok(UpdateOutcome::Changed(Some(now)))
+            Ok(UpdateWrite::Changed(Some(now)))
                 if now.owner == claim.owner && now.state == update.state() => {}
-            Ok(UpdateOutcome::Changed(now)) => tracing::warn!(
+            Ok(UpdateWrite::Changed(now)) => tracing::warn!(
                 idempotency_key = %claim.key,
                 state,
                 found = now.as_ref().map_or("no record", |r| r.state.as_str()),
@@ -326,7 +326,7 @@ impl Idempotency {
         )
         .await
         .map_err(IdempotencyError::Unavailable)?;
-        Ok(written == UpdateOutcome::Written)
+        Ok(written == UpdateWrite::Written)
     }
 }
 

@@ -33,4 +33,4 @@ pub use guard::{
 };
 pub use key::{KeyProblem, MAX_KEY_LEN, RecordKey, parse_header};
 pub use rules::{Finish, Record, ResolveCheck, State, finish_of};
-pub use store::{ClaimOutcome, Expected, NewClaim, Store, Update, UpdateOutcome};
+pub use store::{ClaimWrite, Expected, NewClaim, Store, Update, UpdateWrite};

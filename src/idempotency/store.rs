@@ -30,9 +30,9 @@ pub struct NewClaim<'a> {
     pub expires_at_ms: u64,
 }
 
-/// How a claim ended.
+/// How the conditional claim write went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimOutcome {
+pub enum ClaimWrite {
     /// The record is ours.
     Won,
     /// The key is taken: the record that holds it, returned by the failed write itself.
@@ -78,9 +78,9 @@ pub struct Expected<'a> {
     pub state: State,
 }
 
-/// How an update ended.
+/// How the conditional update write went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpdateOutcome {
+pub enum UpdateWrite {
     /// Written.
     Written,
     /// The record was no longer as expected; what it is now (absent: `None`).
@@ -90,7 +90,7 @@ pub enum UpdateOutcome {
 /// An idempotency table.
 pub trait Store: Send + Sync + Debug {
     /// Writes `claim` if its key is absent, expired or released; otherwise returns the record.
-    fn claim<'a>(&'a self, claim: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimOutcome>;
+    fn claim<'a>(&'a self, claim: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimWrite>;
 
     /// Applies `update` to the record of `key` if it is still as `expected`.
     fn update<'a>(
@@ -99,7 +99,7 @@ pub trait Store: Send + Sync + Debug {
         expected: Expected<'a>,
         update: &'a Update<'a>,
         now_ms: u64,
-    ) -> StoreFuture<'a, UpdateOutcome>;
+    ) -> StoreFuture<'a, UpdateWrite>;
 
     /// Reads the record of `key` (strongly consistent). Only the operator's resolve reads.
     fn get<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, Option<Record>>;

@@ -174,8 +174,7 @@ mod tests {
     use crate::callback::fake::{Shared, setup, token};
     use crate::credentials::StandIn;
     use crate::idempotency::{
-        ClaimOutcome, Expected, Idempotency, NewClaim, Record, RecordKey, Store, Update,
-        UpdateOutcome,
+        ClaimWrite, Expected, Idempotency, NewClaim, Record, RecordKey, Store, Update, UpdateWrite,
     };
     use crate::request::Request;
     use crate::table::{StoreError, StoreFuture};
@@ -185,7 +184,7 @@ mod tests {
     struct Untouched;
 
     impl Store for Untouched {
-        fn claim<'a>(&'a self, _: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimOutcome> {
+        fn claim<'a>(&'a self, _: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimWrite> {
             unreachable!("a callback claims no idempotency key")
         }
         fn update<'a>(
@@ -194,7 +193,7 @@ mod tests {
             _: Expected<'a>,
             _: &'a Update<'a>,
             _: u64,
-        ) -> StoreFuture<'a, UpdateOutcome> {
+        ) -> StoreFuture<'a, UpdateWrite> {
             unreachable!("a callback writes no idempotency record")
         }
         fn get<'a>(&'a self, _: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {

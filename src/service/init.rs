@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Service;
-use crate::cloudbot::{ApiWarmUp, WarmUpOutcome};
+use crate::cloudbot::{ApiWarmUp, WarmUp};
 use crate::credentials::Prefetch;
 
 impl Service {
@@ -43,31 +43,31 @@ fn ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn log_warm_up(outcome: &WarmUpOutcome, mode: ApiWarmUp, bound: Duration, elapsed: Duration) {
+fn log_warm_up(outcome: &WarmUp, mode: ApiWarmUp, bound: Duration, elapsed: Duration) {
     match outcome {
-        WarmUpOutcome::Handshaken => tracing::info!(
+        WarmUp::Handshaken => tracing::info!(
             elapsed_ms = ms(elapsed),
             "TLS session with the Cloud BOT API set up during init"
         ),
-        WarmUpOutcome::Answered(status) => tracing::info!(
+        WarmUp::Answered(status) => tracing::info!(
             elapsed_ms = ms(elapsed),
             status,
             "connection to the Cloud BOT API opened during init (HEAD /)"
         ),
-        WarmUpOutcome::Skipped(why) => {
+        WarmUp::Skipped(why) => {
             tracing::debug!(
                 mode = mode.as_str(),
                 reason = why,
                 "no warm-up of the Cloud BOT API connection"
             );
         }
-        WarmUpOutcome::TimedOut => tracing::warn!(
+        WarmUp::TimedOut => tracing::warn!(
             mode = mode.as_str(),
             timeout_ms = ms(bound),
             "the warm-up of the Cloud BOT API connection did not finish during init within \
              its timeout: the first request connects on its own"
         ),
-        WarmUpOutcome::Failed(error) => tracing::warn!(
+        WarmUp::Failed(error) => tracing::warn!(
             mode = mode.as_str(),
             error = %error,
             elapsed_ms = ms(elapsed),

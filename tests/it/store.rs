@@ -14,11 +14,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cloudbot_trigger::callback::{
     CallbackId, CallbackState, CallbackStore, Callbacks, Delivery, Lease, NewCallback, SettleClaim,
-    SettleClaimOutcome, SettleFuture, Settled, TaskOutcome, TaskSettler, TaskToken, Turn, turn,
+    SettleClaimWrite, SettleFuture, Settled, TaskOutcome, TaskSettler, TaskToken, Turn, turn,
 };
 use cloudbot_trigger::cloudbot::{ApiBase, BotEndpoint, ExecuteRequest};
 use cloudbot_trigger::idempotency::{
-    ClaimOutcome, Expected, Fingerprint, NewClaim, RecordKey, State, Store, Update, UpdateOutcome,
+    ClaimWrite, Expected, Fingerprint, NewClaim, RecordKey, State, Store, Update, UpdateWrite,
 };
 use cloudbot_trigger::table::DynamoDbStore;
 
@@ -61,9 +61,9 @@ async fn a_lost_claim_returns_the_winning_record_without_a_read() {
     let fp = fingerprint();
     assert_eq!(
         store.claim(&claim(&key, "first", &fp, NOW)).await.unwrap(),
-        ClaimOutcome::Won
+        ClaimWrite::Won
     );
-    let ClaimOutcome::Taken(winner) = store.claim(&claim(&key, "second", &fp, NOW)).await.unwrap()
+    let ClaimWrite::Taken(winner) = store.claim(&claim(&key, "second", &fp, NOW)).await.unwrap()
     else {
         panic!("the second claim must lose");
     };
@@ -93,7 +93,7 @@ async fn an_expired_record_is_claimed_again_though_the_item_is_still_there() {
             .claim(&claim(&key, "today", &fp, later))
             .await
             .unwrap(),
-        ClaimOutcome::Won
+        ClaimWrite::Won
     );
     let record = store.get(&key).await.unwrap().unwrap();
     assert_eq!(record.owner, "today");
@@ -113,7 +113,7 @@ async fn updates_apply_only_to_the_owners_record_in_the_expected_state() {
         owner: "someone",
         state: State::InProgress,
     };
-    let UpdateOutcome::Changed(Some(now)) =
+    let UpdateWrite::Changed(Some(now)) =
         store.update(&key, not_mine, &complete, NOW).await.unwrap()
     else {
         panic!("another owner's update must not apply");
@@ -125,7 +125,7 @@ async fn updates_apply_only_to_the_owners_record_in_the_expected_state() {
     };
     assert_eq!(
         store.update(&key, mine, &complete, NOW).await.unwrap(),
-        UpdateOutcome::Written
+        UpdateWrite::Written
     );
     let record = store.get(&key).await.unwrap().unwrap();
     assert_eq!(record.state, State::Completed);
@@ -136,7 +136,7 @@ async fn updates_apply_only_to_the_owners_record_in_the_expected_state() {
             .update(&key, mine, &Update::Release, NOW)
             .await
             .unwrap(),
-        UpdateOutcome::Changed(Some(_))
+        UpdateWrite::Changed(Some(_))
     ));
     let absent = RecordKey::request("absent").unwrap();
     assert_eq!(
@@ -144,7 +144,7 @@ async fn updates_apply_only_to_the_owners_record_in_the_expected_state() {
             .update(&absent, mine, &Update::Release, NOW)
             .await
             .unwrap(),
-        UpdateOutcome::Changed(None)
+        UpdateWrite::Changed(None)
     );
 }
 
@@ -164,7 +164,7 @@ async fn a_released_key_is_free_and_a_malformed_record_is_an_error_not_a_guess()
         .unwrap();
     assert_eq!(
         store.claim(&claim(&key, "second", &fp, NOW)).await.unwrap(),
-        ClaimOutcome::Won
+        ClaimWrite::Won
     );
 
     let broken = RecordKey::request("broken").unwrap();
@@ -215,7 +215,7 @@ async fn a_settle_claim_is_won_once_and_a_lapsed_lease_is_taken_over() {
     };
     store.create(&new).await.unwrap();
 
-    let SettleClaimOutcome::Won(claimed) = store
+    let SettleClaimWrite::Won(claimed) = store
         .claim_settlement(&settle_claim(&hash, "first", NOW))
         .await
         .unwrap()
@@ -235,7 +235,7 @@ async fn a_settle_claim_is_won_once_and_a_lapsed_lease_is_taken_over() {
         })
     );
     // A second delivery within the lease loses and gets the holder's record back.
-    let SettleClaimOutcome::Lost(Some(held)) = store
+    let SettleClaimWrite::Lost(Some(held)) = store
         .claim_settlement(&settle_claim(&hash, "second", NOW + 9_999))
         .await
         .unwrap()
@@ -256,7 +256,7 @@ async fn a_settle_claim_is_won_once_and_a_lapsed_lease_is_taken_over() {
         CallbackState::Settling
     );
     // The holder died: at the lease's end the next delivery takes the record over.
-    let SettleClaimOutcome::Won(taken) = store
+    let SettleClaimWrite::Won(taken) = store
         .claim_settlement(&settle_claim(&hash, "second", NOW + 10_000))
         .await
         .unwrap()
@@ -268,7 +268,7 @@ async fn a_settle_claim_is_won_once_and_a_lapsed_lease_is_taken_over() {
         .mark_settled(&hash, "succeeded", NOW + 10_001)
         .await
         .unwrap();
-    let SettleClaimOutcome::Lost(Some(settled)) = store
+    let SettleClaimWrite::Lost(Some(settled)) = store
         .claim_settlement(&settle_claim(&hash, "third", NOW + 60_000))
         .await
         .unwrap()
@@ -282,7 +282,7 @@ async fn a_settle_claim_is_won_once_and_a_lapsed_lease_is_taken_over() {
             .claim_settlement(&settle_claim(&"b".repeat(64), "x", NOW))
             .await
             .unwrap(),
-        SettleClaimOutcome::Lost(None)
+        SettleClaimWrite::Lost(None)
     );
 }
 
@@ -316,7 +316,7 @@ async fn a_released_claim_is_waiting_again() {
             .claim_settlement(&settle_claim(&hash, "second", NOW + 2))
             .await
             .unwrap(),
-        SettleClaimOutcome::Won(_)
+        SettleClaimWrite::Won(_)
     ));
 }
 
