@@ -1,6 +1,17 @@
 //! cloudbot-trigger: start Cloud BOT (c-bot.pro) BOTs from AWS Lambda.
 //!
-//! The library holds everything testable; `main.rs` only wires it to the Lambda runtime.
+//! The library holds everything testable; `main.rs` only wires it to the Lambda runtime. Every
+//! file opens with a header saying what it is responsible for, and every folder's `mod.rs` lists
+//! its files, so the headers are the map. Top down (a module uses only those below it):
+//!
+//! - `service/`: one invocation from event to answer, one file per flow.
+//! - `trigger/`: the event shapes, decoded into a [`request::Request`] and answered per trigger.
+//! - `telemetry`, `payload`: logs and spans; the raw payload and the one JSON parser.
+//! - `error/`: the error table and the one place failures become Lambda and HTTP errors.
+//! - `request/`: the one logical request and its validation.
+//! - `callback/`, `idempotency/`: callback-driven runs; exactly-once execute.
+//! - `config/`, `credentials/`, `table`: environment variables; the secret; the shared table.
+//! - `cloudbot/`, `sdk`, `metrics`: the Cloud BOT client; the AWS SDK set-up; EMF metrics.
 
 pub mod callback;
 pub mod cloudbot;

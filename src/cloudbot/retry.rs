@@ -1,18 +1,35 @@
-//! Retry policy: which failed attempts may be repeated, and how long to wait first.
+//! Retry policy: which failed attempts may be repeated, and how long to wait first. The one
+//! statement of it (docs/client.md links here); the figures are the constants below.
 //!
-//! Reads (GET) and suspend (DELETE, idempotent) retry on 429, 5xx, connection failures and
-//! timeouts with exponential backoff and full jitter, honouring `Retry-After`.
+//! - Every call takes `Call.deadline`. No attempt starts with less than [`MIN_ATTEMPT_TIME`]
+//!   left (then `DeadlineExceeded`), no retry wait ends past it, and each attempt's timeout is
+//!   `min(request_timeout, time left)`, enforced around sending **and** reading the body.
+//! - Reads (GET) and suspend (DELETE, idempotent) retry on 429, any 5xx, connection errors,
+//!   resets and timeouts: at most [`MAX_ATTEMPTS`] attempts, exponential backoff with full
+//!   jitter (uniform in `[0, min(MAX_DELAY, BASE_DELAY × 2^(n-1))]`), and at least the server's
+//!   `Retry-After` (seconds or an HTTP date). When `Retry-After` does not fit before the
+//!   deadline the error is returned at once (`RateLimited` / `Unavailable`). 4xx answers and
+//!   undecodable bodies are not retried.
+//! - The waits of one call add up to at most the caller's retry budget
+//!   ([`super::Call::retry_budget`]): a retry that needs more ends the call at once with the
+//!   last error (`RateLimited` and `Unavailable` keep the server's `Retry-After`). A synchronous
+//!   HTTP caller is better served by an early answer carrying `Retry-After` than by a long wait.
 //!
 //! **The execute POST is never retried once the request may have reached the server.** Every
 //! execute that arrives starts a BOT run, and a duplicate run costs the user money and quota.
 //! It is repeated only when the server provably did not start a job: the connection could not
-//! be established (nothing was sent), or the server answered 429 / 503 *with* a `Retry-After`
-//! that still fits before the deadline. A timeout, a reset, any other 5xx, or a 503 without
-//! `Retry-After` ends the call (as `OutcomeUnknown` where a job may exist).
+//! be established (connect error or connect timeout: no byte sent), or the server answered
+//! 429 / 503 *with* a `Retry-After` that still fits before the deadline. A reset before any
+//! answer is not proof (the client cannot tell whether the server processed the request): it
+//! ends as `OutcomeUnknown`, as do a timeout, any other 5xx, a 503 without `Retry-After` and a
+//! success answer that cannot be read.
 //!
-//! Every wait and every attempt stays inside the caller's deadline, and the waits of one call add
-//! up to at most the caller's retry budget ([`super::Call::retry_budget`]): a synchronous HTTP
-//! caller is better served by an early answer carrying `Retry-After` than by a long wait.
+//! Nothing below this policy re-sends a request on its own: the `reqwest` client is built with
+//! `.retry(reqwest::retry::never())` (reqwest's default re-sends after some HTTP/2 protocol
+//! NACKs; HTTP/2 is not compiled in, but the execute rule must not depend on that; unit test
+//! `the_http_client_is_built_with_reqwest_retries_off`). What remains is hyper's pool replacing
+//! a reused keep-alive connection that closed *before* the request was handed to it, so no byte
+//! of that request was ever sent.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,4 +1,5 @@
-//! Repository hygiene that a reader of Cargo.toml relies on.
+//! Repository hygiene that a reader relies on: Cargo.toml's `rust-version`, and a `//!` header
+//! opening every file of the function (the layout is read from those headers).
 
 use std::process::Command;
 
@@ -46,5 +47,36 @@ fn rust_version_is_what_the_locked_dependencies_need() {
         parse(ours),
         parse(needed),
         "Cargo.toml says rust-version {ours}; the dependencies need {needed} ({by})"
+    );
+}
+
+/// Every file under `src/` opens with a `//!` header saying what it is responsible for:
+/// CONTRIBUTING.md's layout points at these headers, so a file without one is a room missing
+/// from the map.
+#[test]
+fn every_file_of_the_function_opens_with_its_module_header() {
+    fn rust_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    assert!(files.len() > 20, "{files:?}");
+    let headless: Vec<_> = files
+        .iter()
+        .filter(|path| !std::fs::read_to_string(path).unwrap().starts_with("//! "))
+        .collect();
+    assert!(
+        headless.is_empty(),
+        "files without a `//!` header: {headless:?}"
     );
 }
