@@ -8,15 +8,13 @@ use std::time::Duration;
 use reqwest::Method;
 use reqwest::header;
 use serde::Deserialize;
-use tokio::time::Instant;
 
-use super::credentials::Credentials;
 use super::endpoint::{ApiBase, BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
 use super::error::{Cause, CloudBotError};
-use super::exchange::{Op, Reply};
+use super::exchange::{self, Call, Op, Reply};
 use super::model::{
     Bot, BotList, Contract, ContractList, ExecuteBody, ExecuteRequest, Job, JobList, JobQuery,
-    Language, Started,
+    Started,
 };
 use super::retry::Safety;
 use super::transport::{ApiWarmUp, Transport, TransportSettings, WarmUp};
@@ -31,10 +29,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_000);
 /// Default timeout of one attempt. Below API Gateway's 30 s integration timeout, so an HTTP
 /// caller gets our answer rather than API Gateway's.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(25_000);
-
-/// Largest response body read (1 MiB). A job with its output is far smaller; anything bigger is
-/// treated as an invalid answer instead of being buffered.
-pub(super) const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
 /// How long an idle keep-alive connection stays in the reads' pool by default: a warm Lambda
 /// reuses it across invocations, and a read written into a connection that died meanwhile is
@@ -88,34 +82,18 @@ fn default_user_agent() -> String {
     format!("cloudbot-trigger/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// Per-call context: who calls, in which language, and until when.
-#[derive(Debug, Clone, Copy)]
-pub struct Call<'a> {
-    /// Access token + secret key.
-    pub credentials: &'a Credentials,
-    /// `content-language` of server messages.
-    pub language: Language,
-    /// No attempt starts, and no retry wait ends, after this instant (the Lambda's remaining
-    /// time minus a safety margin).
-    pub deadline: Instant,
-    /// Most time the call may spend waiting between attempts, all waits together (backoff and
-    /// `Retry-After`); a retry that would need more ends the call with the last error instead.
-    /// [`Duration::MAX`] leaves only the deadline to bound it.
-    pub retry_budget: Duration,
-}
-
 /// Client for the Cloud BOT REST API. Build it once (cold start) and clone it freely: clones
 /// share the connection pool.
 #[derive(Debug, Clone)]
 pub struct CloudBotClient {
-    pub(super) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-pub(super) struct Inner {
-    pub(super) transport: Transport,
+struct Inner {
+    transport: Transport,
     base: ApiBase,
-    pub(super) request_timeout: Duration,
+    request_timeout: Duration,
 }
 
 impl CloudBotClient {
@@ -408,6 +386,11 @@ impl CloudBotClient {
     /// configured base (credentials never follow a URL elsewhere) and names the job id the body
     /// reports; its public id may differ (the server knows where the job lives). A relative
     /// `Location` (`/demo/jobs/...`) is resolved against the base.
+    /// Sends `op` on this client's pools, retried per `retry.rs`.
+    async fn exchange(&self, call: &Call<'_>, op: Op<'_>) -> Result<Reply, CloudBotError> {
+        exchange::exchange(&self.inner.transport, self.inner.request_timeout, call, op).await
+    }
+
     fn server_job_reference(&self, answer: &Reply, job_id: &JobId) -> Option<JobEndpoint> {
         #[derive(Deserialize)]
         struct UrlFields {

@@ -10,11 +10,32 @@ use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
-use super::client::{Call, CloudBotClient, MAX_RESPONSE_BODY};
 use super::credentials::Credentials;
 use super::error::{Cause, CloudBotError, sanitize_message};
 use super::model::ErrorBody;
+use super::model::Language;
 use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
+use super::transport::Transport;
+
+/// Largest response body read (1 MiB). A job with its output is far smaller; anything bigger is
+/// treated as an invalid answer instead of being buffered.
+const MAX_RESPONSE_BODY: usize = 1024 * 1024;
+
+/// Per-call context: who calls, in which language, and until when.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// Access token + secret key.
+    pub credentials: &'a Credentials,
+    /// `content-language` of server messages.
+    pub language: Language,
+    /// No attempt starts, and no retry wait ends, after this instant (the Lambda's remaining
+    /// time minus a safety margin).
+    pub deadline: Instant,
+    /// Most time the call may spend waiting between attempts, all waits together (backoff and
+    /// `Retry-After`); a retry that would need more ends the call with the last error instead.
+    /// [`Duration::MAX`] leaves only the deadline to bound it.
+    pub retry_budget: Duration,
+}
 
 /// One logical request (retried as a whole).
 pub(super) struct Op<'a> {
@@ -56,78 +77,81 @@ enum Judged {
     },
 }
 
-impl CloudBotClient {
-    /// Run `op` with retries per `retry.rs`; `Ok` only for a 2xx answer whose body was read.
-    pub(super) async fn exchange(
-        &self,
-        call: &Call<'_>,
-        op: Op<'_>,
-    ) -> Result<Reply, CloudBotError> {
-        let headers = request_headers(call)?;
-        let mut attempt: u32 = 0;
-        let mut last_error = None;
-        let mut waited = Duration::ZERO;
-        loop {
-            attempt += 1;
-            let now = Instant::now();
-            let time_left = call.deadline.saturating_duration_since(now);
-            if time_left < MIN_ATTEMPT_TIME {
-                // After a failed attempt, its error says more than "no time left".
-                return Err(last_error.unwrap_or(CloudBotError::DeadlineExceeded));
+/// Run `op` on `transport` with retries per `retry.rs`, each attempt within `request_timeout`;
+/// `Ok` only for a 2xx answer whose body was read.
+pub(super) async fn exchange(
+    transport: &Transport,
+    request_timeout: Duration,
+    call: &Call<'_>,
+    op: Op<'_>,
+) -> Result<Reply, CloudBotError> {
+    let headers = request_headers(call)?;
+    let mut attempt: u32 = 0;
+    let mut last_error = None;
+    let mut waited = Duration::ZERO;
+    loop {
+        attempt += 1;
+        let now = Instant::now();
+        let time_left = call.deadline.saturating_duration_since(now);
+        if time_left < MIN_ATTEMPT_TIME {
+            // After a failed attempt, its error says more than "no time left".
+            return Err(last_error.unwrap_or(CloudBotError::DeadlineExceeded));
+        }
+        let attempt_timeout = request_timeout.min(time_left);
+        let result = send_once(transport, &op, &headers, attempt_timeout).await;
+        let latency_ms = u64::try_from(now.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (status, end, error) = match judge(call, &op, result, attempt, latency_ms) {
+            Judged::Over(result) => return result,
+            Judged::Failed { status, end, error } => (status, end, error),
+        };
+        tracing::debug!(
+            method = %op.method,
+            path = op.template,
+            status,
+            attempt,
+            latency_ms,
+            error = error.name(),
+            "cloud bot call failed"
+        );
+        let time_left = call.deadline.saturating_duration_since(Instant::now());
+        let budget_left = call.retry_budget.saturating_sub(waited);
+        match retry::retry_wait(op.safety, end, attempt, time_left, budget_left) {
+            Some(wait) => {
+                last_error = Some(error);
+                waited += wait;
+                tokio::time::sleep(wait).await;
             }
-            let attempt_timeout = self.inner.request_timeout.min(time_left);
-            let result = self.attempt(&op, &headers, attempt_timeout).await;
-            let latency_ms = u64::try_from(now.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let (status, end, error) = match judge(call, &op, result, attempt, latency_ms) {
-                Judged::Over(result) => return result,
-                Judged::Failed { status, end, error } => (status, end, error),
-            };
-            tracing::debug!(
-                method = %op.method,
-                path = op.template,
-                status,
-                attempt,
-                latency_ms,
-                error = error.name(),
-                "cloud bot call failed"
-            );
-            let time_left = call.deadline.saturating_duration_since(Instant::now());
-            let budget_left = call.retry_budget.saturating_sub(waited);
-            match retry::retry_wait(op.safety, end, attempt, time_left, budget_left) {
-                Some(wait) => {
-                    last_error = Some(error);
-                    waited += wait;
-                    tokio::time::sleep(wait).await;
-                }
-                None => return Err(error),
-            }
+            None => return Err(error),
         }
     }
+}
 
-    /// One attempt: send, then read the body with the size cap, all within `timeout`.
-    async fn attempt(&self, op: &Op<'_>, headers: &HeaderMap, timeout: Duration) -> AttemptResult {
-        let mut request = self
-            .inner
-            .transport
-            .for_request(op.safety)
-            .request(op.method.clone(), op.url)
-            .headers(headers.clone())
-            .timeout(timeout);
-        if let Some(body) = &op.body {
-            request = request.body(body.clone());
+/// One attempt: send, then read the body with the size cap, all within `timeout`.
+async fn send_once(
+    transport: &Transport,
+    op: &Op<'_>,
+    headers: &HeaderMap,
+    timeout: Duration,
+) -> AttemptResult {
+    let mut request = transport
+        .for_request(op.safety)
+        .request(op.method.clone(), op.url)
+        .headers(headers.clone())
+        .timeout(timeout);
+    if let Some(body) = &op.body {
+        request = request.body(body.clone());
+    }
+    let exchange = async {
+        match request.send().await {
+            Ok(response) => read_answer(response).await,
+            Err(e) => AttemptResult::Failed(classify(e)),
         }
-        let exchange = async {
-            match request.send().await {
-                Ok(response) => read_answer(response).await,
-                Err(e) => AttemptResult::Failed(classify(e)),
-            }
-        };
-        // reqwest's own timeout covers the same span; this one also bounds the body reads
-        // independently of reqwest's internals, so the deadline holds whatever happens.
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => AttemptResult::Failed(AttemptEnd::Timeout),
-        }
+    };
+    // reqwest's own timeout covers the same span; this one also bounds the body reads
+    // independently of reqwest's internals, so the deadline holds whatever happens.
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => AttemptResult::Failed(AttemptEnd::Timeout),
     }
 }
 
@@ -368,7 +392,6 @@ fn server_message(credentials: &Credentials, body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod status_error_tests {
     use super::*;
-    use crate::cloudbot::Language;
 
     fn error_for(safety: Safety, status: u16, retry_after: Option<u64>) -> CloudBotError {
         let credentials = Credentials::new("token".into(), "secret".into());

@@ -22,7 +22,7 @@ mod retry;
 mod transport;
 
 pub use client::{
-    Call, ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXECUTE_REUSE_WINDOW,
+    ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXECUTE_REUSE_WINDOW,
     DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_BODY,
 };
 pub use credentials::{Credentials, ValueProblem, check_value};
@@ -30,6 +30,7 @@ pub use endpoint::{
     ApiBase, BotEndpoint, BotId, EndpointError, EndpointProblem, JobEndpoint, JobId, PublicId,
 };
 pub use error::{Cause, CloudBotError, MAX_MESSAGE_CHARS};
+pub use exchange::Call;
 pub use model::{
     Bot, Contract, ExecuteRequest, Job, JobQuery, JobStatus, Language, Started, UnknownLanguage,
 };
