@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use std::fmt::Debug;
@@ -57,6 +59,44 @@ impl DynamoDbStore {
     /// The table name or ARN.
     pub(crate) fn table(&self) -> &str {
         &self.table
+    }
+
+    /// Sends a `PutItem` whose answer is not needed.
+    pub(crate) async fn send_put(&self, request: PutItemFluentBuilder) -> Result<(), StoreError> {
+        request
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| unavailable("PutItem", &e))
+    }
+
+    /// Sends an `UpdateItem` whose answer is not needed.
+    pub(crate) async fn send_update(
+        &self,
+        request: UpdateItemFluentBuilder,
+    ) -> Result<(), StoreError> {
+        request
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| unavailable("UpdateItem", &e))
+    }
+
+    /// The item whose key is `key`, read strongly consistent.
+    pub(crate) async fn read_item(
+        &self,
+        key: AttributeValue,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY_ATTRIBUTE, key)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", &e))?;
+        Ok(got.item)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::id::TaskToken;
@@ -25,6 +26,18 @@ const SETTLE_CONDITION: &str = "attribute_exists(#key) AND #expires > :now_s AND
 
 fn record_key(hash: &str) -> AttributeValue {
     string_value(&format!("{RECORD_PREFIX}{hash}"))
+}
+
+impl DynamoDbStore {
+    /// An `UpdateItem` of the callback record `hash`, written only while the record exists.
+    fn existing_record(&self, hash: &str) -> UpdateItemFluentBuilder {
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .key(KEY_ATTRIBUTE, record_key(hash))
+            .condition_expression("attribute_exists(#key)")
+            .expression_attribute_names("#key", KEY_ATTRIBUTE)
+    }
 }
 
 impl CallbackStore for DynamoDbStore {
@@ -47,15 +60,15 @@ impl CallbackStore for DynamoDbStore {
                 ("updated_at".to_owned(), number_value(new.now_ms)),
             ]);
             // A fresh 256-bit id never collides; the condition only guards against a bug.
-            self.client()
-                .put_item()
-                .table_name(self.table())
-                .set_item(Some(record))
-                .condition_expression("attribute_not_exists(#key)")
-                .expression_attribute_names("#key", KEY_ATTRIBUTE)
-                .send()
-                .await
-                .map_err(|e| unavailable("PutItem", &e))?;
+            self.send_put(
+                self.client()
+                    .put_item()
+                    .table_name(self.table())
+                    .set_item(Some(record))
+                    .condition_expression("attribute_not_exists(#key)")
+                    .expression_attribute_names("#key", KEY_ATTRIBUTE),
+            )
+            .await?;
             let pointer = HashMap::from([
                 (
                     KEY_ATTRIBUTE.to_owned(),
@@ -65,14 +78,13 @@ impl CallbackStore for DynamoDbStore {
                 (TTL_ATTRIBUTE.to_owned(), expires),
                 ("updated_at".to_owned(), number_value(new.now_ms)),
             ]);
-            self.client()
-                .put_item()
-                .table_name(self.table())
-                .set_item(Some(pointer))
-                .send()
-                .await
-                .map_err(|e| unavailable("PutItem", &e))?;
-            Ok(())
+            self.send_put(
+                self.client()
+                    .put_item()
+                    .table_name(self.table())
+                    .set_item(Some(pointer)),
+            )
+            .await
         })
     }
 
@@ -83,21 +95,15 @@ impl CallbackStore for DynamoDbStore {
         now_ms: u64,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .update_item()
-                .table_name(self.table())
-                .key(KEY_ATTRIBUTE, record_key(hash))
-                .condition_expression("attribute_exists(#key)")
-                .update_expression("SET #job = :job, #updated = :now")
-                .expression_attribute_names("#key", KEY_ATTRIBUTE)
-                .expression_attribute_names("#job", "job_reference_endpoint")
-                .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(":job", string_value(job_reference_endpoint))
-                .expression_attribute_values(":now", number_value(now_ms))
-                .send()
-                .await
-                .map_err(|e| unavailable("UpdateItem", &e))?;
-            Ok(())
+            self.send_update(
+                self.existing_record(hash)
+                    .update_expression("SET #job = :job, #updated = :now")
+                    .expression_attribute_names("#job", "job_reference_endpoint")
+                    .expression_attribute_names("#updated", "updated_at")
+                    .expression_attribute_values(":job", string_value(job_reference_endpoint))
+                    .expression_attribute_values(":now", number_value(now_ms)),
+            )
+            .await
         })
     }
 
@@ -109,32 +115,18 @@ impl CallbackStore for DynamoDbStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let pointer = self
-                .client()
-                .get_item()
-                .table_name(self.table())
-                .key(
-                    KEY_ATTRIBUTE,
-                    string_value(&format!("{TASK_PREFIX}{task_key}")),
-                )
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| unavailable("GetItem", &e))?;
+                .read_item(string_value(&format!("{TASK_PREFIX}{task_key}")))
+                .await?;
             let Some(hash) = pointer
-                .item()
+                .as_ref()
                 .and_then(|item| item.get("callback_hash"))
                 .and_then(|v| v.as_s().ok())
             else {
                 return Ok(false);
             };
             let updated = self
-                .client()
-                .update_item()
-                .table_name(self.table())
-                .key(KEY_ATTRIBUTE, record_key(hash))
-                .condition_expression("attribute_exists(#key)")
+                .existing_record(hash)
                 .update_expression("SET #token = :token, #updated = :now")
-                .expression_attribute_names("#key", KEY_ATTRIBUTE)
                 .expression_attribute_names("#token", "task_token")
                 .expression_attribute_names("#updated", "updated_at")
                 .expression_attribute_values(":token", string_value(token.expose()))
@@ -151,16 +143,8 @@ impl CallbackStore for DynamoDbStore {
 
     fn read<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<CallbackRecord>> {
         Box::pin(async move {
-            let got = self
-                .client()
-                .get_item()
-                .table_name(self.table())
-                .key(KEY_ATTRIBUTE, record_key(hash))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| unavailable("GetItem", &e))?;
-            got.item().map(record_of).transpose()
+            let got = self.read_item(record_key(hash)).await?;
+            got.as_ref().map(record_of).transpose()
         })
     }
 
@@ -260,29 +244,23 @@ impl CallbackStore for DynamoDbStore {
 
     fn mark_settled<'a>(&'a self, hash: &'a str, how: &'a str, now_ms: u64) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            self.client()
-                .update_item()
-                .table_name(self.table())
-                .key(KEY_ATTRIBUTE, record_key(hash))
-                .condition_expression("attribute_exists(#key)")
-                .update_expression(
-                    "SET #state = :state, #how = :how, #updated = :now REMOVE #until",
-                )
-                .expression_attribute_names("#key", KEY_ATTRIBUTE)
-                .expression_attribute_names("#until", "lease_until")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_names("#how", "settled_as")
-                .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(
-                    ":state",
-                    string_value(CallbackState::Settled.as_str()),
-                )
-                .expression_attribute_values(":how", string_value(how))
-                .expression_attribute_values(":now", number_value(now_ms))
-                .send()
-                .await
-                .map_err(|e| unavailable("UpdateItem", &e))?;
-            Ok(())
+            self.send_update(
+                self.existing_record(hash)
+                    .update_expression(
+                        "SET #state = :state, #how = :how, #updated = :now REMOVE #until",
+                    )
+                    .expression_attribute_names("#until", "lease_until")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_names("#how", "settled_as")
+                    .expression_attribute_names("#updated", "updated_at")
+                    .expression_attribute_values(
+                        ":state",
+                        string_value(CallbackState::Settled.as_str()),
+                    )
+                    .expression_attribute_values(":how", string_value(how))
+                    .expression_attribute_values(":now", number_value(now_ms)),
+            )
+            .await
         })
     }
 }

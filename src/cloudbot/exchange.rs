@@ -66,6 +66,21 @@ enum AttemptResult {
     Failed(AttemptEnd),
 }
 
+/// Logs one attempt at debug: its method, path template, status, attempt number and latency,
+/// then the given fields and message.
+macro_rules! attempt_event {
+    ($op:expr, $status:expr, $attempt:expr, $latency_ms:expr, $($rest:tt)+) => {
+        tracing::debug!(
+            method = %$op.method,
+            path = $op.template,
+            status = $status,
+            attempt = $attempt,
+            latency_ms = $latency_ms,
+            $($rest)+
+        )
+    };
+}
+
 /// How one attempt was judged: the call is over (a 2xx answer, or an error not worth asking
 /// again), or it failed in a way the retry policy decides on.
 enum Judged {
@@ -104,9 +119,8 @@ pub(super) async fn exchange(
             Judged::Over(result) => return result,
             Judged::Failed { status, end, error } => (status, end, error),
         };
-        tracing::debug!(
-            method = %op.method,
-            path = op.template,
+        attempt_event!(
+            op,
             status,
             attempt,
             latency_ms,
@@ -217,10 +231,9 @@ fn judge(
 ) -> Judged {
     match result {
         AttemptResult::Answered(answer) if (200..300).contains(&answer.status) => {
-            tracing::debug!(
-                method = %op.method,
-                path = op.template,
-                status = answer.status,
+            attempt_event!(
+                op,
+                answer.status,
                 attempt,
                 latency_ms,
                 "cloud bot call succeeded"
@@ -256,9 +269,8 @@ fn judge(
         },
         AttemptResult::BodyTooLarge { status } => {
             // Not transient: do not ask for the same oversized answer again.
-            tracing::debug!(
-                method = %op.method,
-                path = op.template,
+            attempt_event!(
+                op,
                 status,
                 attempt,
                 latency_ms,

@@ -141,16 +141,8 @@ impl Store for DynamoDbStore {
 
     fn get<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
         Box::pin(async move {
-            let got = self
-                .client()
-                .get_item()
-                .table_name(self.table())
-                .key(KEY_ATTRIBUTE, string_value(key.as_str()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|err| unavailable("GetItem", &err))?;
-            got.item().map(record_of).transpose()
+            let got = self.read_item(string_value(key.as_str())).await?;
+            got.as_ref().map(record_of).transpose()
         })
     }
 }
