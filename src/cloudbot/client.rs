@@ -9,7 +9,8 @@ use reqwest::Method;
 use reqwest::header;
 use serde::Deserialize;
 
-use super::endpoint::{ApiBase, BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
+use super::base::ApiBase;
+use super::endpoint::{BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
 use super::error::{Cause, CloudBotError};
 use super::exchange::{self, Call, Op, Reply};
 use super::model::{

@@ -1,7 +1,7 @@
 //! Typed client for the Cloud BOT REST API (api.c-bot.pro).
 //!
-//! - `endpoint`: the API base, validated ids, BOT execution / job reference endpoints (strict
-//!   parsing of URLs that arrive in events).
+//! - `base`: the API base and the strict checks of URLs that arrive in events, with their errors.
+//! - `endpoint`: validated ids, BOT execution / job reference endpoints under the base.
 //! - `credentials`: access token + secret key, redacted everywhere.
 //! - `model`: language, job status, Job/Bot/Contract objects, the execute request, job list
 //!   filters.
@@ -12,6 +12,7 @@
 //!   the warm-up of init (a TLS handshake, or a `HEAD` that leaves a connection for the execute).
 //! - `retry`: which failures are retried (never an execute that may have reached the server).
 
+mod base;
 mod client;
 mod credentials;
 mod endpoint;
@@ -21,14 +22,13 @@ mod model;
 mod retry;
 mod transport;
 
+pub use base::{ApiBase, EndpointError, EndpointProblem};
 pub use client::{
     ClientSettings, CloudBotClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXECUTE_REUSE_WINDOW,
     DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_BODY,
 };
 pub use credentials::{Credentials, ValueProblem, check_value};
-pub use endpoint::{
-    ApiBase, BotEndpoint, BotId, EndpointError, EndpointProblem, JobEndpoint, JobId, PublicId,
-};
+pub use endpoint::{BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
 pub use error::{Cause, CloudBotError, MAX_MESSAGE_CHARS};
 pub use exchange::Call;
 pub use model::{

@@ -16,7 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::endpoint::ApiBase;
+use super::base::ApiBase;
 use super::error::CloudBotError;
 use super::retry::Safety;
 

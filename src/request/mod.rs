@@ -1,6 +1,6 @@
 //! The one logical request every trigger is decoded into ([`Request`]), and its validation
 //! (`parse`: [`parse_map`] for a request object, [`parse_routed`] for an API Gateway route that
-//! fixed the operation and its target in the path).
+//! fixed the operation and its target in the path; `execute`: the execute's fields).
 //!
 //! Input is a JSON object (a Step Functions task input, an EventBridge `detail`, an API Gateway
 //! body merged with its path parameters). Every key is matched against the known field names, so
@@ -10,6 +10,7 @@
 //! default BOT. Endpoints and ids are parsed by the client's endpoint module against the configured
 //! API base, so credentials can only ever be sent to that origin.
 
+mod execute;
 mod parse;
 
 use serde_json::Value;
