@@ -221,6 +221,22 @@ async fn read_answer(mut response: reqwest::Response) -> AttemptResult {
     })
 }
 
+/// A non-success answer: its error, and what the retry policy needs of it.
+fn judge_status(call: &Call<'_>, op: &Op<'_>, answer: &Reply) -> Judged {
+    let retry_after = answer
+        .headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+    Judged::Failed {
+        status: Some(answer.status),
+        end: AttemptEnd::Status {
+            status: answer.status,
+            retry_after,
+        },
+        error: status_error(call, op, answer, retry_after),
+    }
+}
+
 /// What one attempt's result means for the call.
 fn judge(
     call: &Call<'_>,
@@ -240,22 +256,7 @@ fn judge(
             );
             Judged::Over(Ok(answer))
         }
-        AttemptResult::Answered(answer) => {
-            let retry_after = answer
-                .headers
-                .get(header::RETRY_AFTER)
-                .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-            let end = AttemptEnd::Status {
-                status: answer.status,
-                retry_after,
-            };
-            let error = status_error(call, op, &answer, retry_after);
-            Judged::Failed {
-                status: Some(answer.status),
-                end,
-                error,
-            }
-        }
+        AttemptResult::Answered(answer) => judge_status(call, op, &answer),
         AttemptResult::BodyCut { status } => Judged::Failed {
             status: Some(status),
             end: AttemptEnd::Transport,

@@ -66,28 +66,7 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
              `schedule` (request fields go inside `request`)",
         ));
     }
-    let key = match (map.get("idempotency_key"), map.get("schedule")) {
-        (Some(_), Some(_)) => {
-            return Err(RequestError::field(
-                "schedule",
-                "conflicts with `idempotency_key`; give one of them",
-            ));
-        }
-        (Some(key), None) => {
-            let key = key.as_str().ok_or_else(|| {
-                RequestError::field(
-                    "idempotency_key",
-                    format!("must be a string, not {}", request::kind_of(key)),
-                )
-            })?;
-            Some(
-                RecordKey::request(key)
-                    .map_err(|p| RequestError::field("idempotency_key", p.to_string()))?,
-            )
-        }
-        (None, Some(schedule)) => Some(schedule_key(schedule)?),
-        (None, None) => None,
-    };
+    let key = envelope_key(&map)?;
     let inner = match map.remove("request") {
         Some(Value::Object(inner)) => inner,
         other => {
@@ -124,6 +103,29 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
         }
     }
     Ok(request)
+}
+
+/// The envelope's idempotency key: its `idempotency_key`, or its `schedule`'s, or none.
+fn envelope_key(map: &Map<String, Value>) -> Result<Option<RecordKey>, RequestError> {
+    match (map.get("idempotency_key"), map.get("schedule")) {
+        (Some(_), Some(_)) => Err(RequestError::field(
+            "schedule",
+            "conflicts with `idempotency_key`; give one of them",
+        )),
+        (Some(key), None) => {
+            let key = key.as_str().ok_or_else(|| {
+                RequestError::field(
+                    "idempotency_key",
+                    format!("must be a string, not {}", request::kind_of(key)),
+                )
+            })?;
+            RecordKey::request(key)
+                .map(Some)
+                .map_err(|p| RequestError::field("idempotency_key", p.to_string()))
+        }
+        (None, Some(schedule)) => schedule_key(schedule).map(Some),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The envelope's task token, for an execute with an idempotency key and no callback of its own
