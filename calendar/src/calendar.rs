@@ -175,15 +175,13 @@ impl FromStr for DaySpan {
             reason,
         };
         let (first, last) = text.split_once("..").unwrap_or((text, text));
+        if text.contains("..") && first == last {
+            return Err(error(
+                "a range's ends are the same day; write the day alone",
+            ));
+        }
         match (parse_month_day(first), parse_month_day(last)) {
-            (Some(from), Some(to)) => {
-                if from == to && first != last {
-                    return Err(error(
-                        "a range's ends are the same day; write the day alone",
-                    ));
-                }
-                return Ok(DaySpan::Yearly { from, to });
-            }
+            (Some(from), Some(to)) => return Ok(DaySpan::Yearly { from, to }),
             (Some(_), None) | (None, Some(_)) => {
                 return Err(error("both ends must be MM-DD, or both YYYY-MM-DD"));
             }
@@ -387,4 +385,4 @@ pub(crate) fn step(date: Date, direction: Direction) -> Option<Date> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

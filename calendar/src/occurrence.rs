@@ -342,10 +342,11 @@ impl Rule<'_> {
                 return Ok(earliest);
             }
             if self.is_nominal(day) {
-                // Shifting forward we walk back, so each find is earlier than the last; shifting
-                // backward we walk forward, so the first find is the earliest.
-                if direction == Direction::Forward || earliest.is_none() {
-                    earliest = Some(day);
+                earliest = Some(day);
+                // Shifting backward we walk forward, so the first find is the earliest: stop
+                // there (and ask nothing of later days, which may be past the holiday data).
+                if direction == Direction::Backward {
+                    return Ok(earliest);
                 }
             }
         }
