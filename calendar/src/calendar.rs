@@ -112,9 +112,11 @@ impl fmt::Display for WeekdayName {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelledDays {
-    /// The days (see [`DaySpan`]).
+    /// The days: `MM-DD` or `MM-DD..MM-DD` every year, `YYYY-MM-DD` or
+    /// `YYYY-MM-DD..YYYY-MM-DD` once.
     pub dates: DaySpan,
     /// What the days are, shown in previews and skip reasons.
+    #[schemars(length(min = 1))]
     pub label: String,
 }
 

@@ -33,9 +33,9 @@ pub enum Recurrence {
     /// Every day (closed days skipped).
     Daily,
     /// On these weekdays.
-    Weekly(Vec<WeekdayName>),
+    Weekly(#[schemars(length(min = 1), extend("uniqueItems" = true))] Vec<WeekdayName>),
     /// On this day of the month, 1 to 31; a month without that day has it on its last day.
-    Monthly(u8),
+    Monthly(#[schemars(range(min = 1, max = 31))] u8),
     /// On the Nth business day of the month (1 to 23), or its last business day (`last`).
     BusinessDay(NthBusinessDay),
 }
@@ -140,10 +140,20 @@ pub enum OnClosed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum SkipReason {
-    /// The nominal day is closed and the rule skips it.
-    Closed {
-        /// Why the day is closed (the holiday's name, the company's label, the weekday).
-        closed: ClosedReason,
+    /// The nominal day is a national holiday and the rule skips it.
+    Holiday {
+        /// The 祝日名.
+        name: &'static str,
+    },
+    /// The nominal day is a company closed day and the rule skips it.
+    CompanyClosed {
+        /// The calendar's label.
+        label: String,
+    },
+    /// The nominal day is a closed weekday and the rule skips it.
+    Weekend {
+        /// The weekday.
+        weekday: WeekdayName,
     },
     /// The nominal day is closed; its occurrence runs on another day.
     Shifted {
@@ -177,7 +187,9 @@ impl SkipReason {
     /// `shifted`, `coalesced`, `too_few_business_days`, `not_scheduled`).
     pub fn code(&self) -> &'static str {
         match self {
-            SkipReason::Closed { closed } => closed.code(),
+            SkipReason::Holiday { .. } => "holiday",
+            SkipReason::CompanyClosed { .. } => "company_closed",
+            SkipReason::Weekend { .. } => "weekend",
             SkipReason::Shifted { .. } => "shifted",
             SkipReason::Coalesced { .. } => "coalesced",
             SkipReason::TooFewBusinessDays { .. } => "too_few_business_days",
@@ -189,7 +201,9 @@ impl SkipReason {
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SkipReason::Closed { closed } => write!(f, "skipped: {closed}"),
+            SkipReason::Holiday { name } => write!(f, "national holiday {name}"),
+            SkipReason::CompanyClosed { label } => write!(f, "company closed day {label}"),
+            SkipReason::Weekend { weekday } => write!(f, "weekend ({weekday})"),
             SkipReason::Shifted { to, closed } => write!(f, "{closed}: runs on {to}"),
             SkipReason::Coalesced { into, on, closed } => {
                 write!(f, "{closed}: joins the run of {into} on {on}")
@@ -198,6 +212,16 @@ impl fmt::Display for SkipReason {
                 write!(f, "the month has {count} business days, not {nth}")
             }
             SkipReason::NotScheduled => f.write_str("not a scheduled day"),
+        }
+    }
+}
+
+impl From<ClosedReason> for SkipReason {
+    fn from(closed: ClosedReason) -> Self {
+        match closed {
+            ClosedReason::Holiday { name } => SkipReason::Holiday { name },
+            ClosedReason::CompanyClosed { label } => SkipReason::CompanyClosed { label },
+            ClosedReason::Weekend { weekday } => SkipReason::Weekend { weekday },
         }
     }
 }
@@ -256,7 +280,7 @@ impl Rule<'_> {
             DayStatus::Closed(closed) => closed,
         };
         let direction = match self.on_closed {
-            OnClosed::Skip => return Ok(Some(Resolution::Skipped(SkipReason::Closed { closed }))),
+            OnClosed::Skip => return Ok(Some(Resolution::Skipped(closed.into()))),
             OnClosed::NextBusinessDay => Direction::Forward,
             OnClosed::PreviousBusinessDay => Direction::Backward,
         };

@@ -28,6 +28,7 @@ pub const FILE_VERSION: u32 = 1;
 #[schemars(title = "cloudbot-trigger schedule file")]
 pub struct ScheduleFile {
     /// The file format version: 1.
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     /// The schedules, each with a unique name.
     pub schedules: Vec<Schedule>,
@@ -100,6 +101,7 @@ pub struct RunPolicies {
     pub max_lateness: Lateness,
     /// After this many consecutive failed runs the schedule pauses itself (1 to 100).
     #[serde(default = "failure_breaker_default")]
+    #[schemars(range(min = 1, max = 100))]
     pub failure_breaker: u8,
 }
 

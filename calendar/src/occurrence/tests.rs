@@ -88,18 +88,14 @@ fn next_business_day_and_skip_on_closed_days() {
     };
     assert_eq!(
         skip.resolve(date(2027, 5, 1)).unwrap(),
-        Some(Resolution::Skipped(SkipReason::Closed {
-            closed: ClosedReason::Weekend {
-                weekday: WeekdayName::Sat
-            }
+        Some(Resolution::Skipped(SkipReason::Weekend {
+            weekday: WeekdayName::Sat
         }))
     );
     assert_eq!(
         skip.resolve(date(2027, 6, 1)).unwrap(),
-        Some(Resolution::Skipped(SkipReason::Closed {
-            closed: ClosedReason::CompanyClosed {
-                label: "棚卸".into()
-            }
+        Some(Resolution::Skipped(SkipReason::CompanyClosed {
+            label: "棚卸".into()
         }))
     );
 }
