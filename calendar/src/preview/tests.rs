@@ -1,1 +1,158 @@
-//! Tests.
+//! Previews: runs, shifted and skipped occurrences labelled with the holiday's name, and where the
+//! holiday data ends.
+
+use jiff::civil::{Date, date};
+use serde_json::json;
+
+use super::*;
+use crate::calendar::{ClosedReason, WeekdayName};
+use crate::schedule::ScheduleFile;
+
+fn schedule(extra: serde_json::Value) -> Schedule {
+    let mut schedule = json!({
+        "name": "s",
+        "at": "07:00",
+        "recurrence": "daily",
+        "bot_endpoint": "https://api.c-bot.pro/demo/bots/b/jobs",
+        "calendar": {"closed": [{"dates": "12-29..01-03", "label": "年末年始"}]}
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        schedule[key] = value.clone();
+    }
+    let file = ScheduleFile::from_value(json!({"version": 1, "schedules": [schedule]})).unwrap();
+    file.schedules.into_iter().next().unwrap()
+}
+
+/// A compact form of an entry: (day, nominal, "run" or the skip reason's code).
+fn lines(preview: &Preview) -> Vec<(Date, Date, &'static str)> {
+    preview
+        .entries
+        .iter()
+        .map(|entry| {
+            let kind = match &entry.kind {
+                PreviewKind::Run { .. } => "run",
+                PreviewKind::Skipped { reason } => reason.code(),
+            };
+            (entry.day, entry.nominal, kind)
+        })
+        .collect()
+}
+
+#[test]
+fn golden_week_is_labelled_day_by_day() {
+    let daily = schedule(json!({}));
+    let preview = preview(&daily, date(2027, 4, 28), 10);
+    assert_eq!(preview.stopped, None);
+    let days: Vec<(Date, String)> = preview
+        .entries
+        .iter()
+        .map(|entry| match &entry.kind {
+            PreviewKind::Run { .. } => (entry.day, "run".to_owned()),
+            PreviewKind::Skipped { reason } => (entry.day, reason.to_string()),
+        })
+        .collect();
+    let expected = [
+        (date(2027, 4, 28), "run"),
+        (date(2027, 4, 29), "national holiday 昭和の日"),
+        (date(2027, 4, 30), "run"),
+        (date(2027, 5, 1), "weekend (Saturday)"),
+        (date(2027, 5, 2), "weekend (Sunday)"),
+        (date(2027, 5, 3), "national holiday 憲法記念日"),
+        (date(2027, 5, 4), "national holiday みどりの日"),
+        (date(2027, 5, 5), "national holiday こどもの日"),
+        (date(2027, 5, 6), "run"),
+        (date(2027, 5, 7), "run"),
+    ];
+    let expected: Vec<(Date, String)> = expected
+        .iter()
+        .map(|(d, s)| (*d, (*s).to_owned()))
+        .collect();
+    assert_eq!(days, expected);
+    assert_eq!(
+        preview.entries[0].kind,
+        PreviewKind::Run {
+            at: "2027-04-27T22:00:00Z".parse().unwrap()
+        }
+    );
+}
+
+#[test]
+fn a_shifted_occurrence_shows_on_both_days() {
+    let payroll =
+        schedule(json!({"recurrence": {"monthly": 25}, "on_closed": "previous_business_day"}));
+    let listed = preview(&payroll, date(2027, 4, 1), 61);
+    assert_eq!(
+        lines(&listed),
+        [
+            (date(2027, 4, 23), date(2027, 4, 25), "run"),
+            (date(2027, 4, 25), date(2027, 4, 25), "shifted"),
+            (date(2027, 5, 25), date(2027, 5, 25), "run"),
+        ]
+    );
+    assert_eq!(
+        listed.entries[1].kind,
+        PreviewKind::Skipped {
+            reason: SkipReason::Shifted {
+                to: date(2027, 4, 23),
+                closed: ClosedReason::Weekend {
+                    weekday: WeekdayName::Sun
+                }
+            }
+        }
+    );
+    // The run of an occurrence shifted back before the window is not in it; the nominal day is.
+    let first =
+        schedule(json!({"recurrence": {"monthly": 1}, "on_closed": "previous_business_day"}));
+    assert_eq!(
+        lines(&preview(&first, date(2027, 5, 1), 3)),
+        [(date(2027, 5, 1), date(2027, 5, 1), "shifted")]
+    );
+}
+
+#[test]
+fn a_month_without_the_requested_business_day_is_listed_on_its_last_day() {
+    let twentieth = schedule(json!({"recurrence": {"business_day": 20}}));
+    assert_eq!(
+        lines(&preview(&twentieth, date(2027, 2, 1), 60)),
+        [
+            (
+                date(2027, 2, 28),
+                date(2027, 2, 28),
+                "too_few_business_days"
+            ),
+            (date(2027, 3, 29), date(2027, 3, 29), "run")
+        ]
+    );
+}
+
+#[test]
+fn a_preview_past_the_holiday_data_stops_there_and_says_so() {
+    let daily = schedule(json!({}));
+    let preview = preview(&daily, date(2027, 12, 27), 10);
+    assert_eq!(
+        lines(&preview),
+        [
+            (date(2027, 12, 27), date(2027, 12, 27), "run"),
+            (date(2027, 12, 28), date(2027, 12, 28), "run"),
+            (date(2027, 12, 29), date(2027, 12, 29), "company_closed"),
+            (date(2027, 12, 30), date(2027, 12, 30), "company_closed"),
+            (date(2027, 12, 31), date(2027, 12, 31), "company_closed"),
+        ]
+    );
+    assert_eq!(
+        preview.stopped,
+        Some(CalendarError::Stale {
+            date: date(2028, 1, 1),
+            valid_through: date(2027, 12, 31)
+        })
+    );
+    let json = serde_json::to_value(&preview).unwrap();
+    assert_eq!(
+        json["entries"][2],
+        json!({"day": "2027-12-29", "nominal": "2027-12-29", "kind": "skipped", "reason": "company_closed", "label": "年末年始"})
+    );
+    assert_eq!(
+        json["stopped"],
+        json!("2028-01-01 is past the Japanese holiday data, which is valid through 2027-12-31")
+    );
+}
