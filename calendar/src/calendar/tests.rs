@@ -165,16 +165,16 @@ fn weekends_are_closed_unless_the_rule_opens_them_and_holidays_can_be_ignored() 
 #[test]
 fn a_date_past_the_holiday_data_is_stale_unless_it_is_an_extra_open_day() {
     let mut rule = CalendarRule::default();
-    let day = date(2028, 1, 4);
+    let day = holidays::valid_through() + jiff::Span::new().days(4);
     assert_eq!(
         rule.status(day),
         Err(CalendarError::Stale {
             date: day,
-            valid_through: date(2027, 12, 31)
+            valid_through: holidays::valid_through()
         })
     );
     rule.open.push(LabelledDays {
-        dates: "2028-01-04".parse().unwrap(),
+        dates: day.to_string().parse().unwrap(),
         label: "仕事始め".into(),
     });
     assert_eq!(rule.status(day).unwrap(), DayStatus::Open);

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::calendar::tests::company;
+use crate::holidays;
 
 fn recurrence(value: serde_json::Value) -> Recurrence {
     serde_json::from_value(value).unwrap()
@@ -332,23 +333,29 @@ fn resolve_and_decide_day_agree_on_every_day() {
 
 #[test]
 fn a_decision_that_needs_days_past_the_data_is_stale() {
-    let calendar = company();
+    // Every weekday open, so the scenario holds in whichever year the data ends.
+    let calendar: CalendarRule = serde_json::from_value(json!({
+        "closed_weekdays": [],
+        "closed": [{"dates": "12-29..01-03", "label": "年末年始"}]
+    }))
+    .unwrap();
+    let year = holidays::VALID_THROUGH_YEAR;
+    let last_open = date(year, 12, 28);
+    let new_year = date(year + 1, 1, 1);
     let first = recurrence(json!({"monthly": 1}));
     let rule = Rule {
         recurrence: &first,
         on_closed: OnClosed::PreviousBusinessDay,
         calendar: &calendar,
     };
-    // 2028-01-01 would run on the last business day of 2027, but 2028 is past the data.
+    // The next 1 January would run on the last business day of the data's last year, but the
+    // next year is past the data: whether it is closed is not known.
     let stale = |day| CalendarError::Stale {
         date: day,
-        valid_through: date(2027, 12, 31),
+        valid_through: holidays::valid_through(),
     };
-    assert_eq!(
-        rule.decide_day(date(2027, 12, 28)),
-        Err(stale(date(2028, 1, 1)))
-    );
-    assert_eq!(rule.resolve(date(2028, 1, 1)), Err(stale(date(2028, 1, 1))));
+    assert_eq!(rule.decide_day(last_open), Err(stale(new_year)));
+    assert_eq!(rule.resolve(new_year), Err(stale(new_year)));
     // A nominal day inside the data whose shift stays inside it is answered.
     let monthly = recurrence(json!({"monthly": 31}));
     let rule = Rule {
@@ -356,9 +363,9 @@ fn a_decision_that_needs_days_past_the_data_is_stale() {
         ..rule
     };
     assert_eq!(
-        rule.decide_day(date(2027, 12, 28)).unwrap(),
+        rule.decide_day(last_open).unwrap(),
         DayDecision::Run {
-            nominal: date(2027, 12, 31)
+            nominal: date(year, 12, 31)
         }
     );
 }

@@ -127,32 +127,39 @@ fn a_month_without_the_requested_business_day_is_listed_on_its_last_day() {
 
 #[test]
 fn a_preview_past_the_holiday_data_stops_there_and_says_so() {
-    let daily = schedule(json!({}));
-    let preview = preview(&daily, date(2027, 12, 27), 10);
+    // Every weekday open, so the scenario holds in whichever year the data ends.
+    let daily = schedule(json!({"calendar": {
+        "closed_weekdays": [],
+        "closed": [{"dates": "12-29..01-03", "label": "年末年始"}]
+    }}));
+    let year = crate::holidays::VALID_THROUGH_YEAR;
+    let listed = preview(&daily, date(year, 12, 27), 10);
+    let day = |d| date(year, 12, d);
     assert_eq!(
-        lines(&preview),
+        lines(&listed),
         [
-            (date(2027, 12, 27), date(2027, 12, 27), "run"),
-            (date(2027, 12, 28), date(2027, 12, 28), "run"),
-            (date(2027, 12, 29), date(2027, 12, 29), "company_closed"),
-            (date(2027, 12, 30), date(2027, 12, 30), "company_closed"),
-            (date(2027, 12, 31), date(2027, 12, 31), "company_closed"),
+            (day(27), day(27), "run"),
+            (day(28), day(28), "run"),
+            (day(29), day(29), "company_closed"),
+            (day(30), day(30), "company_closed"),
+            (day(31), day(31), "company_closed"),
         ]
     );
-    assert_eq!(
-        preview.stopped,
-        Some(CalendarError::Stale {
-            date: date(2028, 1, 1),
-            valid_through: date(2027, 12, 31)
-        })
-    );
-    let json = serde_json::to_value(&preview).unwrap();
+    let stale = CalendarError::Stale {
+        date: date(year + 1, 1, 1),
+        valid_through: day(31),
+    };
+    assert_eq!(listed.stopped, Some(stale));
+    let json = serde_json::to_value(&listed).unwrap();
     assert_eq!(
         json["entries"][2],
-        json!({"day": "2027-12-29", "nominal": "2027-12-29", "kind": "skipped", "reason": "company_closed", "label": "年末年始"})
+        json!({"day": day(29), "nominal": day(29), "kind": "skipped", "reason": "company_closed", "label": "年末年始"})
     );
     assert_eq!(
         json["stopped"],
-        json!("2028-01-01 is past the Japanese holiday data, which is valid through 2027-12-31")
+        json!(format!(
+            "{}-01-01 is past the Japanese holiday data, which is valid through {year}-12-31",
+            year + 1
+        ))
     );
 }
