@@ -79,6 +79,21 @@ pub enum WeekdayName {
     Sun,
 }
 
+impl WeekdayName {
+    /// The name as written in a schedule file (`mon`).
+    pub fn code(self) -> &'static str {
+        match self {
+            WeekdayName::Mon => "mon",
+            WeekdayName::Tue => "tue",
+            WeekdayName::Wed => "wed",
+            WeekdayName::Thu => "thu",
+            WeekdayName::Fri => "fri",
+            WeekdayName::Sat => "sat",
+            WeekdayName::Sun => "sun",
+        }
+    }
+}
+
 impl From<Weekday> for WeekdayName {
     fn from(weekday: Weekday) -> Self {
         match weekday {

@@ -527,13 +527,7 @@ impl ScheduleFile {
                     {
                         return Err(FileError::field(
                             at("recurrence.weekly"),
-                            format!(
-                                "names `{}` twice",
-                                serde_json::to_value(day)
-                                    .unwrap_or_default()
-                                    .as_str()
-                                    .unwrap_or_default()
-                            ),
+                            format!("names `{}` twice", day.code()),
                         ));
                     }
                 }

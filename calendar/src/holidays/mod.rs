@@ -104,9 +104,8 @@ fn parse(text: &'static str) -> Result<Vec<Holiday>, CalendarError> {
         }
         let malformed = CalendarError::MalformedData { line: line_no };
         let (date, name) = line.split_once(',').ok_or(malformed)?;
-        let mut parts = date.split('/');
-        let mut next = || parts.next().and_then(|part| part.parse::<i16>().ok());
-        let (Some(year), Some(month), Some(day)) = (next(), next(), next()) else {
+        let parts: Option<Vec<i16>> = date.split('/').map(|part| part.parse().ok()).collect();
+        let Some(&[year, month, day]) = parts.as_deref() else {
             return Err(malformed);
         };
         let month = i8::try_from(month).map_err(|_| malformed)?;

@@ -155,6 +155,9 @@ fn malformed_data_is_an_error_naming_the_line() {
         ("2020/1/1\n", 2),
         ("2020/1/2,a\n2020/1/1,b\n", 3),
         ("2020/1/1,\n", 2),
+        ("2020/1/1/1,x\n", 2),
+        ("2020/x/1,x\n", 2),
+        ("2020/x/1/1,x\n", 2),
     ] {
         let text: &'static str = format!("{header}{body}").leak();
         assert_eq!(
