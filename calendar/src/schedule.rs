@@ -79,6 +79,79 @@ fn enabled_default() -> bool {
 }
 
 impl Schedule {
+    /// Reads and validates one schedule (as the CLI sends it to the function); fields are named
+    /// relative to the schedule (`calendar.closed[0].dates`).
+    pub fn from_value(value: Value) -> Result<Self, FileError> {
+        let schedule: Schedule = serde_path_to_error::deserialize(value).map_err(path_error)?;
+        schedule.check()?;
+        Ok(schedule)
+    }
+
+    /// The checks serde cannot express: values in range and combinations that would not do
+    /// what they say.
+    fn check(&self) -> Result<(), FileError> {
+        match &self.recurrence {
+            Recurrence::Weekly(days) if days.is_empty() => {
+                return Err(FileError::field("recurrence.weekly", "names no weekday"));
+            }
+            Recurrence::Weekly(days) => {
+                if let Some(day) = days
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, d)| days[..i].contains(d).then_some(d))
+                {
+                    return Err(FileError::field(
+                        "recurrence.weekly",
+                        format!("names `{}` twice", day.code()),
+                    ));
+                }
+            }
+            Recurrence::Monthly(day) if !(1..=31).contains(day) => {
+                return Err(FileError::field(
+                    "recurrence.monthly",
+                    "must be a day of the month, 1 to 31",
+                ));
+            }
+            Recurrence::Daily if self.on_closed.is_some_and(|o| o != OnClosed::Skip) => {
+                return Err(FileError::field(
+                    "on_closed",
+                    "cannot shift a daily schedule: every closed day would move onto a business day that runs anyway; use skip",
+                ));
+            }
+            Recurrence::BusinessDay(_) if self.on_closed.is_some() => {
+                return Err(FileError::field(
+                    "on_closed",
+                    "has no effect with business_day, which is always a business day; remove it",
+                ));
+            }
+            _ => {}
+        }
+        let calendar = &self.calendar;
+        let closed_weekdays: std::collections::BTreeSet<_> =
+            calendar.closed_weekdays.iter().collect();
+        if closed_weekdays.len() == 7 && calendar.open.is_empty() {
+            return Err(FileError::field(
+                "calendar.closed_weekdays",
+                "closes every day of the week",
+            ));
+        }
+        for (list, days) in [("closed", &calendar.closed), ("open", &calendar.open)] {
+            if let Some(i) = days.iter().position(|d| d.label.trim().is_empty()) {
+                return Err(FileError::field(
+                    format!("calendar.{list}[{i}].label"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if !(1..=100).contains(&self.policies.failure_breaker) {
+            return Err(FileError::field(
+                "policies.failure_breaker",
+                "must be 1 to 100",
+            ));
+        }
+        Ok(())
+    }
+
     /// The recurrence, calendar and closed-day policy that decide which days run.
     pub fn rule(&self) -> Rule<'_> {
         Rule {
@@ -474,23 +547,12 @@ impl ScheduleFile {
 
     /// Validates a schedule file already parsed into JSON values.
     pub fn from_value(value: Value) -> Result<Self, FileError> {
-        let file: ScheduleFile = serde_path_to_error::deserialize(value).map_err(|error| {
-            let field = error.path().to_string();
-            FileError::field(
-                if field == "." {
-                    "(file)".to_owned()
-                } else {
-                    field
-                },
-                error.into_inner().to_string(),
-            )
-        })?;
+        let file: ScheduleFile = serde_path_to_error::deserialize(value).map_err(path_error)?;
         file.validate()?;
         Ok(file)
     }
 
-    /// The checks serde cannot express: the version, unique names, values in range and
-    /// combinations that would not do what they say.
+    /// The file-wide checks (the version, unique names), then each schedule's.
     fn validate(&self) -> Result<(), FileError> {
         if self.version != FILE_VERSION {
             return Err(FileError::field(
@@ -512,69 +574,27 @@ impl ScheduleFile {
                     ),
                 ));
             }
-            match &schedule.recurrence {
-                Recurrence::Weekly(days) if days.is_empty() => {
-                    return Err(FileError::field(
-                        at("recurrence.weekly"),
-                        "names no weekday",
-                    ));
-                }
-                Recurrence::Weekly(days) => {
-                    if let Some(day) = days
-                        .iter()
-                        .enumerate()
-                        .find_map(|(i, d)| days[..i].contains(d).then_some(d))
-                    {
-                        return Err(FileError::field(
-                            at("recurrence.weekly"),
-                            format!("names `{}` twice", day.code()),
-                        ));
-                    }
-                }
-                Recurrence::Monthly(day) if !(1..=31).contains(day) => {
-                    return Err(FileError::field(
-                        at("recurrence.monthly"),
-                        "must be a day of the month, 1 to 31",
-                    ));
-                }
-                Recurrence::Daily if schedule.on_closed.is_some_and(|o| o != OnClosed::Skip) => {
-                    return Err(FileError::field(
-                        at("on_closed"),
-                        "cannot shift a daily schedule: every closed day would move onto a business day that runs anyway; use skip",
-                    ));
-                }
-                Recurrence::BusinessDay(_) if schedule.on_closed.is_some() => {
-                    return Err(FileError::field(
-                        at("on_closed"),
-                        "has no effect with business_day, which is always a business day; remove it",
-                    ));
-                }
-                _ => {}
-            }
-            let calendar = &schedule.calendar;
-            if calendar.closed_weekdays.len() == 7 && calendar.open.is_empty() {
-                return Err(FileError::field(
-                    at("calendar.closed_weekdays"),
-                    "closes every day of the week",
-                ));
-            }
-            for (list, days) in [("closed", &calendar.closed), ("open", &calendar.open)] {
-                if let Some(i) = days.iter().position(|d| d.label.trim().is_empty()) {
-                    return Err(FileError::field(
-                        at(&format!("calendar.{list}[{i}].label")),
-                        "must not be empty",
-                    ));
-                }
-            }
-            if !(1..=100).contains(&schedule.policies.failure_breaker) {
-                return Err(FileError::field(
-                    at("policies.failure_breaker"),
-                    "must be 1 to 100",
-                ));
-            }
+            schedule.check().map_err(|error| match error {
+                FileError::Field { field, reason } => FileError::Field {
+                    field: at(&field),
+                    reason,
+                },
+                other => other,
+            })?;
         }
         Ok(())
     }
+}
+
+/// A serde error with the path of the field it is about.
+fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> FileError {
+    let field = error.path().to_string();
+    let field = if field == "." {
+        "(file)".to_owned()
+    } else {
+        field
+    };
+    FileError::field(field, error.into_inner().to_string())
 }
 
 /// The JSON Schema of the schedule file, generated from the model.

@@ -337,3 +337,37 @@ fn the_schema_names_the_fields_and_refuses_unknown_ones() {
         assert!(schedule["properties"].get(field).is_some(), "{field}");
     }
 }
+
+#[test]
+fn one_schedule_alone_is_validated_with_fields_named_from_it() {
+    let schedule = minimal()["schedules"][0].clone();
+    assert_eq!(
+        Schedule::from_value(schedule.clone())
+            .unwrap()
+            .name
+            .as_str(),
+        "report"
+    );
+    let mut bad = schedule.clone();
+    bad["calendar"] = json!({"open": [{"dates": "2027-13-01", "label": "x"}]});
+    assert!(matches!(
+        Schedule::from_value(bad),
+        Err(FileError::Field { field, .. }) if field == "calendar.open[0].dates"
+    ));
+    let mut bad = schedule;
+    bad["on_closed"] = json!("previous_business_day");
+    assert!(matches!(
+        Schedule::from_value(bad),
+        Err(FileError::Field { field, .. }) if field == "on_closed"
+    ));
+}
+
+#[test]
+fn a_calendar_closing_every_weekday_is_refused_even_with_repeats() {
+    let mut file = minimal();
+    file["schedules"][0]["calendar"] =
+        json!({"closed_weekdays": ["sat", "sat", "sun", "mon", "tue", "wed", "thu"]});
+    assert!(ScheduleFile::from_value(file.clone()).is_ok());
+    file["schedules"][0]["calendar"]["closed_weekdays"][1] = json!("fri");
+    assert_eq!(field_error(file).0, "schedules[0].calendar.closed_weekdays");
+}
