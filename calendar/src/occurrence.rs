@@ -256,6 +256,8 @@ pub enum DayDecision {
 pub struct Rule<'a> {
     /// The nominal occurrences.
     pub recurrence: &'a Recurrence,
+    /// Only nominal occurrences in these months (1 to 12); all months when `None`.
+    pub months: Option<&'a [u8]>,
     /// What a closed nominal day does (ignored by `business_day`, always a business day).
     pub on_closed: OnClosed,
     /// The business calendar.
@@ -266,6 +268,9 @@ impl Rule<'_> {
     /// Where the occurrence of nominal date `nominal` runs; `None` when `nominal` is not an
     /// occurrence of the recurrence.
     pub fn resolve(&self, nominal: Date) -> Result<Option<Resolution>, CalendarError> {
+        if !self.in_months(nominal) {
+            return Ok(None);
+        }
         if let Recurrence::BusinessDay(nth) = self.recurrence {
             return Ok(match self.nth_business_day(nominal, *nth)? {
                 Ok(day) if day == nominal => Some(Resolution::Run { on: nominal }),
@@ -297,6 +302,9 @@ impl Rule<'_> {
     /// Whether an occurrence runs on `day`, and which; if none, why not.
     pub fn decide_day(&self, day: Date) -> Result<DayDecision, CalendarError> {
         if let Recurrence::BusinessDay(nth) = self.recurrence {
+            if !self.in_months(day) {
+                return Ok(DayDecision::Skip(SkipReason::NotScheduled));
+            }
             return Ok(match self.nth_business_day(day, *nth)? {
                 Ok(run) if run == day => DayDecision::Run { nominal: day },
                 _ => DayDecision::Skip(SkipReason::NotScheduled),
@@ -330,8 +338,20 @@ impl Rule<'_> {
         })
     }
 
+    /// Whether `date` is in one of the rule's months.
+    pub fn in_months(&self, date: Date) -> bool {
+        self.months.is_none_or(|months| {
+            months
+                .iter()
+                .any(|month| i8::try_from(*month) == Ok(date.month()))
+        })
+    }
+
     /// Whether `date` is a nominal occurrence of a date-based recurrence (not `business_day`).
     fn is_nominal(&self, date: Date) -> bool {
+        if !self.in_months(date) {
+            return false;
+        }
         match self.recurrence {
             Recurrence::Daily => true,
             Recurrence::Weekly(days) => days.contains(&WeekdayName::from(date.weekday())),

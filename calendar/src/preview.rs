@@ -99,6 +99,7 @@ fn preview_day(
                 kind: run,
             });
         } else if day == day.last_of_month()
+            && rule.in_months(day)
             && let Err(reason) = rule.nth_business_day(day, nth)?
         {
             // A month without the requested business day: one line on its last day.

@@ -49,6 +49,11 @@ pub struct Schedule {
     /// Which days: `daily`, `{weekly: [mon, thu]}`, `{monthly: 25}`, `{business_day: 3}` or
     /// `{business_day: last}`.
     pub recurrence: Recurrence,
+    /// Only in these months (1 to 12), e.g. `[3, 6, 9, 12]` for quarter ends; every month when
+    /// absent. Applies to the nominal dates: a shifted run may fall in another month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1), extend("uniqueItems" = true), inner(range(min = 1, max = 12)))]
+    pub months: Option<Vec<u8>>,
     /// The IANA time zone the time of day and the dates are read in.
     #[serde(default)]
     pub time_zone: Zone,
@@ -126,6 +131,27 @@ impl Schedule {
             }
             _ => {}
         }
+        if let Some(months) = &self.months {
+            if months.is_empty() {
+                return Err(FileError::field(
+                    "months",
+                    "names no month; remove it for every month",
+                ));
+            }
+            if let Some(month) = months.iter().find(|m| !(1..=12).contains(*m)) {
+                return Err(FileError::field(
+                    "months",
+                    format!("{month} is not a month, 1 to 12"),
+                ));
+            }
+            if let Some(month) = months
+                .iter()
+                .enumerate()
+                .find_map(|(i, m)| months[..i].contains(m).then_some(m))
+            {
+                return Err(FileError::field("months", format!("names {month} twice")));
+            }
+        }
         let calendar = &self.calendar;
         let closed_weekdays: std::collections::BTreeSet<_> =
             calendar.closed_weekdays.iter().collect();
@@ -156,6 +182,7 @@ impl Schedule {
     pub fn rule(&self) -> Rule<'_> {
         Rule {
             recurrence: &self.recurrence,
+            months: self.months.as_deref(),
             on_closed: self.on_closed.unwrap_or_default(),
             calendar: &self.calendar,
         }

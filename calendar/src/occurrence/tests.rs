@@ -26,6 +26,7 @@ fn the_25th_or_the_business_day_before() {
     let monthly = recurrence(json!({"monthly": 25}));
     let rule = Rule {
         recurrence: &monthly,
+        months: None,
         on_closed: OnClosed::PreviousBusinessDay,
         calendar: &calendar,
     };
@@ -48,6 +49,7 @@ fn previous_business_day_crosses_month_and_year_boundaries() {
     let first = recurrence(json!({"monthly": 1}));
     let rule = Rule {
         recurrence: &first,
+        months: None,
         on_closed: OnClosed::PreviousBusinessDay,
         calendar: &calendar,
     };
@@ -72,6 +74,7 @@ fn next_business_day_and_skip_on_closed_days() {
     let first = recurrence(json!({"monthly": 1}));
     let next = Rule {
         recurrence: &first,
+        months: None,
         on_closed: OnClosed::NextBusinessDay,
         calendar: &calendar,
     };
@@ -107,6 +110,7 @@ fn a_day_of_month_beyond_the_months_end_is_its_last_day() {
     let last = recurrence(json!({"monthly": 31}));
     let rule = Rule {
         recurrence: &last,
+        months: None,
         on_closed: OnClosed::PreviousBusinessDay,
         calendar: &calendar,
     };
@@ -194,6 +198,7 @@ fn nth_and_last_business_days_of_months_that_start_or_end_on_closed_days() {
     let daily = Recurrence::Daily;
     let rule = Rule {
         recurrence: &daily,
+        months: None,
         on_closed: OnClosed::Skip,
         calendar: &calendar,
     };
@@ -207,6 +212,7 @@ fn nth_and_last_business_days_of_months_that_start_or_end_on_closed_days() {
             let recurrence = Recurrence::BusinessDay(nth);
             let rule = Rule {
                 recurrence: &recurrence,
+                months: None,
                 ..rule
             };
             assert_eq!(rule.resolve(day).unwrap(), run(day));
@@ -230,6 +236,7 @@ fn occurrences_shifted_onto_one_day_run_once_as_the_earliest() {
     let weekly = recurrence(json!({"weekly": ["mon", "tue", "thu"]}));
     let rule = Rule {
         recurrence: &weekly,
+        months: None,
         on_closed: OnClosed::NextBusinessDay,
         calendar: &calendar,
     };
@@ -251,6 +258,7 @@ fn occurrences_shifted_onto_one_day_run_once_as_the_earliest() {
     let weekly = recurrence(json!({"weekly": ["mon", "tue"]}));
     let rule = Rule {
         recurrence: &weekly,
+        months: None,
         ..rule
     };
     assert_eq!(
@@ -304,9 +312,13 @@ fn resolve_and_decide_day_agree_on_every_day() {
     let mut runs = 0;
     for calendar in &calendars {
         for recurrence in &recurrences {
-            for on_closed in policies {
+            for (on_closed, months) in policies
+                .into_iter()
+                .flat_map(|p| [(p, None), (p, Some(&[1, 5, 12][..]))])
+            {
                 let rule = Rule {
                     recurrence,
+                    months,
                     on_closed,
                     calendar,
                 };
@@ -345,6 +357,7 @@ fn a_decision_that_needs_days_past_the_data_is_stale() {
     let first = recurrence(json!({"monthly": 1}));
     let rule = Rule {
         recurrence: &first,
+        months: None,
         on_closed: OnClosed::PreviousBusinessDay,
         calendar: &calendar,
     };
@@ -360,6 +373,7 @@ fn a_decision_that_needs_days_past_the_data_is_stale() {
     let monthly = recurrence(json!({"monthly": 31}));
     let rule = Rule {
         recurrence: &monthly,
+        months: None,
         ..rule
     };
     assert_eq!(

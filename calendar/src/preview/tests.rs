@@ -163,3 +163,29 @@ fn a_preview_past_the_holiday_data_stops_there_and_says_so() {
         ))
     );
 }
+
+#[test]
+fn a_quarter_end_close_runs_on_the_last_business_day_of_its_months_only() {
+    let close = schedule(json!({"recurrence": {"business_day": "last"}, "months": [3, 6, 9, 12]}));
+    assert_eq!(
+        lines(&preview(&close, date(2027, 1, 1), 365)),
+        [
+            (date(2027, 3, 31), date(2027, 3, 31), "run"),
+            (date(2027, 6, 30), date(2027, 6, 30), "run"),
+            (date(2027, 9, 30), date(2027, 9, 30), "run"),
+            // 29–31 December are 年末年始 on this calendar.
+            (date(2027, 12, 28), date(2027, 12, 28), "run"),
+        ]
+    );
+    let payroll = schedule(
+        json!({"recurrence": {"monthly": 1}, "months": [5], "on_closed": "previous_business_day"}),
+    );
+    // 1 May 2027 is a Saturday: the May occurrence runs on 30 April, outside its month.
+    assert_eq!(
+        lines(&preview(&payroll, date(2027, 4, 1), 60)),
+        [
+            (date(2027, 4, 30), date(2027, 5, 1), "run"),
+            (date(2027, 5, 1), date(2027, 5, 1), "shifted")
+        ]
+    );
+}

@@ -38,6 +38,7 @@ fn the_example_file_parses_with_its_anchors_and_defaults() {
             "daily-sales-report",
             "month-end-close",
             "payroll-export",
+            "quarter-close",
             "invoices"
         ]
     );
@@ -62,8 +63,12 @@ fn the_example_file_parses_with_its_anchors_and_defaults() {
         Some(OnClosed::PreviousBusinessDay)
     );
     // Without a calendar: weekends and national holidays.
-    assert_eq!(file.schedules[3].calendar, CalendarRule::default());
-    assert!(!file.schedules[3].enabled);
+    assert_eq!(
+        file.schedules[3].months.as_deref(),
+        Some(&[3, 6, 9, 12][..])
+    );
+    assert_eq!(file.schedules[4].calendar, CalendarRule::default());
+    assert!(!file.schedules[4].enabled);
 }
 
 #[test]
@@ -84,7 +89,31 @@ fn an_unquoted_time_of_day_in_yaml_is_still_a_time() {
 
 #[test]
 fn every_invalid_field_is_named_by_its_path() {
-    let cases: [(&str, Value, &str, &str); 24] = [
+    let cases: [(&str, Value, &str, &str); 28] = [
+        (
+            "/schedules/0/months",
+            json!([]),
+            "schedules[0].months",
+            "names no month",
+        ),
+        (
+            "/schedules/0/months",
+            json!([0]),
+            "schedules[0].months",
+            "0 is not a month",
+        ),
+        (
+            "/schedules/0/months",
+            json!([3, 13]),
+            "schedules[0].months",
+            "13 is not a month",
+        ),
+        (
+            "/schedules/0/months",
+            json!([3, 3]),
+            "schedules[0].months",
+            "names 3 twice",
+        ),
         ("/version", json!(2), "version", "must be 1"),
         (
             "/schedules/0/colour",
