@@ -178,6 +178,14 @@ impl Schedule {
         Ok(())
     }
 
+    /// The EventBridge Scheduler expression for this schedule, with `time_zone` as its
+    /// `ScheduleExpressionTimezone`: every day at the time of day. Always daily, whatever the
+    /// recurrence, because a shifted occurrence may run on any day; [`crate::decide_tick`]
+    /// decides per tick.
+    pub fn scheduler_expression(&self) -> String {
+        format!("cron({} {} * * ? *)", self.at.0.minute(), self.at.0.hour())
+    }
+
     /// The recurrence, calendar and closed-day policy that decide which days run.
     pub fn rule(&self) -> Rule<'_> {
         Rule {

@@ -400,3 +400,14 @@ fn a_calendar_closing_every_weekday_is_refused_even_with_repeats() {
     file["schedules"][0]["calendar"]["closed_weekdays"][1] = json!("fri");
     assert_eq!(field_error(file).0, "schedules[0].calendar.closed_weekdays");
 }
+
+#[test]
+fn the_scheduler_fires_daily_at_the_time_of_day_in_the_schedules_zone() {
+    let mut value = minimal()["schedules"][0].clone();
+    value["at"] = json!("09:05");
+    value["recurrence"] = json!({"business_day": "last"});
+    value["time_zone"] = json!("America/New_York");
+    let schedule = Schedule::from_value(value).unwrap();
+    assert_eq!(schedule.scheduler_expression(), "cron(5 9 * * ? *)");
+    assert_eq!(schedule.time_zone.name(), "America/New_York");
+}
