@@ -100,11 +100,7 @@ impl Schedule {
                 return Err(FileError::field("recurrence.weekly", "names no weekday"));
             }
             Recurrence::Weekly(days) => {
-                if let Some(day) = days
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, d)| days[..i].contains(d).then_some(d))
-                {
+                if let Some(day) = first_repeat(days) {
                     return Err(FileError::field(
                         "recurrence.weekly",
                         format!("names `{}` twice", day.code()),
@@ -144,11 +140,7 @@ impl Schedule {
                     format!("{month} is not a month, 1 to 12"),
                 ));
             }
-            if let Some(month) = months
-                .iter()
-                .enumerate()
-                .find_map(|(i, m)| months[..i].contains(m).then_some(m))
-            {
+            if let Some(month) = first_repeat(months) {
                 return Err(FileError::field("months", format!("names {month} twice")));
             }
         }
@@ -619,6 +611,14 @@ impl ScheduleFile {
         }
         Ok(())
     }
+}
+
+/// The first item that repeats an earlier one.
+fn first_repeat<T: PartialEq>(items: &[T]) -> Option<&T> {
+    items
+        .iter()
+        .enumerate()
+        .find_map(|(i, item)| items[..i].contains(item).then_some(item))
 }
 
 /// A serde error with the path of the field it is about.
