@@ -6,6 +6,7 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use crate::CalendarError;
+use crate::calendar::DayStatus;
 use crate::occurrence::{DayDecision, Recurrence, Resolution, SkipReason};
 use crate::schedule::Schedule;
 use crate::tick::occurrence_time;
@@ -120,15 +121,15 @@ fn preview_day(
             });
         }
         Some(Resolution::Run { on }) => {
-            let DayDecision::Skip(reason) = rule.decide_day(day)? else {
-                return Ok(());
-            };
-            debug_assert!(matches!(reason, SkipReason::Shifted { to, .. } if to == on));
-            entries.push(PreviewEntry {
-                day,
-                nominal: day,
-                kind: PreviewKind::Skipped { reason },
-            });
+            // resolve() shifts only closed days.
+            if let DayStatus::Closed(closed) = rule.calendar.status(day)? {
+                let reason = SkipReason::Shifted { to: on, closed };
+                entries.push(PreviewEntry {
+                    day,
+                    nominal: day,
+                    kind: PreviewKind::Skipped { reason },
+                });
+            }
         }
         Some(Resolution::Skipped(reason)) => {
             entries.push(PreviewEntry {

@@ -160,3 +160,49 @@ fn a_tick_past_the_holiday_data_is_stale() {
         })
     );
 }
+
+/// The README lists the skip reasons the function answers with and counts in its metric.
+#[test]
+fn every_skip_reason_code_is_documented() {
+    let readme = include_str!("../../README.md");
+    let closed = ClosedReason::Weekend {
+        weekday: crate::WeekdayName::Sat,
+    };
+    let day = date(2027, 1, 1);
+    let reasons = [
+        TickSkip::Calendar(SkipReason::Holiday { name: "元日" }),
+        TickSkip::Calendar(SkipReason::CompanyClosed {
+            label: "年末年始".into(),
+        }),
+        TickSkip::Calendar(SkipReason::Weekend {
+            weekday: crate::WeekdayName::Sat,
+        }),
+        TickSkip::Calendar(SkipReason::Shifted {
+            to: day,
+            closed: closed.clone(),
+        }),
+        TickSkip::Calendar(SkipReason::Coalesced {
+            into: day,
+            on: day,
+            closed,
+        }),
+        TickSkip::Calendar(SkipReason::TooFewBusinessDays { nth: 20, count: 19 }),
+        TickSkip::Calendar(SkipReason::NotScheduled),
+        TickSkip::Other(OtherSkip::Paused),
+        TickSkip::Other(OtherSkip::WrongTime {
+            expected: Time::midnight(),
+            got: Time::midnight(),
+        }),
+    ];
+    for reason in reasons {
+        let code = reason.code();
+        assert!(
+            readme.contains(&format!("`{code}`")),
+            "README.md does not document `{code}`"
+        );
+        assert_eq!(
+            serde_json::to_value(&reason).unwrap()["reason"],
+            json!(code)
+        );
+    }
+}
