@@ -286,6 +286,15 @@ def test_every_setting_has_its_docs_row_with_its_value(template):
     assert used == set(settings), sorted(used ^ set(settings))
 
 
+def test_the_benchmark_finds_the_memory_setting(template):
+    # bench/src/harness/cpu.rs (template_memory) reads the text: the first line that is exactly
+    # `FunctionMemorySize:`, then a `Default:` among the lines indented by 4 or more after it.
+    lines = TEMPLATE.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == "FunctionMemorySize:")
+    assert lines[at + 1].strip() == f"Default: {_settings(template)['FunctionMemorySize']}"
+    assert lines[at + 1].startswith("    ")
+
+
 def test_every_output_has_its_docs_row(template):
     rows = _table_names(DEPLOY_MD, "| Output |")
     assert sorted(rows) == sorted(template["Outputs"]), sorted(set(rows) ^ set(template["Outputs"]))
