@@ -269,10 +269,17 @@ def test_the_deploy_asks_only_what_an_operator_must_decide(template):
     for name, p in params.items():
         assert p.get("Description"), name
         assert "Default" in p, f"{name}: a first `sam deploy --guided` can accept every default"
-    # Every parameter has its row in docs/deploy.md and in the README's configuration table.
+    # Every parameter has its row in docs/deploy.md and in the README's configuration table, with
+    # the template's default ("empty" for "").
     for path in (DEPLOY_MD, README_MD):
         rows = _table_names(path, "| Parameter |")
         assert sorted(rows) == sorted(params), f"{path.name}: {sorted(set(params) ^ set(rows))}"
+        for row in _table(path, "| Parameter |"):
+            names = re.findall(r"`([^`]+)`", row[0])
+            defaults = [""] * len(names) if row[1] == "empty" else re.findall(r"`([^`]*)`", row[1])
+            assert len(defaults) == len(names), f"{path.name}: {row[:2]}"
+            for name, default in zip(names, defaults):
+                assert default == str(params[name]["Default"]), f"{path.name}: {name} default {default!r}"
 
 
 def test_every_setting_has_its_docs_row_with_its_value(template):
