@@ -565,8 +565,11 @@ def _dashboard(template: dict, callbacks: bool = True) -> dict:
             condition, then, otherwise = value["Fn::If"]
             assert condition == "CallbacksOn", condition
             return resolve(then if callbacks else otherwise)
-        if isinstance(value, dict) and "Fn::Sub" in value:
-            return value["Fn::Sub"]
+        if isinstance(value, dict) and "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(resolve(part) for part in parts)
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            return "${" + ".".join(value["Fn::GetAtt"]) + "}"
         if isinstance(value, dict) and "Ref" in value:
             return "${" + value["Ref"] + "}"
         return value
