@@ -21,12 +21,12 @@ use super::{
     function_env, require_binaries,
 };
 use crate::BenchError;
-use crate::cgroup::{Cgroup, Controller};
-use crate::emulator::BENCH_BOT;
 use crate::report::{CpuFigures, CpuModel, CpuRow};
-use crate::sandbox::Sandbox;
-use crate::secrets::SecretsEndpoint;
 use crate::stats::{Summary, ms};
+use cloudbot_testkit::cgroup::{Cgroup, Controller};
+use cloudbot_testkit::emulator::ECHO_BOT;
+use cloudbot_testkit::sandbox::Sandbox;
+use cloudbot_testkit::secrets::SecretsEndpoint;
 
 /// The function's test-only switch for an extra CA (its home: `cloudbot_trigger::config`; the
 /// harness does not link the function's library, and a mismatch fails every CPU-model run).
@@ -93,7 +93,7 @@ impl TlsUpstreams {
         let ca_file = settings.work.join("test-ca.pem");
         std::fs::write(&ca_file, ca.ca_pem())?;
         let bot_endpoint = format!(
-            "{}/{DEMO_PUBLIC_ID}/bots/{BENCH_BOT}/jobs",
+            "{}/{DEMO_PUBLIC_ID}/bots/{ECHO_BOT}/jobs",
             emulator.base_url()
         );
         let mut env = function_env(&emulator.base_url(), &bot_endpoint, &secrets.url());
@@ -373,7 +373,7 @@ impl Harness {
 /// Checks one answer: the floor's must be an echo, the function's a new job (kept for the
 /// final accounting).
 fn record(
-    result: &Result<Bytes, crate::runtime_api::ErrorReport>,
+    result: &Result<Bytes, cloudbot_testkit::runtime_api::ErrorReport>,
     sb: &Sandbox,
     is_floor: bool,
     job_ids: &mut Vec<String>,

@@ -9,9 +9,9 @@ use tokio::task::JoinSet;
 use super::{Harness, INVOKE_TIMEOUT, check_jobs, execute_event, job_id_of};
 use crate::BenchError;
 use crate::report::Load;
-use crate::runtime_api::Outcome;
-use crate::sandbox::Sandbox;
 use crate::stats::Summary;
+use cloudbot_testkit::runtime_api::Outcome;
+use cloudbot_testkit::sandbox::Sandbox;
 
 /// Error types the load test may see because it injected them: a 503 answered before any job
 /// exists. The function may classify a 503 on execute as `Unavailable` or, conservatively (a 503
