@@ -3,8 +3,8 @@
 //! docs/state-machines.md).
 //!
 //! The receiver trusts nothing in the callback but the id (the route never decodes the body):
-//! 1. find the record by the id's hash ([`Callbacks::find`]): unknown, malformed or expired is
-//!    `Callback.NotFound` with nothing else called; a record settled before, or being settled
+//! 1. find the record by the id's hash ([`Callbacks::find`]): unknown, malformed (the route
+//!    keeps no id then) or expired is `Callback.NotFound` with nothing else called; a record settled before, or being settled
 //!    by another delivery right now, is answered at once;
 //! 2. wait for the job the execute records after its POST (a BOT can finish before the
 //!    execute's own bookkeeping), else `Callback.NotReady`;
@@ -48,10 +48,14 @@ impl Service {
     /// Receives the callback `id` (steps in the module header).
     pub(super) async fn receive_callback(
         &self,
-        id: &CallbackId,
+        id: Option<&CallbackId>,
         scope: Scope,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
+        // A malformed id names no record: nothing to look up.
+        let Some(id) = id else {
+            return Err(CallbackError::NotFound.into());
+        };
         let Some(callbacks) = self
             .exactly_once
             .as_ref()
@@ -203,7 +207,7 @@ mod tests {
 
     fn callback(id: CallbackId) -> Request {
         Request {
-            operation: Operation::Callback { id },
+            operation: Operation::Callback { id: Some(id) },
             language: crate::cloudbot::Language::Ja,
         }
     }

@@ -227,7 +227,7 @@ impl Service {
             Operation::ResolveIdempotency { key, resolution } => {
                 self.resolve(key, resolution, scope).await
             }
-            Operation::Callback { id } => self.receive_callback(id, scope, record).await,
+            Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
         }
     }
 
