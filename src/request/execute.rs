@@ -4,8 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::parse::{str_field, uint_field};
-use super::{Execute, MAX_TIMEOUT_MS, Operation, RequestError, kind_of};
+use super::{Execute, MAX_TIMEOUT_MS, Operation, RequestError, kind_of, str_field, uint_field};
 use crate::cloudbot::{BotEndpoint, BotId, ExecuteRequest, MAX_REQUEST_BODY, PublicId};
 use crate::config::{MAX_CALLBACK_TRIES, Requests};
 use crate::idempotency::RecordKey;

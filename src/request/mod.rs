@@ -231,6 +231,26 @@ pub struct Request {
     pub language: Language,
 }
 
+/// The string value of `field`, or an error naming it and the type it has instead.
+fn str_field<'a>(value: &'a Value, field: &str) -> Result<&'a str, RequestError> {
+    value.as_str().ok_or_else(|| {
+        RequestError::field(field, format!("must be a string, not {}", kind_of(value)))
+    })
+}
+
+/// The non-negative whole number value of `field`, or an error naming it.
+fn uint_field(value: &Value, field: &str) -> Result<u64, RequestError> {
+    value.as_u64().ok_or_else(|| {
+        RequestError::field(
+            field,
+            format!(
+                "must be a non-negative whole number, not {}",
+                kind_of(value)
+            ),
+        )
+    })
+}
+
 /// JSON type name for error messages (never the value: it may be user data).
 pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {

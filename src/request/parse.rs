@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Operation, OperationKind, Request, RequestError, Resolution, kind_of};
+use super::{Operation, OperationKind, Request, RequestError, Resolution, str_field};
 use crate::cloudbot::{BotEndpoint, JobEndpoint, JobId, Language, PublicId};
 use crate::config::Requests;
 use crate::idempotency::RecordKey;
@@ -297,22 +297,4 @@ fn public_id_or_default(
             )
         }),
     }
-}
-
-pub(super) fn str_field<'a>(value: &'a Value, field: &str) -> Result<&'a str, RequestError> {
-    value.as_str().ok_or_else(|| {
-        RequestError::field(field, format!("must be a string, not {}", kind_of(value)))
-    })
-}
-
-pub(super) fn uint_field(value: &Value, field: &str) -> Result<u64, RequestError> {
-    value.as_u64().ok_or_else(|| {
-        RequestError::field(
-            field,
-            format!(
-                "must be a non-negative whole number, not {}",
-                kind_of(value)
-            ),
-        )
-    })
 }
