@@ -975,3 +975,280 @@ fn missing_aws_region_or_credentials_read_like_the_aws_cli() {
         assert!(stderr.lines().count() <= 2, "{stderr}");
     }
 }
+
+/// A local stand-in of the Lambda Invoke REST API (`POST /2015-03-31/functions/{name}/invocations`)
+/// that runs the library's handler in-process, wired as `src/main.rs` wires it (moto for the
+/// secret and the idempotency table, the emulator as Cloud BOT). Function errors are answered
+/// the way Lambda answers them: 200 with `X-Amz-Function-Error: Unhandled` and the error JSON.
+struct LambdaStandIn {
+    endpoint: String,
+    /// (function name from the path, payload) of every invoke.
+    invocations: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+impl LambdaStandIn {
+    async fn start(service: std::sync::Arc<cloudbot_trigger::service::Service>) -> LambdaStandIn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let invocations = std::sync::Arc::default();
+        let seen = std::sync::Arc::clone(&invocations);
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                let service = std::sync::Arc::clone(&service);
+                let seen = std::sync::Arc::clone(&seen);
+                tokio::spawn(serve_invokes(socket, service, seen));
+            }
+        });
+        LambdaStandIn {
+            endpoint,
+            invocations,
+        }
+    }
+}
+
+/// HTTP/1.1 keep-alive loop: one invoke per request (Content-Length bodies, as the SDK sends).
+async fn serve_invokes(
+    socket: tokio::net::TcpStream,
+    service: std::sync::Arc<cloudbot_trigger::service::Service>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut socket = BufReader::new(socket);
+    loop {
+        let mut request_line = String::new();
+        if socket.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_owned();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            socket.read_line(&mut header).await.unwrap();
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        socket.read_exact(&mut body).await.unwrap();
+        let name = path
+            .strip_prefix("/2015-03-31/functions/")
+            .and_then(|rest| rest.strip_suffix("/invocations"))
+            .unwrap_or_else(|| panic!("not an Invoke path: {path}"))
+            .to_owned();
+        let payload: Value = serde_json::from_slice(&body).unwrap();
+        seen.lock().unwrap().push((name, payload.clone()));
+        let answer = invoke_handler(&service, payload).await;
+        let (extra, answer) = match answer {
+            Ok(value) => ("", value),
+            Err(diagnostic) => (
+                "x-amz-function-error: Unhandled\r\n",
+                serde_json::json!({"errorType": diagnostic.error_type,
+                                   "errorMessage": diagnostic.error_message}),
+            ),
+        };
+        let answer = answer.to_string();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-amzn-requestid: test\r\n\
+             x-amz-executed-version: $LATEST\r\n{extra}content-length: {}\r\n\r\n",
+            answer.len()
+        );
+        let stream = socket.get_mut();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(answer.as_bytes()).await.unwrap();
+    }
+}
+
+/// The handler with a 30 s deadline, as the Lambda runtime would call it.
+async fn invoke_handler(
+    service: &cloudbot_trigger::service::Service,
+    payload: Value,
+) -> Result<Value, lambda_runtime::Diagnostic> {
+    let raw = serde_json::value::to_raw_value(&payload).unwrap();
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "cli-test".into();
+    context.deadline = (std::time::SystemTime::now() + Duration::from_secs(30))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    service
+        .handle(lambda_runtime::LambdaEvent::new(
+            cloudbot_trigger::payload::Payload::from_raw(raw),
+            context,
+        ))
+        .await
+        .map(|raw| serde_json::from_str(raw.get()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_settles_an_unknown_record_through_a_direct_invoke() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use cloudbot_trigger::idempotency::{DynamoDbStore, Idempotency, KEY_ATTRIBUTE};
+    let moto = Moto::start();
+    let sdk = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(sdk);
+    dynamodb
+        .create_table()
+        .table_name("idempotency")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let secrets_config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(secrets_config);
+    secrets
+        .create_secret()
+        .name("cloudbot/demo")
+        .secret_string(format!(
+            r#"{{"access_token":"{ACCESS_TOKEN}","secret_key":"{SECRET_KEY}"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo_with_durations(
+        300, 300, 3_000,
+    )))
+    .await
+    .unwrap();
+    let base = emulator.base_url();
+    let vars = std::collections::HashMap::from([
+        ("CLOUDBOT_SECRET_ID", "cloudbot/demo".to_owned()),
+        ("CLOUDBOT_API_BASE", base.clone()),
+        (
+            "CLOUDBOT_DEFAULT_BOT_ENDPOINT",
+            format!("{base}/demo/bots/echo_bot/jobs"),
+        ),
+        ("CLOUDBOT_IDEMPOTENCY_TABLE", "idempotency".to_owned()),
+    ]);
+    let config = cloudbot_trigger::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let expiry = config.idempotency.as_ref().unwrap().expiry;
+    let service = cloudbot_trigger::service::Service::new(config, secrets)
+        .unwrap()
+        .with_idempotency(Some(Idempotency::new(
+            DynamoDbStore::new(dynamodb, "idempotency".into()),
+            expiry,
+        )));
+    let service = std::sync::Arc::new(service);
+
+    // An execute whose answer is lost: the job exists, the record is unknown, and a retry
+    // answers CloudBot.OutcomeUnknown with the key in its message.
+    emulator
+        .add_faults(vec![
+            FaultRule::new(FaultKind::ResetAfter)
+                .method("POST")
+                .times(1),
+        ])
+        .unwrap();
+    let execute = serde_json::json!({"operation": "execute", "idempotency_key": "cli-order-7"});
+    let lost = invoke_handler(&service, execute.clone()).await.unwrap_err();
+    assert_eq!(lost.error_type, "CloudBot.OutcomeUnknown", "{lost:?}");
+    let blocked = invoke_handler(&service, execute.clone()).await.unwrap_err();
+    assert_eq!(blocked.error_type, "CloudBot.OutcomeUnknown", "{blocked:?}");
+    let job_id = emulator.jobs()[0].job_id.clone();
+
+    let lambda = LambdaStandIn::start(std::sync::Arc::clone(&service)).await;
+    let resolve = |args: Vec<String>| {
+        let mut cmd = cloudbot(&base);
+        cmd.env_remove("CLOUDBOT_ACCESS_TOKEN")
+            .env_remove("CLOUDBOT_SECRET_KEY")
+            .env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CLOUDBOT_FUNCTION", "cloudbot-trigger-live")
+            .arg("resolve")
+            .args(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+
+    // A key that is not one is refused before anything is invoked.
+    let out = resolve(vec!["order-7".into(), "--not-started".into()])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(lambda.invocations.lock().unwrap().is_empty());
+
+    // The whole OutcomeUnknown message, pasted, and the job found in the list as PUBLIC_ID/JOB_ID.
+    let out = resolve(vec![
+        blocked.error_message.clone(),
+        "--started".into(),
+        format!("demo/{job_id}"),
+        "--json".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let answer = json(&out);
+    assert_eq!(answer["state"], "completed", "{answer}");
+    assert_eq!(answer["record_key"], "request:cli-order-7");
+    let invocations = lambda.invocations.lock().unwrap().clone();
+    assert_eq!(invocations.len(), 1);
+    assert_eq!(invocations[0].0, "cloudbot-trigger-live");
+    assert_eq!(
+        invocations[0].1,
+        serde_json::json!({"operation": "resolve_idempotency", "record_key": "request:cli-order-7",
+            "resolution": "started", "job_reference_endpoint": format!("{base}/demo/jobs/{job_id}")})
+    );
+    // Duplicates now get the job as a replay; still one job.
+    let replay = invoke_handler(&service, execute).await.unwrap();
+    assert_eq!(
+        (&replay["job_id"], &replay["replay"]),
+        (&Value::from(job_id), &Value::Bool(true))
+    );
+    assert_eq!(emulator.stats().jobs_created, 1);
+
+    // Resolving it again: the function's own error, with its type.
+    let out = resolve(vec![
+        "request:cli-order-7".into(),
+        "--not-started".into(),
+        "--json".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let error = &json(&out)["error"];
+    assert_eq!(error["type"], "InvalidRequest");
+    assert!(
+        error["message"].as_str().unwrap().contains("completed"),
+        "{error}"
+    );
+}
