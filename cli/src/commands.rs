@@ -407,11 +407,13 @@ async fn run_bot(
 }
 
 /// `cancel`: suspends the job. The stage names the job before the DELETE goes out; an answer
-/// that proves nothing changed (any 4xx, or nothing sent) takes it back.
+/// that proves nothing changed (any 4xx, or nothing sent) takes it back, any other failure
+/// leaves the job's state unknown (exit 6, with the command to cancel again: DELETE is
+/// idempotent).
 async fn cancel(ctx: &Context<'_>, session: Session, job: &JobEndpoint) -> Result<Exit, CliError> {
     let out = ctx.out;
     let progress = out.progress(format!("cancelling job {}", job.job_id()));
-    ctx.tracker.set(Stage::Job {
+    ctx.tracker.set(Stage::CancelSent {
         endpoint: job.clone(),
     });
     let found = match session.client.suspend_job(&session.call(), job).await {

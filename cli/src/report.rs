@@ -64,17 +64,16 @@ impl Report {
             (Stage::Job { endpoint }, Exit::StillRunning | Exit::StateUnknown) => (
                 Some(endpoint.url().to_owned()),
                 Some(next.follow_job(endpoint)),
-                Some(match err {
-                    CliError::CloudBot { action, .. } if *action == crate::error::CANCEL_ACTION => {
-                        format!(
-                            "the cancel request may or may not have reached Cloud BOT. Check the \
-                             job with `{}`, or cancel again (safe to repeat): `{}`.",
-                            next.show_job(endpoint),
-                            next.cancel_job(endpoint)
-                        )
-                    }
-                    _ => "the job goes on: continue with the command above.".to_owned(),
-                }),
+                Some("the job goes on: continue with the command above.".to_owned()),
+            ),
+            (Stage::CancelSent { endpoint }, Exit::StateUnknown) => (
+                Some(endpoint.url().to_owned()),
+                Some(next.cancel_job(endpoint)),
+                Some(format!(
+                    "the cancel request may or may not have reached Cloud BOT. Cancelling again \
+                     is safe (the command above), or look at the job: `{}`.",
+                    next.show_job(endpoint)
+                )),
             ),
             (Stage::Quiet, Exit::Interrupted) => (
                 None,
@@ -132,7 +131,9 @@ pub fn exit_at(err: &CliError, stage: &Stage) -> Exit {
         (Stage::ExecuteSent { .. }, Exit::NotStarted | Exit::Interrupted | Exit::JobMayExist) => {
             Exit::JobMayExist
         }
-        (Stage::Job { .. }, Exit::NotStarted | Exit::Interrupted) => Exit::StateUnknown,
+        (Stage::Job { .. } | Stage::CancelSent { .. }, Exit::NotStarted | Exit::Interrupted) => {
+            Exit::StateUnknown
+        }
         _ => own,
     }
 }
@@ -184,6 +185,10 @@ mod tests {
         let timed_out = || CliError::TimedOut {
             waited: "1s".into(),
         };
+        let cancelling = Stage::CancelSent {
+            endpoint: job.clone(),
+        };
+        let cancel = "cloudbot cancel http://127.0.0.1:8787/demo/jobs/j";
         let find = "cloudbot jobs http://127.0.0.1:8787/demo/bots/b/jobs --since 7m";
         let follow = "cloudbot job http://127.0.0.1:8787/demo/jobs/j --follow";
         // (what happened, error, stage, exit, job named, next command)
@@ -260,6 +265,22 @@ mod tests {
                 Exit::Usage,
                 false,
                 None,
+            ),
+            (
+                "interrupt while a cancel is out",
+                CliError::Interrupted,
+                &cancelling,
+                Exit::StateUnknown,
+                true,
+                Some(cancel),
+            ),
+            (
+                "a cancel's answer was lost",
+                failed_call(),
+                &cancelling,
+                Exit::StateUnknown,
+                true,
+                Some(cancel),
             ),
         ];
         for (what, err, stage, exit, named, next_command) in cases {

@@ -24,9 +24,14 @@ pub enum Stage {
         /// When it was sent (wall clock: the job list's `--since` counts from now).
         sent_at: SystemTime,
     },
-    /// The job exists (started by this `run`, or read by `job`), or a `cancel` went out for it.
+    /// The job exists (started by this `run`, or read by `job`).
     Job {
         /// Its job reference endpoint.
+        endpoint: JobEndpoint,
+    },
+    /// `cancel`'s request for this job was sent and its answer is not known.
+    CancelSent {
+        /// The job reference endpoint.
         endpoint: JobEndpoint,
     },
 }

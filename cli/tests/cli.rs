@@ -538,7 +538,10 @@ async fn credentials_from_a_secret_id_are_read_like_the_function_reads_them() {
 fn following_stops_at_the_timeout_with_exit_5_and_the_job_goes_on() {
     let emulator = emulator();
     let base = emulator.base_url();
-    let out = run(follow_run(&base, "slow_bot").args(["--timeout", "500ms"]));
+    // The base given as an option (not from the environment): the next command repeats it.
+    let out = run(follow_run(&base, "slow_bot")
+        .env_remove("CLOUDBOT_API_BASE")
+        .args(["--timeout", "500ms", "--api-base", &base]));
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--timeout ran out"), "{stderr}");
@@ -547,7 +550,9 @@ fn following_stops_at_the_timeout_with_exit_5_and_the_job_goes_on() {
     assert_eq!(job.status, 2, "{job:?}");
     let url = format!("{base}/demo/jobs/{}", job.job_id);
     assert!(
-        stderr.contains(&format!("next: cloudbot job {url} --follow")),
+        stderr.contains(&format!(
+            "next: cloudbot --api-base {base} job {url} --follow"
+        )),
         "{stderr}"
     );
 }
@@ -787,6 +792,24 @@ fn cancel_suspends_a_job_named_by_public_id_and_job_id_and_needs_suspend() {
     assert!(stderr.contains("Suspend permission"), "{stderr}");
     assert_eq!(emulator.job(&job_id).unwrap().status, 2);
 
+    // The answer lost (500s through the client's retries): the job's state is unknown, and the
+    // next command cancels again (DELETE is idempotent).
+    emulator
+        .add_faults(vec![
+            FaultRule::new(FaultKind::Status)
+                .status(500)
+                .method("DELETE")
+                .times(4),
+        ])
+        .unwrap();
+    let lost = run(cloudbot(&base).args(["cancel", &short]));
+    assert_eq!(lost.status.code(), Some(6), "{}", text(&lost.stderr));
+    let url = format!("{base}/demo/jobs/{job_id}");
+    assert_eq!(
+        next_command(&text(&lost.stderr)),
+        ["cloudbot", "cancel", &url]
+    );
+
     let cancelled = run(cloudbot(&base).args(["--language", "en", "cancel", &short, "--json"]));
     assert_eq!(
         cancelled.status.code(),
@@ -807,7 +830,7 @@ fn cancel_suspends_a_job_named_by_public_id_and_job_id_and_needs_suspend() {
         .iter()
         .filter(|r| r.method == "DELETE")
         .count();
-    assert_eq!(deletes, 2);
+    assert_eq!(deletes, 1 + 4 + 1);
 
     // `job` takes the short form too.
     let read = run(cloudbot(&base).args(["job", &short, "--json"]));
