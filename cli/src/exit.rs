@@ -105,11 +105,25 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// The table as plain text for `--help` (and from there the man page).
+/// The table as plain text for `--help` (and from there the man page), wrapped to the help's
+/// width with the meanings indented under each other (clap does not wrap this part).
 pub fn help_text() -> String {
+    const WIDTH: usize = 100;
+    const INDENT: usize = 7;
     let mut text = String::from("Exit codes:\n");
     for row in EXIT_CODES {
-        text.push_str(&format!("  {:>3}  {}\n", row.exit.code(), row.meaning));
+        let mut line = format!("  {:>3} ", row.exit.code());
+        for word in row.meaning.split_whitespace() {
+            if line.len() + 1 + word.len() > WIDTH && line.len() > INDENT {
+                text.push_str(&line);
+                text.push('\n');
+                line = " ".repeat(INDENT - 1);
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        text.push_str(&line);
+        text.push('\n');
     }
     text
 }
@@ -161,7 +175,13 @@ mod tests {
         let mut codes: Vec<u8> = EXIT_CODES.iter().map(|r| r.exit.code()).collect();
         codes.dedup();
         assert_eq!(codes.len(), 8);
-        assert!(help_text().contains("  4  a job may exist"));
+        let help = help_text();
+        assert!(help.contains("  4  a job may exist"), "{help}");
+        assert!(help.lines().all(|l| l.len() <= 100), "{help}");
+        assert!(
+            help.contains("\n       "),
+            "continuation lines are indented: {help}"
+        );
     }
 
     #[test]

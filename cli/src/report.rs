@@ -46,6 +46,10 @@ impl Report {
             source = cause.source();
         }
         let exit = exit_at(err, stage);
+        let execute_refused = matches!(
+            err,
+            CliError::CloudBot { action, .. } if *action == crate::error::EXECUTE_ACTION
+        );
         let (job, next_command, stage_hint) = match (stage, exit) {
             (Stage::ExecuteSent { bot, sent_at }, Exit::JobMayExist) => {
                 let find = next.find_jobs(bot, &Stage::since_window(*sent_at, now));
@@ -74,6 +78,11 @@ impl Report {
                      is safe (the command above), or look at the job: `{}`.",
                     next.show_job(endpoint)
                 )),
+            ),
+            (Stage::Quiet, Exit::NotStarted) if execute_refused => (
+                None,
+                None,
+                Some("Cloud BOT started no job, so running the BOT again is safe.".to_owned()),
             ),
             (Stage::Quiet, Exit::Interrupted) => (
                 None,

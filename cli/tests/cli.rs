@@ -767,6 +767,13 @@ fn an_execute_cloud_bot_refused_exits_3_and_starts_nothing() {
         error["hint"].as_str().unwrap().contains("Execute"),
         "{error}"
     );
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("running the BOT again is safe"),
+        "{error}"
+    );
     assert_eq!(error["job_reference_endpoint"], Value::Null);
     assert_eq!(emulator.stats().jobs_created, 0);
 }
