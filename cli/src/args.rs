@@ -52,6 +52,39 @@ pub struct Global {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The commands that call Cloud BOT.
+    #[command(flatten)]
+    CloudBot(CloudBotCommand),
+    /// Settle an idempotency record the function left unknown (CloudBot.OutcomeUnknown), by
+    /// invoking the function's resolve_idempotency operation with the standard AWS
+    /// configuration. Look at the BOT's jobs first (`cloudbot jobs ... --since`).
+    Resolve {
+        /// The record key as the CloudBot.OutcomeUnknown message shows it (`request:...`,
+        /// `event:...`, `http:...`, `schedule:...`), or that whole message.
+        record: String,
+        /// A job was started: the job found in the BOT's job list (job reference endpoint or
+        /// PUBLIC_ID/JOB_ID). Duplicates then get it as a replay.
+        #[arg(long, value_name = "JOB", required_unless_present = "not_started")]
+        started: Option<String>,
+        /// No job was started: free the key, so the next retry runs the BOT.
+        #[arg(long, conflicts_with = "started")]
+        not_started: bool,
+        /// The function to invoke: the stack output FunctionAliasArn (a name or ARN).
+        #[arg(long, env = "CLOUDBOT_FUNCTION", value_name = "NAME_OR_ARN")]
+        function: String,
+    },
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
+}
+
+/// The commands that call Cloud BOT (they need its credentials).
+#[derive(Debug, Subcommand)]
+pub enum CloudBotCommand {
     /// List the API-published BOTs with their BOT execution endpoints (all contracts the
     /// credentials can see, or one).
     Bots {
@@ -101,31 +134,6 @@ pub enum Command {
         /// Job reference endpoint or PUBLIC_ID/JOB_ID.
         job: String,
     },
-    /// Settle an idempotency record the function left unknown (CloudBot.OutcomeUnknown), by
-    /// invoking the function's resolve_idempotency operation with the standard AWS
-    /// configuration. Look at the BOT's jobs first (`cloudbot jobs ... --since`).
-    Resolve {
-        /// The record key as the CloudBot.OutcomeUnknown message shows it (`request:...`,
-        /// `event:...`, `http:...`, `schedule:...`), or that whole message.
-        record: String,
-        /// A job was started: the job found in the BOT's job list (job reference endpoint or
-        /// PUBLIC_ID/JOB_ID). Duplicates then get it as a replay.
-        #[arg(long, value_name = "JOB", required_unless_present = "not_started")]
-        started: Option<String>,
-        /// No job was started: free the key, so the next retry runs the BOT.
-        #[arg(long, conflicts_with = "started")]
-        not_started: bool,
-        /// The function to invoke: the stack output FunctionAliasArn (a name or ARN).
-        #[arg(long, env = "CLOUDBOT_FUNCTION", value_name = "NAME_OR_ARN")]
-        function: String,
-    },
-    /// Print a shell completion script (bash, zsh or fish) on stdout.
-    Completions {
-        /// The shell.
-        shell: Shell,
-    },
-    /// Print the man page (roff) on stdout.
-    Man,
 }
 
 /// The shells completions are generated for.

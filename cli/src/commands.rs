@@ -16,7 +16,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::args::{Cli, Command, Follow, Global, Shell};
+use crate::args::{Cli, CloudBotCommand, Command, Follow, Global, Shell};
 use crate::clock::{local_time, operator_zone};
 use crate::error::{CANCEL_ACTION, CliError, EXECUTE_ACTION};
 use crate::exit::Exit;
@@ -42,25 +42,29 @@ pub struct Context<'a> {
 
 /// Runs `command`; the result is the exit code of a command that reported its result.
 pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError> {
-    let out = ctx.out;
     match command {
-        Command::Completions { shell } => return completions(*shell),
-        Command::Man => return man(),
+        Command::CloudBot(command) => cloud_bot(ctx, command).await,
         Command::Resolve {
             record,
             started,
             not_started: _,
             function,
-        } => return resolve_record(ctx, record, started.as_deref(), function).await,
-        _ => {}
+        } => resolve_record(ctx, record, started.as_deref(), function).await,
+        Command::Completions { shell } => completions(*shell),
+        Command::Man => man(),
     }
+}
+
+/// The commands that call Cloud BOT: settings and endpoint arguments first, then one call.
+async fn cloud_bot(ctx: &Context<'_>, command: &CloudBotCommand) -> Result<Exit, CliError> {
+    let out = ctx.out;
     let settings = Settings::from_global(ctx.global)?;
     if let Some(notice) = settings.default_base_notice() {
         eprintln!("note: {notice}");
     }
     let origin = settings.origin();
     match command {
-        Command::Bots { public_id } => {
+        CloudBotCommand::Bots { public_id } => {
             let public_id = public_id
                 .as_deref()
                 .map(|raw| PublicId::parse(raw, "PUBLIC_ID"))
@@ -68,7 +72,7 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
                 .map_err(|e| CliError::Usage(e.to_string()))?;
             bots(settings.connect().await?, public_id, out).await
         }
-        Command::Run {
+        CloudBotCommand::Run {
             bot_endpoint,
             inputs,
             input_file,
@@ -86,7 +90,7 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             };
             run_bot(ctx, settings.connect().await?, &bot, &body, follow).await
         }
-        Command::Job { job, follow } => {
+        CloudBotCommand::Job { job, follow } => {
             let job = origin.job(job, "JOB")?;
             let session = settings.connect().await?;
             let progress = out.progress("reading the job");
@@ -100,13 +104,15 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             )
             .await?;
             drop(progress);
-            // It exists: from here on, a failure leaves its state unknown.
-            ctx.tracker.set(Stage::Job {
-                endpoint: job.clone(),
-            });
+            if follow.follow {
+                // It exists: from here on, a failure leaves its state unknown.
+                ctx.tracker.set(Stage::Job {
+                    endpoint: job.clone(),
+                });
+            }
             finish_job(&session, &job, found, follow, out).await
         }
-        Command::Jobs {
+        CloudBotCommand::Jobs {
             bot_endpoint,
             since,
             limit,
@@ -119,19 +125,11 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             };
             jobs(settings.connect().await?, &bot, &query, out).await
         }
-        Command::Cancel { job } => {
+        CloudBotCommand::Cancel { job } => {
             let job = origin.job(job, "JOB")?;
             cancel(ctx, settings.connect().await?, &job).await
         }
-        Command::Resolve { .. } | Command::Completions { .. } | Command::Man => {
-            unreachable_command()
-        }
     }
-}
-
-/// The commands handled before the settings are read never reach the Cloud BOT dispatch.
-fn unreachable_command() -> Result<Exit, CliError> {
-    Err(CliError::Usage("internal: command dispatched twice".into()))
 }
 
 /// `completions SHELL`: the script, generated from the command line definition.
