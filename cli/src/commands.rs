@@ -184,6 +184,7 @@ async fn resolve_record(
     let payload = resolve::payload(&key, job.as_ref());
     let aws = aws_config().await?;
     let progress = ctx.out.progress("invoking resolve_idempotency");
+    ctx.tracker.set(Stage::ResolveSent);
     let answer = resolve::invoke(&aws, function, &payload).await?;
     drop(progress);
     if ctx.out.is_json() {

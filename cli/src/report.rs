@@ -84,6 +84,16 @@ impl Report {
                 None,
                 Some("Cloud BOT started no job, so running the BOT again is safe.".to_owned()),
             ),
+            (Stage::ResolveSent, _) => (
+                None,
+                None,
+                Some(
+                    "the resolution may or may not have been recorded: running the same command \
+                     again is safe (the function then answers that the record is already \
+                     completed or released)."
+                        .to_owned(),
+                ),
+            ),
             (Stage::Quiet, Exit::Interrupted) => (
                 None,
                 None,
@@ -276,6 +286,14 @@ mod tests {
                 None,
             ),
             (
+                "interrupt while a resolve is out",
+                CliError::Interrupted,
+                &Stage::ResolveSent,
+                Exit::Interrupted,
+                false,
+                None,
+            ),
+            (
                 "interrupt while a cancel is out",
                 CliError::Interrupted,
                 &cancelling,
@@ -294,6 +312,16 @@ mod tests {
         ];
         for (what, err, stage, exit, named, next_command) in cases {
             let report = Report::new(&err, stage, &Next::new(&[]), now);
+            if matches!(stage, Stage::ResolveSent) {
+                assert!(
+                    report
+                        .hint
+                        .as_deref()
+                        .unwrap()
+                        .contains("running the same command again"),
+                    "{what}"
+                );
+            }
             assert_eq!(report.exit_code, exit.code(), "{what}");
             assert_eq!(
                 report.job_reference_endpoint.is_some(),
@@ -302,7 +330,10 @@ mod tests {
             );
             assert_eq!(report.next_command.as_deref(), next_command, "{what}");
             assert_ne!(
-                !matches!(stage, Stage::Quiet),
+                matches!(
+                    stage,
+                    Stage::ExecuteSent { .. } | Stage::Job { .. } | Stage::CancelSent { .. }
+                ),
                 [Exit::NotStarted, Exit::Interrupted, Exit::Usage].contains(&exit),
                 "{what}: a stage with a job must never exit with a 'nothing started' code"
             );

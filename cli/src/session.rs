@@ -5,6 +5,9 @@
 //! arguments against the base), and [`Settings::connect`] reads the credentials (Secrets Manager
 //! is the first thing contacted) and builds the client.
 //!
+//! The AWS configuration (Secrets Manager here, Lambda for `resolve`) is checked for a region
+//! and credentials before the first AWS call, so a missing one reads like the AWS CLI's message.
+//!
 //! The API base rule (also in `--help` and docs/operations.md): `--api-base`, else
 //! `CLOUDBOT_API_BASE` (the variable the function reads), else the local emulator at
 //! [`LOCAL_API_BASE`]. The real service must be chosen explicitly, so that trying the CLI

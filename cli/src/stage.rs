@@ -29,6 +29,8 @@ pub enum Stage {
         /// Its job reference endpoint.
         endpoint: JobEndpoint,
     },
+    /// `resolve`'s invoke was sent and its answer is not known (it changes a record, no job).
+    ResolveSent,
     /// `cancel`'s request for this job was sent and its answer is not known.
     CancelSent {
         /// The job reference endpoint.
