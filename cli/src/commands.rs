@@ -145,10 +145,19 @@ fn completions(shell: Shell) -> Result<Exit, CliError> {
     Ok(Exit::Ok)
 }
 
-/// `man`: the man page, generated from the command line definition (exit codes included).
+/// `man`: the man page, generated from the command line definition, with the exit codes as its
+/// EXIT STATUS section (in place of clap's reflowed `--help` text).
 fn man() -> Result<Exit, CliError> {
+    let page = clap_mangen::Man::new(Cli::command());
     let mut stdout = std::io::stdout().lock();
-    clap_mangen::Man::new(Cli::command()).render(&mut stdout)?;
+    page.render_title(&mut stdout)?;
+    page.render_name_section(&mut stdout)?;
+    page.render_synopsis_section(&mut stdout)?;
+    page.render_description_section(&mut stdout)?;
+    page.render_options_section(&mut stdout)?;
+    page.render_subcommands_section(&mut stdout)?;
+    crate::exit::man_section().to_writer(&mut stdout)?;
+    page.render_version_section(&mut stdout)?;
     stdout.flush()?;
     Ok(Exit::Ok)
 }

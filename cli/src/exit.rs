@@ -128,6 +128,18 @@ pub fn help_text() -> String {
     text
 }
 
+/// The table as the man page's EXIT STATUS section (roff).
+pub fn man_section() -> roff::Roff {
+    let mut section = roff::Roff::new();
+    section.control("SH", ["EXIT STATUS"]);
+    for row in EXIT_CODES {
+        section.control("TP", []);
+        section.text([roff::bold(row.exit.code().to_string())]);
+        section.text([roff::roman(row.meaning)]);
+    }
+    section
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

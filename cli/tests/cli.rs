@@ -925,6 +925,8 @@ fn completions_man_page_and_help_come_from_the_command_line_definition() {
         page.contains("a job may exist"),
         "the exit codes are in the man page"
     );
+    assert!(page.contains(".SH \"EXIT STATUS\""), "{page}");
+    assert!(!page.contains(".SH EXTRA"), "{page}");
 
     let help = run(bare().arg("--help"));
     assert!(text(&help.stdout).contains("  4  a job may exist"));
