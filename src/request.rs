@@ -45,13 +45,12 @@ pub enum RequestError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// An API Gateway event for a method and path this function does not serve.
-    #[error("no route for {method} {path}")]
+    /// An API Gateway event for a method and path this function does not serve. The path is
+    /// neither kept nor repeated: it may carry a secret callback id (a `GET /callbacks/<id>`).
+    #[error("no route for {method} on this path")]
     NoRoute {
         /// HTTP method.
         method: String,
-        /// Request path.
-        path: String,
     },
 }
 
@@ -154,8 +153,10 @@ pub enum Operation {
     },
     /// Cloud BOT's callback for the job of a callback-driven task (docs/state-machines.md).
     Callback {
-        /// The id from the callback URL, checked for shape only.
-        id: CallbackId,
+        /// The id from the callback URL, checked for shape only; `None` when the path segment
+        /// does not have an id's shape (answered `Callback.NotFound` like an unknown id, with
+        /// no lookup).
+        id: Option<CallbackId>,
     },
 }
 

@@ -253,7 +253,7 @@ impl Service {
         telemetry::record_target(&request.operation);
         if let Operation::Callback { id } = &request.operation {
             return self
-                .receive_callback(id, deadline, retry_budget, record)
+                .receive_callback(id.as_ref(), deadline, retry_budget, record)
                 .await;
         }
         let Operation::Execute {
@@ -381,12 +381,13 @@ impl Service {
     /// every other answer and bills the retry time as BOT minutes.
     async fn receive_callback(
         &self,
-        id: &CallbackId,
+        id: Option<&CallbackId>,
         deadline: Instant,
         retry_budget: Duration,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
-        let Some(callbacks) = &self.callbacks else {
+        // A malformed id names no record: nothing to look up.
+        let (Some(id), Some(callbacks)) = (id, &self.callbacks) else {
             return Err(CallbackError::NotFound.into());
         };
         let mut stored = callbacks.find(id, deadline).await?;

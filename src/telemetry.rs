@@ -4,9 +4,13 @@
 //! Lambda's advanced logging controls: JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`, level from
 //! `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`), INFO by default. (These are the runtime's logging
 //! controls, not the function's configuration, so they are read here rather than in `config`.)
-//! One addition: the runtime crates' own events are capped at DEBUG whatever the level, because
-//! `lambda_runtime` logs the raw event at TRACE, and with it an API Gateway caller's
-//! `Authorization` header and the BOT's input values.
+//! One addition: the runtime, AWS SDK and HTTP crates' own events ([`CAPPED_TARGETS`]) are
+//! capped at DEBUG whatever the level and whatever per-target directives `RUST_LOG` holds, because
+//! their TRACE events print what we promise never to log: `lambda_runtime` the raw event (an API
+//! Gateway caller's `Authorization` header, the BOT's input values), the SDK's orchestrator and
+//! signer every request and response in full (a callback record's DynamoDB item with its task
+//! token, the `SendTaskSuccess` token and output), `reqwest`'s verbose connections the bytes on
+//! the wire (Cloud BOT's credential headers).
 //!
 //! Each invocation runs inside an `invocation` span carrying the request id, trigger, operation,
 //! its target (`bot_endpoint`, `public_id`, `bot_id`, `job_id`: each field means one thing
@@ -27,8 +31,20 @@ use tracing::field::Empty;
 use crate::error::Failure;
 use crate::request::Operation;
 
-/// Log targets capped at DEBUG: the runtime crates, whose TRACE events carry the raw event.
-pub const CAPPED_TARGETS: &[&str] = &["lambda_runtime", "lambda_runtime_api_client"];
+/// Log targets capped at DEBUG, matched as prefixes of an event's target (tracing's rule, so
+/// `aws_` covers `aws_config`, `aws_sdk_dynamodb`, `aws_smithy_runtime`, `aws_sigv4` and the SDK
+/// crates to come; `hyper` covers `hyper_util` and `hyper_rustls`). Their TRACE events carry the
+/// raw event, whole requests and responses (task tokens, secrets, BOT input) or wire bytes; their
+/// DEBUG events do not (tested with a real callback at TRACE, tests/py/test_callbacks.py).
+pub const CAPPED_TARGETS: &[&str] = &[
+    "lambda_runtime",
+    "aws_",
+    "hyper",
+    "h2",
+    "rustls",
+    "reqwest",
+    "tower",
+];
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +93,11 @@ where
     }
 }
 
-/// Every target as configured, except [`CAPPED_TARGETS`] at DEBUG at most. Because the filter
-/// is global, a capped TRACE callsite is disabled outright and its field values are never
-/// computed (`lambda_runtime`'s raw-event line fails on a payload that is not UTF-8).
+/// Every target as configured, except [`CAPPED_TARGETS`] at DEBUG at most. A separate filter
+/// after the `RUST_LOG` one, so a directive such as `aws_smithy_runtime=trace` cannot raise a
+/// capped target. Because the filter is global, a capped TRACE callsite is disabled outright and
+/// its field values are never computed (`lambda_runtime`'s raw-event line fails on a payload that
+/// is not UTF-8).
 fn runtime_cap() -> Targets {
     CAPPED_TARGETS.iter().fold(
         Targets::new().with_default(LevelFilter::TRACE),

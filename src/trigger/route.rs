@@ -72,21 +72,20 @@ fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
 
 /// The validated request of an API Gateway event.
 pub(super) fn build(http: &HttpRequest<'_>, config: &Config) -> Result<Request, RequestError> {
+    // The path is never repeated (it may carry a callback id); the method is caller-controlled:
+    // keep it short.
     let no_route = || RequestError::NoRoute {
         method: http.method.chars().take(16).collect(),
-        // The path is caller-controlled: keep the message short.
-        path: http.path.chars().take(200).collect(),
     };
     let route = route(http.method, http.path).ok_or_else(no_route)?;
     if let Route::Callback { id } = route {
-        // Malformed ids end here: no table read, no upstream call. The body (Cloud BOT's copy of
-        // the job, possibly megabytes of output) is not decoded at all.
-        let id = CallbackId::parse(id).ok_or_else(|| RequestError::NoRoute {
-            method: "POST".into(),
-            path: "/callbacks/{malformed id}".into(),
-        })?;
+        // A malformed id is a callback for no record (`Callback.NotFound`, as docs/contract.md
+        // promises), found without a table read or an upstream call. The body (Cloud BOT's copy
+        // of the job, possibly megabytes of output) is not decoded at all.
         return Ok(Request {
-            operation: Operation::Callback { id },
+            operation: Operation::Callback {
+                id: CallbackId::parse(id),
+            },
             language: config.language,
             idempotency_key: None,
             task_token: None,

@@ -173,10 +173,11 @@ class CallbackGateway:
 
 
 class Stack:
-    """moto (Step Functions + the table), the gateway, the function under watch, the machine."""
+    """moto (Step Functions + the table), the gateway, the function under watch (started with
+    `env`), the machine."""
 
-    def __init__(self, moto: Moto, gateway: CallbackGateway, watch: LambdaWatch):
-        self.moto, self.gateway, self.watch = moto, gateway, watch
+    def __init__(self, moto: Moto, gateway: CallbackGateway, watch: LambdaWatch, proxy: LambdaProxy, env: dict[str, str]):
+        self.moto, self.gateway, self.watch, self.proxy, self.env = moto, gateway, watch, proxy, env
         self.sfn = boto3.client(
             "stepfunctions", endpoint_url=moto.endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
         )
@@ -216,6 +217,11 @@ class Stack:
     def log(self) -> str:
         return self.watch.log_path.read_text(errors="replace")
 
+    def serve_with(self, watch: LambdaWatch) -> None:
+        """Sends the state machines' Lambda tasks and the callbacks to `watch`."""
+        self.proxy.set_target(f"http://127.0.0.1:{watch.port}")
+        self.gateway.set_target(watch.port)
+
 
 @pytest.fixture(scope="module")
 def stack(binaries, emulator, tmp_path_factory):
@@ -235,9 +241,9 @@ def stack(binaries, emulator, tmp_path_factory):
             }
             # Two instances: a callback can arrive while the execute that registered it still runs.
             watch = LambdaWatch.start(env, dirs / "watch.log", concurrency=2)
-            proxy.set_target(f"http://127.0.0.1:{watch.port}")
-            gateway.set_target(watch.port)
-            yield Stack(moto, gateway, watch)
+            stack = Stack(moto, gateway, watch, proxy, env)
+            stack.serve_with(watch)
+            yield stack
         finally:
             if watch is not None:
                 watch.stop()
@@ -309,6 +315,46 @@ def test_the_callback_settles_the_task_with_the_job_output(stack, emu):
     assert token not in log and secret_id not in log, "a task token or a callback id was logged"
 
 
+# A DEBUG line of the AWS SDK's (aws_smithy_runtime) that every DynamoDB / Step Functions call writes:
+# proof that the SDK's own logs reach the capture at the level under test.
+SDK_DEBUG_LINE = "resolving endpoint"
+
+
+@pytest.mark.parametrize(
+    "rust_log",
+    [
+        "info",
+        "debug",
+        "trace",
+        # Per-target directives must not raise what the SDK and HTTP crates may log.
+        "trace,aws_smithy_runtime=trace,aws_sdk_dynamodb=trace,aws_sdk_sfn=trace,aws_sigv4=trace,hyper=trace,reqwest=trace",
+    ],
+)
+def test_no_task_token_or_callback_id_is_logged_at_any_level(stack, emu, tmp_path, rust_log):
+    """A real callback-driven run (register, execute, callback, SendTaskSuccess: the callback record
+    is written, read and settled in DynamoDB several times) through a function logging at
+    `rust_log`: the task token and the callback id appear nowhere in its output. At TRACE the
+    AWS SDK used to print every DynamoDB item and the SendTaskSuccess request in full."""
+    watch = LambdaWatch.start({**stack.env, "RUST_LOG": rust_log}, tmp_path / "watch.log", concurrency=2)
+    try:
+        stack.serve_with(watch)
+        execution, history = stack.run({"request": {"bot_endpoint": bot(emu, "echo_bot"), "input": {"message": "log levels"}}})
+        stack.gateway.wait_for(lambda ds: any(d.status == 200 for d in ds))
+    finally:
+        stack.serve_with(stack.watch)
+        watch.stop()
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert settlements(history) == ["TaskSucceeded"] and "RecoverJob" not in states_entered(history)
+    log = watch.log_path.read_text(errors="replace")
+    token, callback_id = task_token(history), callback_url(emu).rsplit("/", 1)[-1]
+    assert token not in log, f"RUST_LOG={rust_log}: the task token was logged"
+    assert callback_id not in log, f"RUST_LOG={rust_log}: the callback id was logged"
+    # The capture is real: the invocations were logged, and from DEBUG on the SDK's own lines too.
+    assert log.count("invocation succeeded") >= 2, log[-2000:]
+    assert (SDK_DEBUG_LINE in log) == (rust_log != "info"), f"RUST_LOG={rust_log}"
+
+
 def test_an_error_bot_fails_the_execution_with_cloudbot_job_failed(stack, emu):
     execution, history = stack.run({"request": {"bot_endpoint": bot(emu, "error_bot")}})
 
@@ -344,8 +390,8 @@ def test_hostile_callbacks_change_nothing_and_cost_nothing_upstream(stack, emu):
     for _ in range(20):
         status, answer = post(f"{stack.gateway.base_url}/{secrets.token_urlsafe(32)}", b'{"job_id":"x","status":0}')
         assert status == 404 and answer["error_type"] == "Callback.NotFound"
-    status, _ = post(f"{stack.gateway.base_url}/short", b"{}")
-    assert status == 404
+    status, answer = post(f"{stack.gateway.base_url}/short", b"{}")
+    assert status == 404 and answer["error_type"] == "Callback.NotFound", answer
     status, _ = post(f"{stack.gateway.base_url}/{secrets.token_urlsafe(32)}", b"x" * (2 * 1024 * 1024))
     assert status == 404
     assert len(emu.requests()) == before

@@ -203,3 +203,49 @@ fn the_runtime_crates_never_log_the_raw_event_at_any_level() {
         }
     }
 }
+
+/// The AWS SDK logs every request and response in full at TRACE (`aws_smithy_runtime`'s
+/// "transmitting request" / "received response from service", `aws_sigv4`'s signing lines), so a
+/// callback record's DynamoDB item and its task token would be written ~6 times per callback;
+/// `reqwest`'s verbose connections log the bytes on the wire, credential headers included. The
+/// cap holds these crates at DEBUG whatever `RUST_LOG` asks, a directive naming them included.
+/// (The same through the real runtime loop with a real callback: tests/py/test_callbacks.py.)
+#[test]
+fn the_sdk_and_http_crates_never_log_above_debug_whatever_rust_log_asks() {
+    let token = "task-token-AAEAAdsk-3141";
+    for directives in [
+        "trace",
+        "aws_smithy_runtime=trace",
+        "trace,aws_smithy_runtime=trace,aws_sdk_dynamodb=trace,aws_sdk_sfn=trace,aws_sigv4=trace,\
+         aws_config=trace,hyper=trace,hyper_util=trace,h2=trace,rustls=trace,reqwest=trace,\
+         tower=trace",
+    ] {
+        let captured = capture_function_logs(directives);
+        // The shapes of the SDK's own call sites (aws-smithy-runtime orchestrator.rs, sign.rs).
+        tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", request = ?json!({"Item": {"task_token": {"S": token}}}), "transmitting request");
+        tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", output_or_error = %token);
+        tracing::trace!(target: "aws_smithy_runtime::client::orchestrator::http", response = %token, "read HTTP response body");
+        tracing::trace!(target: "aws_sigv4::http_request::sign", request = %token, "signing request");
+        tracing::trace!(target: "aws_sdk_sfn::operation::send_task_success", token, "x");
+        tracing::trace!(target: "aws_config::imds", token, "x");
+        tracing::trace!(target: "hyper_util::client::legacy::pool", token, "x");
+        tracing::trace!(target: "h2::codec::framed_write", token, "send");
+        tracing::trace!(target: "rustls::conn", token, "x");
+        tracing::trace!(target: "reqwest::connect::verbose", token, "write");
+        tracing::trace!(target: "tower::buffer", token, "x");
+        tracing::debug!(target: "aws_smithy_runtime::client::orchestrator::endpoints", "debug from the SDK still shows");
+        tracing::trace!(target: "cloudbot_trigger::callback", "our own trace still shows");
+        let logs = captured.text();
+        assert!(!logs.contains(token), "{directives}: {logs}");
+        assert!(
+            logs.contains("debug from the SDK still shows"),
+            "{directives}: {logs}"
+        );
+        if directives.starts_with("trace") {
+            assert!(
+                logs.contains("our own trace still shows"),
+                "{directives}: {logs}"
+            );
+        }
+    }
+}
