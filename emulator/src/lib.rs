@@ -27,6 +27,7 @@ mod output;
 mod seed;
 mod server;
 mod state;
+mod subscription;
 pub mod tls;
 
 pub use admin_client::{AdminClient, AdminError};
@@ -42,5 +43,5 @@ pub use seed::{
     DEMO_SECRET_KEY, InputDef, Outcome, OutputDef, Permission, Seed, SeedError, TokenSeed,
 };
 pub use server::OVERSIZED_PADDING;
-pub use state::{CallbackAttempt, JobRecord, RequestRecord, Stats};
+pub use state::{CallbackAttempt, JobOrigin, JobRecord, RequestRecord, Stats, SubscriptionRecord};
 pub use tls::{TestCa, TlsError};
