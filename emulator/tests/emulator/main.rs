@@ -12,5 +12,6 @@ mod faults;
 mod idle;
 mod runtime;
 mod seeds;
+mod subscriptions;
 mod support;
 mod tls;
