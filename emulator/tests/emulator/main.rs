@@ -6,6 +6,7 @@
 
 mod admin;
 mod api;
+mod callback_hold;
 mod callbacks;
 mod cli;
 mod faults;
