@@ -877,6 +877,15 @@ mod tests {
             route("/demo/jobs/j"),
             Some(Route::Job("demo", "j"))
         ));
+        assert!(matches!(
+            route("/demo/bots/x/subscriptions"),
+            Some(Route::Subscriptions("demo", "x"))
+        ));
+        assert!(matches!(
+            route("/demo/bots/x/subscriptions/7"),
+            Some(Route::Subscription("demo", "x", "7"))
+        ));
+        assert!(route("/demo/bots/x/subscriptions/7/x").is_none());
         assert!(route("/demo/bots/").is_none());
         assert!(route("/demo//bots").is_none());
         assert!(route("/demo/bots/x/jobs/y").is_none());

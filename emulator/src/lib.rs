@@ -1,7 +1,8 @@
 //! Stateful local emulator of the Cloud BOT REST API (api.c-bot.pro), for tests, local runs
 //! and benchmarks. It speaks the API's endpoints, headers and statuses on 127.0.0.1, runs
 //! jobs on timers (executing → succeeded/error), derives output from input, delivers and
-//! retries callbacks, injects faults, and exposes what it saw under `/__emulator/` and through
+//! retries callbacks and "BOT done" subscription events, starts console runs outside the API,
+//! injects faults, and exposes what it saw under `/__emulator/` and through
 //! [`Emulator`]'s typed accessors. Not part of the Lambda artifact.
 //!
 //! ```no_run
