@@ -139,8 +139,8 @@ async fn hold_mode_is_switched_by_the_admin_api_and_jobs_without_callback_are_no
         0,
         "no callback, no hold"
     );
-    let rx = Receiver::start(vec![500, 200]).await;
-    let id = execute_with_callback(&api, &rx.url, 2).await;
+    let rx = Receiver::start(vec![500, 500, 200]).await;
+    let id = execute_with_callback(&api, &rx.url, 3).await;
     assert!(eventually(Duration::from_secs(5), || emu.callbacks().len() == 1).await);
     assert_eq!(read(&api, &id).await["status"], 2);
     // A suspend during the hold finds the BOT already ended ([I]): unchanged, still held.

@@ -310,3 +310,22 @@ async fn console_runs_are_checked() {
     assert_eq!(r.status(), 201, "an empty body runs with the defaults");
     assert_eq!(emu.stats().jobs_created, 1);
 }
+
+#[tokio::test]
+async fn a_suspended_job_is_delivered_to_the_subscriptions_too() {
+    let emu = start().await;
+    let api = Api::new(&emu);
+    let rx = Receiver::start(vec![200]).await;
+    api.post("/demo/bots/slow_bot/subscriptions", subscribe_body(&rx.url))
+        .await;
+    let id = api.execute("slow_bot", json!({})).await.body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(api.delete(&format!("/demo/jobs/{id}")).await.status, 200);
+    assert!(eventually(Duration::from_secs(5), || rx.bodies().len() == 1).await);
+    let (_, job) = &rx.bodies()[0];
+    assert_eq!(job["job_id"], id.as_str());
+    assert_eq!(job["status"], 1);
+    assert_eq!(job["message"], "The job was suspended");
+}
