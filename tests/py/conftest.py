@@ -219,13 +219,14 @@ def emulator(binaries) -> Emulator:
 class Moto:
     """moto_server on a free port with the demo secret."""
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None, server: list[str] | None = None):
+        """`server`: the command that starts moto_server (default: the pinned `moto_server`)."""
         if not MOTO_SERVER.exists():
             raise RuntimeError(f"{MOTO_SERVER} is missing: run scripts/install-tools.sh aws")
         port = free_port()
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+            [*(server or [str(MOTO_SERVER)]), "-H", "127.0.0.1", "-p", str(port)],
             env={**os.environ, **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
