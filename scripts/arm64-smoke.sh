@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the arm64 bootstrap that AWS runs: the file `sam build` leaves in
 # .aws-sam/build/CloudBotFunction/ (scripts/check-template.sh --with-build makes it), under qemu
-# user-mode emulation, against the benchmark harness's Lambda Runtime API, the Cloud BOT emulator
+# user-mode emulation, against the test kit's Lambda Runtime API (testkit/), the Cloud BOT emulator
 # and a local Secrets Manager endpoint. Checks every answer (cold start, execute, refer_job,
 # list_bots, an invalid request), zips the artifact the way `sam package` does and reports its size.
 #
 #   scripts/arm64-smoke.sh        # after scripts/check-template.sh --with-build (scripts/test.sh order)
 #
-# No second arm64 build: the sam build output is reused as is. The harness and the emulator are
+# No second arm64 build: the sam build output is reused as is. `arm64-smoke` and the emulator are
 # the debug binaries of the test build (`cargo test --workspace --no-run`, which scripts/test.sh
 # has made by then, so nothing is rebuilt); they only drive the bootstrap, whose own speed under
 # qemu is no figure.
@@ -47,7 +47,7 @@ fi
   missing "the aarch64 C library is not in $sysroot" "scripts/install-tools.sh qemu: Debian libc6-arm64-cross"
 [ -x .tools/venv-sam/bin/python ] || missing ".tools/venv-sam is missing" "scripts/install-tools.sh sam"
 
-log "building the harness and the emulator (debug, the cargo test --workspace build)"
+log "building arm64-smoke and the emulator (debug, the cargo test --workspace build)"
 cargo test --workspace --no-run --quiet
 
 rm -rf "$work"

@@ -8,6 +8,10 @@
 //! the record as plain properties (searchable in Logs Insights, never a dimension), BOT input
 //! never. A small writer of our own instead of a metrics crate: docs/benchmarks.md ("EMF
 //! writer") has the measured comparison; docs/operations.md documents every name.
+//!
+//! [`OPERATIONS`] is the one list of `Operation` values: tests/it/lambda/docs.rs writes
+//! docs/operations.md's table from it, and tests/py/test_template.py checks the template's
+//! `FailuresAlarm` and dashboard against that table.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,9 +29,35 @@ pub const OUTCOME_OK: &str = "ok";
 /// `Operation` of an invocation whose request could not be decoded.
 pub const OPERATION_NONE: &str = "none";
 
+/// Every value the `Operation` dimension takes, with what it counts, in documentation order:
+/// each [`OperationKind`](crate::request::OperationKind)'s name (the unit test below fails when
+/// one is missing), then [`OPERATION_NONE`]. An alarm that must see every invocation sums over
+/// exactly these.
+pub const OPERATIONS: &[(&str, &str)] = &[
+    ("execute", "start a BOT (every trigger)"),
+    (
+        "refer_job",
+        "read a job (the state machines' polls, the HTTP API, direct invocations)",
+    ),
+    ("list_bots", "list a contract's API-published BOTs"),
+    (
+        "resolve_idempotency",
+        "the operator's settling of an idempotency record (direct invocations only)",
+    ),
+    (
+        "callback",
+        "Cloud BOT's callback at a job's end (the callback API's route)",
+    ),
+    (
+        OPERATION_NONE,
+        "a request that could not be decoded (no operation known): malformed events, unknown \
+         routes, malformed callback ids",
+    ),
+];
+
 /// The dimension names.
 pub mod dimension {
-    /// The operation (`execute`, `refer_job`, `list_bots`, or `none`).
+    /// The operation: one of [`OPERATIONS`](super::OPERATIONS).
     pub const OPERATION: &str = "Operation";
     /// `ok` or the error type.
     pub const OUTCOME: &str = "Outcome";
@@ -168,8 +198,12 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// The decoded operation's name.
+    /// The decoded operation's name (one of [`OPERATIONS`]).
     pub fn set_operation(&mut self, operation: &'static str) {
+        debug_assert!(
+            OPERATIONS.iter().any(|(name, _)| *name == operation),
+            "{operation} is not in metrics::OPERATIONS"
+        );
         self.operation = operation;
     }
 
@@ -440,5 +474,32 @@ mod tests {
             v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             serde_json::json!([["Operation", "Outcome"], ["Operation"]])
         );
+    }
+
+    #[test]
+    fn operations_lists_every_operation_kind_and_none() {
+        use crate::request::OperationKind;
+        // No wildcard: a new OperationKind does not compile here until it is added to this
+        // match and to `kinds`, and then fails until OPERATIONS names it.
+        let checked = |kind: OperationKind| match kind {
+            OperationKind::Execute
+            | OperationKind::ReferJob
+            | OperationKind::ListBots
+            | OperationKind::ResolveIdempotency
+            | OperationKind::Callback => kind,
+        };
+        let kinds = [
+            OperationKind::Execute,
+            OperationKind::ReferJob,
+            OperationKind::ListBots,
+            OperationKind::ResolveIdempotency,
+            OperationKind::Callback,
+        ]
+        .map(checked);
+        assert!(OperationKind::ALL.iter().all(|k| kinds.contains(k)));
+        let mut expected: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        expected.push(OPERATION_NONE);
+        let listed: Vec<&str> = OPERATIONS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(listed, expected);
     }
 }

@@ -1,13 +1,13 @@
-//! The harness's own plumbing against the real floor binary: the Runtime API server hands out
-//! events with the documented headers, the runtime polls, answers, and the sandbox reports
-//! cold init and peak RSS; the counting Secrets Manager endpoint answers the SDK's JSON shape.
+//! The harness's own plumbing against the real floor binary: the test kit's Runtime API server
+//! hands out events with the documented headers, the runtime polls, answers, and the sandbox
+//! reports cold init and peak RSS; a CPU cgroup throttles the floor; the CPU model's quota and
+//! the template's memory size. (The stand-ins that need no bootstrap: testkit/tests.)
 
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cloudbot_bench::sandbox::Sandbox;
-use cloudbot_bench::secrets::SecretsEndpoint;
+use cloudbot_testkit::sandbox::Sandbox;
 
 fn floor_env() -> Vec<(String, String)> {
     [
@@ -65,37 +65,6 @@ async fn runtime_that_cannot_start_is_reported_not_waited_for() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
-async fn secrets_endpoint_counts_get_secret_value_and_rejects_other_ids() {
-    let ep = SecretsEndpoint::start("s1", "{\"a\":1}").await.unwrap();
-    let url = ep.url();
-    let addr = url.trim_start_matches("http://").to_owned();
-    let call = |id: &'static str| {
-        let addr = addr.clone();
-        async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let body = format!("{{\"SecretId\":\"{id}\"}}");
-            let req = format!(
-                "POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: secretsmanager.GetSecretValue\r\n\
-                 content-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(req.as_bytes()).await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out
-        }
-    };
-    let ok = call("s1").await;
-    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
-    assert!(ok.contains("\"SecretString\":\"{\\\"a\\\":1}\""), "{ok}");
-    let missing = call("other").await;
-    assert!(missing.contains("ResourceNotFoundException"), "{missing}");
-    assert_eq!(ep.get_secret_value_calls(), 2);
-    assert_eq!(ep.other_calls(), 0);
-}
-
 #[test]
 fn cpu_quota_is_memory_over_1769_of_the_period() {
     use cloudbot_bench::harness::CpuConfig;
@@ -120,7 +89,7 @@ fn template_default_memory_is_read_from_the_template() {
 
 #[tokio::test]
 async fn a_cpu_group_holds_the_process_takes_the_quota_and_is_removed() {
-    use cloudbot_bench::cgroup::{self, Cgroup, Controller};
+    use cloudbot_testkit::cgroup::{self, Cgroup, Controller};
     if let Err(why) = cgroup::available(Controller::Cpu) {
         assert_ne!(
             std::env::var("CI").as_deref(),

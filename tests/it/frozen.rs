@@ -15,12 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cloudbot_bench::cgroup::{self, Cgroup, Controller};
-use cloudbot_bench::harness::{demo_secret, execute_event, function_env, job_id_of};
-use cloudbot_bench::runtime_api::Outcome;
-use cloudbot_bench::sandbox::Sandbox;
-use cloudbot_bench::secrets::SecretsEndpoint;
 use cloudbot_emulator::{Emulator, EmulatorOptions, IdleClose, IdlePolicy, Seed};
+use cloudbot_testkit::cgroup::{self, Cgroup, Controller};
+use cloudbot_testkit::function::{demo_secret, execute_event, function_env, job_id_of};
+use cloudbot_testkit::runtime_api::Outcome;
+use cloudbot_testkit::sandbox::Sandbox;
+use cloudbot_testkit::secrets::SecretsEndpoint;
 use cloudbot_trigger::cloudbot::DEFAULT_EXECUTE_REUSE_WINDOW;
 
 use crate::support::{ECHO_MS, ERROR_MS, SLOW_MS, eventually};

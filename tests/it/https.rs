@@ -11,10 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cloudbot_bench::harness::{demo_secret, execute_event, function_env, job_id_of};
-use cloudbot_bench::sandbox::Sandbox;
-use cloudbot_bench::secrets::SecretsEndpoint;
 use cloudbot_emulator::{Emulator, EmulatorOptions, Seed, TestCa};
+use cloudbot_testkit::function::{demo_secret, execute_event, function_env, job_id_of};
+use cloudbot_testkit::sandbox::Sandbox;
+use cloudbot_testkit::secrets::SecretsEndpoint;
 use cloudbot_trigger::config::TEST_ONLY_EXTRA_CA_VAR;
 
 use crate::support::{ECHO_MS, ERROR_MS, SLOW_MS};

@@ -305,6 +305,29 @@ def test_run_bot_rejects_malformed_input_before_calling_the_function(sfn, emu, p
     assert proxy.invocations() == []
 
 
+def test_a_scheduled_run_through_run_bot_is_keyed_by_the_schedule_and_starts_one_job(sfn, emu):
+    # ScheduleTarget RunBot, or Callbacks DISABLED: the template's schedule starts RunBot with its
+    # envelope. The Scheduler delivers at least once; both executions of one scheduled run key
+    # ExecuteBot by the schedule and its time (ChooseKey), so the second gets the first's job.
+    events = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)["Resources"]["RunBotStateMachine"]["Properties"]["Events"]
+    text = events["Schedule"]["Properties"]["Input"]["Fn::Sub"]
+    text = text.replace("${ScheduleInput}", json.dumps({"bot_endpoint": bot(emu, "echo_bot")}))
+    text = text.replace("<aws.scheduler.schedule-arn>", "arn:aws:scheduler:us-east-1:123456789012:schedule/default/cloudbot-RunBot")
+    text = text.replace("<aws.scheduler.scheduled-time>", f"2026-12-01T09:00:00Z-{uuid.uuid4().hex[:8]}")
+    execution_input = json.loads(text)
+
+    runs = [sfn.run(sfn.run_bot, execution_input) for _ in range(2)]
+
+    assert [e["status"] for e, _ in runs] == ["SUCCEEDED", "SUCCEEDED"], runs[0][0]
+    assert len(executes(emu, "echo_bot")) == 1, "one scheduled run, one job"
+    outputs = [json.loads(e["output"]) for e, _ in runs]
+    assert outputs[0]["job_id"] == outputs[1]["job_id"]
+    for _, history in runs:
+        assert "ScheduleKey" in states_entered(history)
+        scheduled = json.loads(next(e for e in history if e["type"] == "TaskScheduled")["taskScheduledEventDetails"]["parameters"])
+        assert scheduled["Payload"]["idempotency_key"].startswith("schedule:arn:aws:scheduler:")
+
+
 # ------------------------------------------------------------------------------------------------
 # run-bot-map.asl.json
 

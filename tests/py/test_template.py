@@ -4,8 +4,10 @@ These are the promises docs/state-machines.md and docs/exactly-once.md make: Exe
 job may have started unless the retry carries the same idempotency key (docs/exactly-once.md),
 every retrier uses backoff with full jitter, every task has a timeout and a
 Catch, DefinitionSubstitutions and the ASL placeholders agree, the function reads exactly the
-environment variables src/config.rs knows, and its IAM policy names one secret. Offline, no tools
-beyond PyYAML.
+environment variables src/config.rs knows, and its IAM policy names one secret. Also the lists the
+docs keep of the template and the code: every parameter, setting, variable, output, alarm and
+operation has its row (docs/deploy.md, docs/operations.md, README.md), so none can be added
+without one. Offline, no tools beyond PyYAML.
 """
 
 from __future__ import annotations
@@ -74,6 +76,41 @@ CfnLoader.add_multi_constructor("!", _cfn_tag)
 @pytest.fixture(scope="module")
 def template() -> dict:
     return yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+
+
+DEPLOY_MD = ROOT / "docs" / "deploy.md"
+OPERATIONS_MD = ROOT / "docs" / "operations.md"
+README_MD = ROOT / "README.md"
+
+
+def _table(path: Path, header: str) -> list[list[str]]:
+    """The rows (cells, stripped) of the one Markdown table in `path` whose header line starts
+    with `header`."""
+    lines = path.read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(header)]
+    assert len(starts) == 1, f"{path.name}: {len(starts)} tables start with {header!r}"
+    rows = []
+    for line in lines[starts[0] + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    assert rows, f"{path.name}: the table {header!r} is empty"
+    return rows
+
+
+def _table_names(path: Path, header: str) -> list[str]:
+    """The `code` names in the first cell of every row of that table (a row may name several)."""
+    names = []
+    for row in _table(path, header):
+        found = re.findall(r"`([^`]+)`", row[0])
+        assert found, f"{path.name}: a row of {header!r} names nothing: {row}"
+        names += found
+    return names
+
+
+def _settings(template: dict) -> dict[str, object]:
+    """`Mappings: Settings`: each deploy-time setting's value (docs/deploy.md#settings-in-templateyaml)."""
+    return {name: entry["Default"] for name, entry in template["Mappings"]["Settings"].items()}
 
 
 def _state_machines(template: dict) -> dict[str, dict]:
@@ -156,18 +193,23 @@ def test_state_machine_retry_and_catch_policy(path: Path):
             assert "$$.Execution.Id" in key, f"{name}: the idempotency key is built from the execution id"
 
 
+# docs/deploy.md promises FunctionTimeout at most 110 (each task allows 120 s) and a callback
+# timeout of 120..21600 s (what the function accepts).
+MAX_FUNCTION_TIMEOUT = 110
+
+
 def test_task_timeout_outlasts_the_longest_function_timeout(template):
-    max_function_timeout = template["Parameters"]["FunctionTimeout"]["MaxValue"]
+    settings = _settings(template)
+    assert 5 <= settings["FunctionTimeout"] <= MAX_FUNCTION_TIMEOUT
     for path in _asl_files():
         for name, state in _walk_states(json.loads(path.read_text())["States"]):
             if state["Type"] == "Task" and "TimeoutSeconds" in state:
-                assert state["TimeoutSeconds"] > max_function_timeout, f"{path.name}/{name}"
-    assert template["Parameters"]["CallbackTimeoutSeconds"]["MinValue"] > max_function_timeout
+                assert state["TimeoutSeconds"] > MAX_FUNCTION_TIMEOUT, f"{path.name}/{name}"
+    assert MAX_FUNCTION_TIMEOUT < 120 <= settings["CallbackTimeoutSeconds"] <= 21600
 
 
-def test_map_concurrency_is_bounded_by_a_parameter(template):
-    param = template["Parameters"]["MapMaxConcurrency"]
-    assert 1 <= param["Default"] <= param["MaxValue"] <= 40  # 40: inline Map's real concurrency limit
+def test_map_concurrency_is_bounded_by_a_setting(template):
+    assert 1 <= _settings(template)["MapMaxConcurrency"] <= 40  # 40: inline Map's real concurrency limit
     definition = json.loads((ROOT / "statemachine/run-bot-map.asl.json").read_text())
     maps = [s for _, s in _walk_states(definition["States"]) if s["Type"] == "Map"]
     assert len(maps) == 1
@@ -180,22 +222,89 @@ def test_map_concurrency_is_bounded_by_a_parameter(template):
 LOCAL_ONLY_VARIABLES = {"CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK", "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE"}
 
 
+def _config_variables() -> set[str]:
+    """Every CLOUDBOT_ variable the function's configuration reads (src/config.rs, or a
+    src/config/ module)."""
+    sources = [ROOT / "src" / "config.rs"] + sorted((ROOT / "src" / "config").rglob("*.rs"))
+    text = "".join(s.read_text() for s in sources if s.exists())
+    known = set(re.findall(r'"(CLOUDBOT_[A-Z_]+)"', text))
+    assert "CLOUDBOT_SECRET_ID" in known, sources
+    return known
+
+
 def test_function_env_matches_what_config_reads(template):
     env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
-    config_rs = (ROOT / "src/config.rs").read_text()
-    known = set(re.findall(r'"(CLOUDBOT_[A-Z_]+)"', config_rs))
+    known = _config_variables()
     assert "CLOUDBOT_SECRET_ID" in env
     unknown = set(env) - known
     assert not unknown, f"template sets variables src/config.rs never reads: {unknown}"
     # Local-run switches must never be on in a deployment.
     for switch in LOCAL_ONLY_VARIABLES:
         assert switch not in env, switch
-    # And every other setting the function reads can be made through the template.
-    unsettable = known - set(env) - LOCAL_ONLY_VARIABLES
-    assert not unsettable, (
-        f"src/config.rs reads variables the template cannot set: {unsettable}; "
-        "add a Parameter wired to the function's Environment (and its row in the configuration table of docs/deploy.md)"
+
+
+def test_every_variable_the_function_reads_has_its_docs_row():
+    # The tuning levers keep their code defaults unless a deployment adds them to the template
+    # (docs/deploy.md#tuning-the-function); tests/it/lambda/docs.rs checks that each documented
+    # default is the code's.
+    documented = _table_names(DEPLOY_MD, "| Variable |")
+    assert len(documented) == len(set(documented)), documented
+    known = _config_variables()
+    assert set(documented) == known, (
+        f"missing rows in docs/deploy.md: {sorted(known - set(documented))}; "
+        f"rows for variables the function does not read: {sorted(set(documented) - known)}"
     )
+
+
+# At most this many parameters: what an operator must decide (issue 19: `sam deploy --guided`
+# asks each one, without its description).
+MAX_PARAMETERS = 12
+
+
+def test_the_deploy_asks_only_what_an_operator_must_decide(template):
+    params = template["Parameters"]
+    assert len(params) <= MAX_PARAMETERS, sorted(params)
+    grouped = [n for g in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"] for n in g["Parameters"]]
+    assert sorted(grouped) == sorted(params), "every parameter in exactly one group"
+    for name, p in params.items():
+        assert p.get("Description"), name
+        assert "Default" in p, f"{name}: a first `sam deploy --guided` can accept every default"
+    # Every parameter has its row in docs/deploy.md and in the README's configuration table, with
+    # the template's default ("empty" for "").
+    for path in (DEPLOY_MD, README_MD):
+        rows = _table_names(path, "| Parameter |")
+        assert sorted(rows) == sorted(params), f"{path.name}: {sorted(set(params) ^ set(rows))}"
+        for row in _table(path, "| Parameter |"):
+            names = re.findall(r"`([^`]+)`", row[0])
+            defaults = [""] * len(names) if row[1] == "empty" else re.findall(r"`([^`]*)`", row[1])
+            assert len(defaults) == len(names), f"{path.name}: {row[:2]}"
+            for name, default in zip(names, defaults):
+                assert default == str(params[name]["Default"]), f"{path.name}: {name} default {default!r}"
+
+
+def test_every_setting_has_its_docs_row_with_its_value(template):
+    settings = _settings(template)
+    rows = {re.findall(r"`([^`]+)`", r[0])[0]: r for r in _table(DEPLOY_MD, "| Setting |")}
+    assert sorted(rows) == sorted(settings), sorted(set(rows) ^ set(settings))
+    for name, value in settings.items():
+        assert rows[name][1] == f"`{value}`", f"docs/deploy.md says {rows[name][1]} for {name}, template.yaml {value}"
+    # Each setting is used, through FindInMap, and nothing refers to a setting that is missing.
+    used = set(re.findall(r"!FindInMap \[Settings, (\w+), Default\]", TEMPLATE.read_text()))
+    assert used == set(settings), sorted(used ^ set(settings))
+
+
+def test_the_benchmark_finds_the_memory_setting(template):
+    # bench/src/harness/cpu.rs (template_memory) reads the text: the first line that is exactly
+    # `FunctionMemorySize:`, then a `Default:` among the lines indented by 4 or more after it.
+    lines = TEMPLATE.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == "FunctionMemorySize:")
+    assert lines[at + 1].strip() == f"Default: {_settings(template)['FunctionMemorySize']}"
+    assert lines[at + 1].startswith("    ")
+
+
+def test_every_output_has_its_docs_row(template):
+    rows = _table_names(DEPLOY_MD, "| Output |")
+    assert sorted(rows) == sorted(template["Outputs"]), sorted(set(rows) ^ set(template["Outputs"]))
 
 
 def test_function_may_read_only_its_secret(template):
@@ -245,21 +354,104 @@ def test_idempotency_table_is_on_demand_encrypted_with_ttl(template):
     assert table["SSESpecification"]["SSEEnabled"] is True
 
 
-def test_async_retries_and_the_schedule_carry_an_idempotency_key(template):
+# The three schedules (ScheduleTarget and Callbacks pick the one that takes ScheduleState) and the
+# condition each one's State depends on.
+SCHEDULES = {
+    "CloudBotFunction": "ScheduleTargetsFunction",
+    "RunBotStateMachine": "ScheduleTargetsRunBot",
+    "RunBotCallbackStateMachine": "ScheduleTargetsRunBotCallback",
+}
+
+
+def test_async_retries_and_every_schedule_carry_an_idempotency_key(template):
     props = template["Resources"]["CloudBotFunction"]["Properties"]
     assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
-    schedule_input = props["Events"]["Schedule"]["Properties"]["Input"]["Fn::Sub"]
-    envelope = json.loads(schedule_input.replace("${ScheduleInput}", template["Parameters"]["ScheduleInput"]["Default"]))
-    assert envelope["schedule"] == {
-        "schedule_arn": "<aws.scheduler.schedule-arn>",
-        "scheduled_time": "<aws.scheduler.scheduled-time>",
-    }, "not <aws.scheduler.execution-id>: it changes on every attempt"
-    assert envelope["request"] == {}
     assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
-    schedule = props["Events"]["Schedule"]
-    assert schedule["Type"] == "ScheduleV2"
-    assert "DeadLetterConfig" in schedule["Properties"]
-    assert schedule["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600
+    for resource in SCHEDULES:
+        schedule = template["Resources"][resource]["Properties"]["Events"]["Schedule"]
+        assert schedule["Type"] == "ScheduleV2", resource
+        schedule_input = schedule["Properties"]["Input"]["Fn::Sub"]
+        envelope = json.loads(schedule_input.replace("${ScheduleInput}", template["Parameters"]["ScheduleInput"]["Default"]))
+        assert envelope["schedule"] == {
+            "schedule_arn": "<aws.scheduler.schedule-arn>",
+            "scheduled_time": "<aws.scheduler.scheduled-time>",
+        }, f"{resource}: not <aws.scheduler.execution-id>: it changes on every attempt"
+        assert envelope["request"] == {}
+        assert "DeadLetterConfig" in schedule["Properties"], resource
+        assert schedule["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600, resource
+    # The state machines the schedule can start key the run from that envelope (ChooseKey).
+    for name in ("run-bot.asl.json", "run-bot-callback.asl.json"):
+        states = json.loads((ROOT / "statemachine" / name).read_text())["States"]
+        assert states["ExecuteBot"]["Parameters"]["Payload"]["idempotency_key.$"] == "$.key.value", name
+        assert "$.schedule.schedule_arn" in json.dumps(states["ChooseKey"]), name
+
+
+def _condition(template: dict, name: str, params: dict[str, str]) -> bool:
+    """Evaluates one of the template's Conditions for the given parameter values."""
+
+    def evaluate(node) -> object:
+        if isinstance(node, dict) and len(node) == 1:
+            (fn, arg), = node.items()
+            if fn == "Ref":
+                return params[arg]
+            if fn in ("Condition", "Fn::Condition"):  # the YAML loader's spelling of !Condition
+                return _condition(template, arg, params)
+            if fn == "Fn::Equals":
+                return str(evaluate(arg[0])) == str(evaluate(arg[1]))
+            if fn == "Fn::Not":
+                return not evaluate(arg[0])
+            if fn == "Fn::And":
+                return all(evaluate(a) for a in arg)
+            if fn == "Fn::Or":
+                return any(evaluate(a) for a in arg)
+            raise AssertionError(f"unexpected {fn} in a condition")
+        return node
+
+    return bool(evaluate(template["Conditions"][name]))
+
+
+def _defaults(template: dict) -> dict[str, str]:
+    return {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+
+
+@pytest.mark.parametrize("callbacks", ["ENABLED", "DISABLED"])
+@pytest.mark.parametrize("target", ["RunBotCallback", "RunBot", "Function"])
+def test_exactly_one_schedule_runs_and_callbacks_off_means_run_bot(template, target, callbacks):
+    params = {**_defaults(template), "ScheduleTarget": target, "Callbacks": callbacks, "ScheduleState": "ENABLED"}
+    assert template["Parameters"]["ScheduleTarget"]["AllowedValues"] == ["RunBotCallback", "RunBot", "Function"]
+    running = []
+    for resource, condition in SCHEDULES.items():
+        state = template["Resources"][resource]["Properties"]["Events"]["Schedule"]["Properties"]["State"]
+        assert state == {"Fn::If": [condition, {"Ref": "ScheduleState"}, "DISABLED"]}, resource
+        if _condition(template, condition, params):
+            running.append(resource)
+    expected = {
+        ("RunBotCallback", "ENABLED"): "RunBotCallbackStateMachine",
+        ("RunBotCallback", "DISABLED"): "RunBotStateMachine",
+        ("RunBot", "ENABLED"): "RunBotStateMachine",
+        ("RunBot", "DISABLED"): "RunBotStateMachine",
+        ("Function", "ENABLED"): "CloudBotFunction",
+        ("Function", "DISABLED"): "CloudBotFunction",
+    }[(target, callbacks)]
+    assert running == [expected]
+
+
+def test_callbacks_off_removes_the_public_route_and_tells_the_function(template):
+    off = {**_defaults(template), "Callbacks": "DISABLED"}
+    on = {**_defaults(template), "Callbacks": "ENABLED"}
+    assert template["Parameters"]["Callbacks"]["Default"] == "ENABLED"
+    assert _condition(template, "CallbacksOn", on) and not _condition(template, "CallbacksOn", off)
+    resources = template["Resources"]
+    # Everything that names the callback API exists only with callbacks on (cfn-lint checks that
+    # nothing unconditional refers to them).
+    callback_resources = {n for n, r in resources.items() if n == "CallbackApi" or "CallbackApi" in json.dumps(r.get("Properties", {}))}
+    callback_resources -= {"CloudBotFunction", "OperationsDashboard"}  # conditional values inside
+    assert {"CallbackApi", "CallbackRoute", "CallbackIntegration", "CallbackStage", "CallbackInvokePermission", "CallbackApiErrorsAlarm"} <= callback_resources
+    for name in callback_resources:
+        assert resources[name].get("Condition") == "CallbacksOn", name
+    base = resources["CloudBotFunction"]["Properties"]["Environment"]["Variables"]["CLOUDBOT_CALLBACK_BASE_URL"]
+    assert base["Fn::If"][0] == "CallbacksOn" and base["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert template["Outputs"]["CallbackApiUrl"]["Condition"] == "CallbacksOn"
 
 
 def test_http_api_routes_use_iam_and_throttling(template):
@@ -285,7 +477,8 @@ def test_the_callback_route_alone_is_unauthenticated_and_has_no_cycle(template):
     # The function names the API, the API must not name the function (cfn-lint checks the cycle).
     assert "CloudBotFunction" not in json.dumps(resources["CallbackApi"])
     base = resources["CloudBotFunction"]["Properties"]["Environment"]["Variables"]["CLOUDBOT_CALLBACK_BASE_URL"]
-    assert base["Fn::Sub"].startswith("https://${CallbackApi}.") and base["Fn::Sub"].endswith("/callbacks")
+    url = base["Fn::If"][1]["Fn::Sub"]
+    assert url.startswith("https://${CallbackApi}.") and url.endswith("/callbacks")
     permission = resources["CallbackInvokePermission"]["Properties"]
     assert permission["SourceArn"]["Fn::Sub"].endswith("${CallbackApi}/*/POST/callbacks/*")
 
@@ -297,7 +490,13 @@ def test_the_callback_route_alone_is_unauthenticated_and_has_no_cycle(template):
 METRICS_RS = ROOT / "src/metrics.rs"
 KIND_RS = ROOT / "src/error/kind.rs"
 OUR_NAMESPACE = "CloudBotTrigger/${AWS::StackName}"
-OPERATIONS = {"execute", "refer_job", "list_bots", "none"}
+
+
+def _operations() -> list[str]:
+    """Every value of the Operation dimension: docs/operations.md's table, which
+    tests/it/lambda/docs.rs generates from OPERATIONS in src/metrics.rs (and fails while it
+    differs), so the code is the one home of the list."""
+    return _table_names(OPERATIONS_MD, "| `Operation` |")
 
 
 def _rust_consts(module: str) -> set[str]:
@@ -342,9 +541,7 @@ def _used_metrics(template: dict):
                 if _ours(namespace):
                     yield name, metric, {d["Name"]: d["Value"] for d in dims}
         if res["Type"] == "AWS::CloudWatch::Dashboard":
-            body = props["DashboardBody"]["Fn::Sub"]
-            widgets = json.loads(re.sub(r"\$\{[^}]+\}", lambda m: m.group(0).replace('"', ""), body))["widgets"]
-            for widget in widgets:
+            for widget in _dashboard(template)["widgets"]:
                 for row in widget["properties"].get("metrics", []):
                     parts = [p for p in row if not isinstance(p, dict)]
                     options = [p for p in row if isinstance(p, dict)]
@@ -356,6 +553,35 @@ def _used_metrics(template: dict):
                     if parts and parts[0] == OUR_NAMESPACE:
                         dims = dict(zip(parts[2::2], parts[3::2]))
                         yield f"{name}/{widget['properties']['title']}", parts[1], dims
+
+
+def _dashboard(template: dict, callbacks: bool = True) -> dict:
+    """The dashboard body as JSON, its variables resolved for Callbacks ENABLED or DISABLED, and
+    every other ${...} left as the placeholder's text."""
+    body, variables = template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+
+    def resolve(value):
+        if isinstance(value, dict) and "Fn::If" in value:
+            condition, then, otherwise = value["Fn::If"]
+            assert condition == "CallbacksOn", condition
+            return resolve(then if callbacks else otherwise)
+        if isinstance(value, dict) and "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(resolve(part) for part in parts)
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+        if isinstance(value, dict) and "Ref" in value:
+            return "${" + value["Ref"] + "}"
+        return value
+
+    for name, value in variables.items():
+        body = body.replace("${" + name + "}", resolve(value))
+    return json.loads(re.sub(r"\$\{[^}]+\}", lambda m: m.group(0).replace('"', ""), body))
+
+
+def _widget(dashboard: dict, title: str) -> dict:
+    (widget,) = [w["properties"] for w in dashboard["widgets"] if w["properties"]["title"].startswith(title)]
+    return widget
 
 
 def test_alarms_and_dashboard_use_only_metrics_the_function_emits(template):
@@ -374,7 +600,7 @@ def test_alarms_and_dashboard_use_only_metrics_the_function_emits(template):
         assert set(dims) <= dimensions, f"{where}: unknown dimension in {dims}"
         assert set(dims) in sets, f"{where}: {sorted(dims)} is not one of the emitted dimension sets {sets}"
         if "Operation" in dims:
-            assert dims["Operation"] in OPERATIONS, f"{where}: {dims}"
+            assert dims["Operation"] in _operations(), f"{where}: {dims}"
         if "Outcome" in dims:
             assert dims["Outcome"] == "ok" or dims["Outcome"] in error_types, (
                 f"{where}: Outcome {dims['Outcome']} is not an error type of src/error/kind.rs"
@@ -387,14 +613,14 @@ def test_failures_of_every_trigger_reach_an_alarm(template):
     unknown = alarms["OutcomeUnknownAlarm"]
     assert unknown["Threshold"] == 0 and unknown["ComparisonOperator"] == "GreaterThanThreshold"
     assert "cloudbot jobs" in unknown["AlarmDescription"] and len(unknown["AlarmDescription"]) <= 1024
-    # Every operation's failures (HTTP API answers included) are summed by FailuresAlarm.
-    operations = {
-        d["Value"]
-        for m in alarms["FailuresAlarm"]["Metrics"]
-        if "MetricStat" in m
-        for d in m["MetricStat"]["Metric"]["Dimensions"]
-    }
-    assert operations == OPERATIONS
+    # Every operation's failures (HTTP API answers, callbacks and resolve_idempotency included)
+    # are summed by FailuresAlarm: exactly the operations src/metrics.rs lists.
+    failures = alarms["FailuresAlarm"]["Metrics"]
+    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in failures if "MetricStat" in m}
+    assert sorted(d["Value"] for s in stats.values() for d in s["Dimensions"]) == sorted(_operations())
+    assert all(s["MetricName"] == "Failures" and len(s["Dimensions"]) == 1 for s in stats.values())
+    (total,) = [m for m in failures if m.get("ReturnData")]
+    assert sorted(re.findall(r"\w+", total["Expression"].removeprefix("SUM"))) == sorted(stats), total
     # Every state machine: failed and timed-out executions.
     machines = set(_state_machines(template))
     watched: dict[str, set[str]] = {}
@@ -406,8 +632,14 @@ def test_failures_of_every_trigger_reach_an_alarm(template):
                 watched.setdefault(arn, set()).add(metric["MetricName"])
     for machine in machines:
         assert watched.get(machine, set()) >= {"ExecutionsFailed", "ExecutionsTimedOut"}, machine
-    # The HTTP API's own 5xx, and every queue's depth.
+    # Each API's own 5xx (the HTTP API; the callback API's 4xx too), and every queue's depth.
     assert any(p.get("Namespace") == "AWS/ApiGateway" and p.get("MetricName") == "5xx" for p in alarms.values())
+    callback = {
+        m["MetricStat"]["Metric"]["MetricName"]: m["MetricStat"]["Metric"]["Dimensions"]
+        for m in alarms["CallbackApiErrorsAlarm"]["Metrics"]
+        if "MetricStat" in m
+    }
+    assert callback == {code: [{"Name": "ApiId", "Value": {"Ref": "CallbackApi"}}] for code in ("4xx", "5xx")}
     queues = {n for n, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
     queue_refs = {
         m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
@@ -416,9 +648,40 @@ def test_failures_of_every_trigger_reach_an_alarm(template):
         if m.get("MetricStat", {}).get("Metric", {}).get("Namespace") == "AWS/SQS"
     }
     assert queues <= queue_refs, queues - queue_refs
-    # One SNS topic parameter, on every alarm.
+    # Every alarm notifies the AlarmEmail topic the stack creates and the existing AlarmTopicArn,
+    # each when given.
     for name, props in alarms.items():
-        assert props["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}, name
+        assert props["AlarmActions"] == [
+            {"Fn::If": ["HasAlarmEmail", {"Ref": "AlarmTopic"}, {"Ref": "AWS::NoValue"}]},
+            {"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AWS::NoValue"}]},
+        ], name
+    resources = template["Resources"]
+    assert resources["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {"TopicArn": {"Ref": "AlarmTopic"}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}
+
+
+def test_the_dashboard_shows_every_operation_state_machine_and_alarm(template):
+    alarms = sorted(n for n, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm")
+    for callbacks in (True, False):
+        dashboard = _dashboard(template, callbacks)
+        invocations = _widget(dashboard, "Invocations")["metrics"]
+        shown = [row[3] for row in invocations if len(row) > 3 and row[1] == "Invocations"]
+        assert sorted(shown) == sorted(_operations()), "one Invocations line per operation"
+        executions = _widget(dashboard, "State machine executions")["metrics"]
+        machines = {row[3].strip("${}") for row in executions}
+        assert machines == set(_state_machines(template)), machines
+        listed = sorted(a.removeprefix("${").removesuffix(".Arn}") for a in _widget(dashboard, "Alarms")["alarms"])
+        conditional = {n for n in alarms if template["Resources"][n].get("Condition") == "CallbacksOn"}
+        assert listed == sorted(alarms if callbacks else set(alarms) - conditional), listed
+
+
+def test_every_alarm_has_its_docs_rows(template):
+    alarms = sorted(n for n, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm")
+    for path, header in ((OPERATIONS_MD, "| alarm | fires when |"), (README_MD, "| alarm | means |")):
+        rows = _table_names(path, header)
+        assert sorted(rows) == alarms, f"{path.name}: {sorted(set(rows) ^ set(alarms))}"
 
 
 def test_state_machines_log_errors_and_every_log_group_expires(template):
@@ -432,7 +695,7 @@ def test_state_machines_log_errors_and_every_log_group_expires(template):
     assert json.loads(access["Format"])["status"] == "$context.status"
     for name, res in resources.items():
         if res["Type"] == "AWS::Logs::LogGroup":
-            assert res["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+            assert res["Properties"]["RetentionInDays"] == {"Fn::FindInMap": ["Settings", "LogRetentionDays", "Default"]}, name
 
 
 def test_outputs(template):
@@ -442,6 +705,7 @@ def test_outputs(template):
         "HttpApiUrl",
         "RunBotStateMachineArn",
         "RunBotMapStateMachineArn",
+        "RunBotCallbackStateMachineArn",
         "SecretArn",
     } <= set(template["Outputs"])
 
@@ -533,12 +797,17 @@ def test_every_generated_invoker_targets_the_alias(translated):
     # The schedule's target and its role.
     schedules = by_type["AWS::Scheduler::Schedule"]
     assert schedules
-    # ScheduleTarget picks one of two schedules: the function's alias or the callback workflow.
-    machine_ref = {"Ref": "RunBotCallbackStateMachine"}
-    assert sorted(json.dumps(p["Target"]["Arn"]) for _, p in schedules) == sorted(map(json.dumps, [alias_ref, machine_ref]))
-    states = {json.dumps(p["Target"]["Arn"]): p["State"] for _, p in schedules}
-    assert states[json.dumps(machine_ref)] == {"Fn::If": ["ScheduleTargetsWorkflow", {"Ref": "ScheduleState"}, "DISABLED"]}
-    assert states[json.dumps(alias_ref)] == {"Fn::If": ["ScheduleTargetsWorkflow", "DISABLED", {"Ref": "ScheduleState"}]}
+    # ScheduleTarget and Callbacks pick one of three schedules: the function's alias, the polling
+    # workflow or the callback workflow (test_exactly_one_schedule_runs_... evaluates the choice).
+    targets = {
+        json.dumps(alias_ref): "ScheduleTargetsFunction",
+        json.dumps({"Ref": "RunBotStateMachine"}): "ScheduleTargetsRunBot",
+        json.dumps({"Ref": "RunBotCallbackStateMachine"}): "ScheduleTargetsRunBotCallback",
+    }
+    assert sorted(json.dumps(p["Target"]["Arn"]) for _, p in schedules) == sorted(targets)
+    for _, p in schedules:
+        condition = targets[json.dumps(p["Target"]["Arn"])]
+        assert p["State"] == {"Fn::If": [condition, {"Ref": "ScheduleState"}, "DISABLED"]}, condition
 
     # State machines: the ASL substitution and their roles.
     machines = by_type["AWS::StepFunctions::StateMachine"]
@@ -569,19 +838,29 @@ def test_every_generated_invoker_targets_the_alias(translated):
 SAMPLE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cloudbot-trigger-AbCdEf"
 
 
-def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
-    """The function's Environment.Variables with parameter Refs resolved (the created secret's ARN
-    stands in for the secret Ref, a table name for the table's)."""
+def _function_env(template: dict, params: dict[str, object], settings: dict[str, object] | None = None) -> dict[str, str]:
+    """The function's Environment.Variables for these parameter values and settings: conditions
+    evaluated, parameter Refs and settings resolved (the created secret's ARN stands in for the
+    secret Ref, a table name for the table's), AWS::NoValue dropped."""
     resources = {"IdempotencyTable": "cloudbot-trigger-IdempotencyTable-1A2B3C4D5E6F"}
+    settings = {**_settings(template), **(settings or {})}
+    as_text = {name: str(value) for name, value in params.items()}
 
     def resolve(value):
         if isinstance(value, dict) and "Ref" in value:
             name = value["Ref"]
+            if name == "AWS::NoValue":
+                return None
             if name in resources:
                 return resources[name]
             return str(params[name]) if name in params else SAMPLE_SECRET_ARN
         if isinstance(value, dict) and "Fn::If" in value:
-            return resolve(value["Fn::If"][1])
+            condition, then, otherwise = value["Fn::If"]
+            return resolve(then if _condition(template, condition, as_text) else otherwise)
+        if isinstance(value, dict) and "Fn::FindInMap" in value:
+            mapping, name, key = value["Fn::FindInMap"]
+            assert (mapping, key) == ("Settings", "Default"), value
+            return str(settings[name])
         if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
             pseudo = {
                 # The longest stack name CloudFormation allows (128 characters).
@@ -595,25 +874,25 @@ def _function_env(template: dict, params: dict[str, object]) -> dict[str, str]:
         return str(value)
 
     variables = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
-    return {key: resolve(value) for key, value in variables.items()}
+    env = {key: resolve(value) for key, value in variables.items()}
+    return {key: value for key, value in env.items() if value is not None}
 
 
-def _parameter_sets(template: dict) -> dict[str, dict[str, object]]:
+def _parameter_sets(template: dict) -> dict[str, tuple[dict[str, object], dict[str, object]]]:
+    """Labelled (parameter values, setting overrides) to start the function with."""
     params = template["Parameters"]
     defaults = {name: p.get("Default", "") for name, p in params.items()}
     sets = {
-        "defaults": defaults,
-        "minimums": {**defaults, **{n: p["MinValue"] for n, p in params.items() if "MinValue" in p}},
-        "maximums": {**defaults, **{n: p["MaxValue"] for n, p in params.items() if "MaxValue" in p}},
-        "documented example": {
-            **defaults,
-            "DefaultBotEndpoint": "https://api.c-bot.pro/acme/bots/daily_report/jobs",
-            "DefaultPublicId": "acme",
-        },
+        "defaults": (defaults, {}),
+        "documented example": ({**defaults, "DefaultBotEndpoint": "https://api.c-bot.pro/acme/bots/daily_report/jobs"}, {}),
+        # The callback timeout's documented range, against the function's default idempotency
+        # expiry (checked at cold start: docs/deploy.md).
+        "CallbackTimeoutSeconds=120": (defaults, {"CallbackTimeoutSeconds": 120}),
+        "CallbackTimeoutSeconds=21600": (defaults, {"CallbackTimeoutSeconds": 21600}),
     }
     for name, p in params.items():
         for allowed in p.get("AllowedValues", []):
-            sets[f"{name}={allowed}"] = {**defaults, name: allowed}
+            sets[f"{name}={allowed}"] = ({**defaults, name: allowed}, {})
     return sets
 
 
@@ -631,8 +910,8 @@ def test_the_function_starts_with_every_configuration_the_template_allows(templa
         "AWS_LAMBDA_LOG_STREAM_NAME": "local",
         "PATH": "/usr/bin:/bin",
     }
-    for label, params in _parameter_sets(template).items():
-        env = _function_env(template, params)
+    for label, (params, settings) in _parameter_sets(template).items():
+        env = _function_env(template, params, settings)
         done = subprocess.run(
             [str(binaries["function"])],
             env={**runtime, **env},
@@ -650,14 +929,12 @@ def test_run_bot_callback_polls_exactly_like_run_bot():
     """RunBotCallback's fallback is RunBot's polling loop: the states they share must not drift."""
     run_bot = json.loads((ROOT / "statemachine/run-bot.asl.json").read_text())["States"]
     callback = json.loads((ROOT / "statemachine/run-bot-callback.asl.json").read_text())["States"]
-    shared = ["InvalidInput", "UseInputWaitSeconds", "WaitForJob", "ReferJob", "CheckJobStatus", "JobSucceeded",
-              "JobFailed", "JobFailedWithoutMessage", "JobStatusUnknown", "ReferJobFailed"]
+    # Both key a scheduled run the same way (ChooseKey): the schedule targets either one.
+    shared = ["CheckInput", "InvalidInput", "UseInputWaitSeconds", "ChooseKey", "ScheduleKey", "ExecutionKey",
+              "WaitForJob", "ReferJob", "CheckJobStatus", "JobSucceeded", "JobFailed", "JobFailedWithoutMessage",
+              "JobStatusUnknown", "ReferJobFailed"]
     for name in shared:
-        expected = dict(run_bot[name])
-        if name == "UseInputWaitSeconds":
-            expected["Next"] = "ChooseKey"
-        assert callback[name] == expected, name
-    assert {**callback["CheckInput"], "Default": "ExecuteBot"} == run_bot["CheckInput"]
+        assert callback[name] == run_bot[name], name
     assert callback["ExecuteBot"]["Resource"].endswith(".waitForTaskToken")
     assert callback["ExecuteBot"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
     assert callback["RecoverJob"]["Parameters"]["Payload"] == {

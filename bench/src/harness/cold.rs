@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::{Harness, SECRET_ID, Settings, demo_secret, function_env, require_binaries};
 use crate::BenchError;
 use crate::report::ColdInit;
-use crate::sandbox::Sandbox;
-use crate::secrets::SecretsEndpoint;
 use crate::stats::{Summary, ms};
+use cloudbot_testkit::sandbox::Sandbox;
+use cloudbot_testkit::secrets::SecretsEndpoint;
 
 /// One start: which binary, its cold init, its peak RSS right after init (KiB).
 struct Start {

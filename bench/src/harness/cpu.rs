@@ -21,12 +21,12 @@ use super::{
     function_env, require_binaries,
 };
 use crate::BenchError;
-use crate::cgroup::{Cgroup, Controller};
-use crate::emulator::BENCH_BOT;
 use crate::report::{CpuFigures, CpuModel, CpuRow};
-use crate::sandbox::Sandbox;
-use crate::secrets::SecretsEndpoint;
 use crate::stats::{Summary, ms};
+use cloudbot_testkit::cgroup::{Cgroup, Controller};
+use cloudbot_testkit::emulator::ECHO_BOT;
+use cloudbot_testkit::sandbox::Sandbox;
+use cloudbot_testkit::secrets::SecretsEndpoint;
 
 /// The function's test-only switch for an extra CA (its home: `cloudbot_trigger::config`; the
 /// harness does not link the function's library, and a mismatch fails every CPU-model run).
@@ -93,7 +93,7 @@ impl TlsUpstreams {
         let ca_file = settings.work.join("test-ca.pem");
         std::fs::write(&ca_file, ca.ca_pem())?;
         let bot_endpoint = format!(
-            "{}/{DEMO_PUBLIC_ID}/bots/{BENCH_BOT}/jobs",
+            "{}/{DEMO_PUBLIC_ID}/bots/{ECHO_BOT}/jobs",
             emulator.base_url()
         );
         let mut env = function_env(&emulator.base_url(), &bot_endpoint, &secrets.url());
@@ -309,58 +309,28 @@ impl Harness {
         group.add(pid)?;
         let cold_init = sb.cold_init().await?;
         group.set_cpu_quota(config.quota(), config.period)?;
-        let endpoint = up.bot_endpoint.clone();
-        let mut n = job_ids.len() + 1_000_000 * usize::from(is_floor);
-        let mut event = || {
-            n += 1;
-            if is_floor {
-                floor_event()
-            } else {
-                execute_event(&endpoint, n)
-            }
+        let mut sandbox = Throttled {
+            sb,
+            is_floor,
+            endpoint: &up.bot_endpoint,
+            n: job_ids.len() + 1_000_000 * usize::from(is_floor),
         };
-        let polls = sb.api.polls();
-        let cpu_before = sb.cpu_time()?;
-        let first = sb.api.invoke(event(), INVOKE_TIMEOUT).await?;
-        record(&first.result, &sb, is_floor, job_ids)?;
-        // The invocation's CPU time includes the work after its answer, up to the next poll.
-        sb.api.polled(polls + 1).await;
-        let first_cpu = sb.cpu_time()?.saturating_sub(cpu_before);
-
+        let (first, first_cpu) = sandbox.timed(job_ids).await?;
         let mut warm = Vec::with_capacity(self.settings.cpu_warm);
         let mut warm_cpu = Vec::with_capacity(self.settings.cpu_warm);
         for _ in 0..self.settings.cpu_warm {
-            let polls = sb.api.polls();
-            let cpu_before = sb.cpu_time()?;
-            let o = sb.api.invoke(event(), INVOKE_TIMEOUT).await?;
-            record(&o.result, &sb, is_floor, job_ids)?;
             // Measured as the first one, so the two compare: their difference is first-use work.
-            sb.api.polled(polls + 1).await;
-            warm_cpu.push(sb.cpu_time()?.saturating_sub(cpu_before));
-            warm.push(o.elapsed());
+            let (took, cpu) = sandbox.timed(job_ids).await?;
+            warm.push(took);
+            warm_cpu.push(cpu);
         }
-
-        // Back to back: every event queued at once, so the sandbox never waits for the harness;
-        // a stall between an answer and the next poll shows in the wall time, not in latencies.
-        let queued = (0..self.settings.cpu_burst)
-            .map(|_| sb.api.submit(event()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut started: Option<Instant> = None;
-        let mut ended = Instant::now();
-        for q in queued {
-            let o = q.answer(INVOKE_TIMEOUT).await?;
-            record(&o.result, &sb, is_floor, job_ids)?;
-            started = Some(started.map_or(o.handed_out, |s| s.min(o.handed_out)));
-            ended = o.received;
-        }
-        let wall = started.map_or(Duration::ZERO, |s| ended.saturating_duration_since(s));
-        let throughput = self.settings.cpu_burst as f64 / wall.as_secs_f64().max(1e-9);
+        let throughput = sandbox.burst(self.settings.cpu_burst, job_ids).await?;
         let throttled_periods = group.throttled().map_or(0, |(periods, _)| periods);
-        sb.stop().await?;
+        sandbox.sb.stop().await?;
         drop(group);
         Ok(Run {
             cold_init,
-            first: first.elapsed(),
+            first,
             first_cpu,
             warm,
             warm_cpu,
@@ -370,10 +340,67 @@ impl Harness {
     }
 }
 
+/// A sandbox under the model after its cold start, and the events it is sent.
+struct Throttled<'a> {
+    sb: Sandbox,
+    is_floor: bool,
+    endpoint: &'a str,
+    /// The last event's number (each execute has its own input).
+    n: usize,
+}
+
+impl Throttled<'_> {
+    fn event(&mut self) -> Bytes {
+        self.n += 1;
+        if self.is_floor {
+            floor_event()
+        } else {
+            execute_event(self.endpoint, self.n)
+        }
+    }
+
+    /// One invocation: its latency and its CPU time, which includes the work after its answer,
+    /// up to the next poll.
+    async fn timed(
+        &mut self,
+        job_ids: &mut Vec<String>,
+    ) -> Result<(Duration, Duration), BenchError> {
+        let polls = self.sb.api.polls();
+        let cpu_before = self.sb.cpu_time()?;
+        let event = self.event();
+        let o = self.sb.api.invoke(event, INVOKE_TIMEOUT).await?;
+        record(&o.result, &self.sb, self.is_floor, job_ids)?;
+        self.sb.api.polled(polls + 1).await;
+        Ok((o.elapsed(), self.sb.cpu_time()?.saturating_sub(cpu_before)))
+    }
+
+    /// `count` events back to back: every event queued at once, so the sandbox never waits for
+    /// the harness; a stall between an answer and the next poll shows in the wall time, not in
+    /// latencies. Returns the throughput (events per second).
+    async fn burst(&mut self, count: usize, job_ids: &mut Vec<String>) -> Result<f64, BenchError> {
+        let queued = (0..count)
+            .map(|_| {
+                let event = self.event();
+                self.sb.api.submit(event)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut started: Option<Instant> = None;
+        let mut ended = Instant::now();
+        for q in queued {
+            let o = q.answer(INVOKE_TIMEOUT).await?;
+            record(&o.result, &self.sb, self.is_floor, job_ids)?;
+            started = Some(started.map_or(o.handed_out, |s| s.min(o.handed_out)));
+            ended = o.received;
+        }
+        let wall = started.map_or(Duration::ZERO, |s| ended.saturating_duration_since(s));
+        Ok(count as f64 / wall.as_secs_f64().max(1e-9))
+    }
+}
+
 /// Checks one answer: the floor's must be an echo, the function's a new job (kept for the
 /// final accounting).
 fn record(
-    result: &Result<Bytes, crate::runtime_api::ErrorReport>,
+    result: &Result<Bytes, cloudbot_testkit::runtime_api::ErrorReport>,
     sb: &Sandbox,
     is_floor: bool,
     job_ids: &mut Vec<String>,

@@ -1,6 +1,6 @@
 //! The benchmark run: the settings, the upstreams every scenario shares (the emulator process
-//! and the counting Secrets Manager endpoint), the environment Lambda would give the function,
-//! and the checks that no job is lost or created twice. One file per scenario: cold init
+//! and the counting Secrets Manager endpoint, from `cloudbot_testkit`), and the checks that no
+//! job is lost or created twice. One file per scenario: cold init
 //! (`cold`), first and warm invocations (`warm`), load (`load`), TLS provider start-up (`tls`).
 
 mod cold;
@@ -15,21 +15,19 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cloudbot_emulator::{DEMO_ACCESS_TOKEN, DEMO_SECRET_KEY};
-use serde_json::Value;
+use cloudbot_testkit::cgroup::{self, Controller};
+use cloudbot_testkit::emulator::EmulatorProcess;
+use cloudbot_testkit::function::{SECRET_ID, demo_secret, execute_event, function_env, job_id_of};
+use cloudbot_testkit::runtime_api::ErrorReport;
+use cloudbot_testkit::sandbox::Sandbox;
+use cloudbot_testkit::secrets::SecretsEndpoint;
 
 use crate::BenchError;
-use crate::emulator::EmulatorProcess;
 use crate::report::{Artifact, Machine, Report, write_report};
-use crate::runtime_api::ErrorReport;
-use crate::sandbox::Sandbox;
-use crate::secrets::SecretsEndpoint;
 
 pub use cold::only_cold;
 pub use cpu::{CpuConfig, FULL_VCPU_MB, only_cpu, template_memory};
 
-/// Secret name the function is configured with; the value is the emulator's demo token pair.
-const SECRET_ID: &str = "cloudbot/bench";
 /// How long one invocation may take before the harness calls it lost.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -84,85 +82,6 @@ pub struct Settings {
     pub rustc: String,
     /// Commit measured.
     pub commit: String,
-}
-
-/// The environment Lambda would give the function, plus local endpoints and dummy credentials.
-pub fn function_env(
-    api_base: &str,
-    bot_endpoint: &str,
-    secrets_url: &str,
-) -> Vec<(String, String)> {
-    let pairs = [
-        (
-            "AWS_LAMBDA_FUNCTION_NAME",
-            "cloudbot-trigger-bench".to_owned(),
-        ),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            "2026/01/01/[$LATEST]bench".to_owned(),
-        ),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            "/aws/lambda/cloudbot-trigger-bench".to_owned(),
-        ),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "bench".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "bench".to_owned()),
-        ("AWS_SESSION_TOKEN", "bench".to_owned()),
-        // Never fall back to instance metadata: there is none, and probing it costs seconds.
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_url.to_owned()),
-        ("AWS_ENDPOINT_URL", secrets_url.to_owned()),
-        ("TZ", ":UTC".to_owned()),
-        ("LANG", "C.UTF-8".to_owned()),
-        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
-        ("CLOUDBOT_SECRET_ID", SECRET_ID.to_owned()),
-        ("CLOUDBOT_API_BASE", api_base.to_owned()),
-        ("CLOUDBOT_DEFAULT_BOT_ENDPOINT", bot_endpoint.to_owned()),
-        ("CLOUDBOT_LANGUAGE", "en".to_owned()),
-    ];
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-}
-
-/// The demo token pair as the function's secret value.
-pub fn demo_secret() -> String {
-    serde_json::json!({
-        "access_token": DEMO_ACCESS_TOKEN,
-        "secret_key": DEMO_SECRET_KEY,
-    })
-    .to_string()
-}
-
-/// The `n`-th execute event of a run (each with its own input, so jobs are told apart).
-pub fn execute_event(bot_endpoint: &str, n: usize) -> Bytes {
-    Bytes::from(
-        serde_json::json!({
-            "operation": "execute",
-            "bot_endpoint": bot_endpoint,
-            "input": { "message": format!("bench {n}") },
-        })
-        .to_string(),
-    )
-}
-
-/// The job id of a successful execute result, or why the answer is not one.
-pub fn job_id_of(body: &[u8]) -> Result<String, BenchError> {
-    let v: Value = serde_json::from_slice(body)?;
-    if v.get("operation").and_then(Value::as_str) != Some("execute") {
-        return Err(BenchError::msg(format!(
-            "not an execute result: {}",
-            String::from_utf8_lossy(body)
-        )));
-    }
-    v.get("job_id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| BenchError::msg("execute result without job_id"))
 }
 
 /// The job id of a result that must be a successful execute, with the log tail otherwise.
@@ -265,7 +184,7 @@ fn cpu_model_available(settings: &Settings) -> Result<Result<(), String>, BenchE
     if settings.cpu_configs.is_empty() {
         return Ok(Err("no configuration asked for".to_owned()));
     }
-    match crate::cgroup::available(crate::cgroup::Controller::Cpu) {
+    match cgroup::available(Controller::Cpu) {
         Ok(()) => Ok(Ok(())),
         Err(why) if std::env::var("CI").as_deref() == Ok("true") => Err(BenchError::msg(format!(
             "the CPU model must run in CI: {why}"

@@ -9,10 +9,10 @@ use bytes::Bytes;
 
 use super::{Harness, INVOKE_TIMEOUT, check_jobs, expect_job};
 use crate::BenchError;
-use crate::dynamodb::{DynamoDbEndpoint, StoreCalls};
 use crate::report::StoreFigures;
-use crate::sandbox::Sandbox;
 use crate::stats::Summary;
+use cloudbot_testkit::dynamodb::{DynamoDbEndpoint, StoreCalls};
+use cloudbot_testkit::sandbox::Sandbox;
 
 /// Fixed latency of every store answer (a DynamoDB call from Lambda in the same region takes a
 /// few milliseconds; the figure that matters is what the function adds on top).

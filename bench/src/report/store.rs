@@ -28,7 +28,7 @@ pub struct StoreFigures {
     /// Keyed executes made (first + warm).
     pub executes: usize,
     /// Store calls they made.
-    pub calls: crate::dynamodb::StoreCalls,
+    pub calls: cloudbot_testkit::dynamodb::StoreCalls,
 }
 
 impl StoreFigures {

@@ -1,10 +1,17 @@
 //! The docs stay in step with the code: the error table (docs/errors.md, generated from the
-//! code's table) and the sample list (docs/contract.md).
+//! code's table), the `Operation` values (docs/operations.md, generated from
+//! `metrics::OPERATIONS`) and the sample list (docs/contract.md).
 //!
-//! After changing a row in `src/error/kind.rs`, regenerate the doc's table with
-//! `CLOUDBOT_UPDATE_DOCS=1 cargo test --test it error_table`.
+//! After changing a row in `src/error/kind.rs` or `metrics::OPERATIONS`, regenerate the doc's
+//! table with `CLOUDBOT_UPDATE_DOCS=1 cargo test --test it docs::`.
+//!
+//! The operation table is also the list tests/py/test_template.py checks the template against
+//! (`FailuresAlarm` sums exactly these operations, the dashboard shows each): a generated table
+//! the Python test reads, rather than a Rust test parsing YAML or Python parsing Rust, so the
+//! code stays the one home and each test reads the format it is good at.
 
 use cloudbot_trigger::error::kind;
+use cloudbot_trigger::metrics::OPERATIONS;
 
 use super::events_dir;
 
@@ -30,27 +37,49 @@ fn table_range(text: &str, header: &str) -> Option<std::ops::Range<usize>> {
     Some(start..end)
 }
 
-#[test]
-fn the_error_table_in_docs_is_the_codes_table() {
-    let path = doc_path("docs/errors.md");
-    let text = doc("docs/errors.md");
-    let expected = kind::markdown_table();
+/// Checks that `path` holds `expected` as its table (found by `expected`'s header line), or
+/// writes it there with `CLOUDBOT_UPDATE_DOCS` set.
+fn keep_generated_table(path: &str, expected: &str, source: &str) {
+    let file = doc_path(path);
+    let text = doc(path);
     let header = expected.lines().next().unwrap();
     let range = table_range(&text, header)
-        .unwrap_or_else(|| panic!("docs/errors.md has no table starting with {header}"));
-    if text[range.clone()] == expected {
+        .unwrap_or_else(|| panic!("{path} has no table starting with {header}"));
+    if text[range.clone()] == *expected {
         return;
     }
     if std::env::var_os("CLOUDBOT_UPDATE_DOCS").is_some() {
         let mut updated = text.clone();
-        updated.replace_range(range, &expected);
-        std::fs::write(&path, updated).unwrap();
+        updated.replace_range(range, expected);
+        std::fs::write(&file, updated).unwrap();
         return;
     }
     panic!(
-        "docs/errors.md's table differs from src/error/kind.rs; regenerate it with \
-         `CLOUDBOT_UPDATE_DOCS=1 cargo test --test it error_table`.\nexpected:\n{expected}\nfound:\n{}",
+        "{path}'s table differs from {source}; regenerate it with \
+         `CLOUDBOT_UPDATE_DOCS=1 cargo test --test it docs::`.\nexpected:\n{expected}\nfound:\n{}",
         &text[range]
+    );
+}
+
+#[test]
+fn the_error_table_in_docs_is_the_codes_table() {
+    keep_generated_table(
+        "docs/errors.md",
+        &kind::markdown_table(),
+        "src/error/kind.rs",
+    );
+}
+
+#[test]
+fn the_operation_table_in_docs_is_the_codes_list() {
+    let mut expected = String::from("| `Operation` | the invocations it counts |\n|---|---|\n");
+    for (name, meaning) in OPERATIONS {
+        expected.push_str(&format!("| `{name}` | {meaning} |\n"));
+    }
+    keep_generated_table(
+        "docs/operations.md",
+        &expected,
+        "metrics::OPERATIONS (src/metrics.rs)",
     );
 }
 
@@ -64,4 +93,60 @@ fn every_event_sample_is_documented() {
             "docs/contract.md does not list events/{name}"
         );
     }
+}
+
+/// Every default docs/deploy.md gives as one `literal` in its variable table is the function's
+/// own: the configuration read with all those values set explicitly is the one read with none of
+/// them (a wrong value, or one the function rejects, fails here). The template passes only what a
+/// deploy decides, so these defaults are what a deployed function runs with.
+#[test]
+fn the_documented_variable_defaults_are_the_codes() {
+    use cloudbot_trigger::config::Config;
+
+    let text = doc("docs/deploy.md");
+    let header = "| Variable | Default | Meaning |";
+    let range = table_range(&text, header)
+        .unwrap_or_else(|| panic!("docs/deploy.md has no table starting with {header}"));
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for row in text[range].lines().skip(2) {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let (Some(name), Some(default)) = (cells.first(), cells.get(1)) else {
+            panic!("malformed row {row}");
+        };
+        let name = name.trim_matches('`').to_owned();
+        // `literal` alone, or `literal`; followed by what the template sets.
+        let literal = default.split(';').next().unwrap_or_default().trim();
+        if literal.len() > 2 && literal.starts_with('`') && literal.ends_with('`') {
+            let value = &literal[1..literal.len() - 1];
+            assert!(!value.contains('`'), "{name}: one literal, not {literal}");
+            documented.push((name, value.to_owned()));
+        }
+    }
+    assert!(
+        documented.len() >= 12,
+        "the table lost its defaults: {documented:?}"
+    );
+    let base = [("CLOUDBOT_SECRET_ID", "cloudbot-trigger")];
+    let lookup = |extra: &[(String, String)]| {
+        let extra = extra.to_vec();
+        move |name: &str| -> Option<String> {
+            base.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| {
+                    extra
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                })
+        }
+    };
+    let implicit = Config::from_lookup(lookup(&[])).unwrap();
+    let explicit = Config::from_lookup(lookup(&documented))
+        .unwrap_or_else(|e| panic!("a documented default is rejected: {e}"));
+    assert_eq!(
+        format!("{explicit:?}"),
+        format!("{implicit:?}"),
+        "a default in docs/deploy.md differs from the code's: {documented:?}"
+    );
 }

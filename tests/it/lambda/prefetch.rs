@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use cloudbot_bench::secrets::SecretsEndpoint;
+use cloudbot_testkit::secrets::SecretsEndpoint;
 use serde_json::json;
 
 use super::{Harness, Setup};

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::BenchError;
+use crate::Error;
 
 const ROOT: &str = "/sys/fs/cgroup";
 
-/// A cgroup v1 controller the harness uses.
+/// A cgroup v1 controller a sandbox is put under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Controller {
     /// `freezer`: `freezer.state` FROZEN / THAWED.
@@ -63,27 +63,27 @@ pub struct Cgroup {
     path: PathBuf,
 }
 
-fn write(path: &Path, value: &str) -> Result<(), BenchError> {
+fn write(path: &Path, value: &str) -> Result<(), Error> {
     std::fs::write(path, value)
-        .map_err(|e| BenchError::msg(format!("write {value:?} to {}: {e}", path.display())))
+        .map_err(|e| Error::msg(format!("write {value:?} to {}: {e}", path.display())))
 }
 
-fn read(path: &Path) -> Result<String, BenchError> {
+fn read(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_owned())
-        .map_err(|e| BenchError::msg(format!("read {}: {e}", path.display())))
+        .map_err(|e| Error::msg(format!("read {}: {e}", path.display())))
 }
 
 impl Cgroup {
     /// A new, empty group of `controller` (unthrottled / thawed).
-    pub fn create(controller: Controller) -> Result<Cgroup, BenchError> {
+    pub fn create(controller: Controller) -> Result<Cgroup, Error> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = controller
             .root()
-            .join(format!("cloudbot-bench-{}-{n}", std::process::id()));
+            .join(format!("cloudbot-testkit-{}-{n}", std::process::id()));
         std::fs::create_dir(&path)
-            .map_err(|e| BenchError::msg(format!("mkdir {}: {e}", path.display())))?;
+            .map_err(|e| Error::msg(format!("mkdir {}: {e}", path.display())))?;
         Ok(Cgroup { controller, path })
     }
 
@@ -93,23 +93,23 @@ impl Cgroup {
     }
 
     /// Moves process `pid` (all its threads) into the group.
-    pub fn add(&self, pid: u32) -> Result<(), BenchError> {
+    pub fn add(&self, pid: u32) -> Result<(), Error> {
         write(&self.path.join("cgroup.procs"), &pid.to_string())
     }
 
     /// Freezes every process of the group and waits until the kernel reports them frozen.
-    pub fn freeze(&self) -> Result<(), BenchError> {
+    pub fn freeze(&self) -> Result<(), Error> {
         self.set_freezer("FROZEN")
     }
 
     /// Thaws the group and waits until the kernel reports it thawed.
-    pub fn thaw(&self) -> Result<(), BenchError> {
+    pub fn thaw(&self) -> Result<(), Error> {
         self.set_freezer("THAWED")
     }
 
-    fn set_freezer(&self, target: &str) -> Result<(), BenchError> {
+    fn set_freezer(&self, target: &str) -> Result<(), Error> {
         if self.controller != Controller::Freezer {
-            return Err(BenchError::msg("freeze/thaw needs a freezer cgroup"));
+            return Err(Error::msg("freeze/thaw needs a freezer cgroup"));
         }
         let state = self.path.join("freezer.state");
         write(&state, target)?;
@@ -120,7 +120,7 @@ impl Cgroup {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
-                return Err(BenchError::msg(format!(
+                return Err(Error::msg(format!(
                     "{} did not reach {target}",
                     state.display()
                 )));
@@ -130,9 +130,9 @@ impl Cgroup {
     }
 
     /// Limits the group to `quota` of CPU time per `period` (CFS bandwidth control).
-    pub fn set_cpu_quota(&self, quota: Duration, period: Duration) -> Result<(), BenchError> {
+    pub fn set_cpu_quota(&self, quota: Duration, period: Duration) -> Result<(), Error> {
         if self.controller != Controller::Cpu {
-            return Err(BenchError::msg("a CPU quota needs a cpu cgroup"));
+            return Err(Error::msg("a CPU quota needs a cpu cgroup"));
         }
         let us = |d: Duration| d.as_micros().to_string();
         // The period first: a quota is checked against the period in effect.

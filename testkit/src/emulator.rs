@@ -1,9 +1,9 @@
-//! The Cloud BOT emulator as the benchmark's upstream: started as its own process (the
-//! `cloudbot-emulator` binary, demo seed) so its work is not scheduled on the harness's runtime,
+//! The Cloud BOT emulator as an upstream process: started as its own process (the
+//! `cloudbot-emulator` binary, demo seed) so its work is not scheduled on the caller's runtime,
 //! and driven through its admin API with the emulator crate's [`AdminClient`].
 //!
 //! Connections the function opens are counted from the request log (distinct connection ids of
-//! API requests), because the harness's own admin calls also reach the same listener and
+//! API requests), because the caller's own admin calls also reach the same listener and
 //! would otherwise inflate `stats.connections_accepted`; the raw stats figure is reported too.
 
 use std::collections::HashSet;
@@ -21,10 +21,10 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::BenchError;
+use crate::Error;
 
-/// BOT every benchmark invocation executes.
-pub const BENCH_BOT: &str = "echo_bot";
+/// The demo seed's BOT that every execute of the benchmark and the arm64 smoke run starts.
+pub const ECHO_BOT: &str = "echo_bot";
 
 /// A running emulator process. Dropping it kills the process.
 pub struct EmulatorProcess {
@@ -35,7 +35,7 @@ pub struct EmulatorProcess {
 
 impl EmulatorProcess {
     /// Starts `bin --port 0` (demo seed) and waits for its "listening on" line.
-    pub async fn spawn(bin: &Path, log: &Path) -> Result<Self, BenchError> {
+    pub async fn spawn(bin: &Path, log: &Path) -> Result<Self, Error> {
         let err = std::fs::File::create(log)?;
         let mut child = Command::new(bin)
             .args(["--port", "0"])
@@ -44,19 +44,19 @@ impl EmulatorProcess {
             .stderr(Stdio::from(err))
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| BenchError::msg(format!("cannot start {}: {e}", bin.display())))?;
+            .map_err(|e| Error::msg(format!("cannot start {}: {e}", bin.display())))?;
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| BenchError::msg("emulator stdout not captured"))?;
+            .ok_or_else(|| Error::msg("emulator stdout not captured"))?;
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
             .await
-            .map_err(|_| BenchError::msg("emulator did not report its address within 20 s"))??
-            .ok_or_else(|| BenchError::msg("emulator exited before listening"))?;
+            .map_err(|_| Error::msg("emulator did not report its address within 20 s"))??
+            .ok_or_else(|| Error::msg("emulator exited before listening"))?;
         let base_url = line
             .strip_prefix("cloudbot-emulator listening on ")
-            .ok_or_else(|| BenchError::msg(format!("unexpected emulator banner: {line}")))?
+            .ok_or_else(|| Error::msg(format!("unexpected emulator banner: {line}")))?
             .trim()
             .to_owned();
         // Keep draining stdout so the emulator never blocks on a full pipe.
@@ -74,9 +74,9 @@ impl EmulatorProcess {
         &self.base_url
     }
 
-    /// The BOT execution endpoint of [`BENCH_BOT`] (`{base}/{public_id}/bots/{bot_id}/jobs`).
+    /// The BOT execution endpoint of [`ECHO_BOT`] (`{base}/{public_id}/bots/{bot_id}/jobs`).
     pub fn bot_endpoint(&self) -> String {
-        format!("{}/{DEMO_PUBLIC_ID}/bots/{BENCH_BOT}/jobs", self.base_url)
+        format!("{}/{DEMO_PUBLIC_ID}/bots/{ECHO_BOT}/jobs", self.base_url)
     }
 
     /// The emulator's admin API.
@@ -85,22 +85,22 @@ impl EmulatorProcess {
     }
 
     /// Distinct connections that carried Cloud BOT API requests since the last reset (the
-    /// request log holds API requests only, so the harness's admin connections do not count).
-    pub async fn api_connections(&self) -> Result<u64, BenchError> {
+    /// request log holds API requests only, so the caller's admin connections do not count).
+    pub async fn api_connections(&self) -> Result<u64, Error> {
         let requests = self.admin.requests().await?;
         let ids: HashSet<u64> = requests.iter().map(|r| r.connection_id).collect();
         Ok(ids.len() as u64)
     }
 
     /// Job ids the emulator holds.
-    pub async fn job_ids(&self) -> Result<Vec<String>, BenchError> {
+    pub async fn job_ids(&self) -> Result<Vec<String>, Error> {
         let jobs = self.admin.jobs().await?;
         Ok(jobs.into_iter().map(|j| j.job_id).collect())
     }
 
     /// Times `n` execute calls made directly with a keep-alive hyper client (no function in
     /// between): the upstream as the leanest possible client sees it.
-    pub async fn direct_execute(&self, n: usize) -> Result<Vec<Duration>, BenchError> {
+    pub async fn direct_execute(&self, n: usize) -> Result<Vec<Duration>, Error> {
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
         let body = Bytes::from(serde_json::json!({ "input": { "message": "bench" } }).to_string());
@@ -114,17 +114,17 @@ impl EmulatorProcess {
                 .header("access-token", DEMO_ACCESS_TOKEN)
                 .header("secret-key", DEMO_SECRET_KEY)
                 .body(Full::new(body.clone()))
-                .map_err(|e| BenchError::msg(format!("execute request: {e}")))?;
+                .map_err(|e| Error::msg(format!("execute request: {e}")))?;
             let start = Instant::now();
             let resp = client
                 .request(req)
                 .await
-                .map_err(|e| BenchError::msg(format!("direct execute: {e}")))?;
+                .map_err(|e| Error::msg(format!("direct execute: {e}")))?;
             let status = resp.status();
             let _ = resp.into_body().collect().await;
             samples.push(start.elapsed());
             if !status.is_success() {
-                return Err(BenchError::msg(format!("direct execute: HTTP {status}")));
+                return Err(Error::msg(format!("direct execute: HTTP {status}")));
             }
         }
         Ok(samples)

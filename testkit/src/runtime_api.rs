@@ -1,4 +1,4 @@
-//! A minimal Lambda Runtime API (2018-06-01) server, one per sandbox, so the harness controls
+//! A minimal Lambda Runtime API (2018-06-01) server, one per sandbox, so its caller controls
 //! when an event is handed out and sees the exact moment the bootstrap first polls.
 //!
 //! Implements the documented routes a custom runtime uses:
@@ -21,12 +21,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::BenchError;
+use crate::Error;
 
 const PREFIX: &str = "/2018-06-01/runtime";
 /// The deadline handed to the function with each event (what a 30 s Lambda timeout gives).
 const FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
-/// The ARN the harness pretends the function has.
+/// The ARN the function is told it has.
 pub const FUNCTION_ARN: &str =
     "arn:aws:lambda:us-east-1:123456789012:function:cloudbot-trigger-bench";
 
@@ -94,7 +94,7 @@ impl Drop for RuntimeApi {
 
 impl RuntimeApi {
     /// Binds 127.0.0.1:0 and starts serving.
-    pub async fn start() -> Result<Self, BenchError> {
+    pub async fn start() -> Result<Self, Error> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
@@ -106,7 +106,7 @@ impl RuntimeApi {
             polls: watch::channel(0).0,
             handed_out: watch::channel(0).0,
         });
-        let server = crate::spawn_http_server(
+        let server = crate::server::spawn_http_server(
             listener,
             state.clone(),
             handle,
@@ -169,13 +169,13 @@ impl RuntimeApi {
     }
 
     /// Queues one event and waits for the function's answer (or `timeout`).
-    pub async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Outcome, BenchError> {
+    pub async fn invoke(&self, payload: Bytes, timeout: Duration) -> Result<Outcome, Error> {
         self.submit(payload)?.answer(timeout).await
     }
 
     /// Queues one event without waiting: events queued back to back are handed out as fast as
     /// the bootstrap polls, which is how a throughput run keeps one sandbox busy.
-    pub fn submit(&self, payload: Bytes) -> Result<Submitted, BenchError> {
+    pub fn submit(&self, payload: Bytes) -> Result<Submitted, Error> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("00000000-0000-4000-8000-{n:012}");
         let (reply, answer) = oneshot::channel();
@@ -185,7 +185,7 @@ impl RuntimeApi {
                 payload,
                 reply,
             })
-            .map_err(|_| BenchError::msg("runtime API server stopped"))?;
+            .map_err(|_| Error::msg("runtime API server stopped"))?;
         Ok(Submitted { request_id, answer })
     }
 }
@@ -199,12 +199,12 @@ pub struct Submitted {
 
 impl Submitted {
     /// Waits for the function's answer (or `timeout`).
-    pub async fn answer(self, timeout: Duration) -> Result<Outcome, BenchError> {
+    pub async fn answer(self, timeout: Duration) -> Result<Outcome, Error> {
         let request_id = self.request_id;
         match tokio::time::timeout(timeout, self.answer).await {
             Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(_)) => Err(BenchError::msg(format!("invocation {request_id} dropped"))),
-            Err(_) => Err(BenchError::msg(format!(
+            Ok(Err(_)) => Err(Error::msg(format!("invocation {request_id} dropped"))),
+            Err(_) => Err(Error::msg(format!(
                 "invocation {request_id}: no answer within {timeout:?}"
             ))),
         }
@@ -217,26 +217,28 @@ fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     resp
 }
 
+/// The answer to a route the Runtime API does not have.
+fn unknown_route() -> Response<Full<Bytes>> {
+    reply(
+        StatusCode::NOT_FOUND,
+        "{\"errorMessage\":\"unknown route\"}",
+    )
+}
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Ok(reply(
-            StatusCode::NOT_FOUND,
-            "{\"errorMessage\":\"unknown route\"}",
-        ));
+        return Ok(unknown_route());
     };
     let method = req.method().clone();
     if method == Method::GET && rest == "/invocation/next" {
         return Ok(next(&state).await);
     }
     if method != Method::POST {
-        return Ok(reply(
-            StatusCode::NOT_FOUND,
-            "{\"errorMessage\":\"unknown route\"}",
-        ));
+        return Ok(unknown_route());
     }
     let header_type = req
         .headers()
@@ -259,21 +261,25 @@ async fn handle(
         return Ok(reply(StatusCode::ACCEPTED, "{\"status\":\"OK\"}"));
     }
     let Some(tail) = rest.strip_prefix("/invocation/") else {
-        return Ok(reply(
-            StatusCode::NOT_FOUND,
-            "{\"errorMessage\":\"unknown route\"}",
-        ));
+        return Ok(unknown_route());
     };
     let (id, result) = if let Some(id) = tail.strip_suffix("/response") {
         (id, Ok(body))
     } else if let Some(id) = tail.strip_suffix("/error") {
         (id, Err(error_report(header_type, &body)))
     } else {
-        return Ok(reply(
-            StatusCode::NOT_FOUND,
-            "{\"errorMessage\":\"unknown route\"}",
-        ));
+        return Ok(unknown_route());
     };
+    Ok(deliver(&state, id, received, result))
+}
+
+/// Hands the answer for invocation `id` to the caller waiting for it.
+fn deliver(
+    state: &State,
+    id: &str,
+    received: Instant,
+    result: Result<Bytes, ErrorReport>,
+) -> Response<Full<Bytes>> {
     let inflight = state.inflight.lock().ok().and_then(|mut m| m.remove(id));
     match inflight {
         Some(f) => {
@@ -282,13 +288,13 @@ async fn handle(
                 received,
                 result,
             });
-            Ok(reply(StatusCode::ACCEPTED, "{\"status\":\"OK\"}"))
+            reply(StatusCode::ACCEPTED, "{\"status\":\"OK\"}")
         }
         // A second answer for the same id, or an id never handed out: the runtime API says 400.
-        None => Ok(reply(
+        None => reply(
             StatusCode::BAD_REQUEST,
             "{\"errorMessage\":\"unknown or already answered request id\",\"errorType\":\"InvalidRequestID\"}",
-        )),
+        ),
     }
 }
 

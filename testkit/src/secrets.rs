@@ -1,10 +1,10 @@
 //! A tiny counting Secrets Manager endpoint on 127.0.0.1 that speaks the awsJson1.1
-//! `GetSecretValue` shape, so the harness can count how often the function fetches its secret.
+//! `GetSecretValue` shape, so a test or the benchmark can count how often the function fetches its secret.
 //!
 //! Chosen over moto behind a counting proxy: no Python process competing for the 2 cores during
 //! timing, no extra hop in the first-invocation figure, and the count is exact. The AWS SDK is
 //! pointed here with `AWS_ENDPOINT_URL_SECRETS_MANAGER`; request signatures are not checked
-//! (the harness hands out dummy credentials).
+//! (the function is given dummy credentials).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 
 use cloudbot_emulator::{IdlePolicy, TestCa};
 
-use crate::{BenchError, Connections};
+use crate::Error;
+use crate::server::{Connections, spawn_http_server};
 
 struct State {
     secret_id: String,
@@ -49,7 +50,7 @@ impl Drop for SecretsEndpoint {
 
 impl SecretsEndpoint {
     /// Serves one secret: `secret_id` (name) whose SecretString is `secret_string`.
-    pub async fn start(secret_id: &str, secret_string: &str) -> Result<Self, BenchError> {
+    pub async fn start(secret_id: &str, secret_string: &str) -> Result<Self, Error> {
         Self::start_with(secret_id, secret_string, None, None).await
     }
 
@@ -61,7 +62,7 @@ impl SecretsEndpoint {
         secret_string: &str,
         idle: Option<IdlePolicy>,
         tls: Option<&TestCa>,
-    ) -> Result<Self, BenchError> {
+    ) -> Result<Self, Error> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -72,7 +73,7 @@ impl SecretsEndpoint {
             delay_us: AtomicU64::new(0),
         });
         let connections = Arc::new(Connections::default());
-        let server = crate::spawn_http_server(
+        let server = spawn_http_server(
             listener,
             state.clone(),
             handle,
@@ -170,7 +171,7 @@ async fn handle(
         return Ok(aws_error(
             StatusCode::BAD_REQUEST,
             "InvalidRequestException",
-            "only GetSecretValue is served by the bench endpoint",
+            "only GetSecretValue is served by this stand-in",
         ));
     }
     state.get_secret_value.fetch_add(1, Ordering::Relaxed);

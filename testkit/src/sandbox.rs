@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::BenchError;
+use crate::Error;
 use crate::runtime_api::RuntimeApi;
 
 /// How long a bootstrap may take to reach its first `GET /next` before the start counts as failed.
@@ -30,7 +30,7 @@ impl Sandbox {
         bootstrap: &Path,
         env: &[(String, String)],
         log: &Path,
-    ) -> Result<Self, BenchError> {
+    ) -> Result<Self, Error> {
         let api = RuntimeApi::start().await?;
         let out = std::fs::File::create(log)?;
         let err = out.try_clone()?;
@@ -47,7 +47,7 @@ impl Sandbox {
         let spawned = Instant::now();
         let child = cmd
             .spawn()
-            .map_err(|e| BenchError::msg(format!("cannot start {}: {e}", bootstrap.display())))?;
+            .map_err(|e| Error::msg(format!("cannot start {}: {e}", bootstrap.display())))?;
         Ok(Self {
             api,
             child,
@@ -58,20 +58,20 @@ impl Sandbox {
 
     /// Waits for the first `GET /next` and returns the cold-init time (spawn → first poll).
     /// Fails if the process exits, posts an init error or does not poll within [`INIT_TIMEOUT`].
-    pub async fn cold_init(&mut self) -> Result<Duration, BenchError> {
+    pub async fn cold_init(&mut self) -> Result<Duration, Error> {
         let spawned = self.spawned;
         let log = self.log.clone();
         tokio::select! {
             r = self.api.first_poll() => match r {
                 Ok(at) => Ok(at.saturating_duration_since(spawned)),
-                Err(report) => Err(BenchError::msg(format!(
+                Err(report) => Err(Error::msg(format!(
                     "init error {}: {} (log: {})", report.error_type, report.body, log.display()
                 ))),
             },
-            status = self.child.wait() => Err(BenchError::msg(format!(
+            status = self.child.wait() => Err(Error::msg(format!(
                 "bootstrap exited before polling: {status:?}; log tail:\n{}", log_tail(&log)
             ))),
-            _ = tokio::time::sleep(INIT_TIMEOUT) => Err(BenchError::msg(format!(
+            _ = tokio::time::sleep(INIT_TIMEOUT) => Err(Error::msg(format!(
                 "no GET /next within {INIT_TIMEOUT:?}; log tail:\n{}", log_tail(&log)
             ))),
         }
@@ -83,25 +83,25 @@ impl Sandbox {
     }
 
     /// CPU time the process has used so far (all threads).
-    pub fn cpu_time(&self) -> Result<Duration, BenchError> {
+    pub fn cpu_time(&self) -> Result<Duration, Error> {
         let pid = self
             .child
             .id()
-            .ok_or_else(|| BenchError::msg("process already reaped"))?;
+            .ok_or_else(|| Error::msg("process already reaped"))?;
         cpu_time(pid)
     }
 
     /// Peak resident set size so far (`VmHWM` from /proc/<pid>/status), in KiB.
-    pub fn peak_rss_kib(&self) -> Result<u64, BenchError> {
+    pub fn peak_rss_kib(&self) -> Result<u64, Error> {
         let pid = self
             .child
             .id()
-            .ok_or_else(|| BenchError::msg("process already reaped"))?;
+            .ok_or_else(|| Error::msg("process already reaped"))?;
         peak_rss_kib(pid)
     }
 
     /// EMF metrics records (JSON lines with `"_aws"`) the process wrote to stdout so far.
-    pub fn metrics_records(&self) -> Result<u64, BenchError> {
+    pub fn metrics_records(&self) -> Result<u64, Error> {
         let log = std::fs::read_to_string(&self.log)?;
         Ok(log
             .lines()
@@ -115,7 +115,7 @@ impl Sandbox {
     }
 
     /// Kills the process and reaps it.
-    pub async fn stop(mut self) -> Result<(), BenchError> {
+    pub async fn stop(mut self) -> Result<(), Error> {
         // SIGKILL: the runtime is parked in GET /next; Lambda also freezes/kills it without notice.
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
@@ -125,7 +125,7 @@ impl Sandbox {
 
 /// CPU time a live process has used so far, all threads (`/proc/<pid>/task/*/schedstat`,
 /// nanoseconds; `/proc/<pid>/stat` counts in clock ticks, too coarse for one invocation).
-pub fn cpu_time(pid: u32) -> Result<Duration, BenchError> {
+pub fn cpu_time(pid: u32) -> Result<Duration, Error> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))?;
     let mut total = 0u64;
     for task in tasks {
@@ -138,19 +138,19 @@ pub fn cpu_time(pid: u32) -> Result<Duration, BenchError> {
             .split_whitespace()
             .next()
             .and_then(|ns| ns.parse::<u64>().ok())
-            .ok_or_else(|| BenchError::msg(format!("unreadable {}", path.display())))?;
+            .ok_or_else(|| Error::msg(format!("unreadable {}", path.display())))?;
     }
     Ok(Duration::from_nanos(total))
 }
 
 /// `VmHWM` of a live process, in KiB.
-pub fn peak_rss_kib(pid: u32) -> Result<u64, BenchError> {
+pub fn peak_rss_kib(pid: u32) -> Result<u64, Error> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| BenchError::msg(format!("no VmHWM in /proc/{pid}/status")))
+        .ok_or_else(|| Error::msg(format!("no VmHWM in /proc/{pid}/status")))
 }
 
 fn log_tail(path: &Path) -> String {

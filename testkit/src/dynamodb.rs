@@ -20,7 +20,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::BenchError;
+use crate::Error;
 
 struct State {
     latency: Duration,
@@ -58,7 +58,7 @@ impl Drop for DynamoDbEndpoint {
 
 impl DynamoDbEndpoint {
     /// Serves every call after `latency`.
-    pub async fn start(latency: Duration) -> Result<Self, BenchError> {
+    pub async fn start(latency: Duration) -> Result<Self, Error> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -69,9 +69,15 @@ impl DynamoDbEndpoint {
             other: AtomicU64::new(0),
         });
         // No idle policy (a store keeps connections as long as the client does), plain HTTP.
-        let connections = Arc::new(crate::Connections::default());
-        let server =
-            crate::spawn_http_server(listener, state.clone(), handle, None, None, connections);
+        let connections = Arc::new(crate::server::Connections::default());
+        let server = crate::server::spawn_http_server(
+            listener,
+            state.clone(),
+            handle,
+            None,
+            None,
+            connections,
+        );
         Ok(Self {
             addr,
             state,
@@ -102,7 +108,7 @@ impl DynamoDbEndpoint {
     /// `n` PutItem round trips from a plain keep-alive hyper client: the stand-in as the leanest
     /// client sees it (its fixed latency plus its own handling), the baseline of the store's
     /// share in the function's figure.
-    pub async fn direct_calls(&self, n: usize) -> Result<Vec<Duration>, BenchError> {
+    pub async fn direct_calls(&self, n: usize) -> Result<Vec<Duration>, Error> {
         use hyper_util::client::legacy::Client;
         use hyper_util::client::legacy::connect::HttpConnector;
         use hyper_util::rt::TokioExecutor;
@@ -117,12 +123,12 @@ impl DynamoDbEndpoint {
                 .header("content-type", "application/x-amz-json-1.0")
                 .header("x-amz-target", "DynamoDB_20120810.PutItem")
                 .body(Full::new(body.clone()))
-                .map_err(|e| BenchError::msg(format!("direct PutItem request: {e}")))?;
+                .map_err(|e| Error::msg(format!("direct PutItem request: {e}")))?;
             let start = std::time::Instant::now();
             let resp = client
                 .request(req)
                 .await
-                .map_err(|e| BenchError::msg(format!("direct PutItem: {e}")))?;
+                .map_err(|e| Error::msg(format!("direct PutItem: {e}")))?;
             let _ = resp.into_body().collect().await;
             samples.push(start.elapsed());
         }
