@@ -55,7 +55,8 @@ step "sam validate --region us-east-1 (translator)"
 "$sam" validate --region us-east-1 --config-env offline-translator --template-file template.yaml
 
 shopt -s nullglob
-asl_files=(statemachine/*.asl.json)
+# The template's state machines and the examples (statemachine/examples/, not deployed).
+asl_files=(statemachine/*.asl.json statemachine/examples/*.asl.json)
 if [ ${#asl_files[@]} -eq 0 ]; then
   echo "check-template: no statemachine/*.asl.json files found" >&2
   exit 1

@@ -1,13 +1,13 @@
-//! The command line: global options (API base, credentials, language, `--json`) and the four
-//! commands. Parsing only; what each command does is in `commands.rs`.
+//! The command line: global options (API base, credentials, language, `--json`) and the
+//! commands. Parsing only; what each command does is in `commands.rs` (and `resolve.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 /// Operator CLI for Cloud BOT: find BOT execution endpoints, run a BOT and follow its job, look
-/// at a BOT's recent jobs.
+/// at a BOT's recent jobs, cancel a job, settle an unknown idempotency record.
 ///
 /// API base: --api-base, else CLOUDBOT_API_BASE, else the local emulator (http://127.0.0.1:8787).
 /// Set CLOUDBOT_API_BASE=https://api.c-bot.pro for the real service. Credentials are sent to
@@ -18,11 +18,9 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 /// CLOUDBOT_ACCESS_TOKEN and CLOUDBOT_SECRET_KEY. Never as arguments (they would show in the
 /// process list and the shell history).
 ///
-/// Exit codes: 0 ok (a followed job succeeded), 1 the job ended in error, 2 bad arguments or
-/// configuration (nothing sent), 3 a Cloud BOT or Secrets Manager call failed, 4 `run` could
-/// not learn whether the job started (check `jobs`), 5 --timeout ran out, 130 interrupted.
+/// Times are shown in the time zone TZ names (e.g. TZ=Asia/Tokyo), else the machine's.
 #[derive(Debug, Parser)]
-#[command(name = "cloudbot", version, max_term_width = 100)]
+#[command(name = "cloudbot", version, max_term_width = 100, after_help = crate::exit::help_text())]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
@@ -45,7 +43,8 @@ pub struct Global {
     #[arg(long, env = "CLOUDBOT_LANGUAGE", global = true, default_value = "ja",
           value_parser = ["ja", "en"])]
     pub language: String,
-    /// Print one JSON document on stdout instead of text (for scripts; no colour, no progress).
+    /// Print one JSON document on stdout instead of text (for scripts; no colour, no progress;
+    /// an error is {"error": {...}}).
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -53,6 +52,39 @@ pub struct Global {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The commands that call Cloud BOT.
+    #[command(flatten)]
+    CloudBot(CloudBotCommand),
+    /// Settle an idempotency record the function left unknown (CloudBot.OutcomeUnknown), by
+    /// invoking the function's resolve_idempotency operation with the standard AWS
+    /// configuration. Look at the BOT's jobs first (`cloudbot jobs ... --since`).
+    Resolve {
+        /// The record key as the CloudBot.OutcomeUnknown message shows it (`request:...`,
+        /// `event:...`, `http:...`, `schedule:...`), or that whole message.
+        record: String,
+        /// A job was started: the job found in the BOT's job list (job reference endpoint or
+        /// PUBLIC_ID/JOB_ID). Duplicates then get it as a replay.
+        #[arg(long, value_name = "JOB", required_unless_present = "not_started")]
+        started: Option<String>,
+        /// No job was started: free the key, so the next retry runs the BOT.
+        #[arg(long, conflicts_with = "started")]
+        not_started: bool,
+        /// The function to invoke: the stack output FunctionAliasArn (a name or ARN).
+        #[arg(long, env = "CLOUDBOT_FUNCTION", value_name = "NAME_OR_ARN")]
+        function: String,
+    },
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
+}
+
+/// The commands that call Cloud BOT (they need its credentials).
+#[derive(Debug, Subcommand)]
+pub enum CloudBotCommand {
     /// List the API-published BOTs with their BOT execution endpoints (all contracts the
     /// credentials can see, or one).
     Bots {
@@ -79,8 +111,9 @@ pub enum Command {
     },
     /// Show a job (status, message, output); --follow waits for it to end.
     Job {
-        /// Job reference endpoint ({base}/{public_id}/jobs/{job_id}), e.g. from `run`.
-        job_endpoint: String,
+        /// Job reference endpoint ({base}/{public_id}/jobs/{job_id}, e.g. from `run`) or
+        /// PUBLIC_ID/JOB_ID.
+        job: String,
         /// How to follow the job.
         #[command(flatten)]
         follow: Follow,
@@ -96,6 +129,22 @@ pub enum Command {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
     },
+    /// Cancel (suspend) a running job; needs an access token with the Suspend permission.
+    Cancel {
+        /// Job reference endpoint or PUBLIC_ID/JOB_ID.
+        job: String,
+    },
+}
+
+/// The shells completions are generated for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    /// bash
+    Bash,
+    /// zsh
+    Zsh,
+    /// fish
+    Fish,
 }
 
 /// `--follow` and its pacing.
@@ -110,6 +159,11 @@ pub struct Follow {
     /// Stop following after this long (exit code 5; the job goes on) [default: no limit].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
+    /// Longest first wait before reading the job again after a transient error (rate limited,
+    /// unavailable); it doubles per retry up to 60s, 6 retries, random within: ReferJob's Retry
+    /// in statemachine/run-bot.asl.json [default: 2s, its IntervalSeconds].
+    #[arg(long, value_name = "DURATION", value_parser = poll_interval)]
+    pub retry_interval: Option<Duration>,
 }
 
 /// At least 100 ms between polls: following must not turn into a request flood.

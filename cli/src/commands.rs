@@ -1,35 +1,70 @@
-//! The four commands. Each validates its arguments against the API base first (a bad endpoint
-//! or input is refused before anything is sent, Secrets Manager included), then connects, calls
-//! the client, and prints text or JSON.
+//! The commands. Each validates its arguments against the API base first (a bad endpoint or
+//! input is refused before anything is sent, Secrets Manager included), then connects, calls
+//! the client, and prints text or JSON. Before a request that can start or change a job, the
+//! command moves its stage forward (`stage.rs`), so an error or Ctrl-C from then on is reported
+//! with the job (or the way to find it).
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use clap::CommandFactory;
 use cloudbot_trigger::cloudbot::{
-    BotEndpoint, ExecuteRequest, Job, JobEndpoint, JobQuery, JobStatus, PublicId,
+    BotEndpoint, CloudBotError, ExecuteRequest, Job, JobEndpoint, JobQuery, PublicId,
 };
+use jiff::tz::TimeZone;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::time::Instant;
 
-use crate::args::{Command, Follow, Global};
-use crate::error::{CliError, Exit};
+use crate::args::{Cli, CloudBotCommand, Command, Follow, Global, Shell};
+use crate::clock::{local_time, operator_zone};
+use crate::error::{CANCEL_ACTION, CliError, EXECUTE_ACTION};
+use crate::exit::Exit;
+use crate::follow::{follow_job, read_job, status_text};
+use crate::next::Next;
 use crate::output::{BOLD, DIM, ID, Output, status_style};
-use crate::session::{Session, Settings};
+use crate::resolve;
+use crate::session::{Session, Settings, api_base, aws_config};
+use crate::stage::{Stage, Tracker};
+use crate::target::Origin;
+
+/// What every command gets besides its arguments.
+pub struct Context<'a> {
+    /// The global options.
+    pub global: &'a Global,
+    /// Text or JSON.
+    pub out: Output,
+    /// How far the command got (read by the Ctrl-C handler and the error report).
+    pub tracker: &'a Tracker,
+    /// The follow-up commands to print.
+    pub next: &'a Next,
+}
 
 /// Runs `command`; the result is the exit code of a command that reported its result.
-pub async fn run(global: &Global, command: &Command, out: Output) -> Result<Exit, CliError> {
-    let settings = Settings::from_global(global)?;
+pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError> {
+    match command {
+        Command::CloudBot(command) => cloud_bot(ctx, command).await,
+        Command::Resolve {
+            record,
+            started,
+            not_started: _,
+            function,
+        } => resolve_record(ctx, record, started.as_deref(), function).await,
+        Command::Completions { shell } => completions(*shell),
+        Command::Man => man(),
+    }
+}
+
+/// The commands that call Cloud BOT: settings and endpoint arguments first, then one call.
+async fn cloud_bot(ctx: &Context<'_>, command: &CloudBotCommand) -> Result<Exit, CliError> {
+    let out = ctx.out;
+    let settings = Settings::from_global(ctx.global)?;
     if let Some(notice) = settings.default_base_notice() {
         eprintln!("note: {notice}");
     }
-    let base = settings.base().clone();
-    let usage = |e: cloudbot_trigger::cloudbot::EndpointError| {
-        CliError::Usage(format!("{e} (API base: {base})"))
-    };
+    let origin = settings.origin();
     match command {
-        Command::Bots { public_id } => {
+        CloudBotCommand::Bots { public_id } => {
             let public_id = public_id
                 .as_deref()
                 .map(|raw| PublicId::parse(raw, "PUBLIC_ID"))
@@ -37,13 +72,13 @@ pub async fn run(global: &Global, command: &Command, out: Output) -> Result<Exit
                 .map_err(|e| CliError::Usage(e.to_string()))?;
             bots(settings.connect().await?, public_id, out).await
         }
-        Command::Run {
+        CloudBotCommand::Run {
             bot_endpoint,
             inputs,
             input_file,
             follow,
         } => {
-            let bot = BotEndpoint::parse(&base, bot_endpoint, "BOT_ENDPOINT").map_err(usage)?;
+            let bot = origin.bot(bot_endpoint, "BOT_ENDPOINT")?;
             let input = match input_file {
                 Some(path) => Some(input_from_file(path)?),
                 None if inputs.is_empty() => None,
@@ -53,29 +88,36 @@ pub async fn run(global: &Global, command: &Command, out: Output) -> Result<Exit
                 input,
                 ..ExecuteRequest::default()
             };
-            run_bot(settings.connect().await?, &bot, &body, follow, out).await
+            run_bot(ctx, settings.connect().await?, &bot, &body, follow).await
         }
-        Command::Job {
-            job_endpoint,
-            follow,
-        } => {
-            let job = JobEndpoint::parse(&base, job_endpoint, "JOB_ENDPOINT").map_err(usage)?;
+        CloudBotCommand::Job { job, follow } => {
+            let job = origin.job(job, "JOB")?;
             let session = settings.connect().await?;
             let progress = out.progress("reading the job");
-            let found = session
-                .client
-                .refer_job(&session.call(), &job)
-                .await
-                .map_err(CliError::cloud_bot("reading the job"))?;
+            let found = read_job(
+                &session,
+                &job,
+                follow.retry_interval,
+                follow.timeout.map(|t| tokio::time::Instant::now() + t),
+                &progress,
+                out,
+            )
+            .await?;
             drop(progress);
+            if follow.follow {
+                // It exists: from here on, a failure leaves its state unknown.
+                ctx.tracker.set(Stage::Job {
+                    endpoint: job.clone(),
+                });
+            }
             finish_job(&session, &job, found, follow, out).await
         }
-        Command::Jobs {
+        CloudBotCommand::Jobs {
             bot_endpoint,
             since,
             limit,
         } => {
-            let bot = BotEndpoint::parse(&base, bot_endpoint, "BOT_ENDPOINT").map_err(usage)?;
+            let bot = origin.bot(bot_endpoint, "BOT_ENDPOINT")?;
             let query = JobQuery {
                 limit: Some(*limit),
                 started_since: since.map(|d| SystemTime::now() - d),
@@ -83,7 +125,93 @@ pub async fn run(global: &Global, command: &Command, out: Output) -> Result<Exit
             };
             jobs(settings.connect().await?, &bot, &query, out).await
         }
+        CloudBotCommand::Cancel { job } => {
+            let job = origin.job(job, "JOB")?;
+            cancel(ctx, settings.connect().await?, &job).await
+        }
     }
+}
+
+/// `completions SHELL`: the script, generated from the command line definition.
+fn completions(shell: Shell) -> Result<Exit, CliError> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut stdout = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut Cli::command(), "cloudbot", &mut stdout);
+    stdout.flush()?;
+    Ok(Exit::Ok)
+}
+
+/// `man`: the man page, generated from the command line definition, with the exit codes as its
+/// EXIT STATUS section (in place of clap's reflowed `--help` text).
+fn man() -> Result<Exit, CliError> {
+    let page = clap_mangen::Man::new(Cli::command());
+    let mut stdout = std::io::stdout().lock();
+    page.render_title(&mut stdout)?;
+    page.render_name_section(&mut stdout)?;
+    page.render_synopsis_section(&mut stdout)?;
+    page.render_description_section(&mut stdout)?;
+    page.render_options_section(&mut stdout)?;
+    page.render_subcommands_section(&mut stdout)?;
+    crate::exit::man_section().to_writer(&mut stdout)?;
+    page.render_version_section(&mut stdout)?;
+    stdout.flush()?;
+    Ok(Exit::Ok)
+}
+
+/// `resolve`: the function's `resolve_idempotency`, invoked directly.
+async fn resolve_record(
+    ctx: &Context<'_>,
+    record: &str,
+    started: Option<&str>,
+    function: &str,
+) -> Result<Exit, CliError> {
+    let key = resolve::record_key(record).map_err(CliError::Usage)?;
+    let job = match started {
+        Some(raw) => {
+            let (base, is_default) = api_base(ctx.global)?;
+            Some(
+                Origin {
+                    base: &base,
+                    is_default,
+                }
+                .job(raw, "--started")?,
+            )
+        }
+        None => None,
+    };
+    let function = function.trim();
+    if function.is_empty() {
+        return Err(CliError::Usage(
+            "--function (or CLOUDBOT_FUNCTION) is empty: give the stack output FunctionAliasArn"
+                .into(),
+        ));
+    }
+    let payload = resolve::payload(&key, job.as_ref());
+    let aws = aws_config().await?;
+    let progress = ctx.out.progress("invoking resolve_idempotency");
+    ctx.tracker.set(Stage::ResolveSent);
+    let answer = resolve::invoke(&aws, function, &payload).await?;
+    drop(progress);
+    if ctx.out.is_json() {
+        ctx.out.json(&answer)?;
+        return Ok(Exit::Ok);
+    }
+    let field = |name: &str| answer[name].as_str().unwrap_or("-").to_owned();
+    let mut w = ctx.out.text();
+    writeln!(
+        w,
+        "record {BOLD}{}{BOLD:#}: {}",
+        field("record_key"),
+        field("state")
+    )?;
+    if let Some(job) = answer["job_reference_endpoint"].as_str() {
+        writeln!(w, "  {DIM}job      {DIM:#}{job}")?;
+    }
+    Ok(Exit::Ok)
 }
 
 /// `KEY=VALUE` pairs as input data (string values, the API's plain value type).
@@ -234,20 +362,34 @@ async fn bots(
 }
 
 async fn run_bot(
+    ctx: &Context<'_>,
     session: Session,
     bot: &BotEndpoint,
     body: &ExecuteRequest,
     follow: &Follow,
-    out: Output,
 ) -> Result<Exit, CliError> {
+    let out = ctx.out;
     let progress = out.progress(format!("starting {}", bot.bot_id()));
-    let started = session
-        .client
-        .execute(&session.call(), bot, body)
-        .await
-        .map_err(CliError::cloud_bot("starting the BOT"))?;
-    drop(progress);
+    ctx.tracker.set(Stage::ExecuteSent {
+        bot: bot.clone(),
+        sent_at: SystemTime::now(),
+    });
+    let started = match session.client.execute(&session.call(), bot, body).await {
+        Ok(started) => started,
+        Err(err) => {
+            // Only an answer that proves nothing started takes the stage back; an unknown
+            // outcome leaves it at "sent" (exit 4, with the command that finds the job).
+            if !matches!(err, CloudBotError::OutcomeUnknown { .. }) {
+                ctx.tracker.set(Stage::Quiet);
+            }
+            return Err(CliError::cloud_bot(EXECUTE_ACTION)(err));
+        }
+    };
     let endpoint = started.job_reference;
+    ctx.tracker.set(Stage::Job {
+        endpoint: endpoint.clone(),
+    });
+    drop(progress);
     if !out.is_json() {
         let mut w = out.text();
         let status = started.job.status;
@@ -263,13 +405,46 @@ async fn run_bot(
         if !follow.follow {
             writeln!(
                 w,
-                "{DIM}follow it: cloudbot job {} --follow{DIM:#}",
-                endpoint.url()
+                "{DIM}follow it: {}{DIM:#}",
+                ctx.next.follow_job(&endpoint)
             )?;
             return Ok(Exit::of_status(started.job.status));
         }
     }
     finish_job(&session, &endpoint, started.job, follow, out).await
+}
+
+/// `cancel`: suspends the job. The stage names the job before the DELETE goes out; an answer
+/// that proves nothing changed (any 4xx, or nothing sent) takes it back, any other failure
+/// leaves the job's state unknown (exit 6, with the command to cancel again: DELETE is
+/// idempotent).
+async fn cancel(ctx: &Context<'_>, session: Session, job: &JobEndpoint) -> Result<Exit, CliError> {
+    let out = ctx.out;
+    let progress = out.progress(format!("cancelling job {}", job.job_id()));
+    ctx.tracker.set(Stage::CancelSent {
+        endpoint: job.clone(),
+    });
+    let found = match session.client.suspend_job(&session.call(), job).await {
+        Ok(found) => found,
+        Err(err) => {
+            let refused = err
+                .upstream_status()
+                .is_some_and(|s| (400..500).contains(&s))
+                || matches!(
+                    err,
+                    CloudBotError::DeadlineExceeded
+                        | CloudBotError::InvalidCredentials
+                        | CloudBotError::Internal { .. }
+                );
+            if refused {
+                ctx.tracker.set(Stage::Quiet);
+            }
+            return Err(CliError::cloud_bot(CANCEL_ACTION)(err));
+        }
+    };
+    drop(progress);
+    print_job(&found, job, out)?;
+    Ok(Exit::Ok)
 }
 
 /// Follows the job when asked, then prints it; the exit code follows its status.
@@ -287,69 +462,6 @@ async fn finish_job(
     };
     print_job(&job, endpoint, out)?;
     Ok(Exit::of_status(job.status))
-}
-
-/// Polls the job until it is final, `--timeout` runs out, or Ctrl-C.
-async fn follow_job(
-    session: &Session,
-    endpoint: &JobEndpoint,
-    mut job: Job,
-    follow: &Follow,
-    out: Output,
-) -> Result<Job, CliError> {
-    let started = Instant::now();
-    let message = |job: &Job| {
-        let style = status_style(job.status);
-        format!(
-            "job {}: {style}{}{style:#}",
-            job.job_id,
-            status_text(job.status)
-        )
-    };
-    let progress = out.progress(message(&job));
-    let mut last_status = job.status;
-    let stopped = |why: &'static str, exit: Exit| CliError::StoppedFollowing {
-        job_endpoint: endpoint.url().to_owned(),
-        waited: humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()))
-            .to_string(),
-        why,
-        exit,
-    };
-    // One listener for the whole loop, so a Ctrl-C between two polls is not missed.
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    while !job.status.is_final() {
-        if follow
-            .timeout
-            .is_some_and(|limit| started.elapsed() + follow.interval > limit)
-        {
-            return Err(stopped("--timeout ran out", Exit::StillRunning));
-        }
-        let next = async {
-            tokio::time::sleep(follow.interval).await;
-            session.client.refer_job(&session.call(), endpoint).await
-        };
-        job = tokio::select! {
-            result = next => result.map_err(CliError::cloud_bot("reading the job"))?,
-            _ = &mut interrupted => return Err(stopped("interrupted", Exit::Interrupted)),
-        };
-        progress.set_message(message(&job));
-        if job.status != last_status && !job.status.is_final() && !out.is_live() && !out.is_json() {
-            // Without a live line, each change to another running state is one plain line (the
-            // final state is printed with the job).
-            let mut w = out.text();
-            writeln!(w, "job {}: {}", job.job_id, status_text(job.status))?;
-        }
-        last_status = job.status;
-    }
-    Ok(job)
-}
-
-fn status_text(status: JobStatus) -> String {
-    match status {
-        JobStatus::Unknown(n) => format!("unknown status {n}"),
-        other => other.label().to_owned(),
-    }
 }
 
 #[derive(Serialize)]
@@ -384,9 +496,13 @@ fn print_job(job: &Job, endpoint: &JobEndpoint, out: Output) -> Result<(), CliEr
         Some(name) => format!("{} ({name})", job.bot_id),
         None => job.bot_id.clone(),
     };
+    let started = job
+        .start_time
+        .as_deref()
+        .map(|t| local_time(t, &operator_zone()));
     let rows = [
         ("BOT", Some(bot.as_str())),
-        ("started", job.start_time.as_deref()),
+        ("started", started.as_deref()),
         ("message", job.message.as_deref()),
         ("endpoint", Some(endpoint.url())),
         ("cast", job.cast_url.as_deref()),
@@ -439,9 +555,10 @@ async fn jobs(
         writeln!(w, "no jobs of {} in that window", bot.bot_id())?;
         return Ok(Exit::Ok);
     }
+    let zone: TimeZone = operator_zone();
     writeln!(
         w,
-        "{DIM}{:<20}  {:<9}  {:>7}  JOB REFERENCE ENDPOINT{DIM:#}",
+        "{DIM}{:<23}  {:<9}  {:>7}  JOB REFERENCE ENDPOINT{DIM:#}",
         "STARTED", "STATUS", "ELAPSED"
     )?;
     for (job, endpoint) in &jobs {
@@ -452,8 +569,10 @@ async fn jobs(
             .unwrap_or_default();
         writeln!(
             w,
-            "{:<20}  {style}{:<9}{style:#}  {:>7}  {}",
-            job.start_time.as_deref().unwrap_or("-"),
+            "{:<23}  {style}{:<9}{style:#}  {:>7}  {}",
+            job.start_time
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |t| local_time(t, &zone)),
             job.status.label(),
             elapsed,
             endpoint.url()

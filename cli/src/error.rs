@@ -1,48 +1,24 @@
-//! What a command can end with: the exit codes (one table, documented in docs/operations.md,
-//! "Exit codes") and the errors that lead to them. Messages never contain a credential: they
-//! are built from the library's typed errors, whose `Display` is credential-free by design.
+//! The errors a command can stop with, each with a stable type name (the `type` of the `--json`
+//! error document), the exit code it means on its own, and what to do next. How far the command
+//! got (`stage.rs`) can turn that exit code into "a job may exist" or "the job's state is
+//! unknown": that is decided in `report.rs`.
+//!
+//! Messages never contain a credential: they are built from the library's typed errors, whose
+//! `Display` is credential-free by design.
 
-use std::process::ExitCode;
-
-use cloudbot_trigger::cloudbot::{CloudBotError, JobStatus};
+use cloudbot_trigger::cloudbot::CloudBotError;
 use cloudbot_trigger::credentials::CredentialsError;
 use cloudbot_trigger::error::Classified;
 
-/// The process exit code of a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// The command worked; a followed job succeeded (or, not followed, is running or succeeded).
-    Ok = 0,
-    /// The job ended in error (status 1).
-    JobFailed = 1,
-    /// Bad arguments, endpoint, input or configuration: nothing was sent anywhere.
-    Usage = 2,
-    /// A Cloud BOT or Secrets Manager call failed (for `run`: no job was started), or the
-    /// output could not be written.
-    CallFailed = 3,
-    /// `run` could not learn whether the job started (CloudBot.OutcomeUnknown): check `jobs`.
-    OutcomeUnknown = 4,
-    /// `--timeout` ran out while the followed job was still running.
-    StillRunning = 5,
-    /// Interrupted (Ctrl-C) while following; the job itself goes on.
-    Interrupted = 130,
-}
+use crate::exit::Exit;
 
-impl Exit {
-    /// The exit code a job state means: an error job fails the command, anything else does not.
-    pub fn of_status(status: JobStatus) -> Exit {
-        match status {
-            JobStatus::Error => Exit::JobFailed,
-            JobStatus::Succeeded | JobStatus::Executing | JobStatus::Unknown(_) => Exit::Ok,
-        }
-    }
-}
-
-impl From<Exit> for ExitCode {
-    fn from(exit: Exit) -> Self {
-        ExitCode::from(exit as u8)
-    }
-}
+/// The AWS CLI's own words for a missing region and missing credentials, so operators meet the
+/// message they already know.
+pub const NO_REGION: &str =
+    "You must specify a region. You can also configure your region by running \"aws configure\".";
+/// See [`NO_REGION`].
+pub const NO_CREDENTIALS: &str =
+    "Unable to locate credentials. You can configure credentials by running \"aws configure\".";
 
 /// Why a command stopped before it could report a result.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +26,9 @@ pub enum CliError {
     /// Bad arguments or configuration, found before anything was sent.
     #[error("{0}")]
     Usage(String),
+    /// The AWS configuration (region, credentials) is missing; nothing was sent.
+    #[error("{0}")]
+    AwsSetup(&'static str),
     /// The credentials could not be read from Secrets Manager, or are malformed.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
@@ -62,18 +41,28 @@ pub enum CliError {
         #[source]
         source: CloudBotError,
     },
-    /// Following stopped before the job ended (timeout or Ctrl-C); the job goes on.
-    #[error("stopped following job {job_endpoint} after {waited}: {why}")]
-    StoppedFollowing {
-        /// The job reference endpoint to continue with.
-        job_endpoint: String,
+    /// Reading the job still failed after the follow retries (or the error is not retried).
+    #[error("reading the job failed ({name}) after {attempts} {tries}",
+            name = source.kind().name, tries = if *attempts == 1 { "try" } else { "tries" })]
+    ReadFailed {
+        /// Reads made (each with the client's own quick retries inside).
+        attempts: u32,
+        /// The last read's error.
+        #[source]
+        source: CloudBotError,
+    },
+    /// `--timeout` ran out while the followed job was still running; the job goes on.
+    #[error("stopped following after {waited}: --timeout ran out while the job was running")]
+    TimedOut {
         /// How long it was followed, human readable.
         waited: String,
-        /// `--timeout` or Ctrl-C.
-        why: &'static str,
-        /// Timeout or interrupt.
-        exit: Exit,
     },
+    /// Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
+    /// The function's `resolve_idempotency` could not be invoked, or answered with an error.
+    #[error("{0}")]
+    Resolve(#[from] crate::resolve::ResolveError),
     /// The result could not be written to stdout (closed pipe, full disk).
     #[error("could not write the output")]
     Output(#[from] std::io::Error),
@@ -85,51 +74,81 @@ impl CliError {
         move |source| CliError::CloudBot { action, source }
     }
 
-    /// The exit code this error ends the process with.
-    pub fn exit(&self) -> Exit {
+    /// The stable name of the error: the library's error type for Cloud BOT and credentials
+    /// errors (`CloudBot.OutcomeUnknown`, ...), else a `Cli.` / `Aws.` / `Lambda.` name.
+    pub fn error_type(&self) -> String {
         match self {
-            CliError::Usage(_) | CliError::Credentials(CredentialsError::Invalid(_)) => Exit::Usage,
-            CliError::Credentials(CredentialsError::Unavailable(_)) => Exit::CallFailed,
-            CliError::CloudBot {
-                source: CloudBotError::OutcomeUnknown { .. },
-                ..
-            } => Exit::OutcomeUnknown,
-            CliError::CloudBot { .. } | CliError::Output(_) => Exit::CallFailed,
-            CliError::StoppedFollowing { exit, .. } => *exit,
+            CliError::Usage(_) => "Cli.Usage".into(),
+            CliError::AwsSetup(what) if *what == NO_REGION => "Aws.NoRegion".into(),
+            CliError::AwsSetup(_) => "Aws.NoCredentials".into(),
+            CliError::Credentials(e) => e.kind().name.into(),
+            CliError::CloudBot { source, .. } | CliError::ReadFailed { source, .. } => {
+                source.kind().name.into()
+            }
+            CliError::TimedOut { .. } => "Cli.TimedOut".into(),
+            CliError::Interrupted => "Cli.Interrupted".into(),
+            CliError::Resolve(e) => e.error_type(),
+            CliError::Output(_) => "Cli.Output".into(),
         }
     }
 
-    /// What the operator should do next, when there is more to say than the error itself.
-    pub fn hint(&self) -> Option<&'static str> {
+    /// The exit code of this error when the command had sent nothing that can start or change
+    /// a job (`report.rs` raises it when it had).
+    pub fn exit(&self) -> Exit {
         match self {
+            CliError::Usage(_)
+            | CliError::AwsSetup(_)
+            | CliError::Credentials(CredentialsError::Invalid(_)) => Exit::Usage,
             CliError::CloudBot {
                 source: CloudBotError::OutcomeUnknown { .. },
                 ..
-            } => Some(
-                "the execute request may have reached Cloud BOT, so a job may or may not have \
-                 started. Do not run the BOT again blindly: look for the job with \
-                 `cloudbot jobs BOT_ENDPOINT --since 15m`, then follow it with `cloudbot job`.",
-            ),
-            CliError::CloudBot {
-                source: CloudBotError::Unauthorized,
-                ..
-            } => Some(
+            } => Exit::JobMayExist,
+            CliError::TimedOut { .. } => Exit::StillRunning,
+            CliError::Interrupted => Exit::Interrupted,
+            CliError::Resolve(e) => e.exit(),
+            CliError::Credentials(_)
+            | CliError::CloudBot { .. }
+            | CliError::ReadFailed { .. }
+            | CliError::Output(_) => Exit::NotStarted,
+        }
+    }
+
+    /// What the operator should do about this error itself (the stage adds the job's next
+    /// command in `report.rs`).
+    pub fn hint(&self) -> Option<&'static str> {
+        let source = match self {
+            CliError::CloudBot { source, .. } | CliError::ReadFailed { source, .. } => source,
+            _ => return None,
+        };
+        match source {
+            CloudBotError::Unauthorized => Some(
                 "Cloud BOT rejected the access token / secret key: check the credentials and \
                  that CLOUDBOT_API_BASE is the service they were issued for.",
             ),
-            CliError::CloudBot {
-                source: CloudBotError::Forbidden,
-                ..
-            } => Some(
-                "the access token lacks the permission (Refer for bots/job/jobs, Execute for run).",
-            ),
-            CliError::StoppedFollowing { .. } => {
-                Some("the job goes on: continue with `cloudbot job JOB_ENDPOINT --follow`.")
-            }
+            CloudBotError::Forbidden => Some(match self {
+                CliError::CloudBot {
+                    action: CANCEL_ACTION,
+                    ..
+                } => {
+                    "cancelling needs an access token with the Suspend permission (Cloud BOT \
+                     console: API access token settings); this one lacks it, so nothing was \
+                     changed."
+                }
+                CliError::CloudBot {
+                    action: EXECUTE_ACTION,
+                    ..
+                } => "starting a BOT needs an access token with the Execute permission.",
+                _ => "reading needs an access token with the Refer permission.",
+            }),
             _ => None,
         }
     }
 }
+
+/// The action of `run`'s execute call.
+pub const EXECUTE_ACTION: &str = "starting the BOT";
+/// The action of `cancel`'s DELETE call.
+pub const CANCEL_ACTION: &str = "cancelling the job";
 
 #[cfg(test)]
 mod tests {
@@ -137,23 +156,25 @@ mod tests {
     use cloudbot_trigger::cloudbot::Cause;
 
     #[test]
-    fn outcome_unknown_has_its_own_exit_code_and_a_hint() {
+    fn outcome_unknown_means_a_job_may_exist() {
         let err = CliError::CloudBot {
-            action: "starting the BOT",
+            action: EXECUTE_ACTION,
             source: CloudBotError::OutcomeUnknown {
                 cause: Cause::Timeout,
             },
         };
-        assert_eq!(err.exit(), Exit::OutcomeUnknown);
+        assert_eq!(err.exit(), Exit::JobMayExist);
+        assert_eq!(err.error_type(), "CloudBot.OutcomeUnknown");
         assert!(err.to_string().contains("CloudBot.OutcomeUnknown"));
-        assert!(err.hint().is_some_and(|h| h.contains("cloudbot jobs")));
     }
 
     #[test]
-    fn job_states_map_to_exit_codes() {
-        assert_eq!(Exit::of_status(JobStatus::Succeeded), Exit::Ok);
-        assert_eq!(Exit::of_status(JobStatus::Error), Exit::JobFailed);
-        assert_eq!(Exit::of_status(JobStatus::Executing), Exit::Ok);
-        assert_eq!(ExitCode::from(Exit::OutcomeUnknown), ExitCode::from(4));
+    fn a_forbidden_cancel_names_the_suspend_permission() {
+        let err = CliError::CloudBot {
+            action: CANCEL_ACTION,
+            source: CloudBotError::Forbidden,
+        };
+        assert!(err.hint().unwrap().contains("Suspend"));
+        assert_eq!(err.exit(), Exit::NotStarted);
     }
 }

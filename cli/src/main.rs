@@ -1,34 +1,59 @@
 //! `cloudbot`: the operator CLI. Wires the command line, the output mode and a current-thread
-//! runtime to the commands, and turns the outcome into an exit code (table in
-//! docs/operations.md). Library warnings go to stderr (`CLOUDBOT_LOG=debug` for more).
+//! runtime to the commands, holds the one Ctrl-C handler of the whole command, and turns the
+//! outcome into an exit code (`exit.rs`, documented in docs/operations.md). Library warnings go
+//! to stderr (`CLOUDBOT_LOG=debug` for more; the AWS SDK's own only at error level unless
+//! `CLOUDBOT_LOG` says otherwise).
 
 mod args;
+mod clock;
 mod commands;
 mod error;
+mod exit;
+mod follow;
+mod next;
 mod output;
+mod report;
+mod resolve;
 mod session;
+mod stage;
+mod target;
 
-use std::error::Error as _;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
-use crate::error::{CliError, Exit};
+use crate::commands::Context;
+use crate::error::CliError;
+use crate::exit::Exit;
+use crate::next::Next;
 use crate::output::Output;
+use crate::report::Report;
+use crate::stage::Tracker;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CLOUDBOT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("CLOUDBOT_LOG").unwrap_or_else(|_| {
+                // Our crates at WARN; the AWS SDK and HTTP crates only at ERROR, so a missing
+                // credential or region reads as one message, not pages of provider-chain notes.
+                tracing_subscriber::EnvFilter::new("error,cloudbot=warn,cloudbot_trigger=warn")
+            }),
         )
         .init();
     let out = Output::new(cli.global.json);
+    let next = Next::new(&explicit_globals(&matches));
+    let tracker = Tracker::default();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -36,36 +61,55 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(Exit::CallFailed);
+            return ExitCode::from(Exit::NotStarted);
         }
     };
-    match runtime.block_on(commands::run(&cli.global, &cli.command, out)) {
+    let ctx = Context {
+        global: &cli.global,
+        out,
+        tracker: &tracker,
+        next: &next,
+    };
+    let result = runtime.block_on(async {
+        // The one Ctrl-C handler: installed (first poll, `biased`) before the command runs, and
+        // it drops the command wherever it is. What it had sent is in the tracker.
+        tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted),
+            result = commands::run(&ctx, &cli.command) => result,
+        }
+    });
+    match result {
         Ok(exit) => exit.into(),
         // A reader that closed the pipe early (`cloudbot jobs ... | head`) is not an error.
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(err) => {
-            report(&err);
-            err.exit().into()
+            let report = Report::new(&err, &tracker.get(), &next, SystemTime::now());
+            report.print();
+            if out.is_json() {
+                report.print_json();
+            }
+            ExitCode::from(report.exit_code)
         }
     }
 }
 
-/// The whole error chain on one line, then what to do next.
-fn report(err: &CliError) {
-    let mut text = format!("error: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    let mut stderr = anstream::stderr();
-    let red = anstyle::AnsiColor::Red.on_default().bold();
-    let _ = std::io::Write::write_fmt(
-        &mut stderr,
-        format_args!("{red}{}{red:#}{}\n", "error", &text["error".len()..]),
-    );
-    if let Some(hint) = err.hint() {
-        let _ = std::io::Write::write_fmt(&mut stderr, format_args!("hint: {hint}\n"));
-    }
+/// The global options given on the command line (not from the environment), as they must be
+/// repeated in a follow-up command.
+fn explicit_globals(matches: &ArgMatches) -> Vec<(&'static str, &str)> {
+    // Global options are visible on the subcommand's matches wherever they were written.
+    let scope = matches.subcommand().map_or(matches, |(_, sub)| sub);
+    [
+        ("api_base", "--api-base"),
+        ("secret_id", "--secret-id"),
+        ("language", "--language"),
+    ]
+    .into_iter()
+    .filter(|(id, _)| scope.value_source(id) == Some(ValueSource::CommandLine))
+    .filter_map(|(id, flag)| {
+        scope
+            .get_one::<String>(id)
+            .map(|value| (flag, value.as_str()))
+    })
+    .collect()
 }

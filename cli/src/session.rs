@@ -5,6 +5,9 @@
 //! arguments against the base), and [`Settings::connect`] reads the credentials (Secrets Manager
 //! is the first thing contacted) and builds the client.
 //!
+//! The AWS configuration (Secrets Manager here, Lambda for `resolve`) is checked for a region
+//! and credentials before the first AWS call, so a missing one reads like the AWS CLI's message.
+//!
 //! The API base rule (also in `--help` and docs/operations.md): `--api-base`, else
 //! `CLOUDBOT_API_BASE` (the variable the function reads), else the local emulator at
 //! [`LOCAL_API_BASE`]. The real service must be chosen explicitly, so that trying the CLI
@@ -21,7 +24,8 @@ use cloudbot_trigger::sdk;
 use tokio::time::Instant;
 
 use crate::args::Global;
-use crate::error::CliError;
+use crate::error::{CliError, NO_CREDENTIALS, NO_REGION};
+use crate::target::Origin;
 
 /// The emulator's default address (`cloudbot-emulator` without `--port`).
 pub const LOCAL_API_BASE: &str = "http://127.0.0.1:8787";
@@ -62,12 +66,7 @@ impl Settings {
         global: &Global,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, CliError> {
-        let (raw_base, base_is_default) = match global.api_base.as_deref().map(str::trim) {
-            Some(raw) if !raw.is_empty() => (raw, false),
-            _ => (LOCAL_API_BASE, true),
-        };
-        let base = ApiBase::parse(raw_base)
-            .map_err(|e| CliError::Usage(format!("--api-base / CLOUDBOT_API_BASE {}", e.reason)))?;
+        let (base, base_is_default) = api_base(global)?;
         let language = global
             .language
             .parse::<Language>()
@@ -117,9 +116,12 @@ impl Settings {
         })
     }
 
-    /// The only origin requests (and credentials) go to.
-    pub fn base(&self) -> &ApiBase {
-        &self.base
+    /// The base endpoint arguments are checked against.
+    pub fn origin(&self) -> Origin<'_> {
+        Origin {
+            base: &self.base,
+            is_default: self.base_is_default,
+        }
     }
 
     /// A note for stderr when the base was not configured, so nobody mistakes the emulator for
@@ -138,13 +140,7 @@ impl Settings {
         let credentials = match self.source {
             Source::Env(credentials) => credentials,
             Source::Secret(secret_id) => {
-                let aws = sdk::aws_config(DEFAULT_POOL_IDLE_TIMEOUT, None)
-                    .await
-                    .map_err(|_| {
-                        CliError::Usage(
-                            "the Secrets Manager HTTPS client could not be built".into(),
-                        )
-                    })?;
+                let aws = aws_config().await?;
                 let secrets = sdk::secrets_manager_client(&aws);
                 // The function's provider: same decoding, same errors. The TTL does not matter
                 // for one command.
@@ -165,6 +161,41 @@ impl Settings {
             language: self.language,
         })
     }
+}
+
+/// The API base of `global` (`--api-base`, `CLOUDBOT_API_BASE`, else the local emulator) and
+/// whether it is that default.
+pub fn api_base(global: &Global) -> Result<(ApiBase, bool), CliError> {
+    let (raw_base, is_default) = match global.api_base.as_deref().map(str::trim) {
+        Some(raw) if !raw.is_empty() => (raw, false),
+        _ => (LOCAL_API_BASE, true),
+    };
+    let base = ApiBase::parse(raw_base)
+        .map_err(|e| CliError::Usage(format!("--api-base / CLOUDBOT_API_BASE {}", e.reason)))?;
+    Ok((base, is_default))
+}
+
+/// The standard AWS configuration (the function's HTTPS client), refused with the AWS CLI's
+/// own message when it has no region or no credentials, before any AWS call.
+pub async fn aws_config() -> Result<aws_types::SdkConfig, CliError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_credential_types::provider::error::CredentialsError as AwsCredentialsError;
+    let aws = sdk::aws_config(DEFAULT_POOL_IDLE_TIMEOUT, None)
+        .await
+        .map_err(|_| CliError::Usage("the AWS HTTPS client could not be built".into()))?;
+    if aws.region().is_none() {
+        return Err(CliError::AwsSetup(NO_REGION));
+    }
+    let Some(provider) = aws.credentials_provider() else {
+        return Err(CliError::AwsSetup(NO_CREDENTIALS));
+    };
+    // Only "no source had credentials" is decided here; any other failure (an expired SSO
+    // session, a refused role) surfaces with its own message on the call itself.
+    if let Err(AwsCredentialsError::CredentialsNotLoaded(_)) = provider.provide_credentials().await
+    {
+        return Err(CliError::AwsSetup(NO_CREDENTIALS));
+    }
+    Ok(aws)
 }
 
 /// A client with its credentials, ready for calls.
@@ -216,14 +247,14 @@ mod tests {
     #[test]
     fn the_base_defaults_to_the_local_emulator_with_a_notice() {
         let s = settings(&global(None, None), TOKENS).unwrap();
-        assert_eq!(s.base().as_str(), LOCAL_API_BASE);
+        assert_eq!(s.origin().base.as_str(), LOCAL_API_BASE);
         assert!(
             s.default_base_notice()
                 .unwrap()
                 .contains("https://api.c-bot.pro")
         );
         let s = settings(&global(Some("https://api.c-bot.pro"), None), TOKENS).unwrap();
-        assert_eq!(s.base().as_str(), "https://api.c-bot.pro");
+        assert_eq!(s.origin().base.as_str(), "https://api.c-bot.pro");
         assert!(s.default_base_notice().is_none());
     }
 
@@ -257,7 +288,7 @@ mod tests {
                 !["tok-1", "tok 1", "sec-1"].iter().any(|v| text.contains(v)),
                 "{text}"
             );
-            assert_eq!(err.exit(), crate::error::Exit::Usage);
+            assert_eq!(err.exit(), crate::exit::Exit::Usage);
         }
         assert!(settings(&global(None, Some("my-secret")), &[]).is_ok());
     }

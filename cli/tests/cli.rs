@@ -182,7 +182,7 @@ fn a_bad_endpoint_is_refused_by_name_and_nothing_is_sent() {
         let stderr = text(&out.stderr);
         assert!(
             stderr.contains("BOT_ENDPOINT")
-                || stderr.contains("JOB_ENDPOINT")
+                || stderr.contains("JOB")
                 || stderr.contains("PUBLIC_ID"),
             "{args:?}: {stderr}"
         );
@@ -256,7 +256,11 @@ fn an_execute_without_an_answer_exits_4_and_says_to_check_the_job_list() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("CloudBot.OutcomeUnknown"), "{stderr}");
-    assert!(stderr.contains("cloudbot jobs"), "{stderr}");
+    // The exact command, not a placeholder.
+    assert!(
+        stderr.contains(&format!("next: cloudbot jobs {bot} --since 5m")),
+        "{stderr}"
+    );
     // Never retried, and the job list shows the run that did start.
     assert_eq!(emulator.stats().jobs_created, 1);
     let out = run(cloudbot(&base).args(["jobs", &bot, "--since", "10m", "--json"]));
@@ -534,54 +538,748 @@ async fn credentials_from_a_secret_id_are_read_like_the_function_reads_them() {
 fn following_stops_at_the_timeout_with_exit_5_and_the_job_goes_on() {
     let emulator = emulator();
     let base = emulator.base_url();
-    let out = run(follow_run(&base, "slow_bot").args(["--timeout", "500ms"]));
+    // The base given as an option (not from the environment): the next command repeats it.
+    let out = run(follow_run(&base, "slow_bot")
+        .env_remove("CLOUDBOT_API_BASE")
+        .args(["--timeout", "500ms", "--api-base", &base]));
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--timeout ran out"), "{stderr}");
-    assert!(
-        stderr.contains("cloudbot job JOB_ENDPOINT --follow"),
-        "{stderr}"
-    );
     // Following never touches the job: it is still running.
     let job = emulator.jobs().pop().unwrap();
     assert_eq!(job.status, 2, "{job:?}");
+    let url = format!("{base}/demo/jobs/{}", job.job_id);
+    assert!(
+        stderr.contains(&format!(
+            "next: cloudbot --api-base {base} job {url} --follow"
+        )),
+        "{stderr}"
+    );
+}
+
+/// Waits (polling, at most 15 s) until `ready` holds.
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to the child and collects its output.
+fn interrupt(child: std::process::Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
+fn spawn(cmd: &mut Command) -> std::process::Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The command after `next: ` on stderr, split into words (none of ours needs quoting).
+fn next_command(stderr: &str) -> Vec<String> {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("next: "))
+        .unwrap_or_else(|| panic!("no next command: {stderr}"));
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+/// Runs a printed `cloudbot ...` command with the test environment.
+fn run_printed(base: &str, words: &[String]) -> Output {
+    assert_eq!(words[0], "cloudbot");
+    run(cloudbot(base).args(&words[1..]))
 }
 
 #[test]
-fn ctrl_c_while_following_exits_130_and_leaves_the_job_running() {
+fn ctrl_c_before_the_post_exits_130_and_says_nothing_was_started() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    // A Secrets Manager that accepts the connection and never answers: the CLI is reading its
+    // credentials, before anything can reach Cloud BOT.
+    let secrets = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", secrets.local_addr().unwrap());
+    let child = spawn(
+        cloudbot(&base)
+            .env_remove("CLOUDBOT_ACCESS_TOKEN")
+            .env_remove("CLOUDBOT_SECRET_KEY")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .args([
+                "--secret-id",
+                "cloudbot/demo",
+                "run",
+                &format!("{base}/demo/bots/echo_bot/jobs"),
+            ]),
+    );
+    let (_held, _) = secrets
+        .accept()
+        .expect("the CLI connects to Secrets Manager");
+    let out = interrupt(child);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("nothing that could start or change a job was sent"),
+        "{stderr}"
+    );
+    assert!(emulator.requests().is_empty());
+}
+
+#[test]
+fn ctrl_c_while_the_post_is_out_exits_4_with_the_command_that_finds_the_job() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    let bot = format!("{base}/demo/bots/echo_bot/jobs");
+    // The issue's case: the emulator creates the job at once and answers 6 s later.
+    emulator.set_latency(Duration::from_secs(6));
+    let child = spawn(cloudbot(&base).args(["run", &bot, "--json"]));
+    wait_for("the job to be created", || emulator.jobs().len() == 1);
+    let out = interrupt(child);
+    emulator.set_latency(Duration::ZERO);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("a job may have started"), "{stderr}");
+    let error = &json(&out)["error"];
+    assert_eq!(error["type"], "Cli.Interrupted");
+    assert_eq!(error["exit_code"], 4);
+    assert_eq!(
+        error["next_command"],
+        format!("cloudbot jobs {bot} --since 5m")
+    );
+    // The printed command finds the job that did start.
+    let listed = run_printed(&base, &next_command(&stderr));
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    assert!(text(&listed.stdout).contains(&emulator.jobs()[0].job_id));
+    assert_eq!(emulator.stats().jobs_created, 1);
+}
+
+#[test]
+fn ctrl_c_after_the_post_while_following_exits_6_and_names_the_job() {
     use std::io::{BufRead, BufReader};
     let emulator = emulator();
     let base = emulator.base_url();
-    let mut child = follow_run(&base, "slow_bot")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The endpoint line is printed once the job started; the follow loop (and its Ctrl-C
-    // handler) runs from then on.
+    let mut child = spawn(&mut follow_run(&base, "slow_bot"));
+    // The endpoint line is printed once the job started.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     while !line.starts_with("job reference endpoint:") {
         line.clear();
         assert!(stdout.read_line(&mut line).unwrap() > 0, "no endpoint line");
     }
-    // A poll of the job means the loop has passed its first select, which installed the handler.
-    let started = Instant::now();
-    while !emulator
+    let url = line["job reference endpoint:".len()..].trim().to_owned();
+    let out = interrupt(child);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("job reference endpoint: {url}")),
+        "{stderr}"
+    );
+    assert_eq!(next_command(&stderr), ["cloudbot", "job", &url, "--follow"]);
+    // The job goes on.
+    assert_eq!(emulator.jobs().pop().unwrap().status, 2);
+}
+
+#[test]
+fn transient_read_errors_while_following_are_retried_and_the_run_ends_normally() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    // Two whole reads fail (each is the client's 4 quick attempts), the third works.
+    emulator
+        .add_faults(vec![
+            FaultRule::new(FaultKind::Status)
+                .status(500)
+                .method("GET")
+                .path_prefix("/demo/jobs/")
+                .times(8),
+        ])
+        .unwrap();
+    let out = run(follow_run(&base, "echo_bot").args(["--retry-interval", "100ms", "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(json(&out)["status"], "succeeded");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("retry 2 of 6"), "{stderr}");
+    assert_eq!(emulator.stats().jobs_created, 1);
+}
+
+#[test]
+fn reads_that_keep_failing_exit_6_with_the_job_after_refer_jobs_retries() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    emulator
+        .add_faults(vec![
+            FaultRule::new(FaultKind::Status)
+                .status(500)
+                .method("GET")
+                .path_prefix("/demo/jobs/"),
+        ])
+        .unwrap();
+    let out = run(follow_run(&base, "slow_bot").args(["--retry-interval", "100ms", "--json"]));
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let job = emulator.jobs().pop().unwrap();
+    let url = format!("{base}/demo/jobs/{}", job.job_id);
+    let error = &json(&out)["error"];
+    assert_eq!(error["type"], "CloudBot.Unavailable");
+    assert_eq!(error["exit_code"], 6);
+    assert_eq!(error["job_reference_endpoint"], url);
+    assert_eq!(
+        error["next_command"],
+        format!("cloudbot job {url} --follow")
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("after 7 tries"),
+        "{error}"
+    );
+    // ReferJob's budget: the first read and 6 retries, each the client's 4 attempts.
+    let reads = emulator
         .requests()
         .iter()
-        .any(|r| r.method == "GET" && r.path.starts_with("/demo/jobs/"))
-    {
-        assert!(started.elapsed() < Duration::from_secs(10), "no job poll");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/demo/jobs/"))
+        .count();
+    assert_eq!(reads, 7 * 4);
+    assert_eq!(emulator.stats().jobs_created, 1);
+}
+
+#[test]
+fn an_execute_cloud_bot_refused_exits_3_and_starts_nothing() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    let out = run(cloudbot(&base)
+        .env("CLOUDBOT_ACCESS_TOKEN", "demo-refer-token")
+        .env("CLOUDBOT_SECRET_KEY", "demo-refer-secret")
+        .args(["run", &format!("{base}/demo/bots/echo_bot/jobs"), "--json"]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let error = &json(&out)["error"];
+    assert_eq!(error["type"], "CloudBot.Forbidden");
+    assert!(
+        error["hint"].as_str().unwrap().contains("Execute"),
+        "{error}"
+    );
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("running the BOT again is safe"),
+        "{error}"
+    );
+    assert_eq!(error["job_reference_endpoint"], Value::Null);
+    assert_eq!(emulator.stats().jobs_created, 0);
+}
+
+#[test]
+fn cancel_suspends_a_job_named_by_public_id_and_job_id_and_needs_suspend() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    let bot = format!("{base}/demo/bots/slow_bot/jobs");
+    let started = run(cloudbot(&base).args(["run", &bot, "--json"]));
+    assert_eq!(started.status.code(), Some(0), "{}", text(&started.stderr));
+    let job_id = json(&started)["job"]["job_id"].as_str().unwrap().to_owned();
+    let short = format!("demo/{job_id}");
+
+    // A token without Suspend: a clear error, nothing changed.
+    let refused = run(cloudbot(&base)
+        .env("CLOUDBOT_ACCESS_TOKEN", "demo-refer-token")
+        .env("CLOUDBOT_SECRET_KEY", "demo-refer-secret")
+        .args(["cancel", &short]));
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stderr));
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("CloudBot.Forbidden"), "{stderr}");
+    assert!(stderr.contains("Suspend permission"), "{stderr}");
+    assert_eq!(emulator.job(&job_id).unwrap().status, 2);
+
+    // The answer lost (500s through the client's retries): the job's state is unknown, and the
+    // next command cancels again (DELETE is idempotent).
+    emulator
+        .add_faults(vec![
+            FaultRule::new(FaultKind::Status)
+                .status(500)
+                .method("DELETE")
+                .times(4),
+        ])
         .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("interrupted"));
-    assert_eq!(emulator.jobs().pop().unwrap().status, 2);
+    let lost = run(cloudbot(&base).args(["cancel", &short]));
+    assert_eq!(lost.status.code(), Some(6), "{}", text(&lost.stderr));
+    let url = format!("{base}/demo/jobs/{job_id}");
+    assert_eq!(
+        next_command(&text(&lost.stderr)),
+        ["cloudbot", "cancel", &url]
+    );
+
+    let cancelled = run(cloudbot(&base).args(["--language", "en", "cancel", &short, "--json"]));
+    assert_eq!(
+        cancelled.status.code(),
+        Some(0),
+        "{}",
+        text(&cancelled.stderr)
+    );
+    let shown = json(&cancelled);
+    assert_eq!(shown["status"], "error");
+    assert_eq!(
+        shown["job_reference_endpoint"],
+        format!("{base}/demo/jobs/{job_id}")
+    );
+    let record = emulator.job(&job_id).unwrap();
+    assert_eq!((record.status, record.suspended), (1, true), "{record:?}");
+    let deletes = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 1 + 4 + 1);
+
+    // `job` takes the short form too.
+    let read = run(cloudbot(&base).args(["job", &short, "--json"]));
+    assert_eq!(read.status.code(), Some(1), "{}", text(&read.stderr));
+    assert_eq!(json(&read)["job"]["job_id"], job_id);
+}
+
+#[test]
+fn errors_in_json_mode_are_one_json_document_on_stdout_too() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    let out =
+        run(cloudbot(&base).args(["--json", "run", "https://api.c-bot.pro/demo/bots/b/jobs"]));
+    assert_eq!(out.status.code(), Some(2));
+    let error = &json(&out)["error"];
+    assert_eq!(error["type"], "Cli.Usage");
+    assert_eq!(error["exit_code"], 2);
+    assert!(error["message"].as_str().unwrap().contains("BOT_ENDPOINT"));
+    assert!(
+        text(&out.stderr).contains("error: "),
+        "stderr keeps the text too"
+    );
+}
+
+#[test]
+fn a_real_endpoint_while_on_the_default_emulator_says_so() {
+    let out = run(cloudbot("unused")
+        .env_remove("CLOUDBOT_API_BASE")
+        .args(["run", "https://api.c-bot.pro/demo/bots/echo_bot/jobs"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "BOT_ENDPOINT is on https://api.c-bot.pro, but the CLI is pointed at the local emulator"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("CLOUDBOT_API_BASE=https://api.c-bot.pro"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("scheme other than"), "{stderr}");
+}
+
+#[test]
+fn completions_man_page_and_help_come_from_the_command_line_definition() {
+    // No credentials needed for any of them.
+    let bare = || {
+        let mut cmd = cloudbot("unused");
+        cmd.env_remove("CLOUDBOT_ACCESS_TOKEN")
+            .env_remove("CLOUDBOT_SECRET_KEY");
+        cmd
+    };
+    let bash = run(bare().args(["completions", "bash"]));
+    assert_eq!(bash.status.code(), Some(0), "{}", text(&bash.stderr));
+    let script =
+        std::env::temp_dir().join(format!("cloudbot-completion-{}.bash", std::process::id()));
+    std::fs::write(&script, &bash.stdout).unwrap();
+    // bash itself loads the script and registers the completion.
+    let registered = Command::new("bash")
+        .args([
+            "-c",
+            &format!("source '{}' && complete -p cloudbot", script.display()),
+        ])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&script).ok();
+    assert!(
+        text(&registered.stdout).contains("cloudbot"),
+        "{}{}",
+        text(&registered.stdout),
+        text(&registered.stderr)
+    );
+    assert!(text(&bash.stdout).contains("cancel"));
+    let zsh = run(bare().args(["completions", "zsh"]));
+    assert!(text(&zsh.stdout).starts_with("#compdef cloudbot"));
+    let fish = run(bare().args(["completions", "fish"]));
+    assert!(text(&fish.stdout).contains("complete -c cloudbot"));
+
+    let man = run(bare().arg("man"));
+    assert_eq!(man.status.code(), Some(0), "{}", text(&man.stderr));
+    let page = text(&man.stdout);
+    assert!(page.contains(".TH cloudbot"), "{page}");
+    assert!(
+        page.contains("a job may exist"),
+        "the exit codes are in the man page"
+    );
+    assert!(page.contains(".SH \"EXIT STATUS\""), "{page}");
+    assert!(!page.contains(".SH EXTRA"), "{page}");
+
+    let help = run(bare().arg("--help"));
+    assert!(text(&help.stdout).contains("  4  a job may exist"));
+}
+
+#[test]
+fn times_are_shown_in_the_operators_time_zone() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    let bot = format!("{base}/demo/bots/echo_bot/jobs");
+    assert_eq!(
+        run(cloudbot(&base).args(["run", &bot])).status.code(),
+        Some(0)
+    );
+    let raw = emulator.jobs()[0].start_time.clone();
+    let at: jiff::Timestamp = raw.parse().unwrap();
+    for (zone, abbreviation) in [("Asia/Tokyo", "JST"), ("UTC", "UTC")] {
+        let expected = at
+            .to_zoned_datetime(jiff::tz::TimeZone::get(zone).unwrap())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let out = run(cloudbot(&base).env("TZ", zone).args(["jobs", &bot]));
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains(&format!("{expected} {abbreviation}")),
+            "{zone}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn missing_aws_region_or_credentials_read_like_the_aws_cli() {
+    let home = std::env::temp_dir().join(format!("cloudbot-cli-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let with_secret = || {
+        let mut cmd = cloudbot("http://127.0.0.1:8787");
+        for var in [
+            "CLOUDBOT_ACCESS_TOKEN",
+            "CLOUDBOT_SECRET_KEY",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_ENDPOINT_URL",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("HOME", &home)
+            .env("AWS_CONFIG_FILE", home.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+            // Not on EC2: the metadata service would only add a wait.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .args(["--secret-id", "cloudbot/demo", "bots"]);
+        cmd
+    };
+    let no_region = run(&mut with_secret());
+    let no_credentials = run(with_secret().env("AWS_REGION", "us-east-1"));
+    std::fs::remove_dir_all(&home).ok();
+    for (out, message) in [
+        (
+            &no_region,
+            "You must specify a region. You can also configure your region by running \"aws configure\".",
+        ),
+        (
+            &no_credentials,
+            "Unable to locate credentials. You can configure credentials by running \"aws configure\".",
+        ),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+        // The message, not pages of SDK warnings.
+        assert!(stderr.lines().count() <= 2, "{stderr}");
+    }
+}
+
+/// A local stand-in of the Lambda Invoke REST API (`POST /2015-03-31/functions/{name}/invocations`)
+/// that runs the library's handler in-process, wired as `src/main.rs` wires it (moto for the
+/// secret and the idempotency table, the emulator as Cloud BOT). Function errors are answered
+/// the way Lambda answers them: 200 with `X-Amz-Function-Error: Unhandled` and the error JSON.
+struct LambdaStandIn {
+    endpoint: String,
+    /// (function name from the path, payload) of every invoke.
+    invocations: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+impl LambdaStandIn {
+    async fn start(service: std::sync::Arc<cloudbot_trigger::service::Service>) -> LambdaStandIn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let invocations = std::sync::Arc::default();
+        let seen = std::sync::Arc::clone(&invocations);
+        tokio::spawn(async move {
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                let service = std::sync::Arc::clone(&service);
+                let seen = std::sync::Arc::clone(&seen);
+                tokio::spawn(serve_invokes(socket, service, seen));
+            }
+        });
+        LambdaStandIn {
+            endpoint,
+            invocations,
+        }
+    }
+}
+
+/// HTTP/1.1 keep-alive loop: one invoke per request (Content-Length bodies, as the SDK sends).
+async fn serve_invokes(
+    socket: tokio::net::TcpStream,
+    service: std::sync::Arc<cloudbot_trigger::service::Service>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut socket = BufReader::new(socket);
+    loop {
+        let mut request_line = String::new();
+        if socket.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_owned();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            socket.read_line(&mut header).await.unwrap();
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        socket.read_exact(&mut body).await.unwrap();
+        let name = path
+            .strip_prefix("/2015-03-31/functions/")
+            .and_then(|rest| rest.strip_suffix("/invocations"))
+            .unwrap_or_else(|| panic!("not an Invoke path: {path}"))
+            .to_owned();
+        let payload: Value = serde_json::from_slice(&body).unwrap();
+        seen.lock().unwrap().push((name, payload.clone()));
+        let answer = invoke_handler(&service, payload).await;
+        let (extra, answer) = match answer {
+            Ok(value) => ("", value),
+            Err(diagnostic) => (
+                "x-amz-function-error: Unhandled\r\n",
+                serde_json::json!({"errorType": diagnostic.error_type,
+                                   "errorMessage": diagnostic.error_message}),
+            ),
+        };
+        let answer = answer.to_string();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-amzn-requestid: test\r\n\
+             x-amz-executed-version: $LATEST\r\n{extra}content-length: {}\r\n\r\n",
+            answer.len()
+        );
+        let stream = socket.get_mut();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(answer.as_bytes()).await.unwrap();
+    }
+}
+
+/// The handler with a 30 s deadline, as the Lambda runtime would call it.
+async fn invoke_handler(
+    service: &cloudbot_trigger::service::Service,
+    payload: Value,
+) -> Result<Value, lambda_runtime::Diagnostic> {
+    // Deserialized as the runtime does it (a payload always deserializes).
+    let payload: cloudbot_trigger::payload::Payload = serde_json::from_value(payload).unwrap();
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = "cli-test".into();
+    context.deadline = (std::time::SystemTime::now() + Duration::from_secs(30))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    service
+        .handle(lambda_runtime::LambdaEvent::new(payload, context))
+        .await
+        .map(|raw| serde_json::from_str(raw.get()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_settles_an_unknown_record_through_a_direct_invoke() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use cloudbot_trigger::idempotency::Idempotency;
+    use cloudbot_trigger::table::{DynamoDbStore, KEY_ATTRIBUTE};
+    let moto = Moto::start();
+    let sdk = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(sdk);
+    dynamodb
+        .create_table()
+        .table_name("idempotency")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(KEY_ATTRIBUTE)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let secrets_config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(secrets_config);
+    secrets
+        .create_secret()
+        .name("cloudbot/demo")
+        .secret_string(format!(
+            r#"{{"access_token":"{ACCESS_TOKEN}","secret_key":"{SECRET_KEY}"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo_with_durations(
+        300, 300, 3_000,
+    )))
+    .await
+    .unwrap();
+    let base = emulator.base_url();
+    let vars = std::collections::HashMap::from([
+        ("CLOUDBOT_SECRET_ID", "cloudbot/demo".to_owned()),
+        ("CLOUDBOT_API_BASE", base.clone()),
+        (
+            "CLOUDBOT_DEFAULT_BOT_ENDPOINT",
+            format!("{base}/demo/bots/echo_bot/jobs"),
+        ),
+        ("CLOUDBOT_IDEMPOTENCY_TABLE", "idempotency".to_owned()),
+    ]);
+    let config = cloudbot_trigger::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let expiry = config.idempotency.as_ref().unwrap().expiry;
+    let service = cloudbot_trigger::service::Service::new(config, secrets)
+        .unwrap()
+        .with_idempotency(Some(Idempotency::new(
+            DynamoDbStore::new(dynamodb, "idempotency".into()),
+            expiry,
+        )));
+    let service = std::sync::Arc::new(service);
+
+    // An execute whose answer is lost: the job exists, the record is unknown, and a retry
+    // answers CloudBot.OutcomeUnknown with the key in its message.
+    emulator
+        .add_faults(vec![
+            FaultRule::new(FaultKind::ResetAfter)
+                .method("POST")
+                .times(1),
+        ])
+        .unwrap();
+    let execute = serde_json::json!({"operation": "execute", "idempotency_key": "cli-order-7"});
+    let lost = invoke_handler(&service, execute.clone()).await.unwrap_err();
+    assert_eq!(lost.error_type, "CloudBot.OutcomeUnknown", "{lost:?}");
+    let blocked = invoke_handler(&service, execute.clone()).await.unwrap_err();
+    assert_eq!(blocked.error_type, "CloudBot.OutcomeUnknown", "{blocked:?}");
+    let job_id = emulator.jobs()[0].job_id.clone();
+
+    let lambda = LambdaStandIn::start(std::sync::Arc::clone(&service)).await;
+    let resolve = |args: Vec<String>| {
+        let mut cmd = cloudbot(&base);
+        cmd.env_remove("CLOUDBOT_ACCESS_TOKEN")
+            .env_remove("CLOUDBOT_SECRET_KEY")
+            .env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CLOUDBOT_FUNCTION", "cloudbot-trigger-live")
+            .arg("resolve")
+            .args(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+
+    // A key that is not one is refused before anything is invoked.
+    let out = resolve(vec!["order-7".into(), "--not-started".into()])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(lambda.invocations.lock().unwrap().is_empty());
+
+    // The whole OutcomeUnknown message, pasted, and the job found in the list as PUBLIC_ID/JOB_ID.
+    let out = resolve(vec![
+        blocked.error_message.clone(),
+        "--started".into(),
+        format!("demo/{job_id}"),
+        "--json".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let answer = json(&out);
+    assert_eq!(answer["state"], "completed", "{answer}");
+    assert_eq!(answer["record_key"], "request:cli-order-7");
+    let invocations = lambda.invocations.lock().unwrap().clone();
+    assert_eq!(invocations.len(), 1);
+    assert_eq!(invocations[0].0, "cloudbot-trigger-live");
+    assert_eq!(
+        invocations[0].1,
+        serde_json::json!({"operation": "resolve_idempotency", "record_key": "request:cli-order-7",
+            "resolution": "started", "job_reference_endpoint": format!("{base}/demo/jobs/{job_id}")})
+    );
+    // Duplicates now get the job as a replay; still one job.
+    let replay = invoke_handler(&service, execute).await.unwrap();
+    assert_eq!(
+        (&replay["job_id"], &replay["replay"]),
+        (&Value::from(job_id), &Value::Bool(true))
+    );
+    assert_eq!(emulator.stats().jobs_created, 1);
+
+    // Resolving it again: the function's own error, with its type.
+    let out = resolve(vec![
+        "request:cli-order-7".into(),
+        "--not-started".into(),
+        "--json".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let error = &json(&out)["error"];
+    assert_eq!(error["type"], "InvalidRequest");
+    assert!(
+        error["message"].as_str().unwrap().contains("completed"),
+        "{error}"
+    );
 }

@@ -1,5 +1,6 @@
-//! The admin API under `/__emulator/`: observe requests, jobs, callbacks and counters; set
-//! faults and latency; rotate tokens; reset. It never requires or echoes credentials and is
+//! The admin API under `/__emulator/`: observe requests, jobs, callbacks, subscriptions and
+//! counters; set faults, latency, output padding and the callback hold; start console runs;
+//! rotate tokens; reset. It never requires or echoes credentials and is
 //! not itself logged, counted or subject to faults.
 
 use std::sync::Arc;
@@ -13,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::body::{EmuBody, reply_response};
 use crate::fault::FaultRule;
-use crate::state::{State, lock};
+use crate::lifecycle::{self, NewJob};
+use crate::output::{InputProblem, effective_input};
+use crate::state::{JobOrigin, Lang, State, lock};
 
 /// Admin request bodies are small JSON documents.
 const MAX_ADMIN_BODY: usize = 1024 * 1024;
@@ -79,6 +82,25 @@ fn parse_rules(v: Value) -> Result<Vec<FaultRule>, serde_json::Error> {
 #[serde(deny_unknown_fields)]
 struct Latency {
     latency_ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputPadding {
+    padding_bytes: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackHold {
+    enabled: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConsoleRun {
+    #[serde(default)]
+    input: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -165,12 +187,111 @@ pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Respon
                 Err(r) => r,
             }
         }
+        (&Method::GET, "/__emulator/subscriptions") => {
+            ok(json!({"code": 200, "subscriptions": state.subscription_records()}))
+        }
+        (&Method::POST, p) if p.starts_with("/__emulator/bots/") && p.ends_with("/run") => {
+            let ids = &p["/__emulator/bots/".len()..p.len() - "/run".len()];
+            let Some((public_id, bot_id)) = ids.split_once('/') else {
+                return err(StatusCode::NOT_FOUND, "unknown admin endpoint");
+            };
+            // An empty body means no input (the BOT's defaults).
+            let Ok(collected) = Limited::new(body, MAX_ADMIN_BODY).collect().await else {
+                return err(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "admin request body too large or unreadable",
+                );
+            };
+            let bytes = collected.to_bytes();
+            let run = if bytes.iter().all(u8::is_ascii_whitespace) {
+                ConsoleRun::default()
+            } else {
+                match serde_json::from_slice::<ConsoleRun>(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return err(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            &format!("invalid JSON body: {e}"),
+                        );
+                    }
+                }
+            };
+            match console_run(state, public_id, bot_id, run.input.as_ref()) {
+                Ok(job) => reply_response(StatusCode::CREATED, &job),
+                Err((status, m)) => err(status, &m),
+            }
+        }
+        (&Method::GET, "/__emulator/output-padding") => ok(json!({
+            "code": 200,
+            "padding_bytes": state.output_padding.load(Ordering::Relaxed),
+        })),
+        (&Method::PUT, "/__emulator/output-padding") => {
+            match read_json::<OutputPadding>(body, true).await {
+                Ok(o) => {
+                    state
+                        .output_padding
+                        .store(o.padding_bytes, Ordering::Relaxed);
+                    ok(json!({"code": 200, "padding_bytes": o.padding_bytes}))
+                }
+                Err(r) => r,
+            }
+        }
+        (&Method::GET, "/__emulator/callback-hold") => ok(json!({
+            "code": 200,
+            "enabled": state.hold_for_callback.load(Ordering::Relaxed),
+        })),
+        (&Method::PUT, "/__emulator/callback-hold") => {
+            match read_json::<CallbackHold>(body, true).await {
+                Ok(h) => {
+                    state.hold_for_callback.store(h.enabled, Ordering::Relaxed);
+                    ok(json!({"code": 200, "enabled": h.enabled}))
+                }
+                Err(r) => r,
+            }
+        }
         (&Method::POST, "/__emulator/reset") => {
             state.reset();
             ok(json!({"code": 200, "reset": true}))
         }
         _ => err(StatusCode::NOT_FOUND, "unknown admin endpoint"),
     }
+}
+
+/// Starts a job of a published BOT without the API, as Cloud BOT's console (or its own
+/// schedules, kintone, Zapier) would: no request is logged, no callback endpoint; the BOT's
+/// subscriptions are delivered when it ends. Answers the Job object (`code: 201`).
+pub(crate) fn console_run(
+    state: &Arc<State>,
+    public_id: &str,
+    bot_id: &str,
+    input: Option<&serde_json::Map<String, Value>>,
+) -> Result<Value, (StatusCode, String)> {
+    let Some(bot) = state.bot(public_id, bot_id) else {
+        return Err((StatusCode::NOT_FOUND, "no such published BOT".into()));
+    };
+    let input = effective_input(bot, input).map_err(|e| {
+        let why = match e.problem {
+            InputProblem::Unknown => "not an input of this BOT".to_string(),
+            InputProblem::Shape(m) => m,
+        };
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("input {:?}: {why}", e.key),
+        )
+    })?;
+    let started = lifecycle::start(
+        state,
+        public_id,
+        bot,
+        NewJob {
+            input,
+            callback_endpoint: None,
+            callback_tries: 1,
+            language: Lang::En,
+            origin: JobOrigin::Console,
+        },
+    );
+    Ok(started.reply)
 }
 
 fn with_code(mut v: Value) -> Value {

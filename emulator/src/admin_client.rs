@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::fault::FaultRule;
-use crate::state::{CallbackAttempt, JobRecord, RequestRecord, Stats};
+use crate::state::{CallbackAttempt, JobRecord, RequestRecord, Stats, SubscriptionRecord};
 
 /// Why an admin call failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,16 @@ struct Faults {
 #[derive(Deserialize)]
 struct Latency {
     latency_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct Subscriptions {
+    subscriptions: Vec<SubscriptionRecord>,
+}
+
+#[derive(Deserialize)]
+struct Started {
+    job_id: String,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +240,55 @@ impl AdminClient {
             "new_secret_key": new_secret_key,
         });
         let _: Value = self.call(Method::POST, "tokens/rotate", Some(body)).await?;
+        Ok(())
+    }
+
+    /// "BOT done" subscriptions (`GET /__emulator/subscriptions`).
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, AdminError> {
+        let s: Subscriptions = self.call(Method::GET, "subscriptions", None).await?;
+        Ok(s.subscriptions)
+    }
+
+    /// Starts a job outside the API, as Cloud BOT's console would
+    /// (`POST /__emulator/bots/{public_id}/{bot_id}/run`); returns its job id.
+    pub async fn run_from_console(
+        &self,
+        public_id: &str,
+        bot_id: &str,
+        input: Option<serde_json::Map<String, Value>>,
+    ) -> Result<String, AdminError> {
+        let job: Started = self
+            .call(
+                Method::POST,
+                &format!("bots/{public_id}/{bot_id}/run"),
+                Some(json!({ "input": input })),
+            )
+            .await?;
+        Ok(job.job_id)
+    }
+
+    /// Pads the output of every job that succeeds from now on with a `padding` value of
+    /// `bytes` characters (`PUT /__emulator/output-padding`).
+    pub async fn set_output_padding(&self, bytes: u64) -> Result<(), AdminError> {
+        let _: Value = self
+            .call(
+                Method::PUT,
+                "output-padding",
+                Some(json!({ "padding_bytes": bytes })),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Switches "hold until callback acknowledged" mode (`PUT /__emulator/callback-hold`).
+    pub async fn set_hold_for_callback(&self, enabled: bool) -> Result<(), AdminError> {
+        let _: Value = self
+            .call(
+                Method::PUT,
+                "callback-hold",
+                Some(json!({ "enabled": enabled })),
+            )
+            .await?;
         Ok(())
     }
 

@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,12 +15,12 @@ use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
 
-use crate::lifecycle::{self, Ending};
+use crate::lifecycle::{self, Ending, NewJob};
 use crate::output::{InputProblem, effective_input};
 use crate::seed::Permission;
-use crate::state::{Job, Lang, State, job_json, lock};
+use crate::state::{Job, JobOrigin, Lang, State, job_json, lock};
+use crate::subscription;
 
 /// Request bodies above 4 MB are refused (documented limit; 4 MiB exactly here).
 pub const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
@@ -31,14 +30,17 @@ pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Value,
     pub job_id: Option<String>,
+    /// `Location` header of the answer.
+    pub location: Option<String>,
 }
 
 impl Reply {
-    fn ok(status: StatusCode, body: Value) -> Reply {
+    pub(crate) fn ok(status: StatusCode, body: Value) -> Reply {
         Reply {
             status,
             body,
             job_id: None,
+            location: None,
         }
     }
 }
@@ -54,6 +56,8 @@ enum Route<'a> {
     Bot(&'a str, &'a str),
     BotJobs(&'a str, &'a str),
     Job(&'a str, &'a str),
+    Subscriptions(&'a str, &'a str),
+    Subscription(&'a str, &'a str, &'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -68,6 +72,8 @@ fn route(path: &str) -> Option<Route<'_>> {
         [p, "bots", b] => Route::Bot(p, b),
         [p, "bots", b, "jobs"] => Route::BotJobs(p, b),
         [p, "jobs", j] => Route::Job(p, j),
+        [p, "bots", b, "subscriptions"] => Route::Subscriptions(p, b),
+        [p, "bots", b, "subscriptions", s] => Route::Subscription(p, b, s),
         _ => return None,
     })
 }
@@ -154,6 +160,7 @@ pub(crate) async fn handle(
     query: Option<&str>,
     headers: &HeaderMap,
     body: Incoming,
+    request_seq: u64,
 ) -> Reply {
     // Messages follow content-language; [I] when it is missing or invalid the 413/415/422
     // answers are in English (the caller asked for no language we know).
@@ -223,10 +230,15 @@ pub(crate) async fn handle(
             | Route::Bots(_)
             | Route::Bot(..)
             | Route::BotJobs(..)
-            | Route::Job(..),
+            | Route::Job(..)
+            | Route::Subscriptions(..),
             &Method::GET,
         ) => Permission::Refer,
         (Route::BotJobs(..), &Method::POST) => Permission::Execute,
+        // [I] Subscribing and unsubscribing need Execute (see crate::subscription).
+        (Route::Subscriptions(..), &Method::POST) | (Route::Subscription(..), &Method::DELETE) => {
+            Permission::Execute
+        }
         (Route::Job(..), &Method::DELETE) => Permission::Suspend,
         _ => {
             return error(
@@ -263,9 +275,27 @@ pub(crate) async fn handle(
     match route {
         Route::Contracts => contracts(state, &token.contracts, &query),
         Route::Bots(p) if !contract_ok(p) => not_found("契約", "Contract"),
-        Route::Bot(p, _) | Route::BotJobs(p, _) | Route::Job(p, _) if !contract_ok(p) => {
+        Route::Bot(p, _)
+        | Route::BotJobs(p, _)
+        | Route::Job(p, _)
+        | Route::Subscriptions(p, _)
+        | Route::Subscription(p, _, _)
+            if !contract_ok(p) =>
+        {
             not_found("契約", "Contract")
         }
+        Route::Subscriptions(p, b) | Route::Subscription(p, b, _) if state.bot(p, b).is_none() => {
+            not_found("BOT", "BOT")
+        }
+        Route::Subscriptions(p, b) if method == Method::GET => match only_params(&query, &[]) {
+            Ok(()) => subscription::list(state, p, b),
+            Err(r) => r,
+        },
+        Route::Subscriptions(p, b) => match read_body(body, lang).await {
+            Ok(bytes) => subscription::subscribe(state, p, b, &bytes, lang),
+            Err(reply) => reply,
+        },
+        Route::Subscription(p, b, s) => subscription::unsubscribe(state, p, b, s, lang),
         Route::Bots(p) => bots(state, p, &query),
         Route::Bot(p, b) => match state.bot(p, b) {
             None => not_found("BOT", "BOT"),
@@ -286,7 +316,7 @@ pub(crate) async fn handle(
                 return not_found("ジョブ", "Job");
             }
             if method == Method::DELETE {
-                lifecycle::finish(state, j, Ending::Suspended);
+                lifecycle::finish(state, j, Ending::Suspended { request_seq });
             }
             let jobs = lock(&state.jobs);
             match jobs.by_id.get(j) {
@@ -311,7 +341,7 @@ fn too_large(l: Lang) -> Reply {
     )
 }
 
-fn unprocessable(message: String) -> Reply {
+pub(crate) fn unprocessable(message: String) -> Reply {
     error(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
@@ -385,7 +415,7 @@ fn properties<'a>(
     Ok(set)
 }
 
-fn only_params(query: &[(String, String)], allowed: &[&str]) -> Result<(), Reply> {
+pub(crate) fn only_params(query: &[(String, String)], allowed: &[&str]) -> Result<(), Reply> {
     match query.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
         Some((k, _)) => Err(unprocessable(format!("unknown query parameter {k:?}"))),
         None => Ok(()),
@@ -633,7 +663,9 @@ fn job_list(
     let matches = |j: &&Job| {
         j.public_id == public_id
             && j.bot_id == bot_id
-            && statuses.as_ref().is_none_or(|s| s.contains(&j.status))
+            && statuses
+                .as_ref()
+                .is_none_or(|s| s.contains(&j.visible_status()))
             && from.is_none_or(|f| j.start >= f)
             && to.is_none_or(|t| j.start <= t)
             && id_from.is_none_or(|s| j.seq > s)
@@ -751,40 +783,21 @@ async fn execute(
             });
         }
     };
-    let job_id = uuid::Uuid::new_v4().to_string();
-    let (done_tx, mut done_rx) = watch::channel(false);
-    let reply = {
-        let mut jobs = lock(&state.jobs);
-        jobs.next_seq += 1;
-        let job = Job {
-            job_id: job_id.clone(),
-            seq: jobs.next_seq,
-            public_id: public_id.to_string(),
-            bot_id: bot.id.clone(),
-            bot_name: bot.name.clone(),
-            status: 2,
-            start: Utc::now(),
-            end: None,
-            suspended: false,
-            error_message: None,
-            output: None,
+    let lifecycle::Started {
+        job_id,
+        reply,
+        done: mut done_rx,
+    } = lifecycle::start(
+        state,
+        public_id,
+        bot,
+        NewJob {
             input,
             callback_endpoint: body.callback_endpoint,
             callback_tries: body.callback_tries,
             language: lang,
-            done: done_tx,
-        };
-        let reply = job_json(&job, 201, lang, false, &state.base_url);
-        jobs.order.push(job_id.clone());
-        jobs.by_id.insert(job_id.clone(), job);
-        reply
-    };
-    state.counters.jobs_created.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(job_id, bot_id, "job created");
-    lifecycle::end_after(
-        state,
-        job_id.clone(),
-        Duration::from_millis(bot.duration_ms),
+            origin: JobOrigin::Api,
+        },
     );
     if body.timeout_ms > 0 {
         let wait = tokio::time::timeout(
@@ -798,6 +811,7 @@ async fn execute(
                     status: StatusCode::OK,
                     body: job_json(job, 200, lang, true, &state.base_url),
                     job_id: Some(job_id.clone()),
+                    location: None,
                 };
             }
         }
@@ -806,6 +820,7 @@ async fn execute(
         status: StatusCode::CREATED,
         body: reply,
         job_id: Some(job_id),
+        location: None,
     }
 }
 
@@ -862,6 +877,15 @@ mod tests {
             route("/demo/jobs/j"),
             Some(Route::Job("demo", "j"))
         ));
+        assert!(matches!(
+            route("/demo/bots/x/subscriptions"),
+            Some(Route::Subscriptions("demo", "x"))
+        ));
+        assert!(matches!(
+            route("/demo/bots/x/subscriptions/7"),
+            Some(Route::Subscription("demo", "x", "7"))
+        ));
+        assert!(route("/demo/bots/x/subscriptions/7/x").is_none());
         assert!(route("/demo/bots/").is_none());
         assert!(route("/demo//bots").is_none());
         assert!(route("/demo/bots/x/jobs/y").is_none());

@@ -1,6 +1,7 @@
 //! Callback delivery: POSTs the ended job to its `callback_endpoint`, retrying non-2xx answers
 //! and transport errors up to `callback_tries` attempts in total, `callback_interval` apart
-//! (the real service waits at least 30 s). Every attempt is recorded.
+//! (the real service waits at least 30 s). Every attempt is recorded. The same machinery
+//! delivers "BOT done" subscription events (with the subscription's id on each attempt).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +17,7 @@ pub(crate) async fn deliver(
     url: String,
     tries: u32,
     body: Value,
+    subscribe_id: Option<u64>,
 ) {
     let generation = state.generation.load(Ordering::SeqCst);
     let body = body.to_string();
@@ -48,6 +50,7 @@ pub(crate) async fn deliver(
             status,
             error,
             at,
+            subscribe_id,
         });
         if status.is_some_and(|s| (200..300).contains(&s)) {
             return;

@@ -18,7 +18,9 @@ use tokio::sync::oneshot;
 use crate::fault::FaultRule;
 use crate::idle::{IdleClose, IdlePolicy};
 use crate::seed::Seed;
-use crate::state::{CallbackAttempt, JobRecord, RequestRecord, State, Stats, lock};
+use crate::state::{
+    CallbackAttempt, JobRecord, RequestRecord, State, Stats, SubscriptionRecord, lock,
+};
 use crate::tls::TestCa;
 
 /// Documented minimum interval between callback attempts of the real service.
@@ -45,6 +47,10 @@ pub struct EmulatorOptions {
     /// Serve HTTPS with this test CA's server certificate (base URL `https://127.0.0.1:PORT`).
     /// Default `None`: plain HTTP.
     pub tls: Option<TestCa>,
+    /// Start in "hold until callback acknowledged" mode: a job with a `callback_endpoint`
+    /// reads as executing until its callback is acknowledged with a 2xx (or every attempt
+    /// failed). Default `false`.
+    pub hold_for_callback: bool,
 }
 
 impl EmulatorOptions {
@@ -58,7 +64,14 @@ impl EmulatorOptions {
             worker_threads: 1,
             idle: None,
             tls: None,
+            hold_for_callback: false,
         }
+    }
+
+    /// Starts in "hold until callback acknowledged" mode (see the field).
+    pub fn hold_for_callback(mut self, enabled: bool) -> Self {
+        self.hold_for_callback = enabled;
+        self
     }
 
     /// Sets the port (0 = ephemeral).
@@ -110,11 +123,16 @@ pub enum EmulatorError {
     /// `rotate_token` named a token the emulator does not know.
     #[error("unknown access token")]
     UnknownToken,
+    /// `run_from_console` named no published BOT, or an input it does not accept.
+    #[error("console run refused: {0}")]
+    ConsoleRun(String),
 }
 
 /// A running emulator. Dropping it (or [`Emulator::shutdown`]) stops it.
 pub struct Emulator {
     state: Arc<State>,
+    /// The emulator's runtime, for work started from the caller's thread (console runs).
+    runtime: tokio::runtime::Handle,
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -179,6 +197,7 @@ impl Emulator {
                 options.idle,
                 options.tls.as_ref().map(TestCa::acceptor),
                 base_url,
+                options.hold_for_callback,
             )
             .map_err(|e| EmulatorError::Start(format!("callback HTTP client: {e}")))?,
         );
@@ -188,6 +207,7 @@ impl Emulator {
             .enable_all()
             .build()
             .map_err(|e| EmulatorError::Start(format!("runtime: {e}")))?;
+        let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel();
         let server_state = Arc::clone(&state);
         let thread = std::thread::Builder::new()
@@ -206,6 +226,7 @@ impl Emulator {
         tracing::info!(%addr, "cloudbot-emulator started");
         Ok(Emulator {
             state,
+            runtime: handle,
             addr,
             stop: Some(stop),
             thread: Some(thread),
@@ -313,8 +334,43 @@ impl Emulator {
         }
     }
 
-    /// Back to the seed: forgets jobs, requests, callbacks, faults, latency, counters and
-    /// rotated tokens (`POST /__emulator/reset`).
+    /// "BOT done" subscriptions, in creation order (`GET /__emulator/subscriptions`).
+    pub fn subscriptions(&self) -> Vec<SubscriptionRecord> {
+        self.state.subscription_records()
+    }
+
+    /// Starts a job of a published BOT outside the API, as Cloud BOT's console would
+    /// (`POST /__emulator/bots/{public_id}/{bot_id}/run`); returns its job id.
+    pub fn run_from_console(
+        &self,
+        public_id: &str,
+        bot_id: &str,
+        input: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<String, EmulatorError> {
+        // Jobs need the emulator's runtime (their timers run there).
+        let _guard = self.runtime.enter();
+        let job = crate::admin::console_run(&self.state, public_id, bot_id, input.as_ref())
+            .map_err(|(_, m)| EmulatorError::ConsoleRun(m))?;
+        Ok(job["job_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Pads every job that succeeds from now on with an output value `padding` of `bytes`
+    /// ASCII characters (0 = none) (`PUT /__emulator/output-padding`).
+    pub fn set_output_padding(&self, bytes: u64) {
+        self.state.output_padding.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Switches "hold until callback acknowledged" mode (`PUT /__emulator/callback-hold`);
+    /// applies to jobs that end from now on.
+    pub fn set_hold_for_callback(&self, enabled: bool) {
+        self.state
+            .hold_for_callback
+            .store(enabled, Ordering::Relaxed);
+    }
+
+    /// Back to the seed: forgets jobs, requests, callbacks, subscriptions, faults, latency,
+    /// output padding, counters and rotated tokens, and restores the callback hold mode it
+    /// started with (`POST /__emulator/reset`).
     pub fn reset(&self) {
         self.state.reset();
     }

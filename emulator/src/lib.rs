@@ -1,7 +1,8 @@
 //! Stateful local emulator of the Cloud BOT REST API (api.c-bot.pro), for tests, local runs
 //! and benchmarks. It speaks the API's endpoints, headers and statuses on 127.0.0.1, runs
 //! jobs on timers (executing → succeeded/error), derives output from input, delivers and
-//! retries callbacks, injects faults, and exposes what it saw under `/__emulator/` and through
+//! retries callbacks and "BOT done" subscription events, starts console runs outside the API,
+//! injects faults, and exposes what it saw under `/__emulator/` and through
 //! [`Emulator`]'s typed accessors. Not part of the Lambda artifact.
 //!
 //! ```no_run
@@ -27,6 +28,7 @@ mod output;
 mod seed;
 mod server;
 mod state;
+mod subscription;
 pub mod tls;
 
 pub use admin_client::{AdminClient, AdminError};
@@ -42,5 +44,5 @@ pub use seed::{
     DEMO_SECRET_KEY, InputDef, Outcome, OutputDef, Permission, Seed, SeedError, TokenSeed,
 };
 pub use server::OVERSIZED_PADDING;
-pub use state::{CallbackAttempt, JobRecord, RequestRecord, Stats};
+pub use state::{CallbackAttempt, JobOrigin, JobRecord, RequestRecord, Stats, SubscriptionRecord};
 pub use tls::{TestCa, TlsError};

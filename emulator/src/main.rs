@@ -34,6 +34,10 @@ struct Args {
         requires = "idle_timeout_ms"
     )]
     idle_close: IdleClose,
+    /// Start in "hold until callback acknowledged" mode: a job with a callback endpoint reads
+    /// as executing until its callback is acknowledged with a 2xx (or every attempt failed).
+    #[arg(long)]
+    hold_until_callback_ack: bool,
     /// Print the built-in demo seed as JSON (a starting point for --config) and exit.
     #[arg(long)]
     print_demo_seed: bool,
@@ -74,7 +78,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => Seed::from_file(path)?,
         None => Seed::demo(),
     };
-    let mut options = EmulatorOptions::new(seed).port(args.port);
+    let mut options = EmulatorOptions::new(seed)
+        .port(args.port)
+        .hold_for_callback(args.hold_until_callback_ack);
     if let Some(ms) = args.idle_timeout_ms {
         options = options.idle_timeout(Duration::from_millis(ms), args.idle_close);
     }

@@ -442,11 +442,14 @@ impl Seed {
     }
 }
 
-/// Ids appear as single URL path segments: keep them to characters that never need encoding.
+/// Ids appear as single URL path segments: keep them to characters that never need encoding,
+/// RFC 3986's unreserved set (`A-Z a-z 0-9 - . _ ~`). [I] Cloud BOT's rules for public ids
+/// and BOT ids are not published; this is the widest set it could issue in a URL path
+/// without percent-encoding, so clients are tested against all of it.
 fn is_path_segment(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
         && s != "."
         && s != ".."
 }

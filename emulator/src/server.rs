@@ -263,6 +263,7 @@ async fn handle(
         parts.uri.query(),
         &parts.headers,
         body,
+        seq,
     )
     .await;
     let extra = fault
@@ -272,9 +273,10 @@ async fn handle(
     delay(fixed + extra).await;
     let status = reply.status;
     let job_id = reply.job_id.clone();
+    let location = reply.location.clone();
     let Some(Fault { kind: k, .. }) = fault else {
         state.record_request(record(Some(status.as_u16()), job_id, None));
-        return Ok(reply_response(status, &reply.body));
+        return Ok(with_location(reply_response(status, &reply.body), location));
     };
     let text = reply.body.to_string();
     let resp = match k {
@@ -308,7 +310,14 @@ async fn handle(
         }
     };
     state.record_request(record(Some(status.as_u16()), job_id, kind));
-    Ok(resp)
+    Ok(with_location(resp, location))
+}
+
+fn with_location(mut resp: Response<EmuBody>, location: Option<String>) -> Response<EmuBody> {
+    if let Some(v) = location.and_then(|l| http::HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(http::header::LOCATION, v);
+    }
+    resp
 }
 
 /// Padding added by `oversized_body`: 2 MiB, well over the 1 MiB cap clients should apply.

@@ -27,6 +27,14 @@ pub(crate) enum Lang {
 }
 
 impl Lang {
+    /// The `content-language` value.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+
     pub fn pick(self, ja: &str, en: &str) -> String {
         match self {
             Lang::Ja => ja.to_string(),
@@ -67,8 +75,12 @@ pub struct Stats {
     pub requests: u64,
     /// Jobs created.
     pub jobs_created: u64,
-    /// Callback POST attempts made.
+    /// Callback POST attempts made (job callbacks and subscription deliveries).
     pub callback_attempts: u64,
+    /// Jobs ended by `DELETE /{public_id}/jobs/{job_id}` (a suspend of a finished job does
+    /// not count).
+    #[serde(default)]
+    pub jobs_suspended: u64,
     /// Keep-alive connections ended by the idle timeout (closed with a FIN or dropped
     /// silently, as configured).
     #[serde(default)]
@@ -106,6 +118,24 @@ pub struct JobRecord {
     pub callback_endpoint: Option<String>,
     /// Callback attempts allowed.
     pub callback_tries: u32,
+    /// How it was started.
+    #[serde(default = "default_origin")]
+    pub origin: JobOrigin,
+    /// When it was suspended (RFC 3339, milliseconds).
+    #[serde(default)]
+    pub suspended_at: Option<String>,
+    /// `seq` of the `DELETE` request (in `GET /__emulator/requests`) that suspended it: that
+    /// record says when and on which connection.
+    #[serde(default)]
+    pub suspended_by_request: Option<u64>,
+    /// The BOT has ended but the API still reads the job as executing until its callback is
+    /// acknowledged ("hold until callback acknowledged" mode); `status` here is the final one.
+    #[serde(default)]
+    pub held_for_callback: bool,
+}
+
+fn default_origin() -> JobOrigin {
+    JobOrigin::Api
 }
 
 /// One callback POST attempt (`GET /__emulator/callbacks`).
@@ -123,6 +153,38 @@ pub struct CallbackAttempt {
     pub error: Option<String>,
     /// When the attempt was made (RFC 3339, UTC, milliseconds).
     pub at: String,
+    /// The "BOT done" subscription this delivery is for; `None` for the job's own
+    /// `callback_endpoint`.
+    #[serde(default)]
+    pub subscribe_id: Option<u64>,
+}
+
+/// How a job was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobOrigin {
+    /// `POST /{public_id}/bots/{bot_id}/jobs`.
+    Api,
+    /// `POST /__emulator/bots/{public_id}/{bot_id}/run`: a run started outside the API (Cloud
+    /// BOT's console, its own schedules, kintone, Zapier...).
+    Console,
+}
+
+/// A "BOT done" event subscription (`GET /__emulator/subscriptions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    /// Id answered by the subscribe call.
+    pub subscribe_id: u64,
+    /// Contract.
+    pub public_id: String,
+    /// BOT ID.
+    pub bot_id: String,
+    /// Event name (`onended`).
+    pub event: String,
+    /// Where the job payload is POSTed (query string values redacted).
+    pub callback_endpoint: String,
+    /// `content-language` of the subscribe request (language of the payload's message).
+    pub language: String,
 }
 
 #[derive(Debug, Clone)]
@@ -148,7 +210,34 @@ pub(crate) struct Job {
     pub callback_endpoint: Option<String>,
     pub callback_tries: u32,
     pub language: Lang,
+    pub origin: JobOrigin,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub suspended_by_request: Option<u64>,
+    /// Ended, but read as executing until its callback is acknowledged (or given up).
+    pub held: bool,
     pub done: watch::Sender<bool>,
+}
+
+impl Job {
+    /// The status the API shows: executing while held for its callback.
+    pub fn visible_status(&self) -> u8 {
+        if self.held { 2 } else { self.status }
+    }
+}
+
+pub(crate) struct Subscription {
+    pub id: u64,
+    pub public_id: String,
+    pub bot_id: String,
+    pub event: String,
+    pub callback_endpoint: String,
+    pub language: Lang,
+}
+
+#[derive(Default)]
+pub(crate) struct Subscriptions {
+    pub list: Vec<Subscription>,
+    pub next_id: u64,
 }
 
 #[derive(Default)]
@@ -165,6 +254,7 @@ pub(crate) struct Counters {
     pub requests: AtomicU64,
     pub jobs_created: AtomicU64,
     pub callback_attempts: AtomicU64,
+    pub jobs_suspended: AtomicU64,
     pub connections_idle_closed: AtomicU64,
     pub tls_handshakes: AtomicU64,
     pub tls_handshakes_resumed: AtomicU64,
@@ -174,6 +264,12 @@ pub(crate) struct State {
     pub seed: Seed,
     pub tokens: Mutex<HashMap<String, Arc<Token>>>,
     pub jobs: Mutex<Jobs>,
+    pub subscriptions: Mutex<Subscriptions>,
+    /// Bytes of padding added to every succeeded job's output (`padding` item); 0 = none.
+    pub output_padding: AtomicU64,
+    /// "Hold until callback acknowledged" mode, and its value at start (restored by reset).
+    pub hold_for_callback: std::sync::atomic::AtomicBool,
+    pub hold_for_callback_default: bool,
     pub requests: Mutex<VecDeque<RequestRecord>>,
     pub callbacks: Mutex<Vec<CallbackAttempt>>,
     pub faults: Mutex<FaultRules>,
@@ -246,6 +342,7 @@ impl State {
         idle: Option<IdlePolicy>,
         tls: Option<tokio_rustls::TlsAcceptor>,
         base_url: String,
+        hold_for_callback: bool,
     ) -> Result<State, reqwest::Error> {
         // Callbacks go to local receivers in tests and local runs: never through an
         // environment proxy.
@@ -258,6 +355,10 @@ impl State {
             tokens: Mutex::new(tokens_from_seed(&seed)),
             seed,
             jobs: Mutex::default(),
+            subscriptions: Mutex::default(),
+            output_padding: AtomicU64::new(0),
+            hold_for_callback: std::sync::atomic::AtomicBool::new(hold_for_callback),
+            hold_for_callback_default: hold_for_callback,
             requests: Mutex::default(),
             callbacks: Mutex::default(),
             faults: Mutex::default(),
@@ -297,6 +398,7 @@ impl State {
             requests: c.requests.load(Ordering::Relaxed),
             jobs_created: c.jobs_created.load(Ordering::Relaxed),
             callback_attempts: c.callback_attempts.load(Ordering::Relaxed),
+            jobs_suspended: c.jobs_suspended.load(Ordering::Relaxed),
             connections_idle_closed: c.connections_idle_closed.load(Ordering::Relaxed),
             tls_handshakes: c.tls_handshakes.load(Ordering::Relaxed),
             tls_handshakes_resumed: c.tls_handshakes_resumed.load(Ordering::Relaxed),
@@ -363,6 +465,11 @@ impl State {
         c.requests.store(0, Ordering::Relaxed);
         c.jobs_created.store(0, Ordering::Relaxed);
         c.callback_attempts.store(0, Ordering::Relaxed);
+        c.jobs_suspended.store(0, Ordering::Relaxed);
+        *lock(&self.subscriptions) = Subscriptions::default();
+        self.output_padding.store(0, Ordering::Relaxed);
+        self.hold_for_callback
+            .store(self.hold_for_callback_default, Ordering::Relaxed);
         c.connections_idle_closed.store(0, Ordering::Relaxed);
         c.tls_handshakes.store(0, Ordering::Relaxed);
         c.tls_handshakes_resumed.store(0, Ordering::Relaxed);
@@ -380,6 +487,21 @@ impl State {
     pub fn job_record(&self, job_id: &str) -> Option<JobRecord> {
         lock(&self.jobs).by_id.get(job_id).map(job_record)
     }
+
+    pub fn subscription_records(&self) -> Vec<SubscriptionRecord> {
+        lock(&self.subscriptions)
+            .list
+            .iter()
+            .map(|s| SubscriptionRecord {
+                subscribe_id: s.id,
+                public_id: s.public_id.clone(),
+                bot_id: s.bot_id.clone(),
+                event: s.event.clone(),
+                callback_endpoint: redact_url(&s.callback_endpoint),
+                language: s.language.code().to_string(),
+            })
+            .collect()
+    }
 }
 
 fn job_record(j: &Job) -> JobRecord {
@@ -395,16 +517,24 @@ fn job_record(j: &Job) -> JobRecord {
         output: j.output.clone(),
         callback_endpoint: j.callback_endpoint.as_deref().map(redact_url),
         callback_tries: j.callback_tries,
+        origin: j.origin,
+        suspended_at: j.suspended_at.map(rfc3339_millis),
+        suspended_by_request: j.suspended_by_request,
+        held_for_callback: j.held,
     }
 }
 
 /// The Job object of the API (§2.1): `code`, ids, status, times, message, `output` when
 /// finished and asked for, `cast_url`.
 pub(crate) fn job_json(j: &Job, code: u16, lang: Lang, with_output: bool, base_url: &str) -> Value {
-    let elapsed = (j.end.unwrap_or_else(Utc::now) - j.start)
+    // A held job's time runs on until its callback is acknowledged ("callback-retry time
+    // counts in the execution time").
+    let end = if j.held { None } else { j.end };
+    let elapsed = (end.unwrap_or_else(Utc::now) - j.start)
         .num_seconds()
         .max(0);
-    let message = match (j.status, j.suspended, &j.error_message) {
+    let status = j.visible_status();
+    let message = match (status, j.suspended, &j.error_message) {
         (2, _, _) => lang.pick("BOTを実行中です", "The BOT is executing"),
         (0, _, _) => lang.pick(
             "BOTの実行が正常に終了しました",
@@ -419,13 +549,13 @@ pub(crate) fn job_json(j: &Job, code: u16, lang: Lang, with_output: bool, base_u
         "job_id": j.job_id,
         "bot_id": j.bot_id,
         "bot_name": j.bot_name,
-        "status": j.status,
+        "status": status,
         "start_time": rfc3339_secs(j.start),
         "elapsed_time": elapsed,
         "message": message,
         "cast_url": format!("{base_url}/__emulator/jobs/{}", j.job_id),
     });
-    if let (true, Some(out), Value::Object(m)) = (with_output, &j.output, &mut v) {
+    if let (true, false, Some(out), Value::Object(m)) = (with_output, j.held, &j.output, &mut v) {
         m.insert("output".into(), out.clone());
     }
     v

@@ -58,11 +58,23 @@ MOTO_SERVER = ROOT / ".tools" / "venv-aws" / "bin" / "moto_server"
 FUNCTION = "cloudbot-trigger"
 EVENTS_API_BASE = "http://127.0.0.1:8787"
 JOB_ID_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
-# The secret id `cargo lambda watch` gives the function (Cargo.toml [package.metadata.lambda.watch]).
-SECRET_ID = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["metadata"]["lambda"]["watch"]["env"][
-    "CLOUDBOT_SECRET_ID"
-]
-IDEMPOTENCY_TABLE = "cloudbot-trigger-idempotency"
+
+
+def watch_defaults() -> dict[str, str]:
+    """The local run's defaults `cargo lambda watch` gives the function unless a flag or the
+    environment sets the variable (Cargo.toml [workspace.metadata.lambda.watch], cargo `[env]`
+    settings such as `env.CLOUDBOT_SECRET_ID = "..."`)."""
+    config = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["metadata"]["lambda"]["watch"]["config"]
+    defaults = {}
+    for setting in config:
+        defaults.update(tomllib.loads(setting)["env"])
+    return defaults
+
+
+WATCH_DEFAULTS = watch_defaults()
+# The secret id `cargo lambda watch` gives the function by default.
+SECRET_ID = WATCH_DEFAULTS["CLOUDBOT_SECRET_ID"]
+IDEMPOTENCY_TABLE = WATCH_DEFAULTS["CLOUDBOT_IDEMPOTENCY_TABLE"]
 ACCESS_TOKEN = "demo-access-token"
 SECRET_KEY = "demo-secret-key"
 
@@ -219,13 +231,14 @@ def emulator(binaries) -> Emulator:
 class Moto:
     """moto_server on a free port with the demo secret."""
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None):
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None, server: list[str] | None = None):
+        """`server`: the command that starts moto_server (default: the pinned `moto_server`)."""
         if not MOTO_SERVER.exists():
             raise RuntimeError(f"{MOTO_SERVER} is missing: run scripts/install-tools.sh aws")
         port = free_port()
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+            [*(server or [str(MOTO_SERVER)]), "-H", "127.0.0.1", "-p", str(port)],
             env={**os.environ, **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -293,10 +306,12 @@ def moto(tmp_path_factory) -> Moto:
 
 
 def function_env(emulator_base: str, moto_endpoint: str) -> dict[str, str]:
-    """The function's configuration for a local emulator and moto, on top of the fixed local-run
-    settings `cargo lambda watch` reads from Cargo.toml ([package.metadata.lambda.watch]: the
-    secret id SECRET_ID, region, dummy credentials), with the idempotency table as deployed."""
+    """The function's configuration for a local emulator and moto: the secret id, region and dummy
+    credentials of the local run's defaults (WATCH_DEFAULTS), passed as flags like the rest so
+    that nothing in the test runner's environment (an AWS_REGION, a profile's keys) changes
+    them, and the idempotency table as deployed."""
     return {
+        **{k: WATCH_DEFAULTS[k] for k in ("CLOUDBOT_SECRET_ID", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
         "CLOUDBOT_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
         "CLOUDBOT_API_BASE": emulator_base,
         "CLOUDBOT_DEFAULT_BOT_ENDPOINT": f"{emulator_base}/demo/bots/echo_bot/jobs",
@@ -317,10 +332,17 @@ class LambdaWatch:
 
     @classmethod
     def start(
-        cls, env: dict[str, str], log_path: Path, port: int | None = None, concurrency: int = 1
+        cls,
+        env: dict[str, str],
+        log_path: Path,
+        port: int | None = None,
+        concurrency: int = 1,
+        process_env: dict[str, str] | None = None,
     ) -> "LambdaWatch":
-        """`concurrency` > 1 lets watch run that many instances of the function at once (as
-        Lambda runs concurrent sandboxes), e.g. a callback arriving while an execute still runs."""
+        """`env` goes to the function as `--env-var` flags; `process_env` is added to watch's own
+        environment (which the function inherits). `concurrency` > 1 lets watch run that many
+        instances of the function at once (as Lambda runs concurrent sandboxes), e.g. a callback
+        arriving while an execute still runs."""
         port = port or free_port()
         cmd = ["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--ignore-changes"]
         if concurrency > 1:
@@ -332,7 +354,7 @@ class LambdaWatch:
         proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
-            env=tool_env(),
+            env=tool_env(process_env),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -21,6 +21,13 @@ a job was started.
 
 Start it BEFORE moto (moto needs its port in `MOTO_PORT`), and point it at watch once watch runs
 (`set_target`). Binds 127.0.0.1 on an ephemeral port; `close()` stops it.
+
+moto sends *every* service integration of a state machine to `localhost:$MOTO_PORT`, not only
+Lambda's (moto/stepfunctions/parser/asl/utils/boto_client.py): a nested workflow's
+`states:startExecution.sync:2` task calls StartExecution and then DescribeExecution there. With
+`set_aws_endpoint(moto.endpoint)` the proxy forwards every request that is not a Lambda Invoke to
+moto as it came (method, path, headers, body), so moto's interpreter starts and follows the nested
+execution in moto itself, as Step Functions would.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ class Invocation:
 @dataclass
 class _State:
     target: str | None = None
+    aws_endpoint: str | None = None
     throttle_next: int = 0
     fail_after_run_next: int = 0
     invocations: list[Invocation] = field(default_factory=list)
@@ -100,6 +108,11 @@ class LambdaProxy:
         """Sends invocations to `cargo lambda watch` at `watch_url` (e.g. http://127.0.0.1:9000)."""
         with self._state.lock:
             self._state.target = watch_url.rstrip("/")
+
+    def set_aws_endpoint(self, url: str) -> None:
+        """Forwards every request that is not a Lambda Invoke to `url` (moto)."""
+        with self._state.lock:
+            self._state.aws_endpoint = url.rstrip("/")
 
     def throttle_next(self, count: int) -> None:
         """Answers the next `count` invocations with TooManyRequestsException (HTTP 429)."""
@@ -149,7 +162,12 @@ class LambdaProxy:
                 body = self.rfile.read(length) if length else b""
                 path = urllib.parse.urlsplit(self.path).path
                 if not (path.startswith(_INVOKE_PREFIX) and path.endswith(_INVOKE_SUFFIX)):
-                    self._error(404, "UnknownOperationException", f"the Lambda proxy only serves Invoke, not {path}")
+                    with proxy._state.lock:
+                        aws_endpoint = proxy._state.aws_endpoint
+                    if aws_endpoint is None:
+                        self._error(404, "UnknownOperationException", f"the Lambda proxy only serves Invoke, not {path}")
+                    else:
+                        self._forward(aws_endpoint, body)
                     return
                 raw_name = urllib.parse.unquote(path[len(_INVOKE_PREFIX) : -len(_INVOKE_SUFFIX)])
                 name = function_name_of(raw_name)
@@ -161,6 +179,24 @@ class LambdaProxy:
                     self._error(400, "InvalidParameterValueException", f"the proxy only does RequestResponse, not {invocation_type}")
                     return
                 proxy._invoke(self, name, body)
+
+            def _forward(self, endpoint: str, body: bytes) -> None:
+                """The request as it came, to `endpoint`; its answer as it came back."""
+                skip = {"host", "content-length", "connection"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                request = urllib.request.Request(f"{endpoint}{self.path}", data=body, method=self.command, headers=headers)
+                try:
+                    with urllib.request.urlopen(request, timeout=proxy._timeout_s) as resp:
+                        status, resp_headers, data = resp.status, resp.headers, resp.read()
+                except urllib.error.HTTPError as err:
+                    status, resp_headers, data = err.code, err.headers, err.read()
+                self.send_response(status)
+                for key, value in resp_headers.items():
+                    if key.lower() not in skip | {"server", "date", "transfer-encoding"}:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _error(self, status: int, error_type: str, message: str) -> None:
                 self.send_json(status, {"Type": "User", "message": message}, {"x-amzn-ErrorType": error_type})

@@ -203,3 +203,18 @@ def test_a_broken_link_or_anchor_is_reported(tmp_path):
     assert [p.split(": ", 1)[0] for p in problems] == [
         "README.md:8", "README.md:9", "README.md:10", "README.md:11", "README.md:12",
     ], problems
+
+
+def test_the_japanese_quick_start_runs_only_commands_the_english_readme_runs():
+    """README.ja.md is an entry point, not a second home: every command in its `sh` blocks is
+    one of README.md's (trailing comments aside), so the two cannot drift apart."""
+    english = (ROOT / "README.md").read_text()
+    english_lines = {line.split("  #")[0].strip() for line in english.splitlines()}
+    japanese = (ROOT / "README.ja.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", japanese, re.S)
+    assert blocks, "README.ja.md has no commands"
+    for block in blocks:
+        for line in block.splitlines():
+            command = line.split("  #")[0].strip()
+            if command:
+                assert command in english_lines, f"README.ja.md runs a command README.md does not: {command!r}"

@@ -24,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import ROOT, Moto
+from conftest import MOTO_SERVER, ROOT, Moto
 from lambda_proxy import LambdaProxy
 from test_template import TEMPLATE, CfnLoader
 
@@ -38,6 +38,8 @@ MAP_MAX_CONCURRENCY = 2
 # two, so the Step Functions Retry is what recovers.
 FAULT_RUN = 6
 ERROR_BOT_MESSAGE = "Step 3 failed: element not found (emulated error)"
+# The chaining recipe (docs/state-machines.md#chaining-bots); its placeholder names RunBot.
+CHAIN_EXAMPLE = "examples/chain-bots.asl.json"
 
 
 def definition(name: str, **overrides: str) -> str:
@@ -74,6 +76,7 @@ class StepFunctions:
         )
         self.run_bot = self.create("run-bot", definition("run-bot.asl.json"))
         self.run_bot_map = self.create("run-bot-map", definition("run-bot-map.asl.json"))
+        self.chain = self.create("chain-bots", definition(CHAIN_EXAMPLE, RunBotStateMachineArn=self.run_bot))
 
     def create(self, name: str, asl: str) -> str:
         return self.client.create_state_machine(name=name, definition=asl, roleArn=ROLE_ARN)["stateMachineArn"]
@@ -114,7 +117,16 @@ def proxy():
 @pytest.fixture(scope="module")
 def sfn(proxy, lambda_watch, tmp_path_factory) -> StepFunctions:
     proxy.set_target(f"http://127.0.0.1:{lambda_watch.port}")
-    moto = Moto(tmp_path_factory.mktemp("moto-sfn") / "moto.log", env={"MOTO_PORT": str(proxy.port)})
+    # moto_server_sfn.py: moto with the names of the `states` integration mapped, which moto
+    # leaves out (the chain example's nested workflow needs it; see that file).
+    moto = Moto(
+        tmp_path_factory.mktemp("moto-sfn") / "moto.log",
+        env={"MOTO_PORT": str(proxy.port)},
+        server=[str(MOTO_SERVER.parent / "python"), str(ROOT / "tests" / "py" / "moto_server_sfn.py")],
+    )
+    # moto sends every service integration to $MOTO_PORT: the chain example's nested executions
+    # (StartExecution, DescribeExecution) go through the proxy back to moto.
+    proxy.set_aws_endpoint(moto.endpoint)
     try:
         yield StepFunctions(moto)
     finally:
@@ -412,6 +424,66 @@ def test_run_bot_map_retries_an_item_after_a_lambda_failure_and_runs_every_input
 
 # ------------------------------------------------------------------------------------------------
 # The schedule (EventBridge Scheduler never fires in moto): its constant input, invoked directly.
+
+
+# ------------------------------------------------------------------------------------------------
+# examples/chain-bots.asl.json: two BOTs in a row, each through RunBot as a nested workflow
+
+
+def nested_executions(sfn: StepFunctions) -> list[dict]:
+    return sfn.client.list_executions(stateMachineArn=sfn.run_bot)["executions"]
+
+
+def test_the_chain_example_runs_bot_b_with_bot_a_output(sfn, emu, proxy):
+    before = {e["executionArn"] for e in nested_executions(sfn)}
+    chain_input = {
+        "bot_a": {"bot_endpoint": bot(emu, "echo_bot"), "input": {"message": "hello chain"}},
+        "bot_b": {"bot_endpoint": bot(emu, "echo_bot")},
+    }
+    execution, history = sfn.run(sfn.chain, chain_input, timeout_s=120)
+
+    assert execution["status"] == "SUCCEEDED", (execution, history[-5:])
+    output = json.loads(execution["output"])
+    a, b = output["a"]["job"], output["b"]["job"]
+    assert a["status"] == "succeeded" and a["output"]["shout"] == "HELLO CHAIN"
+    # B ran with A's output as its input (A's `shout` is B's `message`).
+    assert b["status"] == "succeeded" and b["output"]["echo"] == "HELLO CHAIN"
+    # Two BOT runs (the emulator lists jobs in creation order), each started once by its own
+    # nested RunBot execution; B's input was A's output, so B started after A ended.
+    assert [j["job_id"] for j in emu.jobs()] == [a["job_id"], b["job_id"]]
+    assert len(executions_of(proxy, "execute")) == 2
+    nested = [e for e in nested_executions(sfn) if e["executionArn"] not in before]
+    assert sorted(e["status"] for e in nested) == ["SUCCEEDED", "SUCCEEDED"]
+    assert all(e["name"].endswith(("-RunBotA", "-RunBotB")) for e in nested), nested
+    assert states_entered(history) == ["RunBotA", "RunBotB", "Done"]
+
+
+def test_the_chain_example_stops_at_a_failed_bot_and_names_its_error(sfn, emu, proxy):
+    chain_input = {
+        "bot_a": {"bot_endpoint": bot(emu, "error_bot")},
+        "bot_b": {"bot_endpoint": bot(emu, "echo_bot")},
+    }
+    execution, history = sfn.run(sfn.chain, chain_input, timeout_s=120)
+
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "Chain.BotAFailed"
+    # The Cause is the nested execution as DescribeExecution shows it, with RunBot's own error.
+    nested = json.loads(execution["cause"])
+    assert nested["Status"] == "FAILED" and nested["Error"] == "CloudBot.JobFailed", nested
+    assert nested["Cause"] == ERROR_BOT_MESSAGE
+    assert "RunBotB" not in states_entered(history)
+    assert [j["bot_id"] for j in emu.jobs()] == ["error_bot"], "B never ran"
+
+
+def test_the_docs_task_snippet_is_the_chain_examples_task():
+    """docs/state-machines.md's copy-paste Task is RunBotA of the example, as run above."""
+    import re
+
+    docs = (ROOT / "docs" / "state-machines.md").read_text()
+    section = docs.split("\n## Chaining BOTs\n", 1)[1].split("\n## ", 1)[0]
+    [snippet] = re.findall(r"```json\n(.*?)```", section, re.S)
+    example = json.loads((ROOT / "statemachine" / CHAIN_EXAMPLE).read_text())
+    assert json.loads(snippet) == {"RunBotA": example["States"]["RunBotA"]}
 
 
 def test_schedule_default_input_runs_the_default_bot_once_per_scheduled_run(emu, lambda_watch):

@@ -533,3 +533,95 @@ async fn oversized_upload_waiting_for_100_continue_gets_413_without_sending() {
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert_eq!(emu.stats().jobs_created, 0);
 }
+
+#[tokio::test]
+async fn suspend_is_recorded_with_its_request_and_time() {
+    let emu = start().await;
+    let api = Api::new(&emu);
+    let refer = api.clone().with_token(REFER_TOKEN, REFER_SECRET);
+    let id = api.execute("slow_bot", json!({})).await.body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/demo/jobs/{id}");
+    assert_eq!(refer.delete(&path).await.status, 403);
+    let job = emu.job(&id).unwrap();
+    assert!(!job.suspended && job.suspended_at.is_none() && job.suspended_by_request.is_none());
+    assert_eq!(
+        emu.stats().jobs_suspended,
+        0,
+        "a refused suspend is not one"
+    );
+
+    assert_eq!(api.delete(&path).await.status, 200);
+    assert_eq!(api.delete(&path).await.status, 200, "again: unchanged");
+    let job = emu.job(&id).unwrap();
+    assert!(job.suspended);
+    assert_eq!(
+        emu.stats().jobs_suspended,
+        1,
+        "a finished job is not suspended twice"
+    );
+    let deletes: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE" && r.path == path)
+        .collect();
+    assert_eq!(
+        deletes.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [Some(403), Some(200), Some(200)]
+    );
+    assert_eq!(
+        job.suspended_by_request,
+        Some(deletes[1].seq),
+        "the first allowed DELETE"
+    );
+    let at = chrono::DateTime::parse_from_rfc3339(job.suspended_at.as_deref().unwrap()).unwrap();
+    let received = chrono::DateTime::parse_from_rfc3339(&deletes[1].received_at).unwrap();
+    assert!(at >= received, "{at} before {received}");
+    assert_eq!(job.end_time, job.suspended_at);
+    let over_http = crate::support::admin(&emu).job(&id).await.unwrap().unwrap();
+    assert_eq!(over_http, job, "the admin API shows the same record");
+}
+
+#[tokio::test]
+async fn output_padding_makes_a_job_output_exceed_one_mib() {
+    const MIB: usize = 1024 * 1024;
+    let emu = start().await;
+    let api = Api::new(&emu);
+    crate::support::admin(&emu)
+        .set_output_padding(MIB as u64 + 1)
+        .await
+        .unwrap();
+    let id = api.execute("echo_bot", json!({})).await.body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = api.wait_job(&id).await;
+    assert_eq!(job["output"]["padding"].as_str().unwrap().len(), MIB + 1);
+    assert_eq!(
+        job["output"]["echo"], "Hello from Cloud BOT",
+        "the real output stays"
+    );
+    let raw = api
+        .request(reqwest::Method::GET, &format!("/demo/jobs/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(raw.bytes().await.unwrap().len() > MIB);
+    let listed = api.get("/demo/bots/echo_bot/jobs?properties=output").await;
+    assert!(listed.body["jobs"][0]["output"]["padding"].is_string());
+    // Reset turns padding off; padding applies to jobs that end after it is set.
+    emu.reset();
+    let id = api.execute("echo_bot", json!({})).await.body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(api.wait_job(&id).await["output"].get("padding").is_none());
+    emu.set_output_padding(10);
+    let id = api.execute("echo_bot", json!({})).await.body["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(api.wait_job(&id).await["output"]["padding"], "xxxxxxxxxx");
+}

@@ -217,3 +217,31 @@ fn idle_flags_are_checked() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn hold_until_callback_ack_flag_starts_in_hold_mode_and_defaults_off() {
+    for (args, enabled) in [
+        (&["--port", "0", "--hold-until-callback-ack"][..], true),
+        (&["--port", "0"][..], false),
+    ] {
+        let (running, line) = spawn(args);
+        let url = line
+            .trim_end()
+            .strip_prefix("cloudbot-emulator listening on ")
+            .unwrap()
+            .to_string();
+        let v: serde_json::Value = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("{url}/__emulator/callback-hold"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["enabled"], enabled, "{args:?}");
+        drop(running);
+    }
+}

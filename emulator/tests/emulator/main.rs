@@ -6,11 +6,13 @@
 
 mod admin;
 mod api;
+mod callback_hold;
 mod callbacks;
 mod cli;
 mod faults;
 mod idle;
 mod runtime;
 mod seeds;
+mod subscriptions;
 mod support;
 mod tls;

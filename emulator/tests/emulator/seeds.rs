@@ -118,3 +118,64 @@ fn inconsistent_seeds_are_rejected_with_a_reason() {
         Err(SeedError::Read { .. })
     ));
 }
+
+/// [I] Ids may use RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`): a contract and a
+/// BOT with `.` and `~` are served, executed, referred to, listed and subscribed to.
+#[tokio::test]
+async fn ids_with_dots_and_tildes_are_served_end_to_end() {
+    let mut seed = Seed::demo_with_durations(200, 200, 2000);
+    let public_id = "acme.co~jp";
+    let bot_id = "daily.report-v1.2~b";
+    seed.contracts[0].public_id = public_id.into();
+    seed.contracts[0].bots[0].id = bot_id.into();
+    for t in &mut seed.tokens {
+        t.contracts = vec![public_id.into()];
+    }
+    seed.validate().unwrap();
+    let emu = crate::support::start_with(cloudbot_emulator::EmulatorOptions::new(seed)).await;
+    let api = crate::support::Api::new(&emu);
+    let bots = api.get(&format!("/{public_id}/bots")).await;
+    assert_eq!(bots.status, 200);
+    assert_eq!(bots.body["bots"][0]["id"], bot_id);
+    let contracts = api.get("/services/contracts").await;
+    assert_eq!(contracts.body["contracts"][0]["public_id"], public_id);
+    let sub = api
+        .post(
+            &format!("/{public_id}/bots/{bot_id}/subscriptions"),
+            serde_json::json!({"event": "onended", "callback_type": "webhook",
+                               "callback_endpoint": "https://hooks.example/h"}),
+        )
+        .await;
+    assert_eq!(sub.status, 201);
+    let a = api
+        .post(
+            &format!("/{public_id}/bots/{bot_id}/jobs"),
+            serde_json::json!({"timeout": 5000}),
+        )
+        .await;
+    assert_eq!((a.status, a.body["status"].as_i64()), (200, Some(0)));
+    assert_eq!(a.body["bot_id"], bot_id);
+    let job_id = a.body["job_id"].as_str().unwrap();
+    let r = api.get(&format!("/{public_id}/jobs/{job_id}")).await;
+    assert_eq!((r.status, r.body["status"].as_i64()), (200, Some(0)));
+    let listed = api.get(&format!("/{public_id}/bots/{bot_id}/jobs")).await;
+    assert_eq!(listed.body["jobs"][0]["job_id"], job_id);
+    assert_eq!(emu.job(job_id).unwrap().public_id, public_id);
+}
+
+#[test]
+fn ids_that_would_need_encoding_are_refused() {
+    for bad in [
+        "a/b", "a b", "a%2Fb", "a?b", "a#b", ".", "..", "日本", "a+b", "a@b", "",
+    ] {
+        let mut seed = Seed::demo();
+        seed.contracts[0].bots[0].id = bad.into();
+        assert!(
+            matches!(seed.validate(), Err(SeedError::Invalid(_))),
+            "BOT id {bad:?}"
+        );
+        let mut seed = Seed::demo();
+        seed.contracts[0].public_id = bad.into();
+        assert!(seed.validate().is_err(), "public_id {bad:?}");
+    }
+}
