@@ -237,11 +237,6 @@ impl Invocation {
     pub fn add_secret_fetches(&mut self, n: u32) {
         self.secret_fetches += n;
     }
-
-    /// True when this is the sandbox's first invocation.
-    pub fn is_cold_start(&self) -> bool {
-        self.cold_start
-    }
 }
 
 fn millis(d: Duration) -> f64 {

@@ -111,8 +111,12 @@ pub(crate) fn retry_wait(
         }
         (Safety::Idempotent, AttemptEnd::Status { .. }) => return None,
     };
-    // Never sleep past the deadline, and leave room for the attempt itself.
-    if wait.saturating_add(MIN_ATTEMPT_TIME) > time_left || wait > budget_left {
+    // Never sleep past the deadline, and leave room for the attempt itself. A spent budget
+    // ends retrying even when full jitter drew a zero wait.
+    if wait.saturating_add(MIN_ATTEMPT_TIME) > time_left
+        || budget_left.is_zero()
+        || wait > budget_left
+    {
         return None;
     }
     Some(wait)
