@@ -25,10 +25,7 @@ use tokio::time::Instant;
 
 use crate::args::Global;
 use crate::error::{CliError, NO_CREDENTIALS, NO_REGION};
-use crate::target::Origin;
-
-/// The emulator's default address (`cloudbot-emulator` without `--port`).
-pub const LOCAL_API_BASE: &str = "http://127.0.0.1:8787";
+use crate::target::{LOCAL_API_BASE, Origin};
 
 /// Environment variable holding the access token (when no secret id is given).
 pub const ACCESS_TOKEN_VAR: &str = "CLOUDBOT_ACCESS_TOKEN";

@@ -8,7 +8,10 @@ use cloudbot_trigger::cloudbot::{
 };
 
 use crate::error::CliError;
-use crate::session::LOCAL_API_BASE;
+
+/// The emulator's default address (`cloudbot-emulator` without `--port`): the API base when
+/// neither `--api-base` nor `CLOUDBOT_API_BASE` is given.
+pub const LOCAL_API_BASE: &str = "http://127.0.0.1:8787";
 
 /// The API base the arguments are checked against, and whether it is the default one.
 pub struct Origin<'a> {

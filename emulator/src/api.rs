@@ -18,37 +18,13 @@ use serde_json::{Map, Value, json};
 
 use crate::lifecycle::{self, Ending, NewJob};
 use crate::output::{InputProblem, effective_input};
+use crate::reply::{Reply, error, unprocessable};
 use crate::seed::Permission;
 use crate::state::{Job, JobOrigin, Lang, State, job_json, lock};
 use crate::subscription;
 
 /// Request bodies above 4 MB are refused (documented limit; 4 MiB exactly here).
 pub const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
-
-/// The answer to an API request before faults are applied.
-pub(crate) struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
-    pub job_id: Option<String>,
-    /// `Location` header of the answer.
-    pub location: Option<String>,
-}
-
-impl Reply {
-    pub(crate) fn ok(status: StatusCode, body: Value) -> Reply {
-        Reply {
-            status,
-            body,
-            job_id: None,
-            location: None,
-        }
-    }
-}
-
-/// An error answer `{"code": status, "message": ...}`.
-pub(crate) fn error(status: StatusCode, message: String) -> Reply {
-    Reply::ok(status, json!({"code": status.as_u16(), "message": message}))
-}
 
 enum Route<'a> {
     Contracts,
@@ -339,10 +315,6 @@ fn too_large(l: Lang) -> Reply {
             "The request body exceeds 4 MB",
         ),
     )
-}
-
-pub(crate) fn unprocessable(message: String) -> Reply {
-    error(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
 /// How much of a refused body is read and dropped before answering 413.

@@ -25,6 +25,7 @@ mod fault;
 pub mod idle;
 mod lifecycle;
 mod output;
+mod reply;
 mod seed;
 mod server;
 mod state;

@@ -26,10 +26,11 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::api::{self, Reply};
+use crate::api;
 use crate::body::{EmuBody, json_response, reply_response, truncated_response};
 use crate::fault::{self, Fault, FaultKind};
 use crate::idle::{self, Activity, IdleClose, Tracked};
+use crate::reply::{self, Reply};
 use crate::state::{RequestRecord, State, rfc3339_millis};
 
 /// Returned by the service to make hyper close the connection without an answer.
@@ -221,7 +222,7 @@ async fn handle(
         Ok(Some(f)) => Some(f),
         Ok(None) => state.take_fault(method.as_str(), &path),
         Err(message) => {
-            let reply = api::error(StatusCode::BAD_REQUEST, message);
+            let reply = reply::error(StatusCode::BAD_REQUEST, message);
             state.record_request(record(Some(400), None, None));
             return Ok(reply_response(reply.status, &reply.body));
         }

@@ -11,7 +11,7 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::api::{Reply, error, unprocessable};
+use crate::reply::{Reply, error, unprocessable};
 use crate::state::{Lang, State, Subscription, lock};
 
 fn unsubscribe_endpoint(state: &State, public_id: &str, bot_id: &str, id: u64) -> String {
