@@ -72,15 +72,23 @@ fn invokes_the_function(task: &Value) -> bool {
         && task["Parameters"]["FunctionName"] == "${CloudBotFunctionArn}"
 }
 
+/// The template's state machine definitions (`statemachine/*.asl.json`; the copy-paste recipes
+/// under `statemachine/examples/` are checked by tests/py/test_state_machines.py).
+fn template_state_machines() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file() && path.to_string_lossy().ends_with(".asl.json"))
+        .collect();
+    files.sort();
+    files
+}
+
 #[test]
 fn retry_lists_and_the_retryable_column_agree() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.to_string_lossy().ends_with(".asl.json") {
-            continue;
-        }
+    for path in template_state_machines() {
         let asl: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let mut found = Vec::new();
         tasks(asl["States"].as_object().unwrap(), &mut found);
@@ -143,10 +151,8 @@ fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
         "Lambda.SdkClientException",
         "Lambda.ClientExecutionTimeoutException",
     ];
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine");
     let mut refer_jobs = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    for path in template_state_machines() {
         let asl: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let mut found = Vec::new();
         tasks(asl["States"].as_object().unwrap(), &mut found);
@@ -206,7 +212,6 @@ fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
 #[test]
 fn the_callback_expiry_margin_covers_the_retries_around_the_wait() {
     use cloudbot_trigger::config::CALLBACK_EXPIRY_MARGIN;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("statemachine");
     let retry_time = |task: &Value, attempt_s: u64| -> u64 {
         task["Retry"]
             .as_array()
@@ -219,9 +224,8 @@ fn the_callback_expiry_margin_covers_the_retries_around_the_wait() {
             .sum()
     };
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let asl: Value =
-            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+    for path in template_state_machines() {
+        let asl: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let mut found = Vec::new();
         tasks(asl["States"].as_object().unwrap(), &mut found);
         let waiting = found
