@@ -10,6 +10,8 @@
 //! - [`tick`]: the fire-time decision for a Scheduler tick, keyed on the nominal occurrence.
 //! - [`schedule`]: the schedule file (YAML or JSON) with strict validation and its JSON Schema.
 //! - [`preview`]: the coming runs with skipped and shifted occurrences labelled.
+//! - [`wire`]: what the CLI puts in a Scheduler target input and the names of a schedule's state
+//!   record, shared by the function and the CLI.
 //!
 //! Pure code: no AWS SDK, no I/O at run time (holiday list and time zone database compiled in).
 //! The semantics are described in the crate's README.
@@ -21,6 +23,7 @@ pub mod occurrence;
 pub mod preview;
 pub mod schedule;
 pub mod tick;
+pub mod wire;
 
 pub use calendar::{CalendarRule, ClosedReason, DaySpan, DayStatus, LabelledDays, WeekdayName};
 pub use error::{CalendarError, MAX_SEARCH_DAYS};

@@ -1,0 +1,106 @@
+//! The contract between the CLI, EventBridge Scheduler and the function for a schedule of the
+//! schedule file: what `cloudbot schedules apply` puts in a schedule's target input, how a
+//! managed schedule is recognised, and the names of the schedule's state record (last outcome,
+//! consecutive failures, pause) that the function writes and the CLI reads. One home for these
+//! names; docs/schedules.md describes them.
+
+use serde_json::{Map, Value, json};
+
+use crate::schedule::Schedule;
+
+/// Replaced by EventBridge Scheduler with the schedule's ARN (the same on every attempt).
+pub const SCHEDULE_ARN_PLACEHOLDER: &str = "<aws.scheduler.schedule-arn>";
+/// Replaced by EventBridge Scheduler with the occurrence's scheduled time (the same on every
+/// attempt of one tick).
+pub const SCHEDULED_TIME_PLACEHOLDER: &str = "<aws.scheduler.scheduled-time>";
+
+/// Tag key on every schedule `apply` manages; its value is the SHA-256 (hex) of the target
+/// input applied, so a schedule changed by hand since is recognised.
+pub const MANAGED_TAG: &str = "cloudbot-trigger:definition-sha256";
+
+/// The target input of `schedule`: the Scheduler envelope (its key attributes), the schedule's
+/// definition (the function decides each tick from it, no lookup) and the execute request.
+///
+/// `{"schedule": {"schedule_arn": "<aws.scheduler.schedule-arn>", "scheduled_time":
+/// "<aws.scheduler.scheduled-time>", "definition": {...}}, "request": {"bot_endpoint": ...,
+/// "input": {...}}}`
+pub fn target_input(schedule: &Schedule) -> Value {
+    let mut request = Map::new();
+    request.insert(
+        "bot_endpoint".into(),
+        Value::String(schedule.bot_endpoint.url().to_string()),
+    );
+    if let Some(input) = &schedule.input {
+        request.insert("input".into(), Value::Object(input.clone()));
+    }
+    json!({
+        "schedule": {
+            "schedule_arn": SCHEDULE_ARN_PLACEHOLDER,
+            "scheduled_time": SCHEDULED_TIME_PLACEHOLDER,
+            "definition": schedule,
+        },
+        "request": request,
+    })
+}
+
+/// The schedule's state record in the function's table (partition key `record_key`).
+pub mod state {
+    /// Its key: this prefix and the schedule's name (names are unique in the stack's group).
+    pub const KEY_PREFIX: &str = "schedule:";
+    /// The endpoint of the last job a tick started (S).
+    pub const LAST_JOB: &str = "last_job";
+    /// The nominal date of that run, `YYYY-MM-DD` (S).
+    pub const LAST_NOMINAL: &str = "last_nominal";
+    /// The last outcome learnt: `started`, `succeeded`, `failed`, `skipped`, `too_late`,
+    /// `paused` (S).
+    pub const LAST_OUTCOME: &str = "last_outcome";
+    /// When it was learnt, epoch seconds (N).
+    pub const LAST_OUTCOME_AT: &str = "last_outcome_at";
+    /// Consecutive runs whose BOT job ended failed (N); 0 after a success or a resume.
+    pub const CONSECUTIVE_FAILURES: &str = "consecutive_failures";
+    /// The last job whose end was counted (S), so a job is counted once.
+    pub const COUNTED_JOB: &str = "counted_job";
+    /// When the breaker paused the schedule, epoch seconds (N); absent when not paused by it.
+    pub const PAUSED_AT: &str = "paused_at";
+    /// Why it was paused (S).
+    pub const PAUSE_REASON: &str = "pause_reason";
+    /// When `cloudbot schedules resume` last resumed it, epoch seconds (N).
+    pub const RESUMED_AT: &str = "resumed_at";
+
+    /// The record key of the schedule `name`.
+    pub fn key(name: &str) -> String {
+        format!("{KEY_PREFIX}{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_input_carries_the_key_attributes_the_definition_and_the_request() {
+        let schedule = Schedule::from_value(json!({
+            "name": "daily-report",
+            "at": "09:00",
+            "recurrence": "daily",
+            "bot_endpoint": "https://api.c-bot.pro/demo/bots/echo_bot/jobs",
+            "input": {"a": 1},
+        }))
+        .unwrap();
+        let input = target_input(&schedule);
+        assert_eq!(input["schedule"]["schedule_arn"], SCHEDULE_ARN_PLACEHOLDER);
+        assert_eq!(
+            input["schedule"]["scheduled_time"],
+            SCHEDULED_TIME_PLACEHOLDER
+        );
+        assert_eq!(
+            Schedule::from_value(input["schedule"]["definition"].clone()).unwrap(),
+            schedule
+        );
+        assert_eq!(
+            input["request"],
+            json!({"bot_endpoint": "https://api.c-bot.pro/demo/bots/echo_bot/jobs", "input": {"a": 1}})
+        );
+        assert_eq!(state::key("daily-report"), "schedule:daily-report");
+    }
+}
