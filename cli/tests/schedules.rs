@@ -199,3 +199,52 @@ fn errors_name_the_field_or_the_schedule_and_exit_2() {
     assert!(err.contains("no schedule named `nope`"), "{err}");
     assert!(err.contains("month-end-close"), "{err}");
 }
+
+/// README's "Your schedules" example is a valid file whose schedules preview as it says: the
+/// daily report skips 年末年始, the month-end close runs on the last business day.
+#[test]
+fn the_readme_example_is_a_valid_schedule_file() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = readme
+        .split("\n## Your schedules\n")
+        .nth(1)
+        .expect("README has a section `## Your schedules`");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("the section has a ```yaml block");
+    let dir = std::env::temp_dir().join(format!("cloudbot-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("schedules.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let file = file.to_str().unwrap();
+
+    let output = cloudbot(&["schedules", "check", file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let preview = |name: &str, from: &str, days: &str| {
+        let output = cloudbot(&[
+            "--json", "schedules", "preview", name, "--file", file, "--from", from, "--days", days,
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let doc: Value = serde_json::from_str(&stdout(&output)).unwrap();
+        doc["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "run")
+            .map(|e| e["day"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        preview("daily-sales-report", "2026-12-28", "8"),
+        ["2026-12-28", "2027-01-04"]
+    );
+    assert_eq!(
+        preview("month-end-close", "2027-01-01", "59"),
+        ["2027-01-29", "2027-02-26"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
