@@ -226,7 +226,16 @@ fn the_readme_example_is_a_valid_schedule_file() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let preview = |name: &str, from: &str, days: &str| {
         let output = cloudbot(&[
-            "--json", "schedules", "preview", name, "--file", file, "--from", from, "--days", days,
+            "--json",
+            "schedules",
+            "preview",
+            name,
+            "--file",
+            file,
+            "--from",
+            from,
+            "--days",
+            days,
         ]);
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         let doc: Value = serde_json::from_str(&stdout(&output)).unwrap();
