@@ -73,6 +73,10 @@ pub enum Command {
         #[arg(long, env = "CLOUDBOT_FUNCTION", value_name = "NAME_OR_ARN")]
         function: String,
     },
+    /// The team's BOT schedules (a schedule file: calendar/README.md): check a file, preview
+    /// the coming runs with skipped and shifted days labelled.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     Completions {
         /// The shell.
@@ -133,6 +137,32 @@ pub enum CloudBotCommand {
     Cancel {
         /// Job reference endpoint or PUBLIC_ID/JOB_ID.
         job: String,
+    },
+}
+
+/// `cloudbot schedules ...`: pure commands on a schedule file (nothing is sent anywhere).
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Validate a schedule file (YAML, or JSON when the name ends in .json); an error names the
+    /// field (`schedules[2].calendar.closed[0].dates`).
+    Check {
+        /// The schedule file.
+        file: PathBuf,
+    },
+    /// The coming runs of one schedule of the file, in the schedule's time zone, with each
+    /// skipped or shifted occurrence labelled and the holiday (祝日名) or closed day named.
+    Preview {
+        /// The schedule's name in the file.
+        name: String,
+        /// The schedule file.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// How many days to show.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=400))]
+        days: u16,
+        /// The first day (YYYY-MM-DD) [default: today in the schedule's time zone].
+        #[arg(long, value_name = "DATE")]
+        from: Option<jiff::civil::Date>,
     },
 }
 

@@ -14,6 +14,7 @@ mod next;
 mod output;
 mod report;
 mod resolve;
+mod schedules;
 mod session;
 mod stage;
 mod target;
