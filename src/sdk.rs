@@ -80,7 +80,7 @@ pub fn step_functions_client(sdk: &SdkConfig) -> aws_sdk_sfn::Client {
 /// crypto provider the SDK's own client uses), trusting the Mozilla roots compiled into the
 /// binary as parsed trust anchors ([`crate::tls_roots`], the same set as the Cloud BOT client)
 /// instead of the system CA store (its effect on cold init: docs/benchmarks.md, "Levers").
-/// HTTP/1.1 only, as the SDK clients here need.
+/// HTTP/1.1 only (the connector builder announces it over ALPN), as the SDK clients here need.
 fn https_client(
     pool_idle_timeout: Duration,
     test_only_extra_roots: Option<&[u8]>,
@@ -90,12 +90,11 @@ fn https_client(
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|_| SdkSetupError("the TLS configuration could not be built"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(SharedHttpClient::new(https::RustlsHttpClient::new(
         tls,
         pool_idle_timeout,

@@ -45,6 +45,9 @@ mod tests {
 
     #[test]
     fn an_extra_ca_without_a_certificate_is_refused() {
-        assert!(matches!(trusted_roots(Some(b"not pem")), Err(InvalidExtraCa)));
+        assert!(matches!(
+            trusted_roots(Some(b"not pem")),
+            Err(InvalidExtraCa)
+        ));
     }
 }
