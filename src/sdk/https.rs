@@ -31,13 +31,16 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 type Https = hyper_rustls::HttpsConnector<TcpConnector>;
 
+/// A connector's connect and read timeouts: the cache key of [`RustlsHttpClient`].
+type Timeouts = (Option<Duration>, Option<Duration>);
+
 /// The SDK's HTTP client: hands the SDK one [`RustlsConnector`] per distinct connect/read
 /// timeout, all on one rustls configuration.
 #[derive(Debug)]
 pub(super) struct RustlsHttpClient {
     tls: Arc<rustls::ClientConfig>,
     pool_idle_timeout: Duration,
-    connectors: Mutex<HashMap<(Option<Duration>, Option<Duration>), SharedHttpConnector>>,
+    connectors: Mutex<HashMap<Timeouts, SharedHttpConnector>>,
 }
 
 impl RustlsHttpClient {
@@ -56,7 +59,7 @@ impl HttpClient for RustlsHttpClient {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let key = (settings.connect_timeout(), settings.read_timeout());
+        let key: Timeouts = (settings.connect_timeout(), settings.read_timeout());
         let mut connectors = self
             .connectors
             .lock()
