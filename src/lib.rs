@@ -26,4 +26,5 @@ pub mod sdk;
 pub mod service;
 pub mod table;
 pub mod telemetry;
+pub mod tls_roots;
 pub mod trigger;

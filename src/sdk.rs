@@ -11,8 +11,9 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::config::SharedHttpClient;
-use aws_smithy_http_client::{HttpClientError, tls};
-use base64::Engine as _;
+use std::sync::Arc;
+
+mod https;
 
 /// The sandbox's SDK configuration from the standard AWS environment, on our HTTPS client.
 /// Idle connections are kept for `pool_idle_timeout` (the function's setting for every
@@ -21,7 +22,7 @@ use base64::Engine as _;
 pub async fn aws_config(
     pool_idle_timeout: Duration,
     test_only_extra_roots: Option<&[u8]>,
-) -> Result<SdkConfig, HttpClientError> {
+) -> Result<SdkConfig, SdkSetupError> {
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https_client(pool_idle_timeout, test_only_extra_roots)?)
         .load()
@@ -75,80 +76,35 @@ pub fn step_functions_client(sdk: &SdkConfig) -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::from_conf(config)
 }
 
-/// The Secrets Manager SDK's HTTPS client: the SDK's default (rustls + aws-lc), trusting the
-/// Mozilla roots compiled into the binary (the same set as the Cloud BOT client) instead of
-/// reading and parsing the system CA store at start-up (its effect on cold init is measured in
-/// docs/benchmarks.md, "Levers"). The SDK takes custom roots only as PEM, hence the encoding.
+/// The SDK clients' HTTPS client ([`https::RustlsHttpClient`]): rustls with aws-lc (the
+/// crypto provider the SDK's own client uses), trusting the Mozilla roots compiled into the
+/// binary as parsed trust anchors ([`crate::tls_roots`], the same set as the Cloud BOT client)
+/// instead of the system CA store (its effect on cold init: docs/benchmarks.md, "Levers").
+/// HTTP/1.1 only (the connector builder announces it over ALPN), as the SDK clients here need.
 fn https_client(
     pool_idle_timeout: Duration,
     test_only_extra_roots: Option<&[u8]>,
-) -> Result<SharedHttpClient, HttpClientError> {
-    let mut pem = String::with_capacity(300 * 1024);
-    for der in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
-        pem.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-        // base64 output is ASCII, so every 64-byte chunk is valid UTF-8.
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-            pem.push('\n');
-        }
-        pem.push_str("-----END CERTIFICATE-----\n");
-    }
-    let mut pem = pem.into_bytes();
-    if let Some(extra) = test_only_extra_roots {
-        pem.push(b'\n');
-        pem.extend_from_slice(extra);
-    }
-    let trust = tls::TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(pem);
-    let tls_context = tls::TlsContext::builder().with_trust_store(trust).build()?;
-    let https = aws_smithy_http_client::Builder::new()
-        .pool_idle_timeout(pool_idle_timeout)
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ))
-        .tls_context(tls_context)
-        .build_https();
-    Ok(SharedHttpClient::new(NoThrowawayConnector(https)))
+) -> Result<SharedHttpClient, SdkSetupError> {
+    let roots = crate::tls_roots::trusted_roots(test_only_extra_roots)
+        .map_err(|_| SdkSetupError("the test-only extra CA is not valid PEM"))?;
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| SdkSetupError("the TLS configuration could not be built"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(SharedHttpClient::new(https::RustlsHttpClient::new(
+        tls,
+        pool_idle_timeout,
+    )))
 }
 
-/// The SDK HTTPS client minus one wasted step at start-up. The SDK's client validates itself
-/// while `aws_config` loads and when the Secrets Manager client is built, each time by creating
-/// a whole connector (rustls config with every trust anchor parsed from PEM) and dropping it:
-/// that pre-loads the *system* CA store, which this client does not use. The connector actually
-/// used is created and cached on the first request either way, so skipping the throwaway ones
-/// shortens cold init and leaves the first invocation unchanged (figures in
-/// docs/benchmarks.md, "Levers").
-#[derive(Debug)]
-struct NoThrowawayConnector(SharedHttpClient);
-
-impl aws_smithy_runtime_api::client::http::HttpClient for NoThrowawayConnector {
-    fn http_connector(
-        &self,
-        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        components: &aws_sdk_secretsmanager::config::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        self.0.http_connector(settings, components)
-    }
-
-    // `validate_base_client_config` keeps the trait's no-op default on purpose (see above).
-
-    fn validate_final_config(
-        &self,
-        components: &aws_sdk_secretsmanager::config::RuntimeComponents,
-        cfg: &aws_sdk_secretsmanager::config::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        self.0.validate_final_config(components, cfg)
-    }
-
-    fn connector_metadata(
-        &self,
-    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
-        // Keeps the SDK's user agent metadata ("hyper/1.x") as it was.
-        self.0.connector_metadata()
-    }
-}
+/// The SDK's HTTPS client could not be set up (names what, never a secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SdkSetupError(&'static str);
 
 #[cfg(test)]
 mod tests {
@@ -157,5 +113,11 @@ mod tests {
     #[test]
     fn the_https_client_builds_from_the_compiled_in_roots() {
         assert!(https_client(Duration::from_secs(30), None).is_ok());
+    }
+
+    #[test]
+    fn an_invalid_extra_ca_is_named() {
+        let err = https_client(Duration::from_secs(30), Some(b"no certificate")).unwrap_err();
+        assert_eq!(err.to_string(), "the test-only extra CA is not valid PEM");
     }
 }

@@ -12,8 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::base::ApiBase;
@@ -218,23 +217,11 @@ fn proxy_configured(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
 /// measured in docs/benchmarks.md, "Levers"). api.c-bot.pro uses a public CA; the cost is that a
 /// CA change needs a rebuild with a newer webpki-root-certs.
 fn tls_config(test_only_extra_roots: Option<&[u8]>) -> Result<rustls::ClientConfig, CloudBotError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
-    if let Some(pem) = test_only_extra_roots {
-        let invalid = || CloudBotError::Internal {
+    let roots = crate::tls_roots::trusted_roots(test_only_extra_roots).map_err(|_| {
+        CloudBotError::Internal {
             detail: "the test-only extra CA is not valid PEM",
-        };
-        let mut added = 0usize;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            roots
-                .add(cert.map_err(|_| invalid())?)
-                .map_err(|_| invalid())?;
-            added += 1;
         }
-        if added == 0 {
-            return Err(invalid());
-        }
-    }
+    })?;
     // The process-wide default provider when one was installed, aws-lc-rs otherwise (what
     // reqwest itself would pick).
     let provider = rustls::crypto::CryptoProvider::get_default()
