@@ -121,10 +121,8 @@ impl OutputSkim {
                 self.last_key = None;
             }
             b'}' | b']' => self.depth = self.depth.saturating_sub(1),
-            b':' if self.depth == 1 => {
-                if self.last_key.take().as_deref() == Some(b"output") {
-                    self.skip = Some(Skip::default());
-                }
+            b':' if self.depth == 1 && self.last_key.take().as_deref() == Some(b"output") => {
+                self.skip = Some(Skip::default());
             }
             b',' => self.last_key = None,
             _ => {}
