@@ -130,7 +130,12 @@ mod tests {
                 .url(),
             "http://127.0.0.1:8787/demo/jobs/x"
         );
-        for bad in ["demo/a/b", "de.mo/x", "/x", "demo/"] {
+        // Ids may hold `.` and `~` (docs/client.md, "Endpoint rules"), never `;` or a dot segment.
+        assert_eq!(
+            o.job("de.mo/j~1", "JOB").unwrap().url(),
+            "http://127.0.0.1:8787/de.mo/jobs/j~1"
+        );
+        for bad in ["demo/a/b", "de;mo/x", "demo/..", "/x", "demo/"] {
             assert!(o.job(bad, "JOB").is_err(), "{bad}");
         }
     }

@@ -64,7 +64,7 @@ pub enum EndpointProblem {
     #[error("does not have the expected path shape")]
     PathShape,
     /// An id with a character outside the accepted set.
-    #[error("contains characters outside [A-Za-z0-9_-]")]
+    #[error("contains characters outside [A-Za-z0-9._~-]")]
     IdCharset,
     /// The API base has a path.
     #[error("must be an origin only (scheme, host, optional port) without a path")]

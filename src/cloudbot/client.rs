@@ -155,6 +155,7 @@ impl CloudBotClient {
                     url: &url,
                     body: None,
                     safety: Safety::Idempotent,
+                    job_answer: false,
                 },
             )
             .await?;
@@ -203,6 +204,7 @@ impl CloudBotClient {
                     url: &url,
                     body: None,
                     safety: Safety::Idempotent,
+                    job_answer: false,
                 },
             )
             .await?;
@@ -267,6 +269,7 @@ impl CloudBotClient {
                     url: &url,
                     body: None,
                     safety: Safety::Idempotent,
+                    job_answer: false,
                 },
             )
             .await?;
@@ -321,13 +324,15 @@ impl CloudBotClient {
                     url: bot.url(),
                     body: Some(body),
                     safety: Safety::ExecuteOnce,
+                    job_answer: true,
                 },
             )
             .await?;
         // From here on the server has answered "success": a job exists. Anything we cannot
         // read means the caller does not learn about it, hence OutcomeUnknown, never a retry.
         let unusable = CloudBotError::OutcomeUnknown { cause: Cause::Body };
-        let job: Job = serde_json::from_slice(&answer.body).map_err(|_| unusable.clone())?;
+        let mut job: Job = serde_json::from_slice(&answer.body).map_err(|_| unusable.clone())?;
+        job.output_omitted = answer.output_dropped;
         let job_id = JobId::parse(&job.job_id, "job_id").map_err(|_| unusable.clone())?;
         let job_reference = self
             .server_job_reference(&answer, &job_id)
@@ -339,7 +344,8 @@ impl CloudBotClient {
         })
     }
 
-    /// `GET /{public_id}/jobs/{job_id}`: the job's current state (with `output` once finished).
+    /// `GET /{public_id}/jobs/{job_id}`: the job's current state (with `output` once finished;
+    /// an answer over the response cap comes without it, `Job::output_omitted` set).
     pub async fn refer_job(
         &self,
         call: &Call<'_>,
@@ -372,13 +378,17 @@ impl CloudBotClient {
                     url: job.url(),
                     body: None,
                     safety: Safety::Idempotent,
+                    job_answer: true,
                 },
             )
             .await?;
-        serde_json::from_slice(&answer.body).map_err(|_| CloudBotError::InvalidResponse {
-            status: answer.status,
-            detail: "body is not a job object",
-        })
+        let mut job: Job =
+            serde_json::from_slice(&answer.body).map_err(|_| CloudBotError::InvalidResponse {
+                status: answer.status,
+                detail: "body is not a job object",
+            })?;
+        job.output_omitted = answer.output_dropped;
+        Ok(job)
     }
 
     /// The job reference endpoint the server announced, if any. [I] The API documents none; we

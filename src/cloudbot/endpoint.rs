@@ -16,11 +16,15 @@ use super::base::{ApiBase, EndpointError, EndpointProblem};
 /// user-chosen slugs. [I] the vendor documents no limit: 128 is a generous, bounded choice.
 const MAX_ID_LEN: usize = 128;
 
-/// Validate an id: 1..=[`MAX_ID_LEN`] characters from `[A-Za-z0-9_-]`.
+/// Validate an id: 1..=[`MAX_ID_LEN`] characters from RFC 3986's unreserved set
+/// `[A-Za-z0-9._~-]`, and not `.` or `..`.
 ///
 /// [I] The vendor documents no charset. BOT ids are user-chosen slugs (`get_items`), public ids
-/// are path-safe names, job ids are UUIDs (hex digits and `-`). This conservative set keeps every
-/// id safe to place in a URL path without encoding.
+/// are path-safe names, job ids are UUIDs (hex digits and `-`). The unreserved set is the widest
+/// one Cloud BOT could issue in a URL path without percent-encoding (the emulator issues all of
+/// it): every such id stays one path segment exactly as written, no URL parser rewrites it, and
+/// the dot segments `.` and `..` (the only ids of this set a parser would resolve) are refused,
+/// so the endpoint's shape and host guard hold whatever the id.
 fn check_id(raw: &str, field: &'static str) -> Result<(), EndpointError> {
     if raw.is_empty() {
         return Err(EndpointError::new(field, EndpointProblem::Empty));
@@ -30,9 +34,12 @@ fn check_id(raw: &str, field: &'static str) -> Result<(), EndpointError> {
     }
     if !raw
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'~'))
     {
         return Err(EndpointError::new(field, EndpointProblem::IdCharset));
+    }
+    if raw == "." || raw == ".." {
+        return Err(EndpointError::new(field, EndpointProblem::DotSegment));
     }
     Ok(())
 }
@@ -367,9 +374,11 @@ mod tests {
             ("https://api.c-bot.pro/demo/bots/b/jobs?", P::Query),
             ("https://api.c-bot.pro/demo/bots/b/jobs#frag", P::Fragment),
             // ids outside the charset
-            ("https://api.c-bot.pro/de.mo/bots/b/jobs", P::IdCharset),
             ("https://api.c-bot.pro/demo/bots/b;x/jobs", P::IdCharset),
-            ("https://api.c-bot.pro/demo/bots/b~x/jobs", P::IdCharset),
+            ("https://api.c-bot.pro/demo/bots/b!x/jobs", P::IdCharset),
+            ("https://api.c-bot.pro/demo/bots/b$x/jobs", P::IdCharset),
+            ("https://api.c-bot.pro/demo/bots/../jobs", P::DotSegment),
+            ("https://api.c-bot.pro/demo/bots/./jobs", P::DotSegment),
         ];
         for (raw, problem) in cases {
             let err = BotEndpoint::parse(&prod(), raw, "bot_endpoint").unwrap_err();
@@ -392,6 +401,42 @@ mod tests {
         let err = BotEndpoint::parse(&prod(), raw, "bot_endpoint").unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
         assert!(!format!("{err:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn ids_with_dots_and_tildes_stay_one_segment_under_the_guarded_host() {
+        let raw = "https://api.c-bot.pro/de.mo/bots/v1.2~beta/jobs";
+        let e = BotEndpoint::parse(&prod(), raw, "bot_endpoint").unwrap();
+        assert_eq!(e.url(), raw);
+        assert_eq!(e.public_id().as_str(), "de.mo");
+        let built = BotEndpoint::new(
+            &prod(),
+            PublicId::parse("de.mo", "p").unwrap(),
+            BotId::parse("v1.2~beta", "b").unwrap(),
+        );
+        assert_eq!(built, e);
+        let job = "https://api.c-bot.pro/de.mo/jobs/j.1~x";
+        assert_eq!(JobEndpoint::parse(&prod(), job, "f").unwrap().url(), job);
+        let three_dots = "https://api.c-bot.pro/demo/bots/.../jobs";
+        assert_eq!(
+            BotEndpoint::parse(&prod(), three_dots, "f").unwrap().url(),
+            three_dots
+        );
+        // The host guard does not move: a dotted id cannot carry the URL elsewhere.
+        for (raw, problem) in [
+            (
+                "https://api.c-bot.pro.evil.example/de.mo/bots/b/jobs",
+                P::Host,
+            ),
+            ("https://evil.example/de.mo/bots/v1.2~beta/jobs", P::Host),
+            ("https://api.c-bot.pro/demo/bots/~/../jobs", P::DotSegment),
+        ] {
+            assert_eq!(
+                BotEndpoint::parse(&prod(), raw, "f").unwrap_err().reason,
+                problem,
+                "{raw}"
+            );
+        }
     }
 
     #[test]
@@ -456,13 +501,19 @@ mod tests {
             "get_items",
             "A-z_09",
             "1b7c0f6e-93a4-4c1e-9f7b-0123456789ab",
+            "v1.2~beta",
+            "...",
+            ".hidden",
+            "~",
         ] {
             assert!(BotId::parse(ok, "bot_id").is_ok(), "{ok}");
         }
         for (bad, problem) in [
             ("", P::Empty),
-            (".", P::IdCharset),
-            ("..", P::IdCharset),
+            (".", P::DotSegment),
+            ("..", P::DotSegment),
+            ("a:b", P::IdCharset),
+            ("a@b", P::IdCharset),
             ("a/b", P::IdCharset),
             ("a b", P::IdCharset),
             ("a%2f", P::IdCharset),

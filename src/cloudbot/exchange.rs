@@ -15,10 +15,12 @@ use super::error::{Cause, CloudBotError, sanitize_message};
 use super::model::ErrorBody;
 use super::model::Language;
 use super::retry::{self, AttemptEnd, MIN_ATTEMPT_TIME, Safety};
+use super::skim::OutputSkim;
 use super::transport::Transport;
 
-/// Largest response body read (1 MiB). A job with its output is far smaller; anything bigger is
-/// treated as an invalid answer instead of being buffered.
+/// Largest response body kept (1 MiB). A job with its output is usually far smaller; a bigger
+/// answer is never buffered: a job answer goes on without its `output` (`skim.rs`), anything
+/// else is an invalid answer.
 const MAX_RESPONSE_BODY: usize = 1024 * 1024;
 
 /// Per-call context: who calls, in which language, and until when.
@@ -45,6 +47,9 @@ pub(super) struct Op<'a> {
     pub(super) url: &'a str,
     pub(super) body: Option<Vec<u8>>,
     pub(super) safety: Safety,
+    /// The answer is a job object: when it exceeds the cap, its top-level `output` is dropped
+    /// (replaced by `null`) instead of failing the call.
+    pub(super) job_answer: bool,
 }
 
 /// A reply (any status) with its body read within the cap.
@@ -52,6 +57,8 @@ pub(super) struct Reply {
     pub(super) status: u16,
     pub(super) headers: HeaderMap,
     pub(super) body: Vec<u8>,
+    /// True when the body exceeded the cap and its job `output` was dropped to fit.
+    pub(super) output_dropped: bool,
 }
 
 /// How one attempt ended.
@@ -157,7 +164,7 @@ async fn send_once(
     }
     let exchange = async {
         match request.send().await {
-            Ok(response) => read_answer(response).await,
+            Ok(response) => read_answer(response, op.job_answer).await,
             Err(e) => AttemptResult::Failed(classify(e)),
         }
     };
@@ -171,14 +178,17 @@ async fn send_once(
 
 /// Reads an answer's body within [`MAX_RESPONSE_BODY`]. A success answer must be whole; an
 /// error answer's status is what matters, so its body is dropped when it does not fit or breaks.
-async fn read_answer(mut response: reqwest::Response) -> AttemptResult {
+/// A success job answer (`job_answer`) that outgrows the cap goes on through [`OutputSkim`]:
+/// what is kept is the job without its output, itself within the cap.
+async fn read_answer(mut response: reqwest::Response, job_answer: bool) -> AttemptResult {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let success = response.status().is_success();
-    if response
+    let skims = success && job_answer;
+    let declared_too_large = response
         .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_BODY as u64)
-    {
+        .is_some_and(|n| n > MAX_RESPONSE_BODY as u64);
+    if declared_too_large && !skims {
         return if success {
             AttemptResult::BodyTooLarge { status }
         } else {
@@ -186,14 +196,33 @@ async fn read_answer(mut response: reqwest::Response) -> AttemptResult {
                 status,
                 headers,
                 body: Vec::new(),
+                output_dropped: false,
             })
         };
     }
     let mut body = Vec::new();
+    let mut skim: Option<OutputSkim> = declared_too_large.then(OutputSkim::default);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
+                if let Some(skim) = &mut skim {
+                    skim.feed(&chunk);
+                    if skim.kept_len() > MAX_RESPONSE_BODY {
+                        return AttemptResult::BodyTooLarge { status };
+                    }
+                    continue;
+                }
                 if body.len() + chunk.len() > MAX_RESPONSE_BODY {
+                    if skims {
+                        let mut started = OutputSkim::default();
+                        started.feed(&std::mem::take(&mut body));
+                        started.feed(&chunk);
+                        if started.kept_len() > MAX_RESPONSE_BODY {
+                            return AttemptResult::BodyTooLarge { status };
+                        }
+                        skim = Some(started);
+                        continue;
+                    }
                     if success {
                         return AttemptResult::BodyTooLarge { status };
                     }
@@ -214,10 +243,18 @@ async fn read_answer(mut response: reqwest::Response) -> AttemptResult {
             }
         }
     }
+    let (body, output_dropped) = match skim {
+        Some(skim) => skim.finish(),
+        None => (body, false),
+    };
+    if output_dropped {
+        tracing::debug!(status, "cloud bot job answer over the cap: output dropped");
+    }
     AttemptResult::Answered(Reply {
         status,
         headers,
         body,
+        output_dropped,
     })
 }
 
@@ -420,11 +457,13 @@ mod status_error_tests {
             url: "http://127.0.0.1:1/demo/bots/echo_bot/jobs",
             body: None,
             safety,
+            job_answer: true,
         };
         let answer = Reply {
             status,
             headers: HeaderMap::new(),
             body: Vec::new(),
+            output_dropped: false,
         };
         status_error(&call, &op, &answer, retry_after.map(Duration::from_secs))
     }

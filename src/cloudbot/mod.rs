@@ -11,6 +11,7 @@
 //! - `transport`: one TLS configuration, a pool for the reads and one for the execute POST, and
 //!   the warm-up of init (a TLS handshake, or a `HEAD` that leaves a connection for the execute).
 //! - `retry`: which failures are retried (never an execute that may have reached the server).
+//! - `skim`: a job answer over the response cap read without its `output`.
 
 mod base;
 mod client;
@@ -20,6 +21,7 @@ mod error;
 mod exchange;
 mod model;
 mod retry;
+mod skim;
 mod transport;
 
 pub use base::{ApiBase, EndpointError, EndpointProblem};

@@ -211,6 +211,12 @@ pub struct Job {
     /// URL to watch the run, when the server sends one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cast_url: Option<String>,
+    /// Set by the client, never read from the server: the answer exceeded the response cap, so
+    /// it was read without its `output` (`output` is `None` whatever the job produced). The
+    /// output stays readable from Cloud BOT at the job reference endpoint (docs/client.md,
+    /// "Oversized outputs").
+    #[serde(skip)]
+    pub output_omitted: bool,
 }
 
 /// A BOT of a contract, as listed by `GET /{public_id}/bots`.

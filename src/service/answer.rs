@@ -14,6 +14,11 @@ use crate::idempotency::{RecordKey, Replayed, State};
 use crate::request::OperationKind;
 use crate::trigger::Answer;
 
+/// `output_note` of a result whose output was left out (docs/contract.md, "Oversized outputs").
+pub(crate) const OUTPUT_NOTE: &str = "The job's output exceeds the response size the function \
+reads from Cloud BOT (docs/client.md), so it is left out (the status and the other fields are complete). Fetch it from Cloud \
+BOT directly: GET the job_reference_endpoint with an access token that has the Refer permission.";
+
 /// Job result of `execute` and `refer_job` (stable snake_case contract; see docs/contract.md).
 #[derive(Serialize)]
 struct JobResult<'a> {
@@ -30,6 +35,10 @@ struct JobResult<'a> {
     elapsed_time: Option<i64>,
     message: Option<&'a str>,
     output: Option<&'a RawValue>,
+    /// True when Cloud BOT's answer exceeded the client's response cap and was read without its
+    /// output (`output` is then `null`); `output_note` then says how to fetch it.
+    output_omitted: bool,
+    output_note: Option<&'static str>,
     cast_url: Option<&'a str>,
     /// True when this is a duplicate's answer recorded by the first request (docs/exactly-once.md).
     /// A result built here is fresh; [`replay`] marks a recorded one.
@@ -88,6 +97,8 @@ pub(super) fn job_result(
         elapsed_time: job.elapsed_time,
         message: job.message.as_deref(),
         output: job.output.as_deref(),
+        output_omitted: job.output_omitted,
+        output_note: job.output_omitted.then_some(OUTPUT_NOTE),
         cast_url: job.cast_url.as_deref(),
         replay: false,
     })
@@ -249,12 +260,32 @@ mod tests {
             "elapsed_time",
             "message",
             "output",
+            "output_omitted",
+            "output_note",
             "cast_url",
             "replay",
         ];
         assert!(keys.windows(2).all(|w| at(w[0]) < at(w[1])), "{raw}");
         assert_eq!(body(&answer).as_object().unwrap().len(), keys.len());
         assert_eq!(body(&answer)["operation"], "refer_job");
+        assert_eq!(body(&answer)["output_omitted"], false);
+        assert_eq!(body(&answer)["output_note"], Value::Null);
+    }
+
+    #[test]
+    fn an_omitted_output_is_said_with_how_to_fetch_it() {
+        let mut job = job();
+        job.output = None;
+        job.output_omitted = true;
+        let body = body(&found(&job, &reference()).unwrap());
+        assert_eq!(body["status"], "succeeded");
+        assert_eq!(body["output"], Value::Null);
+        assert_eq!(body["output_omitted"], true);
+        let note = body["output_note"].as_str().unwrap();
+        assert!(
+            note.contains("job_reference_endpoint") && note.contains("Refer"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -130,3 +130,55 @@ async fn list_jobs_needs_refer_and_a_known_bot() {
             .is_ok()
     );
 }
+
+/// Ids of RFC 3986's unreserved set beyond `[A-Za-z0-9_-]` (`.`, `~`), which the emulator issues
+/// as Cloud BOT might: listed (never dropped), executable and referable through the endpoint the
+/// list gives, with the host guard unchanged (docs/client.md, "Endpoint rules").
+#[tokio::test]
+async fn bots_with_dots_and_tildes_in_their_ids_are_listed_and_run() {
+    use cloudbot_emulator::{Emulator, Seed};
+    use cloudbot_trigger::cloudbot::PublicId;
+
+    let mut seed = Seed::demo_with_durations(
+        crate::support::ECHO_MS,
+        crate::support::ERROR_MS,
+        crate::support::SLOW_MS,
+    );
+    let contract = &mut seed.contracts[0];
+    let mut odd = contract
+        .bots
+        .iter()
+        .find(|b| b.id == "echo_bot")
+        .unwrap()
+        .clone();
+    odd.id = "echo.v2~beta".into();
+    contract.bots.push(odd);
+    let emu = Emulator::start(seed).await.unwrap();
+    let client = client_for(&emu.base_url());
+    let creds = credentials();
+    let bots = client
+        .list_bots(
+            &call(&creds, T),
+            &PublicId::parse("demo", "public_id").unwrap(),
+        )
+        .await
+        .unwrap();
+    let (_, endpoint) = bots
+        .iter()
+        .find(|(b, _)| b.id == "echo.v2~beta")
+        .expect("the dotted BOT is listed");
+    assert_eq!(
+        endpoint.url(),
+        format!("{}/demo/bots/echo.v2~beta/jobs", emu.base_url())
+    );
+    let started = client
+        .execute(&call(&creds, T), endpoint, &ExecuteRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(started.job.bot_id, "echo.v2~beta");
+    let job = client
+        .refer_job(&call(&creds, T), &started.job_reference)
+        .await
+        .unwrap();
+    assert_eq!(job.job_id, started.job.job_id);
+}

@@ -11,5 +11,6 @@ mod faults;
 mod listing;
 mod logs;
 mod operations;
+mod oversized;
 mod secrets;
 mod wire;
