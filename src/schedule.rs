@@ -99,13 +99,12 @@ impl ScheduleTick {
     pub fn decide(&self, now: Timestamp) -> Result<Decided, ScheduleError> {
         let schedule = &self.definition;
         let name = || schedule.name.as_str().to_owned();
-        let decision =
-            decide_tick(schedule, self.scheduled_time).map_err(|source| {
-                ScheduleError::Calendar {
-                    schedule: name(),
-                    source,
-                }
-            })?;
+        let decision = decide_tick(schedule, self.scheduled_time).map_err(|source| {
+            ScheduleError::Calendar {
+                schedule: name(),
+                source,
+            }
+        })?;
         let run = match decision {
             TickDecision::Run(run) => run,
             skipped @ TickDecision::Skipped { .. } => {

@@ -449,10 +449,7 @@ mod tests {
                     "request": {}}),
                 "`schedule.backfill`",
             ),
-            (
-                managed(daily(), json!({"colour": 1})),
-                "`schedule.colour`",
-            ),
+            (managed(daily(), json!({"colour": 1})), "`schedule.colour`"),
         ] {
             let err = tick_of(event.clone()).unwrap_err();
             assert!(err.contains(field), "{event}: {err}");
