@@ -8,7 +8,7 @@
 //! run whatever is delivered twice and on whichever day. Order and reasons: docs/schedules.md,
 //! "How a tick is decided".
 
-use cloudbot_calendar::{CalendarError, Schedule, TickDecision, TickSkip, decide_tick};
+use cloudbot_calendar::{CalendarError, Schedule, TickDecision, decide_tick};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -129,18 +129,6 @@ impl ScheduleTick {
             .map_err(|_| ScheduleError::Internal("the nominal occurrence's key is malformed"))?;
         Ok(Decided::Run { key })
     }
-}
-
-/// Whether a skip is a calendar skip (holiday, weekend, shift...) rather than a pause or a
-/// wrong time of day; for the log level.
-pub fn is_calendar_skip(skipped: &Skipped) -> bool {
-    matches!(
-        skipped.decision,
-        TickDecision::Skipped {
-            reason: TickSkip::Calendar(_),
-            ..
-        }
-    )
 }
 
 #[cfg(test)]

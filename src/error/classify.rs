@@ -73,6 +73,23 @@ impl Classified for CallbackError {
     }
 }
 
+impl Classified for ScheduleError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            ScheduleError::TooLate { .. } => &kind::SCHEDULE_TOO_LATE,
+            ScheduleError::Calendar { source, .. } => match source {
+                cloudbot_calendar::CalendarError::Stale { .. } => &kind::CALENDAR_STALE,
+                cloudbot_calendar::CalendarError::BeforeData { .. }
+                | cloudbot_calendar::CalendarError::NoBusinessDay { .. }
+                | cloudbot_calendar::CalendarError::MalformedData { .. } => {
+                    &kind::CALENDAR_UNDECIDABLE
+                }
+            },
+            ScheduleError::Internal(_) => &kind::FUNCTION_INTERNAL,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -118,22 +135,5 @@ mod tests {
             retry_after: Some(Duration::from_secs(30)),
         };
         assert!(err.kind().retryable);
-    }
-}
-
-impl Classified for ScheduleError {
-    fn kind(&self) -> &'static ErrorKind {
-        match self {
-            ScheduleError::TooLate { .. } => &kind::SCHEDULE_TOO_LATE,
-            ScheduleError::Calendar { source, .. } => match source {
-                cloudbot_calendar::CalendarError::Stale { .. } => &kind::CALENDAR_STALE,
-                cloudbot_calendar::CalendarError::BeforeData { .. }
-                | cloudbot_calendar::CalendarError::NoBusinessDay { .. }
-                | cloudbot_calendar::CalendarError::MalformedData { .. } => {
-                    &kind::CALENDAR_UNDECIDABLE
-                }
-            },
-            ScheduleError::Internal(_) => &kind::FUNCTION_INTERNAL,
-        }
     }
 }
