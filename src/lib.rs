@@ -10,6 +10,7 @@
 //! - `error/`: the error table and the one place failures become Lambda and HTTP errors.
 //! - `request/`: the one logical request and its validation.
 //! - `callback/`, `idempotency/`: callback-driven runs; exactly-once execute.
+//! - `schedule`: a managed schedule's tick and the decision at fire time (issue 21).
 //! - `config/`, `credentials/`, `table`: environment variables; the secret; the shared table.
 //! - `cloudbot/`, `sdk`, `metrics`: the Cloud BOT client; the AWS SDK set-up; EMF metrics.
 
@@ -22,6 +23,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod payload;
 pub mod request;
+pub mod schedule;
 pub mod sdk;
 pub mod service;
 pub mod table;

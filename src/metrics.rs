@@ -57,6 +57,9 @@ pub const OPERATIONS: &[(&str, &str)] = &[
 
 /// The dimension names.
 pub mod dimension {
+    /// Why a managed schedule's tick sent nothing (`holiday`, `shifted`, ...:
+    /// docs/schedules.md); only on [`ScheduleSkips`](super::name::SCHEDULE_SKIPS).
+    pub const SKIP_REASON: &str = "SkipReason";
     /// The operation: one of [`OPERATIONS`](super::OPERATIONS).
     pub const OPERATION: &str = "Operation";
     /// `ok` or the error type.
@@ -81,6 +84,9 @@ pub mod name {
     pub const UPSTREAM_LATENCY: &str = "UpstreamLatency";
     /// Time from event to answer.
     pub const TOTAL_LATENCY: &str = "TotalLatency";
+    /// 1 when a managed schedule's tick sent nothing, by `SkipReason` only (its own directive
+    /// in the record, present only then).
+    pub const SCHEDULE_SKIPS: &str = "ScheduleSkips";
 }
 
 /// An EMF unit.
@@ -113,6 +119,7 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::COLD_START, Unit::Count),
     (name::UPSTREAM_LATENCY, Unit::Milliseconds),
     (name::TOTAL_LATENCY, Unit::Milliseconds),
+    (name::SCHEDULE_SKIPS, Unit::Count),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -121,6 +128,9 @@ pub const DIMENSION_SETS: &[&[&str]] = &[
     &[dimension::OPERATION, dimension::OUTCOME],
     &[dimension::OPERATION],
 ];
+
+/// The dimension set of [`name::SCHEDULE_SKIPS`]: by skip reason.
+pub const SKIP_DIMENSION_SETS: &[&[&str]] = &[&[dimension::SKIP_REASON]];
 
 /// The sandbox's metrics writer: built once at cold start, borrowed by every invocation.
 #[derive(Debug)]
@@ -151,6 +161,7 @@ impl Metrics {
             run_started: false,
             replay: false,
             secret_fetches: 0,
+            schedule_skip: None,
         }
     }
 
@@ -195,6 +206,7 @@ pub struct Invocation {
     run_started: bool,
     replay: bool,
     secret_fetches: u32,
+    schedule_skip: Option<&'static str>,
 }
 
 impl Invocation {
@@ -233,6 +245,11 @@ impl Invocation {
         self.replay = true;
     }
 
+    /// A managed schedule's tick sent nothing, for this reason code (issue 21).
+    pub fn set_schedule_skip(&mut self, reason: &'static str) {
+        self.schedule_skip = Some(reason);
+    }
+
     /// Adds Secrets Manager reads made for this invocation.
     pub fn add_secret_fetches(&mut self, n: u32) {
         self.secret_fetches += n;
@@ -256,7 +273,7 @@ struct Record<'a> {
 #[serde(rename_all = "PascalCase")]
 struct Metadata<'a> {
     timestamp: u64,
-    cloud_watch_metrics: [Directive<'a>; 1],
+    cloud_watch_metrics: Vec<Directive<'a>>,
 }
 
 #[derive(Serialize)]
@@ -299,16 +316,29 @@ impl Serialize for Record<'_> {
                 unit: unit_of(n).as_str(),
             })
             .collect();
+        let mut directives = vec![Directive {
+            namespace: self.namespace,
+            dimensions: DIMENSION_SETS,
+            metrics,
+        }];
+        // A skip is counted by its reason alone, in a second directive of the same record, so
+        // the invocation's own dimension sets stay as they are.
+        if inv.schedule_skip.is_some() {
+            directives.push(Directive {
+                namespace: self.namespace,
+                dimensions: SKIP_DIMENSION_SETS,
+                metrics: vec![MetricDef {
+                    name: name::SCHEDULE_SKIPS,
+                    unit: Unit::Count.as_str(),
+                }],
+            });
+        }
         let mut map = s.serialize_map(None)?;
         map.serialize_entry(
             "_aws",
             &Metadata {
                 timestamp: self.timestamp,
-                cloud_watch_metrics: [Directive {
-                    namespace: self.namespace,
-                    dimensions: DIMENSION_SETS,
-                    metrics,
-                }],
+                cloud_watch_metrics: directives,
             },
         )?;
         map.serialize_entry(dimension::OPERATION, inv.operation)?;
@@ -320,6 +350,10 @@ impl Serialize for Record<'_> {
             } else {
                 map.serialize_entry(n, v)?;
             }
+        }
+        if let Some(reason) = inv.schedule_skip {
+            map.serialize_entry(dimension::SKIP_REASON, reason)?;
+            map.serialize_entry(name::SCHEDULE_SKIPS, &1u64)?;
         }
         map.serialize_entry("Trigger", inv.trigger)?;
         map.serialize_entry("RequestId", &inv.request_id)?;
@@ -364,30 +398,32 @@ mod tests {
         let aws = &v["_aws"];
         assert!(aws["Timestamp"].as_u64().is_some(), "{v}");
         let directives = aws["CloudWatchMetrics"].as_array().unwrap();
-        assert_eq!(directives.len(), 1);
-        let d = &directives[0];
-        assert!(d["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
-        for set in d["Dimensions"].as_array().unwrap() {
-            let set = set.as_array().unwrap();
-            assert!(!set.is_empty() && set.len() <= 30);
-            for dim in set {
-                let dim = dim.as_str().unwrap();
-                assert!(
-                    v[dim].is_string(),
-                    "dimension {dim} must be a string root member"
-                );
+        // The invocation's directive, and the skip's when a schedule tick was skipped.
+        assert!((1..=2).contains(&directives.len()));
+        for d in directives {
+            assert!(d["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
+            for set in d["Dimensions"].as_array().unwrap() {
+                let set = set.as_array().unwrap();
+                assert!(!set.is_empty() && set.len() <= 30);
+                for dim in set {
+                    let dim = dim.as_str().unwrap();
+                    assert!(
+                        v[dim].is_string(),
+                        "dimension {dim} must be a string root member"
+                    );
+                }
             }
-        }
-        let defs = d["Metrics"].as_array().unwrap();
-        assert!(defs.len() <= 100);
-        for def in defs {
-            let name = def["Name"].as_str().unwrap();
-            assert!(
-                v[name].is_number(),
-                "metric {name} must be a numeric root member"
-            );
-            let unit = def["Unit"].as_str().unwrap();
-            assert!(["Count", "Milliseconds"].contains(&unit), "{unit}");
+            let defs = d["Metrics"].as_array().unwrap();
+            assert!(defs.len() <= 100);
+            for def in defs {
+                let name = def["Name"].as_str().unwrap();
+                assert!(
+                    v[name].is_number(),
+                    "metric {name} must be a numeric root member"
+                );
+                let unit = def["Unit"].as_str().unwrap();
+                assert!(["Count", "Milliseconds"].contains(&unit), "{unit}");
+            }
         }
     }
 
@@ -450,14 +486,21 @@ mod tests {
         let mut inv = m.start("sfn", "r");
         inv.add_upstream(Duration::from_millis(1));
         inv.set_replay();
+        // Not a real combination (a skip makes no upstream call), but it puts every metric in
+        // one record.
+        inv.set_schedule_skip("holiday");
         let v = render(&inv);
-        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        assert_valid_emf(&v);
+        let declared: Vec<&Value> = v["_aws"]["CloudWatchMetrics"]
             .as_array()
-            .unwrap();
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["Metrics"].as_array().unwrap())
+            .collect();
         assert_eq!(
             declared.len(),
             METRICS.len(),
-            "all metrics present with an upstream call"
+            "all metrics present with an upstream call and a skip"
         );
         for def in declared {
             let name = def["Name"].as_str().unwrap();
@@ -469,6 +512,20 @@ mod tests {
             v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             serde_json::json!([["Operation", "Outcome"], ["Operation"]])
         );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][1]["Dimensions"],
+            serde_json::json!([["SkipReason"]])
+        );
+        assert_eq!(v["SkipReason"], "holiday");
+        assert_eq!(v["ScheduleSkips"], 1);
+    }
+
+    #[test]
+    fn a_record_without_a_skip_has_one_directive_and_no_skip_reason() {
+        let m = Metrics::new("NS");
+        let v = render(&m.start("scheduler", "r"));
+        assert_eq!(v["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 1);
+        assert!(v.get("SkipReason").is_none() && v.get("ScheduleSkips").is_none());
     }
 
     #[test]

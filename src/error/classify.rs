@@ -10,6 +10,7 @@ use crate::callback::CallbackError;
 use crate::cloudbot::CloudBotError;
 use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
+use crate::schedule::ScheduleError;
 
 /// An error with a row in the error table.
 pub trait Classified {
@@ -68,6 +69,23 @@ impl Classified for CallbackError {
             CallbackError::NotFound => &kind::CALLBACK_NOT_FOUND,
             CallbackError::NotReady => &kind::CALLBACK_NOT_READY,
             CallbackError::Unavailable(_) => &kind::CALLBACK_UNAVAILABLE,
+        }
+    }
+}
+
+impl Classified for ScheduleError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            ScheduleError::TooLate { .. } => &kind::SCHEDULE_TOO_LATE,
+            ScheduleError::Calendar { source, .. } => match source {
+                cloudbot_calendar::CalendarError::Stale { .. } => &kind::CALENDAR_STALE,
+                cloudbot_calendar::CalendarError::BeforeData { .. }
+                | cloudbot_calendar::CalendarError::NoBusinessDay { .. }
+                | cloudbot_calendar::CalendarError::MalformedData { .. } => {
+                    &kind::CALENDAR_UNDECIDABLE
+                }
+            },
+            ScheduleError::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
     }
 }

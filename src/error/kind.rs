@@ -212,6 +212,30 @@ pub static CALLBACK_UNAVAILABLE: ErrorKind = ErrorKind {
     meaning: "the callback records (idempotency table) or Step Functions could not be used; before an execute's POST nothing was sent",
 };
 
+/// `Schedule.TooLate` (issue 21).
+pub static SCHEDULE_TOO_LATE: ErrorKind = ErrorKind {
+    name: "Schedule.TooLate",
+    http_status: 422,
+    retryable: false,
+    meaning: "a managed schedule's tick was delivered later than its `max_lateness` after its scheduled time; nothing was sent. A catch-up delivery (`backfill`) is not checked ([schedules](schedules.md#run-policies))",
+};
+
+/// `Calendar.Stale` (issue 21).
+pub static CALENDAR_STALE: ErrorKind = ErrorKind {
+    name: "Calendar.Stale",
+    http_status: 500,
+    retryable: false,
+    meaning: "a managed schedule's tick falls after the last year of the shipped Japanese holiday list; nothing was sent, never a guess. Update the holiday data ([schedules](schedules.md#how-a-tick-is-decided)); alarmed",
+};
+
+/// `Calendar.Undecidable` (issue 21).
+pub static CALENDAR_UNDECIDABLE: ErrorKind = ErrorKind {
+    name: "Calendar.Undecidable",
+    http_status: 500,
+    retryable: false,
+    meaning: "the calendar could not decide a managed schedule's tick: a date before the holiday list (1955), no business day within a year of it, or a defect of the shipped list; nothing was sent ([schedules](schedules.md#how-a-tick-is-decided))",
+};
+
 /// Every row, in documentation order.
 pub static ALL: &[&ErrorKind] = &[
     &INVALID_REQUEST,
@@ -236,6 +260,9 @@ pub static ALL: &[&ErrorKind] = &[
     &CALLBACK_NOT_FOUND,
     &CALLBACK_NOT_READY,
     &CALLBACK_UNAVAILABLE,
+    &SCHEDULE_TOO_LATE,
+    &CALENDAR_STALE,
+    &CALENDAR_UNDECIDABLE,
     &FUNCTION_DEADLINE_EXCEEDED,
     &FUNCTION_INTERNAL,
 ];

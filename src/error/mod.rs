@@ -23,6 +23,7 @@ use crate::cloudbot::CloudBotError;
 use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
 use crate::request::RequestError;
+use crate::schedule::ScheduleError;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,9 @@ pub enum Failure {
     /// A callback could not be handled, or an execute could not register its callback.
     #[error(transparent)]
     Callback(#[from] CallbackError),
+    /// A managed schedule's tick was refused (too late, calendar unanswerable); nothing sent.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
     /// A bug-class failure inside the function (e.g. a result that could not be encoded).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -56,6 +60,7 @@ impl Failure {
             Failure::CloudBot(err) => err.kind(),
             Failure::Idempotency(err) => err.kind(),
             Failure::Callback(err) => err.kind(),
+            Failure::Schedule(err) => err.kind(),
             Failure::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
     }
@@ -112,6 +117,8 @@ impl Failure {
             }
             Failure::Callback(CallbackError::NotFound) => "No such callback",
             Failure::Callback(_) => "Callback not handled",
+            Failure::Schedule(ScheduleError::TooLate { .. }) => "Scheduled tick delivered too late",
+            Failure::Schedule(_) => "Scheduled tick not decided",
             Failure::Internal(_) => "Internal error",
         }
     }
@@ -310,6 +317,26 @@ mod tests {
             Failure::Callback(CallbackError::NotFound),
             Failure::Callback(CallbackError::NotReady),
             Failure::Callback(CallbackError::Unavailable("x".into())),
+            Failure::Schedule(ScheduleError::TooLate {
+                schedule: "s".into(),
+                scheduled_time: jiff::Timestamp::UNIX_EPOCH,
+                late_by_s: 1,
+                max_lateness: "1h".into(),
+            }),
+            Failure::Schedule(ScheduleError::Calendar {
+                schedule: "s".into(),
+                source: cloudbot_calendar::CalendarError::Stale {
+                    date: jiff::civil::date(2031, 1, 1),
+                    valid_through: jiff::civil::date(2027, 12, 31),
+                },
+            }),
+            Failure::Schedule(ScheduleError::Calendar {
+                schedule: "s".into(),
+                source: cloudbot_calendar::CalendarError::NoBusinessDay {
+                    from: jiff::civil::date(2027, 1, 1),
+                },
+            }),
+            Failure::Schedule(ScheduleError::Internal("x")),
             Failure::Internal("x"),
         ];
         let reached: HashSet<&str> = samples.iter().map(Failure::error_type).collect();

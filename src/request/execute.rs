@@ -44,6 +44,7 @@ pub(super) fn parse_execute(
         body,
         idempotency_key,
         task_token: None,
+        schedule: None,
     }))
 }
 

@@ -22,6 +22,7 @@ use crate::cloudbot::{
     BotEndpoint, EndpointError, ExecuteRequest, JobEndpoint, Language, PublicId,
 };
 use crate::idempotency::RecordKey;
+use crate::schedule::ScheduleTick;
 
 /// Largest `timeout` (ms) accepted ([I]: the API documents no maximum; the public sample code
 /// uses 120000). The value actually sent is also capped by the invocation's remaining time.
@@ -200,6 +201,10 @@ pub struct Execute {
     /// The token of a Step Functions task waiting for the job's end (`.waitForTaskToken`, the
     /// envelope's `task_token`); the job is started with our callback.
     pub task_token: Option<TaskToken>,
+    /// The tick of a managed schedule (a Scheduler envelope with a `definition`): decided at
+    /// fire time before the key is claimed, and the key is then the nominal occurrence's
+    /// (docs/schedules.md). `None` for every other execute.
+    pub schedule: Option<ScheduleTick>,
 }
 
 /// What an operator found for a record whose outcome is unknown.

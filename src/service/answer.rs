@@ -12,6 +12,7 @@ use crate::cloudbot::{Bot, BotEndpoint, Job, JobEndpoint, PublicId};
 use crate::error::Failure;
 use crate::idempotency::{RecordKey, Replayed, State};
 use crate::request::OperationKind;
+use crate::schedule::Skipped;
 use crate::trigger::Answer;
 
 /// `output_note` of a result whose output was left out (docs/contract.md, "Oversized outputs").
@@ -179,6 +180,11 @@ pub(super) fn delivered(delivery: Delivery) -> Result<Answer, Failure> {
         },
         location: None,
     })
+}
+
+/// A managed schedule's tick that sends nothing: the decision and why (docs/schedules.md).
+pub(super) fn skipped(skipped: &Skipped) -> Result<Answer, Failure> {
+    ok(to_raw(skipped)?)
 }
 
 fn ok(body: Box<RawValue>) -> Result<Answer, Failure> {

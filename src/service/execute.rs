@@ -9,6 +9,9 @@
 //! ([`crate::callback`]) after the claim and before the POST, and sends its URL as
 //! `callback_endpoint`; the job is recorded on the callback once the POST answered, and a
 //! replay moves the retried task's new token into that record.
+//!
+//! A managed schedule's tick ([`crate::schedule`]) is decided before anything else: a skip
+//! answers the decision, a late delivery is refused, and a run's key is its nominal occurrence's.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -25,6 +28,7 @@ use crate::error::{Classified, Failure};
 use crate::idempotency::{Begin, Claim, Fingerprint, Finish, Pending, RecordKey, finish_of};
 use crate::metrics::Invocation;
 use crate::request::{Execute, RequestError};
+use crate::schedule::Decided;
 use crate::trigger::Answer;
 
 /// When the caller asks Cloud BOT to wait for the job (`timeout`), the wait is shortened so the
@@ -45,9 +49,30 @@ impl Service {
         if execute.default_bot {
             tracing::info!("no BOT in the request: running the configured default BOT");
         }
+        // A managed schedule's tick is decided first: a skip or a refusal sends nothing and
+        // reads no secret; a run is keyed on its nominal occurrence (docs/schedules.md).
+        let nominal_key;
+        let mut key = execute.idempotency_key.as_ref();
+        if let Some(tick) = &execute.schedule {
+            match tick.decide(jiff::Timestamp::now())? {
+                Decided::Skipped(skipped) => {
+                    record.set_schedule_skip(skipped.code());
+                    tracing::info!(
+                        schedule = %skipped.schedule,
+                        reason = skipped.code(),
+                        "scheduled tick skipped: nothing sent"
+                    );
+                    return answer::skipped(&skipped);
+                }
+                Decided::Run { key: nominal } => {
+                    nominal_key = nominal;
+                    key = Some(&nominal_key);
+                }
+            }
+        }
         let task = self.task_of(execute)?;
         let fetched = self.credentials.get(scope.deadline).await?;
-        let Some(key) = &execute.idempotency_key else {
+        let Some(key) = key else {
             tracing::info!("execute without an idempotency key: not deduplicated");
             return self.post(execute, None, &fetched, scope, record).await;
         };

@@ -6,7 +6,11 @@
 //! - `{"schedule": {"schedule_arn": "<aws.scheduler.schedule-arn>", "scheduled_time":
 //!   "<aws.scheduler.scheduled-time>"}, "request": {...}}`: the template's schedule input;
 //!   EventBridge Scheduler fills in the context attributes, so every attempt of one run shares
-//!   the key (its execution id changes per attempt and is not used).
+//!   the key (its execution id changes per attempt and is not used). A managed schedule's
+//!   envelope (the CLI's, `cloudbot_calendar::wire::target_input`) also carries `definition`
+//!   (the schedule as applied) and, for a catch-up delivery, `backfill: true`: the function then
+//!   decides the tick at fire time and keys the run on its nominal occurrence
+//!   (docs/schedules.md). Without `definition`, nothing of that applies.
 //!
 //! - `{"idempotency_key": "...", "task_token": "<$$.Task.Token>", "request": {...}}`: the
 //!   callback-driven state machine's ExecuteBot (`.waitForTaskToken`); the function then starts
@@ -23,6 +27,8 @@ use crate::callback::TaskToken;
 use crate::config::Requests;
 use crate::idempotency::RecordKey;
 use crate::request::{self, Execute, Request, RequestError};
+use crate::schedule::ScheduleTick;
+use cloudbot_calendar::{FileError, Schedule};
 
 const ENVELOPE_FIELDS: &[&str] = &["request", "idempotency_key", "schedule", "task_token"];
 
@@ -66,7 +72,7 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
              `schedule` (request fields go inside `request`)",
         ));
     }
-    let key = envelope_key(&map)?;
+    let (key, tick) = envelope_key(&map)?;
     let inner = match map.remove("request") {
         Some(Value::Object(inner)) => inner,
         other => {
@@ -95,6 +101,21 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
         }
         execute.idempotency_key = Some(key);
     }
+    if let Some(tick) = tick {
+        let Some(execute) = request.operation.execute_mut() else {
+            return Err(RequestError::field(
+                "request.operation",
+                "a schedule's definition applies to `execute` only",
+            ));
+        };
+        if execute.bot.url() != tick.definition.bot_endpoint.url().as_str() {
+            return Err(RequestError::field(
+                "request.bot_endpoint",
+                "differs from `schedule.definition.bot_endpoint`; re-apply the schedule file",
+            ));
+        }
+        execute.schedule = Some(tick);
+    }
     if let Some(token) = map.get("task_token") {
         let execute = request.operation.execute_mut();
         let token = task_token(token, execute.as_deref())?;
@@ -105,8 +126,11 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
     Ok(request)
 }
 
-/// The envelope's idempotency key: its `idempotency_key`, or its `schedule`'s, or none.
-fn envelope_key(map: &Map<String, Value>) -> Result<Option<RecordKey>, RequestError> {
+/// The envelope's idempotency key: its `idempotency_key`, or its `schedule`'s, or none; and a
+/// managed schedule's tick.
+fn envelope_key(
+    map: &Map<String, Value>,
+) -> Result<(Option<RecordKey>, Option<ScheduleTick>), RequestError> {
     match (map.get("idempotency_key"), map.get("schedule")) {
         (Some(_), Some(_)) => Err(RequestError::field(
             "schedule",
@@ -120,11 +144,11 @@ fn envelope_key(map: &Map<String, Value>) -> Result<Option<RecordKey>, RequestEr
                 )
             })?;
             RecordKey::request(key)
-                .map(Some)
+                .map(|key| (Some(key), None))
                 .map_err(|p| RequestError::field("idempotency_key", p.to_string()))
         }
-        (None, Some(schedule)) => schedule_key(schedule).map(Some),
-        (None, None) => Ok(None),
+        (None, Some(schedule)) => schedule_key(schedule).map(|(key, tick)| (Some(key), tick)),
+        (None, None) => Ok((None, None)),
     }
 }
 
@@ -155,19 +179,25 @@ fn task_token(token: &Value, execute: Option<&Execute>) -> Result<TaskToken, Req
     Ok(token)
 }
 
-/// The key of a scheduled run from the context attributes the template puts in the input.
-fn schedule_key(schedule: &Value) -> Result<RecordKey, RequestError> {
+/// The key of a scheduled run from the context attributes the template puts in the input, and
+/// the tick of a managed schedule when the envelope carries its `definition` (issue 21).
+fn schedule_key(schedule: &Value) -> Result<(RecordKey, Option<ScheduleTick>), RequestError> {
     const FIELDS: [&str; 2] = ["schedule_arn", "scheduled_time"];
+    const OPTIONAL: [&str; 2] = ["definition", "backfill"];
     let Value::Object(schedule) = schedule else {
         return Err(RequestError::field(
             "schedule",
             "must be an object with `schedule_arn` and `scheduled_time`",
         ));
     };
-    if let Some(unknown) = schedule.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    if let Some(unknown) = schedule
+        .keys()
+        .find(|k| !FIELDS.contains(&k.as_str()) && !OPTIONAL.contains(&k.as_str()))
+    {
         return Err(RequestError::field(
             format!("schedule.{unknown}"),
-            "unknown field; expected `schedule_arn` and `scheduled_time`",
+            "unknown field; expected `schedule_arn` and `scheduled_time` (and, for a managed \
+             schedule, `definition` and `backfill`)",
         ));
     }
     let mut parts = FIELDS.iter().map(|field| {
@@ -189,7 +219,57 @@ fn schedule_key(schedule: &Value) -> Result<RecordKey, RequestError> {
         (Some(arn), Some(time)) => (arn?, time?),
         _ => return Err(RequestError::field("schedule", "is incomplete")),
     };
-    RecordKey::schedule(arn, time).map_err(|p| RequestError::field("schedule", p.to_string()))
+    let key = RecordKey::schedule(arn, time)
+        .map_err(|p| RequestError::field("schedule", p.to_string()))?;
+    let backfill = match schedule.get("backfill") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(RequestError::field(
+                "schedule.backfill",
+                format!("must be true or false, not {}", request::kind_of(other)),
+            ));
+        }
+    };
+    let Some(definition) = schedule.get("definition") else {
+        if backfill.is_some() {
+            return Err(RequestError::field(
+                "schedule.backfill",
+                "applies to a managed schedule only (an envelope with `definition`)",
+            ));
+        }
+        // The template's own schedule: today's behaviour, keyed on the scheduled time.
+        return Ok((key, None));
+    };
+    let definition = Schedule::from_value(definition.clone()).map_err(definition_error)?;
+    let scheduled_time = time.parse().map_err(|_| {
+        RequestError::field(
+            "schedule.scheduled_time",
+            "must be an RFC 3339 instant like 2026-11-24T00:00:00Z",
+        )
+    })?;
+    let tick = ScheduleTick {
+        arn: arn.to_owned(),
+        scheduled_time,
+        definition: Box::new(definition),
+        backfill: backfill.unwrap_or(false),
+    };
+    Ok((key, Some(tick)))
+}
+
+/// A definition error named by its path in the envelope (`schedule.definition.<path>`).
+fn definition_error(err: FileError) -> RequestError {
+    match err {
+        FileError::Field { field, reason } => {
+            let field = field.trim_start_matches('.');
+            if field.is_empty() {
+                RequestError::field("schedule.definition", reason)
+            } else {
+                RequestError::field(format!("schedule.definition.{field}"), reason)
+            }
+        }
+        FileError::Syntax { message, .. } => RequestError::field("schedule.definition", message),
+    }
 }
 
 /// Names a field error of the inner request by its path in the envelope.
@@ -291,6 +371,87 @@ mod tests {
         ] {
             let (_, key) = key_of(event.clone());
             let err = key.unwrap_err();
+            assert!(err.contains(field), "{event}: {err}");
+        }
+    }
+
+    fn managed(definition: Value, extra: Value) -> Value {
+        let mut schedule = json!({
+            "schedule_arn": "arn:aws:scheduler:us-east-1:123456789012:schedule/g/daily",
+            "scheduled_time": "2026-11-24T00:00:00Z",
+            "definition": definition,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            schedule[k] = v.clone();
+        }
+        json!({"schedule": schedule,
+            "request": {"bot_endpoint": "https://api.c-bot.pro/demo/bots/echo_bot/jobs"}})
+    }
+
+    fn daily() -> Value {
+        json!({"name": "daily", "at": "09:00", "recurrence": "daily",
+            "bot_endpoint": "https://api.c-bot.pro/demo/bots/echo_bot/jobs"})
+    }
+
+    fn tick_of(event: Value) -> Result<Option<ScheduleTick>, String> {
+        decode(event, &config())
+            .request
+            .map(|mut r| r.operation.execute_mut().and_then(|e| e.schedule.take()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_definition_makes_a_managed_tick_and_none_keeps_todays_envelope() {
+        let tick = tick_of(managed(daily(), json!({}))).unwrap().unwrap();
+        assert_eq!(tick.definition.name.as_str(), "daily");
+        assert!(!tick.backfill);
+        assert_eq!(tick.scheduled_time.to_string(), "2026-11-24T00:00:00Z");
+        let backfill = tick_of(managed(daily(), json!({"backfill": true})))
+            .unwrap()
+            .unwrap();
+        assert!(backfill.backfill);
+        // Without a definition: no tick, the key on the scheduled time, as before.
+        let plain = json!({"schedule": {
+            "schedule_arn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/nightly",
+            "scheduled_time": "2026-11-24T00:00:00Z"}, "request": {}});
+        assert!(tick_of(plain).unwrap().is_none());
+    }
+
+    #[test]
+    fn definition_mistakes_are_named_by_their_path_in_the_envelope() {
+        let mut bad_closed = daily();
+        bad_closed["calendar"] = json!({"closed": [{"label": "x", "dates": ["2026-13-01"]}]});
+        let mut unknown = daily();
+        unknown["colour"] = json!("blue");
+        let mut bad_at = daily();
+        bad_at["at"] = json!("25:00");
+        let mut other_bot = daily();
+        other_bot["bot_endpoint"] = json!("https://api.c-bot.pro/demo/bots/other_bot/jobs");
+        for (event, field) in [
+            (managed(bad_at, json!({})), "`schedule.definition.at`"),
+            (managed(unknown, json!({})), "`schedule.definition"),
+            (
+                managed(bad_closed, json!({})),
+                "`schedule.definition.calendar.closed[0]",
+            ),
+            (managed(json!(7), json!({})), "`schedule.definition"),
+            (
+                managed(daily(), json!({"backfill": "yes"})),
+                "`schedule.backfill`",
+            ),
+            (
+                managed(daily(), json!({"scheduled_time": "tomorrow"})),
+                "`schedule.scheduled_time`",
+            ),
+            (managed(other_bot, json!({})), "`request.bot_endpoint`"),
+            (
+                json!({"schedule": {"schedule_arn": "a", "scheduled_time": "t", "backfill": true},
+                    "request": {}}),
+                "`schedule.backfill`",
+            ),
+            (managed(daily(), json!({"colour": 1})), "`schedule.colour`"),
+        ] {
+            let err = tick_of(event.clone()).unwrap_err();
             assert!(err.contains(field), "{event}: {err}");
         }
     }

@@ -15,6 +15,7 @@ mod faults;
 mod logs;
 mod payloads;
 mod prefetch;
+mod schedules;
 mod state_machines;
 
 use std::collections::HashMap;

@@ -1,0 +1,163 @@
+//! Managed schedules (issue 21) through the function: Scheduler envelopes with a `definition`,
+//! delivered as EventBridge Scheduler would (at chosen scheduled times, twice for duplicates),
+//! through the handler with a real idempotency table (moto DynamoDB) to the emulator. Every test
+//! counts the BOT POSTs the emulator received.
+
+use cloudbot_trigger::table::KEY_ATTRIBUTE;
+use serde_json::{Value, json};
+
+use super::Harness;
+use crate::support::requests_to;
+
+const ARN: &str = "arn:aws:scheduler:us-east-1:123456789012:schedule/cloudbot-trigger/sched";
+
+/// The target input `cloudbot schedules apply` writes (`cloudbot_calendar::wire::target_input`),
+/// with the Scheduler's placeholders filled in for the tick at `scheduled_time`.
+fn delivery(h: &Harness, definition: Value, scheduled_time: &str, backfill: bool) -> Value {
+    let mut definition = definition;
+    definition["bot_endpoint"] = json!(bot(h));
+    let schedule = cloudbot_calendar::Schedule::from_value(definition).unwrap();
+    let mut input = cloudbot_calendar::wire::target_input(&schedule);
+    input["schedule"]["schedule_arn"] = json!(ARN);
+    input["schedule"]["scheduled_time"] = json!(scheduled_time);
+    if backfill {
+        input["schedule"]["backfill"] = json!(true);
+    }
+    input
+}
+
+fn bot(h: &Harness) -> String {
+    format!("{}/demo/bots/echo_bot/jobs", h.emulator.base_url())
+}
+
+fn posts(h: &Harness) -> usize {
+    requests_to(&h.emulator, "POST", "/demo/bots/").len()
+}
+
+/// The keys of the idempotency records written.
+async fn keys(h: &Harness) -> Vec<String> {
+    let table = h.table.as_deref().expect("a table");
+    crate::support::moto::serial_moto()
+        .items(table)
+        .await
+        .iter()
+        .map(|item| item[KEY_ATTRIBUTE].as_s().unwrap().clone())
+        .collect()
+}
+
+/// Every day at 09:00 Tokyo (00:00Z), Saturdays, Sundays and national holidays closed.
+fn daily() -> Value {
+    json!({"name": "daily-report", "at": "09:00", "recurrence": "daily",
+        "bot_endpoint": "https://placeholder.invalid/demo/bots/echo_bot/jobs"})
+}
+
+/// The 25th at 09:00 Tokyo, on the next business day when the 25th is closed.
+fn payday() -> Value {
+    json!({"name": "payday", "at": "09:00", "recurrence": {"monthly": 25},
+        "on_closed": "next_business_day",
+        "bot_endpoint": "https://placeholder.invalid/demo/bots/echo_bot/jobs"})
+}
+
+#[tokio::test]
+async fn a_holiday_tick_sends_nothing_and_says_which_holiday() {
+    let h = Harness::start().await;
+    // Monday 2026-11-23 is 勤労感謝の日. Delivered late too: a skip is decided first.
+    for _ in 0..2 {
+        let answer = h
+            .invoke(delivery(&h, daily(), "2026-11-23T00:00:00Z", false))
+            .await
+            .unwrap();
+        assert_eq!(answer["decision"], "skipped", "{answer}");
+        assert_eq!(answer["reason"], "holiday");
+        assert_eq!(answer["name"], "勤労感謝の日");
+        assert_eq!(answer["day"], "2026-11-23");
+        assert_eq!(answer["schedule"], "daily-report");
+    }
+    assert_eq!(posts(&h), 0);
+    assert!(keys(&h).await.is_empty(), "a skip claims no key");
+    assert_eq!(h.secret_reads.get(), 0, "a skip reads no secret");
+}
+
+#[tokio::test]
+async fn a_shifted_run_starts_one_job_on_the_shifted_day_and_none_on_the_nominal_day() {
+    let h = Harness::start().await;
+    // Sunday 2026-10-25: the payday run moves to Monday 2026-10-26. Both ticks are in the past,
+    // so they come as the CLI's catch-up deliveries (backfill: lateness is not checked).
+    for _ in 0..2 {
+        let nominal = h
+            .invoke(delivery(&h, payday(), "2026-10-25T00:00:00Z", true))
+            .await
+            .unwrap();
+        assert_eq!(nominal["decision"], "skipped", "{nominal}");
+        assert_eq!(nominal["reason"], "shifted");
+        assert_eq!(nominal["to"], "2026-10-26");
+    }
+    assert_eq!(posts(&h), 0, "nothing on the nominal day");
+    let first = h
+        .invoke(delivery(&h, payday(), "2026-10-26T00:00:00Z", true))
+        .await
+        .unwrap();
+    let second = h
+        .invoke(delivery(&h, payday(), "2026-10-26T00:00:00Z", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        (&first["replay"], &second["replay"]),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(first["job_id"], second["job_id"]);
+    assert_eq!(posts(&h), 1);
+    assert_eq!(h.emulator.jobs().len(), 1);
+    // Keyed on the nominal occurrence (the 25th at 09:00 Tokyo), not on the tick.
+    assert_eq!(
+        keys(&h).await,
+        [format!("schedule:{ARN}@2026-10-25T00:00:00Z")]
+    );
+}
+
+#[tokio::test]
+async fn a_late_delivery_is_refused_unless_it_is_a_backfill() {
+    let h = Harness::start().await;
+    // Tuesday 2026-11-24, a business day, delivered long after its hour of max_lateness.
+    let err = h
+        .invoke(delivery(&h, daily(), "2026-11-24T00:00:00Z", false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "Schedule.TooLate", "{}", err.error_message);
+    assert!(err.error_message.contains("daily-report"));
+    assert_eq!(posts(&h), 0);
+    assert!(keys(&h).await.is_empty());
+    let answer = h
+        .invoke(delivery(&h, daily(), "2026-11-24T00:00:00Z", true))
+        .await
+        .unwrap();
+    assert_eq!(answer["replay"], false, "{answer}");
+    assert_eq!(posts(&h), 1);
+}
+
+#[tokio::test]
+async fn a_tick_past_the_holiday_data_is_calendar_stale_and_sends_nothing() {
+    let h = Harness::start().await;
+    let err = h
+        .invoke(delivery(&h, daily(), "2031-06-02T00:00:00Z", true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "Calendar.Stale", "{}", err.error_message);
+    assert_eq!(posts(&h), 0);
+    assert!(keys(&h).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_definition_mistake_is_named_and_nothing_is_sent() {
+    let h = Harness::start().await;
+    let mut event = delivery(&h, daily(), "2026-11-24T00:00:00Z", true);
+    event["schedule"]["definition"]["at"] = json!("9 o'clock");
+    let err = h.invoke(event).await.unwrap_err();
+    assert_eq!(err.error_type, "InvalidRequest");
+    assert!(
+        err.error_message.contains("schedule.definition.at"),
+        "{}",
+        err.error_message
+    );
+    assert_eq!(posts(&h), 0);
+}
