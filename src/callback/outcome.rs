@@ -42,8 +42,15 @@ pub fn task_outcome(
     }
 }
 
+/// `output_note` of a callback result whose output was left out to fit the task output
+/// (docs/state-machines.md).
+pub const TASK_OUTPUT_NOTE: &str = "The job's output exceeds what Step Functions accepts as a \
+task's output, so it is left out (the status and the other fields are complete). Read it outside \
+Step Functions: the function's refer_job operation, or GET the job_reference_endpoint from Cloud \
+BOT with an access token that has the Refer permission.";
+
 /// The result unchanged when it fits `SendTaskSuccess` (256 KiB); otherwise the same result
-/// with `output: null` and `output_omitted: true`: the workflow still learns the job succeeded
+/// with `output: null`, `output_omitted: true` and [`TASK_OUTPUT_NOTE`]: the workflow still learns the job succeeded
 /// and where it is, and the output stays readable with `refer_job` outside Step Functions (a
 /// state cannot carry more than 256 KiB either way).
 fn fit_output(result: &str) -> String {
@@ -55,6 +62,7 @@ fn fit_output(result: &str) -> String {
     };
     map.insert("output".into(), Value::Null);
     map.insert("output_omitted".into(), Value::Bool(true));
+    map.insert("output_note".into(), Value::String(TASK_OUTPUT_NOTE.into()));
     serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_owned())
 }
 
@@ -107,6 +115,7 @@ mod tests {
         let value: Value = serde_json::from_str(&output).unwrap();
         assert_eq!(value["output"], Value::Null);
         assert_eq!(value["output_omitted"], Value::Bool(true));
+        assert_eq!(value["output_note"], TASK_OUTPUT_NOTE);
         assert_eq!(value["job_id"], "j");
     }
 }
