@@ -8,7 +8,7 @@
 //! run whatever is delivered twice and on whichever day. Order and reasons: docs/schedules.md,
 //! "How a tick is decided".
 
-use cloudbot_calendar::{CalendarError, Schedule, TickDecision, decide_tick};
+use cloudbot_calendar::{CalendarError, Run, Schedule, TickDecision, decide_tick};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -34,6 +34,8 @@ pub enum Decided {
     Run {
         /// `schedule:<arn>@<nominal instant>`.
         key: RecordKey,
+        /// The occurrence: its nominal date, the day it runs, the nominal instant.
+        run: Run,
     },
     /// Send nothing; answer this.
     Skipped(Skipped),
@@ -127,7 +129,7 @@ impl ScheduleTick {
         // nominal instant has the same form as a scheduled time).
         let key = RecordKey::schedule(&self.arn, &run.nominal_time.to_string())
             .map_err(|_| ScheduleError::Internal("the nominal occurrence's key is malformed"))?;
-        Ok(Decided::Run { key })
+        Ok(Decided::Run { key, run })
     }
 }
 
@@ -184,7 +186,7 @@ mod tests {
         };
         assert_eq!(skipped.code(), "shifted");
         let shifted = tick(monthly_25_next(), "2027-04-26T00:00:00Z", true);
-        let Decided::Run { key } = shifted.decide(Timestamp::now()).unwrap() else {
+        let Decided::Run { key, .. } = shifted.decide(Timestamp::now()).unwrap() else {
             panic!("the shifted day does not run")
         };
         assert_eq!(key.as_str(), format!("schedule:{ARN}@2027-04-25T00:00:00Z"));

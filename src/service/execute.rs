@@ -54,17 +54,9 @@ impl Service {
         let nominal_key;
         let mut key = execute.idempotency_key.as_ref();
         if let Some(tick) = &execute.schedule {
-            match tick.decide(jiff::Timestamp::now())? {
-                Decided::Skipped(skipped) => {
-                    record.set_schedule_skip(skipped.code());
-                    tracing::info!(
-                        schedule = %skipped.schedule,
-                        reason = skipped.code(),
-                        "scheduled tick skipped: nothing sent"
-                    );
-                    return answer::skipped(&skipped);
-                }
-                Decided::Run { key: nominal } => {
+            match self.decide(tick, record)? {
+                Decided::Skipped(skipped) => return answer::skipped(&skipped),
+                Decided::Run { key: nominal, .. } => {
                     nominal_key = nominal;
                     key = Some(&nominal_key);
                 }

@@ -10,6 +10,8 @@
 //! - `reads`: `refer_job` and `list_bots` (reads never touch the store).
 //! - `callback`: Cloud BOT's callback at a job's end, received and told to the waiting task.
 //! - `resolve`: the operator's way out of an idempotency record whose outcome is unknown.
+//! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
+//!   machine's DecideTick state).
 //! - `answer`: the answer shapes of docs/contract.md.
 //!
 //! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
@@ -22,6 +24,7 @@ mod execute;
 mod init;
 mod reads;
 mod resolve;
+mod tick;
 
 use std::time::{Duration, SystemTime};
 
@@ -228,6 +231,7 @@ impl Service {
                 self.resolve(key, resolution, scope).await
             }
             Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
+            Operation::ScheduleTick(execute) => self.schedule_tick(execute, record),
         }
     }
 

@@ -161,3 +161,97 @@ async fn a_definition_mistake_is_named_and_nothing_is_sent() {
     );
     assert_eq!(posts(&h), 0);
 }
+
+/// The DecideTick state's request: the same delivery, asking for the decision only.
+fn decide_only(delivery: Value) -> Value {
+    let mut event = delivery;
+    event["operation"] = json!("schedule_tick");
+    event
+}
+
+#[tokio::test]
+async fn schedule_tick_decides_with_the_function_targets_code_and_sends_nothing() {
+    let h = Harness::start().await;
+    // A holiday: the same skip answer as the function target's.
+    let holiday = h
+        .invoke(decide_only(delivery(
+            &h,
+            daily(),
+            "2026-11-23T00:00:00Z",
+            false,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(holiday["decision"], "skipped", "{holiday}");
+    assert_eq!(holiday["reason"], "holiday");
+    assert_eq!(holiday["name"], "勤労感謝の日");
+    // The shifted day runs under the nominal occurrence's key.
+    let run = h
+        .invoke(decide_only(delivery(
+            &h,
+            payday(),
+            "2026-10-26T00:00:00Z",
+            true,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(run["decision"], "run", "{run}");
+    assert_eq!(
+        run["idempotency_key"],
+        format!("schedule:{ARN}@2026-10-25T00:00:00Z")
+    );
+    assert_eq!(
+        (&run["day"], &run["nominal"]),
+        (&json!("2026-10-26"), &json!("2026-10-25"))
+    );
+    assert_eq!(run["schedule"], "payday");
+    // A late run is refused with the same error.
+    let err = h
+        .invoke(decide_only(delivery(
+            &h,
+            daily(),
+            "2026-11-24T00:00:00Z",
+            false,
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "Schedule.TooLate", "{}", err.error_message);
+    // Deciding never sends, claims or reads a secret.
+    assert_eq!(posts(&h), 0);
+    assert!(keys(&h).await.is_empty());
+    assert_eq!(h.secret_reads.get(), 0);
+}
+
+#[tokio::test]
+async fn schedule_tick_is_refused_without_a_definition_or_with_a_key_of_its_own() {
+    let h = Harness::start().await;
+    let mut plain = decide_only(delivery(&h, daily(), "2026-11-24T00:00:00Z", true));
+    plain["schedule"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| k == "schedule_arn" || k == "scheduled_time");
+    let err = h.invoke(plain).await.unwrap_err();
+    assert_eq!(err.error_type, "InvalidRequest");
+    assert!(
+        err.error_message.contains("schedule.definition"),
+        "{}",
+        err.error_message
+    );
+    let mut other = delivery(&h, daily(), "2026-11-24T00:00:00Z", true);
+    other["operation"] = json!("execute");
+    let err = h.invoke(other).await.unwrap_err();
+    assert!(
+        err.error_message.contains("`operation`"),
+        "{}",
+        err.error_message
+    );
+    let mut keyed = decide_only(delivery(&h, daily(), "2026-11-24T00:00:00Z", true));
+    keyed["task_token"] = json!("t");
+    let err = h.invoke(keyed).await.unwrap_err();
+    assert!(
+        err.error_message.contains("`task_token`"),
+        "{}",
+        err.error_message
+    );
+    assert_eq!(posts(&h), 0);
+}
