@@ -54,7 +54,7 @@ impl Service {
         let nominal_key;
         let mut key = execute.idempotency_key.as_ref();
         if let Some(tick) = &execute.schedule {
-            match self.decide(tick, record)? {
+            match self.decide(tick, scope, record).await? {
                 Decided::Skipped(skipped) => return answer::skipped(&skipped),
                 Decided::Run { key: nominal, .. } => {
                     nominal_key = nominal;
@@ -102,6 +102,13 @@ impl Service {
             }
         };
         finish(exactly_once, &claim, &result, scope.deadline).await;
+        if let Ok(Answer {
+            location: Some(job),
+            ..
+        }) = &result
+        {
+            self.note_started(key, job, scope).await;
+        }
         result
     }
 

@@ -42,6 +42,7 @@ use crate::idempotency::Idempotency;
 use crate::metrics::{Invocation, Metrics};
 use crate::payload::Payload;
 use crate::request::{Operation, Request};
+use crate::schedule::state::ScheduleStates;
 use crate::telemetry;
 use crate::trigger::{self, Answer};
 
@@ -64,6 +65,8 @@ pub struct Service {
 struct ExactlyOnce {
     idempotency: Idempotency,
     callbacks: Option<Callbacks>,
+    /// Managed schedules' state records (docs/schedules.md, "The schedule state record").
+    schedules: Option<ScheduleStates>,
 }
 
 /// What every Cloud BOT call of one invocation shares.
@@ -156,8 +159,23 @@ impl Service {
         self.exactly_once = idempotency.map(|idempotency| ExactlyOnce {
             idempotency,
             callbacks: None,
+            schedules: None,
         });
         self
+    }
+
+    /// The service with managed schedules' state records (`None`: not written). They live in
+    /// the idempotency table, so call [`Self::with_idempotency`] first.
+    pub fn with_schedule_states(mut self, schedules: Option<ScheduleStates>) -> Self {
+        if let Some(exactly_once) = &mut self.exactly_once {
+            exactly_once.schedules = schedules;
+        }
+        self
+    }
+
+    /// The schedule state records, when the table is configured.
+    fn schedule_states(&self) -> Option<&ScheduleStates> {
+        self.exactly_once.as_ref()?.schedules.as_ref()
     }
 
     /// The service with callback-driven runs (`None`: a task token is refused). They need the
@@ -231,7 +249,7 @@ impl Service {
                 self.resolve(key, resolution, scope).await
             }
             Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
-            Operation::ScheduleTick(execute) => self.schedule_tick(execute, record),
+            Operation::ScheduleTick(execute) => self.schedule_tick(execute, scope, record).await,
         }
     }
 

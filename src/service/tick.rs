@@ -10,10 +10,13 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Service, answer};
+use super::{DEADLINE_MARGIN, Scope, Service, answer};
 use crate::error::Failure;
+use crate::idempotency::{IdempotencyError, RecordKey};
 use crate::metrics::Invocation;
 use crate::request::Execute;
+use crate::schedule::ScheduleError;
+use crate::schedule::state::RunOf;
 use crate::schedule::{Decided, ScheduleTick};
 use crate::trigger::Answer;
 
@@ -36,35 +39,91 @@ struct RunDecision<'a> {
 
 impl Service {
     /// Decides `tick` now; a skip is counted and logged here (it sends nothing, whoever asked).
-    pub(super) fn decide(
+    ///
+    /// The schedule's state record is written here too: a skip's or a late delivery's outcome
+    /// (best effort: nothing is sent either way), and for a run the breaker's threshold, which
+    /// must be written before anything is sent (`Idempotency.Unavailable`, retryable, if not).
+    pub(super) async fn decide(
         &self,
         tick: &ScheduleTick,
+        scope: Scope,
         record: &mut Invocation,
     ) -> Result<Decided, Failure> {
-        let decided = tick.decide(Timestamp::now())?;
-        if let Decided::Skipped(skipped) = &decided {
-            record.set_schedule_skip(skipped.code());
-            tracing::info!(
-                schedule = %skipped.schedule,
-                reason = skipped.code(),
-                "scheduled tick skipped: nothing sent"
-            );
+        let name = tick.definition.name.as_str();
+        let decided = match tick.decide(Timestamp::now()) {
+            Ok(decided) => decided,
+            Err(err) => {
+                if matches!(err, ScheduleError::TooLate { .. }) {
+                    self.note_outcome(name, "too_late", scope).await;
+                }
+                return Err(err.into());
+            }
+        };
+        match &decided {
+            Decided::Skipped(skipped) => {
+                record.set_schedule_skip(skipped.code());
+                tracing::info!(
+                    schedule = %skipped.schedule,
+                    reason = skipped.code(),
+                    "scheduled tick skipped: nothing sent"
+                );
+                self.note_outcome(name, "skipped", scope).await;
+            }
+            Decided::Run { .. } => {
+                if let Some(states) = self.schedule_states() {
+                    let threshold = tick.definition.policies.failure_breaker;
+                    states
+                        .decided_run(name, threshold, scope.deadline)
+                        .await
+                        .map_err(|err| Failure::Idempotency(IdempotencyError::Unavailable(err)))?;
+                }
+            }
         }
         Ok(decided)
     }
 
+    /// Records the outcome of a tick that sent nothing; a failed write is logged, not raised.
+    async fn note_outcome(&self, schedule: &str, outcome: &str, scope: Scope) {
+        let Some(states) = self.schedule_states() else {
+            return;
+        };
+        if let Err(err) = states.outcome(schedule, outcome, scope.deadline).await {
+            tracing::warn!(schedule, outcome, error = %err, "the schedule's state record was not written");
+        }
+    }
+
+    /// The job of a scheduled run started under `key` (either target): recorded on the
+    /// schedule's state record when the key is a managed schedule's. Best effort: the job runs
+    /// whatever happens here; a failed write is logged.
+    pub(super) async fn note_started(&self, key: &RecordKey, job: &str, scope: Scope) {
+        let (Some(states), Some(run)) = (self.schedule_states(), RunOf::of_key(key)) else {
+            return;
+        };
+        let deadline = scope.deadline + DEADLINE_MARGIN / 2;
+        match states.started(&run, job, deadline).await {
+            Ok(true) => {
+                tracing::info!(schedule = %run.schedule, "scheduled run recorded as started")
+            }
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(schedule = %run.schedule, error = %err, "the schedule's state record was not written")
+            }
+        }
+    }
+
     /// `schedule_tick`: the decision only, for a state machine's DecideTick state. A skip is
     /// answered as the function target answers it; a run with the key to run it under.
-    pub(super) fn schedule_tick(
+    pub(super) async fn schedule_tick(
         &self,
         execute: &Execute,
+        scope: Scope,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         let tick = execute
             .schedule
             .as_ref()
             .ok_or(Failure::Internal("a schedule_tick without its tick"))?;
-        match self.decide(tick, record)? {
+        match self.decide(tick, scope, record).await? {
             Decided::Skipped(skipped) => answer::skipped(&skipped),
             Decided::Run { key, run } => {
                 tracing::info!(

@@ -30,6 +30,7 @@ use crate::config::Requests;
 use crate::idempotency::RecordKey;
 use crate::request::{self, Execute, Operation, Request, RequestError};
 use crate::schedule::ScheduleTick;
+use crate::schedule::state::RunOf;
 use cloudbot_calendar::{FileError, Schedule};
 
 const ENVELOPE_FIELDS: &[&str] = &[
@@ -306,6 +307,20 @@ fn schedule_key(schedule: &Value) -> Result<(RecordKey, Option<ScheduleTick>), R
         return Ok((key, None));
     };
     let definition = Schedule::from_value(definition.clone()).map_err(definition_error)?;
+    // The state record is keyed by the name, and a state machine's ExecuteBot knows the
+    // schedule only by the ARN in its key: the two must agree (`cloudbot schedules apply` names
+    // each Scheduler schedule after its definition).
+    if RunOf::schedule_of_arn(arn) != Some(definition.name.as_str()) {
+        return Err(RequestError::field(
+            "schedule.schedule_arn",
+            format!(
+                "must name the schedule `{}` (…:schedule/<group>/{}), as `cloudbot schedules \
+                 apply` creates it",
+                definition.name.as_str(),
+                definition.name.as_str()
+            ),
+        ));
+    }
     let scheduled_time = time.parse().map_err(|_| {
         RequestError::field(
             "schedule.scheduled_time",

@@ -8,6 +8,8 @@
 //! run whatever is delivered twice and on whichever day. Order and reasons: docs/schedules.md,
 //! "How a tick is decided".
 
+pub mod state;
+
 use cloudbot_calendar::{CalendarError, Run, Schedule, TickDecision, decide_tick};
 use jiff::Timestamp;
 use serde::Serialize;
