@@ -51,18 +51,79 @@ pub struct Skipped {
     /// The tick's scheduled time.
     pub scheduled_time: Timestamp,
     /// `decision: "skipped"`, the tick's `day`, the `reason` code and its details (a holiday's
-    /// `name`, a shifted run's `to`, ...).
+    /// `name`, a shifted run's `to`, a running job, ...).
     #[serde(flatten)]
-    pub decision: TickDecision,
+    pub decision: SkipDecision,
+}
+
+/// Why a tick sends nothing: the calendar's decision, or a run policy's.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum SkipDecision {
+    /// The calendar (or the definition: paused, wrong time) says this tick is no occurrence.
+    Calendar(TickDecision),
+    /// An occurrence that a run policy holds back.
+    Policy(PolicySkip),
+}
+
+/// An occurrence a run policy holds back: `{"decision": "skipped", "day", "reason", ...}`.
+#[derive(Debug, Serialize)]
+pub struct PolicySkip {
+    /// Always `skipped`.
+    pub decision: &'static str,
+    /// The tick's date in the schedule's time zone.
+    pub day: jiff::civil::Date,
+    /// The reason code and its details.
+    #[serde(flatten)]
+    pub reason: PolicyReason,
+}
+
+/// The run policies that hold an occurrence back.
+#[derive(Debug, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum PolicyReason {
+    /// `policies.overlap: skip` and the previous run's job, read from Cloud BOT just now, is
+    /// still executing.
+    Overlap {
+        /// That job's reference endpoint.
+        running_job: String,
+        /// Its nominal occurrence.
+        running_nominal: String,
+    },
 }
 
 impl Skipped {
     /// The reason code, the skip metric's dimension value.
     pub fn code(&self) -> &'static str {
         match &self.decision {
-            TickDecision::Skipped { reason, .. } => reason.code(),
+            SkipDecision::Calendar(TickDecision::Skipped { reason, .. }) => reason.code(),
             // Never built with a run (see [`ScheduleTick::decide`]).
-            TickDecision::Run(_) => "run",
+            SkipDecision::Calendar(TickDecision::Run(_)) => "run",
+            SkipDecision::Policy(PolicySkip {
+                reason: PolicyReason::Overlap { .. },
+                ..
+            }) => "overlap",
+        }
+    }
+
+    /// The overlap skip of `run`: the previous run's `running_job` still executes.
+    pub fn overlap(
+        tick: &ScheduleTick,
+        run: &Run,
+        running_job: String,
+        running_nominal: String,
+    ) -> Self {
+        Skipped {
+            schedule: tick.definition.name.as_str().to_owned(),
+            scheduled_time: tick.scheduled_time,
+            decision: SkipDecision::Policy(PolicySkip {
+                decision: "skipped",
+                day: run.on,
+                reason: PolicyReason::Overlap {
+                    running_job,
+                    running_nominal,
+                },
+            }),
         }
     }
 }
@@ -115,7 +176,7 @@ impl ScheduleTick {
                 return Ok(Decided::Skipped(Skipped {
                     schedule: name(),
                     scheduled_time: self.scheduled_time,
-                    decision: skipped,
+                    decision: SkipDecision::Calendar(skipped),
                 }));
             }
         };

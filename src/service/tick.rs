@@ -10,15 +10,21 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{DEADLINE_MARGIN, Scope, Service, answer};
+use super::{DEADLINE_MARGIN, Scope, Service, answer, upstream, with_refresh};
+use crate::cloudbot::{JobEndpoint, JobStatus};
 use crate::error::Failure;
 use crate::idempotency::{IdempotencyError, RecordKey};
 use crate::metrics::Invocation;
 use crate::request::Execute;
-use crate::schedule::ScheduleError;
 use crate::schedule::state::RunOf;
+use crate::schedule::state::ScheduleStates;
 use crate::schedule::{Decided, ScheduleTick};
+use crate::schedule::{ScheduleError, Skipped};
+use crate::table::get_string;
 use crate::trigger::Answer;
+use cloudbot_calendar::Run;
+use cloudbot_calendar::schedule::Overlap;
+use cloudbot_calendar::wire::state;
 
 /// The answer of a tick that runs, for a state machine: the key to run it under.
 #[derive(Debug, Serialize)]
@@ -69,17 +75,74 @@ impl Service {
                 );
                 self.note_outcome(name, "skipped", scope).await;
             }
-            Decided::Run { .. } => {
+            Decided::Run { run, .. } => {
                 if let Some(states) = self.schedule_states() {
                     let threshold = tick.definition.policies.failure_breaker;
                     states
                         .decided_run(name, threshold, scope.deadline)
                         .await
                         .map_err(|err| Failure::Idempotency(IdempotencyError::Unavailable(err)))?;
+                    if tick.definition.policies.overlap == Overlap::Skip
+                        && let Some((job, nominal)) =
+                            self.still_running(states, name, run, scope, record).await?
+                    {
+                        let skipped = Skipped::overlap(tick, run, job, nominal);
+                        record.set_schedule_skip(skipped.code());
+                        tracing::info!(
+                            schedule = name,
+                            reason = skipped.code(),
+                            "scheduled tick skipped: the previous run still executes; nothing sent"
+                        );
+                        self.note_outcome(name, "skipped", scope).await;
+                        return Ok(Decided::Skipped(skipped));
+                    }
                 }
             }
         }
         Ok(decided)
+    }
+
+    /// The previous run of `schedule` (its job and nominal occurrence) when it still executes,
+    /// read from Cloud BOT now, never from memory. `None` when there is no previous run, when it
+    /// is this occurrence's (a repeated delivery: the claim replays it) or when it has ended.
+    /// A read that fails fails the tick with the read's own error (nothing was sent).
+    async fn still_running(
+        &self,
+        states: &ScheduleStates,
+        schedule: &str,
+        run: &Run,
+        scope: Scope,
+        record: &mut Invocation,
+    ) -> Result<Option<(String, String)>, Failure> {
+        let item = states
+            .read(schedule, scope.deadline)
+            .await
+            .map_err(|err| Failure::Idempotency(IdempotencyError::Unavailable(err)))?;
+        let Some(item) = item else { return Ok(None) };
+        let (Some(job), Some(nominal)) = (
+            get_string(&item, state::LAST_JOB),
+            get_string(&item, state::LAST_NOMINAL),
+        ) else {
+            return Ok(None);
+        };
+        if nominal == run.nominal_time.to_string() {
+            return Ok(None);
+        }
+        let endpoint = JobEndpoint::parse(&self.config.requests.api_base, &job, state::LAST_JOB)
+            .map_err(|_| {
+                Failure::Internal(
+                    "the schedule's last job is not a job endpoint of the configured API base",
+                )
+            })?;
+        let fetched = self.credentials.get(scope.deadline).await?;
+        let found = with_refresh!(self, &fetched, scope, |call| upstream(
+            record,
+            self.client.refer_job(&call, &endpoint),
+            |_| (Some(200), None)
+        ))?;
+        // Only an end read just now lets the tick run: an unknown status counts as running.
+        let ended = matches!(found.status, JobStatus::Succeeded | JobStatus::Error);
+        Ok((!ended).then_some((job, nominal)))
     }
 
     /// Records the outcome of a tick that sent nothing; a failed write is logged, not raised.

@@ -361,3 +361,52 @@ async fn a_state_machine_run_is_recorded_from_execute_bots_key_and_only_for_a_ma
     .unwrap();
     assert!(state_of(&h, "cloudbot-Schedule").await.is_none());
 }
+
+/// `delivery` of `definition` running the emulator's `bot_id`.
+fn delivery_of(h: &Harness, bot_id: &str, definition: Value, at: &str) -> Value {
+    let mut event = delivery(h, definition, at, true);
+    let endpoint = format!("{}/demo/bots/{bot_id}/jobs", h.emulator.base_url());
+    event["schedule"]["definition"]["bot_endpoint"] = json!(endpoint);
+    event["request"]["bot_endpoint"] = json!(endpoint);
+    event
+}
+
+#[tokio::test]
+async fn overlap_skips_while_the_previous_job_runs_and_a_duplicate_replays() {
+    let h = Harness::start().await;
+    // slow_bot runs for 30 s. Tuesday 2026-11-24 starts it.
+    let first = h
+        .invoke(delivery_of(&h, "slow_bot", daily(), "2026-11-24T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(first["replay"], false, "{first}");
+    // Wednesday's tick: the previous job is re-read from Cloud BOT and still executes.
+    let skipped = h
+        .invoke(delivery_of(&h, "slow_bot", daily(), "2026-11-25T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(skipped["decision"], "skipped", "{skipped}");
+    assert_eq!(skipped["reason"], "overlap");
+    assert_eq!(skipped["running_job"], first["job_reference_endpoint"]);
+    assert_eq!(skipped["running_nominal"], "2026-11-24T00:00:00Z");
+    assert_eq!(skipped["day"], "2026-11-25");
+    let reads = requests_to(&h.emulator, "GET", "/demo/jobs/").len();
+    assert_eq!(reads, 1, "the previous job was read from Cloud BOT");
+    // A repeated delivery of the running occurrence is no overlap: it replays its job.
+    let again = h
+        .invoke(delivery_of(&h, "slow_bot", daily(), "2026-11-24T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(again["replay"], true, "{again}");
+    assert_eq!(again["job_id"], first["job_id"]);
+    assert_eq!(posts(&h), 1);
+    // `overlap: allow` runs anyway.
+    let mut allow = daily();
+    allow["policies"] = json!({"overlap": "allow"});
+    let allowed = h
+        .invoke(delivery_of(&h, "slow_bot", allow, "2026-11-26T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(allowed["replay"], false, "{allowed}");
+    assert_eq!(posts(&h), 2);
+}
