@@ -167,7 +167,6 @@ impl ScheduleStates {
     }
 
     /// One `UpdateItem` on the record of `schedule`; `Ok(false)` when `condition` failed.
-    #[allow(clippy::too_many_arguments)]
     async fn update(
         &self,
         schedule: &str,
