@@ -8,6 +8,7 @@ use cloudbot_trigger::callback::{Callbacks, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::payload::Payload;
+use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::sdk;
 use cloudbot_trigger::service::Service;
 use cloudbot_trigger::table::DynamoDbStore;
@@ -49,9 +50,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )),
         _ => None,
     };
+    // Managed schedules' state records live in the same table.
+    let schedule_states = config.idempotency.as_ref().map(|table| {
+        ScheduleStates::new(DynamoDbStore::new(
+            sdk::dynamodb_client(&aws),
+            table.table.clone(),
+        ))
+    });
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
         .with_idempotency(idempotency)
+        .with_schedule_states(schedule_states)
         .with_callbacks(callbacks);
     let service = &service;
     service.prefetch().await;

@@ -49,6 +49,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
         "Cloud BOT's callback at a job's end (the callback API's route)",
     ),
     (
+        "schedule_tick",
+        "a managed schedule's tick decided for a state machine (its DecideTick state; nothing is \
+         sent to Cloud BOT)",
+    ),
+    (
         OPERATION_NONE,
         "a request that could not be decoded (no operation known): malformed events, unknown \
          routes, malformed callback ids",
@@ -538,7 +543,8 @@ mod tests {
             | OperationKind::ReferJob
             | OperationKind::ListBots
             | OperationKind::ResolveIdempotency
-            | OperationKind::Callback => kind,
+            | OperationKind::Callback
+            | OperationKind::ScheduleTick => kind,
         };
         let kinds = [
             OperationKind::Execute,
@@ -546,6 +552,7 @@ mod tests {
             OperationKind::ListBots,
             OperationKind::ResolveIdempotency,
             OperationKind::Callback,
+            OperationKind::ScheduleTick,
         ]
         .map(checked);
         assert!(OperationKind::ALL.iter().all(|k| kinds.contains(k)));

@@ -127,7 +127,7 @@ pub fn record_target(operation: &Operation) {
     let span = Span::current();
     span.record("operation", operation.kind().name());
     match operation {
-        Operation::Execute(execute) => {
+        Operation::Execute(execute) | Operation::ScheduleTick(execute) => {
             let bot = &execute.bot;
             span.record("bot_endpoint", bot.url());
             span.record("public_id", bot.public_id().as_str());

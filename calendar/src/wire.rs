@@ -49,13 +49,17 @@ pub mod state {
     pub const KEY_PREFIX: &str = "schedule:";
     /// The endpoint of the last job a tick started (S).
     pub const LAST_JOB: &str = "last_job";
-    /// The nominal date of that run, `YYYY-MM-DD` (S).
+    /// The nominal occurrence of that run: its instant, RFC 3339 UTC (the `@` part of the
+    /// run's idempotency key, e.g. `2026-10-25T00:00:00Z`) (S).
     pub const LAST_NOMINAL: &str = "last_nominal";
     /// The last outcome learnt: `started`, `succeeded`, `failed`, `skipped`, `too_late`,
     /// `paused` (S).
     pub const LAST_OUTCOME: &str = "last_outcome";
     /// When it was learnt, epoch seconds (N).
     pub const LAST_OUTCOME_AT: &str = "last_outcome_at";
+    /// The breaker's threshold N of the schedule as last decided (N); written by the function
+    /// whenever a tick is decided to run, so its presence also marks a managed schedule.
+    pub const FAILURE_BREAKER: &str = "failure_breaker";
     /// Consecutive runs whose BOT job ended failed (N); 0 after a success or a resume.
     pub const CONSECUTIVE_FAILURES: &str = "consecutive_failures";
     /// The last job whose end was counted (S), so a job is counted once.

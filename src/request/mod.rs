@@ -99,6 +99,11 @@ pub enum OperationKind {
     /// Cloud BOT's callback at a job's end (the callback route only; never parsed from a
     /// request's `operation` field, so it is not in [`OperationKind::ALL`]).
     Callback,
+    /// Decide a managed schedule's tick without running it: the state machines' DecideTick
+    /// state (docs/schedules.md). Named on the Scheduler envelope only (`{"operation":
+    /// "schedule_tick", "schedule": {... "definition"}, "request": {...}}`), so it is not in
+    /// [`OperationKind::ALL`] either.
+    ScheduleTick,
 }
 
 impl OperationKind {
@@ -125,6 +130,7 @@ impl OperationKind {
             OperationKind::ListBots => "list_bots",
             OperationKind::ResolveIdempotency => "resolve_idempotency",
             OperationKind::Callback => "callback",
+            OperationKind::ScheduleTick => "schedule_tick",
         }
     }
 
@@ -163,6 +169,9 @@ pub enum Operation {
         /// no lookup).
         id: Option<CallbackId>,
     },
+    /// Decide a managed schedule's tick (the execute it would run, whose `schedule` is set)
+    /// and answer the decision; nothing is sent to Cloud BOT and no key is claimed.
+    ScheduleTick(Execute),
 }
 
 impl Operation {
@@ -174,6 +183,7 @@ impl Operation {
             Operation::ListBots { .. } => OperationKind::ListBots,
             Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
             Operation::Callback { .. } => OperationKind::Callback,
+            Operation::ScheduleTick(_) => OperationKind::ScheduleTick,
         }
     }
 

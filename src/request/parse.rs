@@ -142,11 +142,18 @@ fn parse_operation(
             public_id: public_id_or_default(map, config, ListBots)?,
         },
         ResolveIdempotency => parse_resolve(map, config)?,
-        // Not in OperationKind::ALL, so `operation_kind` never returns it.
+        // Not in OperationKind::ALL, so `operation_kind` never returns these.
         OperationKind::Callback => {
             return Err(RequestError::field(
                 "operation",
                 "`callback` is served on the callback route only",
+            ));
+        }
+        OperationKind::ScheduleTick => {
+            return Err(RequestError::field(
+                "operation",
+                "`schedule_tick` is named on a schedule envelope only, next to `schedule` and \
+                 `request`",
             ));
         }
     })

@@ -187,6 +187,11 @@ pub(super) fn skipped(skipped: &Skipped) -> Result<Answer, Failure> {
     ok(to_raw(skipped)?)
 }
 
+/// A managed schedule's tick that runs, decided for a state machine (`schedule_tick`).
+pub(super) fn decided<T: Serialize>(decision: &T) -> Result<Answer, Failure> {
+    ok(to_raw(decision)?)
+}
+
 fn ok(body: Box<RawValue>) -> Result<Answer, Failure> {
     Ok(Answer {
         body,

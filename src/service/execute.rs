@@ -54,17 +54,9 @@ impl Service {
         let nominal_key;
         let mut key = execute.idempotency_key.as_ref();
         if let Some(tick) = &execute.schedule {
-            match tick.decide(jiff::Timestamp::now())? {
-                Decided::Skipped(skipped) => {
-                    record.set_schedule_skip(skipped.code());
-                    tracing::info!(
-                        schedule = %skipped.schedule,
-                        reason = skipped.code(),
-                        "scheduled tick skipped: nothing sent"
-                    );
-                    return answer::skipped(&skipped);
-                }
-                Decided::Run { key: nominal } => {
+            match self.decide(tick, scope, record).await? {
+                Decided::Skipped(skipped) => return answer::skipped(&skipped),
+                Decided::Run { key: nominal, .. } => {
                     nominal_key = nominal;
                     key = Some(&nominal_key);
                 }
@@ -110,6 +102,13 @@ impl Service {
             }
         };
         finish(exactly_once, &claim, &result, scope.deadline).await;
+        if let Ok(Answer {
+            location: Some(job),
+            ..
+        }) = &result
+        {
+            self.note_started(key, job, scope).await;
+        }
         result
     }
 

@@ -10,6 +10,8 @@
 //! - `reads`: `refer_job` and `list_bots` (reads never touch the store).
 //! - `callback`: Cloud BOT's callback at a job's end, received and told to the waiting task.
 //! - `resolve`: the operator's way out of an idempotency record whose outcome is unknown.
+//! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
+//!   machine's DecideTick state).
 //! - `answer`: the answer shapes of docs/contract.md.
 //!
 //! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
@@ -22,6 +24,7 @@ mod execute;
 mod init;
 mod reads;
 mod resolve;
+mod tick;
 
 use std::time::{Duration, SystemTime};
 
@@ -39,6 +42,7 @@ use crate::idempotency::Idempotency;
 use crate::metrics::{Invocation, Metrics};
 use crate::payload::Payload;
 use crate::request::{Operation, Request};
+use crate::schedule::state::ScheduleStates;
 use crate::telemetry;
 use crate::trigger::{self, Answer};
 
@@ -61,6 +65,8 @@ pub struct Service {
 struct ExactlyOnce {
     idempotency: Idempotency,
     callbacks: Option<Callbacks>,
+    /// Managed schedules' state records (docs/schedules.md, "The schedule state record").
+    schedules: Option<ScheduleStates>,
 }
 
 /// What every Cloud BOT call of one invocation shares.
@@ -153,8 +159,23 @@ impl Service {
         self.exactly_once = idempotency.map(|idempotency| ExactlyOnce {
             idempotency,
             callbacks: None,
+            schedules: None,
         });
         self
+    }
+
+    /// The service with managed schedules' state records (`None`: not written). They live in
+    /// the idempotency table, so call [`Self::with_idempotency`] first.
+    pub fn with_schedule_states(mut self, schedules: Option<ScheduleStates>) -> Self {
+        if let Some(exactly_once) = &mut self.exactly_once {
+            exactly_once.schedules = schedules;
+        }
+        self
+    }
+
+    /// The schedule state records, when the table is configured.
+    fn schedule_states(&self) -> Option<&ScheduleStates> {
+        self.exactly_once.as_ref()?.schedules.as_ref()
     }
 
     /// The service with callback-driven runs (`None`: a task token is refused). They need the
@@ -228,6 +249,7 @@ impl Service {
                 self.resolve(key, resolution, scope).await
             }
             Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
+            Operation::ScheduleTick(execute) => self.schedule_tick(execute, scope, record).await,
         }
     }
 

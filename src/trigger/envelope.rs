@@ -10,7 +10,9 @@
 //!   envelope (the CLI's, `cloudbot_calendar::wire::target_input`) also carries `definition`
 //!   (the schedule as applied) and, for a catch-up delivery, `backfill: true`: the function then
 //!   decides the tick at fire time and keys the run on its nominal occurrence
-//!   (docs/schedules.md). Without `definition`, nothing of that applies.
+//!   (docs/schedules.md). Without `definition`, nothing of that applies. With
+//!   `"operation": "schedule_tick"` next to them (the state machines' DecideTick state) the
+//!   function only answers the tick's decision and runs nothing.
 //!
 //! - `{"idempotency_key": "...", "task_token": "<$$.Task.Token>", "request": {...}}`: the
 //!   callback-driven state machine's ExecuteBot (`.waitForTaskToken`); the function then starts
@@ -26,11 +28,21 @@ use super::{Decoded, Trigger};
 use crate::callback::TaskToken;
 use crate::config::Requests;
 use crate::idempotency::RecordKey;
-use crate::request::{self, Execute, Request, RequestError};
+use crate::request::{self, Execute, Operation, Request, RequestError};
 use crate::schedule::ScheduleTick;
+use crate::schedule::state::RunOf;
 use cloudbot_calendar::{FileError, Schedule};
 
-const ENVELOPE_FIELDS: &[&str] = &["request", "idempotency_key", "schedule", "task_token"];
+const ENVELOPE_FIELDS: &[&str] = &[
+    "request",
+    "idempotency_key",
+    "schedule",
+    "task_token",
+    "operation",
+];
+
+/// The one envelope-level `operation`: decide a managed schedule's tick, run nothing.
+const SCHEDULE_TICK: &str = "schedule_tick";
 
 /// Decodes an event [`super::detect`] found to be a plain request.
 pub(super) fn decode(event: Value, config: &Requests) -> Decoded {
@@ -53,7 +65,8 @@ pub(super) fn decode(event: Value, config: &Requests) -> Decoded {
             request: request::parse_map(map, config),
         };
     }
-    let trigger = if map.contains_key("schedule") {
+    // A DecideTick state (Step Functions) invokes the function like any task does.
+    let trigger = if map.contains_key("schedule") && !map.contains_key("operation") {
         Trigger::Scheduler
     } else {
         Trigger::Direct
@@ -72,6 +85,7 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
              `schedule` (request fields go inside `request`)",
         ));
     }
+    let decide_only = decide_only(&map)?;
     let (key, tick) = envelope_key(&map)?;
     let inner = match map.remove("request") {
         Some(Value::Object(inner)) => inner,
@@ -123,7 +137,58 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
             execute.task_token = Some(token);
         }
     }
+    if decide_only {
+        let Operation::Execute(execute) = request.operation else {
+            return Err(RequestError::field(
+                "request.operation",
+                "a schedule's definition applies to `execute` only",
+            ));
+        };
+        if execute.schedule.is_none() {
+            return Err(RequestError::field(
+                "schedule.definition",
+                "is required for `schedule_tick` (only a managed schedule's tick is decided)",
+            ));
+        }
+        request.operation = Operation::ScheduleTick(execute);
+    }
     Ok(request)
+}
+
+/// Whether the envelope asks for the tick's decision only (`"operation": "schedule_tick"`).
+/// It goes with `schedule` (and its `definition`, checked once the schedule is read) and
+/// nothing else of the envelope: no key of its own, no task token.
+fn decide_only(map: &Map<String, Value>) -> Result<bool, RequestError> {
+    let Some(operation) = map.get("operation") else {
+        return Ok(false);
+    };
+    if operation.as_str() != Some(SCHEDULE_TICK) {
+        return Err(RequestError::field(
+            "operation",
+            format!(
+                "an envelope's operation can only be `{SCHEDULE_TICK}` (other operations go \
+                 inside `request`)"
+            ),
+        ));
+    }
+    if let Some(extra) = ["idempotency_key", "task_token"]
+        .into_iter()
+        .find(|k| map.contains_key(*k))
+    {
+        return Err(RequestError::field(
+            extra,
+            format!(
+                "is not valid with `{SCHEDULE_TICK}`: a decision claims no key and waits for nothing"
+            ),
+        ));
+    }
+    if !map.contains_key("schedule") {
+        return Err(RequestError::field(
+            "schedule",
+            format!("is required for `{SCHEDULE_TICK}`"),
+        ));
+    }
+    Ok(true)
 }
 
 /// The envelope's idempotency key: its `idempotency_key`, or its `schedule`'s, or none; and a
@@ -242,6 +307,20 @@ fn schedule_key(schedule: &Value) -> Result<(RecordKey, Option<ScheduleTick>), R
         return Ok((key, None));
     };
     let definition = Schedule::from_value(definition.clone()).map_err(definition_error)?;
+    // The state record is keyed by the name, and a state machine's ExecuteBot knows the
+    // schedule only by the ARN in its key: the two must agree (`cloudbot schedules apply` names
+    // each Scheduler schedule after its definition).
+    if RunOf::schedule_of_arn(arn) != Some(definition.name.as_str()) {
+        return Err(RequestError::field(
+            "schedule.schedule_arn",
+            format!(
+                "must name the schedule `{}` (…:schedule/<group>/{}), as `cloudbot schedules \
+                 apply` creates it",
+                definition.name.as_str(),
+                definition.name.as_str()
+            ),
+        ));
+    }
     let scheduled_time = time.parse().map_err(|_| {
         RequestError::field(
             "schedule.scheduled_time",

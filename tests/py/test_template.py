@@ -151,8 +151,10 @@ def test_every_asl_file_is_referenced_and_its_placeholders_are_substituted(templ
 
 
 def _starts_the_bot(task: dict) -> bool:
-    """An execute of the function (ExecuteBot, RunBotMap's ExecuteBotAndWait, RecoverJob): it sends a request."""
-    return "request.$" in task.get("Parameters", {}).get("Payload", {})
+    """An execute of the function (ExecuteBot, RunBotMap's ExecuteBotAndWait, RecoverJob): it sends a request.
+    DecideTick sends the request too, but only for the tick's decision (`schedule_tick`): it starts nothing."""
+    payload = task.get("Parameters", {}).get("Payload", {})
+    return "request.$" in payload and payload.get("operation") != "schedule_tick"
 
 
 @pytest.mark.parametrize("path", _asl_files(), ids=lambda p: p.name)
@@ -189,6 +191,10 @@ def test_state_machine_retry_and_catch_policy(path: Path):
                 assert "$$.Execution.Id" in states["ExecutionKey"]["Parameters"]["value.$"], name
                 schedule_key = states["ScheduleKey"]["Parameters"]["value.$"]
                 assert "schedule_arn" in schedule_key and "scheduled_time" in schedule_key, name
+                if "TickKey" in states:
+                    # A managed schedule's tick: the nominal occurrence's key, as DecideTick decided it.
+                    tick_key = states["TickKey"]["Parameters"]["value.$"]
+                    assert "$.tick.decision.idempotency_key" in tick_key and "#ExecuteBot" in tick_key, name
                 continue
             assert "$$.Execution.Id" in key, f"{name}: the idempotency key is built from the execution id"
 

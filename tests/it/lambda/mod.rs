@@ -27,6 +27,7 @@ use cloudbot_emulator::Emulator;
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::payload::Payload;
+use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::service::Service;
 use cloudbot_trigger::table::DynamoDbStore;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -141,13 +142,17 @@ impl Harness {
         // Wired as main.rs does.
         let idempotency = config.idempotency.as_ref().map(|table| {
             Idempotency::new(
-                DynamoDbStore::new(dynamodb, table.table.clone()),
+                DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
                 table.expiry,
             )
         });
+        let schedule_states = config.idempotency.as_ref().map(|table| {
+            ScheduleStates::new(DynamoDbStore::new(dynamodb.clone(), table.table.clone()))
+        });
         let service = Service::new(config, client)
             .expect("service")
-            .with_idempotency(idempotency);
+            .with_idempotency(idempotency)
+            .with_schedule_states(schedule_states);
         Harness {
             emulator,
             service,

@@ -3,13 +3,18 @@
 //! through the handler with a real idempotency table (moto DynamoDB) to the emulator. Every test
 //! counts the BOT POSTs the emulator received.
 
+use cloudbot_calendar::wire::state;
 use cloudbot_trigger::table::KEY_ATTRIBUTE;
 use serde_json::{Value, json};
 
 use super::Harness;
 use crate::support::requests_to;
 
-const ARN: &str = "arn:aws:scheduler:us-east-1:123456789012:schedule/cloudbot-trigger/sched";
+/// The ARN of the schedule `name` in the stack's group (the Scheduler schedule is named after
+/// the definition).
+fn arn(name: &str) -> String {
+    format!("arn:aws:scheduler:us-east-1:123456789012:schedule/cloudbot-trigger/{name}")
+}
 
 /// The target input `cloudbot schedules apply` writes (`cloudbot_calendar::wire::target_input`),
 /// with the Scheduler's placeholders filled in for the tick at `scheduled_time`.
@@ -18,7 +23,7 @@ fn delivery(h: &Harness, definition: Value, scheduled_time: &str, backfill: bool
     definition["bot_endpoint"] = json!(bot(h));
     let schedule = cloudbot_calendar::Schedule::from_value(definition).unwrap();
     let mut input = cloudbot_calendar::wire::target_input(&schedule);
-    input["schedule"]["schedule_arn"] = json!(ARN);
+    input["schedule"]["schedule_arn"] = json!(arn(schedule.name.as_str()));
     input["schedule"]["scheduled_time"] = json!(scheduled_time);
     if backfill {
         input["schedule"]["backfill"] = json!(true);
@@ -34,7 +39,7 @@ fn posts(h: &Harness) -> usize {
     requests_to(&h.emulator, "POST", "/demo/bots/").len()
 }
 
-/// The keys of the idempotency records written.
+/// The keys of the idempotency records written (not the schedules' state records).
 async fn keys(h: &Harness) -> Vec<String> {
     let table = h.table.as_deref().expect("a table");
     crate::support::moto::serial_moto()
@@ -42,7 +47,25 @@ async fn keys(h: &Harness) -> Vec<String> {
         .await
         .iter()
         .map(|item| item[KEY_ATTRIBUTE].as_s().unwrap().clone())
+        .filter(|key| !key.starts_with(state::KEY_PREFIX) || key.contains('@'))
         .collect()
+}
+
+/// The state record of the schedule `name` (attribute -> its string or number as text).
+async fn state_of(h: &Harness, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    let table = h.table.as_deref().expect("a table");
+    let items = crate::support::moto::serial_moto().items(table).await;
+    let item = items
+        .iter()
+        .find(|item| item[KEY_ATTRIBUTE].as_s().unwrap() == &state::key(name))?;
+    Some(
+        item.iter()
+            .map(|(k, v)| {
+                let text = v.as_s().or_else(|_| v.as_n()).cloned().unwrap_or_default();
+                (k.clone(), text)
+            })
+            .collect(),
+    )
 }
 
 /// Every day at 09:00 Tokyo (00:00Z), Saturdays, Sundays and national holidays closed.
@@ -111,7 +134,7 @@ async fn a_shifted_run_starts_one_job_on_the_shifted_day_and_none_on_the_nominal
     // Keyed on the nominal occurrence (the 25th at 09:00 Tokyo), not on the tick.
     assert_eq!(
         keys(&h).await,
-        [format!("schedule:{ARN}@2026-10-25T00:00:00Z")]
+        [format!("schedule:{}@2026-10-25T00:00:00Z", arn("payday"))]
     );
 }
 
@@ -160,4 +183,230 @@ async fn a_definition_mistake_is_named_and_nothing_is_sent() {
         err.error_message
     );
     assert_eq!(posts(&h), 0);
+    // The ARN must name the definition's schedule (the state record is found by it).
+    let mut event = delivery(&h, daily(), "2026-11-24T00:00:00Z", true);
+    event["schedule"]["schedule_arn"] = json!(arn("another"));
+    let err = h.invoke(event).await.unwrap_err();
+    assert_eq!(err.error_type, "InvalidRequest");
+    assert!(
+        err.error_message.contains("schedule.schedule_arn"),
+        "{}",
+        err.error_message
+    );
+    assert_eq!(posts(&h), 0);
+}
+
+/// The DecideTick state's request: the same delivery, asking for the decision only.
+fn decide_only(delivery: Value) -> Value {
+    let mut event = delivery;
+    event["operation"] = json!("schedule_tick");
+    event
+}
+
+#[tokio::test]
+async fn schedule_tick_decides_with_the_function_targets_code_and_sends_nothing() {
+    let h = Harness::start().await;
+    // A holiday: the same skip answer as the function target's.
+    let holiday = h
+        .invoke(decide_only(delivery(
+            &h,
+            daily(),
+            "2026-11-23T00:00:00Z",
+            false,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(holiday["decision"], "skipped", "{holiday}");
+    assert_eq!(holiday["reason"], "holiday");
+    assert_eq!(holiday["name"], "勤労感謝の日");
+    // The shifted day runs under the nominal occurrence's key.
+    let run = h
+        .invoke(decide_only(delivery(
+            &h,
+            payday(),
+            "2026-10-26T00:00:00Z",
+            true,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(run["decision"], "run", "{run}");
+    assert_eq!(
+        run["idempotency_key"],
+        format!("schedule:{}@2026-10-25T00:00:00Z", arn("payday"))
+    );
+    assert_eq!(
+        (&run["day"], &run["nominal"]),
+        (&json!("2026-10-26"), &json!("2026-10-25"))
+    );
+    assert_eq!(run["schedule"], "payday");
+    // A late run is refused with the same error.
+    let err = h
+        .invoke(decide_only(delivery(
+            &h,
+            daily(),
+            "2026-11-24T00:00:00Z",
+            false,
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, "Schedule.TooLate", "{}", err.error_message);
+    // Deciding never sends, claims or reads a secret.
+    assert_eq!(posts(&h), 0);
+    assert!(keys(&h).await.is_empty());
+    assert_eq!(h.secret_reads.get(), 0);
+}
+
+#[tokio::test]
+async fn schedule_tick_is_refused_without_a_definition_or_with_a_key_of_its_own() {
+    let h = Harness::start().await;
+    let mut plain = decide_only(delivery(&h, daily(), "2026-11-24T00:00:00Z", true));
+    plain["schedule"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| k == "schedule_arn" || k == "scheduled_time");
+    let err = h.invoke(plain).await.unwrap_err();
+    assert_eq!(err.error_type, "InvalidRequest");
+    assert!(
+        err.error_message.contains("schedule.definition"),
+        "{}",
+        err.error_message
+    );
+    let mut other = delivery(&h, daily(), "2026-11-24T00:00:00Z", true);
+    other["operation"] = json!("execute");
+    let err = h.invoke(other).await.unwrap_err();
+    assert!(
+        err.error_message.contains("`operation`"),
+        "{}",
+        err.error_message
+    );
+    let mut keyed = decide_only(delivery(&h, daily(), "2026-11-24T00:00:00Z", true));
+    keyed["task_token"] = json!("t");
+    let err = h.invoke(keyed).await.unwrap_err();
+    assert!(
+        err.error_message.contains("`task_token`"),
+        "{}",
+        err.error_message
+    );
+    assert_eq!(posts(&h), 0);
+}
+
+#[tokio::test]
+async fn the_state_record_says_what_each_tick_did() {
+    let h = Harness::start().await;
+    // A holiday: skipped, nothing of a job.
+    h.invoke(delivery(&h, daily(), "2026-11-23T00:00:00Z", false))
+        .await
+        .unwrap();
+    let skipped = state_of(&h, "daily-report").await.expect("a state record");
+    assert_eq!(skipped[state::LAST_OUTCOME], "skipped", "{skipped:?}");
+    assert!(skipped.contains_key(state::LAST_OUTCOME_AT));
+    assert!(!skipped.contains_key(state::LAST_JOB));
+    // A late delivery: too_late.
+    h.invoke(delivery(&h, daily(), "2026-11-24T00:00:00Z", false))
+        .await
+        .unwrap_err();
+    let late = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(late[state::LAST_OUTCOME], "too_late");
+    // A run (the function as the target): the job, the nominal occurrence, the threshold.
+    let answer = h
+        .invoke(delivery(&h, payday(), "2026-10-26T00:00:00Z", true))
+        .await
+        .unwrap();
+    let started = state_of(&h, "payday").await.unwrap();
+    assert_eq!(started[state::LAST_OUTCOME], "started", "{started:?}");
+    assert_eq!(
+        started[state::LAST_JOB],
+        answer["job_reference_endpoint"].as_str().unwrap()
+    );
+    assert_eq!(started[state::LAST_NOMINAL], "2026-10-25T00:00:00Z");
+    assert_eq!(started[state::FAILURE_BREAKER], "3");
+}
+
+#[tokio::test]
+async fn a_state_machine_run_is_recorded_from_execute_bots_key_and_only_for_a_managed_schedule() {
+    let h = Harness::start().await;
+    // DecideTick, then ExecuteBot under the decided key (as TickKey builds it).
+    let decided = h
+        .invoke(decide_only(delivery(
+            &h,
+            payday(),
+            "2026-10-26T00:00:00Z",
+            true,
+        )))
+        .await
+        .unwrap();
+    let key = format!(
+        "{}#ExecuteBot",
+        decided["idempotency_key"].as_str().unwrap()
+    );
+    let answer = h
+        .invoke(json!({"idempotency_key": key, "request": {"bot_endpoint": bot(&h)}}))
+        .await
+        .unwrap();
+    let started = state_of(&h, "payday").await.unwrap();
+    assert_eq!(started[state::LAST_OUTCOME], "started", "{started:?}");
+    assert_eq!(
+        started[state::LAST_JOB],
+        answer["job_reference_endpoint"].as_str().unwrap()
+    );
+    assert_eq!(started[state::LAST_NOMINAL], "2026-10-25T00:00:00Z");
+    // The template's own schedule (no definition, never decided): no state record.
+    let template_arn =
+        "arn:aws:scheduler:us-east-1:123456789012:schedule/default/cloudbot-Schedule";
+    h.invoke(json!({
+        "idempotency_key": format!("schedule:{template_arn}@2026-12-01T00:00:00Z#ExecuteBot"),
+        "request": {"bot_endpoint": bot(&h)},
+    }))
+    .await
+    .unwrap();
+    assert!(state_of(&h, "cloudbot-Schedule").await.is_none());
+}
+
+/// `delivery` of `definition` running the emulator's `bot_id`.
+fn delivery_of(h: &Harness, bot_id: &str, definition: Value, at: &str) -> Value {
+    let mut event = delivery(h, definition, at, true);
+    let endpoint = format!("{}/demo/bots/{bot_id}/jobs", h.emulator.base_url());
+    event["schedule"]["definition"]["bot_endpoint"] = json!(endpoint);
+    event["request"]["bot_endpoint"] = json!(endpoint);
+    event
+}
+
+#[tokio::test]
+async fn overlap_skips_while_the_previous_job_runs_and_a_duplicate_replays() {
+    let h = Harness::start().await;
+    // slow_bot runs for 30 s. Tuesday 2026-11-24 starts it.
+    let first = h
+        .invoke(delivery_of(&h, "slow_bot", daily(), "2026-11-24T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(first["replay"], false, "{first}");
+    // Wednesday's tick: the previous job is re-read from Cloud BOT and still executes.
+    let skipped = h
+        .invoke(delivery_of(&h, "slow_bot", daily(), "2026-11-25T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(skipped["decision"], "skipped", "{skipped}");
+    assert_eq!(skipped["reason"], "overlap");
+    assert_eq!(skipped["running_job"], first["job_reference_endpoint"]);
+    assert_eq!(skipped["running_nominal"], "2026-11-24T00:00:00Z");
+    assert_eq!(skipped["day"], "2026-11-25");
+    let reads = requests_to(&h.emulator, "GET", "/demo/jobs/").len();
+    assert_eq!(reads, 1, "the previous job was read from Cloud BOT");
+    // A repeated delivery of the running occurrence is no overlap: it replays its job.
+    let again = h
+        .invoke(delivery_of(&h, "slow_bot", daily(), "2026-11-24T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(again["replay"], true, "{again}");
+    assert_eq!(again["job_id"], first["job_id"]);
+    assert_eq!(posts(&h), 1);
+    // `overlap: allow` runs anyway.
+    let mut allow = daily();
+    allow["policies"] = json!({"overlap": "allow"});
+    let allowed = h
+        .invoke(delivery_of(&h, "slow_bot", allow, "2026-11-26T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(allowed["replay"], false, "{allowed}");
+    assert_eq!(posts(&h), 2);
 }

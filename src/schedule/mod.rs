@@ -8,7 +8,9 @@
 //! run whatever is delivered twice and on whichever day. Order and reasons: docs/schedules.md,
 //! "How a tick is decided".
 
-use cloudbot_calendar::{CalendarError, Schedule, TickDecision, decide_tick};
+pub mod state;
+
+use cloudbot_calendar::{CalendarError, Run, Schedule, TickDecision, decide_tick};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -34,6 +36,8 @@ pub enum Decided {
     Run {
         /// `schedule:<arn>@<nominal instant>`.
         key: RecordKey,
+        /// The occurrence: its nominal date, the day it runs, the nominal instant.
+        run: Run,
     },
     /// Send nothing; answer this.
     Skipped(Skipped),
@@ -47,18 +51,79 @@ pub struct Skipped {
     /// The tick's scheduled time.
     pub scheduled_time: Timestamp,
     /// `decision: "skipped"`, the tick's `day`, the `reason` code and its details (a holiday's
-    /// `name`, a shifted run's `to`, ...).
+    /// `name`, a shifted run's `to`, a running job, ...).
     #[serde(flatten)]
-    pub decision: TickDecision,
+    pub decision: SkipDecision,
+}
+
+/// Why a tick sends nothing: the calendar's decision, or a run policy's.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum SkipDecision {
+    /// The calendar (or the definition: paused, wrong time) says this tick is no occurrence.
+    Calendar(TickDecision),
+    /// An occurrence that a run policy holds back.
+    Policy(PolicySkip),
+}
+
+/// An occurrence a run policy holds back: `{"decision": "skipped", "day", "reason", ...}`.
+#[derive(Debug, Serialize)]
+pub struct PolicySkip {
+    /// Always `skipped`.
+    pub decision: &'static str,
+    /// The tick's date in the schedule's time zone.
+    pub day: jiff::civil::Date,
+    /// The reason code and its details.
+    #[serde(flatten)]
+    pub reason: PolicyReason,
+}
+
+/// The run policies that hold an occurrence back.
+#[derive(Debug, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum PolicyReason {
+    /// `policies.overlap: skip` and the previous run's job, read from Cloud BOT just now, is
+    /// still executing.
+    Overlap {
+        /// That job's reference endpoint.
+        running_job: String,
+        /// Its nominal occurrence.
+        running_nominal: String,
+    },
 }
 
 impl Skipped {
     /// The reason code, the skip metric's dimension value.
     pub fn code(&self) -> &'static str {
         match &self.decision {
-            TickDecision::Skipped { reason, .. } => reason.code(),
+            SkipDecision::Calendar(TickDecision::Skipped { reason, .. }) => reason.code(),
             // Never built with a run (see [`ScheduleTick::decide`]).
-            TickDecision::Run(_) => "run",
+            SkipDecision::Calendar(TickDecision::Run(_)) => "run",
+            SkipDecision::Policy(PolicySkip {
+                reason: PolicyReason::Overlap { .. },
+                ..
+            }) => "overlap",
+        }
+    }
+
+    /// The overlap skip of `run`: the previous run's `running_job` still executes.
+    pub fn overlap(
+        tick: &ScheduleTick,
+        run: &Run,
+        running_job: String,
+        running_nominal: String,
+    ) -> Self {
+        Skipped {
+            schedule: tick.definition.name.as_str().to_owned(),
+            scheduled_time: tick.scheduled_time,
+            decision: SkipDecision::Policy(PolicySkip {
+                decision: "skipped",
+                day: run.on,
+                reason: PolicyReason::Overlap {
+                    running_job,
+                    running_nominal,
+                },
+            }),
         }
     }
 }
@@ -111,7 +176,7 @@ impl ScheduleTick {
                 return Ok(Decided::Skipped(Skipped {
                     schedule: name(),
                     scheduled_time: self.scheduled_time,
-                    decision: skipped,
+                    decision: SkipDecision::Calendar(skipped),
                 }));
             }
         };
@@ -127,7 +192,7 @@ impl ScheduleTick {
         // nominal instant has the same form as a scheduled time).
         let key = RecordKey::schedule(&self.arn, &run.nominal_time.to_string())
             .map_err(|_| ScheduleError::Internal("the nominal occurrence's key is malformed"))?;
-        Ok(Decided::Run { key })
+        Ok(Decided::Run { key, run })
     }
 }
 
@@ -184,7 +249,7 @@ mod tests {
         };
         assert_eq!(skipped.code(), "shifted");
         let shifted = tick(monthly_25_next(), "2027-04-26T00:00:00Z", true);
-        let Decided::Run { key } = shifted.decide(Timestamp::now()).unwrap() else {
+        let Decided::Run { key, .. } = shifted.decide(Timestamp::now()).unwrap() else {
             panic!("the shifted day does not run")
         };
         assert_eq!(key.as_str(), format!("schedule:{ARN}@2027-04-25T00:00:00Z"));

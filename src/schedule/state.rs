@@ -1,0 +1,245 @@
+//! The schedule state record (`schedule:<name>` in the function's table; attribute names in
+//! [`cloudbot_calendar::wire::state`], their one home): what the function writes when a managed
+//! schedule's tick is decided and when its job starts. The overlap and breaker policies read it.
+//!
+//! Writes (docs/schedules.md, "The schedule state record"):
+//! - a tick decided to run: `failure_breaker` (the schedule's N), which also marks the schedule
+//!   as managed, so ExecuteBot of a state machine (which has only the key) writes only for
+//!   managed schedules, never for the template's own schedule;
+//! - a job started: `last_job`, `last_nominal` (the nominal instant of the key),
+//!   `last_outcome` = `started`, `last_outcome_at`;
+//! - a skip or a late delivery: `last_outcome` = `skipped` / `too_late`, `last_outcome_at`.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use cloudbot_calendar::wire::state;
+use tokio::time::Instant;
+
+use crate::idempotency::RecordKey;
+use crate::table::{DynamoDbStore, KEY_ATTRIBUTE, StoreError, failed_condition, unavailable};
+
+/// The breaker's threshold as the state record keeps it (N) (`wire::state`).
+pub const FAILURE_BREAKER: &str = state::FAILURE_BREAKER;
+
+/// A scheduled run's identity as the state-machine path knows it: from ExecuteBot's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOf {
+    /// The schedule's name (the last segment of its ARN).
+    pub schedule: String,
+    /// The nominal occurrence's instant (the key's `@` part).
+    pub nominal: String,
+}
+
+impl RunOf {
+    /// The schedule's name in its ARN (`…:schedule/<group>/<name>`).
+    pub fn schedule_of_arn(arn: &str) -> Option<&str> {
+        let (_, path) = arn.split_once(":schedule/")?;
+        path.rsplit('/').next().filter(|n| !n.is_empty())
+    }
+
+    /// The run a key names: `schedule:<arn>@<nominal>` (the function target) or
+    /// `request:schedule:<arn>@<nominal>#ExecuteBot` (a state machine's ExecuteBot). The
+    /// schedule's name is the ARN's last segment. `None` for any other key.
+    pub fn of_key(key: &RecordKey) -> Option<Self> {
+        let raw = key.as_str();
+        let rest = raw
+            .strip_prefix("request:schedule:")
+            .and_then(|r| r.strip_suffix("#ExecuteBot"))
+            .or_else(|| raw.strip_prefix("schedule:"))?;
+        let (arn, nominal) = rest.rsplit_once('@')?;
+        let name = Self::schedule_of_arn(arn)?;
+        Some(Self {
+            schedule: name.to_owned(),
+            nominal: nominal.to_owned(),
+        })
+    }
+}
+
+/// The schedule state records, in the function's table.
+#[derive(Debug, Clone)]
+pub struct ScheduleStates {
+    store: DynamoDbStore,
+}
+
+/// Epoch seconds now.
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+impl ScheduleStates {
+    /// The records in `store`'s table.
+    pub fn new(store: DynamoDbStore) -> Self {
+        Self { store }
+    }
+
+    /// A tick of `schedule` decided to run: keeps the breaker's `threshold` (and so marks the
+    /// schedule as managed). Fails when the table cannot be written: nothing was sent yet, and
+    /// a run whose start could not be recorded would escape the overlap policy.
+    pub async fn decided_run(
+        &self,
+        schedule: &str,
+        threshold: u8,
+        deadline: Instant,
+    ) -> Result<(), StoreError> {
+        self.update(
+            schedule,
+            "SET #fb = :fb",
+            &[("#fb", FAILURE_BREAKER)],
+            vec![(":fb", n(u64::from(threshold)))],
+            None,
+            deadline,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A tick of `schedule` that sent nothing: `outcome` is `skipped` or `too_late`.
+    pub async fn outcome(
+        &self,
+        schedule: &str,
+        outcome: &str,
+        deadline: Instant,
+    ) -> Result<(), StoreError> {
+        self.update(
+            schedule,
+            "SET #lo = :lo, #loa = :now",
+            &[
+                ("#lo", state::LAST_OUTCOME),
+                ("#loa", state::LAST_OUTCOME_AT),
+            ],
+            vec![(":lo", s(outcome)), (":now", n(now_s()))],
+            None,
+            deadline,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The job of `run` started (`job`: its reference endpoint). Written only for a managed
+    /// schedule (one whose record has the breaker's threshold); `Ok(false)` otherwise.
+    pub async fn started(
+        &self,
+        run: &RunOf,
+        job: &str,
+        deadline: Instant,
+    ) -> Result<bool, StoreError> {
+        self.update(
+            &run.schedule,
+            "SET #lj = :lj, #ln = :ln, #lo = :lo, #loa = :now",
+            &[
+                ("#lj", state::LAST_JOB),
+                ("#ln", state::LAST_NOMINAL),
+                ("#lo", state::LAST_OUTCOME),
+                ("#loa", state::LAST_OUTCOME_AT),
+                ("#fb", FAILURE_BREAKER),
+            ],
+            vec![
+                (":lj", s(job)),
+                (":ln", s(&run.nominal)),
+                (":lo", s("started")),
+                (":now", n(now_s())),
+            ],
+            Some("attribute_exists(#fb)"),
+            deadline,
+        )
+        .await
+    }
+
+    /// The state record of `schedule` as stored (`None`: never written).
+    pub async fn read(
+        &self,
+        schedule: &str,
+        deadline: Instant,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        bounded(deadline, self.store.read_item(s(&state::key(schedule)))).await
+    }
+
+    /// One `UpdateItem` on the record of `schedule`; `Ok(false)` when `condition` failed.
+    async fn update(
+        &self,
+        schedule: &str,
+        expression: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+        condition: Option<&str>,
+        deadline: Instant,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
+            .store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .key(KEY_ATTRIBUTE, s(&state::key(schedule)))
+            .update_expression(expression)
+            .set_condition_expression(condition.map(str::to_owned));
+        for (placeholder, name) in names {
+            request = request.expression_attribute_names(*placeholder, *name);
+        }
+        for (placeholder, value) in values {
+            request = request.expression_attribute_values(placeholder, value);
+        }
+        match bounded(deadline, async {
+            request
+                .send()
+                .await
+                .map_err(|e| match failed_condition(&e) {
+                    Some(_) => None,
+                    None => Some(unavailable("UpdateItem", &e)),
+                })
+        })
+        .await
+        {
+            Ok(_) => Ok(true),
+            Err(None) => Ok(false),
+            Err(Some(err)) => Err(err),
+        }
+    }
+}
+
+/// Runs a table call within `deadline`.
+async fn bounded<T, E: From<StoreError>>(
+    deadline: Instant,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable("no answer before the invocation's deadline".into()).into())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_named_by_the_last_segment_of_its_schedules_arn() {
+        const ARN: &str = "arn:aws:scheduler:ap-northeast-1:123456789012:schedule/grp/payday";
+        let want = Some(RunOf {
+            schedule: "payday".into(),
+            nominal: "2026-10-25T00:00:00Z".into(),
+        });
+        let machine =
+            RecordKey::request(&format!("schedule:{ARN}@2026-10-25T00:00:00Z#ExecuteBot")).unwrap();
+        assert_eq!(RunOf::of_key(&machine), want);
+        let function = RecordKey::schedule(ARN, "2026-10-25T00:00:00Z").unwrap();
+        assert_eq!(RunOf::of_key(&function), want);
+        // Any other key is no scheduled run.
+        let other = RecordKey::request("arn:aws:states:x:execution:m:e#ExecuteBot").unwrap();
+        assert_eq!(RunOf::of_key(&other), None);
+        let not_a_schedule = RecordKey::request("schedule:nonsense@x#ExecuteBot").unwrap();
+        assert_eq!(RunOf::of_key(&not_a_schedule), None);
+    }
+}
