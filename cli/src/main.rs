@@ -13,10 +13,13 @@ mod follow;
 mod next;
 mod output;
 mod report;
+mod plan;
 mod resolve;
+mod scheduler;
 mod schedules;
 mod session;
 mod stage;
+mod state;
 mod target;
 
 use std::process::ExitCode;
