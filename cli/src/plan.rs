@@ -113,7 +113,10 @@ impl Applied {
             self.maximum_retry_attempts != other.maximum_retry_attempts
                 || self.maximum_event_age_seconds != other.maximum_event_age_seconds,
         );
-        check("dead_letter_arn", self.dead_letter_arn != other.dead_letter_arn);
+        check(
+            "dead_letter_arn",
+            self.dead_letter_arn != other.dead_letter_arn,
+        );
         check("kms_key_arn", self.kms_key_arn != other.kms_key_arn);
         check(
             "start_date / end_date",
@@ -145,7 +148,14 @@ pub fn desired(schedule: &Schedule, deploy: &Deploy) -> Applied {
         name: schedule.name.as_str().to_owned(),
         schedule_expression: schedule.scheduler_expression(),
         schedule_expression_timezone: Some(schedule.time_zone.name().to_owned()),
-        state: Some(if schedule.enabled { "ENABLED" } else { "DISABLED" }.to_owned()),
+        state: Some(
+            if schedule.enabled {
+                "ENABLED"
+            } else {
+                "DISABLED"
+            }
+            .to_owned(),
+        ),
         flexible_time_window_mode: Some("OFF".to_owned()),
         flexible_time_window_minutes: None,
         target_arn: deploy.target_arn.clone(),
@@ -430,10 +440,7 @@ mod tests {
         assert_eq!(
             actions(&changes),
             [
-                (
-                    "daily-sales-report",
-                    &Action::NotManaged { in_file: true }
-                ),
+                ("daily-sales-report", &Action::NotManaged { in_file: true }),
                 ("adhoc", &Action::NotManaged { in_file: false }),
             ]
         );
@@ -448,19 +455,19 @@ mod tests {
     fn every_applied_field_is_in_the_digest() {
         let base = desired_all().remove(0);
         let digest = base.digest();
-        let variants: Vec<Box<dyn Fn(&mut Applied)>> = vec![
-            Box::new(|a| a.schedule_expression.push(' ')),
-            Box::new(|a| a.schedule_expression_timezone = Some("UTC".into())),
-            Box::new(|a| a.state = Some("DISABLED".into())),
-            Box::new(|a| a.flexible_time_window_minutes = Some(5)),
-            Box::new(|a| a.target_arn.push('x')),
-            Box::new(|a| a.role_arn.push('x')),
-            Box::new(|a| a.input = Some("{}".into())),
-            Box::new(|a| a.maximum_retry_attempts = Some(0)),
-            Box::new(|a| a.maximum_event_age_seconds = Some(60)),
-            Box::new(|a| a.dead_letter_arn = None),
-            Box::new(|a| a.kms_key_arn = Some("k".into())),
-            Box::new(|a| a.end_date = Some("2030-01-01T00:00:00Z".into())),
+        let variants: [fn(&mut Applied); 12] = [
+            |a| a.schedule_expression.push(' '),
+            |a| a.schedule_expression_timezone = Some("UTC".into()),
+            |a| a.state = Some("DISABLED".into()),
+            |a| a.flexible_time_window_minutes = Some(5),
+            |a| a.target_arn.push('x'),
+            |a| a.role_arn.push('x'),
+            |a| a.input = Some("{}".into()),
+            |a| a.maximum_retry_attempts = Some(0),
+            |a| a.maximum_event_age_seconds = Some(60),
+            |a| a.dead_letter_arn = None,
+            |a| a.kms_key_arn = Some("k".into()),
+            |a| a.end_date = Some("2030-01-01T00:00:00Z".into()),
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut edited = base.clone();

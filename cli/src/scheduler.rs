@@ -94,9 +94,7 @@ impl Group {
                 .await
                 .map_err(self.error(format!("reading schedule `{name}`")))?;
             let target = found.target();
-            let date = |d: Option<&DateTime>| {
-                d.and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
-            };
+            let date = |d: Option<&DateTime>| d.and_then(|d| d.fmt(DateTimeFormat::DateTime).ok());
             live.push(Live {
                 description: found.description().map(str::to_owned),
                 applied: Applied {
@@ -146,7 +144,10 @@ impl Group {
         };
         let window = FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::from(
-                applied.flexible_time_window_mode.as_deref().unwrap_or("OFF"),
+                applied
+                    .flexible_time_window_mode
+                    .as_deref()
+                    .unwrap_or("OFF"),
             ))
             .set_maximum_window_in_minutes(applied.flexible_time_window_minutes)
             .build()

@@ -23,7 +23,7 @@ use crate::output::{BOLD, DIM, Output};
 use crate::plan::{Action, Change, Deploy, Effect, Live, desired, plan};
 use crate::scheduler::Group;
 use crate::session::aws_config;
-use crate::state::{Record, Resumed, Table};
+use crate::state::{Record, Resume, Table};
 
 /// Runs a `schedules` command.
 pub async fn run(out: Output, command: &SchedulesCommand) -> Result<Exit, CliError> {
@@ -367,17 +367,11 @@ async fn diff_or_apply(
 ) -> Result<Exit, CliError> {
     let file = load(path)?;
     let deploy = deploy(args)?;
-    let wanted = file
-        .schedules
-        .iter()
-        .map(|s| desired(s, &deploy))
-        .collect();
+    let wanted = file.schedules.iter().map(|s| desired(s, &deploy)).collect();
     let aws = aws_config().await?;
     let group = Group::new(&aws, &deploy.group);
     let changes = plan(wanted, group.schedules().await?);
-    let blocked = changes
-        .iter()
-        .any(|c| c.blocks(overwrite.unwrap_or(false)));
+    let blocked = changes.iter().any(|c| c.blocks(overwrite.unwrap_or(false)));
     let mut made = Vec::new();
     if let (Some(overwrite), false) = (overwrite, blocked) {
         for change in &changes {
@@ -388,10 +382,10 @@ async fn diff_or_apply(
                 Effect::Delete => group.delete(&change.name).await,
                 Effect::None => continue,
             }
-            .map_err(|e| {
-                // What was done before the failure stays done; apply again compares with the
-                // group as it is then, so repeating it is safe.
-                if !made.is_empty() && !out.is_json() {
+            .inspect_err(|_| {
+                // What was done before the failure stays done (said on stderr, also with
+                // --json); apply again compares with the group as it is then: safe to repeat.
+                if !made.is_empty() {
                     eprintln!(
                         "note: apply stopped after {} change{}: {}",
                         made.len(),
@@ -399,7 +393,6 @@ async fn diff_or_apply(
                         made.join(", ")
                     );
                 }
-                e
             })?;
             made.push(change.name.clone());
         }
@@ -448,7 +441,10 @@ fn print_plan(
                 } else {
                     "not overwritten (--overwrite-hand-edits replaces it)"
                 };
-                ("!", format!("changed by hand since the last apply ({what}); {fate}"))
+                (
+                    "!",
+                    format!("changed by hand since the last apply ({what}); {fate}"),
+                )
             }
             Action::NotManaged { in_file: true } => (
                 "!",
@@ -456,9 +452,10 @@ fn print_plan(
                  file's entry of this name cannot be applied (rename one of them)"
                     .to_owned(),
             ),
-            Action::NotManaged { in_file: false } => {
-                ("?", "not managed by apply (no marker): not touched".to_owned())
-            }
+            Action::NotManaged { in_file: false } => (
+                "?",
+                "not managed by apply (no marker): not touched".to_owned(),
+            ),
         };
         if change.action == Action::Unchanged {
             writeln!(w, "{DIM}{mark} {}  {text}{DIM:#}", change.name)?;
@@ -589,9 +586,16 @@ async fn list(out: Output, group: &str, table: &str) -> Result<Exit, CliError> {
                         "  {BOLD}paused{BOLD:#} by the failure breaker since {} ({}; {} \
                          consecutive failure{}): `cloudbot schedules resume {}`",
                         local(paused),
-                        record.pause_reason.as_deref().unwrap_or("no reason recorded"),
+                        record
+                            .pause_reason
+                            .as_deref()
+                            .unwrap_or("no reason recorded"),
                         record.consecutive_failures.unwrap_or(0),
-                        if record.consecutive_failures == Some(1) { "" } else { "s" },
+                        if record.consecutive_failures == Some(1) {
+                            ""
+                        } else {
+                            "s"
+                        },
                         row.name
                     )?;
                 } else if let Some(failures) = record.consecutive_failures.filter(|n| *n > 0) {
@@ -655,9 +659,7 @@ async fn listed(schedule: &Live, table: &Table, now: Timestamp) -> Result<Listed
                 }
                 (None, Some(stopped)) => row.next_run_note = Some(stopped.to_string()),
                 (None, None) => {
-                    row.next_run_note = Some(format!(
-                        "no run within {NEXT_RUN_HORIZON_DAYS} days"
-                    ))
+                    row.next_run_note = Some(format!("no run within {NEXT_RUN_HORIZON_DAYS} days"))
                 }
             }
         }
@@ -680,15 +682,15 @@ async fn resume(out: Output, name: &str, table: &str) -> Result<Exit, CliError> 
     let now = Timestamp::now().as_second();
     let outcome = Table::new(&aws, &table_name).resume(name, now).await?;
     let (resumed, before) = match outcome {
-        Resumed::NoRecord => {
+        Resume::NoRecord => {
             return Err(CliError::Usage(format!(
                 "schedule `{name}` has no state record in table `{table_name}`: it has not run \
                  yet (nothing to resume), or the name is wrong (`cloudbot schedules list`); \
                  nothing was changed"
             )));
         }
-        Resumed::Resumed(before) => (true, before),
-        Resumed::NotPaused(before) => (false, before),
+        Resume::Lifted(before) => (true, before),
+        Resume::NotPaused(before) => (false, before),
     };
     if out.is_json() {
         out.json(&json!({
@@ -705,7 +707,10 @@ async fn resume(out: Output, name: &str, table: &str) -> Result<Exit, CliError> 
             w,
             "{BOLD}{name}{BOLD:#}: resumed (it was paused by the failure breaker: {}); its next \
              tick runs. The Scheduler state is unchanged: `enabled` in the file decides it.",
-            before.pause_reason.as_deref().unwrap_or("no reason recorded")
+            before
+                .pause_reason
+                .as_deref()
+                .unwrap_or("no reason recorded")
         )?;
     } else {
         writeln!(

@@ -40,9 +40,9 @@ pub struct Record {
 
 /// What `resume` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resumed {
+pub enum Resume {
     /// The pause was lifted; the record as it was before.
-    Resumed(Record),
+    Lifted(Record),
     /// The record exists and the schedule is not paused by the breaker: nothing changed.
     NotPaused(Record),
     /// There is no record: the schedule has not run yet, or the name is wrong.
@@ -94,13 +94,13 @@ impl Table {
     /// Lifts the breaker's pause of `schedule`: removes `paused_at` and `pause_reason`, sets
     /// `consecutive_failures` to 0 and `resumed_at` to `now`, only if the record exists and is
     /// paused (one conditional write: a pause written meanwhile is never lost silently).
-    pub async fn resume(&self, schedule: &str, now: i64) -> Result<Resumed, AwsError> {
+    pub async fn resume(&self, schedule: &str, now: i64) -> Result<Resume, AwsError> {
         let before = self.read(schedule).await?;
         let Some(before) = before else {
-            return Ok(Resumed::NoRecord);
+            return Ok(Resume::NoRecord);
         };
         if before.paused_at.is_none() {
-            return Ok(Resumed::NotPaused(before));
+            return Ok(Resume::NotPaused(before));
         }
         let written = self
             .client
@@ -119,14 +119,14 @@ impl Table {
             .send()
             .await;
         match written {
-            Ok(_) => Ok(Resumed::Resumed(before)),
+            Ok(_) => Ok(Resume::Lifted(before)),
             // Resumed (or deleted) between the read and the write: say what it is now.
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
             {
                 Ok(match self.read(schedule).await? {
-                    Some(now) => Resumed::NotPaused(now),
-                    None => Resumed::NoRecord,
+                    Some(now) => Resume::NotPaused(now),
+                    None => Resume::NoRecord,
                 })
             }
             Err(e) => Err(AwsError::of(

@@ -296,9 +296,11 @@ impl Stack {
             .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
             .region(aws_types::region::Region::new("us-east-1"))
             .endpoint_url(&moto.endpoint)
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("test", "test", None, None, "test"),
-            ))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("test", "test", None, None, "test"),
+                ),
+            )
             .build();
         let scheduler = aws_sdk_scheduler::Client::new(&aws);
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
@@ -368,7 +370,12 @@ impl Stack {
     }
 
     /// Every schedule of the group by name: (description, expression, zone, state, input).
-    async fn group(&self) -> Vec<(String, aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput)> {
+    async fn group(
+        &self,
+    ) -> Vec<(
+        String,
+        aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput,
+    )> {
         let names: Vec<String> = self
             .scheduler
             .list_schedules()
@@ -396,7 +403,10 @@ impl Stack {
         out
     }
 
-    async fn get(&self, name: &str) -> aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput {
+    async fn get(
+        &self,
+        name: &str,
+    ) -> aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput {
         self.scheduler
             .get_schedule()
             .group_name(GROUP)
@@ -418,9 +428,8 @@ fn example_text() -> String {
 }
 
 fn doc(output: &Output) -> Value {
-    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| {
-        panic!("{e}: stdout {} stderr {}", stdout(output), stderr(output))
-    })
+    serde_json::from_str(&stdout(output))
+        .unwrap_or_else(|e| panic!("{e}: stdout {} stderr {}", stdout(output), stderr(output)))
 }
 
 /// The actions of a diff/apply document by schedule name.
@@ -452,14 +461,22 @@ async fn apply_makes_the_group_match_the_file_and_twice_changes_nothing() {
 
     let output = stack.cloudbot(&["schedules", "apply", &file]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stdout(&output).ends_with("5 changes applied\n"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).ends_with("5 changes applied\n"),
+        "{}",
+        stdout(&output)
+    );
 
     // One schedule per entry, named as the entry, as the brief of apply says.
     let parsed = ScheduleFile::from_yaml(&example_text()).unwrap();
     let live = stack.group().await;
     assert_eq!(live.len(), 5);
     for entry in &parsed.schedules {
-        let found = &live.iter().find(|(n, _)| n == entry.name.as_str()).unwrap().1;
+        let found = &live
+            .iter()
+            .find(|(n, _)| n == entry.name.as_str())
+            .unwrap()
+            .1;
         assert!(
             wire::managed_digest(found.description().unwrap()).is_some(),
             "{found:?}"
@@ -482,9 +499,15 @@ async fn apply_makes_the_group_match_the_file_and_twice_changes_nothing() {
         assert_eq!(target.arn(), TARGET);
         assert_eq!(target.role_arn(), ROLE);
         assert_eq!(target.dead_letter_config().unwrap().arn(), Some(DLQ));
-        assert_eq!(target.retry_policy().unwrap().maximum_retry_attempts(), Some(2));
         assert_eq!(
-            target.retry_policy().unwrap().maximum_event_age_in_seconds(),
+            target.retry_policy().unwrap().maximum_retry_attempts(),
+            Some(2)
+        );
+        assert_eq!(
+            target
+                .retry_policy()
+                .unwrap()
+                .maximum_event_age_in_seconds(),
             Some(900)
         );
         let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
@@ -502,17 +525,27 @@ async fn apply_makes_the_group_match_the_file_and_twice_changes_nothing() {
     // Twice: nothing to do, nothing done.
     let output = stack.cloudbot(&["schedules", "apply", &file]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stdout(&output).ends_with("no changes\n"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).ends_with("no changes\n"),
+        "{}",
+        stdout(&output)
+    );
     let output = stack.cloudbot(&["--json", "schedules", "diff", &file]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let diff = doc(&output);
-    assert!(actions(&diff).iter().all(|(_, a)| a == "unchanged"), "{diff}");
+    assert!(
+        actions(&diff).iter().all(|(_, a)| a == "unchanged"),
+        "{diff}"
+    );
     assert_eq!(diff["applied"], false);
 
     // A changed entry is updated, a removed one deleted; diff says so first and changes nothing.
     let edited = example_text()
         .replace("at: \"09:00\"", "at: \"09:15\"")
-        .replace("  # The quarterly close", "  # (removed)\n  # The quarterly close");
+        .replace(
+            "  # The quarterly close",
+            "  # (removed)\n  # The quarterly close",
+        );
     let quarter = edited.find("  - name: quarter-close").unwrap();
     let invoices = edited.find("  # Invoices").unwrap();
     let edited = format!("{}{}", &edited[..quarter], &edited[invoices..]);
@@ -538,19 +571,32 @@ async fn apply_makes_the_group_match_the_file_and_twice_changes_nothing() {
 
     let output = stack.cloudbot(&["schedules", "apply", &file]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stdout(&output).ends_with("2 changes applied\n"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).ends_with("2 changes applied\n"),
+        "{}",
+        stdout(&output)
+    );
     let live = stack.group().await;
     let names: Vec<&str> = live.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["daily-sales-report", "invoices", "month-end-close", "payroll-export"]
+        [
+            "daily-sales-report",
+            "invoices",
+            "month-end-close",
+            "payroll-export"
+        ]
     );
     assert_eq!(
         stack.get("daily-sales-report").await.schedule_expression(),
         Some("cron(15 9 * * ? *)")
     );
     let output = stack.cloudbot(&["schedules", "apply", &file]);
-    assert!(stdout(&output).ends_with("no changes\n"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).ends_with("no changes\n"),
+        "{}",
+        stdout(&output)
+    );
 }
 
 /// Hand edits and schedules the file does not manage.
@@ -599,9 +645,7 @@ async fn hand_edits_are_reported_and_foreign_schedules_never_touched() {
         .name("payroll-export")
         .set_description(payroll.description().map(str::to_owned))
         .schedule_expression(payroll.schedule_expression().unwrap())
-        .set_schedule_expression_timezone(
-            payroll.schedule_expression_timezone().map(str::to_owned),
-        )
+        .set_schedule_expression_timezone(payroll.schedule_expression_timezone().map(str::to_owned))
         .flexible_time_window(window.clone())
         .target(payroll.target().unwrap().clone())
         .state(ScheduleState::Disabled)
@@ -615,15 +659,26 @@ async fn hand_edits_are_reported_and_foreign_schedules_never_touched() {
     );
     for command in ["diff", "apply"] {
         let output = stack.cloudbot(&["--json", "schedules", command, &moved]);
-        assert_eq!(output.status.code(), Some(7), "{command}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(7),
+            "{command}: {}",
+            stderr(&output)
+        );
         let plan = doc(&output);
         let actions = actions(&plan);
         assert!(
             actions.contains(&("payroll-export".into(), "hand_edited".into())),
             "{plan}"
         );
-        assert!(actions.contains(&("month-end-close".into(), "update".into())), "{plan}");
-        assert!(actions.contains(&("adhoc".into(), "not_managed".into())), "{plan}");
+        assert!(
+            actions.contains(&("month-end-close".into(), "update".into())),
+            "{plan}"
+        );
+        assert!(
+            actions.contains(&("adhoc".into(), "not_managed".into())),
+            "{plan}"
+        );
         let payroll = plan["changes"]
             .as_array()
             .unwrap()
@@ -701,7 +756,11 @@ async fn hand_edits_are_reported_and_foreign_schedules_never_touched() {
         "arn:aws:sqs:us-east-1:123456789012:q",
     ]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("--target-arn"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--target-arn"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test]
@@ -715,7 +774,10 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
     // writes it: names from wire::state).
     let paused_at = 1_796_000_000_i64;
     let item = [
-        (wire::state::LAST_OUTCOME, AttributeValue::S("failed".into())),
+        (
+            wire::state::LAST_OUTCOME,
+            AttributeValue::S("failed".into()),
+        ),
         (
             wire::state::LAST_OUTCOME_AT,
             AttributeValue::N(paused_at.to_string()),
@@ -724,18 +786,23 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
             wire::state::LAST_JOB,
             AttributeValue::S("https://api.c-bot.pro/demo/jobs/j-3".into()),
         ),
-        (wire::state::CONSECUTIVE_FAILURES, AttributeValue::N("3".into())),
-        (wire::state::PAUSED_AT, AttributeValue::N(paused_at.to_string())),
+        (
+            wire::state::CONSECUTIVE_FAILURES,
+            AttributeValue::N("3".into()),
+        ),
+        (
+            wire::state::PAUSED_AT,
+            AttributeValue::N(paused_at.to_string()),
+        ),
         (
             wire::state::PAUSE_REASON,
             AttributeValue::S("3 consecutive failed jobs".into()),
         ),
     ];
-    let mut put = stack
-        .dynamodb
-        .put_item()
-        .table_name(TABLE)
-        .item("record_key", AttributeValue::S(wire::state::key("month-end-close")));
+    let mut put = stack.dynamodb.put_item().table_name(TABLE).item(
+        "record_key",
+        AttributeValue::S(wire::state::key("month-end-close")),
+    );
     for (name, value) in item {
         put = put.item(name, value);
     }
@@ -755,7 +822,9 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
     assert_eq!(close["state"]["consecutive_failures"], 3);
     // The next run is the calendar's: the preview's first run from now on, in Tokyo time.
     let now = jiff::Timestamp::now();
-    let today = now.to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap()).date();
+    let today = now
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap())
+        .date();
     let preview = cloudbot(&[
         "--json",
         "schedules",
@@ -791,8 +860,14 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
     let output = stack.cloudbot(&["schedules", "list"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("paused by the failure breaker since"), "{text}");
-    assert!(text.contains("cloudbot schedules resume month-end-close"), "{text}");
+    assert!(
+        text.contains("paused by the failure breaker since"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cloudbot schedules resume month-end-close"),
+        "{text}"
+    );
     assert!(text.contains("no run yet"), "{text}");
 
     // resume lifts the pause, conditionally, and leaves the Scheduler state to the file.
@@ -803,19 +878,29 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
         .dynamodb
         .get_item()
         .table_name(TABLE)
-        .key("record_key", AttributeValue::S(wire::state::key("month-end-close")))
+        .key(
+            "record_key",
+            AttributeValue::S(wire::state::key("month-end-close")),
+        )
         .send()
         .await
         .unwrap()
         .item
         .unwrap();
     assert!(!record.contains_key(wire::state::PAUSED_AT), "{record:?}");
-    assert!(!record.contains_key(wire::state::PAUSE_REASON), "{record:?}");
+    assert!(
+        !record.contains_key(wire::state::PAUSE_REASON),
+        "{record:?}"
+    );
     assert_eq!(
         record[wire::state::CONSECUTIVE_FAILURES].as_n().unwrap(),
         "0"
     );
-    let resumed_at: i64 = record[wire::state::RESUMED_AT].as_n().unwrap().parse().unwrap();
+    let resumed_at: i64 = record[wire::state::RESUMED_AT]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((resumed_at - now.as_second()).abs() < 600, "{resumed_at}");
     assert_eq!(record[wire::state::LAST_OUTCOME].as_s().unwrap(), "failed");
     assert_eq!(
@@ -828,5 +913,9 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
     assert_eq!(doc(&output)["resumed"], false);
     let output = stack.cloudbot(&["schedules", "resume", "daily-sales-report"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("no state record"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no state record"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -58,4 +58,3 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
-
