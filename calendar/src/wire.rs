@@ -14,9 +14,24 @@ pub const SCHEDULE_ARN_PLACEHOLDER: &str = "<aws.scheduler.schedule-arn>";
 /// attempt of one tick).
 pub const SCHEDULED_TIME_PLACEHOLDER: &str = "<aws.scheduler.scheduled-time>";
 
-/// Tag key on every schedule `apply` manages; its value is the SHA-256 (hex) of the target
-/// input applied, so a schedule changed by hand since is recognised.
-pub const MANAGED_TAG: &str = "cloudbot-trigger:definition-sha256";
+/// The start of the `Description` of every schedule `apply` manages, followed by the SHA-256
+/// (64 lowercase hex digits) of everything `apply` set on it, so a schedule changed by hand since
+/// is recognised (its live fields no longer hash to the marker). A description, not a tag:
+/// EventBridge Scheduler's `TagResource` accepts schedule groups only, not schedules.
+pub const MANAGED_MARKER: &str = "cloudbot-trigger managed, sha256=";
+
+/// The `Description` that marks a managed schedule whose applied fields hash to `sha256_hex`.
+pub fn managed_description(sha256_hex: &str) -> String {
+    format!("{MANAGED_MARKER}{sha256_hex}")
+}
+
+/// The SHA-256 (hex) a managed schedule's `Description` carries; `None` when the description is
+/// not a marker (the schedule is not managed by `apply`).
+pub fn managed_digest(description: &str) -> Option<&str> {
+    let digest = description.strip_prefix(MANAGED_MARKER)?;
+    let is_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    (digest.len() == 64 && digest.chars().all(is_hex)).then_some(digest)
+}
 
 /// The target input of `schedule`: the Scheduler envelope (its key attributes), the schedule's
 /// definition (the function decides each tick from it, no lookup) and the execute request.
@@ -106,5 +121,23 @@ mod tests {
             json!({"bot_endpoint": "https://api.c-bot.pro/demo/bots/echo_bot/jobs", "input": {"a": 1}})
         );
         assert_eq!(state::key("daily-report"), "schedule:daily-report");
+    }
+
+    #[test]
+    fn a_managed_description_carries_its_digest_and_nothing_else_is_one() {
+        let digest = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            managed_digest(&managed_description(&digest)),
+            Some(digest.as_str())
+        );
+        for other in [
+            "",
+            "a schedule made by hand",
+            &format!("{MANAGED_MARKER}{}", &digest[..63]),
+            &format!("{MANAGED_MARKER}{}", digest.to_uppercase()),
+            &format!("{MANAGED_MARKER}{digest} edited"),
+        ] {
+            assert_eq!(managed_digest(other), None, "{other}");
+        }
     }
 }

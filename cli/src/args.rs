@@ -74,7 +74,8 @@ pub enum Command {
         function: String,
     },
     /// The team's BOT schedules (a schedule file: calendar/README.md): check a file, preview
-    /// the coming runs with skipped and shifted days labelled.
+    /// the coming runs with skipped and shifted days labelled, apply it to the stack's schedule
+    /// group, list the applied schedules, resume one the failure breaker paused.
     #[command(subcommand)]
     Schedules(SchedulesCommand),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
@@ -140,7 +141,8 @@ pub enum CloudBotCommand {
     },
 }
 
-/// `cloudbot schedules ...`: pure commands on a schedule file (nothing is sent anywhere).
+/// `cloudbot schedules ...`: `check` and `preview` read only the file; `diff`, `apply`, `list`
+/// and `resume` use the standard AWS configuration and the stack's outputs.
 #[derive(Debug, Subcommand)]
 pub enum SchedulesCommand {
     /// Validate a schedule file (YAML, or JSON when the name ends in .json); an error names the
@@ -164,6 +166,68 @@ pub enum SchedulesCommand {
         #[arg(long, value_name = "DATE")]
         from: Option<jiff::civil::Date>,
     },
+    /// What `apply` would change in the stack's schedule group (create, update, delete), and
+    /// the schedules changed by hand since the last apply or not managed by the file. Changes
+    /// nothing.
+    Diff {
+        /// The schedule file.
+        file: PathBuf,
+        /// The stack's schedule group and what its schedules start.
+        #[command(flatten)]
+        deploy: DeployArgs,
+    },
+    /// Make the stack's schedule group match the file: one schedule per entry, created,
+    /// updated or deleted; running it again changes nothing. Schedules without the managed
+    /// marker are never touched; a managed schedule changed by hand stops apply (exit code 7,
+    /// nothing changed) unless --overwrite-hand-edits.
+    Apply {
+        /// The schedule file.
+        file: PathBuf,
+        /// The stack's schedule group and what its schedules start.
+        #[command(flatten)]
+        deploy: DeployArgs,
+        /// Replace (or delete) managed schedules changed by hand since the last apply.
+        #[arg(long)]
+        overwrite_hand_edits: bool,
+    },
+    /// The schedules of the stack's group: next run in the schedule's time zone, Scheduler
+    /// state, the failure breaker's pause and the last outcome (from the schedule's state
+    /// record, read only).
+    List {
+        /// The stack output ScheduleGroupName.
+        #[arg(long, env = "CLOUDBOT_SCHEDULE_GROUP", value_name = "NAME")]
+        group: String,
+        /// The function's idempotency table: the stack output IdempotencyTableName.
+        #[arg(long, env = "CLOUDBOT_IDEMPOTENCY_TABLE", value_name = "NAME")]
+        table: String,
+    },
+    /// Lift the failure breaker's pause of a schedule (its state record: consecutive failures
+    /// back to 0). Does not change the Scheduler's ENABLED/DISABLED state: the file's `enabled`
+    /// is the truth for that (`apply`).
+    Resume {
+        /// The schedule's name.
+        name: String,
+        /// The function's idempotency table: the stack output IdempotencyTableName.
+        #[arg(long, env = "CLOUDBOT_IDEMPOTENCY_TABLE", value_name = "NAME")]
+        table: String,
+    },
+}
+
+/// Where `apply` puts the schedules and what they start: the stack's outputs.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct DeployArgs {
+    /// The stack output ScheduleGroupName.
+    #[arg(long, env = "CLOUDBOT_SCHEDULE_GROUP", value_name = "NAME")]
+    pub group: String,
+    /// The stack output SchedulerRoleArn (the role the Scheduler assumes).
+    #[arg(long, env = "CLOUDBOT_SCHEDULER_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: String,
+    /// The stack output ScheduleTargetArn (RunBotCallback, RunBot or the function's alias).
+    #[arg(long, env = "CLOUDBOT_SCHEDULE_TARGET_ARN", value_name = "ARN")]
+    pub target_arn: String,
+    /// The stack output ScheduleDeadLetterQueueArn.
+    #[arg(long, env = "CLOUDBOT_SCHEDULE_DLQ_ARN", value_name = "ARN")]
+    pub dead_letter_arn: String,
 }
 
 /// The shells completions are generated for.

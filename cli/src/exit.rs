@@ -26,6 +26,9 @@ pub enum Exit {
     StillRunning = 5,
     /// The job exists, and its state is unknown to this command.
     StateUnknown = 6,
+    /// `schedules diff` / `apply`: hand edits or a foreign schedule under a file entry's name;
+    /// `apply` changed nothing.
+    HandEdited = 7,
     /// Interrupted before anything that could start or change a job was sent.
     Interrupted = 130,
 }
@@ -76,6 +79,13 @@ pub const EXIT_CODES: &[ExitRow] = &[
         meaning: "the job exists but its state is unknown: following stopped (Ctrl-C, or reads \
                   still failed after the retries) or a `cancel`'s answer was lost; the job \
                   reference endpoint and the command to continue are printed",
+    },
+    ExitRow {
+        exit: Exit::HandEdited,
+        meaning: "`schedules diff` / `schedules apply`: a managed schedule was changed by hand \
+                  since the last apply, or a schedule not managed by the file has a file \
+                  entry's name; `apply` changed nothing (`--overwrite-hand-edits` replaces hand \
+                  edits; a schedule that is not managed is never touched)",
     },
     ExitRow {
         exit: Exit::Interrupted,
@@ -186,7 +196,7 @@ mod tests {
     fn every_code_has_one_row() {
         let mut codes: Vec<u8> = EXIT_CODES.iter().map(|r| r.exit.code()).collect();
         codes.dedup();
-        assert_eq!(codes.len(), 8);
+        assert_eq!(codes.len(), 9);
         let help = help_text();
         assert!(help.contains("  4  a job may exist"), "{help}");
         assert!(help.lines().all(|l| l.len() <= 100), "{help}");

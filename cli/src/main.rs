@@ -12,11 +12,14 @@ mod exit;
 mod follow;
 mod next;
 mod output;
+mod plan;
 mod report;
 mod resolve;
+mod scheduler;
 mod schedules;
 mod session;
 mod stage;
+mod state;
 mod target;
 
 use std::process::ExitCode;

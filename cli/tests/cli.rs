@@ -5,9 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
+
+use support::moto::Moto;
 
 use cloudbot_emulator::{Emulator, EmulatorOptions, FaultKind, FaultRule, Seed};
 use serde_json::Value;
@@ -422,55 +425,6 @@ fn no_credential_is_printed_even_with_debug_logs() {
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out.stderr).contains("CloudBot.Unauthorized"));
     assert!(!text(&out.stderr).contains("wrong-secret-key"));
-}
-
-/// A moto server (pinned, from the repository's .tools) on a free port, stopped on drop.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let bin =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv-aws/bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} is missing: run scripts/install-tools.sh aws",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn moto_server");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

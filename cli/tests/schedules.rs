@@ -1,13 +1,17 @@
-//! `cloudbot schedules check` and `cloudbot schedules preview` as an operator runs them, on the
-//! repository's example schedule file (`calendar/examples/schedules.yaml`, the one README's
-//! "Your schedules" shows): labels, holiday names, the schedule's own time zone whatever `TZ`
-//! says, `--json`, and errors that name the field. Pure commands: no server is started.
+//! `cloudbot schedules` as an operator runs it. `check` and `preview` on the repository's example
+//! schedule file (`calendar/examples/schedules.yaml`, the one README's "Your schedules" shows):
+//! labels, holiday names, the schedule's own time zone whatever `TZ` says, `--json`, and errors
+//! that name the field (pure commands: no server). `diff`, `apply`, `list` and `resume` against
+//! moto's EventBridge Scheduler and DynamoDB (one moto per test, a group and a table per test):
+//! apply twice is a no-op, changed entries are updated and removed ones deleted, a hand edit is
+//! reported and not overwritten, a schedule not managed by the file is never touched, `list`
+//! shows the next run and a state record the test writes, `resume` lifts a pause.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../calendar/examples/schedules.yaml")
@@ -256,4 +260,662 @@ fn the_readme_example_is_a_valid_schedule_file() {
         ["2027-01-29", "2027-02-26"]
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ------------------------------------------------------------------------------------------------
+// diff / apply / list / resume against moto.
+
+mod support;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
+use cloudbot_calendar::{ScheduleFile, wire};
+use support::moto::Moto;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/stack-SchedulerRole";
+const TARGET: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:RunBotCallback";
+const DLQ: &str = "arn:aws:sqs:us-east-1:123456789012:stack-ScheduleDeadLetterQueue";
+const GROUP: &str = "stack-ScheduleGroup";
+const TABLE: &str = "stack-IdempotencyTable";
+
+/// moto with the stack's group and table, and the CLI's environment for them.
+struct Stack {
+    moto: Moto,
+    scheduler: aws_sdk_scheduler::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    dir: PathBuf,
+}
+
+impl Stack {
+    async fn start(test: &str) -> Stack {
+        let moto = Moto::start();
+        let aws = aws_types::SdkConfig::builder()
+            .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("test", "test", None, None, "test"),
+                ),
+            )
+            .build();
+        let scheduler = aws_sdk_scheduler::Client::new(&aws);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+        scheduler
+            .create_schedule_group()
+            .name(GROUP)
+            .send()
+            .await
+            .unwrap();
+        dynamodb
+            .create_table()
+            .table_name(TABLE)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("record_key")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("record_key")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("cloudbot-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Stack {
+            moto,
+            scheduler,
+            dynamodb,
+            dir,
+        }
+    }
+
+    /// The CLI against moto, with the stack outputs in the environment.
+    fn cloudbot(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cloudbot"))
+            .args(args)
+            .env("TZ", "America/New_York")
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
+            .env("CLOUDBOT_SCHEDULER_ROLE_ARN", ROLE)
+            .env("CLOUDBOT_SCHEDULE_TARGET_ARN", TARGET)
+            .env("CLOUDBOT_SCHEDULE_DLQ_ARN", DLQ)
+            .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// A schedule file in the test's directory.
+    fn file(&self, name: &str, yaml: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// Every schedule of the group by name: (description, expression, zone, state, input).
+    async fn group(
+        &self,
+    ) -> Vec<(
+        String,
+        aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput,
+    )> {
+        let names: Vec<String> = self
+            .scheduler
+            .list_schedules()
+            .group_name(GROUP)
+            .send()
+            .await
+            .unwrap()
+            .schedules()
+            .iter()
+            .filter_map(|s| s.name().map(str::to_owned))
+            .collect();
+        let mut out = Vec::new();
+        for name in names {
+            let found = self
+                .scheduler
+                .get_schedule()
+                .group_name(GROUP)
+                .name(&name)
+                .send()
+                .await
+                .unwrap();
+            out.push((name, found));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    async fn get(
+        &self,
+        name: &str,
+    ) -> aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput {
+        self.scheduler
+            .get_schedule()
+            .group_name(GROUP)
+            .name(name)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn example_text() -> String {
+    std::fs::read_to_string(example()).unwrap()
+}
+
+fn doc(output: &Output) -> Value {
+    serde_json::from_str(&stdout(output))
+        .unwrap_or_else(|e| panic!("{e}: stdout {} stderr {}", stdout(output), stderr(output)))
+}
+
+/// The actions of a diff/apply document by schedule name.
+fn actions(doc: &Value) -> Vec<(String, String)> {
+    doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn apply_makes_the_group_match_the_file_and_twice_changes_nothing() {
+    let stack = Stack::start("apply").await;
+    let file = stack.file("schedules.yaml", &example_text());
+
+    let output = stack.cloudbot(&["schedules", "apply", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).ends_with("5 changes applied\n"),
+        "{}",
+        stdout(&output)
+    );
+
+    // One schedule per entry, named as the entry, as the brief of apply says.
+    let parsed = ScheduleFile::from_yaml(&example_text()).unwrap();
+    let live = stack.group().await;
+    assert_eq!(live.len(), 5);
+    for entry in &parsed.schedules {
+        let found = &live
+            .iter()
+            .find(|(n, _)| n == entry.name.as_str())
+            .unwrap()
+            .1;
+        assert!(
+            wire::managed_digest(found.description().unwrap()).is_some(),
+            "{found:?}"
+        );
+        assert_eq!(
+            found.schedule_expression(),
+            Some(entry.scheduler_expression().as_str())
+        );
+        assert_eq!(
+            found.schedule_expression_timezone(),
+            Some(entry.time_zone.name())
+        );
+        let state = if entry.enabled { "ENABLED" } else { "DISABLED" };
+        assert_eq!(found.state().unwrap().as_str(), state);
+        assert_eq!(
+            found.flexible_time_window().unwrap().mode(),
+            &FlexibleTimeWindowMode::Off
+        );
+        let target = found.target().unwrap();
+        assert_eq!(target.arn(), TARGET);
+        assert_eq!(target.role_arn(), ROLE);
+        assert_eq!(target.dead_letter_config().unwrap().arn(), Some(DLQ));
+        assert_eq!(
+            target.retry_policy().unwrap().maximum_retry_attempts(),
+            Some(2)
+        );
+        assert_eq!(
+            target
+                .retry_policy()
+                .unwrap()
+                .maximum_event_age_in_seconds(),
+            Some(900)
+        );
+        let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
+        assert_eq!(input, wire::target_input(entry));
+    }
+    assert_eq!(
+        live.iter()
+            .find(|(n, _)| n == "month-end-close")
+            .unwrap()
+            .1
+            .schedule_expression(),
+        Some("cron(30 18 * * ? *)")
+    );
+
+    // Twice: nothing to do, nothing done.
+    let output = stack.cloudbot(&["schedules", "apply", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).ends_with("no changes\n"),
+        "{}",
+        stdout(&output)
+    );
+    let output = stack.cloudbot(&["--json", "schedules", "diff", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let diff = doc(&output);
+    assert!(
+        actions(&diff).iter().all(|(_, a)| a == "unchanged"),
+        "{diff}"
+    );
+    assert_eq!(diff["applied"], false);
+
+    // A changed entry is updated, a removed one deleted; diff says so first and changes nothing.
+    let edited = example_text()
+        .replace("at: \"09:00\"", "at: \"09:15\"")
+        .replace(
+            "  # The quarterly close",
+            "  # (removed)\n  # The quarterly close",
+        );
+    let quarter = edited.find("  - name: quarter-close").unwrap();
+    let invoices = edited.find("  # Invoices").unwrap();
+    let edited = format!("{}{}", &edited[..quarter], &edited[invoices..]);
+    let file = stack.file("edited.yaml", &edited);
+    let output = stack.cloudbot(&["--json", "schedules", "diff", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let diff = doc(&output);
+    assert_eq!(
+        actions(&diff),
+        pairs(&[
+            ("daily-sales-report", "update"),
+            ("month-end-close", "unchanged"),
+            ("payroll-export", "unchanged"),
+            ("invoices", "unchanged"),
+            ("quarter-close", "delete"),
+        ])
+    );
+    assert_eq!(
+        diff["changes"][0]["fields"],
+        json!(["schedule_expression", "input"])
+    );
+    assert_eq!(stack.group().await.len(), 5, "diff changes nothing");
+
+    let output = stack.cloudbot(&["schedules", "apply", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).ends_with("2 changes applied\n"),
+        "{}",
+        stdout(&output)
+    );
+    let live = stack.group().await;
+    let names: Vec<&str> = live.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "daily-sales-report",
+            "invoices",
+            "month-end-close",
+            "payroll-export"
+        ]
+    );
+    assert_eq!(
+        stack.get("daily-sales-report").await.schedule_expression(),
+        Some("cron(15 9 * * ? *)")
+    );
+    let output = stack.cloudbot(&["schedules", "apply", &file]);
+    assert!(
+        stdout(&output).ends_with("no changes\n"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+/// Hand edits and schedules the file does not manage.
+#[tokio::test]
+async fn hand_edits_are_reported_and_foreign_schedules_never_touched() {
+    let stack = Stack::start("hand-edits").await;
+    let file = stack.file("schedules.yaml", &example_text());
+    let output = stack.cloudbot(&["schedules", "apply", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    // A schedule somebody made in the console, in the same group.
+    let foreign_target = Target::builder()
+        .arn(TARGET)
+        .role_arn(ROLE)
+        .input("{}")
+        .build()
+        .unwrap();
+    let window = FlexibleTimeWindow::builder()
+        .mode(FlexibleTimeWindowMode::Off)
+        .build()
+        .unwrap();
+    stack
+        .scheduler
+        .create_schedule()
+        .group_name(GROUP)
+        .name("adhoc")
+        .description("made by hand")
+        .schedule_expression("rate(1 hour)")
+        .flexible_time_window(window.clone())
+        .target(foreign_target.clone())
+        .send()
+        .await
+        .unwrap();
+    let output = stack.cloudbot(&["schedules", "apply", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("? adhoc  not managed by apply"), "{text}");
+    assert!(text.ends_with("no changes\n"), "{text}");
+
+    // Someone disables payroll-export in the console (keeping the description).
+    let payroll = stack.get("payroll-export").await;
+    stack
+        .scheduler
+        .update_schedule()
+        .group_name(GROUP)
+        .name("payroll-export")
+        .set_description(payroll.description().map(str::to_owned))
+        .schedule_expression(payroll.schedule_expression().unwrap())
+        .set_schedule_expression_timezone(payroll.schedule_expression_timezone().map(str::to_owned))
+        .flexible_time_window(window.clone())
+        .target(payroll.target().unwrap().clone())
+        .state(ScheduleState::Disabled)
+        .send()
+        .await
+        .unwrap();
+    // ... while the file moves the month-end close: apply must not do that either.
+    let moved = stack.file(
+        "moved.yaml",
+        &example_text().replace("at: \"18:30\"", "at: \"19:00\""),
+    );
+    for command in ["diff", "apply"] {
+        let output = stack.cloudbot(&["--json", "schedules", command, &moved]);
+        assert_eq!(
+            output.status.code(),
+            Some(7),
+            "{command}: {}",
+            stderr(&output)
+        );
+        let plan = doc(&output);
+        let actions = actions(&plan);
+        assert!(
+            actions.contains(&("payroll-export".into(), "hand_edited".into())),
+            "{plan}"
+        );
+        assert!(
+            actions.contains(&("month-end-close".into(), "update".into())),
+            "{plan}"
+        );
+        assert!(
+            actions.contains(&("adhoc".into(), "not_managed".into())),
+            "{plan}"
+        );
+        let payroll = plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "payroll-export")
+            .unwrap();
+        assert_eq!(payroll["fields"], json!(["state"]));
+        assert_eq!(plan["applied"], false);
+    }
+    let output = stack.cloudbot(&["schedules", "apply", &moved]);
+    assert_eq!(output.status.code(), Some(7));
+    assert!(
+        stdout(&output).contains("! payroll-export  changed by hand since the last apply"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(stdout(&output).ends_with("apply changed nothing\n"));
+    assert_eq!(
+        stack.get("payroll-export").await.state(),
+        Some(&ScheduleState::Disabled)
+    );
+    assert_eq!(
+        stack.get("month-end-close").await.schedule_expression(),
+        Some("cron(30 18 * * ? *)"),
+        "a blocked apply changes nothing"
+    );
+
+    // The operator decides: overwrite the hand edit.
+    let output = stack.cloudbot(&["schedules", "apply", &moved, "--overwrite-hand-edits"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stack.get("payroll-export").await.state(),
+        Some(&ScheduleState::Enabled)
+    );
+    assert_eq!(
+        stack.get("month-end-close").await.schedule_expression(),
+        Some("cron(0 19 * * ? *)")
+    );
+
+    // A foreign schedule under a file entry's name: never touched, not even when overwriting.
+    let extra = stack.file(
+        "extra.yaml",
+        &format!(
+            "{}\n  - name: adhoc\n    at: \"08:00\"\n    recurrence: daily\n    \
+             bot_endpoint: https://api.c-bot.pro/demo/bots/x/jobs\n",
+            example_text()
+                .replace("at: \"18:30\"", "at: \"19:00\"")
+                .trim_end()
+        ),
+    );
+    for overwrite in [false, true] {
+        let mut args = vec!["schedules", "apply", extra.as_str()];
+        if overwrite {
+            args.push("--overwrite-hand-edits");
+        }
+        let output = stack.cloudbot(&args);
+        assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+        assert!(
+            stdout(&output).contains("! adhoc  exists without the managed marker"),
+            "{}",
+            stdout(&output)
+        );
+    }
+    let adhoc = stack.get("adhoc").await;
+    assert_eq!(adhoc.description(), Some("made by hand"));
+    assert_eq!(adhoc.schedule_expression(), Some("rate(1 hour)"));
+    assert_eq!(adhoc.target().unwrap().input(), Some("{}"));
+
+    // Bad stack outputs are named before anything is sent.
+    let output = stack.cloudbot(&[
+        "schedules",
+        "diff",
+        &file,
+        "--target-arn",
+        "arn:aws:sqs:us-east-1:123456789012:q",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--target-arn"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
+    let stack = Stack::start("list").await;
+    let file = stack.file("schedules.yaml", &example_text());
+    let output = stack.cloudbot(&["schedules", "apply", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    // The function's record after three failed month-end closes (written as the function
+    // writes it: names from wire::state).
+    let paused_at = 1_796_000_000_i64;
+    let item = [
+        (
+            wire::state::LAST_OUTCOME,
+            AttributeValue::S("failed".into()),
+        ),
+        (
+            wire::state::LAST_OUTCOME_AT,
+            AttributeValue::N(paused_at.to_string()),
+        ),
+        (
+            wire::state::LAST_JOB,
+            AttributeValue::S("https://api.c-bot.pro/demo/jobs/j-3".into()),
+        ),
+        (
+            wire::state::CONSECUTIVE_FAILURES,
+            AttributeValue::N("3".into()),
+        ),
+        (
+            wire::state::PAUSED_AT,
+            AttributeValue::N(paused_at.to_string()),
+        ),
+        (
+            wire::state::PAUSE_REASON,
+            AttributeValue::S("3 consecutive failed jobs".into()),
+        ),
+    ];
+    let mut put = stack.dynamodb.put_item().table_name(TABLE).item(
+        "record_key",
+        AttributeValue::S(wire::state::key("month-end-close")),
+    );
+    for (name, value) in item {
+        put = put.item(name, value);
+    }
+    put.send().await.unwrap();
+
+    let output = stack.cloudbot(&["--json", "schedules", "list"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let listed = doc(&output);
+    let rows = listed["schedules"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap().clone();
+    let close = row("month-end-close");
+    assert_eq!(close["managed"], true);
+    assert_eq!(close["scheduler_state"], "ENABLED");
+    assert_eq!(close["state"]["last_outcome"], "failed");
+    assert_eq!(close["state"]["paused_at"], paused_at);
+    assert_eq!(close["state"]["consecutive_failures"], 3);
+    // The next run is the calendar's: the preview's first run from now on, in Tokyo time.
+    let now = jiff::Timestamp::now();
+    let today = now
+        .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap())
+        .date();
+    let preview = cloudbot(&[
+        "--json",
+        "schedules",
+        "preview",
+        "month-end-close",
+        "--file",
+        &file,
+        "--from",
+        &today.to_string(),
+        "--days",
+        "62",
+    ]);
+    let expected = doc(&preview)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "run")
+        .map(|e| e["at"].as_str().unwrap().to_owned())
+        .find(|at| at.parse::<jiff::Timestamp>().unwrap() > now)
+        .unwrap();
+    assert_eq!(close["next_run"]["at"], expected.as_str(), "{close}");
+    assert!(
+        close["next_run"]["local_time"]
+            .as_str()
+            .unwrap()
+            .contains("T18:30:00+09:00[Asia/Tokyo]"),
+        "{close}"
+    );
+    let invoices = row("invoices");
+    assert_eq!(invoices["scheduler_state"], "DISABLED");
+    assert_eq!(invoices["state"], Value::Null, "no record: no run yet");
+
+    let output = stack.cloudbot(&["schedules", "list"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("paused by the failure breaker since"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cloudbot schedules resume month-end-close"),
+        "{text}"
+    );
+    assert!(text.contains("no run yet"), "{text}");
+
+    // resume lifts the pause, conditionally, and leaves the Scheduler state to the file.
+    let output = stack.cloudbot(&["schedules", "resume", "month-end-close"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("resumed"), "{}", stdout(&output));
+    let record = stack
+        .dynamodb
+        .get_item()
+        .table_name(TABLE)
+        .key(
+            "record_key",
+            AttributeValue::S(wire::state::key("month-end-close")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!record.contains_key(wire::state::PAUSED_AT), "{record:?}");
+    assert!(
+        !record.contains_key(wire::state::PAUSE_REASON),
+        "{record:?}"
+    );
+    assert_eq!(
+        record[wire::state::CONSECUTIVE_FAILURES].as_n().unwrap(),
+        "0"
+    );
+    let resumed_at: i64 = record[wire::state::RESUMED_AT]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((resumed_at - now.as_second()).abs() < 600, "{resumed_at}");
+    assert_eq!(record[wire::state::LAST_OUTCOME].as_s().unwrap(), "failed");
+    assert_eq!(
+        stack.get("month-end-close").await.state(),
+        Some(&ScheduleState::Enabled)
+    );
+
+    let output = stack.cloudbot(&["--json", "schedules", "resume", "month-end-close"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(doc(&output)["resumed"], false);
+    let output = stack.cloudbot(&["schedules", "resume", "daily-sales-report"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no state record"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -713,7 +713,46 @@ def test_outputs(template):
         "RunBotMapStateMachineArn",
         "RunBotCallbackStateMachineArn",
         "SecretArn",
+        "ScheduleGroupName",
+        "SchedulerRoleArn",
+        "ScheduleTargetArn",
+        "ScheduleDeadLetterQueueArn",
     } <= set(template["Outputs"])
+
+
+@pytest.mark.parametrize("callbacks", ["ENABLED", "DISABLED"])
+@pytest.mark.parametrize("target", ["RunBotCallback", "RunBot", "Function"])
+def test_managed_schedules_target_what_the_template_schedule_targets(template, target, callbacks):
+    # `cloudbot schedules apply` targets ScheduleTargetArn: the same choice as the template's own
+    # schedule (the one of the three that takes ScheduleState).
+    params = {**_defaults(template), "ScheduleTarget": target, "Callbacks": callbacks}
+    value = template["Outputs"]["ScheduleTargetArn"]["Value"]
+
+    def evaluate(node):
+        if isinstance(node, dict) and "Fn::If" in node:
+            condition, then, otherwise = node["Fn::If"]
+            return evaluate(then if _condition(template, condition, params) else otherwise)
+        return node
+
+    chosen = [r for r, c in SCHEDULES.items() if _condition(template, c, params)]
+    expected = {"CloudBotFunction": {"Ref": "CloudBotFunction.Alias"}}.get(chosen[0], {"Ref": chosen[0]})
+    assert evaluate(value) == expected
+
+
+def test_the_scheduler_role_may_start_only_the_targets_and_dead_letter(template):
+    role = template["Resources"]["SchedulerRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    grants = {s["Action"]: s["Resource"] for s in statements}
+    assert grants == {
+        "lambda:InvokeFunction": {"Ref": "CloudBotFunction.Alias"},
+        "states:StartExecution": [{"Ref": "RunBotStateMachine"}, {"Ref": "RunBotCallbackStateMachine"}],
+        "sqs:SendMessage": {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]},
+    }
+    assert template["Outputs"]["SchedulerRoleArn"]["Value"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    assert template["Outputs"]["ScheduleGroupName"]["Value"] == {"Ref": "ScheduleGroup"}
 
 
 # ------------------------------------------------------------------------------------------------
