@@ -11,7 +11,8 @@
 //! 3. read the job with `refer_job` on the *stored* endpoint, re-reading it a few times while it
 //!    still reads as executing;
 //! 4. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
-//!    the record calls Step Functions.
+//!    the record calls Step Functions;
+//! 5. a managed schedule's run: count the end for its failure breaker (`breaker`).
 //!
 //! Settled, already settled, being settled by another delivery and closed tasks are all
 //! answered 2xx: every other answer makes Cloud BOT retry, and retry time is billed as BOT
@@ -28,6 +29,7 @@ use crate::callback::{
 };
 use crate::cloudbot::{Job, JobEndpoint};
 use crate::error::Failure;
+use crate::idempotency::RecordKey;
 use crate::metrics::Invocation;
 use crate::request::{Operation, OperationKind};
 use crate::telemetry;
@@ -71,6 +73,7 @@ impl Service {
             );
             return answer::delivered(delivery);
         }
+        let task_key = RecordKey::parse(&stored.task_key).ok();
         let endpoint = recorded_job(callbacks, id, stored, scope.deadline).await?;
         let job = JobEndpoint::parse(
             &self.config.requests.api_base,
@@ -90,6 +93,12 @@ impl Service {
         );
         let delivery = callbacks.settle(id, &outcome, scope.deadline).await?;
         log_delivery(delivery, &found);
+        // A scheduled run's end (the task's key is ExecuteBot's) counts for its schedule's
+        // failure breaker, whoever settled the task: the count itself is once per job.
+        if let Some(key) = &task_key {
+            self.note_ended(key, &endpoint, found.status, scope, record)
+                .await;
+        }
         answer::delivered(delivery)
     }
 

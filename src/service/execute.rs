@@ -22,7 +22,7 @@ use super::{
     DEADLINE_MARGIN, ExactlyOnce, Scope, Service, answer, lambda_deadline, upstream, with_refresh,
 };
 use crate::callback::{Callbacks, Registered, TaskToken};
-use crate::cloudbot::ExecuteRequest;
+use crate::cloudbot::{ExecuteRequest, JobStatus};
 use crate::credentials::Fetched;
 use crate::error::{Classified, Failure};
 use crate::idempotency::{Begin, Claim, Fingerprint, Finish, Pending, RecordKey, finish_of};
@@ -66,11 +66,17 @@ impl Service {
         let fetched = self.credentials.get(scope.deadline).await?;
         let Some(key) = key else {
             tracing::info!("execute without an idempotency key: not deduplicated");
-            return self.post(execute, None, &fetched, scope, record).await;
+            return self
+                .post(execute, None, &fetched, scope, record)
+                .await
+                .map(answer_of);
         };
         let Some(exactly_once) = &self.exactly_once else {
             tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
-            return self.post(execute, None, &fetched, scope, record).await;
+            return self
+                .post(execute, None, &fetched, scope, record)
+                .await
+                .map(answer_of);
         };
         let fingerprint = Fingerprint::of_execute(&execute.bot, &execute.body);
         let pending = Pending {
@@ -94,20 +100,27 @@ impl Service {
                 return answer::replay(replayed);
             }
         };
-        let result = match task {
+        let posted = match task {
             None => self.post(execute, None, &fetched, scope, record).await,
             Some(task) => {
                 self.post_for_task(execute, key, task, &fetched, scope, record)
                     .await
             }
         };
+        let status = posted.as_ref().ok().map(|(_, status)| *status);
+        let result = posted.map(answer_of);
         finish(exactly_once, &claim, &result, scope.deadline).await;
-        if let Ok(Answer {
-            location: Some(job),
-            ..
-        }) = &result
+        if let (
+            Ok(Answer {
+                location: Some(job),
+                ..
+            }),
+            Some(status),
+        ) = (&result, status)
         {
             self.note_started(key, job, scope).await;
+            // A job that ended within the execute's wait (`timeout`): its end is learnt here.
+            self.note_ended(key, job, status, scope, record).await;
         }
         result
     }
@@ -142,7 +155,7 @@ impl Service {
         fetched: &Fetched,
         scope: Scope,
         record: &mut Invocation,
-    ) -> Result<Answer, Failure> {
+    ) -> Result<(Answer, JobStatus), Failure> {
         let registered = task
             .callbacks
             .register(key, task.token, scope.deadline)
@@ -150,10 +163,13 @@ impl Service {
         let result = self
             .post(execute, Some(&registered), fetched, scope, record)
             .await;
-        if let Ok(Answer {
-            location: Some(job),
-            ..
-        }) = &result
+        if let Ok((
+            Answer {
+                location: Some(job),
+                ..
+            },
+            _,
+        )) = &result
         {
             task.callbacks
                 .job_started(&registered, job, scope.deadline + DEADLINE_MARGIN / 2)
@@ -163,7 +179,8 @@ impl Service {
     }
 
     /// The execute POST (with our callback endpoint when `registered`), re-reading the secret
-    /// once after a 401.
+    /// once after a 401. The answer, and the job's status in it (an end when the BOT finished
+    /// within the wait the request asked for).
     async fn post(
         &self,
         execute: &Execute,
@@ -171,7 +188,7 @@ impl Service {
         fetched: &Fetched,
         scope: Scope,
         record: &mut Invocation,
-    ) -> Result<Answer, Failure> {
+    ) -> Result<(Answer, JobStatus), Failure> {
         // The body is made per attempt: the wait it asks for depends on the time left.
         let started = with_refresh!(self, fetched, scope, |call| upstream(
             record,
@@ -183,7 +200,8 @@ impl Service {
             |s| (Some(s.http_status), Some(s.job.job_id.as_str()))
         ))?;
         record.set_run_started(&started.job.job_id);
-        answer::started(&started.job, &started.job_reference)
+        let answer = answer::started(&started.job, &started.job_reference)?;
+        Ok((answer, started.job.status))
     }
 
     /// The body as sent: with our callback endpoint (and the configured number of attempts)
@@ -235,6 +253,11 @@ fn bounded_wait(body: &ExecuteRequest, available: Duration) -> Option<u64> {
         "shortened the execute wait to fit the invocation"
     );
     Some(budget_ms)
+}
+
+/// The answer of a POST, without the job's status.
+fn answer_of((answer, _): (Answer, JobStatus)) -> Answer {
+    answer
 }
 
 /// Finishes the claim of an execute by how it ended.
