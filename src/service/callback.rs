@@ -10,9 +10,9 @@
 //!    execute's own bookkeeping), else `Callback.NotReady`;
 //! 3. read the job with `refer_job` on the *stored* endpoint, re-reading it a few times while it
 //!    still reads as executing;
-//! 4. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
-//!    the record calls Step Functions;
-//! 5. a managed schedule's run: count the end for its failure breaker (`breaker`).
+//! 4. a managed schedule's run: count the end for its failure breaker (`breaker`);
+//! 5. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
+//!    the record calls Step Functions.
 //!
 //! Settled, already settled, being settled by another delivery and closed tasks are all
 //! answered 2xx: every other answer makes Cloud BOT retry, and retry time is billed as BOT
@@ -91,14 +91,15 @@ impl Service {
             found.message.as_deref(),
             job.url(),
         );
-        let delivery = callbacks.settle(id, &outcome, scope.deadline).await?;
-        log_delivery(delivery, &found);
         // A scheduled run's end (the task's key is ExecuteBot's) counts for its schedule's
-        // failure breaker, whoever settled the task: the count itself is once per job.
+        // failure breaker, whichever delivery settles the task (the count is once per job);
+        // before the task is told, so an execution that has ended has its end counted.
         if let Some(key) = &task_key {
             self.note_ended(key, &endpoint, found.status, scope, record)
                 .await;
         }
+        let delivery = callbacks.settle(id, &outcome, scope.deadline).await?;
+        log_delivery(delivery, &found);
         answer::delivered(delivery)
     }
 
