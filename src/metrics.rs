@@ -87,7 +87,8 @@ pub mod name {
     /// 1 when a managed schedule's tick sent nothing, by `SkipReason` only (its own directive
     /// in the record, present only then).
     pub const SCHEDULE_SKIPS: &str = "ScheduleSkips";
-    /// Run ledger writes that failed during the invocation (the run went on; docs/ledger.md).
+    /// Run ledger writes that failed during the invocation (the run went on; docs/ledger.md);
+    /// present only when one did.
     pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
 }
 
@@ -319,6 +320,13 @@ impl Serialize for Record<'_> {
         ];
         if let Some(upstream) = inv.upstream {
             values.push((name::UPSTREAM_LATENCY, millis(upstream)));
+        }
+        // Only when one failed: no series (and no cost) while the ledger works.
+        if inv.ledger_write_failures > 0 {
+            values.push((
+                name::LEDGER_WRITE_FAILURES,
+                f64::from(inv.ledger_write_failures),
+            ));
         }
         values.push((name::TOTAL_LATENCY, self.total_ms));
         // Every metric declared in the directive must be a root member (EMF specification), so
