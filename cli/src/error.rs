@@ -63,6 +63,9 @@ pub enum CliError {
     /// The function's `resolve_idempotency` could not be invoked, or answered with an error.
     #[error("{0}")]
     Resolve(#[from] crate::resolve::ResolveError),
+    /// The run ledger could not be read, or holds no such run (`runs`).
+    #[error("{0}")]
+    Ledger(String),
     /// The result could not be written to stdout (closed pipe, full disk).
     #[error("could not write the output")]
     Output(#[from] std::io::Error),
@@ -88,6 +91,7 @@ impl CliError {
             CliError::TimedOut { .. } => "Cli.TimedOut".into(),
             CliError::Interrupted => "Cli.Interrupted".into(),
             CliError::Resolve(e) => e.error_type(),
+            CliError::Ledger(_) => "Cli.Ledger".into(),
             CliError::Output(_) => "Cli.Output".into(),
         }
     }
@@ -109,6 +113,7 @@ impl CliError {
             CliError::Credentials(_)
             | CliError::CloudBot { .. }
             | CliError::ReadFailed { .. }
+            | CliError::Ledger(_)
             | CliError::Output(_) => Exit::NotStarted,
         }
     }

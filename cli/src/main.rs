@@ -14,6 +14,7 @@ mod next;
 mod output;
 mod report;
 mod resolve;
+mod runs;
 mod schedules;
 mod session;
 mod stage;
