@@ -51,15 +51,18 @@ pub fn secrets_manager_client(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client
 /// milliseconds, and every call happens inside an invocation that must leave time for the
 /// Cloud BOT call (the store is also bounded by the invocation's deadline).
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config(sdk).build())
+}
+
+/// The configuration [`dynamodb_client`] builds its client from (public so the store's CPU
+/// micro-benchmark, `bench/src/bin/store-cpu.rs`, measures exactly this configuration).
+pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .timeout_config(timeouts)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    aws_sdk_dynamodb::config::Builder::from(sdk).timeout_config(timeouts)
 }
 
 /// The Step Functions client of the callback receiver (`SendTaskSuccess` / `SendTaskFailure`),
