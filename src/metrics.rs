@@ -95,6 +95,9 @@ pub mod name {
     /// 1 when a job's end tripped a managed schedule's failure breaker (the schedule paused
     /// itself), without dimensions (its own directive in the record, present only then).
     pub const SCHEDULE_PAUSED: &str = "SchedulePaused";
+    /// Run ledger writes that failed during the invocation (the run went on; docs/ledger.md);
+    /// present only when one did.
+    pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
 }
 
 /// An EMF unit.
@@ -129,6 +132,7 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::TOTAL_LATENCY, Unit::Milliseconds),
     (name::SCHEDULE_SKIPS, Unit::Count),
     (name::SCHEDULE_PAUSED, Unit::Count),
+    (name::LEDGER_WRITE_FAILURES, Unit::Count),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -179,6 +183,7 @@ impl Metrics {
             secret_fetches: 0,
             schedule_skip: None,
             schedule_paused: None,
+            ledger_write_failures: 0,
         }
     }
 
@@ -225,6 +230,7 @@ pub struct Invocation {
     secret_fetches: u32,
     schedule_skip: Option<&'static str>,
     schedule_paused: Option<String>,
+    ledger_write_failures: u32,
 }
 
 impl Invocation {
@@ -272,6 +278,11 @@ impl Invocation {
     /// failure breaker tripped).
     pub fn set_schedule_paused(&mut self, schedule: &str) {
         self.schedule_paused = Some(schedule.to_owned());
+    }
+
+    /// A run ledger write failed (the run went on).
+    pub fn add_ledger_write_failure(&mut self) {
+        self.ledger_write_failures += 1;
     }
 
     /// Adds Secrets Manager reads made for this invocation.
@@ -326,9 +337,20 @@ impl Serialize for Record<'_> {
             (name::REPLAYS, f64::from(count(inv.replay))),
             (name::SECRET_FETCHES, f64::from(inv.secret_fetches)),
             (name::COLD_START, f64::from(count(inv.cold_start))),
+            (
+                name::LEDGER_WRITE_FAILURES,
+                f64::from(inv.ledger_write_failures),
+            ),
         ];
         if let Some(upstream) = inv.upstream {
             values.push((name::UPSTREAM_LATENCY, millis(upstream)));
+        }
+        // Only when one failed: no series (and no cost) while the ledger works.
+        if inv.ledger_write_failures > 0 {
+            values.push((
+                name::LEDGER_WRITE_FAILURES,
+                f64::from(inv.ledger_write_failures),
+            ));
         }
         values.push((name::TOTAL_LATENCY, self.total_ms));
         // Every metric declared in the directive must be a root member (EMF specification), so

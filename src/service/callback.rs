@@ -12,7 +12,8 @@
 //!    still reads as executing;
 //! 4. a managed schedule's run: count the end for its failure breaker (`breaker`);
 //! 5. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
-//!    the record calls Step Functions.
+//!    the record calls Step Functions; at the same time, record what was read in the run
+//!    ledger (`Service::learned`).
 //!
 //! Settled, already settled, being settled by another delivery and closed tasks are all
 //! answered 2xx: every other answer makes Cloud BOT retry, and retry time is billed as BOT
@@ -98,7 +99,12 @@ impl Service {
             self.note_ended(key, &endpoint, found.status, scope, record)
                 .await;
         }
-        let delivery = callbacks.settle(id, &outcome, scope.deadline).await?;
+        // Independent writes at once: the task's settlement and the run ledger.
+        let (delivery, _) = tokio::join!(
+            callbacks.settle(id, &outcome, scope.deadline),
+            self.learned(&job, &found, None, scope.deadline, record)
+        );
+        let delivery = delivery?;
         log_delivery(delivery, &found);
         answer::delivered(delivery)
     }
