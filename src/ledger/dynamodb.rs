@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::run::RunWrite;
 use super::{LedgerStore, Written};
@@ -14,6 +14,9 @@ use crate::table::{StoreFuture, failed_condition, number_value, string_value, un
 
 /// Partition key of the ledger table.
 pub const RUN_ATTRIBUTE: &str = "run";
+
+/// The schedule's name of a scheduled run (the `by_schedule` index's partition).
+const SCHEDULE_ATTRIBUTE: &str = "schedule";
 
 /// The ledger table on DynamoDB. Cheap to clone: the SDK client is shared.
 #[derive(Debug, Clone)]
@@ -76,7 +79,7 @@ fn expression_of(write: &RunWrite) -> Expression {
         e.text("trigger", origin.trigger, false);
         e.text("request_id", &origin.request_id, false);
         for (attribute, value) in [
-            ("schedule", &origin.schedule),
+            (SCHEDULE_ATTRIBUTE, &origin.schedule),
             ("nominal_time", &origin.nominal_time),
             ("execution", &origin.execution),
             ("request_key", &origin.request_key),
@@ -116,13 +119,21 @@ impl LedgerStore for LedgerTable {
                 .set_expression_attribute_names(Some(e.names))
                 .set_expression_attribute_values(Some(e.values));
             if write.end.is_some() {
+                // The record after the end's write tells the run's schedule (its start wrote
+                // it), for the failure breaker: no read of its own.
                 request = request
                     .condition_expression("attribute_not_exists(#ended)")
-                    .expression_attribute_names("#ended", "ended_at");
+                    .expression_attribute_names("#ended", "ended_at")
+                    .return_values(ReturnValue::AllNew);
             }
             match request.send().await {
-                Ok(_) => Ok(Written::Noted {
+                Ok(output) => Ok(Written::Noted {
                     ended: write.end.is_some(),
+                    schedule: output
+                        .attributes()
+                        .and_then(|item| item.get(SCHEDULE_ATTRIBUTE))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned(),
                 }),
                 Err(err) => match failed_condition(&err) {
                     Some(_) => Ok(Written::AlreadyEnded),

@@ -2,8 +2,11 @@
 //! schedule's job ended, the end is counted on the schedule's state record
 //! ([`ScheduleStates::ended`](crate::schedule::state::ScheduleStates::ended): once per job,
 //! the pause in the same write). Called by the execute (a job that ended within its wait) and
-//! the callback receiver (the job read at Cloud BOT's callback). The tick's side, a paused
-//! schedule's tick skipped, is in `tick`.
+//! the callback receiver (the job read at Cloud BOT's callback), which know the run's key, and
+//! by `learned` with the schedule the run ledger holds (so `refer_job`, RunBot's polling,
+//! counts too). The tick's side, a paused schedule's tick skipped, is in `tick`.
+
+use tokio::time::Instant;
 
 use super::{DEADLINE_MARGIN, Scope, Service};
 use crate::cloudbot::JobStatus;
@@ -28,15 +31,27 @@ impl Service {
         scope: Scope,
         record: &mut Invocation,
     ) {
-        let (Some(states), Some(run), Some(end)) = (
-            self.schedule_states(),
-            RunOf::of_key(key),
-            JobEnd::of(status),
-        ) else {
+        let Some(run) = RunOf::of_key(key) else {
             return;
         };
-        let schedule = run.schedule.as_str();
         let deadline = scope.deadline + DEADLINE_MARGIN / 2;
+        self.count_end(&run.schedule, job, status, deadline, record)
+            .await;
+    }
+
+    /// `job`, a run of `schedule`, was read in `status`: counted when the status is an end and
+    /// the schedule is managed (the rest as [`Self::note_ended`]).
+    pub(super) async fn count_end(
+        &self,
+        schedule: &str,
+        job: &str,
+        status: JobStatus,
+        deadline: Instant,
+        record: &mut Invocation,
+    ) {
+        let (Some(states), Some(end)) = (self.schedule_states(), JobEnd::of(status)) else {
+            return;
+        };
         match states.ended(schedule, job, end, deadline).await {
             Ok(Counted::Now {
                 consecutive_failures,

@@ -618,3 +618,53 @@ async fn a_jobs_end_learnt_twice_is_counted_once() {
     assert_eq!(unmanaged, Counted::Unmanaged);
     assert!(state_of(&h, "never-decided").await.is_none());
 }
+
+#[tokio::test]
+async fn runbots_polling_counts_a_scheduled_runs_end_through_the_run_ledger() {
+    use super::{Setup, Store};
+    use std::time::Duration;
+    let h = Harness::start_with(Setup {
+        ledger: Store::Table,
+        ..Setup::default()
+    })
+    .await;
+    // RunBot: DecideTick, ExecuteBot (no wait: the job still executes), then ReferJob polls,
+    // which know no key: the schedule is the one the run ledger's start wrote.
+    let decided = h
+        .invoke(decide_only(delivery_of(
+            &h,
+            "error_bot",
+            daily(),
+            "2026-11-24T00:00:00Z",
+        )))
+        .await
+        .unwrap();
+    let key = format!(
+        "{}#ExecuteBot",
+        decided["idempotency_key"].as_str().unwrap()
+    );
+    let started = h
+        .invoke(json!({"idempotency_key": key, "request": {
+            "bot_endpoint": format!("{}/demo/bots/error_bot/jobs", h.emulator.base_url())}}))
+        .await
+        .unwrap();
+    assert_eq!(started["status"], "executing", "{started}");
+    let job_id = started["job_id"].as_str().unwrap().to_owned();
+    crate::support::eventually(Duration::from_secs(10), || {
+        h.emulator.job(&job_id).filter(|j| j.status != 2).map(drop)
+    })
+    .await
+    .expect("the job ends");
+    let poll = json!({"operation": "refer_job", "public_id": "demo", "job_id": job_id});
+    for _ in 0..2 {
+        let ended = h.invoke(poll.clone()).await.unwrap();
+        assert_eq!(ended["status"], "error", "{ended}");
+    }
+    let record = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(record[state::CONSECUTIVE_FAILURES], "1", "{record:?}");
+    assert_eq!(record[state::LAST_OUTCOME], "failed");
+    assert_eq!(
+        record[state::COUNTED_JOB],
+        started["job_reference_endpoint"].as_str().unwrap()
+    );
+}
