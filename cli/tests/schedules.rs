@@ -5,7 +5,11 @@
 //! moto's EventBridge Scheduler and DynamoDB (one moto per test, a group and a table per test):
 //! apply twice is a no-op, changed entries are updated and removed ones deleted, a hand edit is
 //! reported and not overwritten, a schedule not managed by the file is never touched, `list`
-//! shows the next run and a state record the test writes, `resume` lifts a pause.
+//! shows the next run and a state record the test writes, `resume` lifts a pause. `backfill`
+//! against moto's ledger table, idempotency table and a state machine (StartExecution records
+//! the delivery), and against the function itself (the Lambda stand-in running the handler on
+//! the emulator): only the occurrences that did not run are delivered, once, on their nominal
+//! keys; without `--yes` and a terminal nothing is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -1228,4 +1232,148 @@ async fn backfill_delivers_only_the_occurrences_that_did_not_run_with_their_nomi
         "{refused}"
     );
     assert_eq!(executions(&sfn).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it_as_ran() {
+    use cloudbot_emulator::{Emulator, EmulatorOptions, Seed};
+    use cloudbot_trigger::idempotency::Idempotency;
+    use cloudbot_trigger::table::DynamoDbStore;
+    use support::lambda::LambdaStandIn;
+
+    let stack = Stack::start("backfill-fn").await;
+    stack.ledger().await;
+    let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo()))
+        .await
+        .unwrap();
+    let base = emulator.base_url();
+    let aws = aws_types::SdkConfig::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new("us-east-1"))
+        .endpoint_url(&stack.moto.endpoint)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("test", "test", None, None, "test"),
+            ),
+        )
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    secrets
+        .create_secret()
+        .name("cloudbot/demo")
+        .secret_string(r#"{"access_token":"demo-access-token","secret_key":"demo-secret-key"}"#)
+        .send()
+        .await
+        .unwrap();
+    let vars = std::collections::HashMap::from([
+        ("CLOUDBOT_SECRET_ID", "cloudbot/demo".to_owned()),
+        ("CLOUDBOT_API_BASE", base.clone()),
+        (
+            "CLOUDBOT_DEFAULT_BOT_ENDPOINT",
+            format!("{base}/demo/bots/echo_bot/jobs"),
+        ),
+        ("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE.to_owned()),
+    ]);
+    let config = cloudbot_trigger::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let expiry = config.idempotency.as_ref().unwrap().expiry;
+    let service = cloudbot_trigger::service::Service::new(config, secrets)
+        .unwrap()
+        .with_idempotency(Some(Idempotency::new(
+            DynamoDbStore::new(stack.dynamodb.clone(), TABLE.into()),
+            expiry,
+        )));
+    let lambda = LambdaStandIn::start(std::sync::Arc::new(service)).await;
+
+    // A daily schedule on the emulator's echo BOT, the function's alias as its target.
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:stack-CloudBotFunction:live";
+    let file = stack.file(
+        "echo.yaml",
+        &format!(
+            "version: 1\nschedules:\n  - name: daily-echo\n    at: \"09:00\"\n    recurrence: daily\n    \
+             bot_endpoint: {base}/demo/bots/echo_bot/jobs\n    policies: {{ overlap: allow }}\n"
+        ),
+    );
+    let output = stack.cloudbot(&["schedules", "apply", &file, "--target-arn", function]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let schedule_arn = stack.get("daily-echo").await.arn().unwrap().to_owned();
+
+    let run = |args: Vec<&'static str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
+        command
+            .args(["--json", "schedules", "backfill", "daily-echo"])
+            .args(["--from", "2026-11-23", "--to", "2026-11-25"])
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &stack.moto.endpoint)
+            .env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
+            .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
+            .env("CLOUDBOT_RUN_LEDGER_TABLE", LEDGER)
+            .stdin(Stdio::null());
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+
+    // 11-23 is 勤労感謝の日; 11-24 and 11-25 did not run (the ledger is empty).
+    let output = run(vec!["--yes"]).await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let done = doc(&output);
+    assert_eq!(
+        statuses(&done),
+        pairs(&[
+            ("2026-11-23", "skipped"),
+            ("2026-11-24", "not_run"),
+            ("2026-11-25", "not_run"),
+        ]),
+        "{done}"
+    );
+    let deliveries: Vec<&Value> = done["occurrences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("delivery"))
+        .collect();
+    assert_eq!(deliveries.len(), 2, "{done}");
+    for delivery in &deliveries {
+        assert_eq!(delivery["result"], "started", "{done}");
+        assert!(
+            delivery["job"].as_str().unwrap().starts_with(&base),
+            "{done}"
+        );
+    }
+    assert_eq!(emulator.stats().jobs_created, 2);
+    let invocations = lambda.invocations.lock().unwrap().clone();
+    assert_eq!(invocations.len(), 2);
+    // The SDK percent-encodes the ARN in the Invoke path.
+    assert_eq!(invocations[0].0.replace("%3A", ":"), function);
+    assert_eq!(invocations[0].1["schedule"]["backfill"], true);
+    assert_eq!(
+        invocations[0].1["schedule"]["schedule_arn"],
+        schedule_arn.as_str()
+    );
+    assert_eq!(
+        invocations[0].1["schedule"]["scheduled_time"],
+        "2026-11-24T00:00:00Z"
+    );
+
+    // Again: the idempotency records (the nominal keys) say they ran; nothing is delivered.
+    let output = run(vec!["--yes"]).await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let again = doc(&output);
+    assert_eq!(
+        statuses(&again),
+        pairs(&[
+            ("2026-11-23", "skipped"),
+            ("2026-11-24", "ran"),
+            ("2026-11-25", "ran"),
+        ]),
+        "{again}"
+    );
+    assert_eq!(
+        again["occurrences"][1]["job"], deliveries[0]["job"],
+        "{again}"
+    );
+    assert_eq!(lambda.invocations.lock().unwrap().len(), 2);
+    assert_eq!(emulator.stats().jobs_created, 2);
 }
