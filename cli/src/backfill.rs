@@ -31,6 +31,7 @@ use crate::exit::Exit;
 use crate::output::{BOLD, DIM, Output};
 use crate::scheduler::{AwsError, Group};
 use crate::session::aws_config;
+use crate::stage::{Stage, Tracker};
 
 /// The longest period one backfill covers (the preview's own limit).
 const MAX_DAYS: i32 = 400;
@@ -201,7 +202,7 @@ impl Delivery {
 }
 
 /// Runs a backfill.
-pub async fn run(out: Output, request: &Request) -> Result<Exit, CliError> {
+pub async fn run(out: Output, tracker: &Tracker, request: &Request) -> Result<Exit, CliError> {
     request
         .name
         .parse::<cloudbot_calendar::schedule::ScheduleName>()
@@ -286,6 +287,8 @@ pub async fn run(out: Output, request: &Request) -> Result<Exit, CliError> {
     let pending = rows.iter().filter(|r| r.status == Status::NotRun).count();
     let go = pending > 0 && confirmed(out, request, &definition, &rows, pending)?;
     if go {
+        // From here an interrupt or an error may leave deliveries made: never "nothing sent".
+        tracker.set(Stage::BackfillSent);
         let lambda = aws_sdk_lambda::Client::new(&aws);
         let sfn = aws_sdk_sfn::Client::new(&aws);
         for row in rows.iter_mut().filter(|r| r.status == Status::NotRun) {

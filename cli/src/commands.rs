@@ -50,7 +50,7 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             not_started: _,
             function,
         } => resolve_record(ctx, record, started.as_deref(), function).await,
-        Command::Schedules(command) => crate::schedules::run(ctx.out, command).await,
+        Command::Schedules(command) => crate::schedules::run(ctx.out, ctx.tracker, command).await,
         Command::Completions { shell } => completions(*shell),
         Command::Man => man(),
     }

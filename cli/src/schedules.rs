@@ -26,7 +26,11 @@ use crate::session::aws_config;
 use crate::state::{Record, Resume, Table};
 
 /// Runs a `schedules` command.
-pub async fn run(out: Output, command: &SchedulesCommand) -> Result<Exit, CliError> {
+pub async fn run(
+    out: Output,
+    tracker: &crate::stage::Tracker,
+    command: &SchedulesCommand,
+) -> Result<Exit, CliError> {
     match command {
         SchedulesCommand::Check { file } => check(out, file),
         SchedulesCommand::Preview {
@@ -81,7 +85,7 @@ pub async fn run(out: Output, command: &SchedulesCommand) -> Result<Exit, CliErr
                     crate::backfill::Confirm::Ask
                 },
             };
-            crate::backfill::run(out, &request).await
+            crate::backfill::run(out, tracker, &request).await
         }
     }
 }
