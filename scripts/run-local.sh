@@ -101,7 +101,8 @@ import shlex, tomllib, urllib.parse
 config = tomllib.load(open("Cargo.toml", "rb"))["workspace"]["metadata"]["lambda"]["watch"]["config"]
 env = {k: v for s in config for k, v in tomllib.loads(s)["env"].items()}
 for key in ("CLOUDBOT_SECRET_ID", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "CLOUDBOT_IDEMPOTENCY_TABLE", "CLOUDBOT_API_BASE", "AWS_ENDPOINT_URL"):
+            "CLOUDBOT_IDEMPOTENCY_TABLE", "CLOUDBOT_RUN_LEDGER_TABLE", "CLOUDBOT_API_BASE",
+            "AWS_ENDPOINT_URL"):
     print(f"default_{key}={shlex.quote(env[key])}")
 print(f"default_emulator_port={urllib.parse.urlsplit(env['CLOUDBOT_API_BASE']).port}")
 print(f"default_moto_port={urllib.parse.urlsplit(env['AWS_ENDPOINT_URL']).port}")
@@ -109,6 +110,7 @@ PY
 )"
 secret_id=$default_CLOUDBOT_SECRET_ID
 table=$default_CLOUDBOT_IDEMPOTENCY_TABLE
+ledger_table=$default_CLOUDBOT_RUN_LEDGER_TABLE
 if [ "$serve" = 1 ]; then
   emulator_port=$default_emulator_port moto_port=$default_moto_port watch_port=9000
   port_free "$emulator_port" "the emulator"
@@ -129,7 +131,7 @@ base=$(sed -n 's/^cloudbot-emulator listening on //p' "$work/emulator.out")
 [ -n "$base" ] || die "the emulator did not start"
 log "emulator: $base"
 
-log "starting moto (Secrets Manager, DynamoDB) with the demo secret and the idempotency table"
+log "starting moto (Secrets Manager, DynamoDB) with the demo secret, the idempotency table and the run ledger"
 .tools/venv-aws/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 moto_pid=$!
 wait_port "$moto_port" 60 moto_server
@@ -148,6 +150,8 @@ dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                       AttributeDefinitions=[{"AttributeName": "record_key", "AttributeType": "S"}],
                       KeySchema=[{"AttributeName": "record_key", "KeyType": "HASH"}])
 PY
+# The run ledger, as template.yaml declares RunLedgerTable (docs/ledger.md).
+"$py" scripts/create-ledger-table.py "$moto" "$ledger_table"
 
 log "starting the function under cargo lambda watch"
 if [ "$serve" = 1 ]; then
@@ -162,6 +166,7 @@ else
     --env-var "CLOUDBOT_LANGUAGE=en" \
     --env-var "CLOUDBOT_SECRET_ID=$secret_id" \
     --env-var "CLOUDBOT_IDEMPOTENCY_TABLE=$table" \
+    --env-var "CLOUDBOT_RUN_LEDGER_TABLE=$ledger_table" \
     --env-var "AWS_ENDPOINT_URL=$moto" \
     --env-var "AWS_REGION=$default_AWS_REGION" \
     --env-var "AWS_ACCESS_KEY_ID=$default_AWS_ACCESS_KEY_ID" \

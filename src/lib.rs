@@ -10,6 +10,7 @@
 //! - `error/`: the error table and the one place failures become Lambda and HTTP errors.
 //! - `request/`: the one logical request and its validation.
 //! - `callback/`, `idempotency/`: callback-driven runs; exactly-once execute.
+//! - `ledger/`: the run ledger, one record per BOT run (issue 22).
 //! - `schedule`: a managed schedule's tick and the decision at fire time (issue 21).
 //! - `config/`, `credentials/`, `table`: environment variables; the secret; the shared table.
 //! - `cloudbot/`, `sdk`, `metrics`: the Cloud BOT client; the AWS SDK set-up; EMF metrics.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod idempotency;
+pub mod ledger;
 pub mod metrics;
 pub mod payload;
 pub mod request;

@@ -7,6 +7,7 @@
 use cloudbot_trigger::callback::{Callbacks, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
+use cloudbot_trigger::ledger::{Ledger, LedgerTable};
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::sdk;
@@ -57,11 +58,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             table.table.clone(),
         ))
     });
+    let ledger = config.ledger.as_ref().map(|ledger| {
+        Ledger::new(
+            LedgerTable::new(sdk::dynamodb_client(&aws), ledger.table.clone()),
+            ledger.retention,
+        )
+    });
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
         .with_idempotency(idempotency)
         .with_schedule_states(schedule_states)
-        .with_callbacks(callbacks);
+        .with_callbacks(callbacks)
+        .with_ledger(ledger);
     let service = &service;
     service.prefetch().await;
     // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.

@@ -92,6 +92,9 @@ pub mod name {
     /// 1 when a managed schedule's tick sent nothing, by `SkipReason` only (its own directive
     /// in the record, present only then).
     pub const SCHEDULE_SKIPS: &str = "ScheduleSkips";
+    /// Run ledger writes that failed during the invocation (the run went on; docs/ledger.md);
+    /// present only when one did.
+    pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
 }
 
 /// An EMF unit.
@@ -125,6 +128,7 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::UPSTREAM_LATENCY, Unit::Milliseconds),
     (name::TOTAL_LATENCY, Unit::Milliseconds),
     (name::SCHEDULE_SKIPS, Unit::Count),
+    (name::LEDGER_WRITE_FAILURES, Unit::Count),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -167,6 +171,7 @@ impl Metrics {
             replay: false,
             secret_fetches: 0,
             schedule_skip: None,
+            ledger_write_failures: 0,
         }
     }
 
@@ -212,6 +217,7 @@ pub struct Invocation {
     replay: bool,
     secret_fetches: u32,
     schedule_skip: Option<&'static str>,
+    ledger_write_failures: u32,
 }
 
 impl Invocation {
@@ -253,6 +259,11 @@ impl Invocation {
     /// A managed schedule's tick sent nothing, for this reason code (issue 21).
     pub fn set_schedule_skip(&mut self, reason: &'static str) {
         self.schedule_skip = Some(reason);
+    }
+
+    /// A run ledger write failed (the run went on).
+    pub fn add_ledger_write_failure(&mut self) {
+        self.ledger_write_failures += 1;
     }
 
     /// Adds Secrets Manager reads made for this invocation.
@@ -307,9 +318,20 @@ impl Serialize for Record<'_> {
             (name::REPLAYS, f64::from(count(inv.replay))),
             (name::SECRET_FETCHES, f64::from(inv.secret_fetches)),
             (name::COLD_START, f64::from(count(inv.cold_start))),
+            (
+                name::LEDGER_WRITE_FAILURES,
+                f64::from(inv.ledger_write_failures),
+            ),
         ];
         if let Some(upstream) = inv.upstream {
             values.push((name::UPSTREAM_LATENCY, millis(upstream)));
+        }
+        // Only when one failed: no series (and no cost) while the ledger works.
+        if inv.ledger_write_failures > 0 {
+            values.push((
+                name::LEDGER_WRITE_FAILURES,
+                f64::from(inv.ledger_write_failures),
+            ));
         }
         values.push((name::TOTAL_LATENCY, self.total_ms));
         // Every metric declared in the directive must be a root member (EMF specification), so

@@ -51,15 +51,29 @@ pub fn secrets_manager_client(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Client
 /// milliseconds, and every call happens inside an invocation that must leave time for the
 /// Cloud BOT call (the store is also bounded by the invocation's deadline).
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config(sdk).build())
+}
+
+/// The configuration [`dynamodb_client`] builds its client from (public so the store's CPU
+/// micro-benchmark, `bench/src/bin/store-cpu.rs`, measures exactly this configuration).
+///
+/// Stalled-stream protection is off for this client: it wraps every request and response body
+/// in a throughput monitor (≈ 35–40 µs of CPU per call, about a tenth of a store call, measured
+/// side by side in docs/benchmarks.md, "Where the keyed execute's CPU goes"), and protects
+/// nothing here: DynamoDB's bodies are a few hundred bytes and every attempt is already bounded
+/// by the 2 s attempt timeout, well inside the protection's 5 s grace period. A stalled attempt
+/// still ends as a timeout, which the SDK's standard retry treats as transient, as before.
+pub fn dynamodb_config(sdk: &SdkConfig) -> aws_sdk_dynamodb::config::Builder {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+    aws_sdk_dynamodb::config::Builder::from(sdk)
         .timeout_config(timeouts)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+        .stalled_stream_protection(
+            aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
+        )
 }
 
 /// The Step Functions client of the callback receiver (`SendTaskSuccess` / `SendTaskFailure`),

@@ -73,6 +73,9 @@ pub enum Command {
         #[arg(long, env = "CLOUDBOT_FUNCTION", value_name = "NAME_OR_ARN")]
         function: String,
     },
+    /// The run ledger (docs/ledger.md): list runs, newest first, or show one with its history.
+    /// Reads the table with the standard AWS configuration, by index (never a scan).
+    Runs(RunsArgs),
     /// The team's BOT schedules (a schedule file: calendar/README.md): check a file, preview
     /// the coming runs with skipped and shifted days labelled, apply it to the stack's schedule
     /// group, list the applied schedules, resume one the failure breaker paused.
@@ -138,6 +141,57 @@ pub enum CloudBotCommand {
     Cancel {
         /// Job reference endpoint or PUBLIC_ID/JOB_ID.
         job: String,
+    },
+}
+
+/// `cloudbot runs [...]` and `cloudbot runs show RUN`.
+#[derive(Debug, ClapArgs)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RunsArgs {
+    /// `show RUN`.
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+    /// Only this BOT's runs: PUBLIC_ID/BOT_ID.
+    #[arg(long, value_name = "PUBLIC_ID/BOT_ID")]
+    pub bot: Option<String>,
+    /// Only runs in this status.
+    #[arg(long, value_parser = ["executing", "succeeded", "error"])]
+    pub status: Option<String>,
+    /// Only runs started since: a duration back from now (7d, 12h), a date (2026-11-01, in TZ)
+    /// or an RFC 3339 time [default: 7d].
+    #[arg(long, value_name = "DURATION|DATE", default_value = "7d")]
+    pub since: String,
+    /// Only the runs of this schedule (by nominal occurrence since --since).
+    #[arg(long, value_name = "NAME")]
+    pub schedule: Option<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub limit: u32,
+    /// The run ledger table: the stack output RunLedgerTableName.
+    #[arg(
+        long,
+        env = "CLOUDBOT_RUN_LEDGER_TABLE",
+        value_name = "TABLE",
+        default_value = ""
+    )]
+    pub table: String,
+}
+
+/// `cloudbot runs show`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run with its history.
+    Show {
+        /// The run: PUBLIC_ID/JOB_ID, or the job reference endpoint.
+        run: String,
+        /// The run ledger table: the stack output RunLedgerTableName.
+        #[arg(
+            long,
+            env = "CLOUDBOT_RUN_LEDGER_TABLE",
+            value_name = "TABLE",
+            default_value = ""
+        )]
+        table: String,
     },
 }
 

@@ -41,14 +41,14 @@ const MAX_DAYS: i32 = 400;
 const IDEMPOTENCY_WINDOW: std::time::Duration =
     cloudbot_trigger::config::DEFAULT_IDEMPOTENCY_EXPIRY;
 
-/// The run ledger's names this lookup uses (docs/ledger.md, "Keys and indexes").
-// The ledger's own constants replace these once it is on this branch (`cloudbot_trigger::ledger`).
+/// The run ledger's attributes this lookup reads (docs/ledger.md, "Item shape"; the ledger
+/// names them only in its writer, `src/ledger/dynamodb.rs`, and `cloudbot runs` reads them
+/// the same way). The index's name is the ledger's own constant.
 mod ledger {
-    /// The index answering "did this schedule occurrence run?".
-    pub const BY_SCHEDULE: &str = "by_schedule";
-    /// Its partition key: the schedule's name.
+    pub use cloudbot_trigger::ledger::index::BY_SCHEDULE;
+    /// `by_schedule`'s partition key: the schedule's name.
     pub const SCHEDULE: &str = "schedule";
-    /// Its sort key: the nominal occurrence (RFC 3339).
+    /// `by_schedule`'s sort key: the nominal occurrence (RFC 3339).
     pub const NOMINAL_TIME: &str = "nominal_time";
     /// The run's job reference endpoint.
     pub const JOB_ENDPOINT: &str = "job_endpoint";

@@ -16,7 +16,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::args::{Cli, CloudBotCommand, Command, Follow, Global, Shell};
+use crate::args::{Cli, CloudBotCommand, Command, Follow, Global, RunsArgs, RunsCommand, Shell};
 use crate::clock::{local_time, operator_zone};
 use crate::error::{CANCEL_ACTION, CliError, EXECUTE_ACTION};
 use crate::exit::Exit;
@@ -50,6 +50,7 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             not_started: _,
             function,
         } => resolve_record(ctx, record, started.as_deref(), function).await,
+        Command::Runs(args) => runs(ctx, args).await,
         Command::Schedules(command) => crate::schedules::run(ctx.out, ctx.tracker, command).await,
         Command::Completions { shell } => completions(*shell),
         Command::Man => man(),
@@ -164,6 +165,22 @@ fn man() -> Result<Exit, CliError> {
 }
 
 /// `resolve`: the function's `resolve_idempotency`, invoked directly.
+/// `cloudbot runs` and `cloudbot runs show` (`runs.rs`).
+async fn runs(ctx: &Context<'_>, args: &RunsArgs) -> Result<Exit, CliError> {
+    if let Some(RunsCommand::Show { run, table }) = &args.command {
+        return crate::runs::run_show(ctx.out, table, run).await;
+    }
+    let filter = crate::runs::Filter {
+        bot: args.bot.clone(),
+        status: args.status.clone(),
+        since_ms: crate::runs::since_ms(&args.since, jiff::Timestamp::now())
+            .map_err(CliError::Usage)?,
+        schedule: args.schedule.clone(),
+        limit: usize::try_from(args.limit).unwrap_or(usize::MAX),
+    };
+    crate::runs::run_list(ctx.out, &args.table, &filter).await
+}
+
 async fn resolve_record(
     ctx: &Context<'_>,
     record: &str,

@@ -66,6 +66,9 @@ pub enum CliError {
     /// An EventBridge Scheduler or DynamoDB call of `schedules` failed.
     #[error(transparent)]
     Aws(#[from] crate::scheduler::AwsError),
+    /// The run ledger could not be read, or holds no such run (`runs`).
+    #[error("{0}")]
+    Ledger(String),
     /// The result could not be written to stdout (closed pipe, full disk).
     #[error("could not write the output")]
     Output(#[from] std::io::Error),
@@ -92,6 +95,7 @@ impl CliError {
             CliError::Interrupted => "Cli.Interrupted".into(),
             CliError::Resolve(e) => e.error_type(),
             CliError::Aws(e) => e.error_type(),
+            CliError::Ledger(_) => "Cli.Ledger".into(),
             CliError::Output(_) => "Cli.Output".into(),
         }
     }
@@ -114,6 +118,7 @@ impl CliError {
             | CliError::CloudBot { .. }
             | CliError::ReadFailed { .. }
             | CliError::Aws(_)
+            | CliError::Ledger(_)
             | CliError::Output(_) => Exit::NotStarted,
         }
     }

@@ -16,6 +16,7 @@ mod output;
 mod plan;
 mod report;
 mod resolve;
+mod runs;
 mod scheduler;
 mod schedules;
 mod session;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -1126,4 +1127,134 @@ async fn resolve_settles_an_unknown_record_through_a_direct_invoke() {
         error["message"].as_str().unwrap().contains("completed"),
         "{error}"
     );
+}
+
+/// `cloudbot runs` / `runs show` against a run ledger in moto created as template.yaml declares
+/// RunLedgerTable (scripts/create-ledger-table.py), filled through the library's own ledger.
+#[tokio::test]
+async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() {
+    use cloudbot_trigger::cloudbot::{ApiBase, JobEndpoint, JobStatus};
+    use cloudbot_trigger::idempotency::RecordKey;
+    use cloudbot_trigger::ledger::{Ledger, LedgerTable, Observed, Origin};
+    use cloudbot_trigger::trigger::Trigger;
+
+    let moto = Moto::start();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let created = Command::new(root.join(".tools/venv-aws/bin/python"))
+        .arg(root.join("scripts/create-ledger-table.py"))
+        .args([&moto.endpoint, "runs"])
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build(),
+    );
+    let ledger = Ledger::new(
+        LedgerTable::new(dynamodb, "runs".into()),
+        Duration::from_secs(86_400),
+    );
+    let base = ApiBase::parse("https://api.c-bot.pro").unwrap();
+    let job = |id: &str| {
+        JobEndpoint::parse(&base, &format!("https://api.c-bot.pro/demo/jobs/{id}"), "j").unwrap()
+    };
+    let arn = "arn:aws:scheduler:ap-northeast-1:123456789012:schedule/default/nightly";
+    let key = RecordKey::schedule(arn, "2026-12-07T00:00:00Z").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let observed = |status, bot_id| Observed {
+        status,
+        bot_id,
+        start_time: None,
+        elapsed_s: Some(4),
+        message: Some("done"),
+    };
+    for (id, bot, origin) in [
+        (
+            "j-1",
+            "echo_bot",
+            Origin::of(Trigger::Scheduler, Some(&key), false, None, "r1"),
+        ),
+        (
+            "j-2",
+            "error_bot",
+            Origin::of(Trigger::Direct, None, false, None, "r2"),
+        ),
+    ] {
+        ledger
+            .learned(
+                &job(id),
+                &observed(JobStatus::Executing, bot),
+                Some(origin),
+                deadline,
+            )
+            .await
+            .unwrap();
+    }
+    ledger
+        .learned(&job("j-2"), &observed(JobStatus::Error, ""), None, deadline)
+        .await
+        .unwrap();
+
+    let runs = |args: &[&str]| {
+        let mut cmd = cloudbot("http://127.0.0.1:9");
+        cmd.env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CLOUDBOT_RUN_LEDGER_TABLE", "runs")
+            .arg("runs")
+            .args(args);
+        run(&mut cmd)
+    };
+    let names = |out: &Output| -> Vec<String> {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        json(out)["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut all = names(&runs(&["--json"]));
+    all.sort();
+    assert_eq!(all, ["demo/j-1", "demo/j-2"], "by month");
+    assert_eq!(
+        names(&runs(&["--bot", "demo/echo_bot", "--json"])),
+        ["demo/j-1"]
+    );
+    assert_eq!(names(&runs(&["--status", "error", "--json"])), ["demo/j-2"]);
+    assert_eq!(
+        names(&runs(&[
+            "--schedule",
+            "nightly",
+            "--since",
+            "2026-12-01T00:00:00Z",
+            "--json"
+        ])),
+        ["demo/j-1"]
+    );
+    assert!(names(&runs(&["--since", "2099-01-01", "--json"])).is_empty());
+
+    let out = runs(&["show", "https://api.c-bot.pro/demo/jobs/j-2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("run demo/j-2"), "{shown}");
+    assert!(shown.contains("end_status: error"), "{shown}");
+    let history = shown.split("history:").nth(1).unwrap();
+    assert!(
+        history.find("executing").unwrap() < history.find("error").unwrap(),
+        "{shown}"
+    );
+
+    let out = runs(&["show", "demo/nope"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no run demo/nope"));
+    let out = runs(&["--since", "someday"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }

@@ -1238,6 +1238,8 @@ async fn backfill_delivers_only_the_occurrences_that_did_not_run_with_their_nomi
 async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it_as_ran() {
     use cloudbot_emulator::{Emulator, EmulatorOptions, Seed};
     use cloudbot_trigger::idempotency::Idempotency;
+    use cloudbot_trigger::ledger::{Ledger, LedgerTable};
+    use cloudbot_trigger::schedule::state::ScheduleStates;
     use cloudbot_trigger::table::DynamoDbStore;
     use support::lambda::LambdaStandIn;
 
@@ -1273,14 +1275,20 @@ async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it
             format!("{base}/demo/bots/echo_bot/jobs"),
         ),
         ("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE.to_owned()),
+        ("CLOUDBOT_RUN_LEDGER_TABLE", LEDGER.to_owned()),
     ]);
+    // Wired as src/main.rs wires it: idempotency, schedule state records, the run ledger.
     let config = cloudbot_trigger::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
     let expiry = config.idempotency.as_ref().unwrap().expiry;
+    let retention = config.ledger.as_ref().unwrap().retention;
+    let store = || DynamoDbStore::new(stack.dynamodb.clone(), TABLE.into());
     let service = cloudbot_trigger::service::Service::new(config, secrets)
         .unwrap()
-        .with_idempotency(Some(Idempotency::new(
-            DynamoDbStore::new(stack.dynamodb.clone(), TABLE.into()),
-            expiry,
+        .with_idempotency(Some(Idempotency::new(store(), expiry)))
+        .with_schedule_states(Some(ScheduleStates::new(store())))
+        .with_ledger(Some(Ledger::new(
+            LedgerTable::new(stack.dynamodb.clone(), LEDGER.into()),
+            retention,
         )));
     let lambda = LambdaStandIn::start(std::sync::Arc::new(service)).await;
 
@@ -1297,7 +1305,7 @@ async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let schedule_arn = stack.get("daily-echo").await.arn().unwrap().to_owned();
 
-    let run = |args: Vec<&'static str>| {
+    let run = |args: Vec<&'static str>, ledger: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
         command
             .args(["--json", "schedules", "backfill", "daily-echo"])
@@ -1310,13 +1318,17 @@ async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
             .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
-            .env("CLOUDBOT_RUN_LEDGER_TABLE", LEDGER)
             .stdin(Stdio::null());
+        if ledger {
+            command.env("CLOUDBOT_RUN_LEDGER_TABLE", LEDGER);
+        } else {
+            command.env_remove("CLOUDBOT_RUN_LEDGER_TABLE");
+        }
         tokio::task::spawn_blocking(move || command.output().unwrap())
     };
 
     // 11-23 is 勤労感謝の日; 11-24 and 11-25 did not run (the ledger is empty).
-    let output = run(vec!["--yes"]).await.unwrap();
+    let output = run(vec!["--yes"], true).await.unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let done = doc(&output);
     assert_eq!(
@@ -1357,23 +1369,31 @@ async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it
         "2026-11-24T00:00:00Z"
     );
 
-    // Again: the idempotency records (the nominal keys) say they ran; nothing is delivered.
-    let output = run(vec!["--yes"]).await.unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let again = doc(&output);
-    assert_eq!(
-        statuses(&again),
-        pairs(&[
-            ("2026-11-23", "skipped"),
-            ("2026-11-24", "ran"),
-            ("2026-11-25", "ran"),
-        ]),
-        "{again}"
-    );
-    assert_eq!(
-        again["occurrences"][1]["job"], deliveries[0]["job"],
-        "{again}"
-    );
+    // Again: the function's ledger records (schedule + nominal occurrence, as backfill looks
+    // them up) say they ran; and without the ledger, their idempotency records (the nominal
+    // keys) do. Nothing more is delivered.
+    for (ledger, source) in [(true, "run ledger"), (false, "idempotency record")] {
+        let output = run(vec!["--yes"], ledger).await.unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let again = doc(&output);
+        assert_eq!(
+            statuses(&again),
+            pairs(&[
+                ("2026-11-23", "skipped"),
+                ("2026-11-24", "ran"),
+                ("2026-11-25", "ran"),
+            ]),
+            "{again}"
+        );
+        for (row, delivery) in [(1, 0), (2, 1)] {
+            assert_eq!(
+                again["occurrences"][row]["job"], deliveries[delivery]["job"],
+                "{again}"
+            );
+            let detail = again["occurrences"][row]["detail"].as_str().unwrap();
+            assert!(detail.contains(source), "{again}");
+        }
+    }
     assert_eq!(lambda.invocations.lock().unwrap().len(), 2);
     assert_eq!(emulator.stats().jobs_created, 2);
 }

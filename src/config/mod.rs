@@ -97,6 +97,15 @@ pub struct IdempotencyConfig {
     pub expiry: Duration,
 }
 
+/// The run ledger table (docs/ledger.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// DynamoDB table name or ARN.
+    pub table: String,
+    /// How long a run is kept after its start (the TTL).
+    pub retention: Duration,
+}
+
 /// What requests are validated against and filled in with.
 #[derive(Debug, Clone)]
 pub struct Requests {
@@ -179,6 +188,8 @@ pub struct Config {
     pub idempotency: Option<IdempotencyConfig>,
     /// Callback-driven runs; `None`: a task token is refused.
     pub callbacks: Option<CallbackConfig>,
+    /// The run ledger; `None` keeps no ledger (said at cold start).
+    pub ledger: Option<LedgerConfig>,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
@@ -208,6 +219,7 @@ impl Config {
             init,
             idempotency,
             callbacks,
+            ledger: read::ledger(&env)?,
             metrics_namespace: read::metrics_namespace(&env)?,
             test_only_extra_ca: read::extra_ca(&env)?,
         })
@@ -459,6 +471,37 @@ mod tests {
                     expiry: Duration::from_secs(3600)
                 })
             );
+        }
+    }
+
+    #[test]
+    fn the_run_ledger_is_optional_and_kept_400_days_unless_told() {
+        let cfg = config(&[("CLOUDBOT_SECRET_ID", "s")]).unwrap();
+        assert_eq!(cfg.ledger, None);
+        let cfg = config(&[
+            ("CLOUDBOT_SECRET_ID", "s"),
+            ("CLOUDBOT_RUN_LEDGER_TABLE", "runs"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.ledger,
+            Some(LedgerConfig {
+                table: "runs".to_owned(),
+                retention: Duration::from_secs(400 * 86_400)
+            })
+        );
+        for (var, value) in [
+            ("CLOUDBOT_RUN_LEDGER_TABLE", "a b"),
+            ("CLOUDBOT_RUN_LEDGER_RETENTION_DAYS", "0"),
+            ("CLOUDBOT_RUN_LEDGER_RETENTION_DAYS", "x"),
+        ] {
+            let err = config(&[
+                ("CLOUDBOT_SECRET_ID", "s"),
+                ("CLOUDBOT_RUN_LEDGER_TABLE", "runs"),
+                (var, value),
+            ])
+            .unwrap_err();
+            assert_eq!(err.var, var, "{value}");
         }
     }
 }

@@ -7,7 +7,7 @@ use super::{
     CALLBACK_EXPIRY_MARGIN, CallbackConfig, ClientConfig, DEFAULT_API_WARMUP,
     DEFAULT_API_WARMUP_TIMEOUT, DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CALLBACK_TRIES,
     DEFAULT_IDEMPOTENCY_EXPIRY, DEFAULT_SECRET_MAX_STALE, DEFAULT_SECRET_PREFETCH_TIMEOUT,
-    DEFAULT_SECRET_TTL, IdempotencyConfig, InitConfig, MAX_API_WARMUP_TIMEOUT_MS,
+    DEFAULT_SECRET_TTL, IdempotencyConfig, InitConfig, LedgerConfig, MAX_API_WARMUP_TIMEOUT_MS,
     MAX_CALLBACK_TRIES, MAX_SECRET_PREFETCH_TIMEOUT_MS, Requests, SecretConfig,
     TEST_ONLY_EXTRA_CA_VAR, TestOnlyExtraCa,
 };
@@ -263,7 +263,44 @@ pub(super) fn idempotency(
         900,
         30 * 86_400,
     )?;
-    let Some(table) = env.get(TABLE) else {
+    let Some(table) = table_name(env, TABLE)? else {
+        return Ok(None);
+    };
+    Ok(Some(IdempotencyConfig { table, expiry }))
+}
+
+/// `CLOUDBOT_RUN_LEDGER_TABLE` (name or ARN) and `CLOUDBOT_RUN_LEDGER_RETENTION_DAYS` (1 to
+/// 3650; docs/ledger.md, "Retention").
+pub(super) fn ledger(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+) -> Result<Option<LedgerConfig>, ConfigError> {
+    const TABLE: &str = "CLOUDBOT_RUN_LEDGER_TABLE";
+    const RETENTION: &str = "CLOUDBOT_RUN_LEDGER_RETENTION_DAYS";
+    let days = match env.get(RETENTION) {
+        None => crate::ledger::DEFAULT_RETENTION_DAYS,
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| {
+                ConfigError::new(RETENTION, "must be a whole number of days from 1 to 3650")
+            })?,
+    };
+    let Some(table) = table_name(env, TABLE)? else {
+        return Ok(None);
+    };
+    Ok(Some(LedgerConfig {
+        table,
+        retention: std::time::Duration::from_secs(days * 86_400),
+    }))
+}
+
+/// A DynamoDB table name or ARN from `var` (`None` when unset).
+fn table_name(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+    var: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(table) = env.get(var) else {
         return Ok(None);
     };
     let name_ok = |name: &str| {
@@ -280,12 +317,12 @@ pub(super) fn idempotency(
     };
     if !valid {
         return Err(ConfigError::new(
-            TABLE,
+            var,
             "must be a DynamoDB table name (3-255 characters: letters, digits, `_`, `-`, `.`) \
              or a table ARN",
         ));
     }
-    Ok(Some(IdempotencyConfig { table, expiry }))
+    Ok(Some(table))
 }
 
 /// `CLOUDBOT_METRICS_NAMESPACE`: CloudWatch's namespace rules (1 to 255 letters, digits, space

@@ -11,7 +11,8 @@
 //! 3. read the job with `refer_job` on the *stored* endpoint, re-reading it a few times while it
 //!    still reads as executing;
 //! 4. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
-//!    the record calls Step Functions.
+//!    the record calls Step Functions; at the same time, record what was read in the run
+//!    ledger (`Service::learned`).
 //!
 //! Settled, already settled, being settled by another delivery and closed tasks are all
 //! answered 2xx: every other answer makes Cloud BOT retry, and retry time is billed as BOT
@@ -88,7 +89,12 @@ impl Service {
             found.message.as_deref(),
             job.url(),
         );
-        let delivery = callbacks.settle(id, &outcome, scope.deadline).await?;
+        // Independent writes at once: the task's settlement and the run ledger.
+        let (delivery, _) = tokio::join!(
+            callbacks.settle(id, &outcome, scope.deadline),
+            self.learned(&job, &found, None, scope.deadline, record)
+        );
+        let delivery = delivery?;
         log_delivery(delivery, &found);
         answer::delivered(delivery)
     }

@@ -10,6 +10,9 @@
 //! `callback_endpoint`; the job is recorded on the callback once the POST answered, and a
 //! replay moves the retried task's new token into that record.
 //!
+//! A started job is written to the run ledger ([`crate::ledger`], through `Service::learned`)
+//! with who started it, concurrently with the claim's completion; a replay writes nothing.
+//!
 //! A managed schedule's tick ([`crate::schedule`]) is decided before anything else: a skip
 //! answers the decision, a late delivery is refused, and a run's key is its nominal occurrence's.
 
@@ -22,10 +25,11 @@ use super::{
     DEADLINE_MARGIN, ExactlyOnce, Scope, Service, answer, lambda_deadline, upstream, with_refresh,
 };
 use crate::callback::{Callbacks, Registered, TaskToken};
-use crate::cloudbot::ExecuteRequest;
+use crate::cloudbot::{ExecuteRequest, Started};
 use crate::credentials::Fetched;
 use crate::error::{Classified, Failure};
 use crate::idempotency::{Begin, Claim, Fingerprint, Finish, Pending, RecordKey, finish_of};
+use crate::ledger::Origin;
 use crate::metrics::Invocation;
 use crate::request::{Execute, RequestError};
 use crate::schedule::Decided;
@@ -64,13 +68,25 @@ impl Service {
         }
         let task = self.task_of(execute)?;
         let fetched = self.credentials.get(scope.deadline).await?;
+        let origin = |key| {
+            let name = execute
+                .schedule
+                .as_ref()
+                .map(|t| t.definition.name.as_str());
+            Origin::of(scope.trigger, key, task.is_some(), name, request_id)
+        };
         let Some(key) = key else {
             tracing::info!("execute without an idempotency key: not deduplicated");
-            return self.post(execute, None, &fetched, scope, record).await;
+            let (result, started) = split(self.post(execute, None, &fetched, scope, record).await);
+            self.started(started, origin(None), scope, record).await;
+            return result;
         };
         let Some(exactly_once) = &self.exactly_once else {
             tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
-            return self.post(execute, None, &fetched, scope, record).await;
+            let (result, started) = split(self.post(execute, None, &fetched, scope, record).await);
+            self.started(started, origin(Some(key)), scope, record)
+                .await;
+            return result;
         };
         let fingerprint = Fingerprint::of_execute(&execute.bot, &execute.body);
         let pending = Pending {
@@ -94,22 +110,54 @@ impl Service {
                 return answer::replay(replayed);
             }
         };
-        let result = match task {
+        let (result, started) = split(match task {
             None => self.post(execute, None, &fetched, scope, record).await,
             Some(task) => {
                 self.post_for_task(execute, key, task, &fetched, scope, record)
                     .await
             }
+        });
+        // Independent writes at once: the ledger and a managed schedule's state record add no
+        // wall time to a keyed execute.
+        let job = match &result {
+            Ok(Answer {
+                location: Some(job),
+                ..
+            }) => Some(job),
+            _ => None,
         };
-        finish(exactly_once, &claim, &result, scope.deadline).await;
-        if let Ok(Answer {
-            location: Some(job),
-            ..
-        }) = &result
-        {
-            self.note_started(key, job, scope).await;
-        }
+        tokio::join!(
+            finish(exactly_once, &claim, &result, scope.deadline),
+            self.started(started, origin(Some(key)), scope, record),
+            async {
+                if let Some(job) = job {
+                    self.note_started(key, job, scope).await;
+                }
+            }
+        );
         result
+    }
+
+    /// Writes a job the POST started to the run ledger (nothing when none was started).
+    async fn started(
+        &self,
+        started: Option<Started>,
+        origin: Origin,
+        scope: Scope,
+        record: &mut Invocation,
+    ) {
+        if let Some(started) = started {
+            // The same share of the answering margin as the claim's completion.
+            let deadline = scope.deadline + DEADLINE_MARGIN / 2;
+            self.learned(
+                &started.job_reference,
+                &started.job,
+                Some(origin),
+                deadline,
+                record,
+            )
+            .await;
+        }
     }
 
     /// The waiting task of an execute with a task token (`None` without one). A token needs
@@ -142,7 +190,7 @@ impl Service {
         fetched: &Fetched,
         scope: Scope,
         record: &mut Invocation,
-    ) -> Result<Answer, Failure> {
+    ) -> Result<Posted, Failure> {
         let registered = task
             .callbacks
             .register(key, task.token, scope.deadline)
@@ -150,8 +198,11 @@ impl Service {
         let result = self
             .post(execute, Some(&registered), fetched, scope, record)
             .await;
-        if let Ok(Answer {
-            location: Some(job),
+        if let Ok(Posted {
+            answer: Answer {
+                location: Some(job),
+                ..
+            },
             ..
         }) = &result
         {
@@ -171,7 +222,7 @@ impl Service {
         fetched: &Fetched,
         scope: Scope,
         record: &mut Invocation,
-    ) -> Result<Answer, Failure> {
+    ) -> Result<Posted, Failure> {
         // The body is made per attempt: the wait it asks for depends on the time left.
         let started = with_refresh!(self, fetched, scope, |call| upstream(
             record,
@@ -183,7 +234,8 @@ impl Service {
             |s| (Some(s.http_status), Some(s.job.job_id.as_str()))
         ))?;
         record.set_run_started(&started.job.job_id);
-        answer::started(&started.job, &started.job_reference)
+        let answer = answer::started(&started.job, &started.job_reference)?;
+        Ok(Posted { answer, started })
     }
 
     /// The body as sent: with our callback endpoint (and the configured number of attempts)
@@ -209,6 +261,20 @@ impl Service {
             body.to_mut().timeout_ms = Some(shortened);
         }
         body
+    }
+}
+
+/// An execute POST that started a job: the answer, and the job for the run ledger.
+struct Posted {
+    answer: Answer,
+    started: Started,
+}
+
+/// The answer of a POST, and the job it started if any.
+fn split(posted: Result<Posted, Failure>) -> (Result<Answer, Failure>, Option<Started>) {
+    match posted {
+        Ok(Posted { answer, started }) => (Ok(answer), Some(started)),
+        Err(failure) => (Err(failure), None),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - `execute`: starting a BOT, inside an idempotency claim, with a callback for a waiting task.
 //! - `reads`: `refer_job` and `list_bots` (reads never touch the store).
 //! - `callback`: Cloud BOT's callback at a job's end, received and told to the waiting task.
+//! - `learned`: the one place a learned job state goes to the run ledger.
 //! - `resolve`: the operator's way out of an idempotency record whose outcome is unknown.
 //! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
 //!   machine's DecideTick state).
@@ -22,6 +23,7 @@ mod answer;
 mod callback;
 mod execute;
 mod init;
+mod learned;
 mod reads;
 mod resolve;
 mod tick;
@@ -39,12 +41,13 @@ use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Fetched, Refreshed};
 use crate::error::Failure;
 use crate::idempotency::Idempotency;
+use crate::ledger::Ledger;
 use crate::metrics::{Invocation, Metrics};
 use crate::payload::Payload;
 use crate::request::{Operation, Request};
 use crate::schedule::state::ScheduleStates;
 use crate::telemetry;
-use crate::trigger::{self, Answer};
+use crate::trigger::{self, Answer, Trigger};
 
 /// Time kept back from the Lambda deadline to encode and post the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -57,6 +60,7 @@ pub struct Service {
     credentials: CredentialsProvider,
     metrics: Metrics,
     exactly_once: Option<ExactlyOnce>,
+    ledger: Option<Ledger>,
 }
 
 /// The idempotency store, and the callback side that needs it (a retried task finds its
@@ -78,6 +82,8 @@ struct Scope {
     deadline: Instant,
     /// How long one call may wait between attempts (per trigger).
     retry_budget: Duration,
+    /// What delivered the invocation (the run ledger's origin of a run).
+    trigger: Trigger,
 }
 
 impl Scope {
@@ -151,6 +157,7 @@ impl Service {
             credentials,
             metrics,
             exactly_once: None,
+            ledger: None,
         })
     }
 
@@ -192,6 +199,18 @@ impl Service {
         self
     }
 
+    /// The service with the run ledger (`None`: no ledger is kept; said once here, at cold
+    /// start).
+    pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
+        if ledger.is_none() {
+            tracing::info!(
+                "CLOUDBOT_RUN_LEDGER_TABLE is not set: no run ledger is kept (docs/ledger.md)"
+            );
+        }
+        self.ledger = ledger;
+        self
+    }
+
     /// Handles one Lambda invocation of any trigger.
     pub async fn handle(&self, event: LambdaEvent<Payload>) -> Result<Box<RawValue>, Diagnostic> {
         let started = Instant::now();
@@ -210,6 +229,7 @@ impl Service {
                         language: request.language,
                         deadline,
                         retry_budget: decoded.trigger.retry_budget(),
+                        trigger: decoded.trigger,
                     };
                     self.run(&request, scope, &context.request_id, &mut record)
                         .await
@@ -369,6 +389,7 @@ pub(super) mod testing {
             language: request.language,
             deadline: Instant::now() + Duration::from_secs(10),
             retry_budget: Duration::from_secs(1),
+            trigger: Trigger::Direct,
         };
         let mut record = service.metrics.start("direct", "test");
         let answer = service.run(request, scope, "test", &mut record).await?;

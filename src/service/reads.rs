@@ -1,5 +1,6 @@
 //! The reads: `refer_job` (one job) and `list_bots` (the API-published BOTs of a contract).
-//! Reads are idempotent by nature: they never touch the idempotency store.
+//! Reads are idempotent by nature: they never touch the idempotency store. What `refer_job`
+//! learns goes to the run ledger (`Service::learned`).
 
 use super::{Scope, Service, answer, upstream, with_refresh};
 use crate::cloudbot::{JobEndpoint, PublicId};
@@ -22,6 +23,9 @@ impl Service {
             self.client.refer_job(&call, job),
             |_| (Some(200), None)
         ))?;
+        // The state machines' polling loops learn a job's end here.
+        self.learned(job, &found, None, scope.deadline, record)
+            .await;
         answer::found(&found, job)
     }
 

@@ -6,6 +6,9 @@
 //!
 //! Chosen over moto for the same reasons as the Secrets Manager endpoint (`secrets.rs`): no
 //! Python process on the 2 cores during timing, exact counts, a latency that is a constant.
+//! Optionally HTTPS (a test CA, as the CPU model's other upstreams) and optionally closing every
+//! connection after its answer (`Connection: close`), so a benchmark can weigh what connection
+//! reuse is worth to the function's store calls.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ use crate::Error;
 
 struct State {
     latency: Duration,
+    close: bool,
     put_item: AtomicU64,
     update_item: AtomicU64,
     get_item: AtomicU64,
@@ -46,6 +50,8 @@ pub struct StoreCalls {
 /// The stand-in. Dropping it stops the server.
 pub struct DynamoDbEndpoint {
     addr: SocketAddr,
+    https: bool,
+    connections: Arc<crate::server::Connections>,
     state: Arc<State>,
     server: JoinHandle<()>,
 }
@@ -57,42 +63,61 @@ impl Drop for DynamoDbEndpoint {
 }
 
 impl DynamoDbEndpoint {
-    /// Serves every call after `latency`.
+    /// Serves every call after `latency`, plain HTTP, keeping connections open.
     pub async fn start(latency: Duration) -> Result<Self, Error> {
+        Self::start_with(latency, None, false).await
+    }
+
+    /// Serves every call after `latency`; HTTPS with a certificate of `tls` when given; with
+    /// `close`, every answer carries `Connection: close` and its connection ends after it.
+    pub async fn start_with(
+        latency: Duration,
+        tls: Option<&cloudbot_emulator::TestCa>,
+        close: bool,
+    ) -> Result<Self, Error> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             latency,
+            close,
             put_item: AtomicU64::new(0),
             update_item: AtomicU64::new(0),
             get_item: AtomicU64::new(0),
             other: AtomicU64::new(0),
         });
-        // No idle policy (a store keeps connections as long as the client does), plain HTTP.
+        // No idle policy: a store keeps connections as long as the client does (unless `close`).
         let connections = Arc::new(crate::server::Connections::default());
         let server = crate::server::spawn_http_server(
             listener,
             state.clone(),
             handle,
             None,
-            None,
-            connections,
+            tls.map(cloudbot_emulator::TestCa::acceptor),
+            connections.clone(),
         );
         Ok(Self {
             addr,
+            https: tls.is_some(),
+            connections,
             state,
             server,
         })
     }
 
-    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL_DYNAMODB`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), for `AWS_ENDPOINT_URL_DYNAMODB`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The fixed latency of every answer.
     pub fn latency(&self) -> Duration {
         self.state.latency
+    }
+
+    /// Connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.connections.accepted()
     }
 
     /// Calls answered so far.
@@ -182,5 +207,31 @@ async fn handle(
         "x-amzn-requestid",
         hyper::header::HeaderValue::from_static("00000000-0000-4000-8000-000000000000"),
     );
+    if state.close {
+        // hyper's server ends the connection once this answer is written.
+        h.insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two calls of one keep-alive client: one connection when the stand-in keeps it, two when
+    /// it closes each after its answer.
+    #[tokio::test]
+    async fn the_close_mode_ends_every_connection_after_its_answer() {
+        for (close, expected) in [(false, 1), (true, 2)] {
+            let store = DynamoDbEndpoint::start_with(Duration::ZERO, None, close)
+                .await
+                .unwrap();
+            let calls = store.direct_calls(2).await.unwrap();
+            assert_eq!(calls.len(), 2);
+            assert_eq!(store.connections_accepted(), expected, "close = {close}");
+        }
+    }
 }

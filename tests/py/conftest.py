@@ -12,7 +12,8 @@ also when a test fails. Fixtures (all session-scoped, started on first use):
   ``stats()``, ``jobs()``, ``reset()``, ``set_faults(rules)``, ``clear_faults()``,
   ``rotate_token(old, new_token, new_secret)``.
 * ``moto`` -- ``moto_server`` (pinned) with the secret ``cloudbot-trigger/demo`` holding the demo
-  credentials and the idempotency table ``cloudbot-trigger-idempotency`` (shaped like the
+  credentials, the idempotency table ``cloudbot-trigger-idempotency`` and the run ledger
+  ``cloudbot-trigger-runs`` (``moto.runs()``) (shaped like the
   template's; moto serves DynamoDB too). ``moto.endpoint``, ``moto.secret_id``, ``moto.client``
   (boto3 Secrets Manager), ``moto.dynamodb`` (boto3 DynamoDB), ``moto.table``,
   ``moto.records()``, ``moto.put_secret(access_token, secret_key)``.
@@ -41,6 +42,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
@@ -75,6 +77,7 @@ WATCH_DEFAULTS = watch_defaults()
 # The secret id `cargo lambda watch` gives the function by default.
 SECRET_ID = WATCH_DEFAULTS["CLOUDBOT_SECRET_ID"]
 IDEMPOTENCY_TABLE = WATCH_DEFAULTS["CLOUDBOT_IDEMPOTENCY_TABLE"]
+RUN_LEDGER_TABLE = WATCH_DEFAULTS["CLOUDBOT_RUN_LEDGER_TABLE"]
 ACCESS_TOKEN = "demo-access-token"
 SECRET_KEY = "demo-secret-key"
 
@@ -277,6 +280,16 @@ class Moto:
             TableName=IDEMPOTENCY_TABLE,
             TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True},
         )
+        # The run ledger, as template.yaml declares RunLedgerTable (docs/ledger.md).
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "create-ledger-table.py"), self.endpoint, RUN_LEDGER_TABLE],
+            check=True,
+        )
+        self.ledger_table = RUN_LEDGER_TABLE
+
+    def runs(self) -> list[dict]:
+        """Every item of the run ledger (a scan; tests only)."""
+        return self.dynamodb.scan(TableName=self.ledger_table, ConsistentRead=True)["Items"]
 
     def records(self) -> dict[str, str]:
         """The idempotency records: stored key -> state."""
@@ -309,10 +322,11 @@ def function_env(emulator_base: str, moto_endpoint: str) -> dict[str, str]:
     """The function's configuration for a local emulator and moto: the secret id, region and dummy
     credentials of the local run's defaults (WATCH_DEFAULTS), passed as flags like the rest so
     that nothing in the test runner's environment (an AWS_REGION, a profile's keys) changes
-    them, and the idempotency table as deployed."""
+    them, and the idempotency table and the run ledger as deployed."""
     return {
         **{k: WATCH_DEFAULTS[k] for k in ("CLOUDBOT_SECRET_ID", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")},
         "CLOUDBOT_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+        "CLOUDBOT_RUN_LEDGER_TABLE": RUN_LEDGER_TABLE,
         "CLOUDBOT_API_BASE": emulator_base,
         "CLOUDBOT_DEFAULT_BOT_ENDPOINT": f"{emulator_base}/demo/bots/echo_bot/jobs",
         "CLOUDBOT_ALLOW_HTTP_LOOPBACK_CALLBACK": "true",

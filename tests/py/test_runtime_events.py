@@ -183,6 +183,12 @@ def test_a_keyed_sample_delivered_twice_starts_one_job(name, invoke, emulator, m
     assert second["job_reference_endpoint"] == first["job_reference_endpoint"]
     assert emulator.stats()["jobs_created"] == jobs_before + 1
     assert "completed" in moto.records().values()
+    # One run in the ledger for the job, with its trigger (docs/ledger.md).
+    job_id = first["job_reference_endpoint"].rsplit("/", 1)[1]
+    runs = [r for r in moto.runs() if r["run"]["S"].endswith("/" + job_id)]
+    assert len(runs) == 1, runs
+    trigger = {"scheduler-envelope.json": "scheduler"}.get(name, "eventbridge")
+    assert runs[0]["trigger"]["S"] == trigger
 
 
 # --------------------------------------------------------------------------------------------

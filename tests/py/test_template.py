@@ -330,11 +330,15 @@ def test_function_may_read_only_its_secret(template):
             "kms:Decrypt",
             "secretsmanager:GetSecretValue",
             str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]),
+            str(["dynamodb:UpdateItem"]),
             str(settle),
         ]
     )
     table = next(s for s in statements if isinstance(s.get("Action"), list) and s["Action"][0].startswith("dynamodb:"))
     assert table["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, "only the idempotency table"
+    ledger = next(s for s in statements if s.get("Sid") == "WriteRunLedger")
+    assert ledger["Resource"] == {"Fn::GetAtt": ["RunLedgerTable", "Arn"]}, "only the ledger table"
+    assert props["Environment"]["Variables"]["CLOUDBOT_RUN_LEDGER_TABLE"] == {"Ref": "RunLedgerTable"}
     assert props["Environment"]["Variables"]["CLOUDBOT_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
     secret_id = props["Environment"]["Variables"]["CLOUDBOT_SECRET_ID"]
     read = next(s for s in statements if s.get("Action") == "secretsmanager:GetSecretValue")
@@ -358,6 +362,30 @@ def test_idempotency_table_is_on_demand_encrypted_with_ttl(template):
     assert table["KeySchema"] == [{"AttributeName": "record_key", "KeyType": "HASH"}]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_run_ledger_table_is_on_demand_encrypted_recoverable_with_ttl_and_its_indexes(template):
+    # docs/ledger.md: keys and indexes; src/ledger/mod.rs (index names) and
+    # tests/it/support/moto.rs (the same table in moto) must agree with these.
+    table = template["Resources"]["RunLedgerTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "run", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    indexes = {i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]] for i in table["GlobalSecondaryIndexes"]}
+    assert indexes == {
+        "by_bot": ["bot", "started_at"],
+        "by_month": ["month", "started_at"],
+        "by_schedule": ["schedule", "nominal_time"],
+    }
+    ledger_rs = (ROOT / "src" / "ledger" / "mod.rs").read_text()
+    moto_rs = (ROOT / "tests" / "it" / "support" / "moto.rs").read_text()
+    for name, keys in indexes.items():
+        assert f'"{name}"' in ledger_rs, name
+        assert f'index("{name}", "{keys[0]}", "{keys[1]}")' in moto_rs, name
+    env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CLOUDBOT_RUN_LEDGER_RETENTION_DAYS"] == {"Ref": "RunLedgerRetentionDays"}
 
 
 # The three schedules (ScheduleTarget and Callbacks pick the one that takes ScheduleState) and the
@@ -887,7 +915,10 @@ def _function_env(template: dict, params: dict[str, object], settings: dict[str,
     """The function's Environment.Variables for these parameter values and settings: conditions
     evaluated, parameter Refs and settings resolved (the created secret's ARN stands in for the
     secret Ref, a table name for the table's), AWS::NoValue dropped."""
-    resources = {"IdempotencyTable": "cloudbot-trigger-IdempotencyTable-1A2B3C4D5E6F"}
+    resources = {
+        "IdempotencyTable": "cloudbot-trigger-IdempotencyTable-1A2B3C4D5E6F",
+        "RunLedgerTable": "cloudbot-trigger-RunLedgerTable-1A2B3C4D5E6F",
+    }
     settings = {**_settings(template), **(settings or {})}
     as_text = {name: str(value) for name, value in params.items()}
 

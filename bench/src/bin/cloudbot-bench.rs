@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use cloudbot_bench::BenchError;
-use cloudbot_bench::harness::{self, CpuConfig, FULL_VCPU_MB, Settings, template_memory};
+use cloudbot_bench::harness::{
+    self, CpuConfig, FULL_VCPU_MB, Settings, StoreMode, template_memory,
+};
 use cloudbot_bench::report::Artifact;
 
 /// Benchmarks the cloudbot-trigger bootstrap against the hello-world floor and writes the
@@ -91,6 +93,11 @@ struct Cli {
     /// CPU model: events per back-to-back run (default 100, quick 10).
     #[arg(long)]
     cpu_burst: Option<NonZeroUsize>,
+    /// With --only-cpu: every plain subject also measured keyed (its own idempotency_key per
+    /// event, the table on a DynamoDB stand-in), on the stand-in that keeps its connections
+    /// (`alive`) and/or the one that closes them (`close`), comma-separated.
+    #[arg(long, value_name = "alive,close", value_delimiter = ',', value_parser = parse_store_mode, requires = "only_cpu")]
+    cpu_keyed: Vec<StoreMode>,
     /// Skip the CPU model.
     #[arg(long)]
     no_cpu_model: bool,
@@ -133,6 +140,14 @@ fn parse_variant(value: &str) -> Result<(String, PathBuf), String> {
         .split_once('=')
         .map(|(label, path)| (label.to_owned(), PathBuf::from(path)))
         .ok_or_else(|| format!("expected LABEL=PATH, got {value}"))
+}
+
+fn parse_store_mode(value: &str) -> Result<StoreMode, String> {
+    match value {
+        "alive" => Ok(StoreMode::KeepAlive),
+        "close" => Ok(StoreMode::Close),
+        other => Err(format!("expected alive or close, got {other}")),
+    }
 }
 
 fn parse_env(value: &str) -> Result<(String, String), String> {
@@ -210,6 +225,7 @@ impl Cli {
             cpu_starts: count(self.cpu_starts, 5, 1),
             cpu_warm: count(self.cpu_warm, 100, 10),
             cpu_burst: count(self.cpu_burst, 100, 10),
+            cpu_keyed: self.cpu_keyed,
             extra_env: self.env,
             rustc: self.rustc,
             commit: self.commit,

@@ -24,6 +24,7 @@ use crate::BenchError;
 use crate::report::{CpuFigures, CpuModel, CpuRow};
 use crate::stats::{Summary, ms};
 use cloudbot_testkit::cgroup::{Cgroup, Controller};
+use cloudbot_testkit::dynamodb::DynamoDbEndpoint;
 use cloudbot_testkit::emulator::ECHO_BOT;
 use cloudbot_testkit::sandbox::Sandbox;
 use cloudbot_testkit::secrets::SecretsEndpoint;
@@ -71,12 +72,18 @@ pub fn template_memory(template: &Path) -> Result<u32, BenchError> {
         })
 }
 
-/// The CPU model's own upstreams, HTTPS as on AWS: an in-process emulator and a Secrets Manager
-/// stand-in serving certificates of a test CA generated for the run, which the function trusts
+/// Table name the keyed subjects are configured with (the stand-ins accept any).
+const TABLE: &str = "cloudbot-bench-idempotency";
+
+/// The CPU model's own upstreams, HTTPS as on AWS: an in-process emulator, a Secrets Manager
+/// stand-in and two DynamoDB stand-ins (one keeps its connections, one closes each after its
+/// answer) serving certificates of a test CA generated for the run, which the function trusts
 /// through its test-only switch. (The other scenarios keep plain-HTTP upstreams.)
 struct TlsUpstreams {
     emulator: Emulator,
     secrets: SecretsEndpoint,
+    store_alive: DynamoDbEndpoint,
+    store_close: DynamoDbEndpoint,
     ca: TestCa,
     bot_endpoint: String,
     env: Vec<(String, String)>,
@@ -90,6 +97,10 @@ impl TlsUpstreams {
             .map_err(|e| BenchError::msg(format!("TLS emulator: {e}")))?;
         let secrets =
             SecretsEndpoint::start_with(SECRET_ID, &demo_secret(), None, Some(&ca)).await?;
+        let store_alive =
+            DynamoDbEndpoint::start_with(super::store::STORE_LATENCY, Some(&ca), false).await?;
+        let store_close =
+            DynamoDbEndpoint::start_with(super::store::STORE_LATENCY, Some(&ca), true).await?;
         let ca_file = settings.work.join("test-ca.pem");
         std::fs::write(&ca_file, ca.ca_pem())?;
         let bot_endpoint = format!(
@@ -110,10 +121,26 @@ impl TlsUpstreams {
         Ok(TlsUpstreams {
             emulator,
             secrets,
+            store_alive,
+            store_close,
             ca,
             bot_endpoint,
             env,
         })
+    }
+
+    /// The environment of a subject: the shared one, plus the idempotency table on `store`.
+    fn env_of(&self, store: Option<StoreMode>) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        if let Some(mode) = store {
+            let endpoint = match mode {
+                StoreMode::KeepAlive => &self.store_alive,
+                StoreMode::Close => &self.store_close,
+            };
+            env.push(("CLOUDBOT_IDEMPOTENCY_TABLE".to_owned(), TABLE.to_owned()));
+            env.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.url()));
+        }
+        env
     }
 
     /// Times `n` executes on one warm keep-alive HTTPS connection.
@@ -174,7 +201,11 @@ impl TlsUpstreams {
 /// What one sandbox measured.
 struct Run {
     cold_init: Duration,
+    /// CPU time of the process up to its first poll (init, unthrottled).
+    init_cpu: Duration,
     first: Duration,
+    /// Time the group was throttled during the first invocation.
+    first_throttled: Duration,
     first_cpu: Duration,
     warm: Vec<Duration>,
     warm_cpu: Vec<Duration>,
@@ -187,11 +218,40 @@ fn floor_event() -> Bytes {
     Bytes::from_static(b"{\"operation\":\"execute\",\"input\":{\"message\":\"bench\"}}")
 }
 
+/// Which DynamoDB stand-in a keyed subject's idempotency table is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    /// Keeps its connections (as DynamoDB does).
+    KeepAlive,
+    /// Closes every connection after its answer.
+    Close,
+}
+
+/// What a subject is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The floor: an echo event, no upstream.
+    Floor,
+    /// A plain execute (no idempotency key, no table).
+    Plain,
+    /// An execute with its own `idempotency_key`, the table on a stand-in: claim, POST, complete.
+    Keyed(StoreMode),
+}
+
 /// One binary under the model, started in turn with the others.
 struct Subject {
     label: String,
     bin: PathBuf,
-    is_floor: bool,
+    kind: Kind,
+}
+
+impl Subject {
+    fn store(&self) -> Option<StoreMode> {
+        match self.kind {
+            Kind::Keyed(mode) => Some(mode),
+            _ => None,
+        }
+    }
 }
 
 /// Every subject's runs for one configuration.
@@ -218,6 +278,8 @@ impl Harness {
         up.emulator.reset();
         up.emulator.set_latency(self.settings.latency);
         up.secrets.reset();
+        up.store_alive.reset();
+        up.store_close.reset();
         let mut job_ids = Vec::new();
         let mut all = Vec::with_capacity(configs.len());
         for config in configs {
@@ -243,6 +305,23 @@ impl Harness {
             });
         }
         up.check_jobs(&job_ids)?;
+        // Every keyed execute claimed and completed its record: 1 PutItem + 1 UpdateItem each.
+        for (mode, store) in [
+            (StoreMode::KeepAlive, &up.store_alive),
+            (StoreMode::Close, &up.store_close),
+        ] {
+            let calls = store.calls();
+            let executes = keyed_executes(&all, subjects, mode, &self.settings);
+            if calls.put_item != executes
+                || calls.update_item != executes
+                || calls.get_item != 0
+                || calls.other != 0
+            {
+                return Err(BenchError::msg(format!(
+                    "cpu model: {executes} keyed executes on the {mode:?} store made {calls:?}"
+                )));
+            }
+        }
         Ok((direct, all))
     }
 
@@ -255,12 +334,22 @@ impl Harness {
             Subject {
                 label: "function".to_owned(),
                 bin: self.settings.bootstrap.clone(),
-                is_floor: false,
+                kind: Kind::Plain,
             },
             Subject {
                 label: "floor".to_owned(),
                 bin: self.settings.floor.clone(),
-                is_floor: true,
+                kind: Kind::Floor,
+            },
+            Subject {
+                label: "function keyed, store keeps connections".to_owned(),
+                bin: self.settings.bootstrap.clone(),
+                kind: Kind::Keyed(StoreMode::KeepAlive),
+            },
+            Subject {
+                label: "function keyed, store closes connections".to_owned(),
+                bin: self.settings.bootstrap.clone(),
+                kind: Kind::Keyed(StoreMode::Close),
             },
         ];
         let (direct, all) = self.cpu_rounds(configs, &subjects).await?;
@@ -273,12 +362,15 @@ impl Harness {
                 template_default: self.settings.template_memory == Some(rounds.config.memory_mb),
                 function: figures(&rounds.runs[0])?,
                 floor: figures(&rounds.runs[1])?,
+                keyed_alive: figures(&rounds.runs[2])?,
+                keyed_close: figures(&rounds.runs[3])?,
             });
         }
         Ok(CpuModel {
             rows,
             direct,
             latency: self.settings.latency,
+            store_latency: super::store::STORE_LATENCY,
             starts: self.settings.cpu_starts,
             warm: self.settings.cpu_warm,
             burst: self.settings.cpu_burst,
@@ -293,29 +385,37 @@ impl Harness {
         subject: &Subject,
         job_ids: &mut Vec<String>,
     ) -> Result<Run, BenchError> {
-        let is_floor = subject.is_floor;
-        let what = if is_floor {
-            "floor-cpu"
-        } else {
-            "function-cpu"
+        let what = match subject.kind {
+            Kind::Floor => "floor-cpu",
+            Kind::Plain => "function-cpu",
+            Kind::Keyed(StoreMode::KeepAlive) => "keyed-alive-cpu",
+            Kind::Keyed(StoreMode::Close) => "keyed-close-cpu",
         };
         let group = Cgroup::create(Controller::Cpu)?;
         let log = self.log_path(what);
-        let mut sb = Sandbox::spawn(&subject.bin, &up.env, &log).await?;
+        let env = up.env_of(subject.store());
+        let mut sb = Sandbox::spawn(&subject.bin, &env, &log).await?;
         let pid = sb
             .pid()
             .ok_or_else(|| BenchError::msg("bootstrap exited at once"))?;
         // Joined before it can reach its first poll; the new group has no quota yet.
         group.add(pid)?;
         let cold_init = sb.cold_init().await?;
+        // Parked in its first poll: everything so far is init.
+        let init_cpu = sb.cpu_time()?;
         group.set_cpu_quota(config.quota(), config.period)?;
         let mut sandbox = Throttled {
             sb,
-            is_floor,
+            kind: subject.kind,
             endpoint: &up.bot_endpoint,
-            n: job_ids.len() + 1_000_000 * usize::from(is_floor),
+            n: job_ids.len() + 1_000_000 * usize::from(subject.kind == Kind::Floor),
         };
+        let throttled_before = group.throttled().map_or(Duration::ZERO, |(_, t)| t);
         let (first, first_cpu) = sandbox.timed(job_ids).await?;
+        // Throttled time inside the first invocation: a stall a cold caller waits through.
+        let first_throttled = group
+            .throttled()
+            .map_or(Duration::ZERO, |(_, t)| t.saturating_sub(throttled_before));
         let mut warm = Vec::with_capacity(self.settings.cpu_warm);
         let mut warm_cpu = Vec::with_capacity(self.settings.cpu_warm);
         for _ in 0..self.settings.cpu_warm {
@@ -330,7 +430,9 @@ impl Harness {
         drop(group);
         Ok(Run {
             cold_init,
+            init_cpu,
             first,
+            first_throttled,
             first_cpu,
             warm,
             warm_cpu,
@@ -343,7 +445,7 @@ impl Harness {
 /// A sandbox under the model after its cold start, and the events it is sent.
 struct Throttled<'a> {
     sb: Sandbox,
-    is_floor: bool,
+    kind: Kind,
     endpoint: &'a str,
     /// The last event's number (each execute has its own input).
     n: usize,
@@ -352,10 +454,10 @@ struct Throttled<'a> {
 impl Throttled<'_> {
     fn event(&mut self) -> Bytes {
         self.n += 1;
-        if self.is_floor {
-            floor_event()
-        } else {
-            execute_event(self.endpoint, self.n)
+        match self.kind {
+            Kind::Floor => floor_event(),
+            Kind::Plain => execute_event(self.endpoint, self.n),
+            Kind::Keyed(_) => keyed_event(self.endpoint, self.n),
         }
     }
 
@@ -369,7 +471,7 @@ impl Throttled<'_> {
         let cpu_before = self.sb.cpu_time()?;
         let event = self.event();
         let o = self.sb.api.invoke(event, INVOKE_TIMEOUT).await?;
-        record(&o.result, &self.sb, self.is_floor, job_ids)?;
+        record(&o.result, &self.sb, self.kind == Kind::Floor, job_ids)?;
         self.sb.api.polled(polls + 1).await;
         Ok((o.elapsed(), self.sb.cpu_time()?.saturating_sub(cpu_before)))
     }
@@ -388,7 +490,7 @@ impl Throttled<'_> {
         let mut ended = Instant::now();
         for q in queued {
             let o = q.answer(INVOKE_TIMEOUT).await?;
-            record(&o.result, &self.sb, self.is_floor, job_ids)?;
+            record(&o.result, &self.sb, self.kind == Kind::Floor, job_ids)?;
             started = Some(started.map_or(o.handed_out, |s| s.min(o.handed_out)));
             ended = o.received;
         }
@@ -415,6 +517,41 @@ fn record(
     Ok(())
 }
 
+/// The `n`-th keyed execute of the model: its own `idempotency_key`, so it claims a new record.
+fn keyed_event(bot_endpoint: &str, n: usize) -> Bytes {
+    Bytes::from(
+        serde_json::json!({
+            "operation": "execute",
+            "idempotency_key": format!("bench-cpu-{n}"),
+            "bot_endpoint": bot_endpoint,
+            "input": { "message": format!("bench keyed {n}") },
+        })
+        .to_string(),
+    )
+}
+
+/// Keyed executes the subjects on `mode`'s store were sent over every configuration.
+fn keyed_executes(
+    all: &[Rounds],
+    subjects: &[Subject],
+    mode: StoreMode,
+    settings: &Settings,
+) -> u64 {
+    let per_start = 1 + settings.cpu_warm + settings.cpu_burst;
+    let runs: usize = all
+        .iter()
+        .map(|r| {
+            subjects
+                .iter()
+                .zip(&r.runs)
+                .filter(|(s, _)| s.kind == Kind::Keyed(mode))
+                .map(|(_, runs)| runs.len())
+                .sum::<usize>()
+        })
+        .sum();
+    (runs * per_start) as u64
+}
+
 fn figures(runs: &[Run]) -> Result<CpuFigures, BenchError> {
     let no = || BenchError::msg("no cpu-model runs");
     let of = |f: &dyn Fn(&Run) -> Duration| {
@@ -431,7 +568,14 @@ fn figures(runs: &[Run]) -> Result<CpuFigures, BenchError> {
         cold_init: of(&|r| r.cold_init)?,
         first: of(&|r| r.first)?,
         cold_total: of(&|r| r.cold_init + r.first)?,
+        init_cpu: of(&|r| r.init_cpu)?,
+        cold_cpu: of(&|r| r.init_cpu + r.first_cpu)?,
         first_cpu: of(&|r| r.first_cpu)?,
+        first_throttled: of(&|r| r.first_throttled)?,
+        first_stalled: runs
+            .iter()
+            .filter(|r| r.first_throttled > Duration::ZERO)
+            .count(),
         warm: Summary::of(&warm).ok_or_else(no)?,
         warm_cpu: Summary::of(&warm_cpu).ok_or_else(no)?,
         throughput: throughput
@@ -457,19 +601,35 @@ pub async fn only_cpu(
         Subject {
             label: settings.bootstrap.display().to_string(),
             bin: settings.bootstrap.clone(),
-            is_floor: false,
+            kind: Kind::Plain,
         },
         Subject {
             label: settings.floor.display().to_string(),
             bin: settings.floor.clone(),
-            is_floor: true,
+            kind: Kind::Floor,
         },
     ];
+    let keyed = settings.cpu_keyed.clone();
     subjects.extend(variants.into_iter().map(|(label, bin)| Subject {
         label,
         bin,
-        is_floor: false,
+        kind: Kind::Plain,
     }));
+    // Every plain subject again, keyed, on each store asked for (`--cpu-keyed`).
+    let plain: Vec<(String, PathBuf)> = subjects
+        .iter()
+        .filter(|s| s.kind == Kind::Plain)
+        .map(|s| (s.label.clone(), s.bin.clone()))
+        .collect();
+    for mode in keyed {
+        for (label, bin) in &plain {
+            subjects.push(Subject {
+                label: format!("{label} keyed ({mode:?})"),
+                bin: bin.clone(),
+                kind: Kind::Keyed(mode),
+            });
+        }
+    }
     let mut h = Harness::start(settings).await?;
     let (direct, all) = h.cpu_rounds(&configs, &subjects).await?;
     println!(
@@ -478,22 +638,24 @@ pub async fn only_cpu(
         h.settings.cpu_starts
     );
     println!(
-        "| binary | memory MB | period ms | cold init ms | first invocation ms | init + first ms | first CPU ms (min) | warm CPU p50 ms | throttled periods (sum) | warm p50 ms |"
+        "| binary | memory MB | period ms | cold init ms | first invocation ms | init + first ms | init CPU ms | first CPU ms (min) | init + first CPU ms | warm CPU p50 ms | throttled periods (sum) | warm p50 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for rounds in &all {
         for (subject, runs) in subjects.iter().zip(&rounds.runs) {
             let f = figures(runs)?;
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
                 subject.label,
                 rounds.config.memory_mb,
                 rounds.config.period.as_millis(),
                 ms(f.cold_init.p50),
                 ms(f.first.p50),
                 ms(f.cold_total.p50),
+                ms(f.init_cpu.p50),
                 ms(f.first_cpu.p50),
                 ms(f.first_cpu.min),
+                ms(f.cold_cpu.p50),
                 ms(f.warm_cpu.p50),
                 f.throttled_periods,
                 ms(f.warm.p50),

@@ -26,7 +26,7 @@ use crate::BenchError;
 use crate::report::{Artifact, Machine, Report, write_report};
 
 pub use cold::only_cold;
-pub use cpu::{CpuConfig, FULL_VCPU_MB, only_cpu, template_memory};
+pub use cpu::{CpuConfig, FULL_VCPU_MB, StoreMode, only_cpu, template_memory};
 
 /// How long one invocation may take before the harness calls it lost.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,6 +76,8 @@ pub struct Settings {
     pub cpu_warm: usize,
     /// Events per back-to-back run of a CPU-model start.
     pub cpu_burst: usize,
+    /// `--only-cpu`: the stores every plain subject is also measured keyed on.
+    pub cpu_keyed: Vec<StoreMode>,
     /// Extra environment variables for the function.
     pub extra_env: Vec<(String, String)>,
     /// `rustc --version`.

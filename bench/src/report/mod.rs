@@ -12,7 +12,10 @@ use std::time::Duration;
 use crate::BenchError;
 use crate::stats::Summary;
 
-pub use cpu::{BUDGET_COLD_SHARE_RATIO, BUDGET_FIRST_CPU};
+pub use cpu::{
+    BUDGET_COLD_CPU_RATIO, BUDGET_COLD_SHARE_RATIO, BUDGET_FIRST_CPU, BUDGET_STORE_CPU,
+    BUDGET_WARM_CPU_RATIO,
+};
 pub use machine::Machine;
 pub use render::{
     BUDGET_COLD_RATIO, BUDGET_RSS_MIB, BUDGET_WARM_P99_OVERHEAD, BUDGET_ZIP_MIB, render,
@@ -135,8 +138,16 @@ pub struct CpuFigures {
     pub first: Summary,
     /// Cold init + first invocation of each start: what a cold caller waits for.
     pub cold_total: Summary,
+    /// CPU time of the process up to its first poll (init, unthrottled).
+    pub init_cpu: Summary,
+    /// Init CPU + first-invocation CPU of each start: the cold start's whole CPU.
+    pub cold_cpu: Summary,
     /// CPU time of the first invocation, up to the next poll.
     pub first_cpu: Summary,
+    /// Time the sandbox's group was throttled during the first invocation (`cpu.stat`).
+    pub first_throttled: Summary,
+    /// Starts whose first invocation was throttled at all (stalled for part of a period).
+    pub first_stalled: usize,
     /// Warm invocations, one at a time.
     pub warm: Summary,
     /// CPU time of each warm invocation, measured as [`CpuFigures::first_cpu`].
@@ -162,6 +173,10 @@ pub struct CpuRow {
     pub function: CpuFigures,
     /// lambda-floor.
     pub floor: CpuFigures,
+    /// cloudbot-trigger, keyed executes, the table on a stand-in that keeps its connections.
+    pub keyed_alive: CpuFigures,
+    /// cloudbot-trigger, keyed executes, the table on a stand-in that closes every connection.
+    pub keyed_close: CpuFigures,
 }
 
 /// The CPU-model scenario.
@@ -173,6 +188,8 @@ pub struct CpuModel {
     pub direct: Summary,
     /// Fixed latency the emulator added.
     pub latency: Duration,
+    /// Fixed latency of the DynamoDB stand-ins' answers.
+    pub store_latency: Duration,
     /// Starts per binary and configuration.
     pub starts: usize,
     /// Warm invocations per start.

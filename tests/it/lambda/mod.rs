@@ -12,6 +12,7 @@ mod docs;
 mod events;
 mod exactly_once;
 mod faults;
+mod ledger;
 mod logs;
 mod payloads;
 mod prefetch;
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cloudbot_emulator::Emulator;
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
+use cloudbot_trigger::ledger::{Ledger, LedgerTable};
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::service::Service;
@@ -56,6 +58,10 @@ pub struct Harness {
     pub store_calls: OperationLog,
     /// Switches Secrets Manager's answers to the service to errors.
     pub secret_outage: Outage,
+    /// The run ledger table in moto, when the set-up has one.
+    pub ledger_table: Option<String>,
+    /// The DynamoDB operations the service sent to the run ledger.
+    pub ledger_calls: OperationLog,
 }
 
 /// Which idempotency store the function gets.
@@ -79,6 +85,8 @@ pub struct Setup {
     /// Where the function's Secrets Manager client goes instead of moto (a stand-in's URL; its
     /// secret id then belongs in `env`).
     pub secrets_endpoint: Option<String>,
+    /// The run ledger (`Store::None` by default: most tests are about other things).
+    pub ledger: Store,
 }
 
 impl Default for Setup {
@@ -88,6 +96,7 @@ impl Default for Setup {
             env: Vec::new(),
             store: Store::Table,
             secrets_endpoint: None,
+            ledger: Store::None,
         }
     }
 }
@@ -127,6 +136,14 @@ impl Harness {
         if let Some(table) = &table {
             env.insert("CLOUDBOT_IDEMPOTENCY_TABLE", table.clone());
         }
+        let ledger_table = match setup.ledger {
+            Store::Table => Some(table_moto.create_ledger_table("ledger").await),
+            Store::Unreachable => Some("unreachable".to_owned()),
+            Store::None => None,
+        };
+        if let Some(table) = &ledger_table {
+            env.insert("CLOUDBOT_RUN_LEDGER_TABLE", table.clone());
+        }
         for (k, v) in setup.env {
             env.insert(k, v);
         }
@@ -149,10 +166,21 @@ impl Harness {
         let schedule_states = config.idempotency.as_ref().map(|table| {
             ScheduleStates::new(DynamoDbStore::new(dynamodb.clone(), table.table.clone()))
         });
+        let (ledger_client, ledger_calls) = match setup.ledger {
+            Store::Unreachable => moto.recording_dynamodb_at(&closed_port_url()),
+            _ => table_moto.recording_dynamodb(),
+        };
+        let ledger = config.ledger.as_ref().map(|ledger| {
+            Ledger::new(
+                LedgerTable::new(ledger_client, ledger.table.clone()),
+                ledger.retention,
+            )
+        });
         let service = Service::new(config, client)
             .expect("service")
             .with_idempotency(idempotency)
-            .with_schedule_states(schedule_states);
+            .with_schedule_states(schedule_states)
+            .with_ledger(ledger);
         Harness {
             emulator,
             service,
@@ -165,6 +193,12 @@ impl Harness {
             },
             store_calls,
             secret_outage,
+            ledger_table: if matches!(setup.ledger, Store::Table) {
+                ledger_table
+            } else {
+                None
+            },
+            ledger_calls,
         }
     }
 

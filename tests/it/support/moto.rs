@@ -329,6 +329,80 @@ impl Moto {
         name
     }
 
+    /// Creates a table shaped like template.yaml's RunLedgerTable (key `run`, the three GSIs,
+    /// TTL on `expires_at`); returns its unique name.
+    pub async fn create_ledger_table(&self, prefix: &str) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+            Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+        };
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let attribute = |name: &str, kind: ScalarAttributeType| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(kind)
+                .build()
+                .unwrap()
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .unwrap()
+        };
+        let index = |name: &str, hash: &str, range: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(hash, KeyType::Hash))
+                .key_schema(key(range, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap()
+        };
+        let client = self.dynamodb();
+        client
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("run", ScalarAttributeType::S))
+            .attribute_definitions(attribute("bot", ScalarAttributeType::S))
+            .attribute_definitions(attribute("month", ScalarAttributeType::S))
+            .attribute_definitions(attribute("started_at", ScalarAttributeType::N))
+            .attribute_definitions(attribute("schedule", ScalarAttributeType::S))
+            .attribute_definitions(attribute("nominal_time", ScalarAttributeType::S))
+            .key_schema(key("run", KeyType::Hash))
+            .global_secondary_indexes(index("by_bot", "bot", "started_at"))
+            .global_secondary_indexes(index("by_month", "month", "started_at"))
+            .global_secondary_indexes(index("by_schedule", "schedule", "nominal_time"))
+            .send()
+            .await
+            .expect("create_table");
+        client
+            .update_time_to_live()
+            .table_name(&name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("update_time_to_live");
+        name
+    }
+
     /// Every item of `table` (a scan; tests only).
     pub async fn items(
         &self,

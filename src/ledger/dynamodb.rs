@@ -1,0 +1,197 @@
+//! The DynamoDB adapter of the ledger: each [`RunWrite`] is one `UpdateItem` on the run ledger
+//! table (`RunLedgerTable`, partition key `run`), never a read first. The identity and the
+//! first-seen time of a status are set only if absent (`if_not_exists`), so writes of one run
+//! commute; a write with an end carries `attribute_not_exists(ended_at)`, so exactly one write
+//! records it. The only code of the ledger that sees SDK types.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::run::RunWrite;
+use super::{LedgerStore, Written};
+use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
+
+/// Partition key of the ledger table.
+pub const RUN_ATTRIBUTE: &str = "run";
+
+/// The ledger table on DynamoDB. Cheap to clone: the SDK client is shared.
+#[derive(Debug, Clone)]
+pub struct LedgerTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl LedgerTable {
+    /// The table `table` (name or ARN) through `client` (built once, see `sdk.rs`).
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+/// An `UpdateItem` expression being built: `SET` clauses with their placeholders.
+#[derive(Default)]
+struct Expression {
+    sets: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expression {
+    /// `#n = :n`, or `#n = if_not_exists(#n, :n)` when `keep` (set only if absent).
+    fn set(&mut self, attribute: &str, value: AttributeValue, keep: bool) {
+        let n = self.names.len();
+        let (name, placeholder) = (format!("#a{n}"), format!(":v{n}"));
+        self.sets.push(if keep {
+            format!("{name} = if_not_exists({name}, {placeholder})")
+        } else {
+            format!("{name} = {placeholder}")
+        });
+        self.names.insert(name, attribute.to_owned());
+        self.values.insert(placeholder, value);
+    }
+
+    fn text(&mut self, attribute: &str, value: &str, keep: bool) {
+        self.set(attribute, string_value(value), keep);
+    }
+
+    fn number(&mut self, attribute: &str, value: u64, keep: bool) {
+        self.set(attribute, number_value(value), keep);
+    }
+}
+
+/// The expression of `write` (module header).
+fn expression_of(write: &RunWrite) -> Expression {
+    let mut e = Expression::default();
+    e.text("job_endpoint", &write.job_endpoint, true);
+    e.number("started_at", write.started_at_ms, true);
+    e.text("month", &write.month, true);
+    e.number(crate::table::TTL_ATTRIBUTE, write.expires_at_s, true);
+    e.number(&write.seen.0, write.seen.1, true);
+    if let Some(origin) = &write.origin {
+        // The execute that started the run knows its BOT best.
+        if let Some(bot) = &write.bot {
+            e.text("bot", bot, false);
+        }
+        e.text("trigger", origin.trigger, false);
+        e.text("request_id", &origin.request_id, false);
+        for (attribute, value) in [
+            ("schedule", &origin.schedule),
+            ("nominal_time", &origin.nominal_time),
+            ("execution", &origin.execution),
+            ("request_key", &origin.request_key),
+        ] {
+            if let Some(value) = value {
+                e.text(attribute, value, false);
+            }
+        }
+    } else if let Some(bot) = &write.bot {
+        e.text("bot", bot, true);
+    }
+    match &write.end {
+        Some(end) => {
+            e.text("status", end.status, false);
+            e.text("end_status", end.status, false);
+            e.number("ended_at", end.ended_at_ms, false);
+            e.number("elapsed_s", end.elapsed_s, false);
+            if let Some(message) = &end.message {
+                e.text("message", message, false);
+            }
+        }
+        None => e.text("status", write.status, true),
+    }
+    e
+}
+
+impl LedgerStore for LedgerTable {
+    fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
+        Box::pin(async move {
+            let e = expression_of(write);
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(RUN_ATTRIBUTE, string_value(write.run.as_str()))
+                .update_expression(format!("SET {}", e.sets.join(", ")))
+                .set_expression_attribute_names(Some(e.names))
+                .set_expression_attribute_values(Some(e.values));
+            if write.end.is_some() {
+                request = request
+                    .condition_expression("attribute_not_exists(#ended)")
+                    .expression_attribute_names("#ended", "ended_at");
+            }
+            match request.send().await {
+                Ok(_) => Ok(Written::Noted {
+                    ended: write.end.is_some(),
+                }),
+                Err(err) => match failed_condition(&err) {
+                    Some(_) => Ok(Written::AlreadyEnded),
+                    None => Err(unavailable("UpdateItem", &err)),
+                },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudbot::{ApiBase, JobEndpoint, JobStatus};
+    use crate::ledger::run::{Observed, Origin};
+    use crate::trigger::Trigger;
+
+    fn write(status: JobStatus, origin: bool) -> RunWrite {
+        let base = ApiBase::parse("https://api.c-bot.pro").unwrap();
+        let job = JobEndpoint::parse(&base, "https://api.c-bot.pro/demo/jobs/j-1", "j").unwrap();
+        let observed = Observed {
+            status,
+            bot_id: "echo_bot",
+            start_time: None,
+            elapsed_s: None,
+            message: Some("ok"),
+        };
+        let origin = origin.then(|| Origin::of(Trigger::Direct, None, false, None, "req"));
+        RunWrite::of(&job, &observed, origin, 1_796_050_800_000, 100)
+    }
+
+    fn rendered(e: &Expression) -> String {
+        let mut text = e.sets.join(", ");
+        for (placeholder, name) in &e.names {
+            text = text.replace(&format!("{placeholder} "), &format!("{name} "));
+            text = text.replace(&format!("({placeholder},"), &format!("({name},"));
+        }
+        text
+    }
+
+    #[test]
+    fn a_start_sets_who_started_it_and_keeps_what_an_earlier_learn_wrote() {
+        let text = rendered(&expression_of(&write(JobStatus::Executing, true)));
+        for part in [
+            "started_at = if_not_exists(started_at,",
+            "month = if_not_exists(month,",
+            "seen_executing = if_not_exists(seen_executing,",
+            "status = if_not_exists(status,",
+            "trigger = :",
+            "bot = :",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+        assert!(!text.contains("ended_at"), "{text}");
+    }
+
+    #[test]
+    fn an_end_sets_the_end_and_a_later_learn_keeps_the_bot() {
+        let text = rendered(&expression_of(&write(JobStatus::Error, false)));
+        for part in [
+            "status = :",
+            "end_status = :",
+            "ended_at = :",
+            "elapsed_s = :",
+            "message = :",
+            "bot = if_not_exists(bot,",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+        assert!(!text.contains("trigger"), "{text}");
+    }
+}

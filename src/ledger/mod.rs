@@ -1,0 +1,150 @@
+//! The run ledger (issue 22): one record per BOT run, kept about 13 months, written when the job
+//! starts and updated by every path that learns its state (the execute answer, `refer_job`, the
+//! callback receiver), all through `Service::learned`. Where it lives and why, the item shape,
+//! keys, indexes, retention, what is never in it and the costs: docs/ledger.md.
+//!
+//! Optional like the idempotency table: without `CLOUDBOT_RUN_LEDGER_TABLE` nothing is written.
+//! A ledger write never fails or repeats a run: a failed write is logged, counted
+//! (`LedgerWriteFailures`) and the answer goes out as it would have.
+//!
+//! - `run`: the run's key, origin, what was learned, and the one write it becomes (pure).
+//! - `dynamodb`: the adapter (one `UpdateItem` per write), the only code here with SDK types.
+
+mod dynamodb;
+mod run;
+
+use std::fmt::Debug;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+pub use dynamodb::{LedgerTable, RUN_ATTRIBUTE};
+pub use run::{
+    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, Observed, Origin, RunKey, RunWrite, month_of,
+    seen_attribute,
+};
+
+use crate::cloudbot::{JobEndpoint, JobStatus};
+use crate::table::{StoreError, StoreFuture};
+
+/// Default retention of a run (days): 400, so a month can be compared with the same month a
+/// year before (docs/ledger.md, "Retention").
+pub const DEFAULT_RETENTION_DAYS: u64 = 400;
+
+/// Names of the ledger table's global secondary indexes (template.yaml, the CLI).
+pub mod index {
+    /// Partition `bot` (`<public_id>/<bot_id>`), sort `started_at`.
+    pub const BY_BOT: &str = "by_bot";
+    /// Partition `month` (`YYYY-MM`, JST), sort `started_at`.
+    pub const BY_MONTH: &str = "by_month";
+    /// Partition `schedule` (name), sort `nominal_time` (RFC 3339); scheduled runs only.
+    pub const BY_SCHEDULE: &str = "by_schedule";
+}
+
+/// How one write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Written; `ended`: this write recorded the run's end.
+    Noted {
+        /// This write recorded the end.
+        ended: bool,
+    },
+    /// The write carried an end and the run's end was already recorded: nothing changed.
+    AlreadyEnded,
+}
+
+/// A ledger table.
+pub trait LedgerStore: Send + Sync + Debug {
+    /// Applies `write` (one request).
+    fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written>;
+}
+
+/// What `Service::learned` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// This call recorded the run's end (exactly one call per run does).
+    EndRecorded,
+    /// Recorded (a start or a status change), or nothing new to write.
+    Noted,
+    /// The end was recorded before (by another path or delivery).
+    AlreadyEnded,
+    /// No ledger is configured.
+    Off,
+    /// The write failed (logged, counted); the run goes on.
+    Failed,
+}
+
+impl Learned {
+    /// True when this call recorded the run's end (the job-finished events hang off it).
+    pub fn recorded_end(self) -> bool {
+        self == Learned::EndRecorded
+    }
+}
+
+/// The ledger: a table and the retention. Built once per sandbox.
+#[derive(Debug)]
+pub struct Ledger {
+    store: Box<dyn LedgerStore>,
+    retention: Duration,
+}
+
+impl Ledger {
+    /// A ledger on `store` keeping runs for `retention` after their start.
+    pub fn new(store: impl LedgerStore + 'static, retention: Duration) -> Self {
+        Self {
+            store: Box::new(store),
+            retention,
+        }
+    }
+
+    /// Records what was learned about `job` (by the execute that started it when `origin`),
+    /// within `deadline`. One request at most; none for a job seen still executing by a path
+    /// that did not start it (the start recorded that, and a polling loop would otherwise
+    /// write on every poll).
+    pub async fn learned(
+        &self,
+        job: &JobEndpoint,
+        observed: &Observed<'_>,
+        origin: Option<Origin>,
+        deadline: Instant,
+    ) -> Result<Learned, StoreError> {
+        if origin.is_none() && observed.status == JobStatus::Executing {
+            return Ok(Learned::Noted);
+        }
+        let started = origin.is_some();
+        let mut write = RunWrite::of(job, observed, origin, now_ms(), self.retention.as_secs());
+        let written = bounded(deadline, self.store.write(&write)).await?;
+        match written {
+            Written::Noted { ended: true } => Ok(Learned::EndRecorded),
+            Written::Noted { ended: false } => Ok(Learned::Noted),
+            // A start whose job another path already ended: the start's attributes still
+            // belong in the record (a second request, only in this race).
+            Written::AlreadyEnded if started => {
+                write.end = None;
+                bounded(deadline, self.store.write(&write)).await?;
+                Ok(Learned::AlreadyEnded)
+            }
+            Written::AlreadyEnded => Ok(Learned::AlreadyEnded),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs a store call within `deadline`.
+async fn bounded<T>(
+    deadline: Instant,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "no answer before the invocation's deadline".into(),
+            ))
+        })
+}

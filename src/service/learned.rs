@@ -1,0 +1,184 @@
+//! `Service::learned`: the one function every path that learns a job's state calls (the execute
+//! answer, `refer_job` and so the state machines' polling loops, the callback receiver), and the
+//! only writer of the run ledger (docs/ledger.md). It never fails the invocation: a failed
+//! write is logged without secrets, counted in `LedgerWriteFailures`, and the caller answers as
+//! it would have.
+
+use tokio::time::Instant;
+
+use super::Service;
+use crate::cloudbot::{Job, JobEndpoint};
+use crate::ledger::{Learned, Observed, Origin};
+use crate::metrics::Invocation;
+
+impl Service {
+    /// Records what was learned about the job at `endpoint` (`found`, as Cloud BOT answered),
+    /// with `origin` when this is the execute that started it. Returns whether this call
+    /// recorded the run's end: of concurrent learners of one end (a callback and a poll),
+    /// exactly one gets [`Learned::EndRecorded`].
+    pub(super) async fn learned(
+        &self,
+        endpoint: &JobEndpoint,
+        found: &Job,
+        origin: Option<Origin>,
+        deadline: Instant,
+        record: &mut Invocation,
+    ) -> Learned {
+        let Some(ledger) = &self.ledger else {
+            return Learned::Off;
+        };
+        let observed = Observed {
+            status: found.status,
+            bot_id: &found.bot_id,
+            start_time: found.start_time.as_deref(),
+            elapsed_s: found.elapsed_time,
+            message: found.message.as_deref(),
+        };
+        match ledger.learned(endpoint, &observed, origin, deadline).await {
+            Ok(learned) => {
+                tracing::debug!(
+                    job_id = endpoint.job_id().as_str(),
+                    status = found.status.label(),
+                    learned = ?learned,
+                    "run ledger updated"
+                );
+                learned
+            }
+            Err(error) => {
+                record.add_ledger_write_failure();
+                // The error is an error code or a fixed text (crate::table::unavailable).
+                tracing::error!(
+                    job_id = endpoint.job_id().as_str(),
+                    status = found.status.label(),
+                    error = %error,
+                    "could not write the run ledger: the run goes on, its record is incomplete"
+                );
+                Learned::Failed
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tokio::time::Instant;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::super::testing::{run_request, secret, service};
+    use crate::callback::CallbackId;
+    use crate::callback::fake::{setup, token};
+    use crate::credentials::StandIn;
+    use crate::idempotency::{
+        ClaimWrite, Expected, Idempotency, NewClaim, Record, RecordKey, Store, Update, UpdateWrite,
+    };
+    use crate::ledger::{Ledger, LedgerStore, RunWrite, Written};
+    use crate::request::{Operation, Request};
+    use crate::table::{StoreError, StoreFuture};
+
+    /// An in-memory ledger: every write kept; an end recorded once, like the condition.
+    #[derive(Debug, Clone, Default)]
+    struct Recorded(Arc<Mutex<Vec<RunWrite>>>);
+
+    impl LedgerStore for Recorded {
+        fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
+            Box::pin(async move {
+                let mut writes = self.0.lock().unwrap();
+                let ended_before = writes.iter().any(|w| w.run == write.run && w.end.is_some());
+                if write.end.is_some() && ended_before {
+                    return Ok(Written::AlreadyEnded);
+                }
+                writes.push(write.clone());
+                Ok(Written::Noted {
+                    ended: write.end.is_some(),
+                })
+            })
+        }
+    }
+
+    /// The idempotency store, which a callback never writes.
+    #[derive(Debug)]
+    struct Unused;
+
+    impl Store for Unused {
+        fn claim<'a>(&'a self, _: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimWrite> {
+            unreachable!("a callback claims no idempotency key")
+        }
+        fn update<'a>(
+            &'a self,
+            _: &'a RecordKey,
+            _: Expected<'a>,
+            _: &'a Update<'a>,
+            _: u64,
+        ) -> StoreFuture<'a, UpdateWrite> {
+            unreachable!("a callback writes no idempotency record")
+        }
+        fn get<'a>(&'a self, _: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
+            Box::pin(async { Err(StoreError::Unavailable("unused".into())) })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_callback_receiver_records_the_end_once_and_nothing_secret() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "job_id": "j1", "bot_id": "b1", "status": 1,
+                "message": "the BOT failed", "elapsed_time": 7,
+                "output": {"secret_output": "not-for-the-ledger"}
+            })))
+            .mount(&server)
+            .await;
+        let (callbacks, shared) = setup();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let key = RecordKey::request("k").unwrap();
+        let registered = callbacks
+            .register(&key, &token("task-token-t1"), deadline)
+            .await
+            .unwrap();
+        let job = format!("{}/demo/jobs/j1", server.uri());
+        callbacks.job_started(&registered, &job, deadline).await;
+        shared.open("task-token-t1");
+        let raw_id = registered.url.rsplit('/').next().unwrap().to_owned();
+        let id = CallbackId::parse(&raw_id).unwrap();
+        let ledger = Recorded::default();
+        let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
+            .with_idempotency(Some(Idempotency::new(Unused, Duration::from_secs(86_400))))
+            .with_callbacks(Some(callbacks))
+            .with_ledger(Some(Ledger::new(
+                ledger.clone(),
+                Duration::from_secs(86_400),
+            )));
+        let callback = Request {
+            operation: Operation::Callback { id: Some(id) },
+            language: crate::cloudbot::Language::Ja,
+        };
+        let (status, _) = run_request(&service, &callback).await.unwrap();
+        assert_eq!(status, 200);
+        // Cloud BOT's retry: answered from the callback record, nothing learned again.
+        run_request(&service, &callback).await.unwrap();
+
+        let writes = ledger.0.lock().unwrap().clone();
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        let end = writes[0].end.clone().expect("the end");
+        assert_eq!((end.status, end.elapsed_s), ("error", 7));
+        assert_eq!(end.message.as_deref(), Some("the BOT failed"));
+        assert_eq!(writes[0].run.as_str(), "demo/j1");
+        assert_eq!(writes[0].bot.as_deref(), Some("demo/b1"));
+        let text = format!("{writes:?}");
+        for secret in [
+            "task-token-t1",
+            raw_id.as_str(),
+            "tok-1",
+            "sec-1",
+            "not-for-the-ledger",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+}
