@@ -594,7 +594,8 @@ fn execution_name(schedule: &str, nominal: &str) -> String {
     } else {
         let hash = Sha256::digest(schedule.as_bytes());
         let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("backfill-{}-{hex}-{stamp}", &schedule[..38])
+        let head: String = schedule.chars().take(38).collect();
+        format!("backfill-{head}-{hex}-{stamp}")
     }
 }
 
