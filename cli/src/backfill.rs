@@ -657,7 +657,11 @@ async fn start(
         // A request that got no answer may have started the execution: the next backfill finds
         // it by its name.
         Err(SdkError::ServiceError(e)) => Delivery::failed(
-            "error",
+            if e.raw().status().is_server_error() {
+                "unknown"
+            } else {
+                "error"
+            },
             format!("StepFunctions.{}", e.err().code().unwrap_or("CallFailed")),
             e.err().message().unwrap_or("no message").to_owned(),
         ),
@@ -684,9 +688,15 @@ async fn invoke(client: &aws_sdk_lambda::Client, function: &str, body: &str) -> 
         .await
     {
         Ok(answer) => answer,
+        // A refusal (4xx: no such function, throttled, no permission) ran nothing; a 5xx may
+        // have come after the function ran: unknown, never "not delivered".
         Err(SdkError::ServiceError(e)) => {
             return Delivery::failed(
-                "error",
+                if e.raw().status().is_server_error() {
+                    "unknown"
+                } else {
+                    "error"
+                },
                 format!("Lambda.{}", e.err().code().unwrap_or("InvokeFailed")),
                 e.err().message().unwrap_or("no message").to_owned(),
             );
