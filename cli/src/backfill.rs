@@ -41,19 +41,11 @@ const MAX_DAYS: i32 = 400;
 const IDEMPOTENCY_WINDOW: std::time::Duration =
     cloudbot_trigger::config::DEFAULT_IDEMPOTENCY_EXPIRY;
 
-/// The run ledger's attributes this lookup reads (docs/ledger.md, "Item shape"; the ledger
-/// names them only in its writer, `src/ledger/dynamodb.rs`, and `cloudbot runs` reads them
-/// the same way). The index's name is the ledger's own constant.
+/// The run ledger's index and attributes this lookup reads (their one home: the ledger's own
+/// `index` and `attribute` modules; docs/ledger.md, "Item shape").
 mod ledger {
+    pub use cloudbot_trigger::ledger::attribute::{JOB_ENDPOINT, NOMINAL_TIME, SCHEDULE, STATUS};
     pub use cloudbot_trigger::ledger::index::BY_SCHEDULE;
-    /// `by_schedule`'s partition key: the schedule's name.
-    pub const SCHEDULE: &str = "schedule";
-    /// `by_schedule`'s sort key: the nominal occurrence (RFC 3339).
-    pub const NOMINAL_TIME: &str = "nominal_time";
-    /// The run's job reference endpoint.
-    pub const JOB_ENDPOINT: &str = "job_endpoint";
-    /// `executing`, `succeeded` or `error`.
-    pub const STATUS: &str = "status";
 }
 
 /// Whether to ask before delivering.
