@@ -255,6 +255,37 @@ pub enum SchedulesCommand {
         #[arg(long, env = "CLOUDBOT_IDEMPOTENCY_TABLE", value_name = "NAME")]
         table: String,
     },
+    /// Replay the occurrences of a period that did not run (an outage, a paused schedule) with
+    /// their original nominal keys: shows each occurrence of [--from, --to] (ran: its job; not
+    /// run: will be delivered; skipped: the holiday), then delivers the missing ones to the
+    /// schedule's own target with `backfill: true`, after y/N (or --yes). An occurrence the
+    /// run ledger or its idempotency record shows ran is never delivered. docs/schedules.md.
+    Backfill {
+        /// The schedule's name in the stack's group.
+        name: String,
+        /// The first day (YYYY-MM-DD, in the schedule's time zone).
+        #[arg(long, value_name = "DATE")]
+        from: jiff::civil::Date,
+        /// The last day (YYYY-MM-DD, in the schedule's time zone), included.
+        #[arg(long, value_name = "DATE")]
+        to: jiff::civil::Date,
+        /// The stack output ScheduleGroupName.
+        #[arg(long, env = "CLOUDBOT_SCHEDULE_GROUP", value_name = "NAME")]
+        group: String,
+        /// The function's idempotency table: the stack output IdempotencyTableName.
+        #[arg(long, env = "CLOUDBOT_IDEMPOTENCY_TABLE", value_name = "NAME")]
+        table: String,
+        /// The run ledger: the stack output RunLedgerTableName. Without it, occurrences older
+        /// than the idempotency window (24 h) are refused: nothing else remembers them.
+        #[arg(long, env = "CLOUDBOT_RUN_LEDGER_TABLE", value_name = "NAME")]
+        ledger: Option<String>,
+        /// Deliver without asking (required when stdin is not a terminal).
+        #[arg(long, conflicts_with = "dry_run")]
+        yes: bool,
+        /// Show the list and deliver nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Lift the failure breaker's pause of a schedule (its state record: consecutive failures
     /// back to 0). Does not change the Scheduler's ENABLED/DISABLED state: the file's `enabled`
     /// is the truth for that (`apply`).

@@ -29,6 +29,9 @@ pub enum Exit {
     /// `schedules diff` / `apply`: hand edits or a foreign schedule under a file entry's name;
     /// `apply` changed nothing.
     HandEdited = 7,
+    /// `schedules backfill`: some occurrences of the period were not delivered (a failed or
+    /// unanswered delivery, or one whether it ran cannot be known).
+    NotAllDelivered = 8,
     /// Interrupted before anything that could start or change a job was sent.
     Interrupted = 130,
 }
@@ -86,6 +89,14 @@ pub const EXIT_CODES: &[ExitRow] = &[
                   since the last apply, or a schedule not managed by the file has a file \
                   entry's name; `apply` changed nothing (`--overwrite-hand-edits` replaces hand \
                   edits; a schedule that is not managed is never touched)",
+    },
+    ExitRow {
+        exit: Exit::NotAllDelivered,
+        meaning: "`schedules backfill`: some occurrences of the period were not delivered: a \
+                  delivery failed or got no answer, or whether the occurrence ran cannot be \
+                  known (an unknown idempotency record, or older than the idempotency window \
+                  without the run ledger); the list says which, the others were delivered. \
+                  Running it again delivers only what is still missing",
     },
     ExitRow {
         exit: Exit::Interrupted,
@@ -196,7 +207,7 @@ mod tests {
     fn every_code_has_one_row() {
         let mut codes: Vec<u8> = EXIT_CODES.iter().map(|r| r.exit.code()).collect();
         codes.dedup();
-        assert_eq!(codes.len(), 9);
+        assert_eq!(codes.len(), 10);
         let help = help_text();
         assert!(help.contains("  4  a job may exist"), "{help}");
         assert!(help.lines().all(|l| l.len() <= 100), "{help}");

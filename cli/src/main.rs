@@ -5,6 +5,7 @@
 //! `CLOUDBOT_LOG` says otherwise).
 
 mod args;
+mod backfill;
 mod clock;
 mod commands;
 mod error;

@@ -94,6 +94,17 @@ impl Report {
                         .to_owned(),
                 ),
             ),
+            (Stage::BackfillSent, _) => (
+                None,
+                None,
+                Some(
+                    "the backfill stopped while delivering: some occurrences may have been \
+                     delivered and one may be in flight. Run the same backfill again (without \
+                     --yes, to see the list first): what was delivered is found by its execution \
+                     name or idempotency record and not delivered twice."
+                        .to_owned(),
+                ),
+            ),
             (Stage::Quiet, Exit::Interrupted) => (
                 None,
                 None,
@@ -152,6 +163,9 @@ pub fn exit_at(err: &CliError, stage: &Stage) -> Exit {
         }
         (Stage::Job { .. } | Stage::CancelSent { .. }, Exit::NotStarted | Exit::Interrupted) => {
             Exit::StateUnknown
+        }
+        (Stage::BackfillSent, Exit::NotStarted | Exit::Interrupted | Exit::Usage) => {
+            Exit::NotAllDelivered
         }
         _ => own,
     }
@@ -309,6 +323,14 @@ mod tests {
                 true,
                 Some(cancel),
             ),
+            (
+                "interrupt while a backfill delivers",
+                CliError::Interrupted,
+                &Stage::BackfillSent,
+                Exit::NotAllDelivered,
+                false,
+                None,
+            ),
         ];
         for (what, err, stage, exit, named, next_command) in cases {
             let report = Report::new(&err, stage, &Next::new(&[]), now);
@@ -332,7 +354,10 @@ mod tests {
             assert_ne!(
                 matches!(
                     stage,
-                    Stage::ExecuteSent { .. } | Stage::Job { .. } | Stage::CancelSent { .. }
+                    Stage::ExecuteSent { .. }
+                        | Stage::Job { .. }
+                        | Stage::CancelSent { .. }
+                        | Stage::BackfillSent
                 ),
                 [Exit::NotStarted, Exit::Interrupted, Exit::Usage].contains(&exit),
                 "{what}: a stage with a job must never exit with a 'nothing started' code"

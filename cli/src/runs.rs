@@ -11,7 +11,7 @@ use std::io::Write;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
-use cloudbot_trigger::ledger::{index, month_of};
+use cloudbot_trigger::ledger::{attribute, index, month_of};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
@@ -135,20 +135,20 @@ pub async fn list(
         let mut found = query(
             client,
             table,
-            (index::BY_SCHEDULE, "schedule", schedule),
-            ("nominal_time", AttributeValue::S(from)),
+            (index::BY_SCHEDULE, attribute::SCHEDULE, schedule),
+            (attribute::NOMINAL_TIME, AttributeValue::S(from)),
         )
         .await?;
         if let Some(bot) = &filter.bot {
-            found.retain(|item| item.get("bot").and_then(|v| v.as_s().ok()) == Some(bot));
+            found.retain(|item| item.get(attribute::BOT).and_then(|v| v.as_s().ok()) == Some(bot));
         }
         found
     } else if let Some(bot) = &filter.bot {
         query(
             client,
             table,
-            (index::BY_BOT, "bot", bot),
-            ("started_at", since),
+            (index::BY_BOT, attribute::BOT, bot),
+            (attribute::STARTED_AT, since),
         )
         .await?
     } else {
@@ -158,8 +158,8 @@ pub async fn list(
                 query(
                     client,
                     table,
-                    (index::BY_MONTH, "month", &month),
-                    ("started_at", since.clone()),
+                    (index::BY_MONTH, attribute::MONTH, &month),
+                    (attribute::STARTED_AT, since.clone()),
                 )
                 .await?,
             );
@@ -167,10 +167,11 @@ pub async fn list(
         found
     };
     if let Some(status) = &filter.status {
-        items.retain(|item| item.get("status").and_then(|v| v.as_s().ok()) == Some(status));
+        items
+            .retain(|item| item.get(attribute::STATUS).and_then(|v| v.as_s().ok()) == Some(status));
     }
     let mut runs: Vec<Map<String, Value>> = items.iter().map(json_of).collect();
-    runs.sort_by_key(|run| std::cmp::Reverse(run["started_at"].as_u64().unwrap_or(0)));
+    runs.sort_by_key(|run| std::cmp::Reverse(run[attribute::STARTED_AT].as_u64().unwrap_or(0)));
     runs.truncate(filter.limit);
     Ok(runs)
 }
@@ -184,7 +185,7 @@ pub async fn show(
     let got = client
         .get_item()
         .table_name(table)
-        .key("run", AttributeValue::S(run_key(run)))
+        .key(attribute::RUN, AttributeValue::S(run_key(run)))
         .consistent_read(true)
         .send()
         .await

@@ -1,6 +1,7 @@
 //! The EventBridge Scheduler adapter of `cloudbot schedules diff / apply / list`: reads every
 //! schedule of the stack's group (ListSchedules, then GetSchedule for each: the list has no
-//! description or input) and creates, updates and deletes schedules. SDK types stay here; the
+//! description or input) and creates, updates and deletes schedules; `backfill` reads one
+//! schedule (GetSchedule). SDK types stay here; the
 //! rest of the CLI sees [`Applied`] / [`Live`] and [`AwsError`].
 
 use aws_sdk_scheduler::error::{BuildError, ProvideErrorMetadata};
@@ -85,51 +86,75 @@ impl Group {
         let mut live = Vec::with_capacity(summaries.len());
         for summary in summaries {
             let Some(name) = summary.name() else { continue };
-            let found = self
-                .client
-                .get_schedule()
-                .group_name(&self.name)
-                .name(name)
-                .send()
-                .await
-                .map_err(self.error(format!("reading schedule `{name}`")))?;
-            let target = found.target();
-            let date = |d: Option<&DateTime>| d.and_then(|d| d.fmt(DateTimeFormat::DateTime).ok());
-            live.push(Live {
-                description: found.description().map(str::to_owned),
-                applied: Applied {
-                    name: name.to_owned(),
-                    schedule_expression: found.schedule_expression().unwrap_or("").to_owned(),
-                    schedule_expression_timezone: found
-                        .schedule_expression_timezone()
-                        .map(str::to_owned),
-                    state: found.state().map(|s| s.as_str().to_owned()),
-                    flexible_time_window_mode: found
-                        .flexible_time_window()
-                        .map(|w| w.mode().as_str().to_owned()),
-                    flexible_time_window_minutes: found
-                        .flexible_time_window()
-                        .and_then(|w| w.maximum_window_in_minutes()),
-                    target_arn: target.map(|t| t.arn().to_owned()).unwrap_or_default(),
-                    role_arn: target.map(|t| t.role_arn().to_owned()).unwrap_or_default(),
-                    input: target.and_then(|t| t.input()).map(str::to_owned),
-                    maximum_retry_attempts: target
-                        .and_then(|t| t.retry_policy())
-                        .and_then(|r| r.maximum_retry_attempts()),
-                    maximum_event_age_seconds: target
-                        .and_then(|t| t.retry_policy())
-                        .and_then(|r| r.maximum_event_age_in_seconds()),
-                    dead_letter_arn: target
-                        .and_then(|t| t.dead_letter_config())
-                        .and_then(|d| d.arn())
-                        .map(str::to_owned),
-                    kms_key_arn: found.kms_key_arn().map(str::to_owned),
-                    start_date: date(found.start_date()),
-                    end_date: date(found.end_date()),
-                },
-            });
+            // Listed a moment ago: gone now means deleted meanwhile, not an error to stop on.
+            if let Some((found, _arn)) = self.get(name).await? {
+                live.push(found);
+            }
         }
         Ok(live)
+    }
+
+    /// The schedule `name` of the group as it is, with its ARN; `None` when there is none.
+    pub async fn get(&self, name: &str) -> Result<Option<(Live, String)>, AwsError> {
+        let found = match self
+            .client
+            .get_schedule()
+            .group_name(&self.name)
+            .name(name)
+            .send()
+            .await
+        {
+            Ok(found) => found,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(AwsError::of(
+                    "Scheduler",
+                    format!("reading schedule `{name}`"),
+                    &e,
+                ));
+            }
+        };
+        let target = found.target();
+        let date = |d: Option<&DateTime>| d.and_then(|d| d.fmt(DateTimeFormat::DateTime).ok());
+        let live = Live {
+            description: found.description().map(str::to_owned),
+            applied: Applied {
+                name: name.to_owned(),
+                schedule_expression: found.schedule_expression().unwrap_or("").to_owned(),
+                schedule_expression_timezone: found
+                    .schedule_expression_timezone()
+                    .map(str::to_owned),
+                state: found.state().map(|s| s.as_str().to_owned()),
+                flexible_time_window_mode: found
+                    .flexible_time_window()
+                    .map(|w| w.mode().as_str().to_owned()),
+                flexible_time_window_minutes: found
+                    .flexible_time_window()
+                    .and_then(|w| w.maximum_window_in_minutes()),
+                target_arn: target.map(|t| t.arn().to_owned()).unwrap_or_default(),
+                role_arn: target.map(|t| t.role_arn().to_owned()).unwrap_or_default(),
+                input: target.and_then(|t| t.input()).map(str::to_owned),
+                maximum_retry_attempts: target
+                    .and_then(|t| t.retry_policy())
+                    .and_then(|r| r.maximum_retry_attempts()),
+                maximum_event_age_seconds: target
+                    .and_then(|t| t.retry_policy())
+                    .and_then(|r| r.maximum_event_age_in_seconds()),
+                dead_letter_arn: target
+                    .and_then(|t| t.dead_letter_config())
+                    .and_then(|d| d.arn())
+                    .map(str::to_owned),
+                kms_key_arn: found.kms_key_arn().map(str::to_owned),
+                start_date: date(found.start_date()),
+                end_date: date(found.end_date()),
+            },
+        };
+        Ok(Some((live, found.arn().unwrap_or("").to_owned())))
     }
 
     /// The Scheduler's parts of `applied`.

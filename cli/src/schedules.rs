@@ -26,7 +26,11 @@ use crate::session::aws_config;
 use crate::state::{Record, Resume, Table};
 
 /// Runs a `schedules` command.
-pub async fn run(out: Output, command: &SchedulesCommand) -> Result<Exit, CliError> {
+pub async fn run(
+    out: Output,
+    tracker: &crate::stage::Tracker,
+    command: &SchedulesCommand,
+) -> Result<Exit, CliError> {
     match command {
         SchedulesCommand::Check { file } => check(out, file),
         SchedulesCommand::Preview {
@@ -53,6 +57,36 @@ pub async fn run(out: Output, command: &SchedulesCommand) -> Result<Exit, CliErr
         } => diff_or_apply(out, file, deploy, Some(*overwrite_hand_edits)).await,
         SchedulesCommand::List { group, table } => list(out, group, table).await,
         SchedulesCommand::Resume { name, table } => resume(out, name, table).await,
+        SchedulesCommand::Backfill {
+            name,
+            from,
+            to,
+            group,
+            table,
+            ledger,
+            yes,
+            dry_run,
+        } => {
+            let request = crate::backfill::Request {
+                name: name.trim().to_owned(),
+                from: *from,
+                to: *to,
+                group: option_value(group, "--group", "CLOUDBOT_SCHEDULE_GROUP", None)?,
+                table: option_value(table, "--table", "CLOUDBOT_IDEMPOTENCY_TABLE", None)?,
+                ledger: ledger
+                    .as_deref()
+                    .map(|l| option_value(l, "--ledger", "CLOUDBOT_RUN_LEDGER_TABLE", None))
+                    .transpose()?,
+                confirm: if *dry_run {
+                    crate::backfill::Confirm::DryRun
+                } else if *yes {
+                    crate::backfill::Confirm::Yes
+                } else {
+                    crate::backfill::Confirm::Ask
+                },
+            };
+            crate::backfill::run(out, tracker, &request).await
+        }
     }
 }
 
@@ -146,7 +180,7 @@ fn check(out: Output, path: &Path) -> Result<Exit, CliError> {
 }
 
 /// The Japanese weekday mark of an ops run calendar: 月 火 水 木 金 土 日.
-fn weekday_ja(date: Date) -> &'static str {
+pub fn weekday_ja(date: Date) -> &'static str {
     match date.weekday() {
         Weekday::Monday => "月",
         Weekday::Tuesday => "火",

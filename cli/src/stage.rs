@@ -31,6 +31,9 @@ pub enum Stage {
     },
     /// `resolve`'s invoke was sent and its answer is not known (it changes a record, no job).
     ResolveSent,
+    /// `schedules backfill` is delivering occurrences: some may have been delivered, one may be
+    /// in flight.
+    BackfillSent,
     /// `cancel`'s request for this job was sent and its answer is not known.
     CancelSent {
         /// The job reference endpoint.

@@ -5,7 +5,11 @@
 //! moto's EventBridge Scheduler and DynamoDB (one moto per test, a group and a table per test):
 //! apply twice is a no-op, changed entries are updated and removed ones deleted, a hand edit is
 //! reported and not overwritten, a schedule not managed by the file is never touched, `list`
-//! shows the next run and a state record the test writes, `resume` lifts a pause.
+//! shows the next run and a state record the test writes, `resume` lifts a pause. `backfill`
+//! against moto's ledger table, idempotency table and a state machine (StartExecution records
+//! the delivery), and against the function itself (the Lambda stand-in running the handler on
+//! the emulator): only the occurrences that did not run are delivered, once, on their nominal
+//! keys; without `--yes` and a terminal nothing is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -918,4 +922,478 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
         "{}",
         stderr(&output)
     );
+}
+
+// ------------------------------------------------------------------------------------------------
+// backfill against moto: the run ledger's by_schedule index, the idempotency table, the
+// schedule's RunBotCallback target as a moto state machine (StartExecution records the input).
+
+const LEDGER: &str = "stack-RunLedgerTable";
+
+impl Stack {
+    /// The run ledger as the template declares its `by_schedule` index (docs/ledger.md).
+    async fn ledger(&self) {
+        use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .unwrap()
+        };
+        self.dynamodb
+            .create_table()
+            .table_name(LEDGER)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("run"))
+            .attribute_definitions(attribute("schedule"))
+            .attribute_definitions(attribute("nominal_time"))
+            .key_schema(key("run", KeyType::Hash))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("by_schedule")
+                    .key_schema(key("schedule", KeyType::Hash))
+                    .key_schema(key("nominal_time", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// The CLI against moto with the ledger configured (or not) and stdin not a terminal.
+    fn backfill(&self, ledger: bool, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
+        command
+            .args(["--json", "schedules", "backfill"])
+            .args(args)
+            .env("TZ", "America/New_York")
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
+            .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
+            .stdin(Stdio::null());
+        if ledger {
+            command.env("CLOUDBOT_RUN_LEDGER_TABLE", LEDGER);
+        } else {
+            command.env_remove("CLOUDBOT_RUN_LEDGER_TABLE");
+        }
+        command.output().unwrap()
+    }
+}
+
+/// The executions of the RunBotCallback stand-in: (name, input).
+async fn executions(sfn: &aws_sdk_sfn::Client) -> Vec<(String, Value)> {
+    let listed = sfn
+        .list_executions()
+        .state_machine_arn(TARGET)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for execution in listed.executions() {
+        let described = sfn
+            .describe_execution()
+            .execution_arn(execution.execution_arn())
+            .send()
+            .await
+            .unwrap();
+        out.push((
+            execution.name().to_owned(),
+            serde_json::from_str(described.input().unwrap()).unwrap(),
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn statuses(doc: &Value) -> Vec<(String, String)> {
+    doc["occurrences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["day"].as_str().unwrap().to_owned(),
+                o["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn backfill_delivers_only_the_occurrences_that_did_not_run_with_their_nominal_keys() {
+    let stack = Stack::start("backfill").await;
+    stack.ledger().await;
+    let file = stack.file("schedules.yaml", &example_text());
+    let output = stack.cloudbot(&["schedules", "apply", &file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let schedule_arn = stack
+        .get("daily-sales-report")
+        .await
+        .arn()
+        .unwrap()
+        .to_owned();
+    let aws = aws_types::SdkConfig::builder()
+        .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new("us-east-1"))
+        .endpoint_url(&stack.moto.endpoint)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("test", "test", None, None, "test"),
+            ),
+        )
+        .build();
+    let sfn = aws_sdk_sfn::Client::new(&aws);
+    let machine = sfn
+        .create_state_machine()
+        .name("RunBotCallback")
+        .definition(r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": true}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/stack-StateMachineRole")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(machine.state_machine_arn(), TARGET);
+
+    // 2026-11-24's run is in the ledger (as the function records a scheduled run).
+    let nominal_24 = "2026-11-24T00:00:00Z";
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(LEDGER)
+        .item("run", AttributeValue::S("demo/j-24".into()))
+        .item("schedule", AttributeValue::S("daily-sales-report".into()))
+        .item("nominal_time", AttributeValue::S(nominal_24.into()))
+        .item(
+            "job_endpoint",
+            AttributeValue::S("https://api.c-bot.pro/demo/jobs/j-24".into()),
+        )
+        .item("status", AttributeValue::S("succeeded".into()))
+        .send()
+        .await
+        .unwrap();
+
+    // 11-20 (Fri) runs, 11-21/22 weekend, 11-23 勤労感謝の日, 11-24 ran, 11-25 runs.
+    let period = [
+        "daily-sales-report",
+        "--from",
+        "2026-11-20",
+        "--to",
+        "2026-11-25",
+    ];
+    let expected = pairs(&[
+        ("2026-11-20", "not_run"),
+        ("2026-11-21", "skipped"),
+        ("2026-11-22", "skipped"),
+        ("2026-11-23", "skipped"),
+        ("2026-11-24", "ran"),
+        ("2026-11-25", "not_run"),
+    ]);
+
+    // No terminal and no --yes: the list, exit code 2, nothing delivered.
+    let output = stack.backfill(true, &period);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--yes"), "{}", stderr(&output));
+    let listed = doc(&output);
+    assert_eq!(statuses(&listed), expected, "{listed}");
+    assert_eq!(listed["delivered"], false);
+    let holiday = &listed["occurrences"][3]["detail"];
+    assert!(
+        holiday.as_str().unwrap().contains("勤労感謝の日"),
+        "{holiday}"
+    );
+    assert_eq!(
+        listed["occurrences"][4]["job"],
+        "https://api.c-bot.pro/demo/jobs/j-24"
+    );
+    assert!(executions(&sfn).await.is_empty());
+
+    // --yes: exactly the two, as the Scheduler would deliver them, with backfill: true.
+    let mut args = period.to_vec();
+    args.push("--yes");
+    let output = stack.backfill(true, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let done = doc(&output);
+    assert_eq!(statuses(&done), expected, "{done}");
+    let results: Vec<&str> = done["occurrences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["delivery"]["result"].as_str())
+        .collect();
+    assert_eq!(results, ["started", "started"], "{done}");
+    let delivered = executions(&sfn).await;
+    assert_eq!(
+        delivered
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "backfill-daily-sales-report-20261120T0000Z",
+            "backfill-daily-sales-report-20261125T0000Z"
+        ]
+    );
+    for ((_, input), time) in delivered
+        .iter()
+        .zip(["2026-11-20T00:00:00Z", "2026-11-25T00:00:00Z"])
+    {
+        assert_eq!(input["schedule"]["schedule_arn"], schedule_arn.as_str());
+        assert_eq!(input["schedule"]["scheduled_time"], time);
+        assert_eq!(input["schedule"]["backfill"], true);
+        assert_eq!(
+            input["schedule"]["definition"]["name"],
+            "daily-sales-report"
+        );
+        assert_eq!(
+            input["request"]["bot_endpoint"],
+            "https://api.c-bot.pro/demo/bots/sales_report/jobs"
+        );
+    }
+    assert_eq!(
+        done["occurrences"][0]["key"],
+        format!("schedule:{schedule_arn}@2026-11-20T00:00:00Z")
+    );
+
+    // Again: the executions are found by their names; nothing new is started.
+    let output = stack.backfill(true, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let again = doc(&output);
+    let results: Vec<&str> = again["occurrences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["delivery"]["result"].as_str())
+        .collect();
+    assert_eq!(
+        results,
+        ["already_delivered", "already_delivered"],
+        "{again}"
+    );
+    assert_eq!(executions(&sfn).await.len(), 2);
+
+    // A shifted occurrence keeps its nominal key: payroll's 2026-10-25 is a Sunday, it runs on
+    // Friday the 23rd at 07:00 JST and is keyed on the 25th.
+    let output = stack.backfill(
+        true,
+        &[
+            "payroll-export",
+            "--from",
+            "2026-10-22",
+            "--to",
+            "2026-10-26",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let shifted = doc(&output);
+    let run = shifted["occurrences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["status"] == "not_run")
+        .unwrap()
+        .clone();
+    assert_eq!(run["day"], "2026-10-23");
+    assert_eq!(run["nominal"], "2026-10-25");
+    assert_eq!(run["scheduled_time"], "2026-10-22T22:00:00Z");
+    let payroll_arn = stack.get("payroll-export").await.arn().unwrap().to_owned();
+    assert_eq!(
+        run["key"],
+        format!("schedule:{payroll_arn}@2026-10-24T22:00:00Z")
+    );
+    assert_eq!(executions(&sfn).await.len(), 2);
+
+    // Without the ledger, occurrences older than the idempotency window are refused (exit 8).
+    let output = stack.backfill(false, &args);
+    assert_eq!(output.status.code(), Some(8), "{}", stderr(&output));
+    let refused = doc(&output);
+    assert_eq!(
+        statuses(&refused)
+            .into_iter()
+            .filter(|(_, s)| s != "skipped")
+            .map(|(_, s)| s)
+            .collect::<Vec<_>>(),
+        ["too_old", "too_old", "too_old"],
+        "{refused}"
+    );
+    assert_eq!(executions(&sfn).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it_as_ran() {
+    use cloudbot_emulator::{Emulator, EmulatorOptions, Seed};
+    use cloudbot_trigger::idempotency::Idempotency;
+    use cloudbot_trigger::ledger::{Ledger, LedgerTable};
+    use cloudbot_trigger::schedule::state::ScheduleStates;
+    use cloudbot_trigger::table::DynamoDbStore;
+    use support::lambda::LambdaStandIn;
+
+    let stack = Stack::start("backfill-fn").await;
+    stack.ledger().await;
+    let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo()))
+        .await
+        .unwrap();
+    let base = emulator.base_url();
+    let aws = aws_types::SdkConfig::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new("us-east-1"))
+        .endpoint_url(&stack.moto.endpoint)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("test", "test", None, None, "test"),
+            ),
+        )
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    secrets
+        .create_secret()
+        .name("cloudbot/demo")
+        .secret_string(r#"{"access_token":"demo-access-token","secret_key":"demo-secret-key"}"#)
+        .send()
+        .await
+        .unwrap();
+    let vars = std::collections::HashMap::from([
+        ("CLOUDBOT_SECRET_ID", "cloudbot/demo".to_owned()),
+        ("CLOUDBOT_API_BASE", base.clone()),
+        (
+            "CLOUDBOT_DEFAULT_BOT_ENDPOINT",
+            format!("{base}/demo/bots/echo_bot/jobs"),
+        ),
+        ("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE.to_owned()),
+        ("CLOUDBOT_RUN_LEDGER_TABLE", LEDGER.to_owned()),
+    ]);
+    // Wired as src/main.rs wires it: idempotency, schedule state records, the run ledger.
+    let config = cloudbot_trigger::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let expiry = config.idempotency.as_ref().unwrap().expiry;
+    let retention = config.ledger.as_ref().unwrap().retention;
+    let store = || DynamoDbStore::new(stack.dynamodb.clone(), TABLE.into());
+    let service = cloudbot_trigger::service::Service::new(config, secrets)
+        .unwrap()
+        .with_idempotency(Some(Idempotency::new(store(), expiry)))
+        .with_schedule_states(Some(ScheduleStates::new(store())))
+        .with_ledger(Some(Ledger::new(
+            LedgerTable::new(stack.dynamodb.clone(), LEDGER.into()),
+            retention,
+        )));
+    let lambda = LambdaStandIn::start(std::sync::Arc::new(service)).await;
+
+    // A daily schedule on the emulator's echo BOT, the function's alias as its target.
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:stack-CloudBotFunction:live";
+    let file = stack.file(
+        "echo.yaml",
+        &format!(
+            "version: 1\nschedules:\n  - name: daily-echo\n    at: \"09:00\"\n    recurrence: daily\n    \
+             bot_endpoint: {base}/demo/bots/echo_bot/jobs\n    policies: {{ overlap: allow }}\n"
+        ),
+    );
+    let output = stack.cloudbot(&["schedules", "apply", &file, "--target-arn", function]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let schedule_arn = stack.get("daily-echo").await.arn().unwrap().to_owned();
+
+    let run = |args: Vec<&'static str>, ledger: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
+        command
+            .args(["--json", "schedules", "backfill", "daily-echo"])
+            .args(["--from", "2026-11-23", "--to", "2026-11-25"])
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &stack.moto.endpoint)
+            .env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
+            .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
+            .stdin(Stdio::null());
+        if ledger {
+            command.env("CLOUDBOT_RUN_LEDGER_TABLE", LEDGER);
+        } else {
+            command.env_remove("CLOUDBOT_RUN_LEDGER_TABLE");
+        }
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+
+    // 11-23 is 勤労感謝の日; 11-24 and 11-25 did not run (the ledger is empty).
+    let output = run(vec!["--yes"], true).await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let done = doc(&output);
+    assert_eq!(
+        statuses(&done),
+        pairs(&[
+            ("2026-11-23", "skipped"),
+            ("2026-11-24", "not_run"),
+            ("2026-11-25", "not_run"),
+        ]),
+        "{done}"
+    );
+    let deliveries: Vec<&Value> = done["occurrences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("delivery"))
+        .collect();
+    assert_eq!(deliveries.len(), 2, "{done}");
+    for delivery in &deliveries {
+        assert_eq!(delivery["result"], "started", "{done}");
+        assert!(
+            delivery["job"].as_str().unwrap().starts_with(&base),
+            "{done}"
+        );
+    }
+    assert_eq!(emulator.stats().jobs_created, 2);
+    let invocations = lambda.invocations.lock().unwrap().clone();
+    assert_eq!(invocations.len(), 2);
+    // The SDK percent-encodes the ARN in the Invoke path.
+    assert_eq!(invocations[0].0.replace("%3A", ":"), function);
+    assert_eq!(invocations[0].1["schedule"]["backfill"], true);
+    assert_eq!(
+        invocations[0].1["schedule"]["schedule_arn"],
+        schedule_arn.as_str()
+    );
+    assert_eq!(
+        invocations[0].1["schedule"]["scheduled_time"],
+        "2026-11-24T00:00:00Z"
+    );
+
+    // Again: the function's ledger records (schedule + nominal occurrence, as backfill looks
+    // them up) say they ran; and without the ledger, their idempotency records (the nominal
+    // keys) do. Nothing more is delivered.
+    for (ledger, source) in [(true, "run ledger"), (false, "idempotency record")] {
+        let output = run(vec!["--yes"], ledger).await.unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let again = doc(&output);
+        assert_eq!(
+            statuses(&again),
+            pairs(&[
+                ("2026-11-23", "skipped"),
+                ("2026-11-24", "ran"),
+                ("2026-11-25", "ran"),
+            ]),
+            "{again}"
+        );
+        for (row, delivery) in [(1, 0), (2, 1)] {
+            assert_eq!(
+                again["occurrences"][row]["job"], deliveries[delivery]["job"],
+                "{again}"
+            );
+            let detail = again["occurrences"][row]["detail"].as_str().unwrap();
+            assert!(detail.contains(source), "{again}");
+        }
+    }
+    assert_eq!(lambda.invocations.lock().unwrap().len(), 2);
+    assert_eq!(emulator.stats().jobs_created, 2);
 }

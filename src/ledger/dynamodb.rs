@@ -8,15 +8,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
+use super::attribute::{BOT, JOB_ENDPOINT, MONTH, NOMINAL_TIME, RUN, SCHEDULE, STARTED_AT, STATUS};
 use super::run::RunWrite;
 use super::{LedgerStore, Written};
 use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
-
-/// Partition key of the ledger table.
-pub const RUN_ATTRIBUTE: &str = "run";
-
-/// The schedule's name of a scheduled run (the `by_schedule` index's partition).
-const SCHEDULE_ATTRIBUTE: &str = "schedule";
 
 /// The ledger table on DynamoDB. Cheap to clone: the SDK client is shared.
 #[derive(Debug, Clone)]
@@ -66,21 +61,21 @@ impl Expression {
 /// The expression of `write` (module header).
 fn expression_of(write: &RunWrite) -> Expression {
     let mut e = Expression::default();
-    e.text("job_endpoint", &write.job_endpoint, true);
-    e.number("started_at", write.started_at_ms, true);
-    e.text("month", &write.month, true);
+    e.text(JOB_ENDPOINT, &write.job_endpoint, true);
+    e.number(STARTED_AT, write.started_at_ms, true);
+    e.text(MONTH, &write.month, true);
     e.number(crate::table::TTL_ATTRIBUTE, write.expires_at_s, true);
     e.number(&write.seen.0, write.seen.1, true);
     if let Some(origin) = &write.origin {
         // The execute that started the run knows its BOT best.
         if let Some(bot) = &write.bot {
-            e.text("bot", bot, false);
+            e.text(BOT, bot, false);
         }
         e.text("trigger", origin.trigger, false);
         e.text("request_id", &origin.request_id, false);
         for (attribute, value) in [
-            (SCHEDULE_ATTRIBUTE, &origin.schedule),
-            ("nominal_time", &origin.nominal_time),
+            (SCHEDULE, &origin.schedule),
+            (NOMINAL_TIME, &origin.nominal_time),
             ("execution", &origin.execution),
             ("request_key", &origin.request_key),
         ] {
@@ -89,11 +84,11 @@ fn expression_of(write: &RunWrite) -> Expression {
             }
         }
     } else if let Some(bot) = &write.bot {
-        e.text("bot", bot, true);
+        e.text(BOT, bot, true);
     }
     match &write.end {
         Some(end) => {
-            e.text("status", end.status, false);
+            e.text(STATUS, end.status, false);
             e.text("end_status", end.status, false);
             e.number("ended_at", end.ended_at_ms, false);
             e.number("elapsed_s", end.elapsed_s, false);
@@ -101,7 +96,7 @@ fn expression_of(write: &RunWrite) -> Expression {
                 e.text("message", message, false);
             }
         }
-        None => e.text("status", write.status, true),
+        None => e.text(STATUS, write.status, true),
     }
     e
 }
@@ -114,7 +109,7 @@ impl LedgerStore for LedgerTable {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key(RUN_ATTRIBUTE, string_value(write.run.as_str()))
+                .key(RUN, string_value(write.run.as_str()))
                 .update_expression(format!("SET {}", e.sets.join(", ")))
                 .set_expression_attribute_names(Some(e.names))
                 .set_expression_attribute_values(Some(e.values));
@@ -131,7 +126,7 @@ impl LedgerStore for LedgerTable {
                     ended: write.end.is_some(),
                     schedule: output
                         .attributes()
-                        .and_then(|item| item.get(SCHEDULE_ATTRIBUTE))
+                        .and_then(|item| item.get(SCHEDULE))
                         .and_then(|v| v.as_s().ok())
                         .cloned(),
                 }),

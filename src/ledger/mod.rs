@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-pub use dynamodb::{LedgerTable, RUN_ATTRIBUTE};
+pub use dynamodb::LedgerTable;
 pub use run::{
     End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, Observed, Origin, RunKey, RunWrite, month_of,
     seen_attribute,
@@ -30,6 +30,28 @@ use crate::table::{StoreError, StoreFuture};
 /// Default retention of a run (days): 400, so a month can be compared with the same month a
 /// year before (docs/ledger.md, "Retention").
 pub const DEFAULT_RETENTION_DAYS: u64 = 400;
+
+/// Names of the ledger item's attributes that readers query or show (docs/ledger.md, "Item
+/// shape"): the one home for the writer (`dynamodb.rs`), `cloudbot runs` and `cloudbot schedules
+/// backfill`.
+pub mod attribute {
+    /// The partition key: `<public_id>/<job_id>`.
+    pub const RUN: &str = "run";
+    /// The job reference endpoint.
+    pub const JOB_ENDPOINT: &str = "job_endpoint";
+    /// `<public_id>/<bot_id>` (index `by_bot`).
+    pub const BOT: &str = "bot";
+    /// Epoch ms of the start (sort key of `by_bot` and `by_month`).
+    pub const STARTED_AT: &str = "started_at";
+    /// `YYYY-MM` of the start in JST (index `by_month`).
+    pub const MONTH: &str = "month";
+    /// The schedule's name, for a scheduled run (index `by_schedule`).
+    pub const SCHEDULE: &str = "schedule";
+    /// The nominal occurrence, RFC 3339 (sort key of `by_schedule`).
+    pub const NOMINAL_TIME: &str = "nominal_time";
+    /// The last status learnt: `executing`, `succeeded` or `error`.
+    pub const STATUS: &str = "status";
+}
 
 /// Names of the ledger table's global secondary indexes (template.yaml, the CLI).
 pub mod index {

@@ -1,3 +1,4 @@
 //! Helpers shared by the CLI's test binaries.
 
+pub mod lambda;
 pub mod moto;
