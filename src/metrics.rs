@@ -92,6 +92,9 @@ pub mod name {
     /// 1 when a managed schedule's tick sent nothing, by `SkipReason` only (its own directive
     /// in the record, present only then).
     pub const SCHEDULE_SKIPS: &str = "ScheduleSkips";
+    /// 1 when a job's end tripped a managed schedule's failure breaker (the schedule paused
+    /// itself), without dimensions (its own directive in the record, present only then).
+    pub const SCHEDULE_PAUSED: &str = "SchedulePaused";
     /// Run ledger writes that failed during the invocation (the run went on; docs/ledger.md);
     /// present only when one did.
     pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
@@ -128,6 +131,7 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::UPSTREAM_LATENCY, Unit::Milliseconds),
     (name::TOTAL_LATENCY, Unit::Milliseconds),
     (name::SCHEDULE_SKIPS, Unit::Count),
+    (name::SCHEDULE_PAUSED, Unit::Count),
     (name::LEDGER_WRITE_FAILURES, Unit::Count),
 ];
 
@@ -140,6 +144,13 @@ pub const DIMENSION_SETS: &[&[&str]] = &[
 
 /// The dimension set of [`name::SCHEDULE_SKIPS`]: by skip reason.
 pub const SKIP_DIMENSION_SETS: &[&[&str]] = &[&[dimension::SKIP_REASON]];
+
+/// The dimension set of [`name::SCHEDULE_PAUSED`]: none. A `Schedule` dimension would be
+/// bounded (the schedule file's names), but one alarm in the template must see every schedule,
+/// and a CloudWatch alarm cannot sum a dimension's unknown values (no `SEARCH` in alarms); the
+/// schedule is named in the record's `Schedule` property, the WARN log line and
+/// `cloudbot schedules list`.
+pub const PAUSED_DIMENSION_SETS: &[&[&str]] = &[&[]];
 
 /// The sandbox's metrics writer: built once at cold start, borrowed by every invocation.
 #[derive(Debug)]
@@ -171,6 +182,7 @@ impl Metrics {
             replay: false,
             secret_fetches: 0,
             schedule_skip: None,
+            schedule_paused: None,
             ledger_write_failures: 0,
         }
     }
@@ -217,6 +229,7 @@ pub struct Invocation {
     replay: bool,
     secret_fetches: u32,
     schedule_skip: Option<&'static str>,
+    schedule_paused: Option<String>,
     ledger_write_failures: u32,
 }
 
@@ -259,6 +272,12 @@ impl Invocation {
     /// A managed schedule's tick sent nothing, for this reason code (issue 21).
     pub fn set_schedule_skip(&mut self, reason: &'static str) {
         self.schedule_skip = Some(reason);
+    }
+
+    /// A job's end learnt by this invocation paused the managed schedule `schedule` (its
+    /// failure breaker tripped).
+    pub fn set_schedule_paused(&mut self, schedule: &str) {
+        self.schedule_paused = Some(schedule.to_owned());
     }
 
     /// A run ledger write failed (the run went on).
@@ -360,6 +379,17 @@ impl Serialize for Record<'_> {
                 }],
             });
         }
+        // The breaker's trip, counted without dimensions: one alarm for every schedule.
+        if inv.schedule_paused.is_some() {
+            directives.push(Directive {
+                namespace: self.namespace,
+                dimensions: PAUSED_DIMENSION_SETS,
+                metrics: vec![MetricDef {
+                    name: name::SCHEDULE_PAUSED,
+                    unit: Unit::Count.as_str(),
+                }],
+            });
+        }
         let mut map = s.serialize_map(None)?;
         map.serialize_entry(
             "_aws",
@@ -381,6 +411,10 @@ impl Serialize for Record<'_> {
         if let Some(reason) = inv.schedule_skip {
             map.serialize_entry(dimension::SKIP_REASON, reason)?;
             map.serialize_entry(name::SCHEDULE_SKIPS, &1u64)?;
+        }
+        if let Some(schedule) = &inv.schedule_paused {
+            map.serialize_entry(name::SCHEDULE_PAUSED, &1u64)?;
+            map.serialize_entry("Schedule", schedule)?;
         }
         map.serialize_entry("Trigger", inv.trigger)?;
         map.serialize_entry("RequestId", &inv.request_id)?;
@@ -425,13 +459,15 @@ mod tests {
         let aws = &v["_aws"];
         assert!(aws["Timestamp"].as_u64().is_some(), "{v}");
         let directives = aws["CloudWatchMetrics"].as_array().unwrap();
-        // The invocation's directive, and the skip's when a schedule tick was skipped.
-        assert!((1..=2).contains(&directives.len()));
+        // The invocation's directive, the skip's when a schedule tick was skipped, and the
+        // breaker's when a schedule paused itself.
+        assert!((1..=3).contains(&directives.len()));
         for d in directives {
             assert!(d["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
             for set in d["Dimensions"].as_array().unwrap() {
                 let set = set.as_array().unwrap();
-                assert!(!set.is_empty() && set.len() <= 30);
+                // An empty set is valid EMF: the metric without dimensions (SchedulePaused).
+                assert!(set.len() <= 30);
                 for dim in set {
                     let dim = dim.as_str().unwrap();
                     assert!(
@@ -516,6 +552,7 @@ mod tests {
         // Not a real combination (a skip makes no upstream call), but it puts every metric in
         // one record.
         inv.set_schedule_skip("holiday");
+        inv.set_schedule_paused("daily-report");
         let v = render(&inv);
         assert_valid_emf(&v);
         let declared: Vec<&Value> = v["_aws"]["CloudWatchMetrics"]
@@ -527,7 +564,7 @@ mod tests {
         assert_eq!(
             declared.len(),
             METRICS.len(),
-            "all metrics present with an upstream call and a skip"
+            "all metrics present with an upstream call, a skip and a trip"
         );
         for def in declared {
             let name = def["Name"].as_str().unwrap();
@@ -545,6 +582,13 @@ mod tests {
         );
         assert_eq!(v["SkipReason"], "holiday");
         assert_eq!(v["ScheduleSkips"], 1);
+        // The breaker's trip: no dimensions, the schedule as a plain property.
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][2]["Dimensions"],
+            serde_json::json!([[]])
+        );
+        assert_eq!(v["SchedulePaused"], 1);
+        assert_eq!(v["Schedule"], "daily-report");
     }
 
     #[test]

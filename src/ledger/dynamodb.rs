@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::attribute::{BOT, JOB_ENDPOINT, MONTH, NOMINAL_TIME, RUN, SCHEDULE, STARTED_AT, STATUS};
 use super::run::RunWrite;
@@ -114,13 +114,21 @@ impl LedgerStore for LedgerTable {
                 .set_expression_attribute_names(Some(e.names))
                 .set_expression_attribute_values(Some(e.values));
             if write.end.is_some() {
+                // The record after the end's write tells the run's schedule (its start wrote
+                // it), for the failure breaker: no read of its own.
                 request = request
                     .condition_expression("attribute_not_exists(#ended)")
-                    .expression_attribute_names("#ended", "ended_at");
+                    .expression_attribute_names("#ended", "ended_at")
+                    .return_values(ReturnValue::AllNew);
             }
             match request.send().await {
-                Ok(_) => Ok(Written::Noted {
+                Ok(output) => Ok(Written::Noted {
                     ended: write.end.is_some(),
+                    schedule: output
+                        .attributes()
+                        .and_then(|item| item.get(SCHEDULE))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned(),
                 }),
                 Err(err) => match failed_condition(&err) {
                     Some(_) => Ok(Written::AlreadyEnded),

@@ -64,12 +64,15 @@ pub mod index {
 }
 
 /// How one write went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
     /// Written; `ended`: this write recorded the run's end.
     Noted {
         /// This write recorded the end.
         ended: bool,
+        /// The run's `schedule` as the record holds it after an end's write (written by the
+        /// start); `None` otherwise. The failure breaker counts the end for it.
+        schedule: Option<String>,
     },
     /// The write carried an end and the run's end was already recorded: nothing changed.
     AlreadyEnded,
@@ -130,23 +133,40 @@ impl Ledger {
         origin: Option<Origin>,
         deadline: Instant,
     ) -> Result<Learned, StoreError> {
+        self.learned_for_schedule(job, observed, origin, deadline)
+            .await
+            .map(|(learned, _)| learned)
+    }
+
+    /// [`Self::learned`], with the run's schedule (as the record holds it) when this call
+    /// recorded the end of a schedule's run: the end the failure breaker counts.
+    pub async fn learned_for_schedule(
+        &self,
+        job: &JobEndpoint,
+        observed: &Observed<'_>,
+        origin: Option<Origin>,
+        deadline: Instant,
+    ) -> Result<(Learned, Option<String>), StoreError> {
         if origin.is_none() && observed.status == JobStatus::Executing {
-            return Ok(Learned::Noted);
+            return Ok((Learned::Noted, None));
         }
         let started = origin.is_some();
         let mut write = RunWrite::of(job, observed, origin, now_ms(), self.retention.as_secs());
         let written = bounded(deadline, self.store.write(&write)).await?;
         match written {
-            Written::Noted { ended: true } => Ok(Learned::EndRecorded),
-            Written::Noted { ended: false } => Ok(Learned::Noted),
+            Written::Noted {
+                ended: true,
+                schedule,
+            } => Ok((Learned::EndRecorded, schedule)),
+            Written::Noted { ended: false, .. } => Ok((Learned::Noted, None)),
             // A start whose job another path already ended: the start's attributes still
             // belong in the record (a second request, only in this race).
             Written::AlreadyEnded if started => {
                 write.end = None;
                 bounded(deadline, self.store.write(&write)).await?;
-                Ok(Learned::AlreadyEnded)
+                Ok((Learned::AlreadyEnded, None))
             }
-            Written::AlreadyEnded => Ok(Learned::AlreadyEnded),
+            Written::AlreadyEnded => Ok((Learned::AlreadyEnded, None)),
         }
     }
 }

@@ -90,6 +90,14 @@ pub enum PolicyReason {
         /// Its nominal occurrence.
         running_nominal: String,
     },
+    /// The failure breaker paused the schedule (`policies.failure_breaker` consecutive failed
+    /// jobs) and `cloudbot schedules resume` has not lifted the pause yet.
+    BreakerPaused {
+        /// When it paused, epoch seconds (the state record's `paused_at`).
+        paused_at: u64,
+        /// Why (the state record's `pause_reason`).
+        pause_reason: String,
+    },
 }
 
 impl Skipped {
@@ -103,6 +111,39 @@ impl Skipped {
                 reason: PolicyReason::Overlap { .. },
                 ..
             }) => "overlap",
+            SkipDecision::Policy(PolicySkip {
+                reason: PolicyReason::BreakerPaused { .. },
+                ..
+            }) => "breaker_paused",
+        }
+    }
+
+    /// The skip of `run` while the failure breaker holds the schedule paused.
+    pub fn breaker_paused(
+        tick: &ScheduleTick,
+        run: &Run,
+        paused_at: u64,
+        pause_reason: String,
+    ) -> Self {
+        Self::policy(
+            tick,
+            run,
+            PolicyReason::BreakerPaused {
+                paused_at,
+                pause_reason,
+            },
+        )
+    }
+
+    fn policy(tick: &ScheduleTick, run: &Run, reason: PolicyReason) -> Self {
+        Skipped {
+            schedule: tick.definition.name.as_str().to_owned(),
+            scheduled_time: tick.scheduled_time,
+            decision: SkipDecision::Policy(PolicySkip {
+                decision: "skipped",
+                day: run.on,
+                reason,
+            }),
         }
     }
 
@@ -113,18 +154,14 @@ impl Skipped {
         running_job: String,
         running_nominal: String,
     ) -> Self {
-        Skipped {
-            schedule: tick.definition.name.as_str().to_owned(),
-            scheduled_time: tick.scheduled_time,
-            decision: SkipDecision::Policy(PolicySkip {
-                decision: "skipped",
-                day: run.on,
-                reason: PolicyReason::Overlap {
-                    running_job,
-                    running_nominal,
-                },
-            }),
-        }
+        Self::policy(
+            tick,
+            run,
+            PolicyReason::Overlap {
+                running_job,
+                running_nominal,
+            },
+        )
     }
 }
 

@@ -8,7 +8,11 @@
 //!   managed schedules, never for the template's own schedule;
 //! - a job started: `last_job`, `last_nominal` (the nominal instant of the key),
 //!   `last_outcome` = `started`, `last_outcome_at`;
-//! - a skip or a late delivery: `last_outcome` = `skipped` / `too_late`, `last_outcome_at`.
+//! - a skip or a late delivery: `last_outcome` = `skipped` / `too_late` (`paused` when the
+//!   failure breaker holds the schedule), `last_outcome_at`;
+//! - a job's end learnt ([`ScheduleStates::ended`], the failure breaker): counted once per job
+//!   (`counted_job`), `consecutive_failures`, `last_outcome` = `succeeded` / `failed`, and when
+//!   the count reaches the threshold `paused_at` and `pause_reason`, all in one conditional write.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,8 +21,15 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use cloudbot_calendar::wire::state;
 use tokio::time::Instant;
 
+use crate::cloudbot::JobStatus;
 use crate::idempotency::RecordKey;
-use crate::table::{DynamoDbStore, KEY_ATTRIBUTE, StoreError, failed_condition, unavailable};
+use crate::table::{
+    DynamoDbStore, KEY_ATTRIBUTE, StoreError, failed_condition, get_number, get_string, unavailable,
+};
+
+/// How often [`ScheduleStates::ended`] re-reads a record that changed between its read and its
+/// conditional write (another end or a `resume` at the same moment) before giving up.
+const COUNT_ATTEMPTS: u32 = 5;
 
 /// The breaker's threshold as the state record keeps it (N) (`wire::state`).
 pub const FAILURE_BREAKER: &str = state::FAILURE_BREAKER;
@@ -55,6 +66,52 @@ impl RunOf {
             nominal: nominal.to_owned(),
         })
     }
+}
+
+/// The end of a scheduled run's job as the failure breaker counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd {
+    /// Cloud BOT status 0: resets the count.
+    Succeeded,
+    /// Cloud BOT status 1 (error; presumably a suspended job too): counts one failure.
+    Failed,
+}
+
+impl JobEnd {
+    /// The end a job's status is, with the function's own classification
+    /// ([`JobStatus::is_final`]): `executing` and statuses the function does not know are no
+    /// end (`None`), so they are never counted either way.
+    pub fn of(status: JobStatus) -> Option<Self> {
+        match status {
+            JobStatus::Succeeded => Some(JobEnd::Succeeded),
+            JobStatus::Error => Some(JobEnd::Failed),
+            JobStatus::Executing | JobStatus::Unknown(_) => None,
+        }
+    }
+
+    /// `succeeded` or `failed`: the record's `last_outcome`.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobEnd::Succeeded => "succeeded",
+            JobEnd::Failed => "failed",
+        }
+    }
+}
+
+/// What [`ScheduleStates::ended`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted {
+    /// No managed schedule's record (no `failure_breaker`): nothing written.
+    Unmanaged,
+    /// This job's end was counted before (`counted_job`): nothing written.
+    Already,
+    /// Counted now.
+    Now {
+        /// The count after this end.
+        consecutive_failures: u64,
+        /// `Some(pause_reason)` when this end tripped the breaker (and paused the schedule).
+        tripped: Option<String>,
+    },
 }
 
 /// The schedule state records, in the function's table.
@@ -155,6 +212,104 @@ impl ScheduleStates {
             deadline,
         )
         .await
+    }
+
+    /// The end of `job` (its reference endpoint), a run of `schedule`, counted once per job by
+    /// the failure breaker: `failed` adds one to `consecutive_failures`, `succeeded` sets it to
+    /// 0; `last_outcome` and `last_outcome_at` say so; and when a failure makes the count reach
+    /// the record's `failure_breaker` (N) while the schedule is not paused, `paused_at` and
+    /// `pause_reason` are set in the same write.
+    ///
+    /// Read, then one `UpdateItem` conditional on what was read (the record is managed, its
+    /// `counted_job` is not `job`, the count and the pause unchanged), so two deliveries of one
+    /// end (a callback and the execute's answer, two callbacks) count it once, and an end
+    /// racing a `resume` is counted against the record as `resume` left it (re-read, at most
+    /// [`COUNT_ATTEMPTS`] times).
+    pub async fn ended(
+        &self,
+        schedule: &str,
+        job: &str,
+        end: JobEnd,
+        deadline: Instant,
+    ) -> Result<Counted, StoreError> {
+        for _ in 0..COUNT_ATTEMPTS {
+            let Some(item) = self.read(schedule, deadline).await? else {
+                return Ok(Counted::Unmanaged);
+            };
+            let Some(threshold) = get_number(&item, FAILURE_BREAKER) else {
+                return Ok(Counted::Unmanaged);
+            };
+            if get_string(&item, state::COUNTED_JOB).as_deref() == Some(job) {
+                return Ok(Counted::Already);
+            }
+            let seen = get_number(&item, state::CONSECUTIVE_FAILURES);
+            let paused = item.contains_key(state::PAUSED_AT);
+            let count = match end {
+                JobEnd::Failed => seen.unwrap_or(0) + 1,
+                JobEnd::Succeeded => 0,
+            };
+            let trips = end == JobEnd::Failed && !paused && count >= threshold;
+            let tripped = trips.then(|| {
+                let plural = if count == 1 { "" } else { "s" };
+                format!("{count} consecutive failed job{plural}, last {job}")
+            });
+
+            let mut expression = String::from("SET #cf = :cf, #cj = :job, #lo = :lo, #loa = :now");
+            let mut names = vec![
+                ("#fb", FAILURE_BREAKER),
+                ("#cf", state::CONSECUTIVE_FAILURES),
+                ("#cj", state::COUNTED_JOB),
+                ("#lo", state::LAST_OUTCOME),
+                ("#loa", state::LAST_OUTCOME_AT),
+                ("#pa", state::PAUSED_AT),
+            ];
+            let mut values = vec![
+                (":cf", n(count)),
+                (":job", s(job)),
+                (":lo", s(end.label())),
+                (":now", n(now_s())),
+            ];
+            if let Some(reason) = &tripped {
+                expression.push_str(", #pa = :now, #pr = :reason");
+                names.push(("#pr", state::PAUSE_REASON));
+                values.push((":reason", s(reason)));
+            }
+            let mut condition = String::from(
+                "attribute_exists(#fb) AND (attribute_not_exists(#cj) OR #cj <> :job) AND ",
+            );
+            match seen {
+                Some(seen) => {
+                    condition.push_str("#cf = :seen AND ");
+                    values.push((":seen", n(seen)));
+                }
+                None => condition.push_str("attribute_not_exists(#cf) AND "),
+            }
+            condition.push_str(if paused {
+                "attribute_exists(#pa)"
+            } else {
+                "attribute_not_exists(#pa)"
+            });
+            if self
+                .update(
+                    schedule,
+                    &expression,
+                    &names,
+                    values,
+                    Some(&condition),
+                    deadline,
+                )
+                .await?
+            {
+                return Ok(Counted::Now {
+                    consecutive_failures: count,
+                    tripped,
+                });
+            }
+            // The record changed since it was read: the next read decides again.
+        }
+        Err(StoreError::Unavailable(
+            "the schedule's state record kept changing while a job's end was counted".into(),
+        ))
     }
 
     /// The state record of `schedule` as stored (`None`: never written).

@@ -10,7 +10,8 @@
 //!    execute's own bookkeeping), else `Callback.NotReady`;
 //! 3. read the job with `refer_job` on the *stored* endpoint, re-reading it a few times while it
 //!    still reads as executing;
-//! 4. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
+//! 4. a managed schedule's run: count the end for its failure breaker (`breaker`);
+//! 5. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
 //!    the record calls Step Functions; at the same time, record what was read in the run
 //!    ledger (`Service::learned`).
 //!
@@ -29,6 +30,7 @@ use crate::callback::{
 };
 use crate::cloudbot::{Job, JobEndpoint};
 use crate::error::Failure;
+use crate::idempotency::RecordKey;
 use crate::metrics::Invocation;
 use crate::request::{Operation, OperationKind};
 use crate::telemetry;
@@ -72,6 +74,7 @@ impl Service {
             );
             return answer::delivered(delivery);
         }
+        let task_key = RecordKey::parse(&stored.task_key).ok();
         let endpoint = recorded_job(callbacks, id, stored, scope.deadline).await?;
         let job = JobEndpoint::parse(
             &self.config.requests.api_base,
@@ -89,6 +92,13 @@ impl Service {
             found.message.as_deref(),
             job.url(),
         );
+        // A scheduled run's end (the task's key is ExecuteBot's) counts for its schedule's
+        // failure breaker, whichever delivery settles the task (the count is once per job);
+        // before the task is told, so an execution that has ended has its end counted.
+        if let Some(key) = &task_key {
+            self.note_ended(key, &endpoint, found.status, scope, record)
+                .await;
+        }
         // Independent writes at once: the task's settlement and the run ledger.
         let (delivery, _) = tokio::join!(
             callbacks.settle(id, &outcome, scope.deadline),

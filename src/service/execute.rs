@@ -126,6 +126,7 @@ impl Service {
             }) => Some(job),
             _ => None,
         };
+        let status = started.as_ref().map(|started| started.job.status);
         tokio::join!(
             finish(exactly_once, &claim, &result, scope.deadline),
             self.started(started, origin(Some(key)), scope, record),
@@ -135,6 +136,11 @@ impl Service {
                 }
             }
         );
+        // A job that ended within the execute's wait (`timeout`): its end is learnt here, for
+        // a managed schedule's failure breaker (after `note_started`: the same record).
+        if let (Some(job), Some(status)) = (job, status) {
+            self.note_ended(key, job, status, scope, record).await;
+        }
         result
     }
 

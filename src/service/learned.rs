@@ -1,6 +1,7 @@
 //! `Service::learned`: the one function every path that learns a job's state calls (the execute
 //! answer, `refer_job` and so the state machines' polling loops, the callback receiver), and the
-//! only writer of the run ledger (docs/ledger.md). It never fails the invocation: a failed
+//! only writer of the run ledger (docs/ledger.md). The end of a schedule's run it records is
+//! counted for the schedule's failure breaker (`breaker`). It never fails the invocation: a failed
 //! write is logged without secrets, counted in `LedgerWriteFailures`, and the caller answers as
 //! it would have.
 
@@ -34,14 +35,25 @@ impl Service {
             elapsed_s: found.elapsed_time,
             message: found.message.as_deref(),
         };
-        match ledger.learned(endpoint, &observed, origin, deadline).await {
-            Ok(learned) => {
+        match ledger
+            .learned_for_schedule(endpoint, &observed, origin, deadline)
+            .await
+        {
+            Ok((learned, schedule)) => {
                 tracing::debug!(
                     job_id = endpoint.job_id().as_str(),
                     status = found.status.label(),
                     learned = ?learned,
                     "run ledger updated"
                 );
+                // The one learner that recorded a schedule's run's end counts it for the
+                // failure breaker: this is how RunBot's polling (refer_job, which knows no
+                // key) is counted. Execute and the callback receiver have counted it already
+                // from the key (`counted_job` makes this a no-op then).
+                if let Some(schedule) = schedule {
+                    self.count_end(&schedule, endpoint.url(), found.status, deadline, record)
+                        .await;
+                }
                 learned
             }
             Err(error) => {
@@ -95,6 +107,7 @@ mod tests {
                 writes.push(write.clone());
                 Ok(Written::Noted {
                     ended: write.end.is_some(),
+                    schedule: None,
                 })
             })
         }

@@ -13,6 +13,7 @@
 //! - `resolve`: the operator's way out of an idempotency record whose outcome is unknown.
 //! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
 //!   machine's DecideTick state).
+//! - `breaker`: a managed schedule's job end counted by its failure breaker.
 //! - `answer`: the answer shapes of docs/contract.md.
 //!
 //! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
@@ -20,6 +21,7 @@
 //! proves no job was started, so repeating even `execute` is safe.
 
 mod answer;
+mod breaker;
 mod callback;
 mod execute;
 mod init;

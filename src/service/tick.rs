@@ -7,6 +7,9 @@
 //!   only (`schedule_tick`, [`Service::schedule_tick`]) and runs ExecuteBot under the key it
 //!   answers (docs/schedules.md, "Where the decision runs").
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -17,10 +20,9 @@ use crate::idempotency::{IdempotencyError, RecordKey};
 use crate::metrics::Invocation;
 use crate::request::Execute;
 use crate::schedule::state::RunOf;
-use crate::schedule::state::ScheduleStates;
 use crate::schedule::{Decided, ScheduleTick};
 use crate::schedule::{ScheduleError, Skipped};
-use crate::table::get_string;
+use crate::table::{get_number, get_string};
 use crate::trigger::Answer;
 use cloudbot_calendar::Run;
 use cloudbot_calendar::schedule::Overlap;
@@ -82,18 +84,38 @@ impl Service {
                         .decided_run(name, threshold, scope.deadline)
                         .await
                         .map_err(|err| Failure::Idempotency(IdempotencyError::Unavailable(err)))?;
-                    if tick.definition.policies.overlap == Overlap::Skip
-                        && let Some((job, nominal)) =
-                            self.still_running(states, name, run, scope, record).await?
+                    // One read of the state record serves the run policies that need it: the
+                    // breaker's pause (every schedule) and the previous run (overlap: skip).
+                    let item = states
+                        .read(name, scope.deadline)
+                        .await
+                        .map_err(|err| Failure::Idempotency(IdempotencyError::Unavailable(err)))?;
+                    let policy_skip = if let Some((paused_at, pause_reason)) =
+                        item.as_ref().and_then(paused)
                     {
-                        let skipped = Skipped::overlap(tick, run, job, nominal);
+                        Some((
+                            Skipped::breaker_paused(tick, run, paused_at, pause_reason),
+                            "paused",
+                            "scheduled tick skipped: the failure breaker paused the schedule \
+                             (`cloudbot schedules resume`); nothing sent",
+                        ))
+                    } else if tick.definition.policies.overlap == Overlap::Skip
+                        && let Some((job, nominal)) = self
+                            .still_running(item.as_ref(), run, scope, record)
+                            .await?
+                    {
+                        Some((
+                            Skipped::overlap(tick, run, job, nominal),
+                            "skipped",
+                            "scheduled tick skipped: the previous run still executes; nothing sent",
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some((skipped, outcome, message)) = policy_skip {
                         record.set_schedule_skip(skipped.code());
-                        tracing::info!(
-                            schedule = name,
-                            reason = skipped.code(),
-                            "scheduled tick skipped: the previous run still executes; nothing sent"
-                        );
-                        self.note_outcome(name, "skipped", scope).await;
+                        tracing::info!(schedule = name, reason = skipped.code(), "{message}");
+                        self.note_outcome(name, outcome, scope).await;
                         return Ok(Decided::Skipped(skipped));
                     }
                 }
@@ -102,26 +124,22 @@ impl Service {
         Ok(decided)
     }
 
-    /// The previous run of `schedule` (its job and nominal occurrence) when it still executes,
-    /// read from Cloud BOT now, never from memory. `None` when there is no previous run, when it
-    /// is this occurrence's (a repeated delivery: the claim replays it) or when it has ended.
-    /// A read that fails fails the tick with the read's own error (nothing was sent).
+    /// The previous run recorded in the state record `item` (its job and nominal occurrence)
+    /// when it still executes, read from Cloud BOT now, never from memory. `None` when there is
+    /// no previous run, when it is this occurrence's (a repeated delivery: the claim replays it)
+    /// or when it has ended. A read that fails fails the tick with the read's own error
+    /// (nothing was sent).
     async fn still_running(
         &self,
-        states: &ScheduleStates,
-        schedule: &str,
+        item: Option<&HashMap<String, AttributeValue>>,
         run: &Run,
         scope: Scope,
         record: &mut Invocation,
     ) -> Result<Option<(String, String)>, Failure> {
-        let item = states
-            .read(schedule, scope.deadline)
-            .await
-            .map_err(|err| Failure::Idempotency(IdempotencyError::Unavailable(err)))?;
         let Some(item) = item else { return Ok(None) };
         let (Some(job), Some(nominal)) = (
-            get_string(&item, state::LAST_JOB),
-            get_string(&item, state::LAST_NOMINAL),
+            get_string(item, state::LAST_JOB),
+            get_string(item, state::LAST_NOMINAL),
         ) else {
             return Ok(None);
         };
@@ -145,7 +163,7 @@ impl Service {
         Ok((!ended).then_some((job, nominal)))
     }
 
-    /// Records the outcome of a tick that sent nothing; a failed write is logged, not raised.
+    /// Records the outcome of a tick that sent nothing (`skipped`, `too_late`, `paused`); a failed write is logged, not raised.
     async fn note_outcome(&self, schedule: &str, outcome: &str, scope: Scope) {
         let Some(states) = self.schedule_states() else {
             return;
@@ -205,4 +223,13 @@ impl Service {
             }
         }
     }
+}
+
+/// The failure breaker's pause in a state record: `paused_at` and `pause_reason` (`None` when
+/// not paused). A pause without its reason (not one the function writes) still pauses.
+fn paused(item: &HashMap<String, AttributeValue>) -> Option<(u64, String)> {
+    let at = get_number(item, state::PAUSED_AT)?;
+    let reason =
+        get_string(item, state::PAUSE_REASON).unwrap_or_else(|| "no reason recorded".into());
+    Some((at, reason))
 }

@@ -12,6 +12,7 @@ The stack (moto, the callback gateway, the function under watch) is test_callbac
 from __future__ import annotations
 
 import json
+import uuid
 
 from test_callbacks import bot, emu, stack  # noqa: F401  (fixtures)
 from test_state_machines import states_entered
@@ -19,9 +20,10 @@ from test_state_machines import states_entered
 ARN = "arn:aws:scheduler:us-east-1:123456789012:schedule/cloudbot-trigger/{name}"
 
 
-def delivery(emulator, definition: dict, scheduled_time: str, backfill: bool = False) -> dict:
-    """The target input of `definition` with the Scheduler's placeholders filled in."""
-    definition = {**definition, "bot_endpoint": bot(emulator, "echo_bot")}
+def delivery(emulator, definition: dict, scheduled_time: str, backfill: bool = False, bot_id: str = "echo_bot") -> dict:
+    """The target input of `definition` (running the emulator's `bot_id`) with the Scheduler's
+    placeholders filled in."""
+    definition = {**definition, "bot_endpoint": bot(emulator, bot_id)}
     schedule = {
         "schedule_arn": ARN.format(name=definition["name"]),
         "scheduled_time": scheduled_time,
@@ -96,3 +98,37 @@ def test_a_late_delivery_fails_schedule_too_late_and_sends_nothing(stack, emu):
     assert "daily-report" in execution["cause"]
     assert "TickFailed" in states_entered(history) and "ExecuteBot" not in states_entered(history)
     assert posts(emu) == 0
+
+
+def state_record(stack, name: str) -> dict:
+    """The schedule's state record (`schedule:<name>`), attribute -> its string or number."""
+    item = stack.moto.dynamodb.get_item(
+        TableName=stack.moto.table, Key={"record_key": {"S": f"schedule:{name}"}}, ConsistentRead=True
+    ).get("Item", {})
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def test_three_failed_jobs_pause_the_schedule_and_the_next_tick_sends_nothing(stack, emu):
+    # error_bot ends in error; Tuesday to Thursday (2026-11-24..26) are business days. Each run
+    # follows its job to its end through Cloud BOT's callback, where the end is counted.
+    name = f"breaker-{uuid.uuid4().hex[:8]}"
+    daily = {**DAILY, "name": name}
+    for n, day in enumerate(["24", "25", "26"], start=1):
+        execution, history = stack.run(delivery(emu, daily, f"2026-11-{day}T00:00:00Z", backfill=True, bot_id="error_bot"))
+        assert execution["status"] == "FAILED", execution
+        assert "ExecuteBot" in states_entered(history)
+        record = state_record(stack, name)
+        assert record["consecutive_failures"] == str(n), record
+        assert record["last_outcome"] == "failed", record
+        assert ("paused_at" in record) == (n == 3), record
+    assert record["pause_reason"].startswith("3 consecutive failed jobs, last "), record
+    assert posts(emu) == 3 and len(emu.jobs()) == 3
+    # Friday's tick: the execution succeeds with the skip, and nothing is sent.
+    execution, history = stack.run(delivery(emu, daily, "2026-11-27T00:00:00Z", backfill=True, bot_id="error_bot"))
+    assert execution["status"] == "SUCCEEDED", execution
+    output = json.loads(execution["output"])
+    assert (output["decision"], output["reason"]) == ("skipped", "breaker_paused"), output
+    assert output["pause_reason"] == record["pause_reason"]
+    assert "TickSkipped" in states_entered(history) and "ExecuteBot" not in states_entered(history)
+    assert posts(emu) == 3
+    assert state_record(stack, name)["last_outcome"] == "paused"

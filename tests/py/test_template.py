@@ -542,13 +542,16 @@ def _rust_consts(module: str) -> set[str]:
 
 
 def _dimension_sets() -> list[set[str]]:
+    """Every dimension set a metric is emitted with: DIMENSION_SETS (the invocation's) and each
+    metric's own (`*_DIMENSION_SETS`: by skip reason, none for SchedulePaused)."""
     text = METRICS_RS.read_text()
-    block = re.search(r"pub const DIMENSION_SETS[^=]*= &\[(.*?)\n\];", text, re.S)
-    assert block, "DIMENSION_SETS not found"
-    names = {"dimension::OPERATION": "Operation", "dimension::OUTCOME": "Outcome"}
+    blocks = re.findall(r"pub const \w*DIMENSION_SETS[^=]*= &\[(.*?)\];", text, re.S)
+    assert len(blocks) >= 3, "DIMENSION_SETS not found"
+    names = {"dimension::OPERATION": "Operation", "dimension::OUTCOME": "Outcome", "dimension::SKIP_REASON": "SkipReason"}
     sets = []
-    for inner in re.findall(r"&\[([^\]]*)\]", block.group(1)):
-        sets.append({names[d.strip()] for d in inner.split(",") if d.strip()})
+    for block in blocks:
+        for inner in re.findall(r"&\[([^\]]*)\]", block):
+            sets.append({names[d.strip()] for d in inner.split(",") if d.strip()})
     return sets
 
 

@@ -410,3 +410,261 @@ async fn overlap_skips_while_the_previous_job_runs_and_a_duplicate_replays() {
     assert_eq!(allowed["replay"], false, "{allowed}");
     assert_eq!(posts(&h), 2);
 }
+
+/// `delivery_of` whose execute waits (`timeout`) until the BOT has ended, so the function
+/// learns the job's end from the execute's own answer (the emulator's BOTs end in 300 ms).
+fn waited(h: &Harness, bot_id: &str, at: &str) -> Value {
+    let mut event = delivery_of(h, bot_id, daily(), at);
+    event["request"]["timeout"] = json!(5_000);
+    event
+}
+
+/// What `cloudbot schedules resume` writes (cli/src/state.rs, `Table::resume`): the pause
+/// removed, the count back to 0, `resumed_at`, conditional on the record being paused.
+async fn resume(h: &Harness, name: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    crate::support::moto::serial_moto()
+        .dynamodb()
+        .update_item()
+        .table_name(h.table.as_deref().unwrap())
+        .key(KEY_ATTRIBUTE, AttributeValue::S(state::key(name)))
+        .update_expression("REMOVE #paused, #reason SET #failures = :zero, #resumed = :now")
+        .condition_expression("attribute_exists(#paused)")
+        .expression_attribute_names("#paused", state::PAUSED_AT)
+        .expression_attribute_names("#reason", state::PAUSE_REASON)
+        .expression_attribute_names("#failures", state::CONSECUTIVE_FAILURES)
+        .expression_attribute_names("#resumed", state::RESUMED_AT)
+        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+        .expression_attribute_values(":now", AttributeValue::N("1800000000".into()))
+        .send()
+        .await
+        .expect("resume: the schedule was paused");
+}
+
+#[tokio::test]
+async fn three_failed_jobs_pause_the_schedule_and_its_next_ticks_send_nothing_until_resumed() {
+    let h = Harness::start().await;
+    // error_bot ends in error; Tuesday to Thursday, 2026-11-24..26, business days.
+    for (day, count) in [("24", "1"), ("25", "2")] {
+        let answer = h
+            .invoke(waited(&h, "error_bot", &format!("2026-11-{day}T00:00:00Z")))
+            .await
+            .unwrap();
+        assert_eq!(answer["status"], "error", "{answer}");
+        let record = state_of(&h, "daily-report").await.unwrap();
+        assert_eq!(record[state::CONSECUTIVE_FAILURES], count, "{record:?}");
+        assert_eq!(record[state::LAST_OUTCOME], "failed");
+        assert_eq!(
+            record[state::COUNTED_JOB],
+            answer["job_reference_endpoint"].as_str().unwrap()
+        );
+        assert!(!record.contains_key(state::PAUSED_AT), "{record:?}");
+    }
+    let third = h
+        .invoke(waited(&h, "error_bot", "2026-11-26T00:00:00Z"))
+        .await
+        .unwrap();
+    let paused = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(paused[state::CONSECUTIVE_FAILURES], "3", "{paused:?}");
+    assert!(paused.contains_key(state::PAUSED_AT), "{paused:?}");
+    let reason = &paused[state::PAUSE_REASON];
+    assert!(
+        reason.starts_with("3 consecutive failed jobs, last ")
+            && reason.ends_with(third["job_reference_endpoint"].as_str().unwrap()),
+        "{reason}"
+    );
+    assert_eq!(posts(&h), 3);
+    // Friday's tick, through either target, sends nothing and says why.
+    let function = h
+        .invoke(waited(&h, "error_bot", "2026-11-27T00:00:00Z"))
+        .await
+        .unwrap();
+    let machine = h
+        .invoke(decide_only(waited(&h, "error_bot", "2026-11-27T00:00:00Z")))
+        .await
+        .unwrap();
+    for skipped in [&function, &machine] {
+        assert_eq!(skipped["decision"], "skipped", "{skipped}");
+        assert_eq!(skipped["reason"], "breaker_paused");
+        assert_eq!(skipped["pause_reason"], reason.as_str());
+        assert_eq!(
+            skipped["paused_at"].to_string(),
+            paused[state::PAUSED_AT].as_str()
+        );
+        assert_eq!(skipped["day"], "2026-11-27");
+    }
+    assert_eq!(posts(&h), 3, "a paused schedule sends nothing");
+    assert_eq!(
+        state_of(&h, "daily-report").await.unwrap()[state::LAST_OUTCOME],
+        "paused"
+    );
+    // Resumed as the CLI does it: Monday's tick runs again (echo_bot succeeds: count 0).
+    resume(&h, "daily-report").await;
+    let monday = h
+        .invoke(waited(&h, "echo_bot", "2026-11-30T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(monday["replay"], false, "{monday}");
+    assert_eq!(monday["status"], "succeeded", "{monday}");
+    assert_eq!(posts(&h), 4);
+    let resumed = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(resumed[state::CONSECUTIVE_FAILURES], "0", "{resumed:?}");
+    assert_eq!(resumed[state::LAST_OUTCOME], "succeeded");
+    assert!(!resumed.contains_key(state::PAUSED_AT), "{resumed:?}");
+}
+
+#[tokio::test]
+async fn a_success_resets_the_count_and_a_running_job_is_no_end() {
+    let h = Harness::start().await;
+    for day in ["24", "25"] {
+        h.invoke(waited(&h, "error_bot", &format!("2026-11-{day}T00:00:00Z")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        state_of(&h, "daily-report").await.unwrap()[state::CONSECUTIVE_FAILURES],
+        "2"
+    );
+    h.invoke(waited(&h, "echo_bot", "2026-11-26T00:00:00Z"))
+        .await
+        .unwrap();
+    let reset = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(reset[state::CONSECUTIVE_FAILURES], "0", "{reset:?}");
+    assert_eq!(reset[state::LAST_OUTCOME], "succeeded");
+    // A job the execute answers still executing (no wait) counts neither way.
+    let running = h
+        .invoke(delivery_of(
+            &h,
+            "error_bot",
+            daily(),
+            "2026-11-27T00:00:00Z",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(running["status"], "executing", "{running}");
+    let started = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(started[state::CONSECUTIVE_FAILURES], "0", "{started:?}");
+    assert_eq!(started[state::LAST_OUTCOME], "started");
+    assert_ne!(
+        started[state::COUNTED_JOB],
+        running["job_reference_endpoint"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_jobs_end_learnt_twice_is_counted_once() {
+    use cloudbot_trigger::schedule::state::{Counted, JobEnd, ScheduleStates};
+    use cloudbot_trigger::table::DynamoDbStore;
+    let h = Harness::start().await;
+    // The state machine's way: DecideTick, then ExecuteBot (with a wait) under its key.
+    let decided = h
+        .invoke(decide_only(waited(&h, "error_bot", "2026-11-24T00:00:00Z")))
+        .await
+        .unwrap();
+    let key = format!(
+        "{}#ExecuteBot",
+        decided["idempotency_key"].as_str().unwrap()
+    );
+    let execute_bot = json!({"idempotency_key": key, "request": {
+        "bot_endpoint": format!("{}/demo/bots/error_bot/jobs", h.emulator.base_url()),
+        "timeout": 5_000}});
+    let first = h.invoke(execute_bot.clone()).await.unwrap();
+    assert_eq!(first["status"], "error", "{first}");
+    // ExecuteBot retried: a replay learns nothing new.
+    let replay = h.invoke(execute_bot).await.unwrap();
+    assert_eq!(replay["replay"], true, "{replay}");
+    let job = first["job_reference_endpoint"].as_str().unwrap();
+    let once = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(once[state::CONSECUTIVE_FAILURES], "1", "{once:?}");
+    // The same end learnt again (the callback receiver's call after the execute's): nothing.
+    let states = ScheduleStates::new(DynamoDbStore::new(
+        crate::support::moto::serial_moto().dynamodb(),
+        h.table.clone().unwrap(),
+    ));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    for _ in 0..2 {
+        let counted = states
+            .ended("daily-report", job, JobEnd::Failed, deadline)
+            .await
+            .unwrap();
+        assert_eq!(counted, Counted::Already);
+    }
+    assert_eq!(
+        state_of(&h, "daily-report").await.unwrap(),
+        once,
+        "nothing written"
+    );
+    // Another job's end counts; a schedule that was never decided has no managed record.
+    let other = states
+        .ended(
+            "daily-report",
+            "https://x.invalid/demo/jobs/j2",
+            JobEnd::Failed,
+            deadline,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        Counted::Now {
+            consecutive_failures: 2,
+            tripped: None
+        }
+    );
+    let unmanaged = states
+        .ended("never-decided", job, JobEnd::Failed, deadline)
+        .await
+        .unwrap();
+    assert_eq!(unmanaged, Counted::Unmanaged);
+    assert!(state_of(&h, "never-decided").await.is_none());
+}
+
+#[tokio::test]
+async fn runbots_polling_counts_a_scheduled_runs_end_through_the_run_ledger() {
+    use super::{Setup, Store};
+    use std::time::Duration;
+    let h = Harness::start_with(Setup {
+        ledger: Store::Table,
+        ..Setup::default()
+    })
+    .await;
+    // RunBot: DecideTick, ExecuteBot (no wait: the job still executes), then ReferJob polls,
+    // which know no key: the schedule is the one the run ledger's start wrote.
+    let decided = h
+        .invoke(decide_only(delivery_of(
+            &h,
+            "error_bot",
+            daily(),
+            "2026-11-24T00:00:00Z",
+        )))
+        .await
+        .unwrap();
+    let key = format!(
+        "{}#ExecuteBot",
+        decided["idempotency_key"].as_str().unwrap()
+    );
+    let started = h
+        .invoke(json!({"idempotency_key": key, "request": {
+            "bot_endpoint": format!("{}/demo/bots/error_bot/jobs", h.emulator.base_url())}}))
+        .await
+        .unwrap();
+    assert_eq!(started["status"], "executing", "{started}");
+    let job_id = started["job_id"].as_str().unwrap().to_owned();
+    crate::support::eventually(Duration::from_secs(10), || {
+        h.emulator.job(&job_id).filter(|j| j.status != 2).map(drop)
+    })
+    .await
+    .expect("the job ends");
+    let poll = json!({"operation": "refer_job", "public_id": "demo", "job_id": job_id});
+    for _ in 0..2 {
+        let ended = h.invoke(poll.clone()).await.unwrap();
+        assert_eq!(ended["status"], "error", "{ended}");
+    }
+    let record = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(record[state::CONSECUTIVE_FAILURES], "1", "{record:?}");
+    assert_eq!(record[state::LAST_OUTCOME], "failed");
+    assert_eq!(
+        record[state::COUNTED_JOB],
+        started["job_reference_endpoint"].as_str().unwrap()
+    );
+}
