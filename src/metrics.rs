@@ -337,10 +337,6 @@ impl Serialize for Record<'_> {
             (name::REPLAYS, f64::from(count(inv.replay))),
             (name::SECRET_FETCHES, f64::from(inv.secret_fetches)),
             (name::COLD_START, f64::from(count(inv.cold_start))),
-            (
-                name::LEDGER_WRITE_FAILURES,
-                f64::from(inv.ledger_write_failures),
-            ),
         ];
         if let Some(upstream) = inv.upstream {
             values.push((name::UPSTREAM_LATENCY, millis(upstream)));
@@ -540,6 +536,9 @@ mod tests {
             .map(|d| d["Name"].as_str().unwrap())
             .collect();
         assert!(!declared.contains(&"UpstreamLatency"));
+        // Only a record with a failed ledger write has the metric (no series while it works).
+        assert!(!declared.contains(&"LedgerWriteFailures"));
+        assert!(v.get("LedgerWriteFailures").is_none());
         assert!(v.get("JobId").is_none());
     }
 
@@ -553,6 +552,7 @@ mod tests {
         // one record.
         inv.set_schedule_skip("holiday");
         inv.set_schedule_paused("daily-report");
+        inv.add_ledger_write_failure();
         let v = render(&inv);
         assert_valid_emf(&v);
         let declared: Vec<&Value> = v["_aws"]["CloudWatchMetrics"]
@@ -564,7 +564,7 @@ mod tests {
         assert_eq!(
             declared.len(),
             METRICS.len(),
-            "all metrics present with an upstream call, a skip and a trip"
+            "all metrics present with an upstream call, a skip, a trip and a failed ledger write"
         );
         for def in declared {
             let name = def["Name"].as_str().unwrap();
