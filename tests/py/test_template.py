@@ -650,6 +650,17 @@ def test_failures_of_every_trigger_reach_an_alarm(template):
     unknown = alarms["OutcomeUnknownAlarm"]
     assert unknown["Threshold"] == 0 and unknown["ComparisonOperator"] == "GreaterThanThreshold"
     assert "cloudbot jobs" in unknown["AlarmDescription"] and len(unknown["AlarmDescription"]) <= 1024
+    # Calendar.Stale alarms on the first stale tick, of either operation that decides ticks, and
+    # says how to recover (issue 21: "a date beyond the data's validity is an error, alarmed").
+    stale = alarms["CalendarStaleAlarm"]
+    stale_stats = [m["MetricStat"]["Metric"] for m in stale["Metrics"] if "MetricStat" in m]
+    assert sorted((s["MetricName"], {d["Name"]: d["Value"] for d in s["Dimensions"]}["Operation"],
+                   {d["Name"]: d["Value"] for d in s["Dimensions"]}["Outcome"]) for s in stale_stats) == [
+        ("Failures", "execute", "Calendar.Stale"), ("Failures", "schedule_tick", "Calendar.Stale")]
+    (stale_total,) = [m for m in stale["Metrics"] if m.get("ReturnData")]
+    assert sorted(re.findall(r"\w+", stale_total["Expression"].removeprefix("SUM"))) == ["execute", "schedule_tick"]
+    assert stale["Threshold"] == 0 and "backfill" in stale["AlarmDescription"]
+    assert len(stale["AlarmDescription"]) <= 1024
     # Every operation's failures (HTTP API answers, callbacks and resolve_idempotency included)
     # are summed by FailuresAlarm: exactly the operations src/metrics.rs lists.
     failures = alarms["FailuresAlarm"]["Metrics"]
