@@ -189,37 +189,12 @@ mod tests {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    use super::super::testing::{run_request, secret, service};
+    use super::super::testing::{Untouched, run_request, secret, service};
     use super::*;
     use crate::callback::fake::{Shared, setup, token};
     use crate::credentials::StandIn;
-    use crate::idempotency::{
-        ClaimWrite, Expected, Idempotency, NewClaim, Record, RecordKey, Store, Update, UpdateWrite,
-    };
+    use crate::idempotency::{Idempotency, RecordKey};
     use crate::request::Request;
-    use crate::table::{StoreError, StoreFuture};
-
-    /// The idempotency store, which a callback never touches.
-    #[derive(Debug)]
-    struct Untouched;
-
-    impl Store for Untouched {
-        fn claim<'a>(&'a self, _: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimWrite> {
-            unreachable!("a callback claims no idempotency key")
-        }
-        fn update<'a>(
-            &'a self,
-            _: &'a RecordKey,
-            _: Expected<'a>,
-            _: &'a Update<'a>,
-            _: u64,
-        ) -> StoreFuture<'a, UpdateWrite> {
-            unreachable!("a callback writes no idempotency record")
-        }
-        fn get<'a>(&'a self, _: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
-            Box::pin(async { Err(StoreError::Unavailable("untouched".into())) })
-        }
-    }
 
     fn callback(id: CallbackId) -> Request {
         Request {

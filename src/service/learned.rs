@@ -81,16 +81,14 @@ mod tests {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    use super::super::testing::{run_request, secret, service};
+    use super::super::testing::{Untouched, run_request, secret, service};
     use crate::callback::CallbackId;
     use crate::callback::fake::{setup, token};
     use crate::credentials::StandIn;
-    use crate::idempotency::{
-        ClaimWrite, Expected, Idempotency, NewClaim, Record, RecordKey, Store, Update, UpdateWrite,
-    };
+    use crate::idempotency::{Idempotency, RecordKey};
     use crate::ledger::{Ledger, LedgerStore, RunWrite, Written};
     use crate::request::{Operation, Request};
-    use crate::table::{StoreError, StoreFuture};
+    use crate::table::StoreFuture;
 
     /// An in-memory ledger: every write kept; an end recorded once, like the condition.
     #[derive(Debug, Clone, Default)]
@@ -110,28 +108,6 @@ mod tests {
                     schedule: None,
                 })
             })
-        }
-    }
-
-    /// The idempotency store, which a callback never writes.
-    #[derive(Debug)]
-    struct Unused;
-
-    impl Store for Unused {
-        fn claim<'a>(&'a self, _: &'a NewClaim<'a>) -> StoreFuture<'a, ClaimWrite> {
-            unreachable!("a callback claims no idempotency key")
-        }
-        fn update<'a>(
-            &'a self,
-            _: &'a RecordKey,
-            _: Expected<'a>,
-            _: &'a Update<'a>,
-            _: u64,
-        ) -> StoreFuture<'a, UpdateWrite> {
-            unreachable!("a callback writes no idempotency record")
-        }
-        fn get<'a>(&'a self, _: &'a RecordKey) -> StoreFuture<'a, Option<Record>> {
-            Box::pin(async { Err(StoreError::Unavailable("unused".into())) })
         }
     }
 
@@ -161,7 +137,10 @@ mod tests {
         let id = CallbackId::parse(&raw_id).unwrap();
         let ledger = Recorded::default();
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
-            .with_idempotency(Some(Idempotency::new(Unused, Duration::from_secs(86_400))))
+            .with_idempotency(Some(Idempotency::new(
+                Untouched,
+                Duration::from_secs(86_400),
+            )))
             .with_callbacks(Some(callbacks))
             .with_ledger(Some(Ledger::new(
                 ledger.clone(),

@@ -371,6 +371,34 @@ pub(super) mod testing {
         Service::with_credentials(config, credentials).unwrap()
     }
 
+    /// The idempotency store of a callback's flow, which a callback never writes (reads fail).
+    #[derive(Debug)]
+    pub(crate) struct Untouched;
+
+    impl crate::idempotency::Store for Untouched {
+        fn claim<'a>(
+            &'a self,
+            _: &'a crate::idempotency::NewClaim<'a>,
+        ) -> crate::table::StoreFuture<'a, crate::idempotency::ClaimWrite> {
+            unreachable!("a callback claims no idempotency key")
+        }
+        fn update<'a>(
+            &'a self,
+            _: &'a crate::idempotency::RecordKey,
+            _: crate::idempotency::Expected<'a>,
+            _: &'a crate::idempotency::Update<'a>,
+            _: u64,
+        ) -> crate::table::StoreFuture<'a, crate::idempotency::UpdateWrite> {
+            unreachable!("a callback writes no idempotency record")
+        }
+        fn get<'a>(
+            &'a self,
+            _: &'a crate::idempotency::RecordKey,
+        ) -> crate::table::StoreFuture<'a, Option<crate::idempotency::Record>> {
+            Box::pin(async { Err(crate::table::StoreError::Unavailable("untouched".into())) })
+        }
+    }
+
     /// Runs the request object `json` with a ten-second deadline; the answer's status and body.
     pub(crate) async fn run(
         service: &Service,
