@@ -28,9 +28,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = sdk::aws_config(config.client.pool_idle_timeout, extra_roots)
         .await
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?;
+    // One DynamoDB client (its configuration resolved once) for every store of the function:
+    // the idempotency records, callbacks, schedule states and the run ledger.
+    let dynamodb = sdk::dynamodb_client(&aws);
     let idempotency = match &config.idempotency {
         Some(table) => Some(Idempotency::new(
-            DynamoDbStore::new(sdk::dynamodb_client(&aws), table.table.clone()),
+            DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
             table.expiry,
         )),
         None => {
@@ -44,7 +47,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The configuration guarantees the table whenever callbacks are on.
     let callbacks = match (&config.callbacks, &config.idempotency) {
         (Some(callbacks), Some(table)) => Some(Callbacks::new(
-            DynamoDbStore::new(sdk::dynamodb_client(&aws), table.table.clone()),
+            DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
             SfnSettler::new(sdk::step_functions_client(&aws)),
             &callbacks.base,
             table.expiry,
@@ -53,14 +56,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     // Managed schedules' state records live in the same table.
     let schedule_states = config.idempotency.as_ref().map(|table| {
-        ScheduleStates::new(DynamoDbStore::new(
-            sdk::dynamodb_client(&aws),
-            table.table.clone(),
-        ))
+        ScheduleStates::new(DynamoDbStore::new(dynamodb.clone(), table.table.clone()))
     });
     let ledger = config.ledger.as_ref().map(|ledger| {
         Ledger::new(
-            LedgerTable::new(sdk::dynamodb_client(&aws), ledger.table.clone()),
+            LedgerTable::new(dynamodb.clone(), ledger.table.clone()),
             ledger.retention,
         )
     });
