@@ -39,6 +39,10 @@ summary() {
 }
 trap summary EXIT
 
+# A CI run builds everything once from a fresh clone: incremental compilation would only write
+# its cache (time and disk) for a rebuild that never comes.
+if [[ ${CI:-} == true ]]; then export CARGO_INCREMENTAL=0; fi
+
 step "install pinned tools (scripts/install-tools.sh)"
 scripts/install-tools.sh
 
