@@ -351,10 +351,15 @@ async fn requests_on_different_connections_are_served_side_by_side() {
     let emu = start().await;
     let latency = Duration::from_millis(300);
     emu.set_latency(latency);
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let api = Api::new(&emu);
+    // Every client is built, then all ask at once (building one is slow on a loaded machine).
+    let clients: Vec<Api> = (0..10).map(|_| Api::new(&emu)).collect();
+    let go = std::sync::Arc::new(tokio::sync::Barrier::new(clients.len()));
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|api| {
+            let go = go.clone();
             tokio::spawn(async move {
+                go.wait().await;
                 let status = api.get("/demo/bots").await.status;
                 (status, Instant::now())
             })
