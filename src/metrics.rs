@@ -670,16 +670,18 @@ mod tests {
         inv.add_ledger_write_failure();
         let v = render(&inv);
         assert_valid_emf(&v);
-        let declared: Vec<&Value> = v["_aws"]["CloudWatchMetrics"]
-            .as_array()
-            .unwrap()
-            .iter()
+        // The run queue's metrics have their own record (one per lane of a batch).
+        let queue = parse(&m.render_queue_batch(&QueueBatch::default(), UNIX_EPOCH));
+        let declared: Vec<&Value> = [&v, &queue]
+            .into_iter()
+            .flat_map(|r| r["_aws"]["CloudWatchMetrics"].as_array().unwrap())
             .flat_map(|d| d["Metrics"].as_array().unwrap())
             .collect();
         assert_eq!(
             declared.len(),
             METRICS.len(),
-            "all metrics present with an upstream call, a skip, a trip and a failed ledger write"
+            "all metrics present with an upstream call, a skip, a trip, a failed ledger write, \
+             and a queue batch"
         );
         for def in declared {
             let name = def["Name"].as_str().unwrap();
