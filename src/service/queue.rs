@@ -49,8 +49,14 @@ impl Service {
             }
         };
         let received = SystemTime::now();
-        let fates: Vec<Fate> = futures_util::stream::iter(&messages)
-            .map(|queued| self.queued(queued, request_id, deadline))
+        // The futures are built in a loop, not by a closure over `&Queued`: a closure returning a
+        // future that borrows its argument makes the handler's future not provably `Send`
+        // (rust-lang/rust#64552). They are lazy, so `buffered` alone decides how many run.
+        let mut runs = Vec::with_capacity(messages.len());
+        for queued in &messages {
+            runs.push(self.queued(queued, request_id, deadline));
+        }
+        let fates: Vec<Fate> = futures_util::stream::iter(runs)
             .buffered(self.config.queue_concurrency)
             .collect()
             .await;
@@ -153,10 +159,12 @@ fn log_fate(queued: &Queued, fate: Fate) {
 fn lanes(messages: &[Queued], fates: &[Fate], received: SystemTime) -> Vec<QueueBatch> {
     let mut lanes: BTreeMap<&'static str, QueueBatch> = BTreeMap::new();
     for (queued, fate) in messages.iter().zip(fates) {
-        let lane = lanes.entry(queued.lane.name()).or_insert_with(|| QueueBatch {
-            lane: queued.lane.name(),
-            ..QueueBatch::default()
-        });
+        let lane = lanes
+            .entry(queued.lane.name())
+            .or_insert_with(|| QueueBatch {
+                lane: queued.lane.name(),
+                ..QueueBatch::default()
+            });
         let waited = queued
             .sent_at
             .and_then(|sent| received.duration_since(sent).ok())

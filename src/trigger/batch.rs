@@ -67,14 +67,14 @@ pub fn encode_batch<'a>(
 ) -> Result<Box<RawValue>, serde_json::Error> {
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = fates
-            .into_iter()
-            .filter(|(_, fate)| fate.reported_failed())
-            .map(|(id, _)| {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id.to_owned();
-                failure
-            })
-            .collect();
+        .into_iter()
+        .filter(|(_, fate)| fate.reported_failed())
+        .map(|(id, _)| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.to_owned();
+            failure
+        })
+        .collect();
     serde_json::value::to_raw_value(&response)
 }
 
@@ -84,19 +84,13 @@ mod tests {
 
     #[test]
     fn an_unknown_outcome_is_never_a_batch_item_failure() {
-        assert_eq!(
-            Fate::of_failure(&CLOUDBOT_OUTCOME_UNKNOWN),
-            Fate::Unknown
-        );
+        assert_eq!(Fate::of_failure(&CLOUDBOT_OUTCOME_UNKNOWN), Fate::Unknown);
         assert!(!Fate::Unknown.reported_failed());
         for (kind, fate) in fate_table() {
             // Redelivered only what the table calls safe to repeat.
             assert_eq!(fate == Fate::Redelivered, kind.retryable, "{}", kind.name);
         }
-        assert_eq!(
-            Fate::of_failure(&kind::INVALID_REQUEST),
-            Fate::DeadLettered
-        );
+        assert_eq!(Fate::of_failure(&kind::INVALID_REQUEST), Fate::DeadLettered);
         assert_eq!(
             Fate::of_failure(&kind::CLOUDBOT_UNAVAILABLE),
             Fate::Redelivered

@@ -30,8 +30,8 @@ use std::time::Duration;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-pub use route::MAX_HTTP_BODY_BYTES;
 pub use batch::{Fate, encode_batch, fate_table};
+pub use route::MAX_HTTP_BODY_BYTES;
 pub use sqs::{Lane, Queued, decode_batch, is_sqs_event};
 
 use crate::config::Requests;

@@ -216,7 +216,10 @@ mod tests {
             ("not json", "message body is not valid JSON"),
             ("[1]", "`body`"),
             (r#"{"bot_id": "b", "colour": 1}"#, "`colour`"),
-            (r#"{"operation": "list_bots", "public_id": "demo"}"#, "`operation`"),
+            (
+                r#"{"operation": "list_bots", "public_id": "demo"}"#,
+                "`operation`",
+            ),
             (
                 r#"{"idempotency_key": "k", "task_token": "t", "request": {"bot_id": "b"}}"#,
                 "`task_token`",
@@ -225,7 +228,10 @@ mod tests {
                 r#"{"schedule": {"schedule_arn": "a", "scheduled_time": "t"}, "request": {}}"#,
                 "`schedule`",
             ),
-            (r#"{"idempotency_key": "a b", "bot_id": "b"}"#, "`idempotency_key`"),
+            (
+                r#"{"idempotency_key": "a b", "bot_id": "b"}"#,
+                "`idempotency_key`",
+            ),
         ] {
             let event = json!({"Records": [record("m", body, "q")]});
             let batch = decode_batch(event, &config()).unwrap();

@@ -90,9 +90,8 @@ fn the_error_table_in_docs_is_the_codes_table() {
 fn the_queue_fate_table_in_docs_is_the_codes_rule() {
     use cloudbot_trigger::trigger::{Fate, fate_table};
 
-    let mut expected = String::from(
-        "| errorType | the message | batch item failure |\n|---|---|---|\n",
-    );
+    let mut expected =
+        String::from("| errorType | the message | batch item failure |\n|---|---|---|\n");
     for (kind, fate) in fate_table() {
         let what = match fate {
             Fate::Done => unreachable!("a failure is never done"),
@@ -106,7 +105,11 @@ fn the_queue_fate_table_in_docs_is_the_codes_rule() {
             if fate.reported_failed() { "yes" } else { "no" }
         ));
     }
-    keep_generated_table("docs/queue.md", &expected, "trigger::fate_table (src/trigger/batch.rs)");
+    keep_generated_table(
+        "docs/queue.md",
+        &expected,
+        "trigger::fate_table (src/trigger/batch.rs)",
+    );
 }
 
 #[test]
