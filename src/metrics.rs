@@ -69,6 +69,8 @@ pub mod dimension {
     pub const OPERATION: &str = "Operation";
     /// `ok` or the error type.
     pub const OUTCOME: &str = "Outcome";
+    /// The run queue's lane (`high` or `normal`); only on the queue's metrics.
+    pub const LANE: &str = "Lane";
 }
 
 /// The metric names.
@@ -98,6 +100,17 @@ pub mod name {
     /// Run ledger writes that failed during the invocation (the run went on; docs/ledger.md);
     /// present only when one did.
     pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
+    /// The run queue (docs/queue.md), one record per lane of a batch, by `Lane`: how long the
+    /// batch's oldest message waited in the queue (from its `SentTimestamp`).
+    pub const QUEUE_WAIT: &str = "QueueWait";
+    /// Messages of the batch in the lane.
+    pub const QUEUE_MESSAGES: &str = "QueueMessages";
+    /// Messages reported failed to be delivered again (provably no job started).
+    pub const QUEUE_REDELIVERED: &str = "QueueRedelivered";
+    /// Messages reported failed that will not succeed as sent (dead-letter queue eventually).
+    pub const QUEUE_DEAD_LETTERED: &str = "QueueDeadLettered";
+    /// Messages whose execute's outcome is unknown: deleted, never redelivered; alarmed.
+    pub const QUEUE_OUTCOME_UNKNOWN: &str = "QueueOutcomeUnknown";
 }
 
 /// An EMF unit.
@@ -133,6 +146,11 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::SCHEDULE_SKIPS, Unit::Count),
     (name::SCHEDULE_PAUSED, Unit::Count),
     (name::LEDGER_WRITE_FAILURES, Unit::Count),
+    (name::QUEUE_WAIT, Unit::Milliseconds),
+    (name::QUEUE_MESSAGES, Unit::Count),
+    (name::QUEUE_REDELIVERED, Unit::Count),
+    (name::QUEUE_DEAD_LETTERED, Unit::Count),
+    (name::QUEUE_OUTCOME_UNKNOWN, Unit::Count),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -421,6 +439,78 @@ impl Serialize for Record<'_> {
     }
 }
 
+/// The dimension set of the run queue's metrics: by lane.
+pub const LANE_DIMENSION_SETS: &[&[&str]] = &[&[dimension::LANE]];
+
+/// What one lane of a run queue batch did (its own record, next to the messages' own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueBatch {
+    /// `high` or `normal`.
+    pub lane: &'static str,
+    /// The age of the lane's oldest message of the batch when it was received.
+    pub oldest_wait: Duration,
+    /// Messages of the lane.
+    pub messages: u32,
+    /// Of them, reported failed to be delivered again.
+    pub redelivered: u32,
+    /// Of them, reported failed for the dead-letter queue.
+    pub dead_lettered: u32,
+    /// Of them, whose outcome is unknown.
+    pub outcome_unknown: u32,
+}
+
+impl Metrics {
+    /// Writes the record of one lane of a run queue batch as one line on stdout.
+    pub fn emit_queue_batch(&self, batch: &QueueBatch) {
+        let line = self.render_queue_batch(batch, SystemTime::now());
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// The record of one lane of a run queue batch as one JSON line.
+    pub fn render_queue_batch(&self, batch: &QueueBatch, now: SystemTime) -> String {
+        let timestamp = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let counts = [
+            (name::QUEUE_MESSAGES, batch.messages),
+            (name::QUEUE_REDELIVERED, batch.redelivered),
+            (name::QUEUE_DEAD_LETTERED, batch.dead_lettered),
+            (name::QUEUE_OUTCOME_UNKNOWN, batch.outcome_unknown),
+        ];
+        let mut metrics = vec![MetricDef {
+            name: name::QUEUE_WAIT,
+            unit: Unit::Milliseconds.as_str(),
+        }];
+        metrics.extend(counts.iter().map(|(n, _)| MetricDef {
+            name: n,
+            unit: Unit::Count.as_str(),
+        }));
+        let mut record = serde_json::Map::new();
+        let metadata = Metadata {
+            timestamp,
+            cloud_watch_metrics: vec![Directive {
+                namespace: &self.namespace,
+                dimensions: LANE_DIMENSION_SETS,
+                metrics,
+            }],
+        };
+        record.insert(
+            "_aws".into(),
+            serde_json::to_value(metadata).unwrap_or_default(),
+        );
+        record.insert(dimension::LANE.into(), batch.lane.into());
+        record.insert(name::QUEUE_WAIT.into(), millis(batch.oldest_wait).into());
+        for (n, v) in counts {
+            record.insert(n.into(), v.into());
+        }
+        let mut line = serde_json::Value::Object(record).to_string();
+        line.push('\n');
+        line
+    }
+}
+
 fn unit_of(metric: &str) -> Unit {
     METRICS
         .iter()
@@ -432,6 +522,31 @@ fn unit_of(metric: &str) -> Unit {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn a_queue_batch_record_declares_every_value_by_lane() {
+        let m = Metrics::new(DEFAULT_NAMESPACE);
+        let batch = QueueBatch {
+            lane: "high",
+            oldest_wait: Duration::from_millis(1500),
+            messages: 4,
+            redelivered: 1,
+            dead_lettered: 1,
+            outcome_unknown: 1,
+        };
+        let v = parse(&m.render_queue_batch(&batch, UNIX_EPOCH));
+        let directive = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Lane"]]));
+        for def in directive["Metrics"].as_array().unwrap() {
+            let name = def["Name"].as_str().unwrap();
+            assert!(v.get(name).is_some(), "{name} declared but absent");
+            assert_eq!(def["Unit"], unit_of(name).as_str(), "{name}");
+        }
+        assert_eq!(v["Lane"], "high");
+        assert_eq!(v["QueueWait"], 1500.0);
+        assert_eq!(v["QueueOutcomeUnknown"], 1);
+        assert_eq!(v["QueueMessages"], 4);
+    }
 
     fn parse(line: &str) -> Value {
         assert!(
@@ -555,16 +670,18 @@ mod tests {
         inv.add_ledger_write_failure();
         let v = render(&inv);
         assert_valid_emf(&v);
-        let declared: Vec<&Value> = v["_aws"]["CloudWatchMetrics"]
-            .as_array()
-            .unwrap()
-            .iter()
+        // The run queue's metrics have their own record (one per lane of a batch).
+        let queue = parse(&m.render_queue_batch(&QueueBatch::default(), UNIX_EPOCH));
+        let declared: Vec<&Value> = [&v, &queue]
+            .into_iter()
+            .flat_map(|r| r["_aws"]["CloudWatchMetrics"].as_array().unwrap())
             .flat_map(|d| d["Metrics"].as_array().unwrap())
             .collect();
         assert_eq!(
             declared.len(),
             METRICS.len(),
-            "all metrics present with an upstream call, a skip, a trip and a failed ledger write"
+            "all metrics present with an upstream call, a skip, a trip, a failed ledger write, \
+             and a queue batch"
         );
         for def in declared {
             let name = def["Name"].as_str().unwrap();

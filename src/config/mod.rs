@@ -194,6 +194,9 @@ pub struct Config {
     pub metrics_namespace: String,
     /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
     pub test_only_extra_ca: Option<TestOnlyExtraCa>,
+    /// How many messages of one run queue batch run at once (`CLOUDBOT_QUEUE_CONCURRENCY`,
+    /// docs/queue.md).
+    pub queue_concurrency: usize,
 }
 
 impl Config {
@@ -222,6 +225,7 @@ impl Config {
             ledger: read::ledger(&env)?,
             metrics_namespace: read::metrics_namespace(&env)?,
             test_only_extra_ca: read::extra_ca(&env)?,
+            queue_concurrency: read::queue_concurrency(&env)?,
         })
     }
 

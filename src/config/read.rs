@@ -353,3 +353,20 @@ pub(super) fn metrics_namespace(
     }
     Ok(raw)
 }
+
+/// Messages of one run queue batch handled at once (docs/queue.md, "Concurrency end to end"):
+/// 1 to 10, the largest batch the template's event source mappings deliver.
+pub(super) fn queue_concurrency(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+) -> Result<usize, ConfigError> {
+    const VAR: &str = "CLOUDBOT_QUEUE_CONCURRENCY";
+    const DEFAULT: usize = 4;
+    match env.get(VAR) {
+        None => Ok(DEFAULT),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10).contains(n))
+            .ok_or_else(|| ConfigError::new(VAR, "must be a whole number from 1 to 10")),
+    }
+}

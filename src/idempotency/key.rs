@@ -3,7 +3,7 @@
 //! The same text can mean different things to different triggers (an API caller's key and a
 //! state machine's key could collide, by accident or on purpose), so the stored key carries its
 //! source as a prefix: `request:` (the `idempotency_key` field, also sent by the shipped state
-//! machines), `event:` (an EventBridge event id), `http:` (the API Gateway `Idempotency-Key`
+//! machines), `event:` (an EventBridge event id), `sqs:` (an SQS message id, the run queue), `http:` (the API Gateway `Idempotency-Key`
 //! header) and `schedule:` (EventBridge Scheduler's schedule ARN and scheduled time). The prefixed
 //! form is what errors, logs and the operator's resolve operation show and take. Keys per trigger:
 //! docs/exactly-once.md.
@@ -15,7 +15,7 @@ use std::fmt;
 pub const MAX_KEY_LEN: usize = 512;
 
 /// The namespaces of stored keys, as `(prefix, meaning)`.
-const SOURCES: &[&str] = &["request:", "event:", "http:", "schedule:"];
+const SOURCES: &[&str] = &["request:", "event:", "sqs:", "http:", "schedule:"];
 
 /// Why a key was refused (the caller names the field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +36,7 @@ pub enum KeyProblem {
     HeaderSyntax,
     /// A stored key without one of the known source prefixes (resolve operation).
     #[error(
-        "must start with `request:`, `event:`, `http:` or `schedule:` (the key as shown in the error or log)"
+        "must start with `request:`, `event:`, `sqs:`, `http:` or `schedule:` (the key as shown in the error or log)"
     )]
     Source,
 }
@@ -56,6 +56,13 @@ impl RecordKey {
     pub fn event(id: &str) -> Result<Self, KeyProblem> {
         check(id)?;
         Ok(Self(format!("event:{id}")))
+    }
+
+    /// The key of a run queue message: its SQS message id (the same in every delivery of one
+    /// message).
+    pub fn message(id: &str) -> Result<Self, KeyProblem> {
+        check(id)?;
+        Ok(Self(format!("sqs:{id}")))
     }
 
     /// The key of an API Gateway request: the decoded `Idempotency-Key` header value.

@@ -91,6 +91,7 @@ impl Origin {
             Trigger::Scheduler => "scheduler",
             Trigger::Direct if from_state_machine => "step_functions",
             Trigger::Direct => "direct",
+            Trigger::Queue => "queue",
         };
         let (schedule, nominal_time) = match occurrence {
             Some((arn, time)) => (

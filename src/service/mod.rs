@@ -15,6 +15,7 @@
 //!   machine's DecideTick state).
 //! - `breaker`: a managed schedule's job end counted by its failure breaker.
 //! - `answer`: the answer shapes of docs/contract.md.
+//! - `queue`: the run queue's SQS batches, each message's fate (docs/queue.md).
 //!
 //! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
 //! once and the call made once more. The secret may have rotated since it was cached, and a 401
@@ -26,6 +27,7 @@ mod callback;
 mod execute;
 mod init;
 mod learned;
+mod queue;
 mod reads;
 mod resolve;
 mod tick;
@@ -218,7 +220,17 @@ impl Service {
         let started = Instant::now();
         let (payload, context) = event.into_parts();
         let deadline = invocation_deadline(&context, started);
-        let decoded = trigger::decode_payload(&payload, &self.config.requests);
+        let decoded = match payload.parse() {
+            // The run queue's batch is many requests, not one (src/service/queue.rs).
+            Ok(event) if trigger::is_sqs_event(&event) => {
+                return Box::pin(self.handle_queue(event, &context.request_id, deadline)).await;
+            }
+            Ok(event) => trigger::decode(event, &self.config.requests),
+            Err(err) => trigger::Decoded {
+                trigger: Trigger::Direct,
+                request: Err(err),
+            },
+        };
         let span = telemetry::invocation_span(&context.request_id, decoded.trigger.name());
         let mut record = self
             .metrics

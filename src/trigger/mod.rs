@@ -14,18 +14,25 @@
 //! family: [`http`] (both API Gateway payload versions share one path), [`eventbridge`] and
 //! [`envelope`]. Each adapter also takes the trigger's idempotency key (docs/exactly-once.md).
 //! The request contract and the routes are documented in docs/contract.md.
+//!
+//! An SQS event (the run queue) is a batch, not one request: [`is_sqs_event`] tells it apart
+//! before [`decode`], and [`decode_batch`] decodes its messages ([`sqs`], docs/queue.md).
 
+mod batch;
 mod envelope;
 mod eventbridge;
 mod http;
 mod route;
+mod sqs;
 
 use std::time::Duration;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+pub use batch::{Fate, encode_batch, fate_table};
 pub use route::MAX_HTTP_BODY_BYTES;
+pub use sqs::{Lane, Queued, decode_batch, is_sqs_event};
 
 use crate::config::Requests;
 use crate::error::Failure;
@@ -47,6 +54,8 @@ pub enum Trigger {
     Scheduler,
     /// A plain request object (Step Functions, direct invoke, a schedule with a plain input).
     Direct,
+    /// A message of the run queue (SQS, docs/queue.md).
+    Queue,
 }
 
 impl Trigger {
@@ -59,6 +68,7 @@ impl Trigger {
             Trigger::Scheduled => "scheduled",
             Trigger::Scheduler => "scheduler",
             Trigger::Direct => "direct",
+            Trigger::Queue => "sqs",
         }
     }
 
@@ -72,8 +82,10 @@ impl Trigger {
     /// synchronously behind API Gateway's integration timeout: it gets an early 503 with
     /// `Retry-After` rather than a long wait. The other triggers are asynchronous or have their
     /// own retries (Step Functions), so only the invocation's deadline bounds them.
+    /// A run queue message is put back rather than held (the batch's other messages wait on it):
+    /// it gets the same short budget.
     pub fn retry_budget(self) -> Duration {
-        if self.is_http() {
+        if self.is_http() || self == Trigger::Queue {
             HTTP_RETRY_BUDGET
         } else {
             Duration::MAX
@@ -191,7 +203,11 @@ pub fn encode(
     match trigger {
         Trigger::ApiGatewayHttp => http::encode(http::Version::V2, result),
         Trigger::ApiGatewayRest => http::encode(http::Version::V1, result),
-        Trigger::EventBridge | Trigger::Scheduled | Trigger::Scheduler | Trigger::Direct => result
+        Trigger::EventBridge
+        | Trigger::Scheduled
+        | Trigger::Scheduler
+        | Trigger::Direct
+        | Trigger::Queue => result
             .map(|answer| answer.body)
             .map_err(lambda_runtime::Diagnostic::from),
     }

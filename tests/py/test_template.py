@@ -547,7 +547,7 @@ def _dimension_sets() -> list[set[str]]:
     text = METRICS_RS.read_text()
     blocks = re.findall(r"pub const \w*DIMENSION_SETS[^=]*= &\[(.*?)\];", text, re.S)
     assert len(blocks) >= 3, "DIMENSION_SETS not found"
-    names = {"dimension::OPERATION": "Operation", "dimension::OUTCOME": "Outcome", "dimension::SKIP_REASON": "SkipReason"}
+    names = {"dimension::OPERATION": "Operation", "dimension::OUTCOME": "Outcome", "dimension::SKIP_REASON": "SkipReason", "dimension::LANE": "Lane"}
     sets = []
     for block in blocks:
         for inner in re.findall(r"&\[([^\]]*)\]", block):

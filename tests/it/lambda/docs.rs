@@ -84,6 +84,34 @@ fn the_error_table_in_docs_is_the_codes_table() {
     keep_generated_table("docs/errors.md", &markdown_table(), "src/error/kind.rs");
 }
 
+/// The run queue's fate of every error type (docs/queue.md), from `trigger::fate_table`: which
+/// error types put a message back and which do not.
+#[test]
+fn the_queue_fate_table_in_docs_is_the_codes_rule() {
+    use cloudbot_trigger::trigger::{Fate, fate_table};
+
+    let mut expected =
+        String::from("| errorType | the message | batch item failure |\n|---|---|---|\n");
+    for (kind, fate) in fate_table() {
+        let what = match fate {
+            Fate::Done => unreachable!("a failure is never done"),
+            Fate::Redelivered => "delivered again after its visibility timeout",
+            Fate::DeadLettered => "dead-letter queue after `maxReceiveCount` receives",
+            Fate::Unknown => "**deleted, never redelivered**; recorded, counted, alarmed",
+        };
+        expected.push_str(&format!(
+            "| `{}` | {what} | {} |\n",
+            kind.name,
+            if fate.reported_failed() { "yes" } else { "no" }
+        ));
+    }
+    keep_generated_table(
+        "docs/queue.md",
+        &expected,
+        "trigger::fate_table (src/trigger/batch.rs)",
+    );
+}
+
 #[test]
 fn the_operation_table_in_docs_is_the_codes_list() {
     let mut expected = String::from("| `Operation` | the invocations it counts |\n|---|---|\n");

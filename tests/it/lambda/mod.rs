@@ -16,6 +16,7 @@ mod ledger;
 mod logs;
 mod payloads;
 mod prefetch;
+mod queue;
 mod schedules;
 mod state_machines;
 

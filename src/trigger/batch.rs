@@ -1,0 +1,116 @@
+//! What becomes of each run queue message, and the `ReportBatchItemFailures` answer that tells
+//! SQS (docs/queue.md, "What becomes of a message"). The rule is the error table's own
+//! `retryable` column, with one exception that matters more than any other: an execute whose
+//! outcome is unknown is never put back, since a redelivery could start a second billed run.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use serde_json::value::RawValue;
+
+use crate::error::ErrorKind;
+use crate::error::kind::{self, CLOUDBOT_OUTCOME_UNKNOWN};
+
+/// The fate of one message of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Handled (a job started, or a replay of the one that did): deleted by SQS.
+    Done,
+    /// Provably started no job and may succeed later: reported failed, so SQS delivers it again
+    /// after its visibility timeout (and moves it to the dead-letter queue after the queue's
+    /// `maxReceiveCount` receives).
+    Redelivered,
+    /// Will not succeed as sent (invalid, refused by Cloud BOT): reported failed too, so it ends
+    /// in the dead-letter queue after `maxReceiveCount` receives instead of being lost; the log
+    /// says why.
+    DeadLettered,
+    /// It is unknown whether a job started: deleted (never reported failed), recorded in the
+    /// idempotency record as unknown, counted and alarmed.
+    Unknown,
+}
+
+impl Fate {
+    /// The fate of a message whose request failed with `kind`.
+    pub fn of_failure(kind: &ErrorKind) -> Fate {
+        if kind.name == CLOUDBOT_OUTCOME_UNKNOWN.name {
+            Fate::Unknown
+        } else if kind.retryable {
+            Fate::Redelivered
+        } else {
+            Fate::DeadLettered
+        }
+    }
+
+    /// Whether SQS is told the message failed (a batch item failure).
+    pub fn reported_failed(self) -> bool {
+        matches!(self, Fate::Redelivered | Fate::DeadLettered)
+    }
+
+    /// Stable name (logs, docs/queue.md).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fate::Done => "done",
+            Fate::Redelivered => "redelivered",
+            Fate::DeadLettered => "dead-lettered",
+            Fate::Unknown => "kept-unknown",
+        }
+    }
+}
+
+/// Every error type with its fate, in the error table's order (docs/queue.md's table is
+/// generated from it and checked by a test).
+pub fn fate_table() -> impl Iterator<Item = (&'static ErrorKind, Fate)> {
+    kind::ALL.iter().map(|kind| (*kind, Fate::of_failure(kind)))
+}
+
+/// The `ReportBatchItemFailures` answer: the ids of the messages reported failed.
+pub fn encode_batch<'a>(
+    fates: impl IntoIterator<Item = (&'a str, Fate)>,
+) -> Result<Box<RawValue>, serde_json::Error> {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = fates
+        .into_iter()
+        .filter(|(_, fate)| fate.reported_failed())
+        .map(|(id, _)| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.to_owned();
+            failure
+        })
+        .collect();
+    serde_json::value::to_raw_value(&response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_outcome_is_never_a_batch_item_failure() {
+        assert_eq!(Fate::of_failure(&CLOUDBOT_OUTCOME_UNKNOWN), Fate::Unknown);
+        assert!(!Fate::Unknown.reported_failed());
+        for (kind, fate) in fate_table() {
+            // Redelivered only what the table calls safe to repeat.
+            assert_eq!(fate == Fate::Redelivered, kind.retryable, "{}", kind.name);
+        }
+        assert_eq!(Fate::of_failure(&kind::INVALID_REQUEST), Fate::DeadLettered);
+        assert_eq!(
+            Fate::of_failure(&kind::CLOUDBOT_UNAVAILABLE),
+            Fate::Redelivered
+        );
+    }
+
+    #[test]
+    fn the_answer_names_the_failed_messages_only() {
+        let raw = encode_batch([
+            ("a", Fate::Done),
+            ("b", Fate::Redelivered),
+            ("c", Fate::Unknown),
+            ("d", Fate::DeadLettered),
+        ])
+        .unwrap();
+        let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"batchItemFailures": [
+                {"itemIdentifier": "b"}, {"itemIdentifier": "d"}]})
+        );
+    }
+}
