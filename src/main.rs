@@ -12,7 +12,7 @@ use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::sdk;
 use cloudbot_trigger::service::Service;
-use cloudbot_trigger::table::DynamoDbStore;
+use cloudbot_trigger::table::{DynamoDbStore, KEY_ATTRIBUTE};
 use cloudbot_trigger::telemetry;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -64,6 +64,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             ledger.retention,
         )
     });
+    // The store's first call is prepared during init beside the secret and the API connection
+    // (same bound, same off switch), on the idempotency table (the one the function may read):
+    // every store shares the one client and so its pooled connection.
+    let store_warm_up = config.idempotency.as_ref().map(|table| table.table.clone());
+    let init_bound = config.init.secret_prefetch_timeout;
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
         .with_idempotency(idempotency)
@@ -71,7 +76,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_callbacks(callbacks)
         .with_ledger(ledger);
     let service = &service;
-    service.prefetch().await;
+    tokio::join!(service.prefetch(), async {
+        if let Some(table) = &store_warm_up {
+            sdk::warm_up_dynamodb(&dynamodb, table, KEY_ATTRIBUTE, init_bound).await;
+        }
+    });
     // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {
         Box::pin(service.handle(event))

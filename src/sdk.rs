@@ -14,6 +14,9 @@ use aws_sdk_secretsmanager::config::SharedHttpClient;
 use std::sync::Arc;
 
 mod https;
+mod warm_up;
+
+pub use warm_up::{StoreWarmUp, WARM_UP_KEY, warm_up_dynamodb};
 
 /// The sandbox's SDK configuration from the standard AWS environment, on our HTTPS client.
 /// Idle connections are kept for `pool_idle_timeout` (the function's setting for every

@@ -9,4 +9,5 @@ mod lambda;
 mod ledger;
 mod repo;
 mod store;
+mod store_warm_up;
 mod support;

@@ -98,6 +98,11 @@ struct Cli {
     /// (`alive`) and/or the one that closes them (`close`), comma-separated.
     #[arg(long, value_name = "alive,close", value_delimiter = ',', value_parser = parse_store_mode, requires = "only_cpu")]
     cpu_keyed: Vec<StoreMode>,
+    /// With --cpu-keyed: the keyed subjects also keep the run ledger (the template's default)
+    /// on the same stand-in, one more UpdateItem per started run, so the store's share
+    /// includes the ledger's write.
+    #[arg(long, requires = "cpu_keyed")]
+    cpu_ledger: bool,
     /// Skip the CPU model.
     #[arg(long)]
     no_cpu_model: bool,
@@ -226,6 +231,7 @@ impl Cli {
             cpu_warm: count(self.cpu_warm, 100, 10),
             cpu_burst: count(self.cpu_burst, 100, 10),
             cpu_keyed: self.cpu_keyed,
+            cpu_ledger: self.cpu_ledger,
             extra_env: self.env,
             rustc: self.rustc,
             commit: self.commit,

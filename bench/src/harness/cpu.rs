@@ -74,6 +74,8 @@ pub fn template_memory(template: &Path) -> Result<u32, BenchError> {
 
 /// Table name the keyed subjects are configured with (the stand-ins accept any).
 const TABLE: &str = "cloudbot-bench-idempotency";
+/// The run ledger's table name with `--cpu-ledger` (on the same stand-in).
+const LEDGER_TABLE: &str = "cloudbot-bench-runs";
 
 /// The CPU model's own upstreams, HTTPS as on AWS: an in-process emulator, a Secrets Manager
 /// stand-in and two DynamoDB stand-ins (one keeps its connections, one closes each after its
@@ -129,8 +131,9 @@ impl TlsUpstreams {
         })
     }
 
-    /// The environment of a subject: the shared one, plus the idempotency table on `store`.
-    fn env_of(&self, store: Option<StoreMode>) -> Vec<(String, String)> {
+    /// The environment of a subject: the shared one, plus the idempotency table on `store`
+    /// (and the run ledger's with `ledger`).
+    fn env_of(&self, store: Option<StoreMode>, ledger: bool) -> Vec<(String, String)> {
         let mut env = self.env.clone();
         if let Some(mode) = store {
             let endpoint = match mode {
@@ -139,6 +142,12 @@ impl TlsUpstreams {
             };
             env.push(("CLOUDBOT_IDEMPOTENCY_TABLE".to_owned(), TABLE.to_owned()));
             env.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.url()));
+            if ledger {
+                env.push((
+                    "CLOUDBOT_RUN_LEDGER_TABLE".to_owned(),
+                    LEDGER_TABLE.to_owned(),
+                ));
+            }
         }
         env
     }
@@ -305,20 +314,27 @@ impl Harness {
             });
         }
         up.check_jobs(&job_ids)?;
-        // Every keyed execute claimed and completed its record: 1 PutItem + 1 UpdateItem each.
+        // Every keyed execute claimed and completed its record: 1 PutItem + 1 UpdateItem each
+        // (+ 1 UpdateItem of the run ledger with `--cpu-ledger`);
+        // every keyed start read at most once during init (the DynamoDB warm-up; a variant
+        // without it, weighed side by side, reads none).
         for (mode, store) in [
             (StoreMode::KeepAlive, &up.store_alive),
             (StoreMode::Close, &up.store_close),
         ] {
             let calls = store.calls();
-            let executes = keyed_executes(&all, subjects, mode, &self.settings);
+            let starts = keyed_starts(&all, subjects, mode);
+            let executes = starts * (1 + self.settings.cpu_warm + self.settings.cpu_burst) as u64;
+            // With the ledger, each started run is also one ledger UpdateItem.
+            let updates = executes * if self.settings.cpu_ledger { 2 } else { 1 };
             if calls.put_item != executes
-                || calls.update_item != executes
-                || calls.get_item != 0
+                || calls.update_item != updates
+                || calls.get_item > starts
                 || calls.other != 0
             {
                 return Err(BenchError::msg(format!(
-                    "cpu model: {executes} keyed executes on the {mode:?} store made {calls:?}"
+                    "cpu model: {starts} keyed starts and {executes} keyed executes on the \
+                     {mode:?} store made {calls:?}"
                 )));
             }
         }
@@ -393,7 +409,7 @@ impl Harness {
         };
         let group = Cgroup::create(Controller::Cpu)?;
         let log = self.log_path(what);
-        let env = up.env_of(subject.store());
+        let env = up.env_of(subject.store(), self.settings.cpu_ledger);
         let mut sb = Sandbox::spawn(&subject.bin, &env, &log).await?;
         let pid = sb
             .pid()
@@ -530,14 +546,8 @@ fn keyed_event(bot_endpoint: &str, n: usize) -> Bytes {
     )
 }
 
-/// Keyed executes the subjects on `mode`'s store were sent over every configuration.
-fn keyed_executes(
-    all: &[Rounds],
-    subjects: &[Subject],
-    mode: StoreMode,
-    settings: &Settings,
-) -> u64 {
-    let per_start = 1 + settings.cpu_warm + settings.cpu_burst;
+/// Keyed starts (sandboxes) of the subjects on `mode`'s store over every configuration.
+fn keyed_starts(all: &[Rounds], subjects: &[Subject], mode: StoreMode) -> u64 {
     let runs: usize = all
         .iter()
         .map(|r| {
@@ -549,7 +559,7 @@ fn keyed_executes(
                 .sum::<usize>()
         })
         .sum();
-    (runs * per_start) as u64
+    runs as u64
 }
 
 fn figures(runs: &[Run]) -> Result<CpuFigures, BenchError> {

@@ -78,6 +78,9 @@ pub struct Settings {
     pub cpu_burst: usize,
     /// `--only-cpu`: the stores every plain subject is also measured keyed on.
     pub cpu_keyed: Vec<StoreMode>,
+    /// Keyed subjects also keep the run ledger (`CLOUDBOT_RUN_LEDGER_TABLE`, the template's
+    /// default) on the same stand-in: one more `UpdateItem` per started run.
+    pub cpu_ledger: bool,
     /// Extra environment variables for the function.
     pub extra_env: Vec<(String, String)>,
     /// `rustc --version`.
