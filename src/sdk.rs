@@ -1,6 +1,7 @@
 //! The AWS SDK set-up of a sandbox: one shared configuration and HTTPS client, and the clients
 //! built from it once at cold start (Secrets Manager; DynamoDB when an idempotency table is
-//! configured; Step Functions when callback-driven runs are).
+//! configured; Step Functions when callback-driven runs are; EventBridge when job-finished events
+//! are).
 //!
 //! Standard AWS settings (region, credentials, `AWS_ENDPOINT_URL` for local runs and tests) come
 //! from the environment as usual; what is ours is the HTTPS client underneath, tuned for a fast
