@@ -91,6 +91,21 @@ pub fn step_functions_client(sdk: &SdkConfig) -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::from_conf(config)
 }
 
+/// The EventBridge client of the job-finished events (`PutEvents`), with short timeouts: a
+/// put happens inside an invocation, after the run's end was recorded, and must not hold the
+/// answer (the publisher is also bounded by the invocation's deadline).
+pub fn eventbridge_client(sdk: &SdkConfig) -> aws_sdk_eventbridge::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let config = aws_sdk_eventbridge::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
+}
+
 /// The SDK clients' HTTPS client ([`https::RustlsHttpClient`]): rustls with aws-lc (the
 /// crypto provider the SDK's own client uses), trusting the Mozilla roots compiled into the
 /// binary as parsed trust anchors ([`crate::tls_roots`], the same set as the Cloud BOT client)

@@ -34,7 +34,8 @@ pub const DETAIL_TYPES: &[(DetailType, &str)] = &[
     ),
     (
         DetailType::Failed,
-        "a BOT job ended in error (status 1; also a job stopped from Cloud BOT's console)",
+        "a BOT job ended in error (status 1; presumably also a job suspended from Cloud BOT's \
+         console)",
     ),
     (
         DetailType::Suspended,

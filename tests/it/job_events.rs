@@ -47,7 +47,7 @@ async fn sqs(action: &str, body: Value) -> Value {
         "{action}: {}",
         answer.status()
     );
-    answer.json().await.unwrap()
+    serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap()
 }
 
 /// A bus with a rule sending every `cloudbot-trigger` event to a new queue: (bus, queue URL).
