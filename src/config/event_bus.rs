@@ -32,7 +32,8 @@ mod tests {
     use super::*;
 
     fn read(value: Option<&str>) -> Result<Option<String>, ConfigError> {
-        let env = Env::new(|name: &str| (name == EVENT_BUS_VAR).then(|| value)?.map(str::to_owned));
+        let env =
+            Env::new(|name: &str| (name == EVENT_BUS_VAR).then_some(value)?.map(str::to_owned));
         event_bus(&env)
     }
 
