@@ -21,6 +21,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod idempotency;
+pub mod job_events;
 pub mod ledger;
 pub mod metrics;
 pub mod payload;

@@ -7,6 +7,7 @@
 use cloudbot_trigger::callback::{Callbacks, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
+use cloudbot_trigger::job_events::{EventBridgeBus, JobEvents};
 use cloudbot_trigger::ledger::{Ledger, LedgerTable};
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::schedule::state::ScheduleStates;
@@ -69,12 +70,20 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // every store shares the one client and so its pooled connection.
     let store_warm_up = config.idempotency.as_ref().map(|table| table.table.clone());
     let init_bound = config.init.secret_prefetch_timeout;
+    // The EventBridge client shares the function's SDK configuration like the others.
+    let events = config.event_bus.as_ref().map(|bus| {
+        JobEvents::new(EventBridgeBus::new(
+            sdk::eventbridge_client(&aws),
+            bus.clone(),
+        ))
+    });
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
         .with_idempotency(idempotency)
         .with_schedule_states(schedule_states)
         .with_callbacks(callbacks)
-        .with_ledger(ledger);
+        .with_ledger(ledger)
+        .with_job_events(events);
     let service = &service;
     tokio::join!(service.prefetch(), async {
         if let Some(table) = &store_warm_up {

@@ -111,6 +111,9 @@ pub mod name {
     pub const QUEUE_DEAD_LETTERED: &str = "QueueDeadLettered";
     /// Messages whose execute's outcome is unknown: deleted, never redelivered; alarmed.
     pub const QUEUE_OUTCOME_UNKNOWN: &str = "QueueOutcomeUnknown";
+    /// Job-finished events that could not be put on the bus during the invocation (the run
+    /// went on; docs/events.md); present only when one could not.
+    pub const EVENT_PUBLISH_FAILURES: &str = "EventPublishFailures";
 }
 
 /// An EMF unit.
@@ -151,6 +154,7 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::QUEUE_REDELIVERED, Unit::Count),
     (name::QUEUE_DEAD_LETTERED, Unit::Count),
     (name::QUEUE_OUTCOME_UNKNOWN, Unit::Count),
+    (name::EVENT_PUBLISH_FAILURES, Unit::Count),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -202,6 +206,7 @@ impl Metrics {
             schedule_skip: None,
             schedule_paused: None,
             ledger_write_failures: 0,
+            event_publish_failures: 0,
         }
     }
 
@@ -249,6 +254,7 @@ pub struct Invocation {
     schedule_skip: Option<&'static str>,
     schedule_paused: Option<String>,
     ledger_write_failures: u32,
+    event_publish_failures: u32,
 }
 
 impl Invocation {
@@ -301,6 +307,11 @@ impl Invocation {
     /// A run ledger write failed (the run went on).
     pub fn add_ledger_write_failure(&mut self) {
         self.ledger_write_failures += 1;
+    }
+
+    /// A job-finished event could not be put (the run went on).
+    pub fn add_event_publish_failure(&mut self) {
+        self.event_publish_failures += 1;
     }
 
     /// Adds Secrets Manager reads made for this invocation.
@@ -364,6 +375,12 @@ impl Serialize for Record<'_> {
             values.push((
                 name::LEDGER_WRITE_FAILURES,
                 f64::from(inv.ledger_write_failures),
+            ));
+        }
+        if inv.event_publish_failures > 0 {
+            values.push((
+                name::EVENT_PUBLISH_FAILURES,
+                f64::from(inv.event_publish_failures),
             ));
         }
         values.push((name::TOTAL_LATENCY, self.total_ms));
@@ -668,6 +685,7 @@ mod tests {
         inv.set_schedule_skip("holiday");
         inv.set_schedule_paused("daily-report");
         inv.add_ledger_write_failure();
+        inv.add_event_publish_failure();
         let v = render(&inv);
         assert_valid_emf(&v);
         // The run queue's metrics have their own record (one per lane of a batch).

@@ -1,6 +1,7 @@
 //! The AWS SDK set-up of a sandbox: one shared configuration and HTTPS client, and the clients
 //! built from it once at cold start (Secrets Manager; DynamoDB when an idempotency table is
-//! configured; Step Functions when callback-driven runs are).
+//! configured; Step Functions when callback-driven runs are; EventBridge when job-finished events
+//! are).
 //!
 //! Standard AWS settings (region, credentials, `AWS_ENDPOINT_URL` for local runs and tests) come
 //! from the environment as usual; what is ours is the HTTPS client underneath, tuned for a fast
@@ -91,6 +92,21 @@ pub fn step_functions_client(sdk: &SdkConfig) -> aws_sdk_sfn::Client {
         .timeout_config(timeouts)
         .build();
     aws_sdk_sfn::Client::from_conf(config)
+}
+
+/// The EventBridge client of the job-finished events (`PutEvents`), with short timeouts: a
+/// put happens inside an invocation, after the run's end was recorded, and must not hold the
+/// answer (the publisher is also bounded by the invocation's deadline).
+pub fn eventbridge_client(sdk: &SdkConfig) -> aws_sdk_eventbridge::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let config = aws_sdk_eventbridge::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
 }
 
 /// The SDK clients' HTTPS client ([`https::RustlsHttpClient`]): rustls with aws-lc (the

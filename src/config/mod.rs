@@ -12,9 +12,11 @@
 //! and bounds); `env` holds the typed parsers and [`ConfigError`].
 
 mod env;
+mod event_bus;
 mod read;
 
 pub use env::ConfigError;
+pub use event_bus::EVENT_BUS_VAR;
 
 use std::time::Duration;
 
@@ -190,6 +192,8 @@ pub struct Config {
     pub callbacks: Option<CallbackConfig>,
     /// The run ledger; `None` keeps no ledger (said at cold start).
     pub ledger: Option<LedgerConfig>,
+    /// The job-finished events' bus (name or ARN); `None` puts no events (docs/events.md).
+    pub event_bus: Option<String>,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
@@ -223,6 +227,7 @@ impl Config {
             idempotency,
             callbacks,
             ledger: read::ledger(&env)?,
+            event_bus: event_bus::event_bus(&env)?,
             metrics_namespace: read::metrics_namespace(&env)?,
             test_only_extra_ca: read::extra_ca(&env)?,
             queue_concurrency: read::queue_concurrency(&env)?,

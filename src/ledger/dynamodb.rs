@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::attribute::{BOT, JOB_ENDPOINT, MONTH, NOMINAL_TIME, RUN, SCHEDULE, STARTED_AT, STATUS};
 use super::run::RunWrite;
-use super::{LedgerStore, Written};
+use super::{LedgerStore, RecordedStart, Written};
 use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
 
 /// The ledger table on DynamoDB. Cheap to clone: the SDK client is shared.
@@ -124,11 +124,7 @@ impl LedgerStore for LedgerTable {
             match request.send().await {
                 Ok(output) => Ok(Written::Noted {
                     ended: write.end.is_some(),
-                    schedule: output
-                        .attributes()
-                        .and_then(|item| item.get(SCHEDULE))
-                        .and_then(|v| v.as_s().ok())
-                        .cloned(),
+                    recorded: output.attributes().map(recorded_start).unwrap_or_default(),
                 }),
                 Err(err) => match failed_condition(&err) {
                     Some(_) => Ok(Written::AlreadyEnded),
@@ -136,6 +132,21 @@ impl LedgerStore for LedgerTable {
                 },
             }
         })
+    }
+}
+
+/// Who started the run, from the record an end's write returned.
+fn recorded_start(item: &HashMap<String, AttributeValue>) -> RecordedStart {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    RecordedStart {
+        started_at_ms: item
+            .get(STARTED_AT)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok()),
+        bot: text(BOT),
+        trigger: text("trigger"),
+        schedule: text(SCHEDULE),
+        nominal_time: text(NOMINAL_TIME),
     }
 }
 

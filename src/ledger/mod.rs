@@ -11,6 +11,7 @@
 //! - `dynamodb`: the adapter (one `UpdateItem` per write), the only code here with SDK types.
 
 mod dynamodb;
+mod ended;
 mod run;
 
 use std::fmt::Debug;
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 pub use dynamodb::LedgerTable;
+pub use ended::{EndedRun, RecordedStart};
 pub use run::{
     End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, Observed, Origin, RunKey, RunWrite, month_of,
     seen_attribute,
@@ -70,9 +72,10 @@ pub enum Written {
     Noted {
         /// This write recorded the end.
         ended: bool,
-        /// The run's `schedule` as the record holds it after an end's write (written by the
-        /// start); `None` otherwise. The failure breaker counts the end for it.
-        schedule: Option<String>,
+        /// Who started the run, as the record holds it after an end's write (written by the
+        /// start; empty otherwise): the failure breaker counts the end for its `schedule`, the
+        /// job-finished event tells all of it.
+        recorded: RecordedStart,
     },
     /// The write carried an end and the run's end was already recorded: nothing changed.
     AlreadyEnded,
@@ -133,20 +136,21 @@ impl Ledger {
         origin: Option<Origin>,
         deadline: Instant,
     ) -> Result<Learned, StoreError> {
-        self.learned_for_schedule(job, observed, origin, deadline)
+        self.learned_end(job, observed, origin, deadline)
             .await
             .map(|(learned, _)| learned)
     }
 
-    /// [`Self::learned`], with the run's schedule (as the record holds it) when this call
-    /// recorded the end of a schedule's run: the end the failure breaker counts.
-    pub async fn learned_for_schedule(
+    /// [`Self::learned`], with the ended run when this call recorded its end (`Some` exactly
+    /// with [`Learned::EndRecorded`]): the end the failure breaker counts for its schedule and
+    /// the job-finished event announces.
+    pub async fn learned_end(
         &self,
         job: &JobEndpoint,
         observed: &Observed<'_>,
         origin: Option<Origin>,
         deadline: Instant,
-    ) -> Result<(Learned, Option<String>), StoreError> {
+    ) -> Result<(Learned, Option<EndedRun>), StoreError> {
         if origin.is_none() && observed.status == JobStatus::Executing {
             return Ok((Learned::Noted, None));
         }
@@ -156,8 +160,8 @@ impl Ledger {
         match written {
             Written::Noted {
                 ended: true,
-                schedule,
-            } => Ok((Learned::EndRecorded, schedule)),
+                recorded,
+            } => Ok((Learned::EndRecorded, EndedRun::of(&write, &recorded))),
             Written::Noted { ended: false, .. } => Ok((Learned::Noted, None)),
             // A start whose job another path already ended: the start's attributes still
             // belong in the record (a second request, only in this race).

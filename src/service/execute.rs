@@ -79,12 +79,16 @@ impl Service {
             tracing::info!("execute without an idempotency key: not deduplicated");
             let (result, started) = split(self.post(execute, None, &fetched, scope, record).await);
             self.started(started, origin(None), scope, record).await;
+            self.announce_refused(&result, execute, origin(None), scope, record)
+                .await;
             return result;
         };
         let Some(exactly_once) = &self.exactly_once else {
             tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
             let (result, started) = split(self.post(execute, None, &fetched, scope, record).await);
             self.started(started, origin(Some(key)), scope, record)
+                .await;
+            self.announce_refused(&result, execute, origin(Some(key)), scope, record)
                 .await;
             return result;
         };
@@ -141,6 +145,8 @@ impl Service {
         if let (Some(job), Some(status)) = (job, status) {
             self.note_ended(key, job, status, scope, record).await;
         }
+        self.announce_refused(&result, execute, origin(Some(key)), scope, record)
+            .await;
         result
     }
 

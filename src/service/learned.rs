@@ -36,10 +36,10 @@ impl Service {
             message: found.message.as_deref(),
         };
         match ledger
-            .learned_for_schedule(endpoint, &observed, origin, deadline)
+            .learned_end(endpoint, &observed, origin, deadline)
             .await
         {
-            Ok((learned, schedule)) => {
+            Ok((learned, ended)) => {
                 tracing::debug!(
                     job_id = endpoint.job_id().as_str(),
                     status = found.status.label(),
@@ -50,9 +50,13 @@ impl Service {
                 // failure breaker: this is how RunBot's polling (refer_job, which knows no
                 // key) is counted. Execute and the callback receiver have counted it already
                 // from the key (`counted_job` makes this a no-op then).
-                if let Some(schedule) = schedule {
-                    self.count_end(&schedule, endpoint.url(), found.status, deadline, record)
+                if let Some(schedule) = ended.as_ref().and_then(|e| e.schedule.as_deref()) {
+                    self.count_end(schedule, endpoint.url(), found.status, deadline, record)
                         .await;
+                }
+                // The one learner that recorded the end announces it (docs/events.md).
+                if let Some(ended) = &ended {
+                    self.announce_end(ended, deadline, record).await;
                 }
                 learned
             }
@@ -86,7 +90,7 @@ mod tests {
     use crate::callback::fake::{setup, token};
     use crate::credentials::StandIn;
     use crate::idempotency::{Idempotency, RecordKey};
-    use crate::ledger::{Ledger, LedgerStore, RunWrite, Written};
+    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunWrite, Written};
     use crate::request::{Operation, Request};
     use crate::table::StoreFuture;
 
@@ -105,7 +109,7 @@ mod tests {
                 writes.push(write.clone());
                 Ok(Written::Noted {
                     ended: write.end.is_some(),
-                    schedule: None,
+                    recorded: RecordedStart::default(),
                 })
             })
         }

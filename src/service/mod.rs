@@ -10,6 +10,7 @@
 //! - `reads`: `refer_job` and `list_bots` (reads never touch the store).
 //! - `callback`: Cloud BOT's callback at a job's end, received and told to the waiting task.
 //! - `learned`: the one place a learned job state goes to the run ledger.
+//! - `announce`: a job's end (or an execute Cloud BOT refused) put on the events bus.
 //! - `resolve`: the operator's way out of an idempotency record whose outcome is unknown.
 //! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
 //!   machine's DecideTick state).
@@ -21,6 +22,7 @@
 //! once and the call made once more. The secret may have rotated since it was cached, and a 401
 //! proves no job was started, so repeating even `execute` is safe.
 
+mod announce;
 mod answer;
 mod breaker;
 mod callback;
@@ -45,6 +47,7 @@ use crate::config::Config;
 use crate::credentials::{CredentialsProvider, Fetched, Refreshed};
 use crate::error::Failure;
 use crate::idempotency::Idempotency;
+use crate::job_events::JobEvents;
 use crate::ledger::Ledger;
 use crate::metrics::{Invocation, Metrics};
 use crate::payload::Payload;
@@ -65,6 +68,7 @@ pub struct Service {
     metrics: Metrics,
     exactly_once: Option<ExactlyOnce>,
     ledger: Option<Ledger>,
+    events: Option<JobEvents>,
 }
 
 /// The idempotency store, and the callback side that needs it (a retried task finds its
@@ -162,6 +166,7 @@ impl Service {
             metrics,
             exactly_once: None,
             ledger: None,
+            events: None,
         })
     }
 
@@ -212,6 +217,25 @@ impl Service {
             );
         }
         self.ledger = ledger;
+        self
+    }
+
+    /// The service with job-finished events (`None`: none are put; said once here, at cold
+    /// start). A job's end is announced by the learner that recorded it in the ledger, so call
+    /// [`Self::with_ledger`] first.
+    pub fn with_job_events(mut self, events: Option<JobEvents>) -> Self {
+        if events.is_none() {
+            tracing::info!(
+                "CLOUDBOT_EVENT_BUS_NAME is not set: no job-finished events are put \
+                 (docs/events.md)"
+            );
+        } else if self.ledger.is_none() {
+            tracing::warn!(
+                "job ends are announced only with the run ledger (CLOUDBOT_RUN_LEDGER_TABLE), \
+                 whose conditional write decides who announces: only refused executes are"
+            );
+        }
+        self.events = events;
         self
     }
 

@@ -331,6 +331,7 @@ def test_function_may_read_only_its_secret(template):
             "secretsmanager:GetSecretValue",
             str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]),
             str(["dynamodb:UpdateItem"]),
+            "events:PutEvents",
             str(settle),
         ]
     )
@@ -339,6 +340,9 @@ def test_function_may_read_only_its_secret(template):
     ledger = next(s for s in statements if s.get("Sid") == "WriteRunLedger")
     assert ledger["Resource"] == {"Fn::GetAtt": ["RunLedgerTable", "Arn"]}, "only the ledger table"
     assert props["Environment"]["Variables"]["CLOUDBOT_RUN_LEDGER_TABLE"] == {"Ref": "RunLedgerTable"}
+    events = next(s for s in statements if s.get("Sid") == "PutJobEvents")
+    assert events["Resource"] == {"Fn::GetAtt": ["JobEventBus", "Arn"]}, "only the stack's bus"
+    assert props["Environment"]["Variables"]["CLOUDBOT_EVENT_BUS_NAME"] == {"Ref": "JobEventBus"}
     assert props["Environment"]["Variables"]["CLOUDBOT_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
     secret_id = props["Environment"]["Variables"]["CLOUDBOT_SECRET_ID"]
     read = next(s for s in statements if s.get("Action") == "secretsmanager:GetSecretValue")
@@ -746,6 +750,33 @@ def test_state_machines_log_errors_and_every_log_group_expires(template):
             assert res["Properties"]["RetentionInDays"] == {"Fn::FindInMap": ["Settings", "LogRetentionDays", "Default"]}, name
 
 
+def test_ledger_and_event_failures_reach_an_alarm(template):
+    # Both metrics are emitted per Operation by the operations that learn a job's state (the
+    # ledger's writers, docs/ledger.md "Writes"; the events' publishers, docs/events.md): each
+    # alarm sums exactly those, on the first failure.
+    learners = ["callback", "execute", "refer_job"]
+    assert set(learners) <= set(_operations())
+    alarms = template["Resources"]
+    for alarm, metric in (("LedgerWriteFailuresAlarm", "LedgerWriteFailures"), ("EventPublishFailuresAlarm", "EventPublishFailures")):
+        props = alarms[alarm]["Properties"]
+        stats = [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
+        assert all(s["MetricName"] == metric for s in stats), alarm
+        assert sorted(d["Value"] for s in stats for d in s["Dimensions"]) == learners, alarm
+        (total,) = [m for m in props["Metrics"] if m.get("ReturnData")]
+        assert sorted(re.findall(r"op_(\w+)", total["Expression"])) == learners, alarm
+        assert props["Threshold"] == 0 and props["ComparisonOperator"] == "GreaterThanThreshold", alarm
+    widget = _widget(_dashboard(template), "Run ledger and job-finished events")
+    shown = " ".join(str(row) for row in widget["metrics"])
+    assert "LedgerWriteFailures" in shown and "EventPublishFailures" in shown
+
+
+def test_the_job_event_bus_is_the_stacks_and_an_output(template):
+    bus = template["Resources"]["JobEventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert template["Outputs"]["JobEventBusName"]["Value"] == {"Ref": "JobEventBus"}
+    assert template["Outputs"]["JobEventBusArn"]["Value"] == {"Fn::GetAtt": ["JobEventBus", "Arn"]}
+
+
 def test_outputs(template):
     assert {
         "FunctionArn",
@@ -759,6 +790,8 @@ def test_outputs(template):
         "SchedulerRoleArn",
         "ScheduleTargetArn",
         "ScheduleDeadLetterQueueArn",
+        "JobEventBusName",
+        "JobEventBusArn",
     } <= set(template["Outputs"])
 
 

@@ -125,6 +125,98 @@ fn the_operation_table_in_docs_is_the_codes_list() {
     );
 }
 
+/// docs/events.md's detail type table is `job_events::DETAIL_TYPES`.
+#[test]
+fn the_detail_type_table_in_docs_is_the_codes_list() {
+    use cloudbot_trigger::job_events::DETAIL_TYPES;
+
+    let mut expected = String::from("| `detail-type` | announces |\n|---|---|\n");
+    for (detail_type, meaning) in DETAIL_TYPES {
+        expected.push_str(&format!("| `{}` | {meaning} |\n", detail_type.name()));
+    }
+    keep_generated_table(
+        "docs/events.md",
+        &expected,
+        "job_events::DETAIL_TYPES (src/job_events/detail.rs)",
+    );
+}
+
+/// The example rule's pattern in docs/events.md matches what the function puts: its source, a
+/// detail type of the code's list, and detail fields the detail has.
+#[test]
+fn the_example_event_pattern_matches_what_is_put() {
+    use cloudbot_trigger::job_events::{DETAIL_TYPES, SOURCE};
+
+    let text = doc("docs/events.md");
+    let after = text
+        .split("<!-- example-pattern -->")
+        .nth(1)
+        .expect("docs/events.md has the example pattern");
+    let json = after
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a JSON block after the marker");
+    let pattern: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(pattern["source"], serde_json::json!([SOURCE]));
+    let names: Vec<&str> = DETAIL_TYPES.iter().map(|(t, _)| t.name()).collect();
+    for detail_type in pattern["detail-type"].as_array().unwrap() {
+        assert!(
+            names.contains(&detail_type.as_str().unwrap()),
+            "{detail_type}"
+        );
+    }
+    // Each detail field the pattern matches is a documented field of the detail (its table).
+    for (field, values) in pattern["detail"].as_object().unwrap() {
+        assert!(
+            text.contains(&format!("| `{field}` |")),
+            "{field} is not a detail field"
+        );
+        assert!(
+            values.is_array(),
+            "EventBridge matches a field against an array"
+        );
+    }
+}
+
+/// The end detail's field table in docs/events.md names exactly the fields the detail has.
+#[test]
+fn the_end_detail_table_in_docs_is_the_details_fields() {
+    use cloudbot_trigger::cloudbot::{ApiBase, JobEndpoint, JobStatus};
+    use cloudbot_trigger::job_events::Ended;
+    use cloudbot_trigger::ledger::{EndedRun, Observed, RecordedStart, RunWrite};
+
+    let base = ApiBase::parse("https://api.c-bot.pro").unwrap();
+    let job = JobEndpoint::parse(&base, "https://api.c-bot.pro/demo/jobs/j-1", "j").unwrap();
+    let observed = Observed {
+        status: JobStatus::Succeeded,
+        bot_id: "echo_bot",
+        start_time: None,
+        elapsed_s: Some(1),
+        message: None,
+    };
+    let write = RunWrite::of(&job, &observed, None, 1_796_050_800_000, 100);
+    let run = EndedRun::of(&write, &RecordedStart::default()).unwrap();
+    let detail: serde_json::Value = serde_json::from_str(&Ended::of(&run).event().detail).unwrap();
+    let mut fields: Vec<String> = detail.as_object().unwrap().keys().cloned().collect();
+    fields.sort();
+
+    let text = doc("docs/events.md");
+    let range = table_range(&text, "| field | meaning |").unwrap();
+    let mut documented: Vec<String> = text[range]
+        .lines()
+        .skip(2)
+        .flat_map(|row| {
+            let cell = row.trim_matches('|').split('|').next().unwrap_or_default();
+            cell.split(',')
+                .map(|f| f.trim().trim_matches('`').to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    documented.sort();
+    assert_eq!(documented, fields, "docs/events.md, the end detail's table");
+}
+
 #[test]
 fn every_event_sample_is_documented() {
     let docs = doc("docs/contract.md");
