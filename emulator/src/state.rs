@@ -62,6 +62,11 @@ pub struct RequestRecord {
     pub fault: Option<FaultKind>,
     /// When the request arrived (RFC 3339, UTC, milliseconds).
     pub received_at: String,
+    /// Which token the request's `access-token` header presented: its position in the seed's
+    /// `tokens` (the same after a rotation), `None` when the emulator knows no such token.
+    /// Never the token itself.
+    #[serde(default)]
+    pub token: Option<usize>,
 }
 
 /// Counters (`GET /__emulator/stats`).
@@ -189,6 +194,8 @@ pub struct SubscriptionRecord {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
+    /// Position in the seed's `tokens` (kept by a rotation): what the request log records.
+    pub seed_index: usize,
     pub secret_key: String,
     pub permissions: HashSet<Permission>,
     pub contracts: HashSet<String>,
@@ -321,10 +328,12 @@ pub(crate) fn redact_url(url: &str) -> String {
 fn tokens_from_seed(seed: &Seed) -> HashMap<String, Arc<Token>> {
     seed.tokens
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(seed_index, t)| {
             (
                 t.access_token.clone(),
                 Arc::new(Token {
+                    seed_index,
                     secret_key: t.secret_key.clone(),
                     permissions: t.permissions.iter().copied().collect(),
                     contracts: t.contracts.iter().cloned().collect(),
