@@ -50,20 +50,25 @@ pub(super) fn secret_ids(
              (CLOUDBOT_SECRET_ID) or one secret per contract (CLOUDBOT_CONTRACT_SECRETS), not both",
         ));
     }
+    contract_secrets(&list)
+        .map(SecretIds::PerContract)
+        .map_err(|reason| ConfigError::new(VAR, reason))
+}
+
+/// The contract of each secret ARN of a comma-separated list (the form of
+/// `CLOUDBOT_CONTRACT_SECRETS`, also read by the operator CLI); the error names the entry at
+/// fault by its position.
+pub fn contract_secrets(list: &str) -> Result<Vec<(PublicId, String)>, String> {
     let mut seen = HashSet::new();
     let mut contracts = Vec::new();
     for (n, arn) in list.split(',').map(str::trim).enumerate() {
-        let public_id = contract_of(arn)
-            .map_err(|reason| ConfigError::new(VAR, format!("entry {} {reason}", n + 1)))?;
+        let public_id = contract_of(arn).map_err(|reason| format!("entry {} {reason}", n + 1))?;
         if !seen.insert(public_id.clone()) {
-            return Err(ConfigError::new(
-                VAR,
-                format!("lists two secrets for contract `{public_id}`"),
-            ));
+            return Err(format!("lists two secrets for contract `{public_id}`"));
         }
         contracts.push((public_id, arn.to_owned()));
     }
-    Ok(SecretIds::PerContract(contracts))
+    Ok(contracts)
 }
 
 /// The contract a secret ARN serves: the last `/` segment of the secret's name (the ARN ends

@@ -15,7 +15,7 @@ mod contracts;
 mod env;
 mod read;
 
-pub use contracts::SecretIds;
+pub use contracts::{SecretIds, contract_secrets};
 pub use env::ConfigError;
 
 use std::time::Duration;
