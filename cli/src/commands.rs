@@ -90,7 +90,14 @@ async fn cloud_bot(ctx: &Context<'_>, command: &CloudBotCommand) -> Result<Exit,
                 input,
                 ..ExecuteRequest::default()
             };
-            run_bot(ctx, settings.connect(Some(bot.public_id())).await?, &bot, &body, follow).await
+            run_bot(
+                ctx,
+                settings.connect(Some(bot.public_id())).await?,
+                &bot,
+                &body,
+                follow,
+            )
+            .await
         }
         CloudBotCommand::Job { job, follow } => {
             let job = origin.job(job, "JOB")?;
@@ -125,7 +132,13 @@ async fn cloud_bot(ctx: &Context<'_>, command: &CloudBotCommand) -> Result<Exit,
                 started_since: since.map(|d| SystemTime::now() - d),
                 statuses: Vec::new(),
             };
-            jobs(settings.connect(Some(bot.public_id())).await?, &bot, &query, out).await
+            jobs(
+                settings.connect(Some(bot.public_id())).await?,
+                &bot,
+                &query,
+                out,
+            )
+            .await
         }
         CloudBotCommand::Cancel { job } => {
             let job = origin.job(job, "JOB")?;

@@ -188,7 +188,10 @@ async fn read_secret(secret_id: String) -> Result<Credentials, CliError> {
 }
 
 /// The secret of `contract` among one per contract, or why none may be read (nothing is).
-fn secret_of(secrets: &[(PublicId, String)], contract: Option<&PublicId>) -> Result<String, CliError> {
+fn secret_of(
+    secrets: &[(PublicId, String)],
+    contract: Option<&PublicId>,
+) -> Result<String, CliError> {
     let Some(contract) = contract else {
         return Err(CliError::Usage(format!(
             "{CONTRACT_SECRETS_VAR} has one secret per contract: name the contract (PUBLIC_ID)"

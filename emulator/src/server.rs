@@ -212,9 +212,14 @@ async fn handle(
         .get("access-token")
         .and_then(|value| value.to_str().ok())
         .and_then(|presented| {
-            crate::state::lock(&state.tokens)
+            let current = crate::state::lock(&state.tokens)
                 .get(presented)
-                .map(|t| t.seed_index)
+                .map(|t| t.seed_index);
+            current.or_else(|| {
+                crate::state::lock(&state.retired_tokens)
+                    .get(presented)
+                    .copied()
+            })
         });
     let record =
         |status: Option<u16>, job_id: Option<String>, fault: Option<FaultKind>| RequestRecord {

@@ -63,7 +63,8 @@ pub struct RequestRecord {
     /// When the request arrived (RFC 3339, UTC, milliseconds).
     pub received_at: String,
     /// Which token the request's `access-token` header presented: its position in the seed's
-    /// `tokens` (the same after a rotation), `None` when the emulator knows no such token.
+    /// `tokens` (the same after a rotation, for the new token and the replaced one), `None`
+    /// when the emulator never knew such a token.
     /// Never the token itself.
     #[serde(default)]
     pub token: Option<usize>,
@@ -270,6 +271,9 @@ pub(crate) struct Counters {
 pub(crate) struct State {
     pub seed: Seed,
     pub tokens: Mutex<HashMap<String, Arc<Token>>>,
+    /// Access tokens replaced by a rotation (answered 401), with their seed position, so the
+    /// request log still says whose token a rejected request presented.
+    pub retired_tokens: Mutex<HashMap<String, usize>>,
     pub jobs: Mutex<Jobs>,
     pub subscriptions: Mutex<Subscriptions>,
     /// Bytes of padding added to every succeeded job's output (`padding` item); 0 = none.
@@ -362,6 +366,7 @@ impl State {
             .build()?;
         Ok(State {
             tokens: Mutex::new(tokens_from_seed(&seed)),
+            retired_tokens: Mutex::new(HashMap::new()),
             seed,
             jobs: Mutex::default(),
             subscriptions: Mutex::default(),
@@ -448,6 +453,7 @@ impl State {
         let mut tokens = lock(&self.tokens);
         match tokens.remove(old) {
             Some(t) => {
+                lock(&self.retired_tokens).insert(old.to_string(), t.seed_index);
                 let rotated = Token {
                     secret_key: new_secret.to_string(),
                     ..(*t).clone()
@@ -464,6 +470,7 @@ impl State {
     pub fn reset(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         *lock(&self.tokens) = tokens_from_seed(&self.seed);
+        lock(&self.retired_tokens).clear();
         *lock(&self.jobs) = Jobs::default();
         lock(&self.requests).clear();
         lock(&self.callbacks).clear();
