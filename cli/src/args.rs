@@ -15,7 +15,8 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 ///
 /// Credentials: --secret-id (or CLOUDBOT_SECRET_ID), a Secrets Manager secret holding
 /// {"access_token": "...", "secret_key": "..."} read with the standard AWS configuration; or
-/// CLOUDBOT_ACCESS_TOKEN and CLOUDBOT_SECRET_KEY. Never as arguments (they would show in the
+/// CLOUDBOT_ACCESS_TOKEN and CLOUDBOT_SECRET_KEY; or CLOUDBOT_CONTRACT_SECRETS (one secret ARN
+/// per contract: each command reads its contract's). Never as arguments (they would show in the
 /// process list and the shell history).
 ///
 /// Times are shown in the time zone TZ names (e.g. TZ=Asia/Tokyo), else the machine's.

@@ -72,7 +72,7 @@ async fn cloud_bot(ctx: &Context<'_>, command: &CloudBotCommand) -> Result<Exit,
                 .map(|raw| PublicId::parse(raw, "PUBLIC_ID"))
                 .transpose()
                 .map_err(|e| CliError::Usage(e.to_string()))?;
-            bots(settings.connect().await?, public_id, out).await
+            bots(settings.connect(public_id.as_ref()).await?, public_id, out).await
         }
         CloudBotCommand::Run {
             bot_endpoint,
@@ -90,11 +90,18 @@ async fn cloud_bot(ctx: &Context<'_>, command: &CloudBotCommand) -> Result<Exit,
                 input,
                 ..ExecuteRequest::default()
             };
-            run_bot(ctx, settings.connect().await?, &bot, &body, follow).await
+            run_bot(
+                ctx,
+                settings.connect(Some(bot.public_id())).await?,
+                &bot,
+                &body,
+                follow,
+            )
+            .await
         }
         CloudBotCommand::Job { job, follow } => {
             let job = origin.job(job, "JOB")?;
-            let session = settings.connect().await?;
+            let session = settings.connect(Some(job.public_id())).await?;
             let progress = out.progress("reading the job");
             let found = read_job(
                 &session,
@@ -125,11 +132,17 @@ async fn cloud_bot(ctx: &Context<'_>, command: &CloudBotCommand) -> Result<Exit,
                 started_since: since.map(|d| SystemTime::now() - d),
                 statuses: Vec::new(),
             };
-            jobs(settings.connect().await?, &bot, &query, out).await
+            jobs(
+                settings.connect(Some(bot.public_id())).await?,
+                &bot,
+                &query,
+                out,
+            )
+            .await
         }
         CloudBotCommand::Cancel { job } => {
             let job = origin.job(job, "JOB")?;
-            cancel(ctx, settings.connect().await?, &job).await
+            cancel(ctx, settings.connect(Some(job.public_id())).await?, &job).await
         }
     }
 }

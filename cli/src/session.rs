@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use cloudbot_trigger::cloudbot::{
     ApiBase, Call, ClientSettings, CloudBotClient, Credentials, DEFAULT_POOL_IDLE_TIMEOUT,
-    Language, check_value,
+    Language, PublicId, check_value,
 };
+use cloudbot_trigger::config::contract_secrets;
 use cloudbot_trigger::credentials::CredentialsProvider;
 use cloudbot_trigger::sdk;
 use tokio::time::Instant;
@@ -31,6 +32,9 @@ use crate::target::{LOCAL_API_BASE, Origin};
 pub const ACCESS_TOKEN_VAR: &str = "CLOUDBOT_ACCESS_TOKEN";
 /// Environment variable holding the secret key (when no secret id is given).
 pub const SECRET_KEY_VAR: &str = "CLOUDBOT_SECRET_KEY";
+/// Environment variable listing one secret ARN per contract (the function's variable: docs/
+/// deploy.md, "Several contracts"); each command reads the secret of the contract it names.
+pub const CONTRACT_SECRETS_VAR: &str = "CLOUDBOT_CONTRACT_SECRETS";
 
 /// Time one command's call may take, retries included (the client's per-attempt timeout is
 /// shorter; this bounds the retry loop).
@@ -42,6 +46,8 @@ enum Source {
     Secret(String),
     /// Taken from the environment.
     Env(Credentials),
+    /// One Secrets Manager secret per contract: the command's contract picks one.
+    PerContract(Vec<(PublicId, String)>),
 }
 
 /// The API base and the credentials source, decided without any I/O.
@@ -78,6 +84,22 @@ impl Settings {
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty());
+        if let Some(list) = var(CONTRACT_SECRETS_VAR) {
+            if secret_id.is_some() || var(ACCESS_TOKEN_VAR).is_some() {
+                return Err(CliError::Usage(format!(
+                    "credentials given twice: {CONTRACT_SECRETS_VAR} and --secret-id (or \
+                     CLOUDBOT_SECRET_ID) or {ACCESS_TOKEN_VAR}; use one"
+                )));
+            }
+            let secrets = contract_secrets(&list)
+                .map_err(|reason| CliError::Usage(format!("{CONTRACT_SECRETS_VAR}: {reason}")))?;
+            return Ok(Settings {
+                base,
+                base_is_default,
+                source: Source::PerContract(secrets),
+                language,
+            });
+        }
         let source = match (secret_id, var(ACCESS_TOKEN_VAR), var(SECRET_KEY_VAR)) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(CliError::Usage(format!(
@@ -132,19 +154,13 @@ impl Settings {
         })
     }
 
-    /// Reads the credentials and builds the client.
-    pub async fn connect(self) -> Result<Session, CliError> {
+    /// Reads the credentials for `contract` (the one the command names; `None`: it names none)
+    /// and builds the client.
+    pub async fn connect(self, contract: Option<&PublicId>) -> Result<Session, CliError> {
         let credentials = match self.source {
             Source::Env(credentials) => credentials,
-            Source::Secret(secret_id) => {
-                let aws = aws_config().await?;
-                let secrets = sdk::secrets_manager_client(&aws);
-                // The function's provider: same decoding, same errors. The TTL does not matter
-                // for one command.
-                let provider = CredentialsProvider::new(secrets, secret_id, Duration::ZERO);
-                let lease = provider.get(Instant::now() + CALL_BUDGET).await?;
-                (*lease.credentials).clone()
-            }
+            Source::Secret(secret_id) => read_secret(secret_id).await?,
+            Source::PerContract(secrets) => read_secret(secret_of(&secrets, contract)?).await?,
         };
         let client = CloudBotClient::new(ClientSettings {
             base: self.base,
@@ -158,6 +174,38 @@ impl Settings {
             language: self.language,
         })
     }
+}
+
+/// The credentials in the secret `secret_id`, read as the function reads them.
+async fn read_secret(secret_id: String) -> Result<Credentials, CliError> {
+    let aws = aws_config().await?;
+    let secrets = sdk::secrets_manager_client(&aws);
+    // The function's provider: same decoding, same errors. The TTL does not matter for one
+    // command.
+    let provider = CredentialsProvider::new(secrets, secret_id, Duration::ZERO);
+    let lease = provider.get(Instant::now() + CALL_BUDGET).await?;
+    Ok((*lease.credentials).clone())
+}
+
+/// The secret of `contract` among one per contract, or why none may be read (nothing is).
+fn secret_of(
+    secrets: &[(PublicId, String)],
+    contract: Option<&PublicId>,
+) -> Result<String, CliError> {
+    let Some(contract) = contract else {
+        return Err(CliError::Usage(format!(
+            "{CONTRACT_SECRETS_VAR} has one secret per contract: name the contract (PUBLIC_ID)"
+        )));
+    };
+    secrets
+        .iter()
+        .find(|(id, _)| id == contract)
+        .map(|(_, secret)| secret.clone())
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "{CONTRACT_SECRETS_VAR} has no secret for contract `{contract}`"
+            ))
+        })
 }
 
 /// The API base of `global` (`--api-base`, `CLOUDBOT_API_BASE`, else the local emulator) and
@@ -288,5 +336,31 @@ mod tests {
             assert_eq!(err.exit(), crate::exit::Exit::Usage);
         }
         assert!(settings(&global(None, Some("my-secret")), &[]).is_ok());
+    }
+
+    const SALES: &str =
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cloudbot/contract/sales-AbC123";
+
+    #[test]
+    fn with_one_secret_per_contract_a_command_reads_its_contracts_secret_only() {
+        let s = settings(&global(None, None), &[(CONTRACT_SECRETS_VAR, SALES)]).unwrap();
+        let Source::PerContract(secrets) = &s.source else {
+            panic!("one secret per contract");
+        };
+        let sales = PublicId::parse("sales", "p").unwrap();
+        assert_eq!(secret_of(secrets, Some(&sales)).unwrap(), SALES);
+        let other = PublicId::parse("other", "p").unwrap();
+        let refused = secret_of(secrets, Some(&other)).unwrap_err().to_string();
+        assert!(refused.contains("contract `other`"), "{refused}");
+        let unnamed = secret_of(secrets, None).unwrap_err().to_string();
+        assert!(unnamed.contains("PUBLIC_ID"), "{unnamed}");
+        let twice = settings(&global(None, Some("s")), &[(CONTRACT_SECRETS_VAR, SALES)])
+            .err()
+            .unwrap();
+        assert!(twice.to_string().contains("given twice"), "{twice}");
+        let bad = settings(&global(None, None), &[(CONTRACT_SECRETS_VAR, "sales")])
+            .err()
+            .unwrap();
+        assert!(bad.to_string().contains("entry 1"), "{bad}");
     }
 }

@@ -207,6 +207,20 @@ async fn handle(
     let received_at = rfc3339_millis(Utc::now());
     let seq = state.counters.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let method = req.method().clone();
+    let token = req
+        .headers()
+        .get("access-token")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|presented| {
+            let current = crate::state::lock(&state.tokens)
+                .get(presented)
+                .map(|t| t.seed_index);
+            current.or_else(|| {
+                crate::state::lock(&state.retired_tokens)
+                    .get(presented)
+                    .copied()
+            })
+        });
     let record =
         |status: Option<u16>, job_id: Option<String>, fault: Option<FaultKind>| RequestRecord {
             seq,
@@ -217,6 +231,7 @@ async fn handle(
             job_id,
             fault,
             received_at: received_at.clone(),
+            token,
         };
     let fault = match fault::from_headers(req.headers()) {
         Ok(Some(f)) => Some(f),

@@ -62,6 +62,12 @@ pub struct RequestRecord {
     pub fault: Option<FaultKind>,
     /// When the request arrived (RFC 3339, UTC, milliseconds).
     pub received_at: String,
+    /// Which token the request's `access-token` header presented: its position in the seed's
+    /// `tokens` (the same after a rotation, for the new token and the replaced one), `None`
+    /// when the emulator never knew such a token.
+    /// Never the token itself.
+    #[serde(default)]
+    pub token: Option<usize>,
 }
 
 /// Counters (`GET /__emulator/stats`).
@@ -189,6 +195,8 @@ pub struct SubscriptionRecord {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
+    /// Position in the seed's `tokens` (kept by a rotation): what the request log records.
+    pub seed_index: usize,
     pub secret_key: String,
     pub permissions: HashSet<Permission>,
     pub contracts: HashSet<String>,
@@ -263,6 +271,9 @@ pub(crate) struct Counters {
 pub(crate) struct State {
     pub seed: Seed,
     pub tokens: Mutex<HashMap<String, Arc<Token>>>,
+    /// Access tokens replaced by a rotation (answered 401), with their seed position, so the
+    /// request log still says whose token a rejected request presented.
+    pub retired_tokens: Mutex<HashMap<String, usize>>,
     pub jobs: Mutex<Jobs>,
     pub subscriptions: Mutex<Subscriptions>,
     /// Bytes of padding added to every succeeded job's output (`padding` item); 0 = none.
@@ -321,10 +332,12 @@ pub(crate) fn redact_url(url: &str) -> String {
 fn tokens_from_seed(seed: &Seed) -> HashMap<String, Arc<Token>> {
     seed.tokens
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(seed_index, t)| {
             (
                 t.access_token.clone(),
                 Arc::new(Token {
+                    seed_index,
                     secret_key: t.secret_key.clone(),
                     permissions: t.permissions.iter().copied().collect(),
                     contracts: t.contracts.iter().cloned().collect(),
@@ -353,6 +366,7 @@ impl State {
             .build()?;
         Ok(State {
             tokens: Mutex::new(tokens_from_seed(&seed)),
+            retired_tokens: Mutex::new(HashMap::new()),
             seed,
             jobs: Mutex::default(),
             subscriptions: Mutex::default(),
@@ -439,6 +453,7 @@ impl State {
         let mut tokens = lock(&self.tokens);
         match tokens.remove(old) {
             Some(t) => {
+                lock(&self.retired_tokens).insert(old.to_string(), t.seed_index);
                 let rotated = Token {
                     secret_key: new_secret.to_string(),
                     ..(*t).clone()
@@ -455,6 +470,7 @@ impl State {
     pub fn reset(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         *lock(&self.tokens) = tokens_from_seed(&self.seed);
+        lock(&self.retired_tokens).clear();
         *lock(&self.jobs) = Jobs::default();
         lock(&self.requests).clear();
         lock(&self.callbacks).clear();

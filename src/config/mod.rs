@@ -11,10 +11,12 @@
 //! the test-only CA. Each group's reader is in `read` (with the variable names, their defaults
 //! and bounds); `env` holds the typed parsers and [`ConfigError`].
 
+mod contracts;
 mod env;
 mod event_bus;
 mod read;
 
+pub use contracts::{SecretIds, contract_secrets};
 pub use env::ConfigError;
 pub use event_bus::EVENT_BUS_VAR;
 
@@ -143,8 +145,9 @@ pub struct ClientConfig {
 /// The Cloud BOT secret and how long its value is reused.
 #[derive(Debug, Clone)]
 pub struct SecretConfig {
-    /// Secrets Manager secret name or ARN holding `{"access_token", "secret_key"}`.
-    pub id: String,
+    /// The Secrets Manager secret(s) holding `{"access_token", "secret_key"}`: one for every
+    /// contract, or one per contract (`contracts`).
+    pub id: SecretIds,
     /// How long fetched credentials are reused before Secrets Manager is asked again.
     pub ttl: Duration,
     /// How long past the TTL they may still be used while Secrets Manager fails transiently.
@@ -212,7 +215,7 @@ impl Config {
     /// Reads and validates the configuration from any name → value lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = env::Env::new(lookup);
-        let secret_id = read::secret_id(&env)?;
+        let secret_id = contracts::secret_ids(&env)?;
         let requests = read::requests(&env)?;
         let secret = read::secret(&env, secret_id)?;
         let init = read::init(&env)?;

@@ -8,19 +8,13 @@ use super::{
     DEFAULT_API_WARMUP_TIMEOUT, DEFAULT_CALLBACK_TIMEOUT, DEFAULT_CALLBACK_TRIES,
     DEFAULT_IDEMPOTENCY_EXPIRY, DEFAULT_SECRET_MAX_STALE, DEFAULT_SECRET_PREFETCH_TIMEOUT,
     DEFAULT_SECRET_TTL, IdempotencyConfig, InitConfig, LedgerConfig, MAX_API_WARMUP_TIMEOUT_MS,
-    MAX_CALLBACK_TRIES, MAX_SECRET_PREFETCH_TIMEOUT_MS, Requests, SecretConfig,
+    MAX_CALLBACK_TRIES, MAX_SECRET_PREFETCH_TIMEOUT_MS, Requests, SecretConfig, SecretIds,
     TEST_ONLY_EXTRA_CA_VAR, TestOnlyExtraCa,
 };
 use crate::cloudbot::{
     ApiBase, ApiWarmUp, BotEndpoint, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXECUTE_REUSE_WINDOW,
     DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Language, PublicId,
 };
-
-/// `CLOUDBOT_SECRET_ID`: required.
-pub(super) fn secret_id(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<String, ConfigError> {
-    env.get("CLOUDBOT_SECRET_ID")
-        .ok_or_else(|| ConfigError::new("CLOUDBOT_SECRET_ID", "is required (secret name or ARN)"))
-}
 
 /// Where requests go and what runs when a request names no target: the API base, the default
 /// BOT (under that base) and the default contract (given, or the default BOT's); the language,
@@ -75,7 +69,7 @@ pub(super) fn requests(
 /// The secret's cache: TTL and how long past it a transient failure may be ridden out.
 pub(super) fn secret(
     env: &Env<impl Fn(&str) -> Option<String>>,
-    id: String,
+    id: SecretIds,
 ) -> Result<SecretConfig, ConfigError> {
     Ok(SecretConfig {
         id,

@@ -22,7 +22,10 @@
 //! Where the secret comes from is a [`SecretSource`] (`source`): Secrets Manager in the function
 //! and the CLI, a stand-in in unit tests, so the rules here are tested without AWS.
 
+mod contracts;
 mod source;
+
+pub use contracts::ContractCredentials;
 
 #[cfg(test)]
 pub(crate) use source::StandIn;
@@ -46,6 +49,13 @@ pub enum CredentialsError {
     /// The secret exists but does not hold usable credentials (fix the secret).
     #[error("the Cloud BOT secret is malformed: {0}")]
     Invalid(String),
+    /// The function is configured with one secret per contract and none for this one: nothing
+    /// was read or sent.
+    #[error(
+        "no Cloud BOT secret is configured for contract `{0}` (CLOUDBOT_CONTRACT_SECRETS): \
+         this function does not serve it"
+    )]
+    UnknownContract(crate::cloudbot::PublicId),
 }
 
 /// Credentials handed out by the provider, tagged with the fetch they came from.
@@ -57,6 +67,9 @@ pub struct Fetched {
     pub generation: u64,
     /// Secrets Manager version id of the secret value, when known.
     version_id: Option<String>,
+    /// The contract whose secret they were read from (`None`: the one secret of every
+    /// contract), so a refresh after a 401 re-reads that secret only.
+    contract: Option<crate::cloudbot::PublicId>,
 }
 
 /// What [`CredentialsProvider::refresh`] found.
@@ -127,6 +140,8 @@ pub struct CredentialsProvider {
     /// Secrets Manager reads attempted and not yet reported (successful or not), for the
     /// metrics.
     unreported_fetches: AtomicU32,
+    /// The contract this secret serves alone (`None`: every contract).
+    contract: Option<crate::cloudbot::PublicId>,
 }
 
 impl CredentialsProvider {
@@ -144,7 +159,14 @@ impl CredentialsProvider {
             max_stale: Duration::ZERO,
             cache: Mutex::new(None),
             unreported_fetches: AtomicU32::new(0),
+            contract: None,
         }
+    }
+
+    /// The provider of the secret of `contract` alone (its credentials say so).
+    pub fn for_contract(mut self, contract: crate::cloudbot::PublicId) -> Self {
+        self.contract = Some(contract);
+        self
     }
 
     /// Serve cached credentials up to `max_stale` past their TTL while Secrets Manager fails
@@ -290,6 +312,7 @@ impl CredentialsProvider {
         let credentials = decode(secret)?;
         tracing::info!(
             generation,
+            contract = self.contract.as_ref().map(|c| c.as_str()),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "fetched Cloud BOT credentials from Secrets Manager"
         );
@@ -297,6 +320,7 @@ impl CredentialsProvider {
             credentials: Arc::new(credentials),
             generation,
             version_id: value.version_id,
+            contract: self.contract.clone(),
         })
     }
 }

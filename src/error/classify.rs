@@ -47,6 +47,7 @@ impl Classified for CredentialsError {
         match self {
             CredentialsError::Unavailable(_) => &kind::CREDENTIALS_UNAVAILABLE,
             CredentialsError::Invalid(_) => &kind::CREDENTIALS_INVALID,
+            CredentialsError::UnknownContract(_) => &kind::CREDENTIALS_UNKNOWN_CONTRACT,
         }
     }
 }

@@ -44,6 +44,14 @@ pub static CREDENTIALS_INVALID: ErrorKind = ErrorKind {
     meaning: "the secret is not `{\"access_token\", \"secret_key\"}` JSON with non-empty, visible-ASCII values; the message names the key, never a value",
 };
 
+/// `Credentials.UnknownContract`.
+pub static CREDENTIALS_UNKNOWN_CONTRACT: ErrorKind = ErrorKind {
+    name: "Credentials.UnknownContract",
+    http_status: 404,
+    retryable: false,
+    meaning: "the function has one secret per contract (`CLOUDBOT_CONTRACT_SECRETS`) and none for the contract the request names; the message names it; nothing was read or sent (docs/deploy.md, \"Several contracts\")",
+};
+
 /// `CloudBot.Unauthorized`.
 pub static CLOUDBOT_UNAUTHORIZED: ErrorKind = ErrorKind {
     name: "CloudBot.Unauthorized",
@@ -241,6 +249,7 @@ pub static ALL: &[&ErrorKind] = &[
     &INVALID_REQUEST,
     &CREDENTIALS_UNAVAILABLE,
     &CREDENTIALS_INVALID,
+    &CREDENTIALS_UNKNOWN_CONTRACT,
     &CLOUDBOT_UNAUTHORIZED,
     &CLOUDBOT_FORBIDDEN,
     &CLOUDBOT_NOT_FOUND,

@@ -103,6 +103,9 @@ impl Failure {
             Failure::Request(RequestError::TooLarge { .. }) => "Request too large",
             Failure::Request(RequestError::NoRoute { .. }) => "No such route",
             Failure::Request(_) => "Invalid request",
+            Failure::Credentials(CredentialsError::UnknownContract(_)) => {
+                "No Cloud BOT secret for this contract"
+            }
             Failure::Credentials(_) => "Cloud BOT credentials unavailable",
             Failure::CloudBot(_) => "Cloud BOT call failed",
             Failure::Idempotency(IdempotencyError::KeyReused { .. }) => "Idempotency key reused",
@@ -279,6 +282,9 @@ mod tests {
             Failure::Request(RequestError::field("x", "y")),
             Failure::Credentials(CredentialsError::Unavailable("x".into())),
             Failure::Credentials(CredentialsError::Invalid("x".into())),
+            Failure::Credentials(CredentialsError::UnknownContract(
+                crate::cloudbot::PublicId::parse("x", "x").unwrap(),
+            )),
             Failure::CloudBot(CloudBotError::Unauthorized),
             Failure::CloudBot(CloudBotError::Forbidden),
             Failure::CloudBot(CloudBotError::NotFound),

@@ -10,6 +10,7 @@
 //! default BOT. Endpoints and ids are parsed by the client's endpoint module against the configured
 //! API base, so credentials can only ever be sent to that origin.
 
+mod contract;
 mod execute;
 mod parse;
 

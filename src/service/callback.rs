@@ -116,7 +116,10 @@ impl Service {
         scope: Scope,
         record: &mut Invocation,
     ) -> Result<Job, Failure> {
-        let fetched = self.credentials.get(scope.deadline).await?;
+        let fetched = self
+            .credentials
+            .get(job.public_id(), scope.deadline)
+            .await?;
         let mut rereads = 0;
         loop {
             let found = with_refresh!(self, &fetched, scope, |call| upstream(

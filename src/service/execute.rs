@@ -67,7 +67,10 @@ impl Service {
             }
         }
         let task = self.task_of(execute)?;
-        let fetched = self.credentials.get(scope.deadline).await?;
+        let fetched = self
+            .credentials
+            .get(execute.bot.public_id(), scope.deadline)
+            .await?;
         let origin = |key| {
             let name = execute
                 .schedule

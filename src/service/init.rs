@@ -34,8 +34,11 @@ impl Service {
             return;
         }
         let started = Instant::now();
-        let prefetch = self.credentials.prefetch(bound).await;
-        log_prefetch(&prefetch, bound, started.elapsed());
+        for (contract, prefetch) in self.credentials.prefetch(bound).await {
+            let _contract = contract
+                .map(|contract| tracing::info_span!("contract", public_id = %contract).entered());
+            log_prefetch(&prefetch, bound, started.elapsed());
+        }
     }
 }
 
@@ -119,7 +122,11 @@ mod tests {
         service.prefetch().await;
         assert_eq!(source.reads(), 1);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        service.credentials.get(deadline).await.unwrap();
+        service
+            .credentials
+            .get(&super::super::testing::demo(), deadline)
+            .await
+            .unwrap();
         assert_eq!(source.reads(), 1, "served from the cache");
         assert_eq!(service.credentials.take_fetch_count(), 1);
     }
@@ -144,7 +151,11 @@ mod tests {
         service.prefetch().await;
         source.set(&secret(1), "v1");
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        service.credentials.get(deadline).await.unwrap();
+        service
+            .credentials
+            .get(&super::super::testing::demo(), deadline)
+            .await
+            .unwrap();
         assert_eq!(source.reads(), 2);
     }
 }

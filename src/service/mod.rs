@@ -43,8 +43,8 @@ use tracing::Instrument;
 
 use crate::callback::Callbacks;
 use crate::cloudbot::{Call, CloudBotClient, CloudBotError, Credentials, Language};
-use crate::config::Config;
-use crate::credentials::{CredentialsProvider, Fetched, Refreshed};
+use crate::config::{Config, SecretIds};
+use crate::credentials::{ContractCredentials, CredentialsProvider, Fetched, Refreshed};
 use crate::error::Failure;
 use crate::idempotency::Idempotency;
 use crate::job_events::JobEvents;
@@ -64,7 +64,8 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 pub struct Service {
     config: Config,
     client: CloudBotClient,
-    credentials: CredentialsProvider,
+    /// The credentials of each contract (one secret for all, or one each).
+    credentials: ContractCredentials,
     metrics: Metrics,
     exactly_once: Option<ExactlyOnce>,
     ledger: Option<Ledger>,
@@ -145,10 +146,8 @@ impl Service {
                  Secrets Manager; never set this variable in a deployment"
             );
         }
-        let secret = &config.secret;
-        let credentials = CredentialsProvider::new(secrets, secret.id.clone(), secret.ttl)
-            .with_max_stale(secret.max_stale);
-        Self::with_credentials(config, credentials)
+        let credentials = contract_credentials(&config.secret, &secrets);
+        Self::with_contract_credentials(config, credentials)
     }
 
     /// Builds the service from validated configuration and a credentials provider over any
@@ -156,6 +155,14 @@ impl Service {
     pub fn with_credentials(
         config: Config,
         credentials: CredentialsProvider,
+    ) -> Result<Self, CloudBotError> {
+        Self::with_contract_credentials(config, ContractCredentials::shared(credentials))
+    }
+
+    /// Builds the service from validated configuration and the credentials of each contract.
+    pub fn with_contract_credentials(
+        config: Config,
+        credentials: ContractCredentials,
     ) -> Result<Self, CloudBotError> {
         let client = CloudBotClient::new(config.client_settings())?;
         let metrics = Metrics::new(config.metrics_namespace.clone());
@@ -299,6 +306,10 @@ impl Service {
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         telemetry::record_target(&request.operation);
+        // A contract this function has no secret for is refused before anything is read.
+        if let Some(contract) = request.contract() {
+            self.credentials.provider(contract)?;
+        }
         match &request.operation {
             Operation::Execute(execute) => self.execute(execute, scope, request_id, record).await,
             Operation::ReferJob { job } => self.refer_job(job, scope, record).await,
@@ -326,6 +337,25 @@ impl Service {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The credentials providers the configuration names: one secret for every contract, or one
+/// per contract, each cached and refreshed on its own.
+fn contract_credentials(
+    secret: &crate::config::SecretConfig,
+    client: &aws_sdk_secretsmanager::Client,
+) -> ContractCredentials {
+    let provider = |id: &str| {
+        CredentialsProvider::new(client.clone(), id.to_owned(), secret.ttl)
+            .with_max_stale(secret.max_stale)
+    };
+    match &secret.id {
+        SecretIds::Shared(id) => ContractCredentials::shared(provider(id)),
+        SecretIds::PerContract(ids) => ContractCredentials::per_contract(
+            ids.iter()
+                .map(|(contract, id)| (contract.clone(), provider(id))),
+        ),
     }
 }
 
@@ -382,6 +412,11 @@ pub(super) mod testing {
     use super::*;
     use crate::credentials::SecretSource;
     use crate::request::parse_map;
+
+    /// The contract the flows' unit tests name.
+    pub(crate) fn demo() -> crate::cloudbot::PublicId {
+        crate::cloudbot::PublicId::parse("demo", "public_id").unwrap()
+    }
 
     /// A well-formed secret holding the access token `tok-<n>`.
     pub(crate) fn secret(n: u32) -> String {

@@ -16,7 +16,10 @@ impl Service {
         scope: Scope,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
-        let fetched = self.credentials.get(scope.deadline).await?;
+        let fetched = self
+            .credentials
+            .get(job.public_id(), scope.deadline)
+            .await?;
         record.set_job(job.job_id().as_str());
         let found = with_refresh!(self, &fetched, scope, |call| upstream(
             record,
@@ -36,7 +39,7 @@ impl Service {
         scope: Scope,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
-        let fetched = self.credentials.get(scope.deadline).await?;
+        let fetched = self.credentials.get(public_id, scope.deadline).await?;
         let bots = with_refresh!(self, &fetched, scope, |call| upstream(
             record,
             self.client.list_bots(&call, public_id),
@@ -85,7 +88,10 @@ mod tests {
         // Cached first, then rotated behind the cache's back.
         service
             .credentials
-            .get(tokio::time::Instant::now() + std::time::Duration::from_secs(5))
+            .get(
+                &super::super::testing::demo(),
+                tokio::time::Instant::now() + std::time::Duration::from_secs(5),
+            )
             .await
             .unwrap();
         source.set(&secret(2), "v2");

@@ -18,7 +18,16 @@ impl Service {
         resolution: &Resolution,
         scope: Scope,
     ) -> Result<Answer, Failure> {
-        let fetched = self.credentials.get(scope.deadline).await?;
+        // The credentials of the found job's contract, read before the store is (a resolution
+        // that calls Cloud BOT for nothing reads no secret).
+        let fetched = match resolution {
+            Resolution::Started(job) => Some(
+                self.credentials
+                    .get(job.public_id(), scope.deadline)
+                    .await?,
+            ),
+            Resolution::NotStarted => None,
+        };
         let idempotency = &self
             .exactly_once
             .as_ref()
@@ -43,9 +52,9 @@ impl Service {
             }
         };
         let result;
-        let update = match resolution {
-            Resolution::Started(job) => {
-                let found = with_refresh!(self, &fetched, scope, |call| self
+        let update = match (resolution, &fetched) {
+            (Resolution::Started(job), Some(fetched)) => {
+                let found = with_refresh!(self, fetched, scope, |call| self
                     .client
                     .refer_job(&call, job))?;
                 self.check_job_of_record(&record, job, &found)?;
@@ -55,7 +64,13 @@ impl Service {
                     job_reference_endpoint: job.url(),
                 }
             }
-            Resolution::NotStarted => Update::Release,
+            (Resolution::NotStarted, _) => Update::Release,
+            // Never: the credentials are read above for every started job.
+            (Resolution::Started(_), None) => {
+                return Err(Failure::Internal(
+                    "no credentials were read for the job to resolve",
+                ));
+            }
         };
         if !idempotency
             .write_resolution(key, &record, &update, scope.deadline)

@@ -152,7 +152,10 @@ impl Service {
                     "the schedule's last job is not a job endpoint of the configured API base",
                 )
             })?;
-        let fetched = self.credentials.get(scope.deadline).await?;
+        let fetched = self
+            .credentials
+            .get(endpoint.public_id(), scope.deadline)
+            .await?;
         let found = with_refresh!(self, &fetched, scope, |call| upstream(
             record,
             self.client.refer_job(&call, &endpoint),

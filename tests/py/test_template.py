@@ -4,7 +4,7 @@ These are the promises docs/state-machines.md and docs/exactly-once.md make: Exe
 job may have started unless the retry carries the same idempotency key (docs/exactly-once.md),
 every retrier uses backoff with full jitter, every task has a timeout and a
 Catch, DefinitionSubstitutions and the ASL placeholders agree, the function reads exactly the
-environment variables src/config/ knows, and its IAM policy names one secret. Also the lists the
+environment variables src/config/ knows, and its IAM policy names exactly its secrets. Also the lists the
 docs keep of the template and the code: every parameter, setting, variable, output, alarm and
 operation has its row (docs/deploy.md, docs/operations.md, README.md), so none can be added
 without one. Offline, no tools beyond PyYAML.
@@ -263,8 +263,9 @@ def test_every_variable_the_function_reads_has_its_docs_row():
 
 
 # At most this many parameters: what an operator must decide (issue 19: `sam deploy --guided`
-# asks each one, without its description).
-MAX_PARAMETERS = 12
+# asks each one, without its description). Issue 23 added ContractSecretArns (one secret per
+# contract: the IAM grant needs the list at deploy time).
+MAX_PARAMETERS = 13
 
 
 def test_the_deploy_asks_only_what_an_operator_must_decide(template):
@@ -344,9 +345,18 @@ def test_function_may_read_only_its_secret(template):
     assert events["Resource"] == {"Fn::GetAtt": ["JobEventBus", "Arn"]}, "only the stack's bus"
     assert props["Environment"]["Variables"]["CLOUDBOT_EVENT_BUS_NAME"] == {"Ref": "JobEventBus"}
     assert props["Environment"]["Variables"]["CLOUDBOT_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
-    secret_id = props["Environment"]["Variables"]["CLOUDBOT_SECRET_ID"]
+    # One secret for every contract, or one per contract: either way the policy names exactly the
+    # secrets the function is told to read (docs/deploy.md, "Several contracts").
+    variables = props["Environment"]["Variables"]
     read = next(s for s in statements if s.get("Action") == "secretsmanager:GetSecretValue")
-    assert read["Resource"] == secret_id, "the policy and the function must name the same secret"
+    condition, per_contract, one = read["Resource"]["Fn::If"]
+    assert condition == "HasContractSecrets"
+    assert variables["CLOUDBOT_SECRET_ID"] == {"Fn::If": [condition, {"Ref": "AWS::NoValue"}, one]}
+    assert variables["CLOUDBOT_CONTRACT_SECRETS"] == {
+        "Fn::If": [condition, {"Fn::Join": [",", per_contract]}, {"Ref": "AWS::NoValue"}]
+    }
+    assert per_contract == {"Ref": "ContractSecretArns"}, "exactly the listed secrets, no pattern"
+
 
 
 def test_no_task_expects_a_heartbeat_so_none_may_be_sent(template):
@@ -442,6 +452,8 @@ def _condition(template: dict, name: str, params: dict[str, str]) -> bool:
                 return all(evaluate(a) for a in arg)
             if fn == "Fn::Or":
                 return any(evaluate(a) for a in arg)
+            if fn == "Fn::Join":  # a CommaDelimitedList parameter's value is its text
+                return arg[0].join(str(evaluate(arg[1])).split(","))
             raise AssertionError(f"unexpected {fn} in a condition")
         return node
 
@@ -980,6 +992,9 @@ def _function_env(template: dict, params: dict[str, object], settings: dict[str,
         if isinstance(value, dict) and "Fn::If" in value:
             condition, then, otherwise = value["Fn::If"]
             return resolve(then if _condition(template, condition, as_text) else otherwise)
+        if isinstance(value, dict) and "Fn::Join" in value:  # of a CommaDelimitedList parameter
+            delimiter, items = value["Fn::Join"]
+            return delimiter.join(resolve(items).split(","))
         if isinstance(value, dict) and "Fn::FindInMap" in value:
             mapping, name, key = value["Fn::FindInMap"]
             assert (mapping, key) == ("Settings", "Default"), value
@@ -1001,6 +1016,39 @@ def _function_env(template: dict, params: dict[str, object], settings: dict[str,
     return {key: value for key, value in env.items() if value is not None}
 
 
+SAMPLE_CONTRACT_SECRETS = (
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:cloudbot-trigger/contract/sales-AbCdEf,"
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:cloudbot-trigger/contract/ops-GhIjKl"
+)
+
+
+@pytest.mark.parametrize("existing", ["", SAMPLE_SECRET_ARN])
+@pytest.mark.parametrize("contracts", ["", SAMPLE_CONTRACT_SECRETS])
+def test_one_secret_or_one_per_contract_never_both(template, existing, contracts):
+    params = {**_defaults(template), "ExistingSecretArn": existing, "ContractSecretArns": contracts}
+    env = _function_env(template, params)
+    # The template's rule refuses both at deploy time, as the function would at cold start.
+    rule = template["Rules"]["OneSecretOrOnePerContract"]["Assertions"][0]["Assert"]
+    allowed = not (existing and contracts)
+    assert rule == {
+        "Fn::Or": [
+            {"Fn::Equals": [{"Ref": "ExistingSecretArn"}, ""]},
+            {"Fn::EachMemberEquals": [{"Ref": "ContractSecretArns"}, ""]},
+        ]
+    }
+    if not allowed:
+        return
+    if contracts:
+        assert env["CLOUDBOT_CONTRACT_SECRETS"] == contracts
+        assert "CLOUDBOT_SECRET_ID" not in env
+        assert not _condition(template, "CreateSecret", params), "no unused placeholder secret"
+        assert not _condition(template, "OneSecret", params), "no SecretArn output"
+    else:
+        assert "CLOUDBOT_CONTRACT_SECRETS" not in env
+        assert env["CLOUDBOT_SECRET_ID"] == (existing or SAMPLE_SECRET_ARN)
+        assert _condition(template, "CreateSecret", params) == (not existing)
+
+
 def _parameter_sets(template: dict) -> dict[str, tuple[dict[str, object], dict[str, object]]]:
     """Labelled (parameter values, setting overrides) to start the function with."""
     params = template["Parameters"]
@@ -1012,6 +1060,7 @@ def _parameter_sets(template: dict) -> dict[str, tuple[dict[str, object], dict[s
         # expiry (checked at cold start: docs/deploy.md).
         "CallbackTimeoutSeconds=120": (defaults, {"CallbackTimeoutSeconds": 120}),
         "CallbackTimeoutSeconds=21600": (defaults, {"CallbackTimeoutSeconds": 21600}),
+        "ContractSecretArns (one secret per contract)": ({**defaults, "ContractSecretArns": SAMPLE_CONTRACT_SECRETS}, {}),
     }
     for name, p in params.items():
         for allowed in p.get("AllowedValues", []):

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod callback_route;
+mod contracts;
 mod credentials;
 mod docs;
 mod events;
