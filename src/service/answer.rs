@@ -165,21 +165,13 @@ pub(super) fn resolved(
     })?)
 }
 
-/// The callback route's answer: 202 when the task is left to the fallback, 200 otherwise
-/// (every 2xx stops Cloud BOT's retries).
+/// The callback route's answer: always 200 (every 2xx stops Cloud BOT's retries, and every
+/// delivery that gets here has nothing left to do), naming what was done.
 pub(super) fn delivered(delivery: Delivery) -> Result<Answer, Failure> {
-    Ok(Answer {
-        body: to_raw(&CallbackResult {
-            operation: OperationKind::Callback.name(),
-            delivery: delivery.name(),
-        })?,
-        http_status: if delivery == Delivery::LeftToFallback {
-            202
-        } else {
-            200
-        },
-        location: None,
-    })
+    ok(to_raw(&CallbackResult {
+        operation: OperationKind::Callback.name(),
+        delivery: delivery.name(),
+    })?)
 }
 
 /// A managed schedule's tick that sends nothing: the decision and why (docs/schedules.md).
@@ -312,20 +304,20 @@ mod tests {
     }
 
     #[test]
-    fn a_callback_left_to_the_fallback_answers_202_and_names_nothing_secret() {
-        let left = delivered(Delivery::LeftToFallback).unwrap();
-        assert_eq!(left.http_status, 202);
+    fn every_callback_delivery_answers_200_and_names_nothing_secret() {
+        let signalled = delivered(Delivery::Signalled).unwrap();
+        assert_eq!(signalled.http_status, 200);
         assert_eq!(
-            left.body.get(),
-            r#"{"operation":"callback","delivery":"left_to_fallback"}"#
+            signalled.body.get(),
+            r#"{"operation":"callback","delivery":"signalled"}"#
         );
-        assert_eq!(delivered(Delivery::Settled).unwrap().http_status, 200);
-        assert_eq!(
-            delivered(Delivery::AlreadySettled("x"))
-                .unwrap()
-                .http_status,
-            200
-        );
+        for delivery in [
+            Delivery::Settled,
+            Delivery::AlreadySettled("x"),
+            Delivery::BeingSettled,
+        ] {
+            assert_eq!(delivered(delivery).unwrap().http_status, 200);
+        }
     }
 
     #[test]
