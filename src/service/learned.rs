@@ -34,6 +34,7 @@ impl Service {
             start_time: found.start_time.as_deref(),
             elapsed_s: found.elapsed_time,
             message: found.message.as_deref(),
+            output_omitted: found.output_omitted,
         };
         match ledger
             .learned_for_schedule(endpoint, &observed, origin, deadline)
