@@ -299,7 +299,10 @@ struct BotOut<'a> {
     bot_id: &'a str,
     name: Option<&'a str>,
     description: Option<&'a str>,
-    bot_endpoint: &'a str,
+    /// `None` for a BOT whose id no endpoint can carry (listed with a warning, never dropped).
+    bot_endpoint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 async fn bots(
@@ -343,7 +346,11 @@ async fn bots(
                     bot_id: &bot.id,
                     name: bot.name.as_deref(),
                     description: bot.description.as_deref(),
-                    bot_endpoint: endpoint.url(),
+                    bot_endpoint: endpoint.as_ref().ok().map(BotEndpoint::url),
+                    warning: endpoint
+                        .as_ref()
+                        .err()
+                        .map(|p| format!("the BOT id {p}: it cannot be run from here")),
                 })
                 .collect(),
         })
@@ -382,10 +389,14 @@ async fn bots(
         for bot in &contract.bots {
             let name = bot.name.unwrap_or("");
             let pad = name_width - name.chars().count();
+            let endpoint = match (bot.bot_endpoint, &bot.warning) {
+                (Some(url), _) => url.to_owned(),
+                (None, warning) => format!("({})", warning.as_deref().unwrap_or("no endpoint")),
+            };
             writeln!(
                 w,
-                "  {ID}{:id_width$}{ID:#}  {name}{:pad$}  {}",
-                bot.bot_id, "", bot.bot_endpoint
+                "  {ID}{:id_width$}{ID:#}  {name}{:pad$}  {endpoint}",
+                bot.bot_id, ""
             )?;
         }
     }

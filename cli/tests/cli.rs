@@ -1173,6 +1173,7 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
         start_time: None,
         elapsed_s: Some(4),
         message: Some("done"),
+        output_omitted: false,
     };
     for (id, bot, origin) in [
         (

@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 pub use id::{CallbackId, TaskToken};
-pub use outcome::{TaskOutcome, task_outcome};
+pub use outcome::{LOOK_SIGNAL, TaskOutcome, look_signal, task_outcome};
 pub use rules::{Turn, turn};
 pub use store::{
     CallbackRecord, CallbackState, CallbackStore, Lease, NewCallback, SettleClaim, SettleClaimWrite,
@@ -85,8 +85,9 @@ pub enum Delivery {
     /// Another delivery of the same callback holds the claim and is telling the task now: this
     /// one is a duplicate (nothing called).
     BeingSettled,
-    /// The job is still executing: the task is left to its timeout and the polling fallback.
-    LeftToFallback,
+    /// The job did not read as ended yet: the task was told to look ([`TaskOutcome::Look`]) and
+    /// the workflow follows the job in its short polling loop.
+    Signalled,
 }
 
 impl Delivery {
@@ -96,7 +97,7 @@ impl Delivery {
             Delivery::Settled => "settled",
             Delivery::AlreadySettled(_) => "already_settled",
             Delivery::BeingSettled => "being_settled",
-            Delivery::LeftToFallback => "left_to_fallback",
+            Delivery::Signalled => "signalled",
         }
     }
 }
@@ -240,9 +241,6 @@ impl Callbacks {
         outcome: &TaskOutcome,
         deadline: Instant,
     ) -> Result<Delivery, CallbackError> {
-        if *outcome == TaskOutcome::NotFinal {
-            return Ok(Delivery::LeftToFallback);
-        }
         let hash = id.hash();
         let owner = format!("{:032x}", fastrand::u128(..));
         let lease = lease_for(deadline.saturating_duration_since(Instant::now()));
@@ -289,6 +287,7 @@ impl Callbacks {
         let how = match (told, outcome) {
             (Delivery::AlreadySettled(code), _) => code,
             (_, TaskOutcome::Fail(_)) => "failed",
+            (_, TaskOutcome::Look(_)) => "signalled",
             _ => "succeeded",
         };
         if let Err(err) = bounded(deadline, self.store.mark_settled(&hash, how, now_ms())).await {
@@ -326,13 +325,14 @@ impl Callbacks {
         let call = match outcome {
             TaskOutcome::Succeed(output) => self.tasks.succeed(token, output),
             TaskOutcome::Fail(cause) => self.tasks.fail(token, JOB_FAILED, cause),
-            TaskOutcome::NotFinal => return Ok(Delivery::LeftToFallback),
+            TaskOutcome::Look(signal) => self.tasks.succeed(token, signal),
         };
         let told = tokio::time::timeout_at(deadline, call)
             .await
             .unwrap_or_else(|_| Err(SettleError("no answer before the deadline".into())))
             .map_err(|e| CallbackError::Unavailable(e.0))?;
         Ok(match told {
+            Settled::Accepted if matches!(outcome, TaskOutcome::Look(_)) => Delivery::Signalled,
             Settled::Accepted => Delivery::Settled,
             Settled::AlreadyClosed(code) => Delivery::AlreadySettled(code),
         })
@@ -466,17 +466,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_job_still_executing_is_left_to_the_fallback_without_a_call() {
+    async fn a_job_still_executing_tells_the_task_to_look_once() {
         let (callbacks, shared) = setup();
         let key = RecordKey::request("k").unwrap();
         let id = registered(&callbacks, &key, "token-of-the-task").await;
-        let delivery = callbacks
-            .settle(&id, &TaskOutcome::NotFinal, deadline())
-            .await;
-        assert_eq!(delivery, Ok(Delivery::LeftToFallback));
-        assert!(shared.0.1.calls.lock().unwrap().is_empty());
+        shared.open("token-of-the-task");
+        let signal = look_signal(
+            crate::cloudbot::JobStatus::Executing,
+            "https://api.c-bot.pro/demo/jobs/j",
+        );
+        let outcome = TaskOutcome::Look(signal.clone());
+        let delivery = callbacks.settle(&id, &outcome, deadline()).await;
+        assert_eq!(delivery, Ok(Delivery::Signalled));
+        let calls = shared.0.1.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            [("token-of-the-task".into(), format!("success {signal}"))]
+        );
+        // The task is closed: Cloud BOT's next attempt is answered without a call.
         let record = callbacks.find(&id, deadline()).await.unwrap();
-        assert_eq!(record.state, CallbackState::Waiting, "nothing claimed");
+        assert_eq!(record.state, CallbackState::Settled);
+        assert_eq!(
+            callbacks.answered_without_reading(&record),
+            Some(Delivery::AlreadySettled("settled"))
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! What a waiting task is told about a job, as pure functions (table-tested): the job result
 //! (the shape `refer_job` returns) for a succeeded job, `CloudBot.JobFailed` with the BOT's
-//! message for an error job, nothing yet for a job still executing.
+//! message for an error job, and for a job not final yet a *look signal*: the callback is a
+//! signal to look, never the result, so the workflow is woken into its short polling loop
+//! (docs/state-machines.md, "A callback while the job still reads executing").
 
 use serde_json::{Map, Value};
 
@@ -20,8 +22,25 @@ pub enum TaskOutcome {
     Succeed(String),
     /// `SendTaskFailure` with [`JOB_FAILED`] and this cause.
     Fail(String),
-    /// Not final yet: tell nothing.
-    NotFinal,
+    /// Not final yet (Cloud BOT may call before its job reads as ended): `SendTaskSuccess`
+    /// with this [`look_signal`], which sends the workflow into its short polling loop.
+    Look(String),
+}
+
+/// The `signal` value of a look signal (the state machines' `CallbackSaid` choice tests for the
+/// field).
+pub const LOOK_SIGNAL: &str = "job_not_final";
+
+/// The task output that wakes the workflow to read the job itself: `{"signal", "status",
+/// "job_reference_endpoint"}`. Never the job's result (no output, no message): what the
+/// workflow reports is what its own reads find.
+pub fn look_signal(status: JobStatus, endpoint: &str) -> String {
+    serde_json::json!({
+        "signal": LOOK_SIGNAL,
+        "status": status.label(),
+        "job_reference_endpoint": endpoint,
+    })
+    .to_string()
 }
 
 /// The outcome for a job of `status` whose `refer_job` result is `result` (JSON object).
@@ -38,7 +57,9 @@ pub fn task_outcome(
             Some(m) if !m.is_empty() => m.chars().take(MAX_TASK_CAUSE_CHARS).collect(),
             _ => format!("The BOT job {endpoint} ended in error without a message."),
         }),
-        JobStatus::Executing | JobStatus::Unknown(_) => TaskOutcome::NotFinal,
+        JobStatus::Executing | JobStatus::Unknown(_) => {
+            TaskOutcome::Look(look_signal(status, endpoint))
+        }
     }
 }
 
@@ -90,7 +111,21 @@ mod tests {
             ))
         );
         for status in [JobStatus::Executing, JobStatus::Unknown(7)] {
-            assert_eq!(task_outcome(status, "{}", None, EP), TaskOutcome::NotFinal);
+            let TaskOutcome::Look(signal) =
+                task_outcome(status, r#"{"output":"x"}"#, Some("m"), EP)
+            else {
+                panic!("expected a look signal for {status:?}");
+            };
+            let value: Value = serde_json::from_str(&signal).unwrap();
+            // The signal names the job and nothing of its result.
+            assert_eq!(
+                value,
+                serde_json::json!({
+                    "signal": LOOK_SIGNAL,
+                    "status": status.label(),
+                    "job_reference_endpoint": EP,
+                })
+            );
         }
     }
 

@@ -9,7 +9,7 @@ use reqwest::Method;
 use reqwest::header;
 use serde::Deserialize;
 
-use super::base::ApiBase;
+use super::base::{ApiBase, EndpointProblem};
 use super::endpoint::{BotEndpoint, BotId, JobEndpoint, JobId, PublicId};
 use super::error::{Cause, CloudBotError};
 use super::exchange::{self, Call, Op, Reply};
@@ -133,15 +133,15 @@ impl CloudBotClient {
             .await
     }
 
-    /// `GET /{public_id}/bots`: the contract's API-published BOTs, each with its BOT execution
-    /// endpoint `{base}/{public_id}/bots/{bot_id}/jobs` [I]. BOTs whose id falls outside the
-    /// accepted id charset are left out (they could not be executed through a validated
-    /// endpoint) and counted in a warning.
+    /// `GET /{public_id}/bots`: every API-published BOT of the contract, each with its BOT
+    /// execution endpoint `{base}/{public_id}/bots/{bot_id}/jobs` [I], or, for a BOT whose id
+    /// falls outside the accepted id set (docs/client.md, "Endpoint rules"), why no endpoint can be built
+    /// for it: such a BOT is listed, never dropped, and counted in a warning.
     pub async fn list_bots(
         &self,
         call: &Call<'_>,
         public_id: &PublicId,
-    ) -> Result<Vec<(Bot, BotEndpoint)>, CloudBotError> {
+    ) -> Result<Vec<(Bot, Result<BotEndpoint, EndpointProblem>)>, CloudBotError> {
         let url = self
             .inner
             .base
@@ -164,21 +164,21 @@ impl CloudBotClient {
                 status: answer.status,
                 detail: "body is not a BOT list",
             })?;
-        let mut skipped = 0usize;
-        let mut bots = Vec::with_capacity(list.bots.len());
-        for bot in list.bots {
-            match BotId::parse(&bot.id, "bots[].id") {
-                Ok(bot_id) => {
-                    let endpoint = BotEndpoint::new(&self.inner.base, public_id.clone(), bot_id);
-                    bots.push((bot, endpoint));
-                }
-                Err(_) => skipped += 1,
-            }
-        }
-        if skipped > 0 {
+        let bots: Vec<_> = list
+            .bots
+            .into_iter()
+            .map(|bot| {
+                let endpoint = BotId::parse(&bot.id, "bots[].id")
+                    .map(|id| BotEndpoint::new(&self.inner.base, public_id.clone(), id))
+                    .map_err(|e| e.reason);
+                (bot, endpoint)
+            })
+            .collect();
+        let unaddressable = bots.iter().filter(|(_, e)| e.is_err()).count();
+        if unaddressable > 0 {
             tracing::warn!(
-                skipped,
-                "BOTs with ids outside the accepted charset left out"
+                unaddressable,
+                "BOTs listed without an execution endpoint: their ids fall outside the accepted id set"
             );
         }
         Ok(bots)

@@ -95,6 +95,11 @@ fn expression_of(write: &RunWrite) -> Expression {
             if let Some(message) = &end.message {
                 e.text("message", message, false);
             }
+            if end.output_omitted {
+                // Said, so nobody takes the run for one without output; how to fetch it:
+                // docs/ledger.md.
+                e.set("output_omitted", AttributeValue::Bool(true), false);
+            }
         }
         None => e.text(STATUS, write.status, true),
     }
@@ -166,6 +171,7 @@ mod tests {
             start_time: None,
             elapsed_s: None,
             message: Some("ok"),
+            output_omitted: false,
         };
         let origin = origin.then(|| Origin::of(Trigger::Direct, None, false, None, "req"));
         RunWrite::of(&job, &observed, origin, 1_796_050_800_000, 100)
@@ -210,5 +216,16 @@ mod tests {
             assert!(text.contains(part), "{part} in {text}");
         }
         assert!(!text.contains("trigger"), "{text}");
+        assert!(!text.contains("output_omitted"), "{text}");
+    }
+
+    #[test]
+    fn an_end_read_without_its_output_says_so() {
+        let mut w = write(JobStatus::Succeeded, false);
+        if let Some(end) = &mut w.end {
+            end.output_omitted = true;
+        }
+        let text = rendered(&expression_of(&w));
+        assert!(text.contains("output_omitted = :"), "{text}");
     }
 }

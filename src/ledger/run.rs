@@ -133,6 +133,9 @@ pub struct Observed<'a> {
     pub elapsed_s: Option<i64>,
     /// Cloud BOT's message.
     pub message: Option<&'a str>,
+    /// The answer was over the client's response cap and read without its output
+    /// (docs/client.md, "Oversized outputs").
+    pub output_omitted: bool,
 }
 
 /// The end of a run, recorded once.
@@ -146,6 +149,9 @@ pub struct End {
     pub elapsed_s: u64,
     /// Cloud BOT's message, at most [`MAX_MESSAGE_CHARS`].
     pub message: Option<String>,
+    /// The finished job's output was too large to read (kept at Cloud BOT: GET the job
+    /// endpoint).
+    pub output_omitted: bool,
 }
 
 /// One write of a run: every field is commutative with every other write of the same run
@@ -205,6 +211,7 @@ impl RunWrite {
             message: observed
                 .message
                 .map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect()),
+            output_omitted: observed.output_omitted,
         });
         let bot = (!observed.bot_id.is_empty())
             .then(|| format!("{}/{}", job.public_id().as_str(), observed.bot_id));
@@ -262,6 +269,7 @@ mod tests {
             start_time: Some("2026-11-30T15:30:00Z"),
             elapsed_s: Some(12),
             message: Some("done"),
+            output_omitted: false,
         }
     }
 

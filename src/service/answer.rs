@@ -8,7 +8,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::callback::Delivery;
-use crate::cloudbot::{Bot, BotEndpoint, Job, JobEndpoint, PublicId};
+use crate::cloudbot::{Bot, BotEndpoint, EndpointProblem, Job, JobEndpoint, PublicId};
 use crate::error::Failure;
 use crate::idempotency::{RecordKey, Replayed, State};
 use crate::request::OperationKind;
@@ -68,7 +68,18 @@ struct BotResult<'a> {
     bot_id: &'a str,
     name: Option<&'a str>,
     description: Option<&'a str>,
-    bot_endpoint: &'a str,
+    /// `null` for a BOT whose id no endpoint can carry (then `warning` says why).
+    bot_endpoint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+}
+
+/// The `warning` of a BOT listed without an endpoint (docs/client.md, "Endpoint rules").
+fn unaddressable(problem: EndpointProblem) -> String {
+    format!(
+        "The BOT id {problem}, so this function cannot address it (no bot_endpoint); run it \
+         from Cloud BOT's console or give it an id of letters, digits and ._~-"
+    )
 }
 
 /// The callback route's answer body (never names the id or the token).
@@ -135,7 +146,10 @@ pub(super) fn found(job: &Job, reference: &JobEndpoint) -> Result<Answer, Failur
 }
 
 /// `list_bots`' answer.
-pub(super) fn bots(public_id: &PublicId, bots: &[(Bot, BotEndpoint)]) -> Result<Answer, Failure> {
+pub(super) fn bots(
+    public_id: &PublicId,
+    bots: &[(Bot, Result<BotEndpoint, EndpointProblem>)],
+) -> Result<Answer, Failure> {
     ok(to_raw(&ListBotsResult {
         operation: OperationKind::ListBots.name(),
         public_id: public_id.as_str(),
@@ -145,7 +159,8 @@ pub(super) fn bots(public_id: &PublicId, bots: &[(Bot, BotEndpoint)]) -> Result<
                 bot_id: &bot.id,
                 name: bot.name.as_deref(),
                 description: bot.description.as_deref(),
-                bot_endpoint: endpoint.url(),
+                bot_endpoint: endpoint.as_ref().ok().map(BotEndpoint::url),
+                warning: endpoint.as_ref().err().map(|p| unaddressable(*p)),
             })
             .collect(),
     })?)
@@ -165,21 +180,13 @@ pub(super) fn resolved(
     })?)
 }
 
-/// The callback route's answer: 202 when the task is left to the fallback, 200 otherwise
-/// (every 2xx stops Cloud BOT's retries).
+/// The callback route's answer: always 200 (every 2xx stops Cloud BOT's retries, and every
+/// delivery that gets here has nothing left to do), naming what was done.
 pub(super) fn delivered(delivery: Delivery) -> Result<Answer, Failure> {
-    Ok(Answer {
-        body: to_raw(&CallbackResult {
-            operation: OperationKind::Callback.name(),
-            delivery: delivery.name(),
-        })?,
-        http_status: if delivery == Delivery::LeftToFallback {
-            202
-        } else {
-            200
-        },
-        location: None,
-    })
+    ok(to_raw(&CallbackResult {
+        operation: OperationKind::Callback.name(),
+        delivery: delivery.name(),
+    })?)
 }
 
 /// A managed schedule's tick that sends nothing: the decision and why (docs/schedules.md).
@@ -312,20 +319,20 @@ mod tests {
     }
 
     #[test]
-    fn a_callback_left_to_the_fallback_answers_202_and_names_nothing_secret() {
-        let left = delivered(Delivery::LeftToFallback).unwrap();
-        assert_eq!(left.http_status, 202);
+    fn every_callback_delivery_answers_200_and_names_nothing_secret() {
+        let signalled = delivered(Delivery::Signalled).unwrap();
+        assert_eq!(signalled.http_status, 200);
         assert_eq!(
-            left.body.get(),
-            r#"{"operation":"callback","delivery":"left_to_fallback"}"#
+            signalled.body.get(),
+            r#"{"operation":"callback","delivery":"signalled"}"#
         );
-        assert_eq!(delivered(Delivery::Settled).unwrap().http_status, 200);
-        assert_eq!(
-            delivered(Delivery::AlreadySettled("x"))
-                .unwrap()
-                .http_status,
-            200
-        );
+        for delivery in [
+            Delivery::Settled,
+            Delivery::AlreadySettled("x"),
+            Delivery::BeingSettled,
+        ] {
+            assert_eq!(delivered(delivery).unwrap().http_status, 200);
+        }
     }
 
     #[test]
@@ -351,12 +358,24 @@ mod tests {
             public_id.clone(),
             BotId::parse("b1", "bot_id").unwrap(),
         );
-        let answer = bots(&public_id, &[(bot, endpoint.clone())]).unwrap();
+        let odd: Bot = serde_json::from_value(json!({"id": "a/b"})).unwrap();
+        let answer = bots(
+            &public_id,
+            &[
+                (bot, Ok(endpoint.clone())),
+                (odd, Err(EndpointProblem::IdCharset)),
+            ],
+        )
+        .unwrap();
         assert_eq!(
             body(&answer),
             json!({"operation": "list_bots", "public_id": "demo", "bots": [
                 {"bot_id": "b1", "name": "Echo", "description": null,
-                 "bot_endpoint": endpoint.url()}]})
+                 "bot_endpoint": endpoint.url()},
+                {"bot_id": "a/b", "name": null, "description": null, "bot_endpoint": null,
+                 "warning": "The BOT id contains characters outside [A-Za-z0-9._~-], so this \
+                 function cannot address it (no bot_endpoint); run it from Cloud BOT's console \
+                 or give it an id of letters, digits and ._~-"}]})
         );
     }
 }

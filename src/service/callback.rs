@@ -8,17 +8,23 @@
 //!    by another delivery right now, is answered at once;
 //! 2. wait for the job the execute records after its POST (a BOT can finish before the
 //!    execute's own bookkeeping), else `Callback.NotReady`;
-//! 3. read the job with `refer_job` on the *stored* endpoint, re-reading it a few times while it
-//!    still reads as executing;
+//! 3. read the job once with `refer_job` on the *stored* endpoint;
 //! 4. a managed schedule's run: count the end for its failure breaker (`breaker`);
 //! 5. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
 //!    the record calls Step Functions; at the same time, record what was read in the run
-//!    ledger (`Service::learned`).
+//!    ledger (`Service::learned`). A job that does not read as ended yet is told as a *look
+//!    signal*, which wakes the workflow into its short polling loop.
 //!
-//! Settled, already settled, being settled by another delivery and closed tasks are all
-//! answered 2xx: every other answer makes Cloud BOT retry, and retry time is billed as BOT
-//! minutes. A job still executing after the re-reads leaves the task to its timeout and the
-//! polling fallback (202).
+//! Settled, signalled, already settled, being settled by another delivery and closed tasks are
+//! all answered 200: every other answer makes Cloud BOT retry, and retry time is billed as BOT
+//! minutes.
+//!
+//! Why one read and a signal, not re-reads here: [I] Cloud BOT counts callback-retry time in the
+//! job's execution time, so its job may read executing until the callback is acknowledged
+//! (the emulator's hold mode). Re-reading before answering could then never see the end, and
+//! would only delay the acknowledgement the end waits for (billed seconds); the workflow's own
+//! reads after the answer see it (docs/state-machines.md, "A callback while the job still reads
+//! executing").
 
 use std::time::Duration;
 
@@ -40,12 +46,6 @@ use crate::trigger::Answer;
 /// re-reads the record this many times, this far apart, before answering `Callback.NotReady`.
 const JOB_RECORD_READS: u32 = 5;
 const JOB_RECORD_WAIT: Duration = Duration::from_millis(200);
-
-/// A callback whose job still reads as executing ([I]: Cloud BOT may call before its own job
-/// reads as finished) re-reads the job this many times, this far apart, then leaves the task
-/// to its timeout and the polling fallback.
-const JOB_REREADS: u32 = 3;
-const JOB_REREAD_WAIT: Duration = Duration::from_secs(1);
 
 impl Service {
     /// Receives the callback `id` (steps in the module header).
@@ -84,7 +84,7 @@ impl Service {
         .map_err(|_| Failure::Internal("a stored job reference endpoint is invalid"))?;
         telemetry::record_target(&Operation::ReferJob { job: job.clone() });
         record.set_job(job.job_id().as_str());
-        let found = self.final_job(&job, scope, record).await?;
+        let found = self.read_job(&job, scope, record).await?;
         let result = answer::job_result(OperationKind::ReferJob, &found, &job)?;
         let outcome = task_outcome(
             found.status,
@@ -109,8 +109,8 @@ impl Service {
         answer::delivered(delivery)
     }
 
-    /// The job, re-read while it still reads as executing (at most [`JOB_REREADS`] times).
-    async fn final_job(
+    /// The job as Cloud BOT reads it now (one `refer_job`, refreshed credentials on a 401).
+    async fn read_job(
         &self,
         job: &JobEndpoint,
         scope: Scope,
@@ -120,22 +120,11 @@ impl Service {
             .credentials
             .get(job.public_id(), scope.deadline)
             .await?;
-        let mut rereads = 0;
-        loop {
-            let found = with_refresh!(self, &fetched, scope, |call| upstream(
-                record,
-                self.client.refer_job(&call, job),
-                |_| (Some(200), None)
-            ))?;
-            if found.status.is_final()
-                || rereads >= JOB_REREADS
-                || Instant::now() + JOB_REREAD_WAIT >= scope.deadline
-            {
-                return Ok(found);
-            }
-            rereads += 1;
-            tokio::time::sleep(JOB_REREAD_WAIT).await;
-        }
+        with_refresh!(self, &fetched, scope, |call| upstream(
+            record,
+            self.client.refer_job(&call, job),
+            |_| (Some(200), None)
+        ))
     }
 }
 
@@ -170,10 +159,10 @@ fn log_delivery(delivery: Delivery, found: &Job) {
                 "callback for a task Step Functions had closed"
             );
         }
-        Delivery::LeftToFallback => tracing::warn!(
+        Delivery::Signalled => tracing::info!(
             status = found.status.label(),
-            "callback while the job still reads as not finished: the task is left to its \
-             timeout and the polling fallback"
+            "callback while the job does not read as ended yet: the task was told to look \
+             (short polling loop)"
         ),
         Delivery::Settled => {
             tracing::info!(status = found.status.label(), "task settled by callback");
@@ -275,6 +264,53 @@ mod tests {
             (status, &body["delivery"]),
             (200, &json!("already_settled"))
         );
+        assert_eq!(shared.0.1.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_job_still_executing_is_read_once_and_the_task_told_to_look() {
+        // Cloud BOT's job may read executing until its callback is acknowledged: the receiver
+        // reads once, wakes the workflow with a look signal (never a result) and answers 200 at
+        // once, so the acknowledgement the job's end waits for is not delayed.
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
+                "message": "running", "output": {"partial": "x"}
+            })))
+            .mount(&server)
+            .await;
+        let (callbacks, shared) = setup();
+        let job = format!("{}/demo/jobs/j1", server.uri());
+        let id = registered(&callbacks, &shared, Some(&job)).await;
+        let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
+            .with_idempotency(Some(Idempotency::new(
+                Untouched,
+                Duration::from_secs(86_400),
+            )))
+            .with_callbacks(Some(callbacks));
+        let (status, body) = run_request(&service, &callback(id.clone())).await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            json!({"operation": "callback", "delivery": "signalled"})
+        );
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+        let calls = shared.0.1.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1);
+        let told = calls[0].1.strip_prefix("success ").unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(told).unwrap(),
+            json!({"signal": "job_not_final", "status": "executing", "job_reference_endpoint": job})
+        );
+        // A later attempt of the same callback finds the task told: no read, no call.
+        let (status, body) = run_request(&service, &callback(id)).await.unwrap();
+        assert_eq!(
+            (status, &body["delivery"]),
+            (200, &json!("already_settled"))
+        );
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
         assert_eq!(shared.0.1.calls.lock().unwrap().len(), 1);
     }
 

@@ -34,6 +34,7 @@ impl Service {
             start_time: found.start_time.as_deref(),
             elapsed_s: found.elapsed_time,
             message: found.message.as_deref(),
+            output_omitted: found.output_omitted,
         };
         match ledger
             .learned_end(endpoint, &observed, origin, deadline)
@@ -85,7 +86,7 @@ mod tests {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    use super::super::testing::{Untouched, run_request, secret, service};
+    use super::super::testing::{Untouched, run, run_request, secret, service};
     use crate::callback::CallbackId;
     use crate::callback::fake::{setup, token};
     use crate::credentials::StandIn;
@@ -176,5 +177,44 @@ mod tests {
         ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_finished_job_over_the_response_cap_is_answered_and_recorded_without_its_output() {
+        // Past the client's 1 MiB cap (docs/client.md, "Oversized outputs").
+        let big = "x".repeat(1_536 * 1024);
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "job_id": "j1", "bot_id": "b1", "status": 0,
+                "elapsed_time": 5, "output": {"report": big}, "message": "done"
+            })))
+            .mount(&server)
+            .await;
+        let ledger = Recorded::default();
+        let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[]).with_ledger(
+            Some(Ledger::new(ledger.clone(), Duration::from_secs(86_400))),
+        );
+        let (status, body) = run(
+            &service,
+            json!({"operation": "refer_job", "public_id": "demo", "job_id": "j1"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        // Finished, not an error: the status is read, the output is said to be left out.
+        assert_eq!(body["status"], "succeeded");
+        assert_eq!(body["output"], serde_json::Value::Null);
+        assert_eq!(body["output_omitted"], true);
+        assert!(
+            body["output_note"]
+                .as_str()
+                .unwrap()
+                .contains("job_reference_endpoint")
+        );
+        let writes = ledger.0.lock().unwrap().clone();
+        let end = writes[0].end.clone().expect("the end");
+        assert_eq!((end.status, end.output_omitted), ("succeeded", true));
     }
 }

@@ -152,4 +152,69 @@ mod tests {
             format!("{}/demo/bots/b1/jobs", server.uri())
         );
     }
+
+    #[tokio::test]
+    async fn list_bots_lists_every_id_and_hostile_ones_without_an_endpoint() {
+        // (id Cloud BOT lists, its endpoint path or None when no endpoint can carry it).
+        let table: &[(&str, Option<&str>)] = &[
+            ("get_items", Some("/demo/bots/get_items/jobs")),
+            ("echo.v2~beta", Some("/demo/bots/echo.v2~beta/jobs")),
+            ("...", Some("/demo/bots/.../jobs")),
+            (".", None),
+            ("..", None),
+            ("../other", None),
+            ("a/b", None),
+            ("a%2Fb", None),
+            ("%2e%2e", None),
+            ("a?x=1", None),
+            ("a#frag", None),
+            ("a@evil.example", None),
+            ("evil.example:443", None),
+            ("a b", None),
+            ("a\\b", None),
+            ("請求書", None),
+            ("botа", None), // Cyrillic a
+            ("", None),
+        ];
+        let listed: Vec<_> = table.iter().map(|(id, _)| json!({"id": id})).collect();
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/bots"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"code": 200, "bots": listed})),
+            )
+            .mount(&server)
+            .await;
+        let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[]);
+        let (status, body) = run(
+            &service,
+            json!({"operation": "list_bots", "public_id": "demo"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200);
+        let bots = body["bots"].as_array().unwrap();
+        assert_eq!(bots.len(), table.len(), "every BOT is listed");
+        for ((id, expected), bot) in table.iter().zip(bots) {
+            assert_eq!(bot["bot_id"], *id);
+            match expected {
+                Some(p) => {
+                    assert_eq!(
+                        bot["bot_endpoint"],
+                        format!("{}{p}", server.uri()),
+                        "{id:?}"
+                    );
+                    assert!(bot.get("warning").is_none(), "{id:?}");
+                }
+                None => {
+                    assert_eq!(bot["bot_endpoint"], serde_json::Value::Null, "{id:?}");
+                    let warning = bot["warning"].as_str().unwrap();
+                    assert!(warning.starts_with("The BOT id "), "{id:?}: {warning}");
+                    // The warning names the problem, never the id (it is in `bot_id`).
+                    assert!(id.len() < 3 || !warning.contains(id), "{id:?}: {warning}");
+                }
+            }
+        }
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
 }

@@ -43,6 +43,7 @@ fn observed(status: JobStatus, bot_id: &'static str) -> Observed<'static> {
         start_time: None,
         elapsed_s: Some(3),
         message: Some("finished"),
+        output_omitted: false,
     }
 }
 

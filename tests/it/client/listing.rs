@@ -167,6 +167,7 @@ async fn bots_with_dots_and_tildes_in_their_ids_are_listed_and_run() {
         .iter()
         .find(|(b, _)| b.id == "echo.v2~beta")
         .expect("the dotted BOT is listed");
+    let endpoint = endpoint.as_ref().unwrap();
     assert_eq!(
         endpoint.url(),
         format!("{}/demo/bots/echo.v2~beta/jobs", emu.base_url())

@@ -42,6 +42,7 @@ async fn list_bots_gives_each_bot_its_execution_endpoint() {
         assert!(ids.contains(&expected), "{ids:?}");
     }
     for (b, endpoint) in &bots {
+        let endpoint = endpoint.as_ref().unwrap();
         assert_eq!(
             endpoint.url(),
             format!("{}/demo/bots/{}/jobs", emu.base_url(), b.id)

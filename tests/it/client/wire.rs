@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use cloudbot_trigger::cloudbot::{
-    Cause, CloudBotClient, CloudBotError, Credentials, ExecuteRequest, JobStatus, Language,
-    MAX_MESSAGE_CHARS, PublicId, Started,
+    Cause, CloudBotClient, CloudBotError, Credentials, EndpointProblem, ExecuteRequest, JobStatus,
+    Language, MAX_MESSAGE_CHARS, PublicId, Started,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path};
@@ -326,7 +326,7 @@ async fn oversized_success_body_is_capped() {
 }
 
 #[tokio::test]
-async fn list_bots_leaves_out_ids_it_cannot_address() {
+async fn list_bots_lists_ids_it_cannot_address_without_an_endpoint() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/demo/bots"))
@@ -343,12 +343,14 @@ async fn list_bots_leaves_out_ids_it_cannot_address() {
         .list_bots(&call(&credentials(), T), &public_id)
         .await
         .unwrap();
-    assert_eq!(bots.len(), 1);
+    assert_eq!(bots.len(), 2, "never dropped");
     assert_eq!(bots[0].0.id, "good_bot");
     assert_eq!(
-        bots[0].1.url(),
+        bots[0].1.as_ref().unwrap().url(),
         format!("{}/demo/bots/good_bot/jobs", server.uri())
     );
+    assert_eq!(bots[1].0.id, "../evil");
+    assert_eq!(bots[1].1, Err(EndpointProblem::IdCharset));
 }
 
 #[tokio::test]
