@@ -23,6 +23,7 @@ pub mod error;
 pub mod idempotency;
 pub mod ledger;
 pub mod metrics;
+pub mod overrun;
 pub mod payload;
 pub mod request;
 pub mod schedule;

@@ -98,6 +98,13 @@ pub mod name {
     /// Run ledger writes that failed during the invocation (the run went on; docs/ledger.md);
     /// present only when one did.
     pub const LEDGER_WRITE_FAILURES: &str = "LedgerWriteFailures";
+    /// How long a job has been running, at each look that found it running (refer_job: the
+    /// state machines' polls), without dimensions (its own directive, present only then;
+    /// docs/overrun.md).
+    pub const JOB_RUNNING_SECONDS: &str = "JobRunningSeconds";
+    /// 1 when a look suspended a job past its maximum run time (the run ended overrun),
+    /// without dimensions (in the same directive, present only then).
+    pub const JOB_OVERRUNS: &str = "JobOverruns";
 }
 
 /// An EMF unit.
@@ -107,6 +114,8 @@ pub enum Unit {
     Count,
     /// Milliseconds.
     Milliseconds,
+    /// Seconds.
+    Seconds,
 }
 
 impl Unit {
@@ -115,6 +124,7 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
+            Unit::Seconds => "Seconds",
         }
     }
 }
@@ -133,6 +143,8 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::SCHEDULE_SKIPS, Unit::Count),
     (name::SCHEDULE_PAUSED, Unit::Count),
     (name::LEDGER_WRITE_FAILURES, Unit::Count),
+    (name::JOB_RUNNING_SECONDS, Unit::Seconds),
+    (name::JOB_OVERRUNS, Unit::Count),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -151,6 +163,11 @@ pub const SKIP_DIMENSION_SETS: &[&[&str]] = &[&[dimension::SKIP_REASON]];
 /// schedule is named in the record's `Schedule` property, the WARN log line and
 /// `cloudbot schedules list`.
 pub const PAUSED_DIMENSION_SETS: &[&[&str]] = &[&[]];
+
+/// The dimension set of [`name::JOB_RUNNING_SECONDS`] and [`name::JOB_OVERRUNS`]: none, for
+/// the same reason as [`PAUSED_DIMENSION_SETS`] (one alarm sees every job); the job is the
+/// record's `JobId` property.
+pub const RUNNING_DIMENSION_SETS: &[&[&str]] = &[&[]];
 
 /// The sandbox's metrics writer: built once at cold start, borrowed by every invocation.
 #[derive(Debug)]
@@ -184,6 +201,8 @@ impl Metrics {
             schedule_skip: None,
             schedule_paused: None,
             ledger_write_failures: 0,
+            job_running: None,
+            overrun: false,
         }
     }
 
@@ -231,6 +250,8 @@ pub struct Invocation {
     schedule_skip: Option<&'static str>,
     schedule_paused: Option<String>,
     ledger_write_failures: u32,
+    job_running: Option<Duration>,
+    overrun: bool,
 }
 
 impl Invocation {
@@ -283,6 +304,16 @@ impl Invocation {
     /// A run ledger write failed (the run went on).
     pub fn add_ledger_write_failure(&mut self) {
         self.ledger_write_failures += 1;
+    }
+
+    /// A look found the job running for `running` (issue 22).
+    pub fn set_job_running(&mut self, running: Duration) {
+        self.job_running = Some(running);
+    }
+
+    /// This invocation suspended a job past its maximum run time.
+    pub fn set_overrun(&mut self) {
+        self.overrun = true;
     }
 
     /// Adds Secrets Manager reads made for this invocation.
@@ -386,6 +417,25 @@ impl Serialize for Record<'_> {
                 }],
             });
         }
+        // How long a running job has run (and its overrun), without dimensions: one alarm
+        // for every job.
+        if inv.job_running.is_some() {
+            let mut metrics = vec![MetricDef {
+                name: name::JOB_RUNNING_SECONDS,
+                unit: Unit::Seconds.as_str(),
+            }];
+            if inv.overrun {
+                metrics.push(MetricDef {
+                    name: name::JOB_OVERRUNS,
+                    unit: Unit::Count.as_str(),
+                });
+            }
+            directives.push(Directive {
+                namespace: self.namespace,
+                dimensions: RUNNING_DIMENSION_SETS,
+                metrics,
+            });
+        }
         let mut map = s.serialize_map(None)?;
         map.serialize_entry(
             "_aws",
@@ -411,6 +461,12 @@ impl Serialize for Record<'_> {
         if let Some(schedule) = &inv.schedule_paused {
             map.serialize_entry(name::SCHEDULE_PAUSED, &1u64)?;
             map.serialize_entry("Schedule", schedule)?;
+        }
+        if let Some(running) = inv.job_running {
+            map.serialize_entry(name::JOB_RUNNING_SECONDS, &running.as_secs())?;
+            if inv.overrun {
+                map.serialize_entry(name::JOB_OVERRUNS, &1u64)?;
+            }
         }
         map.serialize_entry("Trigger", inv.trigger)?;
         map.serialize_entry("RequestId", &inv.request_id)?;

@@ -190,6 +190,9 @@ pub struct Config {
     pub callbacks: Option<CallbackConfig>,
     /// The run ledger; `None` keeps no ledger (said at cold start).
     pub ledger: Option<LedgerConfig>,
+    /// The stack default maximum run time of a job (`CLOUDBOT_MAX_RUN_SECONDS`; `None`: no
+    /// default; docs/overrun.md).
+    pub max_run: Option<Duration>,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
@@ -220,6 +223,7 @@ impl Config {
             idempotency,
             callbacks,
             ledger: read::ledger(&env)?,
+            max_run: read::max_run(&env)?,
             metrics_namespace: read::metrics_namespace(&env)?,
             test_only_extra_ca: read::extra_ca(&env)?,
         })

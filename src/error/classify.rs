@@ -10,6 +10,7 @@ use crate::callback::CallbackError;
 use crate::cloudbot::CloudBotError;
 use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
+use crate::overrun::OverrunError;
 use crate::schedule::ScheduleError;
 
 /// An error with a row in the error table.
@@ -135,5 +136,14 @@ mod tests {
             retry_after: Some(Duration::from_secs(30)),
         };
         assert!(err.kind().retryable);
+    }
+}
+
+impl Classified for OverrunError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            OverrunError::Overrun { .. } => &kind::JOB_OVERRUN,
+            OverrunError::SuspendForbidden { .. } => &kind::JOB_SUSPEND_FORBIDDEN,
+        }
     }
 }

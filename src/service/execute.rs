@@ -73,7 +73,9 @@ impl Service {
                 .schedule
                 .as_ref()
                 .map(|t| t.definition.name.as_str());
-            Origin::of(scope.trigger, key, task.is_some(), name, request_id)
+            let mut origin = Origin::of(scope.trigger, key, task.is_some(), name, request_id);
+            origin.max_run_s = execute.max_run.map(|max| max.as_secs());
+            origin
         };
         let Some(key) = key else {
             tracing::info!("execute without an idempotency key: not deduplicated");

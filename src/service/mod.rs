@@ -10,6 +10,8 @@
 //! - `reads`: `refer_job` and `list_bots` (reads never touch the store).
 //! - `callback`: Cloud BOT's callback at a job's end, received and told to the waiting task.
 //! - `learned`: the one place a learned job state goes to the run ledger.
+//! - `overrun`: a look at a running job: how long it has run, and its suspension past its
+//!   maximum run time.
 //! - `resolve`: the operator's way out of an idempotency record whose outcome is unknown.
 //! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
 //!   machine's DecideTick state).
@@ -26,6 +28,7 @@ mod callback;
 mod execute;
 mod init;
 mod learned;
+mod overrun;
 mod reads;
 mod resolve;
 mod tick;
