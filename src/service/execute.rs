@@ -74,7 +74,11 @@ impl Service {
                 .as_ref()
                 .map(|t| t.definition.name.as_str());
             let mut origin = Origin::of(scope.trigger, key, task.is_some(), name, request_id);
-            origin.max_run_s = execute.max_run.map(|max| max.as_secs());
+            // The request's own maximum, else its managed schedule's (docs/overrun.md).
+            origin.max_run_s = execute.max_run.map(|max| max.as_secs()).or_else(|| {
+                let tick = execute.schedule.as_ref()?;
+                tick.definition.policies.max_run_seconds.map(u64::from)
+            });
             origin
         };
         let Some(key) = key else {

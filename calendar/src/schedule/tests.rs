@@ -248,6 +248,12 @@ fn every_invalid_field_is_named_by_its_path() {
             "schedules[0].policies.failure_breaker",
             "1 to 100",
         ),
+        (
+            "/schedules/0/policies",
+            json!({"max_run_seconds": 0}),
+            "schedules[0].policies.max_run_seconds",
+            "1 to 2592000",
+        ),
     ];
     for (pointer, value, field, reason) in cases {
         let mut file = minimal();

@@ -14,6 +14,7 @@ mod exactly_once;
 mod faults;
 mod ledger;
 mod logs;
+mod overrun;
 mod payloads;
 mod prefetch;
 mod schedules;
