@@ -511,9 +511,9 @@ mod tests {
         let aws = &v["_aws"];
         assert!(aws["Timestamp"].as_u64().is_some(), "{v}");
         let directives = aws["CloudWatchMetrics"].as_array().unwrap();
-        // The invocation's directive, the skip's when a schedule tick was skipped, and the
-        // breaker's when a schedule paused itself.
-        assert!((1..=3).contains(&directives.len()));
+        // The invocation's directive, the skip's when a schedule tick was skipped, the
+        // breaker's when a schedule paused itself, and a running job's.
+        assert!((1..=4).contains(&directives.len()));
         for d in directives {
             assert!(d["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
             for set in d["Dimensions"].as_array().unwrap() {
@@ -537,7 +537,10 @@ mod tests {
                     "metric {name} must be a numeric root member"
                 );
                 let unit = def["Unit"].as_str().unwrap();
-                assert!(["Count", "Milliseconds"].contains(&unit), "{unit}");
+                assert!(
+                    ["Count", "Milliseconds", "Seconds"].contains(&unit),
+                    "{unit}"
+                );
             }
         }
     }
@@ -609,6 +612,8 @@ mod tests {
         inv.set_schedule_skip("holiday");
         inv.set_schedule_paused("daily-report");
         inv.add_ledger_write_failure();
+        inv.set_job_running(Duration::from_secs(3_700));
+        inv.set_overrun();
         let v = render(&inv);
         assert_valid_emf(&v);
         let declared: Vec<&Value> = v["_aws"]["CloudWatchMetrics"]
@@ -645,6 +650,27 @@ mod tests {
         );
         assert_eq!(v["SchedulePaused"], 1);
         assert_eq!(v["Schedule"], "daily-report");
+        // A running job's time and its overrun: no dimensions either, whole seconds.
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][3]["Dimensions"],
+            serde_json::json!([[]])
+        );
+        assert_eq!(v["JobRunningSeconds"], 3_700);
+        assert_eq!(v["JobOverruns"], 1);
+    }
+
+    #[test]
+    fn only_a_look_at_a_running_job_carries_its_running_time() {
+        let m = Metrics::new("NS");
+        let mut inv = m.start("sfn", "r");
+        inv.set_operation("refer_job");
+        let v = render(&inv);
+        assert!(v.get("JobRunningSeconds").is_none() && v.get("JobOverruns").is_none());
+        inv.set_job_running(Duration::from_millis(61_900));
+        let v = render(&inv);
+        assert_valid_emf(&v);
+        assert_eq!(v["JobRunningSeconds"], 61);
+        assert!(v.get("JobOverruns").is_none(), "no overrun, no series");
     }
 
     #[test]

@@ -392,12 +392,11 @@ def test_maximum_run_time_default_and_the_running_job_alarm(template):
     # docs/overrun.md: the stack default reaches the function, and the alarm reads the longest
     # running time any look saw (Maximum), against its own parameter.
     env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["CLOUDBOT_MAX_RUN_SECONDS"] == {"Ref": "MaxRunSeconds"}
-    params = template["Parameters"]
-    assert params["MaxRunSeconds"]["Default"] == 0 and params["MaxRunSeconds"]["MinValue"] == 0
+    assert env["CLOUDBOT_MAX_RUN_SECONDS"] == {"Fn::FindInMap": ["Settings", "MaxRunSeconds", "Default"]}
+    assert _settings(template)["MaxRunSeconds"] == 0, "no default maximum unless the operator sets one"
     alarm = template["Resources"]["JobRunningTooLongAlarm"]["Properties"]
     assert (alarm["MetricName"], alarm["Statistic"]) == ("JobRunningSeconds", "Maximum")
-    assert alarm["Threshold"] == {"Ref": "JobRunningAlarmSeconds"}
+    assert alarm["Threshold"] == {"Fn::FindInMap": ["Settings", "JobRunningAlarmSeconds", "Default"]}
     assert "Dimensions" not in alarm, "JobRunningSeconds is emitted without dimensions"
     assert len(alarm["AlarmDescription"]) <= 1024
 
