@@ -89,7 +89,7 @@ fn an_unquoted_time_of_day_in_yaml_is_still_a_time() {
 
 #[test]
 fn every_invalid_field_is_named_by_its_path() {
-    let cases: [(&str, Value, &str, &str); 28] = [
+    let cases: [(&str, Value, &str, &str); 29] = [
         (
             "/schedules/0/months",
             json!([]),
