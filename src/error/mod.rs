@@ -346,6 +346,16 @@ mod tests {
                 },
             }),
             Failure::Schedule(ScheduleError::Internal("x")),
+            Failure::Overrun(OverrunError::Overrun {
+                running_s: 61,
+                max_s: 60,
+                max_from: crate::overrun::Source::Default,
+                status: "error",
+            }),
+            Failure::Overrun(OverrunError::SuspendForbidden {
+                running_s: 61,
+                max_s: 60,
+            }),
             Failure::Internal("x"),
         ];
         let reached: HashSet<&str> = samples.iter().map(Failure::error_type).collect();

@@ -329,7 +329,12 @@ mod tests {
 
     #[test]
     fn an_overrun_ends_the_run_as_overrun_even_while_the_job_reads_executing() {
-        let w = RunWrite::overrun(&job(), &observed(JobStatus::Executing), 1_796_100_000_000, 10);
+        let w = RunWrite::overrun(
+            &job(),
+            &observed(JobStatus::Executing),
+            1_796_100_000_000,
+            10,
+        );
         let end = w.end.unwrap();
         assert_eq!((end.status, end.elapsed_s), (OVERRUN, 12));
         let w = RunWrite::overrun(&job(), &observed(JobStatus::Error), 1_796_100_000_000, 10);

@@ -235,8 +235,10 @@ mod tests {
         for (max, default) in [(Ok(Some(120)), "30"), (Ok(None), "0"), (Ok(None), "")] {
             let server = cloud_bot(Some(90), 200).await;
             let vars: &[(&str, &str)] = &[("CLOUDBOT_MAX_RUN_SECONDS", default)];
-            let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), vars)
-                .with_ledger(Some(Ledger::new(Runs::holding(max), Duration::from_secs(60))));
+            let service =
+                service(&server.uri(), StandIn::holding(&secret(1), "v1"), vars).with_ledger(Some(
+                    Ledger::new(Runs::holding(max), Duration::from_secs(60)),
+                ));
             let (_, body) = run(&service, refer()).await.unwrap();
             assert_eq!(body["status"], "executing");
             assert_eq!(suspends(&server).await, 0, "{max:?} {default}");
@@ -247,22 +249,25 @@ mod tests {
     async fn an_unreadable_ledger_or_an_unmeasurable_job_is_never_suspended_on_a_guess() {
         // The run's own maximum cannot be read: the default is not applied in its place.
         let server = cloud_bot(Some(90), 200).await;
-        let service = service(
+        let unreadable = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
             &[("CLOUDBOT_MAX_RUN_SECONDS", "10")],
         )
-        .with_ledger(Some(Ledger::new(Runs::holding(Err(())), Duration::from_secs(60))));
-        run(&service, refer()).await.unwrap();
+        .with_ledger(Some(Ledger::new(
+            Runs::holding(Err(())),
+            Duration::from_secs(60),
+        )));
+        run(&unreadable, refer()).await.unwrap();
         assert_eq!(suspends(&server).await, 0);
         // Cloud BOT tells neither the elapsed time nor the start.
         let server = cloud_bot(None, 200).await;
-        let service = service(
+        let unmeasurable = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
             &[("CLOUDBOT_MAX_RUN_SECONDS", "1")],
         );
-        run(&service, refer()).await.unwrap();
+        run(&unmeasurable, refer()).await.unwrap();
         assert_eq!(suspends(&server).await, 0);
     }
 

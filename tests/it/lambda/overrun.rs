@@ -85,7 +85,9 @@ async fn a_job_past_its_requests_maximum_is_suspended_and_its_run_ends_overrun()
     assert_eq!(text("end_status").as_deref(), Some("overrun"));
     assert_eq!(text("status").as_deref(), Some("overrun"));
     assert_eq!(
-        run.get("max_run_s").and_then(|v| v.as_n().ok()).map(String::as_str),
+        run.get("max_run_s")
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str),
         Some("1")
     );
 
