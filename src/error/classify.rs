@@ -91,6 +91,15 @@ impl Classified for ScheduleError {
     }
 }
 
+impl Classified for OverrunError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            OverrunError::Overrun { .. } => &kind::JOB_OVERRUN,
+            OverrunError::SuspendForbidden { .. } => &kind::JOB_SUSPEND_FORBIDDEN,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -136,14 +145,5 @@ mod tests {
             retry_after: Some(Duration::from_secs(30)),
         };
         assert!(err.kind().retryable);
-    }
-}
-
-impl Classified for OverrunError {
-    fn kind(&self) -> &'static ErrorKind {
-        match self {
-            OverrunError::Overrun { .. } => &kind::JOB_OVERRUN,
-            OverrunError::SuspendForbidden { .. } => &kind::JOB_SUSPEND_FORBIDDEN,
-        }
     }
 }
