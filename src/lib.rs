@@ -24,6 +24,7 @@ pub mod idempotency;
 pub mod job_events;
 pub mod ledger;
 pub mod metrics;
+pub mod overrun;
 pub mod payload;
 pub mod request;
 pub mod schedule;

@@ -114,6 +114,13 @@ pub mod name {
     /// Job-finished events that could not be put on the bus during the invocation (the run
     /// went on; docs/events.md); present only when one could not.
     pub const EVENT_PUBLISH_FAILURES: &str = "EventPublishFailures";
+    /// How long a job has been running, at each look that found it running (refer_job: the
+    /// state machines' polls), without dimensions (its own directive, present only then;
+    /// docs/overrun.md).
+    pub const JOB_RUNNING_SECONDS: &str = "JobRunningSeconds";
+    /// 1 when a look suspended a job past its maximum run time (the run ended overrun),
+    /// without dimensions (in the same directive, present only then).
+    pub const JOB_OVERRUNS: &str = "JobOverruns";
 }
 
 /// An EMF unit.
@@ -123,6 +130,8 @@ pub enum Unit {
     Count,
     /// Milliseconds.
     Milliseconds,
+    /// Seconds.
+    Seconds,
 }
 
 impl Unit {
@@ -131,6 +140,7 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
+            Unit::Seconds => "Seconds",
         }
     }
 }
@@ -155,6 +165,8 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::QUEUE_DEAD_LETTERED, Unit::Count),
     (name::QUEUE_OUTCOME_UNKNOWN, Unit::Count),
     (name::EVENT_PUBLISH_FAILURES, Unit::Count),
+    (name::JOB_RUNNING_SECONDS, Unit::Seconds),
+    (name::JOB_OVERRUNS, Unit::Count),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -173,6 +185,11 @@ pub const SKIP_DIMENSION_SETS: &[&[&str]] = &[&[dimension::SKIP_REASON]];
 /// schedule is named in the record's `Schedule` property, the WARN log line and
 /// `cloudbot schedules list`.
 pub const PAUSED_DIMENSION_SETS: &[&[&str]] = &[&[]];
+
+/// The dimension set of [`name::JOB_RUNNING_SECONDS`] and [`name::JOB_OVERRUNS`]: none, for
+/// the same reason as [`PAUSED_DIMENSION_SETS`] (one alarm sees every job); the job is the
+/// record's `JobId` property.
+pub const RUNNING_DIMENSION_SETS: &[&[&str]] = &[&[]];
 
 /// The sandbox's metrics writer: built once at cold start, borrowed by every invocation.
 #[derive(Debug)]
@@ -207,6 +224,8 @@ impl Metrics {
             schedule_paused: None,
             ledger_write_failures: 0,
             event_publish_failures: 0,
+            job_running: None,
+            overrun: false,
         }
     }
 
@@ -255,6 +274,8 @@ pub struct Invocation {
     schedule_paused: Option<String>,
     ledger_write_failures: u32,
     event_publish_failures: u32,
+    job_running: Option<Duration>,
+    overrun: bool,
 }
 
 impl Invocation {
@@ -312,6 +333,16 @@ impl Invocation {
     /// A job-finished event could not be put (the run went on).
     pub fn add_event_publish_failure(&mut self) {
         self.event_publish_failures += 1;
+    }
+
+    /// A look found the job running for `running` (issue 22).
+    pub fn set_job_running(&mut self, running: Duration) {
+        self.job_running = Some(running);
+    }
+
+    /// This invocation suspended a job past its maximum run time.
+    pub fn set_overrun(&mut self) {
+        self.overrun = true;
     }
 
     /// Adds Secrets Manager reads made for this invocation.
@@ -421,6 +452,25 @@ impl Serialize for Record<'_> {
                 }],
             });
         }
+        // How long a running job has run (and its overrun), without dimensions: one alarm
+        // for every job.
+        if inv.job_running.is_some() {
+            let mut metrics = vec![MetricDef {
+                name: name::JOB_RUNNING_SECONDS,
+                unit: Unit::Seconds.as_str(),
+            }];
+            if inv.overrun {
+                metrics.push(MetricDef {
+                    name: name::JOB_OVERRUNS,
+                    unit: Unit::Count.as_str(),
+                });
+            }
+            directives.push(Directive {
+                namespace: self.namespace,
+                dimensions: RUNNING_DIMENSION_SETS,
+                metrics,
+            });
+        }
         let mut map = s.serialize_map(None)?;
         map.serialize_entry(
             "_aws",
@@ -446,6 +496,12 @@ impl Serialize for Record<'_> {
         if let Some(schedule) = &inv.schedule_paused {
             map.serialize_entry(name::SCHEDULE_PAUSED, &1u64)?;
             map.serialize_entry("Schedule", schedule)?;
+        }
+        if let Some(running) = inv.job_running {
+            map.serialize_entry(name::JOB_RUNNING_SECONDS, &running.as_secs())?;
+            if inv.overrun {
+                map.serialize_entry(name::JOB_OVERRUNS, &1u64)?;
+            }
         }
         map.serialize_entry("Trigger", inv.trigger)?;
         map.serialize_entry("RequestId", &inv.request_id)?;
@@ -587,9 +643,9 @@ mod tests {
         let aws = &v["_aws"];
         assert!(aws["Timestamp"].as_u64().is_some(), "{v}");
         let directives = aws["CloudWatchMetrics"].as_array().unwrap();
-        // The invocation's directive, the skip's when a schedule tick was skipped, and the
-        // breaker's when a schedule paused itself.
-        assert!((1..=3).contains(&directives.len()));
+        // The invocation's directive, the skip's when a schedule tick was skipped, the
+        // breaker's when a schedule paused itself, and a running job's.
+        assert!((1..=4).contains(&directives.len()));
         for d in directives {
             assert!(d["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
             for set in d["Dimensions"].as_array().unwrap() {
@@ -613,7 +669,10 @@ mod tests {
                     "metric {name} must be a numeric root member"
                 );
                 let unit = def["Unit"].as_str().unwrap();
-                assert!(["Count", "Milliseconds"].contains(&unit), "{unit}");
+                assert!(
+                    ["Count", "Milliseconds", "Seconds"].contains(&unit),
+                    "{unit}"
+                );
             }
         }
     }
@@ -686,6 +745,8 @@ mod tests {
         inv.set_schedule_paused("daily-report");
         inv.add_ledger_write_failure();
         inv.add_event_publish_failure();
+        inv.set_job_running(Duration::from_secs(3_700));
+        inv.set_overrun();
         let v = render(&inv);
         assert_valid_emf(&v);
         // The run queue's metrics have their own record (one per lane of a batch).
@@ -724,6 +785,27 @@ mod tests {
         );
         assert_eq!(v["SchedulePaused"], 1);
         assert_eq!(v["Schedule"], "daily-report");
+        // A running job's time and its overrun: no dimensions either, whole seconds.
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][3]["Dimensions"],
+            serde_json::json!([[]])
+        );
+        assert_eq!(v["JobRunningSeconds"], 3_700);
+        assert_eq!(v["JobOverruns"], 1);
+    }
+
+    #[test]
+    fn only_a_look_at_a_running_job_carries_its_running_time() {
+        let m = Metrics::new("NS");
+        let mut inv = m.start("sfn", "r");
+        inv.set_operation("refer_job");
+        let v = render(&inv);
+        assert!(v.get("JobRunningSeconds").is_none() && v.get("JobOverruns").is_none());
+        inv.set_job_running(Duration::from_millis(61_900));
+        let v = render(&inv);
+        assert_valid_emf(&v);
+        assert_eq!(v["JobRunningSeconds"], 61);
+        assert!(v.get("JobOverruns").is_none(), "no overrun, no series");
     }
 
     #[test]

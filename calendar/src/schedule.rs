@@ -167,6 +167,16 @@ impl Schedule {
                 "must be 1 to 100",
             ));
         }
+        if self
+            .policies
+            .max_run_seconds
+            .is_some_and(|s| !(1..=2_592_000).contains(&s))
+        {
+            return Err(FileError::field(
+                "policies.max_run_seconds",
+                "must be 1 to 2592000 seconds",
+            ));
+        }
         Ok(())
     }
 
@@ -203,6 +213,13 @@ pub struct RunPolicies {
     #[serde(default = "failure_breaker_default")]
     #[schemars(range(min = 1, max = 100))]
     pub failure_breaker: u8,
+    /// The maximum run time of each run's BOT job in seconds (1 to 2592000): a job still
+    /// running past it when looked at is suspended and the run ends `overrun`
+    /// (`Job.Overrun`). A request's own `max_run_seconds` wins; the stack default applies when
+    /// both are absent (docs/overrun.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2_592_000))]
+    pub max_run_seconds: Option<u32>,
 }
 
 fn failure_breaker_default() -> u8 {
@@ -215,6 +232,7 @@ impl Default for RunPolicies {
             overlap: Overlap::default(),
             max_lateness: Lateness::default(),
             failure_breaker: failure_breaker_default(),
+            max_run_seconds: None,
         }
     }
 }

@@ -197,6 +197,9 @@ pub struct Config {
     pub ledger: Option<LedgerConfig>,
     /// The job-finished events' bus (name or ARN); `None` puts no events (docs/events.md).
     pub event_bus: Option<String>,
+    /// The stack default maximum run time of a job (`CLOUDBOT_MAX_RUN_SECONDS`; `None`: no
+    /// default; docs/overrun.md).
+    pub max_run: Option<Duration>,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
@@ -231,6 +234,7 @@ impl Config {
             callbacks,
             ledger: read::ledger(&env)?,
             event_bus: event_bus::event_bus(&env)?,
+            max_run: read::max_run(&env)?,
             metrics_namespace: read::metrics_namespace(&env)?,
             test_only_extra_ca: read::extra_ca(&env)?,
             queue_concurrency: read::queue_concurrency(&env)?,

@@ -289,6 +289,20 @@ pub(super) fn ledger(
     }))
 }
 
+/// `CLOUDBOT_MAX_RUN_SECONDS`: the stack default maximum run time, 0 (or unset) for none, at
+/// most [`crate::overrun::MAX_RUN_SECONDS_LIMIT`] (docs/overrun.md).
+pub(super) fn max_run(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    let seconds = env.u64(
+        "CLOUDBOT_MAX_RUN_SECONDS",
+        0,
+        0,
+        crate::overrun::MAX_RUN_SECONDS_LIMIT,
+    )?;
+    Ok((seconds > 0).then(|| std::time::Duration::from_secs(seconds)))
+}
+
 /// A DynamoDB table name or ARN from `var` (`None` when unset).
 fn table_name(
     env: &Env<impl Fn(&str) -> Option<String>>,

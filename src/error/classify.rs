@@ -10,6 +10,7 @@ use crate::callback::CallbackError;
 use crate::cloudbot::CloudBotError;
 use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
+use crate::overrun::OverrunError;
 use crate::schedule::ScheduleError;
 
 /// An error with a row in the error table.
@@ -87,6 +88,15 @@ impl Classified for ScheduleError {
                 }
             },
             ScheduleError::Internal(_) => &kind::FUNCTION_INTERNAL,
+        }
+    }
+}
+
+impl Classified for OverrunError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            OverrunError::Overrun { .. } => &kind::JOB_OVERRUN,
+            OverrunError::SuspendForbidden { .. } => &kind::JOB_SUSPEND_FORBIDDEN,
         }
     }
 }

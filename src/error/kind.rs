@@ -244,6 +244,22 @@ pub static CALENDAR_UNDECIDABLE: ErrorKind = ErrorKind {
     meaning: "the calendar could not decide a managed schedule's tick: a date before the holiday list (1955), no business day within a year of it, or a defect of the shipped list; nothing was sent ([schedules](schedules.md#how-a-tick-is-decided))",
 };
 
+/// `Job.Overrun` (issue 22).
+pub static JOB_OVERRUN: ErrorKind = ErrorKind {
+    name: "Job.Overrun",
+    http_status: 422,
+    retryable: false,
+    meaning: "the job ran longer than its maximum run time (`max_run_seconds`, else the stack default): it was suspended, re-read, and its run recorded as ended `overrun`; catch it to handle an overrun ([overrun](overrun.md))",
+};
+
+/// `Job.SuspendForbidden` (issue 22).
+pub static JOB_SUSPEND_FORBIDDEN: ErrorKind = ErrorKind {
+    name: "Job.SuspendForbidden",
+    http_status: 502,
+    retryable: false,
+    meaning: "the job ran longer than its maximum run time but Cloud BOT refused to suspend it (HTTP 403): the access token needs the Suspend permission; the job is still running ([overrun](overrun.md))",
+};
+
 /// Every row, in documentation order.
 pub static ALL: &[&ErrorKind] = &[
     &INVALID_REQUEST,
@@ -272,6 +288,8 @@ pub static ALL: &[&ErrorKind] = &[
     &SCHEDULE_TOO_LATE,
     &CALENDAR_STALE,
     &CALENDAR_UNDECIDABLE,
+    &JOB_OVERRUN,
+    &JOB_SUSPEND_FORBIDDEN,
     &FUNCTION_DEADLINE_EXCEEDED,
     &FUNCTION_INTERNAL,
 ];

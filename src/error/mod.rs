@@ -22,6 +22,7 @@ use crate::callback::CallbackError;
 use crate::cloudbot::CloudBotError;
 use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
+use crate::overrun::OverrunError;
 use crate::request::RequestError;
 use crate::schedule::ScheduleError;
 
@@ -46,6 +47,9 @@ pub enum Failure {
     /// A managed schedule's tick was refused (too late, calendar unanswerable); nothing sent.
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
+    /// A job passed its maximum run time (suspended), or could not be suspended.
+    #[error(transparent)]
+    Overrun(#[from] OverrunError),
     /// A bug-class failure inside the function (e.g. a result that could not be encoded).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -61,6 +65,7 @@ impl Failure {
             Failure::Idempotency(err) => err.kind(),
             Failure::Callback(err) => err.kind(),
             Failure::Schedule(err) => err.kind(),
+            Failure::Overrun(err) => err.kind(),
             Failure::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
     }
@@ -122,6 +127,10 @@ impl Failure {
             Failure::Callback(_) => "Callback not handled",
             Failure::Schedule(ScheduleError::TooLate { .. }) => "Scheduled tick delivered too late",
             Failure::Schedule(_) => "Scheduled tick not decided",
+            Failure::Overrun(OverrunError::Overrun { .. }) => "Job ran past its maximum run time",
+            Failure::Overrun(OverrunError::SuspendForbidden { .. }) => {
+                "Job past its maximum run time could not be suspended"
+            }
             Failure::Internal(_) => "Internal error",
         }
     }
@@ -343,6 +352,16 @@ mod tests {
                 },
             }),
             Failure::Schedule(ScheduleError::Internal("x")),
+            Failure::Overrun(OverrunError::Overrun {
+                running_s: 61,
+                max_s: 60,
+                max_from: crate::overrun::Source::Default,
+                status: "error",
+            }),
+            Failure::Overrun(OverrunError::SuspendForbidden {
+                running_s: 61,
+                max_s: 60,
+            }),
             Failure::Internal("x"),
         ];
         let reached: HashSet<&str> = samples.iter().map(Failure::error_type).collect();

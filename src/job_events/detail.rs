@@ -19,8 +19,9 @@ pub enum DetailType {
     /// The job ended with status 1 (Cloud BOT reads a job stopped by its suspend API as 1 too,
     /// unless the suspending path recorded the end as `suspended`).
     Failed,
-    /// The run's end was recorded as `suspended` (the path that suspends jobs writes it).
-    Suspended,
+    /// The run's end was recorded as `overrun`: this product suspended the job past its
+    /// maximum run time (docs/overrun.md).
+    Overrun,
     /// Cloud BOT refused the execute: provably no job was started.
     FailedToStart,
 }
@@ -38,9 +39,9 @@ pub const DETAIL_TYPES: &[(DetailType, &str)] = &[
          console)",
     ),
     (
-        DetailType::Suspended,
-        "a BOT job's run was ended by this product's suspension (its ledger end status \
-         `suspended`)",
+        DetailType::Overrun,
+        "a BOT job was suspended by this product past its maximum run time (its ledger end \
+         status `overrun`)",
     ),
     (
         DetailType::FailedToStart,
@@ -54,7 +55,7 @@ impl DetailType {
         match self {
             DetailType::Succeeded => "BOT Job Succeeded",
             DetailType::Failed => "BOT Job Failed",
-            DetailType::Suspended => "BOT Job Suspended",
+            DetailType::Overrun => "BOT Job Overrun",
             DetailType::FailedToStart => "BOT Job Failed To Start",
         }
     }
@@ -63,7 +64,7 @@ impl DetailType {
     pub fn of_end(end_status: &str) -> Self {
         match end_status {
             "succeeded" => DetailType::Succeeded,
-            "suspended" => DetailType::Suspended,
+            crate::ledger::OVERRUN => DetailType::Overrun,
             _ => DetailType::Failed,
         }
     }
@@ -78,7 +79,7 @@ pub struct Ended<'a> {
     pub bot: Option<&'a str>,
     /// The job reference endpoint.
     pub job_endpoint: &'a str,
-    /// `succeeded`, `error` or `suspended`.
+    /// `succeeded`, `error` or `overrun`.
     pub status: &'a str,
     /// The start, RFC 3339.
     pub started_at: String,
@@ -188,6 +189,7 @@ mod tests {
             start_time: None,
             elapsed_s: Some(42),
             message: Some("done"),
+            output_omitted: false,
         };
         let write = RunWrite::of(&job, &observed, None, 1_796_050_842_000, 100);
         let recorded = RecordedStart {
@@ -232,7 +234,7 @@ mod tests {
     fn each_end_status_has_its_detail_type_and_every_type_is_listed_once() {
         assert_eq!(DetailType::of_end("succeeded"), DetailType::Succeeded);
         assert_eq!(DetailType::of_end("error"), DetailType::Failed);
-        assert_eq!(DetailType::of_end("suspended"), DetailType::Suspended);
+        assert_eq!(DetailType::of_end("overrun"), DetailType::Overrun);
         let names: Vec<&str> = DETAIL_TYPES.iter().map(|(t, _)| t.name()).collect();
         let mut unique = names.clone();
         unique.dedup();
@@ -242,7 +244,7 @@ mod tests {
             match t {
                 DetailType::Succeeded
                 | DetailType::Failed
-                | DetailType::Suspended
+                | DetailType::Overrun
                 | DetailType::FailedToStart => {}
             }
         }

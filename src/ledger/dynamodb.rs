@@ -8,8 +8,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use super::attribute::{BOT, JOB_ENDPOINT, MONTH, NOMINAL_TIME, RUN, SCHEDULE, STARTED_AT, STATUS};
-use super::run::RunWrite;
+use super::attribute::{
+    BOT, JOB_ENDPOINT, MAX_RUN_S, MONTH, NOMINAL_TIME, RUN, SCHEDULE, STARTED_AT, STATUS,
+};
+use super::run::{RunKey, RunWrite};
 use super::{LedgerStore, RecordedStart, Written};
 use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
 
@@ -83,6 +85,9 @@ fn expression_of(write: &RunWrite) -> Expression {
                 e.text(attribute, value, false);
             }
         }
+        if let Some(max) = origin.max_run_s {
+            e.number(MAX_RUN_S, max, false);
+        }
     } else if let Some(bot) = &write.bot {
         e.text(BOT, bot, true);
     }
@@ -136,6 +141,28 @@ impl LedgerStore for LedgerTable {
                     None => Err(unavailable("UpdateItem", &err)),
                 },
             }
+        })
+    }
+
+    fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            // One attribute, eventually consistent (half a read unit): the start wrote it long
+            // before any look that could find the job over its maximum.
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(RUN, string_value(run.as_str()))
+                .projection_expression("#m")
+                .expression_attribute_names("#m", MAX_RUN_S)
+                .send()
+                .await
+                .map_err(|err| unavailable("GetItem", &err))?;
+            Ok(output
+                .item()
+                .and_then(|item| item.get(MAX_RUN_S))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok()))
         })
     }
 }

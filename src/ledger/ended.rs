@@ -85,6 +85,7 @@ mod tests {
             start_time: None,
             elapsed_s: Some(4),
             message: Some("done"),
+            output_omitted: false,
         };
         RunWrite::of(&job, &observed, None, 1_796_050_800_000, 100)
     }

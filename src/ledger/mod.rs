@@ -22,8 +22,8 @@ use tokio::time::Instant;
 pub use dynamodb::LedgerTable;
 pub use ended::{EndedRun, RecordedStart};
 pub use run::{
-    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, Observed, Origin, RunKey, RunWrite, month_of,
-    seen_attribute,
+    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, OVERRUN, Observed, Origin, RunKey, RunWrite,
+    month_of, seen_attribute,
 };
 
 use crate::cloudbot::{JobEndpoint, JobStatus};
@@ -51,8 +51,11 @@ pub mod attribute {
     pub const SCHEDULE: &str = "schedule";
     /// The nominal occurrence, RFC 3339 (sort key of `by_schedule`).
     pub const NOMINAL_TIME: &str = "nominal_time";
-    /// The last status learnt: `executing`, `succeeded` or `error`.
+    /// The last status learnt: `executing`, `succeeded` or `error` (`overrun` at an
+    /// overrun's end).
     pub const STATUS: &str = "status";
+    /// The run's maximum run time in seconds, when its request set one (docs/overrun.md).
+    pub const MAX_RUN_S: &str = "max_run_s";
 }
 
 /// Names of the ledger table's global secondary indexes (template.yaml, the CLI).
@@ -85,6 +88,10 @@ pub enum Written {
 pub trait LedgerStore: Send + Sync + Debug {
     /// Applies `write` (one request).
     fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written>;
+
+    /// The maximum run time (seconds) the start of `run` recorded, if any (one read;
+    /// docs/overrun.md).
+    fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>>;
 }
 
 /// What `Service::learned` reports.
@@ -154,8 +161,41 @@ impl Ledger {
         if origin.is_none() && observed.status == JobStatus::Executing {
             return Ok((Learned::Noted, None));
         }
-        let started = origin.is_some();
-        let mut write = RunWrite::of(job, observed, origin, now_ms(), self.retention.as_secs());
+        let write = RunWrite::of(job, observed, origin, now_ms(), self.retention.as_secs());
+        self.apply(write, deadline).await
+    }
+
+    /// Records the end of a run suspended for passing its maximum run time: the end is
+    /// [`OVERRUN`] whatever the re-read job says (`observed`); the same conditional end write
+    /// as any other, so exactly one learner records it.
+    pub async fn overrun_end(
+        &self,
+        job: &JobEndpoint,
+        observed: &Observed<'_>,
+        deadline: Instant,
+    ) -> Result<(Learned, Option<EndedRun>), StoreError> {
+        let write = RunWrite::overrun(job, observed, now_ms(), self.retention.as_secs());
+        self.apply(write, deadline).await
+    }
+
+    /// The maximum run time the start of the run of `job` recorded (docs/overrun.md).
+    pub async fn max_run(
+        &self,
+        job: &JobEndpoint,
+        deadline: Instant,
+    ) -> Result<Option<Duration>, StoreError> {
+        let run = RunKey::of_job(job);
+        let seconds = bounded(deadline, self.store.max_run_s(&run)).await?;
+        Ok(seconds.map(Duration::from_secs))
+    }
+
+    /// Applies one write of a run (the end's condition decides who recorded it).
+    async fn apply(
+        &self,
+        mut write: RunWrite,
+        deadline: Instant,
+    ) -> Result<(Learned, Option<EndedRun>), StoreError> {
+        let started = write.origin.is_some();
         let written = bounded(deadline, self.store.write(&write)).await?;
         match written {
             Written::Noted {

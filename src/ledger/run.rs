@@ -54,6 +54,9 @@ pub struct Origin {
     pub request_key: Option<String>,
     /// The Lambda request id of the invocation that started the run.
     pub request_id: String,
+    /// The run's maximum run time in seconds (`max_run_seconds`), when its request set one:
+    /// every later look at the job reads it from here (docs/overrun.md).
+    pub max_run_s: Option<u64>,
 }
 
 impl Origin {
@@ -111,6 +114,7 @@ impl Origin {
             execution,
             request_key: key_text.map(str::to_owned),
             request_id: request_id.to_owned(),
+            max_run_s: None,
         }
     }
 }
@@ -138,10 +142,13 @@ pub struct Observed<'a> {
     pub output_omitted: bool,
 }
 
+/// The end status of a run suspended for passing its maximum run time (docs/overrun.md).
+pub const OVERRUN: &str = "overrun";
+
 /// The end of a run, recorded once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct End {
-    /// `succeeded` or `error`.
+    /// `succeeded` or `error`, or [`OVERRUN`].
     pub status: &'static str,
     /// When it was learned (epoch ms).
     pub ended_at_ms: u64,
@@ -230,6 +237,33 @@ impl RunWrite {
     }
 }
 
+impl RunWrite {
+    /// The write of a run that passed its maximum run time and was suspended: its end is
+    /// [`OVERRUN`] whatever the job reads after the suspend (Cloud BOT accepted it), with what
+    /// that re-read said (`observed`).
+    pub fn overrun(
+        job: &JobEndpoint,
+        observed: &Observed<'_>,
+        now_ms: u64,
+        retention_s: u64,
+    ) -> Self {
+        let mut write = Self::of(job, observed, None, now_ms, retention_s);
+        write.end = Some(End {
+            status: OVERRUN,
+            ended_at_ms: now_ms,
+            elapsed_s: observed
+                .elapsed_s
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(now_ms.saturating_sub(write.started_at_ms) / 1000),
+            message: observed
+                .message
+                .map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect()),
+            output_omitted: observed.output_omitted,
+        });
+        write
+    }
+}
+
 /// The attribute holding the first time a status was seen: `seen_executing`, `seen_succeeded`,
 /// `seen_error`, or `seen_code_<n>` for a status code Cloud BOT has not documented.
 pub fn seen_attribute(status: JobStatus) -> String {
@@ -301,6 +335,20 @@ mod tests {
         let end = w.end.unwrap();
         assert_eq!((end.status, end.elapsed_s), ("succeeded", 12));
         assert_eq!(w.seen.0, "seen_succeeded");
+    }
+
+    #[test]
+    fn an_overrun_ends_the_run_as_overrun_even_while_the_job_reads_executing() {
+        let w = RunWrite::overrun(
+            &job(),
+            &observed(JobStatus::Executing),
+            1_796_100_000_000,
+            10,
+        );
+        let end = w.end.unwrap();
+        assert_eq!((end.status, end.elapsed_s), (OVERRUN, 12));
+        let w = RunWrite::overrun(&job(), &observed(JobStatus::Error), 1_796_100_000_000, 10);
+        assert_eq!(w.end.unwrap().status, OVERRUN);
     }
 
     #[test]

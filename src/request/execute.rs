@@ -45,6 +45,7 @@ pub(super) fn parse_execute(
         idempotency_key,
         task_token: None,
         schedule: None,
+        max_run: max_run(map)?,
     }))
 }
 
@@ -151,6 +152,22 @@ fn timeout_ms(map: &Map<String, Value>) -> Result<Option<u64>, RequestError> {
         ));
     }
     Ok(Some(ms))
+}
+
+/// `max_run_seconds`: 1 to [`crate::overrun::MAX_RUN_SECONDS_LIMIT`] (docs/overrun.md).
+fn max_run(map: &Map<String, Value>) -> Result<Option<std::time::Duration>, RequestError> {
+    use crate::overrun::{FIELD, MAX_RUN_SECONDS_LIMIT};
+    let Some(v) = map.get(FIELD) else {
+        return Ok(None);
+    };
+    let seconds = uint_field(v, FIELD)?;
+    if !(1..=MAX_RUN_SECONDS_LIMIT).contains(&seconds) {
+        return Err(RequestError::field(
+            FIELD,
+            format!("must be between 1 and {MAX_RUN_SECONDS_LIMIT} seconds"),
+        ));
+    }
+    Ok(Some(std::time::Duration::from_secs(seconds)))
 }
 
 /// The callback endpoint is where Cloud BOT posts the finished job (no credentials go there), so

@@ -216,6 +216,9 @@ pub struct Execute {
     /// fire time before the key is claimed, and the key is then the nominal occurrence's
     /// (docs/schedules.md). `None` for every other execute.
     pub schedule: Option<ScheduleTick>,
+    /// The run's maximum run time (`max_run_seconds`; docs/overrun.md), recorded in the run
+    /// ledger at the start. `None`: the stack default, if any.
+    pub max_run: Option<std::time::Duration>,
 }
 
 /// What an operator found for a record whose outcome is unknown.

@@ -132,7 +132,7 @@ mod tests {
     use crate::credentials::StandIn;
     use crate::idempotency::{Idempotency, RecordKey};
     use crate::job_events::{DetailType, EventBus, PublishError, PutFuture};
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunWrite, Written};
+    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
     use crate::request::{Operation, Request};
     use crate::table::StoreFuture;
     use crate::trigger::Trigger;
@@ -156,6 +156,10 @@ mod tests {
                     recorded: RecordedStart::default(),
                 })
             })
+        }
+
+        fn max_run_s<'a>(&'a self, _: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
+            Box::pin(async { Ok(None) })
         }
     }
 

@@ -76,7 +76,13 @@ impl Service {
                 .schedule
                 .as_ref()
                 .map(|t| t.definition.name.as_str());
-            Origin::of(scope.trigger, key, task.is_some(), name, request_id)
+            let mut origin = Origin::of(scope.trigger, key, task.is_some(), name, request_id);
+            // The request's own maximum, else its managed schedule's (docs/overrun.md).
+            origin.max_run_s = execute.max_run.map(|max| max.as_secs()).or_else(|| {
+                let tick = execute.schedule.as_ref()?;
+                tick.definition.policies.max_run_seconds.map(u64::from)
+            });
+            origin
         };
         let Some(key) = key else {
             tracing::info!("execute without an idempotency key: not deduplicated");

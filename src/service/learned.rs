@@ -25,6 +25,33 @@ impl Service {
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
+        self.learned_as(endpoint, found, origin, false, deadline, record)
+            .await
+    }
+
+    /// Records the end of a run suspended for passing its maximum run time (`found`: the job
+    /// as re-read after the suspend): the same conditional end write, its status `overrun`
+    /// (docs/overrun.md).
+    pub(super) async fn learned_overrun(
+        &self,
+        endpoint: &JobEndpoint,
+        found: &Job,
+        deadline: Instant,
+        record: &mut Invocation,
+    ) -> Learned {
+        self.learned_as(endpoint, found, None, true, deadline, record)
+            .await
+    }
+
+    async fn learned_as(
+        &self,
+        endpoint: &JobEndpoint,
+        found: &Job,
+        origin: Option<Origin>,
+        overrun: bool,
+        deadline: Instant,
+        record: &mut Invocation,
+    ) -> Learned {
         let Some(ledger) = &self.ledger else {
             return Learned::Off;
         };
@@ -36,10 +63,14 @@ impl Service {
             message: found.message.as_deref(),
             output_omitted: found.output_omitted,
         };
-        match ledger
-            .learned_end(endpoint, &observed, origin, deadline)
-            .await
-        {
+        let written = if overrun {
+            ledger.overrun_end(endpoint, &observed, deadline).await
+        } else {
+            ledger
+                .learned_end(endpoint, &observed, origin, deadline)
+                .await
+        };
+        match written {
             Ok((learned, ended)) => {
                 tracing::debug!(
                     job_id = endpoint.job_id().as_str(),
@@ -91,7 +122,7 @@ mod tests {
     use crate::callback::fake::{setup, token};
     use crate::credentials::StandIn;
     use crate::idempotency::{Idempotency, RecordKey};
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunWrite, Written};
+    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
     use crate::request::{Operation, Request};
     use crate::table::StoreFuture;
 
@@ -112,6 +143,16 @@ mod tests {
                     ended: write.end.is_some(),
                     recorded: RecordedStart::default(),
                 })
+            })
+        }
+
+        fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
+            Box::pin(async move {
+                let writes = self.0.lock().unwrap();
+                Ok(writes
+                    .iter()
+                    .filter(|w| &w.run == run)
+                    .find_map(|w| w.origin.as_ref().and_then(|o| o.max_run_s)))
             })
         }
     }

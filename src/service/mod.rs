@@ -11,6 +11,8 @@
 //! - `callback`: Cloud BOT's callback at a job's end, received and told to the waiting task.
 //! - `learned`: the one place a learned job state goes to the run ledger.
 //! - `announce`: a job's end (or an execute Cloud BOT refused) put on the events bus.
+//! - `overrun`: a look at a running job: how long it has run, and its suspension past its
+//!   maximum run time.
 //! - `resolve`: the operator's way out of an idempotency record whose outcome is unknown.
 //! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
 //!   machine's DecideTick state).
@@ -30,6 +32,7 @@ mod execute;
 mod init;
 mod learned;
 mod queue;
+mod overrun;
 mod reads;
 mod resolve;
 mod tick;

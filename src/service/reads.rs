@@ -26,6 +26,10 @@ impl Service {
             self.client.refer_job(&call, job),
             |_| (Some(200), None)
         ))?;
+        // A running job is measured, and suspended past its maximum run time.
+        let found = self
+            .watch_running(job, found, &fetched, scope, record)
+            .await?;
         // The state machines' polling loops learn a job's end here.
         self.learned(job, &found, None, scope.deadline, record)
             .await;

@@ -117,6 +117,7 @@ fn ended_run() -> EndedRun {
         start_time: Some("2026-12-07T09:00:00Z"),
         elapsed_s: Some(5),
         message: Some("the BOT failed"),
+        output_omitted: false,
     };
     let write = RunWrite::of(&job, &observed, None, 1_796_633_000_000, 100);
     EndedRun::of(&write, &RecordedStart::default()).unwrap()

@@ -331,7 +331,7 @@ def test_function_may_read_only_its_secret(template):
             "kms:Decrypt",
             "secretsmanager:GetSecretValue",
             str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]),
-            str(["dynamodb:UpdateItem"]),
+            str(["dynamodb:UpdateItem", "dynamodb:GetItem"]),
             "events:PutEvents",
             str(settle),
         ]
@@ -400,6 +400,19 @@ def test_run_ledger_table_is_on_demand_encrypted_recoverable_with_ttl_and_its_in
         assert f'index("{name}", "{keys[0]}", "{keys[1]}")' in moto_rs, name
     env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
     assert env["CLOUDBOT_RUN_LEDGER_RETENTION_DAYS"] == {"Ref": "RunLedgerRetentionDays"}
+
+
+def test_maximum_run_time_default_and_the_running_job_alarm(template):
+    # docs/overrun.md: the stack default reaches the function, and the alarm reads the longest
+    # running time any look saw (Maximum), against its own parameter.
+    env = template["Resources"]["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CLOUDBOT_MAX_RUN_SECONDS"] == {"Fn::FindInMap": ["Settings", "MaxRunSeconds", "Default"]}
+    assert _settings(template)["MaxRunSeconds"] == 0, "no default maximum unless the operator sets one"
+    alarm = template["Resources"]["JobRunningTooLongAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Statistic"]) == ("JobRunningSeconds", "Maximum")
+    assert alarm["Threshold"] == {"Fn::FindInMap": ["Settings", "JobRunningAlarmSeconds", "Default"]}
+    assert "Dimensions" not in alarm, "JobRunningSeconds is emitted without dimensions"
+    assert len(alarm["AlarmDescription"]) <= 1024
 
 
 # The three schedules (ScheduleTarget and Callbacks pick the one that takes ScheduleState) and the

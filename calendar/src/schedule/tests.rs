@@ -89,7 +89,7 @@ fn an_unquoted_time_of_day_in_yaml_is_still_a_time() {
 
 #[test]
 fn every_invalid_field_is_named_by_its_path() {
-    let cases: [(&str, Value, &str, &str); 28] = [
+    let cases: [(&str, Value, &str, &str); 29] = [
         (
             "/schedules/0/months",
             json!([]),
@@ -247,6 +247,12 @@ fn every_invalid_field_is_named_by_its_path() {
             json!({"failure_breaker": 0}),
             "schedules[0].policies.failure_breaker",
             "1 to 100",
+        ),
+        (
+            "/schedules/0/policies",
+            json!({"max_run_seconds": 0}),
+            "schedules[0].policies.max_run_seconds",
+            "1 to 2592000",
         ),
     ];
     for (pointer, value, field, reason) in cases {

@@ -139,6 +139,21 @@ fn direct_cases(base: &str) -> Vec<(&'static str, Value, &'static str)> {
             "callback_endpoint",
         ),
         (
+            "max_run_seconds zero",
+            json!({"public_id": "demo", "bot_id": "echo_bot", "max_run_seconds": 0}),
+            "max_run_seconds",
+        ),
+        (
+            "max_run_seconds not a number",
+            json!({"public_id": "demo", "bot_id": "echo_bot", "max_run_seconds": "1h"}),
+            "max_run_seconds",
+        ),
+        (
+            "max_run_seconds on refer_job",
+            json!({"operation": "refer_job", "public_id": "demo", "job_id": "j", "max_run_seconds": 60}),
+            "max_run_seconds",
+        ),
+        (
             "callback_tries without endpoint",
             json!({"public_id": "demo", "bot_id": "echo_bot", "callback_tries": 2}),
             "callback_tries",

@@ -194,6 +194,7 @@ fn the_end_detail_table_in_docs_is_the_details_fields() {
         start_time: None,
         elapsed_s: Some(1),
         message: None,
+        output_omitted: false,
     };
     let write = RunWrite::of(&job, &observed, None, 1_796_050_800_000, 100);
     let run = EndedRun::of(&write, &RecordedStart::default()).unwrap();

@@ -15,6 +15,7 @@ mod exactly_once;
 mod faults;
 mod ledger;
 mod logs;
+mod overrun;
 mod payloads;
 mod prefetch;
 mod queue;

@@ -1,0 +1,289 @@
+//! `Service::watch_running`: a look at a job that is still running (issue 22). It says how
+//! long the job has been running (`JobRunningSeconds`), and when that passes the run's maximum
+//! run time it suspends the job through Cloud BOT, re-reads it, records the run's end as
+//! `overrun` (`Service::learned_overrun`, the same conditional end write as every other path)
+//! and fails the look with `Job.Overrun`. The maximum is the one the run's start recorded in
+//! the run ledger, else the stack default. Why there and the rest: docs/overrun.md.
+
+use std::time::SystemTime;
+
+use super::{Scope, Service, upstream, with_refresh};
+use crate::cloudbot::{CloudBotError, Job, JobEndpoint, JobStatus};
+use crate::credentials::Fetched;
+use crate::error::Failure;
+use crate::metrics::Invocation;
+use crate::overrun::{self, OverrunError};
+
+impl Service {
+    /// Looks at `found`, the job at `job` as just read with `fetched` credentials: a job not
+    /// executing is handed back as it is; a running one is measured and, past its maximum,
+    /// suspended (module header). `Ok` hands the job back for the caller's answer.
+    pub(super) async fn watch_running(
+        &self,
+        job: &JobEndpoint,
+        found: Job,
+        fetched: &Fetched,
+        scope: Scope,
+        record: &mut Invocation,
+    ) -> Result<Job, Failure> {
+        if found.status != JobStatus::Executing {
+            return Ok(found);
+        }
+        // Nothing is guessed: a job that tells neither its elapsed time nor its start is
+        // neither measured nor suspended.
+        let Some(running) = overrun::running_for(&found, SystemTime::now()) else {
+            return Ok(found);
+        };
+        record.set_job_running(running);
+        let recorded = match &self.ledger {
+            None => None,
+            Some(ledger) => match ledger.max_run(job, scope.deadline).await {
+                Ok(max) => max,
+                Err(error) => {
+                    // The run's own maximum is unknown, and it may be longer than the
+                    // default: a run still wanted is never suspended on a guess. The next
+                    // look tries again.
+                    tracing::warn!(
+                        job_id = job.job_id().as_str(),
+                        error = %error,
+                        "could not read the run's maximum run time from the run ledger: \
+                         not enforced on this look"
+                    );
+                    return Ok(found);
+                }
+            },
+        };
+        let Some((max, source)) = overrun::maximum(recorded, self.config.max_run) else {
+            return Ok(found);
+        };
+        if !overrun::overran(running, max) {
+            return Ok(found);
+        }
+        let (running_s, max_s) = (running.as_secs(), max.as_secs());
+        tracing::warn!(
+            job_id = job.job_id().as_str(),
+            running_s,
+            max_s,
+            max_from = source.label(),
+            "the job is past its maximum run time: suspending it"
+        );
+        let suspended = match with_refresh!(self, fetched, scope, |call| upstream(
+            record,
+            self.client.suspend_job(&call, job),
+            |_| (Some(200), None)
+        )) {
+            Ok(suspended) => suspended,
+            Err(Failure::CloudBot(CloudBotError::Forbidden)) => {
+                return Err(OverrunError::SuspendForbidden { running_s, max_s }.into());
+            }
+            Err(other) => return Err(other),
+        };
+        // The suspend's own answer stands in when the re-read fails: Cloud BOT accepted the
+        // suspend either way.
+        let after = with_refresh!(self, fetched, scope, |call| upstream(
+            record,
+            self.client.refer_job(&call, job),
+            |_| (Some(200), None)
+        ))
+        .unwrap_or(suspended);
+        record.set_overrun();
+        self.learned_overrun(job, &after, scope.deadline, record)
+            .await;
+        tracing::warn!(
+            job_id = job.job_id().as_str(),
+            status = after.status.label(),
+            "suspended the job past its maximum run time: the run ended as overrun"
+        );
+        Err(OverrunError::Overrun {
+            running_s,
+            max_s,
+            max_from: source,
+            status: after.status.label(),
+        }
+        .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::super::testing::{run, secret, service};
+    use crate::credentials::StandIn;
+    use crate::error::Failure;
+    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
+    use crate::overrun::OverrunError;
+    use crate::table::{StoreError, StoreFuture};
+
+    /// A run ledger holding one recorded maximum (or failing to read it); keeps every write.
+    #[derive(Debug, Clone)]
+    struct Runs {
+        max_run_s: Result<Option<u64>, ()>,
+        writes: Arc<Mutex<Vec<RunWrite>>>,
+    }
+
+    impl Runs {
+        fn holding(max_run_s: Result<Option<u64>, ()>) -> Self {
+            Self {
+                max_run_s,
+                writes: Arc::default(),
+            }
+        }
+    }
+
+    impl LedgerStore for Runs {
+        fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
+            self.writes.lock().unwrap().push(write.clone());
+            Box::pin(async move {
+                Ok(Written::Noted {
+                    ended: write.end.is_some(),
+                    recorded: RecordedStart::default(),
+                })
+            })
+        }
+
+        fn max_run_s<'a>(&'a self, _: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
+            let read = self
+                .max_run_s
+                .map_err(|()| StoreError::Unavailable("throttled".into()));
+            Box::pin(async move { read })
+        }
+    }
+
+    /// Cloud BOT with job j1 executing for `elapsed` seconds until suspended (the DELETE
+    /// answers status 1, a later GET too), the DELETE answered with `suspend_status`.
+    async fn cloud_bot(elapsed: Option<i64>, suspend_status: u16) -> MockServer {
+        let server = MockServer::start().await;
+        let running = json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
+                             "elapsed_time": elapsed, "message": "The BOT is executing"});
+        let suspended = json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 1,
+                               "elapsed_time": elapsed, "message": "The job was suspended"});
+        let answer = match suspend_status {
+            200 => ResponseTemplate::new(200).set_body_json(suspended.clone()),
+            status => ResponseTemplate::new(status).set_body_json(json!({"code": status})),
+        };
+        Mock::given(method("DELETE"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(running))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(suspended))
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    fn refer() -> serde_json::Value {
+        json!({"operation": "refer_job", "public_id": "demo", "job_id": "j1"})
+    }
+
+    async fn suspends(server: &MockServer) -> usize {
+        let requests = server.received_requests().await.unwrap();
+        requests
+            .iter()
+            .filter(|r| r.method.as_str() == "DELETE")
+            .count()
+    }
+
+    #[tokio::test]
+    async fn the_runs_recorded_maximum_wins_over_a_longer_default_and_ends_the_run_overrun() {
+        let server = cloud_bot(Some(90), 200).await;
+        let runs = Runs::holding(Ok(Some(60)));
+        let service = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "3600")],
+        )
+        .with_ledger(Some(Ledger::new(runs.clone(), Duration::from_secs(60))));
+        let err = run(&service, refer()).await.unwrap_err();
+        let Failure::Overrun(OverrunError::Overrun {
+            running_s,
+            max_s,
+            status,
+            ..
+        }) = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!((*running_s, *max_s, *status), (90, 60, "error"));
+        assert_eq!(err.kind().name, "Job.Overrun");
+        assert_eq!(suspends(&server).await, 1);
+        let writes = runs.writes.lock().unwrap().clone();
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        let end = writes[0].end.clone().unwrap();
+        assert_eq!(end.status, "overrun");
+        assert_eq!(end.message.as_deref(), Some("The job was suspended"));
+    }
+
+    #[tokio::test]
+    async fn within_the_maximum_or_without_one_the_job_is_only_read() {
+        for (max, default) in [(Ok(Some(120)), "30"), (Ok(None), "0"), (Ok(None), "")] {
+            let server = cloud_bot(Some(90), 200).await;
+            let vars: &[(&str, &str)] = &[("CLOUDBOT_MAX_RUN_SECONDS", default)];
+            let service =
+                service(&server.uri(), StandIn::holding(&secret(1), "v1"), vars).with_ledger(Some(
+                    Ledger::new(Runs::holding(max), Duration::from_secs(60)),
+                ));
+            let (_, body) = run(&service, refer()).await.unwrap();
+            assert_eq!(body["status"], "executing");
+            assert_eq!(suspends(&server).await, 0, "{max:?} {default}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_ledger_or_an_unmeasurable_job_is_never_suspended_on_a_guess() {
+        // The run's own maximum cannot be read: the default is not applied in its place.
+        let server = cloud_bot(Some(90), 200).await;
+        let unreadable = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "10")],
+        )
+        .with_ledger(Some(Ledger::new(
+            Runs::holding(Err(())),
+            Duration::from_secs(60),
+        )));
+        run(&unreadable, refer()).await.unwrap();
+        assert_eq!(suspends(&server).await, 0);
+        // Cloud BOT tells neither the elapsed time nor the start.
+        let server = cloud_bot(None, 200).await;
+        let unmeasurable = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "1")],
+        );
+        run(&unmeasurable, refer()).await.unwrap();
+        assert_eq!(suspends(&server).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_suspend_names_the_permission_and_records_no_end() {
+        let server = cloud_bot(Some(90), 403).await;
+        let runs = Runs::holding(Ok(None));
+        let service = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "60")],
+        )
+        .with_ledger(Some(Ledger::new(runs.clone(), Duration::from_secs(60))));
+        let err = run(&service, refer()).await.unwrap_err();
+        assert_eq!(err.kind().name, "Job.SuspendForbidden");
+        assert!(err.to_string().contains("Suspend permission"), "{err}");
+        assert!(runs.writes.lock().unwrap().is_empty());
+    }
+}
