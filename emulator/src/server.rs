@@ -281,6 +281,21 @@ async fn handle(
     };
     let text = reply.body.to_string();
     let resp = match k {
+        FaultKind::StatusAfter => {
+            let f = fault.expect("a fault was chosen");
+            let replaced =
+                StatusCode::from_u16(f.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let body = serde_json::json!({
+                "code": replaced.as_u16(),
+                "message": format!("emulated {} after processing", replaced.as_u16()),
+            });
+            state.record_request(record(Some(replaced.as_u16()), job_id, kind));
+            return Ok(json_response(
+                replaced,
+                Bytes::from(body.to_string()),
+                f.retry_after,
+            ));
+        }
         FaultKind::ResetAfter => {
             state.record_request(record(None, job_id, kind));
             rst.store(true, Ordering::Release);

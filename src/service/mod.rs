@@ -27,6 +27,7 @@ mod execute;
 mod init;
 mod learned;
 mod reads;
+mod reconcile;
 mod resolve;
 mod tick;
 

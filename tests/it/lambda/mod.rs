@@ -16,6 +16,7 @@ mod ledger;
 mod logs;
 mod payloads;
 mod prefetch;
+mod reconcile;
 mod schedules;
 mod state_machines;
 
@@ -162,6 +163,7 @@ impl Harness {
                 DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
                 table.expiry,
             )
+            .with_reconcile_settle(table.reconcile_settle)
         });
         let schedule_states = config.idempotency.as_ref().map(|table| {
             ScheduleStates::new(DynamoDbStore::new(dynamodb.clone(), table.table.clone()))
