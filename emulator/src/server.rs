@@ -275,16 +275,21 @@ async fn handle(
     let status = reply.status;
     let job_id = reply.job_id.clone();
     let location = reply.location.clone();
-    let Some(Fault { kind: k, .. }) = fault else {
+    let Some(Fault {
+        kind: k,
+        status: fault_status,
+        retry_after,
+        ..
+    }) = fault
+    else {
         state.record_request(record(Some(status.as_u16()), job_id, None));
         return Ok(with_location(reply_response(status, &reply.body), location));
     };
     let text = reply.body.to_string();
     let resp = match k {
         FaultKind::StatusAfter => {
-            let f = fault.expect("a fault was chosen");
             let replaced =
-                StatusCode::from_u16(f.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                StatusCode::from_u16(fault_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let body = serde_json::json!({
                 "code": replaced.as_u16(),
                 "message": format!("emulated {} after processing", replaced.as_u16()),
@@ -293,7 +298,7 @@ async fn handle(
             return Ok(json_response(
                 replaced,
                 Bytes::from(body.to_string()),
-                f.retry_after,
+                retry_after,
             ));
         }
         FaultKind::ResetAfter => {

@@ -142,12 +142,12 @@ pub fn decide(facts: &Facts<'_>) -> Reconciled {
         .filter(|o| o.key != facts.key && o.state == State::Completed)
         .filter_map(|o| o.job_reference_endpoint.as_deref())
         .collect();
-    let mut candidates = Vec::new();
+    let mut found: Vec<&ListedJob> = Vec::new();
     for job in facts.jobs {
         match job.started_at_ms {
             Some(ms) if !in_window(ms) => {}
             Some(_) if explained.contains(&job.endpoint.as_str()) => {}
-            Some(_) => candidates.push(job.endpoint.clone()),
+            Some(_) => found.push(job),
             None => {
                 return undecided(
                     vec![job.endpoint.clone()],
@@ -156,6 +156,7 @@ pub fn decide(facts: &Facts<'_>) -> Reconciled {
             }
         }
     }
+    let candidates: Vec<String> = found.iter().map(|j| j.endpoint.clone()).collect();
     if facts.list_full {
         // The oldest listed job is still inside the window: older ones may have been cut off.
         return undecided(
@@ -203,14 +204,13 @@ pub fn decide(facts: &Facts<'_>) -> Reconciled {
             ),
         );
     }
-    let endpoint = &candidates[0];
-    let job = facts
-        .jobs
-        .iter()
-        .find(|j| &j.endpoint == endpoint)
-        .cloned()
-        .expect("a candidate is a listed job");
-    Reconciled::Started(job)
+    match found.as_slice() {
+        [one] => Reconciled::Started((*one).clone()),
+        _ => undecided(
+            candidates,
+            "the jobs of the BOT could not be told apart".into(),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -305,13 +305,23 @@ mod tests {
         assert_eq!(window(&old, SETTLE), None);
     }
 
+    /// A row of the rule table: name, other claims, listed jobs, list full, now, decision.
+    type Row = (
+        &'static str,
+        Vec<OtherClaim>,
+        Vec<ListedJob>,
+        bool,
+        u64,
+        Reconciled,
+    );
+
     #[test]
     fn the_rule_table() {
         let mine = unknown();
         let before = CLAIMED - 120_000;
         let inside = CLAIMED + 2_000;
         let after = GAVE_UP + 120_000;
-        let rows: Vec<(&str, Vec<OtherClaim>, Vec<ListedJob>, bool, u64, Reconciled)> = vec![
+        let rows: Vec<Row> = vec![
             (
                 "no job at all",
                 vec![],

@@ -147,10 +147,11 @@ impl Service {
                     .await?
             }
             Reconciled::Started(found) => {
-                let (job, endpoint) = jobs
-                    .iter()
-                    .find(|(_, e)| e.url() == found.endpoint)
-                    .expect("the rule picks a listed job");
+                let Some((job, endpoint)) = jobs.iter().find(|(_, e)| e.url() == found.endpoint)
+                else {
+                    let why = "the job the list proved is gone from it".to_owned();
+                    return Err(stays(unsettled, why));
+                };
                 let result = answer::started(job, endpoint)?;
                 let begun = idempotency
                     .reconcile_started(&unsettled, &result.body, endpoint.url(), deadline)

@@ -330,6 +330,7 @@ def test_function_may_read_only_its_secret(template):
             "kms:Decrypt",
             "secretsmanager:GetSecretValue",
             str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]),
+            str(["dynamodb:Query"]),
             str(["dynamodb:UpdateItem"]),
             str(settle),
         ]
