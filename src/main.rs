@@ -33,10 +33,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // the idempotency records, callbacks, schedule states and the run ledger.
     let dynamodb = sdk::dynamodb_client(&aws);
     let idempotency = match &config.idempotency {
-        Some(table) => Some(Idempotency::new(
-            DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
-            table.expiry,
-        )),
+        Some(table) => Some(
+            Idempotency::new(
+                DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
+                table.expiry,
+            )
+            .with_reconcile_settle(table.reconcile_settle),
+        ),
         None => {
             tracing::warn!(
                 "CLOUDBOT_IDEMPOTENCY_TABLE is not set: duplicate deliveries can start a BOT twice \

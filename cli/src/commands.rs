@@ -201,6 +201,18 @@ async fn resolve_record(
     function: &str,
 ) -> Result<Exit, CliError> {
     let key = resolve::record_key(record).map_err(CliError::Usage)?;
+    // The jobs Cloud BOT's job list could not decide between, when the pasted message names them.
+    let candidates = resolve::candidates(record);
+    if !candidates.is_empty() && !ctx.out.is_json() {
+        let mut w = ctx.out.text();
+        writeln!(
+            w,
+            "candidate jobs (from the message; pick the one this request started):"
+        )?;
+        for job in &candidates {
+            writeln!(w, "  {DIM}job      {DIM:#}{job}")?;
+        }
+    }
     let job = match started {
         Some(raw) => {
             let (base, is_default) = api_base(ctx.global)?;

@@ -65,6 +65,20 @@ pub fn record_key(raw: &str) -> Result<RecordKey, String> {
     RecordKey::parse(key).map_err(|problem| format!("the record key {problem}"))
 }
 
+/// The candidate jobs a `CloudBot.OutcomeUnknown` message names when Cloud BOT's job list could
+/// not settle the record ("... candidate jobs: <endpoint>, <endpoint>. ..."; docs/exactly-once.md,
+/// "Reconciling unknown outcomes"); empty for a bare key or a message without them.
+pub fn candidates(raw: &str) -> Vec<String> {
+    let Some((_, rest)) = raw.split_once("candidate jobs: ") else {
+        return Vec::new();
+    };
+    rest.split_whitespace()
+        .map(|word| word.trim_end_matches([',', '.']))
+        .take_while(|word| word.starts_with("http"))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The `resolve_idempotency` payload: `started` with the job found, or `not_started`.
 pub fn payload(key: &RecordKey, started: Option<&JobEndpoint>) -> Value {
     match started {
@@ -137,5 +151,24 @@ mod tests {
         for bad in ["", "request:", "no key here", "idempotency key `oops"] {
             assert!(record_key(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_candidate_jobs_are_cut_from_the_message() {
+        let message = "an earlier request with idempotency key `request:k` may have started a job \
+                       and its outcome is unknown; nothing was sent. Cloud BOT's job list cannot \
+                       settle it: more than one job of the BOT started while the request was out; \
+                       candidate jobs: https://api.c-bot.pro/demo/jobs/j2, \
+                       https://api.c-bot.pro/demo/jobs/j1. Check the BOT's jobs, then settle the \
+                       key with the resolve_idempotency operation (docs/exactly-once.md)";
+        assert_eq!(
+            candidates(message),
+            [
+                "https://api.c-bot.pro/demo/jobs/j2",
+                "https://api.c-bot.pro/demo/jobs/j1"
+            ]
+        );
+        assert!(candidates("request:k").is_empty());
+        assert!(candidates("... candidate jobs: none. Check ...").is_empty());
     }
 }

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 /// What goes wrong with a response.
 ///
 /// For an execute request (`POST /{public_id}/bots/{bot_id}/jobs`): `status` and
-/// `reset_before` never create a job; `latency`, `reset_after`, `malformed_json`,
-/// `truncated_body` and `oversized_body` process the request normally first, so the job IS
-/// created (if the request was valid) and only the answer is delayed or damaged.
+/// `reset_before` never create a job; `latency`, `reset_after`, `status_after`,
+/// `malformed_json`, `truncated_body` and `oversized_body` process the request normally first,
+/// so the job IS created (if the request was valid) and only the answer is delayed, replaced or
+/// damaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -21,6 +22,9 @@ pub enum FaultKind {
     /// Answer `status` (default 503; 429 gets `Retry-After: 1` unless `retry_after` is set)
     /// without processing the request.
     Status,
+    /// Process the request, then answer `status` (default 503) instead of its answer, as a
+    /// gateway in front of the service can after the job was created.
+    StatusAfter,
     /// Close the connection (TCP reset) without an answer, before processing the request.
     ResetBefore,
     /// Process the request, then close the connection (TCP reset) without an answer.
@@ -40,6 +44,7 @@ impl FaultKind {
         match self {
             FaultKind::Latency => "latency",
             FaultKind::Status => "status",
+            FaultKind::StatusAfter => "status_after",
             FaultKind::ResetBefore => "reset_before",
             FaultKind::ResetAfter => "reset_after",
             FaultKind::MalformedJson => "malformed_json",
@@ -52,6 +57,7 @@ impl FaultKind {
         Some(match s {
             "latency" => FaultKind::Latency,
             "status" => FaultKind::Status,
+            "status_after" => FaultKind::StatusAfter,
             "reset_before" => FaultKind::ResetBefore,
             "reset_after" => FaultKind::ResetAfter,
             "malformed_json" => FaultKind::MalformedJson,

@@ -290,12 +290,32 @@ async fn handle(
     let status = reply.status;
     let job_id = reply.job_id.clone();
     let location = reply.location.clone();
-    let Some(Fault { kind: k, .. }) = fault else {
+    let Some(Fault {
+        kind: k,
+        status: fault_status,
+        retry_after,
+        ..
+    }) = fault
+    else {
         state.record_request(record(Some(status.as_u16()), job_id, None));
         return Ok(with_location(reply_response(status, &reply.body), location));
     };
     let text = reply.body.to_string();
     let resp = match k {
+        FaultKind::StatusAfter => {
+            let replaced =
+                StatusCode::from_u16(fault_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let body = serde_json::json!({
+                "code": replaced.as_u16(),
+                "message": format!("emulated {} after processing", replaced.as_u16()),
+            });
+            state.record_request(record(Some(replaced.as_u16()), job_id, kind));
+            return Ok(json_response(
+                replaced,
+                Bytes::from(body.to_string()),
+                retry_after,
+            ));
+        }
         FaultKind::ResetAfter => {
             state.record_request(record(None, job_id, kind));
             rst.store(true, Ordering::Release);

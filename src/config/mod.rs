@@ -99,6 +99,9 @@ pub struct IdempotencyConfig {
     pub table: String,
     /// How long a record lives after its claim.
     pub expiry: Duration,
+    /// How long after an unknown outcome Cloud BOT's job list counts as proof
+    /// (`CLOUDBOT_RECONCILE_SETTLE_SECONDS`, docs/exactly-once.md).
+    pub reconcile_settle: Duration,
 }
 
 /// The run ledger table (docs/ledger.md).
@@ -450,6 +453,8 @@ mod tests {
                 "arn:aws:dynamodb:us-east-1:1:stream/x",
             ),
             ("CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS", "60"),
+            ("CLOUDBOT_RECONCILE_SETTLE_SECONDS", "0"),
+            ("CLOUDBOT_RECONCILE_SETTLE_SECONDS", "3601"),
         ] {
             let err = config(&[("CLOUDBOT_SECRET_ID", "s"), (var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}");
@@ -484,7 +489,8 @@ mod tests {
                 cfg.idempotency,
                 Some(IdempotencyConfig {
                     table: table.to_owned(),
-                    expiry: Duration::from_secs(3600)
+                    expiry: Duration::from_secs(3600),
+                    reconcile_settle: crate::idempotency::DEFAULT_RECONCILE_SETTLE,
                 })
             );
         }

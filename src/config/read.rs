@@ -244,7 +244,8 @@ pub(super) fn extra_ca(
     Ok(Some(TestOnlyExtraCa { path, pem }))
 }
 
-/// `CLOUDBOT_IDEMPOTENCY_TABLE` (name or ARN) and `CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS`. The
+/// `CLOUDBOT_IDEMPOTENCY_TABLE` (name or ARN), `CLOUDBOT_IDEMPOTENCY_EXPIRY_SECONDS` and
+/// `CLOUDBOT_RECONCILE_SETTLE_SECONDS` (docs/exactly-once.md, "Reconciling unknown outcomes"). The
 /// expiry is at least 15 minutes, the longest Lambda invocation: a record must outlive its
 /// owner's in-flight window, or a claim whose owner died would be taken as free.
 pub(super) fn idempotency(
@@ -257,10 +258,21 @@ pub(super) fn idempotency(
         900,
         30 * 86_400,
     )?;
+    // The job list's lag is not published: 1 s suits the emulator, an hour is past any lag.
+    let reconcile_settle = env.seconds(
+        "CLOUDBOT_RECONCILE_SETTLE_SECONDS",
+        crate::idempotency::DEFAULT_RECONCILE_SETTLE,
+        1,
+        3600,
+    )?;
     let Some(table) = table_name(env, TABLE)? else {
         return Ok(None);
     };
-    Ok(Some(IdempotencyConfig { table, expiry }))
+    Ok(Some(IdempotencyConfig {
+        table,
+        expiry,
+        reconcile_settle,
+    }))
 }
 
 /// `CLOUDBOT_RUN_LEDGER_TABLE` (name or ARN) and `CLOUDBOT_RUN_LEDGER_RETENTION_DAYS` (1 to

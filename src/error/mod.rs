@@ -223,6 +223,7 @@ mod tests {
         let unknown = Failure::Idempotency(IdempotencyError::OutcomeUnknown {
             key: key(),
             owner_gone: false,
+            reconcile: None,
         });
         assert_eq!(unknown.error_type(), "CloudBot.OutcomeUnknown");
     }
@@ -325,6 +326,7 @@ mod tests {
             Failure::Idempotency(IdempotencyError::OutcomeUnknown {
                 key: key(),
                 owner_gone: true,
+                reconcile: None,
             }),
             Failure::Idempotency(IdempotencyError::Unavailable(StoreError::Unavailable(
                 "x".into(),

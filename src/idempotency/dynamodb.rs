@@ -1,6 +1,8 @@
 //! The DynamoDB adapter of [`Store`]: one conditional `PutItem` to claim (returning the old item
 //! on conflict, so a lost race costs no extra read), one conditional `UpdateItem` to finish, and
-//! a consistent `GetItem` for the operator's resolve operation. The only code that sees SDK types.
+//! a consistent `GetItem` for the operator's resolve operation and the reconcile, and a `Query`
+//! of the index `by_bot` (the claims on one BOT, for the reconcile of an unknown outcome). The
+//! only code that sees SDK types.
 //!
 //! Table: `table`. Attributes of an idempotency record: `state`, `owner`, `fingerprint`, `in_flight_until` (epoch ms), `bot_endpoint`,
 //! `request_id`, `claimed_at`, `updated_at` (epoch ms), and per state `result`,
@@ -14,6 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
+use super::reconcile::OtherClaim;
 use super::rules::{Record, State};
 use super::store::{ClaimWrite, Expected, NewClaim, Store, Update, UpdateWrite};
 use crate::table::{
@@ -145,6 +148,76 @@ impl Store for DynamoDbStore {
             got.as_ref().map(record_of).transpose()
         })
     }
+
+    fn claims_on_bot<'a>(
+        &'a self,
+        bot_endpoint: &'a str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> StoreFuture<'a, Vec<OtherClaim>> {
+        Box::pin(self.query_claims_on_bot(bot_endpoint, from_ms, to_ms))
+    }
+}
+
+/// The index of claims by BOT (template.yaml: `bot_endpoint`, `claimed_at`; sparse: only
+/// idempotency records have both attributes).
+pub const BY_BOT_INDEX: &str = "by_bot";
+
+/// Pages of the index read at most: a BOT with more claims in one reconcile window than this
+/// reads as "cannot tell" (the reconcile stays unknown).
+const MAX_PAGES: usize = 10;
+
+fn other_of(item: &HashMap<String, AttributeValue>) -> Result<OtherClaim, StoreError> {
+    Ok(OtherClaim {
+        key: get_string(item, KEY_ATTRIBUTE).ok_or(StoreError::Malformed(KEY_ATTRIBUTE))?,
+        state: get_string(item, "state")
+            .as_deref()
+            .and_then(State::parse)
+            .ok_or(StoreError::Malformed("state"))?,
+        claimed_at_ms: get_number(item, "claimed_at").ok_or(StoreError::Malformed("claimed_at"))?,
+        in_flight_until_ms: get_number(item, "in_flight_until")
+            .ok_or(StoreError::Malformed("in_flight_until"))?,
+        job_reference_endpoint: get_string(item, "job_reference_endpoint"),
+    })
+}
+
+impl DynamoDbStore {
+    async fn query_claims_on_bot(
+        &self,
+        bot_endpoint: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<OtherClaim>, StoreError> {
+        let mut claims = Vec::new();
+        let mut start = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(BY_BOT_INDEX)
+                .key_condition_expression("#bot = :bot AND #claimed BETWEEN :from AND :to")
+                .expression_attribute_names("#bot", "bot_endpoint")
+                .expression_attribute_names("#claimed", "claimed_at")
+                .expression_attribute_values(":bot", string_value(bot_endpoint))
+                .expression_attribute_values(":from", number_value(from_ms))
+                .expression_attribute_values(":to", number_value(to_ms))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", &e))?;
+            for item in page.items() {
+                claims.push(other_of(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(next) if !next.is_empty() => start = Some(next.clone()),
+                _ => return Ok(claims),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "more than {MAX_PAGES} pages of claims on the BOT in the window"
+        )))
+    }
 }
 
 fn record_of(item: &HashMap<String, AttributeValue>) -> Result<Record, StoreError> {
@@ -168,5 +241,7 @@ fn record_of(item: &HashMap<String, AttributeValue>) -> Result<Record, StoreErro
         bot_endpoint: text("bot_endpoint"),
         result: text("result"),
         job_reference_endpoint: text("job_reference_endpoint"),
+        claimed_at_ms: number("claimed_at"),
+        updated_at_ms: number("updated_at"),
     })
 }

@@ -46,15 +46,19 @@ pub enum IdempotencyError {
     /// An earlier request with this key may have started a job and its outcome is unknown.
     #[error(
         "an earlier request with idempotency key `{key}` may have started a job and its outcome is \
-         unknown{}; nothing was sent. Check the BOT's jobs, then settle the key with the \
+         unknown{}; nothing was sent.{} Check the BOT's jobs, then settle the key with the \
          resolve_idempotency operation (docs/exactly-once.md)",
-        if *owner_gone { " (it did not finish within its invocation)" } else { "" }
+        if *owner_gone { " (it did not finish within its invocation)" } else { "" },
+        reconcile.as_deref().map(|r| format!(" {r}.")).unwrap_or_default()
     )]
     OutcomeUnknown {
         /// The key.
         key: RecordKey,
         /// The first request's invocation ended without settling the record.
         owner_gone: bool,
+        /// Why Cloud BOT's job list could not settle it, with the candidate jobs (no secrets:
+        /// job reference endpoints and record keys), when a reconcile was tried.
+        reconcile: Option<String>,
     },
     /// The store could not be used; nothing was sent.
     #[error("the idempotency store is unavailable: {0}; nothing was sent to Cloud BOT")]
@@ -98,6 +102,33 @@ pub enum Begin {
     /// A job was started for this key before: answer this result again (the service marks it
     /// a replay).
     Replay(Replayed),
+    /// An earlier request's outcome is unknown: the service may reconcile it from Cloud BOT's
+    /// job list ([`Idempotency::reconcile_release`], [`Idempotency::reconcile_started`]),
+    /// else answers [`Unsettled::into_error`].
+    Unknown(Unsettled),
+}
+
+/// A record whose outcome is unknown, as the claim found it.
+#[derive(Debug)]
+pub struct Unsettled {
+    /// The key.
+    pub key: RecordKey,
+    /// The record as read (a reconcile writes only over it).
+    pub record: Record,
+    /// True when the record says in progress but its owner's window has passed.
+    pub owner_gone: bool,
+}
+
+impl Unsettled {
+    /// The answer when the outcome stays unknown; `reconcile` says why the job list could not
+    /// settle it (`None`: not tried).
+    pub fn into_error(self, reconcile: Option<String>) -> IdempotencyError {
+        IdempotencyError::OutcomeUnknown {
+            key: self.key,
+            owner_gone: self.owner_gone,
+            reconcile,
+        }
+    }
 }
 
 /// A recorded result to answer again.
@@ -114,7 +145,12 @@ pub struct Replayed {
 pub struct Idempotency {
     store: Box<dyn Store>,
     expiry: Duration,
+    settle: Duration,
 }
+
+/// How long after an unknown outcome Cloud BOT's job list counts as proof by default
+/// (`CLOUDBOT_RECONCILE_SETTLE_SECONDS`, docs/exactly-once.md).
+pub const DEFAULT_RECONCILE_SETTLE: Duration = Duration::from_secs(90);
 
 /// Milliseconds since the Unix epoch.
 fn epoch_ms(t: SystemTime) -> u64 {
@@ -146,7 +182,89 @@ impl Idempotency {
         Self {
             store: Box::new(store),
             expiry,
+            settle: DEFAULT_RECONCILE_SETTLE,
         }
+    }
+
+    /// The layer with `settle` as the reconcile's settle time (the job list's lag and the
+    /// clock skew it allows for).
+    pub fn with_reconcile_settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
+    }
+
+    /// The reconcile's settle time.
+    pub fn reconcile_settle(&self) -> Duration {
+        self.settle
+    }
+
+    /// The claims on the BOT `bot_endpoint` claimed from `from_ms` to `to_ms` (epoch ms).
+    pub async fn claims_on_bot(
+        &self,
+        bot_endpoint: &str,
+        from_ms: u64,
+        to_ms: u64,
+        deadline: Instant,
+    ) -> Result<Vec<super::OtherClaim>, IdempotencyError> {
+        bounded(
+            deadline,
+            self.store.claims_on_bot(bot_endpoint, from_ms, to_ms),
+        )
+        .await
+        .map_err(IdempotencyError::Unavailable)
+    }
+
+    /// Reconcile: the job list proves no job started. Releases the record (only over what was
+    /// read), then claims the key for this request. `Ok(None)`: the record changed meanwhile
+    /// (another delivery reconciled it first); the caller answers as for an unknown outcome.
+    pub async fn reconcile_release(
+        &self,
+        unsettled: &Unsettled,
+        pending: Pending<'_>,
+        deadline: Instant,
+    ) -> Result<Option<Begin>, IdempotencyError> {
+        let written = self
+            .write_resolution(
+                &unsettled.key,
+                &unsettled.record,
+                &Update::Release,
+                deadline,
+            )
+            .await?;
+        if !written {
+            return Ok(None);
+        }
+        tracing::info!(idempotency_key = %unsettled.key, "unknown outcome reconciled: Cloud BOT's job list shows no job; the key is free");
+        self.begin(pending, deadline).await.map(Some)
+    }
+
+    /// Reconcile: the job list proves the claim started the job `job_reference_endpoint`
+    /// whose execute result would have been `result`. Records it as completed (only over what
+    /// was read) and returns it as a replay. `Ok(None)`: the record changed meanwhile.
+    pub async fn reconcile_started(
+        &self,
+        unsettled: &Unsettled,
+        result: &RawValue,
+        job_reference_endpoint: &str,
+        deadline: Instant,
+    ) -> Result<Option<Begin>, IdempotencyError> {
+        let update = Update::Complete {
+            result: result.get(),
+            job_reference_endpoint,
+        };
+        let written = self
+            .write_resolution(&unsettled.key, &unsettled.record, &update, deadline)
+            .await?;
+        if !written {
+            return Ok(None);
+        }
+        tracing::info!(idempotency_key = %unsettled.key, job = job_reference_endpoint, "unknown outcome reconciled: the one job of the BOT started while the request was out is recorded as its job");
+        replayed(
+            &unsettled.key,
+            &storable(result),
+            Some(job_reference_endpoint.to_owned()),
+        )
+        .map(Some)
     }
 
     /// Claims the key of `pending`, or says why the request must not be sent.
@@ -196,7 +314,19 @@ impl Idempotency {
                 }
                 Verdict::Unknown { owner_gone } => {
                     tracing::warn!(idempotency_key = %key, owner_gone, "duplicate request of an execute whose outcome is unknown: not sent");
-                    return Err(IdempotencyError::OutcomeUnknown { key, owner_gone });
+                    // A completed record without its result: a job exists, nothing to reconcile.
+                    if existing.state == State::Completed {
+                        return Err(IdempotencyError::OutcomeUnknown {
+                            key,
+                            owner_gone,
+                            reconcile: None,
+                        });
+                    }
+                    return Ok(Begin::Unknown(Unsettled {
+                        key,
+                        record: existing,
+                        owner_gone,
+                    }));
                 }
             }
         }
@@ -340,6 +470,7 @@ fn replayed(
         IdempotencyError::OutcomeUnknown {
             key: key.clone(),
             owner_gone: false,
+            reconcile: None,
         }
     };
     let result: Map<String, Value> = serde_json::from_str(stored).map_err(|_| unreadable())?;

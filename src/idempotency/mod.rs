@@ -19,18 +19,25 @@
 //! - `dynamodb`: the adapter to the shared table (`crate::table`), the only code here that sees
 //!   SDK types.
 //! - `guard`: the claim → send → finish flow the service runs.
+//! - `reconcile`: the rule that settles an unknown outcome from Cloud BOT's job list, when
+//!   it can be proved (the I/O around it: `crate::service`'s reconcile).
 
 mod dynamodb;
 mod fingerprint;
 mod guard;
 mod key;
+mod reconcile;
 mod rules;
 mod store;
 
 pub use fingerprint::Fingerprint;
 pub use guard::{
-    Begin, Claim, Idempotency, IdempotencyError, MAX_STORED_RESULT, Pending, Replayed,
+    Begin, Claim, DEFAULT_RECONCILE_SETTLE, Idempotency, IdempotencyError, MAX_STORED_RESULT,
+    Pending, Replayed, Unsettled,
 };
 pub use key::{KeyProblem, MAX_KEY_LEN, RecordKey, parse_header};
+pub use reconcile::{
+    Facts, ListedJob, MAX_INVOCATION, OtherClaim, Reconciled, Window, claims_range, decide, window,
+};
 pub use rules::{Finish, Record, ResolveCheck, State, finish_of};
 pub use store::{ClaimWrite, Expected, NewClaim, Store, Update, UpdateWrite};

@@ -76,6 +76,10 @@ pub struct Record {
     pub result: Option<String>,
     /// `completed`: the job reference endpoint.
     pub job_reference_endpoint: Option<String>,
+    /// When the claim was written (records written before the reconcile existed may lack it).
+    pub claimed_at_ms: Option<u64>,
+    /// When the record was last written (for `unknown`: when the owner gave the request up).
+    pub updated_at_ms: Option<u64>,
 }
 
 /// What a claim that lost the conditional write does, given the record that won.
@@ -218,6 +222,8 @@ mod tests {
             bot_endpoint: None,
             result: (state == State::Completed).then(|| "{\"job_id\":\"j\"}".to_owned()),
             job_reference_endpoint: None,
+            claimed_at_ms: Some(NOW - 5_000),
+            updated_at_ms: Some(NOW - 5_000),
         }
     }
 

@@ -1,11 +1,13 @@
 //! The small interface between the rules and a table: one conditional claim, one conditional
-//! update, one read (operators only). The DynamoDB adapter implements it; nothing above it sees
+//! update, one read (operators and the reconcile of unknown outcomes), one query of the claims
+//! on a BOT (the reconcile only). The DynamoDB adapter implements it; nothing above it sees
 //! an SDK type.
 
 use std::fmt::Debug;
 
 use super::fingerprint::Fingerprint;
 use super::key::RecordKey;
+use super::reconcile::OtherClaim;
 use super::rules::{Record, State};
 use crate::table::StoreFuture;
 
@@ -103,4 +105,21 @@ pub trait Store: Send + Sync + Debug {
 
     /// Reads the record of `key` (strongly consistent). Only the operator's resolve reads.
     fn get<'a>(&'a self, key: &'a RecordKey) -> StoreFuture<'a, Option<Record>>;
+
+    /// The claims on the BOT `bot_endpoint` claimed from `from_ms` to `to_ms` (epoch ms, both
+    /// included), for the reconcile of an unknown outcome. A store that cannot answer says so,
+    /// and the outcome then stays unknown.
+    fn claims_on_bot<'a>(
+        &'a self,
+        bot_endpoint: &'a str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> StoreFuture<'a, Vec<OtherClaim>> {
+        let _ = (bot_endpoint, from_ms, to_ms);
+        Box::pin(async {
+            Err(crate::table::StoreError::Unavailable(
+                "this store cannot list the claims on a BOT".into(),
+            ))
+        })
+    }
 }

@@ -109,12 +109,30 @@ impl Service {
             request_id,
             in_flight_until: lambda_deadline(scope.deadline),
         };
-        let claim = match exactly_once
+        let begun = match exactly_once
             .idempotency
             .begin(pending, scope.deadline)
             .await?
         {
+            // An earlier delivery's outcome is unknown: Cloud BOT's job list may prove it.
+            Begin::Unknown(unsettled) => {
+                self.reconcile(
+                    &exactly_once.idempotency,
+                    unsettled,
+                    pending,
+                    execute,
+                    &fetched,
+                    origin(Some(key)),
+                    scope,
+                    record,
+                )
+                .await?
+            }
+            begun => begun,
+        };
+        let claim = match begun {
             Begin::Claimed(claim) => claim,
+            Begin::Unknown(unsettled) => return Err(unsettled.into_error(None).into()),
             Begin::Replay(replayed) => {
                 record.set_replay();
                 if let Some(task) = task {

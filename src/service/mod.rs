@@ -34,6 +34,7 @@ mod learned;
 mod queue;
 mod overrun;
 mod reads;
+mod reconcile;
 mod resolve;
 mod tick;
 

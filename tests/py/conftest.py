@@ -273,8 +273,25 @@ class Moto:
         self.dynamodb.create_table(
             TableName=IDEMPOTENCY_TABLE,
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "record_key", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": "record_key", "AttributeType": "S"},
+                {"AttributeName": "bot_endpoint", "AttributeType": "S"},
+                {"AttributeName": "claimed_at", "AttributeType": "N"},
+            ],
             KeySchema=[{"AttributeName": "record_key", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_bot",
+                    "KeySchema": [
+                        {"AttributeName": "bot_endpoint", "KeyType": "HASH"},
+                        {"AttributeName": "claimed_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {
+                        "ProjectionType": "INCLUDE",
+                        "NonKeyAttributes": ["state", "in_flight_until", "job_reference_endpoint"],
+                    },
+                }
+            ],
         )
         self.dynamodb.update_time_to_live(
             TableName=IDEMPOTENCY_TABLE,

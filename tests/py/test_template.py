@@ -331,6 +331,7 @@ def test_function_may_read_only_its_secret(template):
             "kms:Decrypt",
             "secretsmanager:GetSecretValue",
             str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]),
+            str(["dynamodb:Query"]),
             str(["dynamodb:UpdateItem", "dynamodb:GetItem"]),
             "events:PutEvents",
             str(settle),
@@ -376,6 +377,19 @@ def test_idempotency_table_is_on_demand_encrypted_with_ttl(template):
     assert table["KeySchema"] == [{"AttributeName": "record_key", "KeyType": "HASH"}]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["SSESpecification"]["SSEEnabled"] is True
+    # The reconcile's index (docs/exactly-once.md; src/idempotency/dynamodb.rs BY_BOT_INDEX and
+    # tests/it/support/moto.rs build the same), granted to the function for Query only.
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by_bot"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["bot_endpoint", "claimed_at"]
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["state", "in_flight_until", "job_reference_endpoint"],
+    }
+    statements = [s for p in template["Resources"]["CloudBotFunction"]["Properties"]["Policies"] for s in p["Statement"]]
+    [query] = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "QueryClaimsByBot"]
+    assert query["Action"] == ["dynamodb:Query"]
+    assert query["Resource"] == {"Fn::Sub": "${IdempotencyTable.Arn}/index/by_bot"}
 
 
 def test_run_ledger_table_is_on_demand_encrypted_recoverable_with_ttl_and_its_indexes(template):

@@ -19,6 +19,7 @@ mod overrun;
 mod payloads;
 mod prefetch;
 mod queue;
+mod reconcile;
 mod schedules;
 mod state_machines;
 
@@ -165,6 +166,7 @@ impl Harness {
                 DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
                 table.expiry,
             )
+            .with_reconcile_settle(table.reconcile_settle)
         });
         let schedule_states = config.idempotency.as_ref().map(|table| {
             ScheduleStates::new(DynamoDbStore::new(dynamodb.clone(), table.table.clone()))

@@ -279,11 +279,12 @@ impl Moto {
             .endpoint_url(&self.endpoint)
     }
 
-    /// Creates a table shaped like template.yaml's IdempotencyTable; returns its unique name.
+    /// Creates a table shaped like template.yaml's IdempotencyTable (key `record_key`, the
+    /// index `by_bot`, TTL on `expires_at`); returns its unique name.
     pub async fn create_idempotency_table(&self, prefix: &str) -> String {
         use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-            TimeToLiveSpecification,
+            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+            Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
         };
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
@@ -303,10 +304,52 @@ impl Moto {
                     .build()
                     .unwrap(),
             )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("bot_endpoint")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("claimed_at")
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()
+                    .unwrap(),
+            )
             .key_schema(
                 KeySchemaElement::builder()
                     .attribute_name("record_key")
                     .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("by_bot")
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("bot_endpoint")
+                            .key_type(KeyType::Hash)
+                            .build()
+                            .unwrap(),
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("claimed_at")
+                            .key_type(KeyType::Range)
+                            .build()
+                            .unwrap(),
+                    )
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::Include)
+                            .non_key_attributes("state")
+                            .non_key_attributes("in_flight_until")
+                            .non_key_attributes("job_reference_endpoint")
+                            .build(),
+                    )
                     .build()
                     .unwrap(),
             )
