@@ -8,6 +8,7 @@ use cloudbot_trigger::callback::{Callbacks, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::ledger::{Ledger, LedgerTable};
+use cloudbot_trigger::usage::{Usage, UsageTable};
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::sdk;
@@ -64,12 +65,25 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             ledger.retention,
         )
     });
+    // The usage counter lives in the ledger table (the configuration guarantees it with a budget).
+    let usage = match (&config.budget, &config.ledger) {
+        (Some(budget), Some(ledger)) => Some(
+            Usage::new(
+                UsageTable::new(dynamodb.clone(), ledger.table.clone()),
+                budget.budget,
+                ledger.retention,
+            )
+            .with_cache_ttl(budget.cache_ttl),
+        ),
+        _ => None,
+    };
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
         .with_idempotency(idempotency)
         .with_schedule_states(schedule_states)
         .with_callbacks(callbacks)
-        .with_ledger(ledger);
+        .with_ledger(ledger)
+        .with_usage(usage);
     let service = &service;
     service.prefetch().await;
     // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.

@@ -11,6 +11,7 @@ use crate::cloudbot::CloudBotError;
 use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
 use crate::schedule::ScheduleError;
+use crate::usage::BudgetError;
 
 /// An error with a row in the error table.
 pub trait Classified {
@@ -135,5 +136,13 @@ mod tests {
             retry_after: Some(Duration::from_secs(30)),
         };
         assert!(err.kind().retryable);
+    }
+}
+
+impl Classified for BudgetError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            BudgetError::Exhausted { .. } => &kind::BUDGET_EXHAUSTED,
+        }
     }
 }

@@ -236,6 +236,14 @@ pub static CALENDAR_UNDECIDABLE: ErrorKind = ErrorKind {
     meaning: "the calendar could not decide a managed schedule's tick: a date before the holiday list (1955), no business day within a year of it, or a defect of the shipped list; nothing was sent ([schedules](schedules.md#how-a-tick-is-decided))",
 };
 
+/// `Budget.Exhausted` (issue 22).
+pub static BUDGET_EXHAUSTED: ErrorKind = ErrorKind {
+    name: "Budget.Exhausted",
+    http_status: 429,
+    retryable: false,
+    meaning: "the contract's BOT-seconds this month reached the budget's stop level and the execute's `priority` is `normal`; nothing was sent and its idempotency key is free again, so the same request runs once the budget allows (next month, or a higher allowance). `priority` `high` still runs ([usage](usage.md#budget))",
+};
+
 /// Every row, in documentation order.
 pub static ALL: &[&ErrorKind] = &[
     &INVALID_REQUEST,
@@ -263,6 +271,7 @@ pub static ALL: &[&ErrorKind] = &[
     &SCHEDULE_TOO_LATE,
     &CALENDAR_STALE,
     &CALENDAR_UNDECIDABLE,
+    &BUDGET_EXHAUSTED,
     &FUNCTION_DEADLINE_EXCEEDED,
     &FUNCTION_INTERNAL,
 ];

@@ -24,6 +24,7 @@ use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
 use crate::request::RequestError;
 use crate::schedule::ScheduleError;
+use crate::usage::BudgetError;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,9 @@ pub enum Failure {
     /// A managed schedule's tick was refused (too late, calendar unanswerable); nothing sent.
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
+    /// The month's budget refused a `normal` execute; nothing sent (docs/usage.md).
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     /// A bug-class failure inside the function (e.g. a result that could not be encoded).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -61,6 +65,7 @@ impl Failure {
             Failure::Idempotency(err) => err.kind(),
             Failure::Callback(err) => err.kind(),
             Failure::Schedule(err) => err.kind(),
+            Failure::Budget(err) => err.kind(),
             Failure::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
     }
@@ -119,6 +124,7 @@ impl Failure {
             Failure::Callback(_) => "Callback not handled",
             Failure::Schedule(ScheduleError::TooLate { .. }) => "Scheduled tick delivered too late",
             Failure::Schedule(_) => "Scheduled tick not decided",
+            Failure::Budget(_) => "BOT-seconds budget exhausted",
             Failure::Internal(_) => "Internal error",
         }
     }
@@ -337,6 +343,14 @@ mod tests {
                 },
             }),
             Failure::Schedule(ScheduleError::Internal("x")),
+            Failure::Budget(crate::usage::BudgetError::Exhausted {
+                contract: "demo".into(),
+                month: "2026-12".into(),
+                used_s: 2,
+                stop_s: 1,
+                stop_percent: 50,
+                allowance_s: 2,
+            }),
             Failure::Internal("x"),
         ];
         let reached: HashSet<&str> = samples.iter().map(Failure::error_type).collect();

@@ -115,21 +115,27 @@ impl LedgerStore for LedgerTable {
                 .set_expression_attribute_values(Some(e.values));
             if write.end.is_some() {
                 // The record after the end's write tells the run's schedule (its start wrote
-                // it), for the failure breaker: no read of its own.
+                // it), for the failure breaker, and its month, for usage: no read of its own.
                 request = request
                     .condition_expression("attribute_not_exists(#ended)")
                     .expression_attribute_names("#ended", "ended_at")
                     .return_values(ReturnValue::AllNew);
             }
             match request.send().await {
-                Ok(output) => Ok(Written::Noted {
-                    ended: write.end.is_some(),
-                    schedule: output
-                        .attributes()
-                        .and_then(|item| item.get(SCHEDULE))
-                        .and_then(|v| v.as_s().ok())
-                        .cloned(),
-                }),
+                Ok(output) => {
+                    let stored = |name| {
+                        output
+                            .attributes()
+                            .and_then(|item| item.get(name))
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                    };
+                    Ok(Written::Noted {
+                        ended: write.end.is_some(),
+                        schedule: stored(SCHEDULE),
+                        month: stored(MONTH),
+                    })
+                }
                 Err(err) => match failed_condition(&err) {
                     Some(_) => Ok(Written::AlreadyEnded),
                     None => Err(unavailable("UpdateItem", &err)),

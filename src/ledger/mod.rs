@@ -73,6 +73,9 @@ pub enum Written {
         /// The run's `schedule` as the record holds it after an end's write (written by the
         /// start); `None` otherwise. The failure breaker counts the end for it.
         schedule: Option<String>,
+        /// The run's `month` as the record holds it after an end's write (its start's month,
+        /// whoever wrote it first); `None` otherwise. The end's BOT-seconds count for it.
+        month: Option<String>,
     },
     /// The write carried an end and the run's end was already recorded: nothing changed.
     AlreadyEnded,
@@ -147,8 +150,27 @@ impl Ledger {
         origin: Option<Origin>,
         deadline: Instant,
     ) -> Result<(Learned, Option<String>), StoreError> {
+        self.learned_run(job, observed, origin, deadline)
+            .await
+            .map(|recorded| (recorded.learned, recorded.schedule))
+    }
+
+    /// [`Self::learned_for_schedule`], with the recorded end's figures when this call recorded
+    /// it: what the usage counter adds (docs/usage.md).
+    pub async fn learned_run(
+        &self,
+        job: &JobEndpoint,
+        observed: &Observed<'_>,
+        origin: Option<Origin>,
+        deadline: Instant,
+    ) -> Result<Recorded, StoreError> {
+        let recorded = |learned, schedule, end| Recorded {
+            learned,
+            schedule,
+            end,
+        };
         if origin.is_none() && observed.status == JobStatus::Executing {
-            return Ok((Learned::Noted, None));
+            return Ok(recorded(Learned::Noted, None, None));
         }
         let started = origin.is_some();
         let mut write = RunWrite::of(job, observed, origin, now_ms(), self.retention.as_secs());
@@ -157,18 +179,48 @@ impl Ledger {
             Written::Noted {
                 ended: true,
                 schedule,
-            } => Ok((Learned::EndRecorded, schedule)),
-            Written::Noted { ended: false, .. } => Ok((Learned::Noted, None)),
+                month,
+            } => {
+                let end = write.end.as_ref().map(|end| RecordedEnd {
+                    month: month.unwrap_or_else(|| write.month.clone()),
+                    elapsed_s: end.elapsed_s,
+                    bot: write.bot.clone(),
+                });
+                Ok(recorded(Learned::EndRecorded, schedule, end))
+            }
+            Written::Noted { ended: false, .. } => Ok(recorded(Learned::Noted, None, None)),
             // A start whose job another path already ended: the start's attributes still
             // belong in the record (a second request, only in this race).
             Written::AlreadyEnded if started => {
                 write.end = None;
                 bounded(deadline, self.store.write(&write)).await?;
-                Ok((Learned::AlreadyEnded, None))
+                Ok(recorded(Learned::AlreadyEnded, None, None))
             }
-            Written::AlreadyEnded => Ok((Learned::AlreadyEnded, None)),
+            Written::AlreadyEnded => Ok(recorded(Learned::AlreadyEnded, None, None)),
         }
     }
+}
+
+/// What one [`Ledger::learned_run`] recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// How the write went.
+    pub learned: Learned,
+    /// The run's schedule, when this call recorded the end of a schedule's run.
+    pub schedule: Option<String>,
+    /// The end this call recorded (exactly one call per run has it).
+    pub end: Option<RecordedEnd>,
+}
+
+/// The figures of a recorded end that usage counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEnd {
+    /// The run's month (`YYYY-MM`, JST) as the record holds it.
+    pub month: String,
+    /// The run's BOT-seconds (Cloud BOT's elapsed seconds, else the time since the start).
+    pub elapsed_s: u64,
+    /// `<public_id>/<bot_id>`, when known.
+    pub bot: Option<String>,
 }
 
 fn now_ms() -> u64 {

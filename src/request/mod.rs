@@ -12,10 +12,12 @@
 
 mod execute;
 mod parse;
+mod priority;
 
 use serde_json::Value;
 
 pub use parse::{Routed, parse_map, parse_map_with_language, parse_routed};
+pub use priority::Priority;
 
 use crate::callback::{CallbackId, TaskToken};
 use crate::cloudbot::{
@@ -215,6 +217,8 @@ pub struct Execute {
     /// fire time before the key is claimed, and the key is then the nominal occurrence's
     /// (docs/schedules.md). `None` for every other execute.
     pub schedule: Option<ScheduleTick>,
+    /// `priority`: past the budget's stop level only `high` runs (docs/usage.md, "Budget").
+    pub priority: Priority,
 }
 
 /// What an operator found for a record whose outcome is unknown.

@@ -25,6 +25,7 @@ const FIELDS: &[(&str, &[OperationKind])] = &[
     ("callback_endpoint", &[EXECUTE]),
     ("callback_tries", &[EXECUTE]),
     ("timeout", &[EXECUTE]),
+    ("priority", &[EXECUTE]),
     ("language", &OperationKind::ALL),
     ("job_reference_endpoint", &[ReferJob, ResolveIdempotency]),
     ("job_id", &[ReferJob]),

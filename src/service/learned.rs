@@ -36,10 +36,15 @@ impl Service {
             message: found.message.as_deref(),
         };
         match ledger
-            .learned_for_schedule(endpoint, &observed, origin, deadline)
+            .learned_run(endpoint, &observed, origin, deadline)
             .await
         {
-            Ok((learned, schedule)) => {
+            Ok(recorded) => {
+                let (learned, schedule) = (recorded.learned, recorded.schedule);
+                // The one learner that recorded the end counts its BOT-seconds (`usage`).
+                if let Some(end) = &recorded.end {
+                    self.count_usage(endpoint, end, deadline, record).await;
+                }
                 tracing::debug!(
                     job_id = endpoint.job_id().as_str(),
                     status = found.status.label(),
@@ -106,6 +111,7 @@ mod tests {
                 Ok(Written::Noted {
                     ended: write.end.is_some(),
                     schedule: None,
+                    month: None,
                 })
             })
         }

@@ -14,6 +14,7 @@
 //! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
 //!   machine's DecideTick state).
 //! - `breaker`: a managed schedule's job end counted by its failure breaker.
+//! - `usage`: the budget asked before an execute sends; a recorded end's BOT-seconds counted.
 //! - `answer`: the answer shapes of docs/contract.md.
 //!
 //! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
@@ -29,6 +30,7 @@ mod learned;
 mod reads;
 mod resolve;
 mod tick;
+mod usage;
 
 use std::time::{Duration, SystemTime};
 
@@ -63,6 +65,8 @@ pub struct Service {
     metrics: Metrics,
     exactly_once: Option<ExactlyOnce>,
     ledger: Option<Ledger>,
+    /// The usage counter and budget (docs/usage.md); `None` without a budget.
+    usage: Option<crate::usage::Usage>,
 }
 
 /// The idempotency store, and the callback side that needs it (a retried task finds its
@@ -160,6 +164,7 @@ impl Service {
             metrics,
             exactly_once: None,
             ledger: None,
+            usage: None,
         })
     }
 
