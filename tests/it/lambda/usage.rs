@@ -115,14 +115,17 @@ async fn usage_sums_equal_the_emulators_elapsed_times_over_succeeded_failed_and_
     let client = client_for(&h.emulator.base_url());
     let creds = credentials();
     let suspended = &jobs[3].1;
-    eventually(T, || {
-        let job = h.emulator.job(suspended.job_id().as_str())?;
-        let start = job.start_time.parse::<jiff::Timestamp>().ok()?;
-        (jiff::Timestamp::now().duration_since(start) > jiff::SignedDuration::from_millis(1100))
-            .then_some(())
-    })
-    .await
-    .expect("the slow job runs");
+    let until = tokio::time::Instant::now() + T;
+    while client
+        .refer_job(&call(&creds, T), suspended)
+        .await
+        .unwrap()
+        .elapsed_time
+        < Some(1)
+    {
+        assert!(tokio::time::Instant::now() < until, "the slow job runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     client
         .suspend_job(&call(&creds, T), suspended)
         .await
