@@ -8,13 +8,13 @@ use cloudbot_trigger::callback::{Callbacks, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::ledger::{Ledger, LedgerTable};
-use cloudbot_trigger::usage::{Usage, UsageTable};
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::sdk;
 use cloudbot_trigger::service::Service;
 use cloudbot_trigger::table::DynamoDbStore;
 use cloudbot_trigger::telemetry;
+use cloudbot_trigger::usage::{Usage, UsageTable};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]

@@ -1300,9 +1300,8 @@ async fn usage_sums_a_months_runs_per_bot_with_the_share_of_the_allowance() {
         ("u-3", "error_bot", JobStatus::Error, 7),
         ("u-4", "slow_bot", JobStatus::Executing, 0),
     ] {
-        let job =
-            JobEndpoint::parse(&base, &format!("https://api.c-bot.pro/demo/jobs/{id}"), "j")
-                .unwrap();
+        let job = JobEndpoint::parse(&base, &format!("https://api.c-bot.pro/demo/jobs/{id}"), "j")
+            .unwrap();
         let observed = |status| Observed {
             status,
             bot_id: bot,
@@ -1312,7 +1311,12 @@ async fn usage_sums_a_months_runs_per_bot_with_the_share_of_the_allowance() {
         };
         let origin = Origin::of(Trigger::Direct, None, false, None, "r");
         ledger
-            .learned(&job, &observed(JobStatus::Executing), Some(origin), deadline)
+            .learned(
+                &job,
+                &observed(JobStatus::Executing),
+                Some(origin),
+                deadline,
+            )
             .await
             .unwrap();
         if status != JobStatus::Executing {
@@ -1338,20 +1342,51 @@ async fn usage_sums_a_months_runs_per_bot_with_the_share_of_the_allowance() {
     let out = usage(&["--allowance", "1000", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v = json(&out);
-    assert_eq!((v["seconds"].as_u64(), v["runs"].as_u64(), v["open"].as_u64()), (Some(67), Some(4), Some(1)));
+    assert_eq!(
+        (
+            v["seconds"].as_u64(),
+            v["runs"].as_u64(),
+            v["open"].as_u64()
+        ),
+        (Some(67), Some(4), Some(1))
+    );
     assert_eq!(v["bots"][0]["bot"], "demo/echo_bot");
-    assert_eq!((v["bots"][0]["seconds"].as_u64(), v["bots"][0]["runs"].as_u64()), (Some(60), Some(2)));
-    let slow = v["bots"].as_array().unwrap().iter().find(|b| b["bot"] == "demo/slow_bot").unwrap();
-    assert_eq!((slow["seconds"].as_u64(), slow["open"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (
+            v["bots"][0]["seconds"].as_u64(),
+            v["bots"][0]["runs"].as_u64()
+        ),
+        (Some(60), Some(2))
+    );
+    let slow = v["bots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["bot"] == "demo/slow_bot")
+        .unwrap();
+    assert_eq!(
+        (slow["seconds"].as_u64(), slow["open"].as_u64()),
+        (Some(0), Some(1))
+    );
     assert_eq!(v["allowance_s"], 1000);
-    assert!((v["share_percent"].as_f64().unwrap() - 6.7).abs() < 1e-9, "{v}");
+    assert!(
+        (v["share_percent"].as_f64().unwrap() - 6.7).abs() < 1e-9,
+        "{v}"
+    );
     assert!(v["not_seen"].as_str().unwrap().contains("BOT editor"));
 
     // The text: per BOT, the total, the share, and the reminder.
     let out = usage(&["--allowance", "1000"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
-    for part in ["demo/echo_bot", "60 s", "67 s", "6.7% used", "BOT editor", "1 open"] {
+    for part in [
+        "demo/echo_bot",
+        "60 s",
+        "67 s",
+        "6.7% used",
+        "BOT editor",
+        "1 open",
+    ] {
         assert!(shown.contains(part), "{part} in {shown}");
     }
     // Another month has nothing; a malformed month is a usage error.

@@ -55,7 +55,13 @@ mod tests {
             Priority::of_field(Some(&json!("normal"))),
             Ok(Priority::Normal)
         );
-        for bad in [json!("HIGH"), json!("urgent"), json!(""), json!(1), json!(true)] {
+        for bad in [
+            json!("HIGH"),
+            json!("urgent"),
+            json!(""),
+            json!(1),
+            json!(true),
+        ] {
             let err = Priority::of_field(Some(&bad)).unwrap_err();
             assert!(
                 matches!(&err, RequestError::Field { field, .. } if field == "priority"),

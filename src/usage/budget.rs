@@ -68,7 +68,11 @@ mod tests {
             (32_400, Priority::High, Decision::RunPastStop),
             (u64::MAX, Priority::High, Decision::RunPastStop),
         ] {
-            assert_eq!(budget.decide(used, priority), expected, "{used} {priority:?}");
+            assert_eq!(
+                budget.decide(used, priority),
+                expected,
+                "{used} {priority:?}"
+            );
         }
     }
 

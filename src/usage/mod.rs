@@ -303,7 +303,9 @@ mod tests {
         assert_eq!(store.reads.load(Ordering::Relaxed), 1);
         // Another contract, and another month, are other counters.
         assert_eq!(
-            usage.check("other", Priority::Normal, NOW_MS, deadline()).await,
+            usage
+                .check("other", Priority::Normal, NOW_MS, deadline())
+                .await,
             Ok(Decision::Run)
         );
         assert_eq!(

@@ -138,7 +138,9 @@ pub fn month_bounds_ms(month: &str) -> Option<(u64, u64)> {
     let next = first.checked_add(jiff::Span::new().months(1)).ok()?;
     let offset = Offset::constant(MONTH_OFFSET_HOURS);
     let ms = |d: Date| -> Option<u64> {
-        let t: Timestamp = offset.to_timestamp(d.to_datetime(jiff::civil::Time::midnight())).ok()?;
+        let t: Timestamp = offset
+            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+            .ok()?;
         u64::try_from(t.as_millisecond()).ok()
     };
     Some((ms(first)?, ms(next)?))

@@ -134,9 +134,11 @@ async fn usage_sums_equal_the_emulators_elapsed_times_over_succeeded_failed_and_
     let mut expected: HashMap<String, u64> = HashMap::new();
     for (bot, job) in &jobs {
         let id = job.job_id().as_str().to_owned();
-        eventually(T, || h.emulator.job(&id).filter(|j| j.status != 2).map(drop))
-            .await
-            .expect("the job ends");
+        eventually(T, || {
+            h.emulator.job(&id).filter(|j| j.status != 2).map(drop)
+        })
+        .await
+        .expect("the job ends");
         let learned = h
             .invoke(json!({"operation": "refer_job", "job_reference_endpoint": job.url()}))
             .await
@@ -148,13 +150,21 @@ async fn usage_sums_equal_the_emulators_elapsed_times_over_succeeded_failed_and_
         *expected.entry(format!("demo/{bot}")).or_default() +=
             u64::try_from(truth.elapsed_time.unwrap()).unwrap();
     }
-    assert!(h.emulator.job(suspended.job_id().as_str()).unwrap().suspended);
+    assert!(
+        h.emulator
+            .job(suspended.job_id().as_str())
+            .unwrap()
+            .suspended
+    );
     let error = client
         .refer_job(&call(&creds, T), &jobs[1].1)
         .await
         .unwrap();
     assert_eq!(error.status, JobStatus::Error);
-    assert!(expected["demo/slow_bot"] >= 4, "3 s run + a suspended one: {expected:?}");
+    assert!(
+        expected["demo/slow_bot"] >= 4,
+        "3 s run + a suspended one: {expected:?}"
+    );
 
     let table = h.ledger_table.as_deref().unwrap();
     let month = month_of(now_ms());
@@ -197,8 +207,14 @@ async fn past_the_stop_level_a_normal_run_is_refused_unsent_and_runs_once_the_bu
 
     let err = h.invoke(normal.clone()).await.unwrap_err();
     assert_eq!(err.error_type, "Budget.Exhausted", "{err:?}");
-    assert!(err.error_message.contains("60 s counted, stop at 50 s"), "{err:?}");
-    assert!(requests_to(&h.emulator, "POST", "/demo/bots/").is_empty(), "nothing sent");
+    assert!(
+        err.error_message.contains("60 s counted, stop at 50 s"),
+        "{err:?}"
+    );
+    assert!(
+        requests_to(&h.emulator, "POST", "/demo/bots/").is_empty(),
+        "nothing sent"
+    );
     // Provably not started: the key is free again, not unknown.
     let records = serial_moto().items(h.table.as_deref().unwrap()).await;
     let record = records
