@@ -91,6 +91,14 @@ impl Classified for ScheduleError {
     }
 }
 
+impl Classified for BudgetError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            BudgetError::Exhausted { .. } => &kind::BUDGET_EXHAUSTED,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -136,13 +144,5 @@ mod tests {
             retry_after: Some(Duration::from_secs(30)),
         };
         assert!(err.kind().retryable);
-    }
-}
-
-impl Classified for BudgetError {
-    fn kind(&self) -> &'static ErrorKind {
-        match self {
-            BudgetError::Exhausted { .. } => &kind::BUDGET_EXHAUSTED,
-        }
     }
 }
