@@ -11,6 +11,7 @@
 //! - `request/`: the one logical request and its validation.
 //! - `callback/`, `idempotency/`: callback-driven runs; exactly-once execute.
 //! - `ledger/`: the run ledger, one record per BOT run (issue 22).
+//! - `usage/`: BOT-seconds per contract and month, and the budget guard (issue 22).
 //! - `schedule`: a managed schedule's tick and the decision at fire time (issue 21).
 //! - `config/`, `credentials/`, `table`: environment variables; the secret; the shared table.
 //! - `cloudbot/`, `sdk`, `metrics`: the Cloud BOT client; the AWS SDK set-up; EMF metrics.
@@ -34,3 +35,4 @@ pub mod table;
 pub mod telemetry;
 pub mod tls_roots;
 pub mod trigger;
+pub mod usage;

@@ -15,6 +15,7 @@ use cloudbot_trigger::sdk;
 use cloudbot_trigger::service::Service;
 use cloudbot_trigger::table::{DynamoDbStore, KEY_ATTRIBUTE};
 use cloudbot_trigger::telemetry;
+use cloudbot_trigger::usage::{Usage, UsageTable};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -80,13 +81,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             bus.clone(),
         ))
     });
+    // The usage counter lives in the ledger table (the configuration guarantees it with a budget).
+    let usage = match (&config.budget, &config.ledger) {
+        (Some(budget), Some(ledger)) => Some(
+            Usage::new(
+                UsageTable::new(dynamodb.clone(), ledger.table.clone()),
+                budget.budget,
+                ledger.retention,
+            )
+            .with_cache_ttl(budget.cache_ttl),
+        ),
+        _ => None,
+    };
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
         .with_idempotency(idempotency)
         .with_schedule_states(schedule_states)
         .with_callbacks(callbacks)
         .with_ledger(ledger)
-        .with_job_events(events);
+        .with_job_events(events)
+        .with_usage(usage);
     let service = &service;
     tokio::join!(service.prefetch(), async {
         if let Some(table) = &store_warm_up {

@@ -4,7 +4,8 @@
 //! background flush is needed (nothing can be lost when the sandbox freezes).
 //!
 //! Dimensions are few and bounded: `Operation` (an operation name, or `none` when the request
-//! could not be decoded) and `Outcome` (`ok` or an `errorType` of the error table). Ids go into
+//! could not be decoded) and `Outcome` (`ok` or an `errorType` of the error table); the usage
+//! metrics alone have `Contract` (a public id). Ids go into
 //! the record as plain properties (searchable in Logs Insights, never a dimension), BOT input
 //! never. A small writer of our own instead of a metrics crate: docs/benchmarks.md ("EMF
 //! writer") has the measured comparison; docs/operations.md documents every name.
@@ -67,6 +68,8 @@ pub mod dimension {
     pub const SKIP_REASON: &str = "SkipReason";
     /// The operation: one of [`OPERATIONS`](super::OPERATIONS).
     pub const OPERATION: &str = "Operation";
+    /// The contract (public id) of a run whose end was recorded; only on the usage metrics.
+    pub const CONTRACT: &str = "Contract";
     /// `ok` or the error type.
     pub const OUTCOME: &str = "Outcome";
     /// The run queue's lane (`high` or `normal`); only on the queue's metrics.
@@ -121,6 +124,12 @@ pub mod name {
     /// 1 when a look suspended a job past its maximum run time (the run ended overrun),
     /// without dimensions (in the same directive, present only then).
     pub const JOB_OVERRUNS: &str = "JobOverruns";
+    /// A run's BOT-seconds, when this invocation recorded its end (docs/usage.md); by
+    /// `Contract` and without dimensions (its own directive, present only then).
+    pub const BOT_SECONDS: &str = "BotSeconds";
+    /// The contract's month as a share of the budget's allowance after that end was counted;
+    /// only with a budget (the warning alarm's metric).
+    pub const BUDGET_USED_PERCENT: &str = "BudgetUsedPercent";
 }
 
 /// An EMF unit.
@@ -132,6 +141,8 @@ pub enum Unit {
     Milliseconds,
     /// Seconds.
     Seconds,
+    /// Percent.
+    Percent,
 }
 
 impl Unit {
@@ -141,6 +152,7 @@ impl Unit {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
             Unit::Seconds => "Seconds",
+            Unit::Percent => "Percent",
         }
     }
 }
@@ -167,6 +179,8 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::EVENT_PUBLISH_FAILURES, Unit::Count),
     (name::JOB_RUNNING_SECONDS, Unit::Seconds),
     (name::JOB_OVERRUNS, Unit::Count),
+    (name::BOT_SECONDS, Unit::Seconds),
+    (name::BUDGET_USED_PERCENT, Unit::Percent),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -191,6 +205,11 @@ pub const PAUSED_DIMENSION_SETS: &[&[&str]] = &[&[]];
 /// record's `JobId` property.
 pub const RUNNING_DIMENSION_SETS: &[&[&str]] = &[&[]];
 
+/// The dimension sets of [`name::BOT_SECONDS`] and [`name::BUDGET_USED_PERCENT`]: per contract
+/// (few: the public ids the stack runs BOTs of), and none, which the template's budget alarm
+/// watches (one allowance per stack). The BOT is a property, not a dimension: one metric per BOT
+/// would cost per BOT, and `cloudbot usage` has the per-BOT figures from the ledger.
+pub const USAGE_DIMENSION_SETS: &[&[&str]] = &[&[dimension::CONTRACT], &[]];
 /// The sandbox's metrics writer: built once at cold start, borrowed by every invocation.
 #[derive(Debug)]
 pub struct Metrics {
@@ -226,6 +245,7 @@ impl Metrics {
             event_publish_failures: 0,
             job_running: None,
             overrun: false,
+            usage: None,
         }
     }
 
@@ -276,6 +296,16 @@ pub struct Invocation {
     event_publish_failures: u32,
     job_running: Option<Duration>,
     overrun: bool,
+    usage: Option<UsageSample>,
+}
+
+/// A recorded run end's usage (docs/usage.md).
+#[derive(Debug, Clone)]
+struct UsageSample {
+    contract: String,
+    bot: Option<String>,
+    seconds: u64,
+    used_percent: Option<f64>,
 }
 
 impl Invocation {
@@ -343,6 +373,23 @@ impl Invocation {
     /// This invocation suspended a job past its maximum run time.
     pub fn set_overrun(&mut self) {
         self.overrun = true;
+    }
+
+    /// This invocation recorded the end of a run of `contract` (`bot`, `seconds` BOT-seconds);
+    /// `used_percent`: the month's share of the budget after it, with a budget.
+    pub fn set_usage(
+        &mut self,
+        contract: &str,
+        bot: Option<&str>,
+        seconds: u64,
+        used_percent: Option<f64>,
+    ) {
+        self.usage = Some(UsageSample {
+            contract: contract.to_owned(),
+            bot: bot.map(str::to_owned),
+            seconds,
+            used_percent,
+        });
     }
 
     /// Adds Secrets Manager reads made for this invocation.
@@ -471,6 +518,24 @@ impl Serialize for Record<'_> {
                 metrics,
             });
         }
+        // A recorded end's usage, by contract and without dimensions.
+        if let Some(usage) = &inv.usage {
+            let mut metrics = vec![MetricDef {
+                name: name::BOT_SECONDS,
+                unit: Unit::Seconds.as_str(),
+            }];
+            if usage.used_percent.is_some() {
+                metrics.push(MetricDef {
+                    name: name::BUDGET_USED_PERCENT,
+                    unit: Unit::Percent.as_str(),
+                });
+            }
+            directives.push(Directive {
+                namespace: self.namespace,
+                dimensions: USAGE_DIMENSION_SETS,
+                metrics,
+            });
+        }
         let mut map = s.serialize_map(None)?;
         map.serialize_entry(
             "_aws",
@@ -501,6 +566,20 @@ impl Serialize for Record<'_> {
             map.serialize_entry(name::JOB_RUNNING_SECONDS, &running.as_secs())?;
             if inv.overrun {
                 map.serialize_entry(name::JOB_OVERRUNS, &1u64)?;
+            }
+        }
+        if let Some(usage) = &inv.usage {
+            map.serialize_entry(dimension::CONTRACT, &usage.contract)?;
+            map.serialize_entry(name::BOT_SECONDS, &usage.seconds)?;
+            if let Some(percent) = usage.used_percent {
+                // Two decimals are plenty for an alarm on a percentage.
+                map.serialize_entry(
+                    name::BUDGET_USED_PERCENT,
+                    &((percent * 100.0).round() / 100.0),
+                )?;
+            }
+            if let Some(bot) = &usage.bot {
+                map.serialize_entry("Bot", bot)?;
             }
         }
         map.serialize_entry("Trigger", inv.trigger)?;
@@ -644,8 +723,9 @@ mod tests {
         assert!(aws["Timestamp"].as_u64().is_some(), "{v}");
         let directives = aws["CloudWatchMetrics"].as_array().unwrap();
         // The invocation's directive, the skip's when a schedule tick was skipped, the
-        // breaker's when a schedule paused itself, and a running job's.
-        assert!((1..=4).contains(&directives.len()));
+        // breaker's when a schedule paused itself, a running job's, and usage's when a run's end was
+        // recorded.
+        assert!((1..=5).contains(&directives.len()));
         for d in directives {
             assert!(d["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
             for set in d["Dimensions"].as_array().unwrap() {
@@ -670,7 +750,7 @@ mod tests {
                 );
                 let unit = def["Unit"].as_str().unwrap();
                 assert!(
-                    ["Count", "Milliseconds", "Seconds"].contains(&unit),
+                    ["Count", "Milliseconds", "Seconds", "Percent"].contains(&unit),
                     "{unit}"
                 );
             }
@@ -747,6 +827,7 @@ mod tests {
         inv.add_event_publish_failure();
         inv.set_job_running(Duration::from_secs(3_700));
         inv.set_overrun();
+        inv.set_usage("demo", Some("demo/echo_bot"), 42, Some(12.3456));
         let v = render(&inv);
         assert_valid_emf(&v);
         // The run queue's metrics have their own record (one per lane of a batch).
@@ -760,7 +841,7 @@ mod tests {
             declared.len(),
             METRICS.len(),
             "all metrics present with an upstream call, a skip, a trip, a failed ledger write, \
-             and a queue batch"
+             a queue batch, a running job and a recorded end with a budget"
         );
         for def in declared {
             let name = def["Name"].as_str().unwrap();
@@ -792,6 +873,15 @@ mod tests {
         );
         assert_eq!(v["JobRunningSeconds"], 3_700);
         assert_eq!(v["JobOverruns"], 1);
+        // A recorded end's usage: by contract and without dimensions, the BOT a property.
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][4]["Dimensions"],
+            serde_json::json!([["Contract"], []])
+        );
+        assert_eq!(v["Contract"], "demo");
+        assert_eq!(v["BotSeconds"], 42);
+        assert_eq!(v["BudgetUsedPercent"], 12.35);
+        assert_eq!(v["Bot"], "demo/echo_bot");
     }
 
     #[test]
@@ -806,6 +896,21 @@ mod tests {
         assert_valid_emf(&v);
         assert_eq!(v["JobRunningSeconds"], 61);
         assert!(v.get("JobOverruns").is_none(), "no overrun, no series");
+    }
+
+    #[test]
+    fn an_end_without_a_budget_has_its_seconds_and_no_share() {
+        let m = Metrics::new("NS");
+        let mut inv = m.start("sfn", "r");
+        inv.set_usage("demo", None, 7, None);
+        let v = render(&inv);
+        assert_valid_emf(&v);
+        assert_eq!(v["BotSeconds"], 7);
+        assert!(v.get("BudgetUsedPercent").is_none() && v.get("Bot").is_none());
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][1]["Metrics"],
+            serde_json::json!([{"Name": "BotSeconds", "Unit": "Seconds"}])
+        );
     }
 
     #[test]

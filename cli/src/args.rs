@@ -77,6 +77,24 @@ pub enum Command {
     /// The run ledger (docs/ledger.md): list runs, newest first, or show one with its history.
     /// Reads the table with the standard AWS configuration, by index (never a scan).
     Runs(RunsArgs),
+    /// A month's BOT-seconds per BOT from the run ledger (docs/usage.md): runs, the share of the
+    /// allowance, a month-end forecast. Reads the table by index (never a scan).
+    Usage {
+        /// The month, YYYY-MM in Japan time [default: the current month].
+        #[arg(long, value_name = "YYYY-MM")]
+        month: Option<String>,
+        /// The monthly allowance in BOT-seconds: the stack's BudgetMonthlySeconds.
+        #[arg(long, env = "CLOUDBOT_BUDGET_MONTHLY_SECONDS", value_name = "SECONDS")]
+        allowance: Option<u64>,
+        /// The run ledger table: the stack output RunLedgerTableName.
+        #[arg(
+            long,
+            env = "CLOUDBOT_RUN_LEDGER_TABLE",
+            value_name = "TABLE",
+            default_value = ""
+        )]
+        table: String,
+    },
     /// The team's BOT schedules (a schedule file: calendar/README.md): check a file, preview
     /// the coming runs with skipped and shifted days labelled, apply it to the stack's schedule
     /// group, list the applied schedules, resume one the failure breaker paused.

@@ -51,6 +51,11 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             function,
         } => resolve_record(ctx, record, started.as_deref(), function).await,
         Command::Runs(args) => runs(ctx, args).await,
+        Command::Usage {
+            month,
+            allowance,
+            table,
+        } => crate::usage::run(ctx.out, table, month.as_deref(), *allowance).await,
         Command::Schedules(command) => crate::schedules::run(ctx.out, ctx.tracker, command).await,
         Command::Completions { shell } => completions(*shell),
         Command::Man => man(),

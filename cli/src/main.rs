@@ -23,6 +23,7 @@ mod session;
 mod stage;
 mod state;
 mod target;
+mod usage;
 
 use std::process::ExitCode;
 use std::time::SystemTime;

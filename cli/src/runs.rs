@@ -78,7 +78,7 @@ pub fn months(since_ms: u64, now_ms: u64) -> Vec<String> {
     out
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 fn ledger_error(e: &impl ProvideErrorMetadata, what: &str) -> CliError {
     CliError::Ledger(format!(
@@ -89,7 +89,7 @@ fn ledger_error(e: &impl ProvideErrorMetadata, what: &str) -> CliError {
 }
 
 /// Every item of one index partition (`key` = `value`), sort key at or after `from`.
-async fn query(
+pub(crate) async fn query(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     (index, key, value): (&str, &str, &str),
@@ -236,7 +236,7 @@ fn text<'a>(run: &'a Map<String, Value>, name: &str) -> &'a str {
 }
 
 /// The table from `--table` / `CLOUDBOT_RUN_LEDGER_TABLE`, and a DynamoDB client.
-async fn client(table: &str) -> Result<(aws_sdk_dynamodb::Client, String), CliError> {
+pub(crate) async fn client(table: &str) -> Result<(aws_sdk_dynamodb::Client, String), CliError> {
     let table = table.trim();
     if table.is_empty() {
         return Err(CliError::Usage(

@@ -1259,3 +1259,142 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
     let out = runs(&["--since", "someday"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// `cloudbot usage` against a run ledger in moto (as `runs` above), filled through the library's
+/// own ledger: the month's BOT-seconds per BOT (ended runs only), the totals, the share of the
+/// allowance, and the reminder of what the ledger cannot see; never a scan.
+#[tokio::test]
+async fn usage_sums_a_months_runs_per_bot_with_the_share_of_the_allowance() {
+    use cloudbot_trigger::cloudbot::{ApiBase, JobEndpoint, JobStatus};
+    use cloudbot_trigger::ledger::{Ledger, LedgerTable, Observed, Origin};
+    use cloudbot_trigger::trigger::Trigger;
+
+    let moto = Moto::start();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let created = Command::new(root.join(".tools/venv-aws/bin/python"))
+        .arg(root.join("scripts/create-ledger-table.py"))
+        .args([&moto.endpoint, "runs"])
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build(),
+    );
+    let ledger = Ledger::new(
+        LedgerTable::new(dynamodb, "runs".into()),
+        Duration::from_secs(86_400),
+    );
+    let base = ApiBase::parse("https://api.c-bot.pro").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Started now (this month in Japan time): two echo runs of 40 s and 20 s, an error run of
+    // 7 s, and a slow run still executing.
+    for (id, bot, status, elapsed) in [
+        ("u-1", "echo_bot", JobStatus::Succeeded, 40),
+        ("u-2", "echo_bot", JobStatus::Succeeded, 20),
+        ("u-3", "error_bot", JobStatus::Error, 7),
+        ("u-4", "slow_bot", JobStatus::Executing, 0),
+    ] {
+        let job = JobEndpoint::parse(&base, &format!("https://api.c-bot.pro/demo/jobs/{id}"), "j")
+            .unwrap();
+        let observed = |status| Observed {
+            status,
+            bot_id: bot,
+            start_time: None,
+            elapsed_s: Some(elapsed),
+            message: None,
+            output_omitted: false,
+        };
+        let origin = Origin::of(Trigger::Direct, None, false, None, "r");
+        ledger
+            .learned(
+                &job,
+                &observed(JobStatus::Executing),
+                Some(origin),
+                deadline,
+            )
+            .await
+            .unwrap();
+        if status != JobStatus::Executing {
+            ledger
+                .learned(&job, &observed(status), None, deadline)
+                .await
+                .unwrap();
+        }
+    }
+
+    let usage = |args: &[&str]| {
+        let mut cmd = cloudbot("http://127.0.0.1:9");
+        cmd.env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CLOUDBOT_RUN_LEDGER_TABLE", "runs")
+            .env_remove("CLOUDBOT_BUDGET_MONTHLY_SECONDS")
+            .arg("usage")
+            .args(args);
+        run(&mut cmd)
+    };
+    let out = usage(&["--allowance", "1000", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v = json(&out);
+    assert_eq!(
+        (
+            v["seconds"].as_u64(),
+            v["runs"].as_u64(),
+            v["open"].as_u64()
+        ),
+        (Some(67), Some(4), Some(1))
+    );
+    assert_eq!(v["bots"][0]["bot"], "demo/echo_bot");
+    assert_eq!(
+        (
+            v["bots"][0]["seconds"].as_u64(),
+            v["bots"][0]["runs"].as_u64()
+        ),
+        (Some(60), Some(2))
+    );
+    let slow = v["bots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["bot"] == "demo/slow_bot")
+        .unwrap();
+    assert_eq!(
+        (slow["seconds"].as_u64(), slow["open"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(v["allowance_s"], 1000);
+    assert!(
+        (v["share_percent"].as_f64().unwrap() - 6.7).abs() < 1e-9,
+        "{v}"
+    );
+    assert!(v["not_seen"].as_str().unwrap().contains("BOT editor"));
+
+    // The text: per BOT, the total, the share, and the reminder.
+    let out = usage(&["--allowance", "1000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for part in [
+        "demo/echo_bot",
+        "60 s",
+        "67 s",
+        "6.7% used",
+        "BOT editor",
+        "1 open",
+    ] {
+        assert!(shown.contains(part), "{part} in {shown}");
+    }
+    // Another month has nothing; a malformed month is a usage error.
+    let out = usage(&["--month", "2001-01", "--json"]);
+    assert_eq!(json(&out)["runs"], 0);
+    assert!(json(&out)["forecast"].is_null());
+    let out = usage(&["--month", "2026-13"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}

@@ -11,11 +11,13 @@
 //! the test-only CA. Each group's reader is in `read` (with the variable names, their defaults
 //! and bounds); `env` holds the typed parsers and [`ConfigError`].
 
+mod budget;
 mod contracts;
 mod env;
 mod event_bus;
 mod read;
 
+pub use budget::BudgetConfig;
 pub use contracts::{SecretIds, contract_secrets};
 pub use env::ConfigError;
 pub use event_bus::EVENT_BUS_VAR;
@@ -203,6 +205,8 @@ pub struct Config {
     /// The stack default maximum run time of a job (`CLOUDBOT_MAX_RUN_SECONDS`; `None`: no
     /// default; docs/overrun.md).
     pub max_run: Option<Duration>,
+    /// The monthly BOT-seconds budget; `None`: no budget (docs/usage.md).
+    pub budget: Option<BudgetConfig>,
     /// CloudWatch namespace of the EMF metrics (`CLOUDBOT_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// Extra CA trusted by both upstream clients: tests only (`None` in any deployment).
@@ -228,6 +232,7 @@ impl Config {
         let client = read::client(&env)?;
         let idempotency = read::idempotency(&env)?;
         let callbacks = read::callbacks(&env, idempotency.as_ref(), &requests)?;
+        let ledger = read::ledger(&env)?;
         Ok(Self {
             requests,
             client,
@@ -235,9 +240,10 @@ impl Config {
             init,
             idempotency,
             callbacks,
-            ledger: read::ledger(&env)?,
             event_bus: event_bus::event_bus(&env)?,
             max_run: read::max_run(&env)?,
+            budget: budget::budget(&env, ledger.as_ref())?,
+            ledger,
             metrics_namespace: read::metrics_namespace(&env)?,
             test_only_extra_ca: read::extra_ca(&env)?,
             queue_concurrency: read::queue_concurrency(&env)?,
@@ -493,6 +499,56 @@ mod tests {
                     reconcile_settle: crate::idempotency::DEFAULT_RECONCILE_SETTLE,
                 })
             );
+        }
+    }
+
+    #[test]
+    fn the_budget_is_off_unless_an_allowance_is_set_and_needs_the_ledger() {
+        let ledger = ("CLOUDBOT_RUN_LEDGER_TABLE", "runs");
+        let cfg = config(&[("CLOUDBOT_SECRET_ID", "s"), ledger]).unwrap();
+        assert_eq!(cfg.budget, None);
+        let cfg = config(&[
+            ("CLOUDBOT_SECRET_ID", "s"),
+            ledger,
+            ("CLOUDBOT_BUDGET_MONTHLY_SECONDS", "36000"),
+            ("CLOUDBOT_BUDGET_STOP_PERCENT", "90"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.budget,
+            Some(BudgetConfig {
+                budget: crate::usage::Budget {
+                    allowance_s: 36_000,
+                    stop_percent: 90
+                },
+                cache_ttl: Duration::from_secs(30),
+            })
+        );
+        for (vars, var) in [
+            (
+                vec![("CLOUDBOT_BUDGET_MONTHLY_SECONDS", "60")],
+                "CLOUDBOT_BUDGET_MONTHLY_SECONDS",
+            ),
+            (
+                vec![ledger, ("CLOUDBOT_BUDGET_MONTHLY_SECONDS", "-1")],
+                "CLOUDBOT_BUDGET_MONTHLY_SECONDS",
+            ),
+            (
+                vec![ledger, ("CLOUDBOT_BUDGET_STOP_PERCENT", "101")],
+                "CLOUDBOT_BUDGET_STOP_PERCENT",
+            ),
+            (
+                vec![ledger, ("CLOUDBOT_BUDGET_STOP_PERCENT", "0")],
+                "CLOUDBOT_BUDGET_STOP_PERCENT",
+            ),
+            (
+                vec![ledger, ("CLOUDBOT_BUDGET_CACHE_SECONDS", "301")],
+                "CLOUDBOT_BUDGET_CACHE_SECONDS",
+            ),
+        ] {
+            let mut vars = vars;
+            vars.push(("CLOUDBOT_SECRET_ID", "s"));
+            assert_eq!(config(&vars).unwrap_err().var, var, "{vars:?}");
         }
     }
 

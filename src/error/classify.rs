@@ -12,6 +12,7 @@ use crate::credentials::CredentialsError;
 use crate::idempotency::IdempotencyError;
 use crate::overrun::OverrunError;
 use crate::schedule::ScheduleError;
+use crate::usage::BudgetError;
 
 /// An error with a row in the error table.
 pub trait Classified {
@@ -97,6 +98,14 @@ impl Classified for OverrunError {
         match self {
             OverrunError::Overrun { .. } => &kind::JOB_OVERRUN,
             OverrunError::SuspendForbidden { .. } => &kind::JOB_SUSPEND_FORBIDDEN,
+        }
+    }
+}
+
+impl Classified for BudgetError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            BudgetError::Exhausted { .. } => &kind::BUDGET_EXHAUSTED,
         }
     }
 }

@@ -260,6 +260,14 @@ pub static JOB_SUSPEND_FORBIDDEN: ErrorKind = ErrorKind {
     meaning: "the job ran longer than its maximum run time but Cloud BOT refused to suspend it (HTTP 403): the access token needs the Suspend permission; the job is still running ([overrun](overrun.md))",
 };
 
+/// `Budget.Exhausted` (issue 22).
+pub static BUDGET_EXHAUSTED: ErrorKind = ErrorKind {
+    name: "Budget.Exhausted",
+    http_status: 429,
+    retryable: false,
+    meaning: "the contract's BOT-seconds this month reached the budget's stop level and the execute's `priority` is `normal`; nothing was sent and its idempotency key is free again, so the same request runs once the budget allows (next month, or a higher allowance). `priority` `high` still runs ([usage](usage.md#budget))",
+};
+
 /// Every row, in documentation order.
 pub static ALL: &[&ErrorKind] = &[
     &INVALID_REQUEST,
@@ -290,6 +298,7 @@ pub static ALL: &[&ErrorKind] = &[
     &CALENDAR_UNDECIDABLE,
     &JOB_OVERRUN,
     &JOB_SUSPEND_FORBIDDEN,
+    &BUDGET_EXHAUSTED,
     &FUNCTION_DEADLINE_EXCEEDED,
     &FUNCTION_INTERNAL,
 ];

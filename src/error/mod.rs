@@ -25,6 +25,7 @@ use crate::idempotency::IdempotencyError;
 use crate::overrun::OverrunError;
 use crate::request::RequestError;
 use crate::schedule::ScheduleError;
+use crate::usage::BudgetError;
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,9 @@ pub enum Failure {
     /// A job passed its maximum run time (suspended), or could not be suspended.
     #[error(transparent)]
     Overrun(#[from] OverrunError),
+    /// The month's budget refused a `normal` execute; nothing sent (docs/usage.md).
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
     /// A bug-class failure inside the function (e.g. a result that could not be encoded).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -66,6 +70,7 @@ impl Failure {
             Failure::Callback(err) => err.kind(),
             Failure::Schedule(err) => err.kind(),
             Failure::Overrun(err) => err.kind(),
+            Failure::Budget(err) => err.kind(),
             Failure::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
     }
@@ -131,6 +136,7 @@ impl Failure {
             Failure::Overrun(OverrunError::SuspendForbidden { .. }) => {
                 "Job past its maximum run time could not be suspended"
             }
+            Failure::Budget(_) => "BOT-seconds budget exhausted",
             Failure::Internal(_) => "Internal error",
         }
     }
@@ -363,6 +369,14 @@ mod tests {
             Failure::Overrun(OverrunError::SuspendForbidden {
                 running_s: 61,
                 max_s: 60,
+            }),
+            Failure::Budget(crate::usage::BudgetError::Exhausted {
+                contract: "demo".into(),
+                month: "2026-12".into(),
+                used_s: 2,
+                stop_s: 1,
+                stop_percent: 50,
+                allowance_s: 2,
             }),
             Failure::Internal("x"),
         ];

@@ -197,6 +197,7 @@ mod tests {
             trigger: Some("scheduler".into()),
             schedule: Some("nightly".into()),
             nominal_time: Some("2026-12-01T00:00:00Z".into()),
+            month: None,
             bot: None,
         };
         EndedRun::of(&write, &recorded).unwrap()

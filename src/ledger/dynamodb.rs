@@ -125,7 +125,7 @@ impl LedgerStore for LedgerTable {
                 .set_expression_attribute_values(Some(e.values));
             if write.end.is_some() {
                 // The record after the end's write tells the run's schedule (its start wrote
-                // it), for the failure breaker: no read of its own.
+                // it), for the failure breaker, and its month, for usage: no read of its own.
                 request = request
                     .condition_expression("attribute_not_exists(#ended)")
                     .expression_attribute_names("#ended", "ended_at")
@@ -179,6 +179,7 @@ fn recorded_start(item: &HashMap<String, AttributeValue>) -> RecordedStart {
         trigger: text("trigger"),
         schedule: text(SCHEDULE),
         nominal_time: text(NOMINAL_TIME),
+        month: text(MONTH),
     }
 }
 

@@ -19,6 +19,8 @@ pub struct RecordedStart {
     pub schedule: Option<String>,
     /// `nominal_time`: the schedule's occurrence (RFC 3339).
     pub nominal_time: Option<String>,
+    /// `month`: the start's month (`YYYY-MM`, JST), whoever wrote it first.
+    pub month: Option<String>,
 }
 
 /// A run whose end this learner recorded (exactly one learner per run gets one).
@@ -38,6 +40,9 @@ pub struct EndedRun {
     pub schedule: Option<String>,
     /// The schedule's occurrence, with `schedule`.
     pub nominal_time: Option<String>,
+    /// The run's month (`YYYY-MM`, JST) as the record holds it: its BOT-seconds count for it
+    /// (docs/usage.md).
+    pub month: String,
     /// The end as recorded.
     pub end: End,
 }
@@ -65,6 +70,10 @@ impl EndedRun {
                 .nominal_time
                 .clone()
                 .or_else(|| origin.and_then(|o| o.nominal_time.clone())),
+            month: recorded
+                .month
+                .clone()
+                .unwrap_or_else(|| write.month.clone()),
             end,
         })
     }
@@ -98,6 +107,7 @@ mod tests {
             trigger: Some("scheduler".into()),
             schedule: Some("nightly".into()),
             nominal_time: Some("2026-12-01T00:00:00Z".into()),
+            month: None,
         };
         let ended = EndedRun::of(&write(JobStatus::Succeeded), &recorded).unwrap();
         assert_eq!(ended.started_at_ms, 1_796_050_000_000);

@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{Execute, MAX_TIMEOUT_MS, Operation, RequestError, kind_of, str_field, uint_field};
+use super::{
+    Execute, MAX_TIMEOUT_MS, Operation, Priority, RequestError, kind_of, str_field, uint_field,
+};
 use crate::cloudbot::{BotEndpoint, BotId, ExecuteRequest, MAX_REQUEST_BODY, PublicId};
 use crate::config::{MAX_CALLBACK_TRIES, Requests};
 use crate::idempotency::RecordKey;
@@ -46,6 +48,7 @@ pub(super) fn parse_execute(
         task_token: None,
         schedule: None,
         max_run: max_run(map)?,
+        priority: Priority::of_field(map.get("priority"))?,
     }))
 }
 

@@ -13,10 +13,12 @@
 mod contract;
 mod execute;
 mod parse;
+mod priority;
 
 use serde_json::Value;
 
 pub use parse::{Routed, parse_map, parse_map_with_language, parse_routed};
+pub use priority::Priority;
 
 use crate::callback::{CallbackId, TaskToken};
 use crate::cloudbot::{
@@ -219,6 +221,8 @@ pub struct Execute {
     /// The run's maximum run time (`max_run_seconds`; docs/overrun.md), recorded in the run
     /// ledger at the start. `None`: the stack default, if any.
     pub max_run: Option<std::time::Duration>,
+    /// `priority`: past the budget's stop level only `high` runs (docs/usage.md, "Budget").
+    pub priority: Priority,
 }
 
 /// What an operator found for a record whose outcome is unknown.

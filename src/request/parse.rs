@@ -26,6 +26,7 @@ const FIELDS: &[(&str, &[OperationKind])] = &[
     ("callback_tries", &[EXECUTE]),
     ("timeout", &[EXECUTE]),
     (crate::overrun::FIELD, &[EXECUTE]),
+    ("priority", &[EXECUTE]),
     ("language", &OperationKind::ALL),
     ("job_reference_endpoint", &[ReferJob, ResolveIdempotency]),
     ("job_id", &[ReferJob]),

@@ -86,6 +86,7 @@ impl Service {
         };
         let Some(key) = key else {
             tracing::info!("execute without an idempotency key: not deduplicated");
+            self.within_budget(execute, scope.deadline).await?;
             let (result, started) = split(self.post(execute, None, &fetched, scope, record).await);
             self.started(started, origin(None), scope, record).await;
             self.announce_refused(&result, execute, origin(None), scope, record)
@@ -94,6 +95,7 @@ impl Service {
         };
         let Some(exactly_once) = &self.exactly_once else {
             tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
+            self.within_budget(execute, scope.deadline).await?;
             let (result, started) = split(self.post(execute, None, &fetched, scope, record).await);
             self.started(started, origin(Some(key)), scope, record)
                 .await;
@@ -141,6 +143,13 @@ impl Service {
                 return answer::replay(replayed);
             }
         };
+        // Asked after the claim, so a replay still answers past the stop level; a refusal
+        // sent nothing and releases the key (docs/usage.md, "Budget").
+        if let Err(refused) = self.within_budget(execute, scope.deadline).await {
+            let refused = Err(Failure::from(refused));
+            finish(exactly_once, &claim, &refused, scope.deadline).await;
+            return refused;
+        }
         let (result, started) = split(match task {
             None => self.post(execute, None, &fetched, scope, record).await,
             Some(task) => {
@@ -366,6 +375,8 @@ async fn finish(
         Err(Failure::Credentials(_)) => (Finish::Release, "credentials unavailable".to_owned()),
         // Registering the task's callback failed before the POST: nothing was sent.
         Err(Failure::Callback(_)) => (Finish::Release, "callback not registered".to_owned()),
+        // The budget refused before the POST: nothing was sent.
+        Err(Failure::Budget(_)) => (Finish::Release, "budget exhausted".to_owned()),
         // After the POST (e.g. the result could not be encoded): a job may exist.
         Err(other) => (Finish::Unknown, format!("{}: {other}", other.error_type())),
     };

@@ -86,8 +86,10 @@ impl Service {
                     self.count_end(schedule, endpoint.url(), found.status, deadline, record)
                         .await;
                 }
-                // The one learner that recorded the end announces it (docs/events.md).
+                // The one learner that recorded the end counts its BOT-seconds (docs/usage.md)
+                // and announces it (docs/events.md).
                 if let Some(ended) = &ended {
+                    self.count_usage(endpoint, ended, deadline, record).await;
                     self.announce_end(ended, deadline, record).await;
                 }
                 learned

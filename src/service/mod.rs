@@ -17,6 +17,7 @@
 //! - `tick`: a managed schedule's tick decided (before an execute, or alone for a state
 //!   machine's DecideTick state).
 //! - `breaker`: a managed schedule's job end counted by its failure breaker.
+//! - `usage`: the budget asked before an execute sends; a recorded end's BOT-seconds counted.
 //! - `answer`: the answer shapes of docs/contract.md.
 //! - `queue`: the run queue's SQS batches, each message's fate (docs/queue.md).
 //!
@@ -31,12 +32,13 @@ mod callback;
 mod execute;
 mod init;
 mod learned;
-mod queue;
 mod overrun;
+mod queue;
 mod reads;
 mod reconcile;
 mod resolve;
 mod tick;
+mod usage;
 
 use std::time::{Duration, SystemTime};
 
@@ -74,6 +76,8 @@ pub struct Service {
     exactly_once: Option<ExactlyOnce>,
     ledger: Option<Ledger>,
     events: Option<JobEvents>,
+    /// The usage counter and budget (docs/usage.md); `None` without a budget.
+    usage: Option<crate::usage::Usage>,
 }
 
 /// The idempotency store, and the callback side that needs it (a retried task finds its
@@ -178,6 +182,7 @@ impl Service {
             exactly_once: None,
             ledger: None,
             events: None,
+            usage: None,
         })
     }
 

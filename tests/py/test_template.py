@@ -264,8 +264,9 @@ def test_every_variable_the_function_reads_has_its_docs_row():
 
 # At most this many parameters: what an operator must decide (issue 19: `sam deploy --guided`
 # asks each one, without its description). Issue 23 added ContractSecretArns (one secret per
-# contract: the IAM grant needs the list at deploy time).
-MAX_PARAMETERS = 13
+# contract: the IAM grant needs the list at deploy time); issue 22 the budget's three (allowance,
+# warning and stop levels: a contract's plan, not a tuning default).
+MAX_PARAMETERS = 16
 
 
 def test_the_deploy_asks_only_what_an_operator_must_decide(template):
@@ -334,6 +335,7 @@ def test_function_may_read_only_its_secret(template):
             str(["dynamodb:Query"]),
             str(["dynamodb:UpdateItem", "dynamodb:GetItem"]),
             "events:PutEvents",
+            str(["dynamodb:GetItem"]),
             str(settle),
         ]
     )
@@ -590,7 +592,13 @@ def _dimension_sets() -> list[set[str]]:
     text = METRICS_RS.read_text()
     blocks = re.findall(r"pub const \w*DIMENSION_SETS[^=]*= &\[(.*?)\];", text, re.S)
     assert len(blocks) >= 3, "DIMENSION_SETS not found"
-    names = {"dimension::OPERATION": "Operation", "dimension::OUTCOME": "Outcome", "dimension::SKIP_REASON": "SkipReason", "dimension::LANE": "Lane"}
+    names = {
+        "dimension::OPERATION": "Operation",
+        "dimension::OUTCOME": "Outcome",
+        "dimension::SKIP_REASON": "SkipReason",
+        "dimension::LANE": "Lane",
+        "dimension::CONTRACT": "Contract",
+    }
     sets = []
     for block in blocks:
         for inner in re.findall(r"&\[([^\]]*)\]", block):
@@ -635,16 +643,17 @@ def _used_metrics(template: dict):
                         yield f"{name}/{widget['properties']['title']}", parts[1], dims
 
 
-def _dashboard(template: dict, callbacks: bool = True) -> dict:
-    """The dashboard body as JSON, its variables resolved for Callbacks ENABLED or DISABLED, and
-    every other ${...} left as the placeholder's text."""
+def _dashboard(template: dict, callbacks: bool = True, budget: bool = True) -> dict:
+    """The dashboard body as JSON, its variables resolved for Callbacks ENABLED or DISABLED and a
+    budget or none, and every other ${...} left as the placeholder's text."""
     body, variables = template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    conditions = {"CallbacksOn": callbacks, "HasBudget": budget}
 
     def resolve(value):
         if isinstance(value, dict) and "Fn::If" in value:
             condition, then, otherwise = value["Fn::If"]
-            assert condition == "CallbacksOn", condition
-            return resolve(then if callbacks else otherwise)
+            assert condition in conditions, condition
+            return resolve(then if conditions[condition] else otherwise)
         if isinstance(value, dict) and "Fn::Join" in value:
             separator, parts = value["Fn::Join"]
             return separator.join(resolve(part) for part in parts)
@@ -766,6 +775,30 @@ def test_the_dashboard_shows_every_operation_state_machine_and_alarm(template):
         listed = sorted(a.removeprefix("${").removesuffix(".Arn}") for a in _widget(dashboard, "Alarms")["alarms"])
         conditional = {n for n in alarms if template["Resources"][n].get("Condition") == "CallbacksOn"}
         assert listed == sorted(alarms if callbacks else set(alarms) - conditional), listed
+    # Without a budget, no budget alarm to list.
+    listed = _widget(_dashboard(template, budget=False), "Alarms")["alarms"]
+    assert "${BudgetWarningAlarm.Arn}" not in listed and len(listed) == len(alarms) - 1
+
+
+def test_the_budget_is_off_at_0_and_its_alarm_watches_the_functions_share(template):
+    # docs/usage.md: BudgetMonthlySeconds 0 = no budget; the function reads the same two values.
+    resources = template["Resources"]
+    assert template["Conditions"]["HasBudget"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BudgetMonthlySeconds"}, "0"]}]}
+    env = resources["CloudBotFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CLOUDBOT_BUDGET_MONTHLY_SECONDS"] == {"Ref": "BudgetMonthlySeconds"}
+    assert env["CLOUDBOT_BUDGET_STOP_PERCENT"] == {"Ref": "BudgetStopPercent"}
+    alarm = resources["BudgetWarningAlarm"]
+    assert alarm["Condition"] == "HasBudget"
+    props = alarm["Properties"]
+    assert (props["MetricName"], props["Statistic"], props["Threshold"]) == (
+        "BudgetUsedPercent", "Maximum", {"Ref": "BudgetWarningPercent"})
+    assert "Dimensions" not in props, "the dimensionless set: every contract"
+    # The counter read is granted only with a budget, and only on counter items.
+    statements = resources["CloudBotFunction"]["Properties"]["Policies"][0]["Statement"]
+    (read,) = [s["Fn::If"] for s in statements if "Fn::If" in s and s["Fn::If"][1].get("Sid") == "ReadUsageCounter"]
+    assert read[0] == "HasBudget" and read[2] == {"Ref": "AWS::NoValue"}
+    assert read[1]["Action"] == ["dynamodb:GetItem"]
+    assert read[1]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["usage:*"]}}
 
 
 def test_every_alarm_has_its_docs_rows(template):

@@ -22,6 +22,7 @@ mod queue;
 mod reconcile;
 mod schedules;
 mod state_machines;
+mod usage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::service::Service;
 use cloudbot_trigger::table::DynamoDbStore;
+use cloudbot_trigger::usage::{Usage, UsageTable};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
@@ -175,6 +177,17 @@ impl Harness {
             Store::Unreachable => moto.recording_dynamodb_at(&closed_port_url()),
             _ => table_moto.recording_dynamodb(),
         };
+        let usage = match (&config.budget, &config.ledger) {
+            (Some(budget), Some(ledger)) => Some(
+                Usage::new(
+                    UsageTable::new(ledger_client.clone(), ledger.table.clone()),
+                    budget.budget,
+                    ledger.retention,
+                )
+                .with_cache_ttl(budget.cache_ttl),
+            ),
+            _ => None,
+        };
         let ledger = config.ledger.as_ref().map(|ledger| {
             Ledger::new(
                 LedgerTable::new(ledger_client, ledger.table.clone()),
@@ -185,7 +198,8 @@ impl Harness {
             .expect("service")
             .with_idempotency(idempotency)
             .with_schedule_states(schedule_states)
-            .with_ledger(ledger);
+            .with_ledger(ledger)
+            .with_usage(usage);
         Harness {
             emulator,
             service,
