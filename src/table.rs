@@ -23,6 +23,25 @@ pub const KEY_ATTRIBUTE: &str = "record_key";
 /// TTL attribute of the table (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
+/// Now, in milliseconds since the Unix epoch (the records' times).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs a store call within `deadline`: a store never holds an invocation past it.
+pub(crate) async fn bounded<T, E: From<StoreError>>(
+    deadline: tokio::time::Instant,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable("no answer before the invocation's deadline".into()).into())
+        })
+}
+
 /// A boxed store future (the store traits are used as `dyn` objects).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 

@@ -27,7 +27,7 @@ mod rules;
 mod store;
 mod tasks;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -45,6 +45,7 @@ use tasks::SettleError;
 
 use crate::idempotency::RecordKey;
 use crate::table::StoreError;
+use crate::table::{bounded, now_ms};
 
 /// Why a callback (or the callback part of an execute) could not be handled. Never names the
 /// id or the token.
@@ -110,23 +111,6 @@ pub struct Callbacks {
     tasks: Box<dyn TaskSettler>,
     base: String,
     expiry: Duration,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-async fn bounded<T, E: From<StoreError>>(
-    deadline: Instant,
-    call: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    tokio::time::timeout_at(deadline, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable("no answer before the invocation's deadline".into()).into())
-        })
 }
 
 impl Callbacks {

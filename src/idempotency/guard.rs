@@ -17,6 +17,7 @@ use super::key::RecordKey;
 use super::rules::{self, Finish, Record, ResolveCheck, State, Verdict};
 use super::store::{ClaimWrite, Expected, NewClaim, Store, Update, UpdateWrite};
 use crate::table::StoreError;
+use crate::table::{bounded, now_ms};
 
 /// Largest result stored for replay. DynamoDB items hold at most 400 KB; a result above this
 /// (only possible when the caller waited for the job with `timeout` and the BOT returned a large
@@ -156,24 +157,6 @@ pub const DEFAULT_RECONCILE_SETTLE: Duration = Duration::from_secs(90);
 fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn now_ms() -> u64 {
-    epoch_ms(SystemTime::now())
-}
-
-/// Runs a store call within `deadline`.
-async fn bounded<T>(
-    deadline: Instant,
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout_at(deadline, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "no answer before the invocation's deadline".into(),
-            ))
-        })
 }
 
 impl Idempotency {

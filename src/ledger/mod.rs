@@ -15,7 +15,7 @@ mod ended;
 mod run;
 
 use std::fmt::Debug;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -28,6 +28,7 @@ pub use run::{
 
 use crate::cloudbot::{JobEndpoint, JobStatus};
 use crate::table::{StoreError, StoreFuture};
+use crate::table::{bounded, now_ms};
 
 /// Default retention of a run (days): 400, so a month can be compared with the same month a
 /// year before (docs/ledger.md, "Retention").
@@ -213,24 +214,4 @@ impl Ledger {
             Written::AlreadyEnded => Ok((Learned::AlreadyEnded, None)),
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Runs a store call within `deadline`.
-async fn bounded<T>(
-    deadline: Instant,
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout_at(deadline, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "no answer before the invocation's deadline".into(),
-            ))
-        })
 }

@@ -5,7 +5,7 @@
 //! anything else → stays unknown, the answer naming the candidate jobs. The rule, its window
 //! and its limits: docs/exactly-once.md, "Reconciling unknown outcomes".
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use jiff::Timestamp;
 
@@ -19,16 +19,11 @@ use crate::idempotency::{
 use crate::ledger::Origin;
 use crate::metrics::Invocation;
 use crate::request::Execute;
+use crate::table::now_ms;
 
 /// Jobs read from the BOT's list at most (one request). A BOT with more jobs in the window
 /// stays unknown: the rule never decides on a list that may have been cut.
 const LIST_LIMIT: u32 = 100;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 fn rfc3339(ms: u64) -> String {
     i64::try_from(ms)

@@ -3,8 +3,6 @@
 //! BOT-seconds (`count_usage`): the `BotSeconds` metric always, the contract's monthly counter
 //! and `BudgetUsedPercent` when a budget is configured. Counting never fails the invocation.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use tokio::time::Instant;
 
 use super::Service;
@@ -12,6 +10,7 @@ use crate::cloudbot::JobEndpoint;
 use crate::ledger::EndedRun;
 use crate::metrics::Invocation;
 use crate::request::Execute;
+use crate::table::now_ms;
 use crate::usage::{BudgetError, Usage};
 
 impl Service {
@@ -82,10 +81,4 @@ impl Service {
             used_percent,
         );
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -26,6 +26,7 @@ pub use counter::{COUNTER_PREFIX, CounterKey, UsageTable, attribute};
 pub use summary::{BotUsage, Forecast, MonthUsage, RunFigures, month_bounds_ms};
 
 use crate::request::Priority;
+use crate::table::bounded;
 use crate::table::{StoreError, StoreFuture};
 
 /// How long an execute trusts the counter it read (or a sandbox's own add) unless
@@ -212,20 +213,6 @@ impl Usage {
     fn last(&self, key: &CounterKey) -> Option<u64> {
         self.known.lock().ok()?.get(key).map(|k| k.used_s)
     }
-}
-
-/// Runs a store call within `deadline`.
-async fn bounded<T>(
-    deadline: Instant,
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout_at(deadline, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "no answer before the invocation's deadline".into(),
-            ))
-        })
 }
 
 #[cfg(test)]

@@ -155,7 +155,10 @@ async fn refer_job_records_the_end_once_with_its_history() {
     let executing = h.invoke(refer(&job_id)).await.unwrap();
     if executing["status"] == "executing" {
         let operations = h.ledger_calls.operations();
-        assert!(operations.iter().all(|op| op == "GetItem"), "{operations:?}");
+        assert!(
+            operations.iter().all(|op| op == "GetItem"),
+            "{operations:?}"
+        );
     }
     job_ended(&h, &job_id).await;
     h.ledger_calls.clear();
