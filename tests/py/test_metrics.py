@@ -53,7 +53,9 @@ def assert_valid_emf(record: dict) -> None:
     for directive in directives:
         assert isinstance(directive["Namespace"], str) and 0 < len(directive["Namespace"]) <= 255
         for dimension_set in directive["Dimensions"]:
-            assert 0 < len(dimension_set) <= 30
+            # The specification allows an empty set: a metric without dimensions (one alarm
+            # for every schedule or job: SchedulePaused, JobRunningSeconds, BotSeconds).
+            assert len(dimension_set) <= 30
             for name in dimension_set:
                 assert isinstance(record.get(name), str), f"dimension {name} is not a string root member"
                 assert 0 < len(record[name]) <= 1024
