@@ -5,19 +5,21 @@
 //! re-read, conditional end write (`overrun`), event and `Job.Overrun`. Which path enforces
 //! what, and what a caller then sees: docs/overrun.md, "Where the maximum is enforced".
 
-use super::{Scope, Service};
+use std::time::{Duration, SystemTime};
+
+use super::{Scope, Service, upstream, with_refresh};
 use crate::callback::TaskOutcome;
 use crate::cloudbot::{Job, JobEndpoint, JobStatus, Started};
 use crate::error::Failure;
 use crate::metrics::Invocation;
 use crate::overrun::{self, OverrunError};
+use crate::request::Execute;
 use crate::trigger::Answer;
 
-/// A started job that a synchronous execute's answer found executing past the maximum the
-/// execute knows for its run (see [`Service::past_maximum_at_start`]).
+/// A started job that may be past the maximum the execute knows for its run (see
+/// [`Service::past_maximum_at_start`]): to be read again.
 pub(super) struct PastMaximum {
     job: JobEndpoint,
-    found: Job,
 }
 
 impl Service {
@@ -68,34 +70,39 @@ impl Service {
         }
     }
 
-    /// The job a synchronous execute started, when Cloud BOT's answer reads it executing for
-    /// longer than `max_run_s` (the run's maximum as the execute knows it: the request's, else
-    /// its managed schedule's), else the stack default. `None` for every other answer, which
-    /// is the usual one: an execute without `timeout` answers a job that has just started.
+    /// The job a synchronous execute started, when it may have run past its maximum by the
+    /// time Cloud BOT answered: the answer reads it executing, and either its running time or
+    /// the wait the execute asked for (`timeout`, which the job ran through) is longer than
+    /// `max_run_s` (the run's maximum as the execute knows it: the request's, else its
+    /// managed schedule's), else the stack default. Only a look decides: Cloud BOT's answer
+    /// after a wait may carry the job as it was at its start ([I], the emulator's), so the
+    /// job is read again before anything is suspended. `None` for every other answer, the
+    /// usual one (an execute without `timeout` answers a job that has just started).
     pub(super) fn past_maximum_at_start(
         &self,
         started: Option<&Started>,
+        execute: &Execute,
         max_run_s: Option<u64>,
     ) -> Option<PastMaximum> {
         let started = started?;
         if started.job.status != JobStatus::Executing {
             return None;
         }
-        let running = overrun::running_for(&started.job, std::time::SystemTime::now())?;
-        let recorded = max_run_s.map(std::time::Duration::from_secs);
+        let recorded = max_run_s.map(Duration::from_secs);
         let (max, _) = overrun::maximum(recorded, self.config.max_run)?;
-        overrun::overran(running, max).then(|| PastMaximum {
+        let running = overrun::running_for(&started.job, SystemTime::now()).unwrap_or_default();
+        let waited = Duration::from_millis(execute.body.timeout_ms.unwrap_or(0));
+        (overrun::overran(running, max) || overrun::overran(waited, max)).then(|| PastMaximum {
             job: started.job_reference.clone(),
-            found: started.job.clone(),
         })
     }
 
     /// A synchronous execute's `result` once its start is recorded: a job
-    /// [`Self::past_maximum_at_start`] found past its maximum is looked at like a poll would
+    /// [`Self::past_maximum_at_start`] named is read and looked at like a poll would
     /// (`watch_running`, which reads the maximum the start just recorded), and when it is
-    /// suspended the execute fails with `Job.Overrun`. A suspend that fails leaves the answer
-    /// as it was: the job was started and runs on, and its caller keeps the job reference
-    /// endpoint (the next look meets the same error).
+    /// suspended the execute fails with `Job.Overrun`. A read or a suspend that fails leaves
+    /// the answer as it was: the job was started and runs on, and its caller keeps the job
+    /// reference endpoint (the next look meets the same error).
     pub(super) async fn overrun_at_start(
         &self,
         result: Result<Answer, Failure>,
@@ -103,17 +110,25 @@ impl Service {
         scope: Scope,
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
-        let (Ok(_), Some(PastMaximum { job, found })) = (&result, past) else {
+        let (Ok(_), Some(PastMaximum { job })) = (&result, past) else {
             return result;
         };
-        let fetched = match self.credentials.get(job.public_id(), scope.deadline).await {
-            Ok(fetched) => fetched,
-            Err(_) => return result,
+        let Ok(fetched) = self.credentials.get(job.public_id(), scope.deadline).await else {
+            return result;
         };
-        match self
-            .watch_running(&job, found, &fetched, scope, record)
-            .await
-        {
+        let read = with_refresh!(self, &fetched, scope, |call| upstream(
+            record,
+            self.client.refer_job(&call, &job),
+            |_| (Some(200), None)
+        ));
+        let watched = match read {
+            Ok(found) => {
+                self.watch_running(&job, found, &fetched, scope, record)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match watched {
             Err(overrun @ Failure::Overrun(OverrunError::Overrun { .. })) => Err(overrun),
             Err(error) => {
                 tracing::warn!(
