@@ -326,3 +326,36 @@ async fn a_callback_for_a_run_a_poll_ended_overrun_reopens_nothing() {
     assert_eq!(h.emulator.stats().jobs_suspended, 1);
     assert_eq!(told.all().len(), 1);
 }
+
+#[test]
+fn the_table_of_where_the_maximum_is_enforced_names_every_caller_of_the_look() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/overrun.md")).unwrap();
+    let start = doc
+        .find("| path | code | when it looks |")
+        .expect("the table in docs/overrun.md");
+    let mut documented: Vec<String> = doc[start..]
+        .lines()
+        .take_while(|line| line.starts_with('|'))
+        .skip(2)
+        .filter_map(|row| row.split('|').nth(2))
+        .map(|code| code.trim().trim_matches('`').to_owned())
+        .collect();
+    documented.sort();
+    documented.dedup();
+    let mut callers = Vec::new();
+    for entry in std::fs::read_dir(root.join("src/service")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text.contains(".watch_running(") {
+            let name = path.file_name().unwrap().to_string_lossy();
+            callers.push(format!("src/service/{name}"));
+        }
+    }
+    callers.sort();
+    assert!(!callers.is_empty());
+    assert_eq!(
+        documented, callers,
+        "docs/overrun.md, \"Where the maximum is enforced\""
+    );
+}
