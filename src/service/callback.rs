@@ -8,7 +8,9 @@
 //!    by another delivery right now, is answered at once;
 //! 2. wait for the job the execute records after its POST (a BOT can finish before the
 //!    execute's own bookkeeping), else `Callback.NotReady`;
-//! 3. read the job once with `refer_job` on the *stored* endpoint;
+//! 3. read the job once with `refer_job` on the *stored* endpoint; a job still executing past
+//!    its maximum run time is suspended and the task told `Job.Overrun` (`watch_on_callback`,
+//!    docs/overrun.md);
 //! 4. a managed schedule's run: count the end for its failure breaker (`breaker`);
 //! 5. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
 //!    the record calls Step Functions; at the same time, record what was read in the run

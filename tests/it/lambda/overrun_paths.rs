@@ -218,7 +218,7 @@ async fn a_synchronous_execute_within_its_maximum_is_only_answered() {
         .unwrap();
     assert_eq!(answer["status"], "executing");
     assert_eq!(deletes(&h), 0);
-    assert!(runs(&h).await[0].get("end_status").is_none());
+    assert!(!runs(&h).await[0].contains_key("end_status"));
 }
 
 /// The execute a callback-driven state machine sends for slow_bot (max 1 s), keyed `key`.
@@ -297,6 +297,12 @@ async fn a_callback_finding_its_job_executing_past_its_maximum_suspends_it_and_f
     let runs = runs(&h).await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["end_status"], "overrun");
+    // Neither the task token nor the callback id is in the run's record.
+    let record = format!("{runs:?}");
+    let id = path.rsplit('/').next().unwrap();
+    for secret in ["token-of-cb-overrun", id] {
+        assert!(!record.contains(secret), "{secret} in {record}");
+    }
     // Cloud BOT's callback of the suspended job: answered from the record, nothing else.
     let again = h.invoke(callback_event(&h, &path)).await.unwrap();
     assert_eq!(http_body(&again)["delivery"], "already_settled");
