@@ -173,8 +173,8 @@ pub struct RunsArgs {
     /// Only this BOT's runs: PUBLIC_ID/BOT_ID.
     #[arg(long, value_name = "PUBLIC_ID/BOT_ID")]
     pub bot: Option<String>,
-    /// Only runs in this status.
-    #[arg(long, value_parser = ["executing", "succeeded", "error"])]
+    /// Only runs in this status (`overrun`: suspended past their maximum run time).
+    #[arg(long, value_parser = ["executing", "succeeded", "error", "overrun"])]
     pub status: Option<String>,
     /// Only runs started since: a duration back from now (7d, 12h), a date (2026-11-01, in TZ)
     /// or an RFC 3339 time [default: 7d].

@@ -11,7 +11,7 @@ use std::io::Write;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
-use cloudbot_trigger::ledger::{attribute, index, month_of};
+use cloudbot_trigger::ledger::{OVERRUN, attribute, index, month_of};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
@@ -26,7 +26,7 @@ use crate::session::aws_config;
 pub struct Filter {
     /// `<public_id>/<bot_id>`.
     pub bot: Option<String>,
-    /// `executing`, `succeeded` or `error`.
+    /// `executing`, `succeeded`, `error` or `overrun` (docs/overrun.md).
     pub status: Option<String>,
     /// Runs started at or after this instant (epoch ms).
     pub since_ms: u64,
@@ -316,6 +316,7 @@ pub async fn run_show(out: Output, table: &str, run: &str) -> Result<Exit, CliEr
         "end_status",
         "elapsed_s",
         "message",
+        attribute::MAX_RUN_S,
     ] {
         if let Some(value) = found.get(name) {
             let value = value
@@ -337,16 +338,38 @@ pub async fn run_show(out: Output, table: &str, run: &str) -> Result<Exit, CliEr
             when(found.get("ended_at").and_then(Value::as_u64))
         )?;
     }
-    let mut history: Vec<(u64, &str)> = found
-        .iter()
-        .filter_map(|(name, value)| Some((value.as_u64()?, name.strip_prefix("seen_")?)))
-        .collect();
-    history.sort();
     writeln!(w, "history:")?;
-    for (at, status) in history {
-        writeln!(w, "  {}  {status}", when(Some(at)))?;
+    for (at, event) in history(&found) {
+        writeln!(w, "  {}  {event}", when(Some(at)))?;
     }
     Ok(Exit::Ok)
+}
+
+/// A run's history, oldest first: each status when first seen (`seen_<status>`), then how it
+/// ended; an overrun says that the function suspended the job and the maximum it passed
+/// (docs/overrun.md), which the statuses alone do not tell (a suspended job reads `error`).
+fn history(run: &Map<String, Value>) -> Vec<(u64, String)> {
+    let mut history: Vec<(u64, String)> = run
+        .iter()
+        .filter_map(|(name, value)| Some((value.as_u64()?, name.strip_prefix("seen_")?.to_owned())))
+        .collect();
+    history.sort();
+    if let Some(ended_at) = run.get("ended_at").and_then(Value::as_u64) {
+        let ended = match run.get("end_status").and_then(Value::as_str) {
+            Some(OVERRUN) => match run.get(attribute::MAX_RUN_S).and_then(Value::as_u64) {
+                Some(max) => format!(
+                    "ended {OVERRUN}: suspended by the function past its maximum run time of {max} s"
+                ),
+                None => format!(
+                    "ended {OVERRUN}: suspended by the function past the stack's maximum run time"
+                ),
+            },
+            Some(status) => format!("ended {status}"),
+            None => "ended".to_owned(),
+        };
+        history.push((ended_at, ended));
+    }
+    history
 }
 
 #[cfg(test)]
@@ -374,6 +397,30 @@ mod tests {
         let now = 1_796_083_200_000; // 2026-12-01T00:00Z
         assert_eq!(months(since, now), ["2026-12", "2026-11", "2026-10"]);
         assert_eq!(months(now, now), ["2026-12"]);
+    }
+
+    #[test]
+    fn an_overrun_run_shows_its_suspension_after_its_statuses() {
+        let run = serde_json::json!({"seen_executing": 1_000, "seen_error": 5_000,
+            "ended_at": 5_000, "end_status": "overrun", "max_run_s": 3});
+        let Value::Object(run) = run else {
+            unreachable!()
+        };
+        let events: Vec<String> = history(&run).into_iter().map(|(_, e)| e).collect();
+        assert_eq!(
+            events,
+            [
+                "executing",
+                "error",
+                "ended overrun: suspended by the function past its maximum run time of 3 s"
+            ]
+        );
+        let mut ended = run.clone();
+        ended.insert("end_status".into(), "succeeded".into());
+        ended.remove("max_run_s");
+        assert_eq!(history(&ended).last().unwrap().1, "ended succeeded");
+        ended.remove("ended_at");
+        assert_eq!(history(&ended).len(), 2);
     }
 
     #[test]

@@ -1201,6 +1201,22 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
         .learned(&job("j-2"), &observed(JobStatus::Error, ""), None, deadline)
         .await
         .unwrap();
+    // j-3 ran past its maximum of 1 s: suspended by a look, recorded overrun (docs/overrun.md).
+    let mut with_max = Origin::of(Trigger::Direct, None, false, None, "r3");
+    with_max.max_run_s = Some(1);
+    ledger
+        .learned(
+            &job("j-3"),
+            &observed(JobStatus::Executing, "slow_bot"),
+            Some(with_max),
+            deadline,
+        )
+        .await
+        .unwrap();
+    ledger
+        .overrun_end(&job("j-3"), &observed(JobStatus::Error, ""), deadline)
+        .await
+        .unwrap();
 
     let runs = |args: &[&str]| {
         let mut cmd = cloudbot("http://127.0.0.1:9");
@@ -1224,12 +1240,22 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
     };
     let mut all = names(&runs(&["--json"]));
     all.sort();
-    assert_eq!(all, ["demo/j-1", "demo/j-2"], "by month");
+    assert_eq!(all, ["demo/j-1", "demo/j-2", "demo/j-3"], "by month");
     assert_eq!(
         names(&runs(&["--bot", "demo/echo_bot", "--json"])),
         ["demo/j-1"]
     );
     assert_eq!(names(&runs(&["--status", "error", "--json"])), ["demo/j-2"]);
+    assert_eq!(
+        names(&runs(&[
+            "--status",
+            "overrun",
+            "--bot",
+            "demo/slow_bot",
+            "--json"
+        ])),
+        ["demo/j-3"]
+    );
     assert_eq!(
         names(&runs(&[
             "--schedule",
@@ -1250,6 +1276,16 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
     let history = shown.split("history:").nth(1).unwrap();
     assert!(
         history.find("executing").unwrap() < history.find("error").unwrap(),
+        "{shown}"
+    );
+
+    let out = runs(&["show", "demo/j-3"]);
+    let shown = text(&out.stdout);
+    assert!(shown.contains("max_run_s: 1"), "{shown}");
+    let history = shown.split("history:").nth(1).unwrap();
+    assert!(
+        history
+            .contains("ended overrun: suspended by the function past its maximum run time of 1 s"),
         "{shown}"
     );
 

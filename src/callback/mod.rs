@@ -270,7 +270,7 @@ impl Callbacks {
         };
         let how = match (told, outcome) {
             (Delivery::AlreadySettled(code), _) => code,
-            (_, TaskOutcome::Fail(_)) => "failed",
+            (_, TaskOutcome::Fail(_) | TaskOutcome::Failure { .. }) => "failed",
             (_, TaskOutcome::Look(_)) => "signalled",
             _ => "succeeded",
         };
@@ -310,6 +310,7 @@ impl Callbacks {
             TaskOutcome::Succeed(output) => self.tasks.succeed(token, output),
             TaskOutcome::Fail(cause) => self.tasks.fail(token, JOB_FAILED, cause),
             TaskOutcome::Look(signal) => self.tasks.succeed(token, signal),
+            TaskOutcome::Failure { error, cause } => self.tasks.fail(token, error, cause),
         };
         let told = tokio::time::timeout_at(deadline, call)
             .await

@@ -25,6 +25,25 @@ pub enum TaskOutcome {
     /// Not final yet (Cloud BOT may call before its job reads as ended): `SendTaskSuccess`
     /// with this [`look_signal`], which sends the workflow into its short polling loop.
     Look(String),
+    /// The run ended with one of the function's own errors (the error type, e.g.
+    /// `Job.Overrun`, and its message): `SendTaskFailure` with them, so the workflow fails with
+    /// the error a look would have failed with (docs/overrun.md).
+    Failure {
+        /// The error type (docs/errors.md).
+        error: &'static str,
+        /// The error's message, at most `SendTaskFailure`'s cause limit.
+        cause: String,
+    },
+}
+
+impl TaskOutcome {
+    /// [`TaskOutcome::Failure`] with `error` and `message`, cut to the cause limit.
+    pub fn failure(error: &'static str, message: &str) -> Self {
+        TaskOutcome::Failure {
+            error,
+            cause: message.chars().take(MAX_TASK_CAUSE_CHARS).collect(),
+        }
+    }
 }
 
 /// The `signal` value of a look signal (the state machines' `CallbackSaid` choice tests for the

@@ -8,7 +8,9 @@
 //!    by another delivery right now, is answered at once;
 //! 2. wait for the job the execute records after its POST (a BOT can finish before the
 //!    execute's own bookkeeping), else `Callback.NotReady`;
-//! 3. read the job once with `refer_job` on the *stored* endpoint;
+//! 3. read the job once with `refer_job` on the *stored* endpoint; a job still executing past
+//!    its maximum run time is suspended and the task told `Job.Overrun` (`watch_on_callback`,
+//!    docs/overrun.md);
 //! 4. a managed schedule's run: count the end for its failure breaker (`breaker`);
 //! 5. tell the task ([`Callbacks::settle`]): of concurrent deliveries only the one that claims
 //!    the record calls Step Functions; at the same time, record what was read in the run
@@ -32,7 +34,7 @@ use tokio::time::Instant;
 
 use super::{Scope, Service, answer, upstream, with_refresh};
 use crate::callback::{
-    CallbackError, CallbackId, CallbackRecord, Callbacks, Delivery, task_outcome,
+    CallbackError, CallbackId, CallbackRecord, Callbacks, Delivery, TaskOutcome, task_outcome,
 };
 use crate::cloudbot::{Job, JobEndpoint};
 use crate::error::Failure;
@@ -85,13 +87,20 @@ impl Service {
         telemetry::record_target(&Operation::ReferJob { job: job.clone() });
         record.set_job(job.job_id().as_str());
         let found = self.read_job(&job, scope, record).await?;
-        let result = answer::job_result(OperationKind::ReferJob, &found, &job)?;
-        let outcome = task_outcome(
-            found.status,
-            result.get(),
-            found.message.as_deref(),
-            job.url(),
-        );
+        // Still executing past its maximum: suspended like on any look (docs/overrun.md).
+        let (found, overrun) = self.watch_on_callback(&job, found, scope, record).await;
+        let outcome = match overrun {
+            Some(overrun) => overrun,
+            None => {
+                let result = answer::job_result(OperationKind::ReferJob, &found, &job)?;
+                task_outcome(
+                    found.status,
+                    result.get(),
+                    found.message.as_deref(),
+                    job.url(),
+                )
+            }
+        };
         // A scheduled run's end (the task's key is ExecuteBot's) counts for its schedule's
         // failure breaker, whichever delivery settles the task (the count is once per job);
         // before the task is told, so an execution that has ended has its end counted.
@@ -100,10 +109,14 @@ impl Service {
                 .await;
         }
         // Independent writes at once: the task's settlement and the run ledger.
-        let (delivery, _) = tokio::join!(
-            callbacks.settle(id, &outcome, scope.deadline),
-            self.learned(&job, &found, None, scope.deadline, record)
-        );
+        // (An overrun's end was recorded by the suspend.)
+        let recorded = matches!(outcome, TaskOutcome::Failure { .. });
+        let (delivery, _) = tokio::join!(callbacks.settle(id, &outcome, scope.deadline), async {
+            if !recorded {
+                self.learned(&job, &found, None, scope.deadline, record)
+                    .await;
+            }
+        });
         let delivery = delivery?;
         log_delivery(delivery, &found);
         answer::delivered(delivery)

@@ -88,7 +88,10 @@ impl Service {
             tracing::info!("execute without an idempotency key: not deduplicated");
             self.within_budget(execute, scope.deadline).await?;
             let (result, started) = split(self.post(execute, None, &fetched, scope, record).await);
+            let past =
+                self.past_maximum_at_start(started.as_ref(), execute, origin(None).max_run_s);
             self.started(started, origin(None), scope, record).await;
+            let result = self.overrun_at_start(result, past, scope, record).await;
             self.announce_refused(&result, execute, origin(None), scope, record)
                 .await;
             return result;
@@ -97,8 +100,11 @@ impl Service {
             tracing::warn!(idempotency_key = %key, "no idempotency table is configured: the key is ignored and duplicates are not detected");
             self.within_budget(execute, scope.deadline).await?;
             let (result, started) = split(self.post(execute, None, &fetched, scope, record).await);
+            let past =
+                self.past_maximum_at_start(started.as_ref(), execute, origin(Some(key)).max_run_s);
             self.started(started, origin(Some(key)), scope, record)
                 .await;
+            let result = self.overrun_at_start(result, past, scope, record).await;
             self.announce_refused(&result, execute, origin(Some(key)), scope, record)
                 .await;
             return result;
@@ -167,6 +173,8 @@ impl Service {
             _ => None,
         };
         let status = started.as_ref().map(|started| started.job.status);
+        let past =
+            self.past_maximum_at_start(started.as_ref(), execute, origin(Some(key)).max_run_s);
         tokio::join!(
             finish(exactly_once, &claim, &result, scope.deadline),
             self.started(started, origin(Some(key)), scope, record),
@@ -181,6 +189,8 @@ impl Service {
         if let (Some(job), Some(status)) = (job, status) {
             self.note_ended(key, job, status, scope, record).await;
         }
+        // Still executing past its maximum after the wait: suspended (docs/overrun.md).
+        let result = self.overrun_at_start(result, past, scope, record).await;
         self.announce_refused(&result, execute, origin(Some(key)), scope, record)
             .await;
         result

@@ -33,6 +33,7 @@ mod execute;
 mod init;
 mod learned;
 mod overrun;
+mod overrun_paths;
 mod queue;
 mod reads;
 mod reconcile;

@@ -16,6 +16,7 @@ mod faults;
 mod ledger;
 mod logs;
 mod overrun;
+mod overrun_paths;
 mod payloads;
 mod prefetch;
 mod queue;
