@@ -92,12 +92,14 @@ impl Service {
                         retry_budget: Trigger::Queue.retry_budget(),
                         trigger: Trigger::Queue,
                     };
-                    match self.admit(queued, request, deadline).await {
+                    // Boxed: a batch holds up to ten of these futures at once.
+                    match Box::pin(self.admit(queued, request, deadline)).await {
                         Admit::Wait => Ok(false),
                         Admit::Go(hold) => {
-                            let result = self.run(request, scope, request_id, &mut record).await;
+                            let result =
+                                Box::pin(self.run(request, scope, request_id, &mut record)).await;
                             if let Some(hold) = &hold {
-                                self.settle_slot(hold, &result, &record, deadline).await;
+                                Box::pin(self.settle_slot(hold, &result, &record, deadline)).await;
                             }
                             result.map(|_| true)
                         }
