@@ -336,9 +336,20 @@ def test_function_may_read_only_its_secret(template):
             str(["dynamodb:UpdateItem", "dynamodb:GetItem"]),
             "events:PutEvents",
             str(["dynamodb:GetItem"]),
+            str(["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem"]),
+            "sqs:ChangeMessageVisibility",
             str(settle),
         ]
     )
+    # Admission control (docs/queue.md): the slot items of the ledger only, and the two lanes.
+    conditional = {s["Fn::If"][1]["Sid"]: s["Fn::If"] for s in statements if "Fn::If" in s}
+    condition, slots, _ = conditional["AdmissionSlots"]
+    assert condition == "AdmissionOn"
+    assert slots["Resource"] == {"Fn::GetAtt": ["RunLedgerTable", "Arn"]}
+    assert slots["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["slot:*"]}}
+    condition, delay, _ = conditional["DelayWaitingRuns"]
+    assert condition == "AdmissionOn"
+    assert delay["Resource"] == [{"Fn::GetAtt": ["RunQueueHigh", "Arn"]}, {"Fn::GetAtt": ["RunQueueNormal", "Arn"]}]
     table = next(s for s in statements if isinstance(s.get("Action"), list) and s["Action"][0].startswith("dynamodb:"))
     assert table["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, "only the idempotency table"
     ledger = next(s for s in statements if s.get("Sid") == "WriteRunLedger")
