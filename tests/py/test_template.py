@@ -1000,6 +1000,12 @@ def test_every_generated_invoker_targets_the_alias(translated):
     # The schedule's target and its role.
     schedules = by_type["AWS::Scheduler::Schedule"]
     assert schedules
+    # Admission control's sweep (docs/queue.md#the-sweep): the alias too, on with a cap only.
+    sweeps = [p for _, p in schedules if p["Target"].get("Input") == '{"admission": "sweep"}']
+    assert len(sweeps) == 1
+    assert sweeps[0]["Target"]["Arn"] == alias_ref
+    assert sweeps[0]["State"] == {"Fn::If": ["AdmissionOn", "ENABLED", "DISABLED"]}
+    schedules = [(n, p) for n, p in schedules if p not in sweeps]
     # ScheduleTarget and Callbacks pick one of three schedules: the function's alias, the polling
     # workflow or the callback workflow (test_exactly_one_schedule_runs_... evaluates the choice).
     targets = {
