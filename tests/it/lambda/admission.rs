@@ -215,3 +215,58 @@ async fn a_high_priority_message_starts_before_a_backlog_of_normal_ones() {
     assert_eq!(last.output, None);
     assert!(h.emulator.peak_running_jobs("demo") <= 3);
 }
+
+/// The put-back itself, against an SQS (moto's): a message made invisible for its delay is
+/// not received again before it passes; the queue URL comes from the ARN the event carries.
+#[tokio::test]
+async fn a_waiting_message_is_made_invisible_for_its_delay() {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+    use cloudbot_trigger::admission::Visibility;
+
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "moto",
+        )))
+        .endpoint_url(crate::support::moto::moto().endpoint())
+        .build();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let name = format!("admission-{}-runs-normal", std::process::id());
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+    let receive = || async {
+        sqs.receive_message()
+            .queue_url(&url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap()
+            .messages()
+            .to_vec()
+    };
+    // Received with no visibility timeout: visible again at once.
+    let received = receive().await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(receive().await.len(), 1, "visible again");
+    let handle = receive().await[0].receipt_handle().unwrap().to_owned();
+    let arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+    Visibility::new(&sdk)
+        .delay(&arn, &handle, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(receive().await.is_empty(), "put back for 60 s");
+}
