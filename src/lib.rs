@@ -16,6 +16,7 @@
 //! - `config/`, `credentials/`, `table`: environment variables; the secret; the shared table.
 //! - `cloudbot/`, `sdk`, `metrics`: the Cloud BOT client; the AWS SDK set-up; EMF metrics.
 
+pub mod admission;
 pub mod callback;
 pub mod cloudbot;
 pub mod config;

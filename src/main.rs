@@ -4,6 +4,7 @@
 //! A current-thread runtime: one sandbox serves one invocation at a time, so a multi-threaded
 //! scheduler only adds start-up work and binary size.
 
+use cloudbot_trigger::admission::{Admission, SlotTable, Visibility};
 use cloudbot_trigger::callback::{Callbacks, SfnSettler};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
@@ -93,6 +94,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ),
         _ => None,
     };
+    // Admission control's slots live in the ledger table (the configuration guarantees it with
+    // a cap); the SQS client puts a message that waits for a slot back with its delay.
+    let admission = match (&config.admission, &config.ledger) {
+        (Some(caps), Some(ledger)) => Some(Admission::new(
+            SlotTable::new(dynamodb.clone(), ledger.table.clone()),
+            caps.clone(),
+        )),
+        _ => None,
+    };
+    let visibility = admission.as_ref().map(|_| Visibility::new(&aws));
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
         .with_idempotency(idempotency)
@@ -100,7 +111,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_callbacks(callbacks)
         .with_ledger(ledger)
         .with_job_events(events)
-        .with_usage(usage);
+        .with_usage(usage)
+        .with_admission(admission, visibility);
     let service = &service;
     tokio::join!(service.prefetch(), async {
         if let Some(table) = &store_warm_up {

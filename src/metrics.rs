@@ -130,6 +130,15 @@ pub mod name {
     /// The contract's month as a share of the budget's allowance after that end was counted;
     /// only with a budget (the warning alarm's metric).
     pub const BUDGET_USED_PERCENT: &str = "BudgetUsedPercent";
+    /// Messages of the batch in the lane that found their contract's cap on running jobs
+    /// reached and were put back for later (admission control, docs/queue.md).
+    pub const QUEUE_ADMISSION_WAITS: &str = "QueueAdmissionWaits";
+    /// The slots of a capped contract taken when the sweep looked, by `Contract` (its own
+    /// record; docs/queue.md, "Admission control").
+    pub const ADMISSION_SLOTS_IN_USE: &str = "AdmissionSlotsInUse";
+    /// Of them, the slots the sweep cannot settle on its own (an unknown outcome, or a holder
+    /// gone without naming its job): an operator looks (the same record).
+    pub const ADMISSION_SLOTS_UNRESOLVED: &str = "AdmissionSlotsUnresolved";
 }
 
 /// An EMF unit.
@@ -181,6 +190,9 @@ pub const METRICS: &[(&str, Unit)] = &[
     (name::JOB_OVERRUNS, Unit::Count),
     (name::BOT_SECONDS, Unit::Seconds),
     (name::BUDGET_USED_PERCENT, Unit::Percent),
+    (name::QUEUE_ADMISSION_WAITS, Unit::Count),
+    (name::ADMISSION_SLOTS_IN_USE, Unit::Count),
+    (name::ADMISSION_SLOTS_UNRESOLVED, Unit::Count),
 ];
 
 /// The dimension sets of every metric: per operation and outcome (failures by error type), and
@@ -342,6 +354,11 @@ impl Invocation {
     /// The invocation answered from the idempotency store (no new run).
     pub fn set_replay(&mut self) {
         self.replay = true;
+    }
+
+    /// Whether the invocation answered from the idempotency store.
+    pub fn replayed(&self) -> bool {
+        self.replay
     }
 
     /// A managed schedule's tick sent nothing, for this reason code (issue 21).
@@ -609,6 +626,8 @@ pub struct QueueBatch {
     pub dead_lettered: u32,
     /// Of them, whose outcome is unknown.
     pub outcome_unknown: u32,
+    /// Of them, put back to wait for a slot of their contract.
+    pub admission_waits: u32,
 }
 
 impl Metrics {
@@ -630,6 +649,7 @@ impl Metrics {
             (name::QUEUE_REDELIVERED, batch.redelivered),
             (name::QUEUE_DEAD_LETTERED, batch.dead_lettered),
             (name::QUEUE_OUTCOME_UNKNOWN, batch.outcome_unknown),
+            (name::QUEUE_ADMISSION_WAITS, batch.admission_waits),
         ];
         let mut metrics = vec![MetricDef {
             name: name::QUEUE_WAIT,
@@ -663,6 +683,62 @@ impl Metrics {
     }
 }
 
+/// The dimension set of the admission slots' record: by contract.
+pub const CONTRACT_DIMENSION_SETS: &[&[&str]] = &[&[dimension::CONTRACT]];
+
+impl Metrics {
+    /// Writes the sweep's record of one capped contract's slots as one line on stdout.
+    pub fn emit_admission_slots(&self, contract: &str, in_use: u32, unresolved: u32) {
+        let line = self.render_admission_slots(contract, in_use, unresolved, SystemTime::now());
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// The sweep's record of one capped contract's slots as one JSON line.
+    pub fn render_admission_slots(
+        &self,
+        contract: &str,
+        in_use: u32,
+        unresolved: u32,
+        now: SystemTime,
+    ) -> String {
+        let timestamp = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let counts = [
+            (name::ADMISSION_SLOTS_IN_USE, in_use),
+            (name::ADMISSION_SLOTS_UNRESOLVED, unresolved),
+        ];
+        let metadata = Metadata {
+            timestamp,
+            cloud_watch_metrics: vec![Directive {
+                namespace: &self.namespace,
+                dimensions: CONTRACT_DIMENSION_SETS,
+                metrics: counts
+                    .iter()
+                    .map(|(n, _)| MetricDef {
+                        name: n,
+                        unit: Unit::Count.as_str(),
+                    })
+                    .collect(),
+            }],
+        };
+        let mut record = serde_json::Map::new();
+        record.insert(
+            "_aws".into(),
+            serde_json::to_value(metadata).unwrap_or_default(),
+        );
+        record.insert(dimension::CONTRACT.into(), contract.into());
+        for (n, v) in counts {
+            record.insert(n.into(), v.into());
+        }
+        let mut line = serde_json::Value::Object(record).to_string();
+        line.push('\n');
+        line
+    }
+}
+
 fn unit_of(metric: &str) -> Unit {
     METRICS
         .iter()
@@ -685,6 +761,7 @@ mod tests {
             redelivered: 1,
             dead_lettered: 1,
             outcome_unknown: 1,
+            admission_waits: 2,
         };
         let v = parse(&m.render_queue_batch(&batch, UNIX_EPOCH));
         let directive = &v["_aws"]["CloudWatchMetrics"][0];
@@ -698,6 +775,7 @@ mod tests {
         assert_eq!(v["QueueWait"], 1500.0);
         assert_eq!(v["QueueOutcomeUnknown"], 1);
         assert_eq!(v["QueueMessages"], 4);
+        assert_eq!(v["QueueAdmissionWaits"], 2);
     }
 
     fn parse(line: &str) -> Value {
@@ -832,7 +910,13 @@ mod tests {
         assert_valid_emf(&v);
         // The run queue's metrics have their own record (one per lane of a batch).
         let queue = parse(&m.render_queue_batch(&QueueBatch::default(), UNIX_EPOCH));
-        let declared: Vec<&Value> = [&v, &queue]
+        let slots = parse(&m.render_admission_slots("demo", 3, 1, UNIX_EPOCH));
+        assert_valid_emf(&slots);
+        assert_eq!(
+            (&slots["Contract"], &slots["AdmissionSlotsInUse"]),
+            (&Value::from("demo"), &Value::from(3))
+        );
+        let declared: Vec<&Value> = [&v, &queue, &slots]
             .into_iter()
             .flat_map(|r| r["_aws"]["CloudWatchMetrics"].as_array().unwrap())
             .flat_map(|d| d["Metrics"].as_array().unwrap())

@@ -269,6 +269,18 @@ impl Emulator {
         self.state.job_records()
     }
 
+    /// Jobs of `public_id` executing now.
+    pub fn running_jobs(&self, public_id: &str) -> usize {
+        let jobs = lock(&self.state.jobs);
+        jobs.running.get(public_id).copied().unwrap_or(0)
+    }
+
+    /// The most jobs of `public_id` executing at once since the start or the last reset.
+    pub fn peak_running_jobs(&self, public_id: &str) -> usize {
+        let jobs = lock(&self.state.jobs);
+        jobs.peak_running.get(public_id).copied().unwrap_or(0)
+    }
+
     /// One job.
     pub fn job(&self, job_id: &str) -> Option<JobRecord> {
         self.state.job_record(job_id)

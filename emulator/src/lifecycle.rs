@@ -78,6 +78,11 @@ pub(crate) fn start(state: &Arc<State>, public_id: &str, bot: &BotSeed, new: New
         let reply = job_json(&job, 201, new.language, false, &state.base_url);
         jobs.order.push(job_id.clone());
         jobs.by_id.insert(job_id.clone(), job);
+        let running = jobs.running.entry(public_id.to_string()).or_default();
+        *running += 1;
+        let now_running = *running;
+        let peak = jobs.peak_running.entry(public_id.to_string()).or_default();
+        *peak = (*peak).max(now_running);
         reply
     };
     state.counters.jobs_created.fetch_add(1, Ordering::Relaxed);
@@ -125,6 +130,7 @@ pub(crate) fn finish(state: &Arc<State>, job_id: &str, ending: Ending) {
         let Some(bot) = state.bot(&job.public_id, &job.bot_id) else {
             return;
         };
+        let public_id = job.public_id.clone();
         let now = Utc::now();
         job.end = Some(now);
         let natural = matches!(ending, Ending::Natural);
@@ -186,6 +192,9 @@ pub(crate) fn finish(state: &Arc<State>, job_id: &str, ending: Ending) {
             job.held = true;
         } else {
             job.done.send_replace(true);
+        }
+        if let Some(running) = jobs.running.get_mut(&public_id) {
+            *running = running.saturating_sub(1);
         }
         (own, subscribed)
     };

@@ -253,6 +253,11 @@ pub(crate) struct Jobs {
     pub by_id: HashMap<String, Job>,
     pub order: Vec<String>,
     pub next_seq: u64,
+    /// Jobs executing now, per contract (a held job has ended: it no longer runs).
+    pub running: HashMap<String, usize>,
+    /// The most jobs executing at once, per contract, since the last reset (what a cap on
+    /// running jobs is checked against).
+    pub peak_running: HashMap<String, usize>,
 }
 
 #[derive(Default)]

@@ -11,6 +11,7 @@
 //! the test-only CA. Each group's reader is in `read` (with the variable names, their defaults
 //! and bounds); `env` holds the typed parsers and [`ConfigError`].
 
+mod admission;
 mod budget;
 mod contracts;
 mod env;
@@ -214,6 +215,9 @@ pub struct Config {
     /// How many messages of one run queue batch run at once (`CLOUDBOT_QUEUE_CONCURRENCY`,
     /// docs/queue.md).
     pub queue_concurrency: usize,
+    /// The caps on running BOT jobs of the run queue's runs; `None`: uncapped
+    /// (docs/queue.md, "Admission control").
+    pub admission: Option<crate::admission::Caps>,
 }
 
 impl Config {
@@ -233,6 +237,7 @@ impl Config {
         let idempotency = read::idempotency(&env)?;
         let callbacks = read::callbacks(&env, idempotency.as_ref(), &requests)?;
         let ledger = read::ledger(&env)?;
+        let caps = admission::admission(&env, ledger.as_ref())?;
         Ok(Self {
             requests,
             client,
@@ -247,6 +252,7 @@ impl Config {
             metrics_namespace: read::metrics_namespace(&env)?,
             test_only_extra_ca: read::extra_ca(&env)?,
             queue_concurrency: read::queue_concurrency(&env)?,
+            admission: caps,
         })
     }
 

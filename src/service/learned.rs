@@ -91,6 +91,9 @@ impl Service {
                 if let Some(ended) = &ended {
                     self.count_usage(endpoint, ended, deadline, record).await;
                     self.announce_end(ended, deadline, record).await;
+                    // Its admission slot is free again (docs/queue.md, "Admission control").
+                    // Boxed: `learned` is inside every flow's future, kept small.
+                    Box::pin(self.release_ended(ended, deadline)).await;
                 }
                 learned
             }

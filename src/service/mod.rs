@@ -20,11 +20,14 @@
 //! - `usage`: the budget asked before an execute sends; a recorded end's BOT-seconds counted.
 //! - `answer`: the answer shapes of docs/contract.md.
 //! - `queue`: the run queue's SQS batches, each message's fate (docs/queue.md).
+//! - `admit`: admission control, a capped contract's slot taken before a queued execute and
+//!   freed by its end; `sweep`: the schedule's sweep of slots whose run ended without word.
 //!
 //! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
 //! once and the call made once more. The secret may have rotated since it was cached, and a 401
 //! proves no job was started, so repeating even `execute` is safe.
 
+mod admit;
 mod announce;
 mod answer;
 mod breaker;
@@ -38,6 +41,7 @@ mod queue;
 mod reads;
 mod reconcile;
 mod resolve;
+mod sweep;
 mod tick;
 mod usage;
 
@@ -79,6 +83,10 @@ pub struct Service {
     events: Option<JobEvents>,
     /// The usage counter and budget (docs/usage.md); `None` without a budget.
     usage: Option<crate::usage::Usage>,
+    /// Admission control of the run queue (docs/queue.md); `None`: uncapped.
+    admission: Option<crate::admission::Admission>,
+    /// Puts a message waiting for a slot back with its delay.
+    visibility: Option<crate::admission::Visibility>,
 }
 
 /// The idempotency store, and the callback side that needs it (a retried task finds its
@@ -184,6 +192,8 @@ impl Service {
             ledger: None,
             events: None,
             usage: None,
+            admission: None,
+            visibility: None,
         })
     }
 
@@ -265,6 +275,10 @@ impl Service {
             // The run queue's batch is many requests, not one (src/service/queue.rs).
             Ok(event) if trigger::is_sqs_event(&event) => {
                 return Box::pin(self.handle_queue(event, &context.request_id, deadline)).await;
+            }
+            // The admission slots' sweep (src/service/sweep.rs).
+            Ok(event) if sweep::is_sweep_event(&event) => {
+                return Box::pin(self.handle_sweep(&context.request_id, deadline)).await;
             }
             Ok(event) => trigger::decode(event, &self.config.requests),
             Err(err) => trigger::Decoded {

@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::admit::Admit;
 use super::{Scope, Service};
 use crate::cloudbot::CloudBotError;
 use crate::error::Failure;
@@ -91,13 +92,23 @@ impl Service {
                         retry_budget: Trigger::Queue.retry_budget(),
                         trigger: Trigger::Queue,
                     };
-                    self.run(request, scope, request_id, &mut record)
-                        .await
-                        .map(|_| ())
+                    // Boxed: a batch holds up to ten of these futures at once.
+                    match Box::pin(self.admit(queued, request, deadline)).await {
+                        Admit::Wait => Ok(false),
+                        Admit::Go(hold) => {
+                            let result =
+                                Box::pin(self.run(request, scope, request_id, &mut record)).await;
+                            if let Some(hold) = &hold {
+                                Box::pin(self.settle_slot(hold, &result, &record, deadline)).await;
+                            }
+                            result.map(|_| true)
+                        }
+                    }
                 }
             };
             let fate = match &result {
-                Ok(()) => Fate::Done,
+                Ok(true) => Fate::Done,
+                Ok(false) => Fate::Waiting,
                 Err(failure) => {
                     record.set_failed(failure.kind().name);
                     Fate::of_failure(failure.kind())
@@ -144,6 +155,14 @@ fn log_fate(queued: &Queued, fate: Fate) {
             "the message will not succeed as sent: reported failed, it moves to the dead-letter \
              queue after the queue's maxReceiveCount"
         ),
+        // Why it waits was logged when it found no slot.
+        Fate::Waiting => tracing::info!(
+            message_id,
+            lane,
+            receive_count,
+            fate = fate_name,
+            "no slot of its contract was free: nothing was sent, the message is put back"
+        ),
         Fate::Unknown => tracing::error!(
             message_id,
             lane,
@@ -176,6 +195,7 @@ fn lanes(messages: &[Queued], fates: &[Fate], received: SystemTime) -> Vec<Queue
             Fate::Redelivered => lane.redelivered += 1,
             Fate::DeadLettered => lane.dead_lettered += 1,
             Fate::Unknown => lane.outcome_unknown += 1,
+            Fate::Waiting => lane.admission_waits += 1,
         }
     }
     lanes.into_values().collect()

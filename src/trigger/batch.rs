@@ -25,6 +25,10 @@ pub enum Fate {
     /// It is unknown whether a job started: deleted (never reported failed), recorded in the
     /// idempotency record as unknown, counted and alarmed.
     Unknown,
+    /// Its contract's cap on running jobs was reached (or its slots could not be read): nothing
+    /// was sent; reported failed and put back with a delay growing with its receives
+    /// (docs/queue.md, "Admission control").
+    Waiting,
 }
 
 impl Fate {
@@ -41,7 +45,7 @@ impl Fate {
 
     /// Whether SQS is told the message failed (a batch item failure).
     pub fn reported_failed(self) -> bool {
-        matches!(self, Fate::Redelivered | Fate::DeadLettered)
+        matches!(self, Fate::Redelivered | Fate::DeadLettered | Fate::Waiting)
     }
 
     /// Stable name (logs, docs/queue.md).
@@ -51,6 +55,7 @@ impl Fate {
             Fate::Redelivered => "redelivered",
             Fate::DeadLettered => "dead-lettered",
             Fate::Unknown => "kept-unknown",
+            Fate::Waiting => "waiting",
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct Queued {
     pub receive_count: Option<u32>,
     /// The validated request, or why there is none.
     pub request: Result<Request, RequestError>,
+    /// The queue it came from (`eventSourceARN`) and its receipt handle: what putting it back
+    /// for later takes (admission control, docs/queue.md). Never logged.
+    pub receipt: Option<(String, String)>,
 }
 
 /// True when `event` is an SQS event: a `Records` array whose first record came from SQS.
@@ -94,6 +97,10 @@ fn decode_message(
         .message_id
         .ok_or_else(|| RequestError::field(format!("Records[{index}].messageId"), "is required"))?;
     let lane = Lane::of_queue_arn(message.event_source_arn.as_deref().unwrap_or_default());
+    let receipt = message
+        .event_source_arn
+        .clone()
+        .zip(message.receipt_handle.clone());
     let attribute = |name: &str| message.attributes.get(name).map(String::as_str);
     let sent_at = attribute("SentTimestamp")
         .and_then(|ms| ms.parse().ok())
@@ -110,6 +117,7 @@ fn decode_message(
         sent_at,
         receive_count,
         request,
+        receipt,
     })
 }
 

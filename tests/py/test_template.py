@@ -336,9 +336,20 @@ def test_function_may_read_only_its_secret(template):
             str(["dynamodb:UpdateItem", "dynamodb:GetItem"]),
             "events:PutEvents",
             str(["dynamodb:GetItem"]),
+            str(["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem"]),
+            "sqs:ChangeMessageVisibility",
             str(settle),
         ]
     )
+    # Admission control (docs/queue.md): the slot items of the ledger only, and the two lanes.
+    conditional = {s["Fn::If"][1]["Sid"]: s["Fn::If"] for s in statements if "Fn::If" in s}
+    condition, slots, _ = conditional["AdmissionSlots"]
+    assert condition == "AdmissionOn"
+    assert slots["Resource"] == {"Fn::GetAtt": ["RunLedgerTable", "Arn"]}
+    assert slots["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["slot:*"]}}
+    condition, delay, _ = conditional["DelayWaitingRuns"]
+    assert condition == "AdmissionOn"
+    assert delay["Resource"] == [{"Fn::GetAtt": ["RunQueueHigh", "Arn"]}, {"Fn::GetAtt": ["RunQueueNormal", "Arn"]}]
     table = next(s for s in statements if isinstance(s.get("Action"), list) and s["Action"][0].startswith("dynamodb:"))
     assert table["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, "only the idempotency table"
     ledger = next(s for s in statements if s.get("Sid") == "WriteRunLedger")
@@ -989,6 +1000,12 @@ def test_every_generated_invoker_targets_the_alias(translated):
     # The schedule's target and its role.
     schedules = by_type["AWS::Scheduler::Schedule"]
     assert schedules
+    # Admission control's sweep (docs/queue.md#the-sweep): the alias too, on with a cap only.
+    sweeps = [p for _, p in schedules if p["Target"].get("Input") == '{"admission": "sweep"}']
+    assert len(sweeps) == 1
+    assert sweeps[0]["Target"]["Arn"] == alias_ref
+    assert sweeps[0]["State"] == {"Fn::If": ["AdmissionOn", "ENABLED", "DISABLED"]}
+    schedules = [(n, p) for n, p in schedules if p not in sweeps]
     # ScheduleTarget and Callbacks pick one of three schedules: the function's alias, the polling
     # workflow or the callback workflow (test_exactly_one_schedule_runs_... evaluates the choice).
     targets = {

@@ -95,6 +95,7 @@ fn the_queue_fate_table_in_docs_is_the_codes_rule() {
     for (kind, fate) in fate_table() {
         let what = match fate {
             Fate::Done => unreachable!("a failure is never done"),
+            Fate::Waiting => unreachable!("waiting for a slot is no failure"),
             Fate::Redelivered => "delivered again after its visibility timeout",
             Fate::DeadLettered => "dead-letter queue after `maxReceiveCount` receives",
             Fate::Unknown => "**deleted, never redelivered**; recorded, counted, alarmed",

@@ -5,6 +5,7 @@
 // they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admission;
 mod bad_input;
 mod callback_route;
 mod contracts;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloudbot_emulator::Emulator;
+use cloudbot_trigger::admission::{Admission, SlotTable};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::ledger::{Ledger, LedgerTable};
@@ -189,6 +191,15 @@ impl Harness {
             ),
             _ => None,
         };
+        // The slots live in the ledger table; no SQS client: a waiting message's delay is the
+        // test's to play (it delivers the batch again itself).
+        let admission = match (&config.admission, &config.ledger) {
+            (Some(caps), Some(ledger)) => Some(Admission::new(
+                SlotTable::new(ledger_client.clone(), ledger.table.clone()),
+                caps.clone(),
+            )),
+            _ => None,
+        };
         let ledger = config.ledger.as_ref().map(|ledger| {
             Ledger::new(
                 LedgerTable::new(ledger_client, ledger.table.clone()),
@@ -200,7 +211,8 @@ impl Harness {
             .with_idempotency(idempotency)
             .with_schedule_states(schedule_states)
             .with_ledger(ledger)
-            .with_usage(usage);
+            .with_usage(usage)
+            .with_admission(admission, None);
         Harness {
             emulator,
             service,
