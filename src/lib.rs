@@ -25,6 +25,7 @@ pub mod idempotency;
 pub mod job_events;
 pub mod ledger;
 pub mod metrics;
+pub mod orphans;
 pub mod overrun;
 pub mod payload;
 pub mod request;

@@ -20,6 +20,8 @@
 //! - `usage`: the budget asked before an execute sends; a recorded end's BOT-seconds counted.
 //! - `answer`: the answer shapes of docs/contract.md.
 //! - `queue`: the run queue's SQS batches, each message's fate (docs/queue.md).
+//! - `orphans`: the jobs of workflows that failed, timed out or were stopped, suspended: on
+//!   Step Functions' status-change event and by the periodic sweep (docs/orphans.md).
 //!
 //! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
 //! once and the call made once more. The secret may have rotated since it was cached, and a 401
@@ -32,6 +34,7 @@ mod callback;
 mod execute;
 mod init;
 mod learned;
+mod orphans;
 mod overrun;
 mod queue;
 mod reads;
@@ -78,6 +81,8 @@ pub struct Service {
     events: Option<JobEvents>,
     /// The usage counter and budget (docs/usage.md); `None` without a budget.
     usage: Option<crate::usage::Usage>,
+    /// Step Functions executions' statuses, for the sweep (docs/orphans.md).
+    executions: Option<Box<dyn crate::orphans::ExecutionReader>>,
 }
 
 /// The idempotency store, and the callback side that needs it (a retried task finds its
@@ -183,6 +188,7 @@ impl Service {
             ledger: None,
             events: None,
             usage: None,
+            executions: None,
         })
     }
 
@@ -328,6 +334,8 @@ impl Service {
             }
             Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
             Operation::ScheduleTick(execute) => self.schedule_tick(execute, scope, record).await,
+            Operation::ExecutionEnded(change) => self.execution_ended(change, scope, record).await,
+            Operation::Sweep => self.sweep(scope, record).await,
         }
     }
 
