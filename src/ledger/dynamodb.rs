@@ -10,15 +10,16 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::attribute::{
     BOT, ENDED_AT, EXECUTION, JOB_ENDPOINT, KEEP_RUNNING, MAX_RUN_S, MONTH, NOMINAL_TIME, OPEN,
-    RUN, SCHEDULE, STARTED_AT, STATUS,
+    OPEN_KEY, RUN, SCHEDULE, STARTED_AT, STATUS,
 };
-use super::index::{BY_EXECUTION, OPEN_RUNS};
+use super::index::OPEN_RUNS;
+use super::open::open_key;
 use super::run::{RunKey, RunWrite};
 use super::{LedgerStore, OpenRun, OpenRunStore, RecordedStart, Written};
 use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
 
 /// The value of `open` (a constant: the index `open_runs` has one partition, which the sweep
-/// reads oldest first; docs/orphans.md).
+/// reads; docs/orphans.md).
 const OPEN_VALUE: &str = "open";
 
 /// The ledger table on DynamoDB. Cheap to clone: the SDK client is shared.
@@ -118,6 +119,8 @@ fn expression_of(write: &RunWrite) -> Expression {
         if write.end.is_none() {
             // Open until an end's write removes it (index `open_runs`; docs/orphans.md).
             e.text(OPEN, OPEN_VALUE, false);
+            let key = open_key(origin.execution.as_deref(), write.run.as_str());
+            e.text(OPEN_KEY, &key, false);
         }
     } else if let Some(bot) = &write.bot {
         e.text(BOT, bot, true);
@@ -128,6 +131,7 @@ fn expression_of(write: &RunWrite) -> Expression {
             e.text("end_status", end.status, false);
             e.number(ENDED_AT, end.ended_at_ms, false);
             e.remove(OPEN);
+            e.remove(OPEN_KEY);
             e.number("elapsed_s", end.elapsed_s, false);
             if let Some(message) = &end.message {
                 e.text("message", message, false);
@@ -203,6 +207,7 @@ impl OpenRunStore for LedgerTable {
     fn of_execution<'a>(&'a self, arn: &'a str) -> StoreFuture<'a, Vec<OpenRun>> {
         Box::pin(async move {
             // One execution starts one run, or one per item of a Map: a few pages at most.
+            let prefix = open_key(Some(arn), "");
             let mut runs = Vec::new();
             let mut start = None;
             loop {
@@ -210,10 +215,12 @@ impl OpenRunStore for LedgerTable {
                     .client
                     .query()
                     .table_name(&self.table)
-                    .index_name(BY_EXECUTION)
-                    .key_condition_expression("#e = :e")
-                    .expression_attribute_names("#e", EXECUTION)
-                    .expression_attribute_values(":e", string_value(arn))
+                    .index_name(OPEN_RUNS)
+                    .key_condition_expression("#o = :o AND begins_with(#k, :k)")
+                    .expression_attribute_names("#o", OPEN)
+                    .expression_attribute_names("#k", OPEN_KEY)
+                    .expression_attribute_values(":o", string_value(OPEN_VALUE))
+                    .expression_attribute_values(":k", string_value(&prefix))
                     .set_exclusive_start_key(start)
                     .send()
                     .await
@@ -228,7 +235,7 @@ impl OpenRunStore for LedgerTable {
         })
     }
 
-    fn oldest<'a>(&'a self, limit: usize) -> StoreFuture<'a, Vec<OpenRun>> {
+    fn first<'a>(&'a self, limit: usize) -> StoreFuture<'a, Vec<OpenRun>> {
         Box::pin(async move {
             let output = self
                 .client
@@ -238,7 +245,6 @@ impl OpenRunStore for LedgerTable {
                 .key_condition_expression("#o = :o")
                 .expression_attribute_names("#o", OPEN)
                 .expression_attribute_values(":o", string_value(OPEN_VALUE))
-                .scan_index_forward(true)
                 .limit(i32::try_from(limit).unwrap_or(i32::MAX))
                 .send()
                 .await
@@ -254,9 +260,10 @@ impl OpenRunStore for LedgerTable {
                 .update_item()
                 .table_name(&self.table)
                 .key(RUN, string_value(run))
-                .update_expression("REMOVE #o")
+                .update_expression("REMOVE #o, #k")
                 .condition_expression("attribute_exists(#ended)")
                 .expression_attribute_names("#o", OPEN)
+                .expression_attribute_names("#k", OPEN_KEY)
                 .expression_attribute_names("#ended", ENDED_AT)
                 .send()
                 .await;
@@ -369,6 +376,21 @@ mod tests {
         }
         assert!(!text.contains("trigger"), "{text}");
         assert!(!text.contains("output_omitted"), "{text}");
+    }
+
+    #[test]
+    fn a_start_opens_the_run_and_its_end_closes_it() {
+        let start = expression_of(&write(JobStatus::Executing, true));
+        let text = rendered(&start);
+        assert!(text.contains("open = :"), "{text}");
+        assert!(text.contains("open_key = :"), "{text}");
+        assert!(start.values.values().any(|v| v.as_s().is_ok_and(|s| s == "-#demo/j-1")));
+        assert!(start.removes.is_empty());
+        let end = expression_of(&write(JobStatus::Error, false));
+        assert!(!rendered(&end).contains("open"));
+        let removed: Vec<&String> = end.removes.iter().map(|n| &end.names[n]).collect();
+        assert_eq!(removed, ["open", "open_key"]);
+        assert!(end.text_of().contains(" REMOVE "), "{}", end.text_of());
     }
 
     #[test]

@@ -62,8 +62,11 @@ pub mod attribute {
     /// The Step Functions execution ARN, when the key named one (index `by_execution`).
     pub const EXECUTION: &str = "execution";
     /// Present (a constant) while the run is open: set by the start, removed by the end
-    /// (index `open_runs`; docs/orphans.md).
+    /// (partition of index `open_runs`; docs/orphans.md).
     pub const OPEN: &str = "open";
+    /// With `open`: `<execution ARN>#<run>`, or `-#<run>` for a run no execution started (sort
+    /// key of index `open_runs`: an execution's open runs are one key prefix).
+    pub const OPEN_KEY: &str = "open_key";
     /// The request asked to keep the job running when its workflow ends (docs/orphans.md).
     pub const KEEP_RUNNING: &str = "keep_running";
     /// When the end was learned (epoch ms); present exactly when the end is recorded.
@@ -78,9 +81,8 @@ pub mod index {
     pub const BY_MONTH: &str = "by_month";
     /// Partition `schedule` (name), sort `nominal_time` (RFC 3339); scheduled runs only.
     pub const BY_SCHEDULE: &str = "by_schedule";
-    /// Partition `execution` (ARN), sort `started_at`; runs a Step Functions execution started.
-    pub const BY_EXECUTION: &str = "by_execution";
-    /// Partition `open` (a constant), sort `started_at`; runs not ended yet.
+    /// Partition `open` (a constant), sort `open_key` (`<execution>#<run>`); runs not ended
+    /// yet, an execution's under one prefix (docs/orphans.md).
     pub const OPEN_RUNS: &str = "open_runs";
 }
 

@@ -1,8 +1,8 @@
 //! The orphan paths (issue 22): a BOT job left running by a Step Functions execution that
 //! failed, timed out or was stopped is suspended. `execution_ended` reacts to Step Functions'
-//! status-change event (the open runs of that execution, index `by_execution`); `sweep`, run on
-//! a schedule because those events are best effort, looks at the oldest open runs (index
-//! `open_runs`), asks Step Functions how their execution ended, suspends the orphaned ones and
+//! status-change event (the open runs of that execution: a key prefix of the index
+//! `open_runs`); `sweep`, run on a schedule because those events are best effort, looks at the
+//! open runs (the same index), asks Step Functions how their execution ended, suspends the orphaned ones and
 //! learns the end of every other job that ended without word, so the ledger closes. Both go
 //! through the same suspend + re-read as the maximum run time (`suspend_and_reread`) and the
 //! same conditional end write (`learned_orphaned`, end status `orphaned`): a run is ended, and
@@ -110,7 +110,7 @@ impl Service {
         answer::decided(&summary)
     }
 
-    /// The periodic sweep: the oldest open runs, each settled (module header), within the
+    /// The periodic sweep: at most `SWEEP_MAX_RUNS` open runs, each settled (module header), within the
     /// invocation's deadline.
     pub(super) async fn sweep(
         &self,
@@ -118,7 +118,7 @@ impl Service {
         record: &mut Invocation,
     ) -> Result<Answer, Failure> {
         let store = self.open_run_store()?;
-        let runs = bounded(scope.deadline, store.oldest(SWEEP_MAX_RUNS))
+        let runs = bounded(scope.deadline, store.first(SWEEP_MAX_RUNS))
             .await
             .map_err(|e| unavailable("read the open runs from the run ledger", &e))?;
         let mut summary = Summary {
@@ -355,7 +355,7 @@ mod tests {
             })
         }
 
-        fn oldest<'a>(&'a self, limit: usize) -> StoreFuture<'a, Vec<OpenRun>> {
+        fn first<'a>(&'a self, limit: usize) -> StoreFuture<'a, Vec<OpenRun>> {
             let runs = self.open.lock().unwrap().clone();
             Box::pin(async move { Ok(runs.into_iter().take(limit).collect()) })
         }
