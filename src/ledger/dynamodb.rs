@@ -384,7 +384,12 @@ mod tests {
         let text = rendered(&start);
         assert!(text.contains("open = :"), "{text}");
         assert!(text.contains("open_key = :"), "{text}");
-        assert!(start.values.values().any(|v| v.as_s().is_ok_and(|s| s == "-#demo/j-1")));
+        assert!(
+            start
+                .values
+                .values()
+                .any(|v| v.as_s().is_ok_and(|s| s == "-#demo/j-1"))
+        );
         assert!(start.removes.is_empty());
         let end = expression_of(&write(JobStatus::Error, false));
         assert!(!rendered(&end).contains("open"));

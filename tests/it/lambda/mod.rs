@@ -15,6 +15,7 @@ mod exactly_once;
 mod faults;
 mod ledger;
 mod logs;
+mod orphans;
 mod overrun;
 mod payloads;
 mod prefetch;
@@ -189,10 +190,8 @@ impl Harness {
             _ => None,
         };
         let ledger = config.ledger.as_ref().map(|ledger| {
-            Ledger::new(
-                LedgerTable::new(ledger_client, ledger.table.clone()),
-                ledger.retention,
-            )
+            let table = LedgerTable::new(ledger_client, ledger.table.clone());
+            Ledger::new(table.clone(), ledger.retention).with_open_runs(table)
         });
         let service = Service::new(config, client)
             .expect("service")
