@@ -270,6 +270,7 @@ mod tests {
                 "Idempotency.Unavailable",
                 "Callback.NotReady",
                 "Callback.Unavailable",
+                "Orphans.Unavailable",
                 "Function.DeadlineExceeded"
             ]
         );
@@ -388,6 +389,11 @@ mod tests {
                 stop_percent: 50,
                 allowance_s: 2,
             }),
+            Failure::Orphan(crate::orphans::OrphanError::Unavailable {
+                what: "x",
+                error: "y".into(),
+            }),
+            Failure::Orphan(crate::orphans::OrphanError::SuspendForbidden),
             Failure::Internal("x"),
         ];
         let reached: HashSet<&str> = samples.iter().map(Failure::error_type).collect();

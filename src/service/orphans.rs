@@ -2,8 +2,9 @@
 //! failed, timed out or was stopped is suspended. `execution_ended` reacts to Step Functions'
 //! status-change event (the open runs of that execution: a key prefix of the index
 //! `open_runs`); `sweep`, run on a schedule because those events are best effort, looks at the
-//! open runs (the same index), asks Step Functions how their execution ended, suspends the orphaned ones and
-//! learns the end of every other job that ended without word, so the ledger closes. Both go
+//! open runs (the same index), asks Step Functions how their execution ended, suspends the
+//! orphaned ones and learns the end of every other job that ended without word, so the ledger
+//! closes. Both go
 //! through the same suspend + re-read as the maximum run time (`suspend_and_reread`) and the
 //! same conditional end write (`learned_orphaned`, end status `orphaned`): a run is ended, and
 //! its job-finished event put, once. A run whose request said `keep_running` is never
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 use super::{Scope, Service, answer, upstream, with_refresh};
 use crate::cloudbot::{CloudBotError, JobEndpoint, JobStatus};
 use crate::error::Failure;
+use crate::error::kind::ORPHANS_UNAVAILABLE;
 use crate::ledger::{Learned, OpenRun, OpenRunStore};
 use crate::metrics::Invocation;
 use crate::orphans::{
@@ -26,7 +28,7 @@ use crate::overrun::OverrunError;
 use crate::table::bounded;
 use crate::trigger::Answer;
 
-/// Time a sweep keeps back from its deadline before it looks at one more run: one look is a
+/// Time either path keeps back from its deadline before it settles one more run: one look is a
 /// Cloud BOT read, a suspend and a re-read at most, each bounded by the client's timeouts.
 const SWEEP_RESERVE: Duration = Duration::from_secs(5);
 
@@ -103,6 +105,11 @@ impl Service {
             .await
             .map_err(|e| unavailable("read the execution's open runs from the run ledger", &e))?;
             for run in runs {
+                // A Map's many runs may not all fit in one invocation: the sweep settles the rest.
+                if out_of_time(scope) {
+                    summary.stopped_early = true;
+                    break;
+                }
                 let settled = self.settle(&run, Some(change.status), scope, record).await;
                 summary.runs.push(settled);
             }
@@ -110,8 +117,8 @@ impl Service {
         answer::decided(&summary)
     }
 
-    /// The periodic sweep: at most `SWEEP_MAX_RUNS` open runs, each settled (module header), within the
-    /// invocation's deadline.
+    /// The periodic sweep: at most `SWEEP_MAX_RUNS` open runs, each settled (module header),
+    /// within the invocation's deadline.
     pub(super) async fn sweep(
         &self,
         scope: Scope,
@@ -128,19 +135,19 @@ impl Service {
             stopped_early: false,
         };
         for run in runs {
-            if scope.deadline.saturating_duration_since(Instant::now()) < SWEEP_RESERVE {
+            if out_of_time(scope) {
                 summary.stopped_early = true;
                 break;
             }
             if run.ended {
-                let fate = match bounded(scope.deadline, store.close(&run.run)).await {
-                    Ok(()) => Fate::Closed,
-                    Err(_) => Fate::Failed,
+                let (fate, error) = match bounded(scope.deadline, store.close(&run.run)).await {
+                    Ok(()) => (Fate::Closed, None),
+                    Err(_) => (Fate::Failed, Some(ORPHANS_UNAVAILABLE.name)),
                 };
                 summary.runs.push(Settled {
                     run: run.run.clone(),
                     fate,
-                    error: None,
+                    error,
                 });
                 continue;
             }
@@ -158,7 +165,7 @@ impl Service {
                             summary.runs.push(Settled {
                                 run: run.run.clone(),
                                 fate: Fate::Failed,
-                                error: Some("Step Functions unavailable"),
+                                error: Some(ORPHANS_UNAVAILABLE.name),
                             });
                             continue;
                         }
@@ -288,6 +295,11 @@ impl Service {
             _ => Fate::Suspended,
         })
     }
+}
+
+/// Too little of the invocation is left to settle one more run.
+fn out_of_time(scope: Scope) -> bool {
+    scope.deadline.saturating_duration_since(Instant::now()) < SWEEP_RESERVE
 }
 
 /// The orphan paths' error for a store that could not be read.
