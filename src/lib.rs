@@ -11,6 +11,7 @@
 //! - `request/`: the one logical request and its validation.
 //! - `callback/`, `idempotency/`: callback-driven runs; exactly-once execute.
 //! - `ledger/`: the run ledger, one record per BOT run (issue 22).
+//! - `orphans`: the jobs of workflows that failed, timed out or were stopped (issue 22).
 //! - `usage/`: BOT-seconds per contract and month, and the budget guard (issue 22).
 //! - `schedule`: a managed schedule's tick and the decision at fire time (issue 21).
 //! - `config/`, `credentials/`, `table`: environment variables; the secret; the shared table.
@@ -26,6 +27,7 @@ pub mod idempotency;
 pub mod job_events;
 pub mod ledger;
 pub mod metrics;
+pub mod orphans;
 pub mod overrun;
 pub mod payload;
 pub mod request;

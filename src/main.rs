@@ -10,6 +10,7 @@ use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::job_events::{EventBridgeBus, JobEvents};
 use cloudbot_trigger::ledger::{Ledger, LedgerTable};
+use cloudbot_trigger::orphans::StepFunctionsExecutions;
 use cloudbot_trigger::payload::Payload;
 use cloudbot_trigger::schedule::state::ScheduleStates;
 use cloudbot_trigger::sdk;
@@ -65,11 +66,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ScheduleStates::new(DynamoDbStore::new(dynamodb.clone(), table.table.clone()))
     });
     let ledger = config.ledger.as_ref().map(|ledger| {
-        Ledger::new(
-            LedgerTable::new(dynamodb.clone(), ledger.table.clone()),
-            ledger.retention,
-        )
+        let table = LedgerTable::new(dynamodb.clone(), ledger.table.clone());
+        Ledger::new(table.clone(), ledger.retention).with_open_runs(table)
     });
+    // The sweep asks Step Functions how a run's execution ended (docs/orphans.md).
+    let executions = config
+        .ledger
+        .as_ref()
+        .map(|_| StepFunctionsExecutions::new(sdk::step_functions_client(&aws)));
     // The store's first call is prepared during init beside the secret and the API connection
     // (same bound, same off switch), on the idempotency table (the one the function may read):
     // every store shares the one client and so its pooled connection.
@@ -112,7 +116,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_ledger(ledger)
         .with_job_events(events)
         .with_usage(usage)
-        .with_admission(admission, visibility);
+        .with_admission(admission, visibility)
+        .with_executions(executions);
     let service = &service;
     tokio::join!(service.prefetch(), async {
         if let Some(table) = &store_warm_up {

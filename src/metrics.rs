@@ -55,6 +55,15 @@ pub const OPERATIONS: &[(&str, &str)] = &[
          sent to Cloud BOT)",
     ),
     (
+        "execution_ended",
+        "a Step Functions execution of the stack failed, timed out or was stopped: its open runs \
+         suspended ([orphans](orphans.md))",
+    ),
+    (
+        "sweep",
+        "the periodic sweep of the run ledger's open runs ([orphans](orphans.md))",
+    ),
+    (
         OPERATION_NONE,
         "a request that could not be decoded (no operation known): malformed events, unknown \
          routes, malformed callback ids",
@@ -1016,7 +1025,9 @@ mod tests {
             | OperationKind::ListBots
             | OperationKind::ResolveIdempotency
             | OperationKind::Callback
-            | OperationKind::ScheduleTick => kind,
+            | OperationKind::ScheduleTick
+            | OperationKind::ExecutionEnded
+            | OperationKind::Sweep => kind,
         };
         let kinds = [
             OperationKind::Execute,
@@ -1025,6 +1036,8 @@ mod tests {
             OperationKind::ResolveIdempotency,
             OperationKind::Callback,
             OperationKind::ScheduleTick,
+            OperationKind::ExecutionEnded,
+            OperationKind::Sweep,
         ]
         .map(checked);
         assert!(OperationKind::ALL.iter().all(|k| kinds.contains(k)));

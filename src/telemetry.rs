@@ -142,6 +142,8 @@ pub fn record_target(operation: &Operation) {
         }
         // The id is a secret: nothing of it is recorded.
         Operation::Callback { .. } => {}
+        // The execution is not a secret but long; the sweep has no target.
+        Operation::ExecutionEnded(_) | Operation::Sweep => {}
         Operation::ResolveIdempotency { resolution, .. } => {
             if let Some(job) = resolution.job() {
                 span.record("public_id", job.public_id().as_str());

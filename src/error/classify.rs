@@ -102,6 +102,15 @@ impl Classified for OverrunError {
     }
 }
 
+impl Classified for crate::orphans::OrphanError {
+    fn kind(&self) -> &'static ErrorKind {
+        match self {
+            Self::Unavailable { .. } => &kind::ORPHANS_UNAVAILABLE,
+            Self::SuspendForbidden => &kind::JOB_SUSPEND_FORBIDDEN,
+        }
+    }
+}
+
 impl Classified for BudgetError {
     fn kind(&self) -> &'static ErrorKind {
         match self {

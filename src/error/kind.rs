@@ -257,7 +257,15 @@ pub static JOB_SUSPEND_FORBIDDEN: ErrorKind = ErrorKind {
     name: "Job.SuspendForbidden",
     http_status: 502,
     retryable: false,
-    meaning: "the job ran longer than its maximum run time but Cloud BOT refused to suspend it (HTTP 403): the access token needs the Suspend permission; the job is still running ([overrun](overrun.md))",
+    meaning: "the job ran longer than its maximum run time, or its workflow failed, timed out or was stopped ([orphans](orphans.md)), but Cloud BOT refused to suspend it (HTTP 403): the access token needs the Suspend permission; the job is still running ([overrun](overrun.md))",
+};
+
+/// `Orphans.Unavailable` (issue 22).
+pub static ORPHANS_UNAVAILABLE: ErrorKind = ErrorKind {
+    name: "Orphans.Unavailable",
+    http_status: 503,
+    retryable: true,
+    meaning: "the status-change path or the sweep could not read the run ledger's open runs (or no ledger is configured): nothing was suspended by this call; EventBridge retries the event and the next sweep looks again ([orphans](orphans.md))",
 };
 
 /// `Budget.Exhausted` (issue 22).
@@ -298,6 +306,7 @@ pub static ALL: &[&ErrorKind] = &[
     &CALENDAR_UNDECIDABLE,
     &JOB_OVERRUN,
     &JOB_SUSPEND_FORBIDDEN,
+    &ORPHANS_UNAVAILABLE,
     &BUDGET_EXHAUSTED,
     &FUNCTION_DEADLINE_EXCEEDED,
     &FUNCTION_INTERNAL,

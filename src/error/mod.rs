@@ -54,6 +54,9 @@ pub enum Failure {
     /// The month's budget refused a `normal` execute; nothing sent (docs/usage.md).
     #[error(transparent)]
     Budget(#[from] BudgetError),
+    /// The orphan paths could not find or suspend the runs (docs/orphans.md).
+    #[error(transparent)]
+    Orphan(#[from] crate::orphans::OrphanError),
     /// A bug-class failure inside the function (e.g. a result that could not be encoded).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -71,6 +74,7 @@ impl Failure {
             Failure::Schedule(err) => err.kind(),
             Failure::Overrun(err) => err.kind(),
             Failure::Budget(err) => err.kind(),
+            Failure::Orphan(err) => err.kind(),
             Failure::Internal(_) => &kind::FUNCTION_INTERNAL,
         }
     }
@@ -137,6 +141,12 @@ impl Failure {
                 "Job past its maximum run time could not be suspended"
             }
             Failure::Budget(_) => "BOT-seconds budget exhausted",
+            Failure::Orphan(crate::orphans::OrphanError::Unavailable { .. }) => {
+                "Open runs could not be read"
+            }
+            Failure::Orphan(crate::orphans::OrphanError::SuspendForbidden) => {
+                "Orphaned job could not be suspended"
+            }
             Failure::Internal(_) => "Internal error",
         }
     }
@@ -260,6 +270,7 @@ mod tests {
                 "Idempotency.Unavailable",
                 "Callback.NotReady",
                 "Callback.Unavailable",
+                "Orphans.Unavailable",
                 "Function.DeadlineExceeded"
             ]
         );
@@ -378,6 +389,11 @@ mod tests {
                 stop_percent: 50,
                 allowance_s: 2,
             }),
+            Failure::Orphan(crate::orphans::OrphanError::Unavailable {
+                what: "x",
+                error: "y".into(),
+            }),
+            Failure::Orphan(crate::orphans::OrphanError::SuspendForbidden),
             Failure::Internal("x"),
         ];
         let reached: HashSet<&str> = samples.iter().map(Failure::error_type).collect();

@@ -22,6 +22,9 @@ pub enum DetailType {
     /// The run's end was recorded as `overrun`: this product suspended the job past its
     /// maximum run time (docs/overrun.md).
     Overrun,
+    /// The run's end was recorded as `orphaned`: this product suspended the job because the
+    /// workflow that started it failed, timed out or was stopped (docs/orphans.md).
+    Suspended,
     /// Cloud BOT refused the execute: provably no job was started.
     FailedToStart,
 }
@@ -44,6 +47,11 @@ pub const DETAIL_TYPES: &[(DetailType, &str)] = &[
          status `overrun`)",
     ),
     (
+        DetailType::Suspended,
+        "a BOT job was suspended by this product because the workflow that started it failed, \
+         timed out or was stopped (its ledger end status `orphaned`)",
+    ),
+    (
         DetailType::FailedToStart,
         "Cloud BOT refused an execute: provably no job was started (no run, no ledger record)",
     ),
@@ -56,6 +64,7 @@ impl DetailType {
             DetailType::Succeeded => "BOT Job Succeeded",
             DetailType::Failed => "BOT Job Failed",
             DetailType::Overrun => "BOT Job Overrun",
+            DetailType::Suspended => "BOT Job Suspended",
             DetailType::FailedToStart => "BOT Job Failed To Start",
         }
     }
@@ -65,6 +74,7 @@ impl DetailType {
         match end_status {
             "succeeded" => DetailType::Succeeded,
             crate::ledger::OVERRUN => DetailType::Overrun,
+            crate::ledger::ORPHANED => DetailType::Suspended,
             _ => DetailType::Failed,
         }
     }
@@ -236,6 +246,7 @@ mod tests {
         assert_eq!(DetailType::of_end("succeeded"), DetailType::Succeeded);
         assert_eq!(DetailType::of_end("error"), DetailType::Failed);
         assert_eq!(DetailType::of_end("overrun"), DetailType::Overrun);
+        assert_eq!(DetailType::of_end("orphaned"), DetailType::Suspended);
         let names: Vec<&str> = DETAIL_TYPES.iter().map(|(t, _)| t.name()).collect();
         let mut unique = names.clone();
         unique.dedup();
@@ -246,9 +257,10 @@ mod tests {
                 DetailType::Succeeded
                 | DetailType::Failed
                 | DetailType::Overrun
+                | DetailType::Suspended
                 | DetailType::FailedToStart => {}
             }
         }
-        assert_eq!(DETAIL_TYPES.len(), 4);
+        assert_eq!(DETAIL_TYPES.len(), 5);
     }
 }

@@ -9,11 +9,18 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::attribute::{
-    BOT, JOB_ENDPOINT, MAX_RUN_S, MONTH, NOMINAL_TIME, RUN, SCHEDULE, STARTED_AT, STATUS,
+    BOT, ENDED_AT, EXECUTION, JOB_ENDPOINT, KEEP_RUNNING, MAX_RUN_S, MONTH, NOMINAL_TIME, OPEN,
+    OPEN_KEY, RUN, SCHEDULE, STARTED_AT, STATUS,
 };
+use super::index::OPEN_RUNS;
+use super::open::open_key;
 use super::run::{RunKey, RunWrite};
-use super::{LedgerStore, RecordedStart, Written};
+use super::{LedgerStore, OpenRun, OpenRunStore, RecordedStart, Written};
 use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
+
+/// The value of `open` (a constant: the index `open_runs` has one partition, which the sweep
+/// reads; docs/orphans.md).
+const OPEN_VALUE: &str = "open";
 
 /// The ledger table on DynamoDB. Cheap to clone: the SDK client is shared.
 #[derive(Debug, Clone)]
@@ -33,6 +40,8 @@ impl LedgerTable {
 #[derive(Default)]
 struct Expression {
     sets: Vec<String>,
+    /// `REMOVE` clauses (the end removes `open`: docs/orphans.md).
+    removes: Vec<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
 }
@@ -49,6 +58,22 @@ impl Expression {
         });
         self.names.insert(name, attribute.to_owned());
         self.values.insert(placeholder, value);
+    }
+
+    /// `REMOVE #n`.
+    fn remove(&mut self, attribute: &str) {
+        let name = format!("#a{}", self.names.len());
+        self.removes.push(name.clone());
+        self.names.insert(name, attribute.to_owned());
+    }
+
+    /// The `UpdateExpression`.
+    fn text_of(&self) -> String {
+        let mut text = format!("SET {}", self.sets.join(", "));
+        if !self.removes.is_empty() {
+            text.push_str(&format!(" REMOVE {}", self.removes.join(", ")));
+        }
+        text
     }
 
     fn text(&mut self, attribute: &str, value: &str, keep: bool) {
@@ -78,7 +103,7 @@ fn expression_of(write: &RunWrite) -> Expression {
         for (attribute, value) in [
             (SCHEDULE, &origin.schedule),
             (NOMINAL_TIME, &origin.nominal_time),
-            ("execution", &origin.execution),
+            (EXECUTION, &origin.execution),
             ("request_key", &origin.request_key),
         ] {
             if let Some(value) = value {
@@ -88,6 +113,15 @@ fn expression_of(write: &RunWrite) -> Expression {
         if let Some(max) = origin.max_run_s {
             e.number(MAX_RUN_S, max, false);
         }
+        if origin.keep_running {
+            e.set(KEEP_RUNNING, AttributeValue::Bool(true), false);
+        }
+        if write.end.is_none() {
+            // Open until an end's write removes it (index `open_runs`; docs/orphans.md).
+            e.text(OPEN, OPEN_VALUE, false);
+            let key = open_key(origin.execution.as_deref(), write.run.as_str());
+            e.text(OPEN_KEY, &key, false);
+        }
     } else if let Some(bot) = &write.bot {
         e.text(BOT, bot, true);
     }
@@ -95,7 +129,9 @@ fn expression_of(write: &RunWrite) -> Expression {
         Some(end) => {
             e.text(STATUS, end.status, false);
             e.text("end_status", end.status, false);
-            e.number("ended_at", end.ended_at_ms, false);
+            e.number(ENDED_AT, end.ended_at_ms, false);
+            e.remove(OPEN);
+            e.remove(OPEN_KEY);
             e.number("elapsed_s", end.elapsed_s, false);
             if let Some(message) = &end.message {
                 e.text("message", message, false);
@@ -120,7 +156,7 @@ impl LedgerStore for LedgerTable {
                 .update_item()
                 .table_name(&self.table)
                 .key(RUN, string_value(write.run.as_str()))
-                .update_expression(format!("SET {}", e.sets.join(", ")))
+                .update_expression(e.text_of())
                 .set_expression_attribute_names(Some(e.names))
                 .set_expression_attribute_values(Some(e.values));
             if write.end.is_some() {
@@ -165,6 +201,101 @@ impl LedgerStore for LedgerTable {
                 .and_then(|n| n.parse().ok()))
         })
     }
+}
+
+impl OpenRunStore for LedgerTable {
+    fn of_execution<'a>(&'a self, arn: &'a str) -> StoreFuture<'a, Vec<OpenRun>> {
+        Box::pin(async move {
+            // One execution starts one run, or one per item of a Map: a few pages at most.
+            let prefix = open_key(Some(arn), "");
+            let mut runs = Vec::new();
+            let mut start = None;
+            loop {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(OPEN_RUNS)
+                    .key_condition_expression("#o = :o AND begins_with(#k, :k)")
+                    .expression_attribute_names("#o", OPEN)
+                    .expression_attribute_names("#k", OPEN_KEY)
+                    .expression_attribute_values(":o", string_value(OPEN_VALUE))
+                    .expression_attribute_values(":k", string_value(&prefix))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|err| unavailable("Query", &err))?;
+                runs.extend(output.items().iter().filter_map(open_run));
+                match output.last_evaluated_key() {
+                    Some(key) if !key.is_empty() => start = Some(key.clone()),
+                    _ => break,
+                }
+            }
+            Ok(runs.into_iter().filter(|run| !run.ended).collect())
+        })
+    }
+
+    fn first<'a>(&'a self, limit: usize) -> StoreFuture<'a, Vec<OpenRun>> {
+        Box::pin(async move {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OPEN_RUNS)
+                .key_condition_expression("#o = :o")
+                .expression_attribute_names("#o", OPEN)
+                .expression_attribute_values(":o", string_value(OPEN_VALUE))
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|err| unavailable("Query", &err))?;
+            Ok(output.items().iter().filter_map(open_run).collect())
+        })
+    }
+
+    fn close<'a>(&'a self, run: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let sent = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(RUN, string_value(run))
+                .update_expression("REMOVE #o, #k")
+                .condition_expression("attribute_exists(#ended)")
+                .expression_attribute_names("#o", OPEN)
+                .expression_attribute_names("#k", OPEN_KEY)
+                .expression_attribute_names("#ended", ENDED_AT)
+                .send()
+                .await;
+            match sent {
+                Ok(_) => Ok(()),
+                // Not ended after all: it stays open.
+                Err(err) if failed_condition(&err).is_some() => Ok(()),
+                Err(err) => Err(unavailable("UpdateItem", &err)),
+            }
+        })
+    }
+}
+
+/// An open run from an index item (`None` without the run's key or endpoint).
+fn open_run(item: &HashMap<String, AttributeValue>) -> Option<OpenRun> {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Some(OpenRun {
+        run: text(RUN)?,
+        job_endpoint: text(JOB_ENDPOINT)?,
+        execution: text(EXECUTION),
+        keep_running: item
+            .get(KEEP_RUNNING)
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        ended: item.contains_key(ENDED_AT),
+        started_at_ms: item
+            .get(STARTED_AT)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    })
 }
 
 /// Who started the run, from the record an end's write returned.
@@ -245,6 +376,26 @@ mod tests {
         }
         assert!(!text.contains("trigger"), "{text}");
         assert!(!text.contains("output_omitted"), "{text}");
+    }
+
+    #[test]
+    fn a_start_opens_the_run_and_its_end_closes_it() {
+        let start = expression_of(&write(JobStatus::Executing, true));
+        let text = rendered(&start);
+        assert!(text.contains("open = :"), "{text}");
+        assert!(text.contains("open_key = :"), "{text}");
+        assert!(
+            start
+                .values
+                .values()
+                .any(|v| v.as_s().is_ok_and(|s| s == "-#demo/j-1"))
+        );
+        assert!(start.removes.is_empty());
+        let end = expression_of(&write(JobStatus::Error, false));
+        assert!(!rendered(&end).contains("open"));
+        let removed: Vec<&String> = end.removes.iter().map(|n| &end.names[n]).collect();
+        assert_eq!(removed, ["open", "open_key"]);
+        assert!(end.text_of().contains(" REMOVE "), "{}", end.text_of());
     }
 
     #[test]

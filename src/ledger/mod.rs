@@ -12,6 +12,7 @@
 
 mod dynamodb;
 mod ended;
+mod open;
 mod run;
 
 use std::fmt::Debug;
@@ -21,9 +22,10 @@ use tokio::time::Instant;
 
 pub use dynamodb::LedgerTable;
 pub use ended::{EndedRun, RecordedStart};
+pub use open::{OpenRun, OpenRunStore};
 pub use run::{
-    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, OVERRUN, Observed, Origin, RunKey, RunWrite,
-    month_of, seen_attribute,
+    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, ORPHANED, OVERRUN, Observed, Origin, RunKey,
+    RunWrite, month_of, seen_attribute,
 };
 
 use crate::cloudbot::{JobEndpoint, JobStatus};
@@ -57,6 +59,18 @@ pub mod attribute {
     pub const STATUS: &str = "status";
     /// The run's maximum run time in seconds, when its request set one (docs/overrun.md).
     pub const MAX_RUN_S: &str = "max_run_s";
+    /// The Step Functions execution ARN, when the key named one (index `by_execution`).
+    pub const EXECUTION: &str = "execution";
+    /// Present (a constant) while the run is open: set by the start, removed by the end
+    /// (partition of index `open_runs`; docs/orphans.md).
+    pub const OPEN: &str = "open";
+    /// With `open`: `<execution ARN>#<run>`, or `-#<run>` for a run no execution started (sort
+    /// key of index `open_runs`: an execution's open runs are one key prefix).
+    pub const OPEN_KEY: &str = "open_key";
+    /// The request asked to keep the job running when its workflow ends (docs/orphans.md).
+    pub const KEEP_RUNNING: &str = "keep_running";
+    /// When the end was learned (epoch ms); present exactly when the end is recorded.
+    pub const ENDED_AT: &str = "ended_at";
 }
 
 /// Names of the ledger table's global secondary indexes (template.yaml, the CLI).
@@ -67,6 +81,9 @@ pub mod index {
     pub const BY_MONTH: &str = "by_month";
     /// Partition `schedule` (name), sort `nominal_time` (RFC 3339); scheduled runs only.
     pub const BY_SCHEDULE: &str = "by_schedule";
+    /// Partition `open` (a constant), sort `open_key` (`<execution>#<run>`); runs not ended
+    /// yet, an execution's under one prefix (docs/orphans.md).
+    pub const OPEN_RUNS: &str = "open_runs";
 }
 
 /// How one write went.
@@ -122,6 +139,8 @@ impl Learned {
 pub struct Ledger {
     store: Box<dyn LedgerStore>,
     retention: Duration,
+    /// The open-run queries (docs/orphans.md); `None`: the orphan paths have nothing to read.
+    open: Option<Box<dyn OpenRunStore>>,
 }
 
 impl Ledger {
@@ -130,7 +149,33 @@ impl Ledger {
         Self {
             store: Box::new(store),
             retention,
+            open: None,
         }
+    }
+
+    /// The ledger whose open runs `open` finds (the orphan paths; docs/orphans.md).
+    pub fn with_open_runs(mut self, open: impl OpenRunStore + 'static) -> Self {
+        self.open = Some(Box::new(open));
+        self
+    }
+
+    /// The open-run queries, when configured.
+    pub fn open_runs(&self) -> Option<&dyn OpenRunStore> {
+        self.open.as_deref()
+    }
+
+    /// Records the end of a run whose job this product suspended: the end is `status`
+    /// ([`OVERRUN`], or [`ORPHANED`] when its workflow ended: docs/orphans.md) whatever the
+    /// re-read job says, the same conditional end write as any other.
+    pub async fn suspended_end(
+        &self,
+        job: &JobEndpoint,
+        observed: &Observed<'_>,
+        status: &'static str,
+        deadline: Instant,
+    ) -> Result<(Learned, Option<EndedRun>), StoreError> {
+        let write = RunWrite::suspended(job, observed, status, now_ms(), self.retention.as_secs());
+        self.apply(write, deadline).await
     }
 
     /// Records what was learned about `job` (by the execute that started it when `origin`),
@@ -175,8 +220,7 @@ impl Ledger {
         observed: &Observed<'_>,
         deadline: Instant,
     ) -> Result<(Learned, Option<EndedRun>), StoreError> {
-        let write = RunWrite::overrun(job, observed, now_ms(), self.retention.as_secs());
-        self.apply(write, deadline).await
+        self.suspended_end(job, observed, OVERRUN, deadline).await
     }
 
     /// The maximum run time the start of the run of `job` recorded (docs/overrun.md).

@@ -57,6 +57,9 @@ pub struct Origin {
     /// The run's maximum run time in seconds (`max_run_seconds`), when its request set one:
     /// every later look at the job reads it from here (docs/overrun.md).
     pub max_run_s: Option<u64>,
+    /// The request asked to keep the job running when its workflow ends (`keep_running`): the
+    /// orphan paths leave it (docs/orphans.md).
+    pub keep_running: bool,
 }
 
 impl Origin {
@@ -115,6 +118,7 @@ impl Origin {
             request_key: key_text.map(str::to_owned),
             request_id: request_id.to_owned(),
             max_run_s: None,
+            keep_running: false,
         }
     }
 }
@@ -144,6 +148,10 @@ pub struct Observed<'a> {
 
 /// The end status of a run suspended for passing its maximum run time (docs/overrun.md).
 pub const OVERRUN: &str = "overrun";
+
+/// The end status of a run whose job was suspended because its workflow failed, timed out or
+/// was stopped while it ran (docs/orphans.md).
+pub const ORPHANED: &str = "orphaned";
 
 /// The end of a run, recorded once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,9 +255,22 @@ impl RunWrite {
         now_ms: u64,
         retention_s: u64,
     ) -> Self {
+        Self::suspended(job, observed, OVERRUN, now_ms, retention_s)
+    }
+
+    /// The write of a run whose job this product suspended: its end is `status` ([`OVERRUN`]
+    /// or [`ORPHANED`]) whatever the job reads after the suspend (Cloud BOT accepted it), with
+    /// what that re-read said (`observed`).
+    pub fn suspended(
+        job: &JobEndpoint,
+        observed: &Observed<'_>,
+        status: &'static str,
+        now_ms: u64,
+        retention_s: u64,
+    ) -> Self {
         let mut write = Self::of(job, observed, None, now_ms, retention_s);
         write.end = Some(End {
-            status: OVERRUN,
+            status,
             ended_at_ms: now_ms,
             elapsed_s: observed
                 .elapsed_s

@@ -19,7 +19,7 @@ impl Request {
             Operation::ResolveIdempotency { resolution, .. } => {
                 resolution.job().map(|job| job.public_id())
             }
-            Operation::Callback { .. } => None,
+            Operation::Callback { .. } | Operation::ExecutionEnded(_) | Operation::Sweep => None,
         }
     }
 }

@@ -49,6 +49,7 @@ pub(super) fn parse_execute(
         schedule: None,
         max_run: max_run(map)?,
         priority: Priority::of_field(map.get("priority"))?,
+        keep_running: crate::orphans::keep_running(map)?,
     }))
 }
 

@@ -107,6 +107,14 @@ pub enum OperationKind {
     /// "schedule_tick", "schedule": {... "definition"}, "request": {...}}`), so it is not in
     /// [`OperationKind::ALL`] either.
     ScheduleTick,
+    /// Step Functions' "Execution Status Change" event (an EventBridge rule of the stack; never
+    /// parsed from `operation`, so not in [`OperationKind::ALL`]): the runs a failed, timed out
+    /// or stopped execution left running are suspended (docs/orphans.md).
+    ExecutionEnded,
+    /// The periodic sweep of open runs (`{"operation": "sweep"}`, the stack's schedule rule;
+    /// docs/orphans.md). An operator's operation like `resolve_idempotency`, so not in
+    /// [`OperationKind::ALL`] (the request field table's operations).
+    Sweep,
 }
 
 impl OperationKind {
@@ -134,6 +142,8 @@ impl OperationKind {
             OperationKind::ResolveIdempotency => "resolve_idempotency",
             OperationKind::Callback => "callback",
             OperationKind::ScheduleTick => "schedule_tick",
+            OperationKind::ExecutionEnded => "execution_ended",
+            OperationKind::Sweep => "sweep",
         }
     }
 
@@ -175,6 +185,10 @@ pub enum Operation {
     /// Decide a managed schedule's tick (the execute it would run, whose `schedule` is set)
     /// and answer the decision; nothing is sent to Cloud BOT and no key is claimed.
     ScheduleTick(Execute),
+    /// A Step Functions execution of the stack changed status (docs/orphans.md).
+    ExecutionEnded(crate::orphans::StatusChange),
+    /// Sweep the run ledger's open runs (docs/orphans.md).
+    Sweep,
 }
 
 impl Operation {
@@ -187,6 +201,8 @@ impl Operation {
             Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
             Operation::Callback { .. } => OperationKind::Callback,
             Operation::ScheduleTick(_) => OperationKind::ScheduleTick,
+            Operation::ExecutionEnded(_) => OperationKind::ExecutionEnded,
+            Operation::Sweep => OperationKind::Sweep,
         }
     }
 
@@ -223,6 +239,9 @@ pub struct Execute {
     pub max_run: Option<std::time::Duration>,
     /// `priority`: past the budget's stop level only `high` runs (docs/usage.md, "Budget").
     pub priority: Priority,
+    /// `keep_running`: the job is left running when its workflow fails, times out or is
+    /// stopped (recorded in the run ledger; docs/orphans.md).
+    pub keep_running: bool,
 }
 
 /// What an operator found for a record whose outcome is unknown.

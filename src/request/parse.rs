@@ -13,10 +13,20 @@ use OperationKind::{ListBots, ReferJob, ResolveIdempotency};
 /// Short for the field table below.
 const EXECUTE: OperationKind = OperationKind::Execute;
 
+/// The operations a request object may name in `operation`: the documented ones and the
+/// stack's sweep (docs/orphans.md).
+const NAMED: &[OperationKind] = &[
+    EXECUTE,
+    ReferJob,
+    ListBots,
+    ResolveIdempotency,
+    OperationKind::Sweep,
+];
+
 /// Every request field, with the operations that accept it (one list: the unknown-field message
 /// and the per-operation check cannot drift apart).
 const FIELDS: &[(&str, &[OperationKind])] = &[
-    ("operation", &OperationKind::ALL),
+    ("operation", NAMED),
     ("idempotency_key", &[EXECUTE]),
     ("bot_endpoint", &[EXECUTE]),
     ("public_id", &OperationKind::CLOUD_BOT),
@@ -27,7 +37,8 @@ const FIELDS: &[(&str, &[OperationKind])] = &[
     ("timeout", &[EXECUTE]),
     (crate::overrun::FIELD, &[EXECUTE]),
     ("priority", &[EXECUTE]),
-    ("language", &OperationKind::ALL),
+    (crate::orphans::KEEP_RUNNING_FIELD, &[EXECUTE]),
+    ("language", NAMED),
     ("job_reference_endpoint", &[ReferJob, ResolveIdempotency]),
     ("job_id", &[ReferJob]),
     ("record_key", &[ResolveIdempotency]),
@@ -158,6 +169,13 @@ fn parse_operation(
                  `request`",
             ));
         }
+        OperationKind::ExecutionEnded => {
+            return Err(RequestError::field(
+                "operation",
+                "`execution_ended` is Step Functions' own event (docs/orphans.md), never named",
+            ));
+        }
+        OperationKind::Sweep => Operation::Sweep,
     })
 }
 
@@ -239,6 +257,10 @@ fn check_keys(map: &Map<String, Value>) -> Result<(), RequestError> {
 fn operation_kind(map: &Map<String, Value>) -> Result<OperationKind, RequestError> {
     match map.get("operation") {
         None => Ok(EXECUTE),
+        // The stack's sweep rule (docs/orphans.md): `operation` and `language` only.
+        Some(Value::String(name)) if name == OperationKind::Sweep.name() => {
+            Ok(OperationKind::Sweep)
+        }
         Some(v) => OperationKind::parse(str_field(v, "operation")?).ok_or_else(|| {
             RequestError::field(
                 "operation",

@@ -191,7 +191,7 @@ fn started_nothing(failure: &Failure) -> bool {
         | Failure::Callback(_)
         | Failure::Idempotency(_)
         | Failure::Schedule(_) => true,
-        Failure::Overrun(_) | Failure::Internal(_) => false,
+        Failure::Overrun(_) | Failure::Orphan(_) | Failure::Internal(_) => false,
     }
 }
 

@@ -82,6 +82,7 @@ impl Service {
                 let tick = execute.schedule.as_ref()?;
                 tick.definition.policies.max_run_seconds.map(u64::from)
             });
+            origin.keep_running = execute.keep_running;
             origin
         };
         let Some(key) = key else {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::Service;
 use crate::cloudbot::{Job, JobEndpoint};
-use crate::ledger::{Learned, Observed, Origin};
+use crate::ledger::{Learned, ORPHANED, OVERRUN, Observed, Origin};
 use crate::metrics::Invocation;
 
 impl Service {
@@ -25,7 +25,7 @@ impl Service {
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
-        self.learned_as(endpoint, found, origin, false, deadline, record)
+        self.learned_as(endpoint, found, origin, None, deadline, record)
             .await
     }
 
@@ -39,7 +39,21 @@ impl Service {
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
-        self.learned_as(endpoint, found, None, true, deadline, record)
+        self.learned_as(endpoint, found, None, Some(OVERRUN), deadline, record)
+            .await
+    }
+
+    /// Records the end of a run whose job was suspended because its workflow failed, timed out
+    /// or was stopped (`found`: the job as re-read after the suspend): the same conditional end
+    /// write, its status `orphaned` (docs/orphans.md).
+    pub(super) async fn learned_orphaned(
+        &self,
+        endpoint: &JobEndpoint,
+        found: &Job,
+        deadline: Instant,
+        record: &mut Invocation,
+    ) -> Learned {
+        self.learned_as(endpoint, found, None, Some(ORPHANED), deadline, record)
             .await
     }
 
@@ -48,7 +62,7 @@ impl Service {
         endpoint: &JobEndpoint,
         found: &Job,
         origin: Option<Origin>,
-        overrun: bool,
+        suspended_as: Option<&'static str>,
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
@@ -63,12 +77,17 @@ impl Service {
             message: found.message.as_deref(),
             output_omitted: found.output_omitted,
         };
-        let written = if overrun {
-            ledger.overrun_end(endpoint, &observed, deadline).await
-        } else {
-            ledger
-                .learned_end(endpoint, &observed, origin, deadline)
-                .await
+        let written = match suspended_as {
+            Some(status) => {
+                ledger
+                    .suspended_end(endpoint, &observed, status, deadline)
+                    .await
+            }
+            None => {
+                ledger
+                    .learned_end(endpoint, &observed, origin, deadline)
+                    .await
+            }
         };
         match written {
             Ok((learned, ended)) => {

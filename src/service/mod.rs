@@ -22,6 +22,8 @@
 //! - `queue`: the run queue's SQS batches, each message's fate (docs/queue.md).
 //! - `admit`: admission control, a capped contract's slot taken before a queued execute and
 //!   freed by its end; `sweep`: the schedule's sweep of slots whose run ended without word.
+//! - `orphans`: the jobs of workflows that failed, timed out or were stopped, suspended: on
+//!   Step Functions' status-change event and by the periodic sweep (docs/orphans.md).
 //!
 //! Every Cloud BOT call goes through `with_refresh!`: on a 401 the secret is re-read
 //! once and the call made once more. The secret may have rotated since it was cached, and a 401
@@ -35,6 +37,7 @@ mod callback;
 mod execute;
 mod init;
 mod learned;
+mod orphans;
 mod overrun;
 mod overrun_paths;
 mod queue;
@@ -87,6 +90,8 @@ pub struct Service {
     admission: Option<crate::admission::Admission>,
     /// Puts a message waiting for a slot back with its delay.
     visibility: Option<crate::admission::Visibility>,
+    /// Step Functions executions' statuses, for the sweep (docs/orphans.md).
+    executions: Option<Box<dyn crate::orphans::ExecutionReader>>,
 }
 
 /// The idempotency store, and the callback side that needs it (a retried task finds its
@@ -194,6 +199,7 @@ impl Service {
             usage: None,
             admission: None,
             visibility: None,
+            executions: None,
         })
     }
 
@@ -343,6 +349,8 @@ impl Service {
             }
             Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
             Operation::ScheduleTick(execute) => self.schedule_tick(execute, scope, record).await,
+            Operation::ExecutionEnded(change) => self.execution_ended(change, scope, record).await,
+            Operation::Sweep => self.sweep(scope, record).await,
         }
     }
 

@@ -67,25 +67,13 @@ impl Service {
             max_from = source.label(),
             "the job is past its maximum run time: suspending it"
         );
-        let suspended = match with_refresh!(self, fetched, scope, |call| upstream(
-            record,
-            self.client.suspend_job(&call, job),
-            |_| (Some(200), None)
-        )) {
-            Ok(suspended) => suspended,
+        let after = match self.suspend_and_reread(job, fetched, scope, record).await {
+            Ok(after) => after,
             Err(Failure::CloudBot(CloudBotError::Forbidden)) => {
                 return Err(OverrunError::SuspendForbidden { running_s, max_s }.into());
             }
             Err(other) => return Err(other),
         };
-        // The suspend's own answer stands in when the re-read fails: Cloud BOT accepted the
-        // suspend either way.
-        let after = with_refresh!(self, fetched, scope, |call| upstream(
-            record,
-            self.client.refer_job(&call, job),
-            |_| (Some(200), None)
-        ))
-        .unwrap_or(suspended);
         record.set_overrun();
         self.learned_overrun(job, &after, scope.deadline, record)
             .await;
@@ -101,6 +89,29 @@ impl Service {
             status: after.status.label(),
         }
         .into())
+    }
+
+    /// Suspends the job at `job` through Cloud BOT (`DELETE`) and re-reads it: the job as it
+    /// reads after the suspend (the suspend's own answer when the re-read fails: Cloud BOT
+    /// accepted the suspend either way). Shared with the orphan paths (src/service/orphans.rs).
+    pub(super) async fn suspend_and_reread(
+        &self,
+        job: &JobEndpoint,
+        fetched: &Fetched,
+        scope: Scope,
+        record: &mut Invocation,
+    ) -> Result<Job, Failure> {
+        let suspended = with_refresh!(self, fetched, scope, |call| upstream(
+            record,
+            self.client.suspend_job(&call, job),
+            |_| (Some(200), None)
+        ))?;
+        Ok(with_refresh!(self, fetched, scope, |call| upstream(
+            record,
+            self.client.refer_job(&call, job),
+            |_| (Some(200), None)
+        ))
+        .unwrap_or(suspended))
     }
 }
 

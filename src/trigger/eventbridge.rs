@@ -1,7 +1,9 @@
 //! EventBridge events (custom bus events, rule matches and scheduled rules): the request is the
 //! event's `detail`. A `Scheduled Event` from `aws.events` with an empty `detail` runs the
 //! configured default BOT. The idempotency key of an execute is the event's `id` (the same in
-//! every delivery of one event), unless the `detail` names its own `idempotency_key`.
+//! every delivery of one event), unless the `detail` names its own `idempotency_key`. An
+//! `aws.states` event is Step Functions' "Execution Status Change" (docs/orphans.md), parsed
+//! strictly; no other `aws.states` shape is taken.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::{Map, Value};
@@ -22,6 +24,20 @@ pub(super) fn decode(event: Value, config: &Requests) -> Decoded {
             };
         }
     };
+    // Step Functions' own events are the orphan path's (docs/orphans.md), never a request.
+    if event.source == crate::orphans::STATES_SOURCE {
+        let request =
+            crate::orphans::StatusChange::parse(&event.detail_type, &event.detail).map(|change| {
+                request::Request {
+                    operation: request::Operation::ExecutionEnded(change),
+                    language: config.language,
+                }
+            });
+        return Decoded {
+            trigger: Trigger::EventBridge,
+            request,
+        };
+    }
     let scheduled = event.source == "aws.events" && event.detail_type == "Scheduled Event";
     let trigger = if scheduled {
         Trigger::Scheduled

@@ -333,6 +333,7 @@ def test_function_may_read_only_its_secret(template):
             "secretsmanager:GetSecretValue",
             str(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]),
             str(["dynamodb:Query"]),
+            str(["dynamodb:Query"]),  # the ledger's open_runs index only (test_orphans_template.py)
             str(["dynamodb:UpdateItem", "dynamodb:GetItem"]),
             "events:PutEvents",
             str(["dynamodb:GetItem"]),
@@ -419,6 +420,7 @@ def test_run_ledger_table_is_on_demand_encrypted_recoverable_with_ttl_and_its_in
         "by_bot": ["bot", "started_at"],
         "by_month": ["month", "started_at"],
         "by_schedule": ["schedule", "nominal_time"],
+        "open_runs": ["open", "open_key"],
     }
     ledger_rs = (ROOT / "src" / "ledger" / "mod.rs").read_text()
     moto_rs = (ROOT / "tests" / "it" / "support" / "moto.rs").read_text()

@@ -16,6 +16,7 @@ mod exactly_once;
 mod faults;
 mod ledger;
 mod logs;
+mod orphans;
 mod overrun;
 mod overrun_paths;
 mod payloads;
@@ -201,10 +202,8 @@ impl Harness {
             _ => None,
         };
         let ledger = config.ledger.as_ref().map(|ledger| {
-            Ledger::new(
-                LedgerTable::new(ledger_client, ledger.table.clone()),
-                ledger.retention,
-            )
+            let table = LedgerTable::new(ledger_client, ledger.table.clone());
+            Ledger::new(table.clone(), ledger.retention).with_open_runs(table)
         });
         let service = Service::new(config, client)
             .expect("service")

@@ -423,10 +423,13 @@ impl Moto {
             .attribute_definitions(attribute("started_at", ScalarAttributeType::N))
             .attribute_definitions(attribute("schedule", ScalarAttributeType::S))
             .attribute_definitions(attribute("nominal_time", ScalarAttributeType::S))
+            .attribute_definitions(attribute("open", ScalarAttributeType::S))
+            .attribute_definitions(attribute("open_key", ScalarAttributeType::S))
             .key_schema(key("run", KeyType::Hash))
             .global_secondary_indexes(index("by_bot", "bot", "started_at"))
             .global_secondary_indexes(index("by_month", "month", "started_at"))
             .global_secondary_indexes(index("by_schedule", "schedule", "nominal_time"))
+            .global_secondary_indexes(index("open_runs", "open", "open_key"))
             .send()
             .await
             .expect("create_table");
