@@ -74,6 +74,11 @@ pub enum Command {
         #[arg(long, env = "CLOUDBOT_FUNCTION", value_name = "NAME_OR_ARN")]
         function: String,
     },
+    /// Send a JSON-lines file of execute requests (one run queue message body per line) to the
+    /// stack's run queue, each line to the lane its `priority` picks (docs/queue.md). Every line
+    /// is checked as the function checks it first; an invalid line sends nothing (or is skipped
+    /// with --skip-invalid). Uses the standard AWS configuration.
+    Enqueue(crate::enqueue::EnqueueArgs),
     /// The run ledger (docs/ledger.md): list runs, newest first, or show one with its history.
     /// Reads the table with the standard AWS configuration, by index (never a scan).
     Runs(RunsArgs),
