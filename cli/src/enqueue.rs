@@ -633,9 +633,7 @@ fn exit_of(results: &[LineResult], dry_run: bool) -> Exit {
         .count();
     if may_be_queued {
         Exit::JobMayExist
-    } else if dry_run {
-        Exit::Ok
-    } else if enqueued == results.len() {
+    } else if dry_run || enqueued == results.len() {
         Exit::Ok
     } else if enqueued == 0 {
         Exit::NotStarted
@@ -789,9 +787,13 @@ not json
         assert_eq!(sizes, [2, 2]);
     }
 
-    /// A queue that answers from a script: per call, the entry ids to fail and how.
+    /// One scripted answer: the entry ids that fail (and whether for their own fault), or the
+    /// whole call failing (and whether its messages may have arrived).
+    type Answer = Result<Vec<(&'static str, bool)>, bool>;
+
+    /// A queue that answers from a script, one answer per call.
     struct Scripted {
-        answers: RefCell<Vec<Result<Vec<(&'static str, bool)>, bool>>>,
+        answers: RefCell<Vec<Answer>>,
         calls: RefCell<Vec<Vec<String>>>,
     }
 
@@ -832,7 +834,7 @@ not json
         }
     }
 
-    fn scripted(answers: Vec<Result<Vec<(&'static str, bool)>, bool>>) -> Scripted {
+    fn scripted(answers: Vec<Answer>) -> Scripted {
         Scripted {
             answers: RefCell::new(answers),
             calls: RefCell::new(Vec::new()),
