@@ -74,6 +74,11 @@ pub enum Command {
         #[arg(long, env = "CLOUDBOT_FUNCTION", value_name = "NAME_OR_ARN")]
         function: String,
     },
+    /// Send a JSON-lines file of execute requests (one run queue message body per line) to the
+    /// stack's run queue, each line to the lane its `priority` picks (docs/queue.md). Every line
+    /// is checked as the function checks it first; an invalid line sends nothing (or is skipped
+    /// with --skip-invalid). Uses the standard AWS configuration.
+    Enqueue(crate::enqueue::EnqueueArgs),
     /// The run ledger (docs/ledger.md): list runs, newest first, or show one with its history.
     /// Reads the table with the standard AWS configuration, by index (never a scan).
     Runs(RunsArgs),
@@ -173,8 +178,9 @@ pub struct RunsArgs {
     /// Only this BOT's runs: PUBLIC_ID/BOT_ID.
     #[arg(long, value_name = "PUBLIC_ID/BOT_ID")]
     pub bot: Option<String>,
-    /// Only runs in this status (`overrun`: suspended past their maximum run time).
-    #[arg(long, value_parser = ["executing", "succeeded", "error", "overrun"])]
+    /// Only runs in this status (`overrun`: suspended past their maximum run time; `orphaned`:
+    /// suspended because their workflow ended).
+    #[arg(long, value_parser = ["executing", "succeeded", "error", "overrun", "orphaned"])]
     pub status: Option<String>,
     /// Only runs started since: a duration back from now (7d, 12h), a date (2026-11-01, in TZ)
     /// or an RFC 3339 time [default: 7d].

@@ -51,6 +51,7 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             function,
         } => resolve_record(ctx, record, started.as_deref(), function).await,
         Command::Runs(args) => runs(ctx, args).await,
+        Command::Enqueue(args) => crate::enqueue::run(ctx.out, ctx.tracker, ctx.global, args).await,
         Command::Usage {
             month,
             allowance,

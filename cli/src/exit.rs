@@ -30,7 +30,8 @@ pub enum Exit {
     /// `apply` changed nothing.
     HandEdited = 7,
     /// `schedules backfill`: some occurrences of the period were not delivered (a failed or
-    /// unanswered delivery, or one whether it ran cannot be known).
+    /// unanswered delivery, or one whether it ran cannot be known). `enqueue`: some lines
+    /// were not enqueued, the others were.
     NotAllDelivered = 8,
     /// Interrupted before anything that could start or change a job was sent.
     Interrupted = 130,
@@ -70,7 +71,9 @@ pub const EXIT_CODES: &[ExitRow] = &[
         meaning: "a job may exist: `run`'s execute request may have reached Cloud BOT but its \
                   answer is unknown (`CloudBot.OutcomeUnknown`, or Ctrl-C while it was in \
                   flight). Do not run it again blindly: the printed `cloudbot jobs ... --since` \
-                  command shows whether it started",
+                  command shows whether it started. `enqueue`: a send's answer was lost (or \
+                  Ctrl-C while sending), so the lines it names may be queued; send the file \
+                  again with the printed `--key-prefix`",
     },
     ExitRow {
         exit: Exit::StillRunning,
@@ -96,7 +99,9 @@ pub const EXIT_CODES: &[ExitRow] = &[
                   delivery failed or got no answer, or whether the occurrence ran cannot be \
                   known (an unknown idempotency record, or older than the idempotency window \
                   without the run ledger); the list says which, the others were delivered. \
-                  Running it again delivers only what is still missing",
+                  Running it again delivers only what is still missing. `enqueue`: some lines \
+                  were not enqueued (skipped as invalid, or refused by SQS) and the others \
+                  were; the list says which",
     },
     ExitRow {
         exit: Exit::Interrupted,

@@ -8,6 +8,7 @@ mod args;
 mod backfill;
 mod clock;
 mod commands;
+mod enqueue;
 mod error;
 mod exit;
 mod follow;

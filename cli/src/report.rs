@@ -105,6 +105,16 @@ impl Report {
                         .to_owned(),
                 ),
             ),
+            (Stage::EnqueueSent { key_prefix }, _) => (
+                None,
+                None,
+                Some(format!(
+                    "the enqueue stopped while sending: some lines may be queued. Send the same \
+                     file again with the same options and --key-prefix {key_prefix}: every line \
+                     then carries the same key as before, so a line already queued starts \
+                     nothing twice (within the idempotency window)."
+                )),
+            ),
             (Stage::Quiet, Exit::Interrupted) => (
                 None,
                 None,
@@ -167,6 +177,7 @@ pub fn exit_at(err: &CliError, stage: &Stage) -> Exit {
         (Stage::BackfillSent, Exit::NotStarted | Exit::Interrupted | Exit::Usage) => {
             Exit::NotAllDelivered
         }
+        (Stage::EnqueueSent { .. }, Exit::NotStarted | Exit::Interrupted) => Exit::JobMayExist,
         _ => own,
     }
 }

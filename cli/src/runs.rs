@@ -11,7 +11,7 @@ use std::io::Write;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
-use cloudbot_trigger::ledger::{OVERRUN, attribute, index, month_of};
+use cloudbot_trigger::ledger::{ORPHANED, OVERRUN, attribute, index, month_of};
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
@@ -26,7 +26,8 @@ use crate::session::aws_config;
 pub struct Filter {
     /// `<public_id>/<bot_id>`.
     pub bot: Option<String>,
-    /// `executing`, `succeeded`, `error` or `overrun` (docs/overrun.md).
+    /// `executing`, `succeeded`, `error`, `overrun` (docs/overrun.md) or `orphaned`
+    /// (docs/orphans.md).
     pub status: Option<String>,
     /// Runs started at or after this instant (epoch ms).
     pub since_ms: u64,
@@ -364,6 +365,9 @@ fn history(run: &Map<String, Value>) -> Vec<(u64, String)> {
                     "ended {OVERRUN}: suspended by the function past the stack's maximum run time"
                 ),
             },
+            Some(ORPHANED) => format!(
+                "ended {ORPHANED}: suspended by the function because its workflow failed, timed out or was stopped"
+            ),
             Some(status) => format!("ended {status}"),
             None => "ended".to_owned(),
         };
@@ -419,6 +423,14 @@ mod tests {
         ended.insert("end_status".into(), "succeeded".into());
         ended.remove("max_run_s");
         assert_eq!(history(&ended).last().unwrap().1, "ended succeeded");
+        ended.insert("end_status".into(), "orphaned".into());
+        assert!(
+            history(&ended)
+                .last()
+                .unwrap()
+                .1
+                .starts_with("ended orphaned: suspended by the function because its workflow")
+        );
         ended.remove("ended_at");
         assert_eq!(history(&ended).len(), 2);
     }

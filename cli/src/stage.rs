@@ -34,6 +34,13 @@ pub enum Stage {
     /// `schedules backfill` is delivering occurrences: some may have been delivered, one may be
     /// in flight.
     BackfillSent,
+    /// `enqueue` is sending its lines: some may be queued, one batch may be in flight. Every
+    /// line carries a key made with this prefix, so sending the file again with it starts no
+    /// line twice.
+    EnqueueSent {
+        /// The `--key-prefix` of this run.
+        key_prefix: String,
+    },
     /// `cancel`'s request for this job was sent and its answer is not known.
     CancelSent {
         /// The job reference endpoint.

@@ -32,7 +32,7 @@ use serde_json::value::RawValue;
 
 pub use batch::{Fate, encode_batch, fate_table};
 pub use route::MAX_HTTP_BODY_BYTES;
-pub use sqs::{Lane, Queued, decode_batch, is_sqs_event};
+pub use sqs::{Lane, Queued, decode_batch, decode_message_body, is_sqs_event};
 
 use crate::config::Requests;
 use crate::error::Failure;

@@ -121,8 +121,28 @@ fn decode_message(
     })
 }
 
+/// One message body as the function decodes it, before the message id is known: the same strict
+/// validation a producer can run before sending (`cloudbot enqueue`). The key is the body's own
+/// `idempotency_key`, or `None` (the function then keys it by the message id).
+pub fn decode_message_body(body: &str, config: &Requests) -> Result<Request, RequestError> {
+    crate::payload::parse(body, "the message body").and_then(|body| decode_unkeyed(body, config))
+}
+
 /// One message body: an execute request, keyed by the message id unless it names its own key.
 fn decode_body(body: Value, message_id: &str, config: &Requests) -> Result<Request, RequestError> {
+    let mut request = decode_unkeyed(body, config)?;
+    if let Operation::Execute(execute) = &mut request.operation
+        && execute.idempotency_key.is_none()
+    {
+        execute.idempotency_key = Some(
+            RecordKey::message(message_id)
+                .map_err(|p| RequestError::field("messageId", format!("(the key) {p}")))?,
+        );
+    }
+    Ok(request)
+}
+
+fn decode_unkeyed(body: Value, config: &Requests) -> Result<Request, RequestError> {
     if !body.is_object() {
         return Err(RequestError::field(
             "body",
@@ -139,8 +159,8 @@ fn decode_body(body: Value, message_id: &str, config: &Requests) -> Result<Reque
             "a schedule envelope is not a run queue message (send the plain request)",
         ));
     }
-    let mut request = decoded.request?;
-    let Operation::Execute(execute) = &mut request.operation else {
+    let request = decoded.request?;
+    let Operation::Execute(execute) = &request.operation else {
         return Err(RequestError::field(
             "operation",
             format!(
@@ -154,12 +174,6 @@ fn decode_body(body: Value, message_id: &str, config: &Requests) -> Result<Reque
             "task_token",
             "a waiting task is not served through the run queue (invoke the function directly)",
         ));
-    }
-    if execute.idempotency_key.is_none() {
-        execute.idempotency_key = Some(
-            RecordKey::message(message_id)
-                .map_err(|p| RequestError::field("messageId", format!("(the key) {p}")))?,
-        );
     }
     Ok(request)
 }
@@ -246,6 +260,27 @@ mod tests {
             let err = key(&batch[0]).unwrap_err();
             assert!(err.contains(field), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn a_body_checked_before_sending_is_decoded_as_the_function_decodes_it() {
+        let execute = |body: &str| match decode_message_body(body, &config()) {
+            Ok(Request {
+                operation: Operation::Execute(e),
+                ..
+            }) => Ok((e.idempotency_key.map(|k| k.to_string()), e.priority.name())),
+            Ok(_) => Err("not an execute".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(execute(r#"{"bot_id": "b"}"#), Ok((None, "normal")));
+        assert_eq!(
+            execute(r#"{"idempotency_key": "k", "request": {"bot_id": "b", "priority": "high"}}"#),
+            Ok((Some("request:k".to_owned()), "high"))
+        );
+        let err = execute(r#"{"bot_id": "b", "priority": "urgent"}"#).unwrap_err();
+        assert!(err.contains("`priority`"), "{err}");
+        let err = execute(r#"{"operation": "list_bots", "public_id": "demo"}"#).unwrap_err();
+        assert!(err.contains("`operation`"), "{err}");
     }
 
     #[test]

@@ -77,6 +77,14 @@ struct Cli {
     /// 503s injected before job creation in the load test (default 5, quick 2).
     #[arg(long = "faults", value_name = "K")]
     injected_faults: Option<usize>,
+    /// Timed SQS batches (10 messages each) per batch concurrency in the run queue scenario
+    /// (default 20, quick 3).
+    #[arg(long)]
+    queue_batches: Option<NonZeroUsize>,
+    /// The run queue scenario only, printed as markdown (no report): rerun with `--env` for a
+    /// setting's cost per message (e.g. admission control).
+    #[arg(long, conflicts_with_all = ["only_cold", "only_cpu"])]
+    only_queue: bool,
     /// CPU model: memory sizes (MB), comma-separated (default 128,512,1769; quick 128). The
     /// template's default memory size is added when missing.
     #[arg(long, value_name = "MB,...", value_delimiter = ',')]
@@ -223,6 +231,7 @@ impl Cli {
             per_sandbox: count(self.per_sandbox, 250, 20),
             latency: Duration::from_millis(self.latency_ms),
             injected_faults: self.injected_faults.unwrap_or(if quick { 2 } else { 5 }),
+            queue_batches: count(self.queue_batches, 20, 3),
             artifacts: self.artifact,
             notices: self.notice,
             cpu_configs,
@@ -243,6 +252,7 @@ fn main() -> ExitCode {
     let mut cli = Cli::parse();
     let only_cold = cli.only_cold;
     let only_cpu = cli.only_cpu;
+    let only_queue = cli.only_queue;
     let variants = std::mem::take(&mut cli.variant);
     let settings = match cli.into_settings() {
         Ok(s) => s,
@@ -268,6 +278,8 @@ fn main() -> ExitCode {
     let run = async {
         if only_cold {
             harness::only_cold(settings).await
+        } else if only_queue {
+            harness::only_queue(settings).await
         } else if only_cpu {
             harness::only_cpu(settings, variants).await
         } else {

@@ -6,6 +6,7 @@
 mod cold;
 mod cpu;
 mod load;
+mod queue;
 mod store;
 mod tls;
 mod warm;
@@ -27,6 +28,7 @@ use crate::report::{Artifact, Machine, Report, write_report};
 
 pub use cold::only_cold;
 pub use cpu::{CpuConfig, FULL_VCPU_MB, StoreMode, only_cpu, template_memory};
+pub use queue::only_queue;
 
 /// How long one invocation may take before the harness calls it lost.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,6 +64,8 @@ pub struct Settings {
     pub latency: Duration,
     /// 503s injected before job creation in the load test.
     pub injected_faults: usize,
+    /// Timed SQS batches per batch concurrency in the run queue scenario.
+    pub queue_batches: usize,
     /// Files whose size the report lists.
     pub artifacts: Vec<Artifact>,
     /// Lines for the report's notices.
@@ -239,6 +243,11 @@ pub async fn run(settings: Settings) -> Result<(), BenchError> {
         h.settings.sandboxes, h.settings.per_sandbox
     );
     let load = h.load().await?;
+    eprintln!(
+        "run queue: {} batches at each batch concurrency",
+        h.settings.queue_batches
+    );
+    let queue = h.queue().await?;
     let cpu = match cpu_model_available(&h.settings)? {
         Ok(()) => {
             let configs = h.settings.cpu_configs.clone();
@@ -261,6 +270,7 @@ pub async fn run(settings: Settings) -> Result<(), BenchError> {
         load,
         cpu,
         store,
+        queue,
         artifacts: s.artifacts.clone(),
         notices: s.notices.clone(),
         duration: t0.elapsed(),

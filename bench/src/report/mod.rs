@@ -3,6 +3,7 @@
 
 mod cpu;
 mod machine;
+mod queue;
 mod render;
 mod store;
 
@@ -17,6 +18,7 @@ pub use cpu::{
     BUDGET_WARM_CPU_RATIO,
 };
 pub use machine::Machine;
+pub use queue::{QueueFigures, QueueRow, queue_section};
 pub use render::{
     BUDGET_COLD_RATIO, BUDGET_RSS_MIB, BUDGET_WARM_P99_OVERHEAD, BUDGET_ZIP_MIB, render,
 };
@@ -232,6 +234,8 @@ pub struct Report {
     pub cpu: Option<CpuModel>,
     /// Scenario 6: the idempotency store.
     pub store: StoreFigures,
+    /// Scenario 7: the run queue.
+    pub queue: QueueFigures,
     /// Scenario 4.
     pub artifacts: Vec<Artifact>,
     /// Notices (e.g. arm64 target missing).

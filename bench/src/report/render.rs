@@ -62,6 +62,7 @@ fn sections(s: &mut String, r: &Report) -> fmt::Result {
     tls_start(s, r)?;
     load(s, r)?;
     super::store::store(s, r)?;
+    super::queue::queue_section(s, &r.queue)?;
     super::cpu::cpu_model(s, r)?;
     notices(s, r)
 }
