@@ -142,6 +142,12 @@ pub fn record_target(operation: &Operation) {
         }
         // The id is a secret: nothing of it is recorded.
         Operation::Callback { .. } => {}
+        // The BOT and the job, never the path token (a secret).
+        Operation::BotDone(done) => {
+            span.record("public_id", done.bot.public_id().as_str());
+            span.record("bot_id", done.bot.bot_id().as_str());
+            span.record("job_id", done.job.job_id().as_str());
+        }
         Operation::ResolveIdempotency { resolution, .. } => {
             if let Some(job) = resolution.job() {
                 span.record("public_id", job.public_id().as_str());

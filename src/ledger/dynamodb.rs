@@ -88,8 +88,13 @@ fn expression_of(write: &RunWrite) -> Expression {
         if let Some(max) = origin.max_run_s {
             e.number(MAX_RUN_S, max, false);
         }
-    } else if let Some(bot) = &write.bot {
-        e.text(BOT, bot, true);
+    } else {
+        if let Some(bot) = &write.bot {
+            e.text(BOT, bot, true);
+        }
+        if let Some(trigger) = write.trigger_if_unset {
+            e.text("trigger", trigger, true);
+        }
     }
     match &write.end {
         Some(end) => {
@@ -245,6 +250,20 @@ mod tests {
         }
         assert!(!text.contains("trigger"), "{text}");
         assert!(!text.contains("output_omitted"), "{text}");
+    }
+
+    #[test]
+    fn an_outside_run_sets_its_trigger_only_where_no_start_wrote_one() {
+        let mut w = write(JobStatus::Succeeded, false);
+        w.trigger_if_unset = Some(crate::ledger::OUTSIDE);
+        let text = rendered(&expression_of(&w));
+        assert!(text.contains("trigger = if_not_exists(trigger,"), "{text}");
+        // A start of ours (the execute's write) sets its own, overwriting `outside`.
+        let mut start = write(JobStatus::Executing, true);
+        start.trigger_if_unset = Some(crate::ledger::OUTSIDE);
+        let text = rendered(&expression_of(&start));
+        assert!(text.contains("trigger = :"), "{text}");
+        assert!(!text.contains("if_not_exists(trigger"), "{text}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 pub use dynamodb::LedgerTable;
 pub use ended::{EndedRun, RecordedStart};
 pub use run::{
-    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, OVERRUN, Observed, Origin, RunKey, RunWrite,
+    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, OUTSIDE, OVERRUN, Observed, Origin, RunKey, RunWrite,
     month_of, seen_attribute,
 };
 
@@ -176,6 +176,19 @@ impl Ledger {
         deadline: Instant,
     ) -> Result<(Learned, Option<EndedRun>), StoreError> {
         let write = RunWrite::overrun(job, observed, now_ms(), self.retention.as_secs());
+        self.apply(write, deadline).await
+    }
+
+    /// Records a run learned from Cloud BOT's "BOT done" webhook: like [`Self::learned_end`]
+    /// without an origin, and its `trigger` is [`OUTSIDE`] unless a start of ours wrote one.
+    pub async fn outside_end(
+        &self,
+        job: &JobEndpoint,
+        observed: &Observed<'_>,
+        deadline: Instant,
+    ) -> Result<(Learned, Option<EndedRun>), StoreError> {
+        let mut write = RunWrite::of(job, observed, None, now_ms(), self.retention.as_secs());
+        write.trigger_if_unset = Some(OUTSIDE);
         self.apply(write, deadline).await
     }
 

@@ -12,6 +12,17 @@ use crate::cloudbot::{Job, JobEndpoint};
 use crate::ledger::{Learned, Observed, Origin};
 use crate::metrics::Invocation;
 
+/// Which ledger write a learning becomes.
+#[derive(Clone, Copy)]
+enum Write {
+    /// What a path learned (with the origin when it started the run).
+    Learned,
+    /// The end of a run suspended past its maximum run time.
+    Overrun,
+    /// A run learned from the BOT-done webhook.
+    Outside,
+}
+
 impl Service {
     /// Records what was learned about the job at `endpoint` (`found`, as Cloud BOT answered),
     /// with `origin` when this is the execute that started it. Returns whether this call
@@ -25,7 +36,7 @@ impl Service {
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
-        self.learned_as(endpoint, found, origin, false, deadline, record)
+        self.learned_as(endpoint, found, origin, Write::Learned, deadline, record)
             .await
     }
 
@@ -39,7 +50,20 @@ impl Service {
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
-        self.learned_as(endpoint, found, None, true, deadline, record)
+        self.learned_as(endpoint, found, None, Write::Overrun, deadline, record)
+            .await
+    }
+
+    /// Records a run learned from Cloud BOT's "BOT done" webhook (`service/bot_done.rs`): the
+    /// same conditional end write, its `trigger` `outside` unless a start of ours wrote one.
+    pub(super) async fn learned_outside(
+        &self,
+        endpoint: &JobEndpoint,
+        found: &Job,
+        deadline: Instant,
+        record: &mut Invocation,
+    ) -> Learned {
+        self.learned_as(endpoint, found, None, Write::Outside, deadline, record)
             .await
     }
 
@@ -48,7 +72,7 @@ impl Service {
         endpoint: &JobEndpoint,
         found: &Job,
         origin: Option<Origin>,
-        overrun: bool,
+        write: Write,
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
@@ -63,12 +87,14 @@ impl Service {
             message: found.message.as_deref(),
             output_omitted: found.output_omitted,
         };
-        let written = if overrun {
-            ledger.overrun_end(endpoint, &observed, deadline).await
-        } else {
-            ledger
-                .learned_end(endpoint, &observed, origin, deadline)
-                .await
+        let written = match write {
+            Write::Overrun => ledger.overrun_end(endpoint, &observed, deadline).await,
+            Write::Outside => ledger.outside_end(endpoint, &observed, deadline).await,
+            Write::Learned => {
+                ledger
+                    .learned_end(endpoint, &observed, origin, deadline)
+                    .await
+            }
         };
         match written {
             Ok((learned, ended)) => {
