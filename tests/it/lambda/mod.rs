@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod bot_done;
 mod callback_route;
 mod contracts;
 mod credentials;
@@ -93,6 +94,8 @@ pub struct Setup {
     pub secrets_endpoint: Option<String>,
     /// The run ledger (`Store::None` by default: most tests are about other things).
     pub ledger: Store,
+    /// The job-finished events' bus (`None`: no events are put).
+    pub events: Option<cloudbot_trigger::job_events::JobEvents>,
 }
 
 impl Default for Setup {
@@ -103,6 +106,7 @@ impl Default for Setup {
             store: Store::Table,
             secrets_endpoint: None,
             ledger: Store::None,
+            events: None,
         }
     }
 }
@@ -200,6 +204,10 @@ impl Harness {
             .with_schedule_states(schedule_states)
             .with_ledger(ledger)
             .with_usage(usage);
+        let service = match setup.events {
+            Some(events) => service.with_job_events(Some(events)),
+            None => service,
+        };
         Harness {
             emulator,
             service,
