@@ -22,6 +22,7 @@ mod schedules;
 mod session;
 mod stage;
 mod state;
+mod subscribe;
 mod target;
 mod usage;
 
