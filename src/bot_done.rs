@@ -157,8 +157,12 @@ pub fn parse(
     let public_id = PublicId::parse(public_id, "public_id").map_err(endpoint)?;
     let bot_id = BotId::parse(bot_id, "bot_id").map_err(endpoint)?;
     let bot = BotEndpoint::new(base, public_id, bot_id);
-    let parsed: Body = serde_json::from_slice(body)
-        .map_err(|_| invalid("body", "must be a JSON object (Cloud BOT's job) with a job_id"))?;
+    let parsed: Body = serde_json::from_slice(body).map_err(|_| {
+        invalid(
+            "body",
+            "must be a JSON object (Cloud BOT's job) with a job_id",
+        )
+    })?;
     let job_id = match parsed.job_id {
         Some(serde_json::Value::String(id)) => JobId::parse(&id, "job_id").map_err(endpoint)?,
         _ => return Err(invalid("job_id", "must be a string")),
@@ -186,7 +190,12 @@ mod tests {
     }
 
     fn bot() -> BotEndpoint {
-        BotEndpoint::parse(&base(), "https://api.c-bot.pro/demo/bots/echo_bot/jobs", "b").unwrap()
+        BotEndpoint::parse(
+            &base(),
+            "https://api.c-bot.pro/demo/bots/echo_bot/jobs",
+            "b",
+        )
+        .unwrap()
     }
 
     fn credentials(secret: &str) -> Credentials {
@@ -202,7 +211,14 @@ mod tests {
         let token = &url[prefix.len()..];
         assert_eq!(token.len(), TOKEN_CHARS);
         assert!(!url.contains("sec-1"));
-        let done = parse(&base(), "demo", "echo_bot", token, br#"{"job_id":"j-1","bot_id":"echo_bot"}"#).unwrap();
+        let done = parse(
+            &base(),
+            "demo",
+            "echo_bot",
+            token,
+            br#"{"job_id":"j-1","bot_id":"echo_bot"}"#,
+        )
+        .unwrap();
         assert!(done.token_matches(&credentials("sec-1")));
         assert!(!done.token_matches(&credentials("sec-2")), "another key");
         let moved = parse(&base(), "demo", "other", token, br#"{"job_id":"j-1"}"#).unwrap();

@@ -59,12 +59,22 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
         } => crate::usage::run(ctx.out, table, month.as_deref(), *allowance).await,
         Command::Schedules(command) => crate::schedules::run(ctx.out, ctx.tracker, command).await,
         Command::Subscribe { bot, callback } => {
-            crate::subscribe::run(ctx, Action::Subscribe, bot, callback.callback_url.as_deref())
-                .await
+            crate::subscribe::run(
+                ctx,
+                Action::Subscribe,
+                bot,
+                callback.callback_url.as_deref(),
+            )
+            .await
         }
         Command::Unsubscribe { bot, callback } => {
-            crate::subscribe::run(ctx, Action::Unsubscribe, bot, callback.callback_url.as_deref())
-                .await
+            crate::subscribe::run(
+                ctx,
+                Action::Unsubscribe,
+                bot,
+                callback.callback_url.as_deref(),
+            )
+            .await
         }
         Command::Subscriptions { bot, callback } => {
             crate::subscribe::run(ctx, Action::List, bot, callback.callback_url.as_deref()).await

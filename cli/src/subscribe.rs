@@ -54,15 +54,18 @@ pub fn bot_argument(origin: &Origin<'_>, raw: &str) -> Result<BotEndpoint, CliEr
 /// anything is sent: https (http on loopback only, for the emulator), no query, ending in
 /// `/callbacks`.
 pub fn callback_base(raw: Option<&str>) -> Result<String, CliError> {
-    let raw = raw.map(str::trim).filter(|r| !r.is_empty()).ok_or_else(|| {
-        CliError::Usage(
-            "--callback-url (or CLOUDBOT_CALLBACK_BASE_URL) is required: the stack output \
+    let raw = raw
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            CliError::Usage(
+                "--callback-url (or CLOUDBOT_CALLBACK_BASE_URL) is required: the stack output \
              CallbackApiUrl (the stack needs Callbacks ENABLED)"
-                .into(),
-        )
-    })?;
-    let url = url::Url::parse(raw)
-        .map_err(|_| CliError::Usage("--callback-url is not a URL".into()))?;
+                    .into(),
+            )
+        })?;
+    let url =
+        url::Url::parse(raw).map_err(|_| CliError::Usage("--callback-url is not a URL".into()))?;
     let loopback = matches!(
         url.host(),
         Some(url::Host::Ipv4(ip)) if ip.is_loopback()
@@ -158,7 +161,9 @@ pub async fn run(
         (_, raw) => Some(callback_base(raw)?),
     };
     let session = settings.connect(Some(bot.public_id())).await?;
-    let prefix = callback.as_deref().map(|base| bot_done::url_prefix(base, &bot));
+    let prefix = callback
+        .as_deref()
+        .map(|base| bot_done::url_prefix(base, &bot));
     let progress = ctx.out.progress("listing the BOT's subscriptions");
     let listed = session
         .client
@@ -336,10 +341,7 @@ mod tests {
     #[test]
     fn the_callback_url_is_the_stacks_callback_api() {
         let ok = "https://abc.execute-api.ap-northeast-1.amazonaws.com/callbacks/";
-        assert_eq!(
-            callback_base(Some(ok)).unwrap(),
-            ok.trim_end_matches('/')
-        );
+        assert_eq!(callback_base(Some(ok)).unwrap(), ok.trim_end_matches('/'));
         assert!(callback_base(Some("http://127.0.0.1:9/callbacks")).is_ok());
         for bad in [
             None,
@@ -367,13 +369,19 @@ mod tests {
         let prefix = "https://cb.example/callbacks/bot-done/demo/b/";
         let s = shown(&ours, Some(prefix));
         assert!(s.this_stack);
-        assert_eq!(s.callback_endpoint.as_deref(), Some("https://cb.example/callbacks/bot-done/demo/b/***"));
+        assert_eq!(
+            s.callback_endpoint.as_deref(),
+            Some("https://cb.example/callbacks/bot-done/demo/b/***")
+        );
         let foreign = Subscription {
             callback_endpoint: Some("https://hooks.zapier.com/hooks/catch/123/SECRET/".into()),
             ..ours
         };
         let s = shown(&foreign, Some(prefix));
         assert!(!s.this_stack);
-        assert_eq!(s.callback_endpoint.as_deref(), Some("https://hooks.zapier.com/…"));
+        assert_eq!(
+            s.callback_endpoint.as_deref(),
+            Some("https://hooks.zapier.com/…")
+        );
     }
 }

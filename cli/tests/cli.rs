@@ -1437,7 +1437,10 @@ fn subscribe_is_idempotent_unsubscribe_removes_this_stacks_and_no_token_is_print
     assert_eq!(made["state"], "subscribed", "{made}");
     let subs = emulator.subscriptions();
     assert_eq!(subs.len(), 1);
-    assert_eq!(subs[0].callback_endpoint, url, "the URL the function checks");
+    assert_eq!(
+        subs[0].callback_endpoint, url,
+        "the URL the function checks"
+    );
 
     let again = subscription_command(&base, "subscribe", Some(callback));
     assert_eq!(again.status.code(), Some(0));

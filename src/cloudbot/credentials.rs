@@ -54,7 +54,8 @@ impl Credentials {
     /// HMAC accepts a key of any length, so `None` never happens in practice.
     fn mac(&self, message: &[u8]) -> Option<hmac::Hmac<sha2::Sha256>> {
         use hmac::{KeyInit, Mac};
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret_key.as_bytes()).ok()?;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret_key.as_bytes()).ok()?;
         mac.update(message);
         Some(mac)
     }

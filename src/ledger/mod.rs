@@ -22,8 +22,8 @@ use tokio::time::Instant;
 pub use dynamodb::LedgerTable;
 pub use ended::{EndedRun, RecordedStart};
 pub use run::{
-    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, OUTSIDE, OVERRUN, Observed, Origin, RunKey, RunWrite,
-    month_of, seen_attribute,
+    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, OUTSIDE, OVERRUN, Observed, Origin, RunKey,
+    RunWrite, month_of, seen_attribute,
 };
 
 use crate::cloudbot::{JobEndpoint, JobStatus};

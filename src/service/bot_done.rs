@@ -119,10 +119,9 @@ impl Service {
             }
             Learned::Off => ignored(Ignored::NoLedger),
             // Logged and counted by `learned`; Cloud BOT delivers it again.
-            Learned::Failed => Err(CallbackError::Unavailable(
-                "the run ledger could not be written".into(),
-            )
-            .into()),
+            Learned::Failed => {
+                Err(CallbackError::Unavailable("the run ledger could not be written".into()).into())
+            }
         }
     }
 }
@@ -239,7 +238,10 @@ mod tests {
         let (status, body) = run_request(&service, &request).await.unwrap();
         assert_eq!(
             (status, body),
-            (200, json!({"operation": "bot_done", "delivery": "recorded"}))
+            (
+                200,
+                json!({"operation": "bot_done", "delivery": "recorded"})
+            )
         );
         // Cloud BOT's second delivery of the same end.
         let (_, body) = run_request(&service, &request).await.unwrap();

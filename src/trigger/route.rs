@@ -83,8 +83,15 @@ fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
     };
     let request = match method {
         "POST" => match (tail(4), tail(2)) {
-            _ if let Some(["callbacks", crate::bot_done::PATH_SEGMENT, public_id, bot_id, token]) =
-                tail(5) =>
+            _ if let Some(
+                [
+                    "callbacks",
+                    crate::bot_done::PATH_SEGMENT,
+                    public_id,
+                    bot_id,
+                    token,
+                ],
+            ) = tail(5) =>
             {
                 return Some(Route::BotDone {
                     public_id,

@@ -144,7 +144,10 @@ async fn a_console_run_of_a_subscribed_bot_is_recorded_and_announced_once() {
     let (status, answer) = deliver(&h, &path, &body).await;
     assert_eq!(
         (status, answer),
-        (200, json!({"operation": "bot_done", "delivery": "recorded"}))
+        (
+            200,
+            json!({"operation": "bot_done", "delivery": "recorded"})
+        )
     );
     assert_eq!(h.upstream_requests(), before + 1, "one re-read of the job");
     let items = runs(&h).await;
@@ -162,7 +165,10 @@ async fn a_console_run_of_a_subscribed_bot_is_recorded_and_announced_once() {
 
     // The same end delivered again (Cloud BOT's retry): nothing more.
     let (status, answer) = deliver(&h, &path, &body).await;
-    assert_eq!((status, &answer["delivery"]), (200, &json!("already_recorded")));
+    assert_eq!(
+        (status, &answer["delivery"]),
+        (200, &json!("already_recorded"))
+    );
     assert_eq!(runs(&h).await.len(), 1);
     assert_eq!(bus.details().len(), 1, "one event per end");
     // Nothing of the token in the ledger or the event.
@@ -192,13 +198,20 @@ async fn forged_deliveries_record_nothing() {
         format!("/callbacks/bot-done/other/echo_bot/{token}"),
     ] {
         let (status, answer) = deliver(&h, &forged, no_such_job.as_bytes()).await;
-        assert_eq!((status, &answer["delivery"]), (200, &json!("ignored")), "{forged}");
+        assert_eq!(
+            (status, &answer["delivery"]),
+            (200, &json!("ignored")),
+            "{forged}"
+        );
     }
     assert_eq!(h.upstream_requests(), before + 1);
     // Not a job id: refused by name, nothing read.
     let (status, answer) = deliver(&h, &path, br#"{"job_id": "../demo"}"#).await;
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["detail"].as_str().unwrap().contains("job_id"), "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("job_id"),
+        "{answer}"
+    );
     assert_eq!(h.upstream_requests(), before + 1);
     assert!(runs(&h).await.is_empty());
     assert!(bus.details().is_empty());
@@ -215,15 +228,17 @@ async fn a_run_of_ours_is_not_counted_twice() {
     let job = h.invoke(refer).await.unwrap();
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(bus.details().len(), 1);
-    let (status, answer) = deliver(
-        &h,
-        delivered[0].url.path(),
-        &delivered[0].body,
-    )
-    .await;
-    assert_eq!((status, &answer["delivery"]), (200, &json!("already_recorded")));
+    let (status, answer) = deliver(&h, delivered[0].url.path(), &delivered[0].body).await;
+    assert_eq!(
+        (status, &answer["delivery"]),
+        (200, &json!("already_recorded"))
+    );
     let items = runs(&h).await;
     assert_eq!(items.len(), 1);
-    assert_eq!(text(&items[0], "trigger"), Some("direct"), "ours, not outside");
+    assert_eq!(
+        text(&items[0], "trigger"),
+        Some("direct"),
+        "ours, not outside"
+    );
     assert_eq!(bus.details().len(), 1);
 }
