@@ -242,3 +242,26 @@ async fn a_run_of_ours_is_not_counted_twice() {
     );
     assert_eq!(bus.details().len(), 1);
 }
+
+// current_thread runtime: the thread-local capture sees every event of the handler.
+#[tokio::test]
+async fn the_path_token_is_never_in_a_log_line_at_any_level() {
+    let captured = crate::support::logs::capture_function_logs("trace");
+    let bus = Bus::default();
+    let (h, hook, _) = subscribed(&bus).await;
+    h.emulator
+        .run_from_console("demo", "echo_bot", None)
+        .unwrap();
+    let delivered = deliveries(&hook, 1).await;
+    let path = delivered[0].url.path().to_owned();
+    let token = path.rsplit('/').next().unwrap().to_owned();
+    let (_, answer) = deliver(&h, &path, &delivered[0].body).await;
+    assert_eq!(answer["delivery"], "recorded");
+    let forged = path.replace("/echo_bot/", "/error_bot/");
+    let (_, answer) = deliver(&h, &forged, &delivered[0].body).await;
+    assert_eq!(answer["delivery"], "ignored");
+    let logs = captured.text();
+    assert!(logs.contains("BOT-done delivery ignored"), "{logs}");
+    assert!(!logs.contains(&token), "the token is in the logs:\n{logs}");
+    assert!(!logs.contains("demo-secret-key"));
+}
