@@ -10,6 +10,7 @@
 //! - `error/`: the error table and the one place failures become Lambda and HTTP errors.
 //! - `request/`: the one logical request and its validation.
 //! - `callback/`, `idempotency/`: callback-driven runs; exactly-once execute.
+//! - `bot_done`: Cloud BOT's "BOT done" webhook for runs started outside AWS (its URL and token).
 //! - `ledger/`: the run ledger, one record per BOT run (issue 22).
 //! - `orphans`: the jobs of workflows that failed, timed out or were stopped (issue 22).
 //! - `usage/`: BOT-seconds per contract and month, and the budget guard (issue 22).
@@ -18,6 +19,7 @@
 //! - `cloudbot/`, `sdk`, `metrics`: the Cloud BOT client; the AWS SDK set-up; EMF metrics.
 
 pub mod admission;
+pub mod bot_done;
 pub mod callback;
 pub mod cloudbot;
 pub mod config;

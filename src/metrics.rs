@@ -50,6 +50,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
         "Cloud BOT's callback at a job's end (the callback API's route)",
     ),
     (
+        "bot_done",
+        "Cloud BOT's BOT-done webhook of a subscribed BOT (the callback API's bot-done route; \
+         docs/events.md, \"Runs started outside AWS\")",
+    ),
+    (
         "schedule_tick",
         "a managed schedule's tick decided for a state machine (its DecideTick state; nothing is \
          sent to Cloud BOT)",
@@ -1027,7 +1032,8 @@ mod tests {
             | OperationKind::Callback
             | OperationKind::ScheduleTick
             | OperationKind::ExecutionEnded
-            | OperationKind::Sweep => kind,
+            | OperationKind::Sweep
+            | OperationKind::BotDone => kind,
         };
         let kinds = [
             OperationKind::Execute,
@@ -1035,6 +1041,7 @@ mod tests {
             OperationKind::ListBots,
             OperationKind::ResolveIdempotency,
             OperationKind::Callback,
+            OperationKind::BotDone,
             OperationKind::ScheduleTick,
             OperationKind::ExecutionEnded,
             OperationKind::Sweep,

@@ -144,6 +144,12 @@ pub fn record_target(operation: &Operation) {
         Operation::Callback { .. } => {}
         // The execution is not a secret but long; the sweep has no target.
         Operation::ExecutionEnded(_) | Operation::Sweep => {}
+        // The BOT and the job, never the path token (a secret).
+        Operation::BotDone(done) => {
+            span.record("public_id", done.bot.public_id().as_str());
+            span.record("bot_id", done.bot.bot_id().as_str());
+            span.record("job_id", done.job.job_id().as_str());
+        }
         Operation::ResolveIdempotency { resolution, .. } => {
             if let Some(job) = resolution.job() {
                 span.record("public_id", job.public_id().as_str());

@@ -100,6 +100,36 @@ pub enum Command {
         )]
         table: String,
     },
+    /// Subscribe the stack's callback API to a BOT's "BOT done" event, so its runs started
+    /// outside AWS (Cloud BOT's console, its schedules, kintone, Zapier) reach the run ledger and
+    /// the job events (docs/events.md). Lists first: a BOT already subscribed is said, never
+    /// subscribed twice. Use the function's secret (stack output SecretArn): the webhook's token
+    /// is derived from its secret key.
+    Subscribe {
+        /// The BOT: PUBLIC_ID/BOT_ID or its BOT execution endpoint.
+        bot: String,
+        /// The stack output CallbackApiUrl.
+        #[command(flatten)]
+        callback: CallbackUrl,
+    },
+    /// Remove this stack's "BOT done" subscriptions of a BOT (nothing to remove is not an
+    /// error).
+    Unsubscribe {
+        /// The BOT: PUBLIC_ID/BOT_ID or its BOT execution endpoint.
+        bot: String,
+        /// The stack output CallbackApiUrl.
+        #[command(flatten)]
+        callback: CallbackUrl,
+    },
+    /// List a BOT's event subscriptions (this stack's marked when --callback-url is given;
+    /// tokens shown as ***, other systems' URLs as their origin).
+    Subscriptions {
+        /// The BOT: PUBLIC_ID/BOT_ID or its BOT execution endpoint.
+        bot: String,
+        /// The stack output CallbackApiUrl.
+        #[command(flatten)]
+        callback: CallbackUrl,
+    },
     /// The team's BOT schedules (a schedule file: calendar/README.md): check a file, preview
     /// the coming runs with skipped and shifted days labelled, apply it to the stack's schedule
     /// group, list the applied schedules, resume one the failure breaker paused.
@@ -166,6 +196,14 @@ pub enum CloudBotCommand {
         /// Job reference endpoint or PUBLIC_ID/JOB_ID.
         job: String,
     },
+}
+
+/// The stack's callback API (`subscribe`, `unsubscribe`, `subscriptions`).
+#[derive(Debug, ClapArgs)]
+pub struct CallbackUrl {
+    /// The stack output CallbackApiUrl (https://…/callbacks).
+    #[arg(long, env = "CLOUDBOT_CALLBACK_BASE_URL", value_name = "URL")]
+    pub callback_url: Option<String>,
 }
 
 /// `cloudbot runs [...]` and `cloudbot runs show RUN`.

@@ -26,6 +26,7 @@ use crate::output::{BOLD, DIM, ID, Output, status_style};
 use crate::resolve;
 use crate::session::{Session, Settings, api_base, aws_config};
 use crate::stage::{Stage, Tracker};
+use crate::subscribe::Action;
 use crate::target::Origin;
 
 /// What every command gets besides its arguments.
@@ -58,6 +59,27 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             table,
         } => crate::usage::run(ctx.out, table, month.as_deref(), *allowance).await,
         Command::Schedules(command) => crate::schedules::run(ctx.out, ctx.tracker, command).await,
+        Command::Subscribe { bot, callback } => {
+            crate::subscribe::run(
+                ctx,
+                Action::Subscribe,
+                bot,
+                callback.callback_url.as_deref(),
+            )
+            .await
+        }
+        Command::Unsubscribe { bot, callback } => {
+            crate::subscribe::run(
+                ctx,
+                Action::Unsubscribe,
+                bot,
+                callback.callback_url.as_deref(),
+            )
+            .await
+        }
+        Command::Subscriptions { bot, callback } => {
+            crate::subscribe::run(ctx, Action::List, bot, callback.callback_url.as_deref()).await
+        }
         Command::Completions { shell } => completions(*shell),
         Command::Man => man(),
     }

@@ -69,6 +69,10 @@ pub enum CliError {
     /// The run ledger could not be read, or holds no such run (`runs`).
     #[error("{0}")]
     Ledger(String),
+    /// A BOT-done subscribe request whose outcome is unknown (`subscribe`): a subscription may
+    /// exist; no job was started or changed.
+    #[error("{0}")]
+    Subscription(String),
     /// The result could not be written to stdout (closed pipe, full disk).
     #[error("could not write the output")]
     Output(#[from] std::io::Error),
@@ -96,6 +100,7 @@ impl CliError {
             CliError::Resolve(e) => e.error_type(),
             CliError::Aws(e) => e.error_type(),
             CliError::Ledger(_) => "Cli.Ledger".into(),
+            CliError::Subscription(_) => "Cli.Subscription".into(),
             CliError::Output(_) => "Cli.Output".into(),
         }
     }
@@ -119,6 +124,7 @@ impl CliError {
             | CliError::ReadFailed { .. }
             | CliError::Aws(_)
             | CliError::Ledger(_)
+            | CliError::Subscription(_)
             | CliError::Output(_) => Exit::NotStarted,
         }
     }
@@ -148,6 +154,13 @@ impl CliError {
                     action: EXECUTE_ACTION,
                     ..
                 } => "starting a BOT needs an access token with the Execute permission.",
+                CliError::CloudBot {
+                    action: SUBSCRIBE_ACTION | UNSUBSCRIBE_ACTION,
+                    ..
+                } => {
+                    "subscribing and unsubscribing presumably need an access token with the \
+                     Execute permission (inferred: docs/events.md, \"Runs started outside AWS\")."
+                }
                 _ => "reading needs an access token with the Refer permission.",
             }),
             _ => None,
@@ -159,6 +172,10 @@ impl CliError {
 pub const EXECUTE_ACTION: &str = "starting the BOT";
 /// The action of `cancel`'s DELETE call.
 pub const CANCEL_ACTION: &str = "cancelling the job";
+/// The action of `subscribe`'s POST.
+pub const SUBSCRIBE_ACTION: &str = "subscribing to the BOT done event";
+/// The action of `unsubscribe`'s DELETE.
+pub const UNSUBSCRIBE_ACTION: &str = "unsubscribing";
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ mod schedules;
 mod session;
 mod stage;
 mod state;
+mod subscribe;
 mod target;
 mod usage;
 

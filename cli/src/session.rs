@@ -252,6 +252,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// The BOT-done webhook URL of `bot` under `callback_base` with its path token, which these
+    /// credentials' secret key gives (the function computes the same from its secret:
+    /// `cloudbot_trigger::bot_done`). Holds a secret: show it redacted.
+    pub fn bot_done_url(
+        &self,
+        callback_base: &str,
+        bot: &cloudbot_trigger::cloudbot::BotEndpoint,
+    ) -> String {
+        cloudbot_trigger::bot_done::webhook_url(callback_base, bot, &self.credentials)
+    }
+
     /// The context of one call, with a fresh deadline.
     pub fn call(&self) -> Call<'_> {
         Call {

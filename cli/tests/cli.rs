@@ -1214,7 +1214,12 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
         .await
         .unwrap();
     ledger
-        .overrun_end(&job("j-3"), &observed(JobStatus::Error, ""), deadline)
+        .suspended_end(
+            &job("j-3"),
+            &observed(JobStatus::Error, ""),
+            cloudbot_trigger::ledger::OVERRUN,
+            deadline,
+        )
         .await
         .unwrap();
 
@@ -1433,4 +1438,96 @@ async fn usage_sums_a_months_runs_per_bot_with_the_share_of_the_allowance() {
     assert!(json(&out)["forecast"].is_null());
     let out = usage(&["--month", "2026-13"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+// ------------------------------------------------------------------------------------------------
+// `subscribe`, `unsubscribe`, `subscriptions` (docs/events.md, "Runs started outside AWS").
+
+/// `cloudbot ARGS... --json` for BOT-done subscriptions with the stack's callback URL.
+fn subscription_command(base: &str, command: &str, callback: Option<&str>) -> Output {
+    let mut cmd = cloudbot(base);
+    cmd.args([command, "demo/echo_bot", "--json"]);
+    cmd.env_remove("CLOUDBOT_CALLBACK_BASE_URL");
+    if let Some(url) = callback {
+        cmd.args(["--callback-url", url]);
+    }
+    run(&mut cmd)
+}
+
+#[test]
+fn subscribe_is_idempotent_unsubscribe_removes_this_stacks_and_no_token_is_printed() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    let callback = "http://127.0.0.1:9/callbacks";
+    // The token the function would expect (the demo secret key).
+    let url = cloudbot_trigger::bot_done::webhook_url(
+        callback,
+        &cloudbot_trigger::cloudbot::BotEndpoint::parse(
+            &cloudbot_trigger::cloudbot::ApiBase::parse(&base).unwrap(),
+            &format!("{base}/demo/bots/echo_bot/jobs"),
+            "b",
+        )
+        .unwrap(),
+        &cloudbot_trigger::cloudbot::Credentials::new(ACCESS_TOKEN.into(), SECRET_KEY.into()),
+    );
+    let token = url.rsplit('/').next().unwrap().to_owned();
+
+    let first = subscription_command(&base, "subscribe", Some(callback));
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let made = json(&first);
+    assert_eq!(made["state"], "subscribed", "{made}");
+    let subs = emulator.subscriptions();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(
+        subs[0].callback_endpoint, url,
+        "the URL the function checks"
+    );
+
+    let again = subscription_command(&base, "subscribe", Some(callback));
+    assert_eq!(again.status.code(), Some(0));
+    let again = json(&again);
+    assert_eq!(
+        (&again["state"], &again["subscribe_id"]),
+        (&serde_json::json!("exists"), &made["subscribe_id"])
+    );
+    assert_eq!(emulator.subscriptions().len(), 1, "never subscribed twice");
+
+    let listed = subscription_command(&base, "subscriptions", Some(callback));
+    assert_eq!(listed.status.code(), Some(0));
+    let listed_json = json(&listed);
+    assert_eq!(listed_json["subscriptions"][0]["this_stack"], true);
+    assert_eq!(
+        listed_json["subscriptions"][0]["callback_endpoint"],
+        format!("{callback}/bot-done/demo/echo_bot/***")
+    );
+
+    let gone = subscription_command(&base, "unsubscribe", Some(callback));
+    assert_eq!(gone.status.code(), Some(0));
+    assert_eq!(json(&gone)["state"], "unsubscribed");
+    assert!(emulator.subscriptions().is_empty());
+    let none = subscription_command(&base, "unsubscribe", Some(callback));
+    assert_eq!(none.status.code(), Some(0));
+    assert_eq!(json(&none)["state"], "not_subscribed");
+
+    for output in [&first, &listed, &gone, &none] {
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(!all.contains(&token), "the token was printed: {all}");
+        assert_no_credentials(output);
+    }
+}
+
+#[test]
+fn subscribe_without_a_valid_callback_url_exits_2_and_sends_nothing() {
+    let emulator = emulator();
+    let base = emulator.base_url();
+    for callback in [
+        None,
+        Some("http://cb.example/callbacks"),
+        Some("https://cb.example/other"),
+    ] {
+        let output = subscription_command(&base, "subscribe", callback);
+        assert_eq!(output.status.code(), Some(2), "{callback:?}");
+        assert!(text(&output.stdout).contains("callback"), "{callback:?}");
+    }
+    assert!(emulator.requests().is_empty());
 }

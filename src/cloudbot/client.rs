@@ -398,7 +398,11 @@ impl CloudBotClient {
     /// reports; its public id may differ (the server knows where the job lives). A relative
     /// `Location` (`/demo/jobs/...`) is resolved against the base.
     /// Sends `op` on this client's pools, retried per `retry.rs`.
-    async fn exchange(&self, call: &Call<'_>, op: Op<'_>) -> Result<Reply, CloudBotError> {
+    pub(super) async fn exchange(
+        &self,
+        call: &Call<'_>,
+        op: Op<'_>,
+    ) -> Result<Reply, CloudBotError> {
         exchange::exchange(&self.inner.transport, self.inner.request_timeout, call, op).await
     }
 

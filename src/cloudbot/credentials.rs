@@ -37,6 +37,29 @@ impl Credentials {
         Some((token, secret))
     }
 
+    /// HMAC-SHA256 of `message` under the secret key: a tag only a holder of this secret can
+    /// compute (the BOT-done webhook's path token, `crate::bot_done`). The key never leaves.
+    pub fn keyed_digest(&self, message: &[u8]) -> Option<[u8; 32]> {
+        use hmac::Mac;
+        Some(self.mac(message)?.finalize().into_bytes().into())
+    }
+
+    /// Whether `tag` is [`Self::keyed_digest`] of `message`, compared in constant time.
+    pub fn keyed_digest_matches(&self, message: &[u8], tag: &[u8]) -> bool {
+        use hmac::Mac;
+        self.mac(message)
+            .is_some_and(|mac| mac.verify_slice(tag).is_ok())
+    }
+
+    /// HMAC accepts a key of any length, so `None` never happens in practice.
+    fn mac(&self, message: &[u8]) -> Option<hmac::Hmac<sha2::Sha256>> {
+        use hmac::{KeyInit, Mac};
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret_key.as_bytes()).ok()?;
+        mac.update(message);
+        Some(mac)
+    }
+
     /// Replace any occurrence of either value in `text` by `***` (used on server-supplied
     /// messages kept in errors: a server that echoes a header must not make us leak it).
     pub(crate) fn scrub(&self, text: &str) -> String {

@@ -12,6 +12,7 @@
 //!   the warm-up of init (a TLS handshake, or a `HEAD` that leaves a connection for the execute).
 //! - `retry`: which failures are retried (never an execute that may have reached the server).
 //! - `skim`: a job answer over the response cap read without its `output`.
+//! - `subscriptions`: "BOT done" event subscriptions (§3.9, third-party sourced).
 
 mod base;
 mod client;
@@ -22,6 +23,7 @@ mod exchange;
 mod model;
 mod retry;
 mod skim;
+mod subscriptions;
 mod transport;
 
 pub use base::{ApiBase, EndpointError, EndpointProblem};
@@ -36,4 +38,5 @@ pub use exchange::Call;
 pub use model::{
     Bot, Contract, ExecuteRequest, Job, JobQuery, JobStatus, Language, Started, UnknownLanguage,
 };
+pub use subscriptions::{Subscribed, Subscription};
 pub use transport::{ApiWarmUp, WarmUp};

@@ -209,7 +209,7 @@ pub static CALLBACK_NOT_READY: ErrorKind = ErrorKind {
     name: "Callback.NotReady",
     http_status: 503,
     retryable: true,
-    meaning: "a callback arrived before the execute that registered it recorded its job; Cloud BOT retries it",
+    meaning: "a callback arrived before the execute that registered it recorded its job, or a BOT-done delivery names a job that does not read as ended yet ([events](events.md#runs-started-outside-aws)); Cloud BOT retries it",
 };
 
 /// `Callback.Unavailable`.

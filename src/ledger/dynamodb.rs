@@ -122,8 +122,13 @@ fn expression_of(write: &RunWrite) -> Expression {
             let key = open_key(origin.execution.as_deref(), write.run.as_str());
             e.text(OPEN_KEY, &key, false);
         }
-    } else if let Some(bot) = &write.bot {
-        e.text(BOT, bot, true);
+    } else {
+        if let Some(bot) = &write.bot {
+            e.text(BOT, bot, true);
+        }
+        if let Some(trigger) = write.trigger_if_unset {
+            e.text("trigger", trigger, true);
+        }
     }
     match &write.end {
         Some(end) => {
@@ -396,6 +401,20 @@ mod tests {
         let removed: Vec<&String> = end.removes.iter().map(|n| &end.names[n]).collect();
         assert_eq!(removed, ["open", "open_key"]);
         assert!(end.text_of().contains(" REMOVE "), "{}", end.text_of());
+    }
+
+    #[test]
+    fn an_outside_run_sets_its_trigger_only_where_no_start_wrote_one() {
+        let mut w = write(JobStatus::Succeeded, false);
+        w.trigger_if_unset = Some(crate::ledger::OUTSIDE);
+        let text = rendered(&expression_of(&w));
+        assert!(text.contains("trigger = if_not_exists(trigger,"), "{text}");
+        // A start of ours (the execute's write) sets its own, overwriting `outside`.
+        let mut start = write(JobStatus::Executing, true);
+        start.trigger_if_unset = Some(crate::ledger::OUTSIDE);
+        let text = rendered(&expression_of(&start));
+        assert!(text.contains("trigger = :"), "{text}");
+        assert!(!text.contains("if_not_exists(trigger"), "{text}");
     }
 
     #[test]

@@ -61,7 +61,8 @@ impl EndedRun {
             trigger: recorded
                 .trigger
                 .clone()
-                .or_else(|| origin.map(|o| o.trigger.to_owned())),
+                .or_else(|| origin.map(|o| o.trigger.to_owned()))
+                .or_else(|| write.trigger_if_unset.map(str::to_owned)),
             schedule: recorded
                 .schedule
                 .clone()

@@ -24,8 +24,8 @@ pub use dynamodb::LedgerTable;
 pub use ended::{EndedRun, RecordedStart};
 pub use open::{OpenRun, OpenRunStore};
 pub use run::{
-    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, ORPHANED, OVERRUN, Observed, Origin, RunKey,
-    RunWrite, month_of, seen_attribute,
+    End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, ORPHANED, OUTSIDE, OVERRUN, Observed, Origin,
+    RunKey, RunWrite, month_of, seen_attribute,
 };
 
 use crate::cloudbot::{JobEndpoint, JobStatus};
@@ -211,16 +211,17 @@ impl Ledger {
         self.apply(write, deadline).await
     }
 
-    /// Records the end of a run suspended for passing its maximum run time: the end is
-    /// [`OVERRUN`] whatever the re-read job says (`observed`); the same conditional end write
-    /// as any other, so exactly one learner records it.
-    pub async fn overrun_end(
+    /// Records a run learned from Cloud BOT's "BOT done" webhook: like [`Self::learned_end`]
+    /// without an origin, and its `trigger` is [`OUTSIDE`] unless a start of ours wrote one.
+    pub async fn outside_end(
         &self,
         job: &JobEndpoint,
         observed: &Observed<'_>,
         deadline: Instant,
     ) -> Result<(Learned, Option<EndedRun>), StoreError> {
-        self.suspended_end(job, observed, OVERRUN, deadline).await
+        let mut write = RunWrite::of(job, observed, None, now_ms(), self.retention.as_secs());
+        write.trigger_if_unset = Some(OUTSIDE);
+        self.apply(write, deadline).await
     }
 
     /// The maximum run time the start of the run of `job` recorded (docs/overrun.md).

@@ -146,6 +146,11 @@ pub struct Observed<'a> {
     pub output_omitted: bool,
 }
 
+/// The `trigger` of a run first learned from Cloud BOT's "BOT done" webhook: started outside
+/// this stack (Cloud BOT's console, its schedules, kintone, Zapier; docs/ledger.md). Set only
+/// when no start wrote one: the execute of a run of ours overwrites it.
+pub const OUTSIDE: &str = "outside";
+
 /// The end status of a run suspended for passing its maximum run time (docs/overrun.md).
 pub const OVERRUN: &str = "overrun";
 
@@ -194,6 +199,8 @@ pub struct RunWrite {
     pub origin: Option<Origin>,
     /// The end (a final status only).
     pub end: Option<End>,
+    /// The `trigger` to set when the record has none ([`OUTSIDE`] from the BOT-done webhook).
+    pub trigger_if_unset: Option<&'static str>,
 }
 
 impl RunWrite {
@@ -241,6 +248,7 @@ impl RunWrite {
             status: observed.status.label(),
             origin,
             end,
+            trigger_if_unset: None,
         }
     }
 }

@@ -19,7 +19,12 @@ impl Request {
             Operation::ResolveIdempotency { resolution, .. } => {
                 resolution.job().map(|job| job.public_id())
             }
-            Operation::Callback { .. } | Operation::ExecutionEnded(_) | Operation::Sweep => None,
+            // A BOT-done delivery for a contract without a secret is ignored with its documented
+            // answer (service/bot_done.rs), not refused: a refusal would make Cloud BOT retry.
+            Operation::Callback { .. }
+            | Operation::ExecutionEnded(_)
+            | Operation::Sweep
+            | Operation::BotDone(_) => None,
         }
     }
 }

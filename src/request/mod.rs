@@ -102,6 +102,9 @@ pub enum OperationKind {
     /// Cloud BOT's callback at a job's end (the callback route only; never parsed from a
     /// request's `operation` field, so it is not in [`OperationKind::ALL`]).
     Callback,
+    /// Cloud BOT's "BOT done" webhook for a subscribed BOT (the callback route's `bot-done/`
+    /// path only; docs/events.md, "Runs started outside AWS"), not in [`OperationKind::ALL`].
+    BotDone,
     /// Decide a managed schedule's tick without running it: the state machines' DecideTick
     /// state (docs/schedules.md). Named on the Scheduler envelope only (`{"operation":
     /// "schedule_tick", "schedule": {... "definition"}, "request": {...}}`), so it is not in
@@ -141,6 +144,7 @@ impl OperationKind {
             OperationKind::ListBots => "list_bots",
             OperationKind::ResolveIdempotency => "resolve_idempotency",
             OperationKind::Callback => "callback",
+            OperationKind::BotDone => "bot_done",
             OperationKind::ScheduleTick => "schedule_tick",
             OperationKind::ExecutionEnded => "execution_ended",
             OperationKind::Sweep => "sweep",
@@ -182,6 +186,9 @@ pub enum Operation {
         /// no lookup).
         id: Option<CallbackId>,
     },
+    /// Cloud BOT's "BOT done" webhook: the subscribed BOT, the path token and the job the body
+    /// names (a signal to re-read that job, never its result).
+    BotDone(crate::bot_done::BotDone),
     /// Decide a managed schedule's tick (the execute it would run, whose `schedule` is set)
     /// and answer the decision; nothing is sent to Cloud BOT and no key is claimed.
     ScheduleTick(Execute),
@@ -200,6 +207,7 @@ impl Operation {
             Operation::ListBots { .. } => OperationKind::ListBots,
             Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
             Operation::Callback { .. } => OperationKind::Callback,
+            Operation::BotDone(_) => OperationKind::BotDone,
             Operation::ScheduleTick(_) => OperationKind::ScheduleTick,
             Operation::ExecutionEnded(_) => OperationKind::ExecutionEnded,
             Operation::Sweep => OperationKind::Sweep,

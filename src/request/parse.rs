@@ -162,6 +162,12 @@ fn parse_operation(
                 "`callback` is served on the callback route only",
             ));
         }
+        OperationKind::BotDone => {
+            return Err(RequestError::field(
+                "operation",
+                "`bot_done` is served on the callback route only",
+            ));
+        }
         OperationKind::ScheduleTick => {
             return Err(RequestError::field(
                 "operation",

@@ -189,6 +189,15 @@ pub(super) fn delivered(delivery: Delivery) -> Result<Answer, Failure> {
     })?)
 }
 
+/// The BOT-done route's answer: `delivery` is `recorded`, `already_recorded` or `ignored`
+/// (docs/events.md, "Runs started outside AWS"); never why a delivery was ignored.
+pub(super) fn bot_done(delivery: &'static str) -> Result<Answer, Failure> {
+    ok(to_raw(&CallbackResult {
+        operation: OperationKind::BotDone.name(),
+        delivery,
+    })?)
+}
+
 /// A managed schedule's tick that sends nothing: the decision and why (docs/schedules.md).
 pub(super) fn skipped(skipped: &Skipped) -> Result<Answer, Failure> {
     ok(to_raw(skipped)?)

@@ -12,6 +12,18 @@ use crate::cloudbot::{Job, JobEndpoint};
 use crate::ledger::{Learned, ORPHANED, OVERRUN, Observed, Origin};
 use crate::metrics::Invocation;
 
+/// Which ledger write a learning becomes.
+#[derive(Clone, Copy)]
+enum Write {
+    /// What a path learned (with the origin when it started the run).
+    Learned,
+    /// The end of a run this product suspended: [`OVERRUN`] past its maximum run time, or
+    /// [`ORPHANED`] because its workflow ended.
+    Suspended(&'static str),
+    /// A run learned from the BOT-done webhook.
+    Outside,
+}
+
 impl Service {
     /// Records what was learned about the job at `endpoint` (`found`, as Cloud BOT answered),
     /// with `origin` when this is the execute that started it. Returns whether this call
@@ -25,7 +37,7 @@ impl Service {
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
-        self.learned_as(endpoint, found, origin, None, deadline, record)
+        self.learned_as(endpoint, found, origin, Write::Learned, deadline, record)
             .await
     }
 
@@ -39,8 +51,15 @@ impl Service {
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
-        self.learned_as(endpoint, found, None, Some(OVERRUN), deadline, record)
-            .await
+        self.learned_as(
+            endpoint,
+            found,
+            None,
+            Write::Suspended(OVERRUN),
+            deadline,
+            record,
+        )
+        .await
     }
 
     /// Records the end of a run whose job was suspended because its workflow failed, timed out
@@ -53,7 +72,27 @@ impl Service {
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
-        self.learned_as(endpoint, found, None, Some(ORPHANED), deadline, record)
+        self.learned_as(
+            endpoint,
+            found,
+            None,
+            Write::Suspended(ORPHANED),
+            deadline,
+            record,
+        )
+        .await
+    }
+
+    /// Records a run learned from Cloud BOT's "BOT done" webhook (`service/bot_done.rs`): the
+    /// same conditional end write, its `trigger` `outside` unless a start of ours wrote one.
+    pub(super) async fn learned_outside(
+        &self,
+        endpoint: &JobEndpoint,
+        found: &Job,
+        deadline: Instant,
+        record: &mut Invocation,
+    ) -> Learned {
+        self.learned_as(endpoint, found, None, Write::Outside, deadline, record)
             .await
     }
 
@@ -62,7 +101,7 @@ impl Service {
         endpoint: &JobEndpoint,
         found: &Job,
         origin: Option<Origin>,
-        suspended_as: Option<&'static str>,
+        write: Write,
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
@@ -77,13 +116,14 @@ impl Service {
             message: found.message.as_deref(),
             output_omitted: found.output_omitted,
         };
-        let written = match suspended_as {
-            Some(status) => {
+        let written = match write {
+            Write::Suspended(status) => {
                 ledger
                     .suspended_end(endpoint, &observed, status, deadline)
                     .await
             }
-            None => {
+            Write::Outside => ledger.outside_end(endpoint, &observed, deadline).await,
+            Write::Learned => {
                 ledger
                     .learned_end(endpoint, &observed, origin, deadline)
                     .await

@@ -9,6 +9,7 @@
 //! - `execute`: starting a BOT, inside an idempotency claim, with a callback for a waiting task.
 //! - `reads`: `refer_job` and `list_bots` (reads never touch the store).
 //! - `callback`: Cloud BOT's callback at a job's end, received and told to the waiting task.
+//! - `bot_done`: Cloud BOT's "BOT done" webhook: a run started outside AWS re-read and learned.
 //! - `learned`: the one place a learned job state goes to the run ledger.
 //! - `announce`: a job's end (or an execute Cloud BOT refused) put on the events bus.
 //! - `overrun`: a look at a running job: how long it has run, and its suspension past its
@@ -32,6 +33,7 @@
 mod admit;
 mod announce;
 mod answer;
+mod bot_done;
 mod breaker;
 mod callback;
 mod execute;
@@ -348,6 +350,7 @@ impl Service {
                 self.resolve(key, resolution, scope).await
             }
             Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
+            Operation::BotDone(done) => self.receive_bot_done(done, scope, record).await,
             Operation::ScheduleTick(execute) => self.schedule_tick(execute, scope, record).await,
             Operation::ExecutionEnded(change) => self.execution_ended(change, scope, record).await,
             Operation::Sweep => self.sweep(scope, record).await,

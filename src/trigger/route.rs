@@ -6,7 +6,9 @@
 //! `POST …/bots/{public_id}/{bot_id}/jobs` (execute), `GET …/jobs/{public_id}/{job_id}`
 //! (refer_job), `GET …/bots/{public_id}` (list_bots), `POST …/callbacks/{id}` (Cloud BOT's
 //! callback, served by the unauthenticated callback API; its body is never read: the receiver
-//! trusts only the id and re-reads the job, docs/state-machines.md), and `POST` on any other
+//! trusts only the id and re-reads the job, docs/state-machines.md), `POST
+//! …/callbacks/bot-done/{public_id}/{bot_id}/{token}` (Cloud BOT's "BOT done" webhook on the same
+//! API: only the job id is read from its body, `crate::bot_done`), and `POST` on any other
 //! path with a full request object as body (docs/contract.md). An execute's idempotency key is the
 //! `Idempotency-Key` header (never a body field, so one request cannot carry two keys).
 
@@ -42,6 +44,12 @@ pub(super) struct HttpRequest<'a> {
 enum Route<'a> {
     /// Cloud BOT's callback for the job of a callback-driven task.
     Callback { id: &'a str },
+    /// Cloud BOT's "BOT done" webhook of a subscribed BOT.
+    BotDone {
+        public_id: &'a str,
+        bot_id: &'a str,
+        token: &'a str,
+    },
     /// A request of ours.
     Request(RequestRoute<'a>),
 }
@@ -75,6 +83,22 @@ fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
     };
     let request = match method {
         "POST" => match (tail(4), tail(2)) {
+            _ if let Some(
+                [
+                    "callbacks",
+                    crate::bot_done::PATH_SEGMENT,
+                    public_id,
+                    bot_id,
+                    token,
+                ],
+            ) = tail(5) =>
+            {
+                return Some(Route::BotDone {
+                    public_id,
+                    bot_id,
+                    token,
+                });
+            }
             (Some(["bots", public_id, bot_id, "jobs"]), _) => {
                 RequestRoute::Execute { public_id, bot_id }
             }
@@ -104,6 +128,11 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Requests) -> Result<Request
     };
     let route = match route(http.method, http.path).ok_or_else(no_route)? {
         Route::Callback { id } => return callback(id, config),
+        Route::BotDone {
+            public_id,
+            bot_id,
+            token,
+        } => return bot_done(http, public_id, bot_id, token, config),
         Route::Request(route) => route,
     };
     let map = body(http.body, http.base64)?;
@@ -144,6 +173,32 @@ fn callback(id: &str, config: &Requests) -> Result<Request, RequestError> {
         operation: Operation::Callback {
             id: CallbackId::parse(id),
         },
+        language: config.language,
+    })
+}
+
+/// The BOT-done route's request: the BOT from the path (ids checked strictly), the token
+/// (checked for shape only; compared by the flow) and the job id from the body. Only `job_id`
+/// and `bot_id` are taken from the body; the rest (the output) is skipped, whatever its size.
+fn bot_done(
+    http: &HttpRequest<'_>,
+    public_id: &str,
+    bot_id: &str,
+    token: &str,
+    config: &Requests,
+) -> Result<Request, RequestError> {
+    let raw = http.body.unwrap_or_default();
+    let bytes = if http.base64 {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|_| RequestError::Malformed("the request body is not valid base64".into()))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    let done = crate::bot_done::parse(&config.api_base, public_id, bot_id, token, &bytes)
+        .map_err(|e| RequestError::field(e.field, e.reason))?;
+    Ok(Request {
+        operation: Operation::BotDone(done),
         language: config.language,
     })
 }
@@ -313,6 +368,15 @@ mod tests {
             route("POST", "/prod/callbacks/abc"),
             Some(Route::Callback { id: "abc" })
         ));
+        assert!(matches!(
+            route("POST", "/prod/callbacks/bot-done/demo/echo_bot/tok"),
+            Some(Route::BotDone {
+                public_id: "demo",
+                bot_id: "echo_bot",
+                token: "tok"
+            })
+        ));
+        assert!(route("GET", "/callbacks/bot-done/demo/echo_bot/tok").is_none());
         assert!(route("GET", "/callbacks/abc").is_none());
         assert!(route("GET", "/run").is_none());
         assert!(route("PUT", "/bots/demo/echo_bot/jobs").is_none());

@@ -538,7 +538,7 @@ def test_callbacks_off_removes_the_public_route_and_tells_the_function(template)
     # nothing unconditional refers to them).
     callback_resources = {n for n, r in resources.items() if n == "CallbackApi" or "CallbackApi" in json.dumps(r.get("Properties", {}))}
     callback_resources -= {"CloudBotFunction", "OperationsDashboard"}  # conditional values inside
-    assert {"CallbackApi", "CallbackRoute", "CallbackIntegration", "CallbackStage", "CallbackInvokePermission", "CallbackApiErrorsAlarm"} <= callback_resources
+    assert {"CallbackApi", "CallbackRoute", "BotDoneRoute", "CallbackIntegration", "CallbackStage", "CallbackInvokePermission", "CallbackApiErrorsAlarm"} <= callback_resources
     for name in callback_resources:
         assert resources[name].get("Condition") == "CallbacksOn", name
     base = resources["CloudBotFunction"]["Properties"]["Environment"]["Variables"]["CLOUDBOT_CALLBACK_BASE_URL"]
@@ -564,6 +564,10 @@ def test_the_callback_route_alone_is_unauthenticated_and_has_no_cycle(template):
     route = resources["CallbackRoute"]["Properties"]
     assert route["RouteKey"] == "POST /callbacks/{id}"
     assert route["AuthorizationType"] == "NONE", "Cloud BOT cannot sign requests"
+    # The BOT-done webhook (src/bot_done.rs, PATH_SEGMENT) on the same API, unsigned too.
+    done = resources["BotDoneRoute"]["Properties"]
+    assert done["RouteKey"] == "POST /callbacks/bot-done/{public_id}/{bot_id}/{token}"
+    assert done["AuthorizationType"] == "NONE" and done["Target"] == route["Target"]
     assert resources["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM", "the other routes keep IAM"
     assert {"ThrottlingBurstLimit", "ThrottlingRateLimit"} <= set(resources["CallbackStage"]["Properties"]["DefaultRouteSettings"])
     # The function names the API, the API must not name the function (cfn-lint checks the cycle).
@@ -839,7 +843,7 @@ def test_ledger_and_event_failures_reach_an_alarm(template):
     # Both metrics are emitted per Operation by the operations that learn a job's state (the
     # ledger's writers, docs/ledger.md "Writes"; the events' publishers, docs/events.md): each
     # alarm sums exactly those, on the first failure.
-    learners = ["callback", "execute", "refer_job"]
+    learners = ["bot_done", "callback", "execute", "refer_job"]
     assert set(learners) <= set(_operations())
     alarms = template["Resources"]
     for alarm, metric in (("LedgerWriteFailuresAlarm", "LedgerWriteFailures"), ("EventPublishFailuresAlarm", "EventPublishFailures")):

@@ -7,6 +7,7 @@
 
 mod admission;
 mod bad_input;
+mod bot_done;
 mod callback_route;
 mod contracts;
 mod credentials;
@@ -97,6 +98,8 @@ pub struct Setup {
     pub secrets_endpoint: Option<String>,
     /// The run ledger (`Store::None` by default: most tests are about other things).
     pub ledger: Store,
+    /// The job-finished events' bus (`None`: no events are put).
+    pub events: Option<cloudbot_trigger::job_events::JobEvents>,
 }
 
 impl Default for Setup {
@@ -107,6 +110,7 @@ impl Default for Setup {
             store: Store::Table,
             secrets_endpoint: None,
             ledger: Store::None,
+            events: None,
         }
     }
 }
@@ -212,6 +216,10 @@ impl Harness {
             .with_ledger(ledger)
             .with_usage(usage)
             .with_admission(admission, None);
+        let service = match setup.events {
+            Some(events) => service.with_job_events(Some(events)),
+            None => service,
+        };
         Harness {
             emulator,
             service,
