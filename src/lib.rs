@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod overrun;
 pub mod payload;
 pub mod request;
+pub mod rerun;
 pub mod schedule;
 pub mod sdk;
 pub mod service;

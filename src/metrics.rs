@@ -55,6 +55,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
          sent to Cloud BOT)",
     ),
     (
+        "decide_rerun",
+        "whether a failed job runs again, decided for a state machine (its DecideRerun state; \
+         nothing is sent to Cloud BOT)",
+    ),
+    (
         OPERATION_NONE,
         "a request that could not be decoded (no operation known): malformed events, unknown \
          routes, malformed callback ids",
@@ -932,7 +937,8 @@ mod tests {
             | OperationKind::ListBots
             | OperationKind::ResolveIdempotency
             | OperationKind::Callback
-            | OperationKind::ScheduleTick => kind,
+            | OperationKind::ScheduleTick
+            | OperationKind::DecideRerun => kind,
         };
         let kinds = [
             OperationKind::Execute,
@@ -941,6 +947,7 @@ mod tests {
             OperationKind::ResolveIdempotency,
             OperationKind::Callback,
             OperationKind::ScheduleTick,
+            OperationKind::DecideRerun,
         ]
         .map(checked);
         assert!(OperationKind::ALL.iter().all(|k| kinds.contains(k)));

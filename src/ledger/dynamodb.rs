@@ -80,6 +80,7 @@ fn expression_of(write: &RunWrite) -> Expression {
             (NOMINAL_TIME, &origin.nominal_time),
             ("execution", &origin.execution),
             ("request_key", &origin.request_key),
+            ("previous_run", &origin.previous_run),
         ] {
             if let Some(value) = value {
                 e.text(attribute, value, false);
@@ -87,6 +88,9 @@ fn expression_of(write: &RunWrite) -> Expression {
         }
         if let Some(max) = origin.max_run_s {
             e.number(MAX_RUN_S, max, false);
+        }
+        if let Some(attempt) = origin.attempt {
+            e.number("attempt", u64::from(attempt), false);
         }
     } else if let Some(bot) = &write.bot {
         e.text(BOT, bot, true);

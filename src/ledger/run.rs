@@ -57,6 +57,11 @@ pub struct Origin {
     /// The run's maximum run time in seconds (`max_run_seconds`), when its request set one:
     /// every later look at the job reads it from here (docs/overrun.md).
     pub max_run_s: Option<u64>,
+    /// The attempt of a re-run loop this run is (1 for the first job; docs/state-machines.md,
+    /// "Re-run on failure"), when the execute carried one.
+    pub attempt: Option<u32>,
+    /// The run of the failed job this attempt re-runs (`<public_id>/<job_id>`).
+    pub previous_run: Option<String>,
 }
 
 impl Origin {
@@ -115,6 +120,8 @@ impl Origin {
             request_key: key_text.map(str::to_owned),
             request_id: request_id.to_owned(),
             max_run_s: None,
+            attempt: None,
+            previous_run: None,
         }
     }
 }

@@ -20,6 +20,8 @@ impl Request {
                 resolution.job().map(|job| job.public_id())
             }
             Operation::Callback { .. } => None,
+            // A decision calls no one.
+            Operation::DecideRerun(..) => None,
         }
     }
 }

@@ -49,6 +49,11 @@ pub(super) fn parse_execute(
         schedule: None,
         max_run: max_run(map)?,
         priority: Priority::of_field(map.get("priority"))?,
+        rerun: map
+            .get(crate::rerun::FIELD)
+            .map(crate::rerun::Policy::parse)
+            .transpose()?,
+        attempt: None,
     }))
 }
 

@@ -107,6 +107,10 @@ pub enum OperationKind {
     /// "schedule_tick", "schedule": {... "definition"}, "request": {...}}`), so it is not in
     /// [`OperationKind::ALL`] either.
     ScheduleTick,
+    /// Decide whether a job that ended failed is run again: the RunBot state machine's
+    /// DecideRerun state (docs/state-machines.md). Named on an envelope only, so not in
+    /// [`OperationKind::ALL`].
+    DecideRerun,
 }
 
 impl OperationKind {
@@ -134,6 +138,7 @@ impl OperationKind {
             OperationKind::ResolveIdempotency => "resolve_idempotency",
             OperationKind::Callback => "callback",
             OperationKind::ScheduleTick => "schedule_tick",
+            OperationKind::DecideRerun => crate::rerun::DECIDE,
         }
     }
 
@@ -175,6 +180,9 @@ pub enum Operation {
     /// Decide a managed schedule's tick (the execute it would run, whose `schedule` is set)
     /// and answer the decision; nothing is sent to Cloud BOT and no key is claimed.
     ScheduleTick(Execute),
+    /// Decide whether the failed job of the execute's current attempt is run again; nothing
+    /// is sent to Cloud BOT and no key is claimed.
+    DecideRerun(Execute, crate::rerun::FailedJob),
 }
 
 impl Operation {
@@ -187,6 +195,7 @@ impl Operation {
             Operation::ResolveIdempotency { .. } => OperationKind::ResolveIdempotency,
             Operation::Callback { .. } => OperationKind::Callback,
             Operation::ScheduleTick(_) => OperationKind::ScheduleTick,
+            Operation::DecideRerun(..) => OperationKind::DecideRerun,
         }
     }
 
@@ -223,6 +232,12 @@ pub struct Execute {
     pub max_run: Option<std::time::Duration>,
     /// `priority`: past the budget's stop level only `high` runs (docs/usage.md, "Budget").
     pub priority: Priority,
+    /// `rerun`: run the BOT again when its job ends failed (docs/state-machines.md, "Re-run
+    /// on failure"); the shipped RunBot state machine runs the loop.
+    pub rerun: Option<crate::rerun::Policy>,
+    /// The attempt this execute starts (the state machine's `attempt` envelope field);
+    /// recorded in the run ledger. `None`: not part of a re-run loop.
+    pub attempt: Option<crate::rerun::Attempt>,
 }
 
 /// What an operator found for a record whose outcome is unknown.

@@ -27,6 +27,7 @@ const FIELDS: &[(&str, &[OperationKind])] = &[
     ("timeout", &[EXECUTE]),
     (crate::overrun::FIELD, &[EXECUTE]),
     ("priority", &[EXECUTE]),
+    (crate::rerun::FIELD, &[EXECUTE]),
     ("language", &OperationKind::ALL),
     ("job_reference_endpoint", &[ReferJob, ResolveIdempotency]),
     ("job_id", &[ReferJob]),
@@ -156,6 +157,12 @@ fn parse_operation(
                 "operation",
                 "`schedule_tick` is named on a schedule envelope only, next to `schedule` and \
                  `request`",
+            ));
+        }
+        OperationKind::DecideRerun => {
+            return Err(RequestError::field(
+                "operation",
+                "`decide_rerun` is named on an envelope only, next to `request`",
             ));
         }
     })

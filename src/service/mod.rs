@@ -36,6 +36,7 @@ mod overrun;
 mod queue;
 mod reads;
 mod reconcile;
+mod rerun;
 mod resolve;
 mod tick;
 mod usage;
@@ -328,6 +329,7 @@ impl Service {
             }
             Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
             Operation::ScheduleTick(execute) => self.schedule_tick(execute, scope, record).await,
+            Operation::DecideRerun(execute, failed) => rerun::decide_rerun(execute, failed),
         }
     }
 
