@@ -107,3 +107,92 @@ pub(crate) fn check_delivery(direct: bool, request: &Request) -> Result<(), Requ
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use crate::config::Requests;
+    use crate::request::Operation;
+    use crate::trigger::{Trigger, decode};
+
+    fn config() -> Requests {
+        crate::config::Config::from_lookup(|k| match k {
+            "CLOUDBOT_SECRET_ID" => Some("s".into()),
+            _ => None,
+        })
+        .unwrap()
+        .requests
+    }
+
+    const BOT: &str = "https://api.c-bot.pro/demo/bots/echo_bot/jobs";
+    const JOB: &str = "https://api.c-bot.pro/demo/jobs/j1";
+
+    fn decoded(event: Value) -> Result<Operation, String> {
+        decode(event, &config())
+            .request
+            .map(|r| r.operation)
+            .map_err(|e| e.to_string())
+    }
+
+    fn request() -> Value {
+        json!({"bot_endpoint": BOT, "rerun": {"attempts": 2}})
+    }
+
+    #[test]
+    fn runbots_execute_carries_its_attempt() {
+        let op = decoded(json!({"idempotency_key": "k#attempt-2", "request": request(),
+                                "attempt": {"number": 2, "previous_job": JOB}}))
+        .unwrap();
+        let Operation::Execute(execute) = op else {
+            panic!("not an execute")
+        };
+        assert_eq!(execute.attempt.map(|a| a.number), Some(2));
+    }
+
+    #[test]
+    fn a_decision_needs_the_policy_the_attempt_and_the_job() {
+        let job = json!({"job_reference_endpoint": JOB, "status": "error", "message": "m"});
+        let op = decoded(json!({"operation": "decide_rerun", "idempotency_key": "k",
+                                "attempt": {"number": 1}, "job": job, "request": request()}))
+        .unwrap();
+        assert!(matches!(op, Operation::DecideRerun(..)));
+        for (event, field) in [
+            (json!({"operation": "decide_rerun", "idempotency_key": "k", "attempt": {"number": 1},
+                    "job": job, "request": {"bot_endpoint": BOT}}), "`request.rerun`"),
+            (json!({"operation": "decide_rerun", "idempotency_key": "k",
+                    "job": job, "request": request()}), "`attempt`"),
+            (json!({"operation": "decide_rerun", "idempotency_key": "k", "attempt": {"number": 1},
+                    "request": request()}), "`job`"),
+            (json!({"idempotency_key": "k", "attempt": {"number": 1}, "job": job,
+                    "request": request()}), "`job`"),
+        ] {
+            let err = decoded(event.clone()).unwrap_err();
+            assert!(err.starts_with(&format!("field {field}")), "{event}: {err}");
+        }
+    }
+
+    #[test]
+    fn rerun_is_refused_where_nothing_runs_the_loop() {
+        let cfg = config();
+        // A direct invocation without a key, a Scheduler target, an EventBridge event, a task
+        // token (RunBotCallback): refused by name, before anything is sent.
+        let token = "t".repeat(40);
+        for event in [
+            request(),
+            json!({"schedule": {"schedule_arn": "arn:aws:scheduler:us-east-1:1:schedule/default/s",
+                                "scheduled_time": "2026-12-01T00:00:00Z"}, "request": request()}),
+            json!({"version": "0", "id": "e1", "detail-type": "run", "source": "acme",
+                   "account": "1", "time": "2026-12-01T00:00:00Z", "region": "us-east-1",
+                   "resources": [], "detail": request()}),
+            json!({"idempotency_key": "k", "task_token": token, "request": request()}),
+        ] {
+            let decoded = decode(event.clone(), &cfg);
+            let err = decoded.request.map(|_| ()).unwrap_err().to_string();
+            assert!(err.starts_with("field `rerun`"), "{event}: {err}");
+        }
+        let keyed = decode(json!({"idempotency_key": "k", "request": request()}), &cfg);
+        assert_eq!(keyed.trigger, Trigger::Direct);
+        assert!(keyed.request.is_ok());
+    }
+}
