@@ -51,6 +51,12 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
             function,
         } => resolve_record(ctx, record, started.as_deref(), function).await,
         Command::Runs(args) => runs(ctx, args).await,
+        Command::Rerun {
+            run,
+            yes,
+            function,
+            table,
+        } => crate::rerun::run(ctx.out, ctx.tracker, table, run, function, *yes).await,
         Command::Usage {
             month,
             allowance,

@@ -12,7 +12,7 @@ use super::attribute::{
     BOT, JOB_ENDPOINT, MAX_RUN_S, MONTH, NOMINAL_TIME, RUN, SCHEDULE, STARTED_AT, STATUS,
 };
 use super::run::{RunKey, RunWrite};
-use super::{LedgerStore, RecordedStart, Written};
+use super::{KeptInput, LedgerStore, RecordedStart, Written};
 use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
 
 /// The ledger table on DynamoDB. Cheap to clone: the SDK client is shared.
@@ -91,6 +91,11 @@ fn expression_of(write: &RunWrite) -> Expression {
         }
         if let Some(attempt) = origin.attempt {
             e.number("attempt", u64::from(attempt), false);
+        }
+        match &origin.input {
+            KeptInput::Kept(json) => e.text("input", json, false),
+            KeptInput::Omitted => e.set("input_omitted", AttributeValue::Bool(true), false),
+            KeptInput::NotRecorded => {}
         }
     } else if let Some(bot) = &write.bot {
         e.text(BOT, bot, true);

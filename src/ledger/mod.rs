@@ -12,6 +12,7 @@
 
 mod dynamodb;
 mod ended;
+mod input;
 mod run;
 
 use std::fmt::Debug;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 
 pub use dynamodb::LedgerTable;
 pub use ended::{EndedRun, RecordedStart};
+pub use input::{KeptInput, MAX_INPUT_BYTES};
 pub use run::{
     End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, OVERRUN, Observed, Origin, RunKey, RunWrite,
     month_of, seen_attribute,

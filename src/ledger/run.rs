@@ -62,6 +62,8 @@ pub struct Origin {
     pub attempt: Option<u32>,
     /// The run of the failed job this attempt re-runs (`<public_id>/<job_id>`).
     pub previous_run: Option<String>,
+    /// The BOT input it was started with, for `cloudbot rerun` (bounded; src/ledger/input.rs).
+    pub input: super::KeptInput,
 }
 
 impl Origin {
@@ -122,6 +124,7 @@ impl Origin {
             max_run_s: None,
             attempt: None,
             previous_run: None,
+            input: super::KeptInput::NotRecorded,
         }
     }
 }

@@ -25,6 +25,10 @@ pub const MAX_RERUNS: u32 = 5;
 /// `TimeoutSeconds`), so a longer backoff would be cut by it.
 pub const MAX_BACKOFF_SECONDS: u32 = 3600;
 
+/// Highest attempt number an execute may carry: a policy stops at `MAX_RERUNS + 1`, but
+/// `cloudbot rerun` continues a chain by hand, one paid and confirmed run at a time.
+pub const MAX_ATTEMPT_NUMBER: u32 = 1000;
+
 /// Longest `message_pattern` (characters).
 pub const MAX_PATTERN_CHARS: usize = 256;
 
@@ -151,11 +155,11 @@ impl Attempt {
             .get("number")
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| (1..=MAX_RERUNS + 1).contains(n))
+            .filter(|n| (1..=MAX_ATTEMPT_NUMBER).contains(n))
             .ok_or_else(|| {
                 RequestError::field(
                     "attempt.number",
-                    format!("must be a whole number from 1 to {}", MAX_RERUNS + 1),
+                    format!("must be a whole number from 1 to {MAX_ATTEMPT_NUMBER}"),
                 )
             })?;
         let previous_job = match (number, map.get("previous_job")) {

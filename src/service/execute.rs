@@ -29,7 +29,7 @@ use crate::cloudbot::{ExecuteRequest, Started};
 use crate::credentials::Fetched;
 use crate::error::{Classified, Failure};
 use crate::idempotency::{Begin, Claim, Fingerprint, Finish, Pending, RecordKey, finish_of};
-use crate::ledger::{Origin, RunKey};
+use crate::ledger::{KeptInput, Origin, RunKey};
 use crate::metrics::Invocation;
 use crate::request::{Execute, RequestError};
 use crate::schedule::Decided;
@@ -82,6 +82,7 @@ impl Service {
                 let tick = execute.schedule.as_ref()?;
                 tick.definition.policies.max_run_seconds.map(u64::from)
             });
+            origin.input = KeptInput::of(execute.body.input.as_ref());
             if let Some(attempt) = &execute.attempt {
                 origin.attempt = Some(attempt.number);
                 origin.previous_run = attempt
