@@ -96,7 +96,9 @@ impl RerunError {
     /// nothing.
     pub fn exit(&self) -> Exit {
         match &self.source {
-            ResolveError::Function { error_type, .. } if error_type == "CloudBot.OutcomeUnknown" => {
+            ResolveError::Function { error_type, .. }
+                if error_type == "CloudBot.OutcomeUnknown" =>
+            {
                 Exit::JobMayExist
             }
             ResolveError::Invoke { code, .. } if code == "InvokeFailed" => Exit::JobMayExist,
@@ -136,7 +138,11 @@ pub async fn run(
         .map_err(|e| CliError::Ledger(format!("run {}: its BOT endpoint: {e}", rerun.run)))?;
     if !out.is_json() {
         let mut w = out.text();
-        writeln!(w, "run {BOLD}{}{BOLD:#} again, as a NEW run (billed):", rerun.run)?;
+        writeln!(
+            w,
+            "run {BOLD}{}{BOLD:#} again, as a NEW run (billed):",
+            rerun.run
+        )?;
         writeln!(w, "  {DIM}BOT      {DIM:#}{}", bot.url())?;
         writeln!(w, "  {DIM}new key  {DIM:#}request:{}", rerun.key)?;
     }
@@ -153,9 +159,7 @@ pub async fn run(
     });
     let answer = resolve::invoke(&aws, function, &rerun.payload)
         .await
-        .map_err(|source| {
-            CliError::Rerun(RerunError { source })
-        })?;
+        .map_err(|source| CliError::Rerun(RerunError { source }))?;
     drop(progress);
     tracker.set(Stage::Quiet);
     if out.is_json() {

@@ -23,8 +23,13 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", text(&out.stdout), text(&out.stderr)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +100,11 @@ async fn rerun_starts_a_recorded_run_again_under_a_new_key_after_confirmation() 
     let lambda = LambdaStandIn::start(Arc::clone(&service)).await;
     let rerun = |extra: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
-        for var in ["CLOUDBOT_SECRET_ID", "CLOUDBOT_ACCESS_TOKEN", "CLOUDBOT_SECRET_KEY"] {
+        for var in [
+            "CLOUDBOT_SECRET_ID",
+            "CLOUDBOT_ACCESS_TOKEN",
+            "CLOUDBOT_SECRET_KEY",
+        ] {
             cmd.env_remove(var);
         }
         cmd.env("CLOUDBOT_API_BASE", &base)
@@ -116,7 +125,11 @@ async fn rerun_starts_a_recorded_run_again_under_a_new_key_after_confirmation() 
     // No terminal and no --yes: nothing is sent.
     let out = rerun(&[]).await.unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("NEW run"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("NEW run"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(lambda.invocations.lock().unwrap().is_empty());
     assert_eq!(emulator.jobs().len(), 1);
 

@@ -141,8 +141,10 @@ mod tests {
 
     #[test]
     fn runbots_execute_carries_its_attempt() {
-        let op = decoded(json!({"idempotency_key": "k#attempt-2", "request": request(),
-                                "attempt": {"number": 2, "previous_job": JOB}}))
+        let op = decoded(
+            json!({"idempotency_key": "k#attempt-2", "request": request(),
+                                "attempt": {"number": 2, "previous_job": JOB}}),
+        )
         .unwrap();
         let Operation::Execute(execute) = op else {
             panic!("not an execute")
@@ -158,14 +160,26 @@ mod tests {
         .unwrap();
         assert!(matches!(op, Operation::DecideRerun(..)));
         for (event, field) in [
-            (json!({"operation": "decide_rerun", "idempotency_key": "k", "attempt": {"number": 1},
-                    "job": job, "request": {"bot_endpoint": BOT}}), "`request.rerun`"),
-            (json!({"operation": "decide_rerun", "idempotency_key": "k",
-                    "job": job, "request": request()}), "`attempt`"),
-            (json!({"operation": "decide_rerun", "idempotency_key": "k", "attempt": {"number": 1},
-                    "request": request()}), "`job`"),
-            (json!({"idempotency_key": "k", "attempt": {"number": 1}, "job": job,
-                    "request": request()}), "`job`"),
+            (
+                json!({"operation": "decide_rerun", "idempotency_key": "k", "attempt": {"number": 1},
+                    "job": job, "request": {"bot_endpoint": BOT}}),
+                "`request.rerun`",
+            ),
+            (
+                json!({"operation": "decide_rerun", "idempotency_key": "k",
+                    "job": job, "request": request()}),
+                "`attempt`",
+            ),
+            (
+                json!({"operation": "decide_rerun", "idempotency_key": "k", "attempt": {"number": 1},
+                    "request": request()}),
+                "`job`",
+            ),
+            (
+                json!({"idempotency_key": "k", "attempt": {"number": 1}, "job": job,
+                    "request": request()}),
+                "`job`",
+            ),
         ] {
             let err = decoded(event.clone()).unwrap_err();
             assert!(err.starts_with(&format!("field {field}")), "{event}: {err}");

@@ -255,7 +255,12 @@ pub enum Decision {
 /// Whether the job of attempt `failed_attempt`, which read `status` with `message`, is run
 /// again under `policy`. Only a job that *ended failed* (status `error`, read from Cloud BOT) is
 /// re-run: an execute that failed or whose outcome is unknown never reaches this rule.
-pub fn decide(policy: &Policy, failed_attempt: u32, status: &str, message: Option<&str>) -> Decision {
+pub fn decide(
+    policy: &Policy,
+    failed_attempt: u32,
+    status: &str,
+    message: Option<&str>,
+) -> Decision {
     if status != "error" {
         return Decision::Stop(Stop::NotFailed);
     }
@@ -343,11 +348,26 @@ mod tests {
             (json!({"attempts": 0}), "`rerun.attempts`"),
             (json!({"attempts": MAX_RERUNS + 1}), "`rerun.attempts`"),
             (json!({"attempts": "2"}), "`rerun.attempts`"),
-            (json!({"attempts": 1, "backoff_seconds": -1}), "`rerun.backoff_seconds`"),
-            (json!({"attempts": 1, "backoff_seconds": MAX_BACKOFF_SECONDS + 1}), "`rerun.backoff_seconds`"),
-            (json!({"attempts": 1, "message_pattern": ""}), "`rerun.message_pattern`"),
-            (json!({"attempts": 1, "message_pattern": "("}), "`rerun.message_pattern`"),
-            (json!({"attempts": 1, "message_pattern": null}), "`rerun.message_pattern`"),
+            (
+                json!({"attempts": 1, "backoff_seconds": -1}),
+                "`rerun.backoff_seconds`",
+            ),
+            (
+                json!({"attempts": 1, "backoff_seconds": MAX_BACKOFF_SECONDS + 1}),
+                "`rerun.backoff_seconds`",
+            ),
+            (
+                json!({"attempts": 1, "message_pattern": ""}),
+                "`rerun.message_pattern`",
+            ),
+            (
+                json!({"attempts": 1, "message_pattern": "("}),
+                "`rerun.message_pattern`",
+            ),
+            (
+                json!({"attempts": 1, "message_pattern": null}),
+                "`rerun.message_pattern`",
+            ),
             (json!({"attempts": 1, "retries": 2}), "`rerun.retries`"),
         ] {
             let err = policy(value.clone()).unwrap_err();
@@ -422,14 +442,42 @@ mod tests {
         .unwrap();
         assert_eq!(second.previous_job.unwrap().url(), JOB);
         for (value, key, field) in [
-            (json!({"number": 2, "previous_job": JOB}), Some("k"), "`idempotency_key`"),
-            (json!({"number": 1}), Some("k#attempt-2"), "`idempotency_key`"),
-            (json!({"number": 2, "previous_job": JOB}), None, "`idempotency_key`"),
-            (json!({"number": 2}), Some("k#attempt-2"), "`attempt.previous_job`"),
-            (json!({"number": 1, "previous_job": JOB}), Some("k"), "`attempt.previous_job`"),
+            (
+                json!({"number": 2, "previous_job": JOB}),
+                Some("k"),
+                "`idempotency_key`",
+            ),
+            (
+                json!({"number": 1}),
+                Some("k#attempt-2"),
+                "`idempotency_key`",
+            ),
+            (
+                json!({"number": 2, "previous_job": JOB}),
+                None,
+                "`idempotency_key`",
+            ),
+            (
+                json!({"number": 2}),
+                Some("k#attempt-2"),
+                "`attempt.previous_job`",
+            ),
+            (
+                json!({"number": 1, "previous_job": JOB}),
+                Some("k"),
+                "`attempt.previous_job`",
+            ),
             (json!({"number": 0}), Some("k"), "`attempt.number`"),
-            (json!({"number": 2, "previous_job": "https://evil.example/acme/jobs/j1"}), Some("k#attempt-2"), "`attempt.previous_job`"),
-            (json!({"number": 1, "extra": 1}), Some("k"), "`attempt.extra`"),
+            (
+                json!({"number": 2, "previous_job": "https://evil.example/acme/jobs/j1"}),
+                Some("k#attempt-2"),
+                "`attempt.previous_job`",
+            ),
+            (
+                json!({"number": 1, "extra": 1}),
+                Some("k"),
+                "`attempt.extra`",
+            ),
         ] {
             let err = Attempt::parse(&value, key, &b).unwrap_err().to_string();
             assert!(err.starts_with(&format!("field {field}")), "{value}: {err}");
@@ -444,7 +492,10 @@ mod tests {
             &base(),
         )
         .unwrap();
-        assert_eq!((job.status.as_str(), job.message.as_deref()), ("error", Some("boom")));
+        assert_eq!(
+            (job.status.as_str(), job.message.as_deref()),
+            ("error", Some("boom"))
+        );
         assert!(FailedJob::parse(&json!({"status": "error"}), &base()).is_err());
     }
 }

@@ -40,9 +40,14 @@ pub(super) fn decide_rerun(execute: &Execute, failed: &FailedJob) -> Result<Answ
         &execute.attempt,
         execute.idempotency_key.as_ref(),
     ) else {
-        return Err(Failure::Internal("a decide_rerun without its policy, attempt or key"));
+        return Err(Failure::Internal(
+            "a decide_rerun without its policy, attempt or key",
+        ));
     };
-    let key = key.as_str().strip_prefix("request:").unwrap_or(key.as_str());
+    let key = key
+        .as_str()
+        .strip_prefix("request:")
+        .unwrap_or(key.as_str());
     let decision = rerun::decide(
         policy,
         attempt.number,

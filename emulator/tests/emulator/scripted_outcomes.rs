@@ -37,7 +37,14 @@ async fn the_next_jobs_take_the_scripted_outcomes_then_their_bots() {
     assert_eq!(ended_status(&emu, &api).await, 1);
     assert_eq!(ended_status(&emu, &api).await, 0, "echo_bot's own outcome");
 
-    admin(&emu).script_outcomes(&[Outcome::Error]).await.unwrap();
+    admin(&emu)
+        .script_outcomes(&[Outcome::Error])
+        .await
+        .unwrap();
     admin(&emu).reset().await.unwrap();
-    assert_eq!(ended_status(&emu, &api).await, 0, "a reset forgets the script");
+    assert_eq!(
+        ended_status(&emu, &api).await,
+        0,
+        "a reset forgets the script"
+    );
 }
