@@ -33,6 +33,7 @@ pub mod orphans;
 pub mod overrun;
 pub mod payload;
 pub mod request;
+pub mod rerun;
 pub mod schedule;
 pub mod sdk;
 pub mod service;

@@ -69,6 +69,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
         "the periodic sweep of the run ledger's open runs ([orphans](orphans.md))",
     ),
     (
+        "decide_rerun",
+        "whether a failed job runs again, decided for a state machine (its DecideRerun state; \
+         nothing is sent to Cloud BOT)",
+    ),
+    (
         OPERATION_NONE,
         "a request that could not be decoded (no operation known): malformed events, unknown \
          routes, malformed callback ids",
@@ -1033,7 +1038,8 @@ mod tests {
             | OperationKind::ScheduleTick
             | OperationKind::ExecutionEnded
             | OperationKind::Sweep
-            | OperationKind::BotDone => kind,
+            | OperationKind::BotDone
+            | OperationKind::DecideRerun => kind,
         };
         let kinds = [
             OperationKind::Execute,
@@ -1045,6 +1051,7 @@ mod tests {
             OperationKind::ScheduleTick,
             OperationKind::ExecutionEnded,
             OperationKind::Sweep,
+            OperationKind::DecideRerun,
         ]
         .map(checked);
         assert!(OperationKind::ALL.iter().all(|k| kinds.contains(k)));

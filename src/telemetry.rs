@@ -127,7 +127,9 @@ pub fn record_target(operation: &Operation) {
     let span = Span::current();
     span.record("operation", operation.kind().name());
     match operation {
-        Operation::Execute(execute) | Operation::ScheduleTick(execute) => {
+        Operation::Execute(execute)
+        | Operation::ScheduleTick(execute)
+        | Operation::DecideRerun(execute, _) => {
             let bot = &execute.bot;
             span.record("bot_endpoint", bot.url());
             span.record("public_id", bot.public_id().as_str());

@@ -79,6 +79,27 @@ pub enum Command {
     /// is checked as the function checks it first; an invalid line sends nothing (or is skipped
     /// with --skip-invalid). Uses the standard AWS configuration.
     Enqueue(crate::enqueue::EnqueueArgs),
+    /// Start a run again from the run ledger's record of it (its BOT and input) under a NEW
+    /// idempotency key, by invoking the function (docs/state-machines.md, "Re-run on failure").
+    /// A new, billed run: asks y/N on a terminal, or --yes.
+    Rerun {
+        /// The run: PUBLIC_ID/JOB_ID or its job reference endpoint (from `cloudbot runs`).
+        run: String,
+        /// Start it without asking.
+        #[arg(long)]
+        yes: bool,
+        /// The function to invoke: the stack output FunctionAliasArn (a name or ARN).
+        #[arg(long, env = "CLOUDBOT_FUNCTION", value_name = "NAME_OR_ARN")]
+        function: String,
+        /// The run ledger table: the stack output RunLedgerTableName.
+        #[arg(
+            long,
+            env = "CLOUDBOT_RUN_LEDGER_TABLE",
+            value_name = "TABLE",
+            default_value = ""
+        )]
+        table: String,
+    },
     /// The run ledger (docs/ledger.md): list runs, newest first, or show one with its history.
     /// Reads the table with the standard AWS configuration, by index (never a scan).
     Runs(RunsArgs),

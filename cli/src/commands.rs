@@ -53,6 +53,12 @@ pub async fn run(ctx: &Context<'_>, command: &Command) -> Result<Exit, CliError>
         } => resolve_record(ctx, record, started.as_deref(), function).await,
         Command::Runs(args) => runs(ctx, args).await,
         Command::Enqueue(args) => crate::enqueue::run(ctx.out, ctx.tracker, ctx.global, args).await,
+        Command::Rerun {
+            run,
+            yes,
+            function,
+            table,
+        } => crate::rerun::run(ctx.out, ctx.tracker, table, run, function, *yes).await,
         Command::Usage {
             month,
             allowance,

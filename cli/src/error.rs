@@ -63,6 +63,9 @@ pub enum CliError {
     /// The function's `resolve_idempotency` could not be invoked, or answered with an error.
     #[error("{0}")]
     Resolve(#[from] crate::resolve::ResolveError),
+    /// `rerun`: the function did not start the run again (cli/src/rerun.rs).
+    #[error("{0}")]
+    Rerun(crate::rerun::RerunError),
     /// An EventBridge Scheduler or DynamoDB call of `schedules` failed.
     #[error(transparent)]
     Aws(#[from] crate::scheduler::AwsError),
@@ -98,6 +101,7 @@ impl CliError {
             CliError::TimedOut { .. } => "Cli.TimedOut".into(),
             CliError::Interrupted => "Cli.Interrupted".into(),
             CliError::Resolve(e) => e.error_type(),
+            CliError::Rerun(e) => e.error_type(),
             CliError::Aws(e) => e.error_type(),
             CliError::Ledger(_) => "Cli.Ledger".into(),
             CliError::Subscription(_) => "Cli.Subscription".into(),
@@ -119,6 +123,7 @@ impl CliError {
             CliError::TimedOut { .. } => Exit::StillRunning,
             CliError::Interrupted => Exit::Interrupted,
             CliError::Resolve(e) => e.exit(),
+            CliError::Rerun(e) => e.exit(),
             CliError::Credentials(_)
             | CliError::CloudBot { .. }
             | CliError::ReadFailed { .. }

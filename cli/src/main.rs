@@ -16,6 +16,7 @@ mod next;
 mod output;
 mod plan;
 mod report;
+mod rerun;
 mod resolve;
 mod runs;
 mod scheduler;

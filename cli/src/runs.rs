@@ -313,6 +313,8 @@ pub async fn run_show(out: Output, table: &str, run: &str) -> Result<Exit, CliEr
         "nominal_time",
         "execution",
         "request_key",
+        "attempt",
+        "previous_run",
         "status",
         "end_status",
         "elapsed_s",

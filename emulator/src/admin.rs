@@ -96,6 +96,13 @@ struct CallbackHold {
     enabled: bool,
 }
 
+/// The outcomes of the next jobs to end (`PUT /__emulator/outcomes`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptedOutcomes {
+    outcomes: Vec<crate::seed::Outcome>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ConsoleRun {
@@ -245,6 +252,19 @@ pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Respon
                 Ok(h) => {
                     state.hold_for_callback.store(h.enabled, Ordering::Relaxed);
                     ok(json!({"code": 200, "enabled": h.enabled}))
+                }
+                Err(r) => r,
+            }
+        }
+        (&Method::GET, "/__emulator/outcomes") => ok(json!({
+            "code": 200,
+            "outcomes": state.scripted_outcomes(),
+        })),
+        (&Method::PUT, "/__emulator/outcomes") => {
+            match read_json::<ScriptedOutcomes>(body, true).await {
+                Ok(o) => {
+                    state.script_outcomes(o.outcomes.clone());
+                    ok(json!({"code": 200, "outcomes": o.outcomes}))
                 }
                 Err(r) => r,
             }

@@ -292,6 +292,18 @@ impl AdminClient {
         Ok(())
     }
 
+    /// The outcomes of the next jobs to end, in order (`PUT /__emulator/outcomes`).
+    pub async fn script_outcomes(&self, outcomes: &[crate::Outcome]) -> Result<(), AdminError> {
+        let _: Value = self
+            .call(
+                Method::PUT,
+                "outcomes",
+                Some(json!({ "outcomes": outcomes })),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Back to the seed (`POST /__emulator/reset`).
     pub async fn reset(&self) -> Result<(), AdminError> {
         let _: Value = self.call(Method::POST, "reset", None).await?;

@@ -145,7 +145,7 @@ pub(crate) fn finish(state: &Arc<State>, job_id: &str, ending: Ending) {
                     .jobs_suspended
                     .fetch_add(1, Ordering::Relaxed);
             }
-            Ending::Natural => match bot.outcome {
+            Ending::Natural => match state.next_outcome(bot.outcome) {
                 Outcome::Succeed => {
                     job.status = 0;
                     let mut output =

@@ -286,6 +286,9 @@ pub(crate) struct State {
     /// "Hold until callback acknowledged" mode, and its value at start (restored by reset).
     pub hold_for_callback: std::sync::atomic::AtomicBool,
     pub hold_for_callback_default: bool,
+    /// Outcomes for the next jobs to end naturally, in order, before the BOT's own
+    /// (`PUT /__emulator/outcomes`): a BOT that fails, then succeeds.
+    pub outcomes: Mutex<VecDeque<crate::seed::Outcome>>,
     pub requests: Mutex<VecDeque<RequestRecord>>,
     pub callbacks: Mutex<Vec<CallbackAttempt>>,
     pub faults: Mutex<FaultRules>,
@@ -378,6 +381,7 @@ impl State {
             output_padding: AtomicU64::new(0),
             hold_for_callback: std::sync::atomic::AtomicBool::new(hold_for_callback),
             hold_for_callback_default: hold_for_callback,
+            outcomes: Mutex::new(VecDeque::new()),
             requests: Mutex::default(),
             callbacks: Mutex::default(),
             faults: Mutex::default(),
@@ -489,11 +493,27 @@ impl State {
         c.jobs_suspended.store(0, Ordering::Relaxed);
         *lock(&self.subscriptions) = Subscriptions::default();
         self.output_padding.store(0, Ordering::Relaxed);
+        lock(&self.outcomes).clear();
         self.hold_for_callback
             .store(self.hold_for_callback_default, Ordering::Relaxed);
         c.connections_idle_closed.store(0, Ordering::Relaxed);
         c.tls_handshakes.store(0, Ordering::Relaxed);
         c.tls_handshakes_resumed.store(0, Ordering::Relaxed);
+    }
+
+    /// Replaces the scripted outcomes of the next jobs to end.
+    pub fn script_outcomes(&self, outcomes: Vec<crate::seed::Outcome>) {
+        *lock(&self.outcomes) = outcomes.into();
+    }
+
+    /// The scripted outcomes not used yet.
+    pub fn scripted_outcomes(&self) -> Vec<crate::seed::Outcome> {
+        lock(&self.outcomes).iter().copied().collect()
+    }
+
+    /// The outcome of a job ending now: the next scripted one, else the BOT's.
+    pub fn next_outcome(&self, bot: crate::seed::Outcome) -> crate::seed::Outcome {
+        lock(&self.outcomes).pop_front().unwrap_or(bot)
     }
 
     pub fn job_records(&self) -> Vec<JobRecord> {

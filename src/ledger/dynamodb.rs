@@ -15,7 +15,7 @@ use super::attribute::{
 use super::index::OPEN_RUNS;
 use super::open::open_key;
 use super::run::{RunKey, RunWrite};
-use super::{LedgerStore, OpenRun, OpenRunStore, RecordedStart, Written};
+use super::{KeptInput, LedgerStore, OpenRun, OpenRunStore, RecordedStart, Written};
 use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
 
 /// The value of `open` (a constant: the index `open_runs` has one partition, which the sweep
@@ -105,6 +105,7 @@ fn expression_of(write: &RunWrite) -> Expression {
             (NOMINAL_TIME, &origin.nominal_time),
             (EXECUTION, &origin.execution),
             ("request_key", &origin.request_key),
+            ("previous_run", &origin.previous_run),
         ] {
             if let Some(value) = value {
                 e.text(attribute, value, false);
@@ -121,6 +122,14 @@ fn expression_of(write: &RunWrite) -> Expression {
             e.text(OPEN, OPEN_VALUE, false);
             let key = open_key(origin.execution.as_deref(), write.run.as_str());
             e.text(OPEN_KEY, &key, false);
+        }
+        if let Some(attempt) = origin.attempt {
+            e.number("attempt", u64::from(attempt), false);
+        }
+        match &origin.input {
+            KeptInput::Kept(json) => e.text("input", json, false),
+            KeptInput::Omitted => e.set("input_omitted", AttributeValue::Bool(true), false),
+            KeptInput::NotRecorded => {}
         }
     } else {
         if let Some(bot) = &write.bot {

@@ -12,6 +12,7 @@
 
 mod dynamodb;
 mod ended;
+mod input;
 mod open;
 mod run;
 
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 
 pub use dynamodb::LedgerTable;
 pub use ended::{EndedRun, RecordedStart};
+pub use input::{KeptInput, MAX_INPUT_BYTES};
 pub use open::{OpenRun, OpenRunStore};
 pub use run::{
     End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, ORPHANED, OUTSIDE, OVERRUN, Observed, Origin,

@@ -60,6 +60,13 @@ pub struct Origin {
     /// The request asked to keep the job running when its workflow ends (`keep_running`): the
     /// orphan paths leave it (docs/orphans.md).
     pub keep_running: bool,
+    /// The attempt of a re-run loop this run is (1 for the first job; docs/state-machines.md,
+    /// "Re-run on failure"), when the execute carried one.
+    pub attempt: Option<u32>,
+    /// The run of the failed job this attempt re-runs (`<public_id>/<job_id>`).
+    pub previous_run: Option<String>,
+    /// The BOT input it was started with, for `cloudbot rerun` (bounded; src/ledger/input.rs).
+    pub input: super::KeptInput,
 }
 
 impl Origin {
@@ -119,6 +126,9 @@ impl Origin {
             request_id: request_id.to_owned(),
             max_run_s: None,
             keep_running: false,
+            attempt: None,
+            previous_run: None,
+            input: super::KeptInput::NotRecorded,
         }
     }
 }

@@ -25,6 +25,8 @@ impl Request {
             | Operation::ExecutionEnded(_)
             | Operation::Sweep
             | Operation::BotDone(_) => None,
+            // A decision calls no one.
+            Operation::DecideRerun(..) => None,
         }
     }
 }

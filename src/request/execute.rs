@@ -50,6 +50,11 @@ pub(super) fn parse_execute(
         max_run: max_run(map)?,
         priority: Priority::of_field(map.get("priority"))?,
         keep_running: crate::orphans::keep_running(map)?,
+        rerun: map
+            .get(crate::rerun::FIELD)
+            .map(crate::rerun::Policy::parse)
+            .transpose()?,
+        attempt: None,
     }))
 }
 

@@ -118,6 +118,10 @@ pub enum OperationKind {
     /// docs/orphans.md). An operator's operation like `resolve_idempotency`, so not in
     /// [`OperationKind::ALL`] (the request field table's operations).
     Sweep,
+    /// Decide whether a job that ended failed is run again: the RunBot state machine's
+    /// DecideRerun state (docs/state-machines.md). Named on an envelope only, so not in
+    /// [`OperationKind::ALL`].
+    DecideRerun,
 }
 
 impl OperationKind {
@@ -148,6 +152,7 @@ impl OperationKind {
             OperationKind::ScheduleTick => "schedule_tick",
             OperationKind::ExecutionEnded => "execution_ended",
             OperationKind::Sweep => "sweep",
+            OperationKind::DecideRerun => crate::rerun::DECIDE,
         }
     }
 
@@ -196,6 +201,9 @@ pub enum Operation {
     ExecutionEnded(crate::orphans::StatusChange),
     /// Sweep the run ledger's open runs (docs/orphans.md).
     Sweep,
+    /// Decide whether the failed job of the execute's current attempt is run again; nothing
+    /// is sent to Cloud BOT and no key is claimed.
+    DecideRerun(Execute, crate::rerun::FailedJob),
 }
 
 impl Operation {
@@ -211,6 +219,7 @@ impl Operation {
             Operation::ScheduleTick(_) => OperationKind::ScheduleTick,
             Operation::ExecutionEnded(_) => OperationKind::ExecutionEnded,
             Operation::Sweep => OperationKind::Sweep,
+            Operation::DecideRerun(..) => OperationKind::DecideRerun,
         }
     }
 
@@ -250,6 +259,12 @@ pub struct Execute {
     /// `keep_running`: the job is left running when its workflow fails, times out or is
     /// stopped (recorded in the run ledger; docs/orphans.md).
     pub keep_running: bool,
+    /// `rerun`: run the BOT again when its job ends failed (docs/state-machines.md, "Re-run
+    /// on failure"); the shipped RunBot state machine runs the loop.
+    pub rerun: Option<crate::rerun::Policy>,
+    /// The attempt this execute starts (the state machine's `attempt` envelope field);
+    /// recorded in the run ledger. `None`: not part of a re-run loop.
+    pub attempt: Option<crate::rerun::Attempt>,
 }
 
 /// What an operator found for a record whose outcome is unknown.

@@ -38,6 +38,7 @@ const FIELDS: &[(&str, &[OperationKind])] = &[
     (crate::overrun::FIELD, &[EXECUTE]),
     ("priority", &[EXECUTE]),
     (crate::orphans::KEEP_RUNNING_FIELD, &[EXECUTE]),
+    (crate::rerun::FIELD, &[EXECUTE]),
     ("language", NAMED),
     ("job_reference_endpoint", &[ReferJob, ResolveIdempotency]),
     ("job_id", &[ReferJob]),
@@ -182,6 +183,12 @@ fn parse_operation(
             ));
         }
         OperationKind::Sweep => Operation::Sweep,
+        OperationKind::DecideRerun => {
+            return Err(RequestError::field(
+                "operation",
+                "`decide_rerun` is named on an envelope only, next to `request`",
+            ));
+        }
     })
 }
 

@@ -29,7 +29,7 @@ use crate::cloudbot::{ExecuteRequest, Started};
 use crate::credentials::Fetched;
 use crate::error::{Classified, Failure};
 use crate::idempotency::{Begin, Claim, Fingerprint, Finish, Pending, RecordKey, finish_of};
-use crate::ledger::Origin;
+use crate::ledger::{KeptInput, Origin, RunKey};
 use crate::metrics::Invocation;
 use crate::request::{Execute, RequestError};
 use crate::schedule::Decided;
@@ -83,6 +83,14 @@ impl Service {
                 tick.definition.policies.max_run_seconds.map(u64::from)
             });
             origin.keep_running = execute.keep_running;
+            origin.input = KeptInput::of(execute.body.input.as_ref());
+            if let Some(attempt) = &execute.attempt {
+                origin.attempt = Some(attempt.number);
+                origin.previous_run = attempt
+                    .previous_job
+                    .as_ref()
+                    .map(|job| RunKey::of_job(job).as_str().to_owned());
+            }
             origin
         };
         let Some(key) = key else {

@@ -45,6 +45,7 @@ mod overrun_paths;
 mod queue;
 mod reads;
 mod reconcile;
+mod rerun;
 mod resolve;
 mod sweep;
 mod tick;
@@ -354,6 +355,7 @@ impl Service {
             Operation::ScheduleTick(execute) => self.schedule_tick(execute, scope, record).await,
             Operation::ExecutionEnded(change) => self.execution_ended(change, scope, record).await,
             Operation::Sweep => self.sweep(scope, record).await,
+            Operation::DecideRerun(execute, failed) => rerun::decide_rerun(execute, failed),
         }
     }
 

@@ -39,6 +39,9 @@ const ENVELOPE_FIELDS: &[&str] = &[
     "schedule",
     "task_token",
     "operation",
+    // RunBot's re-run loop (src/rerun/envelope.rs).
+    "attempt",
+    "job",
 ];
 
 /// The one envelope-level `operation`: decide a managed schedule's tick, run nothing.
@@ -85,7 +88,8 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
              `schedule` (request fields go inside `request`)",
         ));
     }
-    let decide_only = decide_only(&map)?;
+    let decide_rerun = crate::rerun::envelope::asks_decision(&map);
+    let decide_only = !decide_rerun && decide_only(&map)?;
     let (key, tick) = envelope_key(&map)?;
     let inner = match map.remove("request") {
         Some(Value::Object(inner)) => inner,
@@ -152,7 +156,7 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
         }
         request.operation = Operation::ScheduleTick(execute);
     }
-    Ok(request)
+    crate::rerun::envelope::apply(&map, request, &config.api_base)
 }
 
 /// Whether the envelope asks for the tick's decision only (`"operation": "schedule_tick"`).

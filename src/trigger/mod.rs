@@ -174,6 +174,7 @@ pub fn decode(event: Value, config: &Requests) -> Decoded {
                 "`resolve_idempotency` is accepted from a direct invocation only",
             ));
         }
+        crate::rerun::envelope::check_delivery(trigger == Trigger::Direct, &request)?;
         Ok(request)
     });
     Decoded { trigger, request }

@@ -154,7 +154,7 @@ def _starts_the_bot(task: dict) -> bool:
     """An execute of the function (ExecuteBot, RunBotMap's ExecuteBotAndWait, RecoverJob): it sends a request.
     DecideTick sends the request too, but only for the tick's decision (`schedule_tick`): it starts nothing."""
     payload = task.get("Parameters", {}).get("Payload", {})
-    return "request.$" in payload and payload.get("operation") != "schedule_tick"
+    return "request.$" in payload and payload.get("operation") not in ("schedule_tick", "decide_rerun")
 
 
 @pytest.mark.parametrize("path", _asl_files(), ids=lambda p: p.name)
@@ -1180,6 +1180,18 @@ def test_the_function_starts_with_every_configuration_the_template_allows(templa
         assert done.returncode != 0, f"{label}: the function cannot have run without a Runtime API"
 
 
+def _without_the_rerun_loop(name: str, state: dict) -> dict:
+    """A RunBot state as it would be without the re-run loop, which RunBot alone runs
+    (docs/state-machines.md, "Re-run on failure"): its keys lead to FirstAttempt, and CheckJobStatus
+    sends a failed job of a request with `rerun` to DecideRerun. Everything else must be the same."""
+    state = json.loads(json.dumps(state))
+    if state.get("Next") == "FirstAttempt":
+        state["Next"] = "ExecuteBot"
+    if name == "CheckJobStatus":
+        state["Choices"] = [c for c in state["Choices"] if c["Next"] != "DecideRerun"]
+    return state
+
+
 def test_run_bot_callback_polls_exactly_like_run_bot():
     """RunBotCallback's fallback is RunBot's polling loop: the states they share must not drift."""
     run_bot = json.loads((ROOT / "statemachine/run-bot.asl.json").read_text())["States"]
@@ -1189,7 +1201,7 @@ def test_run_bot_callback_polls_exactly_like_run_bot():
               "WaitForJob", "ReferJob", "CheckJobStatus", "JobSucceeded", "JobFailed", "JobFailedWithoutMessage",
               "JobStatusUnknown", "ReferJobFailed"]
     for name in shared:
-        assert callback[name] == run_bot[name], name
+        assert callback[name] == _without_the_rerun_loop(name, run_bot[name]), name
     assert callback["ExecuteBot"]["Resource"].endswith(".waitForTaskToken")
     assert callback["ExecuteBot"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
     assert callback["RecoverJob"]["Parameters"]["Payload"] == {

@@ -12,6 +12,7 @@ mod cli;
 mod faults;
 mod idle;
 mod runtime;
+mod scripted_outcomes;
 mod seeds;
 mod subscriptions;
 mod support;

@@ -90,7 +90,7 @@ async fn a_keyed_execute_writes_one_run_and_its_replay_writes_none() {
         "idempotency_key": "order-7",
         "public_id": "demo",
         "bot_id": "echo_bot",
-        "input": {"message": "input-value-not-for-the-ledger"}
+        "input": {"message": "input-value-kept-for-rerun"}
     });
     let first = h.invoke(request.clone()).await.unwrap();
     assert_eq!(
@@ -131,14 +131,13 @@ async fn a_keyed_execute_writes_one_run_and_its_replay_writes_none() {
         Some(started / 1000 + 400 * 86_400)
     );
     assert!(run.get("ended_at").is_none());
-    assert_nothing_secret(
-        &items,
-        &[
-            "demo-access-token",
-            "demo-secret-key",
-            "input-value-not-for-the-ledger",
-        ],
+    // The BOT input is kept (bounded) so `cloudbot rerun` can start the run again
+    // (docs/ledger.md, "The input"); credentials never are.
+    assert_eq!(
+        text(run, "input"),
+        Some(r#"{"message":"input-value-kept-for-rerun"}"#)
     );
+    assert_nothing_secret(&items, &["demo-access-token", "demo-secret-key"]);
 }
 
 #[tokio::test]
