@@ -22,6 +22,7 @@ mod queue;
 mod reconcile;
 mod schedules;
 mod state_machines;
+mod store_calls;
 mod usage;
 
 use std::collections::HashMap;
