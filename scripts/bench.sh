@@ -91,6 +91,7 @@ fi
 harness_args=(
   --bootstrap "$bin/cloudbot-trigger"
   --floor "$bin/lambda-floor"
+  --floor-post "$bin/floor-post"
   --emulator "$bin/cloudbot-emulator"
   --tls-start "$bin/tls-start"
   --template template.yaml

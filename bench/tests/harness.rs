@@ -127,3 +127,54 @@ async fn a_cpu_group_holds_the_process_takes_the_quota_and_is_removed() {
     assert!(!path.exists(), "the group is removed");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_post_floor_forwards_an_execute_over_https_and_returns_the_job() {
+    use cloudbot_emulator::{
+        DEMO_ACCESS_TOKEN, DEMO_PUBLIC_ID, DEMO_SECRET_KEY, Emulator, EmulatorOptions, Seed, TestCa,
+    };
+    let dir = std::env::temp_dir().join(format!("cloudbot-bench-test-post-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::generate().unwrap();
+    let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo()).tls(ca.clone()))
+        .await
+        .unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+    let mut env = floor_env();
+    env.extend(
+        [
+            (
+                "CLOUDBOT_TEST_ONLY_EXTRA_CA_FILE",
+                ca_file.to_string_lossy().into_owned(),
+            ),
+            ("FLOOR_POST_ACCESS_TOKEN", DEMO_ACCESS_TOKEN.to_owned()),
+            ("FLOOR_POST_SECRET_KEY", DEMO_SECRET_KEY.to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let bin = Path::new(env!("CARGO_BIN_EXE_floor-post"));
+    let mut sb = Sandbox::spawn(bin, &env, &dir.join("floor-post.log"))
+        .await
+        .unwrap();
+    sb.cold_init().await.unwrap();
+    let endpoint = format!(
+        "{}/{DEMO_PUBLIC_ID}/bots/{}/jobs",
+        emulator.base_url(),
+        cloudbot_testkit::emulator::ECHO_BOT
+    );
+    let mut returned = Vec::new();
+    for n in 0..2 {
+        let event = cloudbot_testkit::function::execute_event(&endpoint, n);
+        let out = sb.api.invoke(event, Duration::from_secs(10)).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&out.result.unwrap()).unwrap();
+        returned.push(body["job_id"].as_str().unwrap().to_owned());
+    }
+    sb.stop().await.unwrap();
+    // One job per event, each the one the emulator created, over one kept connection.
+    let known: Vec<String> = emulator.jobs().into_iter().map(|j| j.job_id).collect();
+    assert_eq!(known.len(), 2);
+    assert!(returned.iter().all(|id| known.contains(id)));
+    assert_ne!(returned[0], returned[1]);
+    assert_eq!(emulator.stats().connections_accepted, 1);
+}

@@ -1,8 +1,8 @@
 //! The SDK's HTTPS connector on a rustls configuration built from parsed trust anchors: the
-//! compiled-in roots go from DER straight into a `RootCertStore`, once per connector, instead
-//! of being encoded as PEM for the SDK's `TlsContext` (the only form it accepts) and decoded
-//! back by the SDK (measured: ≈ 0.24 ms to encode and 0.6–1 ms to decode per connector, against
-//! 0.04 ms from DER; docs/benchmarks.md, "Levers", lever 13).
+//! compiled-in roots go from DER straight into a `RootCertStore`, once per process and shared
+//! with the Cloud BOT client (`crate::tls_roots`), instead of being encoded as PEM for the SDK's
+//! `TlsContext` (the only form it accepts) and decoded back by the SDK for every connector
+//! (docs/benchmarks.md, "Levers", levers 13 and 16).
 //!
 //! What the SDK's own connector does around the request is kept: hyper 1 client with a
 //! keep-alive pool, the connect timeout and read timeout from the SDK's settings, and the same

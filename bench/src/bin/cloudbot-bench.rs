@@ -28,6 +28,9 @@ struct Cli {
     /// The hello-world floor bootstrap.
     #[arg(long, default_value = "target/release/lambda-floor")]
     floor: PathBuf,
+    /// The POST floor bootstrap (the CPU model's warm-CPU floor: the execute's HTTPS POST alone).
+    #[arg(long, default_value = "target/release/floor-post")]
+    floor_post: PathBuf,
     /// The `cloudbot-emulator` binary (the upstream).
     #[arg(long, default_value = "target/release/cloudbot-emulator")]
     emulator: PathBuf,
@@ -217,6 +220,7 @@ impl Cli {
         Ok(Settings {
             bootstrap: self.bootstrap,
             floor: self.floor,
+            floor_post: self.floor_post,
             emulator: self.emulator,
             tls_start: self.tls_start,
             aws_lc_build: self.aws_lc_build,

@@ -24,7 +24,7 @@ use crate::BenchError;
 use crate::report::{CpuFigures, CpuModel, CpuRow};
 use crate::stats::{Summary, ms};
 use cloudbot_testkit::cgroup::{Cgroup, Controller};
-use cloudbot_testkit::dynamodb::DynamoDbEndpoint;
+use cloudbot_testkit::dynamodb::{DynamoDbEndpoint, StoreCalls};
 use cloudbot_testkit::emulator::ECHO_BOT;
 use cloudbot_testkit::sandbox::Sandbox;
 use cloudbot_testkit::secrets::SecretsEndpoint;
@@ -152,6 +152,22 @@ impl TlsUpstreams {
         env
     }
 
+    /// The environment of `subject`: [`Self::env_of`] its store, and the POST floor's token pair.
+    fn env_for(&self, subject: &Subject, ledger: bool) -> Vec<(String, String)> {
+        let mut env = self.env_of(subject.store(), ledger || subject.ledger);
+        if subject.kind == Kind::FloorPost {
+            env.push((
+                "FLOOR_POST_ACCESS_TOKEN".to_owned(),
+                DEMO_ACCESS_TOKEN.to_owned(),
+            ));
+            env.push((
+                "FLOOR_POST_SECRET_KEY".to_owned(),
+                DEMO_SECRET_KEY.to_owned(),
+            ));
+        }
+        env
+    }
+
     /// Times `n` executes on one warm keep-alive HTTPS connection.
     async fn direct_execute(&self, n: usize) -> Result<Vec<Duration>, BenchError> {
         let cert = reqwest::Certificate::from_pem(self.ca.ca_pem().as_bytes())
@@ -220,6 +236,10 @@ struct Run {
     warm_cpu: Vec<Duration>,
     throughput: f64,
     throttled_periods: u64,
+    /// What a keyed subject's store answered during this run (init's warm-up included).
+    store_calls: StoreCalls,
+    /// Events of this run: first, warm and back to back.
+    events: usize,
 }
 
 /// The event every invocation of `floor` gets (echo, no upstream).
@@ -241,6 +261,8 @@ pub enum StoreMode {
 enum Kind {
     /// The floor: an echo event, no upstream.
     Floor,
+    /// The POST floor (`floor-post`): the plain execute's event, forwarded as one HTTPS POST.
+    FloorPost,
     /// A plain execute (no idempotency key, no table).
     Plain,
     /// An execute with its own `idempotency_key`, the table on a stand-in: claim, POST, complete.
@@ -252,6 +274,9 @@ struct Subject {
     label: String,
     bin: PathBuf,
     kind: Kind,
+    /// A keyed subject also keeps the run ledger on its store (or every keyed subject does,
+    /// with `--cpu-ledger`).
+    ledger: bool,
 }
 
 impl Subject {
@@ -323,10 +348,14 @@ impl Harness {
             (StoreMode::Close, &up.store_close),
         ] {
             let calls = store.calls();
-            let starts = keyed_starts(&all, subjects, mode);
-            let executes = starts * (1 + self.settings.cpu_warm + self.settings.cpu_burst) as u64;
+            let per_start = (1 + self.settings.cpu_warm + self.settings.cpu_burst) as u64;
+            let starts = keyed_starts(&all, subjects, mode, |_| true);
+            let executes = starts * per_start;
             // With the ledger, each started run is also one ledger UpdateItem.
-            let updates = executes * if self.settings.cpu_ledger { 2 } else { 1 };
+            let ledger_starts = keyed_starts(&all, subjects, mode, |s| {
+                s.ledger || self.settings.cpu_ledger
+            });
+            let updates = executes + ledger_starts * per_start;
             if calls.put_item != executes
                 || calls.update_item != updates
                 || calls.get_item > starts
@@ -351,21 +380,37 @@ impl Harness {
                 label: "function".to_owned(),
                 bin: self.settings.bootstrap.clone(),
                 kind: Kind::Plain,
+                ledger: false,
             },
             Subject {
                 label: "floor".to_owned(),
                 bin: self.settings.floor.clone(),
                 kind: Kind::Floor,
+                ledger: false,
             },
             Subject {
                 label: "function keyed, store keeps connections".to_owned(),
                 bin: self.settings.bootstrap.clone(),
                 kind: Kind::Keyed(StoreMode::KeepAlive),
+                ledger: false,
             },
             Subject {
                 label: "function keyed, store closes connections".to_owned(),
                 bin: self.settings.bootstrap.clone(),
                 kind: Kind::Keyed(StoreMode::Close),
+                ledger: false,
+            },
+            Subject {
+                label: "POST floor".to_owned(),
+                bin: self.settings.floor_post.clone(),
+                kind: Kind::FloorPost,
+                ledger: false,
+            },
+            Subject {
+                label: "function keyed with the run ledger, store keeps connections".to_owned(),
+                bin: self.settings.bootstrap.clone(),
+                kind: Kind::Keyed(StoreMode::KeepAlive),
+                ledger: true,
             },
         ];
         let (direct, all) = self.cpu_rounds(configs, &subjects).await?;
@@ -380,6 +425,8 @@ impl Harness {
                 floor: figures(&rounds.runs[1])?,
                 keyed_alive: figures(&rounds.runs[2])?,
                 keyed_close: figures(&rounds.runs[3])?,
+                floor_post: figures(&rounds.runs[4])?,
+                keyed_ledger: figures(&rounds.runs[5])?,
             });
         }
         Ok(CpuModel {
@@ -403,13 +450,21 @@ impl Harness {
     ) -> Result<Run, BenchError> {
         let what = match subject.kind {
             Kind::Floor => "floor-cpu",
+            Kind::FloorPost => "floor-post-cpu",
             Kind::Plain => "function-cpu",
             Kind::Keyed(StoreMode::KeepAlive) => "keyed-alive-cpu",
             Kind::Keyed(StoreMode::Close) => "keyed-close-cpu",
         };
+        let store = match subject.store() {
+            Some(StoreMode::KeepAlive) => Some(&up.store_alive),
+            Some(StoreMode::Close) => Some(&up.store_close),
+            None => None,
+        };
+        // Runs are sequential, so the stand-in's counts across one run are this run's calls.
+        let calls_before = store.map(DynamoDbEndpoint::calls).unwrap_or_default();
         let group = Cgroup::create(Controller::Cpu)?;
         let log = self.log_path(what);
-        let env = up.env_of(subject.store(), self.settings.cpu_ledger);
+        let env = up.env_for(subject, self.settings.cpu_ledger);
         let mut sb = Sandbox::spawn(&subject.bin, &env, &log).await?;
         let pid = sb
             .pid()
@@ -444,6 +499,13 @@ impl Harness {
         let throttled_periods = group.throttled().map_or(0, |(periods, _)| periods);
         sandbox.sb.stop().await?;
         drop(group);
+        let calls_after = store.map(DynamoDbEndpoint::calls).unwrap_or_default();
+        let store_calls = StoreCalls {
+            put_item: calls_after.put_item - calls_before.put_item,
+            update_item: calls_after.update_item - calls_before.update_item,
+            get_item: calls_after.get_item - calls_before.get_item,
+            other: calls_after.other - calls_before.other,
+        };
         Ok(Run {
             cold_init,
             init_cpu,
@@ -454,6 +516,8 @@ impl Harness {
             warm_cpu,
             throughput,
             throttled_periods,
+            store_calls,
+            events: 1 + self.settings.cpu_warm + self.settings.cpu_burst,
         })
     }
 }
@@ -472,7 +536,7 @@ impl Throttled<'_> {
         self.n += 1;
         match self.kind {
             Kind::Floor => floor_event(),
-            Kind::Plain => execute_event(self.endpoint, self.n),
+            Kind::Plain | Kind::FloorPost => execute_event(self.endpoint, self.n),
             Kind::Keyed(_) => keyed_event(self.endpoint, self.n),
         }
     }
@@ -487,7 +551,7 @@ impl Throttled<'_> {
         let cpu_before = self.sb.cpu_time()?;
         let event = self.event();
         let o = self.sb.api.invoke(event, INVOKE_TIMEOUT).await?;
-        record(&o.result, &self.sb, self.kind == Kind::Floor, job_ids)?;
+        record(&o.result, &self.sb, self.kind, job_ids)?;
         self.sb.api.polled(polls + 1).await;
         Ok((o.elapsed(), self.sb.cpu_time()?.saturating_sub(cpu_before)))
     }
@@ -506,7 +570,7 @@ impl Throttled<'_> {
         let mut ended = Instant::now();
         for q in queued {
             let o = q.answer(INVOKE_TIMEOUT).await?;
-            record(&o.result, &self.sb, self.kind == Kind::Floor, job_ids)?;
+            record(&o.result, &self.sb, self.kind, job_ids)?;
             started = Some(started.map_or(o.handed_out, |s| s.min(o.handed_out)));
             ended = o.received;
         }
@@ -515,22 +579,47 @@ impl Throttled<'_> {
     }
 }
 
-/// Checks one answer: the floor's must be an echo, the function's a new job (kept for the
-/// final accounting).
+/// Checks one answer: the floor's must be an echo, the function's and the POST floor's a new
+/// job (kept for the final accounting).
 fn record(
     result: &Result<Bytes, cloudbot_testkit::runtime_api::ErrorReport>,
     sb: &Sandbox,
-    is_floor: bool,
+    kind: Kind,
     job_ids: &mut Vec<String>,
 ) -> Result<(), BenchError> {
-    if is_floor {
-        return match result {
+    match kind {
+        Kind::Floor => match result {
             Ok(_) => Ok(()),
             Err(e) => Err(BenchError::msg(format!("floor failed: {e:?}"))),
-        };
+        },
+        Kind::FloorPost => {
+            job_ids.push(upstream_job_id(result)?);
+            Ok(())
+        }
+        Kind::Plain | Kind::Keyed(_) => {
+            job_ids.push(expect_job(result, sb)?);
+            Ok(())
+        }
     }
-    job_ids.push(expect_job(result, sb)?);
-    Ok(())
+}
+
+/// The job id of the POST floor's answer: the emulator's own execute answer, forwarded.
+fn upstream_job_id(
+    result: &Result<Bytes, cloudbot_testkit::runtime_api::ErrorReport>,
+) -> Result<String, BenchError> {
+    let body = result
+        .as_ref()
+        .map_err(|e| BenchError::msg(format!("POST floor failed: {e:?}")))?;
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("job_id")?.as_str().map(str::to_owned))
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            BenchError::msg(format!(
+                "POST floor: no job_id in {}",
+                String::from_utf8_lossy(body)
+            ))
+        })
 }
 
 /// The `n`-th keyed execute of the model: its own `idempotency_key`, so it claims a new record.
@@ -546,15 +635,21 @@ fn keyed_event(bot_endpoint: &str, n: usize) -> Bytes {
     )
 }
 
-/// Keyed starts (sandboxes) of the subjects on `mode`'s store over every configuration.
-fn keyed_starts(all: &[Rounds], subjects: &[Subject], mode: StoreMode) -> u64 {
+/// Keyed starts (sandboxes) of the subjects on `mode`'s store that `which` selects, over every
+/// configuration.
+fn keyed_starts(
+    all: &[Rounds],
+    subjects: &[Subject],
+    mode: StoreMode,
+    which: impl Fn(&Subject) -> bool,
+) -> u64 {
     let runs: usize = all
         .iter()
         .map(|r| {
             subjects
                 .iter()
                 .zip(&r.runs)
-                .filter(|(s, _)| s.kind == Kind::Keyed(mode))
+                .filter(|(s, _)| s.kind == Kind::Keyed(mode) && which(s))
                 .map(|(_, runs)| runs.len())
                 .sum::<usize>()
         })
@@ -593,6 +688,16 @@ fn figures(runs: &[Run]) -> Result<CpuFigures, BenchError> {
             .copied()
             .unwrap_or_default(),
         throttled_periods: runs.iter().map(|r| r.throttled_periods).sum(),
+        store_calls: runs
+            .iter()
+            .fold(StoreCalls::default(), |sum, r| StoreCalls {
+                put_item: sum.put_item + r.store_calls.put_item,
+                update_item: sum.update_item + r.store_calls.update_item,
+                get_item: sum.get_item + r.store_calls.get_item,
+                other: sum.other + r.store_calls.other,
+            }),
+        starts: runs.len(),
+        events: runs.iter().map(|r| r.events).sum(),
     })
 }
 
@@ -603,7 +708,12 @@ pub async fn only_cpu(
     settings: Settings,
     variants: Vec<(String, PathBuf)>,
 ) -> Result<(), BenchError> {
-    let mut bins = vec![&settings.bootstrap, &settings.floor, &settings.emulator];
+    let mut bins = vec![
+        &settings.bootstrap,
+        &settings.floor,
+        &settings.floor_post,
+        &settings.emulator,
+    ];
     bins.extend(variants.iter().map(|(_, bin)| bin));
     require_binaries(&bins.iter().map(|b| b.as_path()).collect::<Vec<_>>())?;
     let configs = settings.cpu_configs.clone();
@@ -612,11 +722,19 @@ pub async fn only_cpu(
             label: settings.bootstrap.display().to_string(),
             bin: settings.bootstrap.clone(),
             kind: Kind::Plain,
+            ledger: false,
         },
         Subject {
             label: settings.floor.display().to_string(),
             bin: settings.floor.clone(),
             kind: Kind::Floor,
+            ledger: false,
+        },
+        Subject {
+            label: settings.floor_post.display().to_string(),
+            bin: settings.floor_post.clone(),
+            kind: Kind::FloorPost,
+            ledger: false,
         },
     ];
     let keyed = settings.cpu_keyed.clone();
@@ -624,6 +742,7 @@ pub async fn only_cpu(
         label,
         bin,
         kind: Kind::Plain,
+        ledger: false,
     }));
     // Every plain subject again, keyed, on each store asked for (`--cpu-keyed`).
     let plain: Vec<(String, PathBuf)> = subjects
@@ -637,6 +756,7 @@ pub async fn only_cpu(
                 label: format!("{label} keyed ({mode:?})"),
                 bin: bin.clone(),
                 kind: Kind::Keyed(mode),
+                ledger: false,
             });
         }
     }

@@ -40,6 +40,8 @@ pub struct Settings {
     pub bootstrap: PathBuf,
     /// The hello-world floor bootstrap.
     pub floor: PathBuf,
+    /// The POST floor bootstrap (`floor-post`, CPU model only).
+    pub floor_post: PathBuf,
     /// The `cloudbot-emulator` binary.
     pub emulator: PathBuf,
     /// The `tls-start` binary.

@@ -17,7 +17,8 @@ pub const BUDGET_FIRST_CPU: Duration = Duration::from_millis(1);
 pub const BUDGET_STORE_CPU: Duration = Duration::from_micros(300);
 /// Budget (issue 24): the cold start's CPU (init + first invocation) against the floor's.
 pub const BUDGET_COLD_CPU_RATIO: f64 = 2.5;
-/// Budget (issue 24): warm CPU per plain event against the floor's.
+/// Budget (issue 24): warm CPU per plain event against the POST floor's (the same HTTPS POST
+/// on a kept connection, nothing else; the echo floor's ratio is shown beside it).
 pub const BUDGET_WARM_CPU_RATIO: f64 = 1.1;
 
 /// Memory and period the budget is judged at, and the full-core row it is compared with.
@@ -100,6 +101,7 @@ pub(super) fn cpu_model(s: &mut String, r: &Report) -> fmt::Result {
     }
     writeln!(s)?;
     store_and_cold_cpu(s, c)?;
+    super::runs::store_calls_per_run(s, c)?;
     budget(s, c)
 }
 
@@ -125,14 +127,18 @@ fn store_and_cold_cpu(s: &mut String, c: &CpuModel) -> fmt::Result {
          the harness). *Store share* = keyed − plain warm CPU p50. *Init + first CPU*: the \
          process's CPU up to its first poll plus the first invocation's, per start, then the \
          median. *Stalled*: starts whose first invocation the group was throttled in \
-         (`cpu.stat` `throttled_time` grew).\n",
+         (`cpu.stat` `throttled_time` grew). *POST floor* (`floor-post`): a hello-world \
+         bootstrap that sends each plain execute's input as one HTTPS POST on a kept connection \
+         with the function's stack (reqwest, rustls on aws-lc, HTTP/1.1) and returns the \
+         answer: what an execute cannot avoid, so the warm-CPU budget compares like with like \
+         ([why](docs/benchmarks.md#budget)).\n",
         ms(c.store_latency)
     )?;
     writeln!(
         s,
-        "| memory MB | period ms | warm CPU p50 ms: floor / plain / keyed (keeps) / keyed (closes) | store share ms: keeps / closes | first invocation CPU ms: plain / keyed (keeps) / keyed (closes) | first invocation stalled (starts): plain / keyed (keeps) / keyed (closes) | init + first CPU ms: function / floor (ratio) | keyed (keeps) throughput /s |"
+        "| memory MB | period ms | warm CPU p50 ms: floor / POST floor / plain / keyed (keeps) / keyed (closes) | plain − POST floor ms | store share ms: keeps / closes | first invocation CPU ms: plain / keyed (keeps) / keyed (closes) | first invocation stalled (starts): plain / keyed (keeps) / keyed (closes) | init + first CPU ms: function / floor (ratio) | keyed (keeps) throughput /s |"
     )?;
-    writeln!(s, "|---|---|---|---|---|---|---|---|")?;
+    writeln!(s, "|---|---|---|---|---|---|---|---|---|")?;
     for row in &c.rows {
         let plain = row.function.warm_cpu.p50;
         let alive = row.keyed_alive.warm_cpu.p50;
@@ -140,13 +146,15 @@ fn store_and_cold_cpu(s: &mut String, c: &CpuModel) -> fmt::Result {
         let n = c.starts;
         writeln!(
             s,
-            "| {} | {} | {} / {} / {} / {} | **{}** / {} | {} / {} / {} | {}/{n} / {}/{n} / {}/{n} | {} / {} ({:.2}×) | {:.0} |",
+            "| {} | {} | {} / {} / {} / {} / {} | {} | **{}** / {} | {} / {} / {} | {}/{n} / {}/{n} / {}/{n} | {} / {} ({:.2}×) | {:.0} |",
             row.memory_mb,
             row.period.as_millis(),
             ms(row.floor.warm_cpu.p50),
+            ms(row.floor_post.warm_cpu.p50),
             ms(plain),
             ms(alive),
             ms(close),
+            signed_ms(plain, row.floor_post.warm_cpu.p50),
             signed_ms(alive, plain),
             signed_ms(close, plain),
             ms(row.function.first_cpu.p50),
@@ -181,7 +189,8 @@ fn store_and_cold_cpu(s: &mut String, c: &CpuModel) -> fmt::Result {
         .p50
         .saturating_sub(row.function.warm_cpu.p50);
     let cold = ratio(row.function.cold_cpu.p50, row.floor.cold_cpu.p50);
-    let warm = ratio(row.function.warm_cpu.p50, row.floor.warm_cpu.p50);
+    let warm = ratio(row.function.warm_cpu.p50, row.floor_post.warm_cpu.p50);
+    let warm_echo = ratio(row.function.warm_cpu.p50, row.floor.warm_cpu.p50);
     writeln!(
         s,
         "Issue 24's budget ({BUDGET_MEMORY_MB} MB, {} ms period):\n",
@@ -207,10 +216,16 @@ fn store_and_cold_cpu(s: &mut String, c: &CpuModel) -> fmt::Result {
     )?;
     writeln!(
         s,
-        "| warm CPU per plain event (an execute) vs the floor's (an echo) | ≤ {BUDGET_WARM_CPU_RATIO}× | {warm:.2}× ({} vs {} ms) | {} |",
+        "| warm CPU per plain event (an execute) vs the POST floor's (the same HTTPS POST) | ≤ {BUDGET_WARM_CPU_RATIO}× | {warm:.2}× ({} vs {} ms) | {} |",
+        ms(row.function.warm_cpu.p50),
+        ms(row.floor_post.warm_cpu.p50),
+        met(warm <= BUDGET_WARM_CPU_RATIO)
+    )?;
+    writeln!(
+        s,
+        "| (reference) warm CPU per plain event vs the echo floor's | not a budget: an echo makes no upstream call | {warm_echo:.2}× ({} vs {} ms) | – |",
         ms(row.function.warm_cpu.p50),
         ms(row.floor.warm_cpu.p50),
-        met(warm <= BUDGET_WARM_CPU_RATIO)
     )?;
     writeln!(
         s,
@@ -223,7 +238,7 @@ fn store_and_cold_cpu(s: &mut String, c: &CpuModel) -> fmt::Result {
 }
 
 /// `a − b` in ms with its sign.
-fn signed_ms(a: Duration, b: Duration) -> String {
+pub(super) fn signed_ms(a: Duration, b: Duration) -> String {
     if a >= b {
         format!("+{}", ms(a - b))
     } else {

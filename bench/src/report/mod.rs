@@ -5,6 +5,7 @@ mod cpu;
 mod machine;
 mod queue;
 mod render;
+mod runs;
 mod store;
 
 use std::path::Path;
@@ -158,6 +159,12 @@ pub struct CpuFigures {
     pub throughput: f64,
     /// CFS periods in which the group was throttled, over every start.
     pub throttled_periods: u64,
+    /// What the subject's DynamoDB stand-in answered over every start (zero without a store).
+    pub store_calls: cloudbot_testkit::dynamodb::StoreCalls,
+    /// Starts measured.
+    pub starts: usize,
+    /// Events over every start (first, warm and back-to-back ones).
+    pub events: usize,
 }
 
 /// One memory size and period of the CPU model, function and floor side by side.
@@ -179,6 +186,11 @@ pub struct CpuRow {
     pub keyed_alive: CpuFigures,
     /// cloudbot-trigger, keyed executes, the table on a stand-in that closes every connection.
     pub keyed_close: CpuFigures,
+    /// floor-post: the plain execute's HTTPS POST alone (the warm-CPU budget's floor).
+    pub floor_post: CpuFigures,
+    /// cloudbot-trigger, keyed executes with the run ledger too (the template's default
+    /// stores), on the stand-in that keeps its connections.
+    pub keyed_ledger: CpuFigures,
 }
 
 /// The CPU-model scenario.

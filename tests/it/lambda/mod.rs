@@ -26,6 +26,7 @@ mod queue;
 mod reconcile;
 mod schedules;
 mod state_machines;
+mod store_calls;
 mod usage;
 
 use std::collections::HashMap;
