@@ -343,18 +343,28 @@ impl Service {
         if let Some(contract) = request.contract() {
             self.credentials.provider(contract)?;
         }
+        // The flows other than execute and refer_job (the hot paths) are boxed: `run`'s future
+        // is as large as its largest arm, and it sits inside every invocation's future.
         match &request.operation {
             Operation::Execute(execute) => self.execute(execute, scope, request_id, record).await,
             Operation::ReferJob { job } => self.refer_job(job, scope, record).await,
-            Operation::ListBots { public_id } => self.list_bots(public_id, scope, record).await,
-            Operation::ResolveIdempotency { key, resolution } => {
-                self.resolve(key, resolution, scope).await
+            Operation::ListBots { public_id } => {
+                Box::pin(self.list_bots(public_id, scope, record)).await
             }
-            Operation::Callback { id } => self.receive_callback(id.as_ref(), scope, record).await,
-            Operation::BotDone(done) => self.receive_bot_done(done, scope, record).await,
-            Operation::ScheduleTick(execute) => self.schedule_tick(execute, scope, record).await,
-            Operation::ExecutionEnded(change) => self.execution_ended(change, scope, record).await,
-            Operation::Sweep => self.sweep(scope, record).await,
+            Operation::ResolveIdempotency { key, resolution } => {
+                Box::pin(self.resolve(key, resolution, scope)).await
+            }
+            Operation::Callback { id } => {
+                Box::pin(self.receive_callback(id.as_ref(), scope, record)).await
+            }
+            Operation::BotDone(done) => Box::pin(self.receive_bot_done(done, scope, record)).await,
+            Operation::ScheduleTick(execute) => {
+                Box::pin(self.schedule_tick(execute, scope, record)).await
+            }
+            Operation::ExecutionEnded(change) => {
+                Box::pin(self.execution_ended(change, scope, record)).await
+            }
+            Operation::Sweep => Box::pin(self.sweep(scope, record)).await,
             Operation::DecideRerun(execute, failed) => rerun::decide_rerun(execute, failed),
         }
     }

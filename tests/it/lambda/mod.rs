@@ -278,8 +278,9 @@ impl Harness {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
-        self.service
-            .handle(LambdaEvent::new(payload, context))
+        // Boxed: a test awaits many invocations, and a debug build gives each awaited future
+        // its own stack slot in the test's frame (the default test thread has 2 MiB).
+        Box::pin(self.service.handle(LambdaEvent::new(payload, context)))
             .await
             .map(|raw| serde_json::from_str(raw.get()).unwrap())
     }

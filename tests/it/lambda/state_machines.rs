@@ -25,6 +25,11 @@ const NOT_RETRIED: &[(&str, &str)] = &[
         "Callback.NotReady",
         "an answer of the callback route to Cloud BOT (which retries it), never a Task's error",
     ),
+    (
+        "Orphans.Unavailable",
+        "only the orphan paths (Step Functions' status-change event, the sweep) meet it, never a \
+         Task of the state machines",
+    ),
 ];
 
 /// Retryable rows only a callback-driven execute (one that passes `$$.Task.Token`) can produce.
