@@ -478,10 +478,13 @@ def test_figures_job_end_to_execution_end_callback_vs_polling(stack, emu, capsys
     polling = [run(stack.polling, wait_seconds=2) for _ in range(runs)]
     # The loops, as the counts show them: the callback path is one ExecuteBot and one receiver
     # invocation whatever the BOT's duration; polling is one ExecuteBot plus one refer_job per
-    # wait, and a job ending at D s is seen by wait ceil(D / W) or the one after it.
+    # wait, and a job ending at D s is seen by wait ceil(D / W) or the one after it (or the
+    # one before it when the execute's answer and the state transition took longer than
+    # ceil(D / W) * W - D s, as on a loaded machine: the first wait starts that much later).
     assert all(n == 2 and polls == 0 for _, n, polls in callback), callback
     assert all(n == 1 + polls for _, n, polls in polling), polling
-    assert all(polls in (math.ceil(3 / 2), math.ceil(3 / 2) + 1) for _, _, polls in polling), polling
+    expected_polls = range(math.ceil(3 / 2) - 1, math.ceil(3 / 2) + 2)
+    assert all(polls in expected_polls for _, _, polls in polling), polling
     bot_s, wait_s = 600, 30
     ten_minutes = (1 + math.ceil(bot_s / wait_s), 1 + math.ceil(bot_s / wait_s) + 1)
     with capsys.disabled():

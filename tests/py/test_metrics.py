@@ -35,6 +35,12 @@ def _emitted_names() -> set[str]:
     return set(re.findall(r'pub const [A-Z_]+: &str = "([^"]+)";', block.group(1)))
 
 
+def _dimension_names() -> set[str]:
+    block = re.search(r"pub mod dimension \{(.*?)\n\}", METRICS_RS.read_text(), re.S)
+    assert block
+    return set(re.findall(r'pub const [A-Z_]+: &str = "([^"]+)";', block.group(1)))
+
+
 def _records(log_path: Path) -> list[dict]:
     records = []
     for line in log_path.read_text().splitlines():
@@ -85,14 +91,25 @@ def test_one_valid_emf_record_per_invocation_with_the_outcome(invoke, lambda_wat
     new = records[before:]
     assert len(new) == 4, "exactly one record per invocation"
     emitted = _emitted_names()
+    declared_dims = _dimension_names()
     error_types = set(re.findall(r'name: "([A-Za-z.]+)"', KIND_RS.read_text()))
+    # Every record of the session (other tests' records too: the queue's lanes, the usage of a
+    # recorded end) is valid EMF with names and dimensions the metrics module declares.
     for record in records:
         assert_valid_emf(record)
         names = {m["Name"] for d in record["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
         assert names <= emitted, names - emitted
-        # Few, bounded dimensions: operation and outcome only; ids are properties.
         dims = {n for d in record["_aws"]["CloudWatchMetrics"] for s in d["Dimensions"] for n in s}
-        assert dims == {"Operation", "Outcome"}
+        assert dims <= declared_dims, dims - declared_dims
+    # This test's four invocations: the invocation's own metrics have few, bounded dimensions
+    # (operation and outcome; ids are properties). A recorded end adds its usage directive (by
+    # Contract), checked above.
+    for record in new:
+        directives = record["_aws"]["CloudWatchMetrics"]
+        own = [d for d in directives if any(m["Name"] == "Invocations" for m in d["Metrics"])]
+        assert len(own) == 1, directives
+        dims = {n for s in own[0]["Dimensions"] for n in s}
+        assert dims == {"Operation", "Outcome"}, dims
         assert record["Operation"] in {"execute", "refer_job", "list_bots", "none"}
         assert record["Outcome"] == "ok" or record["Outcome"] in error_types, record["Outcome"]
     for record in new:
