@@ -90,6 +90,9 @@ def test_one_valid_emf_record_per_invocation_with_the_outcome(invoke, lambda_wat
         assert_valid_emf(record)
         names = {m["Name"] for d in record["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
         assert names <= emitted, names - emitted
+        # The stack-wide total FailuresAlarm watches: Failures without dimensions, every record.
+        totals = [d for d in record["_aws"]["CloudWatchMetrics"] if d["Dimensions"] == [[]]]
+        assert any(m["Name"] == "Failures" for d in totals for m in d["Metrics"]), record["_aws"]
         # Few, bounded dimensions: operation and outcome only; ids are properties.
         dims = {n for d in record["_aws"]["CloudWatchMetrics"] for s in d["Dimensions"] for n in s}
         assert dims == {"Operation", "Outcome"}
