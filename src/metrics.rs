@@ -12,7 +12,8 @@
 //!
 //! [`OPERATIONS`] is the one list of `Operation` values: tests/it/lambda/docs.rs writes
 //! docs/operations.md's table from it, and tests/py/test_template.py checks the template's
-//! `FailuresAlarm` and dashboard against that table.
+//! dashboard against that table. The alarms on failures watch the [`STACK_TOTALS`] instead (one
+//! metric each, whatever the operations).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,8 +33,8 @@ pub const OPERATION_NONE: &str = "none";
 
 /// Every value the `Operation` dimension takes, with what it counts, in documentation order:
 /// each [`OperationKind`](crate::request::OperationKind)'s name (the unit test below fails when
-/// one is missing), then [`OPERATION_NONE`]. An alarm that must see every invocation sums over
-/// exactly these.
+/// one is missing), then [`OPERATION_NONE`]. An alarm that must see every invocation watches a
+/// [`STACK_TOTALS`] metric rather than summing over these.
 pub const OPERATIONS: &[(&str, &str)] = &[
     ("execute", "start a BOT (every trigger)"),
     (
@@ -241,6 +242,20 @@ pub const RUNNING_DIMENSION_SETS: &[&[&str]] = &[&[]];
 /// watches (one allowance per stack). The BOT is a property, not a dimension: one metric per BOT
 /// would cost per BOT, and `cloudbot usage` has the per-BOT figures from the ledger.
 pub const USAGE_DIMENSION_SETS: &[&[&str]] = &[&[dimension::CONTRACT], &[]];
+
+/// The failure counters that also get a stack-wide total: each is published a second time
+/// without dimensions (its own directive, [`TOTAL_DIMENSION_SETS`], present whenever the
+/// counter is), so an alarm watches ONE metric whatever the operations. Summing them per
+/// `Operation` in the alarm instead would need one metric per operation, and a metric-math
+/// alarm holds at most 10 (PutMetricAlarm refuses more at deploy).
+pub const STACK_TOTALS: &[&str] = &[
+    name::FAILURES,
+    name::LEDGER_WRITE_FAILURES,
+    name::EVENT_PUBLISH_FAILURES,
+];
+
+/// The dimension set of the [`STACK_TOTALS`]: none.
+pub const TOTAL_DIMENSION_SETS: &[&[&str]] = &[&[]];
 /// The sandbox's metrics writer: built once at cold start, borrowed by every invocation.
 #[derive(Debug)]
 pub struct Metrics {
@@ -512,6 +527,20 @@ impl Serialize for Record<'_> {
             dimensions: DIMENSION_SETS,
             metrics,
         }];
+        // The stack-wide totals the alarms watch: the same root members, declared again
+        // without dimensions (the per-operation series stay for the dashboard).
+        directives.push(Directive {
+            namespace: self.namespace,
+            dimensions: TOTAL_DIMENSION_SETS,
+            metrics: values
+                .iter()
+                .filter(|(n, _)| STACK_TOTALS.contains(n))
+                .map(|(n, _)| MetricDef {
+                    name: n,
+                    unit: unit_of(n).as_str(),
+                })
+                .collect(),
+        });
         // A skip is counted by its reason alone, in a second directive of the same record, so
         // the invocation's own dimension sets stay as they are.
         if inv.schedule_skip.is_some() {
@@ -819,10 +848,10 @@ mod tests {
         let aws = &v["_aws"];
         assert!(aws["Timestamp"].as_u64().is_some(), "{v}");
         let directives = aws["CloudWatchMetrics"].as_array().unwrap();
-        // The invocation's directive, the skip's when a schedule tick was skipped, the
-        // breaker's when a schedule paused itself, a running job's, and usage's when a run's end was
-        // recorded.
-        assert!((1..=5).contains(&directives.len()));
+        // An invocation's record: its directive, the stack-wide totals', the skip's when a
+        // schedule tick was skipped, the breaker's when a schedule paused itself, a running job's,
+        // and usage's when a run's end was recorded (the side records have one).
+        assert!((1..=6).contains(&directives.len()));
         for d in directives {
             assert!(d["Namespace"].as_str().is_some_and(|n| !n.is_empty()));
             for set in d["Dimensions"].as_array().unwrap() {
@@ -940,8 +969,14 @@ mod tests {
             .flat_map(|r| r["_aws"]["CloudWatchMetrics"].as_array().unwrap())
             .flat_map(|d| d["Metrics"].as_array().unwrap())
             .collect();
+        // The stack-wide totals are declared twice (per operation and without dimensions).
+        let distinct: std::collections::BTreeSet<&str> = declared
+            .iter()
+            .map(|d| d["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(declared.len(), distinct.len() + STACK_TOTALS.len());
         assert_eq!(
-            declared.len(),
+            distinct.len(),
             METRICS.len(),
             "all metrics present with an upstream call, a skip, a trip, a failed ledger write, \
              a queue batch, a running job and a recorded end with a budget"
@@ -957,34 +992,103 @@ mod tests {
             serde_json::json!([["Operation", "Outcome"], ["Operation"]])
         );
         assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][1]["Dimensions"],
+            v["_aws"]["CloudWatchMetrics"][1],
+            serde_json::json!({
+                "Namespace": "Test/NS",
+                "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "Failures", "Unit": "Count"},
+                    {"Name": "LedgerWriteFailures", "Unit": "Count"},
+                    {"Name": "EventPublishFailures", "Unit": "Count"},
+                ],
+            }),
+            "the stack-wide totals, without dimensions"
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][2]["Dimensions"],
             serde_json::json!([["SkipReason"]])
         );
         assert_eq!(v["SkipReason"], "holiday");
         assert_eq!(v["ScheduleSkips"], 1);
         // The breaker's trip: no dimensions, the schedule as a plain property.
         assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][2]["Dimensions"],
+            v["_aws"]["CloudWatchMetrics"][3]["Dimensions"],
             serde_json::json!([[]])
         );
         assert_eq!(v["SchedulePaused"], 1);
         assert_eq!(v["Schedule"], "daily-report");
         // A running job's time and its overrun: no dimensions either, whole seconds.
         assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][3]["Dimensions"],
+            v["_aws"]["CloudWatchMetrics"][4]["Dimensions"],
             serde_json::json!([[]])
         );
         assert_eq!(v["JobRunningSeconds"], 3_700);
         assert_eq!(v["JobOverruns"], 1);
         // A recorded end's usage: by contract and without dimensions, the BOT a property.
         assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][4]["Dimensions"],
+            v["_aws"]["CloudWatchMetrics"][5]["Dimensions"],
             serde_json::json!([["Contract"], []])
         );
         assert_eq!(v["Contract"], "demo");
         assert_eq!(v["BotSeconds"], 42);
         assert_eq!(v["BudgetUsedPercent"], 12.35);
         assert_eq!(v["Bot"], "demo/echo_bot");
+    }
+
+    #[test]
+    fn every_record_carries_the_stack_wide_failure_total_the_alarm_watches() {
+        let m = Metrics::new("NS");
+        let totals = |v: &Value| -> Vec<(String, Value)> {
+            let directive = &v["_aws"]["CloudWatchMetrics"][1];
+            assert_eq!(directive["Dimensions"], serde_json::json!([[]]));
+            directive["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    let name = d["Name"].as_str().unwrap().to_owned();
+                    let value = v[&name].clone();
+                    (name, value)
+                })
+                .collect()
+        };
+        // A success: Failures 0 is still published, so the total exists (and reads 0).
+        let mut ok = m.start("sfn", "r1");
+        ok.set_operation("refer_job");
+        let v = render(&ok);
+        assert_valid_emf(&v);
+        assert_eq!(totals(&v), [("Failures".to_owned(), Value::from(0))]);
+        // A failure of any operation counts 1 in the same dimensionless metric, whose value is
+        // the per-operation one (one root member, declared in both directives).
+        let mut failed = m.start("apigw-v2", "r2");
+        failed.set_operation("decide_rerun");
+        failed.set_failed("InvalidRequest");
+        failed.add_ledger_write_failure();
+        failed.add_ledger_write_failure();
+        let v = render(&failed);
+        assert_valid_emf(&v);
+        assert_eq!(
+            totals(&v),
+            [
+                ("Failures".to_owned(), Value::from(1)),
+                ("LedgerWriteFailures".to_owned(), Value::from(2)),
+            ]
+        );
+        let per_operation: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["Name"].as_str().unwrap())
+            .collect();
+        assert!(
+            per_operation.contains(&"Failures") && per_operation.contains(&"LedgerWriteFailures")
+        );
+        // Every total is a metric of the one list.
+        assert!(
+            STACK_TOTALS
+                .iter()
+                .all(|t| METRICS.iter().any(|(n, _)| n == t))
+        );
     }
 
     #[test]
@@ -1011,16 +1115,17 @@ mod tests {
         assert_eq!(v["BotSeconds"], 7);
         assert!(v.get("BudgetUsedPercent").is_none() && v.get("Bot").is_none());
         assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][1]["Metrics"],
+            v["_aws"]["CloudWatchMetrics"][2]["Metrics"],
             serde_json::json!([{"Name": "BotSeconds", "Unit": "Seconds"}])
         );
     }
 
     #[test]
-    fn a_record_without_a_skip_has_one_directive_and_no_skip_reason() {
+    fn a_record_without_a_skip_has_two_directives_and_no_skip_reason() {
         let m = Metrics::new("NS");
         let v = render(&m.start("scheduler", "r"));
-        assert_eq!(v["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 1);
+        // The invocation's and the stack-wide totals'.
+        assert_eq!(v["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 2);
         assert!(v.get("SkipReason").is_none() && v.get("ScheduleSkips").is_none());
     }
 

@@ -110,6 +110,10 @@ def test_one_valid_emf_record_per_invocation_with_the_outcome(invoke, lambda_wat
         assert len(own) == 1, directives
         dims = {n for s in own[0]["Dimensions"] for n in s}
         assert dims == {"Operation", "Outcome"}, dims
+        # The stack-wide total the failure alarms watch: Failures without dimensions, in every
+        # invocation's record.
+        totals = [d for d in directives if d["Dimensions"] == [[]]]
+        assert any(m["Name"] == "Failures" for d in totals for m in d["Metrics"]), directives
         assert record["Operation"] in {"execute", "refer_job", "list_bots", "none"}
         assert record["Outcome"] == "ok" or record["Outcome"] in error_types, record["Outcome"]
     for record in new:

@@ -6,7 +6,7 @@
 //! table with `CLOUDBOT_UPDATE_DOCS=1 cargo test --test it docs::`.
 //!
 //! The operation table is also the list tests/py/test_template.py checks the template against
-//! (`FailuresAlarm` sums exactly these operations, the dashboard shows each): a generated table
+//! (the dashboard's invocations widget shows each operation): a generated table
 //! the Python test reads, rather than a Rust test parsing YAML or Python parsing Rust, so the
 //! code stays the one home and each test reads the format it is good at.
 
