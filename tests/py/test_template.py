@@ -1066,6 +1066,8 @@ def _function_env(template: dict, params: dict[str, object], settings: dict[str,
     resources = {
         "IdempotencyTable": "cloudbot-trigger-IdempotencyTable-1A2B3C4D5E6F",
         "RunLedgerTable": "cloudbot-trigger-RunLedgerTable-1A2B3C4D5E6F",
+        # A queue's Ref is its URL.
+        "RunDeadLetterQueue": "https://sqs.us-east-1.amazonaws.com/123456789012/cloudbot-trigger-runs-dlq",
     }
     settings = {**_settings(template), **(settings or {})}
     as_text = {name: str(value) for name, value in params.items()}
