@@ -107,7 +107,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )),
         _ => None,
     };
-    let visibility = admission.as_ref().map(|_| Visibility::new(&aws));
+    // The run queue's SQS client: admission puts waiting messages back with it, and the function
+    // moves a message that will never succeed to the run dead-letter queue (docs/queue.md).
+    let visibility = (admission.is_some() || config.run_dead_letter_queue_url.is_some())
+        .then(|| Visibility::new(&aws));
     let service = Service::new(config, sdk::secrets_manager_client(&aws))
         .inspect_err(|err| tracing::error!(error = %err, "cannot start"))?
         .with_idempotency(idempotency)

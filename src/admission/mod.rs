@@ -9,7 +9,8 @@
 //! - `rules`: caps, the slots a lane may take, the growing wait (pure).
 //! - `slot`: the slot item and its key.
 //! - `dynamodb`: the slots as items of the run ledger table (the only SDK types but SQS's).
-//! - `visibility`: a waiting message put back with its delay (SQS).
+//! - `visibility`: a waiting message put back with its delay, and the run queue's SQS client
+//!   (also the dead-letter move, src/service/dead_letter.rs).
 
 mod dynamodb;
 mod rules;
@@ -23,7 +24,7 @@ use tokio::time::Instant;
 pub use dynamodb::SlotTable;
 pub use rules::{Caps, FIRST_WAIT, MAX_CAP, MAX_WAIT, candidates, parse_caps, wait_delay};
 pub use slot::{Hold, SLOT_PREFIX, Slot, SlotKey, Taking, attribute};
-pub use visibility::{Visibility, queue_url};
+pub use visibility::{DeadLetterReason, Visibility, queue_url};
 
 use crate::cloudbot::PublicId;
 use crate::table::{StoreError, StoreFuture, bounded, now_ms};

@@ -1,7 +1,9 @@
 //! Putting a run queue message back for later: `ChangeMessageVisibility` on the lane it came
 //! from, so a message that found its contract's cap reached is delivered again after a delay
 //! that grows with its receives (`rules::wait_delay`), instead of after the queue's fixed
-//! visibility timeout. The only code of admission that sees SQS types.
+//! visibility timeout. The only code of admission that sees SQS types. The same client moves a
+//! message that will never succeed to the run dead-letter queue at once (`dead_letter`,
+//! docs/queue.md, "What becomes of a message").
 
 use std::time::Duration;
 
@@ -57,6 +59,70 @@ impl Visibility {
                 ),
                 _ => "SQS ChangeMessageVisibility could not be sent".to_owned(),
             })
+    }
+}
+
+/// Why a message was moved to the dead-letter queue: its message attributes (no secret: the
+/// error text is the one the log line has).
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetterReason<'a> {
+    /// The error type (`ErrorType` attribute).
+    pub error_type: &'a str,
+    /// The error's log text (`ErrorMessage`).
+    pub error_message: &'a str,
+    /// The lane it came from (`SourceLane`).
+    pub lane: &'a str,
+    /// Its message id on that lane (`SourceMessageId`).
+    pub message_id: &'a str,
+}
+
+/// SQS refuses an attribute value above the message's own size limit; the error text is cut
+/// well below it (a few lines is all an operator reads).
+const MAX_ATTRIBUTE_CHARS: usize = 1024;
+
+impl Visibility {
+    /// Sends `body` to the queue `queue_url` with `reason` as message attributes. The error is a
+    /// fixed text with the service's error code.
+    pub async fn dead_letter(
+        &self,
+        queue_url: &str,
+        body: &str,
+        reason: &DeadLetterReason<'_>,
+    ) -> Result<(), String> {
+        let error_message: String = reason
+            .error_message
+            .chars()
+            .take(MAX_ATTRIBUTE_CHARS)
+            .collect();
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body);
+        for (name, value) in [
+            ("ErrorType", reason.error_type),
+            ("ErrorMessage", error_message.as_str()),
+            ("SourceLane", reason.lane),
+            ("SourceMessageId", reason.message_id),
+        ] {
+            // SQS refuses an empty attribute value.
+            if value.is_empty() {
+                continue;
+            }
+            let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|_| "an SQS message attribute could not be built".to_owned())?;
+            send = send.message_attributes(name, attribute);
+        }
+        send.send().await.map(|_| ()).map_err(|err| match &err {
+            SdkError::ServiceError(ctx) => format!(
+                "SQS SendMessage failed: {}",
+                ctx.err().code().unwrap_or("unknown error")
+            ),
+            _ => "SQS SendMessage could not be sent".to_owned(),
+        })
     }
 }
 

@@ -218,6 +218,10 @@ pub struct Config {
     /// The caps on running BOT jobs of the run queue's runs; `None`: uncapped
     /// (docs/queue.md, "Admission control").
     pub admission: Option<crate::admission::Caps>,
+    /// Where the function moves a run queue message that will never succeed
+    /// (`CLOUDBOT_RUN_DEAD_LETTER_QUEUE_URL`); `None`: SQS moves it after `maxReceiveCount`
+    /// (docs/queue.md, "What becomes of a message").
+    pub run_dead_letter_queue_url: Option<String>,
 }
 
 impl Config {
@@ -253,6 +257,7 @@ impl Config {
             test_only_extra_ca: read::extra_ca(&env)?,
             queue_concurrency: read::queue_concurrency(&env)?,
             admission: caps,
+            run_dead_letter_queue_url: read::run_dead_letter_queue_url(&env)?,
         })
     }
 

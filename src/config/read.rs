@@ -390,3 +390,16 @@ pub(super) fn queue_concurrency(
             .ok_or_else(|| ConfigError::new(VAR, "must be a whole number from 1 to 10")),
     }
 }
+
+/// `CLOUDBOT_RUN_DEAD_LETTER_QUEUE_URL`: the run dead-letter queue's URL (what `SendMessage`
+/// takes), checked here so a typo is said at cold start rather than at the first bad message.
+pub(super) fn run_dead_letter_queue_url(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+) -> Result<Option<String>, ConfigError> {
+    const VAR: &str = "CLOUDBOT_RUN_DEAD_LETTER_QUEUE_URL";
+    match env.get(VAR) {
+        None => Ok(None),
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => Ok(Some(url)),
+        Some(_) => Err(ConfigError::new(VAR, "must be a queue URL (https://...)")),
+    }
+}

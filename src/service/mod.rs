@@ -36,6 +36,7 @@ mod answer;
 mod bot_done;
 mod breaker;
 mod callback;
+mod dead_letter;
 mod execute;
 mod init;
 mod learned;
@@ -91,7 +92,8 @@ pub struct Service {
     usage: Option<crate::usage::Usage>,
     /// Admission control of the run queue (docs/queue.md); `None`: uncapped.
     admission: Option<crate::admission::Admission>,
-    /// Puts a message waiting for a slot back with its delay.
+    /// The run queue's SQS client: puts a message waiting for a slot back with its delay, and
+    /// moves one that will never succeed to the dead-letter queue (docs/queue.md).
     visibility: Option<crate::admission::Visibility>,
     /// Step Functions executions' statuses, for the sweep (docs/orphans.md).
     executions: Option<Box<dyn crate::orphans::ExecutionReader>>,

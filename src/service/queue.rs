@@ -111,7 +111,8 @@ impl Service {
                 Ok(false) => Fate::Waiting,
                 Err(failure) => {
                     record.set_failed(failure.kind().name);
-                    Fate::of_failure(failure.kind())
+                    let fate = Fate::of_failure(failure.kind());
+                    Box::pin(self.move_dead_lettered(queued, failure, fate, deadline)).await
                 }
             };
             record.add_secret_fetches(self.credentials.take_fetch_count());
@@ -155,6 +156,14 @@ fn log_fate(queued: &Queued, fate: Fate) {
             "the message will not succeed as sent: reported failed, it moves to the dead-letter \
              queue after the queue's maxReceiveCount"
         ),
+        Fate::Moved => tracing::warn!(
+            message_id,
+            lane,
+            receive_count,
+            fate = fate_name,
+            "the message will not succeed as sent: moved to the run dead-letter queue with its \
+             reason"
+        ),
         // Why it waits was logged when it found no slot.
         Fate::Waiting => tracing::info!(
             message_id,
@@ -193,7 +202,7 @@ fn lanes(messages: &[Queued], fates: &[Fate], received: SystemTime) -> Vec<Queue
         match fate {
             Fate::Done => {}
             Fate::Redelivered => lane.redelivered += 1,
-            Fate::DeadLettered => lane.dead_lettered += 1,
+            Fate::DeadLettered | Fate::Moved => lane.dead_lettered += 1,
             Fate::Unknown => lane.outcome_unknown += 1,
             Fate::Waiting => lane.admission_waits += 1,
         }

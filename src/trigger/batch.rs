@@ -18,10 +18,13 @@ pub enum Fate {
     /// after its visibility timeout (and moves it to the dead-letter queue after the queue's
     /// `maxReceiveCount` receives).
     Redelivered,
-    /// Will not succeed as sent (invalid, refused by Cloud BOT): reported failed too, so it ends
-    /// in the dead-letter queue after `maxReceiveCount` receives instead of being lost; the log
-    /// says why.
+    /// Will not succeed as sent (invalid, refused by Cloud BOT): the function moves it to the
+    /// run dead-letter queue itself ([`Fate::after_move`]); when it cannot, reported failed, so
+    /// it ends there after `maxReceiveCount` receives instead of being lost; the log says why.
     DeadLettered,
+    /// A [`Fate::DeadLettered`] message the function sent to the run dead-letter queue with its
+    /// reason: deleted by SQS (a copy waits in the dead-letter queue).
+    Moved,
     /// It is unknown whether a job started: deleted (never reported failed), recorded in the
     /// idempotency record as unknown, counted and alarmed.
     Unknown,
@@ -43,6 +46,16 @@ impl Fate {
         }
     }
 
+    /// The fate once the function tried to move a message to the dead-letter queue (`moved`:
+    /// the send succeeded). Only a dead-lettered message is ever moved; one that could not be
+    /// stays reported failed, so SQS still moves it after `maxReceiveCount` receives.
+    pub fn after_move(self, moved: bool) -> Fate {
+        match self {
+            Fate::DeadLettered if moved => Fate::Moved,
+            other => other,
+        }
+    }
+
     /// Whether SQS is told the message failed (a batch item failure).
     pub fn reported_failed(self) -> bool {
         matches!(self, Fate::Redelivered | Fate::DeadLettered | Fate::Waiting)
@@ -54,6 +67,7 @@ impl Fate {
             Fate::Done => "done",
             Fate::Redelivered => "redelivered",
             Fate::DeadLettered => "dead-lettered",
+            Fate::Moved => "moved-to-dead-letter",
             Fate::Unknown => "kept-unknown",
             Fate::Waiting => "waiting",
         }
@@ -103,12 +117,39 @@ mod tests {
     }
 
     #[test]
+    fn only_a_dead_lettered_message_is_moved_and_a_failed_move_stays_reported_failed() {
+        assert_eq!(Fate::DeadLettered.after_move(true), Fate::Moved);
+        assert!(
+            !Fate::Moved.reported_failed(),
+            "SQS deletes a moved message"
+        );
+        assert_eq!(Fate::DeadLettered.after_move(false), Fate::DeadLettered);
+        assert!(
+            Fate::DeadLettered.reported_failed(),
+            "SQS moves it after maxReceiveCount"
+        );
+        for fate in [Fate::Done, Fate::Redelivered, Fate::Unknown, Fate::Waiting] {
+            assert_eq!(fate.after_move(true), fate);
+            assert_eq!(fate.after_move(false), fate);
+        }
+        // Every error type that is dead-lettered is moved once the send succeeds.
+        for (kind, fate) in fate_table() {
+            let moved = fate.after_move(true) == Fate::Moved;
+            assert_eq!(
+                moved,
+                !kind.retryable && kind.name != CLOUDBOT_OUTCOME_UNKNOWN.name
+            );
+        }
+    }
+
+    #[test]
     fn the_answer_names_the_failed_messages_only() {
         let raw = encode_batch([
             ("a", Fate::Done),
             ("b", Fate::Redelivered),
             ("c", Fate::Unknown),
             ("d", Fate::DeadLettered),
+            ("e", Fate::Moved),
         ])
         .unwrap();
         let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap();

@@ -58,6 +58,8 @@ pub struct Queued {
     pub receive_count: Option<u32>,
     /// The validated request, or why there is none.
     pub request: Result<Request, RequestError>,
+    /// The body as sent: what the function moves to the dead-letter queue. Never logged.
+    pub body: Option<String>,
     /// The queue it came from (`eventSourceARN`) and its receipt handle: what putting it back
     /// for later takes (admission control, docs/queue.md). Never logged.
     pub receipt: Option<(String, String)>,
@@ -106,9 +108,9 @@ fn decode_message(
         .and_then(|ms| ms.parse().ok())
         .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
     let receive_count = attribute("ApproximateReceiveCount").and_then(|n| n.parse().ok());
-    let request = match message.body {
+    let request = match &message.body {
         None => Err(RequestError::field("body", "is required (one request)")),
-        Some(body) => crate::payload::parse(&body, "the message body")
+        Some(body) => crate::payload::parse(body, "the message body")
             .and_then(|body| decode_body(body, &message_id, config)),
     };
     Ok(Queued {
@@ -117,6 +119,7 @@ fn decode_message(
         sent_at,
         receive_count,
         request,
+        body: message.body,
         receipt,
     })
 }

@@ -339,6 +339,7 @@ def test_function_may_read_only_its_secret(template):
             str(["dynamodb:GetItem"]),
             str(["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem"]),
             "sqs:ChangeMessageVisibility",
+            "sqs:SendMessage",
             str(settle),
         ]
     )
@@ -351,6 +352,11 @@ def test_function_may_read_only_its_secret(template):
     condition, delay, _ = conditional["DelayWaitingRuns"]
     assert condition == "AdmissionOn"
     assert delay["Resource"] == [{"Fn::GetAtt": ["RunQueueHigh", "Arn"]}, {"Fn::GetAtt": ["RunQueueNormal", "Arn"]}]
+    # The dead-letter move (docs/queue.md): the run dead-letter queue only, told by its URL.
+    move = next(s for s in statements if s.get("Sid") == "MoveDeadLetteredRuns")
+    assert move["Action"] == "sqs:SendMessage"
+    assert move["Resource"] == {"Fn::GetAtt": ["RunDeadLetterQueue", "Arn"]}
+    assert props["Environment"]["Variables"]["CLOUDBOT_RUN_DEAD_LETTER_QUEUE_URL"] == {"Ref": "RunDeadLetterQueue"}
     table = next(s for s in statements if isinstance(s.get("Action"), list) and s["Action"][0].startswith("dynamodb:"))
     assert table["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, "only the idempotency table"
     ledger = next(s for s in statements if s.get("Sid") == "WriteRunLedger")
@@ -1080,6 +1086,8 @@ def _function_env(template: dict, params: dict[str, object], settings: dict[str,
     resources = {
         "IdempotencyTable": "cloudbot-trigger-IdempotencyTable-1A2B3C4D5E6F",
         "RunLedgerTable": "cloudbot-trigger-RunLedgerTable-1A2B3C4D5E6F",
+        # A queue's Ref is its URL.
+        "RunDeadLetterQueue": "https://sqs.us-east-1.amazonaws.com/123456789012/cloudbot-trigger-runs-dlq",
     }
     settings = {**_settings(template), **(settings or {})}
     as_text = {name: str(value) for name, value in params.items()}

@@ -11,6 +11,7 @@ mod bot_done;
 mod callback_route;
 mod contracts;
 mod credentials;
+mod dead_letter;
 mod docs;
 mod events;
 mod exactly_once;
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cloudbot_emulator::Emulator;
-use cloudbot_trigger::admission::{Admission, SlotTable};
+use cloudbot_trigger::admission::{Admission, SlotTable, Visibility};
 use cloudbot_trigger::config::Config;
 use cloudbot_trigger::idempotency::Idempotency;
 use cloudbot_trigger::ledger::{Ledger, LedgerTable};
@@ -210,13 +211,18 @@ impl Harness {
             let table = LedgerTable::new(ledger_client, ledger.table.clone());
             Ledger::new(table.clone(), ledger.retention).with_open_runs(table)
         });
+        // The dead-letter move (docs/queue.md) goes to moto's SQS when a test names a queue.
+        let visibility = config
+            .run_dead_letter_queue_url
+            .as_ref()
+            .map(|_| Visibility::new(&moto.sdk_config()));
         let service = Service::new(config, client)
             .expect("service")
             .with_idempotency(idempotency)
             .with_schedule_states(schedule_states)
             .with_ledger(ledger)
             .with_usage(usage)
-            .with_admission(admission, None);
+            .with_admission(admission, visibility);
         let service = match setup.events {
             Some(events) => service.with_job_events(Some(events)),
             None => service,

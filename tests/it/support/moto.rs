@@ -245,6 +245,22 @@ impl Intercept for CallCounter {
 /// DynamoDB (moto serves it on the same port): the idempotency table of the tests. moto keeps the
 /// TTL setting but never deletes an item, which is how the function must cope anyway.
 impl Moto {
+    /// The SDK configuration of a client of moto (dummy credentials, us-east-1): what the
+    /// function's run queue SQS client is built from.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        use aws_sdk_sqs::config::{
+            BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+        };
+        aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "moto",
+            )))
+            .endpoint_url(self.endpoint())
+            .build()
+    }
+
     /// A DynamoDB client for moto (dummy credentials, us-east-1).
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::from_conf(self.dynamodb_config().build())
