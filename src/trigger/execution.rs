@@ -18,14 +18,22 @@ pub(super) const FIELD: &str = "execution";
 const MAX_ARN_CHARS: usize = 2048;
 
 /// `request` (decoded from the envelope `map`) with the execution the envelope names, if any.
-pub(super) fn apply(map: &Map<String, Value>, mut request: Request) -> Result<Request, RequestError> {
+pub(super) fn apply(
+    map: &Map<String, Value>,
+    mut request: Request,
+) -> Result<Request, RequestError> {
     let Some(value) = map.get(FIELD) else {
         return Ok(request);
     };
-    if let Some(other) = ["operation", "schedule"].into_iter().find(|k| map.contains_key(*k)) {
+    if let Some(other) = ["operation", "schedule"]
+        .into_iter()
+        .find(|k| map.contains_key(*k))
+    {
         return Err(RequestError::field(
             FIELD,
-            format!("is not valid with `{other}`: only an ExecuteBot state's execute names its execution"),
+            format!(
+                "is not valid with `{other}`: only an ExecuteBot state's execute names its execution"
+            ),
         ));
     }
     let arn = parse(value)?;
