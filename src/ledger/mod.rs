@@ -27,7 +27,7 @@ pub use input::{KeptInput, MAX_INPUT_BYTES};
 pub use open::{OpenRun, OpenRunStore};
 pub use run::{
     End, MAX_MESSAGE_CHARS, MONTH_OFFSET_HOURS, ORPHANED, OUTSIDE, OVERRUN, Observed, Origin,
-    RunKey, RunWrite, month_of, seen_attribute,
+    RunKey, RunWrite, execution_of_key, month_of, seen_attribute,
 };
 
 use crate::cloudbot::{JobEndpoint, JobStatus};

@@ -85,11 +85,7 @@ impl Origin {
     ) -> Self {
         let key_text = key.map(RecordKey::as_str);
         let request = key_text.and_then(|k| k.strip_prefix("request:"));
-        let execution = request
-            .filter(|k| {
-                k.starts_with("arn:") && k.contains(":states:") && k.contains(":execution:")
-            })
-            .map(|k| k.split('#').next().unwrap_or(k).to_owned());
+        let execution = key.and_then(execution_of_key).map(str::to_owned);
         let occurrence = key_text
             .and_then(|k| k.strip_prefix("schedule:"))
             .or_else(|| request.and_then(|k| k.strip_prefix("schedule:")))
@@ -131,6 +127,27 @@ impl Origin {
             input: super::KeptInput::NotRecorded,
         }
     }
+}
+
+impl Origin {
+    /// This origin with the execution the execute's envelope named (its `execution` field):
+    /// it wins over the key's, which it was checked to agree with (src/trigger/execution.rs),
+    /// and is the only one a run keyed on a schedule occurrence has (docs/orphans.md).
+    pub fn with_execution(mut self, execution: Option<&str>) -> Self {
+        if let Some(arn) = execution {
+            self.execution = Some(arn.to_owned());
+        }
+        self
+    }
+}
+
+/// The Step Functions execution an idempotency key names
+/// (`request:arn:…:states:…:execution:…#…`), if any.
+pub fn execution_of_key(key: &RecordKey) -> Option<&str> {
+    key.as_str()
+        .strip_prefix("request:")
+        .filter(|k| k.starts_with("arn:") && k.contains(":states:") && k.contains(":execution:"))
+        .map(|k| k.split('#').next().unwrap_or(k))
 }
 
 /// The schedule's name in a Scheduler ARN (`…:schedule/<group>/<name>`).
@@ -429,6 +446,13 @@ mod tests {
                 Some("2026-11-24T00:00:00Z")
             )
         );
+
+        // The envelope's `execution` gives a schedule-keyed run its execution (else none).
+        assert_eq!(o.execution, None);
+        let named = o.clone().with_execution(Some(exec));
+        assert_eq!(named.execution.as_deref(), Some(exec));
+        assert_eq!(named.schedule.as_deref(), Some("nightly"));
+        assert_eq!(o.clone().with_execution(None), o);
 
         let key = RecordKey::request("order-1").unwrap();
         let o = Origin::of(Trigger::Direct, Some(&key), false, None, "r");

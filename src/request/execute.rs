@@ -55,6 +55,7 @@ pub(super) fn parse_execute(
             .map(crate::rerun::Policy::parse)
             .transpose()?,
         attempt: None,
+        execution: None,
     }))
 }
 

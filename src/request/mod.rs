@@ -265,6 +265,10 @@ pub struct Execute {
     /// The attempt this execute starts (the state machine's `attempt` envelope field);
     /// recorded in the run ledger. `None`: not part of a re-run loop.
     pub attempt: Option<crate::rerun::Attempt>,
+    /// The Step Functions execution ARN that sends this execute (the envelope's `execution`,
+    /// src/trigger/execution.rs): recorded in the run ledger for the orphan paths
+    /// (docs/orphans.md); not sent, not part of the fingerprint.
+    pub execution: Option<String>,
 }
 
 /// What an operator found for a record whose outcome is unknown.

@@ -76,7 +76,8 @@ impl Service {
                 .schedule
                 .as_ref()
                 .map(|t| t.definition.name.as_str());
-            let mut origin = Origin::of(scope.trigger, key, task.is_some(), name, request_id);
+            let mut origin = Origin::of(scope.trigger, key, task.is_some(), name, request_id)
+                .with_execution(execute.execution.as_deref());
             // The request's own maximum, else its managed schedule's (docs/overrun.md).
             origin.max_run_s = execute.max_run.map(|max| max.as_secs()).or_else(|| {
                 let tick = execute.schedule.as_ref()?;

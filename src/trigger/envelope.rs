@@ -19,6 +19,9 @@
 //!   the job with its own callback endpoint (docs/state-machines.md), so the request must not
 //!   name one. A task token needs the idempotency key: a Task retry is matched to its job by it.
 //!
+//! Every ExecuteBot state also sends `execution` (`$$.Execution.Id`), recorded in the run ledger
+//! for the orphan paths (src/trigger/execution.rs).
+//!
 //! A bare request (no `request` key) may carry `idempotency_key` itself. Keys per trigger:
 //! docs/exactly-once.md.
 
@@ -42,6 +45,8 @@ const ENVELOPE_FIELDS: &[&str] = &[
     // RunBot's re-run loop (src/rerun/envelope.rs).
     "attempt",
     "job",
+    // The sending execution (src/trigger/execution.rs).
+    "execution",
 ];
 
 /// The one envelope-level `operation`: decide a managed schedule's tick, run nothing.
@@ -156,6 +161,7 @@ fn envelope(mut map: Map<String, Value>, config: &Requests) -> Result<Request, R
         }
         request.operation = Operation::ScheduleTick(execute);
     }
+    let request = super::execution::apply(&map, request)?;
     crate::rerun::envelope::apply(&map, request, &config.api_base)
 }
 

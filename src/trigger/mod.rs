@@ -21,6 +21,7 @@
 mod batch;
 mod envelope;
 mod eventbridge;
+mod execution;
 mod http;
 mod route;
 mod sqs;

@@ -184,6 +184,9 @@ def test_state_machine_retry_and_catch_policy(path: Path):
                 assert not errors & NEVER_RETRY_EXECUTE, f"{name}: retrying {errors & NEVER_RETRY_EXECUTE} could start a second job"
                 assert retrier.get("Comment"), f"{name}: every ExecuteBot retrier says why it is safe"
         if _starts_the_bot(state):
+            # The run's execution, recorded in the ledger even when the key is a schedule
+            # occurrence's, so the orphan paths find the run (docs/orphans.md).
+            assert state["Parameters"]["Payload"].get("execution.$") == "$$.Execution.Id", f"{name}: sends its execution"
             key = state["Parameters"]["Payload"].get("idempotency_key.$", "")
             if key == "$.key.value":
                 # Chosen before ExecuteBot: the schedule's run (ARN + time) or the execution id.

@@ -108,6 +108,64 @@ async fn a_stopped_execution_gets_its_running_job_suspended_once_and_the_run_end
     );
 }
 
+/// RunBot's ExecuteBot for a run of the template's schedule: the key names the occurrence, not
+/// the execution, which comes in the envelope's `execution`.
+fn scheduled_execute(execution: &str) -> Value {
+    json!({
+        "idempotency_key": "schedule:arn:aws:scheduler:us-east-1:123456789012:schedule/default/nightly@2026-12-07T12:00:00Z#ExecuteBot",
+        "execution": execution,
+        "request": {"public_id": "demo", "bot_id": "slow_bot"},
+    })
+}
+
+#[tokio::test]
+async fn a_run_keyed_on_a_schedule_occurrence_is_suspended_when_its_execution_stops() {
+    let h = ledger().await;
+    let started = h.invoke(scheduled_execute(EXECUTION)).await.unwrap();
+    let job_id = started["job_id"].as_str().unwrap().to_owned();
+    let run = the_run(&h).await;
+    let text = |run: &std::collections::HashMap<_, aws_sdk_dynamodb::types::AttributeValue>,
+                name: &str| run.get(name).and_then(|v| v.as_s().ok()).cloned();
+    assert_eq!(text(&run, "execution").as_deref(), Some(EXECUTION));
+    assert_eq!(text(&run, "schedule").as_deref(), Some("nightly"));
+    assert!(
+        text(&run, "open_key").is_some_and(|k| k.starts_with(&format!("{EXECUTION}#"))),
+        "{run:?}"
+    );
+
+    // Another execution of the same occurrence (a duplicate delivery) replays the job: the
+    // execution is not part of the fingerprint, and the run keeps its first execution.
+    let other = "arn:aws:states:us-east-1:123456789012:execution:RunBot-x:e2";
+    let again = h.invoke(scheduled_execute(other)).await.unwrap();
+    assert_eq!(
+        (&again["job_id"], &again["replay"]),
+        (&json!(job_id), &json!(true))
+    );
+    assert_eq!(h.emulator.stats().jobs_created, 1);
+
+    let answer = h.invoke(status_change("ABORTED")).await.unwrap();
+    assert_eq!(answer["runs"][0]["fate"], "suspended", "{answer}");
+    assert!(h.emulator.job(&job_id).unwrap().suspended);
+    let run = the_run(&h).await;
+    assert_eq!(text(&run, "end_status").as_deref(), Some("orphaned"));
+}
+
+#[tokio::test]
+async fn an_execution_that_disagrees_with_the_key_is_refused_before_anything_is_sent() {
+    let h = ledger().await;
+    let mut event =
+        scheduled_execute("arn:aws:states:us-east-1:123456789012:execution:RunBot-x:e2");
+    event["idempotency_key"] = json!(format!("{EXECUTION}#ExecuteBot"));
+    let err = h.invoke(event).await.unwrap_err();
+    assert_eq!(err.error_type, "InvalidRequest");
+    assert!(
+        err.error_message.contains("`execution`"),
+        "{}",
+        err.error_message
+    );
+    assert!(requests_to(&h.emulator, "POST", "/demo/bots/").is_empty());
+}
+
 #[tokio::test]
 async fn keep_running_leaves_the_job_and_a_succeeded_execution_is_not_even_looked_up() {
     let h = ledger().await;

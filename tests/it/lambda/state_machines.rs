@@ -205,6 +205,11 @@ fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
                         key.contains("$$.Execution.Id"),
                         "{at} retries Lambda errors, so it must send an idempotency key"
                     );
+                    // Its execution too, whatever the key (docs/orphans.md).
+                    assert_eq!(
+                        task["Parameters"]["Payload"]["execution.$"], "$$.Execution.Id",
+                        "{at} must send its execution"
+                    );
                     for error in AWS_LISTED {
                         assert!(retried.contains(error), "{at} does not retry {error}");
                     }
