@@ -268,8 +268,9 @@ def test_every_variable_the_function_reads_has_its_docs_row():
 # At most this many parameters: what an operator must decide (issue 19: `sam deploy --guided`
 # asks each one, without its description). Issue 23 added ContractSecretArns (one secret per
 # contract: the IAM grant needs the list at deploy time); issue 22 the budget's three (allowance,
-# warning and stop levels: a contract's plan, not a tuning default).
-MAX_PARAMETERS = 16
+# warning and stop levels: a contract's plan, not a tuning default), and the running-job caps (how
+# many jobs a contract's plan runs at once: RunningCap for all, ContractRunningCaps per contract).
+MAX_PARAMETERS = 18
 
 
 def test_the_deploy_asks_only_what_an_operator_must_decide(template):
