@@ -38,6 +38,10 @@ summary() {
   fi
 }
 trap summary EXIT
+# A run stopped by a signal ends failed (128 + the signal), never "all tests passed": without
+# these, the EXIT trap would see the status of the interrupted step's last command.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # A CI run builds everything once from a fresh clone: incremental compilation would only write
 # its cache (time and disk) for a rebuild that never comes.
