@@ -12,11 +12,11 @@
 //! connection after its answer (`Connection: close`), so a benchmark can weigh what connection
 //! reuse is worth to the function's store calls.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,6 +36,8 @@ struct State {
     tables: Option<Tables>,
     /// Calls per table, kept items only.
     per_table: Mutex<BTreeMap<String, StoreCalls>>,
+    /// Calls refused as not served or invalid (kept items only; a failed condition is not one).
+    refused: AtomicU64,
     put_item: AtomicU64,
     update_item: AtomicU64,
     get_item: AtomicU64,
@@ -116,6 +118,7 @@ impl DynamoDbEndpoint {
             close,
             tables,
             per_table: Mutex::default(),
+            refused: AtomicU64::new(0),
             put_item: AtomicU64::new(0),
             update_item: AtomicU64::new(0),
             get_item: AtomicU64::new(0),
@@ -168,8 +171,19 @@ impl DynamoDbEndpoint {
 
     /// Calls answered so far on `table` (kept items only; a stateless stand-in counts no table).
     pub fn calls_of(&self, table: &str) -> StoreCalls {
-        let per_table = self.state.per_table.lock().unwrap_or_else(|e| e.into_inner());
+        let per_table = self
+            .state
+            .per_table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         per_table.get(table).copied().unwrap_or_default()
+    }
+
+    /// Calls refused so far because the stand-in does not serve them or they are invalid
+    /// (kept items only; a failed condition is an answer, not a refusal). A harness that sees
+    /// one cannot trust its counts: the function may have carried on past a failed write.
+    pub fn refused(&self) -> u64 {
+        self.state.refused.load(Ordering::Relaxed)
     }
 
     /// `n` PutItem round trips from a plain keep-alive hyper client: the stand-in as the leanest
@@ -276,9 +290,7 @@ async fn handle(
 /// One call on kept items: counted under its table, answered from [`Tables`]. Returns whether
 /// it was refused (HTTP 400) and the body.
 fn keep(state: &State, tables: &Tables, target: &str, request: &[u8]) -> (bool, String) {
-    let operation = target
-        .strip_prefix("DynamoDB_20120810.")
-        .unwrap_or(target);
+    let operation = target.strip_prefix("DynamoDB_20120810.").unwrap_or(target);
     let body: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
     let table = body
         .get("TableName")
@@ -297,7 +309,12 @@ fn keep(state: &State, tables: &Tables, target: &str, request: &[u8]) -> (bool, 
     }
     match tables.call(operation, &body) {
         Ok(answer) => (false, answer.to_string()),
-        Err(refusal) => (true, refusal.body()),
+        Err(refusal) => {
+            if refusal.kind != "ConditionalCheckFailedException" {
+                state.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, refusal.body())
+        }
     }
 }
 
@@ -371,5 +388,9 @@ mod tests {
             }
         );
         assert_eq!(store.calls_of("other"), StoreCalls::default());
+        assert_eq!(store.refused(), 0, "a failed condition is not a refusal");
+        let (status, _) = call("Query", serde_json::json!({"TableName": "t"})).await;
+        assert_eq!(status, 400);
+        assert_eq!(store.refused(), 1);
     }
 }

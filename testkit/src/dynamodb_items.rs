@@ -165,9 +165,9 @@ fn object(body: &Value, field: &str) -> Result<Item, Refusal> {
 
 /// The key's wire form; with `exact`, the map must hold the key and nothing else (a `Key`).
 fn key_of(item: &Item, key_attribute: &str, exact: bool) -> Result<String, Refusal> {
-    let key = item.get(key_attribute).ok_or_else(|| {
-        Refusal::invalid(format!("missing the key {key_attribute} in the item"))
-    })?;
+    let key = item
+        .get(key_attribute)
+        .ok_or_else(|| Refusal::invalid(format!("missing the key {key_attribute} in the item")))?;
     if exact && item.len() != 1 {
         return Err(Refusal::invalid(
             "the provided key element does not match the schema",
@@ -455,14 +455,20 @@ fn parse_update(text: &str) -> Result<Vec<Action>, Refusal> {
     while let Some(token) = p.next() {
         let clause = match token {
             Token::Word(w) => w.to_ascii_uppercase(),
-            other => return Err(Refusal::invalid(format!("expected SET or REMOVE, got {other:?}"))),
+            other => {
+                return Err(Refusal::invalid(format!(
+                    "expected SET or REMOVE, got {other:?}"
+                )));
+            }
         };
         loop {
             match clause.as_str() {
                 "SET" => {
                     let path = p.path()?;
                     p.expect("=")?;
-                    let first = p.next().ok_or_else(|| Refusal::invalid("a SET lacks its value"))?;
+                    let first = p
+                        .next()
+                        .ok_or_else(|| Refusal::invalid("a SET lacks its value"))?;
                     let is_fn = matches!(&first, Token::Word(w) if w == "if_not_exists");
                     if is_fn {
                         p.expect("(")?;
@@ -561,7 +567,9 @@ impl Parser {
             other => return Err(Refusal::invalid(format!("expected a path, got {other:?}"))),
         };
         if matches!(self.peek(), Some(Token::Sym("." | "["))) {
-            return Err(Refusal::invalid("nested paths are not served by the stand-in"));
+            return Err(Refusal::invalid(
+                "nested paths are not served by the stand-in",
+            ));
         }
         Ok(path)
     }
@@ -616,9 +624,7 @@ impl Parser {
             return Ok(c);
         }
         let function = match self.peek() {
-            Some(Token::Word(w))
-                if self.tokens.get(self.at + 1) == Some(&Token::Sym("(")) =>
-            {
+            Some(Token::Word(w)) if self.tokens.get(self.at + 1) == Some(&Token::Sym("(")) => {
                 Some(w.clone())
             }
             _ => None,
@@ -795,7 +801,10 @@ mod tests {
         let t = tables();
         for (op, body) in [
             ("Query", json!({"TableName": "t"})),
-            ("GetItem", json!({"TableName": "other", "Key": {"k": s("a")}})),
+            (
+                "GetItem",
+                json!({"TableName": "other", "Key": {"k": s("a")}}),
+            ),
             ("GetItem", json!({"TableName": "t", "Key": {"x": s("a")}})),
             (
                 "UpdateItem",
@@ -815,7 +824,10 @@ mod tests {
             ),
         ] {
             let refused = t.call(op, &body).unwrap_err();
-            assert_ne!(refused.kind, "ConditionalCheckFailedException", "{op} {body}");
+            assert_ne!(
+                refused.kind, "ConditionalCheckFailedException",
+                "{op} {body}"
+            );
         }
         assert!(t.is_empty());
     }
