@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use cloudbot_testkit::run_calls::{CALLBACK, POLLED, StepCalls};
 use cloudbot_trigger::callback::{Callbacks, SettleFuture, Settled, TaskSettler, TaskToken};
 use cloudbot_trigger::table::DynamoDbStore;
-use cloudbot_testkit::run_calls::{CALLBACK, POLLED, StepCalls};
 use serde_json::{Value, json};
 
 use super::{Harness, Setup, Store, http_body};
