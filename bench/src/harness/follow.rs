@@ -217,7 +217,9 @@ impl Harness {
         let mut done: Vec<Vec<Samples>> = paths.iter().map(|_| Vec::new()).collect();
         let mut calls = [(StoreCalls::default(), StoreCalls::default()); 3];
         let mut told = [0u64; 3];
-        let mut n = 0;
+        // Keys and task tokens never repeat over the rows (the store keeps every record, so a
+        // repeated key would be a replay): every run so far has its job id in `job_ids`.
+        let mut n = job_ids.len();
         for _ in 0..self.settings.cpu_starts {
             let mut followers = Vec::with_capacity(paths.len());
             for path in paths {

@@ -120,8 +120,8 @@ pub fn follow_paths(s: &mut String, follow: &[FollowRow], store_latency: Duratio
     let polls = first.polls_per_run;
     writeln!(
         s,
-        "Each start of each row above also runs three sandboxes (each throttled as above, after \
-         one untimed plain execute) that make whole runs of `echo_bot` (2 s): *plain* (no store: \
+        "Per CPU-model row and start, three more sandboxes (each throttled as the model's \
+         subjects, after one untimed plain execute) make whole runs of `echo_bot` (2 s): *plain* (no store: \
          the execute, {polls} polls while the job runs, the poll that sees the end), *polled* \
          (the template's default stores, the idempotency table and the run ledger: the same \
          steps, keyed) and *callback* (the same stores and callbacks on: an execute with a task \
@@ -255,9 +255,9 @@ mod tests {
     fn path(idempotency: StoreCalls, ledger: StoreCalls, runs: u64, told: u64) -> FollowPath {
         let one = Summary::of(&[Duration::from_millis(1)]).unwrap();
         FollowPath {
-            execute: one.clone(),
-            poll: Some(one.clone()),
-            end: one.clone(),
+            execute: one,
+            poll: Some(one),
+            end: one,
             run: one,
             idempotency: scaled(idempotency, runs),
             ledger: scaled(ledger, runs),
