@@ -5,7 +5,8 @@
 #   scripts/bench.sh            full run: >=20 cold starts each, 1 + 1000 warm invocations,
 #                               load 4 sandboxes x 250, the Lambda CPU model (128/512/1769 MB and
 #                               the template's default, periods 100 and 20 ms; plain and keyed
-#                               executes, the store's CPU share), x86_64 + arm64
+#                               executes, the store's CPU share, whole runs on both follow paths
+#                               with their store calls per run), x86_64 + arm64
 #                               artifacts -> BENCHMARKS.md
 #   scripts/bench.sh --quick    short run: 3 starts, 1 + 100 warm, load 2 x 20, one CPU-model
 #                               configuration, no arm64 build -> target/bench/BENCHMARKS-quick.md
@@ -37,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --no-arm64) arm64=no ;;
     --out) out="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift

@@ -1,8 +1,10 @@
 //! A counting DynamoDB stand-in on 127.0.0.1 for the idempotency store: it answers the awsJson1.0
 //! `PutItem` / `UpdateItem` / `GetItem` calls the function makes, each after a fixed delay, and
-//! counts them by operation. Stateless on purpose: every claim is won and every update applies,
+//! counts them by operation. Stateless by default: every claim is won and every update applies,
 //! so each benchmarked execute walks the happy path (claim, POST, complete) and the figure is
 //! the store's cost on that path, with the store's own latency fixed like the emulator's.
+//! [`DynamoDbEndpoint::start_keeping`] makes it keep items instead, for a whole run (reads that
+//! return what was written, conditions evaluated: `dynamodb_items.rs`), and count per table.
 //!
 //! Chosen over moto for the same reasons as the Secrets Manager endpoint (`secrets.rs`): no
 //! Python process on the 2 cores during timing, exact counts, a latency that is a constant.
@@ -10,10 +12,11 @@
 //! connection after its answer (`Connection: close`), so a benchmark can weigh what connection
 //! reuse is worth to the function's store calls.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,10 +27,17 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::Error;
+use crate::dynamodb_items::Tables;
 
 struct State {
     latency: Duration,
     close: bool,
+    /// Kept items (`start_keeping`); `None`: stateless.
+    tables: Option<Tables>,
+    /// Calls per table, kept items only.
+    per_table: Mutex<BTreeMap<String, StoreCalls>>,
+    /// Calls refused as not served or invalid (kept items only; a failed condition is not one).
+    refused: AtomicU64,
     put_item: AtomicU64,
     update_item: AtomicU64,
     get_item: AtomicU64,
@@ -75,11 +85,40 @@ impl DynamoDbEndpoint {
         tls: Option<&cloudbot_emulator::TestCa>,
         close: bool,
     ) -> Result<Self, Error> {
+        Self::serve(latency, tls, close, None).await
+    }
+
+    /// Keeps the items of `tables` (`(name, partition key attribute)`), evaluating every
+    /// condition and update as DynamoDB does (`dynamodb_items.rs`), every call after `latency`,
+    /// keeping connections; HTTPS with `tls`. Counts per table too ([`Self::calls_of`]).
+    pub async fn start_keeping(
+        latency: Duration,
+        tls: Option<&cloudbot_emulator::TestCa>,
+        tables: &[(&str, &str)],
+    ) -> Result<Self, Error> {
+        Self::serve(
+            latency,
+            tls,
+            false,
+            Some(Tables::new(tables.iter().copied())),
+        )
+        .await
+    }
+
+    async fn serve(
+        latency: Duration,
+        tls: Option<&cloudbot_emulator::TestCa>,
+        close: bool,
+        tables: Option<Tables>,
+    ) -> Result<Self, Error> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             latency,
             close,
+            tables,
+            per_table: Mutex::default(),
+            refused: AtomicU64::new(0),
             put_item: AtomicU64::new(0),
             update_item: AtomicU64::new(0),
             get_item: AtomicU64::new(0),
@@ -130,6 +169,23 @@ impl DynamoDbEndpoint {
         }
     }
 
+    /// Calls answered so far on `table` (kept items only; a stateless stand-in counts no table).
+    pub fn calls_of(&self, table: &str) -> StoreCalls {
+        let per_table = self
+            .state
+            .per_table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        per_table.get(table).copied().unwrap_or_default()
+    }
+
+    /// Calls refused so far because the stand-in does not serve them or they are invalid
+    /// (kept items only; a failed condition is an answer, not a refusal). A harness that sees
+    /// one cannot trust its counts: the function may have carried on past a failed write.
+    pub fn refused(&self) -> u64 {
+        self.state.refused.load(Ordering::Relaxed)
+    }
+
     /// `n` PutItem round trips from a plain keep-alive hyper client: the stand-in as the leanest
     /// client sees it (its fixed latency plus its own handling), the baseline of the store's
     /// share in the function's figure.
@@ -171,6 +227,11 @@ impl DynamoDbEndpoint {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        self.state
+            .per_table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -185,7 +246,12 @@ async fn handle(
         .unwrap_or_default()
         .to_owned();
     // Read the whole request like a server would before answering.
-    let _ = req.into_body().collect().await;
+    let request = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let (counter, body) = match target.as_str() {
         "DynamoDB_20120810.PutItem" => (&state.put_item, "{}"),
         "DynamoDB_20120810.UpdateItem" => (&state.update_item, "{}"),
@@ -193,9 +259,13 @@ async fn handle(
         _ => (&state.other, r#"{"__type":"UnknownOperationException"}"#),
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    let (refused, body) = match &state.tables {
+        None => (std::ptr::eq(counter, &state.other), body.to_owned()),
+        Some(tables) => keep(&state, tables, &target, &request),
+    };
     tokio::time::sleep(state.latency).await;
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    if std::ptr::eq(counter, &state.other) {
+    if refused {
         *resp.status_mut() = StatusCode::BAD_REQUEST;
     }
     let h = resp.headers_mut();
@@ -217,6 +287,37 @@ async fn handle(
     Ok(resp)
 }
 
+/// One call on kept items: counted under its table, answered from [`Tables`]. Returns whether
+/// it was refused (HTTP 400) and the body.
+fn keep(state: &State, tables: &Tables, target: &str, request: &[u8]) -> (bool, String) {
+    let operation = target.strip_prefix("DynamoDB_20120810.").unwrap_or(target);
+    let body: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
+    let table = body
+        .get("TableName")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    {
+        let mut per_table = state.per_table.lock().unwrap_or_else(|e| e.into_inner());
+        let calls = per_table.entry(table).or_default();
+        match operation {
+            "PutItem" => calls.put_item += 1,
+            "UpdateItem" => calls.update_item += 1,
+            "GetItem" => calls.get_item += 1,
+            _ => calls.other += 1,
+        }
+    }
+    match tables.call(operation, &body) {
+        Ok(answer) => (false, answer.to_string()),
+        Err(refusal) => {
+            if refusal.kind != "ConditionalCheckFailedException" {
+                state.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, refusal.body())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +334,63 @@ mod tests {
             assert_eq!(calls.len(), 2);
             assert_eq!(store.connections_accepted(), expected, "close = {close}");
         }
+    }
+
+    /// Over HTTP: a kept item is read back, a failed condition is a 400 the SDK can parse, and
+    /// the calls are counted under their table.
+    #[tokio::test]
+    async fn a_keeping_stand_in_answers_from_its_items_and_counts_per_table() {
+        let store = DynamoDbEndpoint::start_keeping(Duration::ZERO, None, &[("t", "k")])
+            .await
+            .unwrap();
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::TokioExecutor;
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let call = |op: &str, body: serde_json::Value| {
+            let req = Request::builder()
+                .method(hyper::Method::POST)
+                .uri(store.url())
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap();
+            let client = client.clone();
+            async move {
+                let resp = client.request(req).await.unwrap();
+                let status = resp.status().as_u16();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let put = serde_json::json!({
+            "TableName": "t",
+            "Item": {"k": {"S": "a"}, "v": {"N": "1"}},
+            "ConditionExpression": "attribute_not_exists(k)",
+        });
+        assert_eq!(call("PutItem", put.clone()).await.0, 200);
+        let (status, text) = call("PutItem", put).await;
+        assert_eq!(status, 400);
+        assert!(text.contains("#ConditionalCheckFailedException"), "{text}");
+        let got = call(
+            "GetItem",
+            serde_json::json!({"TableName": "t", "Key": {"k": {"S": "a"}}}),
+        )
+        .await;
+        assert_eq!(got.0, 200);
+        let got: serde_json::Value = serde_json::from_str(&got.1).unwrap();
+        assert_eq!(got["Item"]["v"]["N"], "1");
+        assert_eq!(
+            store.calls_of("t"),
+            StoreCalls {
+                put_item: 2,
+                get_item: 1,
+                ..StoreCalls::default()
+            }
+        );
+        assert_eq!(store.calls_of("other"), StoreCalls::default());
+        assert_eq!(store.refused(), 0, "a failed condition is not a refusal");
+        let (status, _) = call("Query", serde_json::json!({"TableName": "t"})).await;
+        assert_eq!(status, 400);
+        assert_eq!(store.refused(), 1);
     }
 }

@@ -2,18 +2,23 @@
 //! runs it, against local stand-ins, for the integration tests (`tests/it`), the arm64 smoke run
 //! (`arm64-smoke`) and the benchmark (`bench/`). A sandbox (`sandbox`) is one bootstrap process
 //! with its own Lambda Runtime API server (`runtime_api`); the environment Lambda gives it and
-//! the events it is sent live in `function`; Secrets Manager and DynamoDB are counting stand-ins
-//! (`secrets`, `dynamodb`) on one server loop (`server`); the Cloud BOT emulator runs as its own
+//! the events it is sent live in `function`; Secrets Manager, DynamoDB and Step Functions are
+//! counting stand-ins (`secrets`, `dynamodb` with `dynamodb_items` for kept items,
+//! `step_functions`) on one server loop (`server`); the expected store calls of a run, shared
+//! by the behaviour test and the benchmark, are `run_calls`; the Cloud BOT emulator runs as its own
 //! process (`emulator`); cgroup v1 groups freeze or throttle a sandbox (`cgroup`).
 
 pub mod cgroup;
 pub mod dynamodb;
+pub mod dynamodb_items;
 pub mod emulator;
 pub mod function;
+pub mod run_calls;
 pub mod runtime_api;
 pub mod sandbox;
 pub mod secrets;
 pub mod server;
+pub mod step_functions;
 
 use std::fmt;
 

@@ -88,6 +88,13 @@ struct Cli {
     /// setting's cost per message (e.g. admission control).
     #[arg(long, conflicts_with_all = ["only_cold", "only_cpu"])]
     only_queue: bool,
+    /// Whole runs on both follow paths only (issue 22's store calls per run and their CPU,
+    /// under the CPU model's configurations), printed as markdown (no report).
+    #[arg(long, conflicts_with_all = ["only_cold", "only_cpu", "only_queue"])]
+    only_runs: bool,
+    /// Whole runs per follow path and CPU-model start (default 10, quick 3).
+    #[arg(long)]
+    follow_runs: Option<NonZeroUsize>,
     /// CPU model: memory sizes (MB), comma-separated (default 128,512,1769; quick 128). The
     /// template's default memory size is added when missing.
     #[arg(long, value_name = "MB,...", value_delimiter = ',')]
@@ -243,6 +250,7 @@ impl Cli {
             cpu_starts: count(self.cpu_starts, 5, 1),
             cpu_warm: count(self.cpu_warm, 100, 10),
             cpu_burst: count(self.cpu_burst, 100, 10),
+            follow_runs: count(self.follow_runs, 10, 3),
             cpu_keyed: self.cpu_keyed,
             cpu_ledger: self.cpu_ledger,
             extra_env: self.env,
@@ -257,6 +265,7 @@ fn main() -> ExitCode {
     let only_cold = cli.only_cold;
     let only_cpu = cli.only_cpu;
     let only_queue = cli.only_queue;
+    let only_runs = cli.only_runs;
     let variants = std::mem::take(&mut cli.variant);
     let settings = match cli.into_settings() {
         Ok(s) => s,
@@ -284,6 +293,8 @@ fn main() -> ExitCode {
             harness::only_cold(settings).await
         } else if only_queue {
             harness::only_queue(settings).await
+        } else if only_runs {
+            harness::only_runs(settings).await
         } else if only_cpu {
             harness::only_cpu(settings, variants).await
         } else {

@@ -81,18 +81,22 @@ const LEDGER_TABLE: &str = "cloudbot-bench-runs";
 /// stand-in and two DynamoDB stand-ins (one keeps its connections, one closes each after its
 /// answer) serving certificates of a test CA generated for the run, which the function trusts
 /// through its test-only switch. (The other scenarios keep plain-HTTP upstreams.)
-struct TlsUpstreams {
-    emulator: Emulator,
+pub(super) struct TlsUpstreams {
+    pub(super) emulator: Emulator,
     secrets: SecretsEndpoint,
     store_alive: DynamoDbEndpoint,
     store_close: DynamoDbEndpoint,
-    ca: TestCa,
-    bot_endpoint: String,
-    env: Vec<(String, String)>,
+    pub(super) ca: TestCa,
+    pub(super) bot_endpoint: String,
+    /// The function's environment against these upstreams, without a store.
+    pub(super) env: Vec<(String, String)>,
 }
 
 impl TlsUpstreams {
-    async fn start(settings: &Settings, base_env: &[(String, String)]) -> Result<Self, BenchError> {
+    pub(super) async fn start(
+        settings: &Settings,
+        base_env: &[(String, String)],
+    ) -> Result<Self, BenchError> {
         let ca = TestCa::generate().map_err(|e| BenchError::msg(format!("test CA: {e}")))?;
         let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo()).tls(ca.clone()))
             .await
@@ -205,7 +209,7 @@ impl TlsUpstreams {
     }
 
     /// No job lost or created twice (as [`super::check_jobs`], on the in-process emulator).
-    fn check_jobs(&self, job_ids: &[String]) -> Result<(), BenchError> {
+    pub(super) fn check_jobs(&self, job_ids: &[String]) -> Result<(), BenchError> {
         let unique: HashSet<&String> = job_ids.iter().collect();
         let known: HashSet<String> = self.emulator.jobs().into_iter().map(|j| j.job_id).collect();
         let created = self.emulator.stats().jobs_created;
@@ -414,6 +418,7 @@ impl Harness {
             },
         ];
         let (direct, all) = self.cpu_rounds(configs, &subjects).await?;
+        let follow = self.follow_paths(configs).await?;
         let mut rows = Vec::with_capacity(all.len());
         for rounds in all {
             rows.push(CpuRow {
@@ -437,6 +442,7 @@ impl Harness {
             starts: self.settings.cpu_starts,
             warm: self.settings.cpu_warm,
             burst: self.settings.cpu_burst,
+            follow,
         })
     }
 

@@ -1,10 +1,13 @@
 //! The benchmark run: the settings, the upstreams every scenario shares (the emulator process
 //! and the counting Secrets Manager endpoint, from `cloudbot_testkit`), and the checks that no
 //! job is lost or created twice. One file per scenario: cold init
-//! (`cold`), first and warm invocations (`warm`), load (`load`), TLS provider start-up (`tls`).
+//! (`cold`), first and warm invocations (`warm`), load (`load`), TLS provider start-up (`tls`),
+//! the idempotency store (`store`), the run queue (`queue`), the CPU model (`cpu`) and, under
+//! it, whole runs on both follow paths (`follow`).
 
 mod cold;
 mod cpu;
+mod follow;
 mod load;
 mod queue;
 mod store;
@@ -28,6 +31,7 @@ use crate::report::{Artifact, Machine, Report, write_report};
 
 pub use cold::only_cold;
 pub use cpu::{CpuConfig, FULL_VCPU_MB, StoreMode, only_cpu, template_memory};
+pub use follow::{POLLS_PER_RUN, only_runs};
 pub use queue::only_queue;
 
 /// How long one invocation may take before the harness calls it lost.
@@ -82,6 +86,8 @@ pub struct Settings {
     pub cpu_warm: usize,
     /// Events per back-to-back run of a CPU-model start.
     pub cpu_burst: usize,
+    /// Whole runs per follow path and CPU-model start (issue 22's store calls per run).
+    pub follow_runs: usize,
     /// `--only-cpu`: the stores every plain subject is also measured keyed on.
     pub cpu_keyed: Vec<StoreMode>,
     /// Keyed subjects also keep the run ledger (`CLOUDBOT_RUN_LEDGER_TABLE`, the template's

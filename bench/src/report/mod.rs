@@ -23,6 +23,7 @@ pub use queue::{QueueFigures, QueueRow, queue_section};
 pub use render::{
     BUDGET_COLD_RATIO, BUDGET_RSS_MIB, BUDGET_WARM_P99_OVERHEAD, BUDGET_ZIP_MIB, render,
 };
+pub use runs::follow_paths;
 pub use store::{BUDGET_COLD_DELTA, BUDGET_WRITES, StoreFigures};
 
 /// Scenario 1.
@@ -210,6 +211,47 @@ pub struct CpuModel {
     pub warm: usize,
     /// Events per back-to-back run.
     pub burst: usize,
+    /// Whole runs on each follow path, one row per configuration (issue 22).
+    pub follow: Vec<FollowRow>,
+}
+
+/// One path's runs under one CPU-model configuration: CPU per step (event handed out → next
+/// poll) and the store calls of its timed runs, per table.
+#[derive(Debug, Clone)]
+pub struct FollowPath {
+    /// The execute that starts a run.
+    pub execute: Summary,
+    /// Each poll that finds the job running (`None` on the callback path).
+    pub poll: Option<Summary>,
+    /// What learns the end: the poll that sees it, or the callback's delivery.
+    pub end: Summary,
+    /// A whole run's CPU (its steps summed), per run.
+    pub run: Summary,
+    /// Calls on the idempotency table (records and callbacks) over every run.
+    pub idempotency: cloudbot_testkit::dynamodb::StoreCalls,
+    /// Calls on the run ledger over every run.
+    pub ledger: cloudbot_testkit::dynamodb::StoreCalls,
+    /// Step Functions tasks told over every run.
+    pub tasks_told: u64,
+}
+
+/// The follow paths under one CPU-model configuration.
+#[derive(Debug, Clone)]
+pub struct FollowRow {
+    /// Function memory (MB).
+    pub memory_mb: u32,
+    /// CFS period.
+    pub period: Duration,
+    /// Runs per path (every start).
+    pub runs: usize,
+    /// Polls per polled run while its job runs.
+    pub polls_per_run: u64,
+    /// No store: execute, polls, the poll that sees the end.
+    pub plain: FollowPath,
+    /// The same keyed, with the idempotency table and the run ledger.
+    pub polled: FollowPath,
+    /// The same stores and callbacks: an execute with a task token, the callback's delivery.
+    pub callback: FollowPath,
 }
 
 /// A measured artifact.

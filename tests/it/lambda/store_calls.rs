@@ -1,13 +1,15 @@
-//! DynamoDB calls per run, start to end, on both follow paths (issue 22's "Figures"; the table
-//! and what each call is: docs/benchmarks.md, "Store calls per run"). The default deployment's
-//! stores (idempotency table and run ledger, against moto) and a keyed run of echo_bot: polled
-//! with `refer_job` until it ends, or started with a task token and ended by its callback. The
-//! counts are exact: a new write on a run's path shows here and in that table together.
+//! DynamoDB calls per run, start to end, on both follow paths (issue 22's "Figures"; the
+//! expected calls are one list, `cloudbot_testkit::run_calls`, which the benchmark counts too
+//! and BENCHMARKS.md shows). The default deployment's stores (idempotency table and run ledger,
+//! against moto) and a keyed run of echo_bot: polled with `refer_job` until it ends, or started
+//! with a task token and ended by its callback. Exact and in order, per kind of item: a new
+//! call on a run's path fails here until that list says it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use cloudbot_testkit::run_calls::{CALLBACK, POLLED, StepCalls};
 use cloudbot_trigger::callback::{Callbacks, SettleFuture, Settled, TaskSettler, TaskToken};
 use cloudbot_trigger::table::DynamoDbStore;
 use serde_json::{Value, json};
@@ -89,6 +91,16 @@ struct Calls {
     ledger: Vec<&'static str>,
 }
 
+impl From<&StepCalls> for Calls {
+    fn from(step: &StepCalls) -> Self {
+        Calls {
+            records: step.records.to_vec(),
+            callbacks: step.callbacks.to_vec(),
+            ledger: step.ledger.to_vec(),
+        }
+    }
+}
+
 fn take(h: &Harness, callbacks: Option<&OperationLog>) -> Calls {
     fn drain(log: &OperationLog) -> Vec<&'static str> {
         let ops = log
@@ -126,45 +138,22 @@ async fn a_polled_run_costs_three_writes_to_start_a_read_per_poll_and_one_write_
         .await
         .unwrap();
     let job_id = started["job_id"].as_str().unwrap().to_owned();
-    // The claim and its completion on the idempotency table; the run's start in the ledger.
-    assert_eq!(
-        take(&h, None),
-        Calls {
-            records: vec!["PutItem", "UpdateItem"],
-            callbacks: vec![],
-            ledger: vec!["UpdateItem"],
-        }
-    );
+    assert_eq!(take(&h, None), Calls::from(&POLLED.start));
     let endpoint = started["job_reference_endpoint"].as_str().unwrap();
     let executing = h
         .invoke(json!({"operation": "refer_job", "job_reference_endpoint": endpoint}))
         .await
         .unwrap();
     assert_eq!(executing["status"], "executing");
-    // A poll that learns nothing new writes nothing: it reads the run's maximum run time.
-    assert_eq!(
-        take(&h, None),
-        Calls {
-            records: vec![],
-            callbacks: vec![],
-            ledger: vec!["GetItem"],
-        }
-    );
+    let each_poll = POLLED.each_poll.as_ref().expect("a polled run polls");
+    assert_eq!(take(&h, None), Calls::from(each_poll));
     job_ended(&h, &job_id).await;
     let ended = h
         .invoke(json!({"operation": "refer_job", "job_reference_endpoint": endpoint}))
         .await
         .unwrap();
     assert_ne!(ended["status"], "executing");
-    // The poll that sees the end: one conditional end write, nothing on the idempotency table.
-    assert_eq!(
-        take(&h, None),
-        Calls {
-            records: vec![],
-            callbacks: vec![],
-            ledger: vec!["UpdateItem"],
-        }
-    );
+    assert_eq!(take(&h, None), Calls::from(&POLLED.end));
 }
 
 #[tokio::test]
@@ -203,24 +192,6 @@ async fn a_callback_run_costs_its_registration_and_a_settled_end() {
     assert_eq!(answer["statusCode"], 200, "{}", http_body(&answer));
     assert_eq!(tasks.0.load(Ordering::SeqCst), 1);
     let end_calls = take(&h, Some(&callback_calls));
-    // The start: the claim and its completion, the callback's record and its task pointer
-    // and then its job, the run's start in the ledger.
-    assert_eq!(
-        start_calls,
-        Calls {
-            records: vec!["PutItem", "UpdateItem"],
-            callbacks: vec!["PutItem", "PutItem", "UpdateItem"],
-            ledger: vec!["UpdateItem"],
-        }
-    );
-    // The callback: the record found by the id's hash, claimed for settling and marked settled
-    // around the one Step Functions call, and the run's end in the ledger.
-    assert_eq!(
-        end_calls,
-        Calls {
-            records: vec![],
-            callbacks: vec!["GetItem", "UpdateItem", "UpdateItem"],
-            ledger: vec!["UpdateItem"],
-        }
-    );
+    assert_eq!(start_calls, Calls::from(&CALLBACK.start));
+    assert_eq!(end_calls, Calls::from(&CALLBACK.end));
 }
