@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::Service;
 use crate::cloudbot::{Job, JobEndpoint};
-use crate::ledger::{Learned, ORPHANED, OVERRUN, Observed, Origin};
+use crate::ledger::{Learned, Observed, Origin};
 use crate::metrics::Invocation;
 
 /// Which ledger write a learning becomes.
@@ -17,8 +17,8 @@ use crate::metrics::Invocation;
 enum Write {
     /// What a path learned (with the origin when it started the run).
     Learned,
-    /// The end of a run this product suspended: [`OVERRUN`] past its maximum run time, or
-    /// [`ORPHANED`] because its workflow ended.
+    /// The end of a run this product suspended: [`OVERRUN`](crate::ledger::OVERRUN) past its maximum run time, or
+    /// [`ORPHANED`](crate::ledger::ORPHANED) because its workflow ended.
     Suspended(&'static str),
     /// A run learned from the BOT-done webhook.
     Outside,
@@ -41,13 +41,15 @@ impl Service {
             .await
     }
 
-    /// Records the end of a run suspended for passing its maximum run time (`found`: the job
-    /// as re-read after the suspend): the same conditional end write, its status `overrun`
-    /// (docs/overrun.md).
-    pub(super) async fn learned_overrun(
+    /// Records the end of a run whose job this product suspended (`found`: the job as re-read
+    /// after the suspend): the same conditional end write, its status `status`, [`OVERRUN`](crate::ledger::OVERRUN)
+    /// past its maximum run time (docs/overrun.md) or [`ORPHANED`](crate::ledger::ORPHANED) because its workflow
+    /// failed, timed out or was stopped (docs/orphans.md).
+    pub(super) async fn learned_suspended(
         &self,
         endpoint: &JobEndpoint,
         found: &Job,
+        status: &'static str,
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
@@ -55,28 +57,7 @@ impl Service {
             endpoint,
             found,
             None,
-            Write::Suspended(OVERRUN),
-            deadline,
-            record,
-        )
-        .await
-    }
-
-    /// Records the end of a run whose job was suspended because its workflow failed, timed out
-    /// or was stopped (`found`: the job as re-read after the suspend): the same conditional end
-    /// write, its status `orphaned` (docs/orphans.md).
-    pub(super) async fn learned_orphaned(
-        &self,
-        endpoint: &JobEndpoint,
-        found: &Job,
-        deadline: Instant,
-        record: &mut Invocation,
-    ) -> Learned {
-        self.learned_as(
-            endpoint,
-            found,
-            None,
-            Write::Suspended(ORPHANED),
+            Write::Suspended(status),
             deadline,
             record,
         )

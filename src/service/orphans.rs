@@ -6,7 +6,7 @@
 //! orphaned ones and learns the end of every other job that ended without word, so the ledger
 //! closes. Both go
 //! through the same suspend + re-read as the maximum run time (`suspend_and_reread`) and the
-//! same conditional end write (`learned_orphaned`, end status `orphaned`): a run is ended, and
+//! same conditional end write (`learned_suspended`, end status `orphaned`): a run is ended, and
 //! its job-finished event put, once. A run whose request said `keep_running` is never
 //! suspended. The rules are `crate::orphans`; why and the limits: docs/orphans.md.
 
@@ -19,7 +19,7 @@ use super::{Scope, Service, answer, upstream, with_refresh};
 use crate::cloudbot::{CloudBotError, JobEndpoint, JobStatus};
 use crate::error::Failure;
 use crate::error::kind::ORPHANS_UNAVAILABLE;
-use crate::ledger::{Learned, OpenRun, OpenRunStore};
+use crate::ledger::{Learned, ORPHANED, OpenRun, OpenRunStore};
 use crate::metrics::Invocation;
 use crate::orphans::{
     ExecutionReader, ExecutionStatus, OrphanError, SWEEP_MAX_RUNS, StatusChange, Verdict,
@@ -287,7 +287,7 @@ impl Service {
                 other => other,
             })?;
         let learned = self
-            .learned_orphaned(&job, &after, scope.deadline, record)
+            .learned_suspended(&job, &after, ORPHANED, scope.deadline, record)
             .await;
         Ok(match learned {
             // Another path recorded the job's end first (it ended as it was suspended).

@@ -1,7 +1,7 @@
 //! `Service::watch_running`: a look at a job that is still running (issue 22). It says how
 //! long the job has been running (`JobRunningSeconds`), and when that passes the run's maximum
 //! run time it suspends the job through Cloud BOT, re-reads it, records the run's end as
-//! `overrun` (`Service::learned_overrun`, the same conditional end write as every other path)
+//! `overrun` (`Service::learned_suspended`, the same conditional end write as every other path)
 //! and fails the look with `Job.Overrun`. The maximum is the one the run's start recorded in
 //! the run ledger, else the stack default. Why there and the rest: docs/overrun.md.
 
@@ -11,6 +11,7 @@ use super::{Scope, Service, upstream, with_refresh};
 use crate::cloudbot::{CloudBotError, Job, JobEndpoint, JobStatus};
 use crate::credentials::Fetched;
 use crate::error::Failure;
+use crate::ledger::OVERRUN;
 use crate::metrics::Invocation;
 use crate::overrun::{self, OverrunError};
 
@@ -75,7 +76,7 @@ impl Service {
             Err(other) => return Err(other),
         };
         record.set_overrun();
-        self.learned_overrun(job, &after, scope.deadline, record)
+        self.learned_suspended(job, &after, OVERRUN, scope.deadline, record)
             .await;
         tracing::warn!(
             job_id = job.job_id().as_str(),

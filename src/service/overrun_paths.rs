@@ -388,9 +388,10 @@ mod tests {
         let found: crate::cloudbot::Job = serde_json::from_value(suspended(90)).unwrap();
         let mut record = service.metrics.start("direct", "test");
         service
-            .learned_overrun(
+            .learned_suspended(
                 &job,
                 &found,
+                crate::ledger::OVERRUN,
                 Instant::now() + Duration::from_secs(5),
                 &mut record,
             )
