@@ -154,7 +154,6 @@ impl Service {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use serde_json::json;
@@ -162,45 +161,14 @@ mod tests {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
+    use super::super::fakes::MemoryLedger;
     use super::super::testing::{Untouched, run, run_request, secret, service};
     use crate::callback::CallbackId;
     use crate::callback::fake::{setup, token};
     use crate::credentials::StandIn;
     use crate::idempotency::{Idempotency, RecordKey};
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
+    use crate::ledger::Ledger;
     use crate::request::{Operation, Request};
-    use crate::table::StoreFuture;
-
-    /// An in-memory ledger: every write kept; an end recorded once, like the condition.
-    #[derive(Debug, Clone, Default)]
-    struct Recorded(Arc<Mutex<Vec<RunWrite>>>);
-
-    impl LedgerStore for Recorded {
-        fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
-            Box::pin(async move {
-                let mut writes = self.0.lock().unwrap();
-                let ended_before = writes.iter().any(|w| w.run == write.run && w.end.is_some());
-                if write.end.is_some() && ended_before {
-                    return Ok(Written::AlreadyEnded);
-                }
-                writes.push(write.clone());
-                Ok(Written::Noted {
-                    ended: write.end.is_some(),
-                    recorded: RecordedStart::default(),
-                })
-            })
-        }
-
-        fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
-            Box::pin(async move {
-                let writes = self.0.lock().unwrap();
-                Ok(writes
-                    .iter()
-                    .filter(|w| &w.run == run)
-                    .find_map(|w| w.origin.as_ref().and_then(|o| o.max_run_s)))
-            })
-        }
-    }
 
     #[tokio::test]
     async fn the_callback_receiver_records_the_end_once_and_nothing_secret() {
@@ -226,7 +194,7 @@ mod tests {
         shared.open("task-token-t1");
         let raw_id = registered.url.rsplit('/').next().unwrap().to_owned();
         let id = CallbackId::parse(&raw_id).unwrap();
-        let ledger = Recorded::default();
+        let ledger = MemoryLedger::default();
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
             .with_idempotency(Some(Idempotency::new(
                 Untouched,
@@ -246,7 +214,7 @@ mod tests {
         // Cloud BOT's retry: answered from the callback record, nothing learned again.
         run_request(&service, &callback).await.unwrap();
 
-        let writes = ledger.0.lock().unwrap().clone();
+        let writes = ledger.writes();
         assert_eq!(writes.len(), 1, "{writes:?}");
         let end = writes[0].end.clone().expect("the end");
         assert_eq!((end.status, end.elapsed_s), ("error", 7));
@@ -278,7 +246,7 @@ mod tests {
             })))
             .mount(&server)
             .await;
-        let ledger = Recorded::default();
+        let ledger = MemoryLedger::default();
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[]).with_ledger(
             Some(Ledger::new(ledger.clone(), Duration::from_secs(86_400))),
         );
@@ -299,7 +267,7 @@ mod tests {
                 .unwrap()
                 .contains("job_reference_endpoint")
         );
-        let writes = ledger.0.lock().unwrap().clone();
+        let writes = ledger.writes();
         let end = writes[0].end.clone().expect("the end");
         assert_eq!((end.status, end.output_omitted), ("succeeded", true));
     }
