@@ -1,26 +1,56 @@
-//! In-memory stand-ins shared by the flows' unit tests (test builds only): the run ledger and
-//! the job-finished events bus. One copy here, so that each flow's tests say only what is their
-//! own.
+//! In-memory stand-ins shared by the flows' unit tests (test builds only): the run ledger, the
+//! job-finished events bus, and a Cloud BOT job that a DELETE suspends. One copy here, so that
+//! each flow's tests say only what is their own.
 
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::job_events::{DetailType, Event, EventBus, PublishError, PutFuture};
 use crate::ledger::{LedgerStore, RecordedStart, RunKey, RunWrite, Written};
-use crate::table::StoreFuture;
+use crate::table::{StoreError, StoreFuture};
 
 /// A run ledger in memory: every write kept, a run's end recorded once (like the table's
-/// condition), and a run's maximum run time the one its start recorded.
+/// condition), and a run's maximum run time the one its start recorded, else `fallback_max`
+/// (or a failed read when `max_unreadable`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MemoryLedger {
     writes: Arc<Mutex<Vec<RunWrite>>>,
+    fallback_max: Option<u64>,
+    max_unreadable: bool,
 }
 
 impl MemoryLedger {
+    /// A ledger whose runs without a recorded maximum read as `max_run_s`.
+    pub(crate) fn with_max_run_s(max_run_s: Option<u64>) -> Self {
+        Self {
+            fallback_max: max_run_s,
+            ..Self::default()
+        }
+    }
+
+    /// A ledger whose maximum run times cannot be read (the table throttled).
+    pub(crate) fn max_unreadable() -> Self {
+        Self {
+            max_unreadable: true,
+            ..Self::default()
+        }
+    }
+
     /// Every write so far, in order.
     pub(crate) fn writes(&self) -> Vec<RunWrite> {
         self.writes.lock().unwrap().clone()
+    }
+
+    /// The statuses of the ends written, in order.
+    pub(crate) fn ends(&self) -> Vec<&'static str> {
+        let writes = self.writes.lock().unwrap();
+        writes
+            .iter()
+            .filter_map(|w| w.end.as_ref().map(|e| e.status))
+            .collect()
     }
 }
 
@@ -42,11 +72,15 @@ impl LedgerStore for MemoryLedger {
 
     fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
         Box::pin(async move {
+            if self.max_unreadable {
+                return Err(StoreError::Unavailable("throttled".into()));
+            }
             let writes = self.writes.lock().unwrap();
             Ok(writes
                 .iter()
                 .filter(|w| &w.run == run)
-                .find_map(|w| w.origin.as_ref().and_then(|o| o.max_run_s)))
+                .find_map(|w| w.origin.as_ref().and_then(|o| o.max_run_s))
+                .or(self.fallback_max))
         })
     }
 }
@@ -93,4 +127,46 @@ impl EventBus for MemoryBus {
             Ok(())
         })
     }
+}
+
+/// Cloud BOT with job j1 of contract `demo` read as `first` once, then as `suspended`; its
+/// DELETE (the suspend) answered `suspend_status`, with `suspended` when that is 200.
+pub(crate) async fn suspendable_job(
+    first: Value,
+    suspended: Value,
+    suspend_status: u16,
+) -> MockServer {
+    let server = MockServer::start().await;
+    let answer = match suspend_status {
+        200 => ResponseTemplate::new(200).set_body_json(suspended.clone()),
+        status => ResponseTemplate::new(status).set_body_json(serde_json::json!({"code": status})),
+    };
+    Mock::given(method("DELETE"))
+        .and(path("/demo/jobs/j1"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/demo/jobs/j1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(first))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/demo/jobs/j1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(suspended))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// How many suspends (DELETEs) `server` received.
+pub(crate) async fn suspends(server: &MockServer) -> usize {
+    let requests = server.received_requests().await.unwrap();
+    requests
+        .iter()
+        .filter(|r| r.method.as_str() == "DELETE")
+        .count()
 }
