@@ -124,16 +124,15 @@ mod tests {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    use super::super::fakes::{MemoryBus, MemoryLedger};
+    use super::super::fakes::{MemoryBus, MemoryLedger, waiting_callback};
     use super::super::testing::{Untouched, run, run_request, secret, service};
     use super::*;
-    use crate::callback::CallbackId;
-    use crate::callback::fake::{setup, token};
+    use crate::callback::fake::setup;
     use crate::credentials::StandIn;
-    use crate::idempotency::{Idempotency, RecordKey};
+    use crate::idempotency::Idempotency;
     use crate::job_events::DetailType;
     use crate::ledger::Ledger;
-    use crate::request::{Operation, Request};
+    use crate::request::Request;
     use crate::trigger::Trigger;
 
     const ENDED_JOB: &str = r#"{"code": 200, "job_id": "j1", "bot_id": "b1", "status": 0,
@@ -160,16 +159,8 @@ mod tests {
         bus: &MemoryBus,
     ) -> (Service, Request, String) {
         let (callbacks, shared) = setup();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let key = RecordKey::request("k").unwrap();
-        let registered = callbacks
-            .register(&key, &token("task-token-t1"), deadline)
-            .await
-            .unwrap();
-        let job = format!("{}/demo/jobs/j1", server.uri());
-        callbacks.job_started(&registered, &job, deadline).await;
-        shared.open("task-token-t1");
-        let raw_id = registered.url.rsplit('/').next().unwrap().to_owned();
+        let (callback, raw_id) =
+            waiting_callback(&callbacks, &shared, server, "task-token-t1").await;
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
             .with_idempotency(Some(Idempotency::new(
                 Untouched,
@@ -181,12 +172,6 @@ mod tests {
                 Duration::from_secs(86_400),
             )))
             .with_job_events(Some(JobEvents::new(bus.clone())));
-        let callback = Request {
-            operation: Operation::Callback {
-                id: Some(CallbackId::parse(&raw_id).unwrap()),
-            },
-            language: crate::cloudbot::Language::Ja,
-        };
         (service, callback, raw_id)
     }
 

@@ -1,15 +1,20 @@
 //! In-memory stand-ins shared by the flows' unit tests (test builds only): the run ledger, the
-//! job-finished events bus, and a Cloud BOT job that a DELETE suspends. One copy here, so that
-//! each flow's tests say only what is their own.
+//! job-finished events bus, a Cloud BOT job that a DELETE suspends, and a callback waiting for
+//! its job. One copy here, so that each flow's tests say only what is their own.
 
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use tokio::time::{Duration, Instant};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::callback::fake::{Shared, token};
+use crate::callback::{CallbackId, Callbacks};
+use crate::idempotency::RecordKey;
 use crate::job_events::{DetailType, Event, EventBus, PublishError, PutFuture};
 use crate::ledger::{LedgerStore, RecordedStart, RunKey, RunWrite, Written};
+use crate::request::{Operation, Request};
 use crate::table::{StoreError, StoreFuture};
 
 /// A run ledger in memory: every write kept, a run's end recorded once (like the table's
@@ -169,4 +174,32 @@ pub(crate) async fn suspends(server: &MockServer) -> usize {
         .iter()
         .filter(|r| r.method.as_str() == "DELETE")
         .count()
+}
+
+/// A callback of the open task `task_token` (in `callbacks`' fake Step Functions, `shared`)
+/// registered under the key `k`, its job recorded at j1 of `server`: Cloud BOT's callback
+/// request for it, and the callback's raw id (a secret, for the tests that look for it).
+pub(crate) async fn waiting_callback(
+    callbacks: &Callbacks,
+    shared: &Shared,
+    server: &MockServer,
+    task_token: &str,
+) -> (Request, String) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let key = RecordKey::request("k").unwrap();
+    let registered = callbacks
+        .register(&key, &token(task_token), deadline)
+        .await
+        .unwrap();
+    let job = format!("{}/demo/jobs/j1", server.uri());
+    callbacks.job_started(&registered, &job, deadline).await;
+    shared.open(task_token);
+    let raw_id = registered.url.rsplit('/').next().unwrap().to_owned();
+    let request = Request {
+        operation: Operation::Callback {
+            id: Some(CallbackId::parse(&raw_id).unwrap()),
+        },
+        language: crate::cloudbot::Language::Ja,
+    };
+    (request, raw_id)
 }

@@ -157,18 +157,15 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::json;
-    use tokio::time::Instant;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    use super::super::fakes::MemoryLedger;
+    use super::super::fakes::{MemoryLedger, waiting_callback};
     use super::super::testing::{Untouched, run, run_request, secret, service};
-    use crate::callback::CallbackId;
-    use crate::callback::fake::{setup, token};
+    use crate::callback::fake::setup;
     use crate::credentials::StandIn;
-    use crate::idempotency::{Idempotency, RecordKey};
+    use crate::idempotency::Idempotency;
     use crate::ledger::Ledger;
-    use crate::request::{Operation, Request};
 
     #[tokio::test]
     async fn the_callback_receiver_records_the_end_once_and_nothing_secret() {
@@ -183,17 +180,8 @@ mod tests {
             .mount(&server)
             .await;
         let (callbacks, shared) = setup();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let key = RecordKey::request("k").unwrap();
-        let registered = callbacks
-            .register(&key, &token("task-token-t1"), deadline)
-            .await
-            .unwrap();
-        let job = format!("{}/demo/jobs/j1", server.uri());
-        callbacks.job_started(&registered, &job, deadline).await;
-        shared.open("task-token-t1");
-        let raw_id = registered.url.rsplit('/').next().unwrap().to_owned();
-        let id = CallbackId::parse(&raw_id).unwrap();
+        let (callback, raw_id) =
+            waiting_callback(&callbacks, &shared, &server, "task-token-t1").await;
         let ledger = MemoryLedger::default();
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
             .with_idempotency(Some(Idempotency::new(
@@ -205,10 +193,6 @@ mod tests {
                 ledger.clone(),
                 Duration::from_secs(86_400),
             )));
-        let callback = Request {
-            operation: Operation::Callback { id: Some(id) },
-            language: crate::cloudbot::Language::Ja,
-        };
         let (status, _) = run_request(&service, &callback).await.unwrap();
         assert_eq!(status, 200);
         // Cloud BOT's retry: answered from the callback record, nothing learned again.

@@ -152,14 +152,13 @@ mod tests {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    use super::super::fakes::{MemoryLedger, suspendable_job, suspends};
+    use super::super::fakes::{MemoryLedger, suspendable_job, suspends, waiting_callback};
     use super::super::testing::{Untouched, run, run_request, secret, service};
-    use crate::callback::fake::{Shared, setup, token};
-    use crate::callback::{CallbackId, Callbacks};
+    use crate::callback::fake::{Shared, setup};
     use crate::credentials::StandIn;
-    use crate::idempotency::{Idempotency, RecordKey};
+    use crate::idempotency::Idempotency;
     use crate::ledger::Ledger;
-    use crate::request::{Operation, Request};
+    use crate::request::Request;
 
     fn running(elapsed: i64) -> serde_json::Value {
         json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
@@ -177,24 +176,6 @@ mod tests {
         suspendable_job(first, suspended(90), suspend_status).await
     }
 
-    /// A callback registered for the open task `t1`, its job recorded at j1 of `server`.
-    async fn registered(callbacks: &Callbacks, shared: &Shared, server: &MockServer) -> Request {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let key = RecordKey::request("k").unwrap();
-        let registered = callbacks
-            .register(&key, &token("t1"), deadline)
-            .await
-            .unwrap();
-        let job = format!("{}/demo/jobs/j1", server.uri());
-        callbacks.job_started(&registered, &job, deadline).await;
-        shared.open("t1");
-        let id = CallbackId::parse(registered.url.rsplit('/').next().unwrap()).unwrap();
-        Request {
-            operation: Operation::Callback { id: Some(id) },
-            language: crate::cloudbot::Language::Ja,
-        }
-    }
-
     /// The callback receiver of `server` with `runs` as its ledger, and what it told tasks.
     async fn receiver(
         server: &MockServer,
@@ -202,7 +183,7 @@ mod tests {
         default: &str,
     ) -> (super::Service, Shared, Request) {
         let (callbacks, shared) = setup();
-        let callback = registered(&callbacks, &shared, server).await;
+        let (callback, _) = waiting_callback(&callbacks, &shared, server, "t1").await;
         let service = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
