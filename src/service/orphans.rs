@@ -439,6 +439,11 @@ mod tests {
         body
     }
 
+    /// The periodic sweep, Step Functions reading `status` for every execution.
+    async fn sweep(server: &MockServer, runs: &Runs, status: ExecutionStatus) -> serde_json::Value {
+        handle(server, runs, Some(status), Operation::Sweep).await
+    }
+
     fn stopped(status: ExecutionStatus) -> Operation {
         Operation::ExecutionEnded(StatusChange {
             execution_arn: EXECUTION.into(),
@@ -484,36 +489,18 @@ mod tests {
     async fn the_sweep_suspends_an_orphan_closes_a_stale_mark_and_leaves_a_wanted_run() {
         // The execution was stopped (its event withheld): the sweep suspends the job.
         let (server, runs) = one_open_run(2, false, false).await;
-        let body = handle(
-            &server,
-            &runs,
-            Some(ExecutionStatus::Aborted),
-            Operation::Sweep,
-        )
-        .await;
+        let body = sweep(&server, &runs, ExecutionStatus::Aborted).await;
         assert_eq!(body["runs"][0]["fate"], "suspended", "{body}");
         assert_eq!(suspends(&server).await, 1);
         // Its execution still runs: only looked at.
         let (server, runs) = one_open_run(2, false, false).await;
-        let body = handle(
-            &server,
-            &runs,
-            Some(ExecutionStatus::Running),
-            Operation::Sweep,
-        )
-        .await;
+        let body = sweep(&server, &runs, ExecutionStatus::Running).await;
         assert_eq!(body["runs"][0]["fate"], "running", "{body}");
         assert_eq!(suspends(&server).await, 0);
         assert!(runs.ledger.writes().is_empty());
         // A run whose end was recorded after all: its mark is removed, Cloud BOT not asked.
         let (server, runs) = one_open_run(2, false, true).await;
-        let body = handle(
-            &server,
-            &runs,
-            Some(ExecutionStatus::Aborted),
-            Operation::Sweep,
-        )
-        .await;
+        let body = sweep(&server, &runs, ExecutionStatus::Aborted).await;
         assert_eq!(body["runs"][0]["fate"], "closed", "{body}");
         assert_eq!(runs.closed.lock().unwrap().as_slice(), ["demo/j1"]);
         assert!(server.received_requests().await.unwrap().is_empty());
