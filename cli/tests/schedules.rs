@@ -12,7 +12,7 @@
 //! keys; without `--yes` and a terminal nothing is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
@@ -41,6 +41,35 @@ fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// `schedules preview NAME --file FILE --from FROM --days DAYS`, which must exit 0: its output.
+fn preview(file: &Path, name: &str, from: &str, days: &str) -> String {
+    preview_with(&[], file, name, from, days)
+}
+
+/// [`preview`] with `--json`: its document.
+fn preview_json(file: &Path, name: &str, from: &str, days: &str) -> Value {
+    serde_json::from_str(&preview_with(&["--json"], file, name, from, days)).unwrap()
+}
+
+fn preview_with(global: &[&str], file: &Path, name: &str, from: &str, days: &str) -> String {
+    let file = file.to_str().unwrap();
+    let mut args = global.to_vec();
+    args.extend([
+        "schedules",
+        "preview",
+        name,
+        "--file",
+        file,
+        "--from",
+        from,
+        "--days",
+        days,
+    ]);
+    let output = cloudbot(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    stdout(&output)
+}
+
 #[test]
 fn the_example_file_checks() {
     let file = example();
@@ -58,19 +87,7 @@ fn the_example_file_checks() {
 #[test]
 fn preview_labels_the_year_end_closing_and_the_last_business_day() {
     let file = example();
-    let output = cloudbot(&[
-        "schedules",
-        "preview",
-        "daily-sales-report",
-        "--file",
-        file.to_str().unwrap(),
-        "--from",
-        "2026-12-28",
-        "--days",
-        "10",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let text = stdout(&output);
+    let text = preview(&file, "daily-sales-report", "2026-12-28", "10");
     assert!(text.contains("2026-12-28 (月)  09:00 JST  run\n"), "{text}");
     assert!(
         text.contains("2026-12-29 (火)  -          skipped  company closed day 年末年始\n"),
@@ -80,19 +97,7 @@ fn preview_labels_the_year_end_closing_and_the_last_business_day() {
     // 12-28 and 01-04 .. 01-06 run (01-02, 01-03 are weekend days and 年末年始).
     assert!(text.ends_with("4 runs\n"), "{text}");
 
-    let output = cloudbot(&[
-        "schedules",
-        "preview",
-        "month-end-close",
-        "--file",
-        file.to_str().unwrap(),
-        "--from",
-        "2026-12-01",
-        "--days",
-        "31",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let text = stdout(&output);
+    let text = preview(&file, "month-end-close", "2026-12-01", "31");
     // 12-29 .. 12-31 are closed (年末年始): the last business day of December 2026 is the 28th.
     let runs: Vec<&str> = text.lines().filter(|l| l.contains("JST  run")).collect();
     assert_eq!(runs, ["2026-12-28 (月)  18:30 JST  run"], "{text}");
@@ -101,20 +106,7 @@ fn preview_labels_the_year_end_closing_and_the_last_business_day() {
 #[test]
 fn preview_json_names_the_holiday_and_keeps_the_schedules_zone() {
     let file = example();
-    let output = cloudbot(&[
-        "--json",
-        "schedules",
-        "preview",
-        "daily-sales-report",
-        "--file",
-        file.to_str().unwrap(),
-        "--from",
-        "2027-01-08",
-        "--days",
-        "4",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let doc: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let doc = preview_json(&file, "daily-sales-report", "2027-01-08", "4");
     assert_eq!(doc["schedule"], "daily-sales-report");
     assert_eq!(doc["time_zone"], "Asia/Tokyo");
     let entries = doc["entries"].as_array().unwrap();
@@ -138,20 +130,7 @@ fn preview_json_names_the_holiday_and_keeps_the_schedules_zone() {
 #[test]
 fn preview_json_labels_a_shifted_run() {
     let file = example();
-    let output = cloudbot(&[
-        "--json",
-        "schedules",
-        "preview",
-        "payroll-export",
-        "--file",
-        file.to_str().unwrap(),
-        "--from",
-        "2027-04-22",
-        "--days",
-        "4",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let doc: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let doc = preview_json(&file, "payroll-export", "2027-04-22", "4");
     let entries = doc["entries"].as_array().unwrap();
     assert_eq!(entries[0]["day"], "2027-04-23");
     assert_eq!(entries[0]["nominal"], "2027-04-25");
@@ -228,26 +207,11 @@ fn the_readme_example_is_a_valid_schedule_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("schedules.yaml");
     std::fs::write(&file, yaml).unwrap();
-    let file = file.to_str().unwrap();
 
-    let output = cloudbot(&["schedules", "check", file]);
+    let output = cloudbot(&["schedules", "check", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let preview = |name: &str, from: &str, days: &str| {
-        let output = cloudbot(&[
-            "--json",
-            "schedules",
-            "preview",
-            name,
-            "--file",
-            file,
-            "--from",
-            from,
-            "--days",
-            days,
-        ]);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        let doc: Value = serde_json::from_str(&stdout(&output)).unwrap();
-        doc["entries"]
+        preview_json(&file, name, from, days)["entries"]
             .as_array()
             .unwrap()
             .iter()
