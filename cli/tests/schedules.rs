@@ -260,16 +260,7 @@ struct Stack {
 impl Stack {
     async fn start(test: &str) -> Stack {
         let moto = Moto::start();
-        let aws = aws_types::SdkConfig::builder()
-            .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
-            .region(aws_types::region::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    aws_credential_types::Credentials::new("test", "test", None, None, "test"),
-                ),
-            )
-            .build();
+        let aws = moto.sdk_config();
         let scheduler = aws_sdk_scheduler::Client::new(&aws);
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         scheduler
@@ -311,13 +302,10 @@ impl Stack {
 
     /// The CLI against moto, with the stack outputs in the environment.
     fn cloudbot(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cloudbot"))
+        self.moto
+            .point(&mut Command::new(env!("CARGO_BIN_EXE_cloudbot")))
             .args(args)
             .env("TZ", "America/New_York")
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
             .env("CLOUDBOT_SCHEDULER_ROLE_ARN", ROLE)
             .env("CLOUDBOT_SCHEDULE_TARGET_ARN", TARGET)
@@ -895,60 +883,19 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
 const LEDGER: &str = "stack-RunLedgerTable";
 
 impl Stack {
-    /// The run ledger as the template declares its `by_schedule` index (docs/ledger.md).
-    async fn ledger(&self) {
-        use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap()
-        };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .unwrap()
-        };
-        self.dynamodb
-            .create_table()
-            .table_name(LEDGER)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute("run"))
-            .attribute_definitions(attribute("schedule"))
-            .attribute_definitions(attribute("nominal_time"))
-            .key_schema(key("run", KeyType::Hash))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name("by_schedule")
-                    .key_schema(key("schedule", KeyType::Hash))
-                    .key_schema(key("nominal_time", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+    /// The run ledger, as the template declares it ([`Moto::create_ledger_table`]).
+    fn ledger(&self) {
+        self.moto.create_ledger_table(LEDGER);
     }
 
     /// The CLI against moto with the ledger configured (or not) and stdin not a terminal.
     fn backfill(&self, ledger: bool, args: &[&str]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
-        command
+        self.moto
+            .point(&mut command)
             .args(["--json", "schedules", "backfill"])
             .args(args)
             .env("TZ", "America/New_York")
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
             .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
             .stdin(Stdio::null());
@@ -1003,7 +950,7 @@ fn statuses(doc: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn backfill_delivers_only_the_occurrences_that_did_not_run_with_their_nominal_keys() {
     let stack = Stack::start("backfill").await;
-    stack.ledger().await;
+    stack.ledger();
     let file = stack.file("schedules.yaml", &example_text());
     let output = stack.cloudbot(&["schedules", "apply", &file]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -1013,16 +960,7 @@ async fn backfill_delivers_only_the_occurrences_that_did_not_run_with_their_nomi
         .arn()
         .unwrap()
         .to_owned();
-    let aws = aws_types::SdkConfig::builder()
-        .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
-        .region(aws_types::region::Region::new("us-east-1"))
-        .endpoint_url(&stack.moto.endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("test", "test", None, None, "test"),
-            ),
-        )
-        .build();
+    let aws = stack.moto.sdk_config();
     let sfn = aws_sdk_sfn::Client::new(&aws);
     let machine = sfn
         .create_state_machine()
@@ -1208,21 +1146,12 @@ async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it
     use support::lambda::LambdaStandIn;
 
     let stack = Stack::start("backfill-fn").await;
-    stack.ledger().await;
+    stack.ledger();
     let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo()))
         .await
         .unwrap();
     let base = emulator.base_url();
-    let aws = aws_types::SdkConfig::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_types::region::Region::new("us-east-1"))
-        .endpoint_url(&stack.moto.endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("test", "test", None, None, "test"),
-            ),
-        )
-        .build();
+    let aws = stack.moto.sdk_config();
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     secrets
         .create_secret()
@@ -1271,15 +1200,13 @@ async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it
 
     let run = |args: Vec<&'static str>, ledger: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
-        command
+        stack
+            .moto
+            .point(&mut command)
             .args(["--json", "schedules", "backfill", "daily-echo"])
             .args(["--from", "2026-11-23", "--to", "2026-11-25"])
             .args(args)
-            .env("AWS_ENDPOINT_URL", &stack.moto.endpoint)
             .env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
             .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
             .stdin(Stdio::null());
