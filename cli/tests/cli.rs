@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use support::lambda::{LambdaStandIn, invoke_handler};
+use support::ledger::create_ledger_table;
 use support::moto::Moto;
 
 use cloudbot_emulator::{Emulator, EmulatorOptions, FaultKind, FaultRule, Seed};
@@ -1101,10 +1102,10 @@ async fn resolve_settles_an_unknown_record_through_a_direct_invoke() {
     );
 }
 
-/// The run ledger table `runs` in `moto` ([`Moto::create_ledger_table`]), and the library's
+/// The run ledger table `runs` in `moto` ([`create_ledger_table`]), and the library's
 /// own ledger writing to it.
 fn ledger_table(moto: &Moto) -> cloudbot_trigger::ledger::Ledger {
-    moto.create_ledger_table("runs");
+    create_ledger_table(moto, "runs");
     let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
     cloudbot_trigger::ledger::Ledger::new(
         cloudbot_trigger::ledger::LedgerTable::new(dynamodb, "runs".into()),

@@ -15,6 +15,7 @@ use cloudbot_emulator::{Emulator, EmulatorOptions, Seed};
 use cloudbot_trigger::ledger::{Ledger, LedgerTable};
 use serde_json::{Value, json};
 use support::lambda::{LambdaStandIn, invoke_handler};
+use support::ledger::create_ledger_table;
 use support::moto::Moto;
 
 fn text(bytes: &[u8]) -> String {
@@ -34,7 +35,7 @@ fn json_of(out: &Output) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerun_starts_a_recorded_run_again_under_a_new_key_after_confirmation() {
     let moto = Moto::start();
-    moto.create_ledger_table("runs");
+    create_ledger_table(&moto, "runs");
     let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
     secrets

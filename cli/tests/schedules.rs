@@ -241,6 +241,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
 use cloudbot_calendar::{ScheduleFile, wire};
+use support::ledger::create_ledger_table;
 use support::moto::Moto;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/stack-SchedulerRole";
@@ -883,9 +884,9 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
 const LEDGER: &str = "stack-RunLedgerTable";
 
 impl Stack {
-    /// The run ledger, as the template declares it ([`Moto::create_ledger_table`]).
+    /// The run ledger, as the template declares it ([`create_ledger_table`]).
     fn ledger(&self) {
-        self.moto.create_ledger_table(LEDGER);
+        create_ledger_table(&self.moto, LEDGER);
     }
 
     /// The CLI against moto with the ledger configured (or not) and stdin not a terminal.

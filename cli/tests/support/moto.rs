@@ -1,6 +1,6 @@
 //! A moto server (pinned, from the repository's .tools) on a free loopback port, stopped by its
 //! PID on drop: the AWS stand-in of the CLI's tests (Secrets Manager, EventBridge Scheduler,
-//! DynamoDB, Step Functions), with the one place that says how a client or the CLI reaches it.
+//! DynamoDB, Step Functions, SQS), with the one place that says how a client or the CLI reaches it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
@@ -78,21 +78,6 @@ impl Moto {
             .env("AWS_REGION", REGION)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
-    }
-
-    /// Creates the run ledger table `name` as template.yaml declares RunLedgerTable, through
-    /// scripts/create-ledger-table.py (so the template stays the table's one definition).
-    pub fn create_ledger_table(&self, name: &str) {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let created = Command::new(root.join(".tools/venv-aws/bin/python"))
-            .arg(root.join("scripts/create-ledger-table.py"))
-            .args([self.endpoint.as_str(), name])
-            .status()
-            .unwrap();
-        assert!(
-            created.success(),
-            "create-ledger-table.py {name}: {created}"
-        );
     }
 }
 
