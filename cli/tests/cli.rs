@@ -5,13 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
 
 use support::lambda::{LambdaStandIn, invoke_handler};
+use support::ledger::create_ledger_table;
 use support::moto::Moto;
 
 use cloudbot_emulator::{Emulator, EmulatorOptions, FaultKind, FaultRule, Seed};
@@ -432,15 +432,7 @@ fn no_credential_is_printed_even_with_debug_logs() {
 #[tokio::test]
 async fn credentials_from_a_secret_id_are_read_like_the_function_reads_them() {
     let moto = Moto::start();
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .build();
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(config);
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
     let good = format!(r#"{{"access_token":"{ACCESS_TOKEN}","secret_key":"{SECRET_KEY}"}}"#);
     for (name, value) in [
         ("cloudbot/good", good.as_str()),
@@ -458,12 +450,9 @@ async fn credentials_from_a_secret_id_are_read_like_the_function_reads_them() {
     let base = emulator.base_url();
     let with_secret = |secret_id: &str| {
         let mut cmd = cloudbot(&base);
-        cmd.env_remove("CLOUDBOT_ACCESS_TOKEN")
+        moto.point(&mut cmd)
+            .env_remove("CLOUDBOT_ACCESS_TOKEN")
             .env_remove("CLOUDBOT_SECRET_KEY")
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .args(["--secret-id", secret_id, "bots", "demo", "--json"]);
         cmd
     };
@@ -972,15 +961,7 @@ async fn resolve_settles_an_unknown_record_through_a_direct_invoke() {
     use cloudbot_trigger::idempotency::Idempotency;
     use cloudbot_trigger::table::{DynamoDbStore, KEY_ATTRIBUTE};
     let moto = Moto::start();
-    let sdk = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .build();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
     dynamodb
         .create_table()
         .table_name("idempotency")
@@ -1002,15 +983,7 @@ async fn resolve_settles_an_unknown_record_through_a_direct_invoke() {
         .send()
         .await
         .unwrap();
-    let secrets_config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .build();
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(secrets_config);
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
     secrets
         .create_secret()
         .name("cloudbot/demo")
@@ -1129,37 +1102,36 @@ async fn resolve_settles_an_unknown_record_through_a_direct_invoke() {
     );
 }
 
-/// `cloudbot runs` / `runs show` against a run ledger in moto created as template.yaml declares
-/// RunLedgerTable (scripts/create-ledger-table.py), filled through the library's own ledger.
+/// The run ledger table `runs` in `moto` ([`create_ledger_table`]), and the library's
+/// own ledger writing to it.
+fn ledger_table(moto: &Moto) -> cloudbot_trigger::ledger::Ledger {
+    create_ledger_table(moto, "runs");
+    let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
+    cloudbot_trigger::ledger::Ledger::new(
+        cloudbot_trigger::ledger::LedgerTable::new(dynamodb, "runs".into()),
+        Duration::from_secs(86_400),
+    )
+}
+
+/// The CLI (no Cloud BOT behind it) reading the ledger table of [`ledger_table`].
+fn reading_ledger(moto: &Moto) -> Command {
+    let mut cmd = cloudbot("http://127.0.0.1:9");
+    moto.point(&mut cmd)
+        .env("CLOUDBOT_RUN_LEDGER_TABLE", "runs");
+    cmd
+}
+
+/// `cloudbot runs` / `runs show` against a run ledger in moto ([`ledger_table`]), filled
+/// through the library's own ledger.
 #[tokio::test]
 async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() {
     use cloudbot_trigger::cloudbot::{ApiBase, JobEndpoint, JobStatus};
     use cloudbot_trigger::idempotency::RecordKey;
-    use cloudbot_trigger::ledger::{Ledger, LedgerTable, Observed, Origin};
+    use cloudbot_trigger::ledger::{Observed, Origin};
     use cloudbot_trigger::trigger::Trigger;
 
     let moto = Moto::start();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let created = Command::new(root.join(".tools/venv-aws/bin/python"))
-        .arg(root.join("scripts/create-ledger-table.py"))
-        .args([&moto.endpoint, "runs"])
-        .status()
-        .unwrap();
-    assert!(created.success());
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .build(),
-    );
-    let ledger = Ledger::new(
-        LedgerTable::new(dynamodb, "runs".into()),
-        Duration::from_secs(86_400),
-    );
+    let ledger = ledger_table(&moto);
     let base = ApiBase::parse("https://api.c-bot.pro").unwrap();
     let job = |id: &str| {
         JobEndpoint::parse(&base, &format!("https://api.c-bot.pro/demo/jobs/{id}"), "j").unwrap()
@@ -1224,14 +1196,8 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
         .unwrap();
 
     let runs = |args: &[&str]| {
-        let mut cmd = cloudbot("http://127.0.0.1:9");
-        cmd.env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("CLOUDBOT_RUN_LEDGER_TABLE", "runs")
-            .arg("runs")
-            .args(args);
+        let mut cmd = reading_ledger(&moto);
+        cmd.arg("runs").args(args);
         run(&mut cmd)
     };
     let names = |out: &Output| -> Vec<String> {
@@ -1307,31 +1273,11 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
 #[tokio::test]
 async fn usage_sums_a_months_runs_per_bot_with_the_share_of_the_allowance() {
     use cloudbot_trigger::cloudbot::{ApiBase, JobEndpoint, JobStatus};
-    use cloudbot_trigger::ledger::{Ledger, LedgerTable, Observed, Origin};
+    use cloudbot_trigger::ledger::{Observed, Origin};
     use cloudbot_trigger::trigger::Trigger;
 
     let moto = Moto::start();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let created = Command::new(root.join(".tools/venv-aws/bin/python"))
-        .arg(root.join("scripts/create-ledger-table.py"))
-        .args([&moto.endpoint, "runs"])
-        .status()
-        .unwrap();
-    assert!(created.success());
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .build(),
-    );
-    let ledger = Ledger::new(
-        LedgerTable::new(dynamodb, "runs".into()),
-        Duration::from_secs(86_400),
-    );
+    let ledger = ledger_table(&moto);
     let base = ApiBase::parse("https://api.c-bot.pro").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     // Started now (this month in Japan time): two echo runs of 40 s and 20 s, an error run of
@@ -1371,13 +1317,8 @@ async fn usage_sums_a_months_runs_per_bot_with_the_share_of_the_allowance() {
     }
 
     let usage = |args: &[&str]| {
-        let mut cmd = cloudbot("http://127.0.0.1:9");
-        cmd.env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("CLOUDBOT_RUN_LEDGER_TABLE", "runs")
-            .env_remove("CLOUDBOT_BUDGET_MONTHLY_SECONDS")
+        let mut cmd = reading_ledger(&moto);
+        cmd.env_remove("CLOUDBOT_BUDGET_MONTHLY_SECONDS")
             .arg("usage")
             .args(args);
         run(&mut cmd)

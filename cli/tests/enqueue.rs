@@ -25,16 +25,7 @@ struct Queues {
 /// moto with the run queue's two lanes, named as template.yaml names them.
 async fn queues() -> Queues {
     let moto = Moto::start();
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .build(),
-    );
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
     let mut urls = Vec::new();
     for name in ["stack-runs-high", "stack-runs-normal"] {
         let created = sqs.create_queue().queue_name(name).send().await.unwrap();
@@ -63,11 +54,9 @@ impl Queues {
         ] {
             cmd.env_remove(var);
         }
-        cmd.env("CLOUDBOT_API_BASE", BASE)
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+        self.moto
+            .point(&mut cmd)
+            .env("CLOUDBOT_API_BASE", BASE)
             .env("CLOUDBOT_RUN_QUEUE_HIGH_URL", &self.high)
             .env("CLOUDBOT_RUN_QUEUE_NORMAL_URL", &self.normal)
             .arg("enqueue")
@@ -273,11 +262,9 @@ async fn an_invalid_line_or_a_missing_lane_sends_nothing() {
     // A lane without its URL: refused before anything is sent, the other lane included.
     let out = {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
-        cmd.env("CLOUDBOT_API_BASE", BASE)
-            .env("AWS_ENDPOINT_URL", &q.moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+        q.moto
+            .point(&mut cmd)
+            .env("CLOUDBOT_API_BASE", BASE)
             .env_remove("CLOUDBOT_RUN_QUEUE_HIGH_URL")
             .args(["enqueue", valid.arg(), "--normal-queue-url", &q.normal])
             .stdin(Stdio::null());

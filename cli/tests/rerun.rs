@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use cloudbot_emulator::{Emulator, EmulatorOptions, Seed};
 use cloudbot_trigger::ledger::{Ledger, LedgerTable};
 use serde_json::{Value, json};
 use support::lambda::{LambdaStandIn, invoke_handler};
+use support::ledger::create_ledger_table;
 use support::moto::Moto;
 
 fn text(bytes: &[u8]) -> String {
@@ -35,33 +35,9 @@ fn json_of(out: &Output) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerun_starts_a_recorded_run_again_under_a_new_key_after_confirmation() {
     let moto = Moto::start();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let created = Command::new(root.join(".tools/venv-aws/bin/python"))
-        .arg(root.join("scripts/create-ledger-table.py"))
-        .args([&moto.endpoint, "runs"])
-        .status()
-        .unwrap();
-    assert!(created.success());
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .build(),
-    );
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .build(),
-    );
+    create_ledger_table(&moto, "runs");
+    let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
     secrets
         .create_secret()
         .name("cloudbot/demo")
@@ -107,12 +83,9 @@ async fn rerun_starts_a_recorded_run_again_under_a_new_key_after_confirmation() 
         ] {
             cmd.env_remove(var);
         }
-        cmd.env("CLOUDBOT_API_BASE", &base)
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        moto.point(&mut cmd)
+            .env("CLOUDBOT_API_BASE", &base)
             .env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("CLOUDBOT_FUNCTION", "cloudbot-trigger-live")
             .env("CLOUDBOT_RUN_LEDGER_TABLE", "runs")
             .stdin(Stdio::null())
@@ -164,11 +137,8 @@ async fn rerun_starts_a_recorded_run_again_under_a_new_key_after_confirmation() 
     );
 
     // The new run names the old one in the ledger.
-    let show = Command::new(env!("CARGO_BIN_EXE_cloudbot"))
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+    let show = moto
+        .point(&mut Command::new(env!("CARGO_BIN_EXE_cloudbot")))
         .env("CLOUDBOT_RUN_LEDGER_TABLE", "runs")
         .args(["runs", "show", &format!("demo/{}", second.job_id), "--json"])
         .output()

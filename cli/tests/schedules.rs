@@ -12,7 +12,7 @@
 //! keys; without `--yes` and a terminal nothing is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
@@ -41,6 +41,35 @@ fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// `schedules preview NAME --file FILE --from FROM --days DAYS`, which must exit 0: its output.
+fn preview(file: &Path, name: &str, from: &str, days: &str) -> String {
+    preview_with(&[], file, name, from, days)
+}
+
+/// [`preview`] with `--json`: its document.
+fn preview_json(file: &Path, name: &str, from: &str, days: &str) -> Value {
+    serde_json::from_str(&preview_with(&["--json"], file, name, from, days)).unwrap()
+}
+
+fn preview_with(global: &[&str], file: &Path, name: &str, from: &str, days: &str) -> String {
+    let file = file.to_str().unwrap();
+    let mut args = global.to_vec();
+    args.extend([
+        "schedules",
+        "preview",
+        name,
+        "--file",
+        file,
+        "--from",
+        from,
+        "--days",
+        days,
+    ]);
+    let output = cloudbot(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    stdout(&output)
+}
+
 #[test]
 fn the_example_file_checks() {
     let file = example();
@@ -58,19 +87,7 @@ fn the_example_file_checks() {
 #[test]
 fn preview_labels_the_year_end_closing_and_the_last_business_day() {
     let file = example();
-    let output = cloudbot(&[
-        "schedules",
-        "preview",
-        "daily-sales-report",
-        "--file",
-        file.to_str().unwrap(),
-        "--from",
-        "2026-12-28",
-        "--days",
-        "10",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let text = stdout(&output);
+    let text = preview(&file, "daily-sales-report", "2026-12-28", "10");
     assert!(text.contains("2026-12-28 (月)  09:00 JST  run\n"), "{text}");
     assert!(
         text.contains("2026-12-29 (火)  -          skipped  company closed day 年末年始\n"),
@@ -80,19 +97,7 @@ fn preview_labels_the_year_end_closing_and_the_last_business_day() {
     // 12-28 and 01-04 .. 01-06 run (01-02, 01-03 are weekend days and 年末年始).
     assert!(text.ends_with("4 runs\n"), "{text}");
 
-    let output = cloudbot(&[
-        "schedules",
-        "preview",
-        "month-end-close",
-        "--file",
-        file.to_str().unwrap(),
-        "--from",
-        "2026-12-01",
-        "--days",
-        "31",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let text = stdout(&output);
+    let text = preview(&file, "month-end-close", "2026-12-01", "31");
     // 12-29 .. 12-31 are closed (年末年始): the last business day of December 2026 is the 28th.
     let runs: Vec<&str> = text.lines().filter(|l| l.contains("JST  run")).collect();
     assert_eq!(runs, ["2026-12-28 (月)  18:30 JST  run"], "{text}");
@@ -101,20 +106,7 @@ fn preview_labels_the_year_end_closing_and_the_last_business_day() {
 #[test]
 fn preview_json_names_the_holiday_and_keeps_the_schedules_zone() {
     let file = example();
-    let output = cloudbot(&[
-        "--json",
-        "schedules",
-        "preview",
-        "daily-sales-report",
-        "--file",
-        file.to_str().unwrap(),
-        "--from",
-        "2027-01-08",
-        "--days",
-        "4",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let doc: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let doc = preview_json(&file, "daily-sales-report", "2027-01-08", "4");
     assert_eq!(doc["schedule"], "daily-sales-report");
     assert_eq!(doc["time_zone"], "Asia/Tokyo");
     let entries = doc["entries"].as_array().unwrap();
@@ -138,20 +130,7 @@ fn preview_json_names_the_holiday_and_keeps_the_schedules_zone() {
 #[test]
 fn preview_json_labels_a_shifted_run() {
     let file = example();
-    let output = cloudbot(&[
-        "--json",
-        "schedules",
-        "preview",
-        "payroll-export",
-        "--file",
-        file.to_str().unwrap(),
-        "--from",
-        "2027-04-22",
-        "--days",
-        "4",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let doc: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let doc = preview_json(&file, "payroll-export", "2027-04-22", "4");
     let entries = doc["entries"].as_array().unwrap();
     assert_eq!(entries[0]["day"], "2027-04-23");
     assert_eq!(entries[0]["nominal"], "2027-04-25");
@@ -228,26 +207,11 @@ fn the_readme_example_is_a_valid_schedule_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("schedules.yaml");
     std::fs::write(&file, yaml).unwrap();
-    let file = file.to_str().unwrap();
 
-    let output = cloudbot(&["schedules", "check", file]);
+    let output = cloudbot(&["schedules", "check", file.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let preview = |name: &str, from: &str, days: &str| {
-        let output = cloudbot(&[
-            "--json",
-            "schedules",
-            "preview",
-            name,
-            "--file",
-            file,
-            "--from",
-            from,
-            "--days",
-            days,
-        ]);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        let doc: Value = serde_json::from_str(&stdout(&output)).unwrap();
-        doc["entries"]
+        preview_json(&file, name, from, days)["entries"]
             .as_array()
             .unwrap()
             .iter()
@@ -277,6 +241,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
 use cloudbot_calendar::{ScheduleFile, wire};
+use support::ledger::create_ledger_table;
 use support::moto::Moto;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/stack-SchedulerRole";
@@ -296,16 +261,7 @@ struct Stack {
 impl Stack {
     async fn start(test: &str) -> Stack {
         let moto = Moto::start();
-        let aws = aws_types::SdkConfig::builder()
-            .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
-            .region(aws_types::region::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    aws_credential_types::Credentials::new("test", "test", None, None, "test"),
-                ),
-            )
-            .build();
+        let aws = moto.sdk_config();
         let scheduler = aws_sdk_scheduler::Client::new(&aws);
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         scheduler
@@ -347,13 +303,10 @@ impl Stack {
 
     /// The CLI against moto, with the stack outputs in the environment.
     fn cloudbot(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cloudbot"))
+        self.moto
+            .point(&mut Command::new(env!("CARGO_BIN_EXE_cloudbot")))
             .args(args)
             .env("TZ", "America/New_York")
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
             .env("CLOUDBOT_SCHEDULER_ROLE_ARN", ROLE)
             .env("CLOUDBOT_SCHEDULE_TARGET_ARN", TARGET)
@@ -931,60 +884,19 @@ async fn list_shows_next_run_state_and_last_outcome_and_resume_lifts_a_pause() {
 const LEDGER: &str = "stack-RunLedgerTable";
 
 impl Stack {
-    /// The run ledger as the template declares its `by_schedule` index (docs/ledger.md).
-    async fn ledger(&self) {
-        use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap()
-        };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .unwrap()
-        };
-        self.dynamodb
-            .create_table()
-            .table_name(LEDGER)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute("run"))
-            .attribute_definitions(attribute("schedule"))
-            .attribute_definitions(attribute("nominal_time"))
-            .key_schema(key("run", KeyType::Hash))
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name("by_schedule")
-                    .key_schema(key("schedule", KeyType::Hash))
-                    .key_schema(key("nominal_time", KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+    /// The run ledger, as the template declares it ([`create_ledger_table`]).
+    fn ledger(&self) {
+        create_ledger_table(&self.moto, LEDGER);
     }
 
     /// The CLI against moto with the ledger configured (or not) and stdin not a terminal.
     fn backfill(&self, ledger: bool, args: &[&str]) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
-        command
+        self.moto
+            .point(&mut command)
             .args(["--json", "schedules", "backfill"])
             .args(args)
             .env("TZ", "America/New_York")
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
             .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
             .stdin(Stdio::null());
@@ -1039,7 +951,7 @@ fn statuses(doc: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn backfill_delivers_only_the_occurrences_that_did_not_run_with_their_nominal_keys() {
     let stack = Stack::start("backfill").await;
-    stack.ledger().await;
+    stack.ledger();
     let file = stack.file("schedules.yaml", &example_text());
     let output = stack.cloudbot(&["schedules", "apply", &file]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -1049,16 +961,7 @@ async fn backfill_delivers_only_the_occurrences_that_did_not_run_with_their_nomi
         .arn()
         .unwrap()
         .to_owned();
-    let aws = aws_types::SdkConfig::builder()
-        .behavior_version(aws_sdk_sfn::config::BehaviorVersion::latest())
-        .region(aws_types::region::Region::new("us-east-1"))
-        .endpoint_url(&stack.moto.endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("test", "test", None, None, "test"),
-            ),
-        )
-        .build();
+    let aws = stack.moto.sdk_config();
     let sfn = aws_sdk_sfn::Client::new(&aws);
     let machine = sfn
         .create_state_machine()
@@ -1244,21 +1147,12 @@ async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it
     use support::lambda::LambdaStandIn;
 
     let stack = Stack::start("backfill-fn").await;
-    stack.ledger().await;
+    stack.ledger();
     let emulator = Emulator::start_with(EmulatorOptions::new(Seed::demo()))
         .await
         .unwrap();
     let base = emulator.base_url();
-    let aws = aws_types::SdkConfig::builder()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_types::region::Region::new("us-east-1"))
-        .endpoint_url(&stack.moto.endpoint)
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("test", "test", None, None, "test"),
-            ),
-        )
-        .build();
+    let aws = stack.moto.sdk_config();
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     secrets
         .create_secret()
@@ -1307,15 +1201,13 @@ async fn backfill_to_the_function_starts_each_missing_run_once_and_then_reads_it
 
     let run = |args: Vec<&'static str>, ledger: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cloudbot"));
-        command
+        stack
+            .moto
+            .point(&mut command)
             .args(["--json", "schedules", "backfill", "daily-echo"])
             .args(["--from", "2026-11-23", "--to", "2026-11-25"])
             .args(args)
-            .env("AWS_ENDPOINT_URL", &stack.moto.endpoint)
             .env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("CLOUDBOT_SCHEDULE_GROUP", GROUP)
             .env("CLOUDBOT_IDEMPOTENCY_TABLE", TABLE)
             .stdin(Stdio::null());

@@ -118,82 +118,22 @@ async fn put(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::{Duration, SystemTime};
 
     use serde_json::{Value, json};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
+    use super::super::fakes::{MemoryBus, MemoryLedger, waiting_callback};
     use super::super::testing::{Untouched, run, run_request, secret, service};
     use super::*;
-    use crate::callback::CallbackId;
-    use crate::callback::fake::{setup, token};
+    use crate::callback::fake::setup;
     use crate::credentials::StandIn;
-    use crate::idempotency::{Idempotency, RecordKey};
-    use crate::job_events::{DetailType, EventBus, PublishError, PutFuture};
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
-    use crate::request::{Operation, Request};
-    use crate::table::StoreFuture;
+    use crate::idempotency::Idempotency;
+    use crate::job_events::DetailType;
+    use crate::ledger::Ledger;
+    use crate::request::Request;
     use crate::trigger::Trigger;
-
-    /// An in-memory ledger: an end recorded once, like the table's condition.
-    #[derive(Debug, Clone, Default)]
-    struct Runs(Arc<Mutex<Vec<RunWrite>>>);
-
-    impl LedgerStore for Runs {
-        fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
-            Box::pin(async move {
-                let mut writes = self.0.lock().unwrap();
-                if write.end.is_some()
-                    && writes.iter().any(|w| w.run == write.run && w.end.is_some())
-                {
-                    return Ok(Written::AlreadyEnded);
-                }
-                writes.push(write.clone());
-                Ok(Written::Noted {
-                    ended: write.end.is_some(),
-                    recorded: RecordedStart::default(),
-                })
-            })
-        }
-
-        fn max_run_s<'a>(&'a self, _: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
-            Box::pin(async { Ok(None) })
-        }
-    }
-
-    /// A bus that keeps what it is given, or refuses everything.
-    #[derive(Debug, Clone, Default)]
-    struct Bus {
-        events: Arc<Mutex<Vec<Event>>>,
-        refusing: bool,
-    }
-
-    impl EventBus for Bus {
-        fn put<'a>(&'a self, event: &'a Event) -> PutFuture<'a> {
-            Box::pin(async move {
-                if self.refusing {
-                    return Err(PublishError(
-                        "EventBridge PutEvents refused the entry: ThrottlingException".into(),
-                    ));
-                }
-                self.events.lock().unwrap().push(event.clone());
-                Ok(())
-            })
-        }
-    }
-
-    impl Bus {
-        fn details(&self) -> Vec<(DetailType, Value)> {
-            self.events
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|e| (e.detail_type, serde_json::from_str(&e.detail).unwrap()))
-                .collect()
-        }
-    }
 
     const ENDED_JOB: &str = r#"{"code": 200, "job_id": "j1", "bot_id": "b1", "status": 0,
         "start_time": "2026-12-07T09:00:00Z", "message": "done", "elapsed_time": 7,
@@ -214,18 +154,13 @@ mod tests {
 
     /// A service with a callback waiting for job j1 (token `task-token-t1`), the in-memory
     /// ledger and `bus`; the callback request and its raw id.
-    async fn with_waiting_callback(server: &MockServer, bus: &Bus) -> (Service, Request, String) {
+    async fn with_waiting_callback(
+        server: &MockServer,
+        bus: &MemoryBus,
+    ) -> (Service, Request, String) {
         let (callbacks, shared) = setup();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let key = RecordKey::request("k").unwrap();
-        let registered = callbacks
-            .register(&key, &token("task-token-t1"), deadline)
-            .await
-            .unwrap();
-        let job = format!("{}/demo/jobs/j1", server.uri());
-        callbacks.job_started(&registered, &job, deadline).await;
-        shared.open("task-token-t1");
-        let raw_id = registered.url.rsplit('/').next().unwrap().to_owned();
+        let (callback, raw_id) =
+            waiting_callback(&callbacks, &shared, server, "task-token-t1").await;
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
             .with_idempotency(Some(Idempotency::new(
                 Untouched,
@@ -233,16 +168,10 @@ mod tests {
             )))
             .with_callbacks(Some(callbacks))
             .with_ledger(Some(Ledger::new(
-                Runs::default(),
+                MemoryLedger::default(),
                 Duration::from_secs(86_400),
             )))
             .with_job_events(Some(JobEvents::new(bus.clone())));
-        let callback = Request {
-            operation: Operation::Callback {
-                id: Some(CallbackId::parse(&raw_id).unwrap()),
-            },
-            language: crate::cloudbot::Language::Ja,
-        };
         (service, callback, raw_id)
     }
 
@@ -253,7 +182,7 @@ mod tests {
     #[tokio::test]
     async fn a_callback_and_a_poll_learning_one_end_at_once_put_one_event() {
         let server = cloud_bot().await;
-        let bus = Bus::default();
+        let bus = MemoryBus::default();
         let (service, callback, raw_id) = with_waiting_callback(&server, &bus).await;
         let (by_callback, by_poll, by_second_poll) = tokio::join!(
             run_request(&service, &callback),
@@ -283,7 +212,7 @@ mod tests {
             detail["job_endpoint"],
             format!("{}/demo/jobs/j1", server.uri())
         );
-        let text = format!("{:?}", bus.events.lock().unwrap());
+        let text = format!("{:?}", bus.events());
         for secret in [
             "task-token-t1",
             raw_id.as_str(),
@@ -298,10 +227,7 @@ mod tests {
     #[tokio::test]
     async fn a_bus_that_refuses_is_counted_and_the_answer_goes_out_as_before() {
         let server = cloud_bot().await;
-        let bus = Bus {
-            refusing: true,
-            ..Bus::default()
-        };
+        let bus = MemoryBus::refusing();
         let (service, _, _) = with_waiting_callback(&server, &bus).await;
         let request = crate::request::parse_map(
             refer_j1().as_object().unwrap().clone(),
@@ -345,10 +271,10 @@ mod tests {
             .respond_with(ResponseTemplate::new(500))
             .mount(&server)
             .await;
-        let bus = Bus::default();
+        let bus = MemoryBus::default();
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
             .with_ledger(Some(Ledger::new(
-                Runs::default(),
+                MemoryLedger::default(),
                 Duration::from_secs(86_400),
             )))
             .with_job_events(Some(JobEvents::new(bus.clone())));

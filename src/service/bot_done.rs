@@ -128,60 +128,21 @@ impl Service {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use serde_json::{Value, json};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
+    use super::super::fakes::{MemoryBus, MemoryLedger};
     use super::super::testing::{run_request, secret, service};
     use super::*;
     use crate::bot_done::{parse, path_token};
     use crate::cloudbot::{ApiBase, BotId, Credentials, PublicId};
     use crate::credentials::StandIn;
-    use crate::job_events::{Event, EventBus, JobEvents, PutFuture};
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
+    use crate::job_events::JobEvents;
+    use crate::ledger::Ledger;
     use crate::request::{Operation, Request};
-    use crate::table::StoreFuture;
-
-    /// Every ledger write kept; an end recorded once, like the table's condition.
-    #[derive(Debug, Clone, Default)]
-    struct Runs(Arc<Mutex<Vec<RunWrite>>>);
-
-    impl LedgerStore for Runs {
-        fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
-            Box::pin(async move {
-                let mut writes = self.0.lock().unwrap();
-                if write.end.is_some()
-                    && writes.iter().any(|w| w.run == write.run && w.end.is_some())
-                {
-                    return Ok(Written::AlreadyEnded);
-                }
-                writes.push(write.clone());
-                Ok(Written::Noted {
-                    ended: write.end.is_some(),
-                    recorded: RecordedStart::default(),
-                })
-            })
-        }
-
-        fn max_run_s<'a>(&'a self, _: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
-            Box::pin(async { Ok(None) })
-        }
-    }
-
-    #[derive(Debug, Clone, Default)]
-    struct Bus(Arc<Mutex<Vec<Event>>>);
-
-    impl EventBus for Bus {
-        fn put<'a>(&'a self, event: &'a Event) -> PutFuture<'a> {
-            Box::pin(async move {
-                self.0.lock().unwrap().push(event.clone());
-                Ok(())
-            })
-        }
-    }
 
     async fn cloud_bot(job_id: &str, bot_id: &str, status: i64) -> MockServer {
         let server = MockServer::start().await;
@@ -197,8 +158,8 @@ mod tests {
         server
     }
 
-    fn wired(server: &MockServer) -> (Service, Runs, Bus) {
-        let (runs, bus) = (Runs::default(), Bus::default());
+    fn wired(server: &MockServer) -> (Service, MemoryLedger, MemoryBus) {
+        let (runs, bus) = (MemoryLedger::default(), MemoryBus::default());
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
             .with_ledger(Some(Ledger::new(runs.clone(), Duration::from_secs(86_400))))
             .with_job_events(Some(JobEvents::new(bus.clone())));
@@ -246,11 +207,11 @@ mod tests {
         // Cloud BOT's second delivery of the same end.
         let (_, body) = run_request(&service, &request).await.unwrap();
         assert_eq!(body["delivery"], "already_recorded");
-        let writes = runs.0.lock().unwrap().clone();
+        let writes = runs.writes();
         assert_eq!(writes.len(), 1, "{writes:?}");
         assert_eq!(writes[0].trigger_if_unset, Some("outside"));
         assert_eq!(writes[0].end.as_ref().unwrap().status, "succeeded");
-        let events = bus.0.lock().unwrap().clone();
+        let events = bus.events();
         assert_eq!(events.len(), 1);
         let detail: Value = serde_json::from_str(&events[0].detail).unwrap();
         assert_eq!(
@@ -277,8 +238,8 @@ mod tests {
             assert_eq!((status, &body["delivery"]), (200, &json!("ignored")));
         }
         assert!(server.received_requests().await.unwrap().is_empty());
-        assert!(runs.0.lock().unwrap().is_empty());
-        assert!(bus.0.lock().unwrap().is_empty());
+        assert!(runs.writes().is_empty());
+        assert!(bus.events().is_empty());
     }
 
     #[tokio::test]
@@ -304,8 +265,8 @@ mod tests {
         let (_, body) = run_request(&service, &mismatch).await.unwrap();
         assert_eq!(body["delivery"], "ignored");
         assert_eq!(server.received_requests().await.unwrap().len(), calls);
-        assert!(runs.0.lock().unwrap().is_empty());
-        assert!(bus.0.lock().unwrap().is_empty());
+        assert!(runs.writes().is_empty());
+        assert!(bus.events().is_empty());
     }
 
     #[tokio::test]
@@ -318,7 +279,7 @@ mod tests {
             matches!(err, Failure::Callback(CallbackError::NotReady)),
             "{err:?}"
         );
-        assert!(runs.0.lock().unwrap().is_empty());
+        assert!(runs.writes().is_empty());
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::Service;
 use crate::cloudbot::{Job, JobEndpoint};
-use crate::ledger::{Learned, ORPHANED, OVERRUN, Observed, Origin};
+use crate::ledger::{Learned, Observed, Origin};
 use crate::metrics::Invocation;
 
 /// Which ledger write a learning becomes.
@@ -17,8 +17,8 @@ use crate::metrics::Invocation;
 enum Write {
     /// What a path learned (with the origin when it started the run).
     Learned,
-    /// The end of a run this product suspended: [`OVERRUN`] past its maximum run time, or
-    /// [`ORPHANED`] because its workflow ended.
+    /// The end of a run this product suspended: [`OVERRUN`](crate::ledger::OVERRUN) past its maximum run time, or
+    /// [`ORPHANED`](crate::ledger::ORPHANED) because its workflow ended.
     Suspended(&'static str),
     /// A run learned from the BOT-done webhook.
     Outside,
@@ -41,13 +41,15 @@ impl Service {
             .await
     }
 
-    /// Records the end of a run suspended for passing its maximum run time (`found`: the job
-    /// as re-read after the suspend): the same conditional end write, its status `overrun`
-    /// (docs/overrun.md).
-    pub(super) async fn learned_overrun(
+    /// Records the end of a run whose job this product suspended (`found`: the job as re-read
+    /// after the suspend): the same conditional end write, its status `status`, [`OVERRUN`](crate::ledger::OVERRUN)
+    /// past its maximum run time (docs/overrun.md) or [`ORPHANED`](crate::ledger::ORPHANED) because its workflow
+    /// failed, timed out or was stopped (docs/orphans.md).
+    pub(super) async fn learned_suspended(
         &self,
         endpoint: &JobEndpoint,
         found: &Job,
+        status: &'static str,
         deadline: Instant,
         record: &mut Invocation,
     ) -> Learned {
@@ -55,28 +57,7 @@ impl Service {
             endpoint,
             found,
             None,
-            Write::Suspended(OVERRUN),
-            deadline,
-            record,
-        )
-        .await
-    }
-
-    /// Records the end of a run whose job was suspended because its workflow failed, timed out
-    /// or was stopped (`found`: the job as re-read after the suspend): the same conditional end
-    /// write, its status `orphaned` (docs/orphans.md).
-    pub(super) async fn learned_orphaned(
-        &self,
-        endpoint: &JobEndpoint,
-        found: &Job,
-        deadline: Instant,
-        record: &mut Invocation,
-    ) -> Learned {
-        self.learned_as(
-            endpoint,
-            found,
-            None,
-            Write::Suspended(ORPHANED),
+            Write::Suspended(status),
             deadline,
             record,
         )
@@ -173,53 +154,18 @@ impl Service {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use serde_json::json;
-    use tokio::time::Instant;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
+    use super::super::fakes::{MemoryLedger, waiting_callback};
     use super::super::testing::{Untouched, run, run_request, secret, service};
-    use crate::callback::CallbackId;
-    use crate::callback::fake::{setup, token};
+    use crate::callback::fake::setup;
     use crate::credentials::StandIn;
-    use crate::idempotency::{Idempotency, RecordKey};
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
-    use crate::request::{Operation, Request};
-    use crate::table::StoreFuture;
-
-    /// An in-memory ledger: every write kept; an end recorded once, like the condition.
-    #[derive(Debug, Clone, Default)]
-    struct Recorded(Arc<Mutex<Vec<RunWrite>>>);
-
-    impl LedgerStore for Recorded {
-        fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
-            Box::pin(async move {
-                let mut writes = self.0.lock().unwrap();
-                let ended_before = writes.iter().any(|w| w.run == write.run && w.end.is_some());
-                if write.end.is_some() && ended_before {
-                    return Ok(Written::AlreadyEnded);
-                }
-                writes.push(write.clone());
-                Ok(Written::Noted {
-                    ended: write.end.is_some(),
-                    recorded: RecordedStart::default(),
-                })
-            })
-        }
-
-        fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
-            Box::pin(async move {
-                let writes = self.0.lock().unwrap();
-                Ok(writes
-                    .iter()
-                    .filter(|w| &w.run == run)
-                    .find_map(|w| w.origin.as_ref().and_then(|o| o.max_run_s)))
-            })
-        }
-    }
+    use crate::idempotency::Idempotency;
+    use crate::ledger::Ledger;
 
     #[tokio::test]
     async fn the_callback_receiver_records_the_end_once_and_nothing_secret() {
@@ -234,18 +180,9 @@ mod tests {
             .mount(&server)
             .await;
         let (callbacks, shared) = setup();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let key = RecordKey::request("k").unwrap();
-        let registered = callbacks
-            .register(&key, &token("task-token-t1"), deadline)
-            .await
-            .unwrap();
-        let job = format!("{}/demo/jobs/j1", server.uri());
-        callbacks.job_started(&registered, &job, deadline).await;
-        shared.open("task-token-t1");
-        let raw_id = registered.url.rsplit('/').next().unwrap().to_owned();
-        let id = CallbackId::parse(&raw_id).unwrap();
-        let ledger = Recorded::default();
+        let (callback, raw_id) =
+            waiting_callback(&callbacks, &shared, &server, "task-token-t1").await;
+        let ledger = MemoryLedger::default();
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[])
             .with_idempotency(Some(Idempotency::new(
                 Untouched,
@@ -256,16 +193,12 @@ mod tests {
                 ledger.clone(),
                 Duration::from_secs(86_400),
             )));
-        let callback = Request {
-            operation: Operation::Callback { id: Some(id) },
-            language: crate::cloudbot::Language::Ja,
-        };
         let (status, _) = run_request(&service, &callback).await.unwrap();
         assert_eq!(status, 200);
         // Cloud BOT's retry: answered from the callback record, nothing learned again.
         run_request(&service, &callback).await.unwrap();
 
-        let writes = ledger.0.lock().unwrap().clone();
+        let writes = ledger.writes();
         assert_eq!(writes.len(), 1, "{writes:?}");
         let end = writes[0].end.clone().expect("the end");
         assert_eq!((end.status, end.elapsed_s), ("error", 7));
@@ -297,7 +230,7 @@ mod tests {
             })))
             .mount(&server)
             .await;
-        let ledger = Recorded::default();
+        let ledger = MemoryLedger::default();
         let service = service(&server.uri(), StandIn::holding(&secret(1), "v1"), &[]).with_ledger(
             Some(Ledger::new(ledger.clone(), Duration::from_secs(86_400))),
         );
@@ -318,7 +251,7 @@ mod tests {
                 .unwrap()
                 .contains("job_reference_endpoint")
         );
-        let writes = ledger.0.lock().unwrap().clone();
+        let writes = ledger.writes();
         let end = writes[0].end.clone().expect("the end");
         assert_eq!((end.status, end.output_omitted), ("succeeded", true));
     }

@@ -38,6 +38,8 @@ mod breaker;
 mod callback;
 mod dead_letter;
 mod execute;
+#[cfg(test)]
+mod fakes;
 mod init;
 mod learned;
 mod orphans;

@@ -6,7 +6,7 @@
 //! orphaned ones and learns the end of every other job that ended without word, so the ledger
 //! closes. Both go
 //! through the same suspend + re-read as the maximum run time (`suspend_and_reread`) and the
-//! same conditional end write (`learned_orphaned`, end status `orphaned`): a run is ended, and
+//! same conditional end write (`learned_suspended`, end status `orphaned`): a run is ended, and
 //! its job-finished event put, once. A run whose request said `keep_running` is never
 //! suspended. The rules are `crate::orphans`; why and the limits: docs/orphans.md.
 
@@ -19,7 +19,7 @@ use super::{Scope, Service, answer, upstream, with_refresh};
 use crate::cloudbot::{CloudBotError, JobEndpoint, JobStatus};
 use crate::error::Failure;
 use crate::error::kind::ORPHANS_UNAVAILABLE;
-use crate::ledger::{Learned, OpenRun, OpenRunStore};
+use crate::ledger::{Learned, ORPHANED, OpenRun, OpenRunStore};
 use crate::metrics::Invocation;
 use crate::orphans::{
     ExecutionReader, ExecutionStatus, OrphanError, SWEEP_MAX_RUNS, StatusChange, Verdict,
@@ -287,7 +287,7 @@ impl Service {
                 other => other,
             })?;
         let learned = self
-            .learned_orphaned(&job, &after, scope.deadline, record)
+            .learned_suspended(&job, &after, ORPHANED, scope.deadline, record)
             .await;
         Ok(match learned {
             // Another path recorded the job's end first (it ended as it was suspended).
@@ -317,42 +317,41 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::json;
-    use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
+    use wiremock::MockServer;
 
+    use super::super::fakes::{MemoryLedger, suspendable_job, suspends};
     use super::super::testing::{secret, service};
     use super::*;
     use crate::credentials::StandIn;
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
+    use crate::ledger::{Ledger, LedgerStore, RunKey, RunWrite, Written};
     use crate::request::{Operation, Request};
     use crate::table::StoreFuture;
 
-    /// A ledger of open runs: the queries answer from `open`; every write is kept, an end
-    /// recorded once like the condition.
+    /// A ledger of open runs: the queries answer from `open`, closed marks are kept, and the
+    /// writes go to the in-memory ledger.
     #[derive(Debug, Clone, Default)]
     struct Runs {
+        ledger: MemoryLedger,
         open: Arc<Mutex<Vec<OpenRun>>>,
-        writes: Arc<Mutex<Vec<RunWrite>>>,
         closed: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Runs {
+        /// The ledger holding `run` as its one open run.
+        fn holding(run: OpenRun) -> Self {
+            let runs = Self::default();
+            runs.open.lock().unwrap().push(run);
+            runs
+        }
     }
 
     impl LedgerStore for Runs {
         fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
-            Box::pin(async move {
-                let mut writes = self.writes.lock().unwrap();
-                if write.end.is_some() && writes.iter().any(|w| w.end.is_some()) {
-                    return Ok(Written::AlreadyEnded);
-                }
-                writes.push(write.clone());
-                Ok(Written::Noted {
-                    ended: write.end.is_some(),
-                    recorded: RecordedStart::default(),
-                })
-            })
+            self.ledger.write(write)
         }
 
-        fn max_run_s<'a>(&'a self, _: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
-            Box::pin(async { Ok(None) })
+        fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
+            self.ledger.max_run_s(run)
         }
     }
 
@@ -404,38 +403,19 @@ mod tests {
 
     /// Cloud BOT with job j1 reading `status` until a DELETE suspends it (status 1 after).
     async fn cloud_bot(status: u8) -> MockServer {
-        let server = MockServer::start().await;
         let job = |status: u8, message: &str| {
             json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": status,
                    "elapsed_time": 30, "message": message})
         };
-        Mock::given(method("DELETE"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(job(1, "The job was suspended")))
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(job(status, "running")))
-            .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(job(1, "The job was suspended")))
-            .with_priority(2)
-            .mount(&server)
-            .await;
-        server
+        suspendable_job(job(status, "running"), job(1, "The job was suspended"), 200).await
     }
 
-    async fn suspends(server: &MockServer) -> usize {
-        let requests = server.received_requests().await.unwrap();
-        requests
-            .iter()
-            .filter(|r| r.method.as_str() == "DELETE")
-            .count()
+    /// Cloud BOT's job j1 reading `status` (see `cloud_bot`), and a ledger holding its run as
+    /// the one open run (`keep_running`, `ended` as [`open_run`] takes them).
+    async fn one_open_run(status: u8, keep_running: bool, ended: bool) -> (MockServer, Runs) {
+        let server = cloud_bot(status).await;
+        let runs = Runs::holding(open_run(&server, keep_running, ended));
+        (server, runs)
     }
 
     async fn handle(
@@ -459,6 +439,11 @@ mod tests {
         body
     }
 
+    /// The periodic sweep, Step Functions reading `status` for every execution.
+    async fn sweep(server: &MockServer, runs: &Runs, status: ExecutionStatus) -> serde_json::Value {
+        handle(server, runs, Some(status), Operation::Sweep).await
+    }
+
     fn stopped(status: ExecutionStatus) -> Operation {
         Operation::ExecutionEnded(StatusChange {
             execution_arn: EXECUTION.into(),
@@ -469,16 +454,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_stopped_execution_gets_its_running_job_suspended_and_the_run_ended_orphaned() {
-        let server = cloud_bot(2).await;
-        let runs = Runs::default();
-        runs.open
-            .lock()
-            .unwrap()
-            .push(open_run(&server, false, false));
+        let (server, runs) = one_open_run(2, false, false).await;
         let body = handle(&server, &runs, None, stopped(ExecutionStatus::Aborted)).await;
         assert_eq!(body["runs"][0]["fate"], "suspended", "{body}");
         assert_eq!(suspends(&server).await, 1);
-        let writes = runs.writes.lock().unwrap().clone();
+        let writes = runs.ledger.writes();
         let end = writes[0].end.clone().expect("the end");
         assert_eq!(end.status, "orphaned");
         assert_eq!(end.message.as_deref(), Some("The job was suspended"));
@@ -487,88 +467,40 @@ mod tests {
     #[tokio::test]
     async fn keep_running_a_succeeded_execution_or_an_ended_job_is_never_suspended() {
         // keep_running: looked at, left running.
-        let server = cloud_bot(2).await;
-        let runs = Runs::default();
-        runs.open
-            .lock()
-            .unwrap()
-            .push(open_run(&server, true, false));
+        let (server, runs) = one_open_run(2, true, false).await;
         let body = handle(&server, &runs, None, stopped(ExecutionStatus::Failed)).await;
         assert_eq!(body["runs"][0]["fate"], "kept_running", "{body}");
         assert_eq!(suspends(&server).await, 0);
         // A succeeded execution (fire and forget): not even looked up.
-        let server = cloud_bot(2).await;
-        let runs = Runs::default();
-        runs.open
-            .lock()
-            .unwrap()
-            .push(open_run(&server, false, false));
+        let (server, runs) = one_open_run(2, false, false).await;
         let body = handle(&server, &runs, None, stopped(ExecutionStatus::Succeeded)).await;
         assert_eq!(body["runs"], json!([]), "{body}");
         assert!(server.received_requests().await.unwrap().is_empty());
         // The job ended on its own: its own end is recorded, nothing suspended.
-        let server = cloud_bot(0).await;
-        let runs = Runs::default();
-        runs.open
-            .lock()
-            .unwrap()
-            .push(open_run(&server, false, false));
+        let (server, runs) = one_open_run(0, false, false).await;
         let body = handle(&server, &runs, None, stopped(ExecutionStatus::TimedOut)).await;
         assert_eq!(body["runs"][0]["fate"], "ended", "{body}");
         assert_eq!(suspends(&server).await, 0);
-        let end = runs.writes.lock().unwrap()[0].end.clone().unwrap();
+        let end = runs.ledger.writes()[0].end.clone().unwrap();
         assert_eq!(end.status, "succeeded");
     }
 
     #[tokio::test]
     async fn the_sweep_suspends_an_orphan_closes_a_stale_mark_and_leaves_a_wanted_run() {
         // The execution was stopped (its event withheld): the sweep suspends the job.
-        let server = cloud_bot(2).await;
-        let runs = Runs::default();
-        runs.open
-            .lock()
-            .unwrap()
-            .push(open_run(&server, false, false));
-        let body = handle(
-            &server,
-            &runs,
-            Some(ExecutionStatus::Aborted),
-            Operation::Sweep,
-        )
-        .await;
+        let (server, runs) = one_open_run(2, false, false).await;
+        let body = sweep(&server, &runs, ExecutionStatus::Aborted).await;
         assert_eq!(body["runs"][0]["fate"], "suspended", "{body}");
         assert_eq!(suspends(&server).await, 1);
         // Its execution still runs: only looked at.
-        let server = cloud_bot(2).await;
-        let runs = Runs::default();
-        runs.open
-            .lock()
-            .unwrap()
-            .push(open_run(&server, false, false));
-        let body = handle(
-            &server,
-            &runs,
-            Some(ExecutionStatus::Running),
-            Operation::Sweep,
-        )
-        .await;
+        let (server, runs) = one_open_run(2, false, false).await;
+        let body = sweep(&server, &runs, ExecutionStatus::Running).await;
         assert_eq!(body["runs"][0]["fate"], "running", "{body}");
         assert_eq!(suspends(&server).await, 0);
-        assert!(runs.writes.lock().unwrap().is_empty());
+        assert!(runs.ledger.writes().is_empty());
         // A run whose end was recorded after all: its mark is removed, Cloud BOT not asked.
-        let server = cloud_bot(2).await;
-        let runs = Runs::default();
-        runs.open
-            .lock()
-            .unwrap()
-            .push(open_run(&server, false, true));
-        let body = handle(
-            &server,
-            &runs,
-            Some(ExecutionStatus::Aborted),
-            Operation::Sweep,
-        )
-        .await;
+        let (server, runs) = one_open_run(2, false, true).await;
+        let body = sweep(&server, &runs, ExecutionStatus::Aborted).await;
         assert_eq!(body["runs"][0]["fate"], "closed", "{body}");
         assert_eq!(runs.closed.lock().unwrap().as_slice(), ["demo/j1"]);
         assert!(server.received_requests().await.unwrap().is_empty());

@@ -1,7 +1,7 @@
 //! `Service::watch_running`: a look at a job that is still running (issue 22). It says how
 //! long the job has been running (`JobRunningSeconds`), and when that passes the run's maximum
 //! run time it suspends the job through Cloud BOT, re-reads it, records the run's end as
-//! `overrun` (`Service::learned_overrun`, the same conditional end write as every other path)
+//! `overrun` (`Service::learned_suspended`, the same conditional end write as every other path)
 //! and fails the look with `Job.Overrun`. The maximum is the one the run's start recorded in
 //! the run ledger, else the stack default. Why there and the rest: docs/overrun.md.
 
@@ -11,6 +11,7 @@ use super::{Scope, Service, upstream, with_refresh};
 use crate::cloudbot::{CloudBotError, Job, JobEndpoint, JobStatus};
 use crate::credentials::Fetched;
 use crate::error::Failure;
+use crate::ledger::OVERRUN;
 use crate::metrics::Invocation;
 use crate::overrun::{self, OverrunError};
 
@@ -75,7 +76,7 @@ impl Service {
             Err(other) => return Err(other),
         };
         record.set_overrun();
-        self.learned_overrun(job, &after, scope.deadline, record)
+        self.learned_suspended(job, &after, OVERRUN, scope.deadline, record)
             .await;
         tracing::warn!(
             job_id = job.job_id().as_str(),
@@ -117,104 +118,36 @@ impl Service {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use serde_json::json;
-    use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
+    use wiremock::MockServer;
 
+    use super::super::fakes::{MemoryLedger, suspendable_job, suspends};
     use super::super::testing::{run, secret, service};
     use crate::credentials::StandIn;
     use crate::error::Failure;
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
+    use crate::ledger::Ledger;
     use crate::overrun::OverrunError;
-    use crate::table::{StoreError, StoreFuture};
-
-    /// A run ledger holding one recorded maximum (or failing to read it); keeps every write.
-    #[derive(Debug, Clone)]
-    struct Runs {
-        max_run_s: Result<Option<u64>, ()>,
-        writes: Arc<Mutex<Vec<RunWrite>>>,
-    }
-
-    impl Runs {
-        fn holding(max_run_s: Result<Option<u64>, ()>) -> Self {
-            Self {
-                max_run_s,
-                writes: Arc::default(),
-            }
-        }
-    }
-
-    impl LedgerStore for Runs {
-        fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
-            self.writes.lock().unwrap().push(write.clone());
-            Box::pin(async move {
-                Ok(Written::Noted {
-                    ended: write.end.is_some(),
-                    recorded: RecordedStart::default(),
-                })
-            })
-        }
-
-        fn max_run_s<'a>(&'a self, _: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
-            let read = self
-                .max_run_s
-                .map_err(|()| StoreError::Unavailable("throttled".into()));
-            Box::pin(async move { read })
-        }
-    }
 
     /// Cloud BOT with job j1 executing for `elapsed` seconds until suspended (the DELETE
     /// answers status 1, a later GET too), the DELETE answered with `suspend_status`.
     async fn cloud_bot(elapsed: Option<i64>, suspend_status: u16) -> MockServer {
-        let server = MockServer::start().await;
         let running = json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
                              "elapsed_time": elapsed, "message": "The BOT is executing"});
         let suspended = json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 1,
                                "elapsed_time": elapsed, "message": "The job was suspended"});
-        let answer = match suspend_status {
-            200 => ResponseTemplate::new(200).set_body_json(suspended.clone()),
-            status => ResponseTemplate::new(status).set_body_json(json!({"code": status})),
-        };
-        Mock::given(method("DELETE"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(answer)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(running))
-            .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(suspended))
-            .with_priority(2)
-            .mount(&server)
-            .await;
-        server
+        suspendable_job(running, suspended, suspend_status).await
     }
 
     fn refer() -> serde_json::Value {
         json!({"operation": "refer_job", "public_id": "demo", "job_id": "j1"})
     }
 
-    async fn suspends(server: &MockServer) -> usize {
-        let requests = server.received_requests().await.unwrap();
-        requests
-            .iter()
-            .filter(|r| r.method.as_str() == "DELETE")
-            .count()
-    }
-
     #[tokio::test]
     async fn the_runs_recorded_maximum_wins_over_a_longer_default_and_ends_the_run_overrun() {
         let server = cloud_bot(Some(90), 200).await;
-        let runs = Runs::holding(Ok(Some(60)));
+        let runs = MemoryLedger::with_max_run_s(Some(60));
         let service = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
@@ -234,7 +167,7 @@ mod tests {
         assert_eq!((*running_s, *max_s, *status), (90, 60, "error"));
         assert_eq!(err.kind().name, "Job.Overrun");
         assert_eq!(suspends(&server).await, 1);
-        let writes = runs.writes.lock().unwrap().clone();
+        let writes = runs.writes();
         assert_eq!(writes.len(), 1, "{writes:?}");
         let end = writes[0].end.clone().unwrap();
         assert_eq!(end.status, "overrun");
@@ -243,12 +176,12 @@ mod tests {
 
     #[tokio::test]
     async fn within_the_maximum_or_without_one_the_job_is_only_read() {
-        for (max, default) in [(Ok(Some(120)), "30"), (Ok(None), "0"), (Ok(None), "")] {
+        for (max, default) in [(Some(120), "30"), (None, "0"), (None, "")] {
             let server = cloud_bot(Some(90), 200).await;
             let vars: &[(&str, &str)] = &[("CLOUDBOT_MAX_RUN_SECONDS", default)];
             let service =
                 service(&server.uri(), StandIn::holding(&secret(1), "v1"), vars).with_ledger(Some(
-                    Ledger::new(Runs::holding(max), Duration::from_secs(60)),
+                    Ledger::new(MemoryLedger::with_max_run_s(max), Duration::from_secs(60)),
                 ));
             let (_, body) = run(&service, refer()).await.unwrap();
             assert_eq!(body["status"], "executing");
@@ -266,7 +199,7 @@ mod tests {
             &[("CLOUDBOT_MAX_RUN_SECONDS", "10")],
         )
         .with_ledger(Some(Ledger::new(
-            Runs::holding(Err(())),
+            MemoryLedger::max_unreadable(),
             Duration::from_secs(60),
         )));
         run(&unreadable, refer()).await.unwrap();
@@ -285,7 +218,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_suspend_names_the_permission_and_records_no_end() {
         let server = cloud_bot(Some(90), 403).await;
-        let runs = Runs::holding(Ok(None));
+        let runs = MemoryLedger::default();
         let service = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
@@ -295,6 +228,6 @@ mod tests {
         let err = run(&service, refer()).await.unwrap_err();
         assert_eq!(err.kind().name, "Job.SuspendForbidden");
         assert!(err.to_string().contains("Suspend permission"), "{err}");
-        assert!(runs.writes.lock().unwrap().is_empty());
+        assert!(runs.writes().is_empty());
     }
 }

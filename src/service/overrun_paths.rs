@@ -145,7 +145,6 @@ impl Service {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use serde_json::json;
@@ -153,60 +152,13 @@ mod tests {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
+    use super::super::fakes::{MemoryLedger, suspendable_job, suspends, waiting_callback};
     use super::super::testing::{Untouched, run, run_request, secret, service};
-    use crate::callback::fake::{Shared, setup, token};
-    use crate::callback::{CallbackId, Callbacks};
+    use crate::callback::fake::{Shared, setup};
     use crate::credentials::StandIn;
-    use crate::idempotency::{Idempotency, RecordKey};
-    use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
-    use crate::request::{Operation, Request};
-    use crate::table::StoreFuture;
-
-    /// A run ledger in memory: every write kept, an end recorded once (the condition), and the
-    /// maximum a start recorded, else `max_run_s`.
-    #[derive(Debug, Clone, Default)]
-    struct Runs {
-        max_run_s: Option<u64>,
-        writes: Arc<Mutex<Vec<RunWrite>>>,
-    }
-
-    impl Runs {
-        fn ends(&self) -> Vec<&'static str> {
-            let writes = self.writes.lock().unwrap();
-            writes
-                .iter()
-                .filter_map(|w| w.end.as_ref().map(|e| e.status))
-                .collect()
-        }
-    }
-
-    impl LedgerStore for Runs {
-        fn write<'a>(&'a self, write: &'a RunWrite) -> StoreFuture<'a, Written> {
-            Box::pin(async move {
-                let mut writes = self.writes.lock().unwrap();
-                let ended = writes.iter().any(|w| w.run == write.run && w.end.is_some());
-                if write.end.is_some() && ended {
-                    return Ok(Written::AlreadyEnded);
-                }
-                writes.push(write.clone());
-                Ok(Written::Noted {
-                    ended: write.end.is_some(),
-                    recorded: RecordedStart::default(),
-                })
-            })
-        }
-
-        fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
-            Box::pin(async move {
-                let writes = self.writes.lock().unwrap();
-                Ok(writes
-                    .iter()
-                    .filter(|w| &w.run == run)
-                    .find_map(|w| w.origin.as_ref().and_then(|o| o.max_run_s))
-                    .or(self.max_run_s))
-            })
-        }
-    }
+    use crate::idempotency::Idempotency;
+    use crate::ledger::Ledger;
+    use crate::request::Request;
 
     fn running(elapsed: i64) -> serde_json::Value {
         json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
@@ -221,66 +173,17 @@ mod tests {
     /// Cloud BOT with job j1 read as `first` once, then as suspended; the DELETE answered
     /// `suspend_status` (200: the suspended job).
     async fn cloud_bot(first: serde_json::Value, suspend_status: u16) -> MockServer {
-        let server = MockServer::start().await;
-        let answer = match suspend_status {
-            200 => ResponseTemplate::new(200).set_body_json(suspended(90)),
-            status => ResponseTemplate::new(status).set_body_json(json!({"code": status})),
-        };
-        Mock::given(method("DELETE"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(answer)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(first))
-            .up_to_n_times(1)
-            .with_priority(1)
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/demo/jobs/j1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(suspended(90)))
-            .with_priority(2)
-            .mount(&server)
-            .await;
-        server
-    }
-
-    async fn suspends(server: &MockServer) -> usize {
-        let requests = server.received_requests().await.unwrap();
-        requests
-            .iter()
-            .filter(|r| r.method.as_str() == "DELETE")
-            .count()
-    }
-
-    /// A callback registered for the open task `t1`, its job recorded at j1 of `server`.
-    async fn registered(callbacks: &Callbacks, shared: &Shared, server: &MockServer) -> Request {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let key = RecordKey::request("k").unwrap();
-        let registered = callbacks
-            .register(&key, &token("t1"), deadline)
-            .await
-            .unwrap();
-        let job = format!("{}/demo/jobs/j1", server.uri());
-        callbacks.job_started(&registered, &job, deadline).await;
-        shared.open("t1");
-        let id = CallbackId::parse(registered.url.rsplit('/').next().unwrap()).unwrap();
-        Request {
-            operation: Operation::Callback { id: Some(id) },
-            language: crate::cloudbot::Language::Ja,
-        }
+        suspendable_job(first, suspended(90), suspend_status).await
     }
 
     /// The callback receiver of `server` with `runs` as its ledger, and what it told tasks.
     async fn receiver(
         server: &MockServer,
-        runs: &Runs,
+        runs: &MemoryLedger,
         default: &str,
     ) -> (super::Service, Shared, Request) {
         let (callbacks, shared) = setup();
-        let callback = registered(&callbacks, &shared, server).await;
+        let (callback, _) = waiting_callback(&callbacks, &shared, server, "t1").await;
         let service = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
@@ -311,10 +214,7 @@ mod tests {
     async fn a_callback_finding_its_job_executing_past_the_maximum_suspends_it_and_fails_the_task_overrun()
      {
         let server = cloud_bot(running(90), 200).await;
-        let runs = Runs {
-            max_run_s: Some(60),
-            ..Runs::default()
-        };
+        let runs = MemoryLedger::with_max_run_s(Some(60));
         let (service, shared, callback) = receiver(&server, &runs, "").await;
         let (status, body) = run_request(&service, &callback).await.unwrap();
         assert_eq!((status, &body["delivery"]), (200, &json!("settled")));
@@ -343,10 +243,7 @@ mod tests {
     async fn a_callback_finding_its_job_within_the_maximum_only_reads_it_and_tells_the_task_to_look()
      {
         let server = cloud_bot(running(30), 200).await;
-        let runs = Runs {
-            max_run_s: Some(60),
-            ..Runs::default()
-        };
+        let runs = MemoryLedger::with_max_run_s(Some(60));
         let (service, shared, callback) = receiver(&server, &runs, "10").await;
         let (_, body) = run_request(&service, &callback).await.unwrap();
         assert_eq!(body["delivery"], "signalled");
@@ -358,7 +255,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_suspend_on_a_callback_tells_the_task_to_look_and_records_no_end() {
         let server = cloud_bot(running(90), 403).await;
-        let runs = Runs::default();
+        let runs = MemoryLedger::default();
         let (service, shared, callback) = receiver(&server, &runs, "60").await;
         let (status, body) = run_request(&service, &callback).await.unwrap();
         assert_eq!((status, &body["delivery"]), (200, &json!("signalled")));
@@ -371,10 +268,7 @@ mod tests {
     async fn a_callback_for_a_run_already_ended_overrun_does_not_reopen_it() {
         // A poll suspended the job and recorded the overrun; then Cloud BOT calls back.
         let server = cloud_bot(suspended(90), 200).await;
-        let runs = Runs {
-            max_run_s: Some(60),
-            ..Runs::default()
-        };
+        let runs = MemoryLedger::with_max_run_s(Some(60));
         let refer = json!({"operation": "refer_job", "public_id": "demo", "job_id": "j1"});
         let (service, shared, callback) = receiver(&server, &runs, "").await;
         // The poll's look: the mock's first GET reads the suspended job, so record the overrun
@@ -388,9 +282,10 @@ mod tests {
         let found: crate::cloudbot::Job = serde_json::from_value(suspended(90)).unwrap();
         let mut record = service.metrics.start("direct", "test");
         service
-            .learned_overrun(
+            .learned_suspended(
                 &job,
                 &found,
+                crate::ledger::OVERRUN,
                 Instant::now() + Duration::from_secs(5),
                 &mut record,
             )
@@ -431,7 +326,7 @@ mod tests {
         // The request's maximum, and (no request maximum) the stack default.
         for (max, default) in [(Some(60), "3600"), (None, "60")] {
             let server = waited(90).await;
-            let runs = Runs::default();
+            let runs = MemoryLedger::default();
             let service = service(
                 &server.uri(),
                 StandIn::holding(&secret(1), "v1"),
@@ -442,7 +337,7 @@ mod tests {
             assert_eq!(err.kind().name, "Job.Overrun", "{max:?}: {err}");
             assert_eq!(suspends(&server).await, 1, "{max:?}");
             assert_eq!(runs.ends(), ["overrun"], "{max:?}");
-            let start = runs.writes.lock().unwrap()[0].clone();
+            let start = runs.writes()[0].clone();
             assert_eq!(
                 start.origin.and_then(|o| o.max_run_s),
                 max,
@@ -462,7 +357,7 @@ mod tests {
             &[("CLOUDBOT_MAX_RUN_SECONDS", "10")],
         )
         .with_ledger(Some(Ledger::new(
-            Runs::default(),
+            MemoryLedger::default(),
             Duration::from_secs(86_400),
         )));
         let (_, body) = run(&service, execute(Some(120))).await.unwrap();
@@ -476,7 +371,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_body_json(running(90)))
             .mount(&server)
             .await;
-        let runs = Runs::default();
+        let runs = MemoryLedger::default();
         let refused = super::super::testing::service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),

@@ -6,8 +6,7 @@ every retrier uses backoff with full jitter, every task has a timeout and a
 Catch, DefinitionSubstitutions and the ASL placeholders agree, the function reads exactly the
 environment variables src/config/ knows, and its IAM policy names exactly its secrets. Also the lists the
 docs keep of the template and the code: every parameter, setting, variable, output, alarm and
-operation has its row (docs/deploy.md, docs/operations.md, README.md), so none can be added
-without one. Offline, no tools beyond PyYAML.
+operation has its row (docs/deploy.md, docs/operations.md), so none can be added without one. Offline, no tools beyond PyYAML.
 """
 
 from __future__ import annotations
@@ -80,7 +79,6 @@ def template() -> dict:
 
 DEPLOY_MD = ROOT / "docs" / "deploy.md"
 OPERATIONS_MD = ROOT / "docs" / "operations.md"
-README_MD = ROOT / "README.md"
 
 
 def _table(path: Path, header: str) -> list[list[str]]:
@@ -281,17 +279,16 @@ def test_the_deploy_asks_only_what_an_operator_must_decide(template):
     for name, p in params.items():
         assert p.get("Description"), name
         assert "Default" in p, f"{name}: a first `sam deploy --guided` can accept every default"
-    # Every parameter has its row in docs/deploy.md and in the README's configuration table, with
-    # the template's default ("empty" for "").
-    for path in (DEPLOY_MD, README_MD):
-        rows = _table_names(path, "| Parameter |")
-        assert sorted(rows) == sorted(params), f"{path.name}: {sorted(set(params) ^ set(rows))}"
-        for row in _table(path, "| Parameter |"):
-            names = re.findall(r"`([^`]+)`", row[0])
-            defaults = [""] * len(names) if row[1] == "empty" else re.findall(r"`([^`]*)`", row[1])
-            assert len(defaults) == len(names), f"{path.name}: {row[:2]}"
-            for name, default in zip(names, defaults):
-                assert default == str(params[name]["Default"]), f"{path.name}: {name} default {default!r}"
+    # Every parameter has its row in docs/deploy.md (the one table of them; README.md links to
+    # it), with the template's default ("empty" for "").
+    rows = _table_names(DEPLOY_MD, "| Parameter |")
+    assert sorted(rows) == sorted(params), sorted(set(params) ^ set(rows))
+    for row in _table(DEPLOY_MD, "| Parameter |"):
+        names = re.findall(r"`([^`]+)`", row[0])
+        defaults = [""] * len(names) if row[1] == "empty" else re.findall(r"`([^`]*)`", row[1])
+        assert len(defaults) == len(names), row[:2]
+        for name, default in zip(names, defaults):
+            assert default == str(params[name]["Default"]), f"docs/deploy.md: {name} default {default!r}"
 
 
 def test_every_setting_has_its_docs_row_with_its_value(template):
@@ -856,9 +853,9 @@ def test_the_budget_is_off_at_0_and_its_alarm_watches_the_functions_share(templa
 
 def test_every_alarm_has_its_docs_rows(template):
     alarms = sorted(n for n, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm")
-    for path, header in ((OPERATIONS_MD, "| alarm | fires when |"), (README_MD, "| alarm | means |")):
-        rows = _table_names(path, header)
-        assert sorted(rows) == alarms, f"{path.name}: {sorted(set(rows) ^ set(alarms))}"
+    # docs/operations.md holds the one table of them (README.md links to it).
+    rows = _table_names(OPERATIONS_MD, "| alarm | fires when |")
+    assert sorted(rows) == alarms, sorted(set(rows) ^ set(alarms))
 
 
 def test_state_machines_log_errors_and_every_log_group_expires(template):

@@ -1,4 +1,5 @@
 //! Helpers shared by the CLI's test binaries.
 
 pub mod lambda;
+pub mod ledger;
 pub mod moto;
