@@ -18,23 +18,13 @@ pub const FIELD: &str = "rerun";
 /// The envelope's operation that asks for the decision (the state machine's DecideRerun state).
 pub const DECIDE: &str = "decide_rerun";
 
-/// Most re-runs a request may ask for: each one is a billed BOT run.
-pub const MAX_RERUNS: u32 = 5;
-
-/// Longest wait before a re-run (seconds): RunBot's whole execution is bounded (its
-/// `TimeoutSeconds`), so a longer backoff would be cut by it.
-pub const MAX_BACKOFF_SECONDS: u32 = 3600;
+/// The policy's bounds, shared with a schedule's `policies.rerun` (their one home:
+/// `cloudbot_calendar::rerun`).
+pub use cloudbot_calendar::rerun::{MAX_BACKOFF_SECONDS, MAX_PATTERN_CHARS, MAX_RERUNS};
 
 /// Highest attempt number an execute may carry: a policy stops at `MAX_RERUNS + 1`, but
 /// `cloudbot rerun` continues a chain by hand, one paid and confirmed run at a time.
 pub const MAX_ATTEMPT_NUMBER: u32 = 1000;
-
-/// Longest `message_pattern` (characters).
-pub const MAX_PATTERN_CHARS: usize = 256;
-
-/// Bound on the compiled pattern (bytes), so a short pattern with large repetitions cannot make
-/// an invocation compile a huge automaton.
-const PATTERN_SIZE_LIMIT: usize = 1 << 16;
 
 /// What a request's `rerun` asks for.
 #[derive(Debug, Clone)]
@@ -103,22 +93,9 @@ fn pattern(value: &Value) -> Result<regex::Regex, RequestError> {
             format!("must be a string, not {}", kind_of(value)),
         ));
     };
-    if text.is_empty() || text.chars().count() > MAX_PATTERN_CHARS {
-        return Err(RequestError::field(
-            FIELD_NAME,
-            format!("must be 1 to {MAX_PATTERN_CHARS} characters"),
-        ));
-    }
-    regex::RegexBuilder::new(text)
-        .size_limit(PATTERN_SIZE_LIMIT)
-        .build()
-        .map_err(|err| match err {
-            regex::Error::CompiledTooBig(_) => {
-                RequestError::field(FIELD_NAME, "compiles too large; simplify the pattern")
-            }
-            // The syntax error names a position in the pattern, not any user data beyond it.
-            other => RequestError::field(FIELD_NAME, format!("is not a valid pattern: {other}")),
-        })
+    // The syntax error names a position in the pattern, not any user data beyond it.
+    cloudbot_calendar::rerun::compile_pattern(text)
+        .map_err(|err| RequestError::field(FIELD_NAME, err.to_string()))
 }
 
 /// The attempt an execute (or a decision) belongs to: the shipped state machine's `attempt`
