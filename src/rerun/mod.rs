@@ -194,13 +194,16 @@ pub fn attempt_of_key(key: &str) -> u32 {
 /// attempt's key with `#attempt-<next>`, so every attempt of a run has its own key and a retry
 /// of one attempt's execute replays that attempt, never starts another.
 pub fn attempt_key(key: &str, next: u32) -> String {
-    let current = attempt_of_key(key);
-    let first = if current >= 2 {
-        &key[..key.len() - suffix(current).len()]
-    } else {
-        key
-    };
-    format!("{first}{}", suffix(next))
+    format!("{}{}", first_attempt_key(key), suffix(next))
+}
+
+/// The run's first attempt's key: `key` without its `#attempt-<n>` (n ≥ 2), so every attempt
+/// of a scheduled run is that run's (its state record, its breaker count).
+pub fn first_attempt_key(key: &str) -> &str {
+    match attempt_of_key(key) {
+        1 => key,
+        current => &key[..key.len() - suffix(current).len()],
+    }
 }
 
 /// Why a failed run gets no further attempt.
@@ -404,6 +407,8 @@ mod tests {
         assert_eq!(attempt_of_key(&second), 2);
         assert_eq!(attempt_of_key("k#attempt-1"), 1);
         assert_eq!(attempt_of_key("k#attempt-x"), 1);
+        assert_eq!(first_attempt_key(&attempt_key(first, 3)), first);
+        assert_eq!(first_attempt_key(first), first);
     }
 
     #[test]

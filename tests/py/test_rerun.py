@@ -212,7 +212,7 @@ def test_a_run_bot_map_item_that_failed_is_run_again_under_its_item_key(sfn, emu
     emu.admin("PUT", "outcomes", {"outcomes": ["error"]})
     execution, history = sfn.run(
         sfn.run_bot_map,
-        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"n": 1}, {"n": 2}], "wait_seconds": 1,
+        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"message": "a"}, {"message": "b"}], "wait_seconds": 1,
          "rerun": {"attempts": 1, "backoff_seconds": 1}},
     )
 
@@ -232,7 +232,7 @@ def test_a_run_bot_map_callback_item_reruns_with_a_new_callback(stack, cb_emu): 
     emu = cb_emu
     emu.admin("PUT", "outcomes", {"outcomes": ["error", "error"]})
     execution, history = stack.run(
-        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"n": 1}], "wait_seconds": 1, "follow": "callback",
+        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"message": "a"}], "wait_seconds": 1, "follow": "callback",
          "rerun": {"attempts": 1}},
         machine=stack.map,
     )
