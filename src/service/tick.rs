@@ -26,9 +26,9 @@ use crate::schedule::{Decided, ScheduleTick};
 use crate::schedule::{ScheduleError, Skipped};
 use crate::table::{get_number, get_string};
 use crate::trigger::Answer;
-use cloudbot_calendar::{RerunPolicy, Run};
 use cloudbot_calendar::schedule::Overlap;
 use cloudbot_calendar::wire::state;
+use cloudbot_calendar::{RerunPolicy, Run};
 
 /// The answer of a tick that runs, for a state machine: the key to run it under.
 #[derive(Debug, Serialize)]

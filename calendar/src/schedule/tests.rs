@@ -337,7 +337,11 @@ fn a_rerun_policy_is_read_with_its_defaults_and_kept_in_the_definition() {
     let file = ScheduleFile::from_value(file).unwrap();
     let rerun = file.schedules[0].policies.rerun.clone().unwrap();
     assert_eq!(
-        (rerun.attempts, rerun.backoff_seconds, rerun.message_pattern.as_deref()),
+        (
+            rerun.attempts,
+            rerun.backoff_seconds,
+            rerun.message_pattern.as_deref()
+        ),
         (2, 0, Some("(?i)timeout"))
     );
     // The definition the CLI sends (and the function reads back) keeps it.

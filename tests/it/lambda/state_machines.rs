@@ -72,7 +72,10 @@ fn tasks<'a>(states: &'a serde_json::Map<String, Value>, out: &mut Vec<(String, 
 }
 
 /// Every state of an ASL document with its name, including those inside Map states.
-fn named_states<'a>(states: &'a serde_json::Map<String, Value>, out: &mut Vec<(String, &'a Value)>) {
+fn named_states<'a>(
+    states: &'a serde_json::Map<String, Value>,
+    out: &mut Vec<(String, &'a Value)>,
+) {
     for (name, state) in states {
         out.push((name.clone(), state));
         if let Some(states) = state["ItemProcessor"]["States"].as_object() {
