@@ -1,8 +1,10 @@
 //! Re-running a BOT job that ended failed (docs/state-machines.md, "Re-run on failure"): the
 //! request's `rerun` policy, parsed strictly; the attempt an execute belongs to and its key; and
 //! the one rule that decides whether a failed job gets another attempt. Pure values: the shipped
-//! RunBot state machine runs the loop and asks the function (`decide_rerun`) at each failure, so
-//! the rule has one home and the workflow only follows it.
+//! state machines (RunBot, RunBotCallback, each RunBotMap item) run the loop and ask the function
+//! (`decide_rerun`) at each failure, so the rule has one home and the workflows only follow it.
+//! The policy's bounds live in `cloudbot_calendar::rerun`, shared with a schedule's
+//! `policies.rerun`.
 
 pub(crate) mod envelope;
 
