@@ -9,6 +9,8 @@
 //!   nominal occurrence runs, and which nominal occurrence runs on a day.
 //! - [`tick`]: the fire-time decision for a Scheduler tick, keyed on the nominal occurrence.
 //! - [`schedule`]: the schedule file (YAML or JSON) with strict validation and its JSON Schema.
+//! - [`rerun`]: a re-run policy's bounds and pattern, shared by a request's `rerun` and a
+//!   schedule's `policies.rerun`.
 //! - [`preview`]: the coming runs with skipped and shifted occurrences labelled.
 //! - [`wire`]: what the CLI puts in a Scheduler target input and the names of a schedule's state
 //!   record, shared by the function and the CLI.
@@ -21,6 +23,7 @@ mod error;
 pub mod holidays;
 pub mod occurrence;
 pub mod preview;
+pub mod rerun;
 pub mod schedule;
 pub mod tick;
 pub mod wire;
@@ -31,5 +34,6 @@ pub use occurrence::{
     DayDecision, NthBusinessDay, OnClosed, Recurrence, Resolution, Rule, SkipReason,
 };
 pub use preview::{Preview, PreviewEntry, PreviewKind, preview};
+pub use rerun::RerunPolicy;
 pub use schedule::{FileError, RunPolicies, Schedule, ScheduleFile, json_schema};
 pub use tick::{Run, TickDecision, TickSkip, decide_tick};

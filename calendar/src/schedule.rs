@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::calendar::CalendarRule;
 use crate::occurrence::{OnClosed, Recurrence, Rule};
+use crate::rerun::RerunPolicy;
 
 /// The only version of the file format so far.
 pub const FILE_VERSION: u32 = 1;
@@ -177,6 +178,11 @@ impl Schedule {
                 "must be 1 to 2592000 seconds",
             ));
         }
+        if let Some(rerun) = &self.policies.rerun {
+            rerun.check().map_err(|(field, reason)| {
+                FileError::field(format!("policies.rerun.{field}"), reason)
+            })?;
+        }
         Ok(())
     }
 
@@ -220,6 +226,11 @@ pub struct RunPolicies {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 2_592_000))]
     pub max_run_seconds: Option<u32>,
+    /// Run the BOT again when a run's job ended failed (status 1): the same fields and bounds as
+    /// an execute request's `rerun`. Run by the RunBot / RunBotCallback state machines' loop (the
+    /// tick hands it on); a schedule that targets the function is refused at its tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<RerunPolicy>,
 }
 
 fn failure_breaker_default() -> u8 {
@@ -233,6 +244,7 @@ impl Default for RunPolicies {
             max_lateness: Lateness::default(),
             failure_breaker: failure_breaker_default(),
             max_run_seconds: None,
+            rerun: None,
         }
     }
 }

@@ -8,8 +8,8 @@
 //! and not overwritten unless the operator says so. A schedule without the marker is not ours:
 //! it is listed and never touched.
 
-use cloudbot_calendar::Schedule;
 use cloudbot_calendar::wire;
+use cloudbot_calendar::{RerunPolicy, Schedule};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -233,6 +233,10 @@ pub struct Change {
     /// What `apply` sets (for create and update, and for a hand edit being overwritten).
     #[serde(skip)]
     pub desired: Option<Applied>,
+    /// The file entry's `policies.rerun` (each attempt a billed run), shown by `diff` and
+    /// `apply`; read from the target input apply sets, so it is what the tick will carry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<RerunPolicy>,
 }
 
 impl Change {
@@ -296,6 +300,7 @@ pub fn plan(desired: Vec<Applied>, mut live: Vec<Live>) -> Vec<Change> {
         changes.push(Change {
             name: want.name.clone(),
             action,
+            rerun: rerun_of(&want),
             desired: Some(want),
         });
     }
@@ -311,9 +316,16 @@ pub fn plan(desired: Vec<Applied>, mut live: Vec<Live>) -> Vec<Change> {
             name: have.applied.name,
             action,
             desired: None,
+            rerun: None,
         });
     }
     changes
+}
+
+/// The `policies.rerun` of the definition in `applied`'s target input (`wire::target_input`).
+fn rerun_of(applied: &Applied) -> Option<RerunPolicy> {
+    let input: serde_json::Value = serde_json::from_str(applied.input.as_deref()?).ok()?;
+    serde_json::from_value(input["schedule"]["definition"]["policies"]["rerun"].clone()).ok()
 }
 
 #[cfg(test)]
@@ -398,6 +410,40 @@ mod tests {
         assert_eq!(
             changes[0].effect(false),
             Effect::Update(changes[0].desired.as_ref().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_rerun_policy_is_an_input_change_and_is_shown_with_the_plan() {
+        let file = ScheduleFile::from_yaml(EXAMPLE).unwrap();
+        let all = desired_all();
+        let live: Vec<Live> = all.iter().map(applied).collect();
+        let mut schedule = file.schedules[0].clone();
+        schedule.policies.rerun = Some(
+            serde_json::from_value(
+                serde_json::json!({"attempts": 2, "backoff_seconds": 300, "message_pattern": "(?i)timeout"}),
+            )
+            .unwrap(),
+        );
+        let mut edited = all.clone();
+        edited[0] = desired(&schedule, &deploy());
+        let changes = plan(edited, live);
+        assert_eq!(
+            changes[0].action,
+            Action::Update {
+                fields: vec!["input"]
+            }
+        );
+        assert_eq!(changes[0].rerun, schedule.policies.rerun);
+        let json = serde_json::to_value(&changes[0]).unwrap();
+        assert_eq!(json["rerun"]["attempts"], 2);
+        // Entries without one show none.
+        assert!(changes[1..].iter().all(|c| c.rerun.is_none()));
+        assert!(
+            serde_json::to_value(&changes[1])
+                .unwrap()
+                .get("rerun")
+                .is_none()
         );
     }
 

@@ -491,6 +491,10 @@ fn print_plan(
                 "not managed by apply (no marker): not touched".to_owned(),
             ),
         };
+        let text = match &change.rerun {
+            Some(rerun) => format!("{text}; {}", rerun_text(rerun)),
+            None => text,
+        };
         if change.action == Action::Unchanged {
             writeln!(w, "{DIM}{mark} {}  {text}{DIM:#}", change.name)?;
         } else {
@@ -520,6 +524,20 @@ fn print_plan(
     writeln!(w, "{summary}")?;
     w.flush()?;
     Ok(())
+}
+
+/// A schedule's `policies.rerun` in a plan line: every attempt is a billed run.
+fn rerun_text(rerun: &cloudbot_calendar::RerunPolicy) -> String {
+    let mut text = format!(
+        "re-run on failure: up to {} more job{}, {} s apart",
+        rerun.attempts,
+        if rerun.attempts == 1 { "" } else { "s" },
+        rerun.backoff_seconds
+    );
+    if let Some(pattern) = &rerun.message_pattern {
+        text.push_str(&format!(", when the message matches `{pattern}`"));
+    }
+    text
 }
 
 /// One schedule of `list`.
@@ -779,6 +797,21 @@ mod tests {
         let preview = preview(&schedule, date(from), days);
         assert!(preview.stopped.is_none());
         preview.entries.iter().map(|e| line(&schedule, e)).collect()
+    }
+
+    #[test]
+    fn a_rerun_policy_reads_as_what_it_bills() {
+        let rerun = |v| serde_json::from_value::<cloudbot_calendar::RerunPolicy>(v).unwrap();
+        assert_eq!(
+            rerun_text(&rerun(json!({"attempts": 1}))),
+            "re-run on failure: up to 1 more job, 0 s apart"
+        );
+        assert_eq!(
+            rerun_text(&rerun(
+                json!({"attempts": 2, "backoff_seconds": 300, "message_pattern": "(?i)timeout"})
+            )),
+            "re-run on failure: up to 2 more jobs, 300 s apart, when the message matches `(?i)timeout`"
+        );
     }
 
     #[test]

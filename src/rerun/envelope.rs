@@ -1,4 +1,4 @@
-//! The re-run loop's envelope fields, as the RunBot state machine sends them (the envelope
+//! The re-run loop's envelope fields, as the shipped state machines send them (the envelope
 //! itself: src/trigger/envelope.rs): `attempt` on ExecuteBot, and `"operation": "decide_rerun"`
 //! with `attempt` and `job` on DecideRerun. Also where a `rerun` is refused when nothing would
 //! run the loop (docs/state-machines.md, "Re-run on failure").
@@ -84,25 +84,40 @@ pub(crate) fn apply(
 
 /// A request with `rerun` is accepted only where the loop runs: a direct invocation (the shipped
 /// state machines invoke the function directly) with an idempotency key (each attempt is keyed
-/// on it) and without a task token (RunBotCallback and RunBotMap do not run the loop). Anything
-/// else (a Scheduler or EventBridge target, the HTTP API, the run queue) would start the BOT once
-/// and silently never re-run it, so it is refused before anything is sent.
+/// on it), and with a task token only when it carries the `attempt` the state machines' loop
+/// sets (RunBotCallback's ExecuteBot, a RunBotMap item's ExecuteBotAndWait). Anything else (a
+/// Scheduler or EventBridge target, the HTTP API, the run queue, a task token from some other
+/// workflow) would start the BOT once and silently never re-run it, so it is refused before
+/// anything is sent. A managed schedule whose definition has `policies.rerun` is refused the
+/// same way when it is delivered to the function itself (no loop runs there).
 pub(crate) fn check_delivery(direct: bool, request: &Request) -> Result<(), RequestError> {
     let Operation::Execute(execute) = &request.operation else {
         return Ok(());
     };
+    if execute
+        .schedule
+        .as_ref()
+        .is_some_and(|tick| tick.definition.policies.rerun.is_some())
+    {
+        return Err(RequestError::field(
+            "schedule.definition.policies.rerun",
+            "is run by the RunBot and RunBotCallback state machines only (docs/schedules.md, \
+             \"Run policies\"): point the schedule at one of them (ScheduleTarget)",
+        ));
+    }
     if execute.rerun.is_none() {
         return Ok(());
     }
-    const WHERE: &str = "is run by the RunBot state machine only (docs/state-machines.md, \
-                         \"Re-run on failure\"): start RunBot with it";
+    const WHERE: &str = "is run by the shipped state machines only (docs/state-machines.md, \
+                         \"Re-run on failure\"): start RunBot, RunBotCallback or RunBotMap with it";
     if !direct || execute.idempotency_key.is_none() || execute.schedule.is_some() {
         return Err(RequestError::field(super::FIELD, WHERE));
     }
-    if execute.task_token.is_some() {
+    if execute.task_token.is_some() && execute.attempt.is_none() {
         return Err(RequestError::field(
             super::FIELD,
-            "is not supported by RunBotCallback or a RunBotMap item: use RunBot",
+            "with a task token needs the `attempt` the state machines' loop sets \
+             (RunBotCallback, a RunBotMap item): nothing else would run it again",
         ));
     }
     Ok(())
@@ -190,7 +205,7 @@ mod tests {
     fn rerun_is_refused_where_nothing_runs_the_loop() {
         let cfg = config();
         // A direct invocation without a key, a Scheduler target, an EventBridge event, a task
-        // token (RunBotCallback): refused by name, before anything is sent.
+        // token without the loop's attempt: refused by name, before anything is sent.
         let token = "t".repeat(40);
         for event in [
             request(),
@@ -208,5 +223,44 @@ mod tests {
         let keyed = decode(json!({"idempotency_key": "k", "request": request()}), &cfg);
         assert_eq!(keyed.trigger, Trigger::Direct);
         assert!(keyed.request.is_ok());
+    }
+
+    #[test]
+    fn a_task_token_with_the_loops_attempt_may_carry_rerun() {
+        // RunBotCallback's ExecuteBot and a RunBotMap item's ExecuteBotAndWait: each attempt
+        // with its own key, task token and callback.
+        let token = "t".repeat(40);
+        for (key, attempt) in [
+            ("k", json!({"number": 1})),
+            ("k#attempt-2", json!({"number": 2, "previous_job": JOB})),
+        ] {
+            let op = decoded(json!({"idempotency_key": key, "task_token": token,
+                                    "attempt": attempt, "request": request()}))
+            .unwrap();
+            let Operation::Execute(execute) = op else {
+                panic!("not an execute")
+            };
+            assert!(execute.task_token.is_some() && execute.rerun.is_some());
+        }
+    }
+
+    #[test]
+    fn a_managed_schedule_with_rerun_is_refused_at_the_function_target() {
+        let definition = json!({"name": "daily", "at": "09:00", "recurrence": "daily",
+                                "bot_endpoint": BOT, "policies": {"rerun": {"attempts": 1}}});
+        let event = json!({"schedule": {
+                "schedule_arn": "arn:aws:scheduler:us-east-1:1:schedule/default/daily",
+                "scheduled_time": "2026-12-01T00:00:00Z", "definition": definition},
+            "request": {"bot_endpoint": BOT}});
+        let decoded = decode(event.clone(), &config());
+        let err = decoded.request.map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("field `schedule.definition.policies.rerun`"),
+            "{err}"
+        );
+        // DecideTick (a state machine's) asks for the decision only: accepted, the loop runs it.
+        let mut tick = event;
+        tick["operation"] = json!("schedule_tick");
+        assert!(decode(tick, &config()).request.is_ok());
     }
 }

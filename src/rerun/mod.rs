@@ -1,8 +1,10 @@
 //! Re-running a BOT job that ended failed (docs/state-machines.md, "Re-run on failure"): the
 //! request's `rerun` policy, parsed strictly; the attempt an execute belongs to and its key; and
 //! the one rule that decides whether a failed job gets another attempt. Pure values: the shipped
-//! RunBot state machine runs the loop and asks the function (`decide_rerun`) at each failure, so
-//! the rule has one home and the workflow only follows it.
+//! state machines (RunBot, RunBotCallback, each RunBotMap item) run the loop and ask the function
+//! (`decide_rerun`) at each failure, so the rule has one home and the workflows only follow it.
+//! The policy's bounds live in `cloudbot_calendar::rerun`, shared with a schedule's
+//! `policies.rerun`.
 
 pub(crate) mod envelope;
 
@@ -18,23 +20,13 @@ pub const FIELD: &str = "rerun";
 /// The envelope's operation that asks for the decision (the state machine's DecideRerun state).
 pub const DECIDE: &str = "decide_rerun";
 
-/// Most re-runs a request may ask for: each one is a billed BOT run.
-pub const MAX_RERUNS: u32 = 5;
-
-/// Longest wait before a re-run (seconds): RunBot's whole execution is bounded (its
-/// `TimeoutSeconds`), so a longer backoff would be cut by it.
-pub const MAX_BACKOFF_SECONDS: u32 = 3600;
+/// The policy's bounds, shared with a schedule's `policies.rerun` (their one home:
+/// `cloudbot_calendar::rerun`).
+pub use cloudbot_calendar::rerun::{MAX_BACKOFF_SECONDS, MAX_PATTERN_CHARS, MAX_RERUNS};
 
 /// Highest attempt number an execute may carry: a policy stops at `MAX_RERUNS + 1`, but
 /// `cloudbot rerun` continues a chain by hand, one paid and confirmed run at a time.
 pub const MAX_ATTEMPT_NUMBER: u32 = 1000;
-
-/// Longest `message_pattern` (characters).
-pub const MAX_PATTERN_CHARS: usize = 256;
-
-/// Bound on the compiled pattern (bytes), so a short pattern with large repetitions cannot make
-/// an invocation compile a huge automaton.
-const PATTERN_SIZE_LIMIT: usize = 1 << 16;
 
 /// What a request's `rerun` asks for.
 #[derive(Debug, Clone)]
@@ -103,22 +95,9 @@ fn pattern(value: &Value) -> Result<regex::Regex, RequestError> {
             format!("must be a string, not {}", kind_of(value)),
         ));
     };
-    if text.is_empty() || text.chars().count() > MAX_PATTERN_CHARS {
-        return Err(RequestError::field(
-            FIELD_NAME,
-            format!("must be 1 to {MAX_PATTERN_CHARS} characters"),
-        ));
-    }
-    regex::RegexBuilder::new(text)
-        .size_limit(PATTERN_SIZE_LIMIT)
-        .build()
-        .map_err(|err| match err {
-            regex::Error::CompiledTooBig(_) => {
-                RequestError::field(FIELD_NAME, "compiles too large; simplify the pattern")
-            }
-            // The syntax error names a position in the pattern, not any user data beyond it.
-            other => RequestError::field(FIELD_NAME, format!("is not a valid pattern: {other}")),
-        })
+    // The syntax error names a position in the pattern, not any user data beyond it.
+    cloudbot_calendar::rerun::compile_pattern(text)
+        .map_err(|err| RequestError::field(FIELD_NAME, err.to_string()))
 }
 
 /// The attempt an execute (or a decision) belongs to: the shipped state machine's `attempt`
@@ -217,13 +196,16 @@ pub fn attempt_of_key(key: &str) -> u32 {
 /// attempt's key with `#attempt-<next>`, so every attempt of a run has its own key and a retry
 /// of one attempt's execute replays that attempt, never starts another.
 pub fn attempt_key(key: &str, next: u32) -> String {
-    let current = attempt_of_key(key);
-    let first = if current >= 2 {
-        &key[..key.len() - suffix(current).len()]
-    } else {
-        key
-    };
-    format!("{first}{}", suffix(next))
+    format!("{}{}", first_attempt_key(key), suffix(next))
+}
+
+/// The run's first attempt's key: `key` without its `#attempt-<n>` (n ≥ 2), so every attempt
+/// of a scheduled run is that run's (its state record, its breaker count).
+pub fn first_attempt_key(key: &str) -> &str {
+    match attempt_of_key(key) {
+        1 => key,
+        current => &key[..key.len() - suffix(current).len()],
+    }
 }
 
 /// Why a failed run gets no further attempt.
@@ -427,6 +409,8 @@ mod tests {
         assert_eq!(attempt_of_key(&second), 2);
         assert_eq!(attempt_of_key("k#attempt-1"), 1);
         assert_eq!(attempt_of_key("k#attempt-x"), 1);
+        assert_eq!(first_attempt_key(&attempt_key(first, 3)), first);
+        assert_eq!(first_attempt_key(first), first);
     }
 
     #[test]

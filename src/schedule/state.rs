@@ -51,10 +51,11 @@ impl RunOf {
     }
 
     /// The run a key names: `schedule:<arn>@<nominal>` (the function target) or
-    /// `request:schedule:<arn>@<nominal>#ExecuteBot` (a state machine's ExecuteBot). The
+    /// `request:schedule:<arn>@<nominal>#ExecuteBot` (a state machine's ExecuteBot), also with a
+    /// re-run's `#attempt-<n>` (the same run: docs/state-machines.md, "Re-run on failure"). The
     /// schedule's name is the ARN's last segment. `None` for any other key.
     pub fn of_key(key: &RecordKey) -> Option<Self> {
-        let raw = key.as_str();
+        let raw = crate::rerun::first_attempt_key(key.as_str());
         let rest = raw
             .strip_prefix("request:schedule:")
             .and_then(|r| r.strip_suffix("#ExecuteBot"))
@@ -389,6 +390,12 @@ mod tests {
         let machine =
             RecordKey::request(&format!("schedule:{ARN}@2026-10-25T00:00:00Z#ExecuteBot")).unwrap();
         assert_eq!(RunOf::of_key(&machine), want);
+        // A re-run of that occurrence (the state machines' loop) is the same run.
+        let rerun = RecordKey::request(&format!(
+            "schedule:{ARN}@2026-10-25T00:00:00Z#ExecuteBot#attempt-2"
+        ))
+        .unwrap();
+        assert_eq!(RunOf::of_key(&rerun), want);
         let function = RecordKey::schedule(ARN, "2026-10-25T00:00:00Z").unwrap();
         assert_eq!(RunOf::of_key(&function), want);
         // Any other key is no scheduled run.

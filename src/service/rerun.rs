@@ -1,4 +1,5 @@
-//! `decide_rerun`: the RunBot state machine's DecideRerun state asks whether the job of the
+//! `decide_rerun`: the state machines' DecideRerun state (RunBot, RunBotCallback, a RunBotMap
+//! item) asks whether the job of the
 //! current attempt, which ended failed, runs again (the rule: src/rerun/). Nothing is sent to
 //! Cloud BOT and no key is claimed: the answer names the next attempt's key, and ExecuteBot
 //! claims it as it claims any key.

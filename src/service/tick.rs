@@ -5,7 +5,9 @@
 //!   runs the BOT under the nominal occurrence's key.
 //! - The RunBot / RunBotCallback state machines: their DecideTick state asks for the decision
 //!   only (`schedule_tick`, [`Service::schedule_tick`]) and runs ExecuteBot under the key it
-//!   answers (docs/schedules.md, "Where the decision runs").
+//!   answers (docs/schedules.md, "Where the decision runs"), with the schedule's
+//!   `policies.rerun` (answered as `rerun`) in the run's request for the state machine's
+//!   re-run loop.
 
 use std::collections::HashMap;
 
@@ -24,9 +26,9 @@ use crate::schedule::{Decided, ScheduleTick};
 use crate::schedule::{ScheduleError, Skipped};
 use crate::table::{get_number, get_string};
 use crate::trigger::Answer;
-use cloudbot_calendar::Run;
 use cloudbot_calendar::schedule::Overlap;
 use cloudbot_calendar::wire::state;
+use cloudbot_calendar::{RerunPolicy, Run};
 
 /// The answer of a tick that runs, for a state machine: the key to run it under.
 #[derive(Debug, Serialize)]
@@ -43,6 +45,10 @@ struct RunDecision<'a> {
     nominal: jiff::civil::Date,
     /// `schedule:<arn>@<nominal instant>`: ExecuteBot's key is this and `#ExecuteBot`.
     idempotency_key: &'a str,
+    /// The schedule's `policies.rerun`, in the request's `rerun` form: the state machine puts it
+    /// in the run's request (TickRerun), so its re-run loop runs it. Absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rerun: Option<&'a RerunPolicy>,
 }
 
 impl Service {
@@ -222,6 +228,7 @@ impl Service {
                     day: run.on,
                     nominal: run.nominal,
                     idempotency_key: key.as_str(),
+                    rerun: tick.definition.policies.rerun.as_ref(),
                 })
             }
         }

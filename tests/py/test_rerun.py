@@ -1,19 +1,26 @@
-"""Re-run on failure through RunBot, run for real (moto's interpreter, the function under
-`cargo lambda watch`, the emulator; the set-up of test_state_machines.py, whose fixtures this
-module reuses). The emulator's scripted outcomes (`PUT /__emulator/outcomes`) make a BOT fail,
-then succeed. What is checked: a failed job is run again under its own key, at most `attempts`
-times (N + 1 jobs), only when its message matches, never after an unknown outcome, and a
-repeated ExecuteBot of an attempt (what a redrive or a retry sends) replays its job.
-docs/state-machines.md, "Re-run on failure".
+"""Re-run on failure through the shipped state machines, run for real (moto's interpreter, the
+function under `cargo lambda watch`, the emulator; the set-ups of test_state_machines.py and, for
+the callback-driven runs, test_callbacks.py, whose fixtures this module reuses). The emulator's
+scripted outcomes (`PUT /__emulator/outcomes`) make a BOT fail, then succeed. What is checked: a
+failed job is run again under its own key, at most `attempts` times (N + 1 jobs), only when its
+message matches, never after an unknown outcome, and a repeated ExecuteBot of an attempt (what a
+redrive or a retry sends) replays its job; the same loop in RunBotCallback (each attempt with its
+own task token and callback), in a RunBotMap item (polling and callback) and for a managed
+schedule's `policies.rerun`. docs/state-machines.md, "Re-run on failure".
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
+import uuid
 
+import pytest
+from test_callbacks import stack  # noqa: F401 - fixture used by name
+from test_schedule_targets import ARN, DAILY, delivery
 from test_state_machines import (  # noqa: F401 - fixtures are used by name
     ERROR_BOT_MESSAGE,
     bot,
@@ -129,3 +136,141 @@ def test_rerun_is_refused_where_no_loop_runs_it(sfn, emu, proxy):
     assert answer["errorType"] == "InvalidRequest"
     assert "`rerun`" in answer["errorMessage"]
     assert emu.jobs() == []
+
+
+# ------------------------------------------------------------------------------------------------
+# RunBotCallback, RunBotMap items and managed schedules: the same loop.
+
+
+@pytest.fixture()
+def cb_emu(emulator, stack):  # noqa: F811 - stack is the imported fixture
+    """The session emulator, reset, for the callback stack (test_callbacks.py's `emu`)."""
+    emulator.reset()
+    stack.gateway.clear()
+    yield emulator
+    emulator.clear_faults()
+
+
+def started(history: list[dict]) -> list[dict]:
+    """The payloads of the execute tasks (ExecuteBot, ExecuteBotAndWait, RecoverJob) in order."""
+    payloads = []
+    for event in history:
+        if event["type"] != "TaskScheduled":
+            continue
+        payload = json.loads(event["taskScheduledEventDetails"]["parameters"])["Payload"]
+        if "request" in payload and "operation" not in payload:
+            payloads.append(payload)
+    return payloads
+
+
+def posts(emulator) -> int:
+    return sum(1 for r in emulator.requests() if r["method"] == "POST" and "/bots/" in r["path"])
+
+
+def test_run_bot_callback_reruns_a_failed_job_each_attempt_with_its_own_callback(stack, cb_emu):  # noqa: F811
+    emu = cb_emu
+    emu.admin("PUT", "outcomes", {"outcomes": ["error"]})
+    execution, history = stack.run(
+        {"request": {"bot_endpoint": bot(emu, "echo_bot"), "rerun": {"attempts": 2}}, "wait_seconds": 1}
+    )
+
+    assert execution["status"] == "SUCCEEDED", execution
+    jobs = emu.jobs()
+    assert len(jobs) == 2 and posts(emu) == 2
+    # Each attempt registered its own callback (a fresh secret id per job) ...
+    assert len({j["callback_endpoint"] for j in jobs}) == 2
+    # ... under its own task token and key; the second names the first job.
+    waits = [p for p in started(history) if "task_token" in p]
+    assert len(waits) == 2, waits
+    first, second = waits
+    assert first["task_token"] != second["task_token"]
+    assert first["attempt"] == {"number": 1}
+    assert second["idempotency_key"] == first["idempotency_key"] + "#attempt-2"
+    failed = [j for j in jobs if j["job_id"] != json.loads(execution["output"])["job_id"]][0]
+    assert second["attempt"]["number"] == 2
+    assert second["attempt"]["previous_job"].endswith("/demo/jobs/" + failed["job_id"])
+    # The callback said "failed"; the job was fetched as a replay of attempt 1 and read, then decided.
+    entered = states_entered(history)
+    assert ["CallbackFailed", "RecoverJob", "ReferJob", "DecideRerun", "RerunWait"] == [
+        s for s in entered if s in ("CallbackFailed", "RecoverJob", "ReferJob", "DecideRerun", "RerunWait")
+    ][:5], entered
+    assert entered.count("DecideRerun") == 1
+    assert [d.status for d in stack.gateway.wait_for(lambda ds: len(ds) >= 2)] == [200, 200]
+
+
+def test_run_bot_callback_without_rerun_still_fails_at_the_callbacks_error(stack, cb_emu):  # noqa: F811
+    execution, history = stack.run({"request": {"bot_endpoint": bot(cb_emu, "error_bot")}})
+
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "CloudBot.JobFailed"
+    entered = states_entered(history)
+    assert "CallbackFailed" in entered and "RecoverJob" not in entered and "DecideRerun" not in entered
+    assert len(cb_emu.jobs()) == 1
+
+
+def test_a_run_bot_map_item_that_failed_is_run_again_under_its_item_key(sfn, emu, proxy):
+    emu.admin("PUT", "outcomes", {"outcomes": ["error"]})
+    execution, history = sfn.run(
+        sfn.run_bot_map,
+        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"message": "a"}, {"message": "b"}], "wait_seconds": 1,
+         "rerun": {"attempts": 1, "backoff_seconds": 1}},
+    )
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert len(emu.jobs()) == 3
+    keys = [p["idempotency_key"] for p in execute_payloads(proxy)]
+    assert len(keys) == 3 and len(set(keys)) == 3, keys
+    [rerun_key] = [k for k in keys if k.endswith("#attempt-2")]
+    assert re.search(r"#RunEach\[[01]\]#ExecuteBot#attempt-2$", rerun_key), rerun_key
+    assert rerun_key.removesuffix("#attempt-2") in keys, "built on the item's own key"
+    results = json.loads(execution["output"])["results"]
+    assert [r["status"] for r in results] == ["succeeded", "succeeded"]
+    assert states_entered(history).count("DecideRerun") == 1
+
+
+def test_a_run_bot_map_callback_item_reruns_with_a_new_callback(stack, cb_emu):  # noqa: F811
+    emu = cb_emu
+    emu.admin("PUT", "outcomes", {"outcomes": ["error", "error"]})
+    execution, history = stack.run(
+        {"bot_endpoint": bot(emu, "echo_bot"), "inputs": [{"message": "a"}], "wait_seconds": 1, "follow": "callback",
+         "rerun": {"attempts": 1}},
+        machine=stack.map,
+    )
+
+    # Two attempts, both failed: the item reports its last job; exactly attempts + 1 jobs.
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "CloudBot.SomeJobsFailed"
+    jobs = emu.jobs()
+    assert len(jobs) == 2 and len({j["callback_endpoint"] for j in jobs}) == 2
+    waits = [p for p in started(history) if "task_token" in p]
+    assert [p["idempotency_key"].rsplit("#RunEach", 1)[1] for p in waits] == [
+        "[0]#ExecuteBot", "[0]#ExecuteBot#attempt-2"]
+    assert [p["attempt"]["number"] for p in waits] == [1, 2]
+    decisions = [
+        json.loads(e["taskSucceededEventDetails"]["output"])["Payload"]["decision"]
+        for e in history
+        if e["type"] == "TaskSucceeded" and '"decision"' in e["taskSucceededEventDetails"]["output"]
+    ]
+    assert decisions == ["rerun", "stop"], decisions
+
+
+def test_a_managed_schedules_rerun_policy_is_carried_into_the_run(stack, cb_emu):  # noqa: F811
+    # Tuesday 2026-11-24, a business day, as a catch-up delivery (lateness not checked), to
+    # RunBotCallback (the template's default target). The first job fails, its re-run succeeds.
+    emu = cb_emu
+    name = f"rerun-{uuid.uuid4().hex[:8]}"
+    definition = {**DAILY, "name": name, "policies": {"rerun": {"attempts": 1, "backoff_seconds": 1}}}
+    emu.admin("PUT", "outcomes", {"outcomes": ["error"]})
+    execution, history = stack.run(delivery(emu, definition, "2026-11-24T00:00:00Z", backfill=True))
+
+    assert execution["status"] == "SUCCEEDED", execution
+    assert len(emu.jobs()) == 2
+    nominal_key = f"schedule:{ARN.format(name=name)}@2026-11-24T00:00:00Z#ExecuteBot"
+    keys = [p["idempotency_key"] for p in started(history) if "task_token" in p]
+    assert keys == [nominal_key, nominal_key + "#attempt-2"], keys
+    entered = states_entered(history)
+    assert "TickRerun" in entered and "DecideRerun" in entered
+    # The decision's request carried the schedule's policy (with its default backoff filled in).
+    decide = [p for p in (json.loads(e["taskScheduledEventDetails"]["parameters"])["Payload"]
+                          for e in history if e["type"] == "TaskScheduled") if p.get("operation") == "decide_rerun"]
+    assert decide[0]["request"]["rerun"] == {"attempts": 1, "backoff_seconds": 1}

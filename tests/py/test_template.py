@@ -186,6 +186,11 @@ def test_state_machine_retry_and_catch_policy(path: Path):
             # occurrence's, so the orphan paths find the run (docs/orphans.md).
             assert state["Parameters"]["Payload"].get("execution.$") == "$$.Execution.Id", f"{name}: sends its execution"
             key = state["Parameters"]["Payload"].get("idempotency_key.$", "")
+            if key == "$.key.value" and "/" in name:
+                # A RunBotMap item's: chosen in ItemKey (execution id and item index).
+                item_states = definition["States"][name.split("/")[0]]["ItemProcessor"]["States"]
+                assert "$$.Execution.Id" in item_states["ItemKey"]["Parameters"]["value.$"], name
+                continue
             if key == "$.key.value":
                 # Chosen before ExecuteBot: the schedule's run (ARN + time) or the execution id.
                 states = definition["States"]
@@ -1209,28 +1214,24 @@ def test_the_function_starts_with_every_configuration_the_template_allows(templa
         assert done.returncode != 0, f"{label}: the function cannot have run without a Runtime API"
 
 
-def _without_the_rerun_loop(name: str, state: dict) -> dict:
-    """A RunBot state as it would be without the re-run loop, which RunBot alone runs
-    (docs/state-machines.md, "Re-run on failure"): its keys lead to FirstAttempt, and CheckJobStatus
-    sends a failed job of a request with `rerun` to DecideRerun. Everything else must be the same."""
-    state = json.loads(json.dumps(state))
-    if state.get("Next") == "FirstAttempt":
-        state["Next"] = "ExecuteBot"
-    if name == "CheckJobStatus":
-        state["Choices"] = [c for c in state["Choices"] if c["Next"] != "DecideRerun"]
-    return state
-
-
 def test_run_bot_callback_polls_exactly_like_run_bot():
     """RunBotCallback's fallback is RunBot's polling loop: the states they share must not drift."""
     run_bot = json.loads((ROOT / "statemachine/run-bot.asl.json").read_text())["States"]
     callback = json.loads((ROOT / "statemachine/run-bot-callback.asl.json").read_text())["States"]
     # Both key a scheduled run the same way (ChooseKey): the schedule targets either one.
+    # The re-run loop too (docs/state-machines.md, "Re-run on failure"): one loop, in step.
     shared = ["CheckInput", "InvalidInput", "UseInputWaitSeconds", "ChooseKey", "ScheduleKey", "ExecutionKey",
+              "TickKey", "TickPolicy", "TickRerun", "FirstAttempt",
               "WaitForJob", "ReferJob", "CheckJobStatus", "JobSucceeded", "JobFailed", "JobFailedWithoutMessage",
-              "JobStatusUnknown", "ReferJobFailed"]
+              "JobStatusUnknown", "ReferJobFailed", *RERUN_LOOP, "RerunUnknown", "RerunUndecided"]
     for name in shared:
-        assert callback[name] == _without_the_rerun_loop(name, run_bot[name]), name
+        assert callback[name] == run_bot[name], name
+    # However the callback path learnt that the job failed, the loop decides on the job as read.
+    catches = {e: c["Next"] for c in callback["ExecuteBot"]["Catch"] for e in c["ErrorEquals"]}
+    assert catches["CloudBot.JobFailed"] == "CallbackFailed"
+    assert callback["CallbackFailed"]["Choices"] == [{"Variable": "$.request.rerun", "IsPresent": True, "Next": "RecoverJob"}]
+    assert callback["CallbackFailed"]["Default"] == "ExecuteFailed"
+    assert callback["ExecuteBot"]["Parameters"]["Payload"]["attempt.$"] == "$.attempt"
     assert callback["ExecuteBot"]["Resource"].endswith(".waitForTaskToken")
     assert callback["ExecuteBot"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
     assert callback["RecoverJob"]["Parameters"]["Payload"] == {
@@ -1245,7 +1246,8 @@ def test_run_bot_map_follows_a_callback_like_run_bot_callback():
     definition = json.loads((ROOT / "statemachine/run-bot-map.asl.json").read_text())
     item = definition["States"]["RunEach"]["ItemProcessor"]
     states = item["States"]
-    assert item["StartAt"] == "ChooseFollow"
+    assert item["StartAt"] == "ItemKey"
+    assert states["FirstAttempt"]["Next"] == "ChooseFollow"
     assert states["ChooseFollow"]["Default"] == "ExecuteBot", "polling unless the input says callback"
     wait, recover, polling = states["ExecuteBotAndWait"], states["RecoverJob"], states["ExecuteBot"]
     assert wait["Resource"].endswith(".waitForTaskToken")
@@ -1260,6 +1262,41 @@ def test_run_bot_map_follows_a_callback_like_run_bot_callback():
     catches = {e: c["Next"] for c in wait["Catch"] for e in c["ErrorEquals"]}
     assert catches == {"States.Timeout": "RecoverJob", "CloudBot.JobFailed": "RecoverJob", "States.ALL": "ExecuteFailed"}
     assert states["CheckJobStatus"]["Choices"][0]["Next"] == "WaitForJob", "one polling loop for both paths"
+
+
+# The re-run loop's states, the same in every machine (RunBotMap: inside the item).
+RERUN_LOOP = ["DecideRerun", "RerunDecided", "RerunWait", "NextAttempt", "NextAttemptKey"]
+
+
+def test_run_bot_map_items_rerun_with_run_bots_loop():
+    """A RunBotMap item runs RunBot's re-run loop on its own key; only where the loop leaves it
+    differs: a stop reports the item (JobNotSucceeded), the next attempt goes back to ChooseFollow
+    (a callback item stays one), an undecided or unknown decision is the item's result, not a Fail."""
+    run_bot = json.loads((ROOT / "statemachine/run-bot.asl.json").read_text())["States"]
+    definition = json.loads((ROOT / "statemachine/run-bot-map.asl.json").read_text())
+    states = definition["States"]["RunEach"]["ItemProcessor"]["States"]
+    for name in RERUN_LOOP:
+        item, machine = json.loads(json.dumps(states[name])), json.loads(json.dumps(run_bot[name]))
+        if name == "NextAttemptKey":
+            assert item.pop("Next") == "ChooseFollow"
+            machine.pop("Next")
+        if name == "RerunDecided":
+            assert item["Choices"][0] == machine["Choices"][0], "the rerun branch"
+            assert item["Choices"][1] == {"Variable": "$.rerun.decision.decision", "StringEquals": "stop",
+                                          "Next": "JobNotSucceeded"}
+            assert item["Default"] == "RerunUnknown"
+            continue
+        assert item == machine, name
+    rerun_branch = [c for c in run_bot["CheckJobStatus"]["Choices"] if c["Next"] == "DecideRerun"]
+    assert rerun_branch and rerun_branch[0] in states["CheckJobStatus"]["Choices"]
+    assert {k: v for k, v in states["FirstAttempt"].items() if k != "Next"} == {
+        k: v for k, v in run_bot["FirstAttempt"].items() if k != "Next"}
+    for execute in ("ExecuteBot", "ExecuteBotAndWait", "RecoverJob"):
+        payload = states[execute]["Parameters"]["Payload"]
+        assert (payload["idempotency_key.$"], payload["attempt.$"]) == ("$.key.value", "$.attempt"), execute
+    assert states["ItemKey"]["Parameters"]["value.$"] == "States.Format('{}#RunEach[{}]#ExecuteBot', $$.Execution.Id, $.index)"
+    for end in ("RerunUnknown", "RerunUndecided"):
+        assert states[end]["Type"] == "Pass" and states[end]["Parameters"]["succeeded"] is False, end
 
 
 # ------------------------------------------------------------------------------------------------

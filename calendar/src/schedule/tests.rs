@@ -89,7 +89,7 @@ fn an_unquoted_time_of_day_in_yaml_is_still_a_time() {
 
 #[test]
 fn every_invalid_field_is_named_by_its_path() {
-    let cases: [(&str, Value, &str, &str); 29] = [
+    let cases: [(&str, Value, &str, &str); 33] = [
         (
             "/schedules/0/months",
             json!([]),
@@ -254,6 +254,30 @@ fn every_invalid_field_is_named_by_its_path() {
             "schedules[0].policies.max_run_seconds",
             "1 to 2592000",
         ),
+        (
+            "/schedules/0/policies",
+            json!({"rerun": {"attempts": 0}}),
+            "schedules[0].policies.rerun.attempts",
+            "from 1 to 5",
+        ),
+        (
+            "/schedules/0/policies",
+            json!({"rerun": {"attempts": 1, "backoff_seconds": 3601}}),
+            "schedules[0].policies.rerun.backoff_seconds",
+            "from 0 to 3600",
+        ),
+        (
+            "/schedules/0/policies",
+            json!({"rerun": {"attempts": 1, "message_pattern": "("}}),
+            "schedules[0].policies.rerun.message_pattern",
+            "not a valid pattern",
+        ),
+        (
+            "/schedules/0/policies",
+            json!({"rerun": {"attempts": 1, "retries": 2}}),
+            "schedules[0].policies.rerun.retries",
+            "unknown field `retries`",
+        ),
     ];
     for (pointer, value, field, reason) in cases {
         let mut file = minimal();
@@ -303,6 +327,31 @@ fn syntax_errors_say_which_format() {
         ScheduleFile::from_yaml("version: [1\n"),
         Err(FileError::Syntax { format: "YAML", .. })
     ));
+}
+
+#[test]
+fn a_rerun_policy_is_read_with_its_defaults_and_kept_in_the_definition() {
+    let mut file = minimal();
+    file["schedules"][0]["policies"] =
+        json!({"rerun": {"attempts": 2, "message_pattern": "(?i)timeout"}});
+    let file = ScheduleFile::from_value(file).unwrap();
+    let rerun = file.schedules[0].policies.rerun.clone().unwrap();
+    assert_eq!(
+        (
+            rerun.attempts,
+            rerun.backoff_seconds,
+            rerun.message_pattern.as_deref()
+        ),
+        (2, 0, Some("(?i)timeout"))
+    );
+    // The definition the CLI sends (and the function reads back) keeps it.
+    let definition = serde_json::to_value(&file.schedules[0]).unwrap();
+    assert_eq!(
+        definition["policies"]["rerun"],
+        json!({"attempts": 2, "backoff_seconds": 0, "message_pattern": "(?i)timeout"})
+    );
+    assert_eq!(Schedule::from_value(definition).unwrap(), file.schedules[0]);
+    assert_eq!(RunPolicies::default().rerun, None);
 }
 
 #[test]

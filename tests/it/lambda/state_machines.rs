@@ -71,6 +71,19 @@ fn tasks<'a>(states: &'a serde_json::Map<String, Value>, out: &mut Vec<(String, 
     }
 }
 
+/// Every state of an ASL document with its name, including those inside Map states.
+fn named_states<'a>(
+    states: &'a serde_json::Map<String, Value>,
+    out: &mut Vec<(String, &'a Value)>,
+) {
+    for (name, state) in states {
+        out.push((name.clone(), state));
+        if let Some(states) = state["ItemProcessor"]["States"].as_object() {
+            named_states(states, out);
+        }
+    }
+}
+
 fn invokes_the_function(task: &Value) -> bool {
     (task["Resource"] == "arn:aws:states:::lambda:invoke"
         || task["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken")
@@ -194,10 +207,17 @@ fn every_function_task_retries_the_lambda_service_errors_aws_lists() {
                     let mut key = task["Parameters"]["Payload"]["idempotency_key.$"]
                         .as_str()
                         .unwrap_or_default();
-                    // RunBotCallback chooses the key first (the schedule's run, else the
-                    // execution id: ChooseKey); test_template.py checks both choices.
+                    // RunBot and RunBotCallback choose the key first (the schedule's run, else
+                    // the execution id: ChooseKey; test_template.py checks both choices), a
+                    // RunBotMap item in ItemKey; a re-run's key is built on it.
                     if key == "$.key.value" {
-                        key = asl["States"]["ExecutionKey"]["Parameters"]["value.$"]
+                        let mut states = Vec::new();
+                        named_states(asl["States"].as_object().unwrap(), &mut states);
+                        let chosen = states
+                            .iter()
+                            .find(|(n, _)| n == "ExecutionKey" || n == "ItemKey")
+                            .unwrap_or_else(|| panic!("{at}: no ExecutionKey or ItemKey state"));
+                        key = chosen.1["Parameters"]["value.$"]
                             .as_str()
                             .unwrap_or_default();
                     }
