@@ -79,6 +79,10 @@ pub mod state {
     pub const CONSECUTIVE_FAILURES: &str = "consecutive_failures";
     /// The last job whose end was counted (S), so a job is counted once.
     pub const COUNTED_JOB: &str = "counted_job";
+    /// The nominal occurrence (as [`LAST_NOMINAL`]) whose failed job was counted last (S), so a
+    /// run's re-run attempts that fail again count one failed run, not one per job; removed by
+    /// a counted success.
+    pub const FAILED_NOMINAL: &str = "failed_nominal";
     /// When the breaker paused the schedule, epoch seconds (N); absent when not paused by it.
     pub const PAUSED_AT: &str = "paused_at";
     /// Why it was paused (S).

@@ -11,8 +11,10 @@
 //! - a skip or a late delivery: `last_outcome` = `skipped` / `too_late` (`paused` when the
 //!   failure breaker holds the schedule), `last_outcome_at`;
 //! - a job's end learnt ([`ScheduleStates::ended`], the failure breaker): counted once per job
-//!   (`counted_job`), `consecutive_failures`, `last_outcome` = `succeeded` / `failed`, and when
-//!   the count reaches the threshold `paused_at` and `pause_reason`, all in one conditional write.
+//!   (`counted_job`) and a failure once per run (`failed_nominal`: a re-run attempt of a run
+//!   counted failed is no further failed run), `consecutive_failures`, `last_outcome` =
+//!   `succeeded` / `failed`, and when the count reaches the threshold `paused_at` and
+//!   `pause_reason`, all in one conditional write.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -106,6 +108,12 @@ pub enum Counted {
     Unmanaged,
     /// This job's end was counted before (`counted_job`): nothing written.
     Already,
+    /// A failed re-run attempt of a run whose failure was counted already (`failed_nominal`):
+    /// the job is recorded as counted, the count and the pause are unchanged.
+    SameRun {
+        /// The count, unchanged.
+        consecutive_failures: u64,
+    },
     /// Counted now.
     Now {
         /// The count after this end.
@@ -215,11 +223,15 @@ impl ScheduleStates {
         .await
     }
 
-    /// The end of `job` (its reference endpoint), a run of `schedule`, counted once per job by
-    /// the failure breaker: `failed` adds one to `consecutive_failures`, `succeeded` sets it to
-    /// 0; `last_outcome` and `last_outcome_at` say so; and when a failure makes the count reach
-    /// the record's `failure_breaker` (N) while the schedule is not paused, `paused_at` and
-    /// `pause_reason` are set in the same write.
+    /// The end of `job` (its reference endpoint), a run of `schedule` at the nominal occurrence
+    /// `nominal` (when known), counted once per job by the failure breaker: `failed` adds one to
+    /// `consecutive_failures`, `succeeded` sets it to 0; `last_outcome` and `last_outcome_at` say
+    /// so; and when a failure makes the count reach the record's `failure_breaker` (N) while the
+    /// schedule is not paused, `paused_at` and `pause_reason` are set in the same write.
+    ///
+    /// The breaker counts failed *runs*: a failed job of the occurrence whose failure was
+    /// counted last (`failed_nominal`, a re-run attempt that failed again) adds nothing
+    /// ([`Counted::SameRun`]), and a re-run that succeeds resets the count as any success.
     ///
     /// Read, then one `UpdateItem` conditional on what was read (the record is managed, its
     /// `counted_job` is not `job`, the count and the pause unchanged), so two deliveries of one
@@ -229,6 +241,7 @@ impl ScheduleStates {
     pub async fn ended(
         &self,
         schedule: &str,
+        nominal: Option<&str>,
         job: &str,
         end: JobEnd,
         deadline: Instant,
@@ -245,11 +258,15 @@ impl ScheduleStates {
             }
             let seen = get_number(&item, state::CONSECUTIVE_FAILURES);
             let paused = item.contains_key(state::PAUSED_AT);
+            let failed_before = get_string(&item, state::FAILED_NOMINAL);
+            let same_run =
+                end == JobEnd::Failed && nominal.is_some() && failed_before.as_deref() == nominal;
             let count = match end {
+                JobEnd::Failed if same_run => seen.unwrap_or(0),
                 JobEnd::Failed => seen.unwrap_or(0) + 1,
                 JobEnd::Succeeded => 0,
             };
-            let trips = end == JobEnd::Failed && !paused && count >= threshold;
+            let trips = end == JobEnd::Failed && !same_run && !paused && count >= threshold;
             let tripped = trips.then(|| {
                 let plural = if count == 1 { "" } else { "s" };
                 format!("{count} consecutive failed job{plural}, last {job}")
@@ -263,6 +280,7 @@ impl ScheduleStates {
                 ("#lo", state::LAST_OUTCOME),
                 ("#loa", state::LAST_OUTCOME_AT),
                 ("#pa", state::PAUSED_AT),
+                ("#fn", state::FAILED_NOMINAL),
             ];
             let mut values = vec![
                 (":cf", n(count)),
@@ -270,10 +288,17 @@ impl ScheduleStates {
                 (":lo", s(end.label())),
                 (":now", n(now_s())),
             ];
+            if let (JobEnd::Failed, Some(nominal)) = (end, nominal) {
+                expression.push_str(", #fn = :nominal");
+                values.push((":nominal", s(nominal)));
+            }
             if let Some(reason) = &tripped {
                 expression.push_str(", #pa = :now, #pr = :reason");
                 names.push(("#pr", state::PAUSE_REASON));
                 values.push((":reason", s(reason)));
+            }
+            if end == JobEnd::Succeeded && failed_before.is_some() {
+                expression.push_str(" REMOVE #fn");
             }
             let mut condition = String::from(
                 "attribute_exists(#fb) AND (attribute_not_exists(#cj) OR #cj <> :job) AND ",
@@ -284,6 +309,13 @@ impl ScheduleStates {
                     values.push((":seen", n(seen)));
                 }
                 None => condition.push_str("attribute_not_exists(#cf) AND "),
+            }
+            match &failed_before {
+                Some(before) => {
+                    condition.push_str("#fn = :fnseen AND ");
+                    values.push((":fnseen", s(before)));
+                }
+                None => condition.push_str("attribute_not_exists(#fn) AND "),
             }
             condition.push_str(if paused {
                 "attribute_exists(#pa)"
@@ -301,9 +333,15 @@ impl ScheduleStates {
                 )
                 .await?
             {
-                return Ok(Counted::Now {
-                    consecutive_failures: count,
-                    tripped,
+                return Ok(if same_run {
+                    Counted::SameRun {
+                        consecutive_failures: count,
+                    }
+                } else {
+                    Counted::Now {
+                        consecutive_failures: count,
+                        tripped,
+                    }
                 });
             }
             // The record changed since it was read: the next read decides again.

@@ -35,15 +35,24 @@ impl Service {
             return;
         };
         let deadline = scope.deadline + DEADLINE_MARGIN / 2;
-        self.count_end(&run.schedule, job, status, deadline, record)
-            .await;
+        self.count_end(
+            &run.schedule,
+            Some(&run.nominal),
+            job,
+            status,
+            deadline,
+            record,
+        )
+        .await;
     }
 
-    /// `job`, a run of `schedule`, was read in `status`: counted when the status is an end and
-    /// the schedule is managed (the rest as [`Self::note_ended`]).
+    /// `job`, a run of `schedule` at the nominal occurrence `nominal` (when known), was read in
+    /// `status`: counted when the status is an end and the schedule is managed (the rest as
+    /// [`Self::note_ended`]).
     pub(super) async fn count_end(
         &self,
         schedule: &str,
+        nominal: Option<&str>,
         job: &str,
         status: JobStatus,
         deadline: Instant,
@@ -52,7 +61,7 @@ impl Service {
         let (Some(states), Some(end)) = (self.schedule_states(), JobEnd::of(status)) else {
             return;
         };
-        match states.ended(schedule, job, end, deadline).await {
+        match states.ended(schedule, nominal, job, end, deadline).await {
             Ok(Counted::Now {
                 consecutive_failures,
                 tripped: Some(reason),
@@ -74,6 +83,13 @@ impl Service {
                 outcome = end.label(),
                 consecutive_failures,
                 "scheduled run's end counted"
+            ),
+            Ok(Counted::SameRun {
+                consecutive_failures,
+            }) => tracing::info!(
+                schedule,
+                consecutive_failures,
+                "a re-run of a scheduled run counted failed before failed again: still one failed run"
             ),
             Ok(Counted::Already) => {
                 tracing::info!(schedule, "scheduled run's end was counted before")

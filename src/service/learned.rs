@@ -122,9 +122,18 @@ impl Service {
                 // failure breaker: this is how RunBot's polling (refer_job, which knows no
                 // key) is counted. Execute and the callback receiver have counted it already
                 // from the key (`counted_job` makes this a no-op then).
-                if let Some(schedule) = ended.as_ref().and_then(|e| e.schedule.as_deref()) {
-                    self.count_end(schedule, endpoint.url(), found.status, deadline, record)
-                        .await;
+                if let Some(ended) = ended.as_ref()
+                    && let Some(schedule) = ended.schedule.as_deref()
+                {
+                    self.count_end(
+                        schedule,
+                        ended.nominal_time.as_deref(),
+                        endpoint.url(),
+                        found.status,
+                        deadline,
+                        record,
+                    )
+                    .await;
                 }
                 // The one learner that recorded the end counts its BOT-seconds (docs/usage.md)
                 // and announces it (docs/events.md).

@@ -584,7 +584,13 @@ async fn a_jobs_end_learnt_twice_is_counted_once() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     for _ in 0..2 {
         let counted = states
-            .ended("daily-report", job, JobEnd::Failed, deadline)
+            .ended(
+                "daily-report",
+                Some("2026-11-24T00:00:00Z"),
+                job,
+                JobEnd::Failed,
+                deadline,
+            )
             .await
             .unwrap();
         assert_eq!(counted, Counted::Already);
@@ -598,6 +604,7 @@ async fn a_jobs_end_learnt_twice_is_counted_once() {
     let other = states
         .ended(
             "daily-report",
+            Some("2026-11-25T00:00:00Z"),
             "https://x.invalid/demo/jobs/j2",
             JobEnd::Failed,
             deadline,
@@ -612,11 +619,85 @@ async fn a_jobs_end_learnt_twice_is_counted_once() {
         }
     );
     let unmanaged = states
-        .ended("never-decided", job, JobEnd::Failed, deadline)
+        .ended("never-decided", None, job, JobEnd::Failed, deadline)
         .await
         .unwrap();
     assert_eq!(unmanaged, Counted::Unmanaged);
     assert!(state_of(&h, "never-decided").await.is_none());
+}
+
+/// A managed schedule's run with `policies.rerun`: each attempt is a job of the same run (the
+/// key `…#ExecuteBot#attempt-<n>`), and the breaker counts failed runs, not jobs.
+#[tokio::test]
+async fn a_runs_failed_re_runs_count_one_failed_run_and_a_re_run_that_succeeds_resets() {
+    let h = Harness::start().await;
+    // error_bot's jobs end in error, echo_bot's succeed; the state machine's way: DecideTick,
+    // then ExecuteBot under the occurrence's key, a re-run under `#attempt-2`.
+    let attempt = |decided: &Value, n: u64, bot: &str, previous: &Value| {
+        let decided_key = format!(
+            "{}#ExecuteBot",
+            decided["idempotency_key"].as_str().unwrap()
+        );
+        let key = if n == 1 {
+            decided_key
+        } else {
+            format!("{decided_key}#attempt-{n}")
+        };
+        let attempt = if n == 1 {
+            json!({"number": 1})
+        } else {
+            json!({"number": n, "previous_job": previous["job_reference_endpoint"]})
+        };
+        json!({"idempotency_key": key, "attempt": attempt, "request": {
+            "bot_endpoint": format!("{}/demo/bots/{bot}/jobs", h.emulator.base_url()),
+            "timeout": 5_000}})
+    };
+    // Tuesday's run: its job fails, and so does its re-run: one failed run.
+    let tuesday = h
+        .invoke(decide_only(waited(&h, "error_bot", "2026-11-24T00:00:00Z")))
+        .await
+        .unwrap();
+    let first = h
+        .invoke(attempt(&tuesday, 1, "error_bot", &Value::Null))
+        .await
+        .unwrap();
+    assert_eq!(first["status"], "error", "{first}");
+    let second = h
+        .invoke(attempt(&tuesday, 2, "error_bot", &first))
+        .await
+        .unwrap();
+    assert_eq!(second["status"], "error", "{second}");
+    assert_ne!(second["job_id"], first["job_id"], "a re-run is a new job");
+    let record = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(record[state::CONSECUTIVE_FAILURES], "1", "{record:?}");
+    assert_eq!(record[state::FAILED_NOMINAL], "2026-11-24T00:00:00Z");
+    assert_eq!(
+        record[state::COUNTED_JOB],
+        second["job_reference_endpoint"].as_str().unwrap()
+    );
+    // Wednesday's run fails (a second failed run), then its re-run succeeds: count 0.
+    let wednesday = h
+        .invoke(decide_only(waited(&h, "error_bot", "2026-11-25T00:00:00Z")))
+        .await
+        .unwrap();
+    let failed = h
+        .invoke(attempt(&wednesday, 1, "error_bot", &Value::Null))
+        .await
+        .unwrap();
+    assert_eq!(
+        state_of(&h, "daily-report").await.unwrap()[state::CONSECUTIVE_FAILURES],
+        "2"
+    );
+    let rerun = h
+        .invoke(attempt(&wednesday, 2, "echo_bot", &failed))
+        .await
+        .unwrap();
+    assert_eq!(rerun["status"], "succeeded", "{rerun}");
+    let record = state_of(&h, "daily-report").await.unwrap();
+    assert_eq!(record[state::CONSECUTIVE_FAILURES], "0", "{record:?}");
+    assert_eq!(record[state::LAST_OUTCOME], "succeeded");
+    assert!(!record.contains_key(state::FAILED_NOMINAL), "{record:?}");
+    assert!(!record.contains_key(state::PAUSED_AT), "{record:?}");
 }
 
 #[tokio::test]
