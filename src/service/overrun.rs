@@ -4,6 +4,11 @@
 //! `overrun` (`Service::learned_overrun`, the same conditional end write as every other path)
 //! and fails the look with `Job.Overrun`. The maximum is the one the run's start recorded in
 //! the run ledger, else the stack default. Why there and the rest: docs/overrun.md.
+//!
+//! Before the suspend is sent the run is marked as being suspended as `overrun`
+//! (`Service::suspend_marked`): Cloud BOT's callback for the suspended job can be received and
+//! recorded before this look's own end write, and the mark makes that `error` end `overrun`
+//! too, so the record and its event tell why the job ended whichever write is first.
 
 use std::time::SystemTime;
 
@@ -11,6 +16,7 @@ use super::{Scope, Service, upstream, with_refresh};
 use crate::cloudbot::{CloudBotError, Job, JobEndpoint, JobStatus};
 use crate::credentials::Fetched;
 use crate::error::Failure;
+use crate::ledger::OVERRUN;
 use crate::metrics::Invocation;
 use crate::overrun::{self, OverrunError};
 
@@ -67,7 +73,10 @@ impl Service {
             max_from = source.label(),
             "the job is past its maximum run time: suspending it"
         );
-        let after = match self.suspend_and_reread(job, fetched, scope, record).await {
+        let after = match self
+            .suspend_marked(job, OVERRUN, fetched, scope, record)
+            .await
+        {
             Ok(after) => after,
             Err(Failure::CloudBot(CloudBotError::Forbidden)) => {
                 return Err(OverrunError::SuspendForbidden { running_s, max_s }.into());
@@ -89,6 +98,48 @@ impl Service {
             status: after.status.label(),
         }
         .into())
+    }
+
+    /// [`Self::suspend_and_reread`], with the run marked as being suspended as `status` first
+    /// (module header): the mark is written before the `DELETE`, and taken away again when
+    /// Cloud BOT provably did not suspend the job (`overrun::suspend_not_done`). A mark that
+    /// cannot be written is logged and the job suspended anyway: stopping a job that bills is
+    /// worth more than the name of its end (docs/overrun.md, "A callback during the suspend").
+    pub(super) async fn suspend_marked(
+        &self,
+        job: &JobEndpoint,
+        status: &'static str,
+        fetched: &Fetched,
+        scope: Scope,
+        record: &mut Invocation,
+    ) -> Result<Job, Failure> {
+        let Some(ledger) = &self.ledger else {
+            return self.suspend_and_reread(job, fetched, scope, record).await;
+        };
+        if let Err(error) = ledger.mark_suspending(job, status, scope.deadline).await {
+            tracing::warn!(
+                job_id = job.job_id().as_str(),
+                error = %error,
+                "could not mark the run as being suspended: suspending it anyway (a callback \
+                 recorded before this look's end write would record it as error)"
+            );
+        }
+        let suspended = self.suspend_and_reread(job, fetched, scope, record).await;
+        if let Err(failure) = &suspended {
+            let not_done = match failure {
+                Failure::CloudBot(error) => overrun::suspend_not_done(error),
+                // Credentials or the deadline: nothing was sent.
+                _ => true,
+            };
+            if not_done && let Err(error) = ledger.unmark_suspending(job, scope.deadline).await {
+                tracing::warn!(
+                    job_id = job.job_id().as_str(),
+                    error = %error,
+                    "could not take away the suspend mark of a run Cloud BOT did not suspend"
+                );
+            }
+        }
+        suspended
     }
 
     /// Suspends the job at `job` through Cloud BOT (`DELETE`) and re-reads it: the job as it
@@ -125,25 +176,35 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::super::testing::{run, secret, service};
+    use crate::cloudbot::CloudBotError;
     use crate::credentials::StandIn;
     use crate::error::Failure;
     use crate::ledger::{Ledger, LedgerStore, RecordedStart, RunKey, RunWrite, Written};
     use crate::overrun::OverrunError;
     use crate::table::{StoreError, StoreFuture};
 
-    /// A run ledger holding one recorded maximum (or failing to read it); keeps every write.
+    /// A run ledger holding one recorded maximum (or failing to read it); keeps every write
+    /// and every suspend mark (`Some(status)`) or its removal (`None`).
     #[derive(Debug, Clone)]
     struct Runs {
         max_run_s: Result<Option<u64>, ()>,
         writes: Arc<Mutex<Vec<RunWrite>>>,
+        marks: Marks,
     }
+
+    type Marks = Arc<Mutex<Vec<Option<&'static str>>>>;
 
     impl Runs {
         fn holding(max_run_s: Result<Option<u64>, ()>) -> Self {
             Self {
                 max_run_s,
                 writes: Arc::default(),
+                marks: Arc::default(),
             }
+        }
+
+        fn marks(&self) -> Vec<Option<&'static str>> {
+            self.marks.lock().unwrap().clone()
         }
     }
 
@@ -164,11 +225,52 @@ mod tests {
                 .map_err(|()| StoreError::Unavailable("throttled".into()));
             Box::pin(async move { read })
         }
+
+        fn mark_suspending<'a>(
+            &'a self,
+            _: &'a RunKey,
+            status: Option<&'static str>,
+        ) -> StoreFuture<'a, ()> {
+            self.marks.lock().unwrap().push(status);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Cloud BOT's answer to the `DELETE`, keeping the run's marks as they were when the
+    /// suspend arrived.
+    struct SeenAtSuspend {
+        answer: ResponseTemplate,
+        marks: Marks,
+        seen: Marks,
+    }
+
+    impl wiremock::Respond for SeenAtSuspend {
+        fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+            let now = self.marks.lock().unwrap().clone();
+            *self.seen.lock().unwrap() = now;
+            self.answer.clone()
+        }
     }
 
     /// Cloud BOT with job j1 executing for `elapsed` seconds until suspended (the DELETE
     /// answers status 1, a later GET too), the DELETE answered with `suspend_status`.
     async fn cloud_bot(elapsed: Option<i64>, suspend_status: u16) -> MockServer {
+        cloud_bot_seen(
+            elapsed,
+            suspend_status,
+            &Runs::holding(Ok(None)),
+            Marks::default(),
+        )
+        .await
+    }
+
+    /// [`cloud_bot`], its `DELETE` keeping in `seen` the marks `runs` held when it came.
+    async fn cloud_bot_seen(
+        elapsed: Option<i64>,
+        suspend_status: u16,
+        runs: &Runs,
+        seen: Marks,
+    ) -> MockServer {
         let server = MockServer::start().await;
         let running = json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
                              "elapsed_time": elapsed, "message": "The BOT is executing"});
@@ -180,7 +282,11 @@ mod tests {
         };
         Mock::given(method("DELETE"))
             .and(path("/demo/jobs/j1"))
-            .respond_with(answer)
+            .respond_with(SeenAtSuspend {
+                answer,
+                marks: Arc::clone(&runs.marks),
+                seen,
+            })
             .mount(&server)
             .await;
         Mock::given(method("GET"))
@@ -213,8 +319,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_runs_recorded_maximum_wins_over_a_longer_default_and_ends_the_run_overrun() {
-        let server = cloud_bot(Some(90), 200).await;
         let runs = Runs::holding(Ok(Some(60)));
+        let seen = Marks::default();
+        let server = cloud_bot_seen(Some(90), 200, &runs, Arc::clone(&seen)).await;
         let service = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
@@ -239,6 +346,10 @@ mod tests {
         let end = writes[0].end.clone().unwrap();
         assert_eq!(end.status, "overrun");
         assert_eq!(end.message.as_deref(), Some("The job was suspended"));
+        // Marked before the suspend was sent (a callback recorded in between ends the run
+        // `overrun` too: tests/it/ledger.rs), and the mark stays.
+        assert_eq!(*seen.lock().unwrap(), [Some("overrun")]);
+        assert_eq!(runs.marks(), [Some("overrun")]);
     }
 
     #[tokio::test]
@@ -284,8 +395,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_suspend_names_the_permission_and_records_no_end() {
-        let server = cloud_bot(Some(90), 403).await;
         let runs = Runs::holding(Ok(None));
+        let seen = Marks::default();
+        let server = cloud_bot_seen(Some(90), 403, &runs, Arc::clone(&seen)).await;
         let service = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
@@ -295,6 +407,46 @@ mod tests {
         let err = run(&service, refer()).await.unwrap_err();
         assert_eq!(err.kind().name, "Job.SuspendForbidden");
         assert!(err.to_string().contains("Suspend permission"), "{err}");
+        assert!(runs.writes.lock().unwrap().is_empty());
+        // The job runs on: the mark set before the suspend is taken away, so its own end is
+        // recorded as what it reads.
+        assert_eq!(*seen.lock().unwrap(), [Some("overrun")]);
+        assert_eq!(runs.marks(), [Some("overrun"), None]);
+    }
+
+    #[tokio::test]
+    async fn a_suspend_that_may_have_reached_cloud_bot_keeps_the_mark() {
+        // No usable answer to the DELETE: the job may be suspended, and then reads `error`.
+        let runs = Runs::holding(Ok(None));
+        let server = cloud_bot_seen(Some(90), 200, &runs, Marks::default()).await;
+        server.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
+                "elapsed_time": 90, "message": "The BOT is executing"})))
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
+            .mount(&server)
+            .await;
+        let service = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "60")],
+        )
+        .with_ledger(Some(Ledger::new(runs.clone(), Duration::from_secs(60))));
+        let err = run(&service, refer()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Failure::CloudBot(CloudBotError::InvalidResponse { .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(runs.marks(), [Some("overrun")]);
         assert!(runs.writes.lock().unwrap().is_empty());
     }
 }
