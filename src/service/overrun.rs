@@ -352,6 +352,62 @@ mod tests {
         assert_eq!(runs.marks(), [Some("overrun")]);
     }
 
+    /// The metrics record (EMF) of one `refer_job` through `service`, and whether it failed.
+    async fn look_recorded(service: &super::super::Service) -> (serde_json::Value, bool) {
+        use crate::request::parse_map;
+        let serde_json::Value::Object(map) = refer() else {
+            unreachable!()
+        };
+        let request = parse_map(map, &service.config.requests).unwrap();
+        let scope = super::super::Scope {
+            language: request.language,
+            deadline: tokio::time::Instant::now() + Duration::from_secs(10),
+            retry_budget: Duration::from_secs(1),
+            trigger: crate::trigger::Trigger::Direct,
+        };
+        let mut record = service.metrics.start("direct", "test");
+        let failed = service
+            .run(&request, scope, "test", &mut record)
+            .await
+            .is_err();
+        let emf = service
+            .metrics
+            .render(&record, Duration::ZERO, std::time::SystemTime::now());
+        (serde_json::from_str(&emf).unwrap(), failed)
+    }
+
+    #[tokio::test]
+    async fn every_look_at_a_running_job_says_how_long_it_has_run() {
+        // Within its maximum: measured only.
+        let server = cloud_bot(Some(90), 200).await;
+        let within = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "3600")],
+        );
+        let (emf, failed) = look_recorded(&within).await;
+        assert!(!failed);
+        assert_eq!(emf["JobRunningSeconds"], 90, "{emf}");
+        assert!(emf.get("JobOverruns").is_none(), "{emf}");
+        assert_eq!(emf["JobId"], "j1", "{emf}");
+        // Past it: measured, suspended and counted; the look at the ended job measures nothing.
+        let server = cloud_bot(Some(90), 200).await;
+        let past = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "60")],
+        );
+        let (emf, failed) = look_recorded(&past).await;
+        assert!(failed);
+        assert_eq!(
+            (&emf["JobRunningSeconds"], &emf["JobOverruns"]),
+            (&90.into(), &1.into())
+        );
+        let (emf, failed) = look_recorded(&past).await;
+        assert!(!failed);
+        assert!(emf.get("JobRunningSeconds").is_none(), "{emf}");
+    }
+
     #[tokio::test]
     async fn within_the_maximum_or_without_one_the_job_is_only_read() {
         for (max, default) in [(Ok(Some(120)), "30"), (Ok(None), "0"), (Ok(None), "")] {
