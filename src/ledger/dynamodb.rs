@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::attribute::{
-    BOT, ENDED_AT, EXECUTION, JOB_ENDPOINT, KEEP_RUNNING, MAX_RUN_S, MONTH, NOMINAL_TIME, OPEN,
-    OPEN_KEY, RUN, SCHEDULE, STARTED_AT, STATUS, SUSPENDING,
+    BOT, CALLER, ENDED_AT, EXECUTION, JOB_ENDPOINT, KEEP_RUNNING, MAX_RUN_S, MONTH, NOMINAL_TIME,
+    OPEN, OPEN_KEY, RUN, SCHEDULE, STARTED_AT, STATUS, SUSPENDING,
 };
 use super::index::OPEN_RUNS;
 use super::open::open_key;
@@ -123,6 +123,7 @@ fn expression_of(write: &RunWrite) -> Expression {
             (EXECUTION, &origin.execution),
             ("request_key", &origin.request_key),
             ("previous_run", &origin.previous_run),
+            (CALLER, &origin.caller),
         ] {
             if let Some(value) = value {
                 e.text(attribute, value, false);
@@ -435,6 +436,23 @@ mod tests {
             assert!(text.contains(part), "{part} in {text}");
         }
         assert!(!text.contains("ended_at"), "{text}");
+    }
+
+    #[test]
+    fn a_start_from_the_api_records_who_signed_it() {
+        let mut w = write(JobStatus::Executing, true);
+        let text = rendered(&expression_of(&w));
+        assert!(!text.contains("caller"), "{text}");
+        if let Some(origin) = &mut w.origin {
+            origin.caller = Some("arn:aws:iam::123456789012:user/alice".into());
+        }
+        let e = expression_of(&w);
+        assert!(rendered(&e).contains("caller = :"), "{}", rendered(&e));
+        assert!(
+            e.values
+                .values()
+                .any(|v| v.as_s().is_ok_and(|s| s.ends_with(":user/alice")))
+        );
     }
 
     #[test]

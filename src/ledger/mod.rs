@@ -59,6 +59,8 @@ pub mod attribute {
     /// The last status learnt: `executing`, `succeeded` or `error` (`overrun` at an
     /// overrun's end).
     pub const STATUS: &str = "status";
+    /// Who signed the API Gateway request that started the run (an IAM principal's ARN).
+    pub const CALLER: &str = "caller";
     /// The run's maximum run time in seconds, when its request set one (docs/overrun.md).
     pub const MAX_RUN_S: &str = "max_run_s";
     /// The Step Functions execution ARN, when the key named one (index `by_execution`).
