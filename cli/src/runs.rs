@@ -309,6 +309,7 @@ pub async fn run_show(out: Output, table: &str, run: &str) -> Result<Exit, CliEr
         "bot",
         "job_endpoint",
         "trigger",
+        attribute::CALLER,
         "schedule",
         "nominal_time",
         "execution",

@@ -1156,7 +1156,10 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
         (
             "j-2",
             "error_bot",
-            Origin::of(Trigger::Direct, None, false, None, "r2"),
+            Origin {
+                caller: Some("arn:aws:iam::123456789012:user/alice".into()),
+                ..Origin::of(Trigger::ApiGatewayHttp, None, false, None, "r2")
+            },
         ),
     ] {
         ledger
@@ -1244,6 +1247,11 @@ async fn runs_lists_by_bot_status_and_schedule_and_shows_one_with_its_history() 
     let shown = text(&out.stdout);
     assert!(shown.contains("run demo/j-2"), "{shown}");
     assert!(shown.contains("end_status: error"), "{shown}");
+    assert!(shown.contains("trigger: api"), "{shown}");
+    assert!(
+        shown.contains("caller: arn:aws:iam::123456789012:user/alice"),
+        "{shown}"
+    );
     let history = shown.split("history:").nth(1).unwrap();
     assert!(
         history.find("executing").unwrap() < history.find("error").unwrap(),

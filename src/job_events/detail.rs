@@ -209,6 +209,7 @@ mod tests {
             nominal_time: Some("2026-12-01T00:00:00Z".into()),
             month: None,
             bot: None,
+            end_status: None,
         };
         EndedRun::of(&write, &recorded).unwrap()
     }

@@ -2,20 +2,24 @@
 //! table (`RunLedgerTable`, partition key `run`), never a read first. The identity and the
 //! first-seen time of a status are set only if absent (`if_not_exists`), so writes of one run
 //! commute; a write with an end carries `attribute_not_exists(ended_at)`, so exactly one write
-//! records it. The only code of the ledger that sees SDK types.
+//! records it. An `error` end takes the status of a suspend mark when the run has one
+//! (`if_not_exists(suspending, …)`: docs/overrun.md, "A callback during the suspend"), so the
+//! end the first write records is the truth whichever path writes it. The only code of the
+//! ledger that sees SDK types.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::attribute::{
-    BOT, ENDED_AT, EXECUTION, JOB_ENDPOINT, KEEP_RUNNING, MAX_RUN_S, MONTH, NOMINAL_TIME, OPEN,
-    OPEN_KEY, RUN, SCHEDULE, STARTED_AT, STATUS,
+    BOT, CALLER, ENDED_AT, EXECUTION, JOB_ENDPOINT, KEEP_RUNNING, MAX_RUN_S, MONTH, NOMINAL_TIME,
+    OPEN, OPEN_KEY, RUN, SCHEDULE, STARTED_AT, STATUS, SUSPENDING,
 };
 use super::index::OPEN_RUNS;
 use super::open::open_key;
-use super::run::{RunKey, RunWrite};
+use super::run::{End, RunKey, RunWrite};
 use super::{KeptInput, LedgerStore, OpenRun, OpenRunStore, RecordedStart, Written};
+use crate::cloudbot::JobStatus;
 use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
 
 /// The value of `open` (a constant: the index `open_runs` has one partition, which the sweep
@@ -58,6 +62,19 @@ impl Expression {
         });
         self.names.insert(name, attribute.to_owned());
         self.values.insert(placeholder, value);
+    }
+
+    /// `#n = if_not_exists(#m, :n)`: the value of `marker` when the record has it, else `value`.
+    fn set_unless_marked(&mut self, attribute: &str, marker: &str, value: &str) {
+        let n = self.names.len();
+        let (name, marker_name, placeholder) =
+            (format!("#a{n}"), format!("#a{}", n + 1), format!(":v{n}"));
+        self.sets.push(format!(
+            "{name} = if_not_exists({marker_name}, {placeholder})"
+        ));
+        self.names.insert(name, attribute.to_owned());
+        self.names.insert(marker_name, marker.to_owned());
+        self.values.insert(placeholder, string_value(value));
     }
 
     /// `REMOVE #n`.
@@ -106,6 +123,7 @@ fn expression_of(write: &RunWrite) -> Expression {
             (EXECUTION, &origin.execution),
             ("request_key", &origin.request_key),
             ("previous_run", &origin.previous_run),
+            (CALLER, &origin.caller),
         ] {
             if let Some(value) = value {
                 e.text(attribute, value, false);
@@ -140,25 +158,38 @@ fn expression_of(write: &RunWrite) -> Expression {
         }
     }
     match &write.end {
+        Some(end) if end.status == JobStatus::Error.label() => {
+            // A job this product is suspending reads `error` once suspended: whichever path
+            // learns that first (Cloud BOT's callback may beat the suspender's own write)
+            // records the suspend's status (docs/overrun.md, "A callback during the suspend").
+            e.set_unless_marked(STATUS, SUSPENDING, end.status);
+            e.set_unless_marked("end_status", SUSPENDING, end.status);
+            end_of(&mut e, end);
+        }
         Some(end) => {
             e.text(STATUS, end.status, false);
             e.text("end_status", end.status, false);
-            e.number(ENDED_AT, end.ended_at_ms, false);
-            e.remove(OPEN);
-            e.remove(OPEN_KEY);
-            e.number("elapsed_s", end.elapsed_s, false);
-            if let Some(message) = &end.message {
-                e.text("message", message, false);
-            }
-            if end.output_omitted {
-                // Said, so nobody takes the run for one without output; how to fetch it:
-                // docs/ledger.md.
-                e.set("output_omitted", AttributeValue::Bool(true), false);
-            }
+            end_of(&mut e, end);
         }
         None => e.text(STATUS, write.status, true),
     }
     e
+}
+
+/// The rest of an end's write: when, how long, the message, the run no longer open.
+fn end_of(e: &mut Expression, end: &End) {
+    e.number(ENDED_AT, end.ended_at_ms, false);
+    e.remove(OPEN);
+    e.remove(OPEN_KEY);
+    e.number("elapsed_s", end.elapsed_s, false);
+    if let Some(message) = &end.message {
+        e.text("message", message, false);
+    }
+    if end.output_omitted {
+        // Said, so nobody takes the run for one without output; how to fetch it:
+        // docs/ledger.md.
+        e.set("output_omitted", AttributeValue::Bool(true), false);
+    }
 }
 
 impl LedgerStore for LedgerTable {
@@ -213,6 +244,37 @@ impl LedgerStore for LedgerTable {
                 .and_then(|item| item.get(MAX_RUN_S))
                 .and_then(|v| v.as_n().ok())
                 .and_then(|n| n.parse().ok()))
+        })
+    }
+
+    fn mark_suspending<'a>(
+        &'a self,
+        run: &'a RunKey,
+        status: Option<&'static str>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(RUN, string_value(run.as_str()))
+                // Only an open run of ours: no stray item for a job without a record, and an
+                // end already recorded stays as it is.
+                .condition_expression("attribute_exists(#r) AND attribute_not_exists(#e)")
+                .expression_attribute_names("#r", RUN)
+                .expression_attribute_names("#e", ENDED_AT)
+                .expression_attribute_names("#s", SUSPENDING);
+            let request = match status {
+                Some(status) => request
+                    .update_expression("SET #s = :s")
+                    .expression_attribute_values(":s", string_value(status)),
+                None => request.update_expression("REMOVE #s"),
+            };
+            match request.send().await {
+                Ok(_) => Ok(()),
+                Err(err) if failed_condition(&err).is_some() => Ok(()),
+                Err(err) => Err(unavailable("UpdateItem", &err)),
+            }
         })
     }
 }
@@ -325,6 +387,7 @@ fn recorded_start(item: &HashMap<String, AttributeValue>) -> RecordedStart {
         schedule: text(SCHEDULE),
         nominal_time: text(NOMINAL_TIME),
         month: text(MONTH),
+        end_status: text("end_status"),
     }
 }
 
@@ -376,11 +439,28 @@ mod tests {
     }
 
     #[test]
+    fn a_start_from_the_api_records_who_signed_it() {
+        let mut w = write(JobStatus::Executing, true);
+        let text = rendered(&expression_of(&w));
+        assert!(!text.contains("caller"), "{text}");
+        if let Some(origin) = &mut w.origin {
+            origin.caller = Some("arn:aws:iam::123456789012:user/alice".into());
+        }
+        let e = expression_of(&w);
+        assert!(rendered(&e).contains("caller = :"), "{}", rendered(&e));
+        assert!(
+            e.values
+                .values()
+                .any(|v| v.as_s().is_ok_and(|s| s.ends_with(":user/alice")))
+        );
+    }
+
+    #[test]
     fn an_end_sets_the_end_and_a_later_learn_keeps_the_bot() {
         let text = rendered(&expression_of(&write(JobStatus::Error, false)));
         for part in [
-            "status = :",
-            "end_status = :",
+            "status = if_not_exists(suspending, :",
+            "end_status = if_not_exists(suspending, :",
             "ended_at = :",
             "elapsed_s = :",
             "message = :",
@@ -434,5 +514,34 @@ mod tests {
         }
         let text = rendered(&expression_of(&w));
         assert!(text.contains("output_omitted = :"), "{text}");
+    }
+
+    #[test]
+    fn only_an_error_end_takes_the_status_of_a_suspend_mark() {
+        // A suspended job reads `error`: the mark decides what that end is (docs/overrun.md).
+        let error = rendered(&expression_of(&write(JobStatus::Error, false)));
+        assert!(
+            error.contains("status = if_not_exists(suspending, :"),
+            "{error}"
+        );
+        // A job that succeeded before the suspend reached it succeeded.
+        let succeeded = rendered(&expression_of(&write(JobStatus::Succeeded, false)));
+        assert!(!succeeded.contains("suspending"), "{succeeded}");
+        assert!(succeeded.contains("end_status = :"), "{succeeded}");
+        // The suspender's own end write says its status outright.
+        let base = ApiBase::parse("https://api.c-bot.pro").unwrap();
+        let job = JobEndpoint::parse(&base, "https://api.c-bot.pro/demo/jobs/j-1", "j").unwrap();
+        let observed = Observed {
+            status: JobStatus::Error,
+            bot_id: "echo_bot",
+            start_time: None,
+            elapsed_s: None,
+            message: Some("The job was suspended"),
+            output_omitted: false,
+        };
+        let overrun = RunWrite::overrun(&job, &observed, 1_796_050_800_000, 100);
+        let text = rendered(&expression_of(&overrun));
+        assert!(!text.contains("suspending"), "{text}");
+        assert!(text.contains("end_status = :"), "{text}");
     }
 }

@@ -3,7 +3,7 @@
 //! the end's own write and the record the conditional write returned (`ReturnValues ALL_NEW`,
 //! no read of its own), so who started the run is known even when a poll learns the end.
 
-use super::run::{End, RunKey, RunWrite};
+use super::run::{End, ORPHANED, OVERRUN, RunKey, RunWrite};
 
 /// What the record held after an end's write, about who started the run (the start's
 /// attributes; all absent when the start was never written).
@@ -21,6 +21,9 @@ pub struct RecordedStart {
     pub nominal_time: Option<String>,
     /// `month`: the start's month (`YYYY-MM`, JST), whoever wrote it first.
     pub month: Option<String>,
+    /// `end_status` as the end's write left it: an `error` end of a run marked as being
+    /// suspended reads the mark's status (docs/overrun.md, "A callback during the suspend").
+    pub end_status: Option<String>,
 }
 
 /// A run whose end this learner recorded (exactly one learner per run gets one).
@@ -75,9 +78,20 @@ impl EndedRun {
                 .month
                 .clone()
                 .unwrap_or_else(|| write.month.clone()),
-            end,
+            end: End {
+                status: recorded_status(recorded.end_status.as_deref()).unwrap_or(end.status),
+                ..end
+            },
         })
     }
+}
+
+/// The end status a suspend mark turned an end into ([`OVERRUN`] or [`ORPHANED`]), as the
+/// record holds it; `None` for any other (the write's own status stands).
+fn recorded_status(recorded: Option<&str>) -> Option<&'static str> {
+    [OVERRUN, ORPHANED]
+        .into_iter()
+        .find(|status| recorded == Some(*status))
 }
 
 #[cfg(test)]
@@ -109,6 +123,7 @@ mod tests {
             schedule: Some("nightly".into()),
             nominal_time: Some("2026-12-01T00:00:00Z".into()),
             month: None,
+            end_status: Some("succeeded".into()),
         };
         let ended = EndedRun::of(&write(JobStatus::Succeeded), &recorded).unwrap();
         assert_eq!(ended.started_at_ms, 1_796_050_000_000);
@@ -124,5 +139,26 @@ mod tests {
         assert_eq!(ended.started_at_ms, 1_796_050_800_000);
         assert_eq!(ended.trigger, None);
         assert!(EndedRun::of(&write(JobStatus::Executing), &RecordedStart::default()).is_none());
+    }
+
+    #[test]
+    fn an_error_end_of_a_run_being_suspended_is_told_as_the_suspends_status() {
+        // The record's end status after the write is the mark's (src/ledger/dynamodb.rs).
+        let recorded = RecordedStart {
+            end_status: Some(OVERRUN.into()),
+            ..RecordedStart::default()
+        };
+        let ended = EndedRun::of(&write(JobStatus::Error), &recorded).unwrap();
+        assert_eq!((ended.end.status, ended.end.elapsed_s), (OVERRUN, 4));
+        assert_eq!(ended.end.message.as_deref(), Some("done"));
+        // Anything else the record says leaves the write's own status.
+        for other in [None, Some("error"), Some("something new")] {
+            let recorded = RecordedStart {
+                end_status: other.map(str::to_owned),
+                ..RecordedStart::default()
+            };
+            let ended = EndedRun::of(&write(JobStatus::Error), &recorded).unwrap();
+            assert_eq!(ended.end.status, "error", "{other:?}");
+        }
     }
 }

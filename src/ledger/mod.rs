@@ -59,6 +59,8 @@ pub mod attribute {
     /// The last status learnt: `executing`, `succeeded` or `error` (`overrun` at an
     /// overrun's end).
     pub const STATUS: &str = "status";
+    /// Who signed the API Gateway request that started the run (an IAM principal's ARN).
+    pub const CALLER: &str = "caller";
     /// The run's maximum run time in seconds, when its request set one (docs/overrun.md).
     pub const MAX_RUN_S: &str = "max_run_s";
     /// The Step Functions execution ARN, when the key named one (index `by_execution`).
@@ -73,6 +75,10 @@ pub mod attribute {
     pub const KEEP_RUNNING: &str = "keep_running";
     /// When the end was learned (epoch ms); present exactly when the end is recorded.
     pub const ENDED_AT: &str = "ended_at";
+    /// Set just before this product suspends the run's job, to the end status the suspend
+    /// means (`overrun`): an `error` end learned by any path is recorded as that status
+    /// (docs/overrun.md, "A callback during the suspend").
+    pub const SUSPENDING: &str = "suspending";
 }
 
 /// Names of the ledger table's global secondary indexes (template.yaml, the CLI).
@@ -112,6 +118,25 @@ pub trait LedgerStore: Send + Sync + Debug {
     /// The maximum run time (seconds) the start of `run` recorded, if any (one read;
     /// docs/overrun.md).
     fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>>;
+
+    /// Marks the open run `run` as being suspended as `Some(status)`, or takes the mark away
+    /// (`None`, a suspend Cloud BOT refused): one request, changing nothing when the run has no
+    /// record or its end is recorded (docs/overrun.md, "A callback during the suspend").
+    ///
+    /// The default is a store that keeps no mark (the test doubles of paths that never
+    /// suspend): it says so, and the caller suspends without one.
+    fn mark_suspending<'a>(
+        &'a self,
+        run: &'a RunKey,
+        status: Option<&'static str>,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (run, status);
+        Box::pin(async {
+            Err(StoreError::Unavailable(
+                "this store keeps no suspend mark".into(),
+            ))
+        })
+    }
 }
 
 /// What `Service::learned` reports.
@@ -224,6 +249,31 @@ impl Ledger {
         let mut write = RunWrite::of(job, observed, None, now_ms(), self.retention.as_secs());
         write.trigger_if_unset = Some(OUTSIDE);
         self.apply(write, deadline).await
+    }
+
+    /// Marks the open run of `job` as being suspended as `status` ([`OVERRUN`]), before the
+    /// suspend is sent: an `error` end that any path learns from then on (Cloud BOT's callback
+    /// for the suspended job, a poll) is recorded as `status`, so whichever learner's
+    /// conditional end write comes first records the truth (docs/overrun.md).
+    pub async fn mark_suspending(
+        &self,
+        job: &JobEndpoint,
+        status: &'static str,
+        deadline: Instant,
+    ) -> Result<(), StoreError> {
+        let run = RunKey::of_job(job);
+        bounded(deadline, self.store.mark_suspending(&run, Some(status))).await
+    }
+
+    /// Takes away the mark of [`Self::mark_suspending`]: Cloud BOT refused the suspend, the job
+    /// runs on, and its own end is recorded as what it reads.
+    pub async fn unmark_suspending(
+        &self,
+        job: &JobEndpoint,
+        deadline: Instant,
+    ) -> Result<(), StoreError> {
+        let run = RunKey::of_job(job);
+        bounded(deadline, self.store.mark_suspending(&run, None)).await
     }
 
     /// The maximum run time the start of the run of `job` recorded (docs/overrun.md).

@@ -54,6 +54,9 @@ pub struct Origin {
     pub request_key: Option<String>,
     /// The Lambda request id of the invocation that started the run.
     pub request_id: String,
+    /// The ARN of the IAM principal that signed the API Gateway request that started it
+    /// (API Gateway only; the other triggers are told by `trigger`, `execution`, `schedule`).
+    pub caller: Option<String>,
     /// The run's maximum run time in seconds (`max_run_seconds`), when its request set one:
     /// every later look at the job reads it from here (docs/overrun.md).
     pub max_run_s: Option<u64>,
@@ -120,6 +123,7 @@ impl Origin {
             execution,
             request_key: key_text.map(str::to_owned),
             request_id: request_id.to_owned(),
+            caller: None,
             max_run_s: None,
             keep_running: false,
             attempt: None,

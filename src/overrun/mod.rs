@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
 
-use crate::cloudbot::Job;
+use crate::cloudbot::{Cause, CloudBotError, Job};
 
 /// Largest maximum run time accepted (seconds), per request and for the stack default: 30
 /// days, past any BOT run Cloud BOT plausibly allows; it only bounds a typo.
@@ -62,6 +62,20 @@ pub fn maximum(
 /// still within it).
 pub fn overran(running: Duration, max: Duration) -> bool {
     running > max
+}
+
+/// True when a suspend that failed with `error` provably did not suspend the job: Cloud BOT
+/// answered with a refusal (a 4xx, or a 3xx it does not document), or nothing was sent. Then
+/// the run's suspend mark is taken away (the job runs on, and its own end is what it reads). A suspend that may have reached
+/// Cloud BOT without a usable answer (a 5xx, a timeout, a reset, an unreadable answer) keeps
+/// the mark: the job may be suspended, and reads `error` if it is (docs/overrun.md).
+pub fn suspend_not_done(error: &CloudBotError) -> bool {
+    match error {
+        CloudBotError::Unavailable { cause, .. } => *cause == Cause::Connect,
+        CloudBotError::OutcomeUnknown { .. } | CloudBotError::InvalidResponse { .. } => false,
+        CloudBotError::UnexpectedStatus { status } => *status < 500,
+        _ => true,
+    }
 }
 
 /// A run ended because it passed its maximum run time, or could not be made to.
@@ -143,5 +157,52 @@ mod tests {
         }
         .to_string();
         assert!(text.contains("Suspend permission"), "{text}");
+    }
+
+    #[test]
+    fn only_a_refused_or_unsent_suspend_takes_the_mark_away() {
+        let refused = [
+            CloudBotError::Forbidden,
+            CloudBotError::Unauthorized,
+            CloudBotError::NotFound,
+            CloudBotError::BadRequest { message: None },
+            CloudBotError::RateLimited { retry_after: None },
+            CloudBotError::UnexpectedStatus { status: 409 },
+            CloudBotError::UnexpectedStatus { status: 302 },
+            CloudBotError::Unavailable {
+                cause: Cause::Connect,
+                retry_after: None,
+            },
+            CloudBotError::DeadlineExceeded,
+            CloudBotError::InvalidCredentials,
+        ];
+        for error in &refused {
+            assert!(suspend_not_done(error), "{error:?}");
+        }
+        let maybe = [
+            CloudBotError::Unavailable {
+                cause: Cause::Status(503),
+                retry_after: None,
+            },
+            CloudBotError::Unavailable {
+                cause: Cause::Timeout,
+                retry_after: None,
+            },
+            CloudBotError::Unavailable {
+                cause: Cause::Transport,
+                retry_after: None,
+            },
+            CloudBotError::Unavailable {
+                cause: Cause::Body,
+                retry_after: None,
+            },
+            CloudBotError::InvalidResponse {
+                status: 200,
+                detail: "body is not a job object",
+            },
+        ];
+        for error in &maybe {
+            assert!(!suspend_not_done(error), "{error:?}");
+        }
     }
 }

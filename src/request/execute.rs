@@ -56,6 +56,7 @@ pub(super) fn parse_execute(
             .transpose()?,
         attempt: None,
         execution: None,
+        caller: None,
     }))
 }
 

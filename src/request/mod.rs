@@ -269,6 +269,10 @@ pub struct Execute {
     /// src/trigger/execution.rs): recorded in the run ledger for the orphan paths
     /// (docs/orphans.md); not sent, not part of the fingerprint.
     pub execution: Option<String>,
+    /// Who signed an API Gateway request: the IAM principal's ARN the authorizer verified
+    /// (src/trigger/route.rs), recorded in the run ledger as the run's `caller`
+    /// (docs/ledger.md); `None` for every other trigger. Not sent, not part of the fingerprint.
+    pub caller: Option<String>,
 }
 
 /// What an operator found for a record whose outcome is unknown.

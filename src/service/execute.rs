@@ -84,6 +84,7 @@ impl Service {
                 tick.definition.policies.max_run_seconds.map(u64::from)
             });
             origin.keep_running = execute.keep_running;
+            origin.caller = execute.caller.clone();
             origin.input = KeptInput::of(execute.body.input.as_ref());
             if let Some(attempt) = &execute.attempt {
                 origin.attempt = Some(attempt.number);

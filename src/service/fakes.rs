@@ -17,12 +17,16 @@ use crate::ledger::{LedgerStore, RecordedStart, RunKey, RunWrite, Written};
 use crate::request::{Operation, Request};
 use crate::table::{StoreError, StoreFuture};
 
+/// Suspend marks in the order they were set (`Some(status)`) or taken away (`None`).
+pub(crate) type Marks = Arc<Mutex<Vec<Option<&'static str>>>>;
+
 /// A run ledger in memory: every write kept, a run's end recorded once (like the table's
-/// condition), and a run's maximum run time the one its start recorded, else `fallback_max`
-/// (or a failed read when `max_unreadable`).
+/// condition), a run's maximum run time the one its start recorded, else `fallback_max`
+/// (or a failed read when `max_unreadable`), and every suspend mark kept.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MemoryLedger {
     writes: Arc<Mutex<Vec<RunWrite>>>,
+    marks: Marks,
     fallback_max: Option<u64>,
     max_unreadable: bool,
 }
@@ -47,6 +51,16 @@ impl MemoryLedger {
     /// Every write so far, in order.
     pub(crate) fn writes(&self) -> Vec<RunWrite> {
         self.writes.lock().unwrap().clone()
+    }
+
+    /// Every suspend mark set (`Some(status)`) or taken away (`None`), in order.
+    pub(crate) fn marks(&self) -> Vec<Option<&'static str>> {
+        self.marks.lock().unwrap().clone()
+    }
+
+    /// The marks themselves, for a stand-in that looks at them when the suspend arrives.
+    pub(crate) fn marks_handle(&self) -> Marks {
+        Arc::clone(&self.marks)
     }
 
     /// The statuses of the ends written, in order.
@@ -87,6 +101,15 @@ impl LedgerStore for MemoryLedger {
                 .find_map(|w| w.origin.as_ref().and_then(|o| o.max_run_s))
                 .or(self.fallback_max))
         })
+    }
+
+    fn mark_suspending<'a>(
+        &'a self,
+        _: &'a RunKey,
+        status: Option<&'static str>,
+    ) -> StoreFuture<'a, ()> {
+        self.marks.lock().unwrap().push(status);
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -141,6 +164,25 @@ pub(crate) async fn suspendable_job(
     suspended: Value,
     suspend_status: u16,
 ) -> MockServer {
+    suspendable_job_seen(
+        first,
+        suspended,
+        suspend_status,
+        Marks::default(),
+        Marks::default(),
+    )
+    .await
+}
+
+/// [`suspendable_job`] whose DELETE copies into `seen` the suspend `marks` as they were when
+/// it arrived (what a callback recorded during the suspend would find).
+pub(crate) async fn suspendable_job_seen(
+    first: Value,
+    suspended: Value,
+    suspend_status: u16,
+    marks: Marks,
+    seen: Marks,
+) -> MockServer {
     let server = MockServer::start().await;
     let answer = match suspend_status {
         200 => ResponseTemplate::new(200).set_body_json(suspended.clone()),
@@ -148,7 +190,11 @@ pub(crate) async fn suspendable_job(
     };
     Mock::given(method("DELETE"))
         .and(path("/demo/jobs/j1"))
-        .respond_with(answer)
+        .respond_with(SeenAtSuspend {
+            answer,
+            marks,
+            seen,
+        })
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -165,6 +211,21 @@ pub(crate) async fn suspendable_job(
         .mount(&server)
         .await;
     server
+}
+
+/// Cloud BOT's answer to the DELETE, keeping the run's suspend marks as they were when it came.
+struct SeenAtSuspend {
+    answer: ResponseTemplate,
+    marks: Marks,
+    seen: Marks,
+}
+
+impl wiremock::Respond for SeenAtSuspend {
+    fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+        let now = self.marks.lock().unwrap().clone();
+        *self.seen.lock().unwrap() = now;
+        self.answer.clone()
+    }
 }
 
 /// How many suspends (DELETEs) `server` received.

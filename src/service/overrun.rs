@@ -4,6 +4,11 @@
 //! `overrun` (`Service::learned_suspended`, the same conditional end write as every other path)
 //! and fails the look with `Job.Overrun`. The maximum is the one the run's start recorded in
 //! the run ledger, else the stack default. Why there and the rest: docs/overrun.md.
+//!
+//! Before the suspend is sent the run is marked as being suspended as `overrun`
+//! (`Service::suspend_marked`): Cloud BOT's callback for the suspended job can be received and
+//! recorded before this look's own end write, and the mark makes that `error` end `overrun`
+//! too, so the record and its event tell why the job ended whichever write is first.
 
 use std::time::SystemTime;
 
@@ -68,7 +73,10 @@ impl Service {
             max_from = source.label(),
             "the job is past its maximum run time: suspending it"
         );
-        let after = match self.suspend_and_reread(job, fetched, scope, record).await {
+        let after = match self
+            .suspend_marked(job, OVERRUN, fetched, scope, record)
+            .await
+        {
             Ok(after) => after,
             Err(Failure::CloudBot(CloudBotError::Forbidden)) => {
                 return Err(OverrunError::SuspendForbidden { running_s, max_s }.into());
@@ -90,6 +98,48 @@ impl Service {
             status: after.status.label(),
         }
         .into())
+    }
+
+    /// [`Self::suspend_and_reread`], with the run marked as being suspended as `status` first
+    /// (module header): the mark is written before the `DELETE`, and taken away again when
+    /// Cloud BOT provably did not suspend the job (`overrun::suspend_not_done`). A mark that
+    /// cannot be written is logged and the job suspended anyway: stopping a job that bills is
+    /// worth more than the name of its end (docs/overrun.md, "A callback during the suspend").
+    pub(super) async fn suspend_marked(
+        &self,
+        job: &JobEndpoint,
+        status: &'static str,
+        fetched: &Fetched,
+        scope: Scope,
+        record: &mut Invocation,
+    ) -> Result<Job, Failure> {
+        let Some(ledger) = &self.ledger else {
+            return self.suspend_and_reread(job, fetched, scope, record).await;
+        };
+        if let Err(error) = ledger.mark_suspending(job, status, scope.deadline).await {
+            tracing::warn!(
+                job_id = job.job_id().as_str(),
+                error = %error,
+                "could not mark the run as being suspended: suspending it anyway (a callback \
+                 recorded before this look's end write would record it as error)"
+            );
+        }
+        let suspended = self.suspend_and_reread(job, fetched, scope, record).await;
+        if let Err(failure) = &suspended {
+            let not_done = match failure {
+                Failure::CloudBot(error) => overrun::suspend_not_done(error),
+                // Credentials or the deadline: nothing was sent.
+                _ => true,
+            };
+            if not_done && let Err(error) = ledger.unmark_suspending(job, scope.deadline).await {
+                tracing::warn!(
+                    job_id = job.job_id().as_str(),
+                    error = %error,
+                    "could not take away the suspend mark of a run Cloud BOT did not suspend"
+                );
+            }
+        }
+        suspended
     }
 
     /// Suspends the job at `job` through Cloud BOT (`DELETE`) and re-reads it: the job as it
@@ -125,10 +175,17 @@ mod tests {
 
     use super::super::fakes::{MemoryLedger, suspendable_job, suspends};
     use super::super::testing::{run, secret, service};
+    use crate::cloudbot::CloudBotError;
     use crate::credentials::StandIn;
     use crate::error::Failure;
     use crate::ledger::Ledger;
     use crate::overrun::OverrunError;
+    use std::sync::Arc;
+
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+
+    use super::super::fakes::{Marks, suspendable_job_seen};
 
     /// Cloud BOT with job j1 executing for `elapsed` seconds until suspended (the DELETE
     /// answers status 1, a later GET too), the DELETE answered with `suspend_status`.
@@ -140,14 +197,29 @@ mod tests {
         suspendable_job(running, suspended, suspend_status).await
     }
 
+    /// [`cloud_bot`], its `DELETE` keeping in `seen` the suspend marks `runs` held when it came.
+    async fn cloud_bot_seen(
+        elapsed: Option<i64>,
+        suspend_status: u16,
+        runs: &MemoryLedger,
+        seen: Marks,
+    ) -> MockServer {
+        let running = json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
+                             "elapsed_time": elapsed, "message": "The BOT is executing"});
+        let suspended = json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 1,
+                               "elapsed_time": elapsed, "message": "The job was suspended"});
+        suspendable_job_seen(running, suspended, suspend_status, runs.marks_handle(), seen).await
+    }
+
     fn refer() -> serde_json::Value {
         json!({"operation": "refer_job", "public_id": "demo", "job_id": "j1"})
     }
 
     #[tokio::test]
     async fn the_runs_recorded_maximum_wins_over_a_longer_default_and_ends_the_run_overrun() {
-        let server = cloud_bot(Some(90), 200).await;
         let runs = MemoryLedger::with_max_run_s(Some(60));
+        let seen = Marks::default();
+        let server = cloud_bot_seen(Some(90), 200, &runs, Arc::clone(&seen)).await;
         let service = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
@@ -172,6 +244,66 @@ mod tests {
         let end = writes[0].end.clone().unwrap();
         assert_eq!(end.status, "overrun");
         assert_eq!(end.message.as_deref(), Some("The job was suspended"));
+        // Marked before the suspend was sent (a callback recorded in between ends the run
+        // `overrun` too: tests/it/ledger.rs), and the mark stays.
+        assert_eq!(*seen.lock().unwrap(), [Some("overrun")]);
+        assert_eq!(runs.marks(), [Some("overrun")]);
+    }
+
+    /// The metrics record (EMF) of one `refer_job` through `service`, and whether it failed.
+    async fn look_recorded(service: &super::super::Service) -> (serde_json::Value, bool) {
+        use crate::request::parse_map;
+        let serde_json::Value::Object(map) = refer() else {
+            unreachable!()
+        };
+        let request = parse_map(map, &service.config.requests).unwrap();
+        let scope = super::super::Scope {
+            language: request.language,
+            deadline: tokio::time::Instant::now() + Duration::from_secs(10),
+            retry_budget: Duration::from_secs(1),
+            trigger: crate::trigger::Trigger::Direct,
+        };
+        let mut record = service.metrics.start("direct", "test");
+        let failed = service
+            .run(&request, scope, "test", &mut record)
+            .await
+            .is_err();
+        let emf = service
+            .metrics
+            .render(&record, Duration::ZERO, std::time::SystemTime::now());
+        (serde_json::from_str(&emf).unwrap(), failed)
+    }
+
+    #[tokio::test]
+    async fn every_look_at_a_running_job_says_how_long_it_has_run() {
+        // Within its maximum: measured only.
+        let server = cloud_bot(Some(90), 200).await;
+        let within = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "3600")],
+        );
+        let (emf, failed) = look_recorded(&within).await;
+        assert!(!failed);
+        assert_eq!(emf["JobRunningSeconds"], 90, "{emf}");
+        assert!(emf.get("JobOverruns").is_none(), "{emf}");
+        assert_eq!(emf["JobId"], "j1", "{emf}");
+        // Past it: measured, suspended and counted; the look at the ended job measures nothing.
+        let server = cloud_bot(Some(90), 200).await;
+        let past = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "60")],
+        );
+        let (emf, failed) = look_recorded(&past).await;
+        assert!(failed);
+        assert_eq!(
+            (&emf["JobRunningSeconds"], &emf["JobOverruns"]),
+            (&90.into(), &1.into())
+        );
+        let (emf, failed) = look_recorded(&past).await;
+        assert!(!failed);
+        assert!(emf.get("JobRunningSeconds").is_none(), "{emf}");
     }
 
     #[tokio::test]
@@ -217,8 +349,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_suspend_names_the_permission_and_records_no_end() {
-        let server = cloud_bot(Some(90), 403).await;
         let runs = MemoryLedger::default();
+        let seen = Marks::default();
+        let server = cloud_bot_seen(Some(90), 403, &runs, Arc::clone(&seen)).await;
         let service = service(
             &server.uri(),
             StandIn::holding(&secret(1), "v1"),
@@ -228,6 +361,46 @@ mod tests {
         let err = run(&service, refer()).await.unwrap_err();
         assert_eq!(err.kind().name, "Job.SuspendForbidden");
         assert!(err.to_string().contains("Suspend permission"), "{err}");
+        assert!(runs.writes().is_empty());
+        // The job runs on: the mark set before the suspend is taken away, so its own end is
+        // recorded as what it reads.
+        assert_eq!(*seen.lock().unwrap(), [Some("overrun")]);
+        assert_eq!(runs.marks(), [Some("overrun"), None]);
+    }
+
+    #[tokio::test]
+    async fn a_suspend_that_may_have_reached_cloud_bot_keeps_the_mark() {
+        // No usable answer to the DELETE: the job may be suspended, and then reads `error`.
+        let runs = MemoryLedger::default();
+        let server = cloud_bot_seen(Some(90), 200, &runs, Marks::default()).await;
+        server.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "code": 200, "job_id": "j1", "bot_id": "b1", "status": 2,
+                "elapsed_time": 90, "message": "The BOT is executing"})))
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .and(path("/demo/jobs/j1"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
+            .mount(&server)
+            .await;
+        let service = service(
+            &server.uri(),
+            StandIn::holding(&secret(1), "v1"),
+            &[("CLOUDBOT_MAX_RUN_SECONDS", "60")],
+        )
+        .with_ledger(Some(Ledger::new(runs.clone(), Duration::from_secs(60))));
+        let err = run(&service, refer()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Failure::CloudBot(CloudBotError::InvalidResponse { .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(runs.marks(), [Some("overrun")]);
         assert!(runs.writes().is_empty());
     }
 }

@@ -59,6 +59,7 @@ impl HttpEvent {
                 body: e.body.as_deref(),
                 base64: e.is_base64_encoded,
                 idempotency_key: e.headers.get(IDEMPOTENCY_KEY),
+                caller: e.request_context.identity.user_arn.as_deref(),
             },
             HttpEvent::V2(e) => HttpRequest {
                 method: e.request_context.http.method.as_str(),
@@ -73,6 +74,12 @@ impl HttpEvent {
                 body: e.body.as_deref(),
                 base64: e.is_base64_encoded,
                 idempotency_key: e.headers.get(IDEMPOTENCY_KEY),
+                caller: e
+                    .request_context
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.iam.as_ref())
+                    .and_then(|iam| iam.user_arn.as_deref()),
             },
         }
     }

@@ -244,6 +244,43 @@ mod tests {
     }
 
     #[test]
+    fn an_api_execute_carries_the_signing_principal_and_nothing_else_does() {
+        let cfg = config();
+        let arn = "arn:aws:sts::123456789012:assumed-role/Ops/alice";
+        let caller = |event: Value| match decode(event, &cfg).request.unwrap().operation {
+            crate::request::Operation::Execute(execute) => execute.caller,
+            other => panic!("{other:?}"),
+        };
+        let body = r#"{"public_id": "demo", "bot_id": "echo_bot"}"#;
+        let v2 = |authorizer: Value| {
+            json!({"version": "2.0", "rawPath": "/run", "body": body, "isBase64Encoded": false,
+                   "requestContext": {"http": {"method": "POST", "path": "/run"},
+                                      "timeEpoch": 0, "authorizer": authorizer}})
+        };
+        assert_eq!(
+            caller(v2(
+                json!({"iam": {"userArn": arn, "accessKey": "AKIAEXAMPLE"}})
+            ))
+            .as_deref(),
+            Some(arn)
+        );
+        // An API without the IAM authorizer (or an empty ARN) names nobody.
+        assert_eq!(
+            caller(v2(json!({"jwt": {"claims": {}, "scopes": null}}))),
+            None
+        );
+        assert_eq!(caller(v2(json!({"iam": {"userArn": ""}}))), None);
+        let v1 = json!({"httpMethod": "POST", "path": "/run", "body": body,
+                        "requestContext": {"httpMethod": "POST", "identity": {"userArn": arn}}});
+        assert_eq!(caller(v1).as_deref(), Some(arn));
+        // A direct invoke says nothing about its caller, whatever its body holds.
+        let direct = json!({"public_id": "demo", "bot_id": "echo_bot"});
+        assert_eq!(caller(direct), None);
+        let forged = json!({"public_id": "demo", "bot_id": "echo_bot", "caller": arn});
+        assert!(decode(forged, &cfg).request.is_err(), "an unknown field");
+    }
+
+    #[test]
     fn shapes_are_told_apart_in_the_documented_order() {
         let cfg = config();
         let v2 = json!({"version": "2.0", "routeKey": "GET /bots/{p}", "rawPath": "/bots/demo",

@@ -37,7 +37,15 @@ pub(super) struct HttpRequest<'a> {
     pub(super) base64: bool,
     /// The `Idempotency-Key` header (docs/exactly-once.md).
     pub(super) idempotency_key: Option<&'a HeaderValue>,
+    /// The ARN of the IAM principal that signed the request, as API Gateway's IAM authorizer
+    /// verified it (`requestContext.identity.userArn`, payload 1.0;
+    /// `requestContext.authorizer.iam.userArn`, 2.0): who started a run (docs/ledger.md).
+    pub(super) caller: Option<&'a str>,
 }
+
+/// Longest caller ARN kept (characters): an IAM ARN is at most 2048; a role session's is far
+/// shorter. Anything longer is cut, not refused: the caller was authorized already.
+pub(super) const MAX_CALLER_CHARS: usize = 2048;
 
 /// Where an API Gateway request goes.
 #[derive(Debug)]
@@ -160,6 +168,12 @@ pub(super) fn build(http: &HttpRequest<'_>, config: &Requests) -> Result<Request
             .and_then(|raw| RecordKey::http(&raw))
             .map_err(|p| RequestError::field("Idempotency-Key", format!("(header) {p}")))?;
         execute.idempotency_key = Some(key);
+    }
+    if let Some(execute) = request.operation.execute_mut() {
+        execute.caller = http
+            .caller
+            .filter(|arn| !arn.is_empty())
+            .map(|arn| arn.chars().take(MAX_CALLER_CHARS).collect());
     }
     Ok(request)
 }

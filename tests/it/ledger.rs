@@ -1,8 +1,9 @@
 //! The run ledger's adapter against moto (a table shaped like template.yaml's RunLedgerTable,
 //! on the moto that serves one request at a time, as DynamoDB's conditions are atomic): the
 //! end of a run is recorded by exactly one of many concurrent learners, a start that arrives
-//! after the end keeps both, and runs are found by BOT, month and schedule occurrence with a
-//! Query, never a Scan.
+//! after the end keeps both, a callback recorded between an overrun's suspend and the
+//! suspender's own write records `overrun` (the suspend mark), and runs are found by BOT, month
+//! and schedule occurrence with a Query, never a Scan.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -11,7 +12,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use cloudbot_trigger::cloudbot::{ApiBase, JobEndpoint, JobStatus};
 use cloudbot_trigger::idempotency::RecordKey;
-use cloudbot_trigger::ledger::{Learned, Ledger, LedgerTable, Observed, Origin, index, month_of};
+use cloudbot_trigger::ledger::{
+    Learned, Ledger, LedgerTable, OVERRUN, Observed, Origin, index, month_of,
+};
 use cloudbot_trigger::trigger::Trigger;
 use tokio::time::Instant;
 
@@ -182,4 +185,119 @@ async fn runs_are_found_by_bot_month_and_schedule_occurrence_without_a_scan() {
         query(&table, index::BY_SCHEDULE, "schedule", "nightly").await,
         ["demo/a"]
     );
+}
+
+/// The job as Cloud BOT reads it after a suspend.
+fn suspended() -> Observed<'static> {
+    Observed {
+        message: Some("The job was suspended"),
+        ..observed(JobStatus::Error, "slow_bot")
+    }
+}
+
+async fn started(ledger: &Ledger, id: &str) {
+    let origin = Origin::of(Trigger::Direct, None, true, None, "req");
+    let start = ledger
+        .learned(
+            &job(id),
+            &observed(JobStatus::Executing, "slow_bot"),
+            Some(origin),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(start, Learned::Noted);
+}
+
+#[tokio::test]
+async fn a_callback_recorded_between_the_suspend_and_the_overruns_own_write_records_overrun() {
+    let (ledger, table) = ledger().await;
+    started(&ledger, "race").await;
+    // The look marks the run, then sends the DELETE (src/service/overrun.rs).
+    ledger
+        .mark_suspending(&job("race"), OVERRUN, deadline())
+        .await
+        .unwrap();
+    // Cloud BOT's callback for the suspended job is received first: it reads `error`.
+    let (learned, ended) = ledger
+        .learned_end(&job("race"), &suspended(), None, deadline())
+        .await
+        .unwrap();
+    assert_eq!(learned, Learned::EndRecorded);
+    // Its event and usage count tell the truth: the run overran.
+    let ended = ended.unwrap();
+    assert_eq!(ended.end.status, OVERRUN);
+    assert_eq!(ended.trigger.as_deref(), Some("step_functions"));
+    // The look's own end write comes second and changes nothing.
+    let (learned, ended) = ledger
+        .suspended_end(&job("race"), &suspended(), OVERRUN, deadline())
+        .await
+        .unwrap();
+    assert_eq!((learned, ended), (Learned::AlreadyEnded, None));
+    let item = &serial_moto().items(&table).await[0];
+    assert_eq!(item["status"].as_s().unwrap(), "overrun");
+    assert_eq!(item["end_status"].as_s().unwrap(), "overrun");
+    assert_eq!(item["message"].as_s().unwrap(), "The job was suspended");
+    assert!(item.contains_key("seen_error") && !item.contains_key("open"));
+}
+
+#[tokio::test]
+async fn the_mark_changes_only_an_error_end_of_an_open_run_and_a_refused_suspend_removes_it() {
+    let (ledger, table) = ledger().await;
+    // Cloud BOT refused the suspend (a token without Suspend): the mark is taken away, and
+    // the job's own failure later is an `error`.
+    started(&ledger, "refused").await;
+    ledger
+        .mark_suspending(&job("refused"), OVERRUN, deadline())
+        .await
+        .unwrap();
+    ledger
+        .unmark_suspending(&job("refused"), deadline())
+        .await
+        .unwrap();
+    let (_, ended) = ledger
+        .learned_end(
+            &job("refused"),
+            &observed(JobStatus::Error, "slow_bot"),
+            None,
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.unwrap().end.status, "error");
+    // The job succeeded before the suspend reached it: it succeeded.
+    started(&ledger, "finished").await;
+    ledger
+        .mark_suspending(&job("finished"), OVERRUN, deadline())
+        .await
+        .unwrap();
+    let (_, ended) = ledger
+        .learned_end(
+            &job("finished"),
+            &observed(JobStatus::Succeeded, "slow_bot"),
+            None,
+            deadline(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.unwrap().end.status, "succeeded");
+    // A run whose end is recorded keeps it, and a job without a record gets no stray item.
+    ledger
+        .mark_suspending(&job("refused"), OVERRUN, deadline())
+        .await
+        .unwrap();
+    ledger
+        .mark_suspending(&job("unrecorded"), OVERRUN, deadline())
+        .await
+        .unwrap();
+    let mut items = serial_moto().items(&table).await;
+    items.sort_by_key(|item| item["run"].as_s().unwrap().clone());
+    let runs: Vec<&str> = items
+        .iter()
+        .map(|i| i["run"].as_s().unwrap().as_str())
+        .collect();
+    assert_eq!(runs, ["demo/finished", "demo/refused"]);
+    let status = |i: usize| items[i]["end_status"].as_s().unwrap().as_str();
+    assert_eq!((status(0), status(1)), ("succeeded", "error"));
+    assert!(!items[1].contains_key("suspending"), "{:?}", items[1]);
 }

@@ -1,6 +1,6 @@
 //! The run ledger through the handler, against moto (a table shaped like template.yaml's
-//! RunLedgerTable) and the emulator: a started job is one run, a replay adds none, `refer_job`
-//! records the end once, a ledger that cannot be written never fails or repeats a run, and no
+//! RunLedgerTable) and the emulator: a started job is one run, a replay adds none, a run the
+//! HTTP API started names the IAM principal that signed it, `refer_job` records the end once, a ledger that cannot be written never fails or repeats a run, and no
 //! item holds anything secret.
 
 use std::collections::HashMap;
@@ -138,6 +138,33 @@ async fn a_keyed_execute_writes_one_run_and_its_replay_writes_none() {
         Some(r#"{"message":"input-value-kept-for-rerun"}"#)
     );
     assert_nothing_secret(&items, &["demo-access-token", "demo-secret-key"]);
+}
+
+#[tokio::test]
+async fn a_run_started_through_the_http_api_names_the_principal_that_signed_it() {
+    let h = start(Store::Table).await;
+    let arn = "arn:aws:sts::123456789012:assumed-role/Operators/alice";
+    // The HTTP API's IAM authorizer puts the verified signer in the event (template.yaml:
+    // AWS_IAM on every route but the callbacks').
+    let mut event = h.event("apigw-v2-execute.json", None);
+    event["requestContext"]["authorizer"] = json!({"iam": {
+        "accessKey": "ASIAEXAMPLEACCESSKEY", "accountId": "123456789012",
+        "callerId": "AROAEXAMPLE:alice", "principalOrgId": null,
+        "userArn": arn, "userId": "AROAEXAMPLE:alice"}});
+    let answer = h.invoke(event).await.unwrap();
+    assert_eq!(answer["statusCode"], 202, "{answer}");
+    let items = runs(&h).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(text(&items[0], "trigger"), Some("api"));
+    assert_eq!(text(&items[0], "caller"), Some(arn));
+    // Only the ARN: not the access key id the request was signed with.
+    assert_nothing_secret(&items, &["ASIAEXAMPLEACCESSKEY", "caller-token-that-must"]);
+    // A direct invoke names no caller.
+    h.invoke(json!({"public_id": "demo", "bot_id": "echo_bot"}))
+        .await
+        .unwrap();
+    let items = runs(&h).await;
+    assert_eq!(items.iter().filter(|i| i.contains_key("caller")).count(), 1);
 }
 
 #[tokio::test]

@@ -2,9 +2,15 @@
 //! (slow_bot runs 3 s) and moto's run ledger: a job looked at past its maximum is suspended
 //! (the emulator records the DELETE), re-read, and the run ends `overrun` with `Job.Overrun`;
 //! a token without the Suspend permission gets `Job.SuspendForbidden` and the job runs on; a
-//! job within its maximum is only measured.
+//! job within its maximum is only measured. A mixed set of runs (succeeded, failed, overrun)
+//! puts one job-finished event per end, with the documented detail (docs/events.md), on a
+//! stand-in bus.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use cloudbot_trigger::job_events::{Event, EventBus, JobEvents, PutFuture};
 
 use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
@@ -136,4 +142,100 @@ async fn a_job_within_its_maximum_is_only_looked_at() {
     let job = h.emulator.job(&job_id).unwrap();
     assert_eq!((job.status, job.suspended), (0, false));
     assert!(requests_to(&h.emulator, "DELETE", "/demo/jobs/").is_empty());
+}
+
+/// A bus that keeps what it is given.
+#[derive(Debug, Clone, Default)]
+struct Bus(Arc<Mutex<Vec<Event>>>);
+
+impl EventBus for Bus {
+    fn put<'a>(&'a self, event: &'a Event) -> PutFuture<'a> {
+        Box::pin(async move {
+            self.0.lock().unwrap().push(event.clone());
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn every_end_of_a_mixed_set_of_runs_is_announced_once_with_the_documented_detail() {
+    let bus = Bus::default();
+    let h = Harness::start_with(Setup {
+        ledger: Store::Table,
+        events: Some(JobEvents::new(bus.clone())),
+        ..Setup::default()
+    })
+    .await;
+    let mut jobs = BTreeMap::new();
+    for (bot, max) in [
+        ("echo_bot", None),
+        ("error_bot", None),
+        ("slow_bot", Some(1)),
+    ] {
+        let mut request = json!({"public_id": "demo", "bot_id": bot});
+        if let Some(max) = max {
+            request["max_run_seconds"] = json!(max);
+        }
+        let started = h.invoke(request).await.unwrap();
+        jobs.insert(bot, started["job_id"].as_str().unwrap().to_owned());
+    }
+    for job_id in jobs.values() {
+        poll_until_failed(&h, job_id).await;
+        // Polls after the end (a loop's last look, a retry, the CLI) announce nothing more.
+        for _ in 0..2 {
+            let _ = h.invoke(refer(job_id)).await;
+        }
+    }
+    let events = bus.0.lock().unwrap().clone();
+    assert_eq!(events.len(), 3, "one per end: {events:?}");
+    let mut by_bot = BTreeMap::new();
+    for event in &events {
+        let detail: Value = serde_json::from_str(&event.detail).unwrap();
+        let bot = detail["bot"].as_str().unwrap().to_owned();
+        by_bot.insert(bot, (event.detail_type.name(), detail));
+    }
+    for (bot, detail_type, status) in [
+        ("echo_bot", "BOT Job Succeeded", "succeeded"),
+        ("error_bot", "BOT Job Failed", "error"),
+        ("slow_bot", "BOT Job Overrun", "overrun"),
+    ] {
+        let job_id = &jobs[bot];
+        let (name, detail) = &by_bot[&format!("demo/{bot}")];
+        assert_eq!(*name, detail_type);
+        let fields: Vec<&str> = detail
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // The fields of docs/events.md's table, in the order serde_json keeps (sorted).
+        assert_eq!(
+            fields,
+            [
+                "bot",
+                "elapsed_s",
+                "ended_at",
+                "job_endpoint",
+                "message",
+                "nominal_time",
+                "run",
+                "schedule",
+                "started_at",
+                "status",
+                "trigger"
+            ],
+            "{detail}"
+        );
+        assert_eq!(detail["status"], status, "{detail}");
+        assert_eq!(detail["run"], format!("demo/{job_id}"));
+        assert!(
+            detail["job_endpoint"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/demo/jobs/{job_id}")),
+            "{detail}"
+        );
+        assert_eq!(detail["trigger"], "direct");
+        assert!(detail["elapsed_s"].is_u64() && detail["message"].is_string());
+    }
 }
