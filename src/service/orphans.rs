@@ -5,8 +5,9 @@
 //! open runs (the same index), asks Step Functions how their execution ended, suspends the
 //! orphaned ones and learns the end of every other job that ended without word, so the ledger
 //! closes. Both go
-//! through the same suspend + re-read as the maximum run time (`suspend_and_reread`) and the
-//! same conditional end write (`learned_suspended`, end status `orphaned`): a run is ended, and
+//! through the same marked suspend + re-read as the maximum run time (`suspend_marked`: a
+//! callback recorded during the suspend records `orphaned`, not `error`) and the same
+//! conditional end write (`learned_suspended`, end status `orphaned`): a run is ended, and
 //! its job-finished event put, once. A run whose request said `keep_running` is never
 //! suspended. The rules are `crate::orphans`; why and the limits: docs/orphans.md.
 
@@ -278,7 +279,7 @@ impl Service {
             "the workflow of a running job failed, timed out or was stopped: suspending the job"
         );
         let after = self
-            .suspend_and_reread(&job, &fetched, scope, record)
+            .suspend_marked(&job, ORPHANED, &fetched, scope, record)
             .await
             .map_err(|failure| match failure {
                 Failure::CloudBot(CloudBotError::Forbidden) => {
@@ -352,6 +353,14 @@ mod tests {
 
         fn max_run_s<'a>(&'a self, run: &'a RunKey) -> StoreFuture<'a, Option<u64>> {
             self.ledger.max_run_s(run)
+        }
+
+        fn mark_suspending<'a>(
+            &'a self,
+            run: &'a RunKey,
+            status: Option<&'static str>,
+        ) -> StoreFuture<'a, ()> {
+            self.ledger.mark_suspending(run, status)
         }
     }
 
@@ -458,6 +467,8 @@ mod tests {
         let body = handle(&server, &runs, None, stopped(ExecutionStatus::Aborted)).await;
         assert_eq!(body["runs"][0]["fate"], "suspended", "{body}");
         assert_eq!(suspends(&server).await, 1);
+        // Marked before the suspend: a callback recorded meanwhile records `orphaned` too.
+        assert_eq!(runs.ledger.marks(), [Some("orphaned")]);
         let writes = runs.ledger.writes();
         let end = writes[0].end.clone().expect("the end");
         assert_eq!(end.status, "orphaned");
