@@ -23,7 +23,12 @@ const BOUND: Duration = Duration::from_secs(5);
 async fn the_warm_up_reads_the_idempotency_table_and_writes_nothing() {
     let table = moto().create_idempotency_table("warm").await;
     let (client, log) = moto().recording_dynamodb();
-    let outcome = warm_up_dynamodb(&client, &table, KEY_ATTRIBUTE, BOUND).await;
+    let outcome = warm_up_dynamodb(
+        &DynamoDbStore::new(client, table.clone()),
+        KEY_ATTRIBUTE,
+        BOUND,
+    )
+    .await;
     assert_eq!(outcome, StoreWarmUp::Answered);
     assert_eq!(log.operations(), ["GetItem"]);
     assert!(moto().items(&table).await.is_empty());
@@ -32,7 +37,12 @@ async fn the_warm_up_reads_the_idempotency_table_and_writes_nothing() {
 #[tokio::test]
 async fn a_refused_warm_up_names_the_error_and_nothing_else() {
     let (client, _) = moto().recording_dynamodb();
-    let outcome = warm_up_dynamodb(&client, "no-such-table", KEY_ATTRIBUTE, BOUND).await;
+    let outcome = warm_up_dynamodb(
+        &DynamoDbStore::new(client, "no-such-table".to_owned()),
+        KEY_ATTRIBUTE,
+        BOUND,
+    )
+    .await;
     assert_eq!(
         outcome,
         StoreWarmUp::Failed("DynamoDB GetItem failed: ResourceNotFoundException".to_owned())
@@ -42,7 +52,12 @@ async fn a_refused_warm_up_names_the_error_and_nothing_else() {
 #[tokio::test]
 async fn a_zero_bound_sends_nothing() {
     let (client, log) = moto().recording_dynamodb();
-    let outcome = warm_up_dynamodb(&client, "any", KEY_ATTRIBUTE, Duration::ZERO).await;
+    let outcome = warm_up_dynamodb(
+        &DynamoDbStore::new(client, "any".to_owned()),
+        KEY_ATTRIBUTE,
+        Duration::ZERO,
+    )
+    .await;
     assert_eq!(outcome, StoreWarmUp::Skipped);
     assert!(log.operations().is_empty());
 }
@@ -53,7 +68,12 @@ async fn a_store_that_does_not_answer_in_time_is_left_to_the_first_call() {
         .await
         .unwrap();
     let (client, _) = moto().recording_dynamodb_at(&slow.url());
-    let outcome = warm_up_dynamodb(&client, "t", KEY_ATTRIBUTE, Duration::from_millis(50)).await;
+    let outcome = warm_up_dynamodb(
+        &DynamoDbStore::new(client, "t".to_owned()),
+        KEY_ATTRIBUTE,
+        Duration::from_millis(50),
+    )
+    .await;
     assert_eq!(outcome, StoreWarmUp::TimedOut);
 }
 
@@ -61,13 +81,13 @@ async fn a_store_that_does_not_answer_in_time_is_left_to_the_first_call() {
 async fn the_first_claim_and_completion_go_out_on_the_warm_up_connection() {
     let store = DynamoDbEndpoint::start(Duration::ZERO).await.unwrap();
     let (client, log) = moto().recording_dynamodb_at(&store.url());
+    let records = DynamoDbStore::new(client, "t".to_owned());
     assert_eq!(
-        warm_up_dynamodb(&client, "t", KEY_ATTRIBUTE, BOUND).await,
+        warm_up_dynamodb(&records, KEY_ATTRIBUTE, BOUND).await,
         StoreWarmUp::Answered
     );
     assert_eq!(store.connections_accepted(), 1);
 
-    let records = DynamoDbStore::new(client, "t".to_owned());
     let base = ApiBase::parse("https://api.c-bot.pro").unwrap();
     let bot =
         BotEndpoint::parse(&base, "https://api.c-bot.pro/demo/bots/echo_bot/jobs", "b").unwrap();
