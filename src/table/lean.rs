@@ -522,6 +522,13 @@ mod tests {
     }
 
     #[test]
+    fn the_retried_codes_are_the_sdks_own() {
+        use aws_runtime::retries::classifiers as sdk;
+        assert_eq!(THROTTLING_ERRORS, sdk::THROTTLING_ERRORS);
+        assert_eq!(TRANSIENT_ERRORS, sdk::TRANSIENT_ERRORS);
+    }
+
+    #[test]
     fn backoff_is_the_standard_modes() {
         let retry = RetryConfig::standard()
             .with_use_static_exponential_base(true)

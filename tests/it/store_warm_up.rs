@@ -124,3 +124,66 @@ async fn the_first_claim_and_completion_go_out_on_the_warm_up_connection() {
         "the claim and the completion reused the warm-up's connection"
     );
 }
+
+#[tokio::test]
+async fn on_the_lean_path_the_claim_and_completion_reuse_the_warm_up_connection_too() {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let store = DynamoDbEndpoint::start(Duration::ZERO).await.unwrap();
+    // A client without interceptors of its own, as the function's: its store goes lean.
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "t"))
+            .endpoint_url(store.url())
+            .build(),
+    );
+    let records = DynamoDbStore::new(client, "t".to_owned());
+    assert!(!records.is_lean(), "nothing learned before the first call");
+    assert_eq!(
+        warm_up_dynamodb(&records, KEY_ATTRIBUTE, BOUND).await,
+        StoreWarmUp::Answered
+    );
+    assert!(records.is_lean(), "the warm-up's call was learned");
+    let key = RecordKey::request("lean-warm").unwrap();
+    let fingerprint = Fingerprint::from_stored("ab".repeat(32));
+    let now_ms = 1_800_000_000_000;
+    let claim = NewClaim {
+        key: &key,
+        owner: "req-1",
+        fingerprint: &fingerprint,
+        bot_endpoint: "https://api.c-bot.pro/demo/bots/echo_bot/jobs",
+        request_id: "req-1",
+        now_ms,
+        in_flight_until_ms: now_ms + 30_000,
+        expires_at_ms: now_ms + 86_400_000,
+    };
+    assert!(matches!(records.claim(&claim).await, Ok(ClaimWrite::Won)));
+    let expected = Expected {
+        owner: "req-1",
+        state: State::InProgress,
+    };
+    let done = Update::Complete {
+        result: "{}",
+        job_reference_endpoint: "https://api.c-bot.pro/demo/jobs/j-1",
+    };
+    assert!(matches!(
+        records.update(&key, expected, &done, now_ms).await,
+        Ok(UpdateWrite::Written)
+    ));
+    let calls = store.calls();
+    assert_eq!(
+        (
+            calls.get_item,
+            calls.put_item,
+            calls.update_item,
+            calls.other
+        ),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(
+        store.connections_accepted(),
+        1,
+        "the lean calls went out on the SDK connector's pooled connection"
+    );
+}

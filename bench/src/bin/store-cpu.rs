@@ -282,7 +282,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let names: std::collections::BTreeSet<&str> = phases.keys().map(|(_, p)| *p).collect();
         let mut names: Vec<&str> = names.into_iter().collect();
         names.sort_by_key(|n| n.split(' ').next().and_then(|d| d.parse::<u32>().ok()));
-        for name in names {
+        // Without phase marks there is only the whole call.
+        for name in names.into_iter().filter(|_| v.phases) {
             let mut cell = |op| {
                 phases
                     .get_mut(&(op, name))
