@@ -143,6 +143,10 @@ impl DynamoDbStore {
         &self.table
     }
 
+    // The call futures are boxed: inlined, the lean path's and the SDK's futures nest deep
+    // enough under the handler's to exceed rustc's layout recursion limit (as `main.rs` notes
+    // for the handler itself); one small allocation per call.
+
     /// Sends a `PutItem`: on the lean path once learned, else through the SDK (learning).
     pub(crate) async fn send_put_item(
         &self,
@@ -154,13 +158,15 @@ impl DynamoDbStore {
                     if let Some(body) =
                         wire::put_body(request.as_input()).and_then(|b| b.to_bytes())
                     {
-                        return lean.send::<wire::Put>(route, body).await;
+                        return Box::pin(lean.send::<wire::Put>(route, body)).await;
                     }
                 }
-                None => return request.customize().interceptor(lean.learner()).send().await,
+                None => {
+                    return Box::pin(request.customize().interceptor(lean.learner()).send()).await;
+                }
             }
         }
-        request.send().await
+        Box::pin(request.send()).await
     }
 
     /// Sends an `UpdateItem`: on the lean path once learned, else through the SDK (learning).
@@ -174,13 +180,15 @@ impl DynamoDbStore {
                     if let Some(body) =
                         wire::update_body(request.as_input()).and_then(|b| b.to_bytes())
                     {
-                        return lean.send::<wire::Update>(route, body).await;
+                        return Box::pin(lean.send::<wire::Update>(route, body)).await;
                     }
                 }
-                None => return request.customize().interceptor(lean.learner()).send().await,
+                None => {
+                    return Box::pin(request.customize().interceptor(lean.learner()).send()).await;
+                }
             }
         }
-        request.send().await
+        Box::pin(request.send()).await
     }
 
     /// Sends a `GetItem`: on the lean path once learned, else through the SDK (learning).
@@ -194,13 +202,15 @@ impl DynamoDbStore {
                     if let Some(body) =
                         wire::get_body(request.as_input()).and_then(|b| b.to_bytes())
                     {
-                        return lean.send::<wire::Get>(route, body).await;
+                        return Box::pin(lean.send::<wire::Get>(route, body)).await;
                     }
                 }
-                None => return request.customize().interceptor(lean.learner()).send().await,
+                None => {
+                    return Box::pin(request.customize().interceptor(lean.learner()).send()).await;
+                }
             }
         }
-        request.send().await
+        Box::pin(request.send()).await
     }
 
     /// Sends a `PutItem` whose answer is not needed.

@@ -50,7 +50,7 @@ use aws_smithy_types::byte_stream::ByteStream;
 use aws_smithy_types::retry::{ErrorKind, RetryConfig, RetryMode};
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use super::sigv4::{Signer, Signing};
+use super::sigv4::{Post, Signer, Signing};
 use super::wire::{Operation, ServiceFault};
 
 /// The SDK's throttling error codes (`aws_runtime::retries::classifiers::THROTTLING_ERRORS`).
@@ -275,9 +275,10 @@ impl Lean {
             }
         };
         match route.operation_timeout {
-            Some(bound) => tokio::time::timeout(bound, attempts)
-                .await
-                .unwrap_or_else(|_| Err(SdkError::timeout_error(Fault("operation timed out")))),
+            Some(bound) => match tokio::time::timeout(bound, attempts).await {
+                Ok(result) => result,
+                Err(_) => Err(SdkError::timeout_error(Fault("operation timed out"))),
+            },
             None => attempts.await,
         }
     }
@@ -301,11 +302,13 @@ impl Lean {
                 service: &route.service,
             },
             SystemTime::now(),
-            &route.host,
-            &route.path,
-            CONTENT_TYPE,
-            &target,
-            &body,
+            &Post {
+                host: &route.host,
+                path: &route.path,
+                content_type: CONTENT_TYPE,
+                target: &target,
+                body: &body,
+            },
         );
         let mut request = HttpRequest::new(SdkBody::from(body));
         let built = (|| {
@@ -349,9 +352,10 @@ impl Lean {
             Err(SdkError::service_error(O::error(&fault), response))
         };
         match route.attempt_timeout {
-            Some(bound) => tokio::time::timeout(bound, exchange)
-                .await
-                .unwrap_or_else(|_| Err(SdkError::timeout_error(Fault("attempt timed out")))),
+            Some(bound) => match tokio::time::timeout(bound, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(SdkError::timeout_error(Fault("attempt timed out"))),
+            },
             None => exchange.await,
         }
     }

@@ -22,6 +22,16 @@ pub(crate) struct Signing<'a> {
     pub(crate) service: &'a str,
 }
 
+/// The request signed: a `POST` of `body` to `host` and `path` with these headers.
+pub(crate) struct Post<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) content_type: &'a str,
+    /// The `x-amz-target` header.
+    pub(crate) target: &'a str,
+    pub(crate) body: &'a [u8],
+}
+
 /// The headers a signed request carries besides `content-type`, `host` and `x-amz-target`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Signed {
@@ -124,19 +134,17 @@ impl Signer {
         key
     }
 
-    /// Signs `POST {path}` to `host` with the JSON `body` of `target`: the signed headers are
+    /// Signs `post` (a JSON body for `target`): the signed headers are
     /// `content-type`, `host`, `x-amz-date`, `x-amz-security-token` (with a session token) and
     /// `x-amz-target`.
-    pub(crate) fn sign(
-        &self,
-        s: &Signing<'_>,
-        time: SystemTime,
-        host: &str,
-        path: &str,
-        content_type: &str,
-        target: &str,
-        body: &[u8],
-    ) -> Signed {
+    pub(crate) fn sign(&self, s: &Signing<'_>, time: SystemTime, post: &Post<'_>) -> Signed {
+        let Post {
+            host,
+            path,
+            content_type,
+            target,
+            body,
+        } = post;
         let x_amz_date = amz_date(time);
         let date = &x_amz_date[..8];
         let (token_header, signed_headers) = match s.session_token {
@@ -239,11 +247,13 @@ mod tests {
             let ours = signer.sign(
                 &s,
                 time,
-                host,
-                "/",
-                "application/x-amz-json-1.0",
-                "DynamoDB_20120810.PutItem",
-                body,
+                &Post {
+                    host,
+                    path: "/",
+                    content_type: "application/x-amz-json-1.0",
+                    target: "DynamoDB_20120810.PutItem",
+                    body,
+                },
             );
             let (date, authorization) = reference(&s, time, host, body);
             assert_eq!(ours.x_amz_date, date);
