@@ -35,15 +35,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // One DynamoDB client (its configuration resolved once) for every store of the function:
     // the idempotency records, callbacks, schedule states and the run ledger.
     let dynamodb = sdk::dynamodb_client(&aws);
-    let idempotency = match &config.idempotency {
-        Some(table) => Some(
-            Idempotency::new(
-                DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
-                table.expiry,
-            )
-            .with_reconcile_settle(table.reconcile_settle),
+    // One store for the records of the idempotency table (idempotency, callbacks, schedule
+    // states), whose clones share the lean call path the warm-up below learns (crate::table);
+    // the ledger's store is made from it for the same reason.
+    let records = config
+        .idempotency
+        .as_ref()
+        .map(|table| DynamoDbStore::new(dynamodb.clone(), table.table.clone()));
+    let idempotency = match (&config.idempotency, &records) {
+        (Some(table), Some(records)) => Some(
+            Idempotency::new(records.clone(), table.expiry)
+                .with_reconcile_settle(table.reconcile_settle),
         ),
-        None => {
+        _ => {
             tracing::warn!(
                 "CLOUDBOT_IDEMPOTENCY_TABLE is not set: duplicate deliveries can start a BOT twice \
                  (docs/exactly-once.md)"
@@ -52,9 +56,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     // The configuration guarantees the table whenever callbacks are on.
-    let callbacks = match (&config.callbacks, &config.idempotency) {
-        (Some(callbacks), Some(table)) => Some(Callbacks::new(
-            DynamoDbStore::new(dynamodb.clone(), table.table.clone()),
+    let callbacks = match (&config.callbacks, &config.idempotency, &records) {
+        (Some(callbacks), Some(table), Some(records)) => Some(Callbacks::new(
+            records.clone(),
             SfnSettler::new(sdk::step_functions_client(&aws)),
             &callbacks.base,
             table.expiry,
@@ -62,11 +66,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         _ => None,
     };
     // Managed schedules' state records live in the same table.
-    let schedule_states = config.idempotency.as_ref().map(|table| {
-        ScheduleStates::new(DynamoDbStore::new(dynamodb.clone(), table.table.clone()))
-    });
+    let schedule_states = records.clone().map(ScheduleStates::new);
     let ledger = config.ledger.as_ref().map(|ledger| {
-        let table = LedgerTable::new(dynamodb.clone(), ledger.table.clone());
+        let table = match &records {
+            Some(records) => LedgerTable::on(records.on_table(ledger.table.clone())),
+            None => LedgerTable::new(dynamodb.clone(), ledger.table.clone()),
+        };
         Ledger::new(table.clone(), ledger.retention).with_open_runs(table)
     });
     // The sweep asks Step Functions how a run's execution ended (docs/orphans.md).
@@ -77,7 +82,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The store's first call is prepared during init beside the secret and the API connection
     // (same bound, same off switch), on the idempotency table (the one the function may read):
     // every store shares the one client and so its pooled connection.
-    let store_warm_up = config.idempotency.as_ref().map(|table| table.table.clone());
+    let store_warm_up = records.clone();
     let init_bound = config.init.secret_prefetch_timeout;
     // The EventBridge client shares the function's SDK configuration like the others.
     let events = config.event_bus.as_ref().map(|bus| {
@@ -123,8 +128,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_executions(executions);
     let service = &service;
     tokio::join!(service.prefetch(), async {
-        if let Some(table) = &store_warm_up {
-            sdk::warm_up_dynamodb(&dynamodb, table, KEY_ATTRIBUTE, init_bound).await;
+        if let Some(records) = &store_warm_up {
+            sdk::warm_up_dynamodb(records, KEY_ATTRIBUTE, init_bound).await;
         }
     });
     // Boxed: the handler future is deep enough to exceed rustc's layout recursion limit inline.

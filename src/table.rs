@@ -4,15 +4,32 @@
 //! go through, the error and future types both store traits return, and the attribute helpers.
 //! Nothing outside the two adapters sees SDK types.
 //!
+//! The hot-path calls (`PutItem`, `UpdateItem`, `GetItem`) go through [`DynamoDbStore`]'s
+//! `send_*` methods, which take the SDK's own request builders and answer with the SDK's own
+//! output and error types: once a call was learned they are sent on the lean path (`lean`: the
+//! calls' JSON in `wire`, their signature in `sigv4`), otherwise through the SDK. Why and what it
+//! saves: docs/benchmarks.md, "A lean DynamoDB call path".
+//!
 //! Table (template.yaml): partition key `record_key` (S), TTL on `expires_at` (epoch seconds).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::{UpdateItemError, UpdateItemOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+mod lean;
+mod sigv4;
+mod wire;
+
+use lean::Lean;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -57,17 +74,63 @@ pub enum StoreError {
     Malformed(&'static str),
 }
 
-/// The table on DynamoDB. Cheap to clone: the SDK client is shared.
+/// The table on DynamoDB. Cheap to clone: the SDK client and the lean path (what it learned,
+/// its credentials and signing key) are shared by the clones.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// `None`: every call through the SDK (the benchmark's reference).
+    lean: Option<Arc<Lean>>,
 }
 
 impl DynamoDbStore {
-    /// A store on `table` (name or ARN) through `client` (built once, see `sdk.rs`).
+    /// A store on `table` (name or ARN) through `client` (built once, see `sdk.rs`), its
+    /// hot-path calls on the lean path once one call was learned. A client configured with
+    /// interceptors of its own stays on the SDK path: they must see every call.
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
-        Self { client, table }
+        let lean = client
+            .config()
+            .interceptors()
+            .next()
+            .is_none()
+            .then(|| Arc::new(Lean::new()));
+        Self {
+            client,
+            table,
+            lean,
+        }
+    }
+
+    /// A store that sends every call through the SDK (the side-by-side benchmark's reference,
+    /// `bench/src/bin/store-cpu.rs`).
+    pub fn sdk_only(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self {
+            client,
+            table,
+            lean: None,
+        }
+    }
+
+    /// The same client and lean path on another table: what one store learned serves the
+    /// other, unless either table is named by ARN (an ARN can select another endpoint).
+    pub fn on_table(&self, table: String) -> Self {
+        let arn = |t: &str| t.starts_with("arn:");
+        let lean = if arn(&table) || arn(&self.table) {
+            self.lean.as_ref().map(|_| Arc::new(Lean::new()))
+        } else {
+            self.lean.clone()
+        };
+        Self {
+            client: self.client.clone(),
+            table,
+            lean,
+        }
+    }
+
+    /// Whether the hot-path calls go on the lean path now (a call was learned).
+    pub fn is_lean(&self) -> bool {
+        self.lean.as_ref().is_some_and(|l| l.route().is_some())
     }
 
     /// The SDK client (adapters only).
@@ -80,10 +143,79 @@ impl DynamoDbStore {
         &self.table
     }
 
+    // The call futures are boxed: inlined, the lean path's and the SDK's futures nest deep
+    // enough under the handler's to exceed rustc's layout recursion limit (as `main.rs` notes
+    // for the handler itself); one small allocation per call.
+
+    /// Sends a `PutItem`: on the lean path once learned, else through the SDK (learning).
+    pub(crate) async fn send_put_item(
+        &self,
+        request: PutItemFluentBuilder,
+    ) -> Result<PutItemOutput, SdkError<PutItemError, HttpResponse>> {
+        if let Some(lean) = &self.lean {
+            match lean.route() {
+                Some(route) => {
+                    if let Some(body) =
+                        wire::put_body(request.as_input()).and_then(|b| b.to_bytes())
+                    {
+                        return Box::pin(lean.send::<wire::Put>(route, body)).await;
+                    }
+                }
+                None => {
+                    return Box::pin(request.customize().interceptor(lean.learner()).send()).await;
+                }
+            }
+        }
+        Box::pin(request.send()).await
+    }
+
+    /// Sends an `UpdateItem`: on the lean path once learned, else through the SDK (learning).
+    pub(crate) async fn send_update_item(
+        &self,
+        request: UpdateItemFluentBuilder,
+    ) -> Result<UpdateItemOutput, SdkError<UpdateItemError, HttpResponse>> {
+        if let Some(lean) = &self.lean {
+            match lean.route() {
+                Some(route) => {
+                    if let Some(body) =
+                        wire::update_body(request.as_input()).and_then(|b| b.to_bytes())
+                    {
+                        return Box::pin(lean.send::<wire::Update>(route, body)).await;
+                    }
+                }
+                None => {
+                    return Box::pin(request.customize().interceptor(lean.learner()).send()).await;
+                }
+            }
+        }
+        Box::pin(request.send()).await
+    }
+
+    /// Sends a `GetItem`: on the lean path once learned, else through the SDK (learning).
+    pub(crate) async fn send_get_item(
+        &self,
+        request: GetItemFluentBuilder,
+    ) -> Result<GetItemOutput, SdkError<GetItemError, HttpResponse>> {
+        if let Some(lean) = &self.lean {
+            match lean.route() {
+                Some(route) => {
+                    if let Some(body) =
+                        wire::get_body(request.as_input()).and_then(|b| b.to_bytes())
+                    {
+                        return Box::pin(lean.send::<wire::Get>(route, body)).await;
+                    }
+                }
+                None => {
+                    return Box::pin(request.customize().interceptor(lean.learner()).send()).await;
+                }
+            }
+        }
+        Box::pin(request.send()).await
+    }
+
     /// Sends a `PutItem` whose answer is not needed.
     pub(crate) async fn send_put(&self, request: PutItemFluentBuilder) -> Result<(), StoreError> {
-        request
-            .send()
+        self.send_put_item(request)
             .await
             .map(drop)
             .map_err(|e| unavailable("PutItem", &e))
@@ -94,8 +226,7 @@ impl DynamoDbStore {
         &self,
         request: UpdateItemFluentBuilder,
     ) -> Result<(), StoreError> {
-        request
-            .send()
+        self.send_update_item(request)
             .await
             .map(drop)
             .map_err(|e| unavailable("UpdateItem", &e))
@@ -106,13 +237,14 @@ impl DynamoDbStore {
         &self,
         key: AttributeValue,
     ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let got = self
+        let request = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(KEY_ATTRIBUTE, key)
-            .consistent_read(true)
-            .send()
+            .consistent_read(true);
+        let got = self
+            .send_get_item(request)
             .await
             .map_err(|e| unavailable("GetItem", &e))?;
         Ok(got.item)

@@ -125,13 +125,14 @@ impl CallbackStore for DynamoDbStore {
                 return Ok(false);
             };
             let updated = self
-                .existing_record(hash)
-                .update_expression("SET #token = :token, #updated = :now")
-                .expression_attribute_names("#token", "task_token")
-                .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(":token", string_value(token.expose()))
-                .expression_attribute_values(":now", number_value(now_ms))
-                .send()
+                .send_update_item(
+                    self.existing_record(hash)
+                        .update_expression("SET #token = :token, #updated = :now")
+                        .expression_attribute_names("#token", "task_token")
+                        .expression_attribute_names("#updated", "updated_at")
+                        .expression_attribute_values(":token", string_value(token.expose()))
+                        .expression_attribute_values(":now", number_value(now_ms)),
+                )
                 .await;
             match updated {
                 Ok(_) => Ok(true),
@@ -153,7 +154,7 @@ impl CallbackStore for DynamoDbStore {
         claim: &'a SettleClaim<'a>,
     ) -> StoreFuture<'a, SettleClaimWrite> {
         Box::pin(async move {
-            let sent = self
+            let sent = self.send_update_item(self
                 .client()
                 .update_item()
                 .table_name(self.table())
@@ -186,7 +187,7 @@ impl CallbackStore for DynamoDbStore {
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
-                .send()
+                )
                 .await;
             match sent {
                 Ok(out) => {
@@ -211,27 +212,28 @@ impl CallbackStore for DynamoDbStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let sent = self
-                .client()
-                .update_item()
-                .table_name(self.table())
-                .key(KEY_ATTRIBUTE, record_key(hash))
-                .condition_expression("#state = :settling AND #owner = :owner")
-                .update_expression("SET #state = :waiting, #updated = :now REMOVE #until")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_names("#owner", "lease_owner")
-                .expression_attribute_names("#until", "lease_until")
-                .expression_attribute_names("#updated", "updated_at")
-                .expression_attribute_values(
-                    ":settling",
-                    string_value(CallbackState::Settling.as_str()),
+                .send_update_item(
+                    self.client()
+                        .update_item()
+                        .table_name(self.table())
+                        .key(KEY_ATTRIBUTE, record_key(hash))
+                        .condition_expression("#state = :settling AND #owner = :owner")
+                        .update_expression("SET #state = :waiting, #updated = :now REMOVE #until")
+                        .expression_attribute_names("#state", "state")
+                        .expression_attribute_names("#owner", "lease_owner")
+                        .expression_attribute_names("#until", "lease_until")
+                        .expression_attribute_names("#updated", "updated_at")
+                        .expression_attribute_values(
+                            ":settling",
+                            string_value(CallbackState::Settling.as_str()),
+                        )
+                        .expression_attribute_values(
+                            ":waiting",
+                            string_value(CallbackState::Waiting.as_str()),
+                        )
+                        .expression_attribute_values(":owner", string_value(owner))
+                        .expression_attribute_values(":now", number_value(now_ms)),
                 )
-                .expression_attribute_values(
-                    ":waiting",
-                    string_value(CallbackState::Waiting.as_str()),
-                )
-                .expression_attribute_values(":owner", string_value(owner))
-                .expression_attribute_values(":now", number_value(now_ms))
-                .send()
                 .await;
             match sent {
                 Ok(_) => Ok(()),

@@ -52,7 +52,7 @@ impl Store for DynamoDbStore {
                 ("claimed_at".to_owned(), number_value(claim.now_ms)),
                 ("updated_at".to_owned(), number_value(claim.now_ms)),
             ]);
-            let sent = self
+            let request = self
                 .client()
                 .put_item()
                 .table_name(self.table())
@@ -66,10 +66,8 @@ impl Store for DynamoDbStore {
                 .expression_attribute_values(":released", string_value(State::Released.as_str()))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            match sent {
+                );
+            match self.send_put_item(request).await {
                 Ok(_) => Ok(ClaimWrite::Won),
                 Err(SdkError::ServiceError(ctx))
                     if ctx.err().is_conditional_check_failed_exception() =>
@@ -132,7 +130,7 @@ impl Store for DynamoDbStore {
                     request.update_expression("SET #state = :state, #updated = :now")
                 }
             };
-            match request.send().await {
+            match self.send_update_item(request).await {
                 Ok(_) => Ok(UpdateWrite::Written),
                 Err(err) => match failed_condition(&err) {
                     Some(old) => Ok(UpdateWrite::Changed(old.map(record_of).transpose()?)),

@@ -20,23 +20,33 @@ use super::open::open_key;
 use super::run::{End, RunKey, RunWrite};
 use super::{KeptInput, LedgerStore, OpenRun, OpenRunStore, RecordedStart, Written};
 use crate::cloudbot::JobStatus;
-use crate::table::{StoreFuture, failed_condition, number_value, string_value, unavailable};
+use crate::table::{
+    DynamoDbStore, StoreFuture, failed_condition, number_value, string_value, unavailable,
+};
 
 /// The value of `open` (a constant: the index `open_runs` has one partition, which the sweep
 /// reads; docs/orphans.md).
 const OPEN_VALUE: &str = "open";
 
-/// The ledger table on DynamoDB. Cheap to clone: the SDK client is shared.
+/// The ledger table on DynamoDB. Cheap to clone: the SDK client and the lean call path
+/// (`crate::table`) are shared.
 #[derive(Debug, Clone)]
 pub struct LedgerTable {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    store: DynamoDbStore,
 }
 
 impl LedgerTable {
     /// The table `table` (name or ARN) through `client` (built once, see `sdk.rs`).
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
-        Self { client, table }
+        Self {
+            store: DynamoDbStore::new(client, table),
+        }
+    }
+
+    /// The ledger on the table of `store` (made with [`DynamoDbStore::on_table`], so a call the
+    /// idempotency table's store learned serves the ledger too).
+    pub fn on(store: DynamoDbStore) -> Self {
+        Self { store }
     }
 }
 
@@ -197,9 +207,10 @@ impl LedgerStore for LedgerTable {
         Box::pin(async move {
             let e = expression_of(write);
             let mut request = self
-                .client
+                .store
+                .client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.store.table())
                 .key(RUN, string_value(write.run.as_str()))
                 .update_expression(e.text_of())
                 .set_expression_attribute_names(Some(e.names))
@@ -212,7 +223,7 @@ impl LedgerStore for LedgerTable {
                     .expression_attribute_names("#ended", "ended_at")
                     .return_values(ReturnValue::AllNew);
             }
-            match request.send().await {
+            match self.store.send_update_item(request).await {
                 Ok(output) => Ok(Written::Noted {
                     ended: write.end.is_some(),
                     recorded: output.attributes().map(recorded_start).unwrap_or_default(),
@@ -229,14 +240,17 @@ impl LedgerStore for LedgerTable {
         Box::pin(async move {
             // One attribute, eventually consistent (half a read unit): the start wrote it long
             // before any look that could find the job over its maximum.
-            let output = self
-                .client
+            let request = self
+                .store
+                .client()
                 .get_item()
-                .table_name(&self.table)
+                .table_name(self.store.table())
                 .key(RUN, string_value(run.as_str()))
                 .projection_expression("#m")
-                .expression_attribute_names("#m", MAX_RUN_S)
-                .send()
+                .expression_attribute_names("#m", MAX_RUN_S);
+            let output = self
+                .store
+                .send_get_item(request)
                 .await
                 .map_err(|err| unavailable("GetItem", &err))?;
             Ok(output
@@ -254,9 +268,10 @@ impl LedgerStore for LedgerTable {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let request = self
-                .client
+                .store
+                .client()
                 .update_item()
-                .table_name(&self.table)
+                .table_name(self.store.table())
                 .key(RUN, string_value(run.as_str()))
                 // Only an open run of ours: no stray item for a job without a record, and an
                 // end already recorded stays as it is.
@@ -270,7 +285,7 @@ impl LedgerStore for LedgerTable {
                     .expression_attribute_values(":s", string_value(status)),
                 None => request.update_expression("REMOVE #s"),
             };
-            match request.send().await {
+            match self.store.send_update_item(request).await {
                 Ok(_) => Ok(()),
                 Err(err) if failed_condition(&err).is_some() => Ok(()),
                 Err(err) => Err(unavailable("UpdateItem", &err)),
@@ -288,9 +303,10 @@ impl OpenRunStore for LedgerTable {
             let mut start = None;
             loop {
                 let output = self
-                    .client
+                    .store
+                    .client()
                     .query()
-                    .table_name(&self.table)
+                    .table_name(self.store.table())
                     .index_name(OPEN_RUNS)
                     .key_condition_expression("#o = :o AND begins_with(#k, :k)")
                     .expression_attribute_names("#o", OPEN)
@@ -314,9 +330,10 @@ impl OpenRunStore for LedgerTable {
     fn first<'a>(&'a self, limit: usize) -> StoreFuture<'a, Vec<OpenRun>> {
         Box::pin(async move {
             let output = self
-                .client
+                .store
+                .client()
                 .query()
-                .table_name(&self.table)
+                .table_name(self.store.table())
                 .index_name(OPEN_RUNS)
                 .key_condition_expression("#o = :o")
                 .expression_attribute_names("#o", OPEN)
@@ -332,16 +349,19 @@ impl OpenRunStore for LedgerTable {
     fn close<'a>(&'a self, run: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let sent = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(RUN, string_value(run))
-                .update_expression("REMOVE #o, #k")
-                .condition_expression("attribute_exists(#ended)")
-                .expression_attribute_names("#o", OPEN)
-                .expression_attribute_names("#k", OPEN_KEY)
-                .expression_attribute_names("#ended", ENDED_AT)
-                .send()
+                .store
+                .send_update_item(
+                    self.store
+                        .client()
+                        .update_item()
+                        .table_name(self.store.table())
+                        .key(RUN, string_value(run))
+                        .update_expression("REMOVE #o, #k")
+                        .condition_expression("attribute_exists(#ended)")
+                        .expression_attribute_names("#o", OPEN)
+                        .expression_attribute_names("#k", OPEN_KEY)
+                        .expression_attribute_names("#ended", ENDED_AT),
+                )
                 .await;
             match sent {
                 Ok(_) => Ok(()),

@@ -385,8 +385,8 @@ impl ScheduleStates {
             request = request.expression_attribute_values(placeholder, value);
         }
         match bounded(deadline, async {
-            request
-                .send()
+            self.store
+                .send_update_item(request)
                 .await
                 .map_err(|e| match failed_condition(&e) {
                     Some(_) => None,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::table::{string_value, unavailable};
+use crate::table::{DynamoDbStore, string_value, unavailable};
 
 /// The key read: outside every namespace of the idempotency table's keys (each carries a
 /// prefix ending in `:`, e.g. `request:`, `schedule:`, `callback:`), so the read never returns a
@@ -32,12 +32,13 @@ pub enum StoreWarmUp {
     Failed(String),
 }
 
-/// Reads [`WARM_UP_KEY`] from `table` (whose partition key is `key_attribute`: the function's
-/// role may read the idempotency table, not the run ledger) through
-/// `client`, waiting at most `bound` (`ZERO`: skipped), and logs the outcome.
+/// Reads [`WARM_UP_KEY`] from the table of `store` (whose partition key is `key_attribute`: the
+/// function's role may read the idempotency table, not the run ledger), waiting at most `bound`
+/// (`ZERO`: skipped), and logs the outcome. Through the store's own call path, so this SDK call is
+/// also the one its lean path learns from (`crate::table`): the first invocation's store calls
+/// are lean already.
 pub async fn warm_up_dynamodb(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
+    store: &DynamoDbStore,
     key_attribute: &str,
     bound: Duration,
 ) -> StoreWarmUp {
@@ -45,14 +46,15 @@ pub async fn warm_up_dynamodb(
         return StoreWarmUp::Skipped;
     }
     let started = Instant::now();
-    let read = client
+    let request = store
+        .client()
         .get_item()
-        .table_name(table)
+        .table_name(store.table())
         .key(key_attribute, string_value(WARM_UP_KEY))
         // Only the key comes back if it ever existed: the smallest answer to parse.
         .projection_expression("#k")
-        .expression_attribute_names("#k", key_attribute)
-        .send();
+        .expression_attribute_names("#k", key_attribute);
+    let read = store.send_get_item(request);
     let outcome = match tokio::time::timeout(bound, read).await {
         Ok(Ok(_)) => StoreWarmUp::Answered,
         Ok(Err(err)) => StoreWarmUp::Failed(unavailable("GetItem", &err).to_string()),

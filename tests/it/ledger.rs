@@ -15,6 +15,8 @@ use cloudbot_trigger::idempotency::RecordKey;
 use cloudbot_trigger::ledger::{
     Learned, Ledger, LedgerTable, OVERRUN, Observed, Origin, index, month_of,
 };
+use cloudbot_trigger::sdk::{StoreWarmUp, warm_up_dynamodb};
+use cloudbot_trigger::table::DynamoDbStore;
 use cloudbot_trigger::trigger::Trigger;
 use tokio::time::Instant;
 
@@ -22,10 +24,12 @@ use crate::support::moto::serial_moto;
 
 async fn ledger() -> (Arc<Ledger>, String) {
     let table = serial_moto().create_ledger_table("ledger-store").await;
-    let ledger = Ledger::new(
-        LedgerTable::new(serial_moto().dynamodb(), table.clone()),
-        Duration::from_secs(400 * 86_400),
-    );
+    // Lean from the first write: the store learned its call path from one read, as the
+    // function's ledger learns it from the init's warm-up of the idempotency table.
+    let store = DynamoDbStore::new(serial_moto().dynamodb(), table.clone());
+    let warm = warm_up_dynamodb(&store, "run", Duration::from_secs(5)).await;
+    assert!(warm == StoreWarmUp::Answered && store.is_lean());
+    let ledger = Ledger::new(LedgerTable::on(store), Duration::from_secs(400 * 86_400));
     (Arc::new(ledger), table)
 }
 

@@ -8,6 +8,7 @@ mod frozen;
 mod https;
 mod job_events;
 mod lambda;
+mod lean_store;
 mod ledger;
 mod repo;
 mod store;

@@ -20,7 +20,8 @@ use cloudbot_trigger::cloudbot::{ApiBase, BotEndpoint, ExecuteRequest};
 use cloudbot_trigger::idempotency::{
     ClaimWrite, Expected, Fingerprint, NewClaim, RecordKey, State, Store, Update, UpdateWrite,
 };
-use cloudbot_trigger::table::DynamoDbStore;
+use cloudbot_trigger::sdk::{StoreWarmUp, warm_up_dynamodb};
+use cloudbot_trigger::table::{DynamoDbStore, KEY_ATTRIBUTE};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -49,9 +50,21 @@ fn claim<'a>(key: &'a RecordKey, owner: &'a str, fp: &'a Fingerprint, now_ms: u6
     }
 }
 
+/// A store on a new table, its calls on the lean path from the first (learned from the init's
+/// warm-up read, as in the function).
 async fn store() -> (DynamoDbStore, String) {
     let table = moto().create_idempotency_table("store").await;
-    (DynamoDbStore::new(moto().dynamodb(), table.clone()), table)
+    (
+        lean(DynamoDbStore::new(moto().dynamodb(), table.clone())).await,
+        table,
+    )
+}
+
+async fn lean(store: DynamoDbStore) -> DynamoDbStore {
+    let warm = warm_up_dynamodb(&store, KEY_ATTRIBUTE, Duration::from_secs(5)).await;
+    assert_eq!(warm, StoreWarmUp::Answered);
+    assert!(store.is_lean(), "the warm-up's call was learned");
+    store
 }
 
 #[tokio::test]
@@ -356,7 +369,7 @@ async fn concurrent_deliveries_of_one_callback_make_one_step_functions_call() {
     const DELIVERIES: usize = 8;
     // Atomic conditional writes, as DynamoDB's (see `serial_moto`).
     let table = serial_moto().create_idempotency_table("concurrent").await;
-    let store = DynamoDbStore::new(serial_moto().dynamodb(), table);
+    let store = lean(DynamoDbStore::new(serial_moto().dynamodb(), table)).await;
     let sfn = GatedStepFunctions::default();
     let base = url::Url::parse("https://cb.example/callbacks").unwrap();
     let callbacks = Arc::new(Callbacks::new(

@@ -9,10 +9,13 @@
 //! An interceptor on every phase hook of the SDK's orchestrator splits each call: set-up before
 //! the first hook (operation runtime plugins, config bag), serialisation, retry strategy,
 //! identity + endpoint resolution, SigV4 signing, transmit (HTTP client, TLS, socket I/O),
-//! deserialisation, attempt and execution wrap-up. Variants, side by side in one run: the store
-//! keeping its connections, closing them, and the client without stalled-stream protection.
-//! A benchmark: it prints figures and asserts nothing about them. Method: docs/benchmarks.md,
-//! "Where the keyed execute's CPU goes".
+//! deserialisation, attempt and execution wrap-up. Variants, side by side in one run: the SDK
+//! path with the store keeping its connections and closing them (by phase), the SDK path without
+//! the phase marks, and the lean call path (`cloudbot_trigger::table`, issue 24) on the same
+//! client configuration, learned from the init's warm-up read as in the function (whole calls
+//! only: an interceptor on the client would keep it on the SDK path). A benchmark: it prints
+//! figures and asserts nothing about them. Method: docs/benchmarks.md, "Where the keyed
+//! execute's CPU goes" and "A lean DynamoDB call path".
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,9 +26,7 @@ use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
     FinalizerInterceptorContextRef,
 };
-use aws_sdk_dynamodb::config::{
-    ConfigBag, Intercept, RuntimeComponents, StalledStreamProtectionConfig,
-};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use clap::Parser;
 use cloudbot_emulator::TestCa;
@@ -33,7 +34,8 @@ use cloudbot_testkit::dynamodb::DynamoDbEndpoint;
 use cloudbot_trigger::idempotency::{
     ClaimWrite, Expected, Fingerprint, NewClaim, RecordKey, State, Store, Update, UpdateWrite,
 };
-use cloudbot_trigger::table::DynamoDbStore;
+use cloudbot_trigger::sdk::{StoreWarmUp, warm_up_dynamodb};
+use cloudbot_trigger::table::{DynamoDbStore, KEY_ATTRIBUTE};
 
 #[derive(Parser)]
 #[command(about = "CPU per idempotency-store call of the function's DynamoDB adapter, by phase")]
@@ -142,7 +144,10 @@ fn phase(from: &str, to: &str) -> &'static str {
 struct Variant {
     label: &'static str,
     close: bool,
-    stalled_stream_protection: bool,
+    /// The lean call path (no phase marks: whole calls only).
+    lean: bool,
+    /// Phase marks on the SDK path (an interceptor on every hook).
+    phases: bool,
 }
 
 /// Per phase, the CPU of every call (claims and completions apart).
@@ -186,21 +191,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let variants = [
         Variant {
-            label: "store keeps connections (default client)",
+            label: "SDK path, store keeps connections (by phase)",
             close: false,
-            stalled_stream_protection: true,
+            lean: false,
+            phases: true,
         },
         Variant {
-            label: "store closes every connection (default client)",
+            label: "SDK path, store closes every connection (by phase)",
             close: true,
-            stalled_stream_protection: true,
+            lean: false,
+            phases: true,
         },
         Variant {
-            label: "store keeps connections, stalled-stream protection off",
+            label: "SDK path, store keeps connections (no phase marks)",
             close: false,
-            stalled_stream_protection: false,
+            lean: false,
+            phases: false,
+        },
+        Variant {
+            label: "lean path, store keeps connections",
+            close: false,
+            lean: true,
+            phases: false,
+        },
+        Variant {
+            label: "lean path, store closes every connection",
+            close: true,
+            lean: true,
+            phases: false,
         },
     ];
+    let mut summary = Vec::new();
     println!(
         "store-cpu: {} keyed executes per variant after {} unmeasured, thread CPU time, medians in µs\n",
         cli.executes, cli.warmup
@@ -214,18 +235,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(ca.ca_pem().as_bytes()),
             )
             .await?;
-            let mut config = cloudbot_trigger::sdk::dynamodb_config(&sdk)
-                .endpoint_url(url)
-                .interceptor(PhaseTimer(marks.clone()));
-            if !v.stalled_stream_protection {
-                config =
-                    config.stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+            let mut config = cloudbot_trigger::sdk::dynamodb_config(&sdk).endpoint_url(url);
+            if v.phases {
+                config = config.interceptor(PhaseTimer(marks.clone()));
             }
             let client = aws_sdk_dynamodb::Client::from_conf(config.build());
-            Ok::<_, Box<dyn std::error::Error>>(DynamoDbStore::new(
-                client,
-                "bench-table".to_owned(),
-            ))
+            let table = "bench-table".to_owned();
+            let store = if v.lean {
+                DynamoDbStore::new(client, table)
+            } else {
+                DynamoDbStore::sdk_only(client, table)
+            };
+            // The init's warm-up, as in the function: on the lean path the call it learns from.
+            let warm = warm_up_dynamodb(&store, KEY_ATTRIBUTE, Duration::from_secs(5)).await;
+            if warm != StoreWarmUp::Answered || store.is_lean() != v.lean {
+                return Err(
+                    format!("{}: warm-up {warm:?}, lean {}", v.label, store.is_lean()).into(),
+                );
+            }
+            Ok::<_, Box<dyn std::error::Error>>(store)
         })?;
         let mut phases = Phases::new();
         let mut totals = (Vec::new(), Vec::new(), Vec::new());
@@ -254,7 +282,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let names: std::collections::BTreeSet<&str> = phases.keys().map(|(_, p)| *p).collect();
         let mut names: Vec<&str> = names.into_iter().collect();
         names.sort_by_key(|n| n.split(' ').next().and_then(|d| d.parse::<u32>().ok()));
-        for name in names {
+        // Without phase marks there is only the whole call.
+        for name in names.into_iter().filter(|_| v.phases) {
             let mut cell = |op| {
                 phases
                     .get_mut(&(op, name))
@@ -268,16 +297,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             us(median(&mut totals.0)),
             us(median(&mut totals.1))
         );
+        let (c, u, both) = (
+            median(&mut totals.0),
+            median(&mut totals.1),
+            median(&mut totals.2),
+        );
         println!(
             "\nclaim + completion per keyed execute: median {} µs\n",
-            us(median(&mut totals.2))
+            us(both)
         );
+        summary.push((v.label, c, u, both));
     }
+    println!("## side by side (medians, µs of the calling thread's CPU)\n");
+    println!("| variant | claim (PutItem) | completion (UpdateItem) | claim + completion |");
+    println!("|---|---|---|---|");
+    for (label, c, u, both) in &summary {
+        println!("| {label} | {} | {} | {} |", us(*c), us(*u), us(*both));
+    }
+    println!();
     let calls = alive.calls();
     let closed = close.calls();
     println!(
-        "stand-in calls: keeps {} PutItem / {} UpdateItem, closes {} / {}",
-        calls.put_item, calls.update_item, closed.put_item, closed.update_item
+        "stand-in calls: keeps {} PutItem / {} UpdateItem / {} GetItem, closes {} / {} / {}",
+        calls.put_item,
+        calls.update_item,
+        calls.get_item,
+        closed.put_item,
+        closed.update_item,
+        closed.get_item
     );
     Ok(())
 }
