@@ -8,6 +8,7 @@ architectures:
 
 * the SDK's own HTTPS client is not linked: every SDK client runs on ours (src/sdk/https.rs), and
   leaving the SDK's out is a size lever (docs/benchmarks.md, "Levers tried", row 19);
+* `regex` (re-run patterns) has none of its `perf` features, another size lever (row 21);
 * rustls keeps `prefer-post-quantum`, which that client used to turn on for every rustls user:
   without it the hybrid X25519MLKEM768 would no longer lead the key exchange groups of our
   connections (the Cloud BOT client's and the SDK clients').
@@ -59,3 +60,10 @@ def test_the_sdk_default_https_client_is_not_linked(target: str) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_rustls_prefers_the_post_quantum_key_exchange(target: str) -> None:
     assert "prefer-post-quantum" in function_graph(target)["rustls"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_regex_has_no_perf_features(target: str) -> None:
+    features = function_graph(target)["regex"]
+    assert "unicode" in features, "the documented syntax needs Unicode"
+    assert sorted(f for f in features if f.startswith("perf")) == []
