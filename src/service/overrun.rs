@@ -208,7 +208,14 @@ mod tests {
                              "elapsed_time": elapsed, "message": "The BOT is executing"});
         let suspended = json!({"code": 200, "job_id": "j1", "bot_id": "b1", "status": 1,
                                "elapsed_time": elapsed, "message": "The job was suspended"});
-        suspendable_job_seen(running, suspended, suspend_status, runs.marks_handle(), seen).await
+        suspendable_job_seen(
+            running,
+            suspended,
+            suspend_status,
+            runs.marks_handle(),
+            seen,
+        )
+        .await
     }
 
     fn refer() -> serde_json::Value {
