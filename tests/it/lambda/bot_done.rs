@@ -9,13 +9,14 @@
 //! emulator's POST, and the test hands that request to the handler as the API Gateway event.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use cloudbot_trigger::bot_done::webhook_url;
 use cloudbot_trigger::cloudbot::Credentials;
-use cloudbot_trigger::job_events::{Event, EventBus, JobEvents, PutFuture};
+use cloudbot_trigger::job_events::JobEvents;
+
+use crate::support::bus::Bus;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -25,30 +26,6 @@ use crate::support::moto::serial_moto;
 use crate::support::{bot, call, client_for};
 
 type Item = HashMap<String, AttributeValue>;
-
-/// A bus that keeps what it is given.
-#[derive(Debug, Clone, Default)]
-struct Bus(Arc<Mutex<Vec<Event>>>);
-
-impl EventBus for Bus {
-    fn put<'a>(&'a self, event: &'a Event) -> PutFuture<'a> {
-        Box::pin(async move {
-            self.0.lock().unwrap().push(event.clone());
-            Ok(())
-        })
-    }
-}
-
-impl Bus {
-    fn details(&self) -> Vec<Value> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| serde_json::from_str(&e.detail).unwrap())
-            .collect()
-    }
-}
 
 /// The harness (ledger in moto, `bus`), a webhook receiver, and echo_bot subscribed to it with
 /// the URL `cloudbot subscribe` makes; the URL is returned.

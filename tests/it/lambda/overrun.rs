@@ -7,10 +7,11 @@
 //! stand-in bus.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloudbot_trigger::job_events::{Event, EventBus, JobEvents, PutFuture};
+use cloudbot_trigger::job_events::JobEvents;
+
+use crate::support::bus::Bus;
 
 use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
@@ -144,19 +145,6 @@ async fn a_job_within_its_maximum_is_only_looked_at() {
     assert!(requests_to(&h.emulator, "DELETE", "/demo/jobs/").is_empty());
 }
 
-/// A bus that keeps what it is given.
-#[derive(Debug, Clone, Default)]
-struct Bus(Arc<Mutex<Vec<Event>>>);
-
-impl EventBus for Bus {
-    fn put<'a>(&'a self, event: &'a Event) -> PutFuture<'a> {
-        Box::pin(async move {
-            self.0.lock().unwrap().push(event.clone());
-            Ok(())
-        })
-    }
-}
-
 #[tokio::test]
 async fn every_end_of_a_mixed_set_of_runs_is_announced_once_with_the_documented_detail() {
     let bus = Bus::default();
@@ -186,7 +174,7 @@ async fn every_end_of_a_mixed_set_of_runs_is_announced_once_with_the_documented_
             let _ = h.invoke(refer(job_id)).await;
         }
     }
-    let events = bus.0.lock().unwrap().clone();
+    let events = bus.events();
     assert_eq!(events.len(), 3, "one per end: {events:?}");
     let mut by_bot = BTreeMap::new();
     for event in &events {

@@ -6,6 +6,8 @@
 // they may unwrap too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// A job-finished events bus in memory.
+pub mod bus;
 /// Capturing tracing output.
 pub mod logs;
 /// A real Secrets Manager (moto).
